@@ -1,0 +1,10 @@
+//! One file per command.
+
+pub mod bench;
+pub mod demo;
+pub mod get;
+pub mod ls;
+pub mod put;
+pub mod repo;
+pub mod rm;
+pub mod verify;

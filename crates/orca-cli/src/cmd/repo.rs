@@ -1,0 +1,208 @@
+//! `orca repo init | info | rebuild-index`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use orca_repo::{ChunkerSpec, Cipher, InitOptions, NewKey, Repository};
+use serde_json::json;
+
+use crate::common::{self, RepoArgs, human_bytes, print_json};
+
+#[derive(Subcommand, Debug)]
+pub enum RepoCmd {
+    /// Create a new, empty repository in a directory.
+    ///
+    /// The repository key is generated here. It is protected by a passphrase
+    /// (ORCA_PASSWORD, or asked on the terminal) unless --key-file is given,
+    /// in which case it is written to that file (mode 0600) and nothing in the
+    /// repository can unlock it: keep the key file safe, without it the
+    /// backups cannot be read.
+    Init(InitArgs),
+    /// Show the repository's parameters and what it holds.
+    Info(InfoArgs),
+    /// Rebuild the local index from the stored packs and manifests (after the
+    /// index file was lost or damaged). Needs no key.
+    RebuildIndex(InfoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Directory for the repository (created if missing).
+    #[arg(long, env = "ORCA_REPO", value_name = "DIR")]
+    repo: PathBuf,
+    /// Write the new key to this file instead of protecting it with a passphrase.
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// Chunk cipher: aes-256-gcm (fastest with AES instructions) or chacha20-poly1305.
+    #[arg(long, default_value = "aes-256-gcm")]
+    cipher: Cipher,
+    /// zstd level for chunks (1 fastest .. 19; negative values are faster still).
+    #[arg(long, default_value_t = orca_repo::config::DEFAULT_ZSTD_LEVEL, allow_negative_numbers = true)]
+    compression_level: i32,
+    /// Default fixed chunk size in KiB (a multiple of the Oracle block size).
+    #[arg(long, default_value_t = 1024, value_name = "KIB")]
+    chunk_size_kib: u32,
+    /// Target size of pack objects in MiB.
+    #[arg(long, default_value_t = 16, value_name = "MIB")]
+    pack_size_mib: u32,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(cmd: RepoCmd) -> Result<()> {
+    match cmd {
+        RepoCmd::Init(a) => init(a).await,
+        RepoCmd::Info(a) => info(a).await,
+        RepoCmd::RebuildIndex(a) => rebuild(a).await,
+    }
+}
+
+async fn init(a: InitArgs) -> Result<()> {
+    let opts = InitOptions {
+        cipher: a.cipher,
+        compression_level: a.compression_level,
+        chunker: ChunkerSpec::Fixed {
+            size: a
+                .chunk_size_kib
+                .checked_mul(1024)
+                .context("chunk size too large")?,
+        },
+        pack_size: a
+            .pack_size_mib
+            .checked_mul(1 << 20)
+            .context("pack size too large")?,
+        ..Default::default()
+    };
+    let key = match &a.key_file {
+        Some(f) => {
+            if f.exists() {
+                bail!(
+                    "key file {} already exists; refusing to overwrite a key",
+                    f.display()
+                );
+            }
+            NewKey::KeyFile(f.clone())
+        }
+        None => NewKey::Passphrase(common::passphrase(true)?),
+    };
+    let (repo, _store) = Repository::init_local(&a.repo, &opts, &key)
+        .await
+        .with_context(|| format!("cannot create a repository in {}", a.repo.display()))?;
+    let c = repo.config();
+    if a.json {
+        print_json(&json!({
+            "repository": a.repo,
+            "id": c.id,
+            "cipher": c.cipher,
+            "compression_level": c.compression_level,
+            "chunker": c.chunker,
+            "pack_size": c.pack_size,
+            "key_storage": c.key_storage,
+            "key_file": a.key_file,
+        }))?;
+    } else {
+        println!("created repository {} at {}", c.id, a.repo.display());
+        println!(
+            "  cipher {}, zstd level {}, chunks {}, packs of {}",
+            c.cipher,
+            c.compression_level,
+            c.chunker,
+            human_bytes(c.pack_size as u64)
+        );
+        match &a.key_file {
+            Some(f) => println!(
+                "  key written to {} — keep it safe: without it the backups cannot be read",
+                f.display()
+            ),
+            None => println!(
+                "  key protected by your passphrase — without it the backups cannot be read"
+            ),
+        }
+    }
+    Ok(())
+}
+
+async fn info(a: InfoArgs) -> Result<()> {
+    let store = a.repo.open_store().await?;
+    let c = store.config().clone();
+    let s = store.stats().await?;
+    if a.json {
+        print_json(&json!({ "repository": a.repo.repo, "config": c, "stats": s }))?;
+    } else {
+        println!("repository {} at {}", c.id, a.repo.repo.display());
+        println!("  created       {}", common::format_time(c.created));
+        println!(
+            "  cipher        {}, zstd level {}",
+            c.cipher, c.compression_level
+        );
+        println!(
+            "  chunks        {} by default, packs of {}",
+            c.chunker,
+            human_bytes(c.pack_size as u64)
+        );
+        println!("  key           {:?}", c.key_storage);
+        println!(
+            "  pieces        {} holding {}",
+            s.pieces,
+            human_bytes(s.piece_bytes)
+        );
+        println!(
+            "  chunks stored {} ({} plain, {} encoded)",
+            s.chunks,
+            human_bytes(s.raw_bytes),
+            human_bytes(s.chunk_bytes)
+        );
+        println!(
+            "  packs         {} ({})",
+            s.packs,
+            human_bytes(s.pack_bytes)
+        );
+        if s.pack_bytes > 0 {
+            println!(
+                "  reduction     {:.1}x (piece bytes / stored bytes)",
+                s.piece_bytes as f64 / s.pack_bytes as f64
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn rebuild(a: InfoArgs) -> Result<()> {
+    let store = a.repo.open_store().await?;
+    let bar = common::count_bar(0, "reading packs");
+    let progress = |p: &orca_repo::store::Progress| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+    };
+    let report = store.rebuild_index(Some(&progress)).await?;
+    bar.finish_and_clear();
+    if a.json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "index rebuilt: {} packs, {} chunks, {} pieces",
+            report.packs, report.chunks, report.pieces
+        );
+        for (obj, why) in &report.damaged {
+            println!("  damaged: {obj}: {why}");
+        }
+    }
+    if !report.damaged.is_empty() {
+        bail!(
+            "{} object(s) could not be read; run `orca verify` for details",
+            report.damaged.len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! `orca verify`: re-read and check every chunk and manifest.
+
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use clap::Args;
+
+use crate::common::{self, RepoArgs, human_bytes, mb_per_s, print_json};
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// Only check stored checksums (no key needed, faster); by default every
+    /// chunk is decrypted, decompressed and re-hashed against its id.
+    #[arg(long)]
+    checksums_only: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(a: VerifyArgs) -> Result<()> {
+    let (codec, store) = if a.checksums_only {
+        (None, a.repo.open_store().await?)
+    } else {
+        let (repo, store) = a.repo.open().await?;
+        (Some(repo.codec().clone()), store)
+    };
+    let bar = common::byte_bar(0, "verifying");
+    let total = store.stats().await?.pack_bytes;
+    bar.set_length(total);
+    let progress = |p: &orca_repo::store::Progress| {
+        if p.phase == "packs" {
+            bar.set_position(p.bytes);
+        } else {
+            bar.set_message(format!("reading manifests {}/{}", p.done, p.total));
+        }
+    };
+    let started = Instant::now();
+    let report = store.verify(codec, Some(&progress)).await?;
+    bar.finish_and_clear();
+    if a.json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "checked {} pieces, {} chunks in {} packs ({}), {} ({:.0} MB/s)",
+            report.pieces,
+            report.chunks,
+            report.packs,
+            human_bytes(report.bytes),
+            if report.deep {
+                "decrypted and re-hashed"
+            } else {
+                "checksums only"
+            },
+            mb_per_s(report.bytes, started.elapsed())
+        );
+        for p in &report.problems {
+            let chunk = p
+                .chunk
+                .map(|c| format!(" chunk {}", c.short()))
+                .unwrap_or_default();
+            println!("PROBLEM in {}{chunk}: {}", p.object, p.reason);
+            for (piece, pos) in &p.pieces {
+                println!("    affects piece {piece:?}, chunk #{pos}");
+            }
+        }
+    }
+    if !report.is_clean() {
+        bail!("verification found {} problem(s)", report.problems.len());
+    }
+    if !a.json {
+        println!("repository is healthy");
+    }
+    Ok(())
+}

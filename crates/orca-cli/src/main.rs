@@ -1,0 +1,94 @@
+//! `orca`: the ORCA command line.
+
+mod cmd;
+mod common;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// ORCA (Oracle Resumable Cloud Archive): deduplicated, compressed and
+/// encrypted backups of Oracle databases.
+///
+/// A repository stores named pieces (RMAN backup pieces, image copies, any
+/// file) split into chunks; a chunk already stored is never stored or sent
+/// again, and a changed chunk of a file backed up before is stored as the
+/// blocks that changed. Every chunk read back is verified.
+///
+/// The repository key is unlocked with ORCA_PASSWORD (or a prompt) or with
+/// --key-file / ORCA_KEY_FILE; the repository directory can be given with
+/// ORCA_REPO instead of --repo.
+#[derive(Parser, Debug)]
+#[command(name = "orca", version, propagate_version = true)]
+struct Cli {
+    /// More log output on stderr (-v: info, -vv: debug). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the main job end to end on a local repository and show what happened.
+    Demo(cmd::demo::DemoArgs),
+    /// Create a repository, show it, rebuild its index.
+    #[command(subcommand)]
+    Repo(cmd::repo::RepoCmd),
+    /// Store a file, or standard input, as a named piece.
+    Put(cmd::put::PutArgs),
+    /// Restore a piece to a file or standard output, verifying every chunk.
+    Get(cmd::get::GetArgs),
+    /// List pieces, by name, database and time.
+    Ls(cmd::ls::LsArgs),
+    /// Delete pieces.
+    Rm(cmd::rm::RmArgs),
+    /// Re-read every pack and manifest and check every chunk.
+    Verify(cmd::verify::VerifyArgs),
+    /// Measure hashing, compression, encryption and the whole pipeline here.
+    Bench(cmd::bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Demo(a) => cmd::demo::run(a).await,
+            Command::Repo(c) => cmd::repo::run(c).await,
+            Command::Put(a) => cmd::put::run(a).await,
+            Command::Get(a) => cmd::get::run(a).await,
+            Command::Ls(a) => cmd::ls::run(a).await,
+            Command::Rm(a) => cmd::rm::run(a).await,
+            Command::Verify(a) => cmd::verify::run(a).await,
+            Command::Bench(a) => cmd::bench::run(a).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

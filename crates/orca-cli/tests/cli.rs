@@ -1,0 +1,557 @@
+//! The `orca` binary end to end: what a user sees.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const PASS: &str = "test passphrase";
+
+fn orca() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_orca"));
+    c.env("ORCA_PASSWORD", PASS)
+        .env_remove("ORCA_REPO")
+        .env_remove("ORCA_KEY_FILE");
+    c
+}
+
+fn run(args: &[&str], cache: &Path) -> Output {
+    let out = orca()
+        .args(args)
+        .env("ORCA_CACHE_DIR", cache)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "orca panicked: {stderr}");
+    out
+}
+
+fn ok(args: &[&str], cache: &Path) -> String {
+    let out = run(args, cache);
+    assert!(
+        out.status.success(),
+        "orca {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(args: &[&str], cache: &Path) -> serde_json::Value {
+    serde_json::from_str(&ok(args, cache)).unwrap()
+}
+
+/// Oracle-like 8 KiB blocks that compress about 2-3x.
+fn oracle_blocks(n: usize, seed: u64) -> Vec<u8> {
+    let words = [
+        "SMITH",
+        "JONES",
+        "ORDER",
+        "PAID",
+        "SHIPPED",
+        "LONDON",
+        "PARIS",
+        "ACME",
+        "WIDGET",
+        "2026-11-22",
+    ];
+    let mut out = Vec::with_capacity(n * 8192);
+    let mut x = seed | 1;
+    for b in 0..n {
+        let start = out.len();
+        out.extend_from_slice(&(b as u64 ^ seed).to_le_bytes());
+        while out.len() - start < 8192 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out.extend_from_slice(words[(x % 10) as usize].as_bytes());
+            out.extend_from_slice(&((x >> 20) as u32).to_le_bytes());
+        }
+        out.truncate(start + 8192);
+    }
+    out
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    repo: PathBuf,
+    cache: PathBuf,
+    root: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let repo = root.join("repo");
+        let cache = root.join("cache");
+        ok(
+            &[
+                "repo",
+                "init",
+                "--repo",
+                repo.to_str().unwrap(),
+                "--pack-size-mib",
+                "4",
+            ],
+            &cache,
+        );
+        Fixture {
+            _dir: dir,
+            repo,
+            cache,
+            root,
+        }
+    }
+
+    fn repo(&self) -> &str {
+        self.repo.to_str().unwrap()
+    }
+
+    fn file(&self, name: &str, data: &[u8]) -> PathBuf {
+        let p = self.root.join(name);
+        std::fs::write(&p, data).unwrap();
+        p
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        ok(args, &self.cache)
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        json(args, &self.cache)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        run(args, &self.cache)
+    }
+
+    fn pack_bytes(&self) -> u64 {
+        let v = self.json(&["repo", "info", "--repo", self.repo(), "--json"]);
+        v["stats"]["pack_bytes"].as_u64().unwrap()
+    }
+}
+
+#[test]
+fn put_get_dedup_and_scattered_changes() {
+    let f = Fixture::new();
+    let data = oracle_blocks(8192, 1); // 64 MiB
+    let src = f.file("users01.dbf", &data);
+    let first = f.json(&[
+        "put",
+        "--repo",
+        f.repo(),
+        "--name",
+        "p1",
+        src.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(first["size"].as_u64().unwrap(), data.len() as u64);
+    let out = f.root.join("restored");
+    f.ok(&["get", "--repo", f.repo(), "p1", "-o", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+
+    // The same file again, under another name, without the lineage cache:
+    // every chunk is found by asking the repository.
+    let again = f.json(&[
+        "put",
+        "--repo",
+        f.repo(),
+        "--name",
+        "p2",
+        src.to_str().unwrap(),
+        "--no-lineage",
+        "--json",
+    ]);
+    assert!(again["new_bytes"].as_u64().unwrap() * 1000 < data.len() as u64);
+
+    // 1% of the 8 KiB blocks rewritten at random places.
+    let mut changed = data.clone();
+    let mut x = 12345u64;
+    for _ in 0..data.len() / 8192 / 100 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let b = (x >> 33) as usize % (data.len() / 8192);
+        let block = &mut changed[b * 8192..(b + 1) * 8192];
+        block[..8192].copy_from_slice(&oracle_blocks(1, x)[..]);
+    }
+    std::fs::write(&src, &changed).unwrap();
+    let third = f.json(&[
+        "put",
+        "--repo",
+        f.repo(),
+        "--name",
+        "p3",
+        src.to_str().unwrap(),
+        "--json",
+    ]);
+    let new = third["new_bytes"].as_u64().unwrap();
+    assert!(
+        new * 100 <= data.len() as u64 * 3,
+        "{new} new bytes for {} (1% blocks changed)",
+        data.len()
+    );
+    assert!(third["delta_chunks"].as_u64().unwrap() > 0);
+    let out3 = f.root.join("restored3");
+    f.ok(&[
+        "get",
+        "--repo",
+        f.repo(),
+        "p3",
+        "-o",
+        out3.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(&out3).unwrap(), changed);
+
+    // Restoring to an existing file needs --force.
+    let refused = f.run(&[
+        "get",
+        "--repo",
+        f.repo(),
+        "p3",
+        "-o",
+        out3.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+
+    let listed = f.json(&["ls", "--repo", f.repo(), "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 3);
+    f.ok(&["verify", "--repo", f.repo()]);
+    f.ok(&["rm", "--repo", f.repo(), "p2"]);
+    assert_eq!(
+        f.json(&["ls", "--repo", f.repo(), "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(!f.run(&["rm", "--repo", f.repo(), "p2"]).status.success());
+}
+
+#[test]
+fn stdin_and_wrong_keys() {
+    let f = Fixture::new();
+    let data = oracle_blocks(64, 2);
+    let mut child = orca()
+        .args(["put", "--repo", f.repo(), "--name", "from-stdin", "-"])
+        .env("ORCA_CACHE_DIR", &f.cache)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), &data).unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    let got = orca()
+        .args(["get", "--repo", f.repo(), "from-stdin"])
+        .output()
+        .unwrap();
+    assert_eq!(got.stdout, data);
+
+    let wrong = orca().args(["ls", "--repo", f.repo()]).output().unwrap();
+    assert!(wrong.status.success(), "listing needs no key");
+    let wrong = orca()
+        .args(["get", "--repo", f.repo(), "from-stdin"])
+        .env("ORCA_PASSWORD", "not it")
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    let msg = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        msg.contains("wrong key") && msg.contains("ORCA_PASSWORD"),
+        "{msg}"
+    );
+    assert!(wrong.stdout.is_empty(), "no garbage on a wrong key");
+
+    let missing = orca()
+        .args(["ls", "--repo", f.root.join("nowhere").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let msg = String::from_utf8_lossy(&missing.stderr);
+    assert!(msg.contains("orca repo init"), "{msg}");
+}
+
+#[test]
+fn a_flipped_byte_fails_get_and_verify_naming_piece_and_chunk() {
+    let f = Fixture::new();
+    let data = oracle_blocks(2048, 3);
+    let src = f.file("f", &data);
+    f.ok(&[
+        "put",
+        "--repo",
+        f.repo(),
+        "--name",
+        "db/ORCL/df1",
+        src.to_str().unwrap(),
+    ]);
+    let mut packs = Vec::new();
+    let mut stack = vec![f.repo.join("packs")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p)
+            } else {
+                packs.push(p)
+            }
+        }
+    }
+    packs.sort();
+    let pack = &packs[packs.len() / 2];
+    let mut bytes = std::fs::read(pack).unwrap();
+    let pos = bytes.len() / 3;
+    bytes[pos] ^= 0x08;
+    std::fs::write(pack, &bytes).unwrap();
+
+    let out = f.root.join("out");
+    let got = f.run(&[
+        "get",
+        "--repo",
+        f.repo(),
+        "db/ORCL/df1",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!got.status.success());
+    let msg = String::from_utf8_lossy(&got.stderr);
+    assert!(
+        msg.contains("db/ORCL/df1") && msg.contains("chunk #"),
+        "{msg}"
+    );
+    assert!(!out.exists(), "no partial restore left behind");
+
+    let v = f.run(&["verify", "--repo", f.repo()]);
+    assert!(!v.status.success());
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert!(
+        text.contains("PROBLEM") && text.contains("db/ORCL/df1") && text.contains("chunk #"),
+        "{text}"
+    );
+    let v = f.run(&["verify", "--repo", f.repo(), "--checksums-only", "--json"]);
+    assert!(!v.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    assert!(!report["problems"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn kill_9_during_put_leaves_a_clean_repository_and_loses_no_work() {
+    let f = Fixture::new();
+    let data = oracle_blocks(16384, 4); // 128 MiB
+    let src = f.file("big", &data);
+
+    // How long an uninterrupted put takes here, in a scratch repository.
+    let scratch = Fixture::new();
+    let started = Instant::now();
+    let clean = scratch.json(&[
+        "put",
+        "--repo",
+        scratch.repo(),
+        "--name",
+        "x",
+        src.to_str().unwrap(),
+        "--no-lineage",
+        "--json",
+    ]);
+    let full = started.elapsed();
+    let clean_pack_bytes = scratch.pack_bytes();
+    assert_eq!(clean["size"].as_u64().unwrap(), data.len() as u64);
+
+    let mut killed = 0;
+    for (i, frac) in [0.25f64, 0.5, 0.8].iter().enumerate() {
+        let mut child = orca()
+            .args([
+                "put",
+                "--repo",
+                f.repo(),
+                "--name",
+                "big",
+                src.to_str().unwrap(),
+                "--no-lineage",
+            ])
+            .env("ORCA_CACHE_DIR", &f.cache)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let jitter = Duration::from_millis((i as u64 * 37) % 50);
+        std::thread::sleep(full.mul_f64(*frac) + jitter);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            killed += 1;
+        }
+        child.wait().unwrap();
+        // After each crash: the repository verifies clean and the piece is absent.
+        f.ok(&["verify", "--repo", f.repo()]);
+        let listed = f.json(&["ls", "--repo", f.repo(), "--json"]);
+        if listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "big")
+        {
+            break; // this attempt finished before the kill
+        }
+    }
+    assert!(
+        killed > 0,
+        "no put was interrupted; the machine is too fast for this test's timing"
+    );
+    let before = f.pack_bytes();
+    let listed = f.json(&["ls", "--repo", f.repo(), "--json"]);
+    if !listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "big")
+    {
+        let rerun = f.json(&[
+            "put",
+            "--repo",
+            f.repo(),
+            "--name",
+            "big",
+            src.to_str().unwrap(),
+            "--no-lineage",
+            "--json",
+        ]);
+        let sent = rerun["new_bytes"].as_u64().unwrap();
+        // What the killed attempts had stored is not sent again: the re-run
+        // sends at most what was missing plus the packs in flight at the kill.
+        assert!(
+            sent <= clean_pack_bytes.saturating_sub(before) + 3 * 4 * (1 << 20) + (1 << 20),
+            "re-run sent {sent} bytes; {before} of {clean_pack_bytes} were already stored"
+        );
+    }
+    let out = f.root.join("out");
+    f.ok(&[
+        "get",
+        "--repo",
+        f.repo(),
+        "big",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    f.ok(&["verify", "--repo", f.repo()]);
+    // No chunk was stored twice (beyond the packs cut short by the kills).
+    assert!(f.pack_bytes() <= clean_pack_bytes + 3 * 4 * (1 << 20) + (1 << 20));
+}
+
+#[test]
+fn two_concurrent_puts_into_one_repository() {
+    let f = Fixture::new();
+    let common = oracle_blocks(4096, 5);
+    let mut a = common.clone();
+    a.extend(oracle_blocks(1024, 6));
+    let mut b = common;
+    b.extend(oracle_blocks(1024, 7));
+    let fa = f.file("a", &a);
+    let fb = f.file("b", &b);
+    let spawn = |name: &str, p: &Path| {
+        orca()
+            .args([
+                "put",
+                "--repo",
+                f.repo(),
+                "--name",
+                name,
+                p.to_str().unwrap(),
+            ])
+            .env("ORCA_CACHE_DIR", &f.cache)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let ca = spawn("a", &fa);
+    let cb = spawn("b", &fb);
+    let oa = ca.wait_with_output().unwrap();
+    let ob = cb.wait_with_output().unwrap();
+    assert!(
+        oa.status.success(),
+        "{}",
+        String::from_utf8_lossy(&oa.stderr)
+    );
+    assert!(
+        ob.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ob.stderr)
+    );
+    f.ok(&["verify", "--repo", f.repo()]);
+    for (name, data) in [("a", &a), ("b", &b)] {
+        let out = f.root.join(format!("{name}.out"));
+        f.ok(&["get", "--repo", f.repo(), name, "-o", out.to_str().unwrap()]);
+        assert_eq!(&std::fs::read(&out).unwrap(), data);
+    }
+}
+
+#[test]
+fn key_file_repositories_and_index_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let repo = dir.path().join("r");
+    let key = dir.path().join("r.key");
+    let out = orca()
+        .env_remove("ORCA_PASSWORD")
+        .args([
+            "repo",
+            "init",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--key-file",
+            key.to_str().unwrap(),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let src = dir.path().join("src");
+    std::fs::write(&src, oracle_blocks(100, 8)).unwrap();
+    let put = orca()
+        .env_remove("ORCA_PASSWORD")
+        .env("ORCA_KEY_FILE", &key)
+        .env("ORCA_CACHE_DIR", &cache)
+        .args([
+            "put",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--name",
+            "k",
+            src.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    std::fs::remove_file(repo.join("index.sqlite")).unwrap();
+    let _ = std::fs::remove_file(repo.join("index.sqlite-wal"));
+    let _ = std::fs::remove_file(repo.join("index.sqlite-shm"));
+    let listed = json(&["ls", "--repo", repo.to_str().unwrap(), "--json"], &cache);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let got = orca()
+        .env_remove("ORCA_PASSWORD")
+        .args([
+            "get",
+            "--repo",
+            repo.to_str().unwrap(),
+            "k",
+            "--key-file",
+            key.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(got.stdout, oracle_blocks(100, 8));
+    let no_key = orca()
+        .env_remove("ORCA_PASSWORD")
+        .args(["get", "--repo", repo.to_str().unwrap(), "k"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&no_key.stderr).contains("ORCA_PASSWORD"));
+}

@@ -1,0 +1,68 @@
+//! The storage side of a repository, as a client sees it.
+//!
+//! Writers and readers work against this trait so the same pipeline runs
+//! over a local repository ([`crate::store::Store`]) or a remote vault. The
+//! operations are chosen for a high-latency link: batched probes, batched
+//! uploads and reads, one commit per piece.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::config::RepoConfig;
+use crate::error::Result;
+use crate::id::ChunkId;
+use crate::index::{PieceFilter, PieceInfo};
+use crate::keys::WrappedKey;
+
+/// A chunk as the client encoded it: id, plaintext length, codec payload.
+/// A delta payload names its base inside (see [`crate::codec`]); servers
+/// read it with `Codec::payload_base`, no key needed.
+#[derive(Clone, Debug)]
+pub struct EncodedChunk {
+    pub id: ChunkId,
+    pub raw_len: u32,
+    pub payload: Bytes,
+}
+
+impl EncodedChunk {
+    pub fn base(&self) -> Option<ChunkId> {
+        crate::codec::Codec::payload_base(&self.payload)
+    }
+}
+
+#[async_trait]
+pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
+    /// Human-readable location for messages (a path or a URL).
+    fn location(&self) -> String;
+
+    async fn config(&self) -> Result<RepoConfig>;
+
+    /// Passphrase-wrapped copies of the master key.
+    async fn wrapped_keys(&self) -> Result<Vec<WrappedKey>>;
+
+    /// Which of `ids` the repository does not hold ("probe").
+    async fn missing(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>>;
+
+    /// Store chunks. Idempotent: chunks already held are ignored.
+    async fn put_chunks(&self, chunks: Vec<EncodedChunk>) -> Result<()>;
+
+    /// Make every chunk accepted so far durable.
+    async fn flush(&self) -> Result<()>;
+
+    /// Commit a manifest atomically. Fails with `MissingChunks` (listing them)
+    /// when a referenced chunk is not stored, and with `PieceExists` when the
+    /// name is taken; in both cases nothing changes.
+    async fn commit(&self, manifest: Bytes) -> Result<PieceInfo>;
+
+    /// The encoded manifest of a piece, if it exists.
+    async fn manifest(&self, name: &str) -> Result<Option<Bytes>>;
+
+    async fn list(&self, filter: &PieceFilter) -> Result<Vec<PieceInfo>>;
+
+    /// Delete a piece; `false` when it did not exist. Its chunks become
+    /// garbage for the collector once nothing else references them.
+    async fn delete(&self, name: &str) -> Result<bool>;
+
+    /// Codec payloads of `ids`, in order.
+    async fn get_chunks(&self, ids: &[ChunkId]) -> Result<Vec<Bytes>>;
+}

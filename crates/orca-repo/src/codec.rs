@@ -1,0 +1,522 @@
+//! The chunk codec: zstd, then AEAD with the chunk id bound as associated data.
+//!
+//! Encoded payload layout (see docs/design.md):
+//!
+//! ```text
+//! +-------+--------------------+------------+----------------------+----------+
+//! | flags | base id (32, delta | nonce (12) | ciphertext (n bytes) | tag (16) |
+//! |       | payloads only)     |            |                      |          |
+//! +-------+--------------------+------------+----------------------+----------+
+//! flags: bit 0 = zstd-compressed, bit 1 = delta, bits 4..7 = cipher
+//!        (1 AES-256-GCM, 2 ChaCha20-Poly1305)
+//! associated data = chunk id (32) || flags || base id (delta only)
+//! ```
+//! Binding the id means a payload moved under another id fails to decrypt,
+//! and binding the flags and base means flipping either is caught too.
+//!
+//! A delta payload stores only the 8 KiB blocks that differ from a base
+//! chunk of the same length (see [`crate::hash`]). Its plaintext, before
+//! compression, is `u32:block_count bitmap[ceil(block_count/8)] blocks...`:
+//! bit i set means block i follows, in order. Bases are always full chunks,
+//! so a read needs at most one extra fetch.
+
+use std::cell::RefCell;
+use std::fmt;
+
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use chacha20poly1305::ChaCha20Poly1305;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{RepoError, Result};
+use crate::hash::BLOCK;
+use crate::id::ChunkId;
+use crate::keys::{Keys, random_array};
+
+pub const NONCE_LEN: usize = 12;
+pub const TAG_LEN: usize = 16;
+/// Bytes an encoded payload adds around the (possibly compressed) data.
+pub const OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
+
+const FLAG_ZSTD: u8 = 0x01;
+const FLAG_DELTA: u8 = 0x02;
+
+/// The AEAD a repository uses for chunk payloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Cipher {
+    /// Fastest where AES-NI exists (every x86-64 server of the last decade).
+    #[default]
+    #[serde(rename = "aes-256-gcm")]
+    Aes256Gcm,
+    /// Constant-time in software; the choice on CPUs without AES instructions.
+    #[serde(rename = "chacha20-poly1305")]
+    ChaCha20Poly1305,
+}
+
+impl Cipher {
+    fn code(self) -> u8 {
+        match self {
+            Cipher::Aes256Gcm => 1,
+            Cipher::ChaCha20Poly1305 => 2,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(Cipher::Aes256Gcm),
+            2 => Some(Cipher::ChaCha20Poly1305),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Cipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Cipher::Aes256Gcm => "aes-256-gcm",
+            Cipher::ChaCha20Poly1305 => "chacha20-poly1305",
+        })
+    }
+}
+
+impl std::str::FromStr for Cipher {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "aes-256-gcm" | "aes256gcm" | "aes" => Ok(Cipher::Aes256Gcm),
+            "chacha20-poly1305" | "chacha20poly1305" | "chacha" => Ok(Cipher::ChaCha20Poly1305),
+            other => Err(format!(
+                "unknown cipher {other:?}: use aes-256-gcm or chacha20-poly1305"
+            )),
+        }
+    }
+}
+
+enum Aead {
+    Aes(Box<Aes256Gcm>),
+    ChaCha(Box<ChaCha20Poly1305>),
+}
+
+/// Encodes and decodes chunk payloads for one repository. Cheap to clone
+/// behind an `Arc`; safe to use from many threads.
+pub struct Codec {
+    keys: Keys,
+    cipher: Cipher,
+    level: i32,
+    aead: Aead,
+}
+
+impl fmt::Debug for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Codec({}, zstd {})", self.cipher, self.level)
+    }
+}
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+impl Codec {
+    pub fn new(keys: Keys, cipher: Cipher, level: i32) -> Self {
+        let aead = match cipher {
+            Cipher::Aes256Gcm => Aead::Aes(Box::new(Aes256Gcm::new(&(*keys.enc_key()).into()))),
+            Cipher::ChaCha20Poly1305 => {
+                Aead::ChaCha(Box::new(ChaCha20Poly1305::new(&(*keys.enc_key()).into())))
+            }
+        };
+        Codec {
+            keys,
+            cipher,
+            level,
+            aead,
+        }
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn chunk_id(&self, plaintext: &[u8]) -> ChunkId {
+        self.keys.chunk_id(plaintext)
+    }
+
+    /// Compress (when it pays) and encrypt one chunk.
+    pub fn encode(&self, id: &ChunkId, plaintext: &[u8]) -> Result<Vec<u8>> {
+        self.seal(id, plaintext, None)
+    }
+
+    /// Encode `plaintext` as the blocks (indexes `changed`, 8 KiB each) that
+    /// differ from the full chunk `base` of the same length.
+    pub fn encode_delta(
+        &self,
+        id: &ChunkId,
+        plaintext: &[u8],
+        base: &ChunkId,
+        changed: &[usize],
+    ) -> Result<Vec<u8>> {
+        let blocks = plaintext.len().div_ceil(BLOCK);
+        let mut body = Vec::with_capacity(4 + blocks.div_ceil(8) + changed.len() * BLOCK);
+        body.extend_from_slice(&(blocks as u32).to_le_bytes());
+        let mut bitmap = vec![0u8; blocks.div_ceil(8)];
+        for &i in changed {
+            if i >= blocks {
+                return Err(RepoError::Internal(format!(
+                    "delta block {i} beyond the chunk"
+                )));
+            }
+            bitmap[i / 8] |= 1 << (i % 8);
+        }
+        body.extend_from_slice(&bitmap);
+        for i in 0..blocks {
+            if bitmap[i / 8] & (1 << (i % 8)) != 0 {
+                body.extend_from_slice(
+                    &plaintext[i * BLOCK..((i + 1) * BLOCK).min(plaintext.len())],
+                );
+            }
+        }
+        self.seal(id, &body, Some(base))
+    }
+
+    fn seal(&self, id: &ChunkId, plaintext: &[u8], base: Option<&ChunkId>) -> Result<Vec<u8>> {
+        let head = 1 + if base.is_some() { 32 } else { 0 } + NONCE_LEN;
+        let bound = zstd::zstd_safe::compress_bound(plaintext.len());
+        // Compress straight into the output after the header, without
+        // zero-filling a megabyte per chunk first.
+        let mut out = Vec::with_capacity(head + bound.max(plaintext.len()) + TAG_LEN);
+        out.resize(head, 0);
+        let mut cursor = std::io::Cursor::new(out);
+        cursor.set_position(head as u64);
+        let compressed_len = COMPRESSOR.with(|cell| -> Result<usize> {
+            let mut slot = cell.borrow_mut();
+            if slot.as_ref().map(|(l, _)| *l) != Some(self.level) {
+                let c = zstd::bulk::Compressor::new(self.level)
+                    .map_err(|e| RepoError::Internal(format!("zstd init: {e}")))?;
+                *slot = Some((self.level, c));
+            }
+            let (_, c) = slot.as_mut().expect("compressor initialised above");
+            c.compress_to_buffer(plaintext, &mut cursor)
+                .map_err(|e| RepoError::Internal(format!("zstd compress: {e}")))
+        })?;
+        let mut out = cursor.into_inner();
+        let (mut flags, body_len) = if compressed_len < plaintext.len() {
+            (FLAG_ZSTD, compressed_len)
+        } else {
+            out.truncate(head);
+            out.extend_from_slice(plaintext);
+            (0, plaintext.len())
+        };
+        if let Some(b) = base {
+            flags |= FLAG_DELTA;
+            out[1..33].copy_from_slice(b.as_bytes());
+        }
+        let flags = flags | (self.cipher.code() << 4);
+        out[0] = flags;
+        let nonce: [u8; NONCE_LEN] = random_array()?;
+        out[head - NONCE_LEN..head].copy_from_slice(&nonce);
+        out.truncate(head + body_len);
+        let aad = aad(id, flags, base);
+        let body = &mut out[head..];
+        let tag = match &self.aead {
+            Aead::Aes(c) => c.encrypt_inout_detached(&nonce.into(), &aad, body.into()),
+            Aead::ChaCha(c) => c.encrypt_inout_detached(&nonce.into(), &aad, body.into()),
+        }
+        .map_err(|_| RepoError::Internal("encryption failed".into()))?;
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// The base a delta payload needs, read from its header (no key needed).
+    pub fn payload_base(payload: &[u8]) -> Option<ChunkId> {
+        if payload.len() >= 33 && payload[0] & FLAG_DELTA != 0 {
+            ChunkId::from_slice(&payload[1..33])
+        } else {
+            None
+        }
+    }
+
+    /// Decrypt and decompress a payload. A full chunk is checked against
+    /// `id` here; a delta comes back as its body, to be completed with
+    /// [`Codec::apply_delta`] once the base is at hand.
+    pub fn open(
+        &self,
+        id: &ChunkId,
+        payload: &[u8],
+        raw_len: usize,
+        object: &str,
+    ) -> Result<Opened> {
+        let corrupt = |reason: &str| corrupt_chunk(id, object, reason);
+        if payload.len() < OVERHEAD {
+            return Err(corrupt("payload shorter than its header"));
+        }
+        let flags = payload[0];
+        let cipher = Cipher::from_code(flags >> 4).ok_or_else(|| corrupt("unknown cipher code"))?;
+        if cipher != self.cipher {
+            return Err(corrupt("payload cipher differs from the repository's"));
+        }
+        let base = if flags & FLAG_DELTA != 0 {
+            if payload.len() < OVERHEAD + 32 {
+                return Err(corrupt("delta payload shorter than its header"));
+            }
+            Some(ChunkId::from_slice(&payload[1..33]).expect("32 bytes"))
+        } else {
+            None
+        };
+        let head = 1 + if base.is_some() { 32 } else { 0 } + NONCE_LEN;
+        let nonce: [u8; NONCE_LEN] = payload[head - NONCE_LEN..head]
+            .try_into()
+            .expect("12 bytes");
+        let tag: [u8; TAG_LEN] = payload[payload.len() - TAG_LEN..]
+            .try_into()
+            .expect("16 bytes");
+        let mut body = payload[head..payload.len() - TAG_LEN].to_vec();
+        let aad = aad(id, flags, base.as_ref());
+        let ok = match &self.aead {
+            Aead::Aes(c) => c.decrypt_inout_detached(
+                &nonce.into(),
+                &aad,
+                body.as_mut_slice().into(),
+                &tag.into(),
+            ),
+            Aead::ChaCha(c) => c.decrypt_inout_detached(
+                &nonce.into(),
+                &aad,
+                body.as_mut_slice().into(),
+                &tag.into(),
+            ),
+        };
+        if ok.is_err() {
+            return Err(corrupt(
+                "authentication failed (data damaged or tampered with)",
+            ));
+        }
+        let limit = match base {
+            Some(_) => raw_len + 4 + raw_len.div_ceil(BLOCK).div_ceil(8),
+            None => raw_len,
+        };
+        let plain = if flags & FLAG_ZSTD != 0 {
+            DECOMPRESSOR.with(|cell| -> Result<Vec<u8>> {
+                let mut slot = cell.borrow_mut();
+                if slot.is_none() {
+                    *slot = Some(
+                        zstd::bulk::Decompressor::new()
+                            .map_err(|e| RepoError::Internal(format!("zstd init: {e}")))?,
+                    );
+                }
+                let d = slot.as_mut().expect("decompressor initialised above");
+                d.decompress(&body, limit)
+                    .map_err(|e| corrupt(&format!("decompression failed: {e}")))
+            })?
+        } else {
+            body
+        };
+        match base {
+            Some(base) => Ok(Opened::Delta { base, body: plain }),
+            None => {
+                self.check(id, &plain, raw_len, object)?;
+                Ok(Opened::Full(plain))
+            }
+        }
+    }
+
+    /// Rebuild a delta chunk from its base's plaintext and check it.
+    pub fn apply_delta(
+        &self,
+        id: &ChunkId,
+        base: &[u8],
+        body: &[u8],
+        raw_len: usize,
+        object: &str,
+    ) -> Result<Vec<u8>> {
+        let corrupt = |reason: &str| corrupt_chunk(id, object, reason);
+        if base.len() != raw_len {
+            return Err(corrupt("delta base has another length"));
+        }
+        let blocks = raw_len.div_ceil(BLOCK);
+        let map_len = blocks.div_ceil(8);
+        if body.len() < 4 + map_len
+            || u32::from_le_bytes(body[..4].try_into().expect("4")) as usize != blocks
+        {
+            return Err(corrupt("delta header damaged"));
+        }
+        let bitmap = &body[4..4 + map_len];
+        let mut out = base.to_vec();
+        let mut pos = 4 + map_len;
+        for i in 0..blocks {
+            if bitmap[i / 8] & (1 << (i % 8)) != 0 {
+                let range = i * BLOCK..((i + 1) * BLOCK).min(raw_len);
+                let n = range.len();
+                if pos + n > body.len() {
+                    return Err(corrupt("delta body truncated"));
+                }
+                out[range].copy_from_slice(&body[pos..pos + n]);
+                pos += n;
+            }
+        }
+        if pos != body.len() {
+            return Err(corrupt("delta body has trailing bytes"));
+        }
+        self.check(id, &out, raw_len, object)?;
+        Ok(out)
+    }
+
+    fn check(&self, id: &ChunkId, plain: &[u8], raw_len: usize, object: &str) -> Result<()> {
+        if plain.len() != raw_len {
+            return Err(corrupt_chunk(
+                id,
+                object,
+                &format!("decoded {} bytes, expected {raw_len}", plain.len()),
+            ));
+        }
+        if self.chunk_id(plain) != *id {
+            return Err(corrupt_chunk(
+                id,
+                object,
+                "content does not match its fingerprint",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Decode a payload that must be a full chunk.
+    pub fn decode(
+        &self,
+        id: &ChunkId,
+        payload: &[u8],
+        raw_len: usize,
+        object: &str,
+    ) -> Result<Vec<u8>> {
+        match self.open(id, payload, raw_len, object)? {
+            Opened::Full(p) => Ok(p),
+            Opened::Delta { .. } => Err(corrupt_chunk(id, object, "unexpected delta payload")),
+        }
+    }
+}
+
+/// A payload after decryption.
+#[derive(Debug)]
+pub enum Opened {
+    Full(Vec<u8>),
+    Delta { base: ChunkId, body: Vec<u8> },
+}
+
+fn corrupt_chunk(id: &ChunkId, object: &str, reason: &str) -> RepoError {
+    RepoError::CorruptChunk {
+        piece: None,
+        index: None,
+        id: *id,
+        object: object.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn aad(id: &ChunkId, flags: u8, base: Option<&ChunkId>) -> Vec<u8> {
+    let mut a = Vec::with_capacity(65);
+    a.extend_from_slice(id.as_bytes());
+    a.push(flags);
+    if let Some(b) = base {
+        a.extend_from_slice(b.as_bytes());
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn codec(cipher: Cipher) -> Codec {
+        Codec::new(Keys::from_master([9u8; 32]), cipher, 1)
+    }
+
+    #[test]
+    fn compressible_and_incompressible() {
+        for cipher in [Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305] {
+            let c = codec(cipher);
+            let text = b"ORACLE ROW DATA ".repeat(4096);
+            let id = c.chunk_id(&text);
+            let enc = c.encode(&id, &text).unwrap();
+            assert!(enc.len() < text.len() / 10);
+            assert_eq!(c.decode(&id, &enc, text.len(), "t").unwrap(), text);
+
+            let noise: Vec<u8> = (0..65536u32)
+                .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                .collect();
+            let id = c.chunk_id(&noise);
+            let enc = c.encode(&id, &noise).unwrap();
+            assert_eq!(c.decode(&id, &enc, noise.len(), "t").unwrap(), noise);
+        }
+    }
+
+    #[test]
+    fn tamper_is_detected() {
+        let c = codec(Cipher::Aes256Gcm);
+        let data = vec![1u8; 10_000];
+        let id = c.chunk_id(&data);
+        let enc = c.encode(&id, &data).unwrap();
+        for pos in [0, 5, enc.len() / 2, enc.len() - 1] {
+            let mut bad = enc.clone();
+            bad[pos] ^= 0x40;
+            assert!(
+                c.decode(&id, &bad, data.len(), "t").is_err(),
+                "flip at {pos}"
+            );
+        }
+        let other = c.chunk_id(b"other");
+        assert!(c.decode(&other, &enc, data.len(), "t").is_err());
+        assert!(c.decode(&id, &enc[..10], data.len(), "t").is_err());
+    }
+
+    #[test]
+    fn wrong_key_fails() {
+        let a = codec(Cipher::Aes256Gcm);
+        let b = Codec::new(Keys::from_master([8u8; 32]), Cipher::Aes256Gcm, 1);
+        let data = b"hello".to_vec();
+        let id = a.chunk_id(&data);
+        let enc = a.encode(&id, &data).unwrap();
+        assert!(b.decode(&id, &enc, data.len(), "t").is_err());
+    }
+
+    #[test]
+    fn delta_round_trip_and_tamper() {
+        let c = codec(Cipher::Aes256Gcm);
+        let base: Vec<u8> = (0..(1 << 20) + 100).map(|i| (i % 251) as u8).collect();
+        let mut new = base.clone();
+        new[3 * BLOCK + 5] ^= 0xFF;
+        new[(1 << 20) + 50] ^= 0xFF;
+        let base_id = c.chunk_id(&base);
+        let id = c.chunk_id(&new);
+        let enc = c.encode_delta(&id, &new, &base_id, &[3, 128]).unwrap();
+        assert!(enc.len() < 4 * BLOCK);
+        assert_eq!(Codec::payload_base(&enc), Some(base_id));
+        let Opened::Delta { base: b, body } = c.open(&id, &enc, new.len(), "t").unwrap() else {
+            panic!("expected a delta")
+        };
+        assert_eq!(b, base_id);
+        assert_eq!(
+            c.apply_delta(&id, &base, &body, new.len(), "t").unwrap(),
+            new
+        );
+        // A delta that forgot a changed block fails the fingerprint check.
+        let short = c.encode_delta(&id, &new, &base_id, &[3]).unwrap();
+        let Opened::Delta { body, .. } = c.open(&id, &short, new.len(), "t").unwrap() else {
+            panic!()
+        };
+        assert!(c.apply_delta(&id, &base, &body, new.len(), "t").is_err());
+        // The base id is authenticated.
+        let mut bad = enc.clone();
+        bad[5] ^= 1;
+        assert!(c.open(&id, &bad, new.len(), "t").is_err());
+        assert!(c.decode(&id, &enc, new.len(), "t").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(data in proptest::collection::vec(any::<u8>(), 0..20_000), level in 1i32..4) {
+            let c = Codec::new(Keys::from_master([3u8; 32]), Cipher::Aes256Gcm, level);
+            let id = c.chunk_id(&data);
+            let enc = c.encode(&id, &data).unwrap();
+            prop_assert_eq!(c.decode(&id, &enc, data.len(), "t").unwrap(), data);
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Errors of the repository engine. Each variant names the object at fault
+//! and, in its message, what the user can do about it.
+
+use crate::id::ChunkId;
+
+pub type Result<T, E = RepoError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RepoError {
+    #[error("no ORCA repository at {location}: create one with `orca repo init --repo {location}`")]
+    NotARepository { location: String },
+
+    #[error("a repository already exists at {location}; refusing to overwrite it")]
+    AlreadyInitialised { location: String },
+
+    #[error(
+        "the repository at {location} is encrypted and no key was given: set ORCA_PASSWORD or pass --key-file"
+    )]
+    KeyRequired { location: String },
+
+    #[error("wrong key for the repository at {location}: {detail}")]
+    WrongKey { location: String, detail: String },
+
+    #[error("piece {name:?} already exists in the repository")]
+    PieceExists { name: String },
+
+    #[error("piece {name:?} not found in the repository")]
+    PieceNotFound { name: String },
+
+    #[error(
+        "piece {name:?} references {} chunk(s) the repository does not hold (first: {}); nothing was committed",
+        missing.len(),
+        missing.first().map(|c| c.short()).unwrap_or_default()
+    )]
+    MissingChunks { name: String, missing: Vec<ChunkId> },
+
+    #[error("{}corrupt chunk {} in {object}: {reason}", piece_context(piece, *index), id.short())]
+    CorruptChunk {
+        piece: Option<String>,
+        index: Option<u64>,
+        id: ChunkId,
+        object: String,
+        reason: String,
+    },
+
+    #[error("corrupt object {object}: {reason}")]
+    CorruptObject { object: String, reason: String },
+
+    #[error(
+        "unsupported {what} version {found} (this build understands up to {supported}); upgrade ORCA"
+    )]
+    UnsupportedVersion {
+        what: &'static str,
+        found: u32,
+        supported: u32,
+    },
+
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    #[error("storage error on {object}: {source}")]
+    Storage {
+        object: String,
+        #[source]
+        source: object_store::Error,
+    },
+
+    #[error(
+        "repository index error ({context}): {source}; if the index file is damaged, run `orca repo rebuild-index`"
+    )]
+    Index {
+        context: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("backend {location} failed: {message}")]
+    Backend { location: String, message: String },
+
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn piece_context(piece: &Option<String>, index: Option<u64>) -> String {
+    match (piece, index) {
+        (Some(p), Some(i)) => format!("piece {p:?}, chunk #{i}: "),
+        (Some(p), None) => format!("piece {p:?}: "),
+        _ => String::new(),
+    }
+}
+
+impl RepoError {
+    pub fn storage(object: impl Into<String>, source: object_store::Error) -> Self {
+        RepoError::Storage {
+            object: object.into(),
+            source,
+        }
+    }
+
+    pub fn index(context: impl Into<String>, source: rusqlite::Error) -> Self {
+        RepoError::Index {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        RepoError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn corrupt(object: impl Into<String>, reason: impl Into<String>) -> Self {
+        RepoError::CorruptObject {
+            object: object.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Attach the piece and position to a chunk error found while reading a piece.
+    pub fn in_piece(self, name: &str, position: u64) -> Self {
+        match self {
+            RepoError::CorruptChunk {
+                id, object, reason, ..
+            } => RepoError::CorruptChunk {
+                piece: Some(name.to_string()),
+                index: Some(position),
+                id,
+                object,
+                reason,
+            },
+            other => other,
+        }
+    }
+
+    /// True when retrying the same call later may succeed (network, busy storage).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RepoError::Storage { source, .. } => {
+                matches!(source, object_store::Error::Generic { .. })
+            }
+            RepoError::Index { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
+            RepoError::Io { .. } => true,
+            _ => false,
+        }
+    }
+}

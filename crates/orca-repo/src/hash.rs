@@ -1,0 +1,136 @@
+//! Chunk fingerprints with block-level chaining values.
+//!
+//! The chunk id is the standard keyed BLAKE3 of the chunk. BLAKE3 is a tree
+//! hash, and every 8 KiB-aligned block of a chunk is a complete subtree of
+//! that tree, so the same pass that produces the id also yields one chaining
+//! value per 8 KiB block. Comparing those values with the ones of an earlier
+//! version of the chunk tells which Oracle blocks changed, at no extra
+//! hashing cost; the writer then stores only those blocks (a delta).
+
+use blake3::hazmat::{
+    HasherExt, Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root,
+};
+
+use crate::id::ChunkId;
+
+/// Granularity of block-level change detection: the default Oracle block size.
+pub const BLOCK: usize = 8192;
+
+/// A block's chaining value, truncated to 128 bits (collision resistance of
+/// 2^64 per pair, ample for telling an old block from its new version).
+pub type BlockCv = [u8; 16];
+
+/// Keyed chunk id, plus the 8 KiB block chaining values when `with_blocks`
+/// and the chunk is longer than one block.
+pub fn chunk_hash(
+    key: &[u8; 32],
+    data: &[u8],
+    with_blocks: bool,
+) -> (ChunkId, Option<Vec<BlockCv>>) {
+    if !with_blocks || data.len() <= BLOCK {
+        return (ChunkId(*blake3::keyed_hash(key, data).as_bytes()), None);
+    }
+    let mut cvs_full = Vec::with_capacity(data.len().div_ceil(BLOCK));
+    for (i, block) in data.chunks(BLOCK).enumerate() {
+        let cv = blake3::Hasher::new_keyed(key)
+            .set_input_offset((i * BLOCK) as u64)
+            .update(block)
+            .finalize_non_root();
+        cvs_full.push(cv);
+    }
+    let root = merge(key, &cvs_full, data.len() as u64, true);
+    let cvs = cvs_full
+        .iter()
+        .map(|cv| cv[..16].try_into().expect("16 bytes"))
+        .collect();
+    (ChunkId(root), Some(cvs))
+}
+
+/// Merge the block chaining values of a subtree of `len` bytes, following
+/// BLAKE3's rule that a left subtree holds the largest power-of-two number of
+/// 1 KiB chunks that leaves at least one byte on the right. Since `len` >
+/// BLOCK at every split, left sizes are multiples of BLOCK and the split falls
+/// between whole blocks.
+fn merge(key: &[u8; 32], cvs: &[[u8; 32]], len: u64, root: bool) -> [u8; 32] {
+    debug_assert!(len > BLOCK as u64 || !root);
+    if len <= BLOCK as u64 {
+        return cvs[0];
+    }
+    let left_len = left_subtree_len(len);
+    let left_blocks = (left_len / BLOCK as u64) as usize;
+    let left = merge(key, &cvs[..left_blocks], left_len, false);
+    let right = merge(key, &cvs[left_blocks..], len - left_len, false);
+    if root {
+        *merge_subtrees_root(&left, &right, Mode::KeyedHash(key)).as_bytes()
+    } else {
+        merge_subtrees_non_root(&left, &right, Mode::KeyedHash(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn matches_standard_keyed_blake3() {
+        let key = [5u8; 32];
+        let data: Vec<u8> = (0..(3 << 20) + 777).map(|i| (i * 31 % 251) as u8).collect();
+        for len in [
+            0,
+            1,
+            1024,
+            8191,
+            8192,
+            8193,
+            16384,
+            24576,
+            65536 + 3,
+            (1 << 20) - 1,
+            1 << 20,
+            (1 << 20) + 8192,
+            3 << 20,
+            (3 << 20) + 777,
+        ] {
+            let (id, cvs) = chunk_hash(&key, &data[..len], true);
+            assert_eq!(
+                id.0,
+                *blake3::keyed_hash(&key, &data[..len]).as_bytes(),
+                "len {len}"
+            );
+            if len > BLOCK {
+                assert_eq!(cvs.unwrap().len(), len.div_ceil(BLOCK));
+            }
+        }
+    }
+
+    #[test]
+    fn only_changed_blocks_change_their_value() {
+        let key = [1u8; 32];
+        let a: Vec<u8> = (0..1 << 20).map(|i| (i % 253) as u8).collect();
+        let mut b = a.clone();
+        b[5 * BLOCK + 17] ^= 1;
+        b[100 * BLOCK] ^= 1;
+        let (_, ca) = chunk_hash(&key, &a, true);
+        let (_, cb) = chunk_hash(&key, &b, true);
+        let diff: Vec<usize> = ca
+            .unwrap()
+            .iter()
+            .zip(cb.unwrap())
+            .enumerate()
+            .filter(|(_, (x, y))| *x != y)
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(diff, vec![5, 100]);
+    }
+
+    proptest! {
+        #[test]
+        fn any_length_agrees(len in 0usize..200_000, seed in any::<u8>()) {
+            let key = [seed; 32];
+            let data: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(seed | 1)).collect();
+            let (id, _) = chunk_hash(&key, &data, true);
+            prop_assert_eq!(id.0, *blake3::keyed_hash(&key, &data).as_bytes());
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! Repository keys.
+//!
+//! One random 32-byte master secret per repository. Three subkeys are derived
+//! from it with BLAKE3's key derivation, so no subkey reveals another:
+//! the chunk-id key (keyed fingerprints), the encryption key (chunk and key
+//! payloads), and the MAC key (manifests, key check).
+//!
+//! The master secret is stored either wrapped by a passphrase (Argon2id →
+//! AES-256-GCM, one `keys/<id>` object per passphrase) or in a key file held
+//! outside the repository.
+
+use std::fmt;
+use std::path::Path;
+
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{RepoError, Result};
+use crate::id::ChunkId;
+
+const CTX_ID: &str = "orca 2026-11 chunk id key";
+const CTX_ENC: &str = "orca 2026-11 chunk encryption key";
+const CTX_MAC: &str = "orca 2026-11 manifest mac key";
+const CTX_CDC: &str = "orca 2026-11 content-defined chunking seed";
+
+/// Derived keys of one repository. Never logged: `Debug` prints nothing secret.
+#[derive(Clone)]
+pub struct Keys {
+    master: [u8; 32],
+    id_key: [u8; 32],
+    enc_key: [u8; 32],
+    mac_key: [u8; 32],
+}
+
+impl fmt::Debug for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Keys(..)")
+    }
+}
+
+impl Keys {
+    pub fn from_master(master: [u8; 32]) -> Self {
+        Keys {
+            master,
+            id_key: blake3::derive_key(CTX_ID, &master),
+            enc_key: blake3::derive_key(CTX_ENC, &master),
+            mac_key: blake3::derive_key(CTX_MAC, &master),
+        }
+    }
+
+    pub fn generate() -> Result<Self> {
+        Ok(Self::from_master(random_array()?))
+    }
+
+    /// Keyed fingerprint of a chunk.
+    pub fn chunk_id(&self, plaintext: &[u8]) -> ChunkId {
+        ChunkId(*blake3::keyed_hash(&self.id_key, plaintext).as_bytes())
+    }
+
+    /// Keyed fingerprint plus 8 KiB block chaining values (see [`crate::hash`]).
+    pub fn chunk_hash(
+        &self,
+        plaintext: &[u8],
+        with_blocks: bool,
+    ) -> (ChunkId, Option<Vec<crate::hash::BlockCv>>) {
+        crate::hash::chunk_hash(&self.id_key, plaintext, with_blocks)
+    }
+
+    pub(crate) fn enc_key(&self) -> &[u8; 32] {
+        &self.enc_key
+    }
+
+    /// MAC over `parts`, in order.
+    pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut h = blake3::Hasher::new_keyed(&self.mac_key);
+        for p in parts {
+            h.update(p);
+        }
+        *h.finalize().as_bytes()
+    }
+
+    /// Value stored in the repository config that proves a key belongs to it
+    /// without revealing the key.
+    pub fn key_check(&self, repo_id: &str) -> String {
+        hex::encode(self.mac(&[b"orca key check", repo_id.as_bytes()]))
+    }
+
+    /// Seed for the content-defined chunker, so cut points do not leak content.
+    pub fn cdc_seed(&self) -> u64 {
+        let k = blake3::derive_key(CTX_CDC, &self.master);
+        u64::from_le_bytes(k[..8].try_into().expect("8 bytes"))
+    }
+
+    pub fn master_hex(&self) -> String {
+        hex::encode(self.master)
+    }
+}
+
+pub(crate) fn random_array<const N: usize>() -> Result<[u8; N]> {
+    let mut out = [0u8; N];
+    getrandom::fill(&mut out)
+        .map_err(|e| RepoError::Internal(format!("OS random source failed: {e}")))?;
+    Ok(out)
+}
+
+/// Argon2id parameters used to wrap the master secret with a passphrase.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KdfParams {
+    pub m_kib: u32,
+    pub t: u32,
+    pub p: u32,
+}
+
+impl Default for KdfParams {
+    /// OWASP's recommended Argon2id setting: about 30 ms here, paid once per
+    /// process that opens the repository (each RMAN channel).
+    fn default() -> Self {
+        KdfParams {
+            m_kib: 19 * 1024,
+            t: 2,
+            p: 1,
+        }
+    }
+}
+
+/// The master secret wrapped by a passphrase: the body of a `keys/<id>` object.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WrappedKey {
+    pub kdf: String,
+    pub params: KdfParams,
+    pub salt: String,
+    pub nonce: String,
+    pub wrapped: String,
+    pub created: i64,
+}
+
+impl WrappedKey {
+    pub fn wrap(keys: &Keys, repo_id: &str, passphrase: &str, params: KdfParams) -> Result<Self> {
+        let salt: [u8; 16] = random_array()?;
+        let nonce: [u8; 12] = random_array()?;
+        let kek = derive_kek(passphrase, &salt, params)?;
+        let cipher = Aes256Gcm::new(&kek.into());
+        let mut buf = keys.master.to_vec();
+        let tag = cipher
+            .encrypt_inout_detached(
+                &Nonce::from(nonce),
+                repo_id.as_bytes(),
+                buf.as_mut_slice().into(),
+            )
+            .map_err(|_| RepoError::Internal("key wrapping failed".into()))?;
+        buf.extend_from_slice(&tag);
+        Ok(WrappedKey {
+            kdf: "argon2id".into(),
+            params,
+            salt: hex::encode(salt),
+            nonce: hex::encode(nonce),
+            wrapped: hex::encode(buf),
+            created: crate::now_unix(),
+        })
+    }
+
+    /// Unwrap with a passphrase; `None` when the passphrase does not fit.
+    pub fn unwrap(&self, repo_id: &str, passphrase: &str, object: &str) -> Result<Option<Keys>> {
+        if self.kdf != "argon2id" {
+            return Err(RepoError::corrupt(
+                object,
+                format!("unknown key derivation {:?}", self.kdf),
+            ));
+        }
+        let bad = |what: &str| RepoError::corrupt(object, format!("malformed {what}"));
+        let salt = hex::decode(&self.salt).map_err(|_| bad("salt"))?;
+        let nonce: [u8; 12] = hex::decode(&self.nonce)
+            .ok()
+            .and_then(|n| n.try_into().ok())
+            .ok_or_else(|| bad("nonce"))?;
+        let mut buf = hex::decode(&self.wrapped).map_err(|_| bad("wrapped key"))?;
+        if buf.len() != 32 + 16 {
+            return Err(bad("wrapped key length"));
+        }
+        let kek = derive_kek(passphrase, &salt, self.params)?;
+        let cipher = Aes256Gcm::new(&kek.into());
+        let tag: [u8; 16] = buf.split_off(32).try_into().expect("16-byte tag");
+        match cipher.decrypt_inout_detached(
+            &Nonce::from(nonce),
+            repo_id.as_bytes(),
+            buf.as_mut_slice().into(),
+            &tag.into(),
+        ) {
+            Ok(()) => {
+                let master: [u8; 32] = buf.try_into().expect("32-byte master");
+                Ok(Some(Keys::from_master(master)))
+            }
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+fn derive_kek(passphrase: &str, salt: &[u8], p: KdfParams) -> Result<[u8; 32]> {
+    let params = argon2::Params::new(p.m_kib, p.t, p.p, Some(32))
+        .map_err(|e| RepoError::InvalidArgument(format!("Argon2 parameters: {e}")))?;
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut out = [0u8; 32];
+    argon
+        .hash_password_into(passphrase.as_bytes(), salt, &mut out)
+        .map_err(|e| RepoError::Internal(format!("Argon2 failed: {e}")))?;
+    Ok(out)
+}
+
+/// A key file: the master secret in the clear, kept outside the repository
+/// (e.g. in a vault of the customer's own), mode 0600.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct KeyFile {
+    pub orca_key_file: u32,
+    pub repository: String,
+    pub master: String,
+}
+
+impl fmt::Debug for KeyFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyFile(repository={})", self.repository)
+    }
+}
+
+impl KeyFile {
+    pub fn new(keys: &Keys, repo_id: &str) -> Self {
+        KeyFile {
+            orca_key_file: 1,
+            repository: repo_id.to_string(),
+            master: keys.master_hex(),
+        }
+    }
+
+    /// Write the key file, refusing to overwrite an existing one.
+    pub fn write_new(&self, path: &Path) -> Result<()> {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let ctx = || format!("cannot create key file {}", path.display());
+        let mut f = opts.open(path).map_err(|e| RepoError::io(ctx(), e))?;
+        let body =
+            serde_json::to_vec_pretty(self).map_err(|e| RepoError::Internal(e.to_string()))?;
+        f.write_all(&body).map_err(|e| RepoError::io(ctx(), e))?;
+        f.sync_all().map_err(|e| RepoError::io(ctx(), e))
+    }
+
+    pub fn read(path: &Path) -> Result<Self> {
+        let body = std::fs::read(path)
+            .map_err(|e| RepoError::io(format!("cannot read key file {}", path.display()), e))?;
+        serde_json::from_slice(&body).map_err(|e| {
+            RepoError::corrupt(
+                path.display().to_string(),
+                format!("not an ORCA key file: {e}"),
+            )
+        })
+    }
+
+    pub fn keys(&self, path: &Path) -> Result<Keys> {
+        let master: [u8; 32] = hex::decode(&self.master)
+            .ok()
+            .and_then(|m| m.try_into().ok())
+            .ok_or_else(|| {
+                RepoError::corrupt(path.display().to_string(), "malformed master key")
+            })?;
+        Ok(Keys::from_master(master))
+    }
+}
+
+/// Where the secret comes from when opening a repository.
+#[derive(Clone)]
+pub enum KeySource {
+    Passphrase(String),
+    KeyFile(std::path::PathBuf),
+}
+
+impl fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySource::Passphrase(_) => f.write_str("Passphrase(..)"),
+            KeySource::KeyFile(p) => write!(f, "KeyFile({})", p.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fast() -> KdfParams {
+        KdfParams {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        }
+    }
+
+    #[test]
+    fn wrap_unwrap() {
+        let keys = Keys::generate().unwrap();
+        let w = WrappedKey::wrap(&keys, "repo1", "secret", fast()).unwrap();
+        let back = w.unwrap("repo1", "secret", "keys/x").unwrap().unwrap();
+        assert_eq!(back.master, keys.master);
+        assert!(w.unwrap("repo1", "wrong", "keys/x").unwrap().is_none());
+        assert!(w.unwrap("repo2", "secret", "keys/x").unwrap().is_none());
+    }
+
+    #[test]
+    fn subkeys_differ_and_ids_are_keyed() {
+        let a = Keys::generate().unwrap();
+        let b = Keys::generate().unwrap();
+        assert_ne!(a.id_key, a.enc_key);
+        assert_ne!(a.enc_key, a.mac_key);
+        assert_ne!(a.chunk_id(b"x"), b.chunk_id(b"x"));
+        assert_eq!(a.chunk_id(b"x"), a.chunk_id(b"x"));
+        assert_ne!(a.key_check("r"), b.key_check("r"));
+    }
+
+    #[test]
+    fn key_file_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.json");
+        let keys = Keys::generate().unwrap();
+        KeyFile::new(&keys, "r").write_new(&path).unwrap();
+        assert!(KeyFile::new(&keys, "r").write_new(&path).is_err());
+        let kf = KeyFile::read(&path).unwrap();
+        assert_eq!(kf.keys(&path).unwrap().master, keys.master);
+    }
+}

@@ -1,0 +1,323 @@
+//! Lineage: what a source (a datafile, a file path) looked like at its last
+//! backup, chunk position by chunk position.
+//!
+//! A writer given the lineage of its source
+//! - does not ask the repository about chunks that are unchanged since the
+//!   last backup (the "fingerprint cache": no probe, no round trip);
+//! - stores a changed chunk as a delta of the full chunk (the *anchor*) that
+//!   held that position before, when few of its 8 KiB blocks changed.
+//!
+//! [`LineageCache`] keeps lineages on local disk between runs: SQLite in WAL
+//! mode, so parallel processes (RMAN channels) share it safely and a crash
+//! loses at most the entry being written. Entries expire after `max_age` (a
+//! garbage collector keeps any chunk referenced within its grace period, which
+//! must exceed `max_age`) and the cache is bounded in size by evicting the
+//! least recently used sources.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::{RepoError, Result};
+use crate::hash::BlockCv;
+use crate::id::ChunkId;
+
+/// A full chunk a later version of the same position can be stored against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Anchor {
+    pub id: ChunkId,
+    pub len: u32,
+    pub cvs: Arc<Vec<BlockCv>>,
+}
+
+/// One chunk position of a source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineageEntry {
+    /// The chunk last backed up at this position.
+    pub chunk: ChunkId,
+    pub anchor: Option<Anchor>,
+}
+
+/// Chunk positions (byte offset in the stream) of one source.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lineage {
+    pub entries: HashMap<u64, LineageEntry>,
+}
+
+impl Lineage {
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Chunk ids the repository held at the last backup.
+    pub fn known(&self) -> HashSet<ChunkId> {
+        self.entries.values().map(|e| e.chunk).collect()
+    }
+}
+
+/// Defaults: entries older than a week are not trusted; 4 GiB at most.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS sources (key TEXT PRIMARY KEY, updated INTEGER NOT NULL, bytes INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    chunk BLOB NOT NULL,
+    anchor BLOB,
+    anchor_len INTEGER,
+    cvs BLOB,
+    PRIMARY KEY (key, offset)
+) WITHOUT ROWID;
+";
+
+#[derive(Debug)]
+pub struct LineageCache {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    max_age: Duration,
+    max_bytes: u64,
+}
+
+impl LineageCache {
+    /// Open (or create) the cache of repository `repo_id` under `dir`.
+    pub fn open(dir: &Path, repo_id: &str) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            RepoError::io(
+                format!("cannot create cache directory {}", dir.display()),
+                e,
+            )
+        })?;
+        let path = dir.join(format!("lineage-{repo_id}.sqlite"));
+        let ctx = |what: &str| format!("fingerprint cache {}: {what}", path.display());
+        let conn = Connection::open(&path).map_err(|e| RepoError::index(ctx("open"), e))?;
+        conn.busy_timeout(Duration::from_secs(60))
+            .map_err(|e| RepoError::index(ctx("configure"), e))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| RepoError::index(ctx("enable WAL"), e))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| RepoError::index(ctx("configure"), e))?;
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
+            .map_err(|e| RepoError::index(ctx("create schema"), e))?;
+        Ok(LineageCache {
+            conn: Mutex::new(conn),
+            path,
+            max_age: DEFAULT_MAX_AGE,
+            max_bytes: DEFAULT_MAX_BYTES,
+        })
+    }
+
+    pub fn with_limits(mut self, max_age: Duration, max_bytes: u64) -> Self {
+        self.max_age = max_age;
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut c).map_err(|e| {
+            RepoError::index(
+                format!("fingerprint cache {}: {what}", self.path.display()),
+                e,
+            )
+        })
+    }
+
+    /// The lineage of `key`, empty when unknown or expired.
+    pub fn load(&self, key: &str) -> Result<Lineage> {
+        let oldest = crate::now_unix() - self.max_age.as_secs() as i64;
+        self.with("load", |c| {
+            let tx = c.transaction()?;
+            let updated: Option<i64> = tx
+                .query_row("SELECT updated FROM sources WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let mut lineage = Lineage::default();
+            if updated.is_some_and(|u| u >= oldest) {
+                let mut st = tx.prepare(
+                    "SELECT offset, chunk, anchor, anchor_len, cvs FROM entries WHERE key = ?1",
+                )?;
+                let rows = st.query_map([key], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, Option<Vec<u8>>>(2)?,
+                        r.get::<_, Option<i64>>(3)?,
+                        r.get::<_, Option<Vec<u8>>>(4)?,
+                    ))
+                })?;
+                for row in rows {
+                    let (offset, chunk, anchor, anchor_len, cvs) = row?;
+                    let Some(chunk) = ChunkId::from_slice(&chunk) else {
+                        continue;
+                    };
+                    let anchor = match (
+                        anchor.and_then(|a| ChunkId::from_slice(&a)),
+                        anchor_len,
+                        cvs,
+                    ) {
+                        (Some(id), Some(len), Some(cvs)) if cvs.len() % 16 == 0 => Some(Anchor {
+                            id,
+                            len: len as u32,
+                            cvs: Arc::new(
+                                cvs.chunks_exact(16)
+                                    .map(|c| c.try_into().expect("16"))
+                                    .collect(),
+                            ),
+                        }),
+                        _ => None,
+                    };
+                    lineage
+                        .entries
+                        .insert(offset as u64, LineageEntry { chunk, anchor });
+                }
+            }
+            drop(tx);
+            Ok(lineage)
+        })
+    }
+
+    /// Replace the lineage of `key`, then keep the cache within its size.
+    pub fn store(&self, key: &str, lineage: &Lineage) -> Result<()> {
+        let now = crate::now_unix();
+        let bytes: u64 = lineage
+            .entries
+            .values()
+            .map(|e| {
+                64 + e
+                    .anchor
+                    .as_ref()
+                    .map_or(0, |a| 40 + a.cvs.len() as u64 * 16)
+            })
+            .sum();
+        self.with("store", |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM entries WHERE key = ?1", [key])?;
+            {
+                let mut st = tx.prepare(
+                    "INSERT INTO entries(key, offset, chunk, anchor, anchor_len, cvs) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for (off, e) in &lineage.entries {
+                    let (a, l, cvs) = match &e.anchor {
+                        Some(a) => (
+                            Some(a.id.as_bytes().to_vec()),
+                            Some(a.len as i64),
+                            Some(a.cvs.iter().flatten().copied().collect::<Vec<u8>>()),
+                        ),
+                        None => (None, None, None),
+                    };
+                    st.execute(params![key, *off as i64, e.chunk.as_bytes().as_slice(), a, l, cvs])?;
+                }
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO sources(key, updated, bytes) VALUES (?1, ?2, ?3)",
+                params![key, now, bytes as i64],
+            )?;
+            // Evict the least recently used sources beyond the size bound.
+            let total: i64 = tx.query_row("SELECT coalesce(sum(bytes), 0) FROM sources", [], |r| r.get(0))?;
+            if total as u64 > self.max_bytes {
+                let mut excess = total as u64 - self.max_bytes;
+                let victims: Vec<(String, i64)> = {
+                    let mut st = tx.prepare("SELECT key, bytes FROM sources WHERE key != ?1 ORDER BY updated")?;
+                    let rows = st.query_map([key], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    rows.collect::<rusqlite::Result<_>>()?
+                };
+                for (victim, b) in victims {
+                    if excess == 0 {
+                        break;
+                    }
+                    tx.execute("DELETE FROM entries WHERE key = ?1", [&victim])?;
+                    tx.execute("DELETE FROM sources WHERE key = ?1", [&victim])?;
+                    excess = excess.saturating_sub(b as u64);
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// Forget a source (e.g. after a commit found its cached chunks missing).
+    pub fn forget(&self, key: &str) -> Result<()> {
+        self.with("forget", |c| {
+            c.execute("DELETE FROM entries WHERE key = ?1", [key])?;
+            c.execute("DELETE FROM sources WHERE key = ?1", [key])?;
+            Ok(())
+        })
+    }
+
+    /// Sources in the cache with their entry counts and age (for `orca cache ls`).
+    pub fn sources(&self) -> Result<Vec<(String, i64, u64)>> {
+        self.with("list", |c| {
+            let mut st = c.prepare("SELECT key, updated, bytes FROM sources ORDER BY key")?;
+            let rows = st.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: u8, with_anchor: bool) -> LineageEntry {
+        LineageEntry {
+            chunk: ChunkId([n; 32]),
+            anchor: with_anchor.then(|| Anchor {
+                id: ChunkId([n.wrapping_add(1); 32]),
+                len: 1 << 20,
+                cvs: Arc::new(vec![[n; 16]; 128]),
+            }),
+        }
+    }
+
+    #[test]
+    fn store_load_forget_and_evict() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = LineageCache::open(dir.path(), "r1").unwrap();
+        let mut l = Lineage::default();
+        l.entries.insert(0, entry(1, false));
+        l.entries.insert(1 << 20, entry(2, true));
+        cache.store("dbid:1:file:5", &l).unwrap();
+        assert_eq!(cache.load("dbid:1:file:5").unwrap(), l);
+        assert!(cache.load("other").unwrap().is_empty());
+        cache.forget("dbid:1:file:5").unwrap();
+        assert!(cache.load("dbid:1:file:5").unwrap().is_empty());
+
+        let small = LineageCache::open(dir.path(), "r1")
+            .unwrap()
+            .with_limits(DEFAULT_MAX_AGE, 3000);
+        small.store("a", &l).unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        small.store("b", &l).unwrap();
+        assert!(
+            small.load("a").unwrap().is_empty(),
+            "least recently used source evicted"
+        );
+        assert_eq!(small.load("b").unwrap(), l);
+
+        let expired = LineageCache::open(dir.path(), "r1")
+            .unwrap()
+            .with_limits(Duration::ZERO, u64::MAX);
+        expired.store("c", &l).unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(expired.load("c").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,274 @@
+//! Streaming restore of one piece with read-ahead: groups of chunks are
+//! fetched in parallel, decrypted, decompressed and verified against their
+//! fingerprints on the rayon pool, and handed to the reader in order.
+
+use std::io::Read;
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use rayon::prelude::*;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+use crate::backend::Backend;
+use crate::codec::{Codec, Opened};
+use crate::error::{RepoError, Result};
+use crate::id::ChunkId;
+use crate::manifest::Manifest;
+
+/// A decrypted chunk at its position, with its base's payload if a delta.
+type Opening = (usize, Opened, Option<(ChunkId, Bytes)>);
+
+#[derive(Clone, Debug)]
+pub struct ReadOptions {
+    /// Bytes fetched per request.
+    pub group_bytes: u64,
+    /// Requests in flight.
+    pub read_ahead: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            group_bytes: 16 << 20,
+            read_ahead: 4,
+        }
+    }
+}
+
+pub struct PieceReader {
+    manifest: Arc<Manifest>,
+    rx: mpsc::Receiver<Result<Bytes>>,
+    current: Bytes,
+    delivered: u64,
+}
+
+impl std::fmt::Debug for PieceReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PieceReader({:?})", self.manifest.name())
+    }
+}
+
+impl PieceReader {
+    pub(crate) fn start(
+        manifest: Manifest,
+        backend: Arc<dyn Backend>,
+        codec: Arc<Codec>,
+        rt: &Handle,
+        opts: &ReadOptions,
+    ) -> Self {
+        let manifest = Arc::new(manifest);
+        let (tx, rx) = mpsc::channel(64);
+        rt.spawn(prefetch(manifest.clone(), backend, codec, tx, opts.clone()));
+        PieceReader {
+            manifest,
+            rx,
+            current: Bytes::new(),
+            delivered: 0,
+        }
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn size(&self) -> u64 {
+        self.manifest.header.size
+    }
+
+    /// Next verified chunk, `None` at the end. Call from a blocking thread.
+    pub fn next_chunk(&mut self) -> Result<Option<Bytes>> {
+        if !self.current.is_empty() {
+            let c = std::mem::take(&mut self.current);
+            self.delivered += c.len() as u64;
+            return Ok(Some(c));
+        }
+        match self.rx.blocking_recv() {
+            Some(Ok(c)) => {
+                self.delivered += c.len() as u64;
+                Ok(Some(c))
+            }
+            Some(Err(e)) => Err(e),
+            None if self.delivered == self.manifest.header.size => Ok(None),
+            None => Err(RepoError::Internal(format!(
+                "restore of {:?} stopped after {} of {} bytes",
+                self.manifest.name(),
+                self.delivered,
+                self.manifest.header.size
+            ))),
+        }
+    }
+}
+
+impl Read for PieceReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(c)) => self.current = c,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None if self.delivered == self.manifest.header.size => return Ok(0),
+                None => {
+                    return Err(std::io::Error::other(format!(
+                        "restore of {:?} stopped early",
+                        self.manifest.name()
+                    )));
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        self.delivered += n as u64;
+        Ok(n)
+    }
+}
+
+fn groups(m: &Manifest, group_bytes: u64) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut acc = 0u64;
+    for (i, c) in m.chunks.iter().enumerate() {
+        acc += c.len as u64;
+        if acc >= group_bytes {
+            out.push(start..i + 1);
+            start = i + 1;
+            acc = 0;
+        }
+    }
+    if start < m.chunks.len() {
+        out.push(start..m.chunks.len());
+    }
+    out
+}
+
+async fn prefetch(
+    manifest: Arc<Manifest>,
+    backend: Arc<dyn Backend>,
+    codec: Arc<Codec>,
+    tx: mpsc::Sender<Result<Bytes>>,
+    opts: ReadOptions,
+) {
+    let fetches = futures::stream::iter(groups(&manifest, opts.group_bytes))
+        .map(|range| fetch_group(manifest.clone(), backend.clone(), codec.clone(), range))
+        .buffered(opts.read_ahead.max(1));
+    futures::pin_mut!(fetches);
+    while let Some(result) = fetches.next().await {
+        match result {
+            Ok(chunks) => {
+                for c in chunks {
+                    if tx.send(Ok(c)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn fetch_group(
+    manifest: Arc<Manifest>,
+    backend: Arc<dyn Backend>,
+    codec: Arc<Codec>,
+    range: Range<usize>,
+) -> Result<Vec<Bytes>> {
+    let name = manifest.name().to_string();
+    let range_start = range.start as u64;
+    let ids: Vec<_> = manifest.chunks[range.clone()]
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    let position =
+        |id: &ChunkId| range.start as u64 + ids.iter().position(|x| x == id).unwrap_or(0) as u64;
+    let payloads = backend.get_chunks(&ids).await.map_err(|e| match &e {
+        RepoError::CorruptChunk { id, .. } => {
+            let pos = position(id);
+            e.in_piece(&name, pos)
+        }
+        _ => e,
+    })?;
+    let location = backend.location();
+    let (m2, c2, n2, loc2) = (
+        manifest.clone(),
+        codec.clone(),
+        name.clone(),
+        location.clone(),
+    );
+    let opened: Vec<Opened> = tokio::task::spawn_blocking(move || {
+        range
+            .clone()
+            .into_par_iter()
+            .zip(payloads.into_par_iter())
+            .map(|(i, p)| {
+                let c = &m2.chunks[i];
+                c2.open(&c.id, &p, c.len as usize, &loc2)
+                    .map_err(|e| e.in_piece(&n2, i as u64))
+            })
+            .collect::<Result<Vec<Opened>>>()
+    })
+    .await
+    .map_err(|e| RepoError::Internal(format!("decoding failed: {e}")))??;
+
+    // Deltas need their base chunks: fetch those in one more request.
+    let bases: Vec<ChunkId> = opened
+        .iter()
+        .filter_map(|o| match o {
+            Opened::Delta { base, .. } => Some(*base),
+            Opened::Full(_) => None,
+        })
+        .collect();
+    let base_payloads = if bases.is_empty() {
+        Vec::new()
+    } else {
+        backend
+            .get_chunks(&bases)
+            .await
+            .map_err(|e| e.in_piece(&name, range_start))?
+    };
+    tokio::task::spawn_blocking(move || {
+        let mut base_iter = bases.iter().zip(base_payloads);
+        let work: Vec<Opening> = opened
+            .into_iter()
+            .enumerate()
+            .map(|(k, o)| {
+                let b = match &o {
+                    Opened::Delta { .. } => base_iter.next().map(|(id, p)| (*id, p)),
+                    Opened::Full(_) => None,
+                };
+                (range_start as usize + k, o, b)
+            })
+            .collect();
+        work.into_par_iter()
+            .map(|(i, o, b)| {
+                let c = &manifest.chunks[i];
+                match (o, b) {
+                    (Opened::Full(p), _) => Ok(Bytes::from(p)),
+                    (Opened::Delta { body, .. }, Some((base_id, payload))) => {
+                        let base = codec.decode(&base_id, &payload, c.len as usize, &location)?;
+                        codec
+                            .apply_delta(&c.id, &base, &body, c.len as usize, &location)
+                            .map(Bytes::from)
+                    }
+                    (Opened::Delta { base, .. }, None) => Err(RepoError::CorruptChunk {
+                        piece: None,
+                        index: None,
+                        id: c.id,
+                        object: location.clone(),
+                        reason: format!("base chunk {} missing", base.short()),
+                    }),
+                }
+                .map_err(|e| e.in_piece(&name, i as u64))
+            })
+            .collect::<Result<Vec<Bytes>>>()
+    })
+    .await
+    .map_err(|e| RepoError::Internal(format!("decoding failed: {e}")))?
+}

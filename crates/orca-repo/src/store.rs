@@ -1,0 +1,1039 @@
+//! The repository store: packs, manifests and keys on an object store, with
+//! the embedded index beside it. This is the server side of a repository:
+//! it never sees plaintext (payloads arrive encrypted) and it is what a
+//! local repository and the vault both run.
+//!
+//! Object layout (see docs/design.md):
+//! ```text
+//! config                      repository parameters (JSON)
+//! keys/<id>                   master key wrapped by a passphrase (JSON)
+//! packs/<h[0..2]>/<h>         pack of encoded chunks, h = random 256-bit id
+//! pieces/<n[0..2]>/<n>        manifest of a piece, n = BLAKE3 of its name
+//! ```
+//!
+//! Write ordering keeps every committed piece restorable after a crash at
+//! any instant: a pack is stored before its chunks enter the index; a
+//! manifest is stored (atomically, create-only) only after every chunk it
+//! references is in a stored pack; the catalog row follows the manifest.
+//! A crash leaves at worst an unreferenced pack or a manifest without its
+//! catalog row, which `manifest()` and `rebuild_index()` repair.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::future::{BoxFuture, FutureExt, Shared};
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Backend, EncodedChunk};
+use crate::codec::{Codec, OVERHEAD, Opened};
+use crate::config::{CONFIG_KEY, RepoConfig};
+use crate::error::{RepoError, Result};
+use crate::id::ChunkId;
+use crate::index::{Index, IndexStats, Location, PieceFilter, PieceInfo};
+use crate::keys::WrappedKey;
+use crate::manifest::{self, Manifest};
+use crate::pack::{self, PackBuilder, PackEntry};
+
+/// Packs waiting to be written before `put_chunks` applies back-pressure.
+const MAX_INFLIGHT_PACKS: usize = 2;
+/// Largest chunk payload accepted (a 16 MiB chunk plus codec overhead).
+const MAX_PAYLOAD: usize = (16 << 20) + 4096;
+
+type Done = Shared<BoxFuture<'static, std::result::Result<(), String>>>;
+
+/// Chunks buffered or being written, with the base of each delta.
+type Held = HashMap<ChunkId, Option<ChunkId>>;
+
+struct InFlight {
+    seq: u64,
+    ids: Held,
+    done: Done,
+}
+
+#[derive(Default)]
+struct Packer {
+    open: PackBuilder,
+    open_ids: Held,
+    inflight: Vec<InFlight>,
+    next_seq: u64,
+}
+
+impl Packer {
+    /// `None` when not held, else `Some(base)` as in [`Index::kinds`].
+    fn held(&self, id: &ChunkId) -> Option<Option<ChunkId>> {
+        self.open_ids
+            .get(id)
+            .or_else(|| self.inflight.iter().find_map(|f| f.ids.get(id)))
+            .copied()
+    }
+
+    fn holds(&self, id: &ChunkId) -> bool {
+        self.held(id).is_some()
+    }
+}
+
+pub struct Store {
+    objects: Arc<dyn ObjectStore>,
+    location: String,
+    config: RepoConfig,
+    index: Arc<Index>,
+    packer: Arc<Mutex<Packer>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.location)
+    }
+}
+
+/// Progress of a long store operation (verify, rebuild).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Progress {
+    pub phase: String,
+    pub done: u64,
+    pub total: u64,
+    pub bytes: u64,
+}
+
+pub type ProgressFn<'a> = &'a (dyn Fn(&Progress) + Send + Sync);
+
+/// What `rebuild_index` found.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RebuildReport {
+    pub packs: u64,
+    pub chunks: u64,
+    pub pieces: u64,
+    /// Objects that could not be read back, with the reason.
+    pub damaged: Vec<(String, String)>,
+}
+
+/// One problem `verify` found.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Problem {
+    pub object: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk: Option<ChunkId>,
+    /// Pieces (name, chunk position) that rely on the damaged chunk.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pieces: Vec<(String, u64)>,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct VerifyReport {
+    pub packs: u64,
+    pub chunks: u64,
+    pub bytes: u64,
+    pub pieces: u64,
+    /// Whether chunk contents were decrypted and re-hashed (needs the key),
+    /// or only checked against their stored checksums.
+    pub deep: bool,
+    pub problems: Vec<Problem>,
+}
+
+impl VerifyReport {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+fn pack_key(name: &str) -> String {
+    format!("packs/{}/{}", &name[..2], name)
+}
+
+fn obj(key: &str) -> ObjPath {
+    ObjPath::from(key)
+}
+
+fn now() -> i64 {
+    crate::now_unix()
+}
+
+impl Store {
+    /// A local directory as an object store, with the index inside it.
+    pub fn local_objects(dir: &Path) -> Result<Arc<dyn ObjectStore>> {
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
+            .map_err(|e| RepoError::storage(dir.display().to_string(), e))?
+            .with_fsync(true);
+        Ok(Arc::new(fs))
+    }
+
+    pub fn local_index_path(dir: &Path) -> PathBuf {
+        dir.join("index.sqlite")
+    }
+
+    /// Open the local repository in `dir`.
+    pub async fn open_local(dir: &Path) -> Result<Store> {
+        if !dir.join(CONFIG_KEY).is_file() {
+            return Err(RepoError::NotARepository {
+                location: dir.display().to_string(),
+            });
+        }
+        let objects = Self::local_objects(dir)?;
+        Self::open(
+            objects,
+            dir.display().to_string(),
+            &Self::local_index_path(dir),
+        )
+        .await
+    }
+
+    /// Create a repository: write its config (create-only, so two concurrent
+    /// inits cannot both succeed) and optionally a wrapped key.
+    pub async fn create(
+        objects: Arc<dyn ObjectStore>,
+        location: String,
+        index_path: &Path,
+        config: &RepoConfig,
+        wrapped: Option<&WrappedKey>,
+    ) -> Result<Store> {
+        config.validate(CONFIG_KEY)?;
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match objects
+            .put_opts(&obj(CONFIG_KEY), PutPayload::from(config.to_json()), opts)
+            .await
+        {
+            Ok(_) => {}
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                return Err(RepoError::AlreadyInitialised { location });
+            }
+            Err(e) => return Err(RepoError::storage(format!("{location}/{CONFIG_KEY}"), e)),
+        }
+        if let Some(w) = wrapped {
+            let body =
+                serde_json::to_vec_pretty(w).map_err(|e| RepoError::Internal(e.to_string()))?;
+            let key = format!("keys/{}", &blake3::hash(&body).to_hex()[..16]);
+            objects
+                .put(&obj(&key), PutPayload::from(body))
+                .await
+                .map_err(|e| RepoError::storage(key, e))?;
+        }
+        Self::open(objects, location, index_path).await
+    }
+
+    pub async fn open(
+        objects: Arc<dyn ObjectStore>,
+        location: String,
+        index_path: &Path,
+    ) -> Result<Store> {
+        let raw = match objects.get(&obj(CONFIG_KEY)).await {
+            Ok(r) => r
+                .bytes()
+                .await
+                .map_err(|e| RepoError::storage(CONFIG_KEY, e))?,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(RepoError::NotARepository { location });
+            }
+            Err(e) => return Err(RepoError::storage(format!("{location}/{CONFIG_KEY}"), e)),
+        };
+        let config = RepoConfig::parse(&raw, &format!("{location}/{CONFIG_KEY}"))?;
+        let path = index_path.to_path_buf();
+        let id = config.id.clone();
+        let (index, fresh) = tokio::task::spawn_blocking(move || Index::open(&path, &id))
+            .await
+            .map_err(join_err)??;
+        let pack_size = config.pack_size as usize;
+        let store = Store {
+            objects,
+            location,
+            config,
+            index: Arc::new(index),
+            packer: Arc::new(Mutex::new(Packer {
+                open: PackBuilder::new(pack_size),
+                ..Default::default()
+            })),
+        };
+        if fresh {
+            let report = store.rebuild_index(None).await?;
+            if report.packs > 0 || report.pieces > 0 {
+                tracing::info!(
+                    packs = report.packs,
+                    pieces = report.pieces,
+                    "built a new index from the repository's objects"
+                );
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    pub fn objects(&self) -> &Arc<dyn ObjectStore> {
+        &self.objects
+    }
+
+    pub fn index(&self) -> &Arc<Index> {
+        &self.index
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Packer> {
+        self.packer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Index) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let index = self.index.clone();
+        tokio::task::spawn_blocking(move || f(&index))
+            .await
+            .map_err(join_err)?
+    }
+
+    /// Seal the open pack and start writing it. Returns its completion.
+    fn seal(&self, p: &mut Packer) -> Option<Done> {
+        if p.open.is_empty() {
+            return None;
+        }
+        let builder = std::mem::replace(
+            &mut p.open,
+            PackBuilder::new(self.config.pack_size as usize),
+        );
+        let ids = std::mem::take(&mut p.open_ids);
+        let seq = p.next_seq;
+        p.next_seq += 1;
+        let objects = self.objects.clone();
+        let index = self.index.clone();
+        let packer = self.packer.clone();
+        let location = self.location.clone();
+        let task = tokio::spawn(async move {
+            let result = write_pack(objects, index, builder, &location).await;
+            packer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .inflight
+                .retain(|f| f.seq != seq);
+            result.map_err(|e| e.to_string())
+        });
+        let done: Done = async move {
+            task.await
+                .unwrap_or_else(|e| Err(format!("pack writer failed: {e}")))
+        }
+        .boxed()
+        .shared();
+        p.inflight.push(InFlight {
+            seq,
+            ids,
+            done: done.clone(),
+        });
+        Some(done)
+    }
+
+    async fn put_chunks_inner(&self, chunks: Vec<EncodedChunk>) -> Result<()> {
+        for c in &chunks {
+            if c.payload.len() < OVERHEAD
+                || c.payload.len() > MAX_PAYLOAD
+                || c.raw_len as usize > MAX_PAYLOAD
+            {
+                return Err(RepoError::InvalidArgument(format!(
+                    "chunk {} has an invalid size ({} bytes encoded, {} plain)",
+                    c.id.short(),
+                    c.payload.len(),
+                    c.raw_len
+                )));
+            }
+        }
+        let ids: Vec<ChunkId> = chunks.iter().map(|c| c.id).collect();
+        let bases: Vec<ChunkId> = chunks.iter().filter_map(|c| c.base()).collect();
+        let (absent, base_kinds) = self
+            .blocking(move |i| Ok((i.missing(&ids, None)?, i.kinds(&bases)?)))
+            .await?;
+        let absent: HashSet<ChunkId> = absent.into_iter().collect();
+        let stored_bases: HashMap<ChunkId, Option<Option<ChunkId>>> = chunks
+            .iter()
+            .filter_map(|c| c.base())
+            .zip(base_kinds)
+            .collect();
+        let target = self.config.pack_size as usize;
+        let wait = {
+            let mut p = self.lock();
+            for c in chunks {
+                if !absent.contains(&c.id) || p.holds(&c.id) {
+                    continue;
+                }
+                let base = c.base();
+                if let Some(b) = base {
+                    // Deltas build on full chunks only, so a read needs one extra fetch at most.
+                    let kind = stored_bases
+                        .get(&b)
+                        .copied()
+                        .flatten()
+                        .or_else(|| p.held(&b));
+                    match kind {
+                        Some(None) if b != c.id => {}
+                        Some(Some(_)) => {
+                            return Err(RepoError::InvalidArgument(format!(
+                                "delta chunk {} builds on {}, which is itself a delta",
+                                c.id.short(),
+                                b.short()
+                            )));
+                        }
+                        _ => {
+                            return Err(RepoError::InvalidArgument(format!(
+                                "delta chunk {} builds on {}, which the repository does not hold",
+                                c.id.short(),
+                                b.short()
+                            )));
+                        }
+                    }
+                }
+                p.open.add(c.id, base, c.raw_len, &c.payload)?;
+                p.open_ids.insert(c.id, base);
+                if p.open.len() >= target {
+                    self.seal(&mut p);
+                }
+            }
+            if p.inflight.len() > MAX_INFLIGHT_PACKS {
+                Some(p.inflight[0].done.clone())
+            } else {
+                None
+            }
+        };
+        if let Some(done) = wait {
+            done.await.map_err(|m| self.backend_err(m))?;
+        }
+        Ok(())
+    }
+
+    fn backend_err(&self, message: String) -> RepoError {
+        RepoError::Backend {
+            location: self.location.clone(),
+            message,
+        }
+    }
+
+    /// Make sure every chunk of `ids` that is buffered or being written is
+    /// durable (or has failed) before returning.
+    async fn settle(&self, ids: Option<&HashSet<ChunkId>>) -> Result<()> {
+        let waits: Vec<Done> = {
+            let mut p = self.lock();
+            let open_hit = match ids {
+                None => true,
+                Some(ids) => ids.iter().any(|id| p.open_ids.contains_key(id)),
+            };
+            if open_hit {
+                self.seal(&mut p);
+            }
+            p.inflight
+                .iter()
+                .filter(|f| ids.is_none_or(|ids| ids.iter().any(|id| f.ids.contains_key(id))))
+                .map(|f| f.done.clone())
+                .collect()
+        };
+        let mut first_err = None;
+        for w in waits {
+            if let Err(m) = w.await {
+                first_err.get_or_insert(m);
+            }
+        }
+        match first_err {
+            Some(m) => Err(self.backend_err(m)),
+            None => Ok(()),
+        }
+    }
+
+    async fn commit_inner(&self, bytes: Bytes) -> Result<PieceInfo> {
+        let m = Manifest::decode_unverified(&bytes, "manifest upload")?;
+        let name = m.header.name.clone();
+        let mut ids: HashSet<ChunkId> = m.chunks.iter().map(|c| c.id).collect();
+        let held_bases: Vec<ChunkId> = {
+            let p = self.lock();
+            ids.iter().filter_map(|id| p.held(id).flatten()).collect()
+        };
+        let list: Vec<ChunkId> = ids.iter().copied().collect();
+        ids.extend(held_bases);
+        // A failed pack write shows up below as missing chunks, which is the
+        // answer the client can act on (it re-sends them).
+        let _ = self.settle(Some(&ids)).await;
+        let missing = self
+            .blocking(move |i| {
+                let mut m = i.missing(&list, None)?;
+                m.extend(i.missing_bases(&list)?);
+                Ok(m)
+            })
+            .await?;
+        if !missing.is_empty() {
+            return Err(RepoError::MissingChunks { name, missing });
+        }
+        let key = manifest::object_key(&name);
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .objects
+            .put_opts(&obj(&key), PutPayload::from(bytes), opts)
+            .await
+        {
+            Ok(_) => {}
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                return Err(RepoError::PieceExists { name });
+            }
+            Err(e) => return Err(RepoError::storage(key, e)),
+        }
+        let info = PieceInfo::from_manifest(&m);
+        let row = info.clone();
+        let chunk_ids: Vec<ChunkId> = m.chunks.iter().map(|c| c.id).collect();
+        self.blocking(move |i| i.add_piece(&row, &chunk_ids, now()))
+            .await?;
+        Ok(info)
+    }
+
+    async fn manifest_inner(&self, name: &str) -> Result<Option<Bytes>> {
+        manifest::validate_name(name)?;
+        let key = manifest::object_key(name);
+        match self.objects.get(&obj(&key)).await {
+            Ok(r) => {
+                let bytes = r
+                    .bytes()
+                    .await
+                    .map_err(|e| RepoError::storage(key.clone(), e))?;
+                let owned = name.to_string();
+                if self.blocking(move |i| i.piece(&owned)).await?.is_none() {
+                    // Committed, but the catalog row was lost to a crash: restore it.
+                    if let Ok(m) = Manifest::decode_unverified(&bytes, &key) {
+                        let info = PieceInfo::from_manifest(&m);
+                        let ids: Vec<ChunkId> = m.chunks.iter().map(|c| c.id).collect();
+                        self.blocking(move |i| i.add_piece(&info, &ids, now()))
+                            .await?;
+                    }
+                }
+                Ok(Some(bytes))
+            }
+            Err(object_store::Error::NotFound { .. }) => {
+                let owned = name.to_string();
+                self.blocking(move |i| i.remove_piece(&owned)).await?;
+                Ok(None)
+            }
+            Err(e) => Err(RepoError::storage(key, e)),
+        }
+    }
+
+    async fn delete_inner(&self, name: &str) -> Result<bool> {
+        manifest::validate_name(name)?;
+        let key = manifest::object_key(name);
+        let existed = match self.objects.head(&obj(&key)).await {
+            Ok(_) => true,
+            Err(object_store::Error::NotFound { .. }) => false,
+            Err(e) => return Err(RepoError::storage(key, e)),
+        };
+        if existed {
+            match self.objects.delete(&obj(&key)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(RepoError::storage(key, e)),
+            }
+        }
+        let owned = name.to_string();
+        let had_row = self.blocking(move |i| i.remove_piece(&owned)).await?;
+        Ok(existed || had_row)
+    }
+
+    async fn get_chunks_inner(&self, ids: &[ChunkId]) -> Result<Vec<Bytes>> {
+        let list = ids.to_vec();
+        let locs = self.blocking(move |i| i.locate(&list)).await?;
+        let mut by_pack: HashMap<String, Vec<(usize, PackEntry)>> = HashMap::new();
+        for (pos, loc) in locs.into_iter().enumerate() {
+            match loc {
+                Some(Location { pack, entry }) => {
+                    by_pack.entry(pack).or_default().push((pos, entry))
+                }
+                None => {
+                    return Err(RepoError::CorruptChunk {
+                        piece: None,
+                        index: None,
+                        id: ids[pos],
+                        object: self.location.clone(),
+                        reason: "chunk is not in the repository (lost or never stored)".into(),
+                    });
+                }
+            }
+        }
+        let objects = self.objects.clone();
+        let fetched: Vec<Vec<(usize, Bytes)>> =
+            futures::stream::iter(by_pack.into_iter().map(|(pack, items)| {
+                let objects = objects.clone();
+                async move {
+                    let key = pack_key(&pack);
+                    let ranges: Vec<std::ops::Range<u64>> =
+                        items.iter().map(|(_, e)| e.blob_range()).collect();
+                    let blobs = objects
+                        .get_ranges(&obj(&key), &ranges)
+                        .await
+                        .map_err(|e| RepoError::storage(key.clone(), e))?;
+                    items
+                        .iter()
+                        .zip(blobs)
+                        .map(|((pos, e), blob)| Ok((*pos, pack::open_blob(blob, &e.id, &key)?)))
+                        .collect::<Result<Vec<_>>>()
+                }
+            }))
+            .buffer_unordered(4)
+            .try_collect()
+            .await?;
+        let mut out = vec![Bytes::new(); ids.len()];
+        for (pos, b) in fetched.into_iter().flatten() {
+            out[pos] = b;
+        }
+        Ok(out)
+    }
+
+    /// Read back every pack's trailer and every manifest and rebuild the
+    /// index from them. Safe to run at any time; needs no key.
+    pub async fn rebuild_index(&self, progress: Option<ProgressFn<'_>>) -> Result<RebuildReport> {
+        self.blocking(|i| i.clear()).await?;
+        let mut report = RebuildReport::default();
+        let packs: Vec<object_store::ObjectMeta> = self
+            .objects
+            .list(Some(&obj("packs")))
+            .try_collect()
+            .await
+            .map_err(|e| RepoError::storage("packs/", e))?;
+        let total = packs.len() as u64;
+        for (n, meta) in packs.into_iter().enumerate() {
+            let key = meta.location.to_string();
+            let Some(name) = key.rsplit('/').next().map(str::to_string) else {
+                continue;
+            };
+            if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            match self.read_pack_entries(&key, meta.size).await {
+                Ok(entries) => {
+                    report.packs += 1;
+                    report.chunks += entries.len() as u64;
+                    let size = meta.size;
+                    self.blocking(move |i| i.add_pack(&name, size, &entries, now()))
+                        .await?;
+                }
+                Err(e) => report.damaged.push((key, e.to_string())),
+            }
+            if let Some(p) = progress {
+                p(&Progress {
+                    phase: "packs".into(),
+                    done: n as u64 + 1,
+                    total,
+                    bytes: 0,
+                });
+            }
+        }
+        let pieces: Vec<object_store::ObjectMeta> = self
+            .objects
+            .list(Some(&obj("pieces")))
+            .try_collect()
+            .await
+            .map_err(|e| RepoError::storage("pieces/", e))?;
+        for meta in pieces {
+            let key = meta.location.to_string();
+            let got = self
+                .objects
+                .get(&meta.location)
+                .await
+                .map_err(|e| RepoError::storage(key.clone(), e));
+            let parsed = match got {
+                Ok(r) => match r.bytes().await {
+                    Ok(b) => Manifest::decode_unverified(&b, &key),
+                    Err(e) => Err(RepoError::storage(key.clone(), e)),
+                },
+                Err(e) => Err(e),
+            };
+            match parsed {
+                Ok(m) => {
+                    let info = PieceInfo::from_manifest(&m);
+                    let ids: Vec<ChunkId> = m.chunks.iter().map(|c| c.id).collect();
+                    self.blocking(move |i| i.add_piece(&info, &ids, now()))
+                        .await?;
+                    report.pieces += 1;
+                }
+                Err(e) => report.damaged.push((key, e.to_string())),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Entries of a pack: from its trailer, or by scanning it when the
+    /// trailer is damaged.
+    async fn read_pack_entries(&self, key: &str, size: u64) -> Result<Vec<PackEntry>> {
+        let p = obj(key);
+        let from_trailer = async {
+            if size < (pack::HEADER_LEN + pack::FOOTER_LEN) as u64 {
+                return Err(RepoError::corrupt(key, "pack too short"));
+            }
+            let footer = self
+                .objects
+                .get_range(&p, size - pack::FOOTER_LEN as u64..size)
+                .await
+                .map_err(|e| RepoError::storage(key, e))?;
+            let off = pack::parse_footer(&footer, size, key)?;
+            let trailer = self
+                .objects
+                .get_range(&p, off..size - pack::FOOTER_LEN as u64)
+                .await
+                .map_err(|e| RepoError::storage(key, e))?;
+            pack::parse_trailer(&trailer, off, key)
+        };
+        match from_trailer.await {
+            Ok(e) => Ok(e),
+            Err(err) => {
+                tracing::warn!(pack = key, error = %err, "pack trailer unreadable; scanning the pack");
+                let all = self
+                    .objects
+                    .get(&p)
+                    .await
+                    .map_err(|e| RepoError::storage(key, e))?
+                    .bytes()
+                    .await
+                    .map_err(|e| RepoError::storage(key, e))?;
+                let scan = pack::scan(&all, key);
+                if scan.good.is_empty() {
+                    return Err(err);
+                }
+                Ok(scan.good)
+            }
+        }
+    }
+
+    /// Re-read every pack and manifest. With a codec, every chunk is
+    /// decrypted, decompressed and re-hashed against its id; without one
+    /// (a vault holds no key) stored checksums are checked. Every problem is
+    /// reported with the pieces (and chunk positions) it affects.
+    pub async fn verify(
+        &self,
+        codec: Option<Arc<Codec>>,
+        progress: Option<ProgressFn<'_>>,
+    ) -> Result<VerifyReport> {
+        let mut report = VerifyReport {
+            deep: codec.is_some(),
+            ..Default::default()
+        };
+        // Which pieces use which chunk, to name them in problems.
+        let pieces = self.list_inner(&PieceFilter::default()).await?;
+        let mut users: HashMap<ChunkId, Vec<(String, u64)>> = HashMap::new();
+        let total_pieces = pieces.len() as u64;
+        for (n, info) in pieces.iter().enumerate() {
+            let key = manifest::object_key(&info.name);
+            let bytes = match self.objects.get(&obj(&key)).await {
+                Ok(r) => r
+                    .bytes()
+                    .await
+                    .map_err(|e| RepoError::storage(key.clone(), e))?,
+                Err(e) => {
+                    report.problems.push(Problem {
+                        object: key,
+                        chunk: None,
+                        pieces: vec![(info.name.clone(), 0)],
+                        reason: format!("manifest of piece {:?} unreadable: {e}", info.name),
+                    });
+                    continue;
+                }
+            };
+            let parsed = match &codec {
+                Some(c) => Manifest::decode(&bytes, c.keys(), &key),
+                None => Manifest::decode_unverified(&bytes, &key),
+            };
+            match parsed {
+                Ok(m) => {
+                    report.pieces += 1;
+                    for (pos, c) in m.chunks.iter().enumerate() {
+                        users
+                            .entry(c.id)
+                            .or_default()
+                            .push((info.name.clone(), pos as u64));
+                    }
+                }
+                Err(e) => report.problems.push(Problem {
+                    object: key,
+                    chunk: None,
+                    pieces: vec![(info.name.clone(), 0)],
+                    reason: e.to_string(),
+                }),
+            }
+            if let Some(p) = progress {
+                p(&Progress {
+                    phase: "manifests".into(),
+                    done: n as u64 + 1,
+                    total: total_pieces,
+                    bytes: 0,
+                });
+            }
+        }
+        let packs = self.blocking(|i| i.packs()).await?;
+        let total = packs.len() as u64;
+        let mut seen: HashSet<ChunkId> = HashSet::new();
+        let mut bytes_done = 0u64;
+        for (n, (name, _size)) in packs.into_iter().enumerate() {
+            let key = pack_key(&name);
+            let data = match self.objects.get(&obj(&key)).await {
+                Ok(r) => r
+                    .bytes()
+                    .await
+                    .map_err(|e| RepoError::storage(key.clone(), e)),
+                Err(e) => Err(RepoError::storage(key.clone(), e)),
+            };
+            let data = match data {
+                Ok(d) => d,
+                Err(e) => {
+                    report.problems.push(Problem {
+                        object: key,
+                        chunk: None,
+                        pieces: Vec::new(),
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            report.packs += 1;
+            bytes_done += data.len() as u64;
+            let codec2 = codec.clone();
+            let key2 = key.clone();
+            let (scan, mut decode_errors, deltas) = tokio::task::spawn_blocking(move || {
+                let scan = pack::scan(&data, &key2);
+                let mut errors = Vec::new();
+                let mut deltas = Vec::new();
+                if let Some(c) = &codec2 {
+                    use rayon::prelude::*;
+                    let opened: Vec<(PackEntry, Result<Opened>)> = scan
+                        .good
+                        .par_iter()
+                        .map(|e| {
+                            let r = e.blob_range();
+                            let payload =
+                                &data[r.start as usize + pack::BLOB_HEADER_LEN..r.end as usize];
+                            (*e, c.open(&e.id, payload, e.raw_len as usize, &key2))
+                        })
+                        .collect();
+                    for (e, o) in opened {
+                        match o {
+                            Ok(Opened::Full(_)) => {}
+                            Ok(Opened::Delta { base, body }) => deltas.push((e, base, body)),
+                            Err(err) => errors.push((e.id, err.to_string())),
+                        }
+                    }
+                }
+                (scan, errors, deltas)
+            })
+            .await
+            .map_err(join_err)?;
+            if let (Some(c), false) = (&codec, deltas.is_empty()) {
+                decode_errors.extend(self.verify_deltas(c.clone(), deltas, &key).await?);
+            }
+            report.chunks += scan.good.len() as u64;
+            for e in &scan.good {
+                seen.insert(e.id);
+            }
+            for (id, reason) in scan
+                .damaged
+                .into_iter()
+                .chain(decode_errors.into_iter().map(|(i, r)| (Some(i), r)))
+            {
+                if let Some(id) = id {
+                    seen.remove(&id);
+                }
+                report.problems.push(Problem {
+                    pieces: id.and_then(|i| users.get(&i).cloned()).unwrap_or_default(),
+                    object: key.clone(),
+                    chunk: id,
+                    reason,
+                });
+            }
+            if let Some(p) = progress {
+                p(&Progress {
+                    phase: "packs".into(),
+                    done: n as u64 + 1,
+                    total,
+                    bytes: bytes_done,
+                });
+            }
+        }
+        report.bytes = bytes_done;
+        // Chunks referenced by a manifest but found in no intact pack.
+        let mut lost: Vec<(&ChunkId, &Vec<(String, u64)>)> =
+            users.iter().filter(|(id, _)| !seen.contains(*id)).collect();
+        lost.sort_by(|a, b| a.1.cmp(b.1));
+        for (id, pieces) in lost {
+            if report.problems.iter().any(|p| p.chunk == Some(*id)) {
+                continue;
+            }
+            report.problems.push(Problem {
+                object: self.location.clone(),
+                chunk: Some(*id),
+                pieces: pieces.clone(),
+                reason: "referenced chunk is in no intact pack".into(),
+            });
+        }
+        Ok(report)
+    }
+
+    /// Rebuild delta chunks from their bases and check their fingerprints.
+    async fn verify_deltas(
+        &self,
+        codec: Arc<Codec>,
+        deltas: Vec<(PackEntry, ChunkId, Vec<u8>)>,
+        object: &str,
+    ) -> Result<Vec<(ChunkId, String)>> {
+        let mut errors = Vec::new();
+        let bases: Vec<ChunkId> = deltas.iter().map(|(_, b, _)| *b).collect();
+        let payloads = match self.get_chunks_inner(&bases).await {
+            Ok(p) => p,
+            Err(_) => {
+                // Find out one by one which bases are unreadable.
+                let mut out = Vec::with_capacity(bases.len());
+                for b in &bases {
+                    out.push(
+                        self.get_chunks_inner(std::slice::from_ref(b))
+                            .await
+                            .ok()
+                            .and_then(|mut v| v.pop()),
+                    );
+                }
+                return Ok(deltas
+                    .iter()
+                    .zip(out)
+                    .filter(|(_, p)| p.is_none())
+                    .map(|((e, b, _), _)| {
+                        (
+                            e.id,
+                            format!("base chunk {} of this delta is unreadable", b.short()),
+                        )
+                    })
+                    .collect());
+            }
+        };
+        let object = object.to_string();
+        let checked: Vec<(ChunkId, String)> = tokio::task::spawn_blocking(move || {
+            use rayon::prelude::*;
+            deltas
+                .par_iter()
+                .zip(payloads.par_iter())
+                .filter_map(|((e, base, body), payload)| {
+                    let base_plain = codec.decode(base, payload, e.raw_len as usize, &object);
+                    let r = base_plain.and_then(|bp| {
+                        codec.apply_delta(&e.id, &bp, body, e.raw_len as usize, &object)
+                    });
+                    r.err().map(|err| (e.id, err.to_string()))
+                })
+                .collect()
+        })
+        .await
+        .map_err(join_err)?;
+        errors.extend(checked);
+        Ok(errors)
+    }
+
+    async fn list_inner(&self, filter: &PieceFilter) -> Result<Vec<PieceInfo>> {
+        let f = filter.clone();
+        self.blocking(move |i| i.list(&f)).await
+    }
+
+    pub async fn stats(&self) -> Result<IndexStats> {
+        self.blocking(|i| i.stats()).await
+    }
+}
+
+async fn write_pack(
+    objects: Arc<dyn ObjectStore>,
+    index: Arc<Index>,
+    builder: PackBuilder,
+    location: &str,
+) -> Result<()> {
+    let (bytes, entries, name) = builder.finish()?;
+    let key = pack_key(&name);
+    let size = bytes.len() as u64;
+    objects
+        .put(&obj(&key), PutPayload::from(bytes))
+        .await
+        .map_err(|e| RepoError::storage(format!("{location}/{key}"), e))?;
+    tokio::task::spawn_blocking(move || index.add_pack(&name, size, &entries, now()))
+        .await
+        .map_err(join_err)?
+}
+
+fn join_err(e: tokio::task::JoinError) -> RepoError {
+    RepoError::Internal(format!("background task failed: {e}"))
+}
+
+#[async_trait]
+impl Backend for Store {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    async fn config(&self) -> Result<RepoConfig> {
+        Ok(self.config.clone())
+    }
+
+    async fn wrapped_keys(&self) -> Result<Vec<WrappedKey>> {
+        let metas: Vec<object_store::ObjectMeta> = self
+            .objects
+            .list(Some(&obj("keys")))
+            .try_collect()
+            .await
+            .map_err(|e| RepoError::storage("keys/", e))?;
+        let mut out = Vec::new();
+        for m in metas {
+            let key = m.location.to_string();
+            let body = self
+                .objects
+                .get(&m.location)
+                .await
+                .map_err(|e| RepoError::storage(key.clone(), e))?
+                .bytes()
+                .await
+                .map_err(|e| RepoError::storage(key.clone(), e))?;
+            let w: WrappedKey = serde_json::from_slice(&body)
+                .map_err(|e| RepoError::corrupt(key, format!("key object: {e}")))?;
+            out.push(w);
+        }
+        Ok(out)
+    }
+
+    async fn missing(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
+        let candidates: Vec<ChunkId> = {
+            let p = self.lock();
+            ids.iter().filter(|id| !p.holds(id)).copied().collect()
+        };
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.blocking(move |i| i.missing(&candidates, Some(now())))
+            .await
+    }
+
+    async fn put_chunks(&self, chunks: Vec<EncodedChunk>) -> Result<()> {
+        self.put_chunks_inner(chunks).await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.settle(None).await
+    }
+
+    async fn commit(&self, manifest: Bytes) -> Result<PieceInfo> {
+        self.commit_inner(manifest).await
+    }
+
+    async fn manifest(&self, name: &str) -> Result<Option<Bytes>> {
+        self.manifest_inner(name).await
+    }
+
+    async fn list(&self, filter: &PieceFilter) -> Result<Vec<PieceInfo>> {
+        self.list_inner(filter).await
+    }
+
+    async fn delete(&self, name: &str) -> Result<bool> {
+        self.delete_inner(name).await
+    }
+
+    async fn get_chunks(&self, ids: &[ChunkId]) -> Result<Vec<Bytes>> {
+        self.get_chunks_inner(ids).await
+    }
+}

@@ -1,0 +1,534 @@
+//! Streaming ingest of one piece: chunk → fingerprint → ask which chunks are
+//! new → compress and encrypt only those → upload → commit the recipe.
+//!
+//! The caller pushes bytes with [`PieceWriter::write`] from a plain thread
+//! (an SBT `sbtwrite2`, a file read loop); batches of chunks are processed
+//! on the runtime, hashing and encoding in parallel on the rayon pool, with
+//! up to `concurrency` batches in flight so probing, uploading and the
+//! caller's reads overlap.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use rayon::prelude::*;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::backend::{Backend, EncodedChunk};
+use crate::chunker::{Chunker, ChunkerSpec};
+use crate::codec::Codec;
+use crate::error::{RepoError, Result};
+use crate::hash::BlockCv;
+use crate::id::ChunkId;
+use crate::index::PieceInfo;
+use crate::lineage::{Anchor, Lineage, LineageEntry};
+use crate::manifest::{self, ChunkRef, Manifest, ManifestHeader, PieceMeta, WriteStats};
+use crate::repository::Repository;
+
+/// Tuning of a writer.
+#[derive(Clone, Debug)]
+pub struct WriteOptions {
+    /// Chunker for this piece; the repository default when `None`.
+    pub chunker: Option<ChunkerSpec>,
+    /// Bytes of chunks handed to the pipeline at a time (one probe each).
+    pub batch_bytes: usize,
+    /// Batches in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            chunker: None,
+            batch_bytes: 32 << 20,
+            concurrency: 2,
+        }
+    }
+}
+
+/// A committed piece: its catalog entry, its recipe, and the lineage to
+/// remember for the next backup of the same source.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    pub info: PieceInfo,
+    pub manifest: Manifest,
+    pub lineage: Lineage,
+}
+
+/// What the pipeline produced for one chunk.
+struct Outcome {
+    id: ChunkId,
+    len: u32,
+    offset: u64,
+    lineage: LineageEntry,
+}
+
+struct Ctx {
+    backend: Arc<dyn Backend>,
+    codec: Arc<Codec>,
+    /// Per-8 KiB block values are computed (for deltas) with fixed chunking.
+    with_blocks: bool,
+    lineage: Mutex<Option<Arc<Known>>>,
+    seen: Mutex<HashSet<ChunkId>>,
+}
+
+/// A lineage and the chunk ids it vouches for.
+struct Known {
+    lineage: Lineage,
+    ids: HashSet<ChunkId>,
+}
+
+/// A chunk and where it starts in the stream.
+type Item = (u64, Bytes);
+
+/// The background half of a writer: chunk outcomes in order, and figures.
+type Pipeline = JoinHandle<Result<(Vec<Outcome>, WriteStats)>>;
+
+/// A chunk to store as the blocks that differ from an anchor.
+struct Delta {
+    anchor: Anchor,
+    changed: Vec<usize>,
+}
+
+pub struct PieceWriter {
+    name: String,
+    meta: PieceMeta,
+    spec: ChunkerSpec,
+    chunker: Chunker,
+    pending: BytesMut,
+    /// Stream offset of the first byte in `pending`.
+    chunked: u64,
+    batch: Vec<Item>,
+    batch_len: usize,
+    batch_target: usize,
+    tx: Option<mpsc::Sender<Vec<Item>>>,
+    task: Option<Pipeline>,
+    ctx: Arc<Ctx>,
+    rt: Handle,
+    size: u64,
+    started: Instant,
+}
+
+impl std::fmt::Debug for PieceWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PieceWriter({:?}, {} bytes)", self.name, self.size)
+    }
+}
+
+impl PieceWriter {
+    pub(crate) fn new(
+        repo: &Repository,
+        name: &str,
+        meta: PieceMeta,
+        opts: &WriteOptions,
+    ) -> Result<Self> {
+        manifest::validate_name(name)?;
+        let spec = opts.chunker.unwrap_or(repo.config().chunker);
+        let chunker = spec.build(repo.cdc_seed())?;
+        let rt = repo.runtime().clone();
+        let ctx = Arc::new(Ctx {
+            backend: repo.backend().clone(),
+            codec: repo.codec().clone(),
+            with_blocks: matches!(spec, ChunkerSpec::Fixed { .. }),
+            lineage: Mutex::new(None),
+            seen: Mutex::new(HashSet::new()),
+        });
+        let (tx, rx) = mpsc::channel::<Vec<Item>>(opts.concurrency.max(1));
+        let task = rt.spawn(run(rx, ctx.clone(), opts.concurrency.max(1)));
+        Ok(PieceWriter {
+            name: name.to_string(),
+            meta,
+            spec,
+            pending: BytesMut::with_capacity(chunker.max_chunk() * 2),
+            chunked: 0,
+            chunker,
+            batch: Vec::new(),
+            batch_len: 0,
+            batch_target: opts.batch_bytes.max(1),
+            tx: Some(tx),
+            task: Some(task),
+            ctx,
+            rt,
+            size: 0,
+            started: Instant::now(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// What the source looked like at its last backup (see [`crate::lineage`]):
+    /// unchanged chunks are not probed and changed ones may be stored as
+    /// deltas. Takes effect for batches processed after the call.
+    pub fn set_lineage(&self, lineage: Lineage) {
+        let ids = lineage.known();
+        *self.ctx.lineage.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(Arc::new(Known { lineage, ids }));
+    }
+
+    /// Change metadata before the commit (e.g. once the stream revealed the
+    /// datafile it carries).
+    pub fn meta_mut(&mut self) -> &mut PieceMeta {
+        &mut self.meta
+    }
+
+    /// Append bytes to the piece. Call from a blocking thread, not from async code.
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        let spare = self.pending.capacity() - self.pending.len();
+        if spare < data.len() {
+            self.pending
+                .reserve(data.len().max(self.chunker.max_chunk() * 2));
+        }
+        self.pending.extend_from_slice(data);
+        self.size += data.len() as u64;
+        self.cut(false)
+    }
+
+    /// Read `input` to its end into the piece. Bytes are read into fresh
+    /// buffers that become the chunks themselves (no copy, no zero-fill);
+    /// `progress` gets each read's size.
+    pub fn write_from(
+        &mut self,
+        input: &mut impl std::io::Read,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64> {
+        use std::io::Read;
+        let read_size = (8 << 20).max(self.chunker.max_chunk() * 2);
+        let mut total = 0u64;
+        loop {
+            let carry = self.pending.len();
+            let mut buf = Vec::with_capacity(carry + read_size);
+            buf.extend_from_slice(&self.pending);
+            let n = loop {
+                match input.by_ref().take(read_size as u64).read_to_end(&mut buf) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(RepoError::io("cannot read the input", e)),
+                }
+            };
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n as u64;
+            self.size += n as u64;
+            progress(n as u64);
+            let mut data = Bytes::from(buf);
+            self.pending.clear();
+            while let Some(k) = self.chunker.next_cut(&data, false) {
+                let chunk = data.split_to(k);
+                self.push(chunk)?;
+            }
+            self.pending.extend_from_slice(&data);
+        }
+    }
+
+    /// End the current chunk here, whatever the chunker says. Used to keep
+    /// chunks aligned to structure the caller knows (e.g. the end of a
+    /// backup-piece header before the datafile blocks).
+    pub fn boundary(&mut self) -> Result<()> {
+        if !self.pending.is_empty() {
+            let chunk = self.pending.split().freeze();
+            self.push(chunk)?;
+        }
+        Ok(())
+    }
+
+    fn cut(&mut self, eof: bool) -> Result<()> {
+        while let Some(n) = self.chunker.next_cut(&self.pending, eof) {
+            let chunk = self.pending.split_to(n).freeze();
+            self.push(chunk)?;
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, chunk: Bytes) -> Result<()> {
+        let offset = self.chunked;
+        self.chunked += chunk.len() as u64;
+        self.batch_len += chunk.len();
+        self.batch.push((offset, chunk));
+        if self.batch_len >= self.batch_target {
+            self.send_batch()?;
+        }
+        Ok(())
+    }
+
+    fn send_batch(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_len = 0;
+        let sent = match &self.tx {
+            Some(tx) => tx.blocking_send(batch).is_ok(),
+            None => false,
+        };
+        if sent {
+            Ok(())
+        } else {
+            // The pipeline stopped: report why.
+            self.tx = None;
+            match self.join() {
+                Err(e) => Err(e),
+                Ok(_) => Err(RepoError::Internal("ingest pipeline stopped".into())),
+            }
+        }
+    }
+
+    fn join(&mut self) -> Result<(Vec<Outcome>, WriteStats)> {
+        match self.task.take() {
+            Some(t) => self
+                .rt
+                .block_on(t)
+                .map_err(|e| RepoError::Internal(format!("ingest pipeline failed: {e}")))?,
+            None => Err(RepoError::Internal(
+                "ingest pipeline already finished".into(),
+            )),
+        }
+    }
+
+    /// Process the rest, then commit the piece atomically.
+    pub fn finish(mut self) -> Result<Committed> {
+        self.cut(true)?;
+        self.send_batch()?;
+        self.tx = None;
+        let (outcomes, mut stats) = self.join()?;
+        stats.bytes_in = self.size;
+        stats.elapsed_ms = self.started.elapsed().as_millis() as u64;
+        let mut meta = self.meta.clone();
+        meta.stats = Some(stats);
+        let manifest = Manifest {
+            header: ManifestHeader {
+                version: manifest::VERSION,
+                name: self.name.clone(),
+                size: self.size,
+                chunker: self.spec,
+                meta,
+            },
+            chunks: outcomes
+                .iter()
+                .map(|o| ChunkRef {
+                    id: o.id,
+                    len: o.len,
+                })
+                .collect(),
+        };
+        let bytes = manifest.encode(self.ctx.codec.keys())?;
+        let info = self.rt.block_on(self.ctx.backend.commit(bytes))?;
+        let lineage = Lineage {
+            entries: outcomes
+                .into_iter()
+                .map(|o| (o.offset, o.lineage))
+                .collect(),
+        };
+        Ok(Committed {
+            info,
+            manifest,
+            lineage,
+        })
+    }
+
+    /// Give up on the piece: nothing becomes visible. Chunks already sent are
+    /// kept (made durable) so a retry does not send them again.
+    pub fn abort(mut self) {
+        self.tx = None;
+        let _ = self.join();
+        if let Err(e) = self.rt.block_on(self.ctx.backend.flush()) {
+            tracing::warn!(piece = %self.name, error = %e, "could not keep the chunks of an aborted piece");
+        }
+    }
+}
+
+async fn run(
+    rx: mpsc::Receiver<Vec<Item>>,
+    ctx: Arc<Ctx>,
+    concurrency: usize,
+) -> Result<(Vec<Outcome>, WriteStats)> {
+    let batches =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+    let results = batches
+        .map(|b| process(b, ctx.clone()))
+        .buffered(concurrency);
+    futures::pin_mut!(results);
+    let mut refs = Vec::new();
+    let mut stats = WriteStats::default();
+    while let Some(r) = results.next().await {
+        let (batch_refs, s) = r?;
+        refs.extend(batch_refs);
+        stats.chunks += s.chunks;
+        stats.new_chunks += s.new_chunks;
+        stats.new_bytes += s.new_bytes;
+        stats.delta_chunks += s.delta_chunks;
+        stats.cache_hits += s.cache_hits;
+        stats.probes += s.probes;
+        stats.probed_ids += s.probed_ids;
+    }
+    Ok((refs, stats))
+}
+
+async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, WriteStats)> {
+    let codec = ctx.codec.clone();
+    let with_blocks = ctx.with_blocks;
+    let (batch, hashes) = tokio::task::spawn_blocking(move || {
+        let hashes: Vec<(ChunkId, Option<Vec<BlockCv>>)> = batch
+            .par_iter()
+            .map(|(_, c)| codec.keys().chunk_hash(c, with_blocks))
+            .collect();
+        (batch, hashes)
+    })
+    .await
+    .map_err(|e| RepoError::Internal(format!("hashing failed: {e}")))?;
+
+    let mut stats = WriteStats {
+        chunks: batch.len() as u64,
+        ..Default::default()
+    };
+    let lineage = ctx
+        .lineage
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let previous = |offset: u64| {
+        lineage
+            .as_ref()
+            .and_then(|l| l.lineage.entries.get(&offset))
+    };
+    // A changed chunk's anchor is probed with it: a delta may only build on a
+    // chunk the repository still holds.
+    let anchor_of = |i: usize| -> Option<&Anchor> {
+        let (offset, data) = &batch[i];
+        previous(*offset)
+            .and_then(|e| e.anchor.as_ref())
+            .filter(|a| {
+                a.len as usize == data.len() && a.id != hashes[i].0 && hashes[i].1.is_some()
+            })
+    };
+    let mut to_probe = Vec::new();
+    let mut hits = vec![false; batch.len()];
+    {
+        let seen = ctx.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let mut asked = HashSet::new();
+        for (i, (id, _)) in hashes.iter().enumerate() {
+            if lineage.as_ref().is_some_and(|l| l.ids.contains(id)) {
+                stats.cache_hits += 1;
+                hits[i] = true;
+                continue;
+            }
+            if seen.contains(id) {
+                continue;
+            }
+            if asked.insert(*id) {
+                to_probe.push(*id);
+                if let Some(a) = anchor_of(i)
+                    && asked.insert(a.id)
+                {
+                    to_probe.push(a.id);
+                }
+            }
+        }
+    }
+    let missing: HashSet<ChunkId> = if to_probe.is_empty() {
+        HashSet::new()
+    } else {
+        stats.probes = 1;
+        stats.probed_ids = to_probe.len() as u64;
+        ctx.backend.missing(&to_probe).await?.into_iter().collect()
+    };
+
+    // Decide, per first occurrence of each missing chunk: delta or full.
+    let mut plan: Vec<(usize, Option<Delta>)> = Vec::new();
+    let mut planned = HashSet::new();
+    for (i, (id, cvs)) in hashes.iter().enumerate() {
+        if hits[i] || !missing.contains(id) || !planned.insert(*id) {
+            continue;
+        }
+        let delta = anchor_of(i)
+            .filter(|a| !missing.contains(&a.id))
+            .and_then(|a| {
+                let cvs = cvs.as_ref()?;
+                let changed: Vec<usize> = (0..cvs.len())
+                    .filter(|&b| a.cvs.get(b) != Some(&cvs[b]))
+                    .collect();
+                (changed.len() * 2 <= cvs.len()).then(|| Delta {
+                    anchor: a.clone(),
+                    changed,
+                })
+            });
+        plan.push((i, delta));
+    }
+    let codec = ctx.codec.clone();
+    let (batch, hashes, plan, encoded) = tokio::task::spawn_blocking(move || {
+        let encoded: Result<Vec<EncodedChunk>> = plan
+            .par_iter()
+            .map(|(i, delta)| {
+                let (id, data) = (&hashes[*i].0, &batch[*i].1);
+                let payload = match delta {
+                    Some(d) => codec.encode_delta(id, data, &d.anchor.id, &d.changed)?,
+                    None => codec.encode(id, data)?,
+                };
+                Ok(EncodedChunk {
+                    id: *id,
+                    raw_len: data.len() as u32,
+                    payload: Bytes::from(payload),
+                })
+            })
+            .collect();
+        (batch, hashes, plan, encoded)
+    })
+    .await
+    .map_err(|e| RepoError::Internal(format!("encoding failed: {e}")))?;
+    let encoded = encoded?;
+    stats.new_chunks = encoded.len() as u64;
+    stats.new_bytes = encoded.iter().map(|c| c.payload.len() as u64).sum();
+    stats.delta_chunks = plan.iter().filter(|(_, d)| d.is_some()).count() as u64;
+    if !encoded.is_empty() {
+        ctx.backend.put_chunks(encoded).await?;
+    }
+    ctx.seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(hashes.iter().map(|(id, _)| *id));
+
+    // The anchor each position will offer the next backup.
+    let mut new_anchor: HashMap<ChunkId, Anchor> = HashMap::new();
+    for (i, delta) in plan {
+        let (id, cvs) = &hashes[i];
+        let anchor = match delta {
+            Some(d) => Some(d.anchor),
+            None => cvs.as_ref().map(|c| Anchor {
+                id: *id,
+                len: batch[i].1.len() as u32,
+                cvs: Arc::new(c.clone()),
+            }),
+        };
+        if let Some(a) = anchor {
+            new_anchor.insert(*id, a);
+        }
+    }
+    let outcomes = batch
+        .iter()
+        .zip(hashes)
+        .map(|((offset, data), (id, _))| {
+            let anchor = new_anchor
+                .get(&id)
+                .cloned()
+                .or_else(|| previous(*offset).and_then(|e| e.anchor.clone()));
+            Outcome {
+                id,
+                len: data.len() as u32,
+                offset: *offset,
+                lineage: LineageEntry { chunk: id, anchor },
+            }
+        })
+        .collect();
+    Ok((outcomes, stats))
+}

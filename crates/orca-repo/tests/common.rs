@@ -1,0 +1,149 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use orca_repo::keys::KdfParams;
+use orca_repo::store::Store;
+use orca_repo::{
+    ChunkerSpec, Cipher, Committed, InitOptions, NewKey, PieceMeta, ReadOptions, Repository,
+    Result, WriteOptions,
+};
+
+pub const PASS: &str = "correct horse battery staple";
+
+pub fn opts() -> InitOptions {
+    InitOptions {
+        kdf: KdfParams {
+            m_kib: 256,
+            t: 1,
+            p: 1,
+        },
+        pack_size: 1 << 20,
+        ..Default::default()
+    }
+}
+
+pub async fn mem_repo(cipher: Cipher) -> (Repository, Arc<Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let objects = Arc::new(object_store::memory::InMemory::new());
+    let o = InitOptions { cipher, ..opts() };
+    let (repo, store) = Repository::init(
+        objects,
+        "memory".into(),
+        &dir.path().join("index.sqlite"),
+        &o,
+        &NewKey::Passphrase(PASS.into()),
+    )
+    .await
+    .unwrap();
+    (repo, store, dir)
+}
+
+pub async fn local_repo(dir: &Path) -> (Repository, Arc<Store>) {
+    Repository::init_local(dir, &opts(), &NewKey::Passphrase(PASS.into()))
+        .await
+        .unwrap()
+}
+
+/// Oracle-like data: 8 KiB blocks with a header that varies per block and
+/// row text that compresses about 3x.
+pub fn blocks(n: usize, seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n * 8192);
+    let mut x = seed | 1;
+    let words = [
+        "SMITH",
+        "JONES",
+        "ORDER",
+        "PAID",
+        "SHIPPED",
+        "2026-11-22",
+        "LONDON",
+        "PARIS",
+        "ACME",
+        "WIDGET",
+    ];
+    for b in 0..n {
+        let start = out.len();
+        out.extend_from_slice(&(b as u64).to_le_bytes());
+        out.extend_from_slice(&seed.to_le_bytes());
+        while out.len() - start < 8192 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out.extend_from_slice(words[(x % 10) as usize].as_bytes());
+            out.extend_from_slice(&((x >> 20) as u16).to_le_bytes());
+        }
+        out.truncate(start + 8192);
+    }
+    out
+}
+
+pub async fn put_with(
+    repo: &Repository,
+    name: &str,
+    data: Vec<u8>,
+    wopts: WriteOptions,
+) -> Result<Committed> {
+    let repo = repo.clone();
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut w = repo.writer(
+            &name,
+            PieceMeta {
+                created: 1,
+                ..Default::default()
+            },
+            &wopts,
+        )?;
+        for part in data.chunks(256 * 1024 + 13) {
+            w.write(part)?;
+        }
+        w.finish()
+    })
+    .await
+    .unwrap()
+}
+
+pub async fn put(repo: &Repository, name: &str, data: Vec<u8>) -> Result<Committed> {
+    put_with(
+        repo,
+        name,
+        data,
+        WriteOptions {
+            batch_bytes: 4 << 20,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+pub async fn get(repo: &Repository, name: &str) -> Result<Vec<u8>> {
+    let mut reader = repo
+        .reader(
+            name,
+            &ReadOptions {
+                group_bytes: 2 << 20,
+                read_ahead: 2,
+            },
+        )
+        .await?;
+    tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        while let Some(c) = reader.next_chunk()? {
+            out.extend_from_slice(&c);
+        }
+        Ok(out)
+    })
+    .await
+    .unwrap()
+}
+
+pub fn cdc_small() -> ChunkerSpec {
+    ChunkerSpec::Cdc {
+        min: 16 * 1024,
+        avg: 64 * 1024,
+        max: 256 * 1024,
+    }
+}

@@ -1,0 +1,500 @@
+//! The repository engine end to end: write, dedup, read, commit rules,
+//! corruption detection, index rebuild, keys.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use orca_repo::manifest::{ChunkRef, ManifestHeader};
+use orca_repo::{
+    Backend, ChunkId, ChunkerSpec, Cipher, KeySource, Manifest, PieceFilter, PieceMeta, RepoError,
+    Repository, WriteOptions,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_every_cipher_and_chunker() {
+    for cipher in [Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305] {
+        let (repo, _store, _dir) = mem_repo(cipher).await;
+        let data = blocks(700, 1);
+        for (name, chunker) in [("fixed", ChunkerSpec::default()), ("cdc", cdc_small())] {
+            let w = WriteOptions {
+                chunker: Some(chunker),
+                batch_bytes: 1 << 20,
+                concurrency: 3,
+            };
+            let c = put_with(&repo, name, data.clone(), w).await.unwrap();
+            assert_eq!(c.info.size, data.len() as u64);
+            assert_eq!(get(&repo, name).await.unwrap(), data, "{cipher} {name}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_and_tiny_pieces() {
+    let (repo, _s, _d) = mem_repo(Cipher::Aes256Gcm).await;
+    put(&repo, "empty", Vec::new()).await.unwrap();
+    assert!(get(&repo, "empty").await.unwrap().is_empty());
+    put(&repo, "one", vec![42]).await.unwrap();
+    assert_eq!(get(&repo, "one").await.unwrap(), vec![42]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_put_stores_nothing_and_small_changes_store_little() {
+    let (repo, store, _d) = mem_repo(Cipher::Aes256Gcm).await;
+    let data = blocks(2048, 2);
+    let first = put(&repo, "a", data.clone()).await.unwrap();
+    let s1 = first.manifest.header.meta.stats.clone().unwrap();
+    assert_eq!(s1.new_chunks, s1.chunks);
+    let second = put(&repo, "b", data.clone()).await.unwrap();
+    let s2 = second.manifest.header.meta.stats.clone().unwrap();
+    assert_eq!(s2.new_bytes, 0);
+    assert_eq!(s2.new_chunks, 0);
+
+    // Rewrite 1% of the 8 KiB blocks at pseudo-random places.
+    let mut changed = data.clone();
+    let mut x = 99u64;
+    for _ in 0..(2048 / 100) {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let b = (x >> 33) as usize % 2048;
+        changed[b * 8192 + 100] ^= 0xFF;
+    }
+    let third = put(&repo, "c", changed.clone()).await.unwrap();
+    let s3 = third.manifest.header.meta.stats.clone().unwrap();
+    assert!(
+        s3.new_chunks <= s3.chunks * 3 / 100 + 20,
+        "{} of {} chunks new",
+        s3.new_chunks,
+        s3.chunks
+    );
+    assert_eq!(get(&repo, "c").await.unwrap(), changed);
+    let st = store.stats().await.unwrap();
+    assert_eq!(st.pieces, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_names_are_refused_and_nothing_changes() {
+    let (repo, _s, _d) = mem_repo(Cipher::Aes256Gcm).await;
+    put(&repo, "x", blocks(10, 1)).await.unwrap();
+    let err = put(&repo, "x", blocks(10, 2)).await.unwrap_err();
+    assert!(matches!(err, RepoError::PieceExists { .. }), "{err}");
+    assert_eq!(get(&repo, "x").await.unwrap(), blocks(10, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_refuses_a_missing_chunk() {
+    let (repo, store, _d) = mem_repo(Cipher::Aes256Gcm).await;
+    let ghost = ChunkId([0xAB; 32]);
+    let m = Manifest {
+        header: ManifestHeader {
+            version: 1,
+            name: "ghost".into(),
+            size: 10,
+            chunker: ChunkerSpec::default(),
+            meta: PieceMeta::default(),
+        },
+        chunks: vec![ChunkRef { id: ghost, len: 10 }],
+    };
+    let err = store
+        .commit(m.encode(repo.codec().keys()).unwrap())
+        .await
+        .unwrap_err();
+    match err {
+        RepoError::MissingChunks { missing, .. } => assert_eq!(missing, vec![ghost]),
+        e => panic!("unexpected {e}"),
+    }
+    assert!(
+        store
+            .list(&PieceFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        get(&repo, "ghost").await.unwrap_err(),
+        RepoError::PieceNotFound { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_uploads_are_rejected() {
+    let (_repo, store, _d) = mem_repo(Cipher::Aes256Gcm).await;
+    assert!(store.commit(Bytes::from_static(b"garbage")).await.is_err());
+    let bad = orca_repo::EncodedChunk {
+        id: ChunkId([1; 32]),
+        raw_len: 5,
+        payload: Bytes::from_static(b"x"),
+    };
+    assert!(store.put_chunks(vec![bad]).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_filters_and_delete() {
+    let (repo, _s, _d) = mem_repo(Cipher::Aes256Gcm).await;
+    for (name, db, created) in [
+        ("p1", "ORCL", 100),
+        ("p2", "ORCL", 200),
+        ("p3", "TEST", 300),
+    ] {
+        let repo2 = repo.clone();
+        let data = blocks(4, created as u64);
+        tokio::task::spawn_blocking(move || {
+            let meta = PieceMeta {
+                database: Some(db.into()),
+                created,
+                ..Default::default()
+            };
+            let mut w = repo2.writer(name, meta, &WriteOptions::default()).unwrap();
+            w.write(&data).unwrap();
+            w.finish().unwrap();
+        })
+        .await
+        .unwrap();
+    }
+    let by_db = repo
+        .list(&PieceFilter {
+            database: Some("ORCL".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        by_db.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["p1", "p2"]
+    );
+    let since = repo
+        .list(&PieceFilter {
+            since: Some(150),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(since.len(), 2);
+    let prefix = repo
+        .list(&PieceFilter {
+            name_prefix: Some("p3".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(prefix.len(), 1);
+    repo.delete("p2").await.unwrap();
+    assert!(matches!(
+        repo.delete("p2").await.unwrap_err(),
+        RepoError::PieceNotFound { .. }
+    ));
+    assert_eq!(repo.list(&PieceFilter::default()).await.unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_wrong_passphrase_and_key_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo_dir = dir.path().join("r");
+    let (repo, store) = local_repo(&repo_dir).await;
+    put(&repo, "p", blocks(3, 3)).await.unwrap();
+    drop((repo, store));
+    let err = Repository::open_local(&repo_dir, &KeySource::Passphrase("nope".into()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RepoError::WrongKey { .. }), "{err}");
+    assert!(err.to_string().contains("ORCA_PASSWORD"));
+    let (repo, _) = Repository::open_local(&repo_dir, &KeySource::Passphrase(PASS.into()))
+        .await
+        .unwrap();
+    assert_eq!(get(&repo, "p").await.unwrap(), blocks(3, 3));
+
+    // A key-file repository refuses a passphrase and a foreign key file.
+    let kf_dir = dir.path().join("k");
+    let kf = dir.path().join("k.key");
+    Repository::init_local(&kf_dir, &opts(), &orca_repo::NewKey::KeyFile(kf.clone()))
+        .await
+        .unwrap();
+    let err = Repository::open_local(&kf_dir, &KeySource::Passphrase(PASS.into()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("key file"), "{err}");
+    Repository::open_local(&kf_dir, &KeySource::KeyFile(kf.clone()))
+        .await
+        .unwrap();
+    let other_dir = dir.path().join("o");
+    let other_kf = dir.path().join("o.key");
+    Repository::init_local(
+        &other_dir,
+        &opts(),
+        &orca_repo::NewKey::KeyFile(other_kf.clone()),
+    )
+    .await
+    .unwrap();
+    let err = Repository::open_local(&kf_dir, &KeySource::KeyFile(other_kf))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RepoError::WrongKey { .. }), "{err}");
+    assert!(
+        Repository::init_local(
+            &kf_dir,
+            &opts(),
+            &orca_repo::NewKey::KeyFile(dir.path().join("z"))
+        )
+        .await
+        .is_err()
+    );
+}
+
+fn files_under(dir: &std::path::Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.join(prefix)];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_anywhere_in_chunk_data_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, store) = local_repo(dir.path()).await;
+    let data = blocks(400, 4);
+    put(&repo, "db/piece-1", data.clone()).await.unwrap();
+    let packs = files_under(dir.path(), "packs");
+    assert!(!packs.is_empty());
+    let clean = store
+        .verify(Some(repo.codec().clone()), None)
+        .await
+        .unwrap();
+    assert!(clean.is_clean(), "{:?}", clean.problems);
+    assert_eq!(clean.pieces, 1);
+
+    // Flip bytes at several places inside blobs: header fields and payload.
+    for (n, frac) in [0.01f64, 0.33, 0.5, 0.77, 0.999].iter().enumerate() {
+        let pack = &packs[n % packs.len()];
+        let original = std::fs::read(pack).unwrap();
+        let entries_end = original.len() - 16;
+        let pos = 16 + ((entries_end - 16 - 1000) as f64 * frac) as usize;
+        let mut bad = original.clone();
+        bad[pos] ^= 0x20;
+        std::fs::write(pack, &bad).unwrap();
+
+        let err = get(&repo, "db/piece-1").await.unwrap_err();
+        match &err {
+            RepoError::CorruptChunk { piece, index, .. } => {
+                assert_eq!(piece.as_deref(), Some("db/piece-1"));
+                assert!(index.is_some());
+            }
+            e => panic!("flip at {pos}: unexpected {e}"),
+        }
+        let msg = err.to_string();
+        assert!(
+            msg.contains("db/piece-1") && msg.contains("chunk #"),
+            "{msg}"
+        );
+        let report = store
+            .verify(Some(repo.codec().clone()), None)
+            .await
+            .unwrap();
+        assert!(!report.is_clean(), "verify missed flip at {pos}");
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.pieces.iter().any(|(name, _)| name == "db/piece-1"))
+        );
+        // Without the key (what a vault runs), checksums still catch it.
+        let shallow = store.verify(None, None).await.unwrap();
+        assert!(!shallow.is_clean());
+        std::fs::write(pack, &original).unwrap();
+    }
+    assert_eq!(get(&repo, "db/piece-1").await.unwrap(), data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_manifest_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, store) = local_repo(dir.path()).await;
+    put(&repo, "m", blocks(20, 5)).await.unwrap();
+    let manifest = files_under(dir.path(), "pieces").pop().unwrap();
+    let original = std::fs::read(&manifest).unwrap();
+    let mut bad = original.clone();
+    let pos = original.len() - 40;
+    bad[pos] ^= 1;
+    std::fs::write(&manifest, &bad).unwrap();
+    let err = get(&repo, "m").await.unwrap_err();
+    assert!(err.to_string().contains("\"m\""), "{err}");
+    let report = store
+        .verify(Some(repo.codec().clone()), None)
+        .await
+        .unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.pieces.iter().any(|(n, _)| n == "m"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_is_rebuilt_from_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, store) = local_repo(dir.path()).await;
+    let data = blocks(300, 6);
+    put(&repo, "keep", data.clone()).await.unwrap();
+    drop((repo, store));
+    for f in ["index.sqlite", "index.sqlite-wal", "index.sqlite-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    let (repo, store) = Repository::open_local(dir.path(), &KeySource::Passphrase(PASS.into()))
+        .await
+        .unwrap();
+    assert_eq!(repo.list(&PieceFilter::default()).await.unwrap().len(), 1);
+    assert_eq!(get(&repo, "keep").await.unwrap(), data);
+    let second = put(&repo, "again", data).await.unwrap();
+    assert_eq!(second.manifest.header.meta.stats.unwrap().new_bytes, 0);
+    let report = store.rebuild_index(None).await.unwrap();
+    assert_eq!(report.pieces, 2);
+    assert!(report.damaged.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_catalog_row_heals_on_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, store) = local_repo(dir.path()).await;
+    put(&repo, "p", blocks(5, 7)).await.unwrap();
+    store.index().remove_piece("p").unwrap();
+    assert!(repo.list(&PieceFilter::default()).await.unwrap().is_empty());
+    assert_eq!(get(&repo, "p").await.unwrap(), blocks(5, 7));
+    assert_eq!(repo.list(&PieceFilter::default()).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn known_chunks_skip_probes_and_boundaries_align() {
+    let (repo, _s, _d) = mem_repo(Cipher::Aes256Gcm).await;
+    let body = blocks(512, 8);
+    let first = put(&repo, "full-1", body.clone()).await.unwrap();
+    let lineage = first.lineage.clone();
+    let repo2 = repo.clone();
+    let committed = tokio::task::spawn_blocking(move || {
+        let mut w = repo2
+            .writer("full-2", PieceMeta::default(), &WriteOptions::default())
+            .unwrap();
+        w.set_lineage(lineage);
+        // A header that differs per backup, then the same blocks: with a
+        // boundary after the header, only the header chunk is new.
+        w.write(b"piece header of backup 2").unwrap();
+        w.boundary().unwrap();
+        w.write(&body).unwrap();
+        w.finish().unwrap()
+    })
+    .await
+    .unwrap();
+    let s = committed.manifest.header.meta.stats.unwrap();
+    assert_eq!(s.cache_hits, first.manifest.chunks.len() as u64);
+    assert_eq!(s.new_chunks, 1);
+    assert_eq!(s.probed_ids, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_directory_write_concurrently() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, _store) = local_repo(dir.path()).await;
+    let (repo2, _store2) = Repository::open_local(dir.path(), &KeySource::Passphrase(PASS.into()))
+        .await
+        .unwrap();
+    let shared = blocks(600, 9);
+    let mut a = shared.clone();
+    a.extend(blocks(200, 10));
+    let mut b = shared;
+    b.extend(blocks(200, 11));
+    let (ra, rb) = tokio::join!(put(&repo, "a", a.clone()), put(&repo2, "b", b.clone()));
+    ra.unwrap();
+    rb.unwrap();
+    assert_eq!(get(&repo2, "a").await.unwrap(), a);
+    assert_eq!(get(&repo, "b").await.unwrap(), b);
+}
+
+async fn put_lineage(
+    repo: &Repository,
+    name: &str,
+    data: Vec<u8>,
+    lineage: orca_repo::lineage::Lineage,
+) -> orca_repo::Committed {
+    let repo = repo.clone();
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut w = repo
+            .writer(
+                &name,
+                PieceMeta::default(),
+                &WriteOptions {
+                    batch_bytes: 4 << 20,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        w.set_lineage(lineage);
+        for part in data.chunks(256 * 1024) {
+            w.write(part).unwrap();
+        }
+        w.finish().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scattered_block_changes_are_stored_as_deltas() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, store) = local_repo(dir.path()).await;
+    let n = 4096; // 32 MiB of 8 KiB blocks
+    let data = blocks(n, 12);
+    let first = put_lineage(&repo, "v1", data.clone(), Default::default()).await;
+    // 1% of the blocks rewritten at random places: with 1 MiB chunks most
+    // chunks change, but only the changed blocks may be stored.
+    let mut changed = data.clone();
+    let mut x = 7u64;
+    for _ in 0..n / 100 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let b = (x >> 33) as usize % n;
+        for byte in &mut changed[b * 8192 + 64..b * 8192 + 4096] {
+            *byte = byte.wrapping_add(1);
+        }
+    }
+    let second = put_lineage(&repo, "v2", changed.clone(), first.lineage.clone()).await;
+    let s = second.manifest.header.meta.stats.clone().unwrap();
+    assert!(s.delta_chunks > 0);
+    assert_eq!(s.cache_hits + s.new_chunks, s.chunks, "{s:?}");
+    assert!(
+        s.new_bytes * 100 <= data.len() as u64 * 3,
+        "{} new bytes for {} bytes with 1% of blocks changed",
+        s.new_bytes,
+        data.len()
+    );
+    assert_eq!(get(&repo, "v2").await.unwrap(), changed);
+    assert_eq!(get(&repo, "v1").await.unwrap(), data);
+
+    // A third version still builds on the full anchors (never on a delta).
+    let mut third = changed.clone();
+    third[100 * 8192 + 10] ^= 1;
+    let t = put_lineage(&repo, "v3", third.clone(), second.lineage.clone()).await;
+    assert!(t.manifest.header.meta.stats.unwrap().new_bytes < 64 * 1024);
+    assert_eq!(get(&repo, "v3").await.unwrap(), third);
+
+    let report = store
+        .verify(Some(repo.codec().clone()), None)
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+    // An unchanged re-run probes nothing at all.
+    let again = put_lineage(&repo, "v4", third, t.lineage).await;
+    let s4 = again.manifest.header.meta.stats.unwrap();
+    assert_eq!((s4.probes, s4.new_chunks), (0, 0));
+}
