@@ -73,16 +73,33 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     };
     let repo_dir = work.join("repo");
     let key = work.join("repo.key");
-    ensure!(!repo_dir.exists(), "{} already holds a repository; pick another --dir", repo_dir.display());
-    let (repo, store) = Repository::init_local(&repo_dir, &InitOptions::default(), &NewKey::KeyFile(key.clone())).await?;
-    say(format!("repository created at {} (key in {})", repo_dir.display(), key.display()));
+    ensure!(
+        !repo_dir.exists(),
+        "{} already holds a repository; pick another --dir",
+        repo_dir.display()
+    );
+    let (repo, store) = Repository::init_local(
+        &repo_dir,
+        &InitOptions::default(),
+        &NewKey::KeyFile(key.clone()),
+    )
+    .await?;
+    say(format!(
+        "repository created at {} (key in {})",
+        repo_dir.display(),
+        key.display()
+    ));
     let cache = LineageCache::open(&work.join("cache"), &repo.config().id)?;
 
     let size = (a.size_mb << 20) as usize;
     let datafile = work.join("users01.dbf");
     let mut data = oracle_like(size, 42);
     std::fs::write(&datafile, &data)?;
-    say(format!("datafile {} ({})", datafile.display(), human_bytes(size as u64)));
+    say(format!(
+        "datafile {} ({})",
+        datafile.display(),
+        human_bytes(size as u64)
+    ));
 
     let mut steps = Vec::new();
     let backup = |step: &'static str, name: String, data: &[u8]| {
@@ -107,7 +124,13 @@ pub async fn run(a: DemoArgs) -> Result<()> {
             })
             .await??;
             let elapsed = started.elapsed();
-            let s = committed.manifest.header.meta.stats.clone().unwrap_or_default();
+            let s = committed
+                .manifest
+                .header
+                .meta
+                .stats
+                .clone()
+                .unwrap_or_default();
             Ok::<_, anyhow::Error>((
                 Step {
                     step,
@@ -147,22 +170,36 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     let blocks = size / 8192;
     let mut x = 7u64;
     for _ in 0..blocks.div_ceil(100) {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let b = (x >> 33) as usize % blocks;
         let fresh = oracle_like(8192, x);
         data[b * 8192..(b + 1) * 8192].copy_from_slice(&fresh);
     }
-    let (s, l) = backup("backup after 1% of blocks changed", "demo/users01.dbf/2".into(), &data).await?;
+    let (s, l) = backup(
+        "backup after 1% of blocks changed",
+        "demo/users01.dbf/2".into(),
+        &data,
+    )
+    .await?;
     cache.store("demo:users01.dbf", &l)?;
     say(show(&s));
     steps.push(s);
-    let (s, l) = backup("backup of the unchanged file", "demo/users01.dbf/3".into(), &data).await?;
+    let (s, l) = backup(
+        "backup of the unchanged file",
+        "demo/users01.dbf/3".into(),
+        &data,
+    )
+    .await?;
     cache.store("demo:users01.dbf", &l)?;
     say(show(&s));
     steps.push(s);
 
     let restored = work.join("users01.dbf.restored");
-    let mut reader = repo.reader("demo/users01.dbf/2", &ReadOptions::default()).await?;
+    let mut reader = repo
+        .reader("demo/users01.dbf/2", &ReadOptions::default())
+        .await?;
     let out = restored.clone();
     let started = Instant::now();
     tokio::task::spawn_blocking(move || -> Result<()> {
@@ -180,13 +217,21 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     say(format!(
         "restore of backup 2: {} at {restore_rate:.0} MB/s, {}",
         human_bytes(size as u64),
-        if restore_verified { "identical to the datafile" } else { "DIFFERS from the datafile" }
+        if restore_verified {
+            "identical to the datafile"
+        } else {
+            "DIFFERS from the datafile"
+        }
     ));
     let report = store.verify(Some(repo.codec().clone()), None).await?;
     say(format!(
         "repository verify: {} chunks decrypted and re-hashed, {}",
         report.chunks,
-        if report.is_clean() { "no problems" } else { "PROBLEMS FOUND" }
+        if report.is_clean() {
+            "no problems"
+        } else {
+            "PROBLEMS FOUND"
+        }
     ));
     let st = store.stats().await?;
     let written: u64 = steps.iter().map(|s| s.bytes_read).sum();
@@ -211,6 +256,9 @@ pub async fn run(a: DemoArgs) -> Result<()> {
             result.reduction
         );
     }
-    ensure!(restore_verified && report.is_clean(), "the demo's restore or verify failed");
+    ensure!(
+        restore_verified && report.is_clean(),
+        "the demo's restore or verify failed"
+    );
     Ok(())
 }

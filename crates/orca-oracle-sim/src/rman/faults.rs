@@ -1,0 +1,75 @@
+//! Fault switches: environment variables that make `rman` fail the way production failures
+//! look (documented in PIECE.md, "Fault switches").
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The switches, read once per rman process.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// `ORACLESIM_FAIL_AFTER_BYTES`: a channel fails after writing this many piece bytes.
+    pub fail_after_bytes: Option<u64>,
+    /// `ORACLESIM_FAIL_AT_PIECE`: the K-th piece of this process fails (1-based).
+    pub fail_at_piece: Option<u64>,
+    /// `ORACLESIM_FAIL_AFTER_SECTIONS`: sections after the first K fail.
+    pub fail_after_sections: Option<u64>,
+    /// `ORACLESIM_KILL_CHANNEL_AFTER_BYTES`: the channel server process is killed.
+    pub kill_channel_after_bytes: Option<u64>,
+    /// `ORACLESIM_KILL_AFTER_BYTES`: the whole rman process tree is killed.
+    pub kill_after_bytes: Option<u64>,
+    pieces_started: AtomicU64,
+    sections_done: AtomicU64,
+    total_bytes: AtomicU64,
+}
+
+/// A variable that is set but unusable is an error rather than silently ignored: a test that
+/// meant to inject a fault must not pass because of a typo.
+pub fn read_var(name: &str) -> Result<Option<u64>, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(None),
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{name}={v:?} is not a non-negative integer")),
+    }
+}
+
+impl Faults {
+    /// Reads the switches from the environment.
+    pub fn from_env() -> Result<Self, String> {
+        Ok(Self {
+            fail_after_bytes: read_var("ORACLESIM_FAIL_AFTER_BYTES")?,
+            fail_at_piece: read_var("ORACLESIM_FAIL_AT_PIECE")?,
+            fail_after_sections: read_var("ORACLESIM_FAIL_AFTER_SECTIONS")?,
+            kill_channel_after_bytes: read_var("ORACLESIM_KILL_CHANNEL_AFTER_BYTES")?,
+            kill_after_bytes: read_var("ORACLESIM_KILL_AFTER_BYTES")?,
+            ..Self::default()
+        })
+    }
+
+    /// Counts a new piece; returns its ordinal (1-based) in this process.
+    pub fn piece_started(&self) -> u64 {
+        self.pieces_started.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// True when a section about to start must fail.
+    pub fn section_must_fail(&self) -> bool {
+        self.fail_after_sections
+            .is_some_and(|k| self.sections_done.load(Ordering::SeqCst) >= k)
+    }
+
+    /// Counts a completed section.
+    pub fn section_done(&self) {
+        self.sections_done.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Adds bytes written by any channel; kills the process tree once the total passes the
+    /// `ORACLESIM_KILL_AFTER_BYTES` threshold.
+    pub fn add_bytes(&self, n: u64) {
+        let total = self.total_bytes.fetch_add(n, Ordering::SeqCst) + n;
+        if self.kill_after_bytes.is_some_and(|k| total > k) {
+            crate::sbt::process::kill_process_tree();
+        }
+    }
+}

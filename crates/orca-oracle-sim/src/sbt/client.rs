@@ -1,0 +1,248 @@
+//! `rman`'s side of an SBT channel: spawns the channel server and forwards calls to it.
+
+use std::io::{BufReader, BufWriter};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use super::error::SbtError;
+use super::library::{FileInfo, InitInfo, ObjectInfo, ReadOutcome};
+use super::protocol::{Request, Response, read_frame, write_frame};
+use super::server::CHANNEL_SERVER_ARG;
+
+/// How to start a channel server.
+#[derive(Debug, Clone)]
+pub struct SpawnOptions<'a> {
+    /// The simulator binary (re-executed as `rman --oraclesim-channel-server`).
+    pub exe: &'a Path,
+    /// Library path to dlopen.
+    pub library: &'a str,
+    /// Environment of the channel process on top of rman's own: the channel's ENV values.
+    pub env: &'a [(String, String)],
+    /// `SBTINIT_TRACE_NAME`.
+    pub trace_name: Option<&'a str>,
+    /// `SBTINIT2_TRACE_LEVEL`.
+    pub trace_level: u64,
+}
+
+/// A live SBT channel: a server process with an initialised session.
+#[derive(Debug)]
+pub struct SbtChannel {
+    child: Child,
+    w: BufWriter<ChildStdin>,
+    r: BufReader<ChildStdout>,
+    info: InitInfo,
+    data: Vec<u8>,
+    ended: bool,
+}
+
+fn lost(e: impl std::fmt::Display) -> SbtError {
+    SbtError::Channel(format!("channel server process: {e}"))
+}
+
+impl SbtChannel {
+    /// Spawns the channel server, which loads the library and runs sbtinit + sbtinit2.
+    pub fn spawn(opts: &SpawnOptions<'_>) -> Result<Self, SbtError> {
+        let mut child = Command::new(opts.exe)
+            .arg0("rman")
+            .arg(CHANNEL_SERVER_ARG)
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| SbtError::Channel(format!("cannot start channel server: {e}")))?;
+        super::process::register_child(child.id());
+        let w = BufWriter::new(child.stdin.take().expect("piped stdin"));
+        let r = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut ch = Self {
+            child,
+            w,
+            r,
+            info: InitInfo {
+                api_version: 0,
+                mms_desc: String::new(),
+                mms_version: 0,
+                ctx_size: 0,
+                max_size: None,
+                proxy: false,
+            },
+            data: Vec::new(),
+            ended: false,
+        };
+        let resp = ch.call(
+            &Request::Init {
+                library: opts.library.to_string(),
+                trace_name: opts.trace_name.map(str::to_string),
+                trace_level: opts.trace_level,
+            },
+            &[],
+        );
+        match resp {
+            Ok(Response::Inited(info)) => {
+                ch.info = info;
+                Ok(ch)
+            }
+            Ok(Response::Err(e)) | Err(e) => {
+                ch.reap();
+                Err(e)
+            }
+            Ok(other) => {
+                ch.reap();
+                Err(lost(format!("unexpected answer {other:?}")))
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        self.ended = true;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        super::process::unregister_child(self.child.id());
+    }
+
+    /// What sbtinit reported.
+    pub fn info(&self) -> &InitInfo {
+        &self.info
+    }
+
+    /// Process id of the channel server.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn call(&mut self, req: &Request, data: &[u8]) -> Result<Response, SbtError> {
+        write_frame(&mut self.w, req, data).map_err(lost)?;
+        read_frame(&mut self.r, &mut self.data).map_err(lost)
+    }
+
+    fn unit(&mut self, req: &Request, data: &[u8]) -> Result<(), SbtError> {
+        match self.call(req, data)? {
+            Response::Ok => Ok(()),
+            Response::Err(e) => Err(e),
+            other => Err(lost(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// sbtbackup.
+    pub fn backup(
+        &mut self,
+        name: &str,
+        object: &ObjectInfo,
+        block_size: usize,
+        max_size: usize,
+        copy_number: u32,
+        media_pool: u32,
+    ) -> Result<(), SbtError> {
+        self.unit(
+            &Request::Backup {
+                name: name.to_string(),
+                object: object.clone(),
+                block_size,
+                max_size,
+                copy_number,
+                media_pool,
+            },
+            &[],
+        )
+    }
+
+    /// sbtwrite2 of one full buffer.
+    pub fn write(&mut self, buf: &[u8]) -> Result<(), SbtError> {
+        self.unit(&Request::Write, buf)
+    }
+
+    /// sbtclose2.
+    pub fn close(&mut self, abort: bool) -> Result<(), SbtError> {
+        self.unit(&Request::Close { abort }, &[])
+    }
+
+    /// sbtinfo2.
+    pub fn info_files(&mut self, names: &[String]) -> Result<Vec<FileInfo>, SbtError> {
+        match self.call(
+            &Request::Info {
+                names: names.to_vec(),
+            },
+            &[],
+        )? {
+            Response::Info(v) => Ok(v),
+            Response::Err(e) => Err(e),
+            other => Err(lost(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// sbtrestore.
+    pub fn restore(&mut self, name: &str, block_size: usize) -> Result<(), SbtError> {
+        self.unit(
+            &Request::Restore {
+                name: name.to_string(),
+                block_size,
+            },
+            &[],
+        )
+    }
+
+    /// sbtread2 into `buf` (its length is the block size given to sbtrestore).
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<ReadOutcome, SbtError> {
+        match self.call(
+            &Request::Read {
+                block_size: buf.len(),
+            },
+            &[],
+        )? {
+            Response::Data if self.data.len() == buf.len() => {
+                buf.copy_from_slice(&self.data);
+                Ok(ReadOutcome::Data)
+            }
+            Response::Eof => Ok(ReadOutcome::Eof),
+            Response::Err(e) => Err(e),
+            other => Err(lost(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// sbtremove2.
+    pub fn remove(&mut self, names: &[String]) -> Result<(), SbtError> {
+        self.unit(
+            &Request::Remove {
+                names: names.to_vec(),
+            },
+            &[],
+        )
+    }
+
+    /// sbtcommand.
+    pub fn command(&mut self, text: &str) -> Result<(), SbtError> {
+        self.unit(
+            &Request::Command {
+                text: text.to_string(),
+            },
+            &[],
+        )
+    }
+
+    /// sbtend, then the server process exits.
+    pub fn end(mut self, abend: bool) -> Result<(), SbtError> {
+        self.ended = true;
+        let r = self.unit(&Request::End { abend }, &[]);
+        let _ = self.child.wait();
+        super::process::unregister_child(self.child.id());
+        r
+    }
+
+    /// SIGKILL the channel server: the library gets no sbtclose2 and no sbtend, as when an
+    /// Oracle server process dies.
+    pub fn kill(mut self) {
+        self.reap();
+    }
+}
+
+impl Drop for SbtChannel {
+    fn drop(&mut self) {
+        if !self.ended {
+            // Closing the pipe makes the server end its session with SBTEND_ABEND and exit.
+            let _ = write_frame(&mut self.w, &Request::End { abend: true }, &[]);
+            let _ = self.child.wait();
+            super::process::unregister_child(self.child.id());
+        }
+    }
+}

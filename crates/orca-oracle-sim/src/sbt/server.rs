@@ -1,0 +1,145 @@
+//! The channel server: one process per SBT channel, as Oracle runs one server process per
+//! RMAN channel on Unix. It holds the loaded library and the channel's context, and executes
+//! the calls `rman` sends over its stdin/stdout pipes.
+//!
+//! The channel's `ENV=(...)` values are this process's environment, so a library reading them
+//! with `getenv` at sbtinit2/sbtbackup time sees exactly what it would see under Oracle.
+
+// The only unsafe code here moves the protocol off fd 1 (libc dup/dup2).
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::os::fd::FromRawFd;
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::error::{SbtCall, SbtError};
+use super::library::{ReadOutcome, SbtLibrary, SbtSession};
+use super::protocol::{Request, Response, read_frame, write_frame};
+
+/// argv[1] that turns `rman` into a channel server.
+pub const CHANNEL_SERVER_ARG: &str = "--oraclesim-channel-server";
+
+/// Gives the protocol a private copy of stdout and points fd 1 at stderr, so a library that
+/// prints to stdout cannot corrupt the frames.
+fn take_stdout() -> std::io::Result<File> {
+    // SAFETY: dup on fd 1, which every process has open; the result is checked.
+    let fd = unsafe { libc::dup(1) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: dup2 of the always-open fd 2 over fd 1; the result is checked.
+    if unsafe { libc::dup2(2, 1) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor from dup that nothing else owns.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Runs the server until `End` or until the parent closes the pipe.
+pub fn run() -> ExitCode {
+    let out = match take_stdout() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("oraclesim channel server: cannot set up its pipe: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut w = BufWriter::new(out);
+    let mut r = BufReader::new(std::io::stdin().lock());
+    let mut session: Option<SbtSession> = None;
+    let mut data = Vec::new();
+    let mut buf = Vec::new();
+    loop {
+        let req: Request = match read_frame(&mut r, &mut data) {
+            Ok(req) => req,
+            // The parent went away: end the session as Oracle does for a dead channel.
+            Err(_) => {
+                if let Some(s) = session.take() {
+                    let _ = s.end(true);
+                }
+                return ExitCode::SUCCESS;
+            }
+        };
+        let mut reply_data: &[u8] = &[];
+        let resp = match req {
+            Request::Init {
+                library,
+                trace_name,
+                trace_level,
+            } => match SbtLibrary::load(Path::new(&library), trace_name.as_deref())
+                .and_then(|lib| SbtSession::start(lib, trace_level))
+            {
+                Ok(s) => {
+                    let info = s.library().info().clone();
+                    session = Some(s);
+                    Response::Inited(info)
+                }
+                Err(e) => Response::Err(e),
+            },
+            Request::End { abend } => {
+                let resp = match session.take() {
+                    Some(s) => s.end(abend).map_or_else(Response::Err, |_| Response::Ok),
+                    None => Response::Ok,
+                };
+                let _ = write_frame(&mut w, &resp, &[]);
+                return ExitCode::SUCCESS;
+            }
+            other => match session.as_mut() {
+                None => Response::Err(SbtError::Protocol(
+                    "channel server used before sbtinit".into(),
+                )),
+                Some(s) => match other {
+                    Request::Backup {
+                        name,
+                        object,
+                        block_size,
+                        max_size,
+                        copy_number,
+                        media_pool,
+                    } => ok(s.backup(
+                        &name,
+                        &object,
+                        block_size,
+                        max_size,
+                        copy_number,
+                        media_pool,
+                    )),
+                    Request::Write => ok(s.write(&data)),
+                    Request::Close { abort } => ok(s.close(abort)),
+                    Request::Info { names } => {
+                        s.info(&names).map_or_else(Response::Err, Response::Info)
+                    }
+                    Request::Restore { name, block_size } => ok(s.restore(&name, block_size)),
+                    Request::Read { block_size } => {
+                        buf.resize(block_size, 0);
+                        match s.read(&mut buf) {
+                            Ok(ReadOutcome::Data) => {
+                                reply_data = &buf;
+                                Response::Data
+                            }
+                            Ok(ReadOutcome::Eof) => Response::Eof,
+                            Err(e) => Response::Err(e),
+                        }
+                    }
+                    Request::Remove { names } => ok(s.remove(&names)),
+                    Request::Command { text } => ok(s.command(&text)),
+                    Request::Init { .. } | Request::End { .. } => {
+                        Response::Err(SbtError::Argument {
+                            call: SbtCall::Init,
+                            reason: "repeated request".into(),
+                        })
+                    }
+                },
+            },
+        };
+        if write_frame(&mut w, &resp, reply_data).is_err() {
+            return ExitCode::FAILURE;
+        }
+    }
+}
+
+fn ok(r: Result<(), SbtError>) -> Response {
+    r.map_or_else(Response::Err, |_| Response::Ok)
+}
