@@ -52,6 +52,10 @@ CREATE TABLE IF NOT EXISTS pieces (
 );
 CREATE INDEX IF NOT EXISTS pieces_db ON pieces(database, created);
 CREATE INDEX IF NOT EXISTS pieces_created ON pieces(created);
+CREATE TABLE IF NOT EXISTS commits_in_flight (
+    name TEXT PRIMARY KEY,
+    started INTEGER NOT NULL
+);
 ";
 
 /// A piece as the catalog lists it.
@@ -330,6 +334,7 @@ impl Index {
                     meta
                 ],
             )?;
+            tx.execute("DELETE FROM commits_in_flight WHERE name = ?1", [&info.name])?;
             {
                 let mut st = tx.prepare_cached(
                     "UPDATE chunks SET last_ref = ?2 WHERE last_ref < ?2 AND (id = ?1 OR id = (SELECT base FROM chunks WHERE id = ?1))",
@@ -363,6 +368,37 @@ impl Index {
             }
             tx.commit()?;
             Ok(out)
+        })
+    }
+
+    /// Note that the manifest of `name` is about to be written, so a crash
+    /// between that write and [`Index::add_piece`] is repaired by the next
+    /// listing instead of leaving a committed piece the catalog does not show.
+    pub fn begin_commit(&self, name: &str, now: i64) -> Result<()> {
+        self.with("record commit in flight", |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO commits_in_flight(name, started) VALUES (?1, ?2)",
+                params![name, now],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn end_commit(&self, name: &str) -> Result<()> {
+        self.with("clear commit in flight", |c| {
+            c.execute("DELETE FROM commits_in_flight WHERE name = ?1", [name])?;
+            Ok(())
+        })
+    }
+
+    /// Commits begun and not finished, as (name, started).
+    pub fn commits_in_flight(&self) -> Result<Vec<(String, i64)>> {
+        self.with("list commits in flight", |c| {
+            let mut st = c.prepare("SELECT name, started FROM commits_in_flight")?;
+            let rows = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
         })
     }
 

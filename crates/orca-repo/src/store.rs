@@ -471,16 +471,25 @@ impl Store {
             mode: PutMode::Create,
             ..Default::default()
         };
-        match self
+        let owned = name.clone();
+        self.blocking(move |i| i.begin_commit(&owned, now()))
+            .await?;
+        let put = self
             .objects
             .put_opts(&obj(&key), PutPayload::from(bytes), opts)
-            .await
-        {
-            Ok(_) => {}
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                return Err(RepoError::PieceExists { name });
-            }
-            Err(e) => return Err(RepoError::storage(key, e)),
+            .await;
+        if let Err(e) = put {
+            let owned = name.clone();
+            self.blocking(move |i| i.end_commit(&owned)).await?;
+            return Err(match e {
+                object_store::Error::AlreadyExists { .. } => {
+                    // The name may belong to a commit whose catalog row a
+                    // crash lost: reading the manifest restores the row.
+                    self.manifest_inner(&name).await?;
+                    RepoError::PieceExists { name }
+                }
+                e => RepoError::storage(key, e),
+            });
         }
         let info = PieceInfo::from_manifest(&m);
         let row = info.clone();
@@ -931,8 +940,26 @@ impl Store {
     }
 
     async fn list_inner(&self, filter: &PieceFilter) -> Result<Vec<PieceInfo>> {
+        self.settle_commits_in_flight().await?;
         let f = filter.clone();
         self.blocking(move |i| i.list(&f)).await
+    }
+
+    /// Finish the catalog side of commits a crashed process left between
+    /// writing the manifest and recording the piece. A commit without its
+    /// manifest may still be running elsewhere, so only stale ones are dropped.
+    async fn settle_commits_in_flight(&self) -> Result<()> {
+        const STALE_SECS: i64 = 3600;
+        let pending = self.blocking(|i| i.commits_in_flight()).await?;
+        for (name, started) in pending {
+            if self.manifest_inner(&name).await?.is_some() {
+                let owned = name.clone();
+                self.blocking(move |i| i.end_commit(&owned)).await?;
+            } else if now() - started > STALE_SECS {
+                self.blocking(move |i| i.end_commit(&name)).await?;
+            }
+        }
+        Ok(())
     }
 
     pub async fn stats(&self) -> Result<IndexStats> {

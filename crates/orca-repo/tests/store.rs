@@ -374,6 +374,27 @@ async fn lost_catalog_row_heals_on_read() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_between_manifest_and_catalog_row_is_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, store) = local_repo(dir.path()).await;
+    put(&repo, "p", blocks(5, 7)).await.unwrap();
+    // The state a kill leaves after the manifest write, before the row.
+    store.index().remove_piece("p").unwrap();
+    store.index().begin_commit("p", 0).unwrap();
+    let listed = repo.list(&PieceFilter::default()).await.unwrap();
+    assert_eq!(listed.len(), 1, "the committed piece is listed again");
+    assert!(store.index().commits_in_flight().unwrap().is_empty());
+
+    // A re-run under the same name is refused, and the row stays.
+    store.index().remove_piece("p").unwrap();
+    assert!(matches!(
+        put(&repo, "p", blocks(5, 7)).await,
+        Err(RepoError::PieceExists { .. })
+    ));
+    assert!(store.index().piece("p").unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn known_chunks_skip_probes_and_boundaries_align() {
     let (repo, _s, _d) = mem_repo(Cipher::Aes256Gcm).await;
     let body = blocks(512, 8);
