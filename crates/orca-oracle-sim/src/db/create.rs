@@ -163,6 +163,8 @@ pub(super) fn create(opts: &CreateOptions) -> Result<Database> {
         home.join("onlinelog"),
         home.join("arch"),
         home.join("dbs"),
+        home.join("backup"),
+        home.join("trace"),
     ] {
         std::fs::create_dir_all(&d)
             .map_err(|e| io_err(format!("cannot create {}", d.display()), e))?;

@@ -99,7 +99,16 @@ mod tests {
         assert_eq!(a.target.as_deref(), Some("/"));
         assert_eq!(a.cmdfile.as_deref(), Some("/tmp/x.rcv"));
         assert_eq!(a.log.as_deref(), Some("/tmp/x.log"));
-        let a = parse_args(&v(&["TARGET", "/", "nocatalog", "@/tmp/y", "LOG", "/l", "append"])).unwrap();
+        let a = parse_args(&v(&[
+            "TARGET",
+            "/",
+            "nocatalog",
+            "@/tmp/y",
+            "LOG",
+            "/l",
+            "append",
+        ]))
+        .unwrap();
         assert_eq!(a.cmdfile.as_deref(), Some("/tmp/y"));
         assert!(a.append);
         assert!(parse_args(&v(&["target", "/", "bogus"])).is_err());

@@ -333,12 +333,16 @@ pub enum DeleteWhat {
     Backupset(Vec<u64>),
     Obsolete(Option<RetentionPolicy>),
     Expired(ListKind),
-    Backup { tag: Option<String> },
+    Backup {
+        tag: Option<String>,
+    },
     Archivelog {
         range: ArchivelogRange,
         backed_up: Option<(u32, Option<DeviceType>)>,
     },
-    Copy { tag: Option<String> },
+    Copy {
+        tag: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -389,7 +393,10 @@ pub enum Report {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Catalog {
-    StartWith { prefix: String, noprompt: bool },
+    StartWith {
+        prefix: String,
+        noprompt: bool,
+    },
     Backuppiece {
         device: Option<DeviceType>,
         handles: Vec<String>,

@@ -11,14 +11,18 @@ use orca_oracle::format::{FormatContext, FormatKind, expand_format};
 use orca_oracle::{OracleTime, Scn};
 
 use super::ast::*;
-use super::catalog::{self, BackupDatafileRow, BackupRedologRow, CopyRow, PieceRow, SetRow, StatusEnd};
+use super::catalog::{
+    self, BackupDatafileRow, BackupRedologRow, CopyRow, PieceRow, SetRow, StatusEnd,
+};
 use super::channel::{Channel, ChannelError, PieceDone, unwrap_io};
 use super::datetime::elapsed;
 use super::job::{self, JobCtx, Step, StepError};
 use super::producer::{Chunk, FileCursor, Filter, Producer, ReadError};
 use super::session::{CmdError, Session, db_lines, now};
 use crate::db::{ArchivedLog, Database, DatafileInfo, DbError};
-use crate::piece::{BackupType, EntryKind, PieceEntry, PieceError, PieceHeader, PieceWriter, RECORD_HEADER};
+use crate::piece::{
+    BackupType, EntryKind, PieceEntry, PieceError, PieceHeader, PieceWriter, RECORD_HEADER,
+};
 use crate::sbt::ObjectInfo;
 use crate::sbt::ffi::{SBTOBJECT_ARCHLOG, SBTOBJECT_DATAFILE, SBTOBJECT_OTHER};
 
@@ -38,10 +42,7 @@ pub enum Member {
 /// What kind of set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SetKind {
-    Datafile {
-        level: Option<u8>,
-        cumulative: bool,
-    },
+    Datafile { level: Option<u8>, cumulative: bool },
     Archivelog,
 }
 
@@ -204,7 +205,10 @@ impl Session {
         if b.recover_of_copy.is_some() && b.incremental.is_none_or(|i| i.level == 0) {
             return Err(CmdError::command(
                 cmd,
-                vec!["RMAN-06578: INCREMENTAL LEVEL > 0 must be specified with FOR RECOVER OF".into()],
+                vec![
+                    "RMAN-06578: INCREMENTAL LEVEL > 0 must be specified with FOR RECOVER OF"
+                        .into(),
+                ],
             ));
         }
         if b.as_copy && b.incremental.is_some_and(|i| i.level > 0) {
@@ -216,9 +220,21 @@ impl Session {
         let mut stats = StepDone::default();
         let mut devices: Vec<DeviceType> = Vec::new();
         if let Some(plus) = &b.plus_archivelog {
-            self.backup_phase(b, Phase::PlusArchivelog(plus), cmd, &mut stats, &mut devices)?;
+            self.backup_phase(
+                b,
+                Phase::PlusArchivelog(plus),
+                cmd,
+                &mut stats,
+                &mut devices,
+            )?;
             self.backup_phase(b, Phase::Main, cmd, &mut stats, &mut devices)?;
-            self.backup_phase(b, Phase::PlusArchivelog(plus), cmd, &mut stats, &mut devices)?;
+            self.backup_phase(
+                b,
+                Phase::PlusArchivelog(plus),
+                cmd,
+                &mut stats,
+                &mut devices,
+            )?;
         } else {
             self.backup_phase(b, Phase::Main, cmd, &mut stats, &mut devices)?;
         }
@@ -233,7 +249,10 @@ impl Session {
             _ => Some("*".into()),
         };
         if self.config().autobackup {
-            let device = devices.first().copied().unwrap_or(self.config().default_device);
+            let device = devices
+                .first()
+                .copied()
+                .unwrap_or(self.config().default_device);
             self.autobackup(device, cmd)?;
         }
         Ok(())
@@ -255,11 +274,12 @@ impl Session {
         let mut items: Vec<(BackupObject, BackupOpts)> = Vec::new();
         match phase {
             Phase::PlusArchivelog(o) => {
-                self.db
-                    .switch_logfile()
-                    .map_err(|e| CmdError::db(cmd, e))?;
+                self.db.switch_logfile().map_err(|e| CmdError::db(cmd, e))?;
                 self.out.line("current log archived");
-                items.push((BackupObject::Archivelog(ArchivelogRange::All), o.over(&b.opts)));
+                items.push((
+                    BackupObject::Archivelog(ArchivelogRange::All),
+                    o.over(&b.opts),
+                ));
             }
             Phase::Main => {
                 for s in &b.specs {
@@ -279,7 +299,9 @@ impl Session {
             if lines.is_empty() {
                 lines = CmdError::command(
                     cmd,
-                    vec!["RMAN-06091: no channel allocated for backup of the remaining files".into()],
+                    vec![
+                        "RMAN-06091: no channel allocated for backup of the remaining files".into(),
+                    ],
                 )
                 .lines;
             }
@@ -303,7 +325,11 @@ impl Session {
             faults: self.faults.clone(),
             info: self.info.clone(),
             nls: self.nls.clone(),
-            command: if cmd.starts_with("backup") { "backup" } else { cmd },
+            command: if cmd.starts_with("backup") {
+                "backup"
+            } else {
+                cmd
+            },
             status: self.current_status.map(|k| (k.recid, k.stamp)),
         };
         let chosen: Vec<&mut Channel> = self
@@ -322,15 +348,21 @@ impl Session {
     /// Most recent completed backup (set) time of a datafile, for NOT BACKED UP SINCE.
     fn last_datafile_backup(&self, file_no: u32, incremental_ok: bool) -> Option<NaiveDateTime> {
         let sets = catalog::sets(&self.db).ok()?;
-        let complete: BTreeMap<(u32, u32), &SetRow> =
-            sets.iter().map(|s| ((s.set_stamp, s.set_count), s)).collect();
+        let complete: BTreeMap<(u32, u32), &SetRow> = sets
+            .iter()
+            .map(|s| ((s.set_stamp, s.set_count), s))
+            .collect();
         let pieces = catalog::pieces(&self.db).ok()?;
         catalog::backup_datafiles(&self.db)
             .ok()?
             .into_iter()
             .filter(|d| d.file_no == file_no)
             .filter(|d| incremental_ok || d.incremental_level.is_none_or(|l| l == 0))
-            .filter_map(|d| complete.get(&(d.set_stamp, d.set_count)).map(|s| s.completion_time))
+            .filter_map(|d| {
+                complete
+                    .get(&(d.set_stamp, d.set_count))
+                    .map(|s| s.completion_time)
+            })
             .filter(|_| !pieces.is_empty())
             .max()
     }
@@ -338,8 +370,10 @@ impl Session {
     /// INCREMENTAL_CHANGE# of a level-1 backup of `file_no` (None: no level-0 parent).
     fn parent_scn(&self, file_no: u32, cumulative: bool) -> Option<Scn> {
         let sets = catalog::sets(&self.db).ok()?;
-        let complete: BTreeMap<(u32, u32), &SetRow> =
-            sets.iter().map(|s| ((s.set_stamp, s.set_count), s)).collect();
+        let complete: BTreeMap<(u32, u32), &SetRow> = sets
+            .iter()
+            .map(|s| ((s.set_stamp, s.set_count), s))
+            .collect();
         let rows = catalog::backup_datafiles(&self.db).ok()?;
         let level0 = rows
             .iter()
@@ -350,7 +384,9 @@ impl Session {
                 catalog::copies(&self.db)
                     .ok()?
                     .into_iter()
-                    .filter(|c| c.file_no == file_no && c.incremental_level == Some(0) && c.status == "A")
+                    .filter(|c| {
+                        c.file_no == file_no && c.incremental_level == Some(0) && c.status == "A"
+                    })
                     .map(|c| c.checkpoint_scn),
             )
             .max()?;
@@ -369,22 +405,26 @@ impl Session {
 
     /// Datafiles named by an object.
     pub(super) fn datafiles_of(&self, obj: &BackupObject) -> Result<Vec<DatafileInfo>, CmdError> {
-        let all = self
-            .db
-            .datafiles()
-            .map_err(|e| CmdError::db("backup", e))?;
+        let all = self.db.datafiles().map_err(|e| CmdError::db("backup", e))?;
         match obj {
             BackupObject::Database => Ok(all),
             BackupObject::Datafile(ns) => ns
                 .iter()
                 .map(|n| {
-                    all.iter().find(|d| d.file_no == *n).cloned().ok_or_else(|| {
-                        CmdError::command(
-                            "command",
-                            vec![format!("RMAN-20201: datafile not found in the recovery catalog"),
-                                 format!("RMAN-06010: error while looking up datafile: {n}")],
-                        )
-                    })
+                    all.iter()
+                        .find(|d| d.file_no == *n)
+                        .cloned()
+                        .ok_or_else(|| {
+                            CmdError::command(
+                                "command",
+                                vec![
+                                    format!(
+                                        "RMAN-20201: datafile not found in the recovery catalog"
+                                    ),
+                                    format!("RMAN-06010: error while looking up datafile: {n}"),
+                                ],
+                            )
+                        })
                 })
                 .collect(),
             BackupObject::Tablespace(names) => {
@@ -400,7 +440,10 @@ impl Session {
                             "command",
                             vec![
                                 "RMAN-20202: Tablespace not found in the recovery catalog".into(),
-                                format!("RMAN-06019: could not translate tablespace name \"{}\"", n.to_ascii_uppercase()),
+                                format!(
+                                    "RMAN-06019: could not translate tablespace name \"{}\"",
+                                    n.to_ascii_uppercase()
+                                ),
                             ],
                         ));
                     }
@@ -607,9 +650,10 @@ impl Session {
                     for f in files {
                         if let Some(NotBackedUp::Since(t)) = &opts.not_backed_up {
                             let since = self.time(t)?;
-                            if let Some(when) =
-                                self.last_datafile_backup(f.file_no, b.incremental.is_some_and(|i| i.level > 0))
-                                && when > since
+                            if let Some(when) = self.last_datafile_backup(
+                                f.file_no,
+                                b.incremental.is_some_and(|i| i.level > 0),
+                            ) && when > since
                             {
                                 self.msg(
                                     6501,
@@ -663,7 +707,10 @@ impl Session {
                     .first()
                     .and_then(|(_, o)| o.tag.clone())
                     .unwrap_or_else(|| default_tag.to_string()),
-                formats: items.first().map(|(_, o)| o.formats.clone()).unwrap_or_default(),
+                formats: items
+                    .first()
+                    .map(|(_, o)| o.formats.clone())
+                    .unwrap_or_default(),
                 delete_input: None,
                 for_recover_of_copy: false,
                 keep: false,
@@ -693,7 +740,10 @@ impl Session {
             if device == DeviceType::Sbt {
                 return Err(CmdError::command(
                     "backup",
-                    vec!["RMAN-06570: datafile copy cannot be created on device type SBT_TAPE".into()],
+                    vec![
+                        "RMAN-06570: datafile copy cannot be created on device type SBT_TAPE"
+                            .into(),
+                    ],
                 ));
             }
             for f in files {
@@ -712,7 +762,11 @@ impl Session {
                     .unwrap_or_default()
                     .into_iter()
                     .filter(|c| c.file_no == f.file_no && c.status == "A")
-                    .filter(|c| copy_tag.as_ref().is_none_or(|t| c.tag.as_deref() == Some(t.as_str())))
+                    .filter(|c| {
+                        copy_tag
+                            .as_ref()
+                            .is_none_or(|t| c.tag.as_deref() == Some(t.as_str()))
+                    })
                     .max_by_key(|c| c.checkpoint_scn);
                 match copy {
                     Some(c) => set_files.push(Member::Datafile {
@@ -818,7 +872,11 @@ impl Session {
     }
 
     /// Control file and SPFILE autobackup after a successful BACKUP.
-    pub(super) fn autobackup(&mut self, device: DeviceType, cmd: &'static str) -> Result<(), CmdError> {
+    pub(super) fn autobackup(
+        &mut self,
+        device: DeviceType,
+        cmd: &'static str,
+    ) -> Result<(), CmdError> {
         let key = self.start_recursive("CONTROL FILE AND SPFILE AUTOBACKUP");
         self.out.blank();
         self.out.line(format!(
@@ -826,13 +884,20 @@ impl Session {
             self.date(now())
         ));
         let cfg = self.config();
-        let fmt = cfg.autobackup_format.get(&device).cloned().unwrap_or_else(|| match device {
-            DeviceType::Disk => format!("{}/backup/%F", self.home.display()),
-            DeviceType::Sbt => "%F".into(),
-        });
+        let fmt = cfg
+            .autobackup_format
+            .get(&device)
+            .cloned()
+            .unwrap_or_else(|| match device {
+                DeviceType::Disk => format!("{}/backup/%F", self.home.display()),
+                DeviceType::Sbt => "%F".into(),
+            });
         let chans = self.job_channels(Some(device), false)?;
         let Some(&first) = chans.first() else {
-            return Err(CmdError::command(cmd, vec!["RMAN-06091: no channel allocated".into()]));
+            return Err(CmdError::command(
+                cmd,
+                vec!["RMAN-06091: no channel allocated".into()],
+            ));
         };
         let day = now().format("%Y%m%d").to_string();
         let seq = catalog::next_autobackup_seq(&self.db, &day).map_err(|e| CmdError::db(cmd, e))?;
@@ -942,7 +1007,12 @@ fn object_type(b: &Backup) -> String {
 }
 
 /// Writes one backup set (or one section of a multi-section set) on a channel.
-fn write_set(ctx: &JobCtx, ch: &mut Channel, db: &Database, plan: SetPlan) -> Result<StepDone, StepError> {
+fn write_set(
+    ctx: &JobCtx,
+    ch: &mut Channel,
+    db: &Database,
+    plan: SetPlan,
+) -> Result<StepDone, StepError> {
     write_set_inner(ctx, ch, db, plan, None)
 }
 
@@ -985,18 +1055,19 @@ fn prepare(db: &Database, plan: &SetPlan) -> Result<Prepared, StepError> {
                 };
                 let (filter, used_bct) = match since {
                     None => (Filter::All, false),
-                    Some(s) => match db.changed_blocks_since(info.file_no, *s).map_err(db_error)? {
-                        Some(blocks) => (
-                            Filter::Tracked {
-                                since: *s,
-                                blocks,
-                            },
-                            true,
-                        ),
+                    Some(s) => match db
+                        .changed_blocks_since(info.file_no, *s)
+                        .map_err(db_error)?
+                    {
+                        Some(blocks) => (Filter::Tracked { since: *s, blocks }, true),
                         None => (Filter::ChangedSince(*s), false),
                     },
                 };
-                let mut e = PieceEntry::new(EntryKind::Datafile, io.block_size() as u32, u64::from(total));
+                let mut e = PieceEntry::new(
+                    EntryKind::Datafile,
+                    io.block_size() as u32,
+                    u64::from(total),
+                );
                 e.file_number = info.file_no;
                 e.sequence = info.rfile_no;
                 e.creation_change = hdr.creation_scn.0;
@@ -1090,24 +1161,31 @@ fn start_lines(ctx: &JobCtx, ch: &Channel, plan: &SetPlan) {
     let compressed = "";
     match plan.kind {
         SetKind::Archivelog => {
-            ctx.out
-                .line(format!("channel {name}: starting {compressed}archived log backup set"));
-            ctx.out
-                .line(format!("channel {name}: specifying archived log(s) in backup set"));
+            ctx.out.line(format!(
+                "channel {name}: starting {compressed}archived log backup set"
+            ));
+            ctx.out.line(format!(
+                "channel {name}: specifying archived log(s) in backup set"
+            ));
         }
         SetKind::Datafile { level, cumulative } => {
             let what = match level {
                 None => "full".to_string(),
                 Some(l) => format!(
                     "incremental level {l}{}",
-                    if cumulative && l > 0 { " cumulative" } else { "" }
+                    if cumulative && l > 0 {
+                        " cumulative"
+                    } else {
+                        ""
+                    }
                 ),
             };
             ctx.out.line(format!(
                 "channel {name}: starting {compressed}{what} datafile backup set"
             ));
-            ctx.out
-                .line(format!("channel {name}: specifying datafile(s) in backup set"));
+            ctx.out.line(format!(
+                "channel {name}: specifying datafile(s) in backup set"
+            ));
         }
     }
     for m in &plan.members {
@@ -1162,7 +1240,10 @@ fn write_set_inner(
     // A multi-section set gets its SET_COUNT from the first section that starts.
     let (set_stamp, set_count, set_start) = match &plan.section {
         Some((multi, _)) => {
-            let mut st = multi.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut st = multi
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             match st.set {
                 Some(s) => s,
                 None => {
@@ -1203,7 +1284,7 @@ fn write_set_inner(
     let object = ObjectInfo {
         db_name: ctx.info.name.clone(),
         dbid: u64::from(ctx.info.dbid),
-        file_type: file_type as u64,
+        file_type,
     };
     let mut producer = Producer::new(prepared.cursors, prepared.blobs);
     let first_piece = plan.section.as_ref().map_or(1, |(_, i)| *i as u32 + 1);
@@ -1261,7 +1342,8 @@ fn write_set_inner(
         };
         let limit = maxpiece.map(|m| {
             let unit = 8192u64;
-            (m / unit * unit).max(header.encode().map(|h| h.len() as u64).unwrap_or(8192) + 4 * unit)
+            (m / unit * unit)
+                .max(header.encode().map(|h| h.len() as u64).unwrap_or(8192) + 4 * unit)
         });
         let mut more = false;
         let res: Result<(), StepError> = (|| {
@@ -1287,7 +1369,8 @@ fn write_set_inner(
                             if fit < data.len() as u64 / bs {
                                 if fit > 0 {
                                     let cut = (fit * bs) as usize;
-                                    w.write_run(entry, first_block, &data[..cut]).map_err(piece_error)?;
+                                    w.write_run(entry, first_block, &data[..cut])
+                                        .map_err(piece_error)?;
                                     pending = Some(Chunk::Run {
                                         entry,
                                         first_block: first_block + fit,
@@ -1304,7 +1387,8 @@ fn write_set_inner(
                                 return Ok(());
                             }
                         }
-                        w.write_run(entry, first_block, &data).map_err(piece_error)?;
+                        w.write_run(entry, first_block, &data)
+                            .map_err(piece_error)?;
                     }
                     Chunk::Blob { entry, data } => {
                         w.write_blob(entry, &data).map_err(piece_error)?;
@@ -1361,7 +1445,8 @@ fn write_set_inner(
     ));
     if plan.section.is_none() {
         for (p, h, d, s, e) in &pieces_done {
-            record_piece(ctx, db, &plan, ch, set_stamp, set_count, *p, h, d, *s, *e).map_err(db_error)?;
+            record_piece(ctx, db, &plan, ch, set_stamp, set_count, *p, h, d, *s, *e)
+                .map_err(db_error)?;
         }
     }
     let block_size = prepared.entries.first().map_or(8192, |e| e.block_size);
@@ -1369,13 +1454,17 @@ fn write_set_inner(
         Some((multi, _)) => {
             ctx.faults.section_done();
             let c = &producer.cursors[0];
-            let mut st = multi.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut st = multi
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             st.done += 1;
             st.blocks += c.blocks_written;
             st.blocks_read += c.blocks_read;
             st.max_scn = st.max_scn.max(c.max_scn);
             let m = &prepared.meta[0];
-            st.checkpoint.get_or_insert((m.checkpoint, m.checkpoint_time, Scn(incremental_change)));
+            st.checkpoint
+                .get_or_insert((m.checkpoint, m.checkpoint_time, Scn(incremental_change)));
             if st.done == multi.sections.len() {
                 let (ck, ckt, inc) = st.checkpoint.unwrap_or_default();
                 let set = SetRow {
@@ -1425,7 +1514,10 @@ fn write_set_inner(
                 set_stamp,
                 set_count,
                 backup_type: (backup_type.code() as char).to_string(),
-                controlfile_included: plan.members.iter().any(|m| matches!(m, Member::Controlfile)),
+                controlfile_included: plan
+                    .members
+                    .iter()
+                    .any(|m| matches!(m, Member::Controlfile)),
                 incremental_level: level,
                 pieces: pieces_done.len() as u32,
                 start_time: set_start,
@@ -1435,12 +1527,21 @@ fn write_set_inner(
                 keep: plan.keep,
             };
             catalog::insert_set(db, &set).map_err(db_error)?;
-            record_members(db, &prepared.meta, &producer, set_stamp, set_count, level, end)
-                .map_err(db_error)?;
+            record_members(
+                db,
+                &prepared.meta,
+                &producer,
+                set_stamp,
+                set_count,
+                level,
+                end,
+            )
+            .map_err(db_error)?;
             if plan.kind == SetKind::Archivelog {
                 for m in &plan.members {
                     if let Member::Archlog(l) = m {
-                        db.increment_archived_log_backup_count(l.recid).map_err(db_error)?;
+                        db.increment_archived_log_backup_count(l.recid)
+                            .map_err(db_error)?;
                     }
                 }
                 if plan.delete_input.is_some() {
@@ -1522,8 +1623,9 @@ fn record_members(
         match &m.member {
             Member::Datafile { info, since } => {
                 let c = producer.cursors.iter().find(|c| c.entry == i as u32);
-                let (blocks, read, max_scn) =
-                    c.map_or((0, 0, Scn(0)), |c| (c.blocks_written, c.blocks_read, c.max_scn));
+                let (blocks, read, max_scn) = c.map_or((0, 0, Scn(0)), |c| {
+                    (c.blocks_written, c.blocks_read, c.max_scn)
+                });
                 catalog::insert_backup_datafile(
                     db,
                     &BackupDatafileRow {
@@ -1592,7 +1694,12 @@ fn record_members(
 }
 
 /// Makes an image copy of a datafile (byte for byte) and records it in V$DATAFILE_COPY.
-fn write_copy(ctx: &JobCtx, ch: &mut Channel, db: &Database, plan: CopyPlan) -> Result<StepDone, StepError> {
+fn write_copy(
+    ctx: &JobCtx,
+    ch: &mut Channel,
+    db: &Database,
+    plan: CopyPlan,
+) -> Result<StepDone, StepError> {
     let start = now();
     ctx.out
         .line(format!("channel {}: starting datafile copy", ch.name));
@@ -1601,10 +1708,18 @@ fn write_copy(ctx: &JobCtx, ch: &mut Channel, db: &Database, plan: CopyPlan) -> 
         plan.info.file_no,
         plan.info.path.display()
     ));
-    let io = db.open_datafile(plan.info.file_no, false).map_err(db_error)?;
+    let io = db
+        .open_datafile(plan.info.file_no, false)
+        .map_err(db_error)?;
     let hdr = io.header().map_err(db_error)?;
     let set_count = catalog::next_set_count(db).map_err(db_error)?;
-    let mut fctx = format_ctx(ctx, FormatKind::DatafileCopy, set_count, catalog::stamp(start), 1);
+    let mut fctx = format_ctx(
+        ctx,
+        FormatKind::DatafileCopy,
+        set_count,
+        catalog::stamp(start),
+        1,
+    );
     fctx.file_no = Some(plan.info.file_no);
     fctx.tablespace = Some(plan.info.tablespace.clone());
     fctx.file_name = Some(plan.info.path.display().to_string());
@@ -1613,7 +1728,10 @@ fn write_copy(ctx: &JobCtx, ch: &mut Channel, db: &Database, plan: CopyPlan) -> 
         .clone()
         .or_else(|| ch.opts.formats.first().cloned())
         .unwrap_or_else(|| default_format(&ctx.home, DeviceType::Disk));
-    let name = disk_path(&ctx.home, &expand_format(&fmt, &fctx).map_err(|e| format_error(e, &fmt))?);
+    let name = disk_path(
+        &ctx.home,
+        &expand_format(&fmt, &fctx).map_err(|e| format_error(e, &fmt))?,
+    );
     let bs = io.block_size();
     let total = io.block_count() + 1;
     let mut f = std::fs::OpenOptions::new()

@@ -313,7 +313,9 @@ pub fn sets(db: &Database) -> Result<Vec<SetRow>> {
     let mut st = db.connection().prepare(&format!(
         r#"SELECT {SET_COLS} FROM cf_backup_set ORDER BY "RECID""#
     ))?;
-    let v = st.query_map([], set_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let v = st
+        .query_map([], set_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(v)
 }
 
@@ -364,7 +366,9 @@ pub fn pieces(db: &Database) -> Result<Vec<PieceRow>> {
             "RMAN_STATUS_RECID","RMAN_STATUS_STAMP","BYTES"
            FROM cf_backup_piece WHERE "STATUS" <> 'D' ORDER BY "RECID""#,
     )?;
-    let v = st.query_map([], piece_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let v = st
+        .query_map([], piece_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(v)
 }
 
@@ -476,7 +480,11 @@ pub fn spfile_sets(db: &Database) -> Result<Vec<(u32, u32)>> {
 }
 
 /// Inserts a V$DATAFILE_COPY row; returns (RECID, STAMP).
-pub fn insert_copy(db: &Database, c: &CopyRow, rman_status: Option<(i64, u32)>) -> Result<(i64, u32)> {
+pub fn insert_copy(
+    db: &Database,
+    c: &CopyRow,
+    rman_status: Option<(i64, u32)>,
+) -> Result<(i64, u32)> {
     let info = db.info()?;
     let st = stamp(c.completion_time);
     db.connection().execute(

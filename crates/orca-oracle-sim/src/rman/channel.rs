@@ -61,11 +61,7 @@ pub enum ChannelError {
 pub fn os_error_line(err: &io::Error) -> String {
     let code = err.raw_os_error().unwrap_or(0);
     let text = io::Error::from_raw_os_error(code).to_string();
-    let text = text
-        .split(" (os error")
-        .next()
-        .unwrap_or(&text)
-        .to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text).to_string();
     format!("Linux-x86_64 Error: {code}: {text}")
 }
 
@@ -447,12 +443,13 @@ impl Channel {
         match self.device {
             DeviceType::Sbt => {
                 let sbt = self.sbt.as_mut().ok_or(ChannelError::Killed)?;
-                sbt.remove(&[handle.to_string()]).map_err(|err| ChannelError::Sbt {
-                    err,
-                    handle: Some(handle.to_string()),
-                    block: None,
-                    command: None,
-                })
+                sbt.remove(&[handle.to_string()])
+                    .map_err(|err| ChannelError::Sbt {
+                        err,
+                        handle: Some(handle.to_string()),
+                        block: None,
+                        command: None,
+                    })
             }
             DeviceType::Disk => match std::fs::remove_file(handle) {
                 Ok(()) => Ok(()),
@@ -526,12 +523,14 @@ impl PieceOut<'_> {
         let handle = self.handle.clone();
         self.ch.count_bytes(n, &handle, self.buffers)?;
         match &mut self.disk {
-            Some(f) => f.write_all(&self.buf).map_err(|err| ChannelError::DiskWrite {
-                path: self.handle.clone(),
-                block: self.buffers + 1,
-                block_size: self.unit,
-                err,
-            })?,
+            Some(f) => f
+                .write_all(&self.buf)
+                .map_err(|err| ChannelError::DiskWrite {
+                    path: self.handle.clone(),
+                    block: self.buffers + 1,
+                    block_size: self.unit,
+                    err,
+                })?,
             None => {
                 let sbt = self.ch.sbt.as_mut().ok_or(ChannelError::Killed)?;
                 sbt.write(&self.buf).map_err(|e| {
@@ -552,7 +551,11 @@ impl PieceOut<'_> {
 
     /// Pads and commits the piece: sbtclose2 then sbtinfo2 on SBT.
     pub fn finish(mut self) -> Result<PieceDone, ChannelError> {
-        let pad_to = if self.disk.is_some() { DISK_PAD } else { self.unit };
+        let pad_to = if self.disk.is_some() {
+            DISK_PAD
+        } else {
+            self.unit
+        };
         if !self.buf.is_empty() || self.buffers == 0 {
             let len = self.buf.len().div_ceil(pad_to).max(1) * pad_to;
             self.buf.resize(len, 0);
@@ -703,7 +706,11 @@ impl Read for PieceIn<'_> {
             if self.eof {
                 return Ok(0);
             }
-            let sbt = self.ch.sbt.as_mut().ok_or_else(|| to_io(ChannelError::Killed))?;
+            let sbt = self
+                .ch
+                .sbt
+                .as_mut()
+                .ok_or_else(|| to_io(ChannelError::Killed))?;
             self.reads += 1;
             match sbt.read(&mut self.buf) {
                 Ok(ReadOutcome::Data) => {

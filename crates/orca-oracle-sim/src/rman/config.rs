@@ -49,7 +49,7 @@ pub fn device_text(d: DeviceType) -> &'static str {
 /// `2 G`, `100 M`, `512 K` or bytes, as RMAN shows sizes.
 pub fn size_text(n: u64) -> String {
     for (unit, shift) in [("G", 30), ("M", 20), ("K", 10)] {
-        if n >= (1 << shift) && n % (1 << shift) == 0 {
+        if n >= (1 << shift) && n.is_multiple_of(1 << shift) {
             return format!("{} {unit}", n >> shift);
         }
     }
@@ -376,7 +376,10 @@ mod tests {
         let o = c.channel_options(DeviceType::Sbt, 1);
         assert_eq!(o.parms.as_deref(), Some("SBT_LIBRARY=/l.so, ENV=(A=1)"));
         assert_eq!(o.maxpiecesize, Some(1 << 30));
-        assert_eq!(c.channel_options(DeviceType::Disk, 2).formats, vec!["/b/%U"]);
+        assert_eq!(
+            c.channel_options(DeviceType::Disk, 2).formats,
+            vec!["/b/%U"]
+        );
         assert!(c.channel_options(DeviceType::Disk, 1).formats.is_empty());
         assert!(replaces(
             &cfg("configure channel 2 device type disk format '/c/%U';"),

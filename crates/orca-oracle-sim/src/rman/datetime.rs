@@ -7,8 +7,18 @@ const MONTHS: [&str; 12] = [
     "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
 ];
 const MONTH_NAMES: [&str; 12] = [
-    "JANUARY", "FEBRUARY", "MARCH", "APRIL", "MAY", "JUNE", "JULY", "AUGUST", "SEPTEMBER",
-    "OCTOBER", "NOVEMBER", "DECEMBER",
+    "JANUARY",
+    "FEBRUARY",
+    "MARCH",
+    "APRIL",
+    "MAY",
+    "JUNE",
+    "JULY",
+    "AUGUST",
+    "SEPTEMBER",
+    "OCTOBER",
+    "NOVEMBER",
+    "DECEMBER",
 ];
 
 /// RMAN's default display format when NLS_DATE_FORMAT is not set.
@@ -78,7 +88,10 @@ impl DateFormat {
             }
             let c = model[i..].chars().next().unwrap_or(' ');
             if c.is_ascii_alphanumeric() {
-                return Err(format!("date format {model:?} has an unknown element at {:?}", &model[i..]));
+                return Err(format!(
+                    "date format {model:?} has an unknown element at {:?}",
+                    &model[i..]
+                ));
             }
             elems.push(Elem::Lit(c.to_string()));
             i += c.len_utf8();
@@ -366,10 +379,12 @@ fn num(v: Val) -> Result<f64, String> {
 
 fn add(a: Val, b: Val, sign: f64) -> Result<Val, String> {
     match (a, b) {
-        (Val::Date(d), Val::Num(n)) => Ok(Val::Date(d + Duration::milliseconds((n * sign * 86_400_000.0) as i64))),
-        (Val::Num(n), Val::Date(d)) if sign > 0.0 => {
-            Ok(Val::Date(d + Duration::milliseconds((n * 86_400_000.0) as i64)))
-        }
+        (Val::Date(d), Val::Num(n)) => Ok(Val::Date(
+            d + Duration::milliseconds((n * sign * 86_400_000.0) as i64),
+        )),
+        (Val::Num(n), Val::Date(d)) if sign > 0.0 => Ok(Val::Date(
+            d + Duration::milliseconds((n * 86_400_000.0) as i64),
+        )),
         (Val::Num(x), Val::Num(y)) => Ok(Val::Num(x + sign * y)),
         _ => Err("dates cannot be added together".into()),
     }
@@ -388,7 +403,10 @@ fn parse_literal(s: &str, now: NaiveDateTime, nls: &DateFormat) -> Result<NaiveD
         "DD-MON-YY",
         "DD-MON-YYYY",
     ] {
-        if let Ok(d) = DateFormat::parse(f).expect("valid builtin format").parse_date(s, now) {
+        if let Ok(d) = DateFormat::parse(f)
+            .expect("valid builtin format")
+            .parse_date(s, now)
+        {
             return Ok(d);
         }
     }
@@ -396,7 +414,11 @@ fn parse_literal(s: &str, now: NaiveDateTime, nls: &DateFormat) -> Result<NaiveD
 }
 
 /// Evaluates the text of a `TIME '...'` operand.
-pub fn eval_time(text: &str, now: NaiveDateTime, nls: &DateFormat) -> Result<NaiveDateTime, String> {
+pub fn eval_time(
+    text: &str,
+    now: NaiveDateTime,
+    nls: &DateFormat,
+) -> Result<NaiveDateTime, String> {
     let mut e = Expr {
         s: text,
         i: 0,

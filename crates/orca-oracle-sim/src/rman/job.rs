@@ -83,9 +83,6 @@ where
     let queue: Mutex<VecDeque<S>> = Mutex::new(steps.into());
     let results: Mutex<Vec<R>> = Mutex::new(Vec::new());
     let failures: Mutex<Vec<Vec<String>>> = Mutex::new(Vec::new());
-    let lock = |m: &Mutex<VecDeque<S>>| -> std::sync::MutexGuard<'_, VecDeque<S>> {
-        m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    };
     std::thread::scope(|scope| {
         for ch in channels {
             let (queue, results, failures, f) = (&queue, &results, &failures, &f);
@@ -164,4 +161,9 @@ where
             .unwrap_or_else(std::sync::PoisonError::into_inner),
         not_run,
     }
+}
+
+/// Locks a queue, ignoring poisoning (a panicking step already reported itself).
+fn lock<S>(m: &Mutex<VecDeque<S>>) -> std::sync::MutexGuard<'_, VecDeque<S>> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -57,28 +57,145 @@ impl From<LexError> for ParseError {
 
 /// Words the parser treats as keywords when reporting what it found.
 const KEYWORDS: &[&str] = &[
-    "ALL", "ALLOCATE", "ALTER", "AND", "ARCHIVELOG", "AS", "AUTOBACKUP", "BACKED", "BACKUP",
-    "BACKUPPIECE", "BACKUPSET", "BETWEEN", "CATALOG", "CHANNEL", "CLEAR", "COMMAND", "COMPRESSED",
-    "CONFIGURE", "CONNECT", "CONTROLFILE", "COPIES", "COPY", "CROSSCHECK", "CUMULATIVE", "CURRENT",
-    "DATABASE", "DATAFILE", "DATAFILECOPY", "DAYS", "DEFAULT", "DELETE", "DEVICE", "DISK", "EXIT",
-    "EXPIRED", "FILESPERSET", "FOR", "FORCE", "FORMAT", "FROM", "FULL", "ID", "INCREMENTAL",
-    "INPUT", "LEVEL", "LIST", "MAINTENANCE", "MAXPIECESIZE", "MAXSETSIZE", "NOPROMPT", "NOT",
-    "OBSOLETE", "OF", "OFF", "ON", "PARALLELISM", "PARMS", "PLUS", "POLICY", "QUIT", "RECOVER",
-    "RECOVERY", "REDUNDANCY", "RELEASE", "REPORT", "RESTORE", "RETENTION", "RUN", "SCN", "SECTION",
-    "SEND", "SEQUENCE", "SET", "SHOW", "SHUTDOWN", "SINCE", "SIZE", "SPFILE", "SQL", "START",
-    "STARTUP", "SUMMARY", "TABLESPACE", "TAG", "THREAD", "TIME", "TIMES", "TO", "TYPE", "UNTIL",
-    "UP", "VALIDATE", "WINDOW", "WITH",
+    "ALL",
+    "ALLOCATE",
+    "ALTER",
+    "AND",
+    "ARCHIVELOG",
+    "AS",
+    "AUTOBACKUP",
+    "BACKED",
+    "BACKUP",
+    "BACKUPPIECE",
+    "BACKUPSET",
+    "BETWEEN",
+    "CATALOG",
+    "CHANNEL",
+    "CLEAR",
+    "COMMAND",
+    "COMPRESSED",
+    "CONFIGURE",
+    "CONNECT",
+    "CONTROLFILE",
+    "COPIES",
+    "COPY",
+    "CROSSCHECK",
+    "CUMULATIVE",
+    "CURRENT",
+    "DATABASE",
+    "DATAFILE",
+    "DATAFILECOPY",
+    "DAYS",
+    "DEFAULT",
+    "DELETE",
+    "DEVICE",
+    "DISK",
+    "EXIT",
+    "EXPIRED",
+    "FILESPERSET",
+    "FOR",
+    "FORCE",
+    "FORMAT",
+    "FROM",
+    "FULL",
+    "ID",
+    "INCREMENTAL",
+    "INPUT",
+    "LEVEL",
+    "LIST",
+    "MAINTENANCE",
+    "MAXPIECESIZE",
+    "MAXSETSIZE",
+    "NOPROMPT",
+    "NOT",
+    "OBSOLETE",
+    "OF",
+    "OFF",
+    "ON",
+    "PARALLELISM",
+    "PARMS",
+    "PLUS",
+    "POLICY",
+    "QUIT",
+    "RECOVER",
+    "RECOVERY",
+    "REDUNDANCY",
+    "RELEASE",
+    "REPORT",
+    "RESTORE",
+    "RETENTION",
+    "RUN",
+    "SCN",
+    "SECTION",
+    "SEND",
+    "SEQUENCE",
+    "SET",
+    "SHOW",
+    "SHUTDOWN",
+    "SINCE",
+    "SIZE",
+    "SPFILE",
+    "SQL",
+    "START",
+    "STARTUP",
+    "SUMMARY",
+    "TABLESPACE",
+    "TAG",
+    "THREAD",
+    "TIME",
+    "TIMES",
+    "TO",
+    "TYPE",
+    "UNTIL",
+    "UP",
+    "VALIDATE",
+    "WINDOW",
+    "WITH",
 ];
 
 const COMMANDS: &[&str] = &[
-    "allocate", "alter", "backup", "catalog", "configure", "crosscheck", "delete", "exit", "list",
-    "quit", "recover", "release", "report", "restore", "run", "send", "set", "show", "shutdown",
-    "sql", "startup", "validate",
+    "allocate",
+    "alter",
+    "backup",
+    "catalog",
+    "configure",
+    "crosscheck",
+    "delete",
+    "exit",
+    "list",
+    "quit",
+    "recover",
+    "release",
+    "report",
+    "restore",
+    "run",
+    "send",
+    "set",
+    "show",
+    "shutdown",
+    "sql",
+    "startup",
+    "validate",
 ];
 
 const RUN_COMMANDS: &[&str] = &[
-    "allocate", "alter", "backup", "catalog", "crosscheck", "delete", "list", "recover",
-    "release", "report", "restore", "send", "set", "shutdown", "sql", "startup", "validate",
+    "allocate",
+    "alter",
+    "backup",
+    "catalog",
+    "crosscheck",
+    "delete",
+    "list",
+    "recover",
+    "release",
+    "report",
+    "restore",
+    "send",
+    "set",
+    "shutdown",
+    "sql",
+    "startup",
+    "validate",
     "}",
 ];
 
@@ -324,11 +441,8 @@ impl<'a> Parser<'a> {
 
     /// `DEVICE TYPE x` or the older `TYPE x`.
     fn device_clause(&mut self) -> R<DeviceType> {
-        if self.accept_kw("DEVICE") {
-            self.expect_kw("TYPE")?;
-        } else {
-            self.expect_kw("TYPE")?;
-        }
+        self.accept_kw("DEVICE");
+        self.expect_kw("TYPE")?;
         self.device_type()
     }
 
@@ -677,7 +791,8 @@ impl<'a> Parser<'a> {
             } else if self.accept_kw("OFF") {
                 Some(false)
             } else {
-                self.expect_kw("CLEAR").map_err(|_| self.error(&["on", "off", "clear", "format"]))?;
+                self.expect_kw("CLEAR")
+                    .map_err(|_| self.error(&["on", "off", "clear", "format"]))?;
                 None
             };
             self.expect_end()?;
@@ -970,7 +1085,9 @@ impl<'a> Parser<'a> {
             o.include_controlfile = true;
         } else if self.is_kw("SKIP") {
             self.i += 1;
-            let _ = self.accept_kw("INACCESSIBLE") || self.accept_kw("OFFLINE") || self.accept_kw("READONLY");
+            let _ = self.accept_kw("INACCESSIBLE")
+                || self.accept_kw("OFFLINE")
+                || self.accept_kw("READONLY");
             o.skip_inaccessible = true;
         } else {
             return Ok(false);
@@ -1351,7 +1468,9 @@ impl<'a> Parser<'a> {
     fn list(&mut self) -> R<List> {
         if self.accept_kw("COPY") || self.accept_kw("DATAFILECOPY") {
             let _ = self.accept_kw("ALL")
-                || (self.accept_kw("OF") && (self.accept_kw("DATABASE") || self.accept_kw("DATAFILE") && self.int_list().is_ok()));
+                || (self.accept_kw("OF")
+                    && (self.accept_kw("DATABASE")
+                        || self.accept_kw("DATAFILE") && self.int_list().is_ok()));
             self.expect_end()?;
             return Ok(List::Copy);
         }
@@ -1367,8 +1486,9 @@ impl<'a> Parser<'a> {
                 sets = self.u64_list()?;
             }
         } else {
-            self.expect_kw("BACKUP")
-                .map_err(|_| self.error(&["archivelog", "backup", "backupset", "copy", "expired"]))?;
+            self.expect_kw("BACKUP").map_err(|_| {
+                self.error(&["archivelog", "backup", "backupset", "copy", "expired"])
+            })?;
         }
         let mut summary = false;
         let mut of = None;
@@ -1380,7 +1500,14 @@ impl<'a> Parser<'a> {
             } else if self.accept_kw("OF") {
                 of = self.backup_object()?;
                 if of.is_none() {
-                    return Err(self.error(&["archivelog", "controlfile", "database", "datafile", "spfile", "tablespace"]));
+                    return Err(self.error(&[
+                        "archivelog",
+                        "controlfile",
+                        "database",
+                        "datafile",
+                        "spfile",
+                        "tablespace",
+                    ]));
                 }
             } else if self.accept_kw("TAG") {
                 let _ = self.accept_sym('=');
@@ -1486,10 +1613,14 @@ mod tests {
         );
         let Command::Run(body) = c else { panic!() };
         assert_eq!(body.len(), 4);
-        assert!(matches!(&body[0].cmd, Command::Allocate(a) if a.name.as_deref() == Some("c1")
-            && a.device == DeviceType::Sbt && a.opts.parms.as_deref() == Some("SBT_LIBRARY=/x.so, ENV=(A=1)")));
+        assert!(
+            matches!(&body[0].cmd, Command::Allocate(a) if a.name.as_deref() == Some("c1")
+            && a.device == DeviceType::Sbt && a.opts.parms.as_deref() == Some("SBT_LIBRARY=/x.so, ENV=(A=1)"))
+        );
         assert_eq!(body[1].cmd, Command::Set(SetCmd::CommandId("job42".into())));
-        let Command::Backup(b) = &body[2].cmd else { panic!() };
+        let Command::Backup(b) = &body[2].cmd else {
+            panic!()
+        };
         assert_eq!(
             b.incremental,
             Some(Incremental {
@@ -1500,7 +1631,10 @@ mod tests {
         assert_eq!(b.specs[0].object, BackupObject::Database);
         assert_eq!(b.specs[0].opts.filesperset, Some(1));
         assert_eq!(b.specs[0].opts.tag.as_deref(), Some("FULL_1"));
-        assert_eq!(b.plus_archivelog.as_ref().unwrap().delete_input, Some(false));
+        assert_eq!(
+            b.plus_archivelog.as_ref().unwrap().delete_input,
+            Some(false)
+        );
         assert_eq!(body[3].line, 6);
     }
 
@@ -1517,15 +1651,15 @@ mod tests {
             b.specs[0].opts.not_backed_up,
             Some(NotBackedUp::Since(TimeExpr("SYSDATE-1".into())))
         );
-        let Command::Backup(b) = one(
-            "BACKUP INCREMENTAL LEVEL 1 FOR RECOVER OF COPY WITH TAG 'incr_upd' DATABASE;",
-        ) else {
+        let Command::Backup(b) =
+            one("BACKUP INCREMENTAL LEVEL 1 FOR RECOVER OF COPY WITH TAG 'incr_upd' DATABASE;")
+        else {
             panic!()
         };
         assert_eq!(b.recover_of_copy, Some(Some("INCR_UPD".into())));
-        let Command::Backup(b) =
-            one("backup archivelog from sequence 10 until sequence 12 thread 1 not backed up 2 times;")
-        else {
+        let Command::Backup(b) = one(
+            "backup archivelog from sequence 10 until sequence 12 thread 1 not backed up 2 times;",
+        ) else {
             panic!()
         };
         assert_eq!(
@@ -1550,14 +1684,18 @@ mod tests {
         ) else {
             panic!()
         };
-        assert!(matches!(&b.specs[0].opts.not_backed_up, Some(NotBackedUp::Since(t)) if t.0.starts_with("to_date")));
+        assert!(
+            matches!(&b.specs[0].opts.not_backed_up, Some(NotBackedUp::Since(t)) if t.0.starts_with("to_date"))
+        );
     }
 
     #[test]
     fn configure_variants() {
         assert_eq!(
             one("configure retention policy to recovery window of 7 days;"),
-            Command::Configure(Configure::Retention(Some(RetentionPolicy::RecoveryWindow(7))))
+            Command::Configure(Configure::Retention(Some(RetentionPolicy::RecoveryWindow(
+                7
+            ))))
         );
         assert_eq!(
             one("CONFIGURE DEVICE TYPE sbt PARALLELISM 2 BACKUP TYPE TO BACKUPSET;"),
@@ -1645,7 +1783,10 @@ mod tests {
         let lines = e.rman_lines("standard input");
         assert!(lines[0].starts_with("RMAN-01009: syntax error: found \"identifier\": expecting one of: \"allocate, alter, backup"));
         assert_eq!(lines[1], "RMAN-01008: the bad identifier was: bakup");
-        assert_eq!(lines[2], "RMAN-01007: at line 2 column 3 file: standard input");
+        assert_eq!(
+            lines[2],
+            "RMAN-01007: at line 2 column 3 file: standard input"
+        );
 
         let e = parse("backup database").unwrap_err();
         assert_eq!(e.found, "end-of-file");

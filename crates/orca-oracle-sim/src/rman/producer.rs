@@ -35,7 +35,10 @@ pub enum Filter {
 pub enum Source {
     Datafile(DatafileIo),
     /// Archived log (or any file read as raw blocks).
-    Raw { file: File, path: PathBuf },
+    Raw {
+        file: File,
+        path: PathBuf,
+    },
 }
 
 /// Reading progress of one input file.
@@ -122,7 +125,9 @@ impl FileCursor {
 
     fn read(&mut self, first: u32, buf: &mut [u8]) -> Result<(), ReadError> {
         let res = match &self.source {
-            Source::Datafile(io) => io.read_blocks(first, buf).map_err(|e| (e.to_string(), None)),
+            Source::Datafile(io) => io
+                .read_blocks(first, buf)
+                .map_err(|e| (e.to_string(), None)),
             Source::Raw { file, .. } => file
                 .read_exact_at(buf, u64::from(first) * self.block_size as u64)
                 .map_err(|e| (e.to_string(), Some(e))),
@@ -151,7 +156,9 @@ impl FileCursor {
         }
         match &self.filter {
             Filter::All => true,
-            Filter::ChangedSince(since) | Filter::Tracked { since, .. } => block < 2 || scn > *since,
+            Filter::ChangedSince(since) | Filter::Tracked { since, .. } => {
+                block < 2 || scn > *since
+            }
         }
     }
 

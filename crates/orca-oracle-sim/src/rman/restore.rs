@@ -75,13 +75,19 @@ fn piece_read_error(e: PieceError, handle: &str) -> StepError {
 }
 
 /// Reads the pieces of one step and writes the blocks of the wanted entries.
-fn read_step(ctx: &JobCtx, ch: &mut Channel, db: &Database, step: ReadStep) -> Result<u64, StepError> {
+fn read_step(
+    ctx: &JobCtx,
+    ch: &mut Channel,
+    db: &Database,
+    step: ReadStep,
+) -> Result<u64, StepError> {
     let start = now();
     let name = ch.name.clone();
     match step.mode {
         Mode::Restore => {
-            ctx.out
-                .line(format!("channel {name}: starting datafile backup set restore"));
+            ctx.out.line(format!(
+                "channel {name}: starting datafile backup set restore"
+            ));
             ctx.out.line(format!(
                 "channel {name}: specifying datafile(s) to restore from backup set"
             ));
@@ -116,14 +122,17 @@ fn read_step(ctx: &JobCtx, ch: &mut Channel, db: &Database, step: ReadStep) -> R
             ));
             for (k, _) in &step.label {
                 if let Key::Archlog(t, s) = k {
-                    ctx.out.line(format!("channel {name}: restoring archived log"));
-                    ctx.out.line(format!("archived log thread={t} sequence={s}"));
+                    ctx.out
+                        .line(format!("channel {name}: restoring archived log"));
+                    ctx.out
+                        .line(format!("archived log thread={t} sequence={s}"));
                 }
             }
         }
         Mode::Validate => {
-            ctx.out
-                .line(format!("channel {name}: starting validation of datafile backup set"));
+            ctx.out.line(format!(
+                "channel {name}: starting validation of datafile backup set"
+            ));
         }
     }
     if ch.device == DeviceType::Sbt {
@@ -302,7 +311,9 @@ fn split_steps(pieces: Vec<PieceRow>, multi: bool) -> Vec<Vec<PieceRow>> {
 fn until_of(s: &Session, u: &Until) -> Result<RecoverUntil, CmdError> {
     Ok(match u {
         Until::Scn(n) => RecoverUntil::Scn(Scn(*n)),
-        Until::Time(t) => RecoverUntil::Time(OracleTime::from_datetime(s.time(t)?).unwrap_or_default()),
+        Until::Time(t) => {
+            RecoverUntil::Time(OracleTime::from_datetime(s.time(t)?).unwrap_or_default())
+        }
         Until::Sequence { sequence, thread } => RecoverUntil::Sequence {
             thread: *thread as u16,
             sequence: *sequence as u32,
@@ -326,7 +337,12 @@ impl Session {
     /// Channels for reading pieces of these device types.
     fn read_channels(&mut self, devices: &BTreeSet<DeviceType>) -> Result<Vec<usize>, CmdError> {
         let mut v = Vec::new();
-        if self.in_run && self.channels.iter().any(|(o, _)| *o == super::session::Origin::Run) {
+        if self.in_run
+            && self
+                .channels
+                .iter()
+                .any(|(o, _)| *o == super::session::Origin::Run)
+        {
             return self.job_channels(None, false);
         }
         for d in devices {
@@ -338,11 +354,7 @@ impl Session {
         Ok(v)
     }
 
-    fn run_read(
-        &mut self,
-        command: &'static str,
-        steps: Vec<ReadStep>,
-    ) -> Result<u64, CmdError> {
+    fn run_read(&mut self, command: &'static str, steps: Vec<ReadStep>) -> Result<u64, CmdError> {
         if steps.is_empty() {
             return Ok(0);
         }
@@ -371,7 +383,8 @@ impl Session {
                         .first()
                         .map(|(k, _)| match k {
                             Key::Datafile(n) => format!("datafile {n}"),
-                            Key::Archlog(t, s) => format!("archived log for thread {t} with sequence {s}"),
+                            Key::Archlog(t, s) =>
+                                format!("archived log for thread {t} with sequence {s}"),
                         })
                         .unwrap_or_default()
                 )],
@@ -381,7 +394,11 @@ impl Session {
         if !outcome.failures.is_empty() || outcome.not_run > 0 {
             let mut lines: Vec<String> = outcome.failures.into_iter().flatten().collect();
             if lines.is_empty() {
-                lines = CmdError::command(command, vec!["RMAN-06091: no channel left to complete the job".into()]).lines;
+                lines = CmdError::command(
+                    command,
+                    vec!["RMAN-06091: no channel left to complete the job".into()],
+                )
+                .lines;
             }
             return Err(CmdError::new(lines));
         }
@@ -427,28 +444,40 @@ impl Session {
                 .filter(|d| until.is_none_or(|u| d.checkpoint_time <= u))
                 .filter(|d| bk.usable_pieces((d.set_stamp, d.set_count)).is_some())
                 .filter(|d| {
-                    r.from_tag.as_ref().is_none_or(|t| bk.tag_of((d.set_stamp, d.set_count)).as_deref() == Some(t.as_str()))
+                    r.from_tag.as_ref().is_none_or(|t| {
+                        bk.tag_of((d.set_stamp, d.set_count)).as_deref() == Some(t.as_str())
+                    })
                 })
                 .max_by_key(|d| (d.checkpoint_scn, d.completion_time));
             let copy = catalog::copies(&self.db)
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|c| c.file_no == f.file_no && c.status == "A")
-                .filter(|c| r.from_tag.as_ref().is_none_or(|t| c.tag.as_deref() == Some(t.as_str())))
+                .filter(|c| {
+                    r.from_tag
+                        .as_ref()
+                        .is_none_or(|t| c.tag.as_deref() == Some(t.as_str()))
+                })
                 .filter(|c| until.is_none_or(|u| c.checkpoint_time <= u))
                 .filter(|c| Path::new(&c.name).is_file())
                 .max_by_key(|c| c.checkpoint_scn);
             match (best, copy) {
                 (Some(d), Some(c)) if c.checkpoint_scn > d.checkpoint_scn => copies.push((f, c)),
-                (Some(d), _) => by_set.entry((d.set_stamp, d.set_count)).or_default().push(f),
+                (Some(d), _) => by_set
+                    .entry((d.set_stamp, d.set_count))
+                    .or_default()
+                    .push(f),
                 (None, Some(c)) => copies.push((f, c)),
                 (None, None) => missing.push(f.file_no),
             }
         }
         if !missing.is_empty() {
-            let mut lines = vec!["RMAN-06026: some targets not found - aborting restore".to_string()];
+            let mut lines =
+                vec!["RMAN-06026: some targets not found - aborting restore".to_string()];
             for n in &missing {
-                lines.push(format!("RMAN-06023: no backup or copy of datafile {n} found to restore"));
+                lines.push(format!(
+                    "RMAN-06023: no backup or copy of datafile {n} found to restore"
+                ));
             }
             return Err(CmdError::command("restore", lines));
         }
@@ -459,7 +488,11 @@ impl Session {
                         "Piece Name: {}  Tag: {}  Files: {}",
                         p.handle,
                         p.tag.as_deref().unwrap_or(""),
-                        files.iter().map(|f| f.file_no.to_string()).collect::<Vec<_>>().join(",")
+                        files
+                            .iter()
+                            .map(|f| f.file_no.to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
                     ));
                 }
             }
@@ -467,7 +500,11 @@ impl Session {
                 .line(format!("Finished restore at {}", self.date(now())));
             return Ok(());
         }
-        let mode = if r.validate { Mode::Validate } else { Mode::Restore };
+        let mode = if r.validate {
+            Mode::Validate
+        } else {
+            Mode::Restore
+        };
         let mut steps = Vec::new();
         for (key, files) in by_set {
             let pieces = bk.usable_pieces(key).unwrap_or_default();
@@ -562,7 +599,8 @@ impl Session {
                             && until.is_none_or(|u| u64::from(r.sequence) <= u)
                     }
                     ArchivelogRange::Scn { from, until } => {
-                        from.is_none_or(|f| r.next_scn.0 > f) && until.is_none_or(|u| r.first_scn.0 < u)
+                        from.is_none_or(|f| r.next_scn.0 > f)
+                            && until.is_none_or(|u| r.first_scn.0 < u)
                     }
                     ArchivelogRange::Time { .. } => true,
                 })
@@ -582,15 +620,24 @@ impl Session {
         wanted: &[(u16, u32)],
         command: &'static str,
     ) -> Result<u64, CmdError> {
-        let on_disk = self.db.archived_logs().map_err(|e| CmdError::db(command, e))?;
+        let on_disk = self
+            .db
+            .archived_logs()
+            .map_err(|e| CmdError::db(command, e))?;
         let mut by_set: BTreeMap<(u32, u32), Vec<(u16, u32)>> = BTreeMap::new();
         for &(t, s) in wanted {
             if let Some(l) = on_disk.iter().find(|l| {
-                l.thread == t && l.sequence == s && l.status == "A" && l.name.as_ref().is_some_and(|n| n.is_file())
+                l.thread == t
+                    && l.sequence == s
+                    && l.status == "A"
+                    && l.name.as_ref().is_some_and(|n| n.is_file())
             }) {
                 self.out.line(format!(
                     "archived log for thread {t} with sequence {s} is already on disk as file {}",
-                    l.name.as_ref().map(|n| n.display().to_string()).unwrap_or_default()
+                    l.name
+                        .as_ref()
+                        .map(|n| n.display().to_string())
+                        .unwrap_or_default()
                 ));
                 continue;
             }
@@ -605,11 +652,16 @@ impl Session {
                     command,
                     vec![
                         "RMAN-06026: some targets not found - aborting restore".into(),
-                        format!("RMAN-06025: no backup of archived log for thread {t} with sequence {s} and starting SCN of 0 found to restore"),
+                        format!(
+                            "RMAN-06025: no backup of archived log for thread {t} with sequence {s} and starting SCN of 0 found to restore"
+                        ),
                     ],
                 ));
             };
-            by_set.entry((r.set_stamp, r.set_count)).or_default().push((t, s));
+            by_set
+                .entry((r.set_stamp, r.set_count))
+                .or_default()
+                .push((t, s));
         }
         let mut steps = Vec::new();
         for (key, logs) in by_set {
@@ -664,9 +716,10 @@ impl Session {
                 None => {
                     return Err(CmdError::command(
                         "recover",
-                        vec![
-                            format!("RMAN-06094: datafile {} must be restored", f.file_no),
-                        ],
+                        vec![format!(
+                            "RMAN-06094: datafile {} must be restored",
+                            f.file_no
+                        )],
                     ));
                 }
             };
@@ -681,7 +734,10 @@ impl Session {
                     .max_by_key(|d| d.checkpoint_scn);
                 let Some(d) = next else { break };
                 ckpt = d.checkpoint_scn;
-                applied.entry((d.set_stamp, d.set_count)).or_default().push(f.clone());
+                applied
+                    .entry((d.set_stamp, d.set_count))
+                    .or_default()
+                    .push(f.clone());
             }
         }
         // Older sets first so a chain applies in order.
@@ -697,7 +753,10 @@ impl Session {
             steps.push(ReadStep {
                 device: device_of(&pieces[0]),
                 pieces,
-                label: targets.iter().map(|(k, p)| (k.clone(), p.clone())).collect(),
+                label: targets
+                    .iter()
+                    .map(|(k, p)| (k.clone(), p.clone()))
+                    .collect(),
                 targets,
                 mode: Mode::Apply,
             });
@@ -722,7 +781,11 @@ impl Session {
                 .recovery_plan(&opts)
                 .map_err(|e| CmdError::db("recover", e))?;
             if !plan.missing.is_empty() {
-                let wanted: Vec<(u16, u32)> = plan.missing.iter().map(|m| (m.thread, m.sequence)).collect();
+                let wanted: Vec<(u16, u32)> = plan
+                    .missing
+                    .iter()
+                    .map(|m| (m.thread, m.sequence))
+                    .collect();
                 let bk = Backups::load(&self.db).map_err(|e| CmdError::db("recover", e))?;
                 let unavailable: Vec<&crate::db::MissingLog> = plan
                     .missing
@@ -739,7 +802,8 @@ impl Session {
                     return Err(CmdError::command(
                         "recover",
                         vec![
-                            "RMAN-06053: unable to perform media recovery because of missing log".into(),
+                            "RMAN-06053: unable to perform media recovery because of missing log"
+                                .into(),
                             format!(
                                 "RMAN-06025: no backup of archived log for thread {} with sequence {} and starting SCN of {} found to restore",
                                 m.thread,
@@ -763,7 +827,10 @@ impl Session {
                     l.path.display()
                 ));
             }
-            let report = self.db.recover(&opts).map_err(|e| CmdError::db("recover", e))?;
+            let report = self
+                .db
+                .recover(&opts)
+                .map_err(|e| CmdError::db("recover", e))?;
             for l in report.logs_applied.iter().filter(|l| !l.online) {
                 self.out.line(format!(
                     "archived log file name={} thread={} sequence={}",
@@ -825,7 +892,11 @@ impl Session {
                     .iter()
                     .filter(|d| d.file_no == f.file_no && d.incremental_level == Some(1))
                     .filter(|d| d.incremental_scn <= ckpt && d.checkpoint_scn > ckpt)
-                    .filter(|d| tag.is_none_or(|t| bk.tag_of((d.set_stamp, d.set_count)).as_deref() == Some(t)))
+                    .filter(|d| {
+                        tag.is_none_or(|t| {
+                            bk.tag_of((d.set_stamp, d.set_count)).as_deref() == Some(t)
+                        })
+                    })
                     .filter(|d| until.is_none_or(|u| d.checkpoint_time <= u))
                     .filter(|d| bk.usable_pieces((d.set_stamp, d.set_count)).is_some())
                     .min_by_key(|d| d.checkpoint_scn);
@@ -833,7 +904,9 @@ impl Session {
                 if !any_channel {
                     any_channel = true;
                 }
-                let pieces = bk.usable_pieces((d.set_stamp, d.set_count)).unwrap_or_default();
+                let pieces = bk
+                    .usable_pieces((d.set_stamp, d.set_count))
+                    .unwrap_or_default();
                 let mut targets = BTreeMap::new();
                 targets.insert(Key::Datafile(f.file_no), PathBuf::from(&copy.name));
                 self.out.line(format!(
@@ -855,8 +928,14 @@ impl Session {
             }
             if let Some(d) = last {
                 let blocks = d.datafile_blocks;
-                catalog::update_copy_checkpoint(&self.db, copy.recid, d.checkpoint_scn, d.checkpoint_time, blocks)
-                    .map_err(|e| CmdError::db("recover", e))?;
+                catalog::update_copy_checkpoint(
+                    &self.db,
+                    copy.recid,
+                    d.checkpoint_scn,
+                    d.checkpoint_time,
+                    blocks,
+                )
+                .map_err(|e| CmdError::db("recover", e))?;
             }
         }
         if !any_channel {
@@ -880,41 +959,49 @@ impl Session {
     }
 
     fn validate_backupsets(&mut self, keys: &[u64]) -> Result<(), CmdError> {
-                self.out.blank();
-                self.out
-                    .line(format!("Starting validate at {}", self.date(now())));
-                let bk = Backups::load(&self.db).map_err(|e| CmdError::db("validate", e))?;
-                let mut steps = Vec::new();
-                for k in keys {
-                    let Some(set) = bk.sets.values().find(|s| s.recid as u64 == *k) else {
-                        return Err(CmdError::command(
-                            "validate",
-                            vec![format!("RMAN-06160: no backup pieces found for backup set key: {k}")],
-                        ));
-                    };
-                    let key = (set.set_stamp, set.set_count);
-                    let pieces = bk.usable_pieces(key).ok_or_else(|| {
-                        CmdError::command(
-                            "validate",
-                            vec![format!("RMAN-06160: no backup pieces found for backup set key: {k}")],
-                        )
-                    })?;
-                    steps.push(ReadStep {
-                        device: device_of(&pieces[0]),
-                        pieces,
-                        targets: BTreeMap::new(),
-                        mode: Mode::Validate,
-                        label: Vec::new(),
-                    });
-                }
-                self.run_read("validate", steps)?;
-                self.out
-                    .line(format!("Finished validate at {}", self.date(now())));
-                Ok(())
+        self.out.blank();
+        self.out
+            .line(format!("Starting validate at {}", self.date(now())));
+        let bk = Backups::load(&self.db).map_err(|e| CmdError::db("validate", e))?;
+        let mut steps = Vec::new();
+        for k in keys {
+            let Some(set) = bk.sets.values().find(|s| s.recid as u64 == *k) else {
+                return Err(CmdError::command(
+                    "validate",
+                    vec![format!(
+                        "RMAN-06160: no backup pieces found for backup set key: {k}"
+                    )],
+                ));
+            };
+            let key = (set.set_stamp, set.set_count);
+            let pieces = bk.usable_pieces(key).ok_or_else(|| {
+                CmdError::command(
+                    "validate",
+                    vec![format!(
+                        "RMAN-06160: no backup pieces found for backup set key: {k}"
+                    )],
+                )
+            })?;
+            steps.push(ReadStep {
+                device: device_of(&pieces[0]),
+                pieces,
+                targets: BTreeMap::new(),
+                mode: Mode::Validate,
+                label: Vec::new(),
+            });
+        }
+        self.run_read("validate", steps)?;
+        self.out
+            .line(format!("Finished validate at {}", self.date(now())));
+        Ok(())
     }
 
     /// Reads every block of the files and checks headers, tails and checksums.
-    pub(super) fn validate_datafiles(&mut self, files: &[u32], command: &'static str) -> Result<(), CmdError> {
+    pub(super) fn validate_datafiles(
+        &mut self,
+        files: &[u32],
+        command: &'static str,
+    ) -> Result<(), CmdError> {
         self.out.blank();
         self.out
             .line(format!("Starting {command} at {}", self.date(now())));
@@ -923,8 +1010,9 @@ impl Session {
         let start = now();
         self.out
             .line(format!("channel {name}: starting validation of datafile"));
-        self.out
-            .line(format!("channel {name}: specifying datafile(s) for validation"));
+        self.out.line(format!(
+            "channel {name}: specifying datafile(s) for validation"
+        ));
         let mut report = Vec::new();
         for n in files {
             let info = self.db.datafile(*n).map_err(|e| CmdError::db(command, e))?;
@@ -942,7 +1030,8 @@ impl Session {
             let (mut empty, mut corrupt, mut high) = (0u64, 0u64, Scn(0));
             let mut buf = vec![0u8; bs];
             for b in 1..total {
-                io.read_block(b, &mut buf).map_err(|e| CmdError::db(command, e))?;
+                io.read_block(b, &mut buf)
+                    .map_err(|e| CmdError::db(command, e))?;
                 if is_null_block(&buf) {
                     empty += 1;
                     continue;
@@ -953,7 +1042,14 @@ impl Session {
                 }
                 high = high.max(block_scn(&buf));
             }
-            report.push((*n, info.path.clone(), corrupt, empty, u64::from(total - 1), high));
+            report.push((
+                *n,
+                info.path.clone(),
+                corrupt,
+                empty,
+                u64::from(total - 1),
+                high,
+            ));
         }
         self.out.line(format!(
             "channel {name}: validation complete, elapsed time: {}",
@@ -980,8 +1076,7 @@ impl Session {
             self.out.line(format!("  File Name: {}", path.display()));
         }
         if failed {
-            self.out
-                .line("validate found one or more corrupt blocks");
+            self.out.line("validate found one or more corrupt blocks");
         }
         self.out
             .line(format!("Finished {command} at {}", self.date(now())));
@@ -1012,5 +1107,6 @@ fn create_empty(path: &Path, len: u64) -> Result<(), Vec<String>> {
             super::channel::os_error_line(&e),
         ]
     })?;
-    f.set_len(len).map_err(|e| vec![super::channel::os_error_line(&e)])
+    f.set_len(len)
+        .map_err(|e| vec![super::channel::os_error_line(&e)])
 }

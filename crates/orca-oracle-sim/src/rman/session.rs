@@ -62,7 +62,9 @@ pub fn db_lines(e: &DbError) -> Vec<String> {
             }
             v
         }
-        other => vec![format!("ORA-00600: internal error code, arguments: [{other}]")],
+        other => vec![format!(
+            "ORA-00600: internal error code, arguments: [{other}]"
+        )],
     }
 }
 
@@ -221,8 +223,7 @@ impl Session {
             .command_id
             .clone()
             .unwrap_or_else(|| start.format("%Y-%m-%dT%H:%M:%S").to_string());
-        if let Ok(k) =
-            catalog::start_status(&self.db, self.sid, None, None, 0, "RMAN", &id, start)
+        if let Ok(k) = catalog::start_status(&self.db, self.sid, None, None, 0, "RMAN", &id, start)
         {
             self.session_status = Some(k);
         }
@@ -314,7 +315,10 @@ impl Session {
         }
         self.current_status = None;
         result.map_err(|e| {
-            if e.lines.first().is_some_and(|l| l.starts_with("RMAN-03002: failure of command")) {
+            if e.lines
+                .first()
+                .is_some_and(|l| l.starts_with("RMAN-03002: failure of command"))
+            {
                 let mut lines = e.lines;
                 lines[0] = format!(
                     "RMAN-03002: failure of {} command at {}",
@@ -416,7 +420,11 @@ impl Session {
                 (format!("ORA_MAINT_{dev}_{n}"), Origin::Maint)
             }
         };
-        if self.channels.iter().any(|(_, c)| c.name.eq_ignore_ascii_case(&name)) {
+        if self
+            .channels
+            .iter()
+            .any(|(_, c)| c.name.eq_ignore_ascii_case(&name))
+        {
             return Err(CmdError::new(vec![
                 format!(
                     "RMAN-03009: failure of allocate command on {name} channel at {}",
@@ -453,16 +461,15 @@ impl Session {
         if let Some(conn) = &opts.connect {
             let inst = conn.rsplit_once('@').map(|(_, i)| i.to_string());
             if let Some(inst) = inst {
-                let instances = self
-                    .db
-                    .instances()
-                    .map_err(|e| fail(db_lines(&e)))?;
+                let instances = self.db.instances().map_err(|e| fail(db_lines(&e)))?;
                 match instances
                     .iter()
                     .find(|i| i.name.eq_ignore_ascii_case(&inst))
                 {
                     Some(i) if i.is_up() => {}
-                    Some(i) => return Err(fail(ChannelError::Instance(i.name.clone()).ora_lines())),
+                    Some(i) => {
+                        return Err(fail(ChannelError::Instance(i.name.clone()).ora_lines()));
+                    }
                     None => {
                         return Err(fail(vec![
                             "ORA-12154: TNS:could not resolve the connect identifier specified"
@@ -570,7 +577,10 @@ impl Session {
             .collect();
         if targets.is_empty() {
             return Err(CmdError::new(vec![
-                format!("RMAN-03002: failure of send command at {}", error_stamp(now())),
+                format!(
+                    "RMAN-03002: failure of send command at {}",
+                    error_stamp(now())
+                ),
                 "RMAN-06091: no channel allocated for maintenance (of an appropriate type)".into(),
             ]));
         }
@@ -600,7 +610,9 @@ impl Session {
             s.channels
                 .iter()
                 .enumerate()
-                .filter(|(_, (o, c))| *o == origin && !c.dead && device.is_none_or(|d| c.device == d))
+                .filter(|(_, (o, c))| {
+                    *o == origin && !c.dead && device.is_none_or(|d| c.device == d)
+                })
                 .map(|(i, _)| i)
                 .collect()
         };

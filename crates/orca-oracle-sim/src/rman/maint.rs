@@ -1,0 +1,874 @@
+//! Maintenance commands: CONFIGURE / SHOW, LIST, REPORT OBSOLETE, CROSSCHECK, DELETE,
+//! CATALOG, SQL, STARTUP / SHUTDOWN / ALTER DATABASE.
+//!
+//! Obsolescence follows oracle-facts §4.4: with REDUNDANCY n a datafile backup is obsolete
+//! when n newer full/level-0 backups of the same file exist; with RECOVERY WINDOW OF n DAYS
+//! the newest full/level-0 backup taken before SYSDATE - n is kept with everything after it.
+//! Archived-log backups are obsolete when older than the oldest datafile backup kept.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use chrono::Duration;
+
+use super::ast::*;
+use super::catalog::{self, PieceRow, SetRow};
+use super::config::{name_value, replaces};
+use super::session::{CmdError, Session, db_lines, now};
+use crate::db::OpenMode;
+use crate::piece::read_header;
+
+/// A backup set with its pieces, as LIST and the obsolete rules see it.
+struct SetView {
+    set: Option<SetRow>,
+    pieces: Vec<PieceRow>,
+    files: BTreeSet<u32>,
+    logs: Vec<(u16, u32)>,
+}
+
+impl SetView {
+    fn key(&self) -> i64 {
+        self.set
+            .as_ref()
+            .map(|s| s.recid)
+            .or_else(|| self.pieces.first().map(|p| p.recid))
+            .unwrap_or(0)
+    }
+
+    fn completion(&self) -> chrono::NaiveDateTime {
+        match &self.set {
+            Some(s) => s.completion_time,
+            None => self
+                .pieces
+                .iter()
+                .map(|p| p.completion_time)
+                .max()
+                .unwrap_or_else(now),
+        }
+    }
+
+    /// Full or level-0 datafile set (the base of a recovery).
+    fn is_base(&self) -> bool {
+        self.set.as_ref().is_some_and(|s| {
+            s.backup_type == "D" || (s.backup_type == "I" && s.incremental_level == Some(0))
+        })
+    }
+
+    fn keep(&self) -> bool {
+        self.set.as_ref().is_some_and(|s| s.keep)
+    }
+}
+
+impl Session {
+    fn cmd_err(&self, cmd: &str, e: crate::db::DbError) -> CmdError {
+        CmdError::command(cmd, db_lines(&e))
+    }
+
+    /// Every backup set (complete or not) with its live pieces, oldest first.
+    fn set_views(&self, cmd: &str) -> Result<Vec<SetView>, CmdError> {
+        let sets = catalog::sets(&self.db).map_err(|e| self.cmd_err(cmd, e))?;
+        let pieces = catalog::pieces(&self.db).map_err(|e| self.cmd_err(cmd, e))?;
+        let dfs = catalog::backup_datafiles(&self.db).map_err(|e| self.cmd_err(cmd, e))?;
+        let logs = catalog::backup_redologs(&self.db).map_err(|e| self.cmd_err(cmd, e))?;
+        let mut by_key: BTreeMap<(u32, u32), SetView> = BTreeMap::new();
+        for p in pieces {
+            by_key
+                .entry((p.set_stamp, p.set_count))
+                .or_insert_with(|| SetView {
+                    set: None,
+                    pieces: Vec::new(),
+                    files: BTreeSet::new(),
+                    logs: Vec::new(),
+                })
+                .pieces
+                .push(p);
+        }
+        for s in sets {
+            if let Some(v) = by_key.get_mut(&(s.set_stamp, s.set_count)) {
+                v.set = Some(s);
+            }
+        }
+        for d in dfs {
+            if let Some(v) = by_key.get_mut(&(d.set_stamp, d.set_count)) {
+                v.files.insert(d.file_no);
+            }
+        }
+        for l in logs {
+            if let Some(v) = by_key.get_mut(&(l.set_stamp, l.set_count)) {
+                v.logs.push((l.thread, l.sequence));
+            }
+        }
+        let mut v: Vec<SetView> = by_key.into_values().collect();
+        v.sort_by_key(|s| (s.completion(), s.key()));
+        Ok(v)
+    }
+
+    pub(super) fn configure(&mut self, c: &Configure) -> Result<(), CmdError> {
+        let (name, value) = name_value(c);
+        let replaced = catalog::replace_configuration(
+            &self.db,
+            &name,
+            &|stored| replaces(c, stored),
+            value.as_deref(),
+        )
+        .map_err(|e| self.cmd_err("configure", e))?;
+        for old in &replaced {
+            self.out.line("old RMAN configuration parameters:");
+            self.out.line(format!("CONFIGURE {name} {old};"));
+        }
+        match &value {
+            Some(v) => {
+                self.out.line("new RMAN configuration parameters:");
+                self.out.line(format!("CONFIGURE {name} {v};"));
+                self.out
+                    .line("new RMAN configuration parameters are successfully stored");
+            }
+            None => self
+                .out
+                .line("RMAN configuration parameters are successfully reset to default value"),
+        }
+        Ok(())
+    }
+
+    pub(super) fn show_all(&mut self) {
+        let snapshot = self.home.join("snapcf.f");
+        for l in self
+            .config()
+            .show_all(&self.info.name, &snapshot.to_string_lossy())
+        {
+            self.out.line(l);
+        }
+    }
+
+    pub(super) fn list(&mut self, l: &List) -> Result<(), CmdError> {
+        match l {
+            List::Backup {
+                summary,
+                expired,
+                tag,
+                sets,
+                device,
+                ..
+            } => {
+                let views: Vec<SetView> = self
+                    .set_views("list")?
+                    .into_iter()
+                    .filter(|v| v.set.is_some())
+                    .filter(|v| sets.is_empty() || sets.contains(&(v.key() as u64)))
+                    .filter(|v| {
+                        v.pieces.iter().any(|p| {
+                            (!expired || p.status == "X")
+                                && tag.as_ref().is_none_or(|t| p.tag.as_deref() == Some(t))
+                                && device.is_none_or(|d| p.device_type == d.name())
+                        })
+                    })
+                    .collect();
+                if views.is_empty() {
+                    self.out.blank();
+                    self.out
+                        .line("specification does not match any backup in the repository");
+                    return Ok(());
+                }
+                if *summary {
+                    self.list_summary(&views);
+                } else {
+                    self.list_detail(&views);
+                }
+                Ok(())
+            }
+            List::Copy => {
+                let copies = catalog::copies(&self.db).map_err(|e| self.cmd_err("list", e))?;
+                self.out.blank();
+                self.out.line("List of Datafile Copies");
+                self.out.line("=======================");
+                self.out.blank();
+                self.out
+                    .line("Key     File S Completion Time Ckp SCN    Ckp Time        Name");
+                self.out
+                    .line("------- ---- - --------------- ---------- --------------- ----");
+                for c in copies {
+                    self.out.line(format!(
+                        "{:<7} {:<4} {} {:<15} {:<10} {:<15} {}",
+                        c.recid,
+                        c.file_no,
+                        c.status,
+                        self.date(c.completion_time),
+                        c.checkpoint_scn.0,
+                        self.date(c.checkpoint_time),
+                        c.name
+                    ));
+                    if let Some(t) = &c.tag {
+                        self.out.line(format!("        Tag: {t}"));
+                    }
+                }
+                Ok(())
+            }
+            List::Archivelog(_) => {
+                let logs = self
+                    .db
+                    .archived_logs()
+                    .map_err(|e| self.cmd_err("list", e))?;
+                self.out.line(
+                    "List of Archived Log Copies for database with db_unique_name ".to_string()
+                        + &self.info.name,
+                );
+                self.out
+                    .line("=====================================================================");
+                self.out.blank();
+                self.out.line("Key     Thrd Seq     S Low Time");
+                self.out.line("------- ---- ------- - ---------");
+                for a in logs {
+                    let low = a.first_time.to_datetime().unwrap_or_default();
+                    self.out.line(format!(
+                        "{:<7} {:<4} {:<7} {} {}",
+                        a.recid,
+                        a.thread,
+                        a.sequence,
+                        a.status,
+                        self.date(low)
+                    ));
+                    if let Some(n) = &a.name {
+                        self.out.line(format!("        Name: {}", n.display()));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn list_summary(&self, views: &[SetView]) {
+        self.out.blank();
+        self.out.blank();
+        self.out.line("List of Backups");
+        self.out.line("===============");
+        self.out
+            .line("Key     TY LV S Device Type Completion Time #Pieces #Copies Compressed Tag");
+        self.out
+            .line("------- -- -- - ----------- --------------- ------- ------- ---------- ---");
+        for v in views {
+            let s = v.set.as_ref().expect("filtered to complete sets");
+            let lv = match (s.backup_type.as_str(), s.incremental_level) {
+                ("L", _) => "A".to_string(),
+                (_, Some(l)) => l.to_string(),
+                _ => "F".to_string(),
+            };
+            let status = if v.pieces.iter().all(|p| p.status == "X") {
+                "X"
+            } else {
+                "A"
+            };
+            let first = &v.pieces[0];
+            self.out.line(format!(
+                "{:<7} B  {:<2} {} {:<11} {:<15} {:<7} {:<7} {:<10} {}",
+                v.key(),
+                lv,
+                status,
+                first.device_type,
+                self.date(s.completion_time),
+                v.pieces.len(),
+                1,
+                "NO",
+                first.tag.as_deref().unwrap_or("")
+            ));
+        }
+    }
+
+    fn list_detail(&self, views: &[SetView]) {
+        for v in views {
+            let s = v.set.as_ref().expect("filtered to complete sets");
+            let kind = match (s.backup_type.as_str(), s.incremental_level) {
+                ("L", _) => "Archive".to_string(),
+                (_, Some(l)) => format!("Incr {l}"),
+                _ => "Full".to_string(),
+            };
+            let bytes: u64 = v.pieces.iter().map(|p| p.bytes).sum();
+            let elapsed = (s.completion_time - s.start_time).num_seconds().max(0);
+            self.out.blank();
+            self.out
+                .line("BS Key  Type LV Size       Device Type Elapsed Time Completion Time");
+            self.out
+                .line("------- ---- -- ---------- ----------- ------------ ---------------");
+            self.out.line(format!(
+                "{:<7} {:<7} {:<10} {:<11} {:02}:{:02}:{:02}     {}",
+                v.key(),
+                kind,
+                super::config::size_text(bytes),
+                v.pieces[0].device_type,
+                elapsed / 3600,
+                elapsed / 60 % 60,
+                elapsed % 60,
+                self.date(s.completion_time)
+            ));
+            for p in &v.pieces {
+                self.out.line(format!(
+                    "        BP Key: {}   Status: {}  Compressed: NO  Tag: {}",
+                    p.recid,
+                    status_word(&p.status),
+                    p.tag.as_deref().unwrap_or("")
+                ));
+                self.out.line(format!(
+                    "        Piece Name: {}{}",
+                    p.handle,
+                    p.media
+                        .as_ref()
+                        .map(|m| format!("   Media: {m}"))
+                        .unwrap_or_default()
+                ));
+            }
+            if !v.files.is_empty() {
+                self.out
+                    .line(format!("  List of Datafiles in backup set {}", v.key()));
+                self.out.line("  File LV Type");
+                self.out.line("  ---- -- ----");
+                for f in &v.files {
+                    let lv = s
+                        .incremental_level
+                        .map(|l| l.to_string())
+                        .unwrap_or_default();
+                    let ty = if s.backup_type == "I" { "Incr" } else { "Full" };
+                    self.out.line(format!("  {f:<4} {lv:<2} {ty}"));
+                }
+            }
+            if !v.logs.is_empty() {
+                self.out
+                    .line(format!("  List of Archived Logs in backup set {}", v.key()));
+                self.out.line("  Thrd Seq");
+                self.out.line("  ---- -------");
+                for (t, q) in &v.logs {
+                    self.out.line(format!("  {t:<4} {q}"));
+                }
+            }
+        }
+    }
+
+    /// Sets that the retention policy no longer needs, oldest first.
+    fn obsolete(&self, policy: Option<&RetentionPolicy>) -> Result<Vec<SetView>, CmdError> {
+        let policy = policy
+            .cloned()
+            .unwrap_or_else(|| self.config().retention.clone());
+        let views = self.set_views("report")?;
+        let mut keep: BTreeSet<i64> = BTreeSet::new();
+        let mut oldest_kept: Option<chrono::NaiveDateTime> = None;
+        let files: BTreeSet<u32> = views.iter().flat_map(|v| v.files.clone()).collect();
+        for f in &files {
+            let bases: Vec<&SetView> = views
+                .iter()
+                .filter(|v| v.is_base() && v.files.contains(f))
+                .collect();
+            let kept_from = match &policy {
+                RetentionPolicy::None => return Ok(Vec::new()),
+                RetentionPolicy::Redundancy(n) => {
+                    let n = (*n).max(1) as usize;
+                    bases
+                        .len()
+                        .checked_sub(n)
+                        .and_then(|i| bases.get(i))
+                        .map(|v| v.completion())
+                }
+                RetentionPolicy::RecoveryWindow(days) => {
+                    let point = now() - Duration::days(i64::from(*days));
+                    bases
+                        .iter()
+                        .rev()
+                        .find(|v| v.completion() <= point)
+                        .map(|v| v.completion())
+                }
+            };
+            let Some(from) = kept_from else {
+                // Not enough backups of this file yet: keep all of them.
+                for v in views.iter().filter(|v| v.files.contains(f)) {
+                    keep.insert(v.key());
+                }
+                oldest_kept = Some(chrono::NaiveDateTime::MIN);
+                continue;
+            };
+            oldest_kept = Some(oldest_kept.map_or(from, |o| o.min(from)));
+            for v in views.iter().filter(|v| v.files.contains(f)) {
+                if v.completion() >= from {
+                    keep.insert(v.key());
+                }
+            }
+        }
+        let Some(floor) = oldest_kept else {
+            return Ok(Vec::new());
+        };
+        Ok(views
+            .into_iter()
+            .filter(|v| v.set.is_some() && !v.keep() && !keep.contains(&v.key()))
+            .filter(|v| !v.files.is_empty() || v.completion() < floor)
+            .filter(|v| !v.files.is_empty() || !v.logs.is_empty())
+            .collect())
+    }
+
+    pub(super) fn report(&mut self, r: &Report) -> Result<(), CmdError> {
+        match r {
+            Report::Obsolete { policy, .. } => {
+                let obsolete = self.obsolete(policy.as_ref())?;
+                let policy_text = super::config::retention_text(
+                    &policy
+                        .clone()
+                        .unwrap_or_else(|| self.config().retention.clone()),
+                );
+                self.out
+                    .line("RMAN retention policy will be applied to the command");
+                self.out.line(format!(
+                    "RMAN retention policy is set to {}",
+                    policy_text.to_lowercase()
+                ));
+                if obsolete.is_empty() {
+                    self.out.line("no obsolete backups found");
+                    return Ok(());
+                }
+                self.print_obsolete(&obsolete);
+                Ok(())
+            }
+            Report::Schema => {
+                let files = self.db.datafiles().map_err(|e| self.cmd_err("report", e))?;
+                self.out.line(format!(
+                    "Report of database schema for database with db_unique_name {}",
+                    self.info.name
+                ));
+                self.out.blank();
+                self.out.line("List of Permanent Datafiles");
+                self.out.line("===========================");
+                self.out
+                    .line("File Size(MB) Tablespace           RB segs Datafile Name");
+                self.out
+                    .line("---- -------- -------------------- ------- ------------------------");
+                for f in files {
+                    self.out.line(format!(
+                        "{:<4} {:<8} {:<20} {:<7} {}",
+                        f.file_no,
+                        (u64::from(f.blocks) * f.block_size as u64) >> 20,
+                        f.tablespace,
+                        "***",
+                        f.path.display()
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn print_obsolete(&self, obsolete: &[SetView]) {
+        self.out.line("Report of obsolete backups and copies");
+        self.out
+            .line("Type                 Key    Completion Time    Filename/Handle");
+        self.out
+            .line("-------------------- ------ ------------------ --------------------");
+        for v in obsolete {
+            self.out.line(format!(
+                "Backup Set           {:<6} {:<18}",
+                v.key(),
+                self.date(v.completion())
+            ));
+            for p in &v.pieces {
+                self.out.line(format!(
+                    "  Backup Piece       {:<6} {:<18} {}",
+                    p.recid,
+                    self.date(p.completion_time),
+                    p.handle
+                ));
+            }
+        }
+    }
+
+    /// A channel index for pieces of `device`: the job's channels, or an automatic one.
+    fn channel_for(&mut self, device: &str) -> Result<usize, CmdError> {
+        let d = if device == DeviceType::Sbt.name() {
+            DeviceType::Sbt
+        } else {
+            DeviceType::Disk
+        };
+        let v = self.job_channels(Some(d), true)?;
+        Ok(v[0])
+    }
+
+    pub(super) fn crosscheck(&mut self, c: &Crosscheck) -> Result<(), CmdError> {
+        let mut pieces = catalog::pieces(&self.db).map_err(|e| self.cmd_err("crosscheck", e))?;
+        pieces.retain(|p| {
+            (c.pieces.is_empty()
+                || c.pieces.iter().any(|r| match r {
+                    PieceRef::Handle(h) => &p.handle == h,
+                    PieceRef::Key(k) => p.recid as u64 == *k,
+                }))
+                && c.tag.as_ref().is_none_or(|t| p.tag.as_deref() == Some(t))
+                && c.device.is_none_or(|d| p.device_type == d.name())
+        });
+        if pieces.is_empty() {
+            self.out
+                .line("specification does not match any backup in the repository");
+            return Ok(());
+        }
+        let mut by_device: BTreeMap<String, Vec<PieceRow>> = BTreeMap::new();
+        for p in pieces {
+            by_device.entry(p.device_type.clone()).or_default().push(p);
+        }
+        let mut count = 0;
+        for (device, list) in by_device {
+            let idx = self.channel_for(&device)?;
+            let handles: Vec<String> = list.iter().map(|p| p.handle.clone()).collect();
+            let name = self.channels[idx].1.name.clone();
+            let infos = self.channels[idx].1.info(&handles).map_err(|e| {
+                let mut v = vec![format!(
+                    "RMAN-03009: failure of crosscheck command on {name} channel at {}",
+                    super::datetime::error_stamp(now())
+                )];
+                v.extend(e.ora_lines());
+                CmdError::new(v)
+            })?;
+            for (p, info) in list.iter().zip(infos) {
+                let status = if info.not_found { "X" } else { "A" };
+                if status != p.status {
+                    catalog::set_piece_status(&self.db, p.recid, status)
+                        .map_err(|e| self.cmd_err("crosscheck", e))?;
+                }
+                let word = if info.not_found {
+                    "crosschecked backup piece: found to be 'EXPIRED'"
+                } else {
+                    "crosschecked backup piece: found to be 'AVAILABLE'"
+                };
+                self.out.line(word);
+                self.out.line(format!(
+                    "backup piece handle={} RECID={} STAMP={}",
+                    p.handle, p.recid, p.stamp
+                ));
+                count += 1;
+            }
+        }
+        self.out.line(format!("Crosschecked {count} objects"));
+        self.out.blank();
+        Ok(())
+    }
+
+    pub(super) fn delete(&mut self, d: &Delete) -> Result<(), CmdError> {
+        let all = catalog::pieces(&self.db).map_err(|e| self.cmd_err("delete", e))?;
+        let chosen: Vec<PieceRow> = match &d.what {
+            DeleteWhat::Backuppiece(refs) => all
+                .into_iter()
+                .filter(|p| {
+                    refs.iter().any(|r| match r {
+                        PieceRef::Handle(h) => &p.handle == h,
+                        PieceRef::Key(k) => p.recid as u64 == *k,
+                    })
+                })
+                .collect(),
+            DeleteWhat::Backupset(keys) => {
+                let views = self.set_views("delete")?;
+                views
+                    .into_iter()
+                    .filter(|v| keys.contains(&(v.key() as u64)))
+                    .flat_map(|v| v.pieces)
+                    .collect()
+            }
+            DeleteWhat::Expired(_) => all.into_iter().filter(|p| p.status == "X").collect(),
+            DeleteWhat::Backup { tag } => all
+                .into_iter()
+                .filter(|p| tag.as_ref().is_none_or(|t| p.tag.as_deref() == Some(t)))
+                .collect(),
+            DeleteWhat::Obsolete(policy) => {
+                let obsolete = self.obsolete(policy.as_ref())?;
+                if !obsolete.is_empty() {
+                    self.print_obsolete(&obsolete);
+                }
+                obsolete.into_iter().flat_map(|v| v.pieces).collect()
+            }
+            DeleteWhat::Archivelog { .. } | DeleteWhat::Copy { .. } => {
+                return Err(CmdError::command(
+                    "delete",
+                    vec!["RMAN-06004: this simulator deletes backup pieces only; remove archived logs and copies with the operating system".into()],
+                ));
+            }
+        };
+        let chosen: Vec<PieceRow> = chosen
+            .into_iter()
+            .filter(|p| d.device.is_none_or(|dev| p.device_type == dev.name()))
+            .collect();
+        if chosen.is_empty() {
+            self.out
+                .line("specification does not match any backup in the repository");
+            return Ok(());
+        }
+        self.out.blank();
+        self.out.line("List of Backup Pieces");
+        self.out
+            .line("BP Key  BS Key  Pc# Cp# Status      Device Type Piece Name");
+        self.out
+            .line("------- ------- --- --- ----------- ----------- ----------");
+        for p in &chosen {
+            self.out.line(format!(
+                "{:<7} {:<7} {:<3} {:<3} {:<11} {:<11} {}",
+                p.recid,
+                p.set_count,
+                p.piece,
+                p.copy,
+                status_word(&p.status),
+                p.device_type,
+                p.handle
+            ));
+        }
+        if !d.noprompt
+            && !self.confirm("Do you really want to delete the above objects (enter YES or NO)?")
+        {
+            return Ok(());
+        }
+        let mut deleted = 0;
+        for p in &chosen {
+            let idx = self.channel_for(&p.device_type)?;
+            let removed = if p.status == "X" {
+                Ok(())
+            } else {
+                self.channels[idx].1.remove(&p.handle)
+            };
+            match removed {
+                Ok(()) => {}
+                Err(_) if d.force => {}
+                Err(e) => {
+                    let name = self.channels[idx].1.name.clone();
+                    let mut v = vec![format!(
+                        "RMAN-03009: failure of delete command on {name} channel at {}",
+                        super::datetime::error_stamp(now())
+                    )];
+                    v.extend(e.ora_lines());
+                    return Err(CmdError::new(v));
+                }
+            }
+            catalog::set_piece_status(&self.db, p.recid, "D")
+                .map_err(|e| self.cmd_err("delete", e))?;
+            catalog::drop_set_if_empty(&self.db, p.set_stamp, p.set_count)
+                .map_err(|e| self.cmd_err("delete", e))?;
+            self.out.line("deleted backup piece");
+            self.out.line(format!(
+                "backup piece handle={} RECID={} STAMP={}",
+                p.handle, p.recid, p.stamp
+            ));
+            deleted += 1;
+        }
+        self.out.line(format!("Deleted {deleted} objects"));
+        self.out.blank();
+        Ok(())
+    }
+
+    /// `CATALOG START WITH`: registers DISK pieces found under a prefix that the control file
+    /// does not know, from their own headers.
+    pub(super) fn catalog_cmd(&mut self, c: &Catalog) -> Result<(), CmdError> {
+        let paths: Vec<String> = match c {
+            Catalog::StartWith { prefix, .. } => files_with_prefix(prefix),
+            Catalog::Backuppiece { handles, .. } => handles.clone(),
+            Catalog::Datafilecopy { .. } | Catalog::Archivelog(_) => {
+                return Err(CmdError::command(
+                    "catalog",
+                    vec!["RMAN-06004: this simulator catalogs backup pieces only".into()],
+                ));
+            }
+        };
+        let known: BTreeSet<String> = catalog::pieces(&self.db)
+            .map_err(|e| self.cmd_err("catalog", e))?
+            .into_iter()
+            .map(|p| p.handle)
+            .collect();
+        let mut found = Vec::new();
+        for path in paths.into_iter().filter(|p| !known.contains(p)) {
+            let header = std::fs::File::open(&path)
+                .ok()
+                .and_then(|f| read_header(std::io::BufReader::new(f)).ok());
+            if let Some(h) = header
+                && h.dbid == u64::from(self.info.dbid)
+            {
+                found.push((path, h));
+            }
+        }
+        if found.is_empty() {
+            self.out
+                .line("searching for all files that match the pattern");
+            self.out.blank();
+            self.out
+                .line("no files found to be unknown to the database");
+            return Ok(());
+        }
+        self.out.line("List of Files Unknown to the Database");
+        self.out.line("=====================================");
+        for (p, _) in &found {
+            self.out.line(format!("File Name: {p}"));
+        }
+        self.out.blank();
+        self.out.line("cataloging files...");
+        self.out.line("cataloging done");
+        self.out.blank();
+        self.out.line("List of Cataloged Files");
+        self.out.line("=======================");
+        for (path, h) in &found {
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            let t = now();
+            let row = PieceRow {
+                recid: 0,
+                stamp: catalog::stamp(t),
+                set_stamp: h.set_stamp,
+                set_count: h.set_count,
+                piece: h.piece_number,
+                copy: h.copy_number,
+                device_type: "DISK".into(),
+                handle: path.clone(),
+                comments: None,
+                media: None,
+                media_pool: 0,
+                tag: Some(h.tag.clone()).filter(|t| !t.is_empty()),
+                status: "A".into(),
+                start_time: t,
+                completion_time: t,
+                bytes: size,
+                rman_status: None,
+            };
+            catalog::insert_piece(&self.db, &row).map_err(|e| self.cmd_err("catalog", e))?;
+            self.out.line(format!("File Name: {path}"));
+        }
+        Ok(())
+    }
+
+    pub(super) fn sql(&mut self, s: &str) -> Result<(), CmdError> {
+        self.out.blank();
+        self.out.line(format!("sql statement: {s}"));
+        let norm = s
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_lowercase();
+        let norm = norm.trim_end_matches(';');
+        let r = match norm {
+            "alter system archive log current" | "alter system switch logfile" => {
+                self.db.switch_logfile().map(|_| ())
+            }
+            "alter system checkpoint" => self.db.checkpoint().map(|_| ()),
+            "alter database disable block change tracking" => {
+                self.db.disable_block_change_tracking()
+            }
+            n if n.starts_with("alter database enable block change tracking") => {
+                let file = s.split('\'').nth(1).map(std::path::PathBuf::from);
+                self.db.enable_block_change_tracking(file.as_deref())
+            }
+            _ => {
+                return Err(CmdError::command(
+                    "sql",
+                    vec![
+                        "RMAN-11003: failure during parse/execution of SQL statement: ".to_string()
+                            + s,
+                        "ORA-00900: invalid SQL statement".into(),
+                    ],
+                ));
+            }
+        };
+        r.map_err(|e| {
+            let mut v = vec![format!(
+                "RMAN-11003: failure during parse/execution of SQL statement: {s}"
+            )];
+            v.extend(db_lines(&e));
+            CmdError::command("sql", v)
+        })
+    }
+
+    pub(super) fn startup(
+        &mut self,
+        _force: bool,
+        mount_only: bool,
+        nomount: bool,
+    ) -> Result<(), CmdError> {
+        let mode = if mount_only || nomount {
+            OpenMode::Mounted
+        } else {
+            OpenMode::ReadWrite
+        };
+        self.db
+            .set_open_mode(mode)
+            .map_err(|e| self.cmd_err("startup", e))?;
+        self.out.blank();
+        self.out.line("Oracle instance started");
+        if !nomount {
+            self.out.line("database mounted");
+        }
+        if mode == OpenMode::ReadWrite {
+            self.out.line("database opened");
+        }
+        self.info = self.db.info().map_err(|e| self.cmd_err("startup", e))?;
+        Ok(())
+    }
+
+    pub(super) fn shutdown(&mut self, _abort: bool) -> Result<(), CmdError> {
+        self.db
+            .set_open_mode(OpenMode::Mounted)
+            .map_err(|e| self.cmd_err("shutdown", e))?;
+        self.out.blank();
+        self.out.line("database closed");
+        self.out.line("database dismounted");
+        self.out.line("Oracle instance shut down");
+        Ok(())
+    }
+
+    pub(super) fn alter_database(&mut self, a: &AlterDatabase) -> Result<(), CmdError> {
+        match a {
+            AlterDatabase::Mount => {
+                self.db
+                    .set_open_mode(OpenMode::Mounted)
+                    .map_err(|e| self.cmd_err("alter db", e))?;
+                self.out.blank();
+                self.out.line("Statement processed");
+            }
+            AlterDatabase::Open { resetlogs } => {
+                if *resetlogs {
+                    self.db
+                        .open_resetlogs()
+                        .map_err(|e| self.cmd_err("alter db", e))?;
+                }
+                self.db
+                    .set_open_mode(OpenMode::ReadWrite)
+                    .map_err(|e| self.cmd_err("alter db", e))?;
+                self.out.blank();
+                self.out.line("Statement processed");
+            }
+        }
+        self.info = self.db.info().map_err(|e| self.cmd_err("alter db", e))?;
+        Ok(())
+    }
+}
+
+fn status_word(s: &str) -> &'static str {
+    match s {
+        "X" => "EXPIRED",
+        "U" => "UNAVAILABLE",
+        "D" => "DELETED",
+        _ => "AVAILABLE",
+    }
+}
+
+/// Regular files whose path starts with `prefix` (a directory prefix or a name prefix).
+fn files_with_prefix(prefix: &str) -> Vec<String> {
+    let p = Path::new(prefix);
+    let (dir, stem) = if prefix.ends_with('/') || p.is_dir() {
+        (p.to_path_buf(), String::new())
+    } else {
+        (
+            p.parent().map(Path::to_path_buf).unwrap_or_default(),
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        )
+    };
+    let mut out = Vec::new();
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.to_string_lossy().starts_with(prefix)
+                || (stem.is_empty() && path.starts_with(prefix))
+            {
+                out.push(path.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
