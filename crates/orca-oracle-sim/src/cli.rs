@@ -60,6 +60,10 @@ enum Cmd {
         /// Size of each online redo log in MiB.
         #[arg(long = "online-log-mb", default_value_t = 64)]
         online_log_mb: u64,
+        /// Also write the timing as JSON to this file (the create benchmark:
+        /// `scripts/bench-sim-create`).
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Change blocks, grow files, checkpoint and switch logs.
     Workload {
@@ -211,6 +215,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             threads,
             seed,
             online_log_mb,
+            json,
         } => {
             let t = Instant::now();
             let opts = CreateOptions {
@@ -235,6 +240,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 threads,
                 t.elapsed().as_secs_f64()
             );
+            if let Some(path) = json {
+                let secs = t.elapsed().as_secs_f64();
+                let bytes = (u64::from(datafiles) * size_mb) << 20;
+                let report = serde_json::json!({
+                    "benchmark": "oraclesim create",
+                    "datafiles": datafiles,
+                    "bytes": bytes,
+                    "seconds": (secs * 1000.0).round() / 1000.0,
+                    "mb_per_s": (bytes as f64 / 1e6 / secs).round(),
+                    "target_seconds_for_2gib": 60,
+                });
+                std::fs::write(&path, format!("{report:#}\n"))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
         }
         Cmd::Workload {
             home,

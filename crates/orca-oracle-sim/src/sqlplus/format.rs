@@ -162,7 +162,13 @@ pub fn number_in_width(v: f64, width: usize) -> String {
     if s.len() <= width {
         return s;
     }
-    let int_len = format!("{}", v.abs().trunc() as i128).len() + usize::from(v < 0.0);
+    // SQL*Plus drops the leading zero of |v| < 1, which leaves room for one more decimal.
+    let int_digits = if v.abs() < 1.0 {
+        0
+    } else {
+        format!("{}", v.abs().trunc() as i128).len()
+    };
+    let int_len = int_digits + usize::from(v < 0.0);
     if v.fract() != 0.0 && int_len < width {
         let decimals = width - int_len - 1;
         let t = format!("{v:.decimals$}");
@@ -255,8 +261,8 @@ pub fn render(columns: &[Column], rows: &[Vec<Value>], s: &Settings) -> Vec<Stri
             let f: Vec<String> = visible
                 .iter()
                 .map(|&i| {
-                    let is_text = !matches!(columns[i].kind, ColKind::Number)
-                        && !matches!(r[i], Value::Null);
+                    let is_text =
+                        !matches!(columns[i].kind, ColKind::Number) && !matches!(r[i], Value::Null);
                     let t = match (&r[i], &columns[i].kind) {
                         (Value::Integer(v), ColKind::Number) => number_text(*v as f64),
                         (Value::Real(v), ColKind::Number) => number_text(*v),
@@ -294,7 +300,11 @@ pub fn render(columns: &[Column], rows: &[Vec<Value>], s: &Settings) -> Vec<Stri
                 (Some(ColumnFormat::Number(m)), _) => (m.len() + 1).max(h),
                 (None, ColKind::Number) => s.numwidth.max(h),
                 (None, ColKind::Date) => {
-                    let w = texts.iter().map(|t| t[vi].chars().count()).max().unwrap_or(0);
+                    let w = texts
+                        .iter()
+                        .map(|t| t[vi].chars().count())
+                        .max()
+                        .unwrap_or(0);
                     w.max(9)
                 }
                 (None, ColKind::Text(Some(w))) => (*w).max(1),
@@ -312,7 +322,10 @@ pub fn render(columns: &[Column], rows: &[Vec<Value>], s: &Settings) -> Vec<Stri
         .iter()
         .map(|&i| {
             columns[i].kind == ColKind::Number
-                && !matches!(cmd(i).and_then(|c| c.format.as_ref()), Some(ColumnFormat::Text(_)))
+                && !matches!(
+                    cmd(i).and_then(|c| c.format.as_ref()),
+                    Some(ColumnFormat::Text(_))
+                )
         })
         .collect();
     // Columns that do not fit the line continue on the next line.
@@ -469,7 +482,14 @@ mod tests {
         let out = render(&cols(), &rows, &Settings::default());
         assert_eq!(
             out,
-            vec!["", "   THREAD# S", "---------- -", "         1 A", "        12 D", ""]
+            vec![
+                "",
+                "   THREAD# S",
+                "---------- -",
+                "         1 A",
+                "        12 D",
+                ""
+            ]
         );
     }
 
@@ -489,7 +509,10 @@ mod tests {
         let out = render(&cols(), &rows, &s);
         assert_eq!(out.len(), 12);
         assert_eq!(out[0], "         0 A");
-        assert_eq!(render(&cols(), &[], &Settings::default()), vec!["", "no rows selected", ""]);
+        assert_eq!(
+            render(&cols(), &[], &Settings::default()),
+            vec!["", "no rows selected", ""]
+        );
     }
 
     #[test]
@@ -499,7 +522,10 @@ mod tests {
             ..Settings::default()
         };
         let rows = vec![vec![Value::Integer(1), Value::Text("a\"b".into())]];
-        assert_eq!(render(&cols(), &rows, &s), vec!["\"THREAD#\",\"STATUS\"", "1,\"a\"\"b\""]);
+        assert_eq!(
+            render(&cols(), &rows, &s),
+            vec!["\"THREAD#\",\"STATUS\"", "1,\"a\"\"b\""]
+        );
         let s = Settings {
             csv: true,
             csv_quote: false,

@@ -82,7 +82,8 @@ pub fn lex(s: &str) -> Vec<Token> {
             }
             i = (i + 1).min(b.len());
             Kind::QuotedIdent
-        } else if c.is_ascii_digit() || (c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit)) {
+        } else if c.is_ascii_digit() || (c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit))
+        {
             while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
                 i += 1;
             }
@@ -183,7 +184,9 @@ pub fn rewrite(sql: &str) -> String {
                             (lit.chars().take(19).collect(), "YYYY-MM-DD HH24:MI:SS")
                         };
                         out[i] = format!("to_date('{val}', '{fmt}')");
-                        out[j] = String::new();
+                        for t in &mut out[i + 1..=j] {
+                            t.clear();
+                        }
                         k += 2;
                         continue;
                     }
@@ -209,10 +212,7 @@ pub fn rewrite(sql: &str) -> String {
                             }
                         }
                     }
-                    "FETCH"
-                        if depth == 0
-                            && (is(next, "FIRST") || is(next, "NEXT")) =>
-                    {
+                    "FETCH" if depth == 0 && (is(next, "FIRST") || is(next, "NEXT")) => {
                         // FETCH FIRST n ROW[S] ONLY
                         if let Some(&ni) = sig.get(k + 2)
                             && toks[ni].kind == Kind::Num
@@ -278,8 +278,7 @@ pub fn select_headings(sql: &str) -> Vec<Option<String>> {
         k += 1;
     }
     k += 1;
-    if is(sig.get(k).map(|&j| &toks[j]), "DISTINCT") || is(sig.get(k).map(|&j| &toks[j]), "ALL")
-    {
+    if is(sig.get(k).map(|&j| &toks[j]), "DISTINCT") || is(sig.get(k).map(|&j| &toks[j]), "ALL") {
         k += 1;
     }
     let mut items: Vec<Vec<usize>> = vec![Vec::new()];
@@ -343,8 +342,10 @@ pub fn select_headings(sql: &str) -> Vec<Option<String>> {
 fn is_alias_position(toks: &[Token], it: &[usize]) -> bool {
     // `expr alias`: the token before the alias ends an expression.
     let prev = &toks[it[it.len() - 2]];
-    matches!(prev.kind, Kind::Ident | Kind::QuotedIdent | Kind::Str | Kind::Num)
-        || prev.text == ")"
+    matches!(
+        prev.kind,
+        Kind::Ident | Kind::QuotedIdent | Kind::Str | Kind::Num
+    ) || prev.text == ")"
 }
 
 fn upper_outside_quotes(s: &str) -> String {
@@ -414,19 +415,24 @@ mod tests {
         );
         assert_eq!(
             rewrite("select * from (select name from v$datafile order by 1) where rownum <= 2"),
-            "select * from (select name from v$datafile order by 1) where 1=1 LIMIT 2"
+            "select * from (select name from v$datafile order by 1) where 1 = 1 LIMIT 2"
         );
         assert_eq!(
             rewrite("select name from v$datafile order by 1 fetch first 3 rows only"),
             "select name from v$datafile order by 1 LIMIT 3"
         );
-        assert_eq!(rewrite("select 1 from dual minus select 2 from dual"), "select 1 from dual EXCEPT select 2 from dual");
+        assert_eq!(
+            rewrite("select 1 from dual minus select 2 from dual"),
+            "select 1 from dual EXCEPT select 2 from dual"
+        );
     }
 
     #[test]
     fn headings() {
         assert_eq!(
-            select_headings("select thread#, count(*), max(next_change#) mx, name as \"Nm\", d.file# from v$x d"),
+            select_headings(
+                "select thread#, count(*), max(next_change#) mx, name as \"Nm\", d.file# from v$x d"
+            ),
             vec![
                 Some("THREAD#".into()),
                 Some("COUNT(*)".into()),

@@ -1,0 +1,504 @@
+//! The `rman` and `sqlplus` stand-ins driven as a DBA drives Oracle's: through links on PATH
+//! made by `oraclesim install-shims`, with ORACLESIM_HOME naming the database.
+
+#[path = "sbt_testlib/mod.rs"]
+mod testlib;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Env {
+    tmp: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("bin");
+        let o = Command::new(env!("CARGO_BIN_EXE_oraclesim"))
+            .args(["install-shims"])
+            .arg(&bin)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        Env { tmp, bin }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.tmp.path().join(rel)
+    }
+
+    fn oraclesim(&self, args: &[&str]) -> Output {
+        let o = Command::new(env!("CARGO_BIN_EXE_oraclesim"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "oraclesim {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o
+    }
+
+    /// A small database: 4 datafiles of 4 MiB.
+    fn create(&self, name: &str) -> PathBuf {
+        let home = self.path(name);
+        self.oraclesim(&[
+            "create",
+            "--home",
+            home.to_str().unwrap(),
+            "--name",
+            "ORCL",
+            "--datafiles",
+            "4",
+            "--size-mb",
+            "4",
+        ]);
+        home
+    }
+
+    fn tool(&self, tool: &str, home: &Path, extra_env: &[(&str, &str)]) -> Command {
+        let mut c = Command::new(self.bin.join(tool));
+        let path = format!(
+            "{}:{}",
+            self.bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        c.env("PATH", path).env("ORACLESIM_HOME", home);
+        for (k, v) in extra_env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// `rman target / cmdfile=F`; returns (success, output).
+    fn rman(&self, home: &Path, script: &str, extra_env: &[(&str, &str)]) -> (bool, String) {
+        let f = self.path("script.rman");
+        std::fs::write(&f, script).unwrap();
+        let o = self
+            .tool("rman", home, extra_env)
+            .arg("target")
+            .arg("/")
+            .arg(format!("cmdfile={}", f.display()))
+            .output()
+            .unwrap();
+        let text =
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+        (o.status.success(), text)
+    }
+
+    fn rman_ok(&self, home: &Path, script: &str, extra_env: &[(&str, &str)]) -> String {
+        let (ok, out) = self.rman(home, script, extra_env);
+        assert!(ok, "rman failed:\n{out}");
+        out
+    }
+
+    /// `sqlplus -S / as sysdba` with `input` on stdin.
+    fn sqlplus(&self, home: &Path, input: &str) -> (bool, String) {
+        use std::io::Write;
+        let mut child = self
+            .tool("sqlplus", home, &[])
+            .args(["-S", "/", "as", "sysdba"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    }
+
+    fn verify(&self, home: &Path, against: &Path) -> bool {
+        Command::new(env!("CARGO_BIN_EXE_oraclesim"))
+            .args(["verify", "--home"])
+            .arg(home)
+            .arg("--against")
+            .arg(against)
+            .status()
+            .unwrap()
+            .success()
+    }
+
+    fn workload(&self, home: &Path, pct: &str, switches: &str) {
+        self.oraclesim(&[
+            "workload",
+            "--home",
+            home.to_str().unwrap(),
+            "--change-pct",
+            pct,
+            "--log-switches",
+            switches,
+        ]);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+fn datafiles(home: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(home.join("oradata/ORCL"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "dbf"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn piece_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Full backup, changes and log switches, loss of every datafile, RESTORE + RECOVER: the
+/// datafiles equal those of a copy of the database taken at the end.
+fn backup_lose_restore(env: &Env, channel: &str, extra_env: &[(&str, &str)]) -> String {
+    let home = env.create("db");
+    let alloc = format!("allocate channel c1 {channel};\n  allocate channel c2 {channel};");
+    env.rman_ok(
+        &home,
+        &format!("run {{\n  {alloc}\n  backup database filesperset 1;\n}}\n"),
+        extra_env,
+    );
+    env.workload(&home, "2", "2");
+    let reference = env.path("reference");
+    copy_dir(&home, &reference);
+    for f in datafiles(&home) {
+        std::fs::remove_file(f).unwrap();
+    }
+    let out = env.rman_ok(
+        &home,
+        &format!("run {{\n  {alloc}\n  restore database;\n  recover database;\n}}\n"),
+        extra_env,
+    );
+    assert!(out.contains("media recovery complete"), "{out}");
+    assert!(env.verify(&home, &reference), "restored datafiles differ");
+    out
+}
+
+#[test]
+fn disk_backup_restore_recover_reproduces_the_datafiles() {
+    let env = Env::new();
+    let fmt = env.path("bk");
+    std::fs::create_dir(&fmt).unwrap();
+    let out = backup_lose_restore(
+        &env,
+        &format!("device type disk format '{}/%U'", fmt.display()),
+        &[],
+    );
+    assert!(out.contains("Finished restore at"), "{out}");
+}
+
+#[test]
+fn sbt_backup_restore_recover_follows_the_rman_call_sequence() {
+    let env = Env::new();
+    let lib = testlib::build(env.tmp.path());
+    let store = env.path("store");
+    std::fs::create_dir(&store).unwrap();
+    let trace = env.path("calls.log");
+    let channel = format!(
+        "device type sbt parms 'SBT_LIBRARY={}, ENV=(SBT_TESTLIB_DIR={}, SBT_TESTLIB_TRACE={})'",
+        lib.display(),
+        store.display(),
+        trace.display()
+    );
+    backup_lose_restore(&env, &channel, &[]);
+    let calls = testlib::read_trace(&trace);
+    let names: Vec<&str> = calls.iter().map(|c| c.name.as_str()).collect();
+    // Every channel starts with sbtinit, sbtinit2 and ends with sbtend (oracle-facts §1.9).
+    let per_pid = |pid: u32| -> Vec<String> {
+        testlib::collapse(
+            &calls
+                .iter()
+                .filter(|c| c.pid == pid)
+                .cloned()
+                .collect::<Vec<_>>(),
+        )
+    };
+    let pids: std::collections::BTreeSet<u32> = calls.iter().map(|c| c.pid).collect();
+    assert!(pids.len() >= 4, "two channels in each of two sessions");
+    for pid in pids {
+        let seq = per_pid(pid);
+        assert_eq!(&seq[..2], ["sbtinit", "sbtinit2"], "{seq:?}");
+        assert_eq!(seq.last().map(String::as_str), Some("sbtend"), "{seq:?}");
+    }
+    // A backup writes a piece as sbtbackup, sbtwrite2 x N, sbtclose2, sbtinfo2; a restore
+    // reads it as sbtrestore, sbtread2 to EOF (then sbterror), sbtclose2.
+    let text = names.join(" ");
+    assert!(
+        text.contains("sbtbackup sbtwrite2") && text.contains("sbtclose2 sbtinfo2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sbtrestore sbtread2") && text.contains("sbterror sbtclose2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn multiplexed_pieces_differ_and_single_file_pieces_carry_identical_blocks() {
+    let env = Env::new();
+    let home = env.create("db");
+    let run = |dir: &str, fps: u32| -> Vec<Vec<u8>> {
+        let d = env.path(dir);
+        std::fs::create_dir(&d).unwrap();
+        env.rman_ok(
+            &home,
+            &format!(
+                "run {{\n allocate channel c1 device type disk format '{}/%U';\n backup database filesperset {fps};\n}}\n",
+                d.display()
+            ),
+            &[],
+        );
+        piece_files(&d)
+            .iter()
+            .map(|p| std::fs::read(p).unwrap())
+            .collect()
+    };
+    let a = run("m1", 4);
+    let b = run("m2", 4);
+    assert_eq!(a.len(), b.len());
+    assert_ne!(
+        a, b,
+        "two multiplexed backups must interleave blocks differently"
+    );
+
+    let c = run("s1", 1);
+    let d = run("s2", 1);
+    assert_eq!(c.len(), d.len());
+    // The datafile block runs are equal: compare each piece without its header and trailer
+    // by the longest common 64 KiB-aligned middle.
+    for (x, y) in c.iter().zip(&d) {
+        assert_eq!(x.len(), y.len());
+        let blocks_equal = x
+            .chunks(8192)
+            .zip(y.chunks(8192))
+            .filter(|(p, q)| p == q)
+            .count();
+        let total = x.len() / 8192;
+        assert!(
+            blocks_equal + 4 >= total,
+            "{blocks_equal} of {total} blocks equal"
+        );
+    }
+}
+
+#[test]
+fn interrupted_multi_section_backup_keeps_finished_sections_only() {
+    let env = Env::new();
+    let home = env.create("db");
+    let bk = env.path("bk");
+    std::fs::create_dir(&bk).unwrap();
+    let script = format!(
+        "run {{\n allocate channel c1 device type disk format '{}/%U';\n backup section size 1M datafile 1;\n}}\n",
+        bk.display()
+    );
+    let (ok, out) = env.rman(&home, &script, &[("ORACLESIM_FAIL_AFTER_SECTIONS", "2")]);
+    assert!(!ok, "the backup must fail:\n{out}");
+    assert!(
+        out.contains("RMAN-03009") || out.contains("RMAN-03002"),
+        "{out}"
+    );
+    let (_, q) = env.sqlplus(
+        &home,
+        "set heading off feedback off\nselect count(*) from v$backup_piece;\nselect count(*) from v$backup_set;\n",
+    );
+    let counts: Vec<u64> = q
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(counts.len(), 2, "{q}");
+    assert!(counts[0] >= 2, "finished sections are recorded: {q}");
+    assert_eq!(counts[1], 0, "no set row for an unfinished set: {q}");
+
+    // A re-run that skips files backed up since the start: datafile 1 is not finished, so
+    // it is backed up; the others were never backed up either; then a second re-run skips all.
+    let rerun = format!(
+        "run {{\n allocate channel c1 device type disk format '{}/%U';\n backup database not backed up since time 'SYSDATE-1';\n}}\n",
+        bk.display()
+    );
+    env.rman_ok(&home, &rerun, &[]);
+    let again = env.rman_ok(&home, &rerun, &[]);
+    assert!(again.contains("skipping datafile"), "{again}");
+}
+
+#[test]
+fn incremental_merge_keeps_copies_equal_to_the_datafiles() {
+    let env = Env::new();
+    let home = env.create("db");
+    let copies = env.path("copies");
+    std::fs::create_dir(&copies).unwrap();
+    let script = format!(
+        "run {{\n allocate channel c1 device type disk format '{}/%U';\n backup incremental level 1 for recover of copy with tag 'MERGE' database;\n recover copy of database with tag 'MERGE';\n}}\n",
+        copies.display()
+    );
+    // First run creates the level-0 copies; each later run rolls them forward.
+    env.rman_ok(&home, &script, &[]);
+    env.workload(&home, "3", "1");
+    env.rman_ok(&home, &script, &[]);
+    // The copies now equal the datafiles as of the level-1 checkpoint.
+    let (_, q) = env.sqlplus(
+        &home,
+        "set heading off feedback off pagesize 0\nselect name from v$datafile_copy where status = 'A' order by file#;\n",
+    );
+    let copy_paths: Vec<PathBuf> = q.split_whitespace().map(PathBuf::from).collect();
+    assert_eq!(copy_paths.len(), 4, "{q}");
+    let (_, q) = env.sqlplus(
+        &home,
+        "set heading off feedback off pagesize 0\nselect name from v$datafile order by file#;\n",
+    );
+    let files: Vec<PathBuf> = q.split_whitespace().map(PathBuf::from).collect();
+    assert_eq!(files.len(), 4, "{q}");
+    let mut checked = 0;
+    for (df, cp) in files.iter().zip(&copy_paths) {
+        let a = std::fs::read(df).unwrap();
+        let b = std::fs::read(cp).unwrap();
+        assert_eq!(a.len(), b.len());
+        // Block 1 (header) differs only by what identifies a copy; all data blocks are equal.
+        let data_equal = a
+            .chunks(8192)
+            .zip(b.chunks(8192))
+            .skip(2)
+            .all(|(x, y)| x == y);
+        assert!(data_equal, "{} differs from {}", cp.display(), df.display());
+        checked += 1;
+    }
+    assert_eq!(checked, 4);
+}
+
+#[test]
+fn a_failing_channel_prints_an_error_stack_and_fails() {
+    let env = Env::new();
+    let home = env.create("db");
+    let bk = env.path("bk");
+    std::fs::create_dir(&bk).unwrap();
+    let script = format!(
+        "run {{\n allocate channel c1 device type disk format '{}/%U';\n backup database;\n}}\n",
+        bk.display()
+    );
+    let (ok, out) = env.rman(&home, &script, &[("ORACLESIM_FAIL_AFTER_BYTES", "100000")]);
+    assert!(!ok);
+    assert!(out.contains("RMAN-00571"), "{out}");
+    assert!(out.contains("RMAN-03009"), "{out}");
+    let (ok, out) = env.rman(&home, &script, &[("ORACLESIM_KILL_AFTER_BYTES", "100000")]);
+    assert!(!ok, "{out}");
+}
+
+#[test]
+fn crosscheck_marks_removed_pieces_expired_and_delete_expired_drops_them() {
+    let env = Env::new();
+    let home = env.create("db");
+    let bk = env.path("bk");
+    std::fs::create_dir(&bk).unwrap();
+    env.rman_ok(
+        &home,
+        &format!(
+            "configure channel device type disk format '{}/%U';\nbackup database filesperset 1;\n",
+            bk.display()
+        ),
+        &[],
+    );
+    let pieces = piece_files(&bk);
+    assert_eq!(pieces.len(), 4);
+    std::fs::remove_file(&pieces[0]).unwrap();
+    let out = env.rman_ok(&home, "crosscheck backup;\n", &[]);
+    assert!(out.contains("found to be 'EXPIRED'"), "{out}");
+    let list = env.rman_ok(&home, "list backup summary;\n", &[]);
+    assert!(list.contains(" X DISK"), "{list}");
+    let out = env.rman_ok(&home, "delete noprompt expired backup;\n", &[]);
+    assert!(out.contains("Deleted 1 objects"), "{out}");
+    let out = env.rman_ok(
+        &home,
+        &format!("delete noprompt backuppiece '{}';\n", pieces[1].display()),
+        &[],
+    );
+    assert!(out.contains("Deleted 1 objects"), "{out}");
+    assert!(!pieces[1].exists());
+}
+
+#[test]
+fn sqlplus_lists_three_archived_logs_after_three_switches() {
+    let env = Env::new();
+    let home = env.create("db");
+    for _ in 0..3 {
+        let (ok, out) = env.sqlplus(&home, "alter system archive log current;\n");
+        assert!(ok && out.contains("System altered."), "{out}");
+    }
+    let (ok, csv) = env.sqlplus(
+        &home,
+        "set markup csv on\nselect thread#, sequence#, first_change#, next_change# from v$archived_log order by sequence#;\nexit\n",
+    );
+    assert!(ok);
+    let lines: Vec<&str> = csv.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines[0],
+        "\"THREAD#\",\"SEQUENCE#\",\"FIRST_CHANGE#\",\"NEXT_CHANGE#\""
+    );
+    let rows: Vec<Vec<u64>> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r[0], 1);
+        assert_eq!(r[1], i as u64 + 1);
+        assert!(r[2] < r[3], "first_change# < next_change#");
+        if i > 0 {
+            assert_eq!(r[2], rows[i - 1][3], "logs are contiguous");
+        }
+    }
+    let (_, plain) = env.sqlplus(
+        &home,
+        "select thread#, sequence# from v$archived_log order by sequence#;\n",
+    );
+    assert!(plain.contains("   THREAD#  SEQUENCE#"), "{plain}");
+    assert!(plain.contains("---------- ----------"), "{plain}");
+}
+
+#[test]
+fn sqlplus_prints_ora_errors_and_honours_whenever_sqlerror() {
+    let env = Env::new();
+    let home = env.create("db");
+    let (ok, out) = env.sqlplus(&home, "select * from no_such_view;\nselect 1 from dual;\n");
+    assert!(ok);
+    assert!(
+        out.contains("ORA-00942: table or view does not exist"),
+        "{out}"
+    );
+    assert!(out.contains("ERROR at line 1:"), "{out}");
+    let (ok, out) = env.sqlplus(
+        &home,
+        "whenever sqlerror exit failure\nselect nosuchcol from v$database;\nprompt unreachable\n",
+    );
+    assert!(!ok);
+    assert!(
+        out.contains("ORA-00904: \"NOSUCHCOL\": invalid identifier"),
+        "{out}"
+    );
+    assert!(!out.contains("unreachable"));
+}
