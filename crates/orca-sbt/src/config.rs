@@ -1,0 +1,171 @@
+//! Channel configuration from the variables RMAN sets for the channel (`ENV=(...)` in PARMS
+//! or `SEND 'ENV=(...)'`).
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `ORCA_REPO` | local repository directory (`orca repo init --repo DIR`) |
+//! | `ORCA_VAULT` | vault URL (not in this build: a clear error) |
+//! | `ORCA_PASSWORD` / `ORCA_KEY_FILE` | the repository key |
+//! | `ORCA_CACHE_DIR` | fingerprint cache (default `$XDG_CACHE_HOME/orca`, `~/.cache/orca`) |
+
+use std::path::PathBuf;
+
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Local(PathBuf),
+}
+
+#[derive(Clone)]
+pub struct Config {
+    pub backend: Backend,
+    pub password: Option<String>,
+    pub key_file: Option<PathBuf>,
+    pub cache_dir: PathBuf,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl Config {
+    /// Reads the settings through `get` (channel overrides, then the environment). The error
+    /// names the setting to fix.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let backend = match (get("ORCA_REPO"), get("ORCA_VAULT")) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    "both ORCA_REPO and ORCA_VAULT are set in the channel's ENV: set exactly one"
+                        .into(),
+                );
+            }
+            (None, Some(url)) => {
+                return Err(format!(
+                    "ORCA_VAULT={url} is set but this build of the ORCA SBT library stores into local repositories only: set ORCA_REPO to a repository directory"
+                ));
+            }
+            (None, None) => {
+                return Err("no ORCA repository configured: add ENV=(ORCA_REPO=<dir>,ORCA_PASSWORD=...) to the channel's PARMS (create the repository with `orca repo init --repo <dir>`)".into());
+            }
+            (Some(dir), None) => {
+                let dir = PathBuf::from(dir);
+                if !dir.join("config").exists() && !dir.join("index.sqlite").exists() {
+                    return Err(format!(
+                        "ORCA_REPO={} is not an ORCA repository: create it with `orca repo init --repo {}`",
+                        dir.display(),
+                        dir.display()
+                    ));
+                }
+                Backend::Local(dir)
+            }
+        };
+        let password = get("ORCA_PASSWORD");
+        let key_file = get("ORCA_KEY_FILE").map(PathBuf::from);
+        if password.is_none() && key_file.is_none() {
+            return Err(
+                "no repository key: set ORCA_PASSWORD or ORCA_KEY_FILE in the channel's ENV".into(),
+            );
+        }
+        if let Some(f) = &key_file
+            && !f.is_file()
+        {
+            return Err(format!("ORCA_KEY_FILE={} does not exist", f.display()));
+        }
+        let cache_dir = get("ORCA_CACHE_DIR")
+            .map(PathBuf::from)
+            .or_else(|| get("XDG_CACHE_HOME").map(|x| PathBuf::from(x).join("orca")))
+            .or_else(|| get("HOME").map(|h| PathBuf::from(h).join(".cache").join("orca")))
+            .unwrap_or_else(|| std::env::temp_dir().join("orca-cache"));
+        Ok(Config {
+            backend,
+            password,
+            key_file,
+            cache_dir,
+        })
+    }
+
+    /// For the trace: no secrets.
+    pub fn describe(&self) -> String {
+        let Backend::Local(d) = &self.backend;
+        format!(
+            "repository {} key {} cache {}",
+            d.display(),
+            if self.key_file.is_some() {
+                "from ORCA_KEY_FILE"
+            } else {
+                "from ORCA_PASSWORD"
+            },
+            self.cache_dir.display()
+        )
+    }
+}
+
+/// `ENV=(A=1, B=2)` inside a SEND text, as (name, value) pairs.
+pub fn parse_env_command(text: &str) -> Option<Vec<(String, String)>> {
+    let up = text.to_ascii_uppercase();
+    let start = up.find("ENV=(")? + 5;
+    let end = start + text[start..].find(')')?;
+    Some(
+        text[start..end]
+            .split(',')
+            .filter_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                Some((k.trim().to_string(), v.trim().to_string()))
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        assert!(cfg(&[]).unwrap_err().contains("ORCA_REPO"));
+        assert!(
+            cfg(&[("ORCA_REPO", "/a"), ("ORCA_VAULT", "http://x")])
+                .unwrap_err()
+                .contains("exactly one")
+        );
+        assert!(
+            cfg(&[("ORCA_REPO", "/nonexistent")])
+                .unwrap_err()
+                .contains("orca repo init")
+        );
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("config"), "x").unwrap();
+        let dir = d.path().to_str().unwrap();
+        assert!(
+            cfg(&[("ORCA_REPO", dir)])
+                .unwrap_err()
+                .contains("ORCA_PASSWORD")
+        );
+        let c = cfg(&[("ORCA_REPO", dir), ("ORCA_PASSWORD", "p"), ("HOME", "/h")]).unwrap();
+        assert_eq!(c.cache_dir, PathBuf::from("/h/.cache/orca"));
+        assert!(!c.describe().contains('p') || !c.describe().contains("=p"));
+    }
+
+    #[test]
+    fn send_env() {
+        assert_eq!(
+            parse_env_command("ENV=(ORCA_REPO=/r, ORCA_PASSWORD=x)").unwrap(),
+            vec![
+                ("ORCA_REPO".to_string(), "/r".to_string()),
+                ("ORCA_PASSWORD".to_string(), "x".to_string())
+            ]
+        );
+        assert!(parse_env_command("hello").is_none());
+    }
+}

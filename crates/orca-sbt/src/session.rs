@@ -1,0 +1,558 @@
+//! One SBT session (one RMAN channel): configuration, the repository, the file open for
+//! writing or reading, the pending error and the buffers whose addresses RMAN holds until the
+//! next call. Everything here is safe Rust; [`crate::ffi`] maps C calls onto it.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use orca_repo::lineage::LineageCache;
+use orca_repo::{
+    FileType, KeySource, PieceFilter, PieceMeta, PieceReader, PieceWriter, ReadOptions, RepoError,
+    Repository, WriteOptions,
+};
+
+use crate::config::{Backend, Config};
+use crate::stream::{Identity, StreamScan};
+use crate::trace::Trace;
+
+/// SBT error codes (oracle-facts §1.7).
+pub const SBT_ERROR_MM: u64 = 7501;
+pub const SBT_ERROR_NOTFOUND: u64 = 7502;
+pub const SBT_ERROR_EXISTS: u64 = 7503;
+pub const SBT_ERROR_EOF: u64 = 7504;
+
+/// Longest backup file name RMAN may pass, NUL included (`SBT_FILE_MAX`).
+pub const SBT_FILE_MAX: usize = 512;
+
+/// Version this library reports (`SBTINIT_MMSVSN`, shown as `MMS Version a.b.c.d`).
+pub const MMS_VERSION: [u8; 4] = [0, 1, 0, 0];
+
+/// A failed call: the code and text `sbterror` hands to RMAN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SbtFailure {
+    pub code: u64,
+    pub text: String,
+}
+
+impl SbtFailure {
+    pub fn mm(text: impl Into<String>) -> Self {
+        SbtFailure {
+            code: SBT_ERROR_MM,
+            text: text.into(),
+        }
+    }
+}
+
+pub type SbtResult<T> = Result<T, SbtFailure>;
+
+/// What `sbtbackup` learns from RMAN's `sbtobject` list.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectInfo {
+    pub db_name: Option<String>,
+    pub dbid: Option<u64>,
+    /// `SBTOBJECT_FILETYPE`: 1 datafile, 2 archived log, 3 other.
+    pub file_type: Option<u64>,
+}
+
+/// Bytes held back at the start of a piece until its identity (datafile) is known, so the
+/// fingerprint cache of that datafile can be consulted from the first chunk on.
+const SNIFF_BYTES: usize = 2 << 20;
+
+struct Writing {
+    name: String,
+    block_size: usize,
+    object: ObjectInfo,
+    head: Vec<u8>,
+    writer: Option<PieceWriter>,
+    lineage_key: Option<String>,
+    scan: StreamScan,
+    started: Instant,
+}
+
+struct Reading {
+    reader: PieceReader,
+    block_size: usize,
+    pending: VecDeque<u8>,
+    eof: bool,
+}
+
+enum Open {
+    None,
+    Write(Box<Writing>),
+    Read(Box<Reading>),
+}
+
+/// An opened repository with the runtime its pipelines run on.
+struct Repo {
+    // Field order matters: the repository's tasks must end before the runtime drops.
+    repo: Repository,
+    cache: Option<LineageCache>,
+    _rt: tokio::runtime::Runtime,
+}
+
+pub struct Session {
+    pub trace: Trace,
+    overrides: std::collections::HashMap<String, String>,
+    config: Option<Config>,
+    repo: Option<Repo>,
+    open: Open,
+}
+
+impl Session {
+    pub fn new(trace: Trace) -> Session {
+        Session {
+            trace,
+            overrides: Default::default(),
+            config: None,
+            repo: None,
+            open: Open::None,
+        }
+    }
+
+    /// `sbtinit2`: read the configuration from the channel's environment.
+    pub fn init(&mut self) -> SbtResult<()> {
+        let overrides = &self.overrides;
+        let cfg =
+            Config::from_lookup(|k| overrides.get(k).cloned().or_else(|| std::env::var(k).ok()))
+                .map_err(SbtFailure::mm)?;
+        self.trace
+            .line(1, &format!("configured: {}", cfg.describe()));
+        self.config = Some(cfg);
+        Ok(())
+    }
+
+    /// `sbtcommand`: `ENV=(A=1,B=2)` sets variables for this channel, as RMAN's SEND does.
+    pub fn command(&mut self, text: &str) -> SbtResult<()> {
+        self.trace.line(1, &format!("sbtcommand: {text}"));
+        let Some(env) = crate::config::parse_env_command(text) else {
+            return Ok(());
+        };
+        // Kept per session rather than in the process environment: channels may be threads.
+        self.overrides.extend(env);
+        if self.config.is_some() {
+            self.repo = None;
+            self.init()?;
+        }
+        Ok(())
+    }
+
+    fn config(&self) -> SbtResult<&Config> {
+        self.config.as_ref().ok_or_else(|| {
+            SbtFailure::mm("the SBT session is not initialised (sbtinit2 was not called)")
+        })
+    }
+
+    fn repo(&mut self) -> SbtResult<&mut Repo> {
+        if self.repo.is_none() {
+            let cfg = self.config()?.clone();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("orca-sbt")
+                .enable_all()
+                .build()
+                .map_err(|e| SbtFailure::mm(format!("cannot start the I/O runtime: {e}")))?;
+            let key = match (&cfg.key_file, &cfg.password) {
+                (Some(f), _) => KeySource::KeyFile(f.clone()),
+                (None, Some(p)) => KeySource::Passphrase(p.clone()),
+                (None, None) => {
+                    return Err(SbtFailure::mm(
+                        "no repository key: set ORCA_PASSWORD or ORCA_KEY_FILE in the channel's ENV",
+                    ));
+                }
+            };
+            let repo = match &cfg.backend {
+                Backend::Local(dir) => rt
+                    .block_on(Repository::open_local(dir, &key))
+                    .map(|(r, _)| r)
+                    .map_err(|e| {
+                        SbtFailure::mm(format!(
+                            "cannot open the ORCA repository {} (ORCA_REPO): {e}",
+                            dir.display()
+                        ))
+                    })?,
+            };
+            let cache = match LineageCache::open(&cfg.cache_dir, &repo.config().id) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    self.trace.line(
+                        0,
+                        &format!(
+                            "fingerprint cache {} unavailable, every chunk will be probed: {e}",
+                            cfg.cache_dir.display()
+                        ),
+                    );
+                    None
+                }
+            };
+            self.repo = Some(Repo {
+                repo,
+                cache,
+                _rt: rt,
+            });
+        }
+        Ok(self.repo.as_mut().expect("opened above"))
+    }
+
+    fn exists(&mut self, name: &str) -> SbtResult<bool> {
+        let repo = self.repo()?;
+        let rt = repo._rt.handle().clone();
+        let filter = PieceFilter {
+            name_prefix: Some(name.to_string()),
+            ..Default::default()
+        };
+        match rt.block_on(repo.repo.list(&filter)) {
+            Ok(list) => Ok(list.iter().any(|p| p.name == name)),
+            Err(e) => Err(SbtFailure::mm(format!(
+                "cannot look up backup piece {name}: {e}"
+            ))),
+        }
+    }
+
+    /// `sbtbackup`: start a new piece; it stays invisible until [`Session::close`].
+    pub fn backup(&mut self, name: &str, object: ObjectInfo, block_size: usize) -> SbtResult<()> {
+        if !matches!(self.open, Open::None) {
+            return Err(SbtFailure::mm(
+                "a backup file is already open in this session; close it first",
+            ));
+        }
+        check_name(name)?;
+        if block_size == 0 {
+            return Err(SbtFailure::mm("sbtbackup: the block size is 0"));
+        }
+        if self.exists(name)? {
+            return Err(SbtFailure {
+                code: SBT_ERROR_EXISTS,
+                text: format!("backup piece {name} already exists in the ORCA repository"),
+            });
+        }
+        self.trace.line(
+            1,
+            &format!("sbtbackup {name} block_size={block_size} object={object:?}"),
+        );
+        self.open = Open::Write(Box::new(Writing {
+            name: name.to_string(),
+            block_size,
+            object,
+            head: Vec::with_capacity(SNIFF_BYTES),
+            writer: None,
+            lineage_key: None,
+            scan: StreamScan::default(),
+            started: Instant::now(),
+        }));
+        Ok(())
+    }
+
+    /// `sbtwrite2`: one buffer of exactly the block size.
+    pub fn write(&mut self, buf: &[u8]) -> SbtResult<()> {
+        let Open::Write(w) = &mut self.open else {
+            return Err(SbtFailure::mm(
+                "sbtwrite2 without an open backup file (call sbtbackup first)",
+            ));
+        };
+        if buf.len() != w.block_size {
+            return Err(SbtFailure::mm(
+                "sbtwrite2: buffer size differs from the block size",
+            ));
+        }
+        w.scan.feed(buf);
+        if w.writer.is_none() {
+            w.head.extend_from_slice(buf);
+            if w.head.len() < SNIFF_BYTES {
+                return Ok(());
+            }
+            self.start_writer()?;
+            return Ok(());
+        }
+        let Open::Write(w) = &mut self.open else {
+            unreachable!()
+        };
+        let r = w.writer.as_mut().expect("started").write(buf);
+        r.map_err(|e| self.fail_write(e))
+    }
+
+    fn fail_write(&mut self, e: RepoError) -> SbtFailure {
+        let name = match std::mem::replace(&mut self.open, Open::None) {
+            Open::Write(w) => {
+                if let Some(wr) = w.writer {
+                    wr.abort();
+                }
+                w.name
+            }
+            _ => String::new(),
+        };
+        SbtFailure::mm(format!("cannot store backup piece {name}: {e}"))
+    }
+
+    /// Creates the repository writer once the piece's identity is known.
+    fn start_writer(&mut self) -> SbtResult<()> {
+        let Open::Write(w) = &self.open else {
+            return Ok(());
+        };
+        let identity = w.scan.identity();
+        let object = w.object.clone();
+        let name = w.name.clone();
+        let file_type = match (object.file_type, &identity) {
+            (_, Some(Identity::Datafile { .. })) => FileType::Datafile,
+            (Some(1), _) => FileType::Datafile,
+            (Some(2), _) => FileType::Archivelog,
+            _ => FileType::Other,
+        };
+        let mut meta = PieceMeta {
+            database: object.db_name.clone(),
+            dbid: object.dbid,
+            file_type,
+            created: orca_repo::now_unix(),
+            stats: None,
+            labels: Default::default(),
+        };
+        meta.labels.insert("sbt.api".into(), "2.0".into());
+        meta.labels.insert("sbt.mms".into(), mms_version_text());
+        let lineage_key = match identity {
+            Some(Identity::Datafile { dbid, file_no }) => {
+                meta.labels
+                    .insert("oracle.file#".into(), file_no.to_string());
+                Some(format!("datafile:{dbid}/{file_no}"))
+            }
+            None => None,
+        };
+        let repo = self.repo()?;
+        let writer = repo
+            .repo
+            .writer(&name, meta, &WriteOptions::default())
+            .map_err(|e| SbtFailure::mm(format!("cannot start backup piece {name}: {e}")))?;
+        if let (Some(c), Some(k)) = (&repo.cache, &lineage_key) {
+            match c.load(k) {
+                Ok(l) => writer.set_lineage(l),
+                Err(e) => {
+                    let msg =
+                        format!("fingerprint cache entry {k} unreadable, probing instead: {e}");
+                    self.trace.line(0, &msg);
+                }
+            }
+        }
+        let Open::Write(w) = &mut self.open else {
+            unreachable!()
+        };
+        w.lineage_key = lineage_key;
+        let head = std::mem::take(&mut w.head);
+        w.writer = Some(writer);
+        let r = w.writer.as_mut().expect("set above").write(&head);
+        r.map_err(|e| self.fail_write(e))
+    }
+
+    /// `sbtclose2`: commit a piece being written (unless `abort`), or close a read.
+    pub fn close(&mut self, abort: bool) -> SbtResult<()> {
+        match std::mem::replace(&mut self.open, Open::None) {
+            Open::None => Err(SbtFailure::mm("sbtclose2 without an open file")),
+            Open::Read(_) => Ok(()),
+            Open::Write(w) if abort => {
+                self.trace
+                    .line(1, &format!("sbtclose2 ABORT {}: discarded", w.name));
+                if let Some(wr) = w.writer {
+                    wr.abort();
+                }
+                Ok(())
+            }
+            Open::Write(w) => {
+                self.open = Open::Write(w);
+                if matches!(&self.open, Open::Write(w) if w.writer.is_none()) {
+                    self.start_writer()?;
+                }
+                let Open::Write(w) = std::mem::replace(&mut self.open, Open::None) else {
+                    unreachable!()
+                };
+                let name = w.name.clone();
+                let committed = w.writer.expect("started above").finish().map_err(|e| {
+                    SbtFailure::mm(format!("cannot commit backup piece {name}: {e}"))
+                })?;
+                let stats = committed
+                    .manifest
+                    .header
+                    .meta
+                    .stats
+                    .clone()
+                    .unwrap_or_default();
+                if let (Some(k), Some(repo)) = (&w.lineage_key, &self.repo)
+                    && let Some(c) = &repo.cache
+                    && let Err(e) = c.store(k, &committed.lineage)
+                {
+                    let msg = format!("could not update the fingerprint cache entry {k}: {e}");
+                    self.trace.line(0, &msg);
+                }
+                self.trace.line(
+                    0,
+                    &format!(
+                        "piece {name} committed: bytes_in={} new_bytes={} chunks={} new_chunks={} delta_chunks={} cache_hits={} probes={} elapsed_ms={} oracle_blocks={} null_blocks={}",
+                        stats.bytes_in,
+                        stats.new_bytes,
+                        stats.chunks,
+                        stats.new_chunks,
+                        stats.delta_chunks,
+                        stats.cache_hits,
+                        stats.probes,
+                        w.started.elapsed().as_millis(),
+                        w.scan.oracle_blocks,
+                        w.scan.null_blocks,
+                    ),
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// `sbtrestore`: open a committed piece for reading.
+    pub fn restore(&mut self, name: &str, block_size: usize) -> SbtResult<()> {
+        if !matches!(self.open, Open::None) {
+            return Err(SbtFailure::mm(
+                "a backup file is already open in this session; close it first",
+            ));
+        }
+        check_name(name)?;
+        if block_size == 0 {
+            return Err(SbtFailure::mm("sbtrestore: the block size is 0"));
+        }
+        let repo = self.repo()?;
+        let rt = repo._rt.handle().clone();
+        let reader = match rt.block_on(repo.repo.reader(name, &ReadOptions::default())) {
+            Ok(r) => r,
+            Err(RepoError::PieceNotFound { .. }) => {
+                return Err(SbtFailure {
+                    code: SBT_ERROR_NOTFOUND,
+                    text: format!("backup piece {name} is not in the ORCA repository"),
+                });
+            }
+            Err(e) => {
+                return Err(SbtFailure::mm(format!(
+                    "cannot open backup piece {name}: {e}"
+                )));
+            }
+        };
+        self.trace
+            .line(1, &format!("sbtrestore {name} block_size={block_size}"));
+        self.open = Open::Read(Box::new(Reading {
+            reader,
+            block_size,
+            pending: VecDeque::new(),
+            eof: false,
+        }));
+        Ok(())
+    }
+
+    /// `sbtread2`: the next block-size buffer; EOF (7504) after the last.
+    pub fn read(&mut self, buf: &mut [u8]) -> SbtResult<()> {
+        let Open::Read(r) = &mut self.open else {
+            return Err(SbtFailure::mm(
+                "sbtread2 without an open backup file (call sbtrestore first)",
+            ));
+        };
+        if buf.len() != r.block_size {
+            return Err(SbtFailure::mm(
+                "sbtread2: buffer size differs from the block size",
+            ));
+        }
+        while r.pending.len() < buf.len() && !r.eof {
+            match r.reader.next_chunk() {
+                Ok(Some(c)) => r.pending.extend(c.iter()),
+                Ok(None) => r.eof = true,
+                Err(e) => {
+                    return Err(SbtFailure::mm(format!(
+                        "cannot read the backup piece from the ORCA repository: {e}"
+                    )));
+                }
+            }
+        }
+        if r.pending.is_empty() {
+            return Err(SbtFailure {
+                code: SBT_ERROR_EOF,
+                text: "end of backup file".into(),
+            });
+        }
+        let n = buf.len().min(r.pending.len());
+        for (d, s) in buf.iter_mut().zip(r.pending.drain(..n)) {
+            *d = s;
+        }
+        // A short last buffer is left untouched after the data, as the reference library does.
+        Ok(())
+    }
+
+    /// `sbtremove2`: delete every named piece; NOTFOUND when one does not exist.
+    pub fn remove(&mut self, names: &[String]) -> SbtResult<()> {
+        let repo = self.repo()?;
+        let rt = repo._rt.handle().clone();
+        let mut missing = Vec::new();
+        for n in names {
+            match rt.block_on(repo.repo.delete(n)) {
+                Ok(()) => {}
+                Err(RepoError::PieceNotFound { .. }) => missing.push(n.clone()),
+                Err(e) => {
+                    return Err(SbtFailure::mm(format!(
+                        "cannot delete backup piece {n}: {e}"
+                    )));
+                }
+            }
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(SbtFailure {
+                code: SBT_ERROR_NOTFOUND,
+                text: format!(
+                    "backup piece(s) not in the ORCA repository: {}",
+                    missing.join(", ")
+                ),
+            })
+        }
+    }
+
+    /// `sbtinfo2`: for each name, `Some(created unix time)` or `None` when not found.
+    pub fn info(&mut self, names: &[String]) -> SbtResult<Vec<Option<i64>>> {
+        let repo = self.repo()?;
+        let rt = repo._rt.handle().clone();
+        let mut out = Vec::with_capacity(names.len());
+        for n in names {
+            let filter = PieceFilter {
+                name_prefix: Some(n.clone()),
+                ..Default::default()
+            };
+            let found = rt
+                .block_on(repo.repo.list(&filter))
+                .map_err(|e| SbtFailure::mm(format!("cannot list the ORCA repository: {e}")))?
+                .into_iter()
+                .find(|p| &p.name == n)
+                .map(|p| p.created);
+            out.push(found);
+        }
+        Ok(out)
+    }
+
+    /// `sbtend`: discard an open piece, release everything.
+    pub fn end(&mut self) {
+        if let Open::Write(w) = std::mem::replace(&mut self.open, Open::None) {
+            self.trace
+                .line(1, &format!("sbtend with {} open: discarded", w.name));
+            if let Some(wr) = w.writer {
+                wr.abort();
+            }
+        }
+        self.repo = None;
+    }
+}
+
+fn check_name(name: &str) -> SbtResult<()> {
+    if name.is_empty() {
+        return Err(SbtFailure::mm("the backup file name is empty"));
+    }
+    if name.len() >= SBT_FILE_MAX {
+        return Err(SbtFailure::mm(format!(
+            "the backup file name is {} bytes; SBT allows at most {}",
+            name.len(),
+            SBT_FILE_MAX - 1
+        )));
+    }
+    Ok(())
+}
+
+pub fn mms_version_text() -> String {
+    let [a, b, c, d] = MMS_VERSION;
+    format!("{a}.{b}.{c}.{d}")
+}
