@@ -1,18 +1,21 @@
-//! `orca demo`: the main job on the embedded default, end to end, in one
-//! command: a repository is created, an Oracle-like datafile is backed up,
-//! changed, backed up again, restored and verified bit for bit.
+//! `orca demo`: the main job on the embedded default, end to end. A simulated Oracle database
+//! is backed up by the simulator's `rman` through the ORCA SBT library (two channels) into a
+//! local repository, backed up again unchanged, changed by 1% and backed up again; then every
+//! datafile is deleted, restored and recovered through SBT and compared with a copy.
+//!
+//! The programs it drives (`oraclesim` and `liborca_sbt.so`) are found next to the `orca`
+//! executable, where `cargo build --release` puts them.
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
-use orca_repo::lineage::LineageCache;
-use orca_repo::{FileType, InitOptions, NewKey, PieceMeta, ReadOptions, Repository, WriteOptions};
+use orca_repo::{InitOptions, NewKey, PieceFilter, Repository};
 use serde::Serialize;
 
-use crate::cmd::bench::oracle_like;
-use crate::cmd::put::ingest;
 use crate::common::{human_bytes, mb_per_s, print_json};
 
 #[derive(Args, Debug)]
@@ -20,17 +23,24 @@ pub struct DemoArgs {
     /// Work directory (kept afterwards); a temporary one when not given.
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// Size of the datafile in MiB.
+    /// Size of the simulated database in MiB (four datafiles).
     #[arg(long, default_value_t = 256)]
     size_mb: u64,
     /// Print what happened as one JSON object.
     #[arg(long)]
     json: bool,
+    /// The simulator binary; by default `oraclesim` next to this program.
+    #[arg(long, value_name = "FILE", env = "ORCA_ORACLESIM")]
+    oraclesim: Option<PathBuf>,
+    /// The SBT library; by default `liborca_sbt.so` next to this program.
+    #[arg(long, value_name = "FILE", env = "ORCA_SBT_LIBRARY")]
+    sbt_library: Option<PathBuf>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 struct Step {
     step: &'static str,
+    pieces: u64,
     bytes_read: u64,
     new_bytes_stored: u64,
     chunks: u64,
@@ -45,21 +55,55 @@ struct Step {
 struct DemoReport {
     work_dir: PathBuf,
     repository: PathBuf,
-    datafile_bytes: u64,
+    database_bytes: u64,
     steps: Vec<Step>,
-    restore_mb_per_s: f64,
+    restore_seconds: f64,
     restore_verified: bool,
     repository_verified: bool,
     stored_bytes: u64,
     reduction: f64,
 }
 
+fn beside_me(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let p = exe.parent()?.join(name);
+    p.exists().then_some(p)
+}
+
+fn tool(explicit: &Option<PathBuf>, name: &str) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        ensure!(p.exists(), "{} does not exist", p.display());
+        return Ok(p.clone());
+    }
+    match beside_me(name) {
+        Some(p) => Ok(p),
+        None => bail!(
+            "{name} was not found next to this program: build everything with `cargo build --release` \
+             (or pass --oraclesim / --sbt-library)"
+        ),
+    }
+}
+
+fn run_checked(cmd: &mut Command, what: &str) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("cannot run {what}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        bail!(
+            "{what} failed:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(text)
+}
+
 pub async fn run(a: DemoArgs) -> Result<()> {
+    let sim = tool(&a.oraclesim, "oraclesim")?;
+    let lib = tool(&a.sbt_library, "liborca_sbt.so")?;
     let temp;
     let work = match &a.dir {
         Some(d) => {
             std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
-            d.clone()
+            d.canonicalize()?
         }
         None => {
             temp = tempfile::Builder::new().prefix("orca-demo-").tempdir()?;
@@ -73,10 +117,11 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     };
     let repo_dir = work.join("repo");
     let key = work.join("repo.key");
+    let home = work.join("db");
     ensure!(
-        !repo_dir.exists(),
-        "{} already holds a repository; pick another --dir",
-        repo_dir.display()
+        !repo_dir.exists() && !home.exists(),
+        "{} already holds a demo; pick another --dir",
+        work.display()
     );
     let (repo, store) = Repository::init_local(
         &repo_dir,
@@ -89,139 +134,120 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         repo_dir.display(),
         key.display()
     ));
-    let cache = LineageCache::open(&work.join("cache"), &repo.config().id)?;
 
-    let size = (a.size_mb << 20) as usize;
-    let datafile = work.join("users01.dbf");
-    let mut data = oracle_like(size, 42);
-    std::fs::write(&datafile, &data)?;
+    let bin = work.join("bin");
+    run_checked(
+        Command::new(&sim).arg("install-shims").arg(&bin),
+        "oraclesim install-shims",
+    )?;
+    let per_file = (a.size_mb / 4).max(4);
+    run_checked(
+        Command::new(&sim)
+            .args(["create", "--home"])
+            .arg(&home)
+            .args(["--name", "DEMO", "--datafiles", "4", "--size-mb"])
+            .arg(per_file.to_string()),
+        "oraclesim create",
+    )?;
+    let db_bytes = datafile_bytes(&home)?;
     say(format!(
-        "datafile {} ({})",
-        datafile.display(),
-        human_bytes(size as u64)
+        "simulated database DEMO in {}: 4 datafiles, {}",
+        home.display(),
+        human_bytes(db_bytes)
     ));
 
-    let mut steps = Vec::new();
-    let backup = |step: &'static str, name: String, data: &[u8]| {
-        let repo = repo.clone();
-        let lineage = cache.load("demo:users01.dbf");
-        let path = datafile.clone();
-        let bytes = data.to_vec();
-        async move {
-            std::fs::write(&path, &bytes)?;
-            let lineage = lineage?;
-            let started = Instant::now();
-            let committed = tokio::task::spawn_blocking(move || -> Result<orca_repo::Committed> {
-                let meta = PieceMeta {
-                    database: Some("DEMO".into()),
-                    file_type: FileType::Datafile,
-                    created: orca_repo::now_unix(),
-                    ..Default::default()
-                };
-                let w = repo.writer(&name, meta, &WriteOptions::default())?;
-                w.set_lineage(lineage);
-                ingest(w, std::fs::File::open(&path)?, |_| {})
-            })
-            .await??;
-            let elapsed = started.elapsed();
-            let s = committed
-                .manifest
-                .header
-                .meta
-                .stats
-                .clone()
-                .unwrap_or_default();
-            Ok::<_, anyhow::Error>((
-                Step {
-                    step,
-                    bytes_read: s.bytes_in,
-                    new_bytes_stored: s.new_bytes,
-                    chunks: s.chunks,
-                    delta_chunks: s.delta_chunks,
-                    cache_hits: s.cache_hits,
-                    probes: s.probes,
-                    seconds: elapsed.as_secs_f64(),
-                    mb_per_s: mb_per_s(s.bytes_in, elapsed),
-                },
-                committed.lineage,
-            ))
-        }
+    let channel = format!(
+        "device type sbt parms 'SBT_LIBRARY={}, ENV=(ORCA_REPO={}, ORCA_KEY_FILE={}, ORCA_CACHE_DIR={})'",
+        lib.display(),
+        repo_dir.display(),
+        key.display(),
+        work.join("cache").display()
+    );
+    let rman = |body: &str| -> Result<(String, f64)> {
+        let script = work.join("job.rman");
+        std::fs::write(
+            &script,
+            format!(
+                "run {{\n allocate channel c1 {channel};\n allocate channel c2 {channel};\n{body}}}\n"
+            ),
+        )?;
+        let started = Instant::now();
+        let out = run_checked(
+            Command::new(bin.join("rman"))
+                .arg("target")
+                .arg("/")
+                .arg(format!("cmdfile={}", script.display()))
+                .env("ORACLESIM_HOME", &home),
+            "rman",
+        )?;
+        Ok((out, started.elapsed().as_secs_f64()))
     };
-
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut steps = Vec::new();
     let show = |s: &Step| {
         format!(
-            "{:<34} read {:>10}, stored {:>10} new ({} chunks, {} deltas, {} cache hits, {} probes), {:.0} MB/s",
+            "{:<30} {} pieces, read {:>10}, stored {:>10} new ({} chunks, {} deltas, {} cache hits, {} probes), {:.1} s",
             s.step,
+            s.pieces,
             human_bytes(s.bytes_read),
             human_bytes(s.new_bytes_stored),
             s.chunks,
             s.delta_chunks,
             s.cache_hits,
             s.probes,
-            s.mb_per_s
+            s.seconds
         )
     };
-    let (s, l) = backup("full backup", "demo/users01.dbf/1".into(), &data).await?;
-    cache.store("demo:users01.dbf", &l)?;
-    say(show(&s));
-    steps.push(s);
-
-    // Change 1% of the 8 KiB blocks, scattered.
-    let blocks = size / 8192;
-    let mut x = 7u64;
-    for _ in 0..blocks.div_ceil(100) {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let b = (x >> 33) as usize % blocks;
-        let fresh = oracle_like(8192, x);
-        data[b * 8192..(b + 1) * 8192].copy_from_slice(&fresh);
+    for (name, body) in [
+        ("full backup", " backup database filesperset 1;\n"),
+        (
+            "backup, nothing changed",
+            " backup database filesperset 1;\n",
+        ),
+        (
+            "backup after 1% changed",
+            " backup incremental level 0 database filesperset 1;\n",
+        ),
+    ] {
+        if name == "backup after 1% changed" {
+            run_checked(
+                Command::new(&sim)
+                    .args(["workload", "--home"])
+                    .arg(&home)
+                    .args(["--change-pct", "1", "--log-switches", "2"]),
+                "oraclesim workload",
+            )?;
+        }
+        let (_, secs) = rman(body)?;
+        let s = step_stats(&repo, &mut seen, name, secs).await?;
+        say(show(&s));
+        steps.push(s);
     }
-    let (s, l) = backup(
-        "backup after 1% of blocks changed",
-        "demo/users01.dbf/2".into(),
-        &data,
-    )
-    .await?;
-    cache.store("demo:users01.dbf", &l)?;
-    say(show(&s));
-    steps.push(s);
-    let (s, l) = backup(
-        "backup of the unchanged file",
-        "demo/users01.dbf/3".into(),
-        &data,
-    )
-    .await?;
-    cache.store("demo:users01.dbf", &l)?;
-    say(show(&s));
-    steps.push(s);
 
-    let restored = work.join("users01.dbf.restored");
-    let mut reader = repo
-        .reader("demo/users01.dbf/2", &ReadOptions::default())
-        .await?;
-    let out = restored.clone();
-    let started = Instant::now();
-    tokio::task::spawn_blocking(move || -> Result<()> {
-        use std::io::Write;
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&out)?);
-        while let Some(c) = reader.next_chunk()? {
-            f.write_all(&c)?;
-        }
-        f.flush()?;
-        Ok(())
-    })
-    .await??;
-    let restore_rate = mb_per_s(size as u64, started.elapsed());
-    let restore_verified = std::fs::read(&restored)? == data;
+    // Lose every datafile, restore and recover through SBT, compare with a copy.
+    let reference = work.join("reference");
+    copy_datafiles(&home, &reference)?;
+    for f in datafiles(&home)? {
+        std::fs::remove_file(&f).with_context(|| format!("cannot delete {}", f.display()))?;
+    }
+    say("all datafiles deleted; restoring and recovering through SBT".into());
+    let (_, restore_seconds) = rman(" restore database;\n recover database;\n")?;
+    let verify = Command::new(&sim)
+        .args(["verify", "--home"])
+        .arg(&home)
+        .arg("--against")
+        .arg(&reference)
+        .output()
+        .context("cannot run oraclesim verify")?;
+    let restore_verified = verify.status.success();
     say(format!(
-        "restore of backup 2: {} at {restore_rate:.0} MB/s, {}",
-        human_bytes(size as u64),
-        if restore_verified {
-            "identical to the datafile"
-        } else {
-            "DIFFERS from the datafile"
-        }
+        "restore + recover: {} in {restore_seconds:.1} s ({:.0} MB/s), oraclesim verify: {}",
+        human_bytes(db_bytes),
+        mb_per_s(
+            db_bytes,
+            std::time::Duration::from_secs_f64(restore_seconds)
+        ),
+        String::from_utf8_lossy(&verify.stdout).trim()
     ));
     let report = store.verify(Some(repo.codec().clone()), None).await?;
     say(format!(
@@ -234,31 +260,102 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         }
     ));
     let st = store.stats().await?;
-    let written: u64 = steps.iter().map(|s| s.bytes_read).sum();
+    let read: u64 = steps.iter().map(|s| s.bytes_read).sum();
     let result = DemoReport {
         work_dir: work.clone(),
         repository: repo_dir,
-        datafile_bytes: size as u64,
+        database_bytes: db_bytes,
         steps,
-        restore_mb_per_s: restore_rate,
+        restore_seconds,
         restore_verified,
         repository_verified: report.is_clean(),
         stored_bytes: st.pack_bytes,
-        reduction: written as f64 / st.pack_bytes.max(1) as f64,
+        reduction: read as f64 / st.pack_bytes.max(1) as f64,
     };
     if a.json {
         print_json(&result)?;
     } else {
         println!(
-            "{} backed up in 3 backups, {} stored: {:.1}x reduction",
-            human_bytes(written),
+            "RMAN sent {} in 3 backups, {} stored: {:.1}x reduction",
+            human_bytes(read),
             human_bytes(st.pack_bytes),
             result.reduction
         );
     }
     ensure!(
         restore_verified && report.is_clean(),
-        "the demo's restore or verify failed"
+        "the demo found a problem: restore verified {restore_verified}, repository clean {}",
+        report.is_clean()
     );
     Ok(())
+}
+
+/// Sums the statistics the SBT library recorded for the pieces this step committed.
+async fn step_stats(
+    repo: &Repository,
+    seen: &mut BTreeSet<String>,
+    step: &'static str,
+    seconds: f64,
+) -> Result<Step> {
+    let mut s = Step {
+        step,
+        seconds,
+        ..Default::default()
+    };
+    for p in repo.list(&PieceFilter::default()).await? {
+        if !seen.insert(p.name.clone()) {
+            continue;
+        }
+        s.pieces += 1;
+        if let Some(w) = &p.meta.stats {
+            s.bytes_read += w.bytes_in;
+            s.new_bytes_stored += w.new_bytes;
+            s.chunks += w.chunks;
+            s.delta_chunks += w.delta_chunks;
+            s.cache_hits += w.cache_hits;
+            s.probes += w.probes;
+        }
+    }
+    s.mb_per_s = mb_per_s(s.bytes_read, std::time::Duration::from_secs_f64(seconds));
+    Ok(s)
+}
+
+fn datafiles(home: &Path) -> Result<Vec<PathBuf>> {
+    let dir = home.join("oradata").join("DEMO");
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "dbf") {
+            v.push(p);
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
+fn datafile_bytes(home: &Path) -> Result<u64> {
+    let mut n = 0;
+    for f in datafiles(home)? {
+        n += std::fs::metadata(&f)?.len();
+    }
+    Ok(n)
+}
+
+/// A copy of the home with its datafiles, for `oraclesim verify --against`.
+fn copy_datafiles(home: &Path, to: &Path) -> Result<()> {
+    fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+        std::fs::create_dir_all(to)?;
+        for e in std::fs::read_dir(from)? {
+            let e = e?;
+            let target = to.join(e.file_name());
+            if e.file_type()?.is_dir() {
+                copy_dir(&e.path(), &target)?;
+            } else {
+                std::fs::copy(e.path(), &target)?;
+            }
+        }
+        Ok(())
+    }
+    copy_dir(home, to)
+        .with_context(|| format!("cannot copy {} to {}", home.display(), to.display()))
 }
