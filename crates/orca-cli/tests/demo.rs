@@ -31,7 +31,13 @@ fn demo_backs_up_restores_and_verifies_through_sbt() {
     assert_eq!(steps.len(), 3);
     let db = r["database_bytes"].as_u64().unwrap();
     // Unchanged: almost nothing stored; 1% changed: at most 5% of the database.
-    assert!(steps[1]["new_bytes_stored"].as_u64().unwrap() * 200 <= db, "{r}");
-    assert!(steps[2]["new_bytes_stored"].as_u64().unwrap() * 20 <= db, "{r}");
+    assert!(
+        steps[1]["new_bytes_stored"].as_u64().unwrap() * 200 <= db,
+        "{r}"
+    );
+    assert!(
+        steps[2]["new_bytes_stored"].as_u64().unwrap() * 20 <= db,
+        "{r}"
+    );
     assert!(steps[1]["cache_hits"].as_u64().unwrap() > 0);
 }
