@@ -362,9 +362,27 @@ impl Session {
                     unreachable!()
                 };
                 let name = w.name.clone();
-                let committed = w.writer.expect("started above").finish().map_err(|e| {
-                    SbtFailure::mm(format!("cannot commit backup piece {name}: {e}"))
-                })?;
+                let committed = match w.writer.expect("started above").finish() {
+                    Ok(c) => c,
+                    Err(e @ RepoError::MissingChunks { .. }) => {
+                        // The fingerprint cache vouched for chunks the repository no longer
+                        // holds (restored or pruned behind our back): forget it so the re-run
+                        // probes and sends them.
+                        if let (Some(k), Some(repo)) = (&w.lineage_key, &self.repo)
+                            && let Some(c) = &repo.cache
+                        {
+                            let _ = c.forget(k);
+                        }
+                        return Err(SbtFailure::mm(format!(
+                            "cannot commit backup piece {name}: {e}; the fingerprint cache was out of date and has been cleared: re-run the backup"
+                        )));
+                    }
+                    Err(e) => {
+                        return Err(SbtFailure::mm(format!(
+                            "cannot commit backup piece {name}: {e}"
+                        )));
+                    }
+                };
                 let stats = committed
                     .manifest
                     .header

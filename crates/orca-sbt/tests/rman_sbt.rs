@@ -399,3 +399,23 @@ fn a_channel_killed_mid_piece_leaves_nothing_visible_and_a_rerun_resends_little(
         "the re-run stores less than the piece: {last:?}"
     );
 }
+
+#[test]
+fn a_stale_fingerprint_cache_fails_one_commit_cleanly_then_recovers() {
+    let env = Env::new(8);
+    let ch = env.channel("");
+    let script = format!("run {{\n allocate channel c1 {ch};\n backup datafile 4;\n}}\n");
+    env.rman_ok(&script);
+    // The repository loses every chunk behind the cache's back (packs gone, index rebuilt).
+    std::fs::remove_dir_all(env.repo.join("packs")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = orca_repo::Store::open_local(&env.repo).await.unwrap();
+        store.rebuild_index(None).await.unwrap();
+    });
+    let (ok, out) = env.rman(&script, &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("fingerprint cache was out of date"), "{out}");
+    let out = env.rman_ok(&script);
+    assert!(out.contains("piece handle="), "{out}");
+}
