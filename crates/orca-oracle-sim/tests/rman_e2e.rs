@@ -314,37 +314,39 @@ fn interrupted_multi_section_backup_keeps_finished_sections_only() {
     let home = env.create("db");
     let bk = env.path("bk");
     std::fs::create_dir(&bk).unwrap();
+    // 4 MiB files in 1 MiB sections: datafile 1 completes (5 sections with its header), the
+    // first section of datafile 2 completes, then the channel fails.
     let script = format!(
-        "run {{\n allocate channel c1 device type disk format '{}/%U';\n backup section size 1M datafile 1;\n}}\n",
+        "run {{\n allocate channel c1 device type disk format '{}/%U';\n backup section size 1M database;\n}}\n",
         bk.display()
     );
-    let (ok, out) = env.rman(&home, &script, &[("ORACLESIM_FAIL_AFTER_SECTIONS", "2")]);
+    let (ok, out) = env.rman(&home, &script, &[("ORACLESIM_FAIL_AFTER_SECTIONS", "6")]);
     assert!(!ok, "the backup must fail:\n{out}");
-    assert!(
-        out.contains("RMAN-03009") || out.contains("RMAN-03002"),
-        "{out}"
-    );
+    assert!(out.contains("RMAN-03009"), "{out}");
     let (_, q) = env.sqlplus(
         &home,
-        "set heading off feedback off\nselect count(*) from v$backup_piece;\nselect count(*) from v$backup_set;\n",
+        "set heading off feedback off\nselect count(*) from v$backup_piece;\nselect count(*) from v$backup_set;\nselect count(*) from v$backup_set where multi_section = 'YES';\n",
     );
     let counts: Vec<u64> = q
         .split_whitespace()
         .filter_map(|w| w.parse().ok())
         .collect();
-    assert_eq!(counts.len(), 2, "{q}");
-    assert!(counts[0] >= 2, "finished sections are recorded: {q}");
-    assert_eq!(counts[1], 0, "no set row for an unfinished set: {q}");
+    assert_eq!(counts.len(), 3, "{q}");
+    assert_eq!(counts[0], 6, "every finished section is a piece: {q}");
+    assert_eq!(counts[1], 1, "only the finished file's set has a row: {q}");
+    assert_eq!(counts[2], 1, "{q}");
 
-    // A re-run that skips files backed up since the start: datafile 1 is not finished, so
-    // it is backed up; the others were never backed up either; then a second re-run skips all.
+    // The re-run skips the file that finished and backs up the rest.
     let rerun = format!(
-        "run {{\n allocate channel c1 device type disk format '{}/%U';\n backup database not backed up since time 'SYSDATE-1';\n}}\n",
+        "run {{\n allocate channel c1 device type disk format '{}/%U';\n backup section size 1M database not backed up since time 'SYSDATE-1';\n}}\n",
         bk.display()
     );
-    env.rman_ok(&home, &rerun, &[]);
-    let again = env.rman_ok(&home, &rerun, &[]);
-    assert!(again.contains("skipping datafile"), "{again}");
+    let out = env.rman_ok(&home, &rerun, &[]);
+    assert!(
+        out.contains("skipping datafile 1; already backed up on"),
+        "{out}"
+    );
+    assert!(!out.contains("skipping datafile 2"), "{out}");
 }
 
 #[test]
