@@ -5,12 +5,18 @@ use std::process::Command;
 
 #[test]
 fn demo_backs_up_restores_and_verifies_through_sbt() {
-    // The demo drives programs built beside `orca`: make sure they are current.
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-p", "orca-sbt", "-p", "orca-oracle-sim"])
-        .status()
+    // The demo drives programs built beside `orca`. `cargo test --workspace` builds them;
+    // `cargo test -p orca-cli` alone does not, so build them then.
+    let dir_of_orca = std::path::Path::new(env!("CARGO_BIN_EXE_orca"))
+        .parent()
         .unwrap();
-    assert!(status.success());
+    if !dir_of_orca.join("oraclesim").exists() || !dir_of_orca.join("liborca_sbt.so").exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "orca-sbt", "-p", "orca-oracle-sim"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("demo");
     let out = Command::new(env!("CARGO_BIN_EXE_orca"))

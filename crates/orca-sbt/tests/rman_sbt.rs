@@ -13,10 +13,15 @@ fn target_dir() -> PathBuf {
         .join("debug")
 }
 
-/// Builds the cdylib and the simulator binary (a no-op when they are up to date).
+/// Builds the cdylib and the simulator binary when missing (`cargo test -p orca-sbt` alone).
+/// `cargo test --workspace` builds both itself; building again from here would resolve
+/// features differently and rebuild half the dependency graph.
 fn build() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
+        if Env::lib().exists() && target_dir().join("oraclesim").exists() {
+            return;
+        }
         let status = Command::new(env!("CARGO"))
             .args(["build", "-p", "orca-sbt", "-p", "orca-oracle-sim"])
             .status()
