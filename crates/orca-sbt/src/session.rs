@@ -318,7 +318,7 @@ impl Session {
         let repo = self.repo()?;
         let writer = repo
             .repo
-            .writer(&name, meta, &WriteOptions::default())
+            .writer(&name, meta, &write_options())
             .map_err(|e| SbtFailure::mm(format!("cannot start backup piece {name}: {e}")))?;
         if let (Some(c), Some(k)) = (&repo.cache, &lineage_key) {
             match c.load(k) {
@@ -553,6 +553,17 @@ impl Session {
             }
         }
         self.repo = None;
+    }
+}
+
+/// Pipeline tuning, overridable for experiments with ORCA_SBT_BATCH_MB / ORCA_SBT_BATCHES.
+fn write_options() -> WriteOptions {
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
+    let d = WriteOptions::default();
+    WriteOptions {
+        batch_bytes: env("ORCA_SBT_BATCH_MB").map_or(d.batch_bytes, |m| m << 20),
+        concurrency: env("ORCA_SBT_BATCHES").unwrap_or(d.concurrency),
+        ..d
     }
 }
 
