@@ -47,6 +47,9 @@ enum Command {
     Verify(cmd::verify::VerifyArgs),
     /// Measure hashing, compression, encryption and the whole pipeline here.
     Bench(cmd::bench::BenchArgs),
+    /// Serve a repository over HTTP (the vault) and manage its tokens.
+    #[command(subcommand)]
+    Vault(cmd::vault::VaultCmd),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
             Command::Rm(a) => cmd::rm::run(a).await,
             Command::Verify(a) => cmd::verify::run(a).await,
             Command::Bench(a) => cmd::bench::run(a).await,
+            Command::Vault(c) => cmd::vault::run(c).await,
         }
     });
     match result {

@@ -4,15 +4,16 @@
 //! | variable | meaning |
 //! |---|---|
 //! | `ORCA_REPO` | local repository directory (`orca repo init --repo DIR`) |
-//! | `ORCA_VAULT` | vault URL (not in this build: a clear error) |
+//! | `ORCA_VAULT` + `ORCA_TOKEN` | vault URL (`http://host:port`) and the database's token |
 //! | `ORCA_PASSWORD` / `ORCA_KEY_FILE` | the repository key |
 //! | `ORCA_CACHE_DIR` | fingerprint cache (default `$XDG_CACHE_HOME/orca`, `~/.cache/orca`) |
 
 use std::path::PathBuf;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Backend {
     Local(PathBuf),
+    Vault { url: String, token: String },
 }
 
 #[derive(Clone)]
@@ -42,9 +43,12 @@ impl Config {
                 );
             }
             (None, Some(url)) => {
-                return Err(format!(
-                    "ORCA_VAULT={url} is set but this build of the ORCA SBT library stores into local repositories only: set ORCA_REPO to a repository directory"
-                ));
+                let Some(token) = get("ORCA_TOKEN") else {
+                    return Err(format!(
+                        "ORCA_VAULT={url} is set but ORCA_TOKEN is not: add the database's vault token (`orca vault token create`) to the channel's ENV"
+                    ));
+                };
+                Backend::Vault { url, token }
             }
             (None, None) => {
                 return Err("no ORCA repository configured: add ENV=(ORCA_REPO=<dir>,ORCA_PASSWORD=...) to the channel's PARMS (create the repository with `orca repo init --repo <dir>`)".into());
@@ -88,10 +92,12 @@ impl Config {
 
     /// For the trace: no secrets.
     pub fn describe(&self) -> String {
-        let Backend::Local(d) = &self.backend;
+        let target = match &self.backend {
+            Backend::Local(d) => format!("repository {}", d.display()),
+            Backend::Vault { url, .. } => format!("vault {url}"),
+        };
         format!(
-            "repository {} key {} cache {}",
-            d.display(),
+            "{target} key {} cache {}",
             if self.key_file.is_some() {
                 "from ORCA_KEY_FILE"
             } else {

@@ -170,6 +170,15 @@ impl Session {
                             dir.display()
                         ))
                     })?,
+                Backend::Vault { url, token } => {
+                    let client = orca_vault::client::VaultClient::connect(url, token)
+                        .map_err(|e| SbtFailure::mm(e.to_string()))?;
+                    rt.block_on(Repository::open(client, &key)).map_err(|e| {
+                        SbtFailure::mm(format!(
+                            "cannot open the ORCA vault {url} (ORCA_VAULT): {e}"
+                        ))
+                    })?
+                }
             };
             let cache = match LineageCache::open(&cfg.cache_dir, &repo.config().id) {
                 Ok(c) => Some(c),

@@ -424,3 +424,76 @@ fn a_stale_fingerprint_cache_fails_one_commit_cleanly_then_recovers() {
     let out = env.rman_ok(&script);
     assert!(out.contains("piece handle="), "{out}");
 }
+
+/// Reads a counter from the vault's /metrics.
+fn metric(url: &str, name: &str) -> u64 {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn backup_and_restore_through_the_vault() {
+    let env = Env::new(8);
+    let tokens = orca_vault::server::Tokens::open(&env.repo).unwrap();
+    let token = tokens
+        .create("ORCL", orca_vault::server::Scope::Backup)
+        .unwrap();
+    let url = orca_vault::server::spawn_local(&env.repo).unwrap();
+    let ch = format!(
+        "device type sbt parms 'SBT_LIBRARY={}, ENV=(ORCA_VAULT={url}, ORCA_TOKEN={token}, ORCA_PASSWORD={PASSWORD}, ORCA_CACHE_DIR={})'",
+        Env::lib().display(),
+        env.tmp.path().join("vcache").display()
+    );
+    let backup = format!(
+        "run {{\n allocate channel c1 {ch};\n allocate channel c2 {ch};\n backup database filesperset 1;\n}}\n"
+    );
+    env.rman_ok(&backup);
+    let probes_first = metric(&url, "orca_vault_probes_total");
+    env.rman_ok(&backup);
+    let probes_second = metric(&url, "orca_vault_probes_total") - probes_first;
+    // Unchanged datafiles: only the pieces' header/trailer chunks and the autobackup are probed.
+    assert!(
+        probes_second <= 2 * 5,
+        "{probes_second} probes for an unchanged database"
+    );
+
+    let home = env.home.to_str().unwrap();
+    let reference = env.tmp.path().join("reference");
+    copy_dir(&env.home, &reference);
+    for e in std::fs::read_dir(env.home.join("oradata/ORCL")).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    env.rman_ok(&format!(
+        "run {{\n allocate channel c1 {ch};\n restore database;\n recover database;\n}}\n"
+    ));
+    env.oraclesim(&[
+        "verify",
+        "--home",
+        home,
+        "--against",
+        reference.to_str().unwrap(),
+    ]);
+
+    // A token of another database is refused with a message naming the vault.
+    let other = tokens
+        .create("OTHER", orca_vault::server::Scope::Backup)
+        .unwrap();
+    let bad = ch.replace(&token, &other);
+    let (ok, out) = env.rman(
+        &format!("run {{\n allocate channel c1 {bad};\n restore datafile 4;\n}}\n"),
+        &[],
+    );
+    assert!(!ok, "{out}");
+}

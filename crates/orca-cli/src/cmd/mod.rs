@@ -7,4 +7,5 @@ pub mod ls;
 pub mod put;
 pub mod repo;
 pub mod rm;
+pub mod vault;
 pub mod verify;
