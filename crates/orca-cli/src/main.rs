@@ -7,6 +7,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Chunk, pack and payload buffers of 1-16 MiB are allocated and freed at
+/// stream speed; glibc hands them back to the kernel, which zeroes fresh
+/// pages on every reuse (a tenth of the CPU time of an ingest), mimalloc keeps them.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// ORCA (Oracle Resumable Cloud Archive): deduplicated, compressed and
 /// encrypted backups of Oracle databases.
 ///

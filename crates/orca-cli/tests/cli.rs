@@ -555,3 +555,58 @@ fn key_file_repositories_and_index_rebuild() {
         .unwrap();
     assert!(String::from_utf8_lossy(&no_key.stderr).contains("ORCA_PASSWORD"));
 }
+
+#[test]
+fn gc_reclaims_deleted_pieces_and_verify_samples_the_oldest_checked_packs() {
+    let f = Fixture::new();
+    let keep = f.file("keep.dbf", &oracle_blocks(2048, 21));
+    let drop = f.file("drop.dbf", &oracle_blocks(2048, 22));
+    f.ok(&[
+        "put",
+        "--repo",
+        f.repo(),
+        "--name",
+        "keep",
+        keep.to_str().unwrap(),
+    ]);
+    f.ok(&[
+        "put",
+        "--repo",
+        f.repo(),
+        "--name",
+        "drop",
+        drop.to_str().unwrap(),
+    ]);
+    let before = f.pack_bytes();
+    f.ok(&["rm", "--repo", f.repo(), "drop"]);
+    // References are kept per second: a zero grace needs the clock to move on.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let report = f.json(&["repo", "gc", "--repo", f.repo(), "--grace", "0s", "--json"]);
+    assert!(report["swept_chunks"].as_u64().unwrap() > 0, "{report}");
+    let after = f.pack_bytes();
+    assert!(after * 100 < before * 60, "{after} of {before} bytes left");
+    let got = f.run(&["get", "--repo", f.repo(), "keep"]);
+    assert!(got.status.success());
+    assert_eq!(got.stdout, oracle_blocks(2048, 21));
+    let text = f.ok(&["repo", "gc", "--repo", f.repo(), "--grace", "0s"]);
+    assert!(text.contains("0 chunks swept"), "{text}");
+
+    // Two sampled runs of half the packs each cover the whole repository.
+    let packs = f.json(&["repo", "info", "--repo", f.repo(), "--json"])["stats"]["packs"]
+        .as_u64()
+        .unwrap();
+    assert!(packs >= 2, "{packs} packs");
+    let first = f.json(&["verify", "--repo", f.repo(), "--sample", "50", "--json"]);
+    assert_eq!(first["never_checked"].as_u64().unwrap(), packs);
+    assert_eq!(first["packs"].as_u64().unwrap(), packs.div_ceil(2));
+    let second = f.json(&["verify", "--repo", f.repo(), "--sample", "50", "--json"]);
+    assert_eq!(
+        second["never_checked"].as_u64().unwrap(),
+        packs - packs.div_ceil(2)
+    );
+    let third = f.json(&["verify", "--repo", f.repo(), "--sample", "50", "--json"]);
+    assert_eq!(third["never_checked"].as_u64().unwrap(), 0);
+    let bad = f.run(&["verify", "--repo", f.repo(), "--sample", "0"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("percentage"));
+}

@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::config::RepoConfig;
-use crate::error::Result;
+use crate::error::{RepoError, Result};
 use crate::id::ChunkId;
-use crate::index::{PieceFilter, PieceInfo};
+use crate::index::{PieceFilter, PieceInfo, SessionGrant};
 use crate::keys::WrappedKey;
 
 /// A chunk as the client encoded it: id, plaintext length, codec payload.
@@ -65,4 +65,39 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
 
     /// Codec payloads of `ids`, in order.
     async fn get_chunks(&self, ids: &[ChunkId]) -> Result<Vec<Bytes>>;
+
+    /// Announce a writer: until it ends or stops renewing (10 minutes), the
+    /// garbage collector keeps every chunk referenced since the session
+    /// began, or since `lineage_since` (the `started` time of the session
+    /// that recorded the lineage the writer will rely on) when the grant says
+    /// that lineage is still trustworthy.
+    async fn begin_session(
+        &self,
+        holder: &str,
+        lineage_since: Option<i64>,
+    ) -> Result<SessionGrant> {
+        let _ = (holder, lineage_since);
+        Err(RepoError::Internal(format!(
+            "{} has no writer sessions",
+            self.location()
+        )))
+    }
+
+    /// Extend a session to a lineage recorded at `since`; `false` when that
+    /// lineage must not be trusted (a collection may have swept its chunks).
+    async fn adopt_lineage(&self, session: u64, since: i64) -> Result<bool> {
+        let _ = (session, since);
+        Ok(false)
+    }
+
+    /// Keep a session alive; `false` when it expired.
+    async fn renew_session(&self, session: u64) -> Result<bool> {
+        let _ = session;
+        Ok(false)
+    }
+
+    async fn end_session(&self, session: u64) -> Result<()> {
+        let _ = session;
+        Ok(())
+    }
 }

@@ -14,11 +14,12 @@
 //! Binding the id means a payload moved under another id fails to decrypt,
 //! and binding the flags and base means flipping either is caught too.
 //!
-//! A delta payload stores only the 8 KiB blocks that differ from a base
-//! chunk of the same length (see [`crate::hash`]). Its plaintext, before
-//! compression, is `u32:block_count bitmap[ceil(block_count/8)] blocks...`:
-//! bit i set means block i follows, in order. Bases are always full chunks,
-//! so a read needs at most one extra fetch.
+//! A delta payload stores only the units (16 KiB, see [`crate::hash`]) that
+//! differ from a base chunk of the same length. Its plaintext, before
+//! compression, is `u8:unit_shift u32:unit_count bitmap[ceil(unit_count/8)]
+//! units...`: the unit is `1 << unit_shift` bytes and bit i set means unit i
+//! follows, in order. Bases are always full chunks, so a read needs at most
+//! one extra fetch.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -29,7 +30,7 @@ use chacha20poly1305::ChaCha20Poly1305;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{RepoError, Result};
-use crate::hash::BLOCK;
+use crate::hash::UNIT;
 use crate::id::ChunkId;
 use crate::keys::{Keys, random_array};
 
@@ -37,6 +38,12 @@ pub const NONCE_LEN: usize = 12;
 pub const TAG_LEN: usize = 16;
 /// Bytes an encoded payload adds around the (possibly compressed) data.
 pub const OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
+
+/// Delta body header: unit shift and unit count.
+const DELTA_HEAD: usize = 5;
+/// Unit sizes a delta may declare: 4 KiB to 64 KiB.
+const MIN_UNIT_SHIFT: u32 = 12;
+const MAX_UNIT_SHIFT: u32 = 16;
 
 const FLAG_ZSTD: u8 = 0x01;
 const FLAG_DELTA: u8 = 0x02;
@@ -146,8 +153,8 @@ impl Codec {
         self.seal(id, plaintext, None)
     }
 
-    /// Encode `plaintext` as the blocks (indexes `changed`, 8 KiB each) that
-    /// differ from the full chunk `base` of the same length.
+    /// Encode `plaintext` as the units (indexes `changed`, [`UNIT`] bytes
+    /// each) that differ from the full chunk `base` of the same length.
     pub fn encode_delta(
         &self,
         id: &ChunkId,
@@ -155,24 +162,23 @@ impl Codec {
         base: &ChunkId,
         changed: &[usize],
     ) -> Result<Vec<u8>> {
-        let blocks = plaintext.len().div_ceil(BLOCK);
-        let mut body = Vec::with_capacity(4 + blocks.div_ceil(8) + changed.len() * BLOCK);
-        body.extend_from_slice(&(blocks as u32).to_le_bytes());
-        let mut bitmap = vec![0u8; blocks.div_ceil(8)];
+        let units = plaintext.len().div_ceil(UNIT);
+        let mut body = Vec::with_capacity(DELTA_HEAD + units.div_ceil(8) + changed.len() * UNIT);
+        body.push(UNIT.trailing_zeros() as u8);
+        body.extend_from_slice(&(units as u32).to_le_bytes());
+        let mut bitmap = vec![0u8; units.div_ceil(8)];
         for &i in changed {
-            if i >= blocks {
+            if i >= units {
                 return Err(RepoError::Internal(format!(
-                    "delta block {i} beyond the chunk"
+                    "delta unit {i} beyond the chunk"
                 )));
             }
             bitmap[i / 8] |= 1 << (i % 8);
         }
         body.extend_from_slice(&bitmap);
-        for i in 0..blocks {
+        for i in 0..units {
             if bitmap[i / 8] & (1 << (i % 8)) != 0 {
-                body.extend_from_slice(
-                    &plaintext[i * BLOCK..((i + 1) * BLOCK).min(plaintext.len())],
-                );
+                body.extend_from_slice(&plaintext[i * UNIT..((i + 1) * UNIT).min(plaintext.len())]);
             }
         }
         self.seal(id, &body, Some(base))
@@ -291,7 +297,8 @@ impl Codec {
             ));
         }
         let limit = match base {
-            Some(_) => raw_len + 4 + raw_len.div_ceil(BLOCK).div_ceil(8),
+            // The smallest unit a delta may use gives the largest bitmap.
+            Some(_) => raw_len + DELTA_HEAD + raw_len.div_ceil(1 << MIN_UNIT_SHIFT).div_ceil(8),
             None => raw_len,
         };
         let plain = if flags & FLAG_ZSTD != 0 {
@@ -332,19 +339,24 @@ impl Codec {
         if base.len() != raw_len {
             return Err(corrupt("delta base has another length"));
         }
-        let blocks = raw_len.div_ceil(BLOCK);
-        let map_len = blocks.div_ceil(8);
-        if body.len() < 4 + map_len
-            || u32::from_le_bytes(body[..4].try_into().expect("4")) as usize != blocks
+        let shift = body.first().copied().unwrap_or(0) as u32;
+        if !(MIN_UNIT_SHIFT..=MAX_UNIT_SHIFT).contains(&shift) {
+            return Err(corrupt("delta header damaged (unit size)"));
+        }
+        let unit = 1usize << shift;
+        let units = raw_len.div_ceil(unit);
+        let map_len = units.div_ceil(8);
+        if body.len() < DELTA_HEAD + map_len
+            || u32::from_le_bytes(body[1..DELTA_HEAD].try_into().expect("4")) as usize != units
         {
             return Err(corrupt("delta header damaged"));
         }
-        let bitmap = &body[4..4 + map_len];
+        let bitmap = &body[DELTA_HEAD..DELTA_HEAD + map_len];
         let mut out = base.to_vec();
-        let mut pos = 4 + map_len;
-        for i in 0..blocks {
+        let mut pos = DELTA_HEAD + map_len;
+        for i in 0..units {
             if bitmap[i / 8] & (1 << (i % 8)) != 0 {
-                let range = i * BLOCK..((i + 1) * BLOCK).min(raw_len);
+                let range = i * unit..((i + 1) * unit).min(raw_len);
                 let n = range.len();
                 if pos + n > body.len() {
                     return Err(corrupt("delta body truncated"));
@@ -482,12 +494,14 @@ mod tests {
         let c = codec(Cipher::Aes256Gcm);
         let base: Vec<u8> = (0..(1 << 20) + 100).map(|i| (i % 251) as u8).collect();
         let mut new = base.clone();
-        new[3 * BLOCK + 5] ^= 0xFF;
+        new[3 * UNIT + 5] ^= 0xFF;
         new[(1 << 20) + 50] ^= 0xFF;
         let base_id = c.chunk_id(&base);
         let id = c.chunk_id(&new);
-        let enc = c.encode_delta(&id, &new, &base_id, &[3, 128]).unwrap();
-        assert!(enc.len() < 4 * BLOCK);
+        let enc = c
+            .encode_delta(&id, &new, &base_id, &[3, (1 << 20) / UNIT])
+            .unwrap();
+        assert!(enc.len() < 4 * UNIT);
         assert_eq!(Codec::payload_base(&enc), Some(base_id));
         let Opened::Delta { base: b, body } = c.open(&id, &enc, new.len(), "t").unwrap() else {
             panic!("expected a delta")

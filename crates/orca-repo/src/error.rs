@@ -85,6 +85,15 @@ pub enum RepoError {
     #[error("backend {location} failed: {message}")]
     Backend { location: String, message: String },
 
+    #[error(
+        "another garbage collection of {location} is running (started {started}, last progress {heartbeat}, Unix seconds); wait for it, or retry once it has made no progress for 10 minutes"
+    )]
+    GcRunning {
+        location: String,
+        started: i64,
+        heartbeat: i64,
+    },
+
     #[error("{0}")]
     Internal(String),
 }

@@ -1,11 +1,18 @@
-//! Chunk fingerprints with block-level chaining values.
+//! Chunk fingerprints with unit-level chaining values.
 //!
 //! The chunk id is the standard keyed BLAKE3 of the chunk. BLAKE3 is a tree
-//! hash, and every 8 KiB-aligned block of a chunk is a complete subtree of
+//! hash, and every 16 KiB-aligned unit of a chunk is a complete subtree of
 //! that tree, so the same pass that produces the id also yields one chaining
-//! value per 8 KiB block. Comparing those values with the ones of an earlier
-//! version of the chunk tells which Oracle blocks changed, at no extra
-//! hashing cost; the writer then stores only those blocks (a delta).
+//! value per unit. Comparing those values with the ones of an earlier
+//! version of the chunk tells which units (pairs of 8 KiB Oracle blocks)
+//! changed, at no extra hashing cost; the writer then stores only those
+//! units (a delta).
+//!
+//! Why 16 KiB and not the 8 KiB of an Oracle block: BLAKE3 hashes up to 16
+//! of its 1 KiB chunks at once with AVX-512, so 8 KiB subtrees run at half
+//! width (3.8 GB/s against 6.6 GB/s per core, measured on our 2-core EPYC).
+//! Every chunk is hashed, only changed ones are stored: hashing speed is
+//! worth more than deltas a little smaller when isolated blocks change.
 
 use blake3::hazmat::{
     HasherExt, Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root,
@@ -13,28 +20,24 @@ use blake3::hazmat::{
 
 use crate::id::ChunkId;
 
-/// Granularity of block-level change detection: the default Oracle block size.
-pub const BLOCK: usize = 8192;
+/// Granularity of change detection and of deltas: two default Oracle blocks.
+pub const UNIT: usize = 16384;
 
-/// A block's chaining value, truncated to 128 bits (collision resistance of
-/// 2^64 per pair, ample for telling an old block from its new version).
-pub type BlockCv = [u8; 16];
+/// A unit's chaining value, truncated to 128 bits (collision resistance of
+/// 2^64 per pair, ample for telling an old unit from its new version).
+pub type UnitCv = [u8; 16];
 
-/// Keyed chunk id, plus the 8 KiB block chaining values when `with_blocks`
-/// and the chunk is longer than one block.
-pub fn chunk_hash(
-    key: &[u8; 32],
-    data: &[u8],
-    with_blocks: bool,
-) -> (ChunkId, Option<Vec<BlockCv>>) {
-    if !with_blocks || data.len() <= BLOCK {
+/// Keyed chunk id, plus the unit chaining values when `with_units` and the
+/// chunk is longer than one unit.
+pub fn chunk_hash(key: &[u8; 32], data: &[u8], with_units: bool) -> (ChunkId, Option<Vec<UnitCv>>) {
+    if !with_units || data.len() <= UNIT {
         return (ChunkId(*blake3::keyed_hash(key, data).as_bytes()), None);
     }
-    let mut cvs_full = Vec::with_capacity(data.len().div_ceil(BLOCK));
-    for (i, block) in data.chunks(BLOCK).enumerate() {
+    let mut cvs_full = Vec::with_capacity(data.len().div_ceil(UNIT));
+    for (i, unit) in data.chunks(UNIT).enumerate() {
         let cv = blake3::Hasher::new_keyed(key)
-            .set_input_offset((i * BLOCK) as u64)
-            .update(block)
+            .set_input_offset((i * UNIT) as u64)
+            .update(unit)
             .finalize_non_root();
         cvs_full.push(cv);
     }
@@ -46,20 +49,20 @@ pub fn chunk_hash(
     (ChunkId(root), Some(cvs))
 }
 
-/// Merge the block chaining values of a subtree of `len` bytes, following
+/// Merge the unit chaining values of a subtree of `len` bytes, following
 /// BLAKE3's rule that a left subtree holds the largest power-of-two number of
 /// 1 KiB chunks that leaves at least one byte on the right. Since `len` >
-/// BLOCK at every split, left sizes are multiples of BLOCK and the split falls
-/// between whole blocks.
+/// UNIT at every split, left sizes are multiples of UNIT and the split falls
+/// between whole units.
 fn merge(key: &[u8; 32], cvs: &[[u8; 32]], len: u64, root: bool) -> [u8; 32] {
-    debug_assert!(len > BLOCK as u64 || !root);
-    if len <= BLOCK as u64 {
+    debug_assert!(len > UNIT as u64 || !root);
+    if len <= UNIT as u64 {
         return cvs[0];
     }
     let left_len = left_subtree_len(len);
-    let left_blocks = (left_len / BLOCK as u64) as usize;
-    let left = merge(key, &cvs[..left_blocks], left_len, false);
-    let right = merge(key, &cvs[left_blocks..], len - left_len, false);
+    let left_units = (left_len / UNIT as u64) as usize;
+    let left = merge(key, &cvs[..left_units], left_len, false);
+    let right = merge(key, &cvs[left_units..], len - left_len, false);
     if root {
         *merge_subtrees_root(&left, &right, Mode::KeyedHash(key)).as_bytes()
     } else {
@@ -98,19 +101,19 @@ mod tests {
                 *blake3::keyed_hash(&key, &data[..len]).as_bytes(),
                 "len {len}"
             );
-            if len > BLOCK {
-                assert_eq!(cvs.unwrap().len(), len.div_ceil(BLOCK));
+            if len > UNIT {
+                assert_eq!(cvs.unwrap().len(), len.div_ceil(UNIT));
             }
         }
     }
 
     #[test]
-    fn only_changed_blocks_change_their_value() {
+    fn only_changed_units_change_their_value() {
         let key = [1u8; 32];
         let a: Vec<u8> = (0..1 << 20).map(|i| (i % 253) as u8).collect();
         let mut b = a.clone();
-        b[5 * BLOCK + 17] ^= 1;
-        b[100 * BLOCK] ^= 1;
+        b[5 * UNIT + 17] ^= 1;
+        b[50 * UNIT] ^= 1;
         let (_, ca) = chunk_hash(&key, &a, true);
         let (_, cb) = chunk_hash(&key, &b, true);
         let diff: Vec<usize> = ca
@@ -121,7 +124,7 @@ mod tests {
             .filter(|(_, (x, y))| *x != y)
             .map(|(i, _)| i)
             .collect();
-        assert_eq!(diff, vec![5, 100]);
+        assert_eq!(diff, vec![5, 50]);
     }
 
     proptest! {

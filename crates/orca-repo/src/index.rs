@@ -6,6 +6,7 @@
 //! SQLite's WAL mode with a busy timeout lets several processes (one per RMAN
 //! channel) use one local repository at once.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -39,6 +40,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     last_ref INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chunks_pack ON chunks(pack);
+CREATE INDEX IF NOT EXISTS chunks_base ON chunks(base) WHERE base IS NOT NULL;
 CREATE TABLE IF NOT EXISTS pieces (
     name TEXT PRIMARY KEY,
     database TEXT,
@@ -56,7 +58,45 @@ CREATE TABLE IF NOT EXISTS commits_in_flight (
     name TEXT PRIMARY KEY,
     started INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    holder TEXT NOT NULL,
+    floor INTEGER NOT NULL,
+    started INTEGER NOT NULL,
+    renewed INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pack_checks (
+    name TEXT PRIMARY KEY,
+    checked INTEGER NOT NULL,
+    ok INTEGER NOT NULL
+);
 ";
+
+/// A writer session not renewed for this long is dead (its process crashed)
+/// and no longer holds garbage collection back.
+pub const SESSION_TTL_SECS: i64 = 600;
+
+/// What [`Index::begin_session`] granted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionGrant {
+    pub id: u64,
+    /// The store's clock when the session began: the `updated` time of the
+    /// lineage this writer will leave behind.
+    pub started: i64,
+    /// Whether the lineage the writer asked to rely on is still trustworthy
+    /// (no collection since it was recorded could have swept its chunks).
+    pub lineage_ok: bool,
+}
+
+/// A garbage collection in progress (or interrupted, to be resumed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcRun {
+    pub started: i64,
+    /// Chunks referenced (probed, uploaded, committed) at or after the fence
+    /// are kept whatever the manifests say.
+    pub fence: i64,
+    pub heartbeat: i64,
+}
 
 /// A piece as the catalog lists it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -206,17 +246,27 @@ impl Index {
             };
             let mut out = Vec::new();
             {
-                let mut st = tx.prepare_cached("SELECT last_ref FROM chunks WHERE id = ?1")?;
+                let mut st =
+                    tx.prepare_cached("SELECT last_ref, base FROM chunks WHERE id = ?1")?;
                 let mut up = tx.prepare_cached("UPDATE chunks SET last_ref = ?2 WHERE id = ?1")?;
+                // A delta is only as good as its base: the base is kept too.
+                let mut up_base = tx.prepare_cached(
+                    "UPDATE chunks SET last_ref = ?2 WHERE id = ?1 AND last_ref < ?2",
+                )?;
                 for id in ids {
                     match st
-                        .query_row([id.as_bytes().as_slice()], |r| r.get::<_, i64>(0))
+                        .query_row([id.as_bytes().as_slice()], |r| {
+                            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
+                        })
                         .optional()?
                     {
                         None => out.push(*id),
-                        Some(last) => {
+                        Some((last, base)) => {
                             if let Some(now) = touch.filter(|now| *now > last) {
                                 up.execute(params![id.as_bytes().as_slice(), now])?;
+                                if let Some(b) = base {
+                                    up_base.execute(params![b, now])?;
+                                }
                             }
                         }
                     }
@@ -496,6 +546,354 @@ impl Index {
                 pieces: pieces as u64,
                 piece_bytes: piece_bytes as u64,
             })
+        })
+    }
+
+    fn meta_get(tx: &rusqlite::Transaction<'_>, k: &str) -> rusqlite::Result<Option<String>> {
+        tx.query_row("SELECT v FROM meta WHERE k = ?1", [k], |r| r.get(0))
+            .optional()
+    }
+
+    fn meta_set(tx: &rusqlite::Transaction<'_>, k: &str, v: &str) -> rusqlite::Result<()> {
+        tx.execute(
+            "INSERT OR REPLACE INTO meta(k, v) VALUES (?1, ?2)",
+            params![k, v],
+        )
+        .map(|_| ())
+    }
+
+    fn fence_of(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<i64> {
+        Ok(Self::meta_get(tx, "gc_fence")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Lineages recorded before this time may name chunks a collection swept.
+    pub fn gc_fence(&self) -> Result<i64> {
+        self.with("read the collection fence", |c| {
+            let tx = c.transaction()?;
+            Self::fence_of(&tx)
+        })
+    }
+
+    /// Register a writer. Until it ends (or stops renewing), no collection
+    /// sweeps a chunk referenced at or after its floor: `now`, or the time
+    /// `lineage_since` its lineage was recorded when that lineage is still
+    /// trustworthy. Checking the fence and inserting the session in one
+    /// transaction orders it against a collection computing its fence.
+    pub fn begin_session(
+        &self,
+        holder: &str,
+        lineage_since: Option<i64>,
+        now: i64,
+    ) -> Result<SessionGrant> {
+        self.with("begin a writer session", |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let fence = Self::fence_of(&tx)?;
+            let since = lineage_since.filter(|&t| t >= fence && t <= now);
+            tx.execute(
+                "INSERT INTO sessions(holder, floor, started, renewed) VALUES (?1, ?2, ?3, ?3)",
+                params![holder, since.unwrap_or(now), now],
+            )?;
+            let id = tx.last_insert_rowid() as u64;
+            tx.commit()?;
+            Ok(SessionGrant {
+                id,
+                started: now,
+                lineage_ok: since.is_some() || lineage_since.is_none(),
+            })
+        })
+    }
+
+    /// Extend a running session to a lineage recorded at `since`; `false`
+    /// (and nothing changes) when that lineage is no longer trustworthy or
+    /// the session is gone.
+    pub fn adopt_lineage(&self, id: u64, since: i64, now: i64) -> Result<bool> {
+        self.with("extend a writer session", |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            if since < Self::fence_of(&tx)? || since > now {
+                return Ok(false);
+            }
+            let n = tx.execute(
+                "UPDATE sessions SET floor = min(floor, ?2), renewed = ?3 WHERE id = ?1",
+                params![id as i64, since, now],
+            )?;
+            tx.commit()?;
+            Ok(n > 0)
+        })
+    }
+
+    /// `false` when the session is unknown (ended, or expired and removed).
+    pub fn renew_session(&self, id: u64, now: i64) -> Result<bool> {
+        self.with("renew a writer session", |c| {
+            Ok(c.execute(
+                "UPDATE sessions SET renewed = ?2 WHERE id = ?1",
+                params![id as i64, now],
+            )? > 0)
+        })
+    }
+
+    pub fn end_session(&self, id: u64) -> Result<()> {
+        self.with("end a writer session", |c| {
+            c.execute("DELETE FROM sessions WHERE id = ?1", [id as i64])
+                .map(|_| ())
+        })
+    }
+
+    /// Writer sessions alive at `now`, as (holder, floor, started).
+    pub fn live_sessions(&self, now: i64) -> Result<Vec<(String, i64, i64)>> {
+        self.with("list writer sessions", |c| {
+            let mut st = c.prepare(
+                "SELECT holder, floor, started FROM sessions WHERE renewed >= ?1 ORDER BY floor",
+            )?;
+            let rows = st.query_map([now - SESSION_TTL_SECS], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Start a collection, or resume the one a crash interrupted (keeping its
+    /// fence). The fence is the older of `now - grace` and every live
+    /// session's floor; it is published at once, so a writer starting from
+    /// now on does not trust a lineage older than it. `Err(run)` when another
+    /// collection is alive.
+    pub fn gc_begin(&self, grace: i64, now: i64) -> Result<std::result::Result<GcRun, GcRun>> {
+        self.with("start a collection", |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let running: Option<GcRun> =
+                Self::meta_get(&tx, "gc_run")?.and_then(|v| serde_json::from_str(&v).ok());
+            let run = match running {
+                Some(r) if now - r.heartbeat < SESSION_TTL_SECS => return Ok(Err(r)),
+                Some(r) => GcRun {
+                    heartbeat: now,
+                    ..r
+                },
+                None => {
+                    tx.execute(
+                        "DELETE FROM sessions WHERE renewed < ?1",
+                        [now - SESSION_TTL_SECS],
+                    )?;
+                    let oldest: Option<i64> =
+                        tx.query_row("SELECT min(floor) FROM sessions", [], |r| r.get(0))?;
+                    let fence = (now - grace).min(oldest.unwrap_or(i64::MAX));
+                    GcRun {
+                        started: now,
+                        fence,
+                        heartbeat: now,
+                    }
+                }
+            };
+            let published = Self::fence_of(&tx)?.max(run.fence);
+            Self::meta_set(&tx, "gc_fence", &published.to_string())?;
+            Self::meta_set(
+                &tx,
+                "gc_run",
+                &serde_json::to_string(&run).expect("serialisable"),
+            )?;
+            tx.commit()?;
+            Ok(Ok(run))
+        })
+    }
+
+    pub fn gc_heartbeat(&self, run: &GcRun, now: i64) -> Result<()> {
+        let beat = GcRun {
+            heartbeat: now,
+            ..*run
+        };
+        self.with("record collection progress", |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            Self::meta_set(
+                &tx,
+                "gc_run",
+                &serde_json::to_string(&beat).expect("serialisable"),
+            )?;
+            tx.commit()
+        })
+    }
+
+    /// End a collection. The published fence drops back to just after the
+    /// newest reference among the swept chunks (never below where a previous
+    /// collection left it), so lineages newer than everything swept stay
+    /// trusted.
+    pub fn gc_finish(&self, newest_swept: Option<i64>, previous_fence: i64) -> Result<i64> {
+        self.with("finish a collection", |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let fence = previous_fence.max(newest_swept.map_or(0, |t| t + 1));
+            Self::meta_set(&tx, "gc_fence", &fence.to_string())?;
+            tx.execute("DELETE FROM meta WHERE k = 'gc_run'", [])?;
+            tx.commit()?;
+            Ok(fence)
+        })
+    }
+
+    /// Packs with their index key, name and size.
+    pub fn pack_rows(&self) -> Result<Vec<(i64, String, u64)>> {
+        self.with("list packs", |c| {
+            let mut st = c.prepare("SELECT pk, name, size FROM packs ORDER BY pk")?;
+            let rows = st.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Bases that chunks kept by a collection with `fence` build on: those of
+    /// chunks referenced since the fence. (Bases of marked chunks the caller
+    /// adds itself.)
+    pub fn recent_bases(&self, fence: i64) -> Result<Vec<ChunkId>> {
+        self.with("list bases", |c| {
+            let mut st = c.prepare(
+                "SELECT DISTINCT base FROM chunks WHERE base IS NOT NULL AND last_ref >= ?1",
+            )?;
+            let rows = st.query_map([fence], |r| r.get::<_, Vec<u8>>(0))?;
+            Ok(rows
+                .filter_map(|b| b.ok().and_then(|b| ChunkId::from_slice(&b)))
+                .collect())
+        })
+    }
+
+    /// In one transaction: drop from pack `pk` every chunk that is not
+    /// `keep`-ed and was last referenced before `fence`. A probe or commit
+    /// touching a chunk orders itself before (the chunk survives) or after
+    /// (it is reported missing and sent again). Returns what was dropped, as
+    /// (payload bytes, last reference), and the entries that remain.
+    pub fn sweep_pack(
+        &self,
+        pk: i64,
+        fence: i64,
+        keep: &dyn Fn(&ChunkId) -> bool,
+    ) -> Result<(Vec<(u64, i64)>, Vec<PackEntry>)> {
+        self.with("sweep a pack", |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut dropped = Vec::new();
+            let mut live = Vec::new();
+            let mut gone: HashSet<Vec<u8>> = HashSet::new();
+            {
+                let mut st = tx.prepare_cached(
+                    "SELECT id, base, offset, payload_len, raw_len, last_ref FROM chunks WHERE pack = ?1",
+                )?;
+                let mut del = tx.prepare_cached("DELETE FROM chunks WHERE id = ?1")?;
+                // Deltas built on a swept chunk go with it: nothing kept
+                // builds on it (a kept delta keeps its base), and a probe
+                // must never answer "stored" for a delta it cannot rebuild.
+                let mut del_deltas = tx.prepare_cached(
+                    "DELETE FROM chunks WHERE base = ?1 RETURNING id, payload_len, last_ref",
+                )?;
+                let rows: Vec<(Vec<u8>, Option<Vec<u8>>, u32, u32, u32, i64)> = st
+                    .query_map([pk], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                for (id, base, offset, payload_len, raw_len, last_ref) in rows {
+                    let Some(cid) = ChunkId::from_slice(&id) else {
+                        continue;
+                    };
+                    if gone.contains(&id) {
+                        continue;
+                    }
+                    if last_ref < fence && !keep(&cid) {
+                        del.execute([&id])?;
+                        dropped.push((payload_len as u64, last_ref));
+                        let cascade = del_deltas
+                            .query_map([&id], |r| {
+                                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
+                            })?
+                            .collect::<rusqlite::Result<Vec<(Vec<u8>, u64, i64)>>>()?;
+                        for (d, len, last) in cascade {
+                            dropped.push((len, last));
+                            gone.insert(d);
+                        }
+                        gone.insert(id);
+                    } else {
+                        live.push(PackEntry {
+                            id: cid,
+                            base: base.and_then(|b| ChunkId::from_slice(&b)),
+                            offset,
+                            payload_len,
+                            raw_len,
+                        });
+                    }
+                }
+            }
+            tx.commit()?;
+            live.retain(|e| !gone.contains(e.id.as_bytes().as_slice()));
+            Ok((dropped, live))
+        })
+    }
+
+    /// Point chunks at the new pack `name`, which holds copies of them: each
+    /// entry (its place in the new pack) with the pack it is in now. A chunk
+    /// no longer in that pack (swept meanwhile) is left alone.
+    pub fn move_chunks(
+        &self,
+        name: &str,
+        size: u64,
+        entries: &[(PackEntry, i64)],
+        now: i64,
+    ) -> Result<()> {
+        self.with("move chunks to a new pack", |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT OR IGNORE INTO packs(name, size, chunks, created) VALUES (?1, ?2, ?3, ?4)",
+                params![name, size as i64, entries.len() as i64, now],
+            )?;
+            let pk: i64 =
+                tx.query_row("SELECT pk FROM packs WHERE name = ?1", [name], |r| r.get(0))?;
+            {
+                let mut st = tx.prepare_cached(
+                    "UPDATE chunks SET pack = ?2, offset = ?3 WHERE id = ?1 AND pack = ?4",
+                )?;
+                for (e, from) in entries {
+                    st.execute(params![e.id.as_bytes().as_slice(), pk, e.offset, from])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// Forget pack `pk` when no chunk points at it; `true` when it is gone.
+    pub fn remove_pack_if_empty(&self, pk: i64) -> Result<bool> {
+        self.with("remove a pack", |c| {
+            Ok(c.execute(
+                "DELETE FROM packs WHERE pk = ?1 AND NOT EXISTS (SELECT 1 FROM chunks WHERE pack = ?1)",
+                [pk],
+            )? > 0)
+        })
+    }
+
+    /// Names of the packs the index knows.
+    pub fn pack_names(&self) -> Result<std::collections::HashSet<String>> {
+        self.with("list packs", |c| {
+            let mut st = c.prepare("SELECT name FROM packs")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        })
+    }
+
+    /// Record the outcome of checking a pack.
+    pub fn record_check(&self, name: &str, ok: bool, now: i64) -> Result<()> {
+        self.with("record a pack check", |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO pack_checks(name, checked, ok) VALUES (?1, ?2, ?3)",
+                params![name, now, ok],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Packs in the order a sampling verify should read them: never checked
+    /// first, then the longest unchecked; with the time of the last check.
+    pub fn packs_by_check_age(&self) -> Result<Vec<(String, u64, Option<i64>)>> {
+        self.with("list packs by check age", |c| {
+            let mut st = c.prepare(
+                "SELECT p.name, p.size, k.checked FROM packs p LEFT JOIN pack_checks k ON k.name = p.name
+                 ORDER BY k.checked IS NOT NULL, k.checked, p.name",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
+            })?;
+            rows.collect()
         })
     }
 

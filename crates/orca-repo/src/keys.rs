@@ -58,13 +58,13 @@ impl Keys {
         ChunkId(*blake3::keyed_hash(&self.id_key, plaintext).as_bytes())
     }
 
-    /// Keyed fingerprint plus 8 KiB block chaining values (see [`crate::hash`]).
+    /// Keyed fingerprint plus unit chaining values (see [`crate::hash`]).
     pub fn chunk_hash(
         &self,
         plaintext: &[u8],
-        with_blocks: bool,
-    ) -> (ChunkId, Option<Vec<crate::hash::BlockCv>>) {
-        crate::hash::chunk_hash(&self.id_key, plaintext, with_blocks)
+        with_units: bool,
+    ) -> (ChunkId, Option<Vec<crate::hash::UnitCv>>) {
+        crate::hash::chunk_hash(&self.id_key, plaintext, with_units)
     }
 
     pub(crate) fn enc_key(&self) -> &[u8; 32] {

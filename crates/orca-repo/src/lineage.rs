@@ -5,14 +5,18 @@
 //! - does not ask the repository about chunks that are unchanged since the
 //!   last backup (the "fingerprint cache": no probe, no round trip);
 //! - stores a changed chunk as a delta of the full chunk (the *anchor*) that
-//!   held that position before, when few of its 8 KiB blocks changed.
+//!   held that position before, when few of its units changed.
 //!
 //! [`LineageCache`] keeps lineages on local disk between runs: SQLite in WAL
 //! mode, so parallel processes (RMAN channels) share it safely and a crash
-//! loses at most the entry being written. Entries expire after `max_age` (a
-//! garbage collector keeps any chunk referenced within its grace period, which
-//! must exceed `max_age`) and the cache is bounded in size by evicting the
-//! least recently used sources.
+//! loses at most the entry being written. Entries expire after `max_age` and
+//! the cache is bounded in size by evicting the least recently used sources.
+//!
+//! A lineage remembers when (on the store's clock) the session that recorded
+//! it began, [`Lineage::since`]: a writer relies on it only after the store
+//! confirms that no garbage collection since then could have swept its
+//! chunks, and its session then holds collections back to that time (see
+//! [`crate::index::Index::begin_session`]).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -22,7 +26,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{RepoError, Result};
-use crate::hash::BlockCv;
+use crate::hash::UnitCv;
 use crate::id::ChunkId;
 
 /// A full chunk a later version of the same position can be stored against.
@@ -30,7 +34,7 @@ use crate::id::ChunkId;
 pub struct Anchor {
     pub id: ChunkId,
     pub len: u32,
-    pub cvs: Arc<Vec<BlockCv>>,
+    pub cvs: Arc<Vec<UnitCv>>,
 }
 
 /// One chunk position of a source.
@@ -45,6 +49,10 @@ pub struct LineageEntry {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Lineage {
     pub entries: HashMap<u64, LineageEntry>,
+    /// When the writer session that recorded it began, on the store's clock
+    /// ([`crate::SessionGrant::started`]): every chunk named here was
+    /// referenced at or after this time.
+    pub since: i64,
 }
 
 impl Lineage {
@@ -66,8 +74,14 @@ impl Lineage {
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
 
+/// Version of the tables below: 2 = 16 KiB unit values and the store's
+/// session time per source. Older caches are dropped (losing a cache costs
+/// probes, never data).
+const LAYOUT: &str = "2";
+
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS sources (key TEXT PRIMARY KEY, updated INTEGER NOT NULL, bytes INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (key TEXT PRIMARY KEY, updated INTEGER NOT NULL, since INTEGER NOT NULL, bytes INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS entries (
     key TEXT NOT NULL,
     offset INTEGER NOT NULL,
@@ -105,8 +119,26 @@ impl LineageCache {
             .map_err(|e| RepoError::index(ctx("enable WAL"), e))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| RepoError::index(ctx("configure"), e))?;
-        conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
-            .map_err(|e| RepoError::index(ctx("create schema"), e))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);",
+        )
+        .map_err(|e| RepoError::index(ctx("create schema"), e))?;
+        let layout: Option<String> = conn
+            .query_row("SELECT v FROM meta WHERE k = 'layout'", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| RepoError::index(ctx("read"), e))?;
+        // Chaining values of another unit size would make every changed chunk
+        // a wrong delta: an older cache is dropped whole.
+        let reset = if layout.as_deref() == Some(LAYOUT) {
+            ""
+        } else {
+            "DROP TABLE IF EXISTS entries; DROP TABLE IF EXISTS sources;"
+        };
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {reset} {SCHEMA}
+             INSERT OR REPLACE INTO meta(k, v) VALUES ('layout', '{LAYOUT}'); COMMIT;"
+        ))
+        .map_err(|e| RepoError::index(ctx("create schema"), e))?;
         Ok(LineageCache {
             conn: Mutex::new(conn),
             path,
@@ -144,13 +176,16 @@ impl LineageCache {
         let oldest = crate::now_unix() - self.max_age.as_secs() as i64;
         self.with("load", |c| {
             let tx = c.transaction()?;
-            let updated: Option<i64> = tx
-                .query_row("SELECT updated FROM sources WHERE key = ?1", [key], |r| {
-                    r.get(0)
-                })
+            let source: Option<(i64, i64)> = tx
+                .query_row(
+                    "SELECT updated, since FROM sources WHERE key = ?1",
+                    [key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .optional()?;
             let mut lineage = Lineage::default();
-            if updated.is_some_and(|u| u >= oldest) {
+            if let Some((_, since)) = source.filter(|(updated, _)| *updated >= oldest) {
+                lineage.since = since;
                 let mut st = tx.prepare(
                     "SELECT offset, chunk, anchor, anchor_len, cvs FROM entries WHERE key = ?1",
                 )?;
@@ -227,8 +262,8 @@ impl LineageCache {
                 }
             }
             tx.execute(
-                "INSERT OR REPLACE INTO sources(key, updated, bytes) VALUES (?1, ?2, ?3)",
-                params![key, now, bytes as i64],
+                "INSERT OR REPLACE INTO sources(key, updated, since, bytes) VALUES (?1, ?2, ?3, ?4)",
+                params![key, now, lineage.since, bytes as i64],
             )?;
             // Evict the least recently used sources beyond the size bound.
             let total: i64 = tx.query_row("SELECT coalesce(sum(bytes), 0) FROM sources", [], |r| r.get(0))?;

@@ -35,7 +35,7 @@ use crate::codec::{Codec, OVERHEAD, Opened};
 use crate::config::{CONFIG_KEY, RepoConfig};
 use crate::error::{RepoError, Result};
 use crate::id::ChunkId;
-use crate::index::{Index, IndexStats, Location, PieceFilter, PieceInfo};
+use crate::index::{Index, IndexStats, Location, PieceFilter, PieceInfo, SessionGrant};
 use crate::keys::WrappedKey;
 use crate::manifest::{self, Manifest};
 use crate::pack::{self, PackBuilder, PackEntry};
@@ -134,6 +134,14 @@ pub struct VerifyReport {
     /// Whether chunk contents were decrypted and re-hashed (needs the key),
     /// or only checked against their stored checksums.
     pub deep: bool,
+    /// Share of the packs read (100: all of them).
+    pub sample_percent: f64,
+    /// Packs never checked before this run.
+    pub never_checked: u64,
+    /// The oldest last check among the packs this run did not read (Unix
+    /// seconds): everything else was checked since.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_unchecked_since: Option<i64>,
     pub problems: Vec<Problem>,
 }
 
@@ -143,11 +151,11 @@ impl VerifyReport {
     }
 }
 
-fn pack_key(name: &str) -> String {
+pub(crate) fn pack_key(name: &str) -> String {
     format!("packs/{}/{}", &name[..2], name)
 }
 
-fn obj(key: &str) -> ObjPath {
+pub(crate) fn obj(key: &str) -> ObjPath {
     ObjPath::from(key)
 }
 
@@ -161,7 +169,7 @@ impl Store {
         let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
             .map_err(|e| RepoError::storage(dir.display().to_string(), e))?
             .with_fsync(true);
-        Ok(Arc::new(fs))
+        Ok(Arc::new(crate::direct::DirectLocal::new(fs, dir)))
     }
 
     pub fn local_index_path(dir: &Path) -> PathBuf {
@@ -281,7 +289,7 @@ impl Store {
         self.packer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn blocking<T: Send + 'static>(
+    pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Index) -> Result<T> + Send + 'static,
     ) -> Result<T> {
@@ -549,6 +557,18 @@ impl Store {
     }
 
     async fn get_chunks_inner(&self, ids: &[ChunkId]) -> Result<Vec<Bytes>> {
+        match self.fetch_chunks(ids).await {
+            // A garbage collection rewrote the pack between our lookup and
+            // our read: the index now points at the new copy.
+            Err(RepoError::Storage {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }) => self.fetch_chunks(ids).await,
+            other => other,
+        }
+    }
+
+    async fn fetch_chunks(&self, ids: &[ChunkId]) -> Result<Vec<Bytes>> {
         let list = ids.to_vec();
         let locs = self.blocking(move |i| i.locate(&list)).await?;
         let mut by_pack: HashMap<String, Vec<(usize, PackEntry)>> = HashMap::new();
@@ -721,8 +741,27 @@ impl Store {
         codec: Option<Arc<Codec>>,
         progress: Option<ProgressFn<'_>>,
     ) -> Result<VerifyReport> {
+        self.verify_sample(codec, 100.0, progress).await
+    }
+
+    /// Like [`Store::verify`], reading only `percent` of the packs (at least
+    /// one): those never checked first, then those checked longest ago. When
+    /// each pack was last checked is kept in the index, so regular sampled
+    /// runs cover the whole repository in turn.
+    pub async fn verify_sample(
+        &self,
+        codec: Option<Arc<Codec>>,
+        percent: f64,
+        progress: Option<ProgressFn<'_>>,
+    ) -> Result<VerifyReport> {
+        if !(percent > 0.0 && percent <= 100.0) {
+            return Err(RepoError::InvalidArgument(format!(
+                "a verify sample of {percent}% makes no sense: give a percentage in (0, 100]"
+            )));
+        }
         let mut report = VerifyReport {
             deep: codec.is_some(),
+            sample_percent: percent,
             ..Default::default()
         };
         // Which pieces use which chunk, to name them in problems.
@@ -776,7 +815,23 @@ impl Store {
                 });
             }
         }
-        let packs = self.blocking(|i| i.packs()).await?;
+        let by_age = self.blocking(|i| i.packs_by_check_age()).await?;
+        let take = if percent >= 100.0 {
+            by_age.len()
+        } else {
+            ((by_age.len() as f64 * percent / 100.0).ceil() as usize).clamp(1, by_age.len().max(1))
+        };
+        report.never_checked = by_age.iter().filter(|p| p.2.is_none()).count() as u64;
+        report.oldest_unchecked_since = by_age[take.min(by_age.len())..]
+            .iter()
+            .filter_map(|p| p.2)
+            .min();
+        let sampled = take < by_age.len();
+        let packs: Vec<(String, u64)> = by_age
+            .into_iter()
+            .take(take)
+            .map(|(name, size, _)| (name, size))
+            .collect();
         let total = packs.len() as u64;
         let mut seen: HashSet<ChunkId> = HashSet::new();
         let mut bytes_done = 0u64;
@@ -798,6 +853,9 @@ impl Store {
                         pieces: Vec::new(),
                         reason: e.to_string(),
                     });
+                    let checked = name.clone();
+                    self.blocking(move |i| i.record_check(&checked, false, now()))
+                        .await?;
                     continue;
                 }
             };
@@ -840,6 +898,10 @@ impl Store {
             for e in &scan.good {
                 seen.insert(e.id);
             }
+            let clean = scan.damaged.is_empty() && decode_errors.is_empty();
+            let checked = name.clone();
+            self.blocking(move |i| i.record_check(&checked, clean, now()))
+                .await?;
             for (id, reason) in scan
                 .damaged
                 .into_iter()
@@ -865,9 +927,13 @@ impl Store {
             }
         }
         report.bytes = bytes_done;
-        // Chunks referenced by a manifest but found in no intact pack.
-        let mut lost: Vec<(&ChunkId, &Vec<(String, u64)>)> =
-            users.iter().filter(|(id, _)| !seen.contains(*id)).collect();
+        // Chunks referenced by a manifest but found in no intact pack (only
+        // knowable when every pack was read).
+        let mut lost: Vec<(&ChunkId, &Vec<(String, u64)>)> = if sampled {
+            Vec::new()
+        } else {
+            users.iter().filter(|(id, _)| !seen.contains(*id)).collect()
+        };
         lost.sort_by(|a, b| a.1.cmp(b.1));
         for (id, pieces) in lost {
             if report.problems.iter().any(|p| p.chunk == Some(*id)) {
@@ -985,7 +1051,7 @@ async fn write_pack(
         .map_err(join_err)?
 }
 
-fn join_err(e: tokio::task::JoinError) -> RepoError {
+pub(crate) fn join_err(e: tokio::task::JoinError) -> RepoError {
     RepoError::Internal(format!("background task failed: {e}"))
 }
 
@@ -1062,5 +1128,29 @@ impl Backend for Store {
 
     async fn get_chunks(&self, ids: &[ChunkId]) -> Result<Vec<Bytes>> {
         self.get_chunks_inner(ids).await
+    }
+
+    async fn begin_session(
+        &self,
+        holder: &str,
+        lineage_since: Option<i64>,
+    ) -> Result<SessionGrant> {
+        let holder = holder.to_string();
+        self.blocking(move |i| i.begin_session(&holder, lineage_since, now()))
+            .await
+    }
+
+    async fn adopt_lineage(&self, session: u64, since: i64) -> Result<bool> {
+        self.blocking(move |i| i.adopt_lineage(session, since, now()))
+            .await
+    }
+
+    async fn renew_session(&self, session: u64) -> Result<bool> {
+        self.blocking(move |i| i.renew_session(session, now()))
+            .await
+    }
+
+    async fn end_session(&self, session: u64) -> Result<()> {
+        self.blocking(move |i| i.end_session(session)).await
     }
 }

@@ -22,9 +22,9 @@ use crate::backend::{Backend, EncodedChunk};
 use crate::chunker::{Chunker, ChunkerSpec};
 use crate::codec::Codec;
 use crate::error::{RepoError, Result};
-use crate::hash::BlockCv;
+use crate::hash::UnitCv;
 use crate::id::ChunkId;
-use crate::index::PieceInfo;
+use crate::index::{PieceInfo, SessionGrant};
 use crate::lineage::{Anchor, Lineage, LineageEntry};
 use crate::manifest::{self, ChunkRef, Manifest, ManifestHeader, PieceMeta, WriteStats};
 use crate::repository::Repository;
@@ -67,11 +67,21 @@ struct Outcome {
     lineage: LineageEntry,
 }
 
+/// The writer's session with the store (see [`Backend::begin_session`]),
+/// renewed in the background while the piece is written.
+struct Session {
+    grant: SessionGrant,
+    renewer: JoinHandle<()>,
+}
+
+/// How often a session is renewed: well within its time to live.
+const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 struct Ctx {
     backend: Arc<dyn Backend>,
     codec: Arc<Codec>,
-    /// Per-8 KiB block values are computed (for deltas) with fixed chunking.
-    with_blocks: bool,
+    /// Unit chaining values are computed (for deltas) with fixed chunking.
+    with_units: bool,
     lineage: Mutex<Option<Arc<Known>>>,
     seen: Mutex<HashSet<ChunkId>>,
 }
@@ -82,8 +92,16 @@ struct Known {
     ids: HashSet<ChunkId>,
 }
 
-/// A chunk and where it starts in the stream.
-type Item = (u64, Bytes);
+/// A chunk's fingerprint and, with fixed chunking, its unit chaining values.
+type Hashed = (ChunkId, Option<Vec<UnitCv>>);
+
+/// A chunk, where it starts in the stream, and its fingerprint when the
+/// source already computed it (see [`PieceWriter::write_file`]).
+struct Item {
+    offset: u64,
+    data: Bytes,
+    hash: Option<Hashed>,
+}
 
 /// The background half of a writer: chunk outcomes in order, and figures.
 type Pipeline = JoinHandle<Result<(Vec<Outcome>, WriteStats)>>;
@@ -111,6 +129,10 @@ pub struct PieceWriter {
     rt: Handle,
     size: u64,
     started: Instant,
+    /// `None` until the first batch or lineage; stays `None` on a backend
+    /// without sessions (then no lineage is trusted).
+    session: Option<Session>,
+    session_tried: bool,
 }
 
 impl std::fmt::Debug for PieceWriter {
@@ -133,7 +155,7 @@ impl PieceWriter {
         let ctx = Arc::new(Ctx {
             backend: repo.backend().clone(),
             codec: repo.codec().clone(),
-            with_blocks: matches!(spec, ChunkerSpec::Fixed { .. }),
+            with_units: matches!(spec, ChunkerSpec::Fixed { .. }),
             lineage: Mutex::new(None),
             seen: Mutex::new(HashSet::new()),
         });
@@ -155,7 +177,60 @@ impl PieceWriter {
             rt,
             size: 0,
             started: Instant::now(),
+            session: None,
+            session_tried: false,
         })
+    }
+
+    /// Begin the session, relying on a lineage recorded at `lineage_since`;
+    /// returns whether that lineage may be trusted.
+    fn begin_session(&mut self, lineage_since: Option<i64>) -> bool {
+        self.session_tried = true;
+        let backend = self.ctx.backend.clone();
+        match self
+            .rt
+            .block_on(backend.begin_session(&self.name, lineage_since))
+        {
+            Ok(grant) => {
+                let id = grant.id;
+                let renewer = self.rt.spawn(async move {
+                    loop {
+                        tokio::time::sleep(RENEW_EVERY).await;
+                        match backend.renew_session(id).await {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                tracing::warn!(session = id, "writer session expired; the commit will re-check every chunk");
+                                return;
+                            }
+                            Err(e) => tracing::warn!(session = id, error = %e, "cannot renew the writer session"),
+                        }
+                    }
+                });
+                self.session = Some(Session { grant, renewer });
+                grant.lineage_ok
+            }
+            Err(e) => {
+                tracing::warn!(piece = %self.name, error = %e, "no writer session: garbage collection is not held back and no fingerprint cache is trusted");
+                false
+            }
+        }
+    }
+
+    fn ensure_session(&mut self) {
+        if !self.session_tried {
+            self.begin_session(None);
+        }
+    }
+
+    fn end_session(&mut self) {
+        if let Some(s) = self.session.take() {
+            s.renewer.abort();
+            let backend = self.ctx.backend.clone();
+            let id = s.grant.id;
+            if let Err(e) = self.rt.block_on(backend.end_session(id)) {
+                tracing::warn!(session = id, error = %e, "cannot end the writer session (it expires by itself)");
+            }
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -170,10 +245,34 @@ impl PieceWriter {
     /// What the source looked like at its last backup (see [`crate::lineage`]):
     /// unchanged chunks are not probed and changed ones may be stored as
     /// deltas. Takes effect for batches processed after the call.
-    pub fn set_lineage(&self, lineage: Lineage) {
+    ///
+    /// The store is asked first whether the lineage is still trustworthy (no
+    /// garbage collection since it was recorded could have swept its chunks);
+    /// when it is not, it is ignored and this piece is probed chunk by chunk.
+    /// Returns whether the lineage is used.
+    pub fn set_lineage(&mut self, lineage: Lineage) -> bool {
+        if lineage.is_empty() {
+            return false;
+        }
+        let trusted = match &self.session {
+            None if !self.session_tried => self.begin_session(Some(lineage.since)),
+            None => false,
+            Some(s) => {
+                let id = s.grant.id;
+                let backend = self.ctx.backend.clone();
+                self.rt
+                    .block_on(backend.adopt_lineage(id, lineage.since))
+                    .unwrap_or(false)
+            }
+        };
+        if !trusted {
+            tracing::info!(piece = %self.name, "fingerprint cache entry predates a garbage collection; probing instead");
+            return false;
+        }
         let ids = lineage.known();
         *self.ctx.lineage.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(Arc::new(Known { lineage, ids }));
+        true
     }
 
     /// Change metadata before the commit (e.g. once the stream revealed the
@@ -252,20 +351,91 @@ impl PieceWriter {
     }
 
     fn push(&mut self, chunk: Bytes) -> Result<()> {
+        self.push_hashed(chunk, None)
+    }
+
+    fn push_hashed(&mut self, data: Bytes, hash: Option<Hashed>) -> Result<()> {
         let offset = self.chunked;
-        self.chunked += chunk.len() as u64;
-        self.batch_len += chunk.len();
-        self.batch.push((offset, chunk));
+        self.chunked += data.len() as u64;
+        self.batch_len += data.len();
+        self.batch.push(Item { offset, data, hash });
         if self.batch_len >= self.batch_target {
             self.send_batch()?;
         }
         Ok(())
     }
 
+    /// Store a whole regular file. With fixed-size chunking its chunks are
+    /// read and fingerprinted in parallel on the rayon pool, each by the
+    /// thread that read it while the bytes are still in its cache: reading
+    /// costs as much CPU as hashing, so a single reading thread would halve
+    /// the speed on already-stored data. Other chunkers read it as a stream.
+    pub fn write_file(
+        &mut self,
+        file: &std::fs::File,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64> {
+        use std::os::unix::fs::FileExt;
+        let size = match self.spec {
+            ChunkerSpec::Fixed { size } => size as usize,
+            _ => return self.write_from(&mut std::io::BufReader::new(file), progress),
+        };
+        if !self.pending.is_empty() || self.chunked % size as u64 != 0 {
+            return self.write_from(&mut std::io::BufReader::new(file), progress);
+        }
+        let per_batch = (self.batch_target / size).max(1);
+        let codec = self.ctx.codec.clone();
+        let with_units = self.ctx.with_units;
+        let mut at = 0u64;
+        loop {
+            let chunks: Vec<Option<(Bytes, Hashed)>> = (0..per_batch)
+                .into_par_iter()
+                .map(|i| -> Result<Option<(Bytes, Hashed)>> {
+                    let start = at + (i * size) as u64;
+                    let mut buf = vec![0u8; size];
+                    let mut got = 0;
+                    while got < size {
+                        match file.read_at(&mut buf[got..], start + got as u64) {
+                            Ok(0) => break,
+                            Ok(n) => got += n,
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                            Err(e) => return Err(RepoError::io("cannot read the input file", e)),
+                        }
+                    }
+                    if got == 0 {
+                        return Ok(None);
+                    }
+                    buf.truncate(got);
+                    let hash = codec.keys().chunk_hash(&buf, with_units);
+                    Ok(Some((Bytes::from(buf), hash)))
+                })
+                .collect::<Result<_>>()?;
+            let mut eof = false;
+            for c in chunks {
+                // A short chunk is the file's end; anything read after it
+                // (a file growing while we read) belongs to no consistent view.
+                let Some((data, hash)) = c.filter(|_| !eof) else {
+                    eof = true;
+                    continue;
+                };
+                eof = data.len() < size;
+                let n = data.len() as u64;
+                at += n;
+                self.size += n;
+                progress(n);
+                self.push_hashed(data, Some(hash))?;
+            }
+            if eof {
+                return Ok(at);
+            }
+        }
+    }
+
     fn send_batch(&mut self) -> Result<()> {
         if self.batch.is_empty() {
             return Ok(());
         }
+        self.ensure_session();
         let batch = std::mem::take(&mut self.batch);
         self.batch_len = 0;
         let sent = match &self.tx {
@@ -323,12 +493,19 @@ impl PieceWriter {
                 .collect(),
         };
         let bytes = manifest.encode(self.ctx.codec.keys())?;
-        let info = self.rt.block_on(self.ctx.backend.commit(bytes))?;
+        self.ensure_session();
+        let committed = self.rt.block_on(self.ctx.backend.commit(bytes));
+        let since = self.session.as_ref().map(|s| s.grant.started);
+        self.end_session();
+        let info = committed?;
+        // Without a session no store time vouches for these chunks: the
+        // lineage is kept for deltas' sake but never trusted (since = 0).
         let lineage = Lineage {
             entries: outcomes
                 .into_iter()
                 .map(|o| (o.offset, o.lineage))
                 .collect(),
+            since: since.unwrap_or(0),
         };
         Ok(Committed {
             info,
@@ -344,6 +521,22 @@ impl PieceWriter {
         let _ = self.join();
         if let Err(e) = self.rt.block_on(self.ctx.backend.flush()) {
             tracing::warn!(piece = %self.name, error = %e, "could not keep the chunks of an aborted piece");
+        }
+        self.end_session();
+    }
+}
+
+impl Drop for PieceWriter {
+    /// A writer dropped without `finish` or `abort` (a panic, an early
+    /// return) still releases its session rather than holding garbage
+    /// collection back until it expires.
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            s.renewer.abort();
+            let backend = self.ctx.backend.clone();
+            self.rt.spawn(async move {
+                let _ = backend.end_session(s.grant.id).await;
+            });
         }
     }
 }
@@ -377,16 +570,27 @@ async fn run(
 
 async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, WriteStats)> {
     let codec = ctx.codec.clone();
-    let with_blocks = ctx.with_blocks;
-    let (batch, hashes) = tokio::task::spawn_blocking(move || {
-        let hashes: Vec<(ChunkId, Option<Vec<BlockCv>>)> = batch
-            .par_iter()
-            .map(|(_, c)| codec.keys().chunk_hash(c, with_blocks))
-            .collect();
-        (batch, hashes)
-    })
-    .await
-    .map_err(|e| RepoError::Internal(format!("hashing failed: {e}")))?;
+    let with_units = ctx.with_units;
+    let mut batch = batch;
+    let hashes: Vec<Hashed> = if batch.iter().all(|it| it.hash.is_some()) {
+        batch.iter_mut().filter_map(|it| it.hash.take()).collect()
+    } else {
+        let (b, hashes) = tokio::task::spawn_blocking(move || {
+            let hashes: Vec<Hashed> = batch
+                .par_iter_mut()
+                .map(|it| {
+                    it.hash
+                        .take()
+                        .unwrap_or_else(|| codec.keys().chunk_hash(&it.data, with_units))
+                })
+                .collect();
+            (batch, hashes)
+        })
+        .await
+        .map_err(|e| RepoError::Internal(format!("hashing failed: {e}")))?;
+        batch = b;
+        hashes
+    };
 
     let mut stats = WriteStats {
         chunks: batch.len() as u64,
@@ -405,7 +609,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
     // A changed chunk's anchor is probed with it: a delta may only build on a
     // chunk the repository still holds.
     let anchor_of = |i: usize| -> Option<&Anchor> {
-        let (offset, data) = &batch[i];
+        let Item { offset, data, .. } = &batch[i];
         previous(*offset)
             .and_then(|e| e.anchor.as_ref())
             .filter(|a| {
@@ -470,7 +674,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
         let encoded: Result<Vec<EncodedChunk>> = plan
             .par_iter()
             .map(|(i, delta)| {
-                let (id, data) = (&hashes[*i].0, &batch[*i].1);
+                let (id, data) = (&hashes[*i].0, &batch[*i].data);
                 let payload = match delta {
                     Some(d) => codec.encode_delta(id, data, &d.anchor.id, &d.changed)?,
                     None => codec.encode(id, data)?,
@@ -506,7 +710,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
             Some(d) => Some(d.anchor),
             None => cvs.as_ref().map(|c| Anchor {
                 id: *id,
-                len: batch[i].1.len() as u32,
+                len: batch[i].data.len() as u32,
                 cvs: Arc::new(c.clone()),
             }),
         };
@@ -517,7 +721,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
     let outcomes = batch
         .iter()
         .zip(hashes)
-        .map(|((offset, data), (id, _))| {
+        .map(|(Item { offset, data, .. }, (id, _))| {
             let anchor = new_anchor
                 .get(&id)
                 .cloned()

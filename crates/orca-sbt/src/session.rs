@@ -325,13 +325,20 @@ impl Session {
             None => None,
         };
         let repo = self.repo()?;
-        let writer = repo
+        let mut writer = repo
             .repo
             .writer(&name, meta, &write_options())
             .map_err(|e| SbtFailure::mm(format!("cannot start backup piece {name}: {e}")))?;
         if let (Some(c), Some(k)) = (&repo.cache, &lineage_key) {
             match c.load(k) {
-                Ok(l) => writer.set_lineage(l),
+                Ok(l) => {
+                    if !l.is_empty() && !writer.set_lineage(l) {
+                        let msg = format!(
+                            "fingerprint cache entry {k} predates a garbage collection of the repository: probing instead"
+                        );
+                        self.trace.line(1, &msg);
+                    }
+                }
                 Err(e) => {
                     let msg =
                         format!("fingerprint cache entry {k} unreadable, probing instead: {e}");

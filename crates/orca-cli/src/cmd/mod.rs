@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod gc;
 pub mod get;
 pub mod ls;
 pub mod put;

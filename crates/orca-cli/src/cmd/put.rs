@@ -61,14 +61,25 @@ pub struct PutArgs {
     json: bool,
 }
 
-/// Feed a reader into a piece writer and commit; on any error the piece is
+/// What `put` reads: a regular file is read in parallel at its chunk offsets,
+/// anything else (standard input, a pipe, a device) as a stream.
+pub enum Input {
+    File(std::fs::File),
+    Stream(Box<dyn Read + Send>),
+}
+
+/// Feed the input into a piece writer and commit; on any error the piece is
 /// aborted (nothing becomes visible). Runs on a blocking thread.
 pub fn ingest(
     mut writer: orca_repo::PieceWriter,
-    mut input: impl Read,
+    input: Input,
     progress: impl FnMut(u64),
 ) -> Result<orca_repo::Committed> {
-    if let Err(e) = writer.write_from(&mut input, progress) {
+    let read = match input {
+        Input::File(f) => writer.write_file(&f, progress),
+        Input::Stream(mut s) => writer.write_from(&mut s, progress),
+    };
+    if let Err(e) = read {
         writer.abort();
         return Err(e).context("cannot store the input");
     }
@@ -77,21 +88,29 @@ pub fn ingest(
 
 pub async fn run(a: PutArgs) -> Result<()> {
     let (repo, _store) = a.repo.open().await?;
-    let (input, size, lineage_key): (Box<dyn Read + Send>, Option<u64>, Option<String>) =
-        if a.file == "-" {
-            (Box::new(std::io::stdin()), None, a.lineage.clone())
-        } else {
-            let path = PathBuf::from(&a.file);
-            let f = std::fs::File::open(&path)
-                .with_context(|| format!("cannot open {}", path.display()))?;
-            let len = f.metadata().ok().map(|m| m.len());
-            let key = a.lineage.clone().or_else(|| {
-                std::fs::canonicalize(&path)
-                    .ok()
-                    .map(|p| format!("file:{}", p.display()))
-            });
-            (Box::new(f), len, key)
+    let (input, size, lineage_key): (Input, Option<u64>, Option<String>) = if a.file == "-" {
+        (
+            Input::Stream(Box::new(std::io::stdin())),
+            None,
+            a.lineage.clone(),
+        )
+    } else {
+        let path = PathBuf::from(&a.file);
+        let f = std::fs::File::open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let meta = f.metadata().ok();
+        let len = meta.as_ref().map(|m| m.len());
+        let f = match meta {
+            Some(m) if m.is_file() => Input::File(f),
+            _ => Input::Stream(Box::new(f)),
         };
+        let key = a.lineage.clone().or_else(|| {
+            std::fs::canonicalize(&path)
+                .ok()
+                .map(|p| format!("file:{}", p.display()))
+        });
+        (f, len, key)
+    };
     let lineage_key = lineage_key.filter(|_| !a.no_lineage);
     let cache = match &lineage_key {
         Some(_) => {
@@ -121,15 +140,21 @@ pub async fn run(a: PutArgs) -> Result<()> {
         }),
         ..Default::default()
     };
-    let writer = repo.writer(&a.name, meta, &opts)?;
-    if let (Some(c), Some(k)) = (&cache, &lineage_key) {
-        writer.set_lineage(c.load(k)?);
-    }
+    let mut writer = repo.writer(&a.name, meta, &opts)?;
+    let lineage = match (&cache, &lineage_key) {
+        (Some(c), Some(k)) => Some(c.load(k)?),
+        _ => None,
+    };
     let bar = common::byte_bar(size.unwrap_or(0), "storing");
     let started = Instant::now();
     let bar2 = bar.clone();
-    let committed =
-        tokio::task::spawn_blocking(move || ingest(writer, input, |n| bar2.inc(n))).await??;
+    let committed = tokio::task::spawn_blocking(move || {
+        if let Some(l) = lineage {
+            writer.set_lineage(l);
+        }
+        ingest(writer, input, |n| bar2.inc(n))
+    })
+    .await??;
     bar.finish_and_clear();
     let elapsed = started.elapsed();
     if let (Some(c), Some(k)) = (&cache, &lineage_key)

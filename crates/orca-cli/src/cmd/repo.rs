@@ -1,4 +1,4 @@
-//! `orca repo init | info | rebuild-index`.
+//! `orca repo init | info | rebuild-index | gc`.
 
 use std::path::PathBuf;
 
@@ -24,6 +24,19 @@ pub enum RepoCmd {
     /// Rebuild the local index from the stored packs and manifests (after the
     /// index file was lost or damaged). Needs no key.
     RebuildIndex(InfoArgs),
+    /// Reclaim the space of deleted pieces (garbage collection). Needs no key
+    /// and is safe while backups run: chunks they sent or found stored are
+    /// kept. Interrupted, it resumes where it stopped when run again.
+    Gc(GcArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct GcArgs {
+    /// Repository directory, as created by `orca repo init`.
+    #[arg(long, env = "ORCA_REPO", value_name = "DIR")]
+    repo: PathBuf,
+    #[command(flatten)]
+    flags: crate::cmd::gc::GcFlags,
 }
 
 #[derive(Args, Debug)]
@@ -65,6 +78,12 @@ pub async fn run(cmd: RepoCmd) -> Result<()> {
         RepoCmd::Init(a) => init(a).await,
         RepoCmd::Info(a) => info(a).await,
         RepoCmd::RebuildIndex(a) => rebuild(a).await,
+        RepoCmd::Gc(a) => {
+            let store = orca_repo::Store::open_local(&a.repo)
+                .await
+                .with_context(|| format!("cannot open repository {}", a.repo.display()))?;
+            crate::cmd::gc::collect(&store, &a.flags).await.map(|_| ())
+        }
     }
 }
 

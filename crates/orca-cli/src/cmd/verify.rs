@@ -15,6 +15,11 @@ pub struct VerifyArgs {
     /// chunk is decrypted, decompressed and re-hashed against its id.
     #[arg(long)]
     checksums_only: bool,
+    /// Read only this percentage of the packs: those never checked, then
+    /// those checked longest ago (when each was checked is remembered), so
+    /// that a daily `--sample 10` covers the repository every ten days.
+    #[arg(long, value_name = "PERCENT")]
+    sample: Option<f64>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -38,7 +43,9 @@ pub async fn run(a: VerifyArgs) -> Result<()> {
         }
     };
     let started = Instant::now();
-    let report = store.verify(codec, Some(&progress)).await?;
+    let report = store
+        .verify_sample(codec, a.sample.unwrap_or(100.0), Some(&progress))
+        .await?;
     bar.finish_and_clear();
     if a.json {
         print_json(&report)?;
@@ -56,6 +63,20 @@ pub async fn run(a: VerifyArgs) -> Result<()> {
             },
             mb_per_s(report.bytes, started.elapsed())
         );
+        if report.sample_percent < 100.0 {
+            println!(
+                "  a {}% sample; {} pack(s) had never been checked{}",
+                report.sample_percent,
+                report.never_checked,
+                report
+                    .oldest_unchecked_since
+                    .map(|t| format!(
+                        ", every other pack was checked since {}",
+                        common::format_time(t)
+                    ))
+                    .unwrap_or_default()
+            );
+        }
         for p in &report.problems {
             let chunk = p
                 .chunk
