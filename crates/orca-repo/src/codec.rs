@@ -150,13 +150,35 @@ impl Codec {
 
     /// Compress (when it pays) and encrypt one chunk.
     pub fn encode(&self, id: &ChunkId, plaintext: &[u8]) -> Result<Vec<u8>> {
-        self.seal(id, plaintext, None)
+        self.seal(Vec::new(), id, plaintext, None)
+    }
+
+    /// [`Codec::encode`] into `out` (a reused buffer; its contents are replaced).
+    pub fn encode_in(&self, out: Vec<u8>, id: &ChunkId, plaintext: &[u8]) -> Result<Vec<u8>> {
+        self.seal(out, id, plaintext, None)
+    }
+
+    /// The largest payload a plaintext of `len` bytes can encode to.
+    pub fn max_payload(len: usize) -> usize {
+        1 + 32 + NONCE_LEN + zstd::zstd_safe::compress_bound(len).max(len) + TAG_LEN
     }
 
     /// Encode `plaintext` as the units (indexes `changed`, [`UNIT`] bytes
     /// each) that differ from the full chunk `base` of the same length.
     pub fn encode_delta(
         &self,
+        id: &ChunkId,
+        plaintext: &[u8],
+        base: &ChunkId,
+        changed: &[usize],
+    ) -> Result<Vec<u8>> {
+        self.encode_delta_in(Vec::new(), id, plaintext, base, changed)
+    }
+
+    /// [`Codec::encode_delta`] into `out` (a reused buffer; its contents are replaced).
+    pub fn encode_delta_in(
+        &self,
+        out: Vec<u8>,
         id: &ChunkId,
         plaintext: &[u8],
         base: &ChunkId,
@@ -181,15 +203,22 @@ impl Codec {
                 body.extend_from_slice(&plaintext[i * UNIT..((i + 1) * UNIT).min(plaintext.len())]);
             }
         }
-        self.seal(id, &body, Some(base))
+        self.seal(out, id, &body, Some(base))
     }
 
-    fn seal(&self, id: &ChunkId, plaintext: &[u8], base: Option<&ChunkId>) -> Result<Vec<u8>> {
+    fn seal(
+        &self,
+        mut out: Vec<u8>,
+        id: &ChunkId,
+        plaintext: &[u8],
+        base: Option<&ChunkId>,
+    ) -> Result<Vec<u8>> {
         let head = 1 + if base.is_some() { 32 } else { 0 } + NONCE_LEN;
         let bound = zstd::zstd_safe::compress_bound(plaintext.len());
         // Compress straight into the output after the header, without
         // zero-filling a megabyte per chunk first.
-        let mut out = Vec::with_capacity(head + bound.max(plaintext.len()) + TAG_LEN);
+        out.clear();
+        out.reserve(head + bound.max(plaintext.len()) + TAG_LEN);
         out.resize(head, 0);
         let mut cursor = std::io::Cursor::new(out);
         cursor.set_position(head as u64);

@@ -9,7 +9,6 @@
 //! `oflag=direct` 0.03 s), as much CPU as compressing the same data.
 //! Filesystems without `O_DIRECT` (tmpfs) get a buffered write instead.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::io::Write;
 use std::ops::Range;
@@ -27,6 +26,8 @@ use object_store::{
     PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
 };
 
+use crate::pool::BufferPool;
+
 /// `O_DIRECT` wants buffer addresses, lengths and file offsets aligned to the
 /// device's logical block size; 4 KiB covers every disk in use.
 const ALIGN: usize = 4096;
@@ -38,6 +39,9 @@ const DIRECT_PREFIX: &str = "packs/";
 pub struct DirectLocal {
     inner: Arc<LocalFileSystem>,
     root: PathBuf,
+    /// Aligned staging buffers, reused from pack to pack so their pages are
+    /// faulted in once (a few packs are written at a time).
+    staging: Arc<BufferPool>,
 }
 
 impl DirectLocal {
@@ -45,6 +49,7 @@ impl DirectLocal {
         DirectLocal {
             inner: Arc::new(inner),
             root: root.to_path_buf(),
+            staging: BufferPool::new(4),
         }
     }
 }
@@ -53,12 +58,6 @@ impl fmt::Display for DirectLocal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "DirectLocal({})", self.root.display())
     }
-}
-
-thread_local! {
-    /// One aligned staging buffer per blocking thread, reused from pack to
-    /// pack so its pages are faulted in once.
-    static STAGING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 fn io_err(path: &FsPath, e: std::io::Error) -> object_store::Error {
@@ -70,14 +69,14 @@ fn io_err(path: &FsPath, e: std::io::Error) -> object_store::Error {
 
 /// Write `payload` to `path` durably and atomically: a temporary file in the
 /// same directory, written, fsynced, renamed, and the directory fsynced.
-fn write_atomic(path: &FsPath, payload: &PutPayload) -> std::io::Result<()> {
+fn write_atomic(path: &FsPath, payload: &PutPayload, staging: &BufferPool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(FsPath::new("."));
     std::fs::create_dir_all(dir)?;
     let mut nonce = [0u8; 8];
     getrandom::fill(&mut nonce).map_err(|e| std::io::Error::other(e.to_string()))?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.{}.tmp", hex::encode(nonce)));
-    let written = write_direct(&tmp, payload).or_else(|e| {
+    let written = write_direct(&tmp, payload, staging).or_else(|e| {
         // EINVAL: the filesystem refuses O_DIRECT (tmpfs) or its alignment.
         if e.raw_os_error() == Some(libc::EINVAL) {
             write_buffered(&tmp, payload)
@@ -92,7 +91,7 @@ fn write_atomic(path: &FsPath, payload: &PutPayload) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-fn write_direct(tmp: &FsPath, payload: &PutPayload) -> std::io::Result<()> {
+fn write_direct(tmp: &FsPath, payload: &PutPayload, staging: &BufferPool) -> std::io::Result<()> {
     let len = payload.content_length();
     let padded = len.next_multiple_of(ALIGN);
     let mut f = std::fs::OpenOptions::new()
@@ -100,21 +99,18 @@ fn write_direct(tmp: &FsPath, payload: &PutPayload) -> std::io::Result<()> {
         .create_new(true)
         .custom_flags(libc::O_DIRECT)
         .open(tmp)?;
-    let written = STAGING.with(|cell| -> std::io::Result<()> {
-        let mut buf = cell.borrow_mut();
-        if buf.len() < padded + ALIGN {
-            *buf = vec![0u8; padded + ALIGN];
-        }
-        let start = buf.as_ptr().align_offset(ALIGN);
-        let region = &mut buf[start..start + padded];
-        let mut at = 0;
-        for part in payload.iter() {
-            region[at..at + part.len()].copy_from_slice(part);
-            at += part.len();
-        }
-        region[len..].fill(0);
-        f.write_all(region)
-    });
+    let mut buf = staging.take(padded + ALIGN);
+    buf.resize(padded + ALIGN, 0);
+    let start = buf.as_ptr().align_offset(ALIGN);
+    let region = &mut buf[start..start + padded];
+    let mut at = 0;
+    for part in payload.iter() {
+        region[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    region[len..].fill(0);
+    let written = f.write_all(region);
+    staging.give(buf);
     if let Err(e) = written {
         drop(f);
         let _ = std::fs::remove_file(tmp);
@@ -151,8 +147,9 @@ impl ObjectStore for DirectLocal {
             return self.inner.put_opts(location, payload, opts).await;
         }
         let path = self.root.join(location.as_ref());
+        let staging = self.staging.clone();
         tokio::task::spawn_blocking(move || {
-            write_atomic(&path, &payload).map_err(|e| io_err(&path, e))
+            write_atomic(&path, &payload, &staging).map_err(|e| io_err(&path, e))
         })
         .await
         .map_err(|e| object_store::Error::Generic {

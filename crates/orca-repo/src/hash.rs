@@ -33,15 +33,37 @@ pub fn chunk_hash(key: &[u8; 32], data: &[u8], with_units: bool) -> (ChunkId, Op
     if !with_units || data.len() <= UNIT {
         return (ChunkId(*blake3::keyed_hash(key, data).as_bytes()), None);
     }
-    let mut cvs_full = Vec::with_capacity(data.len().div_ceil(UNIT));
+    let mut cvs = Vec::with_capacity(data.len().div_ceil(UNIT));
+    unit_cvs(key, data, 0, &mut cvs);
+    from_unit_cvs(key, data, &cvs)
+}
+
+/// Append the chaining values of the units of `data`, which starts `offset`
+/// bytes (a multiple of [`UNIT`]) into its chunk. Lets a reader hash each
+/// part of a chunk right after reading it, while it is still in the cache.
+pub fn unit_cvs(key: &[u8; 32], data: &[u8], offset: usize, out: &mut Vec<[u8; 32]>) {
+    debug_assert_eq!(offset % UNIT, 0);
     for (i, unit) in data.chunks(UNIT).enumerate() {
-        let cv = blake3::Hasher::new_keyed(key)
-            .set_input_offset((i * UNIT) as u64)
-            .update(unit)
-            .finalize_non_root();
-        cvs_full.push(cv);
+        out.push(
+            blake3::Hasher::new_keyed(key)
+                .set_input_offset((offset + i * UNIT) as u64)
+                .update(unit)
+                .finalize_non_root(),
+        );
     }
-    let root = merge(key, &cvs_full, data.len() as u64, true);
+}
+
+/// The result of [`chunk_hash`] (with units) from the chaining values of every
+/// unit of `data`.
+pub fn from_unit_cvs(
+    key: &[u8; 32],
+    data: &[u8],
+    cvs_full: &[[u8; 32]],
+) -> (ChunkId, Option<Vec<UnitCv>>) {
+    if data.len() <= UNIT {
+        return (ChunkId(*blake3::keyed_hash(key, data).as_bytes()), None);
+    }
+    let root = merge(key, cvs_full, data.len() as u64, true);
     let cvs = cvs_full
         .iter()
         .map(|cv| cv[..16].try_into().expect("16 bytes"))

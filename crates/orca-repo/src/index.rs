@@ -72,6 +72,13 @@ CREATE TABLE IF NOT EXISTS pack_checks (
 );
 ";
 
+/// What [`Index::sweep_pack`] did: dropped chunks as (payload bytes, last
+/// reference), and the entries left in the pack.
+pub type Swept = (Vec<(u64, i64)>, Vec<PackEntry>);
+
+/// A chunk row: id, base, offset, payload length, plain length, last reference.
+type ChunkRow = (Vec<u8>, Option<Vec<u8>>, u32, u32, u32, i64);
+
 /// A writer session not renewed for this long is dead (its process crashed)
 /// and no longer holds garbage collection back.
 pub const SESSION_TTL_SECS: i64 = 600;
@@ -763,7 +770,7 @@ impl Index {
         pk: i64,
         fence: i64,
         keep: &dyn Fn(&ChunkId) -> bool,
-    ) -> Result<(Vec<(u64, i64)>, Vec<PackEntry>)> {
+    ) -> Result<Swept> {
         self.with("sweep a pack", |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut dropped = Vec::new();
@@ -780,7 +787,7 @@ impl Index {
                 let mut del_deltas = tx.prepare_cached(
                     "DELETE FROM chunks WHERE base = ?1 RETURNING id, payload_len, last_ref",
                 )?;
-                let rows: Vec<(Vec<u8>, Option<Vec<u8>>, u32, u32, u32, i64)> = st
+                let rows: Vec<ChunkRow> = st
                     .query_map([pk], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
                     })?

@@ -67,6 +67,12 @@ impl Keys {
         crate::hash::chunk_hash(&self.id_key, plaintext, with_units)
     }
 
+    /// The key of chunk ids, for hashing a chunk part by part (see
+    /// [`crate::hash::unit_cvs`]).
+    pub(crate) fn id_key(&self) -> &[u8; 32] {
+        &self.id_key
+    }
+
     pub(crate) fn enc_key(&self) -> &[u8; 32] {
         &self.enc_key
     }

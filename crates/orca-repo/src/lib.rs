@@ -33,6 +33,7 @@ pub mod keys;
 pub mod lineage;
 pub mod manifest;
 pub mod pack;
+pub mod pool;
 pub mod reader;
 pub mod repository;
 pub mod store;

@@ -71,7 +71,18 @@ impl Default for PackBuilder {
 impl PackBuilder {
     /// A pack expected to grow to about `target` bytes.
     pub fn new(target: usize) -> Self {
-        let mut buf = Vec::with_capacity(target + (4 << 20));
+        Self::with_buffer(Vec::with_capacity(Self::capacity_for(target)))
+    }
+
+    /// The buffer a pack of about `target` bytes wants (room for one more
+    /// large chunk).
+    pub fn capacity_for(target: usize) -> usize {
+        target + (4 << 20)
+    }
+
+    /// A pack built in `buf` (a reused buffer; its contents are replaced).
+    pub fn with_buffer(mut buf: Vec<u8>) -> Self {
+        buf.clear();
         buf.extend_from_slice(PACK_MAGIC);
         buf.extend_from_slice(&VERSION.to_le_bytes());
         buf.extend_from_slice(&[0u8; 6]);
@@ -127,7 +138,14 @@ impl PackBuilder {
     /// entries, and a fresh random pack id (64 hex digits). Packs are never
     /// rewritten in place, so a random name is as good as a content hash and
     /// saves hashing every pack.
-    pub fn finish(mut self) -> Result<(Bytes, Vec<PackEntry>, String)> {
+    pub fn finish(self) -> Result<(Bytes, Vec<PackEntry>, String)> {
+        let (buf, entries, id) = self.finish_vec()?;
+        Ok((Bytes::from(buf), entries, id))
+    }
+
+    /// [`PackBuilder::finish`], handing back the buffer itself (to return it
+    /// to a pool once written).
+    pub fn finish_vec(mut self) -> Result<(Vec<u8>, Vec<PackEntry>, String)> {
         let trailer_offset = self.buf.len() as u64;
         let start = self.buf.len();
         self.buf
@@ -145,7 +163,7 @@ impl PackBuilder {
         self.buf.extend_from_slice(&trailer_offset.to_le_bytes());
         self.buf.extend_from_slice(PACK_END);
         let id = hex::encode(crate::keys::random_array::<32>()?);
-        Ok((Bytes::from(self.buf), self.entries, id))
+        Ok((self.buf, self.entries, id))
     }
 }
 

@@ -63,6 +63,7 @@ impl std::fmt::Debug for NewKey {
 pub struct Repository {
     backend: Arc<dyn Backend>,
     codec: Arc<Codec>,
+    pools: Arc<crate::pool::Pools>,
     config: RepoConfig,
     cdc_seed: u64,
     rt: Handle,
@@ -220,6 +221,7 @@ impl Repository {
         Ok(Repository {
             backend,
             codec,
+            pools: Arc::default(),
             config,
             cdc_seed,
             rt,
@@ -236,6 +238,10 @@ impl Repository {
 
     pub fn codec(&self) -> &Arc<Codec> {
         &self.codec
+    }
+
+    pub fn pools(&self) -> &Arc<crate::pool::Pools> {
+        &self.pools
     }
 
     pub fn runtime(&self) -> &Handle {

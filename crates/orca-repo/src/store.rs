@@ -39,6 +39,7 @@ use crate::index::{Index, IndexStats, Location, PieceFilter, PieceInfo, SessionG
 use crate::keys::WrappedKey;
 use crate::manifest::{self, Manifest};
 use crate::pack::{self, PackBuilder, PackEntry};
+use crate::pool::BufferPool;
 
 /// Packs waiting to be written before `put_chunks` applies back-pressure.
 const MAX_INFLIGHT_PACKS: usize = 2;
@@ -84,6 +85,8 @@ pub struct Store {
     config: RepoConfig,
     index: Arc<Index>,
     packer: Arc<Mutex<Packer>>,
+    /// Pack buffers: the open one, the ones being written, one spare.
+    pack_buffers: Arc<BufferPool>,
 }
 
 impl std::fmt::Debug for Store {
@@ -259,6 +262,7 @@ impl Store {
                 open: PackBuilder::new(pack_size),
                 ..Default::default()
             })),
+            pack_buffers: BufferPool::new(MAX_INFLIGHT_PACKS + 2),
         };
         if fresh {
             let report = store.rebuild_index(None).await?;
@@ -304,10 +308,10 @@ impl Store {
         if p.open.is_empty() {
             return None;
         }
-        let builder = std::mem::replace(
-            &mut p.open,
-            PackBuilder::new(self.config.pack_size as usize),
-        );
+        let target = self.config.pack_size as usize;
+        let fresh =
+            PackBuilder::with_buffer(self.pack_buffers.take(PackBuilder::capacity_for(target)));
+        let builder = std::mem::replace(&mut p.open, fresh);
         let ids = std::mem::take(&mut p.open_ids);
         let seq = p.next_seq;
         p.next_seq += 1;
@@ -315,8 +319,9 @@ impl Store {
         let index = self.index.clone();
         let packer = self.packer.clone();
         let location = self.location.clone();
+        let buffers = self.pack_buffers.clone();
         let task = tokio::spawn(async move {
-            let result = write_pack(objects, index, builder, &location).await;
+            let result = write_pack(objects, index, builder, &buffers, &location).await;
             packer
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -1037,9 +1042,11 @@ async fn write_pack(
     objects: Arc<dyn ObjectStore>,
     index: Arc<Index>,
     builder: PackBuilder,
+    buffers: &Arc<BufferPool>,
     location: &str,
 ) -> Result<()> {
-    let (bytes, entries, name) = builder.finish()?;
+    let (buf, entries, name) = builder.finish_vec()?;
+    let bytes = buffers.bytes(buf);
     let key = pack_key(&name);
     let size = bytes.len() as u64;
     objects

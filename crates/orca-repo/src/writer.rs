@@ -22,11 +22,12 @@ use crate::backend::{Backend, EncodedChunk};
 use crate::chunker::{Chunker, ChunkerSpec};
 use crate::codec::Codec;
 use crate::error::{RepoError, Result};
-use crate::hash::UnitCv;
+use crate::hash::{UNIT, UnitCv};
 use crate::id::ChunkId;
 use crate::index::{PieceInfo, SessionGrant};
 use crate::lineage::{Anchor, Lineage, LineageEntry};
 use crate::manifest::{self, ChunkRef, Manifest, ManifestHeader, PieceMeta, WriteStats};
+use crate::pool::Pools;
 use crate::repository::Repository;
 
 /// Tuning of a writer.
@@ -74,12 +75,17 @@ struct Session {
     renewer: JoinHandle<()>,
 }
 
+/// [`PieceWriter::write_file`] reads a chunk in parts of this size, each
+/// hashed while it is still in the core's cache.
+const READ_PART: usize = 128 << 10;
+
 /// How often a session is renewed: well within its time to live.
 const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 struct Ctx {
     backend: Arc<dyn Backend>,
     codec: Arc<Codec>,
+    pools: Arc<Pools>,
     /// Unit chaining values are computed (for deltas) with fixed chunking.
     with_units: bool,
     lineage: Mutex<Option<Arc<Known>>>,
@@ -117,7 +123,11 @@ pub struct PieceWriter {
     meta: PieceMeta,
     spec: ChunkerSpec,
     chunker: Chunker,
+    /// Bytes not yet cut, for content-defined chunking.
     pending: BytesMut,
+    /// With fixed-size chunking, the chunk being filled (a pooled buffer
+    /// whose length is what it holds) and its size.
+    fill: Option<(usize, Vec<u8>)>,
     /// Stream offset of the first byte in `pending`.
     chunked: u64,
     batch: Vec<Item>,
@@ -155,6 +165,7 @@ impl PieceWriter {
         let ctx = Arc::new(Ctx {
             backend: repo.backend().clone(),
             codec: repo.codec().clone(),
+            pools: repo.pools().clone(),
             with_units: matches!(spec, ChunkerSpec::Fixed { .. }),
             lineage: Mutex::new(None),
             seen: Mutex::new(HashSet::new()),
@@ -165,7 +176,11 @@ impl PieceWriter {
             name: name.to_string(),
             meta,
             spec,
-            pending: BytesMut::with_capacity(chunker.max_chunk() * 2),
+            pending: BytesMut::new(),
+            fill: match spec {
+                ChunkerSpec::Fixed { size } => Some((size as usize, Vec::new())),
+                _ => None,
+            },
             chunked: 0,
             chunker,
             batch: Vec::new(),
@@ -282,7 +297,25 @@ impl PieceWriter {
     }
 
     /// Append bytes to the piece. Call from a blocking thread, not from async code.
-    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+    pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
+        if self.fill.is_some() {
+            self.size += data.len() as u64;
+            while !data.is_empty() {
+                let (size, buf) = self.fill.as_mut().expect("fixed");
+                let size = *size;
+                if buf.capacity() < size {
+                    *buf = self.ctx.pools.chunks.take(size);
+                    buf.clear();
+                }
+                let n = (size - buf.len()).min(data.len());
+                buf.extend_from_slice(&data[..n]);
+                data = &data[n..];
+                if buf.len() == size {
+                    self.push_fill()?;
+                }
+            }
+            return Ok(());
+        }
         let spare = self.pending.capacity() - self.pending.len();
         if spare < data.len() {
             self.pending
@@ -302,6 +335,9 @@ impl PieceWriter {
         mut progress: impl FnMut(u64),
     ) -> Result<u64> {
         use std::io::Read;
+        if self.fill.is_some() {
+            return self.read_fixed(input, progress);
+        }
         let read_size = (8 << 20).max(self.chunker.max_chunk() * 2);
         let mut total = 0u64;
         loop {
@@ -335,6 +371,9 @@ impl PieceWriter {
     /// chunks aligned to structure the caller knows (e.g. the end of a
     /// backup-piece header before the datafile blocks).
     pub fn boundary(&mut self) -> Result<()> {
+        if self.fill.as_ref().is_some_and(|(_, b)| !b.is_empty()) {
+            return self.push_fill();
+        }
         if !self.pending.is_empty() {
             let chunk = self.pending.split().freeze();
             self.push(chunk)?;
@@ -342,7 +381,61 @@ impl PieceWriter {
         Ok(())
     }
 
+    /// Fixed-size chunking straight into pooled chunk buffers.
+    fn read_fixed(
+        &mut self,
+        input: &mut impl std::io::Read,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64> {
+        let mut total = 0u64;
+        loop {
+            let (size, buf) = self.fill.as_mut().expect("fixed");
+            let size = *size;
+            if buf.capacity() < size {
+                *buf = self.ctx.pools.chunks.take(size);
+                buf.clear();
+            }
+            let filled = buf.len();
+            buf.resize(size, 0);
+            let n = loop {
+                match input.read(&mut buf[filled..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        buf.truncate(filled);
+                        return Err(RepoError::io("cannot read the input", e));
+                    }
+                }
+            };
+            buf.truncate(filled + n);
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n as u64;
+            self.size += n as u64;
+            progress(n as u64);
+            if buf.len() == size {
+                self.push_fill()?;
+            }
+        }
+    }
+
+    /// Send the chunk being filled.
+    fn push_fill(&mut self) -> Result<()> {
+        let Some((_, buf)) = self.fill.as_mut() else {
+            return Ok(());
+        };
+        let data = self.ctx.pools.chunks.bytes(std::mem::take(buf));
+        self.push(data)
+    }
+
     fn cut(&mut self, eof: bool) -> Result<()> {
+        if self.fill.is_some() {
+            if eof {
+                self.boundary()?;
+            }
+            return Ok(());
+        }
         while let Some(n) = self.chunker.next_cut(&self.pending, eof) {
             let chunk = self.pending.split_to(n).freeze();
             self.push(chunk)?;
@@ -380,9 +473,11 @@ impl PieceWriter {
             ChunkerSpec::Fixed { size } => size as usize,
             _ => return self.write_from(&mut std::io::BufReader::new(file), progress),
         };
-        if !self.pending.is_empty() || self.chunked % size as u64 != 0 {
+        let partial = self.fill.as_ref().is_some_and(|(_, b)| !b.is_empty());
+        if partial || !self.chunked.is_multiple_of(size as u64) {
             return self.write_from(&mut std::io::BufReader::new(file), progress);
         }
+        let pools = self.ctx.pools.clone();
         let per_batch = (self.batch_target / size).max(1);
         let codec = self.ctx.codec.clone();
         let with_units = self.ctx.with_units;
@@ -392,22 +487,44 @@ impl PieceWriter {
                 .into_par_iter()
                 .map(|i| -> Result<Option<(Bytes, Hashed)>> {
                     let start = at + (i * size) as u64;
-                    let mut buf = vec![0u8; size];
+                    let mut buf = pools.chunks.take(size);
+                    buf.resize(size, 0);
+                    let key = codec.keys().id_key();
+                    let mut cvs = Vec::with_capacity(size.div_ceil(UNIT));
                     let mut got = 0;
+                    let mut hashed = 0;
+                    // Read a part, hash it while it is in the cache, go on.
                     while got < size {
-                        match file.read_at(&mut buf[got..], start + got as u64) {
-                            Ok(0) => break,
-                            Ok(n) => got += n,
-                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        let end = (got + READ_PART).min(size);
+                        let n = match file.read_at(&mut buf[got..end], start + got as u64) {
+                            Ok(n) => n,
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                             Err(e) => return Err(RepoError::io("cannot read the input file", e)),
+                        };
+                        got += n;
+                        if with_units && (got == end || n == 0) {
+                            let whole = if n == 0 { got } else { got - got % UNIT };
+                            crate::hash::unit_cvs(key, &buf[hashed..whole], hashed, &mut cvs);
+                            hashed = whole;
+                        }
+                        if n == 0 {
+                            break;
                         }
                     }
                     if got == 0 {
+                        pools.chunks.give(buf);
                         return Ok(None);
                     }
                     buf.truncate(got);
-                    let hash = codec.keys().chunk_hash(&buf, with_units);
-                    Ok(Some((Bytes::from(buf), hash)))
+                    let hash = if with_units {
+                        if hashed < got {
+                            crate::hash::unit_cvs(key, &buf[hashed..got], hashed, &mut cvs);
+                        }
+                        crate::hash::from_unit_cvs(key, &buf, &cvs)
+                    } else {
+                        codec.keys().chunk_hash(&buf, false)
+                    };
+                    Ok(Some((pools.chunks.bytes(buf), hash)))
                 })
                 .collect::<Result<_>>()?;
             let mut eof = false;
@@ -670,19 +787,21 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
         plan.push((i, delta));
     }
     let codec = ctx.codec.clone();
+    let pools = ctx.pools.clone();
     let (batch, hashes, plan, encoded) = tokio::task::spawn_blocking(move || {
         let encoded: Result<Vec<EncodedChunk>> = plan
             .par_iter()
             .map(|(i, delta)| {
                 let (id, data) = (&hashes[*i].0, &batch[*i].data);
+                let out = pools.payloads.take(Codec::max_payload(data.len()));
                 let payload = match delta {
-                    Some(d) => codec.encode_delta(id, data, &d.anchor.id, &d.changed)?,
-                    None => codec.encode(id, data)?,
+                    Some(d) => codec.encode_delta_in(out, id, data, &d.anchor.id, &d.changed)?,
+                    None => codec.encode_in(out, id, data)?,
                 };
                 Ok(EncodedChunk {
                     id: *id,
                     raw_len: data.len() as u32,
-                    payload: Bytes::from(payload),
+                    payload: pools.payloads.bytes(payload),
                 })
             })
             .collect();

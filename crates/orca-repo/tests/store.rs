@@ -519,3 +519,44 @@ async fn scattered_block_changes_are_stored_as_deltas() {
     let s4 = again.manifest.header.meta.stats.unwrap();
     assert_eq!((s4.probes, s4.new_chunks), (0, 0));
 }
+
+/// Reading a file in parallel parts gives the same chunks as streaming it,
+/// at every awkward length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_read_in_parallel_chunk_like_streams() {
+    let (repo, _s, dir) = mem_repo(Cipher::Aes256Gcm).await;
+    let data = blocks(400, 31);
+    for len in [
+        0usize,
+        1,
+        16383,
+        16385,
+        (1 << 20) - 1,
+        1 << 20,
+        (1 << 20) + 1,
+        data.len() - 5,
+    ] {
+        let path = dir.path().join(format!("f{len}"));
+        std::fs::write(&path, &data[..len]).unwrap();
+        let streamed = put(&repo, &format!("s{len}"), data[..len].to_vec())
+            .await
+            .unwrap();
+        let r = repo.clone();
+        let name = format!("f{len}");
+        let from_file = tokio::task::spawn_blocking(move || {
+            let mut w = r
+                .writer(&name, PieceMeta::default(), &WriteOptions::default())
+                .unwrap();
+            let f = std::fs::File::open(&path).unwrap();
+            assert_eq!(w.write_file(&f, |_| {}).unwrap(), len as u64);
+            w.finish().unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            from_file.manifest.chunks, streamed.manifest.chunks,
+            "length {len}"
+        );
+        assert_eq!(get(&repo, &format!("f{len}")).await.unwrap(), &data[..len]);
+    }
+}

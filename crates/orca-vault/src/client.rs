@@ -1,33 +1,204 @@
-//! The vault as a repository [`Backend`]: what the SBT library and the CLI write through when
-//! `ORCA_VAULT` is set. Pooled HTTP/1.1 connections; transient failures (connection refused,
-//! 5xx, timeouts) are retried with backoff; every error names the vault's address.
+//! The vault's client: a repository [`Backend`] (what the SBT library and the CLI write through
+//! when `ORCA_VAULT` is set) and the recovery point and job calls of the agent and the appliance.
+//!
+//! Pooled HTTP/1.1 connections, over TLS for `https://` addresses; at most
+//! `ORCA_VAULT_CONCURRENCY` (default 8) requests in flight per client. Transient failures
+//! (connection errors, 5xx, timeouts) are retried with backoff; a refusal (4xx) never is.
+//! Every error names the vault's address and what to do; none contains the token.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, StatusCode};
+use hyper::{Method, Request, StatusCode, header};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use orca_repo::keys::WrappedKey;
+use orca_repo::manifest::Manifest;
 use orca_repo::{
     Backend, ChunkId, EncodedChunk, PieceFilter, PieceInfo, RepoConfig, RepoError, Result,
 };
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
 
-use crate::wire::{self, ErrorBody, Ids};
+use crate::tls;
+use crate::wire::{
+    self, ErrorBody, Ids, Job, JobFilter, JobUpdate, NewJob, NewRecoveryPoint, RecoveryPoint,
+    RecoveryPointFilter,
+};
 
 const ATTEMPTS: u32 = 5;
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const TIMEOUT: Duration = Duration::from_secs(120);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_CONCURRENCY: usize = 8;
 /// Upload batches stay well under the vault's body limit.
 const UPLOAD_BATCH: usize = 16 << 20;
+const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Why a call to the vault failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Config(String),
+    #[error(
+        "vault at {url} is unreachable or failing after {attempts} attempts: {last}; check that it runs and that ORCA_VAULT names it"
+    )]
+    Unreachable {
+        url: String,
+        attempts: u32,
+        last: String,
+    },
+    #[error(
+        "vault at {url}: {message}; TLS failed: set ORCA_CA_FILE to the CA that signed the vault's certificate, and name the vault as its certificate does"
+    )]
+    Tls { url: String, message: String },
+    #[error(
+        "vault at {url} refused the token ({status}): {error}; check ORCA_TOKEN in the channel's ENV"
+    )]
+    Refused {
+        url: String,
+        status: StatusCode,
+        error: String,
+    },
+    #[error("vault at {url} answered {status}: {}; {}", .body.error, .body.hint)]
+    Rejected {
+        url: String,
+        status: StatusCode,
+        body: ErrorBody,
+    },
+    #[error("vault at {url} sent an unreadable answer to {what}: {message}")]
+    BadAnswer {
+        url: String,
+        what: String,
+        message: String,
+    },
+}
+
+impl ClientError {
+    /// The status of a refusal other than the token's.
+    pub fn rejected_with(&self) -> Option<StatusCode> {
+        match self {
+            ClientError::Rejected { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+impl From<ClientError> for RepoError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Config(m) => RepoError::InvalidArgument(m),
+            ClientError::Unreachable { ref url, .. }
+            | ClientError::Tls { ref url, .. }
+            | ClientError::Refused { ref url, .. }
+            | ClientError::Rejected { ref url, .. }
+            | ClientError::BadAnswer { ref url, .. } => RepoError::Backend {
+                location: url.clone(),
+                message: e.to_string(),
+            },
+        }
+    }
+}
+
+/// How a client connects; [`ClientOptions::from_env`] reads the environment.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// PEM bundle of the certificate authorities trusted for `https://` (default: the system's,
+    /// `/etc/ssl/certs/ca-certificates.crt`).
+    pub ca_file: Option<PathBuf>,
+    /// Requests in flight at once (default 8).
+    pub concurrency: Option<usize>,
+}
+
+impl ClientOptions {
+    /// `ORCA_CA_FILE` and `ORCA_VAULT_CONCURRENCY`.
+    pub fn from_env() -> std::result::Result<ClientOptions, ClientError> {
+        let concurrency = match std::env::var("ORCA_VAULT_CONCURRENCY") {
+            Ok(v) => Some(
+                v.parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=1024).contains(n))
+                    .ok_or_else(|| {
+                        ClientError::Config(format!(
+                            "ORCA_VAULT_CONCURRENCY={v:?}: give a number of requests from 1 to 1024"
+                        ))
+                    })?,
+            ),
+            Err(_) => None,
+        };
+        Ok(ClientOptions {
+            ca_file: std::env::var_os("ORCA_CA_FILE").map(PathBuf::from),
+            concurrency,
+        })
+    }
+}
+
+/// The roots an `https://` client trusts.
+fn roots(ca_file: Option<&Path>) -> std::result::Result<rustls::RootCertStore, ClientError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let file = match ca_file {
+        Some(f) => f,
+        None if Path::new(SYSTEM_CA_FILE).exists() => Path::new(SYSTEM_CA_FILE),
+        None => {
+            return Err(ClientError::Config(format!(
+                "no CA bundle at {SYSTEM_CA_FILE} to check the vault's certificate: set ORCA_CA_FILE to the PEM file of the CA that signed it"
+            )));
+        }
+    };
+    let certs = tls::certificates(file).map_err(|m| {
+        ClientError::Config(format!("CA file {} (ORCA_CA_FILE): {m}", file.display()))
+    })?;
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(ClientError::Config(format!(
+            "CA file {} (ORCA_CA_FILE) holds no usable certificate",
+            file.display()
+        )));
+    }
+    Ok(roots)
+}
+
+/// A request body and its type.
+struct Payload {
+    content_type: Option<&'static str>,
+    bytes: Bytes,
+}
+
+impl Payload {
+    fn none() -> Payload {
+        Payload {
+            content_type: None,
+            bytes: Bytes::new(),
+        }
+    }
+
+    fn json<T: Serialize>(v: &T) -> Payload {
+        Payload {
+            content_type: Some("application/json"),
+            bytes: Bytes::from(serde_json::to_vec(v).expect("request bodies serialise")),
+        }
+    }
+
+    fn binary(bytes: Bytes) -> Payload {
+        Payload {
+            content_type: Some("application/octet-stream"),
+            bytes,
+        }
+    }
+}
 
 pub struct VaultClient {
     base: String,
     token: String,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    in_flight: Semaphore,
 }
 
 impl std::fmt::Debug for VaultClient {
@@ -36,104 +207,10 @@ impl std::fmt::Debug for VaultClient {
     }
 }
 
-impl VaultClient {
-    /// A client for the vault at `url` (`http://host:port`). Nothing is contacted yet.
-    pub fn connect(url: &str, token: &str) -> Result<Arc<VaultClient>> {
-        let base = url.trim_end_matches('/').to_string();
-        if !base.starts_with("http://") {
-            return Err(RepoError::InvalidArgument(format!(
-                "ORCA_VAULT={url}: the vault address must start with http:// (TLS is not in this build)"
-            )));
-        }
-        if token.is_empty() {
-            return Err(RepoError::InvalidArgument(
-                "ORCA_TOKEN is empty: create a token with `orca vault token create`".into(),
-            ));
-        }
-        let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build_http();
-        Ok(Arc::new(VaultClient {
-            base,
-            token: token.to_string(),
-            http,
-        }))
-    }
-
-    fn err(&self, message: String) -> RepoError {
-        RepoError::Backend {
-            location: self.base.clone(),
-            message,
-        }
-    }
-
-    /// One request with retries on transient failures; returns status and body.
-    async fn call(&self, method: Method, path: &str, body: Bytes) -> Result<(StatusCode, Bytes)> {
-        let url = format!("{}{path}", self.base);
-        let mut delay = Duration::from_millis(200);
-        let mut last = String::new();
-        for attempt in 1..=ATTEMPTS {
-            let req = Request::builder()
-                .method(method.clone())
-                .uri(&url)
-                .header("authorization", format!("Bearer {}", self.token))
-                .body(Full::new(body.clone()))
-                .map_err(|e| self.err(format!("bad request {path}: {e}")))?;
-            let sent = tokio::time::timeout(TIMEOUT, async {
-                let resp = self.http.request(req).await.map_err(|e| e.to_string())?;
-                let status = resp.status();
-                let bytes = resp
-                    .into_body()
-                    .collect()
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .to_bytes();
-                Ok::<_, String>((status, bytes))
-            })
-            .await;
-            match sent {
-                Ok(Ok((status, bytes))) if !status.is_server_error() => return Ok((status, bytes)),
-                Ok(Ok((status, bytes))) => {
-                    last = format!("{status}: {}", String::from_utf8_lossy(&bytes));
-                }
-                Ok(Err(e)) => last = e,
-                Err(_) => last = format!("no answer within {} s", TIMEOUT.as_secs()),
-            }
-            if attempt < ATTEMPTS {
-                tracing::warn!(vault = %self.base, %path, attempt, error = %last, "retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-        }
-        Err(self.err(format!(
-            "vault at {} is unreachable or failing after {ATTEMPTS} attempts: {last}",
-            self.base
-        )))
-    }
-
-    /// A call that must succeed with 2xx; 4xx become clear errors.
-    async fn ok(&self, method: Method, path: &str, body: Bytes) -> Result<Bytes> {
-        let (status, bytes) = self.call(method, path, body).await?;
-        if status.is_success() {
-            return Ok(bytes);
-        }
-        let e: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
-        let (error, hint) = e
-            .map(|e| (e.error, e.hint))
-            .unwrap_or_else(|| (String::from_utf8_lossy(&bytes).into_owned(), String::new()));
-        Err(match status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => self.err(format!(
-                "vault at {} refused the token: {error}; check ORCA_TOKEN in the channel's ENV",
-                self.base
-            )),
-            _ => self.err(format!("{status}: {error}; {hint}")),
-        })
-    }
-}
-
-fn name_query(name: &str) -> String {
-    let mut q = String::with_capacity(name.len() * 3);
-    for b in name.bytes() {
+/// Percent-encodes a query value or path segment.
+fn encode(s: &str) -> String {
+    let mut q = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
             q.push(b as char);
         } else {
@@ -143,8 +220,331 @@ fn name_query(name: &str) -> String {
     q
 }
 
-fn json<T: serde::Serialize>(v: &T) -> Bytes {
-    Bytes::from(serde_json::to_vec(v).expect("serialisable"))
+/// `path?k=v&...` from the fields a filter sets.
+fn with_query<T: Serialize>(path: &str, filter: &T) -> String {
+    let serde_json::Value::Object(fields) =
+        serde_json::to_value(filter).expect("filters serialise")
+    else {
+        return path.to_string();
+    };
+    let pairs: Vec<String> = fields
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => format!("{k}={}", encode(s)),
+            other => format!("{k}={}", encode(&other.to_string())),
+        })
+        .collect();
+    if pairs.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", pairs.join("&"))
+    }
+}
+
+/// Whether `e` is a TLS error. The connector hands it over wrapped in io::Errors, whose
+/// `source()` skips the wrapped error.
+fn is_tls(mut e: &(dyn std::error::Error + 'static)) -> bool {
+    loop {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => e = inner,
+            None => return false,
+        }
+    }
+}
+
+/// Why an attempt got no answer.
+enum Failure {
+    /// Another attempt may get one: connection refused or reset, timeout.
+    Transient(String),
+    /// The vault's certificate is not trusted or does not name it: retrying will not help.
+    Tls(String),
+    /// The request cannot be made (a malformed address).
+    Invalid(String),
+}
+
+impl Failure {
+    /// A transport error, with its causes on one line.
+    fn of(e: &(dyn std::error::Error + 'static)) -> Failure {
+        let mut message = e.to_string();
+        let mut tls = false;
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            message.push_str(&format!(": {c}"));
+            tls |= is_tls(c);
+            cause = c.source();
+        }
+        if tls {
+            Failure::Tls(message)
+        } else {
+            Failure::Transient(message)
+        }
+    }
+}
+
+impl VaultClient {
+    /// A client for the vault at `url` (`http://host:port` or `https://host:port`), configured
+    /// from the environment ([`ClientOptions::from_env`]). Nothing is contacted yet.
+    pub fn connect(url: &str, token: &str) -> Result<Arc<VaultClient>> {
+        let opts = ClientOptions::from_env()?;
+        Ok(VaultClient::with_options(url, token, &opts)?)
+    }
+
+    pub fn with_options(
+        url: &str,
+        token: &str,
+        opts: &ClientOptions,
+    ) -> std::result::Result<Arc<VaultClient>, ClientError> {
+        let base = url.trim_end_matches('/').to_string();
+        let https = base.starts_with("https://");
+        if !https && !base.starts_with("http://") {
+            return Err(ClientError::Config(format!(
+                "ORCA_VAULT={url}: the vault address must start with http:// or https://"
+            )));
+        }
+        if token.is_empty() {
+            return Err(ClientError::Config(
+                "ORCA_TOKEN is empty: create a token with `orca vault token create`".into(),
+            ));
+        }
+        let roots = if https {
+            roots(opts.ca_file.as_deref())?
+        } else {
+            rustls::RootCertStore::empty()
+        };
+        let tls = rustls::ClientConfig::builder_with_provider(tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ClientError::Config(format!("TLS: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        let permits = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1);
+        Ok(Arc::new(VaultClient {
+            base,
+            token: token.to_string(),
+            http,
+            in_flight: Semaphore::new(permits),
+        }))
+    }
+
+    /// One attempt: status and body.
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &str,
+        body: &Payload,
+    ) -> std::result::Result<(StatusCode, Bytes), Failure> {
+        let mut req = Request::builder()
+            .method(method.clone())
+            .uri(url)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token));
+        if let Some(t) = body.content_type {
+            req = req.header(header::CONTENT_TYPE, t);
+        }
+        let req = req
+            .body(Full::new(body.bytes.clone()))
+            .map_err(|e| Failure::Invalid(format!("cannot make a request of {url}: {e}")))?;
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let sent = tokio::time::timeout(TIMEOUT, async {
+            let resp = self.http.request(req).await.map_err(|e| Failure::of(&e))?;
+            let status = resp.status();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| Failure::of(&e))?
+                .to_bytes();
+            Ok((status, bytes))
+        })
+        .await;
+        sent.unwrap_or_else(|_| {
+            Err(Failure::Transient(format!(
+                "no answer within {} s",
+                TIMEOUT.as_secs()
+            )))
+        })
+    }
+
+    /// A request, retried on transient failures; a 2xx answer's body, or the refusal.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Payload,
+    ) -> std::result::Result<Bytes, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut delay = FIRST_BACKOFF;
+        let mut last = String::new();
+        for attempt in 1..=ATTEMPTS {
+            match self.attempt(&method, &url, &body).await {
+                Ok((status, bytes)) if status.is_success() => return Ok(bytes),
+                Ok((status, bytes)) if !status.is_server_error() => {
+                    return Err(self.refusal(status, &bytes));
+                }
+                Ok((status, bytes)) => {
+                    last = format!("{status}: {}", String::from_utf8_lossy(&bytes));
+                }
+                Err(Failure::Transient(m)) => last = m,
+                Err(Failure::Tls(message)) => {
+                    return Err(ClientError::Tls {
+                        url: self.base.clone(),
+                        message,
+                    });
+                }
+                Err(Failure::Invalid(m)) => return Err(ClientError::Config(m)),
+            }
+            if attempt < ATTEMPTS {
+                tracing::warn!(vault = %self.base, %path, attempt, error = %last, "retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+        Err(ClientError::Unreachable {
+            url: self.base.clone(),
+            attempts: ATTEMPTS,
+            last,
+        })
+    }
+
+    fn refusal(&self, status: StatusCode, bytes: &[u8]) -> ClientError {
+        let body = serde_json::from_slice::<ErrorBody>(bytes).unwrap_or_else(|_| ErrorBody {
+            error: String::from_utf8_lossy(bytes).into_owned(),
+            ..Default::default()
+        });
+        match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ClientError::Refused {
+                url: self.base.clone(),
+                status,
+                error: body.error,
+            },
+            _ => ClientError::Rejected {
+                url: self.base.clone(),
+                status,
+                body,
+            },
+        }
+    }
+
+    fn bad_answer(&self, what: &str, message: impl ToString) -> ClientError {
+        ClientError::BadAnswer {
+            url: self.base.clone(),
+            what: what.to_string(),
+            message: message.to_string(),
+        }
+    }
+
+    /// A call answering JSON.
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Payload,
+    ) -> std::result::Result<T, ClientError> {
+        let b = self.call(method, path, body).await?;
+        serde_json::from_slice(&b).map_err(|e| self.bad_answer(path, e))
+    }
+
+    /// `None` for 404.
+    async fn json_or_none<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> std::result::Result<Option<T>, ClientError> {
+        match self.json(Method::GET, path, Payload::none()).await {
+            Err(e) if e.rejected_with() == Some(StatusCode::NOT_FOUND) => Ok(None),
+            other => other.map(Some),
+        }
+    }
+
+    /// `false` for 404.
+    async fn delete_or_absent(&self, path: &str) -> std::result::Result<bool, ClientError> {
+        match self.call(Method::DELETE, path, Payload::none()).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.rejected_with() == Some(StatusCode::NOT_FOUND) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A piece's catalog entry.
+    pub async fn info(&self, name: &str) -> std::result::Result<Option<PieceInfo>, ClientError> {
+        self.json_or_none(&format!("{}/pieces/info?name={}", wire::API, encode(name)))
+            .await
+    }
+
+    /// Records a recovery point; refused (409, `missing_pieces`) when a piece is not committed.
+    pub async fn create_recovery_point(
+        &self,
+        rp: &NewRecoveryPoint,
+    ) -> std::result::Result<RecoveryPoint, ClientError> {
+        let path = format!("{}/recovery-points", wire::API);
+        self.json(Method::POST, &path, Payload::json(rp)).await
+    }
+
+    pub async fn recovery_points(
+        &self,
+        filter: &RecoveryPointFilter,
+    ) -> std::result::Result<Vec<RecoveryPoint>, ClientError> {
+        let path = with_query(&format!("{}/recovery-points", wire::API), filter);
+        self.json(Method::GET, &path, Payload::none()).await
+    }
+
+    pub async fn recovery_point(
+        &self,
+        id: &str,
+    ) -> std::result::Result<Option<RecoveryPoint>, ClientError> {
+        self.json_or_none(&format!("{}/recovery-points/{}", wire::API, encode(id)))
+            .await
+    }
+
+    /// Deletes the record (not its pieces); `false` when it did not exist.
+    pub async fn delete_recovery_point(&self, id: &str) -> std::result::Result<bool, ClientError> {
+        self.delete_or_absent(&format!("{}/recovery-points/{}", wire::API, encode(id)))
+            .await
+    }
+
+    pub async fn create_job(&self, job: &NewJob) -> std::result::Result<Job, ClientError> {
+        let path = format!("{}/jobs", wire::API);
+        self.json(Method::POST, &path, Payload::json(job)).await
+    }
+
+    pub async fn jobs(&self, filter: &JobFilter) -> std::result::Result<Vec<Job>, ClientError> {
+        let path = with_query(&format!("{}/jobs", wire::API), filter);
+        self.json(Method::GET, &path, Payload::none()).await
+    }
+
+    pub async fn job(&self, id: &str) -> std::result::Result<Option<Job>, ClientError> {
+        self.json_or_none(&format!("{}/jobs/{}", wire::API, encode(id)))
+            .await
+    }
+
+    pub async fn update_job(
+        &self,
+        id: &str,
+        update: &JobUpdate,
+    ) -> std::result::Result<Job, ClientError> {
+        let path = format!("{}/jobs/{}", wire::API, encode(id));
+        self.json(Method::PATCH, &path, Payload::json(update)).await
+    }
 }
 
 #[async_trait]
@@ -154,32 +554,25 @@ impl Backend for VaultClient {
     }
 
     async fn config(&self) -> Result<RepoConfig> {
-        let b = self
-            .ok(Method::GET, &format!("{}/config", wire::API), Bytes::new())
-            .await?;
-        RepoConfig::parse(&b, &format!("{}/config", self.base))
+        let path = format!("{}/config", wire::API);
+        let b = self.call(Method::GET, &path, Payload::none()).await?;
+        RepoConfig::parse(&b, &format!("{}{path}", self.base))
     }
 
     async fn wrapped_keys(&self) -> Result<Vec<WrappedKey>> {
-        let b = self
-            .ok(Method::GET, &format!("{}/keys", wire::API), Bytes::new())
-            .await?;
-        serde_json::from_slice(&b).map_err(|e| self.err(format!("bad keys answer: {e}")))
+        let path = format!("{}/keys", wire::API);
+        Ok(self.json(Method::GET, &path, Payload::none()).await?)
     }
 
     async fn missing(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
-        let body = json(&Ids {
-            ids: wire::ids_to_hex(ids),
-        });
-        let b = self
-            .ok(Method::POST, &format!("{}/chunks/missing", wire::API), body)
-            .await?;
-        let ids: Ids =
-            serde_json::from_slice(&b).map_err(|e| self.err(format!("bad probe answer: {e}")))?;
-        wire::ids_from_hex(&ids.ids).map_err(|e| self.err(e))
+        let path = format!("{}/chunks/missing", wire::API);
+        let body = Payload::json(&Ids::of(ids));
+        let answer: Ids = self.json(Method::POST, &path, body).await?;
+        Ok(wire::ids_from_hex(&answer.ids).map_err(|e| self.bad_answer(&path, e))?)
     }
 
     async fn put_chunks(&self, chunks: Vec<EncodedChunk>) -> Result<()> {
+        let path = format!("{}/chunks", wire::API);
         let mut start = 0;
         while start < chunks.len() {
             let mut end = start;
@@ -191,93 +584,109 @@ impl Backend for VaultClient {
                 end += 1;
             }
             let body = wire::encode_chunks(&chunks[start..end]);
-            self.ok(Method::PUT, &format!("{}/chunks", wire::API), body)
-                .await?;
+            self.call(Method::PUT, &path, Payload::binary(body)).await?;
             start = end;
         }
         Ok(())
     }
 
     async fn flush(&self) -> Result<()> {
-        self.ok(Method::POST, &format!("{}/flush", wire::API), Bytes::new())
-            .await
-            .map(|_| ())
+        let path = format!("{}/flush", wire::API);
+        self.call(Method::POST, &path, Payload::none()).await?;
+        Ok(())
     }
 
     async fn commit(&self, manifest: Bytes) -> Result<PieceInfo> {
-        let (status, b) = self
-            .call(
-                Method::POST,
-                &format!("{}/pieces", wire::API),
-                manifest.clone(),
-            )
-            .await?;
-        if status == StatusCode::CONFLICT {
-            let e: ErrorBody = serde_json::from_slice(&b)
-                .map_err(|e| self.err(format!("bad conflict answer: {e}")))?;
-            let name = orca_repo::manifest::Manifest::decode_unverified(&manifest, "manifest")?
-                .header
-                .name;
-            if e.missing.is_empty() {
-                return Err(RepoError::PieceExists { name });
+        let path = format!("{}/pieces", wire::API);
+        let refused = match self
+            .call(Method::POST, &path, Payload::binary(manifest.clone()))
+            .await
+        {
+            Ok(b) => {
+                return serde_json::from_slice(&b).map_err(|e| self.bad_answer(&path, e).into());
             }
-            let missing = wire::ids_from_hex(&e.missing).map_err(|e| self.err(e))?;
+            Err(e) => e,
+        };
+        let ClientError::Rejected {
+            status: StatusCode::CONFLICT,
+            body,
+            ..
+        } = refused
+        else {
+            return Err(refused.into());
+        };
+        let name = Manifest::decode_unverified(&manifest, "manifest")?
+            .header
+            .name;
+        if !body.missing.is_empty() {
+            let missing =
+                wire::ids_from_hex(&body.missing).map_err(|e| self.bad_answer(&path, e))?;
             return Err(RepoError::MissingChunks { name, missing });
         }
-        if !status.is_success() {
-            return self
-                .ok(Method::POST, &format!("{}/pieces", wire::API), manifest)
-                .await
-                .and_then(|_| Err(self.err(format!("commit answered {status}"))));
+        // A retried commit whose first attempt went through but whose answer was lost finds
+        // its own manifest: that is success.
+        if self.manifest(&name).await?.as_ref() == Some(&manifest)
+            && let Some(info) = self.info(&name).await?
+        {
+            return Ok(info);
         }
-        serde_json::from_slice(&b).map_err(|e| self.err(format!("bad commit answer: {e}")))
+        Err(RepoError::PieceExists { name })
     }
 
     async fn manifest(&self, name: &str) -> Result<Option<Bytes>> {
-        let path = format!("{}/pieces/manifest?name={}", wire::API, name_query(name));
-        let (status, b) = self.call(Method::GET, &path, Bytes::new()).await?;
-        if status == StatusCode::NOT_FOUND {
-            return Ok(None);
+        let path = format!("{}/pieces/manifest?name={}", wire::API, encode(name));
+        match self.call(Method::GET, &path, Payload::none()).await {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.rejected_with() == Some(StatusCode::NOT_FOUND) => Ok(None),
+            Err(e) => Err(e.into()),
         }
-        if !status.is_success() {
-            self.ok(Method::GET, &path, Bytes::new()).await?;
-        }
-        Ok(Some(b))
     }
 
     async fn list(&self, filter: &PieceFilter) -> Result<Vec<PieceInfo>> {
-        let mut q = Vec::new();
-        if let Some(p) = &filter.name_prefix {
-            q.push(format!("name_prefix={}", name_query(p)));
-        }
-        if let Some(d) = &filter.database {
-            q.push(format!("database={}", name_query(d)));
-        }
-        let path = format!("{}/pieces?{}", wire::API, q.join("&"));
-        let b = self.ok(Method::GET, &path, Bytes::new()).await?;
-        serde_json::from_slice(&b).map_err(|e| self.err(format!("bad list answer: {e}")))
+        let path = with_query(&format!("{}/pieces", wire::API), filter);
+        Ok(self.json(Method::GET, &path, Payload::none()).await?)
     }
 
     async fn delete(&self, name: &str) -> Result<bool> {
-        let path = format!("{}/pieces?name={}", wire::API, name_query(name));
-        let (status, _) = self.call(Method::DELETE, &path, Bytes::new()).await?;
-        match status {
-            StatusCode::NOT_FOUND => Ok(false),
-            s if s.is_success() => Ok(true),
-            _ => self
-                .ok(Method::DELETE, &path, Bytes::new())
-                .await
-                .map(|_| true),
-        }
+        let path = format!("{}/pieces?name={}", wire::API, encode(name));
+        Ok(self.delete_or_absent(&path).await?)
     }
 
     async fn get_chunks(&self, ids: &[ChunkId]) -> Result<Vec<Bytes>> {
-        let body = json(&Ids {
-            ids: wire::ids_to_hex(ids),
-        });
-        let b = self
-            .ok(Method::POST, &format!("{}/chunks/read", wire::API), body)
-            .await?;
-        wire::decode_payloads(b, ids.len()).map_err(|e| self.err(e))
+        let path = format!("{}/chunks/read", wire::API);
+        let body = Payload::json(&Ids::of(ids));
+        let b = self.call(Method::POST, &path, body).await?;
+        Ok(wire::decode_payloads(b, ids.len()).map_err(|e| self.bad_answer(&path, e))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_become_query_strings() {
+        let f = PieceFilter {
+            name_prefix: Some("orcl/a b".into()),
+            dbid: Some(7),
+            ..Default::default()
+        };
+        assert_eq!(with_query("/p", &f), "/p?dbid=7&name_prefix=orcl%2Fa%20b");
+        assert_eq!(with_query("/p", &PieceFilter::default()), "/p");
+    }
+
+    #[test]
+    fn bad_addresses_and_settings_are_refused_before_any_request() {
+        let opts = ClientOptions::default();
+        let e = VaultClient::with_options("ftp://x", "t", &opts).unwrap_err();
+        assert!(e.to_string().contains("http:// or https://"), "{e}");
+        let e = VaultClient::with_options("http://x", "", &opts).unwrap_err();
+        assert!(e.to_string().contains("ORCA_TOKEN"), "{e}");
+        let opts = ClientOptions {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..Default::default()
+        };
+        let e = VaultClient::with_options("https://x", "t", &opts).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
     }
 }

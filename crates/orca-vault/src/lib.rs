@@ -1,11 +1,14 @@
 //! The ORCA vault: a repository served over HTTP to many clients, and the client that writes
 //! through it ([`client::VaultClient`], an `orca_repo::Backend`).
 //!
-//! - [`wire`]: paths, JSON bodies and the binary chunk framing.
-//! - [`server`] (feature `server`): axum router, bearer tokens scoped to a database, metrics.
-//! - [`client`]: pooled HTTP client with retries; used by the SBT library and the CLI.
+//! - [`wire`]: paths, JSON bodies (with their OpenAPI schemas) and the binary chunk framing.
+//! - [`server`] (feature `server`): axum router, bearer tokens scoped to a database, recovery
+//!   points and job records, metrics, TLS.
+//! - [`client`]: pooled HTTP(S) client with bounded concurrency and retries; used by the SBT
+//!   library, the CLI, the agent and the appliance.
 
 pub mod client;
 #[cfg(feature = "server")]
 pub mod server;
+mod tls;
 pub mod wire;

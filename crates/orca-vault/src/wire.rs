@@ -1,11 +1,17 @@
-//! What travels between the vault and its clients (documented in docs/design.md, "Vault").
+//! What travels between the vault and its clients (served as OpenAPI at `/api/v1/openapi.json`,
+//! printed by `orca vault openapi`).
 //!
-//! JSON for requests and answers, except chunk payloads, which go as one binary body:
+//! JSON for requests and answers, except chunk payloads and manifests, which go as binary bodies:
 //!
 //! ```text
 //! upload  (PUT  /api/v1/chunks):       repeat { id [32] | raw_len u32 LE | payload_len u32 LE | payload }
 //! read    (POST /api/v1/chunks/read):  JSON {"ids": [hex, ...]} -> repeat { payload_len u32 LE | payload }
 //! ```
+//!
+//! The JSON types derive their OpenAPI schemas (feature `server`), so the server, the client
+//! and the published document share one definition.
+
+use std::collections::BTreeMap;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use orca_repo::{ChunkId, EncodedChunk};
@@ -16,19 +22,241 @@ pub const API: &str = "/api/v1";
 /// Largest body the vault accepts (an upload batch of encoded chunks).
 pub const MAX_BODY: usize = 64 << 20;
 
-/// Error answer of every failed request.
-#[derive(Debug, Serialize, Deserialize)]
+/// Error answer of every failed request; a refused request changed nothing.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: String,
+    /// What to do about it.
     pub hint: String,
-    /// Chunks a refused commit lacks (hex ids).
+    /// Chunks a refused piece commit lacks (hex ids).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<String>,
+    /// Pieces a refused recovery point names that are not committed for its database.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_pieces: Vec<String>,
 }
 
+/// Chunk ids, 64 hex digits each.
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct Ids {
     pub ids: Vec<String>,
+}
+
+impl Ids {
+    pub fn of(ids: &[ChunkId]) -> Ids {
+        Ids {
+            ids: ids_to_hex(ids),
+        }
+    }
+}
+
+/// What a recovery point restores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum RecoveryPointKind {
+    Full,
+    Incremental,
+    Archivelog,
+    ImageCopy,
+}
+
+impl RecoveryPointKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecoveryPointKind::Full => "full",
+            RecoveryPointKind::Incremental => "incremental",
+            RecoveryPointKind::Archivelog => "archivelog",
+            RecoveryPointKind::ImageCopy => "image-copy",
+        }
+    }
+}
+
+/// A recovery point as its creator (the agent, the appliance) submits it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct NewRecoveryPoint {
+    /// Unique id (letters, digits, `-`, `_`, `.`); the vault makes one up when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub database: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dbid: Option<u64>,
+    pub kind: RecoveryPointKind,
+    /// Unix seconds; the vault's clock when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<i64>,
+    /// Lowest SCN the backup needs (inclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_scn: Option<u64>,
+    /// SCN the database is consistent at after recovery (exclusive end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_scn: Option<u64>,
+    /// Committed pieces of `database` that make up the point.
+    pub pieces: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Figures the vault adds up from the recovery point's pieces.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct RecoveryPointStats {
+    pub pieces: u64,
+    /// Bytes of the pieces as RMAN wrote them.
+    pub bytes: u64,
+    /// Encoded bytes the pieces added to the repository when written.
+    pub stored: u64,
+}
+
+/// A recovery point as the vault keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct RecoveryPoint {
+    pub id: String,
+    pub database: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dbid: Option<u64>,
+    pub kind: RecoveryPointKind,
+    /// Unix seconds.
+    pub created: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_scn: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_scn: Option<u64>,
+    pub pieces: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    pub stats: RecoveryPointStats,
+}
+
+/// Which recovery points to list (oldest first, then in the order recorded).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "server", into_params(parameter_in = Query))]
+pub struct RecoveryPointFilter {
+    /// Only this database's; a database's token sees only its own anyway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<RecoveryPointKind>,
+    /// Created at or after (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
+    /// Created before (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
+}
+
+/// Where a job is. `queued` -> `running` -> `succeeded` | `failed`; a queued job may also fail
+/// at once (its agent is down). A finished job does not change again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+        }
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed)
+    }
+
+    /// Whether a job in this state may be moved to `next`.
+    pub fn may_become(self, next: JobState) -> bool {
+        match self {
+            JobState::Queued => next != JobState::Succeeded,
+            JobState::Running => next != JobState::Queued,
+            JobState::Succeeded | JobState::Failed => false,
+        }
+    }
+}
+
+/// A job as its requester submits it; it starts `queued`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct NewJob {
+    /// Unique id (letters, digits, `-`, `_`, `.`); the vault makes one up when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub database: String,
+    /// What the job does, e.g. `backup-full`, `backup-incremental`, `archivelog`, `restore`.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_estimated: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct JobProgress {
+    pub bytes_done: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_estimated: Option<u64>,
+}
+
+/// A job record. Times are Unix seconds, from the vault's clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct Job {
+    pub id: String,
+    pub database: String,
+    pub kind: String,
+    pub state: JobState,
+    pub requested: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<i64>,
+    #[serde(default)]
+    pub message: String,
+    pub progress: JobProgress,
+}
+
+/// A change to a job: only the fields given change.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct JobUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<JobState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_done: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_estimated: Option<u64>,
+}
+
+/// Which jobs to list (oldest request first, then in the order recorded).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "server", into_params(parameter_in = Query))]
+pub struct JobFilter {
+    /// Only this database's; a database's token sees only its own anyway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<JobState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Requested at or after (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
 }
 
 pub fn ids_to_hex(ids: &[ChunkId]) -> Vec<String> {

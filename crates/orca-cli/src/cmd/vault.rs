@@ -1,77 +1,200 @@
-//! `orca vault serve | token create`.
+//! `orca vault serve | token create | token list | token revoke | openapi`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use orca_vault::server::{Scope, Tokens};
+use orca_vault::server::{Scope, TlsFiles, Tokens};
+
+use crate::common::{format_time, print_json};
 
 #[derive(Subcommand, Debug)]
 pub enum VaultCmd {
-    /// Serve a repository over HTTP to SBT channels and other clients.
+    /// Serve a repository over HTTP/1.1 and HTTP/2 to SBT channels and other clients.
     ///
     /// DIR is a repository made by `orca repo init --repo DIR` (the vault never needs its
-    /// key: clients encrypt). Clients set ORCA_VAULT=http://HOST:PORT and ORCA_TOKEN.
+    /// key: clients encrypt). Clients set ORCA_VAULT=http(s)://HOST:PORT and ORCA_TOKEN;
+    /// over https they trust the CAs in ORCA_CA_FILE, or the system's.
     Serve(ServeArgs),
     /// Manage access tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Print the vault's OpenAPI document (what it serves at /api/v1/openapi.json).
+    Openapi,
 }
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// The repository directory the vault serves.
-    #[arg(long, value_name = "DIR")]
-    data: PathBuf,
+    #[command(flatten)]
+    data: DataArg,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7400")]
     listen: String,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct DataArg {
+    /// The repository directory the vault serves.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+}
+
+impl DataArg {
+    fn tokens(&self) -> Result<Tokens> {
+        let dir = &self.data;
+        if !dir.join("config").exists() {
+            bail!(
+                "{} is not a repository: create it with `orca repo init --repo {}`",
+                dir.display(),
+                dir.display()
+            );
+        }
+        Tokens::open(dir).with_context(|| format!("cannot open the tokens of {}", dir.display()))
+    }
 }
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCmd {
     /// Create a token for one database (printed once; only its hash is stored).
-    Create(TokenArgs),
+    Create(CreateArgs),
+    /// List the tokens: id, database, scope, creation time (never the secret).
+    List(ListArgs),
+    /// Revoke a token: requests with it are refused from now on.
+    Revoke(RevokeArgs),
 }
 
 #[derive(Args, Debug)]
-pub struct TokenArgs {
-    /// The repository directory the vault serves.
-    #[arg(long, value_name = "DIR")]
-    data: PathBuf,
-    /// Database (DB_NAME) whose pieces the token may touch.
+pub struct CreateArgs {
+    #[command(flatten)]
+    data: DataArg,
+    /// Database (DB_NAME) whose pieces, recovery points and jobs the token may touch.
     #[arg(long)]
     db: String,
-    /// backup (write, read and delete its database's pieces), restore (read only) or
+    /// backup (write, read and delete its database's data), restore (read only) or
     /// admin (everything, every database).
     #[arg(long, default_value = "backup")]
-    scope: String,
+    scope: Scope,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[command(flatten)]
+    data: DataArg,
+    /// Print the tokens as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    data: DataArg,
+    /// The token's id as `orca vault token list` shows it (a unique prefix will do).
+    id: String,
+}
+
+fn tls_files(a: &ServeArgs) -> Option<TlsFiles> {
+    Some(TlsFiles {
+        cert: a.tls_cert.clone()?,
+        key: a.tls_key.clone()?,
+    })
+}
+
+async fn serve(a: ServeArgs) -> Result<()> {
+    let tls = tls_files(&a);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let dir: &Path = &a.data.data;
+    eprintln!(
+        "vault: serving {} on {scheme}://{}",
+        dir.display(),
+        a.listen
+    );
+    orca_vault::server::serve(dir, &a.listen, tls.as_ref())
+        .await
+        .with_context(|| format!("cannot serve {}", dir.display()))
 }
 
 pub async fn run(c: VaultCmd) -> Result<()> {
     match c {
-        VaultCmd::Serve(a) => {
-            eprintln!("vault serving {} on http://{}", a.data.display(), a.listen);
-            orca_vault::server::serve(&a.data, &a.listen)
-                .await
-                .map_err(|e| anyhow!(e))
-        }
+        VaultCmd::Serve(a) => serve(a).await,
         VaultCmd::Token(TokenCmd::Create(a)) => {
-            let Some(scope) = Scope::parse(&a.scope) else {
-                bail!("unknown scope {:?}: use backup, restore or admin", a.scope);
-            };
-            if !a.data.join("config").exists() {
-                bail!(
-                    "{} is not a repository: create it with `orca repo init --repo {}`",
-                    a.data.display(),
-                    a.data.display()
-                );
-            }
-            let token = Tokens::open(&a.data)
-                .and_then(|t| t.create(&a.db, scope))
-                .map_err(|e| anyhow!(e))?;
+            let token = a
+                .data
+                .tokens()?
+                .create(&a.db, a.scope)
+                .context("cannot create the token")?;
             println!("{token}");
             Ok(())
         }
+        VaultCmd::Token(TokenCmd::List(a)) => {
+            let tokens = a.data.tokens()?.list().context("cannot list the tokens")?;
+            if a.json {
+                return print_json(&tokens);
+            }
+            println!("{:<16}  {:<12}  {:<7}  CREATED", "ID", "DATABASE", "SCOPE");
+            for t in tokens {
+                println!(
+                    "{:<16}  {:<12}  {:<7}  {}",
+                    t.id,
+                    t.db,
+                    t.scope,
+                    format_time(t.created)
+                );
+            }
+            Ok(())
+        }
+        VaultCmd::Token(TokenCmd::Revoke(a)) => {
+            let t = a
+                .data
+                .tokens()?
+                .revoke(&a.id)
+                .context("cannot revoke the token")?;
+            println!("revoked {} ({} token of {})", t.id, t.scope, t.db);
+            Ok(())
+        }
+        VaultCmd::Openapi => {
+            let doc = orca_vault::server::openapi();
+            println!("{}", doc.to_pretty_json()?);
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(subcommand)]
+        c: VaultCmd,
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_scopes_are_checked() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["orca"], args].concat());
+        assert!(parse(&["serve", "--data", "d", "--tls-cert", "c"]).is_err());
+        let ok = parse(&["serve", "--data", "d", "--tls-cert", "c", "--tls-key", "k"]).unwrap();
+        let VaultCmd::Serve(a) = ok.c else {
+            panic!("not serve")
+        };
+        assert_eq!(tls_files(&a).unwrap().key, PathBuf::from("k"));
+        let e = parse(&[
+            "token", "create", "--data", "d", "--db", "X", "--scope", "root",
+        ]);
+        assert!(
+            e.unwrap_err()
+                .to_string()
+                .contains("use backup, restore or admin")
+        );
+        assert!(parse(&["token", "revoke", "--data", "d", "ab12"]).is_ok());
     }
 }

@@ -1,0 +1,126 @@
+//! Reusable buffers for chunks, encoded payloads and packs.
+//!
+//! Ingest allocates and frees about three bytes of buffers per byte backed
+//! up, in blocks of 0.3 to 20 MiB. Allocators hand such blocks back to the
+//! kernel within milliseconds, and the kernel zeroes every page again on the
+//! next use: measured on a 1 GiB ingest here, 0.6 core-seconds of page
+//! clearing out of 3.5. A pool keeps a bounded number of buffers of one size
+//! class alive instead. Buffers come back by themselves: [`BufferPool::bytes`]
+//! wraps one in a [`Bytes`] that returns it when its last clone is dropped.
+
+use std::sync::{Arc, Mutex, Weak};
+
+use bytes::Bytes;
+
+/// The pools a repository's writers share.
+#[derive(Debug)]
+pub struct Pools {
+    /// Chunk plaintext (1 MiB with the default chunker): three batches' worth.
+    pub chunks: Arc<BufferPool>,
+    /// Encoded payloads, on their way to a pack or a vault upload.
+    pub payloads: Arc<BufferPool>,
+}
+
+impl Default for Pools {
+    fn default() -> Self {
+        Pools {
+            chunks: BufferPool::new(96),
+            payloads: BufferPool::new(64),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct BufferPool {
+    free: Mutex<Vec<Vec<u8>>>,
+    keep: usize,
+}
+
+impl BufferPool {
+    /// A pool keeping at most `keep` idle buffers.
+    pub fn new(keep: usize) -> Arc<Self> {
+        Arc::new(BufferPool {
+            free: Mutex::new(Vec::new()),
+            keep,
+        })
+    }
+
+    /// A buffer with room for at least `capacity` bytes. Its length and
+    /// contents are whatever its last user left: set the length before use
+    /// (`truncate`/`resize` on a reused buffer writes nothing new).
+    pub fn take(&self, capacity: usize) -> Vec<u8> {
+        let reused = {
+            let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+            let at = free.iter().rposition(|b| b.capacity() >= capacity);
+            at.map(|i| free.swap_remove(i))
+        };
+        reused.unwrap_or_else(|| Vec::with_capacity(capacity))
+    }
+
+    /// Hand a buffer back for reuse.
+    pub fn give(&self, buf: Vec<u8>) {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        if free.len() < self.keep {
+            free.push(buf);
+        }
+    }
+
+    /// `buf` as shared bytes that return it to this pool once dropped.
+    pub fn bytes(self: &Arc<Self>, buf: Vec<u8>) -> Bytes {
+        Bytes::from_owner(Pooled {
+            buf,
+            pool: Arc::downgrade(self),
+        })
+    }
+
+    pub fn idle(&self) -> usize {
+        self.free.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+struct Pooled {
+    buf: Vec<u8>,
+    pool: Weak<BufferPool>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.upgrade() {
+            pool.give(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_come_back_when_their_last_bytes_drop_and_the_pool_is_bounded() {
+        let pool = BufferPool::new(2);
+        let mut v = pool.take(1000);
+        v.extend_from_slice(b"abc");
+        let ptr = v.as_ptr();
+        let b = pool.bytes(v);
+        let part = b.slice(1..2);
+        drop(b);
+        assert_eq!(pool.idle(), 0);
+        assert_eq!(&part[..], b"b");
+        drop(part);
+        assert_eq!(pool.idle(), 1);
+        let again = pool.take(500);
+        assert_eq!(again.as_ptr(), ptr);
+        assert_eq!(again.len(), 3, "contents are left as they were");
+        assert!(pool.take(5000).capacity() >= 5000);
+        for _ in 0..5 {
+            pool.give(Vec::with_capacity(10));
+        }
+        assert_eq!(pool.idle(), 2);
+    }
+}

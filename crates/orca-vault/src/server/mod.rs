@@ -1,0 +1,564 @@
+//! The vault's HTTP server: a repository ([`Store`]) behind bearer tokens scoped to one
+//! database. The vault holds what clients encrypted and never needs the repository key.
+//!
+//! | method and path | scope | what |
+//! |---|---|---|
+//! | `GET /healthz` | none | liveness |
+//! | `GET /metrics` | none | Prometheus text |
+//! | `GET /api/v1/openapi.json` | none | this API, generated from the handlers' types |
+//! | `GET /api/v1/config`, `GET /api/v1/keys` | read | repository config, wrapped keys |
+//! | `POST /api/v1/chunks/missing` | backup | which ids are not stored (touches the others) |
+//! | `PUT /api/v1/chunks` | backup | idempotent upload of encoded chunks |
+//! | `POST /api/v1/chunks/read` | read | chunk payloads, in order |
+//! | `POST /api/v1/flush` | backup | make uploads durable |
+//! | `POST /api/v1/pieces` | backup | atomic commit of a manifest (409 + missing ids) |
+//! | `GET /api/v1/pieces` | read | list the token's database's pieces |
+//! | `GET /api/v1/pieces/info?name=`, `/pieces/manifest?name=` | read | a piece's catalog entry, manifest |
+//! | `DELETE /api/v1/pieces?name=` | backup | delete a piece |
+//! | `POST`, `GET /api/v1/recovery-points`, `GET`, `DELETE …/{id}` | backup, read | recovery points |
+//! | `POST`, `GET /api/v1/jobs`, `GET`, `PATCH …/{id}` | backup, read | job records |
+//!
+//! `admin` tokens may do everything for every database; `backup` tokens may also read
+//! (a restore through the same channel configuration), `restore` tokens only read. Every
+//! refused request is answered with a JSON [`ErrorBody`] and changes nothing.
+
+mod db;
+mod metrics;
+mod net;
+mod pieces;
+mod records;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use orca_repo::{RepoError, Store};
+use serde::de::DeserializeOwned;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, SecurityRequirement};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::wire::{self, ErrorBody};
+use db::{Caller, Records};
+pub use db::{TokenInfo, Tokens};
+pub use net::{TlsFiles, serve, serve_on, spawn_local, spawn_local_with};
+
+/// Why the vault could not start, or a token could not be managed.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error("cannot open the vault's repository {}: {source}", .path.display())]
+    Repository {
+        path: PathBuf,
+        #[source]
+        source: Box<RepoError>,
+    },
+    #[error("vault database {}: {source}", .path.display())]
+    Database {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("vault database {} holds an unreadable record: {message}", .path.display())]
+    Corrupt { path: PathBuf, message: String },
+    #[error("no randomness for a new secret: {0}")]
+    Random(getrandom::Error),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("unknown scope {0:?}: use backup, restore or admin")]
+    UnknownScope(String),
+    #[error("no token has an id starting with {0:?}: see `orca vault token list`")]
+    TokenNotFound(String),
+    #[error("{count} tokens have an id starting with {prefix:?}: give more of the id")]
+    AmbiguousToken { prefix: String, count: usize },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TLS {what} {}: {message}", .path.display())]
+    TlsFile {
+        what: &'static str,
+        path: PathBuf,
+        message: String,
+    },
+    #[error("TLS configuration refused: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("cannot start the vault's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Backup,
+    Restore,
+    Admin,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Backup => "backup",
+            Scope::Restore => "restore",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+impl std::str::FromStr for Scope {
+    type Err = VaultError;
+    fn from_str(s: &str) -> Result<Scope, VaultError> {
+        match s {
+            "backup" => Ok(Scope::Backup),
+            "restore" => Ok(Scope::Restore),
+            "admin" => Ok(Scope::Admin),
+            _ => Err(VaultError::UnknownScope(s.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Scopes that may read a database's pieces and records (admin always may).
+const READ: &[Scope] = &[Scope::Backup, Scope::Restore];
+/// Scopes that may write them.
+const WRITE: &[Scope] = &[Scope::Backup];
+
+struct AppState {
+    store: Arc<Store>,
+    tokens: Tokens,
+    records: Records,
+    metrics: Arc<metrics::Metrics>,
+    openapi: String,
+}
+
+type St = State<Arc<AppState>>;
+
+impl AppState {
+    /// Runs SQLite work off the async threads.
+    async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&AppState) -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        let s = self.clone();
+        tokio::task::spawn_blocking(move || f(&s))
+            .await
+            .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
+    }
+}
+
+/// An error answer: status and JSON body, no state changed.
+#[derive(Debug)]
+struct ApiError(StatusCode, ErrorBody);
+
+type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    fn new(code: StatusCode, error: impl Into<String>, hint: impl Into<String>) -> Self {
+        ApiError(
+            code,
+            ErrorBody {
+                error: error.into(),
+                hint: hint.into(),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn internal(error: impl Into<String>) -> Self {
+        let error = error.into();
+        tracing::error!(%error, "request failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            error,
+            "see the vault's log",
+        )
+    }
+
+    /// 422: the body parsed but its content is not acceptable.
+    fn invalid(error: impl Into<String>) -> Self {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            error,
+            "see /api/v1/openapi.json for what the request may hold",
+        )
+    }
+
+    fn not_found(what: &str, id: &str) -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no {what} {id:?}"),
+            format!("list the {what}s to see what exists"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(self.1)).into_response()
+    }
+}
+
+impl From<RepoError> for ApiError {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::MissingChunks { ref missing, .. } => {
+                let mut a = ApiError::new(
+                    StatusCode::CONFLICT,
+                    e.to_string(),
+                    "upload the missing chunks, then commit again",
+                );
+                a.1.missing = wire::ids_to_hex(missing);
+                a
+            }
+            RepoError::PieceExists { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                e.to_string(),
+                "choose another piece name",
+            ),
+            RepoError::PieceNotFound { .. } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                e.to_string(),
+                "list the pieces to see what exists",
+            ),
+            RepoError::InvalidArgument(_) | RepoError::CorruptObject { .. } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                e.to_string(),
+                "the request body is malformed",
+            ),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+impl From<VaultError> for ApiError {
+    fn from(e: VaultError) -> Self {
+        ApiError::internal(e.to_string())
+    }
+}
+
+/// What to do about a refusal the framework made (no route, bad query, body too large, ...).
+fn hint_for(status: StatusCode) -> String {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => format!(
+            "send at most {} MiB per request (the client splits uploads)",
+            wire::MAX_BODY >> 20
+        ),
+        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => {
+            "see /api/v1/openapi.json for the routes".into()
+        }
+        _ => "see /api/v1/openapi.json for what the request may hold".into(),
+    }
+}
+
+/// The caller, from its bearer token: 401 without a known one.
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &Arc<AppState>) -> ApiResult<Caller> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_string)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "no bearer token",
+                    "send Authorization: Bearer <token> (ORCA_TOKEN); create one with `orca vault token create`",
+                )
+            })?;
+        s.blocking(move |s| Ok(s.tokens.lookup(&token)?))
+            .await?
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unknown token",
+                    "check ORCA_TOKEN; create one with `orca vault token create`",
+                )
+            })
+    }
+}
+
+impl Caller {
+    /// 403 unless the token's scope is one of `scopes` (admin always is).
+    fn may(&self, scopes: &[Scope]) -> ApiResult<()> {
+        if self.scope == Scope::Admin || scopes.contains(&self.scope) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("a {} token may not do this", self.scope),
+                "use a token with the right scope",
+            ))
+        }
+    }
+
+    /// 403 unless the token may touch `db`'s data.
+    fn owns(&self, db: Option<&str>) -> ApiResult<()> {
+        if self.scope == Scope::Admin || db == Some(self.db.as_str()) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "this token belongs to database {} and may not touch {}'s data",
+                    self.db,
+                    db.unwrap_or("another database")
+                ),
+                "use the token of that database",
+            ))
+        }
+    }
+
+    /// The database a listing is restricted to: the token's own unless it is an admin's.
+    fn listing(&self, asked: Option<String>) -> ApiResult<Option<String>> {
+        if self.scope == Scope::Admin {
+            return Ok(asked);
+        }
+        self.owns(Some(asked.as_deref().unwrap_or(&self.db)))?;
+        Ok(Some(self.db.clone()))
+    }
+}
+
+/// A JSON request body, whatever its `Content-Type`: 400 when it is not JSON, 422 when it does
+/// not fit the type.
+struct JsonBody<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> ApiResult<Self> {
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|r| ApiError::new(r.status(), r.body_text(), hint_for(r.status())))?;
+        serde_json::from_slice(&body).map(JsonBody).map_err(|e| {
+            let status = match e.classify() {
+                serde_json::error::Category::Data => StatusCode::UNPROCESSABLE_ENTITY,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            ApiError::new(status, format!("malformed JSON: {e}"), hint_for(status))
+        })
+    }
+}
+
+/// Refuses a body declared larger than the limit before it is sent.
+async fn refuse_oversized(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > wire::MAX_BODY as u64 => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a {n}-byte body is over the vault's limit"),
+            hint_for(StatusCode::PAYLOAD_TOO_LARGE),
+        )
+        .into_response(),
+        _ => next.run(req).await,
+    }
+}
+
+/// Gives the framework's own refusals (plain text or empty) the JSON error body.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let what = format!("{} {}", req.method(), req.uri().path());
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 << 10)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let error = if text.is_empty() {
+        format!("{what}: {}", status.canonical_reason().unwrap_or("refused"))
+    } else {
+        text
+    };
+    let mut json = ApiError::new(status, error, hint_for(status)).into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(v) = parts.headers.get(&name) {
+            json.headers_mut().insert(name, v.clone());
+        }
+    }
+    json
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "service",
+    responses((status = 200, description = "the vault is up", body = String, content_type = "text/plain")))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
+async fn metrics_text(State(s): St) -> String {
+    s.metrics.render()
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "service",
+    responses((status = 200, description = "this document", body = Object)))]
+async fn openapi_json(State(s): St) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        s.openapi.clone(),
+    )
+        .into_response()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ORCA vault",
+        description = "Deduplicated storage of encrypted backup chunks, pieces, recovery points and jobs. \
+            Authenticate with `Authorization: Bearer <token>` (`orca vault token create`). \
+            Every refused request answers a JSON ErrorBody and changes nothing."
+    ),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "service", description = "liveness, metrics, this document"),
+        (name = "chunks", description = "probe, upload and read encoded chunks"),
+        (name = "pieces", description = "commit, list, read and delete pieces"),
+        (name = "records", description = "recovery points and job records"),
+    )
+)]
+struct ApiDoc;
+
+/// The routes and the document describing them, from the same annotations.
+fn api() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(openapi_json))
+        .routes(routes!(pieces::config))
+        .routes(routes!(pieces::keys))
+        .routes(routes!(pieces::missing))
+        .routes(routes!(pieces::upload))
+        .routes(routes!(pieces::read))
+        .routes(routes!(pieces::flush))
+        .routes(routes!(pieces::commit, pieces::list, pieces::delete))
+        .routes(routes!(pieces::info))
+        .routes(routes!(pieces::manifest))
+        .routes(routes!(
+            records::create_recovery_point,
+            records::recovery_points
+        ))
+        .routes(routes!(
+            records::recovery_point,
+            records::delete_recovery_point
+        ))
+        .routes(routes!(records::create_job, records::jobs))
+        .routes(routes!(records::job, records::update_job));
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(metrics_text))
+        .nest(wire::API, v1)
+        .split_for_parts();
+    add_conventions(&mut doc);
+    (router, doc)
+}
+
+/// What every operation shares, said once: bearer auth on the API (but its document), and
+/// JSON error answers.
+fn add_conventions(doc: &mut utoipa::openapi::OpenApi) {
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    let open = format!("{}/openapi.json", wire::API);
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let secured = path.starts_with(wire::API) && *path != open;
+        for op in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let r = &mut op.responses.responses;
+            if secured {
+                op.security = Some(vec![SecurityRequirement::new(
+                    "bearer",
+                    Vec::<String>::new(),
+                )]);
+                r.entry("401".into())
+                    .or_insert_with(|| error("no token, or an unknown one").into());
+                r.entry("403".into()).or_insert_with(|| {
+                    error("the token's scope or database does not allow this").into()
+                });
+            }
+            r.entry("4XX".into()).or_insert_with(|| {
+                error("refused (malformed, too large, unknown): nothing changed").into()
+            });
+            r.entry("5XX".into())
+                .or_insert_with(|| error("the vault failed: retry later").into());
+        }
+    }
+    doc.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+}
+
+/// The OpenAPI document of the vault's API (what `/api/v1/openapi.json` serves).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().1
+}
+
+/// The router over a repository directory made by `orca repo init`.
+pub async fn router(data: &Path) -> Result<Router, VaultError> {
+    let store = Store::open_local(data)
+        .await
+        .map_err(|source| VaultError::Repository {
+            path: data.to_path_buf(),
+            source: Box::new(source),
+        })?;
+    let (routes, doc) = api();
+    let metrics = Arc::new(metrics::Metrics::default());
+    let state = Arc::new(AppState {
+        store: Arc::new(store),
+        tokens: Tokens::open(data)?,
+        records: Records::open(data)?,
+        metrics: metrics.clone(),
+        openapi: doc.to_json().expect("the document serialises"),
+    });
+    Ok(routes
+        .layer(middleware::from_fn(refuse_oversized))
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(metrics, metrics::observe))
+        .layer(DefaultBodyLimit::max(wire::MAX_BODY))
+        .with_state(state))
+}

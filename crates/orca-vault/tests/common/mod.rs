@@ -1,0 +1,181 @@
+//! What the vault's tests share: a repository served on loopback, raw HTTP requests, pieces.
+
+#![allow(dead_code)] // each test file uses its own part of these helpers
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use orca_repo::{
+    Backend, InitOptions, KdfParams, KeySource, NewKey, PieceMeta, ReadOptions, Repository,
+    WriteOptions,
+};
+use orca_vault::client::VaultClient;
+use orca_vault::server::{Scope, TlsFiles, Tokens, spawn_local_with};
+
+pub const PASS: &str = "vault test passphrase";
+
+pub fn init(dir: &Path) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(Repository::init_local(
+        dir,
+        &InitOptions {
+            kdf: KdfParams {
+                m_kib: 256,
+                t: 1,
+                p: 1,
+            },
+            ..Default::default()
+        },
+        &NewKey::Passphrase(PASS.into()),
+    ))
+    .unwrap();
+}
+
+/// A repository served on a loopback port for the life of the test.
+pub struct Vault {
+    _dir: tempfile::TempDir,
+    pub data: PathBuf,
+    pub url: String,
+    pub tokens: Tokens,
+    pub rt: tokio::runtime::Runtime,
+}
+
+impl Vault {
+    pub fn start() -> Vault {
+        Vault::start_with(None)
+    }
+
+    pub fn start_with(tls: Option<TlsFiles>) -> Vault {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("repo");
+        init(&data);
+        let tokens = Tokens::open(&data).unwrap();
+        let url = spawn_local_with(&data, tls).unwrap();
+        Vault {
+            _dir: dir,
+            data,
+            url,
+            tokens,
+            rt: tokio::runtime::Runtime::new().unwrap(),
+        }
+    }
+
+    pub fn token(&self, db: &str, scope: Scope) -> String {
+        self.tokens.create(db, scope).unwrap()
+    }
+
+    pub fn client(&self, token: &str) -> Arc<VaultClient> {
+        VaultClient::connect(&self.url, token).unwrap()
+    }
+
+    pub fn repo(&self, token: &str) -> Repository {
+        let c: Arc<dyn Backend> = self.client(token);
+        self.rt
+            .block_on(Repository::open(c, &KeySource::Passphrase(PASS.into())))
+            .unwrap()
+    }
+
+    pub fn raw(&self, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> Answer {
+        raw(&self.url, method, path, token, body)
+    }
+
+    /// The value of an unlabelled metric.
+    pub fn metric(&self, name: &str) -> f64 {
+        let m = self.raw("GET", "/metrics", None, b"").body;
+        m.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name} in\n{m}"))
+    }
+}
+
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+impl Answer {
+    /// The JSON body; fails unless it is the vault's error body when the status is 4xx/5xx.
+    pub fn json(&self) -> serde_json::Value {
+        let v: serde_json::Value =
+            serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"));
+        if self.status >= 400 {
+            assert!(
+                v["error"].is_string() && v["hint"].is_string(),
+                "not an error body: {self:?}"
+            );
+        }
+        v
+    }
+}
+
+fn send(url: &str, head: &str, body: &[u8]) -> Answer {
+    let addr = url.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "{head}Host: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let out = String::from_utf8_lossy(&out).into_owned();
+    let (headers, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    Answer {
+        status: headers[9..12].parse().unwrap(),
+        headers: headers.to_ascii_lowercase(),
+        body: body.to_string(),
+    }
+}
+
+/// A raw HTTP/1.1 request.
+pub fn raw(url: &str, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> Answer {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\n{auth}Content-Length: {}\r\n",
+        body.len()
+    );
+    send(url, &head, body)
+}
+
+/// A request that claims a body of `claimed` bytes and sends none.
+pub fn claim(url: &str, method: &str, path: &str, token: &str, claimed: u64) -> Answer {
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Length: {claimed}\r\n"
+    );
+    send(url, &head, b"")
+}
+
+pub fn put(repo: &Repository, name: &str, db: &str, data: &[u8]) {
+    let meta = PieceMeta {
+        database: Some(db.into()),
+        created: orca_repo::now_unix(),
+        ..Default::default()
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut w = repo.writer(name, meta, &WriteOptions::default()).unwrap();
+            w.write(data).unwrap();
+            w.finish().unwrap();
+        });
+    });
+}
+
+pub fn read(
+    rt: &tokio::runtime::Runtime,
+    repo: &Repository,
+    name: &str,
+) -> orca_repo::Result<Vec<u8>> {
+    let mut r = rt.block_on(repo.reader(name, &ReadOptions::default()))?;
+    let mut out = Vec::new();
+    std::thread::scope(|s| s.spawn(|| r.read_to_end(&mut out)).join().unwrap())
+        .map_err(|e| orca_repo::RepoError::io("read", e))?;
+    Ok(out)
+}
+
+pub fn data(len: u32, seed: u32) -> Vec<u8> {
+    (0..len).map(|i| ((i * 7 + seed) / 13) as u8).collect()
+}
