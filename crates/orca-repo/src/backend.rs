@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::config::RepoConfig;
-use crate::error::{RepoError, Result};
+use crate::error::Result;
 use crate::id::ChunkId;
 use crate::index::{PieceFilter, PieceInfo, SessionGrant};
 use crate::keys::WrappedKey;
@@ -71,33 +71,15 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// began, or since `lineage_since` (the `started` time of the session
     /// that recorded the lineage the writer will rely on) when the grant says
     /// that lineage is still trustworthy.
-    async fn begin_session(
-        &self,
-        holder: &str,
-        lineage_since: Option<i64>,
-    ) -> Result<SessionGrant> {
-        let _ = (holder, lineage_since);
-        Err(RepoError::Internal(format!(
-            "{} has no writer sessions",
-            self.location()
-        )))
-    }
+    async fn begin_session(&self, holder: &str, lineage_since: Option<i64>)
+    -> Result<SessionGrant>;
 
     /// Extend a session to a lineage recorded at `since`; `false` when that
     /// lineage must not be trusted (a collection may have swept its chunks).
-    async fn adopt_lineage(&self, session: u64, since: i64) -> Result<bool> {
-        let _ = (session, since);
-        Ok(false)
-    }
+    async fn adopt_lineage(&self, session: u64, since: i64) -> Result<bool>;
 
     /// Keep a session alive; `false` when it expired.
-    async fn renew_session(&self, session: u64) -> Result<bool> {
-        let _ = session;
-        Ok(false)
-    }
+    async fn renew_session(&self, session: u64) -> Result<bool>;
 
-    async fn end_session(&self, session: u64) -> Result<()> {
-        let _ = session;
-        Ok(())
-    }
+    async fn end_session(&self, session: u64) -> Result<()>;
 }

@@ -640,6 +640,18 @@ impl Index {
         })
     }
 
+    /// Who holds session `id`, if it exists.
+    pub fn session_holder(&self, id: u64) -> Result<Option<String>> {
+        self.with("look up a writer session", |c| {
+            c.query_row(
+                "SELECT holder FROM sessions WHERE id = ?1",
+                [id as i64],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
     pub fn end_session(&self, id: u64) -> Result<()> {
         self.with("end a writer session", |c| {
             c.execute("DELETE FROM sessions WHERE id = ?1", [id as i64])

@@ -22,6 +22,7 @@ use orca_repo::keys::WrappedKey;
 use orca_repo::manifest::Manifest;
 use orca_repo::{
     Backend, ChunkId, EncodedChunk, PieceFilter, PieceInfo, RepoConfig, RepoError, Result,
+    SessionGrant,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -29,8 +30,8 @@ use tokio::sync::Semaphore;
 
 use crate::tls;
 use crate::wire::{
-    self, ErrorBody, Ids, Job, JobFilter, JobUpdate, NewJob, NewRecoveryPoint, RecoveryPoint,
-    RecoveryPointFilter,
+    self, ErrorBody, Ids, Job, JobFilter, JobUpdate, LineageRequest, NewJob, NewRecoveryPoint,
+    RecoveryPoint, RecoveryPointFilter, SessionAnswer, SessionGrantBody, SessionRequest,
 };
 
 const ATTEMPTS: u32 = 5;
@@ -657,6 +658,52 @@ impl Backend for VaultClient {
         let body = Payload::json(&Ids::of(ids));
         let b = self.call(Method::POST, &path, body).await?;
         Ok(wire::decode_payloads(b, ids.len()).map_err(|e| self.bad_answer(&path, e))?)
+    }
+
+    async fn begin_session(
+        &self,
+        holder: &str,
+        lineage_since: Option<i64>,
+    ) -> Result<SessionGrant> {
+        let path = format!("{}/sessions", wire::API);
+        let body = Payload::json(&SessionRequest {
+            holder: holder.to_string(),
+            lineage_since,
+        });
+        let g: SessionGrantBody = self.json(Method::POST, &path, body).await?;
+        Ok(SessionGrant {
+            id: g.id,
+            started: g.started,
+            lineage_ok: g.lineage_ok,
+        })
+    }
+
+    async fn adopt_lineage(&self, session: u64, since: i64) -> Result<bool> {
+        let path = format!("{}/sessions/{session}/lineage", wire::API);
+        let body = Payload::json(&LineageRequest { since });
+        self.session_answer(&path, body).await
+    }
+
+    async fn renew_session(&self, session: u64) -> Result<bool> {
+        let path = format!("{}/sessions/{session}/renew", wire::API);
+        self.session_answer(&path, Payload::none()).await
+    }
+
+    async fn end_session(&self, session: u64) -> Result<()> {
+        self.delete_or_absent(&format!("{}/sessions/{session}", wire::API))
+            .await?;
+        Ok(())
+    }
+}
+
+impl VaultClient {
+    /// A session request's answer; a session the vault no longer knows is `false`.
+    async fn session_answer(&self, path: &str, body: Payload) -> Result<bool> {
+        match self.json::<SessionAnswer>(Method::POST, path, body).await {
+            Ok(a) => Ok(a.ok),
+            Err(e) if e.rejected_with() == Some(StatusCode::NOT_FOUND) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

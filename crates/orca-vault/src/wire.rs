@@ -52,6 +52,45 @@ impl Ids {
     }
 }
 
+/// A writer announcing itself (`POST /api/v1/sessions`): garbage collection
+/// keeps what it relies on until it ends.
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct SessionRequest {
+    /// What the writer writes (a piece name), shown by `orca vault gc`.
+    pub holder: String,
+    /// `since` of the lineage (fingerprint cache entry) the writer wants to
+    /// rely on, in the vault's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage_since: Option<i64>,
+}
+
+/// The vault's answer to a new session.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct SessionGrantBody {
+    pub id: u64,
+    /// The vault's clock when the session began (Unix seconds).
+    pub started: i64,
+    /// Whether the lineage asked for may be trusted (no collection since it
+    /// was recorded could have swept its chunks).
+    pub lineage_ok: bool,
+}
+
+/// A lineage a running session wants to rely on.
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct LineageRequest {
+    pub since: i64,
+}
+
+/// Whether a session request took effect.
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct SessionAnswer {
+    pub ok: bool,
+}
+
 /// What a recovery point restores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]

@@ -87,6 +87,10 @@ fn the_document_describes_every_route_the_vault_serves() {
         "GET /api/v1/jobs",
         "GET /api/v1/jobs/{id}",
         "PATCH /api/v1/jobs/{id}",
+        "POST /api/v1/sessions",
+        "POST /api/v1/sessions/{id}/lineage",
+        "POST /api/v1/sessions/{id}/renew",
+        "DELETE /api/v1/sessions/{id}",
     ]
     .into_iter()
     .map(String::from)

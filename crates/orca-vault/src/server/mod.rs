@@ -28,6 +28,7 @@ mod net;
 mod pieces;
 mod records;
 mod schema;
+mod sessions;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -468,6 +469,10 @@ fn api() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
             records::recovery_point,
             records::delete_recovery_point
         ))
+        .routes(routes!(sessions::begin))
+        .routes(routes!(sessions::adopt))
+        .routes(routes!(sessions::renew))
+        .routes(routes!(sessions::end))
         .routes(routes!(records::create_job, records::jobs))
         .routes(routes!(records::job, records::update_job));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())

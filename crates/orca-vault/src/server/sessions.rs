@@ -1,0 +1,96 @@
+//! Writer sessions: what lets garbage collection run beside backups through the vault.
+//!
+//! A session belongs to the database of the token that began it (its holder is recorded as
+//! `<database>/<piece>`), so one database's token can neither end nor stretch another's.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use orca_repo::Backend;
+
+use super::{ApiError, ApiResult, Caller, JsonBody, St, WRITE};
+use crate::wire::{ErrorBody, LineageRequest, SessionAnswer, SessionGrantBody, SessionRequest};
+
+/// The session `id`, which must belong to the caller's database.
+async fn owned(s: &St, c: &Caller, id: u64) -> ApiResult<()> {
+    let index = s.store.index().clone();
+    let holder = tokio::task::spawn_blocking(move || index.session_holder(id))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    match holder {
+        Some(h) => c.owns(h.split('/').next()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no writer session {id}"),
+            "it ended or expired (10 minutes without renewal): begin a new one",
+        )),
+    }
+}
+
+#[utoipa::path(post, path = "/sessions", tag = "chunks",
+    request_body = SessionRequest,
+    responses((status = 201, description = "the session; collections keep what it relies on until it ends", body = SessionGrantBody)))]
+pub(super) async fn begin(
+    State(s): St,
+    c: Caller,
+    JsonBody(r): JsonBody<SessionRequest>,
+) -> ApiResult<(StatusCode, Json<SessionGrantBody>)> {
+    c.may(WRITE)?;
+    if r.holder.len() > 1024 {
+        return Err(ApiError::invalid("holder longer than 1024 bytes"));
+    }
+    let g = s
+        .store
+        .begin_session(&format!("{}/{}", c.db, r.holder), r.lineage_since)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SessionGrantBody {
+            id: g.id,
+            started: g.started,
+            lineage_ok: g.lineage_ok,
+        }),
+    ))
+}
+
+#[utoipa::path(post, path = "/sessions/{id}/lineage", tag = "chunks",
+    params(("id" = u64, Path, description = "the session")),
+    request_body = LineageRequest,
+    responses(
+        (status = 200, description = "ok: the lineage may be relied on, and is kept", body = SessionAnswer),
+        (status = 404, description = "no such session", body = ErrorBody)))]
+pub(super) async fn adopt(
+    s: St,
+    c: Caller,
+    Path(id): Path<u64>,
+    JsonBody(r): JsonBody<LineageRequest>,
+) -> ApiResult<Json<SessionAnswer>> {
+    c.may(WRITE)?;
+    owned(&s, &c, id).await?;
+    let ok = s.store.adopt_lineage(id, r.since).await?;
+    Ok(Json(SessionAnswer { ok }))
+}
+
+#[utoipa::path(post, path = "/sessions/{id}/renew", tag = "chunks",
+    params(("id" = u64, Path, description = "the session")),
+    responses(
+        (status = 200, description = "renewed", body = SessionAnswer),
+        (status = 404, description = "no such session", body = ErrorBody)))]
+pub(super) async fn renew(s: St, c: Caller, Path(id): Path<u64>) -> ApiResult<Json<SessionAnswer>> {
+    c.may(WRITE)?;
+    owned(&s, &c, id).await?;
+    let ok = s.store.renew_session(id).await?;
+    Ok(Json(SessionAnswer { ok }))
+}
+
+#[utoipa::path(delete, path = "/sessions/{id}", tag = "chunks",
+    params(("id" = u64, Path, description = "the session")),
+    responses(
+        (status = 204, description = "ended"),
+        (status = 404, description = "no such session", body = ErrorBody)))]
+pub(super) async fn end(s: St, c: Caller, Path(id): Path<u64>) -> ApiResult<StatusCode> {
+    c.may(WRITE)?;
+    owned(&s, &c, id).await?;
+    s.store.end_session(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
