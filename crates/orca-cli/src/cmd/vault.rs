@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use orca_repo::Store;
 use orca_vault::server::{Scope, TlsFiles, Tokens};
 
 use crate::common::{format_time, print_json};
@@ -21,6 +22,34 @@ pub enum VaultCmd {
     Token(TokenCmd),
     /// Print the vault's OpenAPI document (what it serves at /api/v1/openapi.json).
     Openapi,
+    /// Reclaim the space of deleted pieces, while the vault serves and backups run: chunks
+    /// a backup in flight probed, uploaded or relies on through its fingerprint cache are
+    /// kept. Interrupted, it resumes where it stopped when run again.
+    Gc(GcArgs),
+    /// Check stored objects against bit rot (checksums of every chunk, no key needed),
+    /// all of them or a sample of those checked longest ago.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct GcArgs {
+    #[command(flatten)]
+    data: DataArg,
+    #[command(flatten)]
+    flags: crate::cmd::gc::GcFlags,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    data: DataArg,
+    /// Read only this percentage of the packs: never checked first, then checked longest
+    /// ago (when each was checked is remembered).
+    #[arg(long, value_name = "PERCENT")]
+    sample: Option<f64>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -36,6 +65,12 @@ pub struct ServeArgs {
     /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Collect garbage on this schedule while serving (e.g. 24h); off when not given.
+    #[arg(long, value_name = "INTERVAL", value_parser = humantime::parse_duration)]
+    gc_every: Option<std::time::Duration>,
+    /// Grace period of the scheduled collections.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    gc_grace: std::time::Duration,
 }
 
 #[derive(Args, Debug)]
@@ -115,9 +150,73 @@ async fn serve(a: ServeArgs) -> Result<()> {
         dir.display(),
         a.listen
     );
+    if let Some(every) = a.gc_every {
+        let opts = orca_repo::GcOptions {
+            grace: a.gc_grace,
+            ..Default::default()
+        };
+        let store = Store::open_local(dir)
+            .await
+            .with_context(|| format!("cannot open {}", dir.display()))?;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match store.gc(&opts, None).await {
+                    Ok(r) => tracing::info!(
+                        swept = r.swept_chunks,
+                        reclaimed = r.reclaimed_bytes(),
+                        "scheduled garbage collection done"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "scheduled garbage collection failed"),
+                }
+            }
+        });
+    }
     orca_vault::server::serve(dir, &a.listen, tls.as_ref())
         .await
         .with_context(|| format!("cannot serve {}", dir.display()))
+}
+
+async fn open_store(d: &DataArg) -> Result<Store> {
+    Store::open_local(&d.data)
+        .await
+        .with_context(|| format!("cannot open the vault's repository {}", d.data.display()))
+}
+
+async fn verify(a: VerifyArgs) -> Result<()> {
+    let store = open_store(&a.data).await?;
+    let bar = crate::common::byte_bar(store.stats().await?.pack_bytes, "verifying");
+    let progress = |p: &orca_repo::store::Progress| bar.set_position(p.bytes);
+    let report = store
+        .verify_sample(None, a.sample.unwrap_or(100.0), Some(&progress))
+        .await?;
+    bar.finish_and_clear();
+    if a.json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "checked {} chunks in {} packs ({}), checksums only ({}% sample, {} never checked before)",
+            report.chunks,
+            report.packs,
+            crate::common::human_bytes(report.bytes),
+            report.sample_percent,
+            report.never_checked
+        );
+        for p in &report.problems {
+            let chunk = p
+                .chunk
+                .map(|c| format!(" chunk {}", c.short()))
+                .unwrap_or_default();
+            println!("PROBLEM in {}{chunk}: {}", p.object, p.reason);
+            for (piece, pos) in &p.pieces {
+                println!("    affects piece {piece:?}, chunk #{pos}");
+            }
+        }
+    }
+    if !report.is_clean() {
+        bail!("verification found {} problem(s)", report.problems.len());
+    }
+    Ok(())
 }
 
 pub async fn run(c: VaultCmd) -> Result<()> {
@@ -158,6 +257,11 @@ pub async fn run(c: VaultCmd) -> Result<()> {
             println!("revoked {} ({} token of {})", t.id, t.scope, t.db);
             Ok(())
         }
+        VaultCmd::Gc(a) => {
+            let store = open_store(&a.data).await?;
+            crate::cmd::gc::collect(&store, &a.flags).await.map(|_| ())
+        }
+        VaultCmd::Verify(a) => verify(a).await,
         VaultCmd::Openapi => {
             let doc = orca_vault::server::openapi();
             println!("{}", doc.to_pretty_json()?);
