@@ -87,7 +87,21 @@ struct Repo {
     // Field order matters: the repository's tasks must end before the runtime drops.
     repo: Repository,
     cache: Option<LineageCache>,
+    /// Through the vault, piece names are kept as `<database>/<handle>`, the database being
+    /// the token's: RMAN's `%U` handles are unique within one database only, and several
+    /// databases share a vault.
+    namespace: Option<String>,
     _rt: tokio::runtime::Runtime,
+}
+
+impl Repo {
+    /// The repository's name of the piece RMAN calls `handle`.
+    fn key(&self, handle: &str) -> String {
+        match &self.namespace {
+            Some(db) => format!("{db}/{handle}"),
+            None => handle.to_string(),
+        }
+    }
 }
 
 pub struct Session {
@@ -160,10 +174,10 @@ impl Session {
                     ));
                 }
             };
-            let repo = match &cfg.backend {
+            let (repo, namespace) = match &cfg.backend {
                 Backend::Local(dir) => rt
                     .block_on(Repository::open_local(dir, &key))
-                    .map(|(r, _)| r)
+                    .map(|(r, _)| (r, None))
                     .map_err(|e| {
                         SbtFailure::mm(format!(
                             "cannot open the ORCA repository {} (ORCA_REPO): {e}",
@@ -173,11 +187,17 @@ impl Session {
                 Backend::Vault { url, token } => {
                     let client = orca_vault::client::VaultClient::connect(url, token)
                         .map_err(|e| SbtFailure::mm(e.to_string()))?;
-                    rt.block_on(Repository::open(client, &key)).map_err(|e| {
+                    let me = rt.block_on(client.whoami()).map_err(|e| {
+                        SbtFailure::mm(format!(
+                            "cannot reach the ORCA vault {url} (ORCA_VAULT): {e}"
+                        ))
+                    })?;
+                    let repo = rt.block_on(Repository::open(client, &key)).map_err(|e| {
                         SbtFailure::mm(format!(
                             "cannot open the ORCA vault {url} (ORCA_VAULT): {e}"
                         ))
-                    })?
+                    })?;
+                    (repo, (me.scope != "admin").then_some(me.database))
                 }
             };
             let cache = match LineageCache::open(&cfg.cache_dir, &repo.config().id) {
@@ -196,6 +216,7 @@ impl Session {
             self.repo = Some(Repo {
                 repo,
                 cache,
+                namespace,
                 _rt: rt,
             });
         }
@@ -205,12 +226,13 @@ impl Session {
     fn exists(&mut self, name: &str) -> SbtResult<bool> {
         let repo = self.repo()?;
         let rt = repo._rt.handle().clone();
+        let key = repo.key(name);
         let filter = PieceFilter {
-            name_prefix: Some(name.to_string()),
+            name_prefix: Some(key.clone()),
             ..Default::default()
         };
         match rt.block_on(repo.repo.list(&filter)) {
-            Ok(list) => Ok(list.iter().any(|p| p.name == name)),
+            Ok(list) => Ok(list.iter().any(|p| p.name == key)),
             Err(e) => Err(SbtFailure::mm(format!(
                 "cannot look up backup piece {name}: {e}"
             ))),
@@ -327,7 +349,7 @@ impl Session {
         let repo = self.repo()?;
         let mut writer = repo
             .repo
-            .writer(&name, meta, &write_options())
+            .writer(&repo.key(&name), meta, &write_options())
             .map_err(|e| SbtFailure::mm(format!("cannot start backup piece {name}: {e}")))?;
         if let (Some(c), Some(k)) = (&repo.cache, &lineage_key) {
             match c.load(k) {
@@ -447,7 +469,8 @@ impl Session {
         }
         let repo = self.repo()?;
         let rt = repo._rt.handle().clone();
-        let reader = match rt.block_on(repo.repo.reader(name, &ReadOptions::default())) {
+        let key = repo.key(name);
+        let reader = match rt.block_on(repo.repo.reader(&key, &ReadOptions::default())) {
             Ok(r) => r,
             Err(RepoError::PieceNotFound { .. }) => {
                 return Err(SbtFailure {
@@ -515,7 +538,7 @@ impl Session {
         let rt = repo._rt.handle().clone();
         let mut missing = Vec::new();
         for n in names {
-            match rt.block_on(repo.repo.delete(n)) {
+            match rt.block_on(repo.repo.delete(&repo.key(n))) {
                 Ok(()) => {}
                 Err(RepoError::PieceNotFound { .. }) => missing.push(n.clone()),
                 Err(e) => {
@@ -544,15 +567,16 @@ impl Session {
         let rt = repo._rt.handle().clone();
         let mut out = Vec::with_capacity(names.len());
         for n in names {
+            let key = repo.key(n);
             let filter = PieceFilter {
-                name_prefix: Some(n.clone()),
+                name_prefix: Some(key.clone()),
                 ..Default::default()
             };
             let found = rt
                 .block_on(repo.repo.list(&filter))
                 .map_err(|e| SbtFailure::mm(format!("cannot list the ORCA repository: {e}")))?
                 .into_iter()
-                .find(|p| &p.name == n)
+                .find(|p| p.name == key)
                 .map(|p| p.created);
             out.push(found);
         }

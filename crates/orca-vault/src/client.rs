@@ -31,7 +31,7 @@ use tokio::sync::Semaphore;
 use crate::tls;
 use crate::wire::{
     self, ErrorBody, Ids, Job, JobFilter, JobUpdate, LineageRequest, NewJob, NewRecoveryPoint,
-    RecoveryPoint, RecoveryPointFilter, SessionAnswer, SessionGrantBody, SessionRequest,
+    RecoveryPoint, RecoveryPointFilter, SessionAnswer, SessionGrantBody, SessionRequest, WhoAmI,
 };
 
 const ATTEMPTS: u32 = 5;
@@ -484,6 +484,12 @@ impl VaultClient {
             Err(e) if e.rejected_with() == Some(StatusCode::NOT_FOUND) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// The database and scope of this client's token.
+    pub async fn whoami(&self) -> std::result::Result<WhoAmI, ClientError> {
+        let path = format!("{}/whoami", wire::API);
+        self.json(Method::GET, &path, Payload::none()).await
     }
 
     /// A piece's catalog entry.

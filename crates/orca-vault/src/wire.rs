@@ -52,6 +52,16 @@ impl Ids {
     }
 }
 
+/// Who a token is (`GET /api/v1/whoami`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct WhoAmI {
+    /// The database whose pieces the token may touch (every database for admin).
+    pub database: String,
+    /// backup, restore or admin.
+    pub scope: String,
+}
+
 /// A writer announcing itself (`POST /api/v1/sessions`): garbage collection
 /// keeps what it relies on until it ends.
 #[derive(Debug, Serialize, Deserialize)]

@@ -87,6 +87,7 @@ fn the_document_describes_every_route_the_vault_serves() {
         "GET /api/v1/jobs",
         "GET /api/v1/jobs/{id}",
         "PATCH /api/v1/jobs/{id}",
+        "GET /api/v1/whoami",
         "POST /api/v1/sessions",
         "POST /api/v1/sessions/{id}/lineage",
         "POST /api/v1/sessions/{id}/renew",

@@ -469,6 +469,7 @@ fn api() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
             records::recovery_point,
             records::delete_recovery_point
         ))
+        .routes(routes!(sessions::whoami))
         .routes(routes!(sessions::begin))
         .routes(routes!(sessions::adopt))
         .routes(routes!(sessions::renew))

@@ -9,7 +9,9 @@ use axum::http::StatusCode;
 use orca_repo::Backend;
 
 use super::{ApiError, ApiResult, Caller, JsonBody, St, WRITE};
-use crate::wire::{ErrorBody, LineageRequest, SessionAnswer, SessionGrantBody, SessionRequest};
+use crate::wire::{
+    ErrorBody, LineageRequest, SessionAnswer, SessionGrantBody, SessionRequest, WhoAmI,
+};
 
 /// The session `id`, which must belong to the caller's database.
 async fn owned(s: &St, c: &Caller, id: u64) -> ApiResult<()> {
@@ -93,4 +95,13 @@ pub(super) async fn end(s: St, c: Caller, Path(id): Path<u64>) -> ApiResult<Stat
     owned(&s, &c, id).await?;
     s.store.end_session(id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/whoami", tag = "service",
+    responses((status = 200, description = "the caller's database and scope", body = WhoAmI)))]
+pub(super) async fn whoami(c: Caller) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        database: c.db.clone(),
+        scope: c.scope.to_string(),
+    })
 }

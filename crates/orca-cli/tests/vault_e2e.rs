@@ -1,0 +1,527 @@
+//! The vault end to end, as a DBA runs it: `orca vault serve` as its own process, the
+//! simulator's `rman` loading the SBT library with `ORCA_VAULT`, `orca vault gc` and
+//! `orca vault verify` beside it. Database sizes are small here; `ORCA_E2E_DATAFILE_MB`
+//! (default 16, four datafiles) makes them bigger (256 gives the 1 GiB of the acceptance run).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "vault e2e passphrase";
+
+fn orca() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_orca"));
+    c.env("ORCA_PASSWORD", PASSWORD);
+    c
+}
+
+/// Where `orca` is built, with the SBT library and the simulator beside it.
+fn bin_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_orca")).parent().unwrap();
+    if !dir.join("oraclesim").exists() || !dir.join("liborca_sbt.so").exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "orca-sbt", "-p", "orca-oracle-sim"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    dir.to_path_buf()
+}
+
+fn datafile_mb() -> u32 {
+    std::env::var("ORCA_E2E_DATAFILE_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16)
+}
+
+fn run_ok(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?} failed:\n{}{}",
+        c,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A vault process serving a repository directory on a fixed loopback port.
+struct Vault {
+    data: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Vault {
+    fn new(root: &Path) -> Vault {
+        let data = root.join("vault");
+        run_ok(orca().args(["repo", "init", "--repo"]).arg(&data));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut v = Vault {
+            data,
+            port,
+            child: None,
+        };
+        v.start();
+        v
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn start(&mut self) {
+        let child = orca()
+            .args(["vault", "serve", "--data"])
+            .arg(&self.data)
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http(self.port, "GET", "/healthz").is_none() {
+            assert!(Instant::now() < deadline, "the vault did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// kill -9.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn token(&self, db: &str) -> String {
+        run_ok(
+            orca()
+                .args(["vault", "token", "create", "--data"])
+                .arg(&self.data)
+                .args(["--db", db, "--scope", "backup"]),
+        )
+        .trim()
+        .to_string()
+    }
+
+    /// Sum of a metric over all its label sets.
+    fn metric(&self, name: &str) -> f64 {
+        let text = http(self.port, "GET", "/metrics").expect("metrics");
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (key, value) = l.rsplit_once(' ')?;
+                let bare = key.split('{').next()?;
+                (bare == name).then(|| value.parse::<f64>().ok()).flatten()
+            })
+            .sum()
+    }
+
+    /// Requests answered per route (method and route template), from the latency histogram.
+    fn requests(&self) -> std::collections::BTreeMap<String, f64> {
+        let text = http(self.port, "GET", "/metrics").expect("metrics");
+        let mut out = std::collections::BTreeMap::new();
+        for l in text.lines() {
+            let Some(rest) = l.strip_prefix("orca_vault_request_duration_seconds_count{") else {
+                continue;
+            };
+            let (labels, value) = rest.rsplit_once("} ").unwrap();
+            let get = |k: &str| {
+                labels
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix(&format!("{k}=\"")))
+                    .map(|v| v.trim_end_matches('"').to_string())
+                    .unwrap_or_default()
+            };
+            *out.entry(format!("{} {}", get("method"), get("route")))
+                .or_default() += value.parse::<f64>().unwrap();
+        }
+        out
+    }
+}
+
+impl Drop for Vault {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn http(port: u16, method: &str, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.contains(" 200 ")
+        .then(|| out.split_once("\r\n\r\n").map(|x| x.1.to_string()))
+        .flatten()
+}
+
+/// A simulated database with its `rman`, backed up to the vault with its own token.
+struct Db {
+    name: String,
+    home: PathBuf,
+    bin: PathBuf,
+    work: PathBuf,
+    token: String,
+}
+
+impl Db {
+    fn new(root: &Path, vault: &Vault, name: &str) -> Db {
+        let bins = bin_dir();
+        let work = root.join(name.to_lowercase());
+        std::fs::create_dir_all(&work).unwrap();
+        let bin = work.join("bin");
+        run_ok(
+            Command::new(bins.join("oraclesim"))
+                .arg("install-shims")
+                .arg(&bin),
+        );
+        let home = work.join("db");
+        run_ok(
+            Command::new(bins.join("oraclesim"))
+                .args(["create", "--home"])
+                .arg(&home)
+                .args(["--name", name, "--datafiles", "4", "--size-mb"])
+                .arg(datafile_mb().to_string())
+                // Each database its own DBID and contents.
+                .args(["--seed", &name.len().to_string()]),
+        );
+        let db = Db {
+            name: name.to_string(),
+            home,
+            bin,
+            work,
+            token: vault.token(name),
+        };
+        db.rman_ok(&format!(
+            "configure channel device type sbt parms '{}';\nconfigure retention policy to redundancy 1;\n",
+            db.parms(vault)
+        ));
+        db
+    }
+
+    fn parms(&self, vault: &Vault) -> String {
+        format!(
+            "SBT_LIBRARY={}, ENV=(ORCA_VAULT={}, ORCA_TOKEN={}, ORCA_PASSWORD={PASSWORD}, ORCA_CACHE_DIR={})",
+            bin_dir().join("liborca_sbt.so").display(),
+            vault.url(),
+            self.token,
+            self.work.join("cache").display()
+        )
+    }
+
+    fn rman_cmd(&self, script: &str) -> Command {
+        let f = self.work.join(format!("s{}.rman", rand_suffix()));
+        std::fs::write(&f, script).unwrap();
+        let mut c = Command::new(self.bin.join("rman"));
+        c.arg("target")
+            .arg("/")
+            .arg(format!("cmdfile={}", f.display()))
+            .env("ORACLESIM_HOME", &self.home);
+        c
+    }
+
+    fn rman_ok(&self, script: &str) -> String {
+        run_ok(&mut self.rman_cmd(script))
+    }
+
+    /// Two SBT channels, FILESPERSET 1.
+    fn backup_script(&self, vault: &Vault) -> String {
+        let p = self.parms(vault);
+        format!(
+            "run {{\n allocate channel c1 device type sbt parms '{p}';\n allocate channel c2 device type sbt parms '{p}';\n backup database filesperset 1;\n}}\n"
+        )
+    }
+
+    fn backup(&self, vault: &Vault) -> String {
+        self.rman_ok(&self.backup_script(vault))
+    }
+
+    fn sim(&self, args: &[&str]) -> String {
+        run_ok(Command::new(bin_dir().join("oraclesim")).args(args))
+    }
+
+    /// Delete every datafile, restore and recover through the vault, compare with a copy.
+    fn lose_restore_verify(&self, vault: &Vault) {
+        let reference = self.work.join("reference");
+        let _ = std::fs::remove_dir_all(&reference);
+        copy_dir(&self.home, &reference);
+        let oradata = self.home.join("oradata").join(&self.name);
+        for e in std::fs::read_dir(&oradata).unwrap() {
+            std::fs::remove_file(e.unwrap().path()).unwrap();
+        }
+        let p = self.parms(vault);
+        self.rman_ok(&format!(
+            "run {{\n allocate channel c1 device type sbt parms '{p}';\n allocate channel c2 device type sbt parms '{p}';\n restore database;\n recover database;\n}}\n"
+        ));
+        let out = self.sim(&[
+            "verify",
+            "--home",
+            self.home.to_str().unwrap(),
+            "--against",
+            reference.to_str().unwrap(),
+        ]);
+        assert!(out.contains("OK"), "{out}");
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+fn pack_bytes(data: &Path) -> u64 {
+    let out = run_ok(orca().args(["repo", "info", "--json", "--repo"]).arg(data));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["stats"]["pack_bytes"].as_u64().unwrap()
+}
+
+#[test]
+fn backup_restore_and_an_unchanged_rebackup_through_the_vault() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::new(dir.path());
+    let db = Db::new(dir.path(), &vault, "ORCL");
+    let db_bytes = 4 * (datafile_mb() as u64) << 20;
+
+    let started = Instant::now();
+    db.backup(&vault);
+    let first = started.elapsed();
+    let before = vault.requests();
+    let uploaded_before = vault.metric("orca_vault_uploaded_bytes_total");
+
+    let started = Instant::now();
+    db.backup(&vault);
+    let second = started.elapsed();
+    let after = vault.requests();
+    let delta: std::collections::BTreeMap<&String, f64> = after
+        .iter()
+        .map(|(k, v)| (k, v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
+    // Datafile chunks are all fingerprint cache hits: no probe, no upload, no read for them.
+    // What remains per piece is its session, the probe of the piece's own header chunk,
+    // its flush and its commit (and the control file autobackup's own).
+    let probes = delta
+        .get(&"POST /api/v1/chunks/missing".to_string())
+        .copied()
+        .unwrap_or(0.0);
+    let gib = db_bytes as f64 / (1u64 << 30) as f64;
+    eprintln!(
+        "database {} MiB: first backup {:.1} s, unchanged re-backup {:.1} s; requests of the re-backup: {delta:?}",
+        db_bytes >> 20,
+        first.as_secs_f64(),
+        second.as_secs_f64()
+    );
+    let pieces = delta
+        .get(&"POST /api/v1/pieces".to_string())
+        .copied()
+        .unwrap_or(0.0);
+    assert!(pieces >= 4.0, "{delta:?}");
+    assert!(
+        probes <= pieces + gib.max(1.0),
+        "{probes} probes for {pieces} pieces: {delta:?}"
+    );
+    let uploaded = vault.metric("orca_vault_uploaded_bytes_total") - uploaded_before;
+    assert!(
+        uploaded <= db_bytes as f64 * 0.005,
+        "{uploaded} bytes uploaded by an unchanged re-backup"
+    );
+    db.lose_restore_verify(&vault);
+}
+
+#[test]
+fn a_vault_killed_mid_backup_fails_the_channel_naming_it_and_a_rerun_sends_only_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vault = Vault::new(dir.path());
+    let db = Db::new(dir.path(), &vault, "ORCL");
+    let mut rman = db
+        .rman_cmd(&db.backup_script(&vault))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the vault once some of the database has been committed, the rest in flight.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while vault.metric("orca_vault_commits_total") < 2.0 {
+        assert!(Instant::now() < deadline, "no upload started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    vault.kill();
+    let mut out = String::new();
+    rman.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let status = rman.wait().unwrap();
+    assert!(!status.success(), "{out}");
+    assert!(out.contains("ORA-19511"), "{out}");
+    assert!(out.contains(&vault.url()), "{out}");
+    let kept = pack_bytes(&vault.data);
+    assert!(kept > 0);
+
+    vault.start();
+    db.backup(&vault);
+    let sent = vault.metric("orca_vault_uploaded_bytes_total");
+    let total = pack_bytes(&vault.data);
+    eprintln!("kept {kept} bytes from the failed run; the re-run sent {sent} of {total}");
+    // The chunks that reached a pack before the kill are not sent again (a pack in flight
+    // at the kill may be, once).
+    assert!(
+        sent <= (total - kept) as f64 + (32u64 << 20) as f64,
+        "re-run sent {sent} bytes; {kept} of {total} were already stored"
+    );
+    db.lose_restore_verify(&vault);
+}
+
+#[test]
+fn gc_beside_four_concurrent_backups_keeps_every_piece_and_reclaims_deleted_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::new(dir.path());
+    let dbs = [
+        Db::new(dir.path(), &vault, "ORCL"),
+        Db::new(dir.path(), &vault, "SALES"),
+    ];
+    for round in 0..5 {
+        let backups: Vec<Child> = dbs
+            .iter()
+            .map(|d| {
+                d.rman_cmd(&d.backup_script(&vault))
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut collections = 0;
+        let mut running = backups;
+        let mut outputs = Vec::new();
+        while !running.is_empty() || collections == 0 {
+            let out = orca()
+                .args(["vault", "gc", "--grace", "0s", "--json", "--data"])
+                .arg(&vault.data)
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() || err.contains("another garbage collection"),
+                "{err}"
+            );
+            collections += 1;
+            let mut still = Vec::new();
+            for mut c in running {
+                match c.try_wait().unwrap() {
+                    Some(status) => {
+                        let mut text = String::new();
+                        c.stdout.take().unwrap().read_to_string(&mut text).unwrap();
+                        outputs.push((status.success(), text));
+                    }
+                    None => still.push(c),
+                }
+            }
+            running = still;
+        }
+        for (ok, text) in &outputs {
+            assert!(ok, "round {round}: backup failed beside gc:\n{text}");
+        }
+        // Change the databases and drop what retention no longer needs.
+        for d in &dbs {
+            d.sim(&[
+                "workload",
+                "--home",
+                d.home.to_str().unwrap(),
+                "--change-pct",
+                "10",
+                "--seed",
+                &(round + 1).to_string(),
+            ]);
+            d.rman_ok("delete noprompt obsolete;\n");
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    let before = pack_bytes(&vault.data);
+    let report = run_ok(
+        orca()
+            .args(["vault", "gc", "--grace", "0s", "--json", "--data"])
+            .arg(&vault.data),
+    );
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let after = pack_bytes(&vault.data);
+    eprintln!("after 5 rounds: {before} pack bytes, {after} after the last collection: {report}");
+    assert!(report["swept_chunks"].as_u64().unwrap() > 0, "{report}");
+    assert!(after < before, "{after} >= {before}");
+
+    // Every piece the vault holds reads back with every chunk verified.
+    let check = run_ok(orca().args(["verify", "--json", "--repo"]).arg(&vault.data));
+    let check: serde_json::Value = serde_json::from_str(&check).unwrap();
+    assert!(check["problems"].as_array().unwrap().is_empty(), "{check}");
+    assert!(check["deep"].as_bool().unwrap());
+    // And the databases restore from the vault as they are now.
+    for d in &dbs {
+        d.backup(&vault);
+        d.lose_restore_verify(&vault);
+    }
+}
+
+#[test]
+fn vault_verify_finds_a_flipped_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::new(dir.path());
+    let db = Db::new(dir.path(), &vault, "ORCL");
+    db.backup(&vault);
+    run_ok(orca().args(["vault", "verify", "--data"]).arg(&vault.data));
+    let mut packs = Vec::new();
+    let mut stack = vec![vault.data.join("packs")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                packs.push(p);
+            }
+        }
+    }
+    packs.sort();
+    let victim = &packs[0];
+    let mut bytes = std::fs::read(victim).unwrap();
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0x40;
+    std::fs::write(victim, bytes).unwrap();
+    let out = orca()
+        .args(["vault", "verify", "--data"])
+        .arg(&vault.data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let name = victim.file_name().unwrap().to_str().unwrap();
+    assert!(text.contains("PROBLEM") && text.contains(name), "{text}");
+    assert!(text.contains("affects piece"), "{text}");
+}
