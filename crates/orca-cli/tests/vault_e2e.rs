@@ -309,7 +309,7 @@ fn backup_restore_and_an_unchanged_rebackup_through_the_vault() {
     let dir = tempfile::tempdir().unwrap();
     let vault = Vault::new(dir.path());
     let db = Db::new(dir.path(), &vault, "ORCL");
-    let db_bytes = 4 * (datafile_mb() as u64) << 20;
+    let db_bytes = (4 * datafile_mb() as u64) << 20;
 
     let started = Instant::now();
     db.backup(&vault);
