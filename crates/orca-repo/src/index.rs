@@ -890,6 +890,36 @@ impl Index {
         })
     }
 
+    /// The chunks the index places in pack `name`.
+    pub fn pack_chunk_ids(&self, name: &str) -> Result<HashSet<ChunkId>> {
+        self.with("list a pack's chunks", |c| {
+            let mut st = c.prepare_cached(
+                "SELECT c.id FROM chunks c JOIN packs p ON p.pk = c.pack WHERE p.name = ?1",
+            )?;
+            let rows = st.query_map([name], |r| r.get::<_, Vec<u8>>(0))?;
+            let mut out = HashSet::new();
+            for id in rows {
+                if let Some(id) = ChunkId::from_slice(&id?) {
+                    out.insert(id);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Forget deltas whose base the index does not hold (a collection swept
+    /// the base; the delta's blob lingers in a pack until it is rewritten).
+    /// Bases are never deltas themselves, so one pass is enough.
+    pub fn drop_baseless_deltas(&self) -> Result<u64> {
+        self.with("drop deltas without a base", |c| {
+            c.execute(
+                "DELETE FROM chunks WHERE base IS NOT NULL AND base NOT IN (SELECT id FROM chunks)",
+                [],
+            )
+            .map(|n| n as u64)
+        })
+    }
+
     /// Record the outcome of checking a pack.
     pub fn record_check(&self, name: &str, ok: bool, now: i64) -> Result<()> {
         self.with("record a pack check", |c| {

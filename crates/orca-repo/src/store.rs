@@ -112,6 +112,10 @@ pub struct RebuildReport {
     pub packs: u64,
     pub chunks: u64,
     pub pieces: u64,
+    /// Swept deltas found in pack files whose bases are gone: left out of
+    /// the index, so no backup can come to rely on them.
+    #[serde(default)]
+    pub dropped_deltas: u64,
     /// Objects that could not be read back, with the reason.
     pub damaged: Vec<(String, String)>,
 }
@@ -145,6 +149,11 @@ pub struct VerifyReport {
     /// seconds): everything else was checked since.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oldest_unchecked_since: Option<i64>,
+    /// Blobs in pack files that the index does not place there: swept
+    /// garbage waiting for its pack to be rewritten. Reads never use them,
+    /// so they are not problems (a delta's base may already be gone).
+    #[serde(default)]
+    pub garbage_chunks: u64,
     pub problems: Vec<Problem>,
 }
 
@@ -692,6 +701,7 @@ impl Store {
                 Err(e) => report.damaged.push((key, e.to_string())),
             }
         }
+        report.dropped_deltas = self.blocking(|i| i.drop_baseless_deltas()).await?;
         Ok(report)
     }
 
@@ -896,11 +906,22 @@ impl Store {
             })
             .await
             .map_err(join_err)?;
+            let indexed = {
+                let name = name.clone();
+                self.blocking(move |i| i.pack_chunk_ids(&name)).await?
+            };
+            // Blobs the index does not place in this pack are swept garbage
+            // (or stale copies of chunks stored again elsewhere): reads never
+            // come here for them, and a delta's base may be long gone.
+            let garbage = |id: &ChunkId| !indexed.contains(id);
+            report.garbage_chunks += scan.good.iter().filter(|e| garbage(&e.id)).count() as u64;
+            decode_errors.retain(|(id, _)| !garbage(id));
+            let deltas: Vec<_> = deltas.into_iter().filter(|d| !garbage(&d.0.id)).collect();
             if let (Some(c), false) = (&codec, deltas.is_empty()) {
                 decode_errors.extend(self.verify_deltas(c.clone(), deltas, &key).await?);
             }
             report.chunks += scan.good.len() as u64;
-            for e in &scan.good {
+            for e in scan.good.iter().filter(|e| !garbage(&e.id)) {
                 seen.insert(e.id);
             }
             let clean = scan.damaged.is_empty() && decode_errors.is_empty();
@@ -948,7 +969,7 @@ impl Store {
                 object: self.location.clone(),
                 chunk: Some(*id),
                 pieces: pieces.clone(),
-                reason: "referenced chunk is in no intact pack".into(),
+                reason: "referenced chunk is in no intact pack (if the index is stale, `orca repo rebuild-index` may find it)".into(),
             });
         }
         Ok(report)

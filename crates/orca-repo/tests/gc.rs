@@ -272,3 +272,51 @@ async fn put_lineage_of(
 ) -> orca_repo::Committed {
     put_lineage_used(repo, name, data, lineage).await.0
 }
+
+/// Blocks of `data` changed at a few places in each chunk: the next version
+/// stores them as deltas on `data`'s chunks.
+fn touched(data: &[u8]) -> Vec<u8> {
+    let mut out = data.to_vec();
+    for b in (3..data.len() / 8192).step_by(40) {
+        out[b * 8192 + 100] ^= 0x5a;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swept_deltas_left_in_a_kept_pack_are_neither_problems_nor_reindexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, store) = local_repo(dir.path()).await;
+    let v1 = blocks(512, 20);
+    let first = put_lineage_of(&repo, "v1", v1.clone(), Lineage::default()).await;
+    // v2's deltas share a pack with blocks that `keeper` still uses.
+    let fresh = blocks(512, 21);
+    let mut v2 = touched(&v1);
+    v2.extend_from_slice(&fresh);
+    let second = put_lineage_of(&repo, "v2", v2, first.lineage).await;
+    assert!(second.manifest.header.meta.stats.unwrap().delta_chunks > 0);
+    put(&repo, "keeper", fresh.clone()).await.unwrap();
+
+    repo.delete("v1").await.unwrap();
+    repo.delete("v2").await.unwrap();
+    next_second().await;
+    let report = store.gc(&eager(), None).await.unwrap();
+    assert!(report.swept_chunks > 0, "{report:?}");
+
+    let verified = store
+        .verify(Some(repo.codec().clone()), None)
+        .await
+        .unwrap();
+    assert!(verified.is_clean(), "{:?}", verified.problems);
+    assert!(verified.garbage_chunks > 0, "{verified:?}");
+
+    // A rebuilt index must not take the swept deltas back: a probe would
+    // answer "stored" for chunks nobody can rebuild.
+    let rebuilt = store.rebuild_index(None).await.unwrap();
+    assert!(rebuilt.dropped_deltas > 0, "{rebuilt:?}");
+    let v3 = touched(&v1);
+    put(&repo, "v3", v3.clone()).await.unwrap();
+    assert_eq!(get(&repo, "v3").await.unwrap(), v3);
+    assert_eq!(get(&repo, "keeper").await.unwrap(), fresh);
+    verify_clean(&repo, &store).await;
+}

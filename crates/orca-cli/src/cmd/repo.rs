@@ -213,6 +213,12 @@ async fn rebuild(a: InfoArgs) -> Result<()> {
             "index rebuilt: {} packs, {} chunks, {} pieces",
             report.packs, report.chunks, report.pieces
         );
+        if report.dropped_deltas > 0 {
+            println!(
+                "  {} swept delta chunk(s) left out: their bases were collected",
+                report.dropped_deltas
+            );
+        }
         for (obj, why) in &report.damaged {
             println!("  damaged: {obj}: {why}");
         }

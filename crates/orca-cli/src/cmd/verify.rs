@@ -77,6 +77,12 @@ pub async fn run(a: VerifyArgs) -> Result<()> {
                     .unwrap_or_default()
             );
         }
+        if report.garbage_chunks > 0 {
+            println!(
+                "  {} swept chunk(s) still in packs (nothing uses them; `orca repo gc` rewrites those packs)",
+                report.garbage_chunks
+            );
+        }
         for p in &report.problems {
             let chunk = p
                 .chunk
