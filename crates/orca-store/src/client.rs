@@ -1,0 +1,101 @@
+//! A client of the store's API, for `orca store ...` admin commands.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+use crate::server::NATIVE_BASE;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "backup store at {url} is unreachable: {message}; check that `orca store serve` runs there"
+    )]
+    Unreachable { url: String, message: String },
+    #[error("backup store at {url} answered something that is not its JSON envelope: {message}")]
+    BadAnswer { url: String, message: String },
+    /// The store refused: its code and message.
+    #[error("error {code}: {message}")]
+    Refused { code: u64, message: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreClient {
+    base: String,
+    http: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl StoreClient {
+    /// A client for the store at `url` (`http://host:9090`).
+    pub fn new(url: &str) -> StoreClient {
+        StoreClient {
+            base: url.trim_end_matches('/').to_string(),
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// Calls `method` on `path` under `/orca/v1`; the envelope's `result` on success.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        let url = format!("{}{NATIVE_BASE}{path}", self.base);
+        let mut req = Request::builder().method(method).uri(&url);
+        let payload = match body {
+            Some(v) => {
+                req = req.header("content-type", "application/json");
+                Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+            }
+            None => Bytes::new(),
+        };
+        let req = req
+            .body(Full::new(payload))
+            .map_err(|e| ClientError::BadAnswer {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+        let resp = self
+            .http
+            .request(req)
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: self.base.clone(),
+                message: e.to_string(),
+            })?;
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: self.base.clone(),
+                message: e.to_string(),
+            })?
+            .to_bytes();
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| ClientError::BadAnswer {
+            url: url.clone(),
+            message: e.to_string(),
+        })?;
+        let code = v.get("error_code").and_then(Value::as_u64);
+        match code {
+            Some(0) => Ok(v.get("result").cloned().unwrap_or(Value::Null)),
+            Some(code) => Err(ClientError::Refused {
+                code,
+                message: v
+                    .get("error_msg")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            }),
+            None => Err(ClientError::BadAnswer {
+                url,
+                message: "no error_code".into(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The store's catalog: mounts, recovery points, restores. Small, so it is kept in memory and
+//! written whole, atomically (temporary file, fsync, rename), after every change; a kill -9
+//! leaves either the old or the new file.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::StoreError;
+use crate::retention::Retention;
+use crate::rmanlog::LogSummary;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreStatus {
+    #[default]
+    Active,
+    /// Waiting for pending uploads before it stops taking backups for good.
+    Decommissioning,
+    Decommissioned,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MountStatus {
+    #[default]
+    Ready,
+    /// Deleted by the admin; removed once its pending recovery points are in the vault.
+    MarkedForDelete,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PointStatus {
+    /// Held in the local chunk store, waiting for (or in) upload.
+    Pending,
+    /// In the vault; the local copy is released.
+    Uploaded,
+    /// Removed from the vault by the mount's retention.
+    Expired,
+}
+
+/// What identifies a file's version without reading it: RMAN rewrites image copies in place,
+/// which changes the modification and change times even when the size stays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FileStamp {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub inode: u64,
+}
+
+/// One file of a recovery point, relative to the mount's data directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FileEntry {
+    pub path: String,
+    pub stamp: FileStamp,
+    /// Piece in the local chunk store while the point is pending.
+    pub local: Option<String>,
+    /// Piece in the vault once uploaded.
+    pub vault: Option<String>,
+}
+
+/// The RMAN log uploaded for a recovery point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RmanLog {
+    /// Name of the uploaded file.
+    pub file_name: String,
+    /// Where the database host mounts this mount (the `mountpoint` field).
+    pub mountpoint: String,
+    pub platform: String,
+    /// Kept under `<root>/.orca-store/logs/` until the recovery point is uploaded.
+    #[schema(value_type = String)]
+    pub stored: PathBuf,
+    pub vault: Option<String>,
+    pub summary: LogSummary,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RecoveryPoint {
+    pub snap_name: String,
+    pub mount: String,
+    /// Unix seconds of the PUT that took it.
+    pub created: i64,
+    pub status: PointStatus,
+    pub files: Vec<FileEntry>,
+    pub log: Option<RmanLog>,
+    /// Its id in the vault's recovery points, once registered there.
+    pub vault_id: Option<String>,
+    pub uploaded: Option<i64>,
+    /// The last upload failure, for the admin.
+    pub last_error: Option<String>,
+}
+
+impl RecoveryPoint {
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.stamp.size).sum()
+    }
+
+    pub fn database(&self) -> Option<&str> {
+        self.log
+            .as_ref()
+            .and_then(|l| l.summary.database.as_deref())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Mount {
+    pub name: String,
+    pub created: i64,
+    pub status: MountStatus,
+    /// Set by POST (start backup), cleared by PUT.
+    pub backup_started: Option<i64>,
+    /// Uploaded by `uploadlog` for the recovery point the next PUT takes.
+    pub pending_log: Option<RmanLog>,
+    pub retention: Option<Retention>,
+    pub points: Vec<RecoveryPoint>,
+}
+
+impl Mount {
+    pub fn pending(&self) -> usize {
+        self.points
+            .iter()
+            .filter(|p| p.status == PointStatus::Pending)
+            .count()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RestoreStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Restore {
+    pub jobid: u64,
+    pub mount: String,
+    pub snap_name: String,
+    pub status: RestoreStatus,
+    #[schema(value_type = String)]
+    pub path: PathBuf,
+    pub started: i64,
+    pub finished: Option<i64>,
+    pub bytes: u64,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    /// Random, so the vault pieces of two stores sharing a token never collide.
+    pub store_id: String,
+    pub status: StoreStatus,
+    pub next_snap: u64,
+    pub next_job: u64,
+    pub mounts: BTreeMap<String, Mount>,
+    pub restores: BTreeMap<u64, Restore>,
+}
+
+impl State {
+    pub fn path(root: &Path) -> PathBuf {
+        root.join(crate::META_DIR).join("state.json")
+    }
+
+    pub fn load(root: &Path) -> Result<Option<State>, StoreError> {
+        let path = State::path(root);
+        match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt {
+                    path,
+                    message: e.to_string(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io(&path, e)),
+        }
+    }
+
+    pub fn save(&self, root: &Path) -> Result<(), StoreError> {
+        let path = State::path(root);
+        let tmp = path.with_extension("json.tmp");
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| StoreError::Corrupt {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let mut f = std::fs::File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        f.write_all(&bytes).map_err(|e| StoreError::io(&tmp, e))?;
+        f.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| StoreError::io(&path, e))?;
+        Ok(())
+    }
+
+    /// Every recovery point, oldest first within each mount.
+    pub fn points(&self) -> impl Iterator<Item = &RecoveryPoint> {
+        self.mounts.values().flat_map(|m| m.points.iter())
+    }
+}
