@@ -56,6 +56,9 @@ enum Command {
     /// Serve a repository over HTTP (the vault) and manage its tokens.
     #[command(subcommand)]
     Vault(cmd::vault::VaultCmd),
+    /// The backup-store appliance (RMAN image copies over NFS, the backup-store REST API).
+    #[command(subcommand)]
+    Store(cmd::store::StoreCmd),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
             Command::Verify(a) => cmd::verify::run(a).await,
             Command::Bench(a) => cmd::bench::run(a).await,
             Command::Vault(c) => cmd::vault::run(c).await,
+            Command::Store(c) => cmd::store::run(c).await,
         }
     });
     match result {

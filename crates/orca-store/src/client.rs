@@ -2,7 +2,8 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request};
+pub use hyper::Method;
+use hyper::Request;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -45,6 +46,41 @@ impl StoreClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, ClientError> {
+        let (url, bytes) = self.send(method, path, body).await?;
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| ClientError::BadAnswer {
+            url: url.clone(),
+            message: e.to_string(),
+        })?;
+        let code = v.get("error_code").and_then(Value::as_u64);
+        match code {
+            Some(0) => Ok(v.get("result").cloned().unwrap_or(Value::Null)),
+            Some(code) => Err(ClientError::Refused {
+                code,
+                message: v
+                    .get("error_msg")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            }),
+            None => Err(ClientError::BadAnswer {
+                url,
+                message: "no error_code".into(),
+            }),
+        }
+    }
+
+    /// The body of `path` under `/orca/v1` as text (the OpenAPI document).
+    pub async fn raw(&self, method: Method, path: &str) -> Result<String, ClientError> {
+        let (_, bytes) = self.send(method, path, None).await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(String, Bytes), ClientError> {
         let url = format!("{}{NATIVE_BASE}{path}", self.base);
         let mut req = Request::builder().method(method).uri(&url);
         let payload = match body {
@@ -77,25 +113,6 @@ impl StoreClient {
                 message: e.to_string(),
             })?
             .to_bytes();
-        let v: Value = serde_json::from_slice(&bytes).map_err(|e| ClientError::BadAnswer {
-            url: url.clone(),
-            message: e.to_string(),
-        })?;
-        let code = v.get("error_code").and_then(Value::as_u64);
-        match code {
-            Some(0) => Ok(v.get("result").cloned().unwrap_or(Value::Null)),
-            Some(code) => Err(ClientError::Refused {
-                code,
-                message: v
-                    .get("error_msg")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-            }),
-            None => Err(ClientError::BadAnswer {
-                url,
-                message: "no error_code".into(),
-            }),
-        }
+        Ok((url, bytes))
     }
 }

@@ -8,5 +8,6 @@ pub mod ls;
 pub mod put;
 pub mod repo;
 pub mod rm;
+pub mod store;
 pub mod vault;
 pub mod verify;

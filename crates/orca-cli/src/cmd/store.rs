@@ -1,0 +1,421 @@
+//! `orca store serve | mount | points | restore | uploads | decommission | register | openapi`:
+//! the backup-store appliance and its admin commands (which talk to a running store).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use orca_store::client::Method;
+use orca_store::client::StoreClient;
+use orca_store::{Appliance, StoreConfig};
+use serde_json::{Value, json};
+
+use crate::common::{format_time, human_bytes, print_json};
+
+#[derive(Subcommand, Debug)]
+pub enum StoreCmd {
+    /// Serve the backup-store REST API (and its admin surface) and upload recovery points to
+    /// the vault in the background.
+    ///
+    /// With --config F everything comes from the TOML file (see the orca-store crate docs);
+    /// the flags override it. The vault's repository key is ORCA_PASSWORD, or `key_file` in
+    /// the file / --key-file.
+    Serve(ServeArgs),
+    /// Create, list and delete backup mounts.
+    #[command(subcommand)]
+    Mount(MountCmd),
+    /// List recovery points, per mount and per database.
+    Points(PointsArgs),
+    /// Download a recovery point into <root>/<mount>/restores/<jobid>/, show a restore,
+    /// remove one.
+    #[command(subcommand)]
+    Restore(RestoreCmd),
+    /// Show what the upload queue is doing.
+    Uploads(StoreArg),
+    /// Stop taking backups; decommissioned once every pending recovery point is uploaded.
+    Decommission(StoreArg),
+    /// Take backups again after a decommission.
+    Register(StoreArg),
+    /// Print the store's OpenAPI document.
+    Openapi(StoreArg),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Configuration file (TOML).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data root: mounts are <root>/<mount>/.
+    #[arg(long, value_name = "DIR", required_unless_present = "config")]
+    root: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:9090).
+    #[arg(long)]
+    listen: Option<String>,
+    /// The vault recovery points are uploaded to.
+    #[arg(long, value_name = "URL", requires = "token")]
+    vault: Option<String>,
+    /// The vault token (`orca vault token create`); ORCA_TOKEN also works.
+    #[arg(long, env = "ORCA_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Key file of the vault's repository, instead of ORCA_PASSWORD.
+    #[arg(long, env = "ORCA_KEY_FILE", value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// Recovery points a mount may hold waiting for upload.
+    #[arg(long)]
+    max_pending: Option<usize>,
+    /// Upload bandwidth cap in MB/s.
+    #[arg(long)]
+    upload_limit_mb_per_s: Option<f64>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StoreArg {
+    /// The store's address.
+    #[arg(long, env = "ORCA_STORE", default_value = "http://127.0.0.1:9090")]
+    store: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MountCmd {
+    /// Create a mount: <root>/<NAME>/oracle_data (exported) and <root>/<NAME>/restores.
+    Create {
+        name: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    List(StoreArg),
+    /// Mark a mount for deletion: it goes once its pending points are in the vault.
+    Delete {
+        name: String,
+        /// Delete at once, dropping the points not yet uploaded.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Set how many recovery points the vault keeps for the mount (independent of RMAN's
+    /// retention); all zero keeps only the newest, --clear keeps every point.
+    Retention {
+        name: String,
+        #[arg(long, default_value_t = 0)]
+        daily: u32,
+        #[arg(long, default_value_t = 0)]
+        weekly: u32,
+        #[arg(long, default_value_t = 0)]
+        monthly: u32,
+        #[arg(long, default_value_t = 0)]
+        yearly: u32,
+        #[arg(long, conflicts_with_all = ["daily", "weekly", "monthly", "yearly"])]
+        clear: bool,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct PointsArgs {
+    #[arg(long)]
+    mount: Option<String>,
+    /// DB_NAME, as the uploaded RMAN log names it.
+    #[arg(long)]
+    database: Option<String>,
+    #[command(flatten)]
+    store: StoreArg,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RestoreCmd {
+    /// Start downloading a recovery point; prints the restore job id.
+    Start {
+        mount: String,
+        snap_name: String,
+        /// Wait until the restore finished.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    Show {
+        jobid: u64,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Remove a downloaded restore (what the contract's DELETE does).
+    Delete {
+        mount: String,
+        jobid: u64,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+}
+
+pub async fn run(c: StoreCmd) -> Result<()> {
+    match c {
+        StoreCmd::Serve(a) => serve(a).await,
+        StoreCmd::Mount(MountCmd::Create { name, store }) => {
+            let r = call(
+                &store,
+                Method::POST,
+                "/admin/mounts",
+                Some(json!({ "name": name })),
+            )
+            .await?;
+            show(&store, &r, || {
+                println!("created mount {name}");
+            })
+        }
+        StoreCmd::Mount(MountCmd::List(store)) => {
+            let r = call(&store, Method::GET, "/admin/mounts", None).await?;
+            show(&store, &r, || {
+                for m in r.as_array().into_iter().flatten() {
+                    let points = m["points"].as_array().map(Vec::len).unwrap_or(0);
+                    let pending = m["points"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|p| p["status"] == "pending")
+                        .count();
+                    println!(
+                        "{}\t{}\t{points} recovery points, {pending} pending",
+                        m["name"].as_str().unwrap_or_default(),
+                        m["status"].as_str().unwrap_or_default()
+                    );
+                }
+            })
+        }
+        StoreCmd::Mount(MountCmd::Delete { name, force, store }) => {
+            let path = format!("/admin/mounts/{name}?force={force}");
+            let r = call(&store, Method::DELETE, &path, None).await?;
+            show(&store, &r, || println!("mount {name} marked for deletion"))
+        }
+        StoreCmd::Mount(MountCmd::Retention {
+            name,
+            daily,
+            weekly,
+            monthly,
+            yearly,
+            clear,
+            store,
+        }) => {
+            let body = if clear {
+                Value::Null
+            } else {
+                json!({ "daily": daily, "weekly": weekly, "monthly": monthly, "yearly": yearly })
+            };
+            let r = call(
+                &store,
+                Method::PUT,
+                &format!("/admin/mounts/{name}/retention"),
+                Some(body),
+            )
+            .await?;
+            show(&store, &r, || {
+                println!("retention of {name}: {}", r["retention"])
+            })
+        }
+        StoreCmd::Points(a) => {
+            let mut q = Vec::new();
+            if let Some(m) = &a.mount {
+                q.push(format!("mount={m}"));
+            }
+            if let Some(d) = &a.database {
+                q.push(format!("database={d}"));
+            }
+            let path = format!("/admin/recovery-points?{}", q.join("&"));
+            let r = call(&a.store, Method::GET, &path, None).await?;
+            show(&a.store, &r, || {
+                for p in r.as_array().into_iter().flatten() {
+                    let bytes: u64 = p["files"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|f| f["stamp"]["size"].as_u64())
+                        .sum();
+                    let log = &p["log"]["summary"];
+                    println!(
+                        "{}\t{}\t{}\t{}\t{} files, {}\tdatabase {} (DBID {})",
+                        p["mount"].as_str().unwrap_or_default(),
+                        p["snap_name"].as_str().unwrap_or_default(),
+                        format_time(p["created"].as_i64().unwrap_or(0)),
+                        p["status"].as_str().unwrap_or_default(),
+                        p["files"].as_array().map(Vec::len).unwrap_or(0),
+                        human_bytes(bytes),
+                        log["database"].as_str().unwrap_or("?"),
+                        log["dbid"]
+                            .as_u64()
+                            .map(|d| d.to_string())
+                            .unwrap_or("?".into()),
+                    );
+                }
+            })
+        }
+        StoreCmd::Restore(RestoreCmd::Start {
+            mount,
+            snap_name,
+            wait,
+            store,
+        }) => {
+            let path = format!("/admin/mounts/{mount}/recovery-points/{snap_name}/restore");
+            let mut r = call(&store, Method::POST, &path, None).await?;
+            let jobid = r["jobid"].as_u64().unwrap_or_default();
+            while wait && r["status"] == "running" {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                r = call(
+                    &store,
+                    Method::GET,
+                    &format!("/admin/restores/{jobid}"),
+                    None,
+                )
+                .await?;
+            }
+            if r["status"] == "failed" {
+                bail!(
+                    "restore {jobid} failed: {}",
+                    r["message"].as_str().unwrap_or_default()
+                );
+            }
+            show(&store, &r, || println!("{jobid}"))
+        }
+        StoreCmd::Restore(RestoreCmd::Show { jobid, store }) => {
+            let r = call(
+                &store,
+                Method::GET,
+                &format!("/admin/restores/{jobid}"),
+                None,
+            )
+            .await?;
+            show(&store, &r, || {
+                println!(
+                    "restore {jobid} of {} {}: {} into {} {}",
+                    r["mount"].as_str().unwrap_or_default(),
+                    r["snap_name"].as_str().unwrap_or_default(),
+                    r["status"].as_str().unwrap_or_default(),
+                    r["path"].as_str().unwrap_or_default(),
+                    r["message"].as_str().unwrap_or_default()
+                )
+            })
+        }
+        StoreCmd::Restore(RestoreCmd::Delete {
+            mount,
+            jobid,
+            store,
+        }) => {
+            let r = call(
+                &store,
+                Method::DELETE,
+                &format!("/mounts/{mount}/restores/{jobid}"),
+                None,
+            )
+            .await?;
+            show(&store, &r, || println!("restore {jobid} removed"))
+        }
+        StoreCmd::Uploads(store) => {
+            let r = call(&store, Method::GET, "/admin/uploads", None).await?;
+            show(&store, &r, || {
+                if let Some(c) = r["current"].as_object() {
+                    println!(
+                        "uploading {} {}: {}/{} files, {} of {}",
+                        c["mount"].as_str().unwrap_or_default(),
+                        c["snap_name"].as_str().unwrap_or_default(),
+                        c["files_done"],
+                        c["files_total"],
+                        human_bytes(c["bytes_done"].as_u64().unwrap_or(0)),
+                        human_bytes(c["bytes_total"].as_u64().unwrap_or(0)),
+                    );
+                }
+                for p in r["pending"].as_array().into_iter().flatten() {
+                    println!(
+                        "pending {} {}{}",
+                        p["mount"].as_str().unwrap_or_default(),
+                        p["snap_name"].as_str().unwrap_or_default(),
+                        p["last_error"]
+                            .as_str()
+                            .map(|e| format!(" (last error: {e})"))
+                            .unwrap_or_default()
+                    );
+                }
+            })
+        }
+        StoreCmd::Decommission(store) => {
+            let r = call(&store, Method::POST, "/admin/store/decommission", None).await?;
+            show(&store, &r, || {
+                println!("store {}", r.as_str().unwrap_or_default())
+            })
+        }
+        StoreCmd::Register(store) => {
+            let r = call(&store, Method::POST, "/admin/store/register", None).await?;
+            show(&store, &r, || {
+                println!("store {}", r.as_str().unwrap_or_default())
+            })
+        }
+        StoreCmd::Openapi(store) => {
+            let client = StoreClient::new(&store.store);
+            let doc = client.raw(Method::GET, "/openapi.json").await?;
+            println!("{doc}");
+            Ok(())
+        }
+    }
+}
+
+async fn call(store: &StoreArg, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
+    let client = StoreClient::new(&store.store);
+    Ok(client.call(method, path, body.as_ref()).await?)
+}
+
+fn show(store: &StoreArg, v: &Value, text: impl FnOnce()) -> Result<()> {
+    if store.json {
+        print_json(v)
+    } else {
+        text();
+        Ok(())
+    }
+}
+
+async fn serve(a: ServeArgs) -> Result<()> {
+    let mut config = match &a.config {
+        Some(f) => StoreConfig::read(f)?,
+        None => StoreConfig::with_root(a.root.clone().context("--root or --config is needed")?),
+    };
+    if let Some(r) = a.root {
+        config.root = r;
+    }
+    if let Some(l) = a.listen {
+        config.listen = l;
+    }
+    if let Some(n) = a.max_pending {
+        config.max_pending = n;
+    }
+    if let Some(l) = a.upload_limit_mb_per_s {
+        config.upload_limit_mb_per_s = l;
+    }
+    if let Some(url) = a.vault {
+        config.vault = Some(orca_store::config::VaultConfig {
+            url,
+            token: a.token,
+            token_file: None,
+            key_file: a.key_file.clone(),
+        });
+    }
+    config.check().map_err(anyhow::Error::msg)?;
+    let key = match (&config.vault, &a.key_file) {
+        (None, _) => None,
+        (Some(_), Some(f)) => Some(orca_repo::KeySource::KeyFile(f.clone())),
+        (Some(v), None) if v.key_file.is_some() => None,
+        (Some(_), None) => Some(orca_repo::KeySource::Passphrase(crate::common::passphrase(
+            false,
+        )?)),
+    };
+    let listen = config.listen.clone();
+    let app = Appliance::open(config, key)
+        .await
+        .context("cannot open the backup store")?;
+    eprintln!(
+        "backup store {} listening on {listen}",
+        app.root().display()
+    );
+    orca_store::server::serve(app, &listen).await?;
+    Ok(())
+}
