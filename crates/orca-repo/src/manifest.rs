@@ -84,6 +84,10 @@ pub struct WriteStats {
     /// Requests asking the repository which ids it holds, and ids asked about.
     pub probes: u64,
     pub probed_ids: u64,
+    /// Chunks hashed in place whose skipped units were read back from the
+    /// previous version to store them whole.
+    #[serde(default)]
+    pub anchor_reads: u64,
     pub elapsed_ms: u64,
 }
 

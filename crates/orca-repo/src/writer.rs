@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::backend::{Backend, EncodedChunk};
 use crate::chunker::{Chunker, ChunkerSpec};
-use crate::codec::Codec;
+use crate::codec::{Codec, Opened};
 use crate::error::{RepoError, Result};
 use crate::hash::{UNIT, UnitCv};
 use crate::id::ChunkId;
@@ -39,6 +39,13 @@ pub struct WriteOptions {
     pub batch_bytes: usize,
     /// Batches in flight at once.
     pub concurrency: usize,
+    /// With fixed-size chunking, fingerprint each write's bytes in the
+    /// calling thread while they are in its cache, and copy only the units
+    /// that differ from the chunk last stored at this position (see
+    /// [`PieceWriter::set_lineage`]). For callers whose buffers are reused
+    /// after every call (an SBT channel): an unchanged backup then costs a
+    /// hash of the stream and no copy of it.
+    pub hash_in_caller: bool,
 }
 
 impl Default for WriteOptions {
@@ -47,6 +54,7 @@ impl Default for WriteOptions {
             chunker: None,
             batch_bytes: 32 << 20,
             concurrency: 2,
+            hash_in_caller: false,
         }
     }
 }
@@ -83,6 +91,8 @@ const READ_PART: usize = 128 << 10;
 const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 struct Ctx {
+    /// The piece's name, for errors.
+    name: String,
     backend: Arc<dyn Backend>,
     codec: Arc<Codec>,
     pools: Arc<Pools>,
@@ -107,6 +117,33 @@ struct Item {
     offset: u64,
     data: Bytes,
     hash: Option<Hashed>,
+    sparse: Option<Sparse>,
+}
+
+/// A chunk hashed in the caller's buffers whose units equal to the anchor's
+/// were not copied: `data` holds garbage there until they are needed.
+struct Sparse {
+    anchor: ChunkId,
+    absent: Vec<usize>,
+}
+
+/// The chunk being filled with [`WriteOptions::hash_in_caller`].
+#[derive(Default)]
+struct InPlace {
+    /// Bytes of the chunk received so far.
+    filled: usize,
+    /// Chaining values of its completed units, in order.
+    cvs: Vec<[u8; 32]>,
+    /// Units left uncopied because they equal the anchor's.
+    absent: Vec<usize>,
+    /// Units equal to the anchor's, copied or not.
+    matching: usize,
+    /// The chunk stored at this position last time, when of the same size.
+    anchor: Option<Anchor>,
+    /// Copy every unit: the previous chunk mostly differed from its anchor,
+    /// so it is stored whole, and skipping units would only mean reading
+    /// the anchor back to fill them in.
+    copy_all: bool,
 }
 
 /// The background half of a writer: chunk outcomes in order, and figures.
@@ -128,6 +165,8 @@ pub struct PieceWriter {
     /// With fixed-size chunking, the chunk being filled (a pooled buffer
     /// whose length is what it holds) and its size.
     fill: Option<(usize, Vec<u8>)>,
+    /// Set with [`WriteOptions::hash_in_caller`] and fixed-size chunking.
+    in_place: Option<InPlace>,
     /// Stream offset of the first byte in `pending`.
     chunked: u64,
     batch: Vec<Item>,
@@ -163,6 +202,7 @@ impl PieceWriter {
         let chunker = spec.build(repo.cdc_seed())?;
         let rt = repo.runtime().clone();
         let ctx = Arc::new(Ctx {
+            name: name.to_string(),
             backend: repo.backend().clone(),
             codec: repo.codec().clone(),
             pools: repo.pools().clone(),
@@ -181,6 +221,8 @@ impl PieceWriter {
                 ChunkerSpec::Fixed { size } => Some((size as usize, Vec::new())),
                 _ => None,
             },
+            in_place: (opts.hash_in_caller && matches!(spec, ChunkerSpec::Fixed { .. }))
+                .then(InPlace::default),
             chunked: 0,
             chunker,
             batch: Vec::new(),
@@ -298,6 +340,9 @@ impl PieceWriter {
 
     /// Append bytes to the piece. Call from a blocking thread, not from async code.
     pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
+        if self.in_place.is_some() {
+            return self.write_in_place(data);
+        }
         if self.fill.is_some() {
             self.size += data.len() as u64;
             while !data.is_empty() {
@@ -371,6 +416,9 @@ impl PieceWriter {
     /// chunks aligned to structure the caller knows (e.g. the end of a
     /// backup-piece header before the datafile blocks).
     pub fn boundary(&mut self) -> Result<()> {
+        if self.in_place.is_some() {
+            return self.push_in_place();
+        }
         if self.fill.as_ref().is_some_and(|(_, b)| !b.is_empty()) {
             return self.push_fill();
         }
@@ -420,6 +468,74 @@ impl PieceWriter {
         }
     }
 
+    /// [`Self::write`] with [`WriteOptions::hash_in_caller`].
+    fn write_in_place(&mut self, mut data: &[u8]) -> Result<()> {
+        self.size += data.len() as u64;
+        let key = *self.ctx.codec.keys().id_key();
+        while !data.is_empty() {
+            let (size, buf) = self.fill.as_mut().expect("fixed");
+            let size = *size;
+            let st = self.in_place.as_mut().expect("in place");
+            if st.filled == 0 {
+                if buf.capacity() < size {
+                    *buf = self.ctx.pools.chunks.take(size);
+                }
+                // Units are written at their places; a reused buffer is
+                // already this long, so nothing is zero-filled.
+                buf.resize(size, 0);
+                st.anchor = self
+                    .ctx
+                    .lineage
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_ref()
+                    .and_then(|k| k.lineage.entries.get(&self.chunked))
+                    .and_then(|e| e.anchor.clone())
+                    .filter(|a| a.len as usize == size);
+            }
+            let n = (size - st.filled).min(data.len());
+            let (part, rest) = data.split_at(n);
+            place_units(&key, st, buf, part);
+            data = rest;
+            if st.filled == size {
+                self.push_in_place()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Send the chunk being filled in place.
+    fn push_in_place(&mut self) -> Result<()> {
+        let (Some(st), Some((_, buf))) = (self.in_place.as_mut(), self.fill.as_mut()) else {
+            return Ok(());
+        };
+        let filled = std::mem::take(&mut st.filled);
+        if filled == 0 {
+            return Ok(());
+        }
+        let key = self.ctx.codec.keys().id_key();
+        let hashed = st.cvs.len() * UNIT;
+        if hashed < filled {
+            crate::hash::unit_cvs(key, &buf[hashed..filled], hashed, &mut st.cvs);
+        }
+        buf.truncate(filled);
+        let hash = crate::hash::from_unit_cvs(key, buf, &st.cvs);
+        st.cvs.clear();
+        let units = filled.div_ceil(UNIT);
+        let matching = std::mem::take(&mut st.matching);
+        st.copy_all = st.anchor.is_some() && matching * 2 < units;
+        let absent = std::mem::take(&mut st.absent);
+        let sparse = match st.anchor.take() {
+            Some(a) if !absent.is_empty() => Some(Sparse {
+                anchor: a.id,
+                absent,
+            }),
+            _ => None,
+        };
+        let data = self.ctx.pools.chunks.bytes(std::mem::take(buf));
+        self.push_item(data, Some(hash), sparse)
+    }
+
     /// Send the chunk being filled.
     fn push_fill(&mut self) -> Result<()> {
         let Some((_, buf)) = self.fill.as_mut() else {
@@ -448,10 +564,24 @@ impl PieceWriter {
     }
 
     fn push_hashed(&mut self, data: Bytes, hash: Option<Hashed>) -> Result<()> {
+        self.push_item(data, hash, None)
+    }
+
+    fn push_item(
+        &mut self,
+        data: Bytes,
+        hash: Option<Hashed>,
+        sparse: Option<Sparse>,
+    ) -> Result<()> {
         let offset = self.chunked;
         self.chunked += data.len() as u64;
         self.batch_len += data.len();
-        self.batch.push(Item { offset, data, hash });
+        self.batch.push(Item {
+            offset,
+            data,
+            hash,
+            sparse,
+        });
         if self.batch_len >= self.batch_target {
             self.send_batch()?;
         }
@@ -473,7 +603,8 @@ impl PieceWriter {
             ChunkerSpec::Fixed { size } => size as usize,
             _ => return self.write_from(&mut std::io::BufReader::new(file), progress),
         };
-        let partial = self.fill.as_ref().is_some_and(|(_, b)| !b.is_empty());
+        let partial = self.fill.as_ref().is_some_and(|(_, b)| !b.is_empty())
+            || self.in_place.as_ref().is_some_and(|st| st.filled > 0);
         if partial || !self.chunked.is_multiple_of(size as u64) {
             return self.write_from(&mut std::io::BufReader::new(file), progress);
         }
@@ -658,6 +789,106 @@ impl Drop for PieceWriter {
     }
 }
 
+/// Hash `part`, the next bytes of the chunk in `buf`, unit by unit: whole
+/// units straight from the caller's buffer (copied only when they differ
+/// from the anchor's), split units once gathered in `buf`. Unit 0 is always
+/// copied: a chunk that ends up one unit long is hashed from its bytes.
+fn place_units(key: &[u8; 32], st: &mut InPlace, buf: &mut [u8], part: &[u8]) {
+    let mut pos = 0;
+    while pos < part.len() {
+        let at = st.filled;
+        let unit = at / UNIT;
+        let unit_end = ((unit + 1) * UNIT).min(buf.len());
+        let take = (unit_end - at).min(part.len() - pos);
+        let bytes = &part[pos..pos + take];
+        if at == unit * UNIT && at + take == unit_end && unit > 0 {
+            let mut cv = Vec::with_capacity(1);
+            crate::hash::unit_cvs(key, bytes, at, &mut cv);
+            let cv = cv[0];
+            let same = st
+                .anchor
+                .as_ref()
+                .is_some_and(|a| a.cvs.get(unit).is_some_and(|c| c[..] == cv[..16]));
+            if same {
+                st.matching += 1;
+            }
+            if same && !st.copy_all {
+                st.absent.push(unit);
+            } else {
+                buf[at..at + take].copy_from_slice(bytes);
+            }
+            st.cvs.push(cv);
+        } else {
+            buf[at..at + take].copy_from_slice(bytes);
+            if at + take == unit_end {
+                let start = unit * UNIT;
+                let before = st.cvs.len();
+                crate::hash::unit_cvs(key, &buf[start..unit_end], start, &mut st.cvs);
+                let same = st.anchor.as_ref().is_some_and(|a| {
+                    a.cvs
+                        .get(unit)
+                        .is_some_and(|c| c[..] == st.cvs[before][..16])
+                });
+                if same {
+                    st.matching += 1;
+                }
+            }
+        }
+        st.filled += take;
+        pos += take;
+    }
+}
+
+/// Fill in the units that in-place hashing skipped in the chunks at
+/// `which`, from their anchors, and check each result against its id.
+async fn complete_sparse(
+    ctx: &Ctx,
+    batch: &mut [Item],
+    which: &[usize],
+    hashes: &[Hashed],
+) -> Result<()> {
+    let anchors: Vec<ChunkId> = which
+        .iter()
+        .filter_map(|&i| batch[i].sparse.as_ref().map(|s| s.anchor))
+        .collect();
+    let payloads = ctx.backend.get_chunks(&anchors).await?;
+    for ((&i, anchor), payload) in which.iter().zip(&anchors).zip(payloads) {
+        let item = &mut batch[i];
+        let Some(sparse) = item.sparse.take() else {
+            continue;
+        };
+        let len = item.data.len();
+        let base = match ctx
+            .codec
+            .open(anchor, &payload, len, "the anchor of a changed chunk")?
+        {
+            Opened::Full(b) => b,
+            Opened::Delta { .. } => {
+                return Err(RepoError::Internal(format!(
+                    "anchor chunk {} is stored as a delta",
+                    anchor.short()
+                )));
+            }
+        };
+        let mut full = ctx.pools.chunks.take(len);
+        full.clear();
+        full.extend_from_slice(&item.data);
+        for u in sparse.absent {
+            let r = u * UNIT..((u + 1) * UNIT).min(len);
+            full[r.clone()].copy_from_slice(&base[r]);
+        }
+        if ctx.codec.keys().chunk_id(&full) != hashes[i].0 {
+            return Err(RepoError::Internal(format!(
+                "chunk {} rebuilt from its anchor {} does not match its fingerprint",
+                hashes[i].0.short(),
+                anchor.short()
+            )));
+        }
+        item.data = ctx.pools.chunks.bytes(full);
+    }
+    Ok(())
+}
+
 async fn run(
     rx: mpsc::Receiver<Vec<Item>>,
     ctx: Arc<Ctx>,
@@ -681,6 +912,7 @@ async fn run(
         stats.cache_hits += s.cache_hits;
         stats.probes += s.probes;
         stats.probed_ids += s.probed_ids;
+        stats.anchor_reads += s.anchor_reads;
     }
     Ok((refs, stats))
 }
@@ -785,6 +1017,36 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
                 })
             });
         plan.push((i, delta));
+    }
+    // A chunk hashed in place that is stored whole (or on another base)
+    // needs the units it skipped: they are the anchor's.
+    let incomplete: Vec<usize> = plan
+        .iter()
+        .filter(|(i, d)| {
+            batch[*i]
+                .sparse
+                .as_ref()
+                .is_some_and(|s| d.as_ref().is_none_or(|d| d.anchor.id != s.anchor))
+        })
+        .map(|(i, _)| *i)
+        .collect();
+    // Without its anchor such a chunk cannot be rebuilt: the lineage that
+    // vouched for the anchor is out of date, as when a commit finds cached
+    // chunks missing.
+    let lost: Vec<ChunkId> = incomplete
+        .iter()
+        .filter_map(|&i| batch[i].sparse.as_ref().map(|s| s.anchor))
+        .filter(|a| missing.contains(a))
+        .collect();
+    if !lost.is_empty() {
+        return Err(RepoError::MissingChunks {
+            name: ctx.name.clone(),
+            missing: lost,
+        });
+    }
+    if !incomplete.is_empty() {
+        stats.anchor_reads = incomplete.len() as u64;
+        complete_sparse(&ctx, &mut batch, &incomplete, &hashes).await?;
     }
     let codec = ctx.codec.clone();
     let pools = ctx.pools.clone();

@@ -21,6 +21,7 @@ async fn round_trip_every_cipher_and_chunker() {
                 chunker: Some(chunker),
                 batch_bytes: 1 << 20,
                 concurrency: 3,
+                ..Default::default()
             };
             let c = put_with(&repo, name, data.clone(), w).await.unwrap();
             assert_eq!(c.info.size, data.len() as u64);
@@ -446,6 +447,19 @@ async fn put_lineage(
     data: Vec<u8>,
     lineage: orca_repo::lineage::Lineage,
 ) -> orca_repo::Committed {
+    put_parts(repo, name, data, lineage, 256 << 10, false).await
+}
+
+/// Writes `data` in parts of `part` bytes from one buffer that is
+/// overwritten after every call, as RMAN does.
+async fn put_parts(
+    repo: &Repository,
+    name: &str,
+    data: Vec<u8>,
+    lineage: orca_repo::lineage::Lineage,
+    part: usize,
+    hash_in_caller: bool,
+) -> orca_repo::Committed {
     let repo = repo.clone();
     let name = name.to_string();
     tokio::task::spawn_blocking(move || {
@@ -455,13 +469,17 @@ async fn put_lineage(
                 PieceMeta::default(),
                 &WriteOptions {
                     batch_bytes: 4 << 20,
+                    hash_in_caller,
                     ..Default::default()
                 },
             )
             .unwrap();
         w.set_lineage(lineage);
-        for part in data.chunks(256 * 1024) {
-            w.write(part).unwrap();
+        let mut buf = vec![0u8; part];
+        for p in data.chunks(part) {
+            buf[..p.len()].copy_from_slice(p);
+            w.write(&buf[..p.len()]).unwrap();
+            buf.fill(0xEE);
         }
         w.finish().unwrap()
     })
@@ -559,4 +577,106 @@ async fn files_read_in_parallel_chunk_like_streams() {
         );
         assert_eq!(get(&repo, &format!("f{len}")).await.unwrap(), &data[..len]);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hashing_in_the_callers_buffers_stores_what_copying_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, store) = local_repo(dir.path()).await;
+    // 6 MiB and a bit, so the last chunk is short and ends mid-unit.
+    let n = 770;
+    let data = blocks(n, 31);
+    let first = put_parts(
+        &repo,
+        "v1",
+        data.clone(),
+        Default::default(),
+        256 << 10,
+        true,
+    )
+    .await;
+    assert_eq!(get(&repo, "v1").await.unwrap(), data);
+
+    // Unchanged: every chunk a cache hit, nothing copied or probed.
+    let same = put_parts(
+        &repo,
+        "v2",
+        data.clone(),
+        first.lineage.clone(),
+        256 << 10,
+        true,
+    )
+    .await;
+    let s = same.manifest.header.meta.stats.clone().unwrap();
+    assert_eq!((s.new_chunks, s.probes, s.anchor_reads), (0, 0, 0), "{s:?}");
+    assert_eq!(same.manifest.chunks, first.manifest.chunks);
+
+    // Scattered blocks changed: deltas built from the copied units only.
+    let mut scattered = data.clone();
+    for b in (5..n).step_by(97) {
+        scattered[b * 8192 + 300] ^= 0x33;
+    }
+    // Chunk 2 rewritten entirely, chunk 4 more than half: stored whole, the
+    // skipped units of the first read back from the anchor.
+    for byte in &mut scattered[2 << 20..3 << 20] {
+        *byte = byte.wrapping_add(7);
+    }
+    for byte in &mut scattered[(4 << 20) + (1 << 18)..5 << 20] {
+        *byte = byte.wrapping_add(9);
+    }
+    // Odd write sizes split units across calls.
+    for (k, (name, part)) in [("v3", 256 << 10), ("v3odd", 100_003)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut scattered = scattered.clone();
+        for b in (11 + k..n).step_by(89) {
+            scattered[b * 8192 + 1000] ^= 0x5c;
+        }
+        let c = put_parts(
+            &repo,
+            name,
+            scattered.clone(),
+            first.lineage.clone(),
+            part,
+            true,
+        )
+        .await;
+        let s = c.manifest.header.meta.stats.clone().unwrap();
+        assert!(s.delta_chunks > 0, "{name}: {s:?}");
+        // Whole units inside one write are skipped when unchanged, so chunk 4
+        // must be completed from its anchor.
+        assert!(k == 1 || s.anchor_reads > 0, "{name}: {s:?}");
+        assert_eq!(get(&repo, name).await.unwrap(), scattered, "{name}");
+        // Same fingerprints as plain ingest of the same bytes.
+        let plain = put_lineage(
+            &repo,
+            &format!("{name}-plain"),
+            scattered.clone(),
+            first.lineage.clone(),
+        )
+        .await;
+        assert_eq!(c.manifest.chunks, plain.manifest.chunks, "{name}");
+    }
+
+    // A later version builds on the lineage the in-place writer recorded.
+    let mut third = scattered.clone();
+    third[(4 << 20) + 8192 * 3 + 5] ^= 1;
+    let t = put_parts(
+        &repo,
+        "v4",
+        third.clone(),
+        same.lineage.clone(),
+        256 << 10,
+        true,
+    )
+    .await;
+    assert!(t.manifest.header.meta.stats.unwrap().new_bytes < 2 << 20);
+    assert_eq!(get(&repo, "v4").await.unwrap(), third);
+
+    let report = store
+        .verify(Some(repo.codec().clone()), None)
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
 }

@@ -302,16 +302,32 @@ impl Session {
     }
 
     fn fail_write(&mut self, e: RepoError) -> SbtFailure {
-        let name = match std::mem::replace(&mut self.open, Open::None) {
+        let (name, lineage_key) = match std::mem::replace(&mut self.open, Open::None) {
             Open::Write(w) => {
                 if let Some(wr) = w.writer {
                     wr.abort();
                 }
-                w.name
+                (w.name, w.lineage_key)
             }
-            _ => String::new(),
+            _ => (String::new(), None),
         };
+        if matches!(e, RepoError::MissingChunks { .. }) {
+            return self.cache_out_of_date(&name, lineage_key.as_deref(), &e);
+        }
         SbtFailure::mm(format!("cannot store backup piece {name}: {e}"))
+    }
+
+    /// The fingerprint cache vouched for chunks the repository no longer holds (restored
+    /// or pruned behind our back): forget it so the re-run probes and sends them.
+    fn cache_out_of_date(&self, name: &str, key: Option<&str>, e: &RepoError) -> SbtFailure {
+        if let (Some(k), Some(repo)) = (key, &self.repo)
+            && let Some(c) = &repo.cache
+        {
+            let _ = c.forget(k);
+        }
+        SbtFailure::mm(format!(
+            "cannot commit backup piece {name}: {e}; the fingerprint cache was out of date and has been cleared: re-run the backup"
+        ))
     }
 
     /// Creates the repository writer once the piece's identity is known.
@@ -403,17 +419,7 @@ impl Session {
                 let committed = match w.writer.expect("started above").finish() {
                     Ok(c) => c,
                     Err(e @ RepoError::MissingChunks { .. }) => {
-                        // The fingerprint cache vouched for chunks the repository no longer
-                        // holds (restored or pruned behind our back): forget it so the re-run
-                        // probes and sends them.
-                        if let (Some(k), Some(repo)) = (&w.lineage_key, &self.repo)
-                            && let Some(c) = &repo.cache
-                        {
-                            let _ = c.forget(k);
-                        }
-                        return Err(SbtFailure::mm(format!(
-                            "cannot commit backup piece {name}: {e}; the fingerprint cache was out of date and has been cleared: re-run the backup"
-                        )));
+                        return Err(self.cache_out_of_date(&name, w.lineage_key.as_deref(), &e));
                     }
                     Err(e) => {
                         return Err(SbtFailure::mm(format!(
@@ -603,6 +609,9 @@ fn write_options() -> WriteOptions {
     WriteOptions {
         batch_bytes: env("ORCA_SBT_BATCH_MB").map_or(d.batch_bytes, |m| m << 20),
         concurrency: env("ORCA_SBT_BATCHES").unwrap_or(d.concurrency),
+        // RMAN reuses its buffer after each sbtwrite2: fingerprinting it in
+        // the channel thread saves copying unchanged data at all.
+        hash_in_caller: env("ORCA_SBT_HASH_IN_CHANNEL").is_none_or(|v| v != 0),
         ..d
     }
 }

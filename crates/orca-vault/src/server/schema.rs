@@ -64,6 +64,8 @@ pub(crate) struct WriteStatsSchema {
     cache_hits: u64,
     probes: u64,
     probed_ids: u64,
+    /// Changed chunks completed from their previous version to be stored whole.
+    anchor_reads: u64,
     elapsed_ms: u64,
 }
 
@@ -78,6 +80,7 @@ impl From<WriteStats> for WriteStatsSchema {
             cache_hits,
             probes,
             probed_ids,
+            anchor_reads,
             elapsed_ms,
         } = s;
         WriteStatsSchema {
@@ -89,6 +92,7 @@ impl From<WriteStats> for WriteStatsSchema {
             cache_hits,
             probes,
             probed_ids,
+            anchor_reads,
             elapsed_ms,
         }
     }
