@@ -706,7 +706,7 @@ fn partial_dir(target: &Path) -> PathBuf {
 fn file_type(rel: &str) -> FileType {
     if rel.starts_with("archivelogs/") || rel.ends_with(".arc") {
         FileType::Archivelog
-    } else if rel.contains("data_D-") {
+    } else if rel.contains("data-D-") || rel.contains("data_D-") {
         FileType::Datafile
     } else {
         FileType::Other

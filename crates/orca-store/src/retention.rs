@@ -20,6 +20,9 @@ pub struct Retention {
     pub yearly: u32,
 }
 
+/// The period a time falls in, for one rule: (year, day / week / month / 0).
+type Period = dyn Fn(DateTime<Utc>) -> (i32, u32);
+
 /// Which of the points created at `created` (Unix seconds) the rules keep, index by index.
 pub fn keep(created: &[i64], r: &Retention) -> Vec<bool> {
     let mut order: Vec<usize> = (0..created.len()).collect();
@@ -30,7 +33,7 @@ pub fn keep(created: &[i64], r: &Retention) -> Vec<bool> {
         kept[newest] = true;
     }
     let when = |i: usize| DateTime::<Utc>::from_timestamp(created[i], 0).unwrap_or_default();
-    let rules: [(u32, &dyn Fn(DateTime<Utc>) -> (i32, u32)); 4] = [
+    let rules: [(u32, &Period); 4] = [
         (r.daily, &|t| (t.year(), t.ordinal())),
         (r.weekly, &|t| (t.iso_week().year(), t.iso_week().week())),
         (r.monthly, &|t| (t.year(), t.month())),

@@ -206,8 +206,9 @@ impl Appliance {
                     None => {
                         let name = format!("{prefix}/{}", f.path);
                         if open.repo.backend().manifest(&name).await?.is_none() {
+                            // The vault files every piece under the token's database.
                             let meta = PieceMeta {
-                                database: database.clone(),
+                                database: Some(open.database.clone()),
                                 dbid,
                                 file_type: self.local.manifest(&local).await?.header.meta.file_type,
                                 created: point.created,
@@ -352,6 +353,7 @@ impl Appliance {
         created: i64,
     ) -> Result<(), StoreError> {
         let meta = PieceMeta {
+            database: Some(open.database.clone()),
             created,
             ..PieceMeta::default()
         };

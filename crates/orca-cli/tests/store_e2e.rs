@@ -1,0 +1,747 @@
+//! The backup-store appliance end to end, as a DBA runs it: `orca vault serve` and
+//! `orca store serve` as their own processes, the template script
+//! `scripts/oracle_rman_data_backup.sh` driving the simulator's `rman` into a mount, `curl`
+//! calls exactly as the backup-store documentation writes them. Databases are 4 x 2 MiB.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const PASSWORD: &str = "store e2e passphrase";
+const DB: &str = "ORCL";
+
+fn orca() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_orca"));
+    c.env("ORCA_PASSWORD", PASSWORD);
+    c
+}
+
+fn bin_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_orca")).parent().unwrap();
+    if !dir.join("oraclesim").exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "orca-oracle-sim"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    dir.to_path_buf()
+}
+
+fn run_ok(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?} failed:\n{}{}",
+        c,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `curl` as the documentation calls it; the JSON envelope it prints.
+fn curl(args: &[&str]) -> Value {
+    let out = Command::new("curl").arg("-s").args(args).output().unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "curl {args:?}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn code(v: &Value) -> u64 {
+    v["error_code"].as_u64().unwrap()
+}
+
+struct Vault {
+    data: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Vault {
+    fn new(root: &Path) -> Vault {
+        let data = root.join("vault");
+        run_ok(orca().args(["repo", "init", "--repo"]).arg(&data));
+        let mut v = Vault {
+            data,
+            port: free_port(),
+            child: None,
+        };
+        v.start();
+        v
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn start(&mut self) {
+        self.child = Some(
+            orca()
+                .args(["vault", "serve", "--data"])
+                .arg(&self.data)
+                .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let url = format!("{}/healthz", self.url());
+        wait_for("the vault", 20, || {
+            Command::new("curl")
+                .args(["-sf", &url])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn token(&self) -> String {
+        run_ok(
+            orca()
+                .args(["vault", "token", "create", "--data"])
+                .arg(&self.data)
+                .args(["--db", DB, "--scope", "backup"]),
+        )
+        .trim()
+        .to_string()
+    }
+
+    /// Encoded bytes in the vault's packs.
+    fn stored_bytes(&self) -> u64 {
+        let out = run_ok(
+            orca()
+                .args(["repo", "info", "--json", "--repo"])
+                .arg(&self.data),
+        );
+        let v: Value = serde_json::from_str(&out).unwrap();
+        v["stats"]["pack_bytes"].as_u64().unwrap()
+    }
+
+    fn recovery_points(&self, token: &str) -> Vec<Value> {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-H",
+                &format!("Authorization: Bearer {token}"),
+                &format!("{}/api/v1/recovery-points", self.url()),
+            ])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for Vault {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Store {
+    root: PathBuf,
+    port: u16,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Store {
+    fn new(root: &Path, args: &[String]) -> Store {
+        let mut s = Store {
+            root: root.join("store"),
+            port: free_port(),
+            args: args.to_vec(),
+            child: None,
+        };
+        s.start();
+        s
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn api(&self, mount: &str) -> String {
+        format!("{}/druva-phoenix/v1/mounts/{mount}", self.url())
+    }
+
+    fn start(&mut self) {
+        let mut c = orca();
+        c.args(["store", "serve", "--root"])
+            .arg(&self.root)
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        self.child = Some(c.spawn().unwrap());
+        let url = format!("{}/orca/v1/admin/store", self.url());
+        wait_for("the store", 20, || {
+            Command::new("curl")
+                .args(["-sf", &url])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    }
+
+    /// kill -9.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn admin(&self, args: &[&str]) -> Value {
+        let out =
+            run_ok(
+                orca()
+                    .args(["store"])
+                    .args(args)
+                    .args(["--json", "--store", &self.url()]),
+            );
+        serde_json::from_str(&out).unwrap()
+    }
+
+    fn points(&self, mount: &str) -> Vec<Value> {
+        self.admin(&["points", "--mount", mount])
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn pending(&self, mount: &str) -> usize {
+        self.points(mount)
+            .iter()
+            .filter(|p| p["status"] == "pending")
+            .count()
+    }
+
+    fn drained(&self, mount: &str, secs: u64) {
+        wait_for("the uploads", secs, || self.pending(mount) == 0);
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A simulated database, its `rman` on PATH, and the template script.
+struct Db {
+    home: PathBuf,
+    bin: PathBuf,
+    logs: PathBuf,
+}
+
+impl Db {
+    fn new(root: &Path) -> Db {
+        let bins = bin_dir();
+        let bin = root.join("bin");
+        run_ok(
+            Command::new(bins.join("oraclesim"))
+                .arg("install-shims")
+                .arg(&bin),
+        );
+        let home = root.join("db");
+        run_ok(
+            Command::new(bins.join("oraclesim"))
+                .args(["create", "--home"])
+                .arg(&home)
+                .args([
+                    "--name",
+                    DB,
+                    "--datafiles",
+                    "4",
+                    "--size-mb",
+                    "2",
+                    "--seed",
+                    "7",
+                ]),
+        );
+        let logs = root.join("rman-log-directory");
+        std::fs::create_dir_all(&logs).unwrap();
+        Db { home, bin, logs }
+    }
+
+    fn script(&self, store: &Store, mount: &str) -> std::process::Output {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/oracle_rman_data_backup.sh");
+        let path = format!("{}:{}", self.bin.display(), std::env::var("PATH").unwrap());
+        Command::new("sh")
+            .arg(script)
+            .arg(&self.logs)
+            .arg("127.0.0.1")
+            .arg(mount)
+            .env("PATH", path)
+            .env("ORACLESIM_HOME", &self.home)
+            .env("ORCA_STORE_PORT", store.port.to_string())
+            .output()
+            .unwrap()
+    }
+
+    fn script_ok(&self, store: &Store, mount: &str) -> String {
+        let out = self.script(store, mount);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "the script failed:\n{text}");
+        text
+    }
+
+    fn workload(&self) {
+        run_ok(
+            Command::new(bin_dir().join("oraclesim"))
+                .args(["workload", "--home"])
+                .arg(&self.home)
+                .args(["--change-pct", "2", "--log-switches", "1"]),
+        );
+    }
+
+    fn datafiles(&self) -> Vec<PathBuf> {
+        let dir = self.home.join("oradata").join(DB);
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "dbf"))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+fn snap(v: &Value) -> String {
+    v["snap_name"].as_str().unwrap().to_string()
+}
+
+/// Blocks of 8 KiB that differ between two versions of the datafiles.
+fn changed_blocks(before: &[Vec<u8>], after: &[Vec<u8>]) -> u64 {
+    before
+        .iter()
+        .zip(after)
+        .map(|(a, b)| {
+            a.chunks(8192)
+                .zip(b.chunks(8192))
+                .filter(|(x, y)| x != y)
+                .count() as u64
+        })
+        .sum()
+}
+
+/// The datafile a copy is of: its tablespace is in the copy's name (`TS-USERS_`), and the
+/// simulator names datafiles after the tablespace (`users01.dbf`, `undotbs01.dbf`).
+fn datafile_of(copy: &str, datafiles: &[PathBuf]) -> usize {
+    let at = copy.find("TS-").unwrap() + 3;
+    let ts: String = copy[at..].chars().take_while(|c| *c != '_').collect();
+    let stem = ts
+        .to_lowercase()
+        .trim_end_matches(|c: char| c.is_ascii_digit())
+        .to_string();
+    datafiles
+        .iter()
+        .position(|d| d.file_name().unwrap().to_string_lossy().starts_with(&stem))
+        .unwrap_or_else(|| panic!("no datafile for {copy}"))
+}
+
+#[test]
+fn five_days_of_incremental_merge_upload_to_the_vault_and_day_three_restores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = Vault::new(tmp.path());
+    let token = vault.token();
+    let store = Store::new(
+        tmp.path(),
+        &[
+            "--vault".into(),
+            vault.url(),
+            "--token".into(),
+            token.clone(),
+        ],
+    );
+    let db = Db::new(tmp.path());
+    store.admin(&["mount", "create", "testmount"]);
+
+    let read =
+        |fs: &[PathBuf]| -> Vec<Vec<u8>> { fs.iter().map(|f| std::fs::read(f).unwrap()).collect() };
+    let files = db.datafiles();
+    assert_eq!(files.len(), 4);
+    let mut changed = 0u64;
+    let mut day1 = 0u64;
+    let mut day3: Option<(String, Vec<Vec<u8>>)> = None;
+    for day in 1..=5 {
+        let out = db.script_ok(&store, "testmount");
+        assert!(out.contains("recovery point UID_"), "{out}");
+        store.drained("testmount", 60);
+        let points = store.points("testmount");
+        assert_eq!(points.len(), day, "{points:?}");
+        let last = points.last().unwrap();
+        assert_eq!(last["log"]["summary"]["database"], DB);
+        if day == 1 {
+            day1 = vault.stored_bytes();
+        }
+        if day == 3 {
+            day3 = Some((snap(last), read(&files)));
+        }
+        if day < 5 {
+            let before = read(&files);
+            db.workload();
+            changed += changed_blocks(&before, &read(&files)) * 8192;
+        }
+    }
+    let total = vault.stored_bytes();
+    let bound = 1.3 * (day1 + changed) as f64;
+    eprintln!(
+        "vault: day 1 {day1} bytes, after day 5 {total} bytes; changed {changed} bytes; bound {bound:.0}"
+    );
+    assert!(
+        (total as f64) <= bound,
+        "vault holds {total} bytes, over the bound {bound:.0}"
+    );
+    let rps = vault.recovery_points(&token);
+    assert_eq!(rps.len(), 5, "{rps:?}");
+
+    // Day 3 back as plain RMAN files: the copies equal the datafiles of that day.
+    let (snap3, datafiles3) = day3.unwrap();
+    let r = store.admin(&["restore", "start", "testmount", &snap3, "--wait"]);
+    let jobid = r["jobid"].as_u64().unwrap();
+    let dir = store
+        .root
+        .join("testmount/restores")
+        .join(jobid.to_string());
+    let copies: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("FNO-"))
+        .collect();
+    assert_eq!(copies.len(), 4, "{copies:?}");
+    for c in &copies {
+        let n = datafile_of(&c.to_string_lossy(), &files);
+        let copy = std::fs::read(c).unwrap();
+        let df = &datafiles3[n];
+        assert_eq!(copy.len(), df.len());
+        // Blocks 0 and 1 (file header) differ by what marks a copy; every data block is equal.
+        let equal = copy
+            .chunks(8192)
+            .zip(df.chunks(8192))
+            .skip(2)
+            .all(|(a, b)| a == b);
+        assert!(equal, "{} differs from datafile {n} of day 3", c.display());
+    }
+    // And the restore is removed as the documentation shows.
+    let url = format!("{}/restores/{jobid}", store.api("testmount"));
+    let v = curl(&["-X", "DELETE", &url]);
+    assert_eq!(code(&v), 0, "{v}");
+    assert_eq!(v["result"]["jobid"], jobid);
+    assert!(!dir.exists());
+    let v = curl(&["-X", "DELETE", &url]);
+    assert_eq!(code(&v), 4295622663, "{v}");
+    assert_eq!(v["error_msg"], "Restore Path is missing on Export Service.");
+}
+
+#[test]
+fn every_error_code_of_the_contract_and_names_that_must_not_reach_the_filesystem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fail_export = tmp.path().join("export-fails");
+    let config = tmp.path().join("store.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "root = {:?}\nmax_pending = 1\nexport_command = [\"sh\", \"-c\", \"test ! -e {}\", \"{{path}}\"]\n",
+            tmp.path().join("store").display(),
+            fail_export.display()
+        ),
+    )
+    .unwrap();
+    let store = Store::new(
+        tmp.path(),
+        &["--config".into(), config.display().to_string()],
+    );
+    let db = Db::new(tmp.path());
+    let api = store.api("testmount");
+    let backup = format!("{api}/backup");
+
+    // Unknown (names are case-sensitive).
+    store.admin(&["mount", "create", "testmount"]);
+    let v = curl(&["-X", "GET", &format!("{}/backup", store.api("TestMount"))]);
+    assert_eq!(code(&v), 4295622665, "{v}");
+    assert_eq!(
+        v["error_msg"],
+        "Backup mount does not exist on Export Service."
+    );
+    assert_eq!(v["result"]["mount_name"], "TestMount");
+
+    // PUT before POST.
+    let v = curl(&["-X", "PUT", &backup]);
+    assert_eq!(code(&v), 4295622659, "{v}");
+    assert_eq!(v["error_msg"], "START_BACKUP cmd not received yet.");
+
+    // Export failure.
+    std::fs::write(&fail_export, "").unwrap();
+    let v = curl(&["-X", "POST", &backup]);
+    assert_eq!(code(&v), 4295622670, "{v}");
+    assert_eq!(v["error_msg"], "Failed to export path to NFS.");
+    std::fs::remove_file(&fail_export).unwrap();
+
+    // uploadlog as documented (a path, not contents) gets the clear error; with @ it works.
+    let v = curl(&["-X", "POST", &backup]);
+    assert_eq!(code(&v), 0, "{v}");
+    assert_eq!(v["result"]["mount_params"]["timeo"], 1200);
+    let log = db.logs.join("rman_full_backup_1.log");
+    std::fs::write(
+        &log,
+        "connected to target database: ORCL (DBID=42)\nRecovery Manager complete.\n",
+    )
+    .unwrap();
+    let upload = format!("{api}/uploadlog");
+    let v = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: multipart/form-data",
+        "-F",
+        &format!("file={}", log.display()),
+        "-F",
+        "mountpoint=/local/testmount",
+        "-F",
+        "platform=linux",
+        &upload,
+    ]);
+    assert_eq!(code(&v), 4295626753, "{v}");
+    assert!(v["error_msg"].as_str().unwrap().contains("file=@"), "{v}");
+    let v = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: multipart/form-data",
+        "-d",
+        "garbage",
+        &upload,
+    ]);
+    assert_eq!(code(&v), 4295626753, "{v}");
+    let v = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: multipart/form-data",
+        "-F",
+        &format!("file=@{}", log.display()),
+        "-F",
+        "mountpoint=/local/testmount",
+        "-F",
+        "platform=linux",
+        &upload,
+    ]);
+    assert_eq!(code(&v), 0, "{v}");
+    std::fs::write(
+        store.root.join("testmount/oracle_data/copy.dbf"),
+        vec![7u8; 65536],
+    )
+    .unwrap();
+    let v = curl(&["-X", "PUT", &backup]);
+    assert_eq!(code(&v), 0, "{v}");
+    assert_eq!(v["result"]["snap_name"], "UID_1");
+
+    // No vault: the point stays pending, and max_pending = 1 is reached.
+    let v = curl(&["-X", "GET", &backup]);
+    assert_eq!(v["result"]["is_reached_max_snapshots"], true, "{v}");
+    let v = curl(&["-X", "POST", &backup]);
+    assert_eq!(code(&v), 4295622664, "{v}");
+    assert_eq!(
+        v["error_msg"],
+        "Backup mount exceeded max pending snapshots."
+    );
+
+    // A restore that is not there.
+    let v = curl(&["-X", "DELETE", &format!("{api}/restores/242135")]);
+    assert_eq!(code(&v), 4295622663, "{v}");
+
+    // Inconsistent: the data directory vanished.
+    store.admin(&["mount", "create", "broken"]);
+    std::fs::remove_dir_all(store.root.join("broken/oracle_data")).unwrap();
+    let v = curl(&["-X", "GET", &format!("{}/backup", store.api("broken"))]);
+    assert_eq!(code(&v), 4295622669, "{v}");
+    assert_eq!(
+        v["error_msg"],
+        "Backup mount is inconsistent state on Export Service."
+    );
+
+    // Marked for delete: its pending point keeps it until uploaded.
+    store.admin(&["mount", "delete", "testmount"]);
+    let v = curl(&["-X", "GET", &backup]);
+    assert_eq!(code(&v), 4295622667, "{v}");
+    assert_eq!(
+        v["error_msg"],
+        "Backup mount marked for delete on Export Service."
+    );
+
+    // Decommission: in progress while a point is pending, done once none is.
+    store.admin(&["decommission"]);
+    let v = curl(&["-X", "GET", &format!("{}/backup", store.api("broken"))]);
+    assert_eq!(code(&v), 4295622675, "{v}");
+    assert_eq!(v["error_msg"], "Store Decommission in progress.");
+    store.admin(&["mount", "delete", "--force", "testmount"]);
+    wait_for("the decommission", 60, || {
+        code(&curl(&[
+            "-X",
+            "GET",
+            &format!("{}/backup", store.api("broken")),
+        ])) == 4295622676
+    });
+    let v = curl(&["-X", "POST", &format!("{}/backup", store.api("broken"))]);
+    assert_eq!(v["error_msg"], "Store was decommissioned.");
+    store.admin(&["register"]);
+    assert!(
+        !store.root.join("testmount").exists(),
+        "the deleted mount's directory is gone"
+    );
+
+    // Names: slashes, `..`, NUL, 300 bytes never reach the filesystem.
+    let before = std::fs::read_dir(tmp.path()).unwrap().count();
+    let long = "x".repeat(300);
+    for bad in ["a%2Fb", "%2E%2E", "a%00b", long.as_str()] {
+        let v = curl(&[
+            "-X",
+            "POST",
+            &format!("{}/druva-phoenix/v1/mounts/{bad}/backup", store.url()),
+        ]);
+        assert_eq!(code(&v), 4295626754, "{bad}: {v}");
+        let v = curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &format!(
+                "{{\"name\": {}}}",
+                serde_json::to_string(
+                    &bad.replace("%2F", "/")
+                        .replace("%2E", ".")
+                        .replace("%00", "\u{0}")
+                )
+                .unwrap()
+            ),
+            &format!("{}/orca/v1/admin/mounts", store.url()),
+        ]);
+        assert_eq!(code(&v), 4295626754, "{bad}: {v}");
+    }
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), before);
+    let mut names: Vec<String> = std::fs::read_dir(&store.root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, [".orca-store", "broken"]);
+
+    // Unknown routes and the OpenAPI document.
+    let v = curl(&[&format!("{}/druva-phoenix/v1/nothing", store.url())]);
+    assert_eq!(code(&v), 4295626755, "{v}");
+    let doc = curl(&[&format!("{}/orca/v1/openapi.json", store.url())]);
+    assert!(doc["paths"]["/druva-phoenix/v1/mounts/{mount}/backup"].is_object());
+    assert!(doc["paths"]["/orca/v1/admin/mounts"].is_object());
+}
+
+#[test]
+fn pending_limit_with_the_vault_down_drains_and_a_killed_upload_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut vault = Vault::new(tmp.path());
+    let token = vault.token();
+    let vault_args: Vec<String> = vec![
+        "--vault".into(),
+        vault.url(),
+        "--token".into(),
+        token.clone(),
+    ];
+    let mut store = Store::new(tmp.path(), &vault_args);
+    let db = Db::new(tmp.path());
+    store.admin(&["mount", "create", "testmount"]);
+    let backup = format!("{}/backup", store.api("testmount"));
+
+    vault.stop();
+    for _ in 0..5 {
+        db.script_ok(&store, "testmount");
+        db.workload();
+    }
+    assert_eq!(store.pending("testmount"), 5);
+    let v = curl(&["-X", "GET", &backup]);
+    assert_eq!(v["result"]["is_reached_max_snapshots"], true, "{v}");
+    let v = curl(&["-X", "POST", &backup]);
+    assert_eq!(code(&v), 4295622664, "{v}");
+    let out = db.script(&store, "testmount");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("too many recovery points"));
+
+    vault.start();
+    store.drained("testmount", 120);
+    let v = curl(&["-X", "GET", &backup]);
+    assert_eq!(v["result"]["is_reached_max_snapshots"], false, "{v}");
+    assert_eq!(vault.recovery_points(&token).len(), 5);
+
+    // kill -9 in the middle of an upload (throttled to 1 MB/s so there is a middle).
+    store.kill();
+    let mut slow = vault_args.clone();
+    slow.extend(["--upload-limit-mb-per-s".into(), "1".into()]);
+    store.args = slow;
+    store.start();
+    db.script_ok(&store, "testmount");
+    wait_for("the upload to start", 30, || {
+        let u = store.admin(&["uploads"]);
+        u["current"]["files_done"].as_u64().unwrap_or(0) >= 1
+    });
+    store.kill();
+    store.args = vault_args;
+    store.start();
+    store.drained("testmount", 120);
+    let rps = vault.recovery_points(&token);
+    assert_eq!(rps.len(), 6, "no point lost or doubled: {rps:?}");
+    let mut ids: Vec<&str> = rps.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 6);
+
+    // The resumed point restores to exactly what the mount holds.
+    let last = snap(store.points("testmount").last().unwrap());
+    let r = store.admin(&["restore", "start", "testmount", &last, "--wait"]);
+    let dir = store
+        .root
+        .join("testmount/restores")
+        .join(r["jobid"].as_u64().unwrap().to_string());
+    let data = store.root.join("testmount/oracle_data");
+    for e in std::fs::read_dir(&data).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            let restored = std::fs::read(dir.join(p.file_name().unwrap())).unwrap();
+            assert!(
+                restored == std::fs::read(&p).unwrap(),
+                "{} differs",
+                p.display()
+            );
+        }
+    }
+}
