@@ -716,6 +716,27 @@ fn pending_limit_with_the_vault_down_drains_and_a_killed_upload_resumes() {
         u["current"]["files_done"].as_u64().unwrap_or(0) >= 1
     });
     store.kill();
+    // Killed mid-upload: some files of the point are in the vault, the point is not.
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(store.root.join(".orca-store/state.json")).unwrap())
+            .unwrap();
+    let point = state["mounts"]["testmount"]["points"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(point["status"], "pending", "{point}");
+    let sent = point["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["vault"].is_string())
+        .count();
+    assert!(
+        sent >= 1 && sent < point["files"].as_array().unwrap().len(),
+        "{point}"
+    );
     store.args = vault_args;
     store.start();
     store.drained("testmount", 120);
