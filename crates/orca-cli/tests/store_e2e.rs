@@ -766,3 +766,40 @@ fn pending_limit_with_the_vault_down_drains_and_a_killed_upload_resumes() {
         }
     }
 }
+
+#[test]
+fn retention_of_a_mount_expires_its_older_points_in_the_vault() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = Vault::new(tmp.path());
+    let token = vault.token();
+    let store = Store::new(
+        tmp.path(),
+        &[
+            "--vault".into(),
+            vault.url(),
+            "--token".into(),
+            token.clone(),
+        ],
+    );
+    let db = Db::new(tmp.path());
+    store.admin(&["mount", "create", "testmount"]);
+    // One a day: the points of the same day but the newest expire.
+    store.admin(&["mount", "retention", "testmount", "--daily", "1"]);
+    for _ in 0..3 {
+        db.script_ok(&store, "testmount");
+        store.drained("testmount", 60);
+        db.workload();
+    }
+    let points = store.points("testmount");
+    let status: Vec<&str> = points
+        .iter()
+        .map(|p| p["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(status, ["expired", "expired", "uploaded"], "{points:?}");
+    let rps = vault.recovery_points(&token);
+    assert_eq!(rps.len(), 1, "{rps:?}");
+    assert_eq!(rps[0]["labels"]["snap_name"], points[2]["snap_name"]);
+    // What the kept point needs is still there: it restores.
+    let r = store.admin(&["restore", "start", "testmount", &snap(&points[2]), "--wait"]);
+    assert_eq!(r["status"], "succeeded", "{r}");
+}
