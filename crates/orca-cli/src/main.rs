@@ -59,6 +59,18 @@ enum Command {
     /// The backup-store appliance (RMAN image copies over NFS, the backup-store REST API).
     #[command(subcommand)]
     Store(cmd::store::StoreCmd),
+    /// The agent that runs a database's backup jobs.
+    #[command(subcommand)]
+    Agent(cmd::agent::AgentCmd),
+    /// Ask the database's agent for a backup (through the vault's job queue).
+    Backup(cmd::backup::BackupArgs),
+    /// List backup jobs.
+    Jobs(cmd::jobs::JobsArgs),
+    /// Show a backup job.
+    #[command(subcommand)]
+    Job(cmd::jobs::JobCmd),
+    /// List recovery points.
+    RecoveryPoints(cmd::jobs::RecoveryPointsArgs),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +108,11 @@ fn main() -> ExitCode {
             Command::Bench(a) => cmd::bench::run(a).await,
             Command::Vault(c) => cmd::vault::run(c).await,
             Command::Store(c) => cmd::store::run(c).await,
+            Command::Agent(c) => cmd::agent::run(c).await,
+            Command::Backup(a) => cmd::backup::run(a).await,
+            Command::Jobs(a) => cmd::jobs::jobs(a).await,
+            Command::Job(c) => cmd::jobs::job(c).await,
+            Command::RecoveryPoints(a) => cmd::jobs::recovery_points(a).await,
         }
     });
     match result {

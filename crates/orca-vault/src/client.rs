@@ -30,8 +30,9 @@ use tokio::sync::Semaphore;
 
 use crate::tls;
 use crate::wire::{
-    self, ErrorBody, Ids, Job, JobFilter, JobUpdate, LineageRequest, NewJob, NewRecoveryPoint,
-    RecoveryPoint, RecoveryPointFilter, SessionAnswer, SessionGrantBody, SessionRequest, WhoAmI,
+    self, AgentStatus, ErrorBody, Heartbeat, Ids, Job, JobFilter, JobUpdate, LineageRequest,
+    NewJob, NewRecoveryPoint, RecoveryPoint, RecoveryPointFilter, SessionAnswer, SessionGrantBody,
+    SessionRequest, WhoAmI,
 };
 
 const ATTEMPTS: u32 = 5;
@@ -551,6 +552,25 @@ impl VaultClient {
     ) -> std::result::Result<Job, ClientError> {
         let path = format!("{}/jobs/{}", wire::API, encode(id));
         self.json(Method::PATCH, &path, Payload::json(update)).await
+    }
+
+    /// Says that an agent serves `database`.
+    pub async fn heartbeat(
+        &self,
+        database: &str,
+        beat: &Heartbeat,
+    ) -> std::result::Result<AgentStatus, ClientError> {
+        let path = format!("{}/agents/{}", wire::API, encode(database));
+        self.json(Method::PUT, &path, Payload::json(beat)).await
+    }
+
+    /// The last heartbeat for `database`; `None` when no agent ever served it.
+    pub async fn agent(
+        &self,
+        database: &str,
+    ) -> std::result::Result<Option<AgentStatus>, ClientError> {
+        self.json_or_none(&format!("{}/agents/{}", wire::API, encode(database)))
+            .await
     }
 }
 

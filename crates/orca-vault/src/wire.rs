@@ -249,6 +249,31 @@ pub struct NewJob {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_estimated: Option<u64>,
+    /// Who asked: a manual request fails at once when no agent runs; a scheduled one waits.
+    #[serde(default)]
+    pub trigger: JobTrigger,
+    /// Unix seconds: a job still queued then fails (the end of a scheduled job's window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<i64>,
+}
+
+/// Who asked for a job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum JobTrigger {
+    #[default]
+    Manual,
+    Scheduled,
+}
+
+impl JobTrigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobTrigger::Manual => "manual",
+            JobTrigger::Scheduled => "scheduled",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -275,6 +300,13 @@ pub struct Job {
     #[serde(default)]
     pub message: String,
     pub progress: JobProgress,
+    #[serde(default)]
+    pub trigger: JobTrigger,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<i64>,
+    /// What the job found and did, for people and tools (tag, resume, bytes sent...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, String>,
 }
 
 /// A change to a job: only the fields given change.
@@ -289,6 +321,9 @@ pub struct JobUpdate {
     pub bytes_done: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_estimated: Option<u64>,
+    /// Merged into the job's details (a key given again is replaced).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, String>,
 }
 
 /// Which jobs to list (oldest request first, then in the order recorded).
@@ -416,5 +451,42 @@ mod tests {
             Bytes::from_static(b"a")
         );
         assert!(decode_payloads(p, 3).is_err());
+    }
+}
+
+/// What an agent says every few seconds for a database it serves.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct Heartbeat {
+    /// The agent's name (its host, by default).
+    pub agent: String,
+    pub version: String,
+    /// Seconds until the next heartbeat; the agent counts as down after three missed.
+    pub interval_secs: u64,
+    /// Alerts the agent raises (a RAC instance went down during a backup...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<String>,
+}
+
+/// The last heartbeat for a database, as the vault saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct AgentStatus {
+    pub database: String,
+    pub agent: String,
+    pub version: String,
+    pub interval_secs: u64,
+    /// Unix seconds of the last heartbeat, by the vault's clock.
+    pub seen: i64,
+    /// Whether a heartbeat arrived within three intervals of now.
+    pub alive: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<String>,
+}
+
+impl AgentStatus {
+    /// Alive when the last heartbeat is at most three intervals old at `now`.
+    pub fn alive_at(&self, now: i64) -> bool {
+        now - self.seen <= 3 * self.interval_secs.max(1) as i64
     }
 }

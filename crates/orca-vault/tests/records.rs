@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use orca_vault::client::ClientError;
 use orca_vault::server::Scope;
 use orca_vault::wire::{
-    JobFilter, JobState, JobUpdate, NewJob, NewRecoveryPoint, RecoveryPointFilter,
-    RecoveryPointKind,
+    Heartbeat, JobFilter, JobState, JobTrigger, JobUpdate, NewJob, NewRecoveryPoint,
+    RecoveryPointFilter, RecoveryPointKind,
 };
 
 use common::{Vault, data, put};
@@ -175,6 +175,8 @@ fn job(db: &str) -> NewJob {
         kind: "backup-full".into(),
         message: String::new(),
         bytes_estimated: Some(1000),
+        trigger: JobTrigger::Manual,
+        deadline: None,
     }
 }
 
@@ -291,4 +293,57 @@ fn jobs_move_forward_only_and_stay_with_their_database() {
     };
     assert_eq!(status_of(v.rt.block_on(b.jobs(&asking_for_a))), 403);
     assert_eq!(v.rt.block_on(b.jobs(&Default::default())).unwrap().len(), 1);
+}
+
+#[test]
+fn a_scheduled_job_fails_when_its_window_closes_and_heartbeats_tell_if_an_agent_runs() {
+    let v = Vault::start();
+    let orcl = v.token("ORCL", Scope::Backup);
+    let other = v.token("OTHER", Scope::Backup);
+    let a = v.client(&orcl);
+    let b = v.client(&other);
+
+    let mut scheduled = job("ORCL");
+    scheduled.trigger = JobTrigger::Scheduled;
+    scheduled.deadline = Some(orca_repo::now_unix() - 1);
+    let j = v.rt.block_on(a.create_job(&scheduled)).unwrap();
+    let seen = v.rt.block_on(a.job(&j.id)).unwrap().unwrap();
+    assert_eq!(seen.state, JobState::Failed);
+    assert!(
+        seen.message.contains("agent is not running"),
+        "{}",
+        seen.message
+    );
+    assert_eq!(seen.trigger, JobTrigger::Scheduled);
+    let queued = JobFilter {
+        state: Some(JobState::Queued),
+        ..Default::default()
+    };
+    assert!(v.rt.block_on(a.jobs(&queued)).unwrap().is_empty());
+    // Details merge.
+    let k = v.rt.block_on(a.create_job(&job("ORCL"))).unwrap();
+    let d = |k: &str, val: &str| JobUpdate {
+        details: BTreeMap::from([(k.to_string(), val.to_string())]),
+        ..Default::default()
+    };
+    v.rt.block_on(a.update_job(&k.id, &d("tag", "T1"))).unwrap();
+    let k =
+        v.rt.block_on(a.update_job(&k.id, &d("bytes_sent", "5")))
+            .unwrap();
+    assert_eq!(k.details.len(), 2);
+
+    assert!(v.rt.block_on(a.agent("ORCL")).unwrap().is_none());
+    let beat = Heartbeat {
+        agent: "host1".into(),
+        version: "1".into(),
+        interval_secs: 5,
+        alerts: vec![],
+    };
+    v.rt.block_on(a.heartbeat("ORCL", &beat)).unwrap();
+    v.rt.block_on(a.heartbeat("ORCL", &beat)).unwrap();
+    let s = v.rt.block_on(a.agent("ORCL")).unwrap().unwrap();
+    assert!(s.alive && s.agent == "host1");
+    assert!(!s.alive_at(s.seen + 16));
+    assert_eq!(status_of(v.rt.block_on(b.heartbeat("ORCL", &beat))), 403);
+    assert_eq!(status_of(v.rt.block_on(b.agent("ORCL"))), 403);
 }

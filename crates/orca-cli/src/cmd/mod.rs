@@ -1,9 +1,12 @@
 //! One file per command.
 
+pub mod agent;
+pub mod backup;
 pub mod bench;
 pub mod demo;
 pub mod gc;
 pub mod get;
+pub mod jobs;
 pub mod ls;
 pub mod put;
 pub mod repo;

@@ -16,12 +16,14 @@
 //! | `GET /api/v1/pieces/info?name=`, `/pieces/manifest?name=` | read | a piece's catalog entry, manifest |
 //! | `DELETE /api/v1/pieces?name=` | backup | delete a piece |
 //! | `POST`, `GET /api/v1/recovery-points`, `GET`, `DELETE …/{id}` | backup, read | recovery points |
-//! | `POST`, `GET /api/v1/jobs`, `GET`, `PATCH …/{id}` | backup, read | job records |
+//! | `POST`, `GET /api/v1/jobs`, `GET`, `PATCH …/{id}` | backup, read | job records (the agent's queue; a queued job past its deadline fails) |
+//! | `PUT`, `GET /api/v1/agents/{database}` | backup, read | agent heartbeats |
 //!
 //! `admin` tokens may do everything for every database; `backup` tokens may also read
 //! (a restore through the same channel configuration), `restore` tokens only read. Every
 //! refused request is answered with a JSON [`ErrorBody`] and changes nothing.
 
+mod agents;
 mod db;
 mod metrics;
 mod net;
@@ -444,6 +446,7 @@ async fn openapi_json(State(s): St) -> Response {
         (name = "chunks", description = "probe, upload and read encoded chunks"),
         (name = "pieces", description = "commit, list, read and delete pieces"),
         (name = "records", description = "recovery points and job records"),
+        (name = "agents", description = "agent heartbeats"),
     )
 )]
 struct ApiDoc;
@@ -475,7 +478,8 @@ fn api() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(sessions::renew))
         .routes(routes!(sessions::end))
         .routes(routes!(records::create_job, records::jobs))
-        .routes(routes!(records::job, records::update_job));
+        .routes(routes!(records::job, records::update_job))
+        .routes(routes!(agents::heartbeat, agents::agent));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(metrics_text))

@@ -256,6 +256,9 @@ pub(super) async fn create_job(
             bytes_done: 0,
             bytes_estimated: new.bytes_estimated,
         },
+        trigger: new.trigger,
+        deadline: new.deadline,
+        details: BTreeMap::new(),
     };
     insert(&s, job).await
 }
@@ -268,7 +271,48 @@ pub(super) async fn jobs(
     c: Caller,
     Query(f): Query<JobFilter>,
 ) -> ApiResult<Json<Vec<Job>>> {
-    list(&s, &c, f.into()).await
+    // Selected by state after overdue jobs failed, so that they count as failed already.
+    let mut sel: Selection = f.into();
+    let asked = sel.state.take();
+    let Json(found) = list::<Job>(&s, &c, sel).await?;
+    let mut out = Vec::with_capacity(found.len());
+    for j in found {
+        let j = expire_overdue(&s, j).await?;
+        if asked.as_deref().is_none_or(|a| a == j.state.as_str()) {
+            out.push(j);
+        }
+    }
+    Ok(Json(out))
+}
+
+/// A queued job past its deadline fails, recorded the first time anyone looks at it: nothing
+/// started it within its window, so no agent was running for its database.
+async fn expire_overdue(s: &St, job: Job) -> ApiResult<Job> {
+    let now = orca_repo::now_unix();
+    let overdue = job.state == JobState::Queued && job.deadline.is_some_and(|d| d <= now);
+    if !overdue {
+        return Ok(job);
+    }
+    let mut failed = job.clone();
+    failed.state = JobState::Failed;
+    failed.finished = Some(now);
+    failed.message = format!(
+        "the {} job's window closed {}s ago before an agent started it: the agent is not running",
+        job.trigger.as_str(),
+        now - job.deadline.unwrap_or(now)
+    );
+    let (old, new) = (job, failed.clone());
+    if s.blocking(move |s| Ok(s.records.replace(&old, &new)?))
+        .await?
+    {
+        Ok(failed)
+    } else {
+        // Someone else changed it meanwhile (an agent took it, or another reader expired it).
+        let id = failed.id.clone();
+        s.blocking(move |s| Ok(s.records.get::<Job>(&id)?))
+            .await?
+            .ok_or_else(|| ApiError::not_found(Job::TYPE, &failed.id))
+    }
 }
 
 #[utoipa::path(get, path = "/jobs/{id}", tag = "records",
@@ -278,7 +322,8 @@ pub(super) async fn jobs(
         (status = 404, description = "no such job", body = ErrorBody)))]
 pub(super) async fn job(s: St, c: Caller, Path(id): Path<String>) -> ApiResult<Json<Job>> {
     c.may(READ)?;
-    Ok(Json(owned(&s, &c, id).await?))
+    let j = owned(&s, &c, id).await?;
+    Ok(Json(expire_overdue(&s, j).await?))
 }
 
 #[utoipa::path(patch, path = "/jobs/{id}", tag = "records",
@@ -298,7 +343,9 @@ pub(super) async fn update_job(
     if let Some(m) = &u.message {
         check_message(m)?;
     }
+    check_labels(&u.details)?;
     let old: Job = owned(&s, &c, id).await?;
+    let old = expire_overdue(&s, old).await?;
     let mut job = old.clone();
     let now = orca_repo::now_unix();
     if let Some(next) = u.state {
@@ -337,6 +384,8 @@ pub(super) async fn update_job(
     if u.bytes_estimated.is_some() {
         job.progress.bytes_estimated = u.bytes_estimated;
     }
+    job.details.extend(u.details);
+    check_labels(&job.details)?;
     let new = job.clone();
     if !s
         .blocking(move |s| Ok(s.records.replace(&old, &new)?))

@@ -1,0 +1,183 @@
+//! `orca agent run`: per configured database, heartbeats to the vault, jobs taken from the
+//! vault's queue one at a time, and the schedules' jobs put into that queue.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use orca_vault::client::{ClientOptions, VaultClient};
+use orca_vault::wire::{Heartbeat, Job, JobFilter, JobState, JobTrigger, JobUpdate, NewJob};
+
+use crate::AgentError;
+use crate::config::{Config, DatabaseConfig};
+use crate::job::{JobKind, Runner};
+
+/// A client for the vault with a database's token.
+pub fn vault_for(cfg: &Config, db: &DatabaseConfig) -> Result<Arc<VaultClient>, AgentError> {
+    let opts = ClientOptions {
+        ca_file: cfg.vault.ca_file.clone(),
+        concurrency: None,
+    };
+    Ok(VaultClient::with_options(&cfg.vault.url, &db.token, &opts)?)
+}
+
+/// Serves every configured database until a signal (SIGINT, SIGTERM) stops the agent.
+pub async fn run(cfg: Config) -> Result<(), AgentError> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for db in &cfg.databases {
+        let vault = vault_for(&cfg, db)?;
+        tasks.spawn(serve(cfg.clone(), db.clone(), vault));
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| AgentError::Job(format!("cannot watch for SIGTERM: {e}")))?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        Some(r) = tasks.join_next() => {
+            return r.map_err(|e| AgentError::Job(format!("a database's task failed: {e}")))?;
+        }
+    }
+    tracing::info!("agent stopping");
+    Ok(())
+}
+
+async fn serve(cfg: Config, db: DatabaseConfig, vault: Arc<VaultClient>) -> Result<(), AgentError> {
+    let alerts = Arc::new(Mutex::new(Vec::<String>::new()));
+    let beat = Heartbeat {
+        agent: cfg.agent_name(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        interval_secs: cfg.agent.heartbeat.as_secs().max(1),
+        alerts: Vec::new(),
+    };
+    // The first heartbeat must get through: a wrong token or URL stops the agent at once.
+    vault.heartbeat(&db.name, &beat).await?;
+    tracing::info!(database = %db.name, "agent serving");
+    let heart = {
+        let (vault, name, alerts) = (vault.clone(), db.name.clone(), alerts.clone());
+        let every = cfg.agent.heartbeat;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let mut b = beat.clone();
+                b.alerts = alerts.lock().expect("alerts lock").clone();
+                if let Err(e) = vault.heartbeat(&name, &b).await {
+                    tracing::warn!(database = %name, error = %e, "heartbeat not delivered");
+                }
+            }
+        })
+    };
+    let runner = Runner::new(&cfg, &db, vault.clone());
+    let result = loop {
+        if let Err(e) = schedule(&cfg, &db, &vault).await {
+            tracing::warn!(database = %db.name, error = %e, "schedule not checked");
+        }
+        match next_job(&db, &vault).await {
+            Ok(Some(job)) => {
+                let out = runner.run(&job).await;
+                alerts
+                    .lock()
+                    .expect("alerts lock")
+                    .extend(out.alerts.clone());
+                let update = JobUpdate {
+                    state: Some(if out.succeeded {
+                        JobState::Succeeded
+                    } else {
+                        JobState::Failed
+                    }),
+                    message: Some(out.message.clone()),
+                    details: out.details.clone(),
+                    ..Default::default()
+                };
+                tracing::info!(job = %job.id, succeeded = out.succeeded, message = %out.message, "job finished");
+                if let Err(e) = vault.update_job(&job.id, &update).await {
+                    tracing::error!(job = %job.id, error = %e, "job result not recorded");
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(AgentError::Vault(e)) if e.rejected_with().is_some_and(|s| s.as_u16() == 401) => {
+                break Err(AgentError::Vault(e));
+            }
+            Err(e) => tracing::warn!(database = %db.name, error = %e, "queue not read"),
+        }
+        tokio::time::sleep(cfg.agent.poll).await;
+    };
+    heart.abort();
+    result
+}
+
+/// The oldest queued job, taken (moved to `running`); another agent taking it first is no error.
+async fn next_job(db: &DatabaseConfig, vault: &VaultClient) -> Result<Option<Job>, AgentError> {
+    let queued = vault
+        .jobs(&JobFilter {
+            database: Some(db.name.clone()),
+            state: Some(JobState::Queued),
+            ..Default::default()
+        })
+        .await?;
+    for job in queued {
+        if JobKind::parse(&job.kind).is_none() {
+            continue;
+        }
+        let take = JobUpdate {
+            state: Some(JobState::Running),
+            message: Some("running".into()),
+            ..Default::default()
+        };
+        match vault.update_job(&job.id, &take).await {
+            Ok(j) => return Ok(Some(j)),
+            Err(e) if e.rejected_with().is_some_and(|s| s.as_u16() == 409) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(None)
+}
+
+/// Queues a scheduled job of each type whose interval has passed since the last job of
+/// that type was requested.
+async fn schedule(
+    cfg: &Config,
+    db: &DatabaseConfig,
+    vault: &VaultClient,
+) -> Result<(), AgentError> {
+    let s = &db.schedule;
+    let due = [
+        (s.full, JobKind::Full),
+        (s.incremental, JobKind::Backup),
+        (s.archivelog, JobKind::Archivelog),
+    ];
+    let now = unix_now();
+    for (every, kind) in due {
+        let Some(every) = every else { continue };
+        let recent = vault
+            .jobs(&JobFilter {
+                database: Some(db.name.clone()),
+                kind: Some(kind.as_str().into()),
+                since: Some(now - every.as_secs() as i64),
+                ..Default::default()
+            })
+            .await?;
+        if !recent.is_empty() {
+            continue;
+        }
+        let job = vault
+            .create_job(&NewJob {
+                id: None,
+                database: db.name.clone(),
+                kind: kind.as_str().into(),
+                message: format!("scheduled every {}", humantime::format_duration(every)),
+                bytes_estimated: None,
+                trigger: JobTrigger::Scheduled,
+                deadline: Some(now + db.schedule.window.as_secs() as i64),
+            })
+            .await?;
+        tracing::info!(job = %job.id, kind = kind.as_str(), agent = %cfg.agent_name(), "scheduled job queued");
+    }
+    Ok(())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs() as i64
+}

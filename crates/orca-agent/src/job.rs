@@ -1,0 +1,857 @@
+//! One backup job, start to end.
+//!
+//! Datafile backups: the first of a database is a full (incremental level 0), later ones are
+//! level 1. A full that failed is resumed by the next datafile request (the seed's three
+//! pillars): its tag, command id and start time are in the state file; the archived-log chain
+//! since that start is checked in `v$archived_log` for every thread (a gap means a fresh full,
+//! with the reason recorded); pieces of multi-section files left unfinished are deleted from
+//! RMAN's catalog and the vault; then `SET COMMAND ID TO '<same>'` and `BACKUP ... DATABASE NOT
+//! BACKED UP SINCE TIME '<start>' TAG '<same>'` skip the files that finished. The pieces and
+//! statistics of every attempt (`v$backup_piece_details`, `v$rman_status` of the command id)
+//! form one recovery point.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use orca_oracle::rman_log::{RmanEvent, RmanSummary, parse_log};
+use orca_repo::Backend;
+use orca_vault::client::VaultClient;
+use orca_vault::wire::{Job, JobUpdate, NewRecoveryPoint, RecoveryPointFilter, RecoveryPointKind};
+
+use crate::AgentError;
+use crate::config::{Config, DatabaseConfig};
+use crate::oracle::{Oracle, Row, sql_str};
+use crate::script::{self, BackupWhat};
+use crate::state::{Attempt, PendingFull, PieceStat, StateFile};
+
+/// What a job was asked to do (the job record's `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// The first backup a full, later ones incremental.
+    Backup,
+    Full,
+    Incremental,
+    Archivelog,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 4] = [
+        JobKind::Backup,
+        JobKind::Full,
+        JobKind::Incremental,
+        JobKind::Archivelog,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Backup => "backup",
+            JobKind::Full => "backup-full",
+            JobKind::Incremental => "backup-incremental",
+            JobKind::Archivelog => "backup-archivelog",
+        }
+    }
+
+    pub fn parse(kind: &str) -> Option<JobKind> {
+        JobKind::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub succeeded: bool,
+    pub message: String,
+    pub details: BTreeMap<String, String>,
+    /// Alerts for the heartbeat (an instance went down).
+    pub alerts: Vec<String>,
+}
+
+/// Runs jobs of one configured database.
+pub struct Runner {
+    cfg: Config,
+    db: DatabaseConfig,
+    oracle: Oracle,
+    vault: Arc<VaultClient>,
+    state: StateFile,
+}
+
+fn num(r: &Row, k: &str) -> u64 {
+    r.get(k).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+fn text<'a>(r: &'a Row, k: &str) -> &'a str {
+    r.get(k).map(|s| s.trim()).unwrap_or("")
+}
+
+/// `2026-12-02 14:25:09` -> `20261202T142509` (tags are at most 30 characters).
+fn compact(time: &str) -> String {
+    let digits: String = time.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() >= 14 {
+        format!("{}T{}", &digits[..8], &digits[8..14])
+    } else {
+        digits
+    }
+}
+
+impl Runner {
+    pub fn new(cfg: &Config, db: &DatabaseConfig, vault: Arc<VaultClient>) -> Runner {
+        Runner {
+            cfg: cfg.clone(),
+            db: db.clone(),
+            oracle: Oracle::new(db),
+            vault,
+            state: StateFile::new(&cfg.agent.state_dir, &db.name),
+        }
+    }
+
+    /// Runs a job taken from the queue (already `running`); never leaves it unrecorded.
+    pub async fn run(&self, job: &Job) -> Outcome {
+        let mut out = Outcome::default();
+        match self.run_inner(job, &mut out).await {
+            Ok(message) => {
+                out.succeeded = true;
+                out.message = message;
+            }
+            Err(e) => {
+                out.succeeded = false;
+                out.message = e.to_string();
+            }
+        }
+        out
+    }
+
+    async fn run_inner(&self, job: &Job, out: &mut Outcome) -> Result<String, AgentError> {
+        let kind = JobKind::parse(&job.kind)
+            .ok_or_else(|| AgentError::Job(format!("unknown job kind {:?}", job.kind)))?;
+        let instances = self.rac_precheck(out).await?;
+        let dbid = self
+            .oracle
+            .query("select dbid from v$database")
+            .await?
+            .first()
+            .map(|r| num(r, "DBID"));
+        let result = match kind {
+            JobKind::Archivelog => {
+                self.single(job, RecoveryPointKind::Archivelog, dbid, &instances, out)
+                    .await
+            }
+            _ => self.datafiles(job, kind, dbid, &instances, out).await,
+        };
+        self.rac_postcheck(&instances, out).await;
+        result
+    }
+
+    /// RAC: the configured instances that are open; the job fails when the primary (the
+    /// first) is not.
+    async fn rac_precheck(&self, out: &mut Outcome) -> Result<Vec<String>, AgentError> {
+        let Some(rac) = &self.db.rac else {
+            return Ok(Vec::new());
+        };
+        let open = self.open_instances().await?;
+        let mut eligible = Vec::new();
+        for (i, name) in rac.instances.iter().enumerate() {
+            if open.contains(&name.to_ascii_lowercase()) {
+                eligible.push(name.clone());
+            } else if i == 0 {
+                return Err(AgentError::Job(format!(
+                    "the primary instance {name} is not open (gv$instance): the backup cannot start"
+                )));
+            } else {
+                out.alerts.push(format!(
+                    "instance {name} is down: the backup runs on the other instances"
+                ));
+            }
+        }
+        out.details.insert("instances".into(), eligible.join(","));
+        Ok(eligible)
+    }
+
+    async fn open_instances(&self) -> Result<BTreeSet<String>, AgentError> {
+        Ok(self
+            .oracle
+            .query("select instance_name, status from gv$instance")
+            .await?
+            .iter()
+            .filter(|r| text(r, "STATUS") == "OPEN")
+            .map(|r| text(r, "INSTANCE_NAME").to_ascii_lowercase())
+            .collect())
+    }
+
+    /// An instance that went down while the job ran is an alert, whatever the job's result.
+    async fn rac_postcheck(&self, instances: &[String], out: &mut Outcome) {
+        if instances.is_empty() {
+            return;
+        }
+        let Ok(open) = self.open_instances().await else {
+            return;
+        };
+        for name in instances {
+            if !open.contains(&name.to_ascii_lowercase()) {
+                out.alerts
+                    .push(format!("instance {name} went down during the backup"));
+            }
+        }
+        if !out.alerts.is_empty() {
+            out.details.insert("alerts".into(), out.alerts.join("; "));
+        }
+    }
+
+    /// Through the vault the SBT library names a piece `<token's database>/<handle>`.
+    async fn vault_namespace(&self) -> Result<String, AgentError> {
+        Ok(format!("{}/", self.vault.whoami().await?.database))
+    }
+
+    async fn db_now(&self) -> Result<String, AgentError> {
+        let rows = self
+            .oracle
+            .query("select to_char(sysdate, 'YYYY-MM-DD HH24:MI:SS') now from dual")
+            .await?;
+        rows.first()
+            .map(|r| text(r, "NOW").to_string())
+            .ok_or_else(|| AgentError::Job("the database did not tell its time".into()))
+    }
+
+    async fn has_full(&self) -> Result<bool, AgentError> {
+        let f = RecoveryPointFilter {
+            database: Some(self.db.name.clone()),
+            kind: Some(RecoveryPointKind::Full),
+            ..Default::default()
+        };
+        Ok(!self.vault.recovery_points(&f).await?.is_empty())
+    }
+
+    async fn datafiles(
+        &self,
+        job: &Job,
+        kind: JobKind,
+        dbid: Option<u64>,
+        instances: &[String],
+        out: &mut Outcome,
+    ) -> Result<String, AgentError> {
+        let estimate: u64 = self
+            .oracle
+            .query("select sum(bytes) bytes from v$datafile")
+            .await?
+            .first()
+            .map(|r| num(r, "BYTES"))
+            .unwrap_or(0);
+        self.progress(job, 0, Some(estimate)).await;
+        let mut st = self.state.load()?;
+        let now = self.db_now().await?;
+        let mut resumed = false;
+        let pending = match st.pending_full.take() {
+            Some(p) => match self.chain_gap(&p.start_time).await? {
+                None => {
+                    resumed = true;
+                    out.details
+                        .insert("resumed_attempts".into(), p.attempts.len().to_string());
+                    Some(p)
+                }
+                Some(reason) => {
+                    let cleaned = self.cleanup(&p.tag).await?;
+                    out.details.insert(
+                        "fresh_full_reason".into(),
+                        format!("{reason}: the failed full {} cannot be resumed", p.tag),
+                    );
+                    if !cleaned.is_empty() {
+                        out.details.insert("cleaned_up".into(), cleaned.join(","));
+                    }
+                    Some(self.new_full(job, &now))
+                }
+            },
+            None if kind == JobKind::Full || !self.has_full().await? => {
+                Some(self.new_full(job, &now))
+            }
+            None => None,
+        };
+        let Some(mut full) = pending else {
+            return self
+                .single(job, RecoveryPointKind::Incremental, dbid, instances, out)
+                .await;
+        };
+        let cleaned = if resumed {
+            self.cleanup(&full.tag).await?
+        } else {
+            Vec::new()
+        };
+        if !cleaned.is_empty() {
+            out.details.insert("cleaned_up".into(), cleaned.join(","));
+        }
+        out.details.insert("level".into(), "0".into());
+        out.details.insert("tag".into(), full.tag.clone());
+        out.details
+            .insert("command_id".into(), full.command_id.clone());
+        out.details
+            .insert("start_time".into(), full.start_time.clone());
+        out.details.insert("resumed".into(), resumed.to_string());
+        // Recorded before RMAN starts: an agent that dies mid-backup resumes it too.
+        st.pending_full = Some(full.clone());
+        self.state.save(&st)?;
+        let what = BackupWhat::Database {
+            level: 0,
+            since: resumed.then(|| full.start_time.clone()),
+        };
+        let mut attempt = self
+            .attempt(job, &full.command_id, &full.tag, &what, instances)
+            .await?;
+        attempt.cleaned_up = cleaned;
+        let ok = attempt.succeeded;
+        let message = attempt.message.clone();
+        out.details.insert(
+            "skipped_datafiles".into(),
+            attempt
+                .skipped_datafiles
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        full.attempts.push(attempt);
+        // Saved before the recovery point is made: if that fails, the next request resumes
+        // (skipping every file) and records all attempts.
+        st.pending_full = Some(full.clone());
+        self.state.save(&st)?;
+        if !ok {
+            out.details
+                .insert("attempts".into(), full.attempts.len().to_string());
+            return Err(AgentError::Job(message));
+        }
+        let rp = self
+            .record(
+                dbid,
+                RecoveryPointKind::Full,
+                &full.tag,
+                &full.command_id,
+                &full.attempts,
+                out,
+            )
+            .await?;
+        st.pending_full = None;
+        self.state.save(&st)?;
+        Ok(format!(
+            "full backup {} done in {} attempt(s): recovery point {rp}",
+            full.tag,
+            full.attempts.len()
+        ))
+    }
+
+    fn new_full(&self, job: &Job, now: &str) -> PendingFull {
+        PendingFull {
+            tag: format!("ORCA_L0_{}", compact(now)),
+            command_id: format!("orca-{}", job.id),
+            start_time: now.to_string(),
+            attempts: Vec::new(),
+        }
+    }
+
+    /// A level 1 or archived-log backup: one RMAN run, one recovery point (nothing to resume).
+    async fn single(
+        &self,
+        job: &Job,
+        kind: RecoveryPointKind,
+        dbid: Option<u64>,
+        instances: &[String],
+        out: &mut Outcome,
+    ) -> Result<String, AgentError> {
+        let now = self.db_now().await?;
+        let (prefix, what, name) = if kind == RecoveryPointKind::Archivelog {
+            ("ORCA_ARC", BackupWhat::Archivelog, "archived log backup")
+        } else {
+            out.details.insert("level".into(), "1".into());
+            let what = BackupWhat::Database {
+                level: 1,
+                since: None,
+            };
+            ("ORCA_L1", what, "incremental backup")
+        };
+        let tag = format!("{prefix}_{}", compact(&now));
+        let command_id = format!("orca-{}", job.id);
+        out.details.insert("tag".into(), tag.clone());
+        out.details.insert("command_id".into(), command_id.clone());
+        let attempt = self
+            .attempt(job, &command_id, &tag, &what, instances)
+            .await?;
+        if !attempt.succeeded {
+            return Err(AgentError::Job(attempt.message));
+        }
+        if attempt.pieces.is_empty() {
+            return Ok(format!("{name}: nothing needed a backup"));
+        }
+        let rp = self
+            .record(dbid, kind, &tag, &command_id, &[attempt], out)
+            .await?;
+        Ok(format!("{name} {tag} done: recovery point {rp}"))
+    }
+
+    async fn progress(&self, job: &Job, done: u64, estimated: Option<u64>) {
+        let u = JobUpdate {
+            bytes_done: Some(done),
+            bytes_estimated: estimated,
+            ..Default::default()
+        };
+        // Progress is advisory: a vault that is briefly away must not fail the backup.
+        if let Err(e) = self.vault.update_job(&job.id, &u).await {
+            tracing::warn!(job = %job.id, error = %e, "progress not recorded");
+        }
+    }
+
+    /// The first missing archived log of any thread since `start`, as a reason; `None` when
+    /// every thread's sequence is complete from the log holding `start` to the newest.
+    async fn chain_gap(&self, start: &str) -> Result<Option<String>, AgentError> {
+        let rows = self
+            .oracle
+            .query(
+                "select thread#, sequence#, to_char(next_time, 'YYYY-MM-DD HH24:MI:SS') next_time, \
+                 status, name from v$archived_log",
+            )
+            .await?;
+        let mut threads: BTreeMap<u64, BTreeMap<u64, (String, bool)>> = BTreeMap::new();
+        for r in &rows {
+            let name = text(r, "NAME");
+            let usable = text(r, "STATUS") == "A" && !name.is_empty() && Path::new(name).exists();
+            let e = threads
+                .entry(num(r, "THREAD#"))
+                .or_default()
+                .entry(num(r, "SEQUENCE#"))
+                .or_insert((text(r, "NEXT_TIME").to_string(), false));
+            // A log archived to several destinations is there if one copy is.
+            e.1 |= usable;
+        }
+        for (thread, seqs) in &threads {
+            let Some(first) = seqs
+                .iter()
+                .find(|(_, (next, _))| next.as_str() >= start)
+                .map(|(s, _)| *s)
+            else {
+                continue;
+            };
+            let last = *seqs.keys().next_back().expect("non-empty");
+            for seq in first..=last {
+                if !seqs.get(&seq).is_some_and(|(_, usable)| *usable) {
+                    return Ok(Some(format!(
+                        "archived log thread {thread} sequence {seq} is missing since the failed attempt's start {start}"
+                    )));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Precision cleanup: pieces of `tag` whose backup set never completed (sections of a
+    /// multi-section file) are deleted in RMAN, which removes them from the vault through the
+    /// SBT library; what RMAN could not remove there is deleted directly. Complete sets stay.
+    async fn cleanup(&self, tag: &str) -> Result<Vec<String>, AgentError> {
+        let pieces = self
+            .oracle
+            .query(&format!(
+                "select handle, set_stamp, set_count from v$backup_piece where tag = {} and status = 'A'",
+                sql_str(tag)
+            ))
+            .await?;
+        let sets: BTreeSet<(u64, u64)> = self
+            .oracle
+            .query("select set_stamp, set_count from v$backup_set")
+            .await?
+            .iter()
+            .map(|r| (num(r, "SET_STAMP"), num(r, "SET_COUNT")))
+            .collect();
+        let orphans: Vec<String> = pieces
+            .iter()
+            .filter(|r| !sets.contains(&(num(r, "SET_STAMP"), num(r, "SET_COUNT"))))
+            .map(|r| text(r, "HANDLE").to_string())
+            .collect();
+        if orphans.is_empty() {
+            return Ok(orphans);
+        }
+        let dir = self.state.dir();
+        std::fs::create_dir_all(dir)
+            .map_err(|e| AgentError::Job(format!("{}: {e}", dir.display())))?;
+        let cmd = dir.join("cleanup.rman");
+        write_private(&cmd, &script::delete_pieces(&self.cfg, &self.db, &orphans))?;
+        let run = self
+            .oracle
+            .rman(&cmd, &dir.join("cleanup.log"))?
+            .finish()
+            .await?;
+        if !run.success {
+            return Err(AgentError::Job(format!(
+                "deleting the unfinished sections {} failed: {}",
+                orphans.join(", "),
+                rman_error(&run.log)
+            )));
+        }
+        let ns = self.vault_namespace().await?;
+        for h in &orphans {
+            let name = format!("{ns}{h}");
+            if self.vault.info(&name).await?.is_some() {
+                self.vault.delete(&name).await.map_err(|e| {
+                    AgentError::Job(format!("deleting piece {h} in the vault: {e}"))
+                })?;
+            }
+        }
+        tracing::info!(tag, pieces = orphans.len(), "unfinished sections deleted");
+        Ok(orphans)
+    }
+
+    /// One RMAN run of a backup; what it did, from its log and the SBT trace.
+    async fn attempt(
+        &self,
+        job: &Job,
+        command_id: &str,
+        tag: &str,
+        what: &BackupWhat,
+        instances: &[String],
+    ) -> Result<Attempt, AgentError> {
+        let dir = self.state.dir().to_path_buf();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| AgentError::Job(format!("{}: {e}", dir.display())))?;
+        let cmd = dir.join(format!("{}.rman", job.id));
+        let log = dir.join(format!("{}.log", job.id));
+        write_private(
+            &cmd,
+            &script::backup(&self.cfg, &self.db, instances, command_id, tag, what),
+        )?;
+        let trace_from = self
+            .db
+            .sbt_trace
+            .as_ref()
+            .and_then(|t| std::fs::metadata(t).ok())
+            .map_or(0, |m| m.len());
+        let progress_sql = format!(
+            "select nvl(sum(bytes), 0) bytes from v$backup_piece where tag = {} and status = 'A'",
+            sql_str(tag)
+        );
+        let mut rman = self.oracle.rman(&cmd, &log)?;
+        let run = loop {
+            if let Some(run) = rman.wait(std::time::Duration::from_secs(1)).await? {
+                break run;
+            }
+            if let Ok(rows) = self.oracle.query(&progress_sql).await {
+                let done = rows.first().map(|r| num(r, "BYTES")).unwrap_or(0);
+                self.progress(job, done, None).await;
+            }
+        };
+        let events = parse_log(&run.log);
+        let summary = RmanSummary::from_events(&events);
+        let sections = sections_of(&events);
+        let stats = self.trace_stats(trace_from);
+        let pieces = summary
+            .pieces
+            .iter()
+            .map(|p| {
+                let (bytes_in, new_bytes) = stats.get(&p.handle).copied().unwrap_or((0, 0));
+                PieceStat {
+                    handle: p.handle.clone(),
+                    section: sections.handles.get(&p.handle).copied(),
+                    bytes_in,
+                    new_bytes,
+                }
+            })
+            .collect();
+        let succeeded = run.success && summary.succeeded();
+        let message = if succeeded {
+            String::new()
+        } else {
+            format!(
+                "rman failed (exit {}): {}",
+                run.exit_code
+                    .map_or_else(|| "by a signal".to_string(), |c| c.to_string()),
+                rman_error(&run.log)
+            )
+        };
+        tracing::info!(job = %job.id, tag, succeeded, skipped = ?summary.skipped_datafiles, "rman finished");
+        Ok(Attempt {
+            job: job.id.clone(),
+            succeeded,
+            message,
+            pieces,
+            started: sections.started,
+            skipped_datafiles: summary.skipped_datafiles,
+            cleaned_up: Vec::new(),
+        })
+    }
+
+    /// Per piece handle, (bytes_in, new_bytes) from the SBT trace lines written since `from`.
+    fn trace_stats(&self, from: u64) -> BTreeMap<String, (u64, u64)> {
+        let Some(path) = &self.db.sbt_trace else {
+            return BTreeMap::new();
+        };
+        let Ok(bytes) = std::fs::read(path) else {
+            return BTreeMap::new();
+        };
+        let tail =
+            String::from_utf8_lossy(bytes.get(from as usize..).unwrap_or_default()).into_owned();
+        parse_trace(&tail)
+    }
+
+    /// Creates the recovery point of `tag` from the views, with the statistics of `attempts`.
+    async fn record(
+        &self,
+        dbid: Option<u64>,
+        kind: RecoveryPointKind,
+        tag: &str,
+        command_id: &str,
+        attempts: &[Attempt],
+        out: &mut Outcome,
+    ) -> Result<String, AgentError> {
+        let pieces = self
+            .oracle
+            .query(&format!(
+                "select handle, bytes, set_stamp, set_count, session_key from v$backup_piece_details \
+                 where tag = {} and status = 'A'",
+                sql_str(tag)
+            ))
+            .await?;
+        if pieces.is_empty() {
+            return Err(AgentError::Job(format!(
+                "RMAN reported success but v$backup_piece_details has no piece tagged {tag}"
+            )));
+        }
+        let sets: BTreeSet<(u64, u64)> = pieces
+            .iter()
+            .map(|r| (num(r, "SET_STAMP"), num(r, "SET_COUNT")))
+            .collect();
+        let sessions: BTreeSet<u64> = pieces.iter().map(|r| num(r, "SESSION_KEY")).collect();
+        let (first_scn, next_scn) = self.scn_range(kind, &sets).await?;
+        let status = self
+            .oracle
+            .query(&format!(
+                "select row_type, operation, status, input_bytes, output_bytes from v$rman_status \
+                 where command_id = {}",
+                sql_str(command_id)
+            ))
+            .await?;
+        let commands: Vec<&Row> = status
+            .iter()
+            .filter(|r| text(r, "ROW_TYPE") == "COMMAND" && text(r, "OPERATION") == "BACKUP")
+            .collect();
+        let rman_in: u64 = commands.iter().map(|r| num(r, "INPUT_BYTES")).sum();
+        let rman_out: u64 = commands.iter().map(|r| num(r, "OUTPUT_BYTES")).sum();
+        // Re-sent: what the last attempt sent again for a section an earlier attempt had
+        // started (in flight when it failed, or cleaned up as an unfinished file's section).
+        let earlier: BTreeSet<(u32, u32)> = attempts
+            .iter()
+            .take(attempts.len().saturating_sub(1))
+            .flat_map(|a| a.started.iter().copied())
+            .collect();
+        let read: u64 = attempts
+            .iter()
+            .flat_map(|a| &a.pieces)
+            .map(|p| p.bytes_in)
+            .sum();
+        let sent: u64 = attempts
+            .iter()
+            .flat_map(|a| &a.pieces)
+            .map(|p| p.new_bytes)
+            .sum();
+        let resent: u64 = attempts
+            .last()
+            .map(|a| {
+                a.pieces
+                    .iter()
+                    .filter(|p| p.section.is_some_and(|s| earlier.contains(&s)))
+                    .map(|p| p.new_bytes)
+                    .sum()
+            })
+            .unwrap_or(0);
+        let ns = self.vault_namespace().await?;
+        let handles: Vec<String> = pieces
+            .iter()
+            .map(|r| format!("{ns}{}", text(r, "HANDLE")))
+            .collect();
+        let mut labels = BTreeMap::new();
+        labels.insert("tag".to_string(), tag.to_string());
+        labels.insert("command_id".into(), command_id.to_string());
+        labels.insert("attempts".into(), attempts.len().to_string());
+        labels.insert(
+            "jobs".into(),
+            attempts
+                .iter()
+                .map(|a| a.job.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        labels.insert("rman_sessions".into(), sessions.len().to_string());
+        labels.insert("rman_input_bytes".into(), rman_in.to_string());
+        labels.insert("rman_output_bytes".into(), rman_out.to_string());
+        if self.db.sbt_trace.is_some() {
+            labels.insert("bytes_read".into(), read.to_string());
+            labels.insert("bytes_sent".into(), sent.to_string());
+            labels.insert("bytes_resent".into(), resent.to_string());
+        }
+        let cleaned: Vec<&str> = attempts
+            .iter()
+            .flat_map(|a| &a.cleaned_up)
+            .map(String::as_str)
+            .collect();
+        if !cleaned.is_empty() {
+            labels.insert("cleaned_up".into(), cleaned.join(","));
+        }
+        let rp_id = format!("rp-{}", tag.to_ascii_lowercase().replace('_', "-"));
+        let new = NewRecoveryPoint {
+            id: Some(rp_id),
+            database: self.db.name.clone(),
+            dbid,
+            kind,
+            created: None,
+            first_scn,
+            next_scn,
+            pieces: handles,
+            labels: labels.clone(),
+        };
+        let rp = self.vault.create_recovery_point(&new).await?;
+        out.details.extend(labels);
+        out.details.insert("recovery_point".into(), rp.id.clone());
+        Ok(rp.id)
+    }
+
+    /// Datafile sets: the lowest checkpoint SCN and the highest SCN in them; archived-log
+    /// sets: the first and next SCN of the logs.
+    async fn scn_range(
+        &self,
+        kind: RecoveryPointKind,
+        sets: &BTreeSet<(u64, u64)>,
+    ) -> Result<(Option<u64>, Option<u64>), AgentError> {
+        let (sql, lo, hi) = if kind == RecoveryPointKind::Archivelog {
+            (
+                "select set_stamp, set_count, first_change# lo, next_change# hi from v$backup_redolog",
+                "LO",
+                "HI",
+            )
+        } else {
+            (
+                "select set_stamp, set_count, checkpoint_change# lo, absolute_fuzzy_change# hi from v$backup_datafile where file# > 0",
+                "LO",
+                "HI",
+            )
+        };
+        let rows = self.oracle.query(sql).await?;
+        let mine: Vec<&Row> = rows
+            .iter()
+            .filter(|r| sets.contains(&(num(r, "SET_STAMP"), num(r, "SET_COUNT"))))
+            .collect();
+        let first = mine.iter().map(|r| num(r, lo)).filter(|v| *v > 0).min();
+        let next = mine.iter().map(|r| num(r, hi).max(num(r, lo))).max();
+        Ok((first, next))
+    }
+}
+
+/// The RMAN command file holds the vault token and maybe a password: owner only.
+fn write_private(path: &Path, text: &str) -> Result<(), AgentError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |e: std::io::Error| AgentError::Job(format!("writing {}: {e}", path.display()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(err)?;
+    f.write_all(text.as_bytes()).map_err(err)
+}
+
+/// The error lines of an RMAN log (RMAN-, ORA-, ORA-19511 media manager text), joined.
+fn rman_error(log: &str) -> String {
+    let stacks = RmanSummary::from_events(&parse_log(log)).errors;
+    let lines: Vec<String> = stacks
+        .iter()
+        .flatten()
+        .filter(|e| !e.is_banner())
+        .map(|e| format!("{}: {}", e.id(), e.message.lines().next().unwrap_or("")))
+        .take(6)
+        .collect();
+    if lines.is_empty() {
+        "the log ends without an error stack (rman was killed)".into()
+    } else {
+        lines.join("; ")
+    }
+}
+
+/// Which datafile sections an RMAN run started, and which section each handle holds.
+#[derive(Debug, Default)]
+struct Sections {
+    started: Vec<(u32, u32)>,
+    handles: BTreeMap<String, (u32, u32)>,
+}
+
+fn sections_of(events: &[RmanEvent]) -> Sections {
+    let mut s = Sections::default();
+    let mut file_of: BTreeMap<String, u32> = BTreeMap::new();
+    let mut specifying: Option<String> = None;
+    let mut finished: Option<(u32, u32)> = None;
+    for e in events {
+        match e {
+            RmanEvent::BackupSetStarted { channel, .. } => {
+                file_of.remove(channel);
+            }
+            RmanEvent::Specifying { channel, .. } => specifying = Some(channel.clone()),
+            // `input datafile` lines carry no channel: they follow that channel's
+            // `specifying datafile(s)` line.
+            RmanEvent::InputDatafile { file_no, .. } => {
+                if let Some(c) = &specifying {
+                    file_of.entry(c.clone()).or_insert(*file_no);
+                }
+            }
+            RmanEvent::PieceStarted { channel, piece, .. } => {
+                if let Some(f) = file_of.get(channel) {
+                    s.started.push((*f, *piece));
+                }
+            }
+            RmanEvent::PieceFinished { channel, piece, .. } => {
+                finished = file_of.get(channel).map(|f| (*f, *piece));
+            }
+            RmanEvent::PieceHandle {
+                channel: None,
+                handle,
+                ..
+            } => {
+                if let Some(sec) = finished.take() {
+                    s.handles.insert(handle.clone(), sec);
+                }
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+/// `piece <name> committed: bytes_in=N new_bytes=M ...` lines of the SBT trace.
+fn parse_trace(text: &str) -> BTreeMap<String, (u64, u64)> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let Some((_, rest)) = line.split_once(" piece ") else {
+            continue;
+        };
+        let Some((name, stats)) = rest.split_once(" committed: ") else {
+            continue;
+        };
+        let field = |k: &str| {
+            stats
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        out.insert(name.to_string(), (field("bytes_in"), field("new_bytes")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_lines_give_bytes_per_piece() {
+        let t = "SBT-1 12/02/26 14:00:00 sbtbackup x\nSBT-1 12/02/26 14:00:01 piece 0a_1_1 committed: bytes_in=100 new_bytes=40 chunks=1\n";
+        assert_eq!(parse_trace(t)["0a_1_1"], (100, 40));
+    }
+
+    #[test]
+    fn tags_fit_in_thirty_characters() {
+        assert_eq!(compact("2026-12-02 14:25:09"), "20261202T142509");
+        assert!(format!("ORCA_ARC_{}", compact("2026-12-02 14:25:09")).len() <= 30);
+    }
+}

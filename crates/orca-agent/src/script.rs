@@ -1,0 +1,134 @@
+//! RMAN command files generated from the settings.
+
+use crate::config::{Config, DatabaseConfig};
+
+/// What a backup command backs up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackupWhat {
+    /// `INCREMENTAL LEVEL n ... DATABASE`, optionally `NOT BACKED UP SINCE TIME` (a resume).
+    Database { level: u8, since: Option<String> },
+    /// `ARCHIVELOG ALL NOT BACKED UP`.
+    Archivelog,
+}
+
+/// The `PARMS` of an SBT channel: the library and the ENV it reads its vault settings from.
+pub fn channel_parms(cfg: &Config, db: &DatabaseConfig) -> String {
+    let mut env = vec![
+        format!("ORCA_VAULT={}", cfg.vault.url),
+        format!("ORCA_TOKEN={}", db.token),
+    ];
+    if let Some(k) = &db.key_file {
+        env.push(format!("ORCA_KEY_FILE={}", k.display()));
+    }
+    if let Some(p) = &db.password {
+        env.push(format!("ORCA_PASSWORD={p}"));
+    }
+    if let Some(ca) = &cfg.vault.ca_file {
+        env.push(format!("ORCA_CA_FILE={}", ca.display()));
+    }
+    env.extend(db.channel_env.iter().map(|(k, v)| format!("{k}={v}")));
+    format!(
+        "SBT_LIBRARY={}, ENV=({})",
+        db.sbt_library.display(),
+        env.join(", ")
+    )
+}
+
+/// `ALLOCATE CHANNEL` lines: `channels` of them, spread over `instances` (RAC) when given.
+fn allocate(cfg: &Config, db: &DatabaseConfig, instances: &[String]) -> String {
+    let parms = channel_parms(cfg, db);
+    let mut s = String::new();
+    for i in 0..db.channels as usize {
+        let connect = match (&db.rac, instances.is_empty()) {
+            (Some(r), false) => format!(
+                " connect '{}'",
+                r.channel_connect
+                    .replace("{instance}", &instances[i % instances.len()])
+            ),
+            _ => String::new(),
+        };
+        s.push_str(&format!(
+            "  allocate channel c{} device type sbt parms '{parms}'{connect};\n",
+            i + 1
+        ));
+    }
+    s
+}
+
+/// A backup job's command file. FILESPERSET 1 keeps one datafile per piece, so the SBT
+/// library's fingerprint cache recognises each file and sets are the unit of resume.
+pub fn backup(
+    cfg: &Config,
+    db: &DatabaseConfig,
+    instances: &[String],
+    command_id: &str,
+    tag: &str,
+    what: &BackupWhat,
+) -> String {
+    let body = match what {
+        BackupWhat::Database { level, since } => {
+            let section = db
+                .section_size
+                .as_ref()
+                .map(|s| format!(" section size {s}"))
+                .unwrap_or_default();
+            let since = since
+                .as_ref()
+                .map(|t| {
+                    format!(" not backed up since time \"to_date('{t}','YYYY-MM-DD HH24:MI:SS')\"")
+                })
+                .unwrap_or_default();
+            format!(
+                "  backup incremental level {level}{section} filesperset 1 tag '{tag}' database{since};\n"
+            )
+        }
+        BackupWhat::Archivelog => {
+            format!("  backup filesperset 1 tag '{tag}' archivelog all not backed up;\n")
+        }
+    };
+    format!(
+        "run {{\n  set command id to '{command_id}';\n{}{body}}}\n",
+        allocate(cfg, db, instances)
+    )
+}
+
+/// Deletes pieces from RMAN's catalog and, through the SBT library, from the vault.
+pub fn delete_pieces(cfg: &Config, db: &DatabaseConfig, handles: &[String]) -> String {
+    let list: Vec<String> = handles.iter().map(|h| format!("'{h}'")).collect();
+    format!(
+        "run {{\n  allocate channel c1 device type sbt parms '{}';\n  delete noprompt backuppiece {};\n}}\n",
+        channel_parms(cfg, db),
+        list.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        Config::parse(include_str!("../../../docs/agent.example.toml")).unwrap()
+    }
+
+    #[test]
+    fn a_resume_reuses_command_id_tag_and_start_time() {
+        let c = cfg();
+        let db = &c.databases[0];
+        let s = backup(
+            &c,
+            db,
+            &["orcl1".into(), "orcl2".into()],
+            "orca-job-1",
+            "ORCA_L0_1",
+            &BackupWhat::Database {
+                level: 0,
+                since: Some("2026-12-02 10:00:00".into()),
+            },
+        );
+        assert!(s.contains("set command id to 'orca-job-1';"), "{s}");
+        assert!(s.contains("backup incremental level 0 section size 32G filesperset 1 tag 'ORCA_L0_1' database not backed up since time \"to_date('2026-12-02 10:00:00','YYYY-MM-DD HH24:MI:SS')\";"), "{s}");
+        assert_eq!(s.matches("allocate channel").count(), 4);
+        assert!(s.contains("connect 'sys/secret@orcl2'"), "{s}");
+        assert!(s.contains("ORCA_KEY_FILE=/etc/orca/repo.key, ORCA_CA_FILE=/etc/orca/ca.pem, ORCA_CACHE_DIR=/var/cache/orca)"));
+    }
+}
