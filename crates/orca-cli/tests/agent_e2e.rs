@@ -558,3 +558,28 @@ fn a_killed_full_is_resumed_into_one_recovery_point() {
     site.stop_agent();
     site.lose_restore_verify();
 }
+
+#[test]
+fn with_the_agent_stopped_a_manual_job_fails_at_once_and_a_scheduled_one_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::new(dir.path(), Setup::default());
+    let started = Instant::now();
+    let (id, ok, out) = site.backup(None);
+    assert!(!ok, "{out}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(out.contains("the agent is not running"), "{out}");
+    assert_eq!(site.job(&id)["state"], "failed");
+
+    let (ok, out) = site.orca(&["backup", "--db", "ORCL", "--window", "2s"]);
+    assert!(ok, "{out}");
+    let id = out.lines().next().unwrap().trim().to_string();
+    assert_eq!(site.job(&id)["state"], "queued");
+    std::thread::sleep(Duration::from_secs(3));
+    let j = site.job(&id);
+    assert_eq!(j["state"], "failed", "{j:#}");
+    assert_eq!(j["trigger"], "scheduled");
+    assert!(
+        j["message"].as_str().unwrap().contains("window closed"),
+        "{j:#}"
+    );
+}
