@@ -364,43 +364,6 @@ ORACLESIM_HOME = "{home}"
         )
     }
 
-    fn sqlplus(&self, sql: &str) -> String {
-        let mut c = Command::new(self.bin.join("sqlplus"));
-        c.args(["-S", "/", "as", "sysdba"])
-            .env("ORACLESIM_HOME", &self.home)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("set heading off feedback off\n{sql}\nexit\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Piece names the vault holds for the database.
-    fn vault_pieces(&self) -> Vec<String> {
-        let token = self.token();
-        let mut s = TcpStream::connect(("127.0.0.1", self.vault_port)).unwrap();
-        write!(
-            s,
-            "GET /api/v1/pieces HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        let body = out.split_once("\r\n\r\n").unwrap().1;
-        // Chunked or not, the JSON array is the part between the outer brackets.
-        let json = &body[body.find('[').unwrap()..=body.rfind(']').unwrap()];
-        let v: Vec<serde_json::Value> = serde_json::from_str(json).unwrap();
-        v.iter()
-            .map(|p| p["name"].as_str().unwrap().to_string())
-            .collect()
-    }
-
     /// Delete every datafile, restore and recover through the vault, compare with a copy.
     fn lose_restore_verify(&self) {
         let reference = self.root.join("reference");
