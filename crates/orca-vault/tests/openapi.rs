@@ -92,6 +92,8 @@ fn the_document_describes_every_route_the_vault_serves() {
         "POST /api/v1/sessions/{id}/lineage",
         "POST /api/v1/sessions/{id}/renew",
         "DELETE /api/v1/sessions/{id}",
+        "PUT /api/v1/agents/{database}",
+        "GET /api/v1/agents/{database}",
     ]
     .into_iter()
     .map(String::from)
