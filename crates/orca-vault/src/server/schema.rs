@@ -237,6 +237,7 @@ mod tests {
             cache_hits: 6,
             probes: 7,
             probed_ids: 8,
+            anchor_reads: 10,
             elapsed_ms: 9,
         };
         let full = PieceMeta {
