@@ -688,7 +688,14 @@ impl Runner {
         if !cleaned.is_empty() {
             labels.insert("cleaned_up".into(), cleaned.join(","));
         }
-        let rp_id = format!("rp-{}", tag.to_ascii_lowercase().replace('_', "-"));
+        // Tags have one-second resolution and two jobs can start within one
+        // second; the command id (one per job, kept across a full's
+        // attempts) makes the point's id unique and stable on retry.
+        let job_part = command_id.rsplit('-').next().unwrap_or(command_id);
+        let rp_id = format!(
+            "rp-{}-{job_part}",
+            tag.to_ascii_lowercase().replace('_', "-")
+        );
         let new = NewRecoveryPoint {
             id: Some(rp_id),
             database: self.db.name.clone(),
