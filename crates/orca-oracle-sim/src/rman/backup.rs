@@ -650,10 +650,13 @@ impl Session {
                     for f in files {
                         if let Some(NotBackedUp::Since(t)) = &opts.not_backed_up {
                             let since = self.time(t)?;
+                            // Times have one-second resolution: a backup
+                            // completed in the very second given counts as
+                            // done since then, as a resumed job needs.
                             if let Some(when) = self.last_datafile_backup(
                                 f.file_no,
                                 b.incremental.is_some_and(|i| i.level > 0),
-                            ) && when > since
+                            ) && when >= since
                             {
                                 self.msg(
                                     6501,
