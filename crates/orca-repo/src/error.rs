@@ -75,6 +75,15 @@ pub enum RepoError {
         source: rusqlite::Error,
     },
 
+    #[error(
+        "fingerprint cache error ({context}): {source}; the cache only saves probes: delete the file and the next backup rebuilds it"
+    )]
+    Cache {
+        context: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -116,6 +125,13 @@ impl RepoError {
 
     pub fn index(context: impl Into<String>, source: rusqlite::Error) -> Self {
         RepoError::Index {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn cache(context: impl Into<String>, source: rusqlite::Error) -> Self {
+        RepoError::Cache {
             context: context.into(),
             source,
         }

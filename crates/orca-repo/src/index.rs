@@ -178,6 +178,28 @@ pub struct IndexStats {
     pub piece_bytes: u64,
 }
 
+/// Open a SQLite database in WAL mode, as several processes may at once.
+/// Switching a new file to WAL takes a lock that SQLite does not wait for
+/// (the busy timeout does not apply), so a concurrent opener retries.
+pub(crate) fn open_wal(path: &Path) -> rusqlite::Result<Connection> {
+    const WAIT: Duration = Duration::from_secs(60);
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(WAIT)?;
+    let started = std::time::Instant::now();
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && started.elapsed() < WAIT =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            r => break r?,
+        }
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
 #[derive(Debug)]
 pub struct Index {
     conn: Mutex<Connection>,
@@ -189,13 +211,7 @@ impl Index {
     /// index and whether it was created empty (the caller then rebuilds it).
     pub fn open(path: &Path, repo_id: &str) -> Result<(Index, bool)> {
         let ctx = |what: &str| format!("{what} {}", path.display());
-        let conn = Connection::open(path).map_err(|e| RepoError::index(ctx("cannot open"), e))?;
-        conn.busy_timeout(Duration::from_secs(60))
-            .map_err(|e| RepoError::index(ctx("cannot configure"), e))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| RepoError::index(ctx("cannot enable WAL on"), e))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(|e| RepoError::index(ctx("cannot configure"), e))?;
+        let conn = open_wal(path).map_err(|e| RepoError::index(ctx("cannot open"), e))?;
         conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
             .map_err(|e| RepoError::index(ctx("cannot create schema in"), e))?;
         let stored: Option<String> = conn

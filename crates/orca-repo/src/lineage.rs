@@ -111,22 +111,21 @@ impl LineageCache {
             )
         })?;
         let path = dir.join(format!("lineage-{repo_id}.sqlite"));
-        let ctx = |what: &str| format!("fingerprint cache {}: {what}", path.display());
-        let conn = Connection::open(&path).map_err(|e| RepoError::index(ctx("open"), e))?;
-        conn.busy_timeout(Duration::from_secs(60))
-            .map_err(|e| RepoError::index(ctx("configure"), e))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| RepoError::index(ctx("enable WAL"), e))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(|e| RepoError::index(ctx("configure"), e))?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);",
-        )
-        .map_err(|e| RepoError::index(ctx("create schema"), e))?;
-        let layout: Option<String> = conn
+        let ctx = |what: &str| format!("{}: {what}", path.display());
+        let mut conn =
+            crate::index::open_wal(&path).map_err(|e| RepoError::cache(ctx("open"), e))?;
+        // Channels open the cache at the same moment: the layout is read and
+        // reset in the transaction that writes it, or a late opener would drop
+        // what an earlier one had stored.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| RepoError::cache(ctx("lock"), e))?;
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);")
+            .map_err(|e| RepoError::cache(ctx("create schema"), e))?;
+        let layout: Option<String> = tx
             .query_row("SELECT v FROM meta WHERE k = 'layout'", [], |r| r.get(0))
             .optional()
-            .map_err(|e| RepoError::index(ctx("read"), e))?;
+            .map_err(|e| RepoError::cache(ctx("read"), e))?;
         // Chaining values of another unit size would make every changed chunk
         // a wrong delta: an older cache is dropped whole.
         let reset = if layout.as_deref() == Some(LAYOUT) {
@@ -134,11 +133,12 @@ impl LineageCache {
         } else {
             "DROP TABLE IF EXISTS entries; DROP TABLE IF EXISTS sources;"
         };
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {reset} {SCHEMA}
-             INSERT OR REPLACE INTO meta(k, v) VALUES ('layout', '{LAYOUT}'); COMMIT;"
+        tx.execute_batch(&format!(
+            "{reset} {SCHEMA} INSERT OR REPLACE INTO meta(k, v) VALUES ('layout', '{LAYOUT}');"
         ))
-        .map_err(|e| RepoError::index(ctx("create schema"), e))?;
+        .map_err(|e| RepoError::cache(ctx("create schema"), e))?;
+        tx.commit()
+            .map_err(|e| RepoError::cache(ctx("create schema"), e))?;
         Ok(LineageCache {
             conn: Mutex::new(conn),
             path,
@@ -164,8 +164,8 @@ impl LineageCache {
     ) -> Result<T> {
         let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut c).map_err(|e| {
-            RepoError::index(
-                format!("fingerprint cache {}: {what}", self.path.display()),
+            RepoError::cache(
+                format!("{}: {what}", self.path.display()),
                 e,
             )
         })
@@ -354,5 +354,57 @@ mod tests {
         expired.store("c", &l).unwrap();
         std::thread::sleep(Duration::from_millis(1100));
         assert!(expired.load("c").unwrap().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod concurrency {
+    use super::*;
+
+    /// RMAN's channels open one cache at once (one process, or several sharing a
+    /// directory): every open must succeed and no open may drop what another stored.
+    #[test]
+    fn concurrent_opens_and_stores_lose_nothing() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let mut l = Lineage::default();
+            l.entries.insert(
+                0,
+                LineageEntry {
+                    chunk: ChunkId([round; 32]),
+                    anchor: None,
+                },
+            );
+            let threads: Vec<_> = (0..4)
+                .map(|t| {
+                    let (dir, l) = (dir.path().to_path_buf(), l.clone());
+                    std::thread::spawn(move || {
+                        let c = LineageCache::open(&dir, "r").map_err(|e| e.to_string())?;
+                        c.store(&format!("k{t}"), &l).map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap().unwrap();
+            }
+            // Reopened at once once every connection closed (the next backup's channels).
+            let threads: Vec<_> = (0..4)
+                .map(|t| {
+                    let (dir, l) = (dir.path().to_path_buf(), l.clone());
+                    std::thread::spawn(move || {
+                        let c = LineageCache::open(&dir, "r").map_err(|e| e.to_string())?;
+                        assert_eq!(
+                            c.load(&format!("k{t}")).unwrap(),
+                            l,
+                            "round {round} key k{t}"
+                        );
+                        Ok::<_, String>(())
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap().unwrap();
+            }
+        }
     }
 }

@@ -259,7 +259,7 @@ fn repeat_backups_store_almost_nothing_and_skip_probes() {
     let new: u64 = second.iter().map(|s| s.new_bytes).sum();
     assert!(
         new * 200 <= size,
-        "second backup stored {new} new bytes of {size} (limit 0.5%)"
+        "second backup stored {new} new bytes of {size} (limit 0.5%): {second:?}"
     );
     for s in &datafile_pieces {
         // Only the chunks holding RMAN's piece header and trailer change between runs; every
