@@ -163,12 +163,7 @@ impl LineageCache {
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
         let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut c).map_err(|e| {
-            RepoError::cache(
-                format!("{}: {what}", self.path.display()),
-                e,
-            )
-        })
+        f(&mut c).map_err(|e| RepoError::cache(format!("{}: {what}", self.path.display()), e))
     }
 
     /// The lineage of `key`, empty when unknown or expired.

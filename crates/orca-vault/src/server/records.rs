@@ -142,9 +142,10 @@ pub(super) async fn create_recovery_point(
         let mut e = ApiError::new(
             StatusCode::CONFLICT,
             format!(
-                "{} of the pieces are not committed for database {}",
+                "{} of the pieces are not committed for database {}: {}",
                 absent.len(),
-                new.database
+                new.database,
+                absent.join(", ")
             ),
             "commit the pieces first, or leave them out",
         );
