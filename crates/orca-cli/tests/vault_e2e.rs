@@ -60,6 +60,11 @@ impl Vault {
     fn new(root: &Path) -> Vault {
         let data = root.join("vault");
         run_ok(orca().args(["repo", "init", "--repo"]).arg(&data));
+        Vault::serve(data)
+    }
+
+    /// A vault whose repository directory `data` is ready (made or attached).
+    fn serve(data: PathBuf) -> Vault {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -524,4 +529,150 @@ fn vault_verify_finds_a_flipped_byte() {
     let name = victim.file_name().unwrap().to_str().unwrap();
     assert!(text.contains("PROBLEM") && text.contains(name), "{text}");
     assert!(text.contains("affects piece"), "{text}");
+}
+
+/// A moto S3 server (`pip install 'moto[server]'`) on a free port with one bucket; its
+/// request log is kept to count what the vault asked of it.
+struct S3 {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    creds: PathBuf,
+}
+
+impl S3 {
+    fn start(root: &Path, bucket: &str) -> S3 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = root.join("moto.log");
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start moto_server ({e}): install it with pip install 'moto[server]'")
+            });
+        let creds = root.join("s3.json");
+        std::fs::write(
+            &creds,
+            r#"{"access_key_id": "test", "secret_access_key": "testtest"}"#,
+        )
+        .unwrap();
+        let s3 = S3 {
+            child,
+            port,
+            log,
+            creds,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http(port, "PUT", &format!("/{bucket}")).is_none() {
+            assert!(Instant::now() < deadline, "moto_server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s3
+    }
+
+    fn object_args(&self, url: &str) -> Vec<String> {
+        vec![
+            "--objects".into(),
+            url.into(),
+            "--s3-endpoint".into(),
+            format!("http://127.0.0.1:{}", self.port),
+            "--s3-credentials-file".into(),
+            self.creds.display().to_string(),
+        ]
+    }
+
+    /// Requests logged so far: (PUT, GET, HEAD, LIST, DELETE, POST).
+    fn requests(&self) -> [u64; 6] {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut n = [0u64; 6];
+        for l in text.lines() {
+            let Some(req) = l.split('"').nth(1) else {
+                continue;
+            };
+            let mut w = req.split(' ');
+            let (Some(m), Some(path)) = (w.next(), w.next()) else {
+                continue;
+            };
+            let list = m == "GET" && (path.contains("list-type=") || path.contains("prefix="));
+            let i = match m {
+                "PUT" => 0,
+                "GET" if list => 3,
+                "GET" => 1,
+                "HEAD" => 2,
+                "DELETE" => 4,
+                "POST" => 5,
+                _ => continue,
+            };
+            n[i] += 1;
+        }
+        n
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_vault_on_s3_backs_up_and_a_new_host_attached_to_the_bucket_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3::start(dir.path(), "orca-e2e");
+    let url = "s3://orca-e2e/site1";
+    let data = dir.path().join("vault");
+    run_ok(
+        orca()
+            .args(["repo", "init", "--repo"])
+            .arg(&data)
+            .args(s3.object_args(url)),
+    );
+    assert!(!data.join("packs").exists() && data.join("objects.json").exists());
+    let mut vault = Vault::serve(data.clone());
+    let mut db = Db::new(dir.path(), &vault, "ORCL");
+    let db_bytes = (4 * datafile_mb() as u64) << 20;
+    let before = s3.requests();
+    db.backup(&vault);
+    let after = s3.requests();
+    let backup: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+
+    // The vault host is lost with its directory; a new one attaches to the bucket.
+    vault.kill();
+    std::fs::remove_dir_all(&data).unwrap();
+    let data2 = dir.path().join("vault2");
+    let out = run_ok(
+        orca()
+            .args(["repo", "attach", "--repo"])
+            .arg(&data2)
+            .args(s3.object_args(url)),
+    );
+    assert!(out.contains("attached"), "{out}");
+    let vault2 = Vault::serve(data2);
+    db.token = vault2.token("ORCL");
+    let before = s3.requests();
+    db.lose_restore_verify(&vault2);
+    let after = s3.requests();
+    let restore: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    let gib = db_bytes as f64 / f64::from(1u32 << 30);
+    let per_gib = |v: &[u64]| -> Vec<String> {
+        ["PUT", "GET", "HEAD", "LIST", "DELETE", "POST"]
+            .iter()
+            .zip(v)
+            .map(|(m, n)| format!("{m} {:.0}", *n as f64 / gib))
+            .collect()
+    };
+    eprintln!(
+        "S3 requests per GiB of database: backup {:?}, restore {:?}",
+        per_gib(&backup),
+        per_gib(&restore)
+    );
+    assert_eq!(backup[3], 0, "LIST during backup: {backup:?}");
+    assert_eq!(backup[4], 0, "DELETE during backup: {backup:?}");
 }

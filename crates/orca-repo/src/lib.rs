@@ -13,6 +13,8 @@
 //! - [`index`]: the embedded index and catalog (SQLite, WAL), rebuildable;
 //! - [`store`]: packs, manifests and keys on an `object_store` backend (local
 //!   directory, in memory, S3) plus the index: the server side;
+//! - [`remote`]: a repository directory whose objects live in an
+//!   S3-compatible bucket (`objects.json`);
 //! - [`backend`]: what clients need from a store, local or remote;
 //! - [`repository`], [`writer`], [`reader`]: the client side (init/open,
 //!   streaming ingest with dedup, streaming restore with read-ahead).
@@ -35,6 +37,7 @@ pub mod manifest;
 pub mod pack;
 pub mod pool;
 pub mod reader;
+pub mod remote;
 pub mod repository;
 pub mod store;
 pub mod writer;

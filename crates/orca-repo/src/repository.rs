@@ -76,8 +76,9 @@ impl std::fmt::Debug for Repository {
 }
 
 impl Repository {
-    /// Create a local repository in `dir` (created if missing; refused when a
-    /// repository is already there).
+    /// Create a repository in `dir` (created if missing; refused when a
+    /// repository is already there), its objects in the bucket that
+    /// `dir/objects.json` names if there is one.
     pub async fn init_local(
         dir: &Path,
         opts: &InitOptions,
@@ -94,15 +95,8 @@ impl Repository {
                 location: dir.display().to_string(),
             });
         }
-        let objects = Store::local_objects(dir)?;
-        Self::init(
-            objects,
-            dir.display().to_string(),
-            &Store::local_index_path(dir),
-            opts,
-            key,
-        )
-        .await
+        let (objects, location) = Store::objects_of(dir)?;
+        Self::init(objects, location, &Store::local_index_path(dir), opts, key).await
     }
 
     /// Create a repository on any object store, with its index at `index_path`.

@@ -87,6 +87,9 @@ pub struct Store {
     packer: Arc<Mutex<Packer>>,
     /// Pack buffers: the open one, the ones being written, one spare.
     pack_buffers: Arc<BufferPool>,
+    /// The wrapped keys, read once: they are written only at `init`, and
+    /// every client session asks for them (a LIST on object storage).
+    wrapped: tokio::sync::OnceCell<Vec<WrappedKey>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -188,20 +191,25 @@ impl Store {
         dir.join("index.sqlite")
     }
 
-    /// Open the local repository in `dir`.
+    /// The objects of the repository directory `dir` and how to name them:
+    /// the directory itself, or the bucket its `objects.json` names.
+    pub fn objects_of(dir: &Path) -> Result<(Arc<dyn ObjectStore>, String)> {
+        match crate::remote::RemoteObjects::read(dir)? {
+            Some(r) => Ok((r.objects()?, r.url)),
+            None => Ok((Self::local_objects(dir)?, dir.display().to_string())),
+        }
+    }
+
+    /// Open the repository in `dir` (objects there or in its bucket).
     pub async fn open_local(dir: &Path) -> Result<Store> {
-        if !dir.join(CONFIG_KEY).is_file() {
+        let remote = dir.join(crate::remote::REMOTE_FILE).is_file();
+        if !remote && !dir.join(CONFIG_KEY).is_file() {
             return Err(RepoError::NotARepository {
                 location: dir.display().to_string(),
             });
         }
-        let objects = Self::local_objects(dir)?;
-        Self::open(
-            objects,
-            dir.display().to_string(),
-            &Self::local_index_path(dir),
-        )
-        .await
+        let (objects, location) = Self::objects_of(dir)?;
+        Self::open(objects, location, &Self::local_index_path(dir)).await
     }
 
     /// Create a repository: write its config (create-only, so two concurrent
@@ -272,6 +280,7 @@ impl Store {
                 ..Default::default()
             })),
             pack_buffers: BufferPool::new(MAX_INFLIGHT_PACKS + 2),
+            wrapped: tokio::sync::OnceCell::new(),
         };
         if fresh {
             let report = store.rebuild_index(None).await?;
@@ -1083,17 +1092,11 @@ pub(crate) fn join_err(e: tokio::task::JoinError) -> RepoError {
     RepoError::Internal(format!("background task failed: {e}"))
 }
 
-#[async_trait]
-impl Backend for Store {
-    fn location(&self) -> String {
-        self.location.clone()
-    }
-
-    async fn config(&self) -> Result<RepoConfig> {
-        Ok(self.config.clone())
-    }
-
-    async fn wrapped_keys(&self) -> Result<Vec<WrappedKey>> {
+impl Store {
+    async fn read_wrapped_keys(&self) -> Result<Vec<WrappedKey>> {
+        if self.config.key_storage == crate::config::KeyStorage::Keyfile {
+            return Ok(Vec::new());
+        }
         let metas: Vec<object_store::ObjectMeta> = self
             .objects
             .list(Some(&obj("keys")))
@@ -1116,6 +1119,24 @@ impl Backend for Store {
             out.push(w);
         }
         Ok(out)
+    }
+}
+
+#[async_trait]
+impl Backend for Store {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    async fn config(&self) -> Result<RepoConfig> {
+        Ok(self.config.clone())
+    }
+
+    async fn wrapped_keys(&self) -> Result<Vec<WrappedKey>> {
+        self.wrapped
+            .get_or_try_init(|| self.read_wrapped_keys())
+            .await
+            .cloned()
     }
 
     async fn missing(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {

@@ -19,6 +19,10 @@ pub enum RepoCmd {
     /// repository can unlock it: keep the key file safe, without it the
     /// backups cannot be read.
     Init(InitArgs),
+    /// Attach a new local directory to a repository that already lives in an
+    /// S3 bucket (a second vault server, or a host whose directory was lost):
+    /// writes its objects.json and rebuilds the local index from the bucket.
+    Attach(AttachArgs),
     /// Show the repository's parameters and what it holds.
     Info(InfoArgs),
     /// Rebuild the local index from the stored packs and manifests (after the
@@ -59,9 +63,59 @@ pub struct InitArgs {
     /// Target size of pack objects in MiB.
     #[arg(long, default_value_t = 16, value_name = "MIB")]
     pack_size_mib: u32,
+    #[command(flatten)]
+    objects: ObjectArgs,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// Where the repository's objects go when not in its directory.
+#[derive(Args, Debug, Clone)]
+pub struct ObjectArgs {
+    /// Keep the objects (config, keys, packs, manifests) in this S3 bucket,
+    /// s3://BUCKET or s3://BUCKET/PREFIX; the directory then holds the local
+    /// index and an objects.json naming the bucket. Credentials come from
+    /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, --s3-credentials-file, a web
+    /// identity or the instance metadata service, never from objects.json.
+    #[arg(long, value_name = "S3_URL")]
+    objects: Option<String>,
+    /// Endpoint of an S3-compatible server, e.g. http://10.0.0.5:9000 (AWS when absent).
+    #[arg(long, value_name = "URL", requires = "objects")]
+    s3_endpoint: Option<String>,
+    /// Bucket region (AWS_REGION wins when set).
+    #[arg(long, value_name = "REGION", requires = "objects")]
+    s3_region: Option<String>,
+    /// Address the bucket as BUCKET.host (AWS) instead of host/BUCKET (most S3-compatible servers).
+    #[arg(long, requires = "objects")]
+    s3_virtual_hosted: bool,
+    /// JSON file {"access_key_id": .., "secret_access_key": ..} to read the credentials from.
+    #[arg(long, value_name = "FILE", requires = "objects")]
+    s3_credentials_file: Option<PathBuf>,
+}
+
+impl ObjectArgs {
+    fn remote(&self) -> Option<orca_repo::remote::RemoteObjects> {
+        self.objects
+            .as_ref()
+            .map(|url| orca_repo::remote::RemoteObjects {
+                url: url.clone(),
+                endpoint: self.s3_endpoint.clone(),
+                region: self.s3_region.clone(),
+                virtual_hosted: self.s3_virtual_hosted,
+                credentials_file: self.s3_credentials_file.clone(),
+                credentials: None,
+            })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// Local directory to attach (created if missing; must not hold a repository).
+    #[arg(long, env = "ORCA_REPO", value_name = "DIR")]
+    repo: PathBuf,
+    #[command(flatten)]
+    objects: ObjectArgs,
 }
 
 #[derive(Args, Debug)]
@@ -76,6 +130,7 @@ pub struct InfoArgs {
 pub async fn run(cmd: RepoCmd) -> Result<()> {
     match cmd {
         RepoCmd::Init(a) => init(a).await,
+        RepoCmd::Attach(a) => attach(a).await,
         RepoCmd::Info(a) => info(a).await,
         RepoCmd::RebuildIndex(a) => rebuild(a).await,
         RepoCmd::Gc(a) => {
@@ -115,9 +170,30 @@ async fn init(a: InitArgs) -> Result<()> {
         }
         None => NewKey::Passphrase(common::passphrase(true)?),
     };
-    let (repo, _store) = Repository::init_local(&a.repo, &opts, &key)
-        .await
-        .with_context(|| format!("cannot create a repository in {}", a.repo.display()))?;
+    let remote = a.objects.remote();
+    if let Some(r) = &remote {
+        if a.repo.join(orca_repo::remote::REMOTE_FILE).exists() {
+            bail!(
+                "{} already names a bucket in {}; pick another directory",
+                a.repo.display(),
+                orca_repo::remote::REMOTE_FILE
+            );
+        }
+        r.write(&a.repo)?;
+    }
+    let created = Repository::init_local(&a.repo, &opts, &key).await;
+    if created.is_err() && remote.is_some() {
+        // Leave the directory as it was: an objects.json naming a bucket that
+        // holds someone else's repository would attach this host to it.
+        let _ = std::fs::remove_file(a.repo.join(orca_repo::remote::REMOTE_FILE));
+    }
+    let (repo, _store) = created.with_context(|| match &remote {
+        Some(r) => format!(
+            "cannot create a repository in {} (to use one already there, run `orca repo attach`)",
+            r.url
+        ),
+        None => format!("cannot create a repository in {}", a.repo.display()),
+    })?;
     let c = repo.config();
     if a.json {
         print_json(&json!({
@@ -129,9 +205,13 @@ async fn init(a: InitArgs) -> Result<()> {
             "pack_size": c.pack_size,
             "key_storage": c.key_storage,
             "key_file": a.key_file,
+            "objects": remote.as_ref().map(|r| &r.url),
         }))?;
     } else {
         println!("created repository {} at {}", c.id, a.repo.display());
+        if let Some(r) = &remote {
+            println!("  objects in {}", r.url);
+        }
         println!(
             "  cipher {}, zstd level {}, chunks {}, packs of {}",
             c.cipher,
@@ -149,6 +229,41 @@ async fn init(a: InitArgs) -> Result<()> {
             ),
         }
     }
+    Ok(())
+}
+
+async fn attach(a: AttachArgs) -> Result<()> {
+    let Some(remote) = a.objects.remote() else {
+        bail!("give the bucket to attach to with --objects s3://BUCKET/PREFIX");
+    };
+    for f in [
+        orca_repo::remote::REMOTE_FILE,
+        orca_repo::config::CONFIG_KEY,
+    ] {
+        if a.repo.join(f).exists() {
+            bail!(
+                "{} already holds a repository ({f}); attach a new directory",
+                a.repo.display()
+            );
+        }
+    }
+    remote.write(&a.repo)?;
+    let store = match orca_repo::Store::open_local(&a.repo).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::remove_file(a.repo.join(orca_repo::remote::REMOTE_FILE));
+            return Err(e).with_context(|| format!("cannot open the repository in {}", remote.url));
+        }
+    };
+    let report = store.rebuild_index(None).await?;
+    println!(
+        "attached {} to repository {} in {}: {} pieces, {} chunks indexed",
+        a.repo.display(),
+        store.config().id,
+        remote.url,
+        report.pieces,
+        report.chunks
+    );
     Ok(())
 }
 

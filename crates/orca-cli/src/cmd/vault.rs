@@ -83,7 +83,9 @@ pub struct DataArg {
 impl DataArg {
     fn tokens(&self) -> Result<Tokens> {
         let dir = &self.data;
-        if !dir.join("config").exists() {
+        if !dir.join(orca_repo::config::CONFIG_KEY).exists()
+            && !dir.join(orca_repo::remote::REMOTE_FILE).exists()
+        {
             bail!(
                 "{} is not a repository: create it with `orca repo init --repo {}`",
                 dir.display(),

@@ -556,6 +556,14 @@ pub async fn router(data: &Path) -> Result<Router, VaultError> {
             path: data.to_path_buf(),
             source: Box::new(source),
         })?;
+    // Read the wrapped keys now, so that no session opened during a backup
+    // lists the bucket for them.
+    orca_repo::backend::Backend::wrapped_keys(&store)
+        .await
+        .map_err(|source| VaultError::Repository {
+            path: data.to_path_buf(),
+            source: Box::new(source),
+        })?;
     let (routes, doc) = api();
     let metrics = Arc::new(metrics::Metrics::default());
     let state = Arc::new(AppState {

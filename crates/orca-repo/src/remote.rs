@@ -1,0 +1,220 @@
+//! Repository objects on S3-compatible storage.
+//!
+//! A repository directory may keep its objects (config, keys, packs,
+//! manifests) in a bucket instead of beside its index: `objects.json` in the
+//! directory names the bucket. Everything that opens a repository by its
+//! directory (the CLI, the vault server, the SBT library's `ORCA_REPO`) then
+//! reads and writes the bucket, and the directory holds only what is local by
+//! nature: the SQLite index (rebuildable from the bucket) and the vault's
+//! records. Credentials never go into the file; they come from the usual
+//! `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`
+//! variables, a web identity or the instance metadata service.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
+use object_store::prefix::PrefixStore;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{RepoError, Result};
+
+/// The file in a repository directory that sends its objects to a bucket.
+pub const REMOTE_FILE: &str = "objects.json";
+
+/// Where a repository's objects live when not in its directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteObjects {
+    /// `s3://BUCKET` or `s3://BUCKET/PREFIX`.
+    pub url: String,
+    /// Endpoint of an S3-compatible server (`http://host:port`); AWS when
+    /// absent. `AWS_ENDPOINT` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Region; `AWS_REGION` / `AWS_DEFAULT_REGION` override it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// `bucket.host` addressing instead of `host/bucket` (path style, what
+    /// most S3-compatible servers expect).
+    #[serde(default)]
+    pub virtual_hosted: bool,
+    /// A JSON file `{"access_key_id": ..., "secret_access_key": ...,
+    /// "session_token": ...}` (mode 0600) holding the credentials, for a
+    /// service that should not carry them in its environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_file: Option<std::path::PathBuf>,
+    /// Access key id and secret given by a program (never written to the
+    /// file); the environment's credentials otherwise.
+    #[serde(skip)]
+    pub credentials: Option<(String, String)>,
+}
+
+#[derive(Deserialize)]
+struct CredentialsFile {
+    access_key_id: String,
+    secret_access_key: String,
+    #[serde(default)]
+    session_token: Option<String>,
+}
+
+impl RemoteObjects {
+    /// Parse `s3://BUCKET[/PREFIX]` into (bucket, prefix).
+    pub fn bucket_and_prefix(&self) -> Result<(String, String)> {
+        let rest = self.url.strip_prefix("s3://").ok_or_else(|| {
+            RepoError::InvalidArgument(format!(
+                "object location {:?} is not an s3:// URL: give s3://BUCKET or s3://BUCKET/PREFIX",
+                self.url
+            ))
+        })?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(RepoError::InvalidArgument(format!(
+                "object location {:?} names no bucket: give s3://BUCKET or s3://BUCKET/PREFIX",
+                self.url
+            )));
+        }
+        Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
+    }
+
+    /// The object store, configured from this file then the environment.
+    pub fn objects(&self) -> Result<Arc<dyn ObjectStore>> {
+        let (bucket, prefix) = self.bucket_and_prefix()?;
+        // reqwest is built without a bundled TLS provider: ring is the one the
+        // rest of ORCA uses. A second install attempt is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut b = AmazonS3Builder::new();
+        if let Some(e) = &self.endpoint {
+            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+        }
+        if let Some(r) = &self.region {
+            b = b.with_region(r);
+        }
+        b = b.with_virtual_hosted_style_request(self.virtual_hosted);
+        if let Some(path) = &self.credentials_file {
+            let c: CredentialsFile = std::fs::read(path)
+                .map_err(|e| RepoError::io(format!("cannot read the S3 credentials file {}", path.display()), e))
+                .and_then(|raw| {
+                    serde_json::from_slice(&raw).map_err(|e| {
+                        RepoError::InvalidArgument(format!(
+                            "{} is not an S3 credentials file ({e}): expected {{\"access_key_id\": ..., \"secret_access_key\": ...}}",
+                            path.display()
+                        ))
+                    })
+                })?;
+            b = b
+                .with_access_key_id(c.access_key_id)
+                .with_secret_access_key(c.secret_access_key);
+            if let Some(t) = c.session_token {
+                b = b.with_token(t);
+            }
+        }
+        if let Some((id, secret)) = &self.credentials {
+            b = b.with_access_key_id(id).with_secret_access_key(secret);
+        }
+        // The environment wins over the file, as for every AWS tool.
+        for (k, v) in std::env::vars() {
+            if k.starts_with("AWS_")
+                && let Ok(key) = k.to_ascii_lowercase().parse()
+            {
+                b = b.with_config(key, v);
+            }
+        }
+        let s3 = b
+            .with_bucket_name(&bucket)
+            .build()
+            .map_err(|e| RepoError::storage(self.url.clone(), e))?;
+        Ok(if prefix.is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(PrefixStore::new(s3, prefix.as_str()))
+        })
+    }
+
+    /// The remote named in `dir`, if any.
+    pub fn read(dir: &Path) -> Result<Option<RemoteObjects>> {
+        let path = dir.join(REMOTE_FILE);
+        let raw = match std::fs::read(&path) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(RepoError::io(format!("cannot read {}", path.display()), e)),
+        };
+        let r: RemoteObjects = serde_json::from_slice(&raw).map_err(|e| {
+            RepoError::InvalidArgument(format!(
+                "{} is not a valid object location ({e}): expected {{\"url\": \"s3://BUCKET/PREFIX\", \"endpoint\": ...}}",
+                path.display()
+            ))
+        })?;
+        r.bucket_and_prefix()?;
+        Ok(Some(r))
+    }
+
+    /// Record this remote in `dir` (created if missing).
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        self.bucket_and_prefix()?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| RepoError::io(format!("cannot create {}", dir.display()), e))?;
+        let path = dir.join(REMOTE_FILE);
+        let body =
+            serde_json::to_vec_pretty(self).map_err(|e| RepoError::Internal(e.to_string()))?;
+        std::fs::write(&path, body)
+            .map_err(|e| RepoError::io(format!("cannot write {}", path.display()), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_and_bad_ones_are_named() {
+        let r = |u: &str| RemoteObjects {
+            url: u.into(),
+            endpoint: None,
+            region: None,
+            virtual_hosted: false,
+            credentials_file: None,
+            credentials: None,
+        };
+        assert_eq!(
+            r("s3://b/p/q/").bucket_and_prefix().unwrap(),
+            ("b".into(), "p/q".into())
+        );
+        assert_eq!(
+            r("s3://b").bucket_and_prefix().unwrap(),
+            ("b".into(), "".into())
+        );
+        let e = r("/data/x").bucket_and_prefix().unwrap_err().to_string();
+        assert!(e.contains("not an s3:// URL"), "{e}");
+        let e = r("s3:///p").bucket_and_prefix().unwrap_err().to_string();
+        assert!(e.contains("names no bucket"), "{e}");
+    }
+
+    #[test]
+    fn the_file_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(RemoteObjects::read(dir.path()).unwrap(), None);
+        let r = RemoteObjects {
+            url: "s3://orca/site1".into(),
+            endpoint: Some("http://127.0.0.1:9000".into()),
+            region: Some("eu-west-1".into()),
+            virtual_hosted: false,
+            credentials_file: None,
+            credentials: None,
+        };
+        r.write(dir.path()).unwrap();
+        let raw = std::fs::read_to_string(dir.path().join(REMOTE_FILE)).unwrap();
+        assert!(!raw.contains("never") && !raw.contains("written"), "{raw}");
+        let back = RemoteObjects::read(dir.path()).unwrap().unwrap();
+        assert_eq!(
+            back,
+            RemoteObjects {
+                credentials: None,
+                ..r
+            }
+        );
+        std::fs::write(dir.path().join(REMOTE_FILE), "{").unwrap();
+        let e = RemoteObjects::read(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("not a valid object location"), "{e}");
+    }
+}

@@ -1,0 +1,266 @@
+//! One conformance suite for every object backend a repository runs on: in
+//! memory, a local directory, and an S3-compatible server (moto, started here:
+//! `pip install 'moto[server]'`). Each backend must give the same answers to
+//! the same operations, including the create-only write that keeps two
+//! concurrent `init`s (or two vault servers) from both succeeding.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{PASS, blocks, get, opts, put};
+use object_store::ObjectStore;
+use orca_repo::remote::RemoteObjects;
+use orca_repo::store::Store;
+use orca_repo::{GcOptions, KeySource, NewKey, RepoError, Repository};
+
+/// What every backend must do, from `init` to garbage collection.
+async fn suite(objects: Arc<dyn ObjectStore>, state: &Path) {
+    let index = state.join("index.sqlite");
+    let (repo, store) = Repository::init(
+        objects.clone(),
+        "suite".into(),
+        &index,
+        &opts(),
+        &NewKey::Passphrase(PASS.into()),
+    )
+    .await
+    .unwrap();
+    // Create-only: a second init on the same objects must fail, not overwrite.
+    let again = Repository::init(
+        objects.clone(),
+        "suite".into(),
+        &state.join("other.sqlite"),
+        &opts(),
+        &NewKey::Passphrase(PASS.into()),
+    )
+    .await;
+    assert!(
+        matches!(again, Err(RepoError::AlreadyInitialised { .. })),
+        "{:?}",
+        again.err()
+    );
+
+    let data = blocks(600, 7);
+    let first = put(&repo, "db/df1", data.clone()).await.unwrap();
+    assert!(first.manifest.header.meta.stats.as_ref().unwrap().new_bytes > 0);
+    let second = put(&repo, "db/df1-again", data.clone()).await.unwrap();
+    assert_eq!(
+        second
+            .manifest
+            .header
+            .meta
+            .stats
+            .as_ref()
+            .unwrap()
+            .new_bytes,
+        0,
+        "the same data twice stores nothing new"
+    );
+    let mut changed = data.clone();
+    changed[8192 * 300 + 100] ^= 0xff;
+    put(&repo, "db/df1-changed", changed.clone()).await.unwrap();
+    put(&repo, "db/other", blocks(300, 9)).await.unwrap();
+
+    let out = get(&repo, "db/df1-changed").await.unwrap();
+    assert!(out == changed, "restored bytes differ");
+    assert_eq!(repo.list(&Default::default()).await.unwrap().len(), 4);
+
+    // Another client opening the same objects (a second vault server) sees it all.
+    let other = Arc::new(
+        Store::open(
+            objects.clone(),
+            "suite".into(),
+            &state.join("second.sqlite"),
+        )
+        .await
+        .unwrap(),
+    );
+    let r2 = Repository::open(other.clone(), &KeySource::Passphrase(PASS.into()))
+        .await
+        .unwrap();
+    let out = get(&r2, "db/df1").await.unwrap();
+    assert!(out == data, "the second client restores the same bytes");
+
+    repo.delete("db/other").await.unwrap();
+    // References are timed to the second: what was written this second is kept.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    repo.delete("db/df1-again").await.unwrap();
+    let gc = store
+        .gc(
+            &GcOptions {
+                grace: Duration::ZERO,
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(gc.swept_chunks > 0, "{gc:?}");
+    let report = store
+        .verify(Some(repo.codec().clone()), None)
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    let out = get(&repo, "db/df1-changed").await.unwrap();
+    assert!(out == changed, "what GC kept still restores");
+
+    // The index is a cache of the objects: rebuilt from them, nothing is lost.
+    let rebuilt = store.rebuild_index(None).await.unwrap();
+    assert_eq!(rebuilt.pieces, 2, "{rebuilt:?}");
+    let out = get(&repo, "db/df1-changed").await.unwrap();
+    assert!(out == changed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    suite(Arc::new(object_store::memory::InMemory::new()), dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects = dir.path().join("objects");
+    std::fs::create_dir_all(&objects).unwrap();
+    suite(Store::local_objects(&objects).unwrap(), dir.path()).await;
+}
+
+/// A moto S3 server on a free port, stopped when dropped.
+struct S3Server {
+    child: Child,
+    endpoint: String,
+    creds: tempfile::TempDir,
+}
+
+impl S3Server {
+    fn start(bucket: &str) -> S3Server {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start moto_server ({e}): the S3 conformance tests need it; install it with pip install 'moto[server]'"
+                )
+            });
+        let server = S3Server {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            creds: tempfile::tempdir().unwrap(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if create_bucket(port, bucket) {
+                return server;
+            }
+            assert!(Instant::now() < deadline, "moto_server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl S3Server {
+    /// Credentials in a file, as a vault service would keep them.
+    fn credentials_file(&self) -> std::path::PathBuf {
+        let path = self.creds.path().join("s3.json");
+        std::fs::write(
+            &path,
+            r#"{"access_key_id": "test", "secret_access_key": "testtest"}"#,
+        )
+        .unwrap();
+        path
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CreateBucket by hand: object_store has no bucket administration.
+fn create_bucket(port: u16, bucket: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let req = format!(
+        "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_compatible_server() {
+    let server = S3Server::start("orca-suite");
+    let creds = server.credentials_file();
+    let remote = RemoteObjects {
+        url: "s3://orca-suite/site1/repo".into(),
+        endpoint: Some(server.endpoint.clone()),
+        region: None,
+        virtual_hosted: false,
+        credentials_file: Some(creds.clone()),
+        credentials: None,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    suite(remote.objects().unwrap(), dir.path()).await;
+}
+
+/// A repository directory whose `objects.json` names a bucket opens like any
+/// other: the path the CLI, the vault server and the SBT library all take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_with_objects_json_keeps_its_objects_in_the_bucket() {
+    let server = S3Server::start("orca-dir");
+    let creds = server.credentials_file();
+    let remote = RemoteObjects {
+        url: "s3://orca-dir/r".into(),
+        endpoint: Some(server.endpoint.clone()),
+        region: None,
+        virtual_hosted: false,
+        credentials_file: Some(creds.clone()),
+        credentials: None,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    remote.write(&a).unwrap();
+    let (repo, _) = Repository::init_local(&a, &opts(), &NewKey::Passphrase(PASS.into()))
+        .await
+        .unwrap();
+    let data = blocks(200, 3);
+    put(&repo, "p1", data.clone()).await.unwrap();
+    assert!(
+        !a.join("config").exists() && !a.join("packs").exists(),
+        "objects went to the bucket, not the directory"
+    );
+    // A second directory on the same bucket (another vault server) opens it.
+    let b = dir.path().join("b");
+    remote.write(&b).unwrap();
+    let (r2, store2) = Repository::open_local(&b, &KeySource::Passphrase(PASS.into()))
+        .await
+        .unwrap();
+    store2.rebuild_index(None).await.unwrap();
+    let out = get(&r2, "p1").await.unwrap();
+    assert!(out == data);
+    let e = Repository::init_local(&b, &opts(), &NewKey::Passphrase(PASS.into()))
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(e, RepoError::AlreadyInitialised { .. }), "{e}");
+}
