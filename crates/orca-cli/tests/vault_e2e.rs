@@ -3,6 +3,7 @@
 //! `orca vault verify` beside it. Database sizes are small here; `ORCA_E2E_DATAFILE_MB`
 //! (default 16, four datafiles) makes them bigger (256 gives the 1 GiB of the acceptance run).
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -130,6 +131,18 @@ impl Vault {
                 (bare == name).then(|| value.parse::<f64>().ok()).flatten()
             })
             .sum()
+    }
+
+    /// The vault's requests to its object store per operation (put, get, list, ...).
+    fn object_requests(&self) -> std::collections::BTreeMap<String, u64> {
+        let text = http(self.port, "GET", "/metrics").expect("metrics");
+        text.lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix("orca_vault_object_requests_total{op=\"")?;
+                let (op, n) = rest.split_once("\"} ")?;
+                Some((op.to_string(), n.parse().ok()?))
+            })
+            .collect()
     }
 
     /// Requests answered per route (method and route template), from the latency histogram.
@@ -531,12 +544,10 @@ fn vault_verify_finds_a_flipped_byte() {
     assert!(text.contains("affects piece"), "{text}");
 }
 
-/// A moto S3 server (`pip install 'moto[server]'`) on a free port with one bucket; its
-/// request log is kept to count what the vault asked of it.
+/// A moto S3 server (`pip install 'moto[server]'`) on a free port with one bucket.
 struct S3 {
     child: Child,
     port: u16,
-    log: PathBuf,
     creds: PathBuf,
 }
 
@@ -547,11 +558,10 @@ impl S3 {
             .local_addr()
             .unwrap()
             .port();
-        let log = root.join("moto.log");
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("cannot start moto_server ({e}): install it with pip install 'moto[server]'")
@@ -562,12 +572,7 @@ impl S3 {
             r#"{"access_key_id": "test", "secret_access_key": "testtest"}"#,
         )
         .unwrap();
-        let s3 = S3 {
-            child,
-            port,
-            log,
-            creds,
-        };
+        let s3 = S3 { child, port, creds };
         let deadline = Instant::now() + Duration::from_secs(30);
         while http(port, "PUT", &format!("/{bucket}")).is_none() {
             assert!(Instant::now() < deadline, "moto_server did not start");
@@ -585,33 +590,6 @@ impl S3 {
             "--s3-credentials-file".into(),
             self.creds.display().to_string(),
         ]
-    }
-
-    /// Requests logged so far: (PUT, GET, HEAD, LIST, DELETE, POST).
-    fn requests(&self) -> [u64; 6] {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let mut n = [0u64; 6];
-        for l in text.lines() {
-            let Some(req) = l.split('"').nth(1) else {
-                continue;
-            };
-            let mut w = req.split(' ');
-            let (Some(m), Some(path)) = (w.next(), w.next()) else {
-                continue;
-            };
-            let list = m == "GET" && (path.contains("list-type=") || path.contains("prefix="));
-            let i = match m {
-                "PUT" => 0,
-                "GET" if list => 3,
-                "GET" => 1,
-                "HEAD" => 2,
-                "DELETE" => 4,
-                "POST" => 5,
-                _ => continue,
-            };
-            n[i] += 1;
-        }
-        n
     }
 }
 
@@ -638,10 +616,15 @@ fn a_vault_on_s3_backs_up_and_a_new_host_attached_to_the_bucket_restores() {
     let mut vault = Vault::serve(data.clone());
     let mut db = Db::new(dir.path(), &vault, "ORCL");
     let db_bytes = (4 * datafile_mb() as u64) << 20;
-    let before = s3.requests();
+    let delta = |after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>| {
+        after
+            .iter()
+            .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+            .collect::<BTreeMap<String, u64>>()
+    };
+    let before = vault.object_requests();
     db.backup(&vault);
-    let after = s3.requests();
-    let backup: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    let backup = delta(&vault.object_requests(), &before);
 
     // The vault host is lost with its directory; a new one attaches to the bucket.
     vault.kill();
@@ -656,23 +639,25 @@ fn a_vault_on_s3_backs_up_and_a_new_host_attached_to_the_bucket_restores() {
     assert!(out.contains("attached"), "{out}");
     let vault2 = Vault::serve(data2);
     db.token = vault2.token("ORCL");
-    let before = s3.requests();
+    let before = vault2.object_requests();
     db.lose_restore_verify(&vault2);
-    let after = s3.requests();
-    let restore: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    let restore = delta(&vault2.object_requests(), &before);
     let gib = db_bytes as f64 / f64::from(1u32 << 30);
-    let per_gib = |v: &[u64]| -> Vec<String> {
-        ["PUT", "GET", "HEAD", "LIST", "DELETE", "POST"]
-            .iter()
-            .zip(v)
-            .map(|(m, n)| format!("{m} {:.0}", *n as f64 / gib))
+    let per_gib = |m: &BTreeMap<String, u64>| -> BTreeMap<String, String> {
+        m.iter()
+            .map(|(k, v)| (k.clone(), format!("{:.0}", *v as f64 / gib)))
             .collect()
     };
     eprintln!(
-        "S3 requests per GiB of database: backup {:?}, restore {:?}",
+        "S3 requests per GiB of database ({} MiB): backup {:?}, restore {:?}",
+        db_bytes >> 20,
         per_gib(&backup),
         per_gib(&restore)
     );
-    assert_eq!(backup[3], 0, "LIST during backup: {backup:?}");
-    assert_eq!(backup[4], 0, "DELETE during backup: {backup:?}");
+    assert!(backup["put"] > 0, "{backup:?}");
+    assert_eq!(backup["list"], 0, "LIST during backup: {backup:?}");
+    assert_eq!(backup["delete"], 0, "DELETE during backup: {backup:?}");
+    assert!(restore["get"] > 0, "{restore:?}");
+    assert_eq!(restore["list"], 0, "LIST during restore: {restore:?}");
+    assert_eq!(restore["put"], 0, "PUT during restore: {restore:?}");
 }

@@ -13,6 +13,7 @@
 //! - [`index`]: the embedded index and catalog (SQLite, WAL), rebuildable;
 //! - [`store`]: packs, manifests and keys on an `object_store` backend (local
 //!   directory, in memory, S3) plus the index: the server side;
+//! - [`metered`]: request counts per operation on the object store;
 //! - [`remote`]: a repository directory whose objects live in an
 //!   S3-compatible bucket (`objects.json`);
 //! - [`backend`]: what clients need from a store, local or remote;
@@ -34,6 +35,7 @@ pub mod index;
 pub mod keys;
 pub mod lineage;
 pub mod manifest;
+pub mod metered;
 pub mod pack;
 pub mod pool;
 pub mod reader;

@@ -87,6 +87,8 @@ pub struct Store {
     packer: Arc<Mutex<Packer>>,
     /// Pack buffers: the open one, the ones being written, one spare.
     pack_buffers: Arc<BufferPool>,
+    /// Requests made to the object store, per operation.
+    requests: Arc<crate::metered::RequestCounts>,
     /// The wrapped keys, read once: they are written only at `init`, and
     /// every client session asks for them (a LIST on object storage).
     wrapped: tokio::sync::OnceCell<Vec<WrappedKey>>,
@@ -264,6 +266,8 @@ impl Store {
             Err(e) => return Err(RepoError::storage(format!("{location}/{CONFIG_KEY}"), e)),
         };
         let config = RepoConfig::parse(&raw, &format!("{location}/{CONFIG_KEY}"))?;
+        let (metered, requests) = crate::metered::Metered::new(objects);
+        let objects: Arc<dyn ObjectStore> = Arc::new(metered);
         let path = index_path.to_path_buf();
         let id = config.id.clone();
         let (index, fresh) = tokio::task::spawn_blocking(move || Index::open(&path, &id))
@@ -281,6 +285,7 @@ impl Store {
             })),
             pack_buffers: BufferPool::new(MAX_INFLIGHT_PACKS + 2),
             wrapped: tokio::sync::OnceCell::new(),
+            requests,
         };
         if fresh {
             let report = store.rebuild_index(None).await?;
@@ -1093,6 +1098,11 @@ pub(crate) fn join_err(e: tokio::task::JoinError) -> RepoError {
 }
 
 impl Store {
+    /// Requests made to the object store since this store was opened.
+    pub fn object_requests(&self) -> crate::metered::Requests {
+        self.requests.snapshot()
+    }
+
     async fn read_wrapped_keys(&self) -> Result<Vec<WrappedKey>> {
         if self.config.key_storage == crate::config::KeyStorage::Keyfile {
             return Ok(Vec::new());

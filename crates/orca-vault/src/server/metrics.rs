@@ -116,8 +116,26 @@ impl Metrics {
         add(&self.chunk_read_bytes, bytes);
     }
 
-    pub fn render(&self) -> String {
+    /// The exposition, with the object store's request counts `objects`.
+    pub fn render(&self, objects: &orca_repo::metered::Requests) -> String {
         let mut out = String::new();
+        let name = "orca_vault_object_requests_total";
+        header(
+            &mut out,
+            name,
+            "requests to the object store under the repository (what S3 bills)",
+            "counter",
+        );
+        for (op, n) in [
+            ("put", objects.put),
+            ("get", objects.get),
+            ("head", objects.head),
+            ("list", objects.list),
+            ("delete", objects.delete),
+            ("copy", objects.copy),
+        ] {
+            let _ = writeln!(out, "{name}{{op=\"{op}\"}} {n}");
+        }
         for (name, help, c) in [
             ("orca_vault_requests_total", "HTTP requests", &self.requests),
             (

@@ -419,7 +419,7 @@ async fn healthz() -> &'static str {
 #[utoipa::path(get, path = "/metrics", tag = "service",
     responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
 async fn metrics_text(State(s): St) -> String {
-    s.metrics.render()
+    s.metrics.render(&s.store.object_requests())
 }
 
 #[utoipa::path(get, path = "/openapi.json", tag = "service",
