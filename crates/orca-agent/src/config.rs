@@ -103,6 +103,32 @@ pub struct DatabaseConfig {
     pub rac: Option<RacConfig>,
     #[serde(default)]
     pub schedule: Schedule,
+    /// What to keep; after every successful backup the rest is deleted in RMAN
+    /// (`DELETE OBSOLETE`, which removes the pieces from the vault through the
+    /// SBT library) and the recovery points that named it are dropped. None:
+    /// nothing is deleted.
+    #[serde(default)]
+    pub retention: Option<Retention>,
+}
+
+/// A retention policy, in RMAN's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum Retention {
+    /// Keep what a point-in-time recovery to any moment of the last N days needs.
+    RecoveryWindowDays(u32),
+    /// Keep the last N backups of every datafile (and what recovering them needs).
+    Redundancy(u32),
+}
+
+impl Retention {
+    /// The policy as RMAN writes it after `DELETE OBSOLETE`.
+    pub fn rman(&self) -> String {
+        match self {
+            Retention::RecoveryWindowDays(n) => format!("recovery window of {n} days"),
+            Retention::Redundancy(n) => format!("redundancy {n}"),
+        }
+    }
 }
 
 fn default_connect() -> String {
@@ -189,6 +215,15 @@ impl Config {
                     d.name
                 ));
             }
+            if matches!(
+                d.retention,
+                Some(Retention::RecoveryWindowDays(0) | Retention::Redundancy(0))
+            ) {
+                return Err(format!(
+                    "database {}: retention must keep at least 1 day or 1 backup",
+                    d.name
+                ));
+            }
             if !(1..=64).contains(&d.channels) {
                 return Err(format!("database {}: channels must be 1 to 64", d.name));
             }
@@ -265,6 +300,14 @@ mod tests {
             Duration::from_secs(2 * 3600)
         );
         assert!(c.databases[0].schedule.full.is_some());
+        assert_eq!(
+            c.databases[0].retention,
+            Some(Retention::RecoveryWindowDays(7))
+        );
+        assert_eq!(
+            c.databases[0].retention.unwrap().rman(),
+            "recovery window of 7 days"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use orca_vault::wire::{Job, JobUpdate, NewRecoveryPoint, RecoveryPointFilter, Re
 
 use crate::AgentError;
 use crate::config::{Config, DatabaseConfig};
-use crate::oracle::{Oracle, Row, sql_str};
+use crate::oracle::{Oracle, RmanRun, Row, sql_str};
 use crate::script::{self, BackupWhat};
 use crate::state::{Attempt, PendingFull, PieceStat, StateFile};
 
@@ -139,7 +139,71 @@ impl Runner {
             _ => self.datafiles(job, kind, dbid, &instances, out).await,
         };
         self.rac_postcheck(&instances, out).await;
+        if result.is_ok()
+            && let Err(e) = self.apply_retention(out).await
+        {
+            // The backup itself is safe in the vault: the job succeeds, the failure is raised.
+            out.alerts.push(e.to_string());
+            out.details.insert("alerts".into(), out.alerts.join("; "));
+        }
         result
+    }
+
+    /// Runs a maintenance RMAN script as `<state dir>/<name>.rman`, its log beside it.
+    async fn maintenance(&self, name: &str, script: &str) -> Result<RmanRun, AgentError> {
+        let dir = self.state.dir();
+        std::fs::create_dir_all(dir)
+            .map_err(|e| AgentError::Job(format!("{}: {e}", dir.display())))?;
+        let cmd = dir.join(format!("{name}.rman"));
+        write_private(&cmd, script)?;
+        self.oracle
+            .rman(&cmd, &dir.join(format!("{name}.log")))?
+            .finish()
+            .await
+    }
+
+    /// After a successful backup: RMAN deletes what the retention policy no longer needs
+    /// (the SBT library removes those pieces from the vault), then the recovery points that
+    /// named a deleted piece are dropped, as a restore to them could no longer complete.
+    async fn apply_retention(&self, out: &mut Outcome) -> Result<(), AgentError> {
+        let Some(policy) = self.db.retention else {
+            return Ok(());
+        };
+        let script = script::delete_obsolete(&self.cfg, &self.db, &policy.rman());
+        let run = self.maintenance("retention", &script).await?;
+        if !run.success {
+            return Err(AgentError::Job(format!(
+                "retention ({}) failed, nothing more was deleted: {}",
+                policy.rman(),
+                rman_error(&run.log)
+            )));
+        }
+        let deleted = deleted_handles(&run.log);
+        out.details.insert("retention".into(), policy.rman());
+        out.details
+            .insert("retention_deleted_pieces".into(), deleted.len().to_string());
+        if deleted.is_empty() {
+            return Ok(());
+        }
+        let ns = self.vault_namespace().await?;
+        let deleted: BTreeSet<String> = deleted.iter().map(|h| format!("{ns}{h}")).collect();
+        let f = RecoveryPointFilter {
+            database: Some(self.db.name.clone()),
+            ..Default::default()
+        };
+        let mut dropped = Vec::new();
+        for rp in self.vault.recovery_points(&f).await? {
+            if rp.pieces.iter().any(|p| deleted.contains(p)) {
+                self.vault.delete_recovery_point(&rp.id).await?;
+                dropped.push(rp.id);
+            }
+        }
+        tracing::info!(pieces = deleted.len(), points = dropped.len(), policy = %policy.rman(), "retention applied");
+        if !dropped.is_empty() {
+            out.details
+                .insert("retention_dropped_points".into(), dropped.join(","));
+        }
+        Ok(())
     }
 
     /// RAC: the configured instances that are open; the job fails when the primary (the
@@ -464,16 +528,8 @@ impl Runner {
         if orphans.is_empty() {
             return Ok(orphans);
         }
-        let dir = self.state.dir();
-        std::fs::create_dir_all(dir)
-            .map_err(|e| AgentError::Job(format!("{}: {e}", dir.display())))?;
-        let cmd = dir.join("cleanup.rman");
-        write_private(&cmd, &script::delete_pieces(&self.cfg, &self.db, &orphans))?;
-        let run = self
-            .oracle
-            .rman(&cmd, &dir.join("cleanup.log"))?
-            .finish()
-            .await?;
+        let script = script::delete_pieces(&self.cfg, &self.db, &orphans);
+        let run = self.maintenance("cleanup", &script).await?;
         if !run.success {
             return Err(AgentError::Job(format!(
                 "deleting the unfinished sections {} failed: {}",
@@ -760,6 +816,24 @@ fn write_private(path: &Path, text: &str) -> Result<(), AgentError> {
 }
 
 /// The error lines of an RMAN log (RMAN-, ORA-, ORA-19511 media manager text), joined.
+/// The handles RMAN's `DELETE` reports as deleted: each "deleted backup piece" line is
+/// followed by `backup piece handle=H RECID=.. STAMP=..`.
+fn deleted_handles(log: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut lines = log.lines().map(str::trim);
+    while let Some(l) = lines.next() {
+        if l == "deleted backup piece"
+            && let Some(h) = lines
+                .next()
+                .and_then(|n| n.strip_prefix("backup piece handle="))
+                .and_then(|r| r.split_whitespace().next())
+        {
+            out.push(h.to_string());
+        }
+    }
+    out
+}
+
 fn rman_error(log: &str) -> String {
     let stacks = RmanSummary::from_events(&parse_log(log)).errors;
     let lines: Vec<String> = stacks
@@ -854,6 +928,15 @@ mod tests {
     fn trace_lines_give_bytes_per_piece() {
         let t = "SBT-1 12/02/26 14:00:00 sbtbackup x\nSBT-1 12/02/26 14:00:01 piece 0a_1_1 committed: bytes_in=100 new_bytes=40 chunks=1\n";
         assert_eq!(parse_trace(t)["0a_1_1"], (100, 40));
+    }
+
+    #[test]
+    fn deleted_pieces_are_read_from_rmans_delete_output() {
+        let log = "List of Backup Pieces\nBP Key  BS Key\n12 3 1 1 AVAILABLE SBT_TAPE 0a_1_1\n\
+                   deleted backup piece\nbackup piece handle=0a_1_1 RECID=12 STAMP=99\n\
+                   deleted backup piece\nbackup piece handle=0b_1_1 RECID=13 STAMP=99\nDeleted 2 objects\n";
+        assert_eq!(deleted_handles(log), ["0a_1_1", "0b_1_1"]);
+        assert!(deleted_handles("specification does not match any backup").is_empty());
     }
 
     #[test]

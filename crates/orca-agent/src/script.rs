@@ -102,6 +102,14 @@ pub fn delete_pieces(cfg: &Config, db: &DatabaseConfig, handles: &[String]) -> S
     )
 }
 
+/// Deletes what `policy` no longer needs, on SBT, from RMAN's catalog and the vault.
+pub fn delete_obsolete(cfg: &Config, db: &DatabaseConfig, policy: &str) -> String {
+    format!(
+        "run {{\n  allocate channel c1 device type sbt parms '{}';\n  delete noprompt obsolete {policy} device type sbt;\n}}\n",
+        channel_parms(cfg, db)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,6 +112,8 @@ struct Setup {
     section_size: Option<&'static str>,
     channels: u32,
     rac: bool,
+    /// `retention = ...` line of the database's configuration.
+    retention: Option<&'static str>,
 }
 
 impl Default for Setup {
@@ -123,6 +125,7 @@ impl Default for Setup {
             section_size: None,
             channels: 2,
             rac: false,
+            retention: None,
         }
     }
 }
@@ -177,6 +180,10 @@ impl Site {
             .section_size
             .map(|v| format!("section_size = \"{v}\"\n"))
             .unwrap_or_default();
+        let section = match s.retention {
+            Some(r) => format!("{section}retention = {r}\n"),
+            None => section,
+        };
         let rac = if s.rac {
             "[database.rac]\ninstances = [\"orcl1\", \"orcl2\"]\nchannel_connect = \"sys/pw@{instance}\"\n"
         } else {
@@ -454,6 +461,49 @@ fn full_then_incrementals_then_archived_logs_and_a_restore_of_the_latest() {
     let (ok, list) = site.orca(&["jobs"]);
     assert!(ok && list.matches("succeeded").count() == 4, "{list}");
 
+    site.stop_agent();
+    site.lose_restore_verify();
+}
+
+#[test]
+fn retention_deletes_what_the_policy_no_longer_needs_in_rman_and_the_vault() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut site = Site::new(
+        dir.path(),
+        Setup {
+            retention: Some("{ redundancy = 1 }"),
+            ..Setup::default()
+        },
+    );
+    site.start_agent(&[]);
+    let (first, ok, out) = site.backup(Some("full"));
+    assert!(ok, "{out}");
+    let j1 = site.job(&first);
+    assert_eq!(detail(&j1, "retention"), "redundancy 1", "{j1:#}");
+    let first_rp = detail(&j1, "recovery_point").to_string();
+    site.workload("2", 1);
+    // Backup times have one-second resolution: the second full must be newer.
+    std::thread::sleep(Duration::from_millis(1100));
+    let (second, ok, out) = site.backup(Some("full"));
+    assert!(ok, "{out}");
+    let j2 = site.job(&second);
+    // The first full's datafile pieces are obsolete once a second full exists.
+    assert!(detail_u64(&j2, "retention_deleted_pieces") >= 4, "{j2:#}");
+    assert!(
+        detail(&j2, "retention_dropped_points").contains(&first_rp),
+        "{j2:#}"
+    );
+    let rps = site.recovery_points();
+    assert!(
+        rps.iter().all(|rp| rp["id"] != first_rp.as_str()),
+        "{rps:#?}"
+    );
+    assert!(
+        rps.iter()
+            .any(|rp| rp["id"] == detail(&j2, "recovery_point")),
+        "{rps:#?}"
+    );
+    // Nothing the kept point names is gone: it restores.
     site.stop_agent();
     site.lose_restore_verify();
 }
