@@ -85,6 +85,16 @@ async fn suite(objects: Arc<dyn ObjectStore>, state: &Path) {
         .unwrap();
     let out = get(&r2, "db/df1").await.unwrap();
     assert!(out == data, "the second client restores the same bytes");
+    // A piece committed through the first client after the second opened: the
+    // second's index has never seen the name, so only the create-only write of
+    // the manifest object (If-None-Match on S3) keeps it from replacing the piece.
+    let late = blocks(20, 4);
+    put(&repo, "db/late", late.clone()).await.unwrap();
+    let err = put(&r2, "db/late", blocks(20, 5)).await.unwrap_err();
+    assert!(matches!(err, RepoError::PieceExists { .. }), "{err}");
+    let out = get(&repo, "db/late").await.unwrap();
+    assert!(out == late, "the first commit stands");
+    repo.delete("db/late").await.unwrap();
 
     repo.delete("db/other").await.unwrap();
     // References are timed to the second: what was written this second is kept.
