@@ -613,6 +613,8 @@ fn a_vault_on_s3_backs_up_and_a_new_host_attached_to_the_bucket_restores() {
             .args(s3.object_args(url)),
     );
     assert!(!data.join("packs").exists() && data.join("objects.json").exists());
+    let info = run_ok(orca().args(["repo", "info", "--repo"]).arg(&data));
+    assert!(info.contains(&format!("objects in    {url}")), "{info}");
     let mut vault = Vault::serve(data.clone());
     let mut db = Db::new(dir.path(), &vault, "ORCL");
     let db_bytes = (4 * datafile_mb() as u64) << 20;

@@ -271,10 +271,16 @@ async fn info(a: InfoArgs) -> Result<()> {
     let store = a.repo.open_store().await?;
     let c = store.config().clone();
     let s = store.stats().await?;
+    let objects = orca_repo::remote::RemoteObjects::read(&a.repo.repo)?.map(|r| r.url);
     if a.json {
-        print_json(&json!({ "repository": a.repo.repo, "config": c, "stats": s }))?;
+        print_json(
+            &json!({ "repository": a.repo.repo, "objects": objects, "config": c, "stats": s }),
+        )?;
     } else {
         println!("repository {} at {}", c.id, a.repo.repo.display());
+        if let Some(url) = &objects {
+            println!("  objects in    {url}");
+        }
         println!("  created       {}", common::format_time(c.created));
         println!(
             "  cipher        {}, zstd level {}",
