@@ -181,15 +181,23 @@ impl S3Server {
 }
 
 impl S3Server {
-    /// Credentials in a file, as a vault service would keep them.
-    fn credentials_file(&self) -> std::path::PathBuf {
+    /// Objects at `url` on this server, its credentials in a file as a vault
+    /// service would keep them.
+    fn remote(&self, url: &str) -> RemoteObjects {
         let path = self.creds.path().join("s3.json");
         std::fs::write(
             &path,
             r#"{"access_key_id": "test", "secret_access_key": "testtest"}"#,
         )
         .unwrap();
-        path
+        RemoteObjects {
+            url: url.into(),
+            endpoint: Some(self.endpoint.clone()),
+            region: None,
+            virtual_hosted: false,
+            credentials_file: Some(path),
+            credentials: None,
+        }
     }
 }
 
@@ -220,15 +228,7 @@ fn create_bucket(port: u16, bucket: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_compatible_server() {
     let server = S3Server::start("orca-suite");
-    let creds = server.credentials_file();
-    let remote = RemoteObjects {
-        url: "s3://orca-suite/site1/repo".into(),
-        endpoint: Some(server.endpoint.clone()),
-        region: None,
-        virtual_hosted: false,
-        credentials_file: Some(creds.clone()),
-        credentials: None,
-    };
+    let remote = server.remote("s3://orca-suite/site1/repo");
     let dir = tempfile::tempdir().unwrap();
     suite(remote.objects().unwrap(), dir.path()).await;
 }
@@ -238,15 +238,7 @@ async fn s3_compatible_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_directory_with_objects_json_keeps_its_objects_in_the_bucket() {
     let server = S3Server::start("orca-dir");
-    let creds = server.credentials_file();
-    let remote = RemoteObjects {
-        url: "s3://orca-dir/r".into(),
-        endpoint: Some(server.endpoint.clone()),
-        region: None,
-        virtual_hosted: false,
-        credentials_file: Some(creds.clone()),
-        credentials: None,
-    };
+    let remote = server.remote("s3://orca-dir/r");
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a");
     remote.write(&a).unwrap();
