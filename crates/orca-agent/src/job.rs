@@ -251,9 +251,9 @@ impl Runner {
             return;
         };
         for name in instances {
-            if !open.contains(&name.to_ascii_lowercase()) {
-                out.alerts
-                    .push(format!("instance {name} went down during the backup"));
+            let alert = went_down(name);
+            if !open.contains(&name.to_ascii_lowercase()) && !out.alerts.contains(&alert) {
+                out.alerts.push(alert);
             }
         }
         if !out.alerts.is_empty() {
@@ -335,7 +335,13 @@ impl Runner {
                 .await;
         };
         let cleaned = if resumed {
-            self.cleanup(&full.tag).await?
+            let cleaned = self.cleanup(&full.tag).await?;
+            let expired = self.crosscheck(&full.tag).await?;
+            if !expired.is_empty() {
+                out.details
+                    .insert("expired_pieces".into(), expired.join(","));
+            }
+            cleaned
         } else {
             Vec::new()
         };
@@ -356,22 +362,34 @@ impl Runner {
             level: 0,
             since: resumed.then(|| full.start_time.clone()),
         };
-        let mut attempt = self
-            .attempt(job, &full.command_id, &full.tag, &what, instances)
+        let mut runs = self
+            .runs_with_failover(
+                job,
+                (&full.command_id, &full.tag),
+                &what,
+                &full.start_time,
+                instances,
+                out,
+            )
             .await?;
-        attempt.cleaned_up = cleaned;
-        let ok = attempt.succeeded;
-        let message = attempt.message.clone();
+        runs[0].cleaned_up.splice(0..0, cleaned);
+        let last = runs.last().expect("at least one run");
+        let ok = last.succeeded;
+        let message = last.message.clone();
+        let skipped: BTreeSet<u32> = runs
+            .iter()
+            .flat_map(|a| a.skipped_datafiles.iter().copied())
+            .collect();
         out.details.insert(
             "skipped_datafiles".into(),
-            attempt
-                .skipped_datafiles
+            skipped
                 .iter()
                 .map(u32::to_string)
                 .collect::<Vec<_>>()
                 .join(","),
         );
-        full.attempts.push(attempt);
+        let job_runs = runs.len();
+        full.attempts.extend(runs);
         // Saved before the recovery point is made: if that fails, the next request resumes
         // (skipping every file) and records all attempts.
         st.pending_full = Some(full.clone());
@@ -380,6 +398,38 @@ impl Runner {
             out.details
                 .insert("attempts".into(), full.attempts.len().to_string());
             return Err(AgentError::Job(message));
+        }
+        // RMAN's catalog and the vault must agree before the point is made: a piece RMAN
+        // counts that the vault lacks (a commit lost with a crashed host) is crosschecked
+        // EXPIRED and its file backed up again, rather than a point that cannot restore.
+        let absent = self.absent_in_vault(&full.tag).await?;
+        if !absent.is_empty() {
+            tracing::warn!(job = %job.id, pieces = ?absent, "pieces RMAN lists are not in the vault: backing their files up again");
+            out.details
+                .insert("expired_pieces".into(), absent.join(","));
+            self.crosscheck(&full.tag).await?;
+            let again = BackupWhat::Database {
+                level: 0,
+                since: Some(full.start_time.clone()),
+            };
+            let run = self
+                .attempt(
+                    job,
+                    job_runs + 1,
+                    &full.command_id,
+                    &full.tag,
+                    &again,
+                    instances,
+                )
+                .await?;
+            let ok = run.succeeded;
+            let message = run.message.clone();
+            full.attempts.push(run);
+            st.pending_full = Some(full.clone());
+            self.state.save(&st)?;
+            if !ok {
+                return Err(AgentError::Job(message));
+            }
         }
         let rp = self
             .record(
@@ -433,17 +483,18 @@ impl Runner {
         let command_id = format!("orca-{}", job.id);
         out.details.insert("tag".into(), tag.clone());
         out.details.insert("command_id".into(), command_id.clone());
-        let attempt = self
-            .attempt(job, &command_id, &tag, &what, instances)
+        let runs = self
+            .runs_with_failover(job, (&command_id, &tag), &what, &now, instances, out)
             .await?;
-        if !attempt.succeeded {
-            return Err(AgentError::Job(attempt.message));
+        let last = runs.last().expect("at least one run");
+        if !last.succeeded {
+            return Err(AgentError::Job(last.message.clone()));
         }
-        if attempt.pieces.is_empty() {
+        if runs.iter().all(|a| a.pieces.is_empty()) {
             return Ok(format!("{name}: nothing needed a backup"));
         }
         let rp = self
-            .record(dbid, kind, &tag, &command_id, &[attempt], out)
+            .record(dbid, kind, &tag, &command_id, &runs, out)
             .await?;
         Ok(format!("{name} {tag} done: recovery point {rp}"))
     }
@@ -550,10 +601,109 @@ impl Runner {
         Ok(orphans)
     }
 
-    /// One RMAN run of a backup; what it did, from its log and the SBT trace.
+    /// The RMAN runs of one job. RAC: when a secondary instance went down during a run (its
+    /// channels failed, the others finished their steps), an alert is raised and the backup
+    /// runs again on the instances left, skipping what is done (`NOT BACKED UP SINCE TIME
+    /// '<since>'`, same tag and command id) after unfinished sections are cleaned up. The
+    /// primary going down fails the job.
+    async fn runs_with_failover(
+        &self,
+        job: &Job,
+        (command_id, tag): (&str, &str),
+        what: &BackupWhat,
+        since: &str,
+        instances: &[String],
+        out: &mut Outcome,
+    ) -> Result<Vec<Attempt>, AgentError> {
+        let mut eligible = instances.to_vec();
+        let mut what = what.clone();
+        let mut runs = Vec::new();
+        let mut cleaned = Vec::new();
+        loop {
+            let mut run = self
+                .attempt(job, runs.len() + 1, command_id, tag, &what, &eligible)
+                .await?;
+            run.cleaned_up = std::mem::take(&mut cleaned);
+            if run.succeeded || eligible.is_empty() {
+                runs.push(run);
+                return Ok(runs);
+            }
+            let lost: Vec<String> = match self.open_instances().await {
+                Ok(open) => eligible
+                    .iter()
+                    .filter(|i| !open.contains(&i.to_ascii_lowercase()))
+                    .cloned()
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            let primary_lost = lost.contains(&eligible[0]);
+            if primary_lost {
+                run.message = format!(
+                    "the primary instance {} went down during the backup: {}",
+                    eligible[0], run.message
+                );
+            }
+            runs.push(run);
+            if lost.is_empty() || primary_lost {
+                return Ok(runs);
+            }
+            for l in &lost {
+                out.alerts.push(went_down(l));
+                tracing::warn!(job = %job.id, instance = %l, "instance went down: the backup goes on without it");
+            }
+            out.details.insert("alerts".into(), out.alerts.join("; "));
+            eligible.retain(|i| !lost.contains(i));
+            out.details.insert("instances".into(), eligible.join(","));
+            cleaned = self.cleanup(tag).await?;
+            if let BackupWhat::Database { since: s, .. } = &mut what {
+                *s = Some(since.to_string());
+            }
+        }
+    }
+
+    /// Crosschecks the pieces of `tag` against the vault; the handles found EXPIRED.
+    async fn crosscheck(&self, tag: &str) -> Result<Vec<String>, AgentError> {
+        let run = self
+            .maintenance(
+                "crosscheck",
+                &script::crosscheck_tag(&self.cfg, &self.db, tag),
+            )
+            .await?;
+        if !run.success {
+            return Err(AgentError::Job(format!(
+                "crosschecking the pieces of {tag} against the vault failed: {}",
+                rman_error(&run.log)
+            )));
+        }
+        Ok(expired_handles(&run.log))
+    }
+
+    /// The pieces of `tag` RMAN lists as available that the vault does not hold.
+    async fn absent_in_vault(&self, tag: &str) -> Result<Vec<String>, AgentError> {
+        let pieces = self
+            .oracle
+            .query(&format!(
+                "select handle from v$backup_piece_details where tag = {} and status = 'A'",
+                sql_str(tag)
+            ))
+            .await?;
+        let ns = self.vault_namespace().await?;
+        let mut absent = Vec::new();
+        for r in &pieces {
+            let h = text(r, "HANDLE");
+            if self.vault.info(&format!("{ns}{h}")).await?.is_none() {
+                absent.push(h.to_string());
+            }
+        }
+        Ok(absent)
+    }
+
+    /// One RMAN run of a backup; what it did, from its log and the SBT trace. The first run
+    /// of a job logs to `<job>.log`, later ones (RAC failover) to `<job>.<n>.log`.
     async fn attempt(
         &self,
         job: &Job,
+        run_no: usize,
         command_id: &str,
         tag: &str,
         what: &BackupWhat,
@@ -562,8 +712,13 @@ impl Runner {
         let dir = self.state.dir().to_path_buf();
         std::fs::create_dir_all(&dir)
             .map_err(|e| AgentError::Job(format!("{}: {e}", dir.display())))?;
-        let cmd = dir.join(format!("{}.rman", job.id));
-        let log = dir.join(format!("{}.log", job.id));
+        let name = if run_no == 1 {
+            job.id.clone()
+        } else {
+            format!("{}.{run_no}", job.id)
+        };
+        let cmd = dir.join(format!("{name}.rman"));
+        let log = dir.join(format!("{name}.log"));
         write_private(
             &cmd,
             &script::backup(&self.cfg, &self.db, instances, command_id, tag, what),
@@ -815,14 +970,13 @@ fn write_private(path: &Path, text: &str) -> Result<(), AgentError> {
     f.write_all(text.as_bytes()).map_err(err)
 }
 
-/// The error lines of an RMAN log (RMAN-, ORA-, ORA-19511 media manager text), joined.
-/// The handles RMAN's `DELETE` reports as deleted: each "deleted backup piece" line is
-/// followed by `backup piece handle=H RECID=.. STAMP=..`.
-fn deleted_handles(log: &str) -> Vec<String> {
+/// The handles RMAN names on the `backup piece handle=H RECID=.. STAMP=..` line after each
+/// line `marker` accepts.
+fn handles_after(log: &str, marker: impl Fn(&str) -> bool) -> Vec<String> {
     let mut out = Vec::new();
     let mut lines = log.lines().map(str::trim);
     while let Some(l) = lines.next() {
-        if l == "deleted backup piece"
+        if marker(l)
             && let Some(h) = lines
                 .next()
                 .and_then(|n| n.strip_prefix("backup piece handle="))
@@ -834,6 +988,21 @@ fn deleted_handles(log: &str) -> Vec<String> {
     out
 }
 
+/// The handles RMAN's `DELETE` reports as deleted.
+fn deleted_handles(log: &str) -> Vec<String> {
+    handles_after(log, |l| l == "deleted backup piece")
+}
+
+/// The handles RMAN's `CROSSCHECK` found EXPIRED.
+fn expired_handles(log: &str) -> Vec<String> {
+    handles_after(log, |l| l.ends_with("found to be 'EXPIRED'"))
+}
+
+fn went_down(instance: &str) -> String {
+    format!("instance {instance} went down during the backup")
+}
+
+/// The error lines of an RMAN log (RMAN-, ORA-, ORA-19511 media manager text), joined.
 fn rman_error(log: &str) -> String {
     let stacks = RmanSummary::from_events(&parse_log(log)).errors;
     let lines: Vec<String> = stacks
@@ -937,6 +1106,15 @@ mod tests {
                    deleted backup piece\nbackup piece handle=0b_1_1 RECID=13 STAMP=99\nDeleted 2 objects\n";
         assert_eq!(deleted_handles(log), ["0a_1_1", "0b_1_1"]);
         assert!(deleted_handles("specification does not match any backup").is_empty());
+    }
+
+    #[test]
+    fn expired_pieces_are_read_from_rmans_crosscheck_output() {
+        let log = "crosschecked backup piece: found to be 'AVAILABLE'\n\
+                   backup piece handle=0a_1_1 RECID=12 STAMP=99\n\
+                   crosschecked backup piece: found to be 'EXPIRED'\n\
+                   backup piece handle=0b_1_1 RECID=13 STAMP=99\nCrosschecked 2 objects\n";
+        assert_eq!(expired_handles(log), ["0b_1_1"]);
     }
 
     #[test]

@@ -102,6 +102,15 @@ pub fn delete_pieces(cfg: &Config, db: &DatabaseConfig, handles: &[String]) -> S
     )
 }
 
+/// Checks the pieces of `tag` against the vault: those it lacks become EXPIRED in RMAN's
+/// catalog, so `NOT BACKED UP SINCE` backs their files up again.
+pub fn crosscheck_tag(cfg: &Config, db: &DatabaseConfig, tag: &str) -> String {
+    format!(
+        "run {{\n  allocate channel c1 device type sbt parms '{}';\n  crosscheck backup tag '{tag}' device type sbt;\n}}\n",
+        channel_parms(cfg, db)
+    )
+}
+
 /// Deletes what `policy` no longer needs, on SBT, from RMAN's catalog and the vault.
 pub fn delete_obsolete(cfg: &Config, db: &DatabaseConfig, policy: &str) -> String {
     format!(
@@ -137,6 +146,6 @@ mod tests {
         assert!(s.contains("backup incremental level 0 section size 32G filesperset 1 tag 'ORCA_L0_1' database not backed up since time \"to_date('2026-12-02 10:00:00','YYYY-MM-DD HH24:MI:SS')\";"), "{s}");
         assert_eq!(s.matches("allocate channel").count(), 4);
         assert!(s.contains("connect 'sys/secret@orcl2'"), "{s}");
-        assert!(s.contains("ORCA_KEY_FILE=/etc/orca/repo.key, ORCA_CA_FILE=/etc/orca/ca.pem, ORCA_CACHE_DIR=/var/cache/orca)"));
+        assert!(s.contains("ORCA_KEY_FILE=/etc/orca/repo.key, ORCA_CA_FILE=/etc/orca/ca.pem, ORCA_CACHE_DIR=/var/cache/orca, ORCA_SBT_BATCH_MB=4)"));
     }
 }

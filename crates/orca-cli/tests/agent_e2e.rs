@@ -6,7 +6,6 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "agent e2e passphrase";
@@ -15,21 +14,12 @@ fn orca() -> Command {
     Command::new(env!("CARGO_BIN_EXE_orca"))
 }
 
-/// Where `orca` is built, with the SBT library and the simulator beside it (built now, so
-/// that they are never older than their sources).
+mod common;
+
+/// Where `orca` is built, with the SBT library and the simulator beside it.
 fn bin_dir() -> PathBuf {
-    static BUILD: Once = Once::new();
-    BUILD.call_once(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "orca-sbt", "-p", "orca-oracle-sim"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    });
-    Path::new(env!("CARGO_BIN_EXE_orca"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(common::tool_dir).clone()
 }
 
 fn output(c: &mut Command) -> (bool, String) {
@@ -126,6 +116,22 @@ impl Default for Setup {
             channels: 2,
             rac: false,
             retention: None,
+        }
+    }
+}
+
+/// What [`Setup::sectioned`] holds in datafiles.
+const SECTIONED_BYTES: u64 = 4 * (8 << 20);
+
+impl Setup {
+    /// Four 8 MiB datafiles backed up in 1 MiB sections: a backup killed or failed anywhere
+    /// leaves files complete, files partly done and files not started.
+    fn sectioned() -> Setup {
+        Setup {
+            datafiles: 4,
+            size_mb: 8,
+            section_size: Some("1M"),
+            ..Setup::default()
         }
     }
 }
@@ -339,6 +345,53 @@ ORACLESIM_HOME = "{home}"
         )
     }
 
+    /// One column of a query through the `sqlplus` stand-in, as a DBA would run it.
+    fn sql_column(&self, sql: &str) -> Vec<String> {
+        let mut child = Command::new(self.bin.join("sqlplus"))
+            .args(["-S", "/", "as", "sysdba"])
+            .env("ORACLESIM_HOME", &self.home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        write!(
+            child.stdin.take().unwrap(),
+            "set markup csv on\nset feedback off\nset heading off\n{sql};\nexit\n"
+        )
+        .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{sql}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().trim_matches('"').to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
+    /// The handles RMAN's catalog holds as available, optionally of one tag.
+    fn rman_pieces(&self, tag: Option<&str>) -> Vec<String> {
+        let filter = tag.map_or(String::new(), |t| format!(" and tag = '{t}'"));
+        self.sql_column(&format!(
+            "select handle from v$backup_piece where status = 'A'{filter}"
+        ))
+    }
+
+    /// The pieces the vault holds, as `<database>/<handle>`.
+    fn vault_pieces(&self) -> Vec<String> {
+        let out = run_ok(
+            orca()
+                .env("ORCA_PASSWORD", PASSWORD)
+                .args(["ls", "--json", "--repo"])
+                .arg(self.root.join("vault")),
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     fn workload(&self, change_pct: &str, switches: u32) {
         self.sim(&[
             "workload",
@@ -509,19 +562,10 @@ fn retention_deletes_what_the_policy_no_longer_needs_in_rman_and_the_vault() {
 }
 
 #[test]
-#[ignore = "issue 6: on a clean CI build the recovery point sometimes names a piece of the killed attempt that never committed; run with --ignored"]
 fn a_killed_full_is_resumed_into_one_recovery_point() {
     let dir = tempfile::tempdir().unwrap();
-    let mut site = Site::new(
-        dir.path(),
-        Setup {
-            datafiles: 4,
-            size_mb: 8,
-            section_size: Some("1M"),
-            ..Setup::default()
-        },
-    );
-    let db_bytes: u64 = 4 * (8 << 20);
+    let mut site = Site::new(dir.path(), Setup::sectioned());
+    let db_bytes = SECTIONED_BYTES;
     // Late enough that whichever way the channels share the sections, one
     // datafile is complete and one is partly done.
     site.start_agent(&[("ORACLESIM_KILL_AFTER_BYTES", (db_bytes * 3 / 4).to_string())]);
@@ -598,4 +642,284 @@ fn with_the_agent_stopped_a_manual_job_fails_at_once_and_a_scheduled_one_expires
         j["message"].as_str().unwrap().contains("window closed"),
         "{j:#}"
     );
+}
+
+/// A full that fails three times in a row (killed, a channel failing, killed again) and then
+/// completes is one recovery point with the one tag, covering all four attempts.
+#[test]
+fn three_failed_attempts_then_success_make_one_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut site = Site::new(dir.path(), Setup::sectioned());
+    let db_bytes = SECTIONED_BYTES;
+    let faults = [
+        ("ORACLESIM_KILL_AFTER_BYTES", (db_bytes / 8).to_string()),
+        ("ORACLESIM_FAIL_AT_PIECE", "3".to_string()),
+        ("ORACLESIM_KILL_AFTER_BYTES", (db_bytes / 8).to_string()),
+    ];
+    let mut tag = String::new();
+    let mut jobs = Vec::new();
+    for (i, fault) in faults.iter().enumerate() {
+        site.start_agent(std::slice::from_ref(fault));
+        let (id, ok, out) = site.backup(Some("full"));
+        assert!(!ok, "attempt {} must fail: {out}", i + 1);
+        let j = site.job(&id);
+        assert_eq!(j["state"], "failed", "{j:#}");
+        if i == 0 {
+            tag = detail(&j, "tag").to_string();
+        } else {
+            assert_eq!(detail(&j, "tag"), tag, "attempt {} keeps the tag", i + 1);
+            assert_eq!(detail(&j, "resumed"), "true", "{j:#}");
+        }
+        assert_eq!(detail(&j, "attempts"), (i + 1).to_string(), "{j:#}");
+        jobs.push(id);
+        site.workload("1", 1);
+    }
+    assert!(site.recovery_points().is_empty());
+    site.start_agent(&[]);
+    let (last, ok, out) = site.backup(None);
+    assert!(ok, "{out}");
+    jobs.push(last.clone());
+    let j = site.job(&last);
+    assert_eq!(detail(&j, "resumed"), "true", "{j:#}");
+    assert_eq!(detail(&j, "tag"), tag);
+    let rps = site.recovery_points();
+    assert_eq!(rps.len(), 1, "{rps:#?}");
+    assert_eq!(rps[0]["kind"], "full");
+    assert_eq!(rps[0]["labels"]["tag"], tag.as_str());
+    assert_eq!(rps[0]["labels"]["attempts"], "4");
+    assert_eq!(rps[0]["labels"]["jobs"], jobs.join(",").as_str());
+    site.stop_agent();
+    site.lose_restore_verify();
+}
+
+/// A gap in the archived-log chain since the failed full started cannot be bridged by a
+/// resume: the next request takes a fresh full and records why.
+#[test]
+fn an_archived_log_lost_between_attempts_means_a_fresh_full_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut site = Site::new(dir.path(), Setup::sectioned());
+    let db_bytes = SECTIONED_BYTES;
+    site.start_agent(&[("ORACLESIM_KILL_AFTER_BYTES", (db_bytes / 2).to_string())]);
+    let (first, ok, out) = site.backup(Some("full"));
+    assert!(!ok, "{out}");
+    let old_tag = detail(&site.job(&first), "tag").to_string();
+    site.workload("1", 3);
+    let logs =
+        site.sql_column("select name from v$archived_log where status = 'A' order by sequence#");
+    assert!(logs.len() >= 3, "{logs:?}");
+    let lost = &logs[logs.len() - 2];
+    std::fs::remove_file(lost).unwrap();
+
+    site.start_agent(&[]);
+    // Backup times have one-second resolution: the fresh full gets a tag of its own.
+    std::thread::sleep(Duration::from_millis(1100));
+    let (second, ok, out) = site.backup(None);
+    assert!(ok, "{out}");
+    let j = site.job(&second);
+    assert_eq!(detail(&j, "resumed"), "false", "{j:#}");
+    assert_ne!(detail(&j, "tag"), old_tag, "{j:#}");
+    let reason = detail(&j, "fresh_full_reason");
+    assert!(
+        reason.contains("is missing") && reason.contains(&old_tag),
+        "{j:#}"
+    );
+    let rps = site.recovery_points();
+    assert_eq!(rps.len(), 1, "{rps:#?}");
+    assert_eq!(rps[0]["labels"]["attempts"], "1");
+    assert_eq!(rps[0]["labels"]["tag"], detail(&j, "tag"));
+    site.stop_agent();
+    site.lose_restore_verify();
+}
+
+/// A multi-section file with 3 of its 5 sections done when the full failed: the resume
+/// deletes those 3 pieces in RMAN's catalog and in the vault first, and afterwards every
+/// piece in the vault is one RMAN knows (nothing orphaned).
+#[test]
+fn three_of_five_sections_done_are_deleted_in_rman_and_the_vault_before_the_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut site = Site::new(
+        dir.path(),
+        Setup {
+            datafiles: 1,
+            // 4 MiB and the header block: five 1 MiB sections.
+            size_mb: 4,
+            section_size: Some("1M"),
+            channels: 1,
+            ..Setup::default()
+        },
+    );
+    site.start_agent(&[("ORACLESIM_FAIL_AFTER_SECTIONS", "3".to_string())]);
+    let (first, ok, out) = site.backup(Some("full"));
+    assert!(!ok, "{out}");
+    let tag = detail(&site.job(&first), "tag").to_string();
+    let sections = site.rman_pieces(Some(&tag));
+    assert_eq!(sections.len(), 3, "RMAN: {sections:?}");
+    let vault = site.vault_pieces();
+    for h in &sections {
+        assert!(
+            vault.contains(&format!("{}/{h}", site.name)),
+            "{h} not in the vault: {vault:?}"
+        );
+    }
+
+    site.start_agent(&[]);
+    let (second, ok, out) = site.backup(None);
+    assert!(ok, "{out}");
+    let j = site.job(&second);
+    let mut cleaned: Vec<&str> = detail(&j, "cleaned_up").split(',').collect();
+    cleaned.sort_unstable();
+    let mut expected: Vec<&str> = sections.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(cleaned, expected, "{j:#}");
+    let cleanup_log = std::fs::read_to_string(dir.path().join("state/ORCL/cleanup.log")).unwrap();
+    assert_eq!(
+        cleanup_log.matches("deleted backup piece").count(),
+        3,
+        "{cleanup_log}"
+    );
+
+    let in_rman = site.rman_pieces(None);
+    let vault = site.vault_pieces();
+    eprintln!("RMAN catalog: {in_rman:?}\nvault: {vault:?}");
+    for h in &sections {
+        assert!(!in_rman.contains(h), "{h} still in RMAN's catalog");
+        assert!(
+            !vault.contains(&format!("{}/{h}", site.name)),
+            "{h} still in the vault"
+        );
+    }
+    for v in &vault {
+        let h = v.split_once('/').unwrap().1;
+        assert!(
+            in_rman.iter().any(|r| r == h),
+            "{v} is orphaned in the vault"
+        );
+    }
+    assert_eq!(site.rman_pieces(Some(&tag)).len(), 5, "{in_rman:?}");
+    let rps = site.recovery_points();
+    assert_eq!(rps.len(), 1, "{rps:#?}");
+    site.stop_agent();
+    site.lose_restore_verify();
+}
+
+fn rac_site(dir: &Path) -> Site {
+    Site::new(
+        dir,
+        Setup {
+            datafiles: 4,
+            size_mb: 8,
+            threads: 2,
+            rac: true,
+            ..Setup::default()
+        },
+    )
+}
+
+/// RAC: the secondary instance going down mid-job is an alert; its channel's work moves to
+/// the primary's and the job succeeds with a complete, restorable recovery point.
+#[test]
+fn rac_secondary_instance_down_mid_job_raises_an_alert_and_the_backup_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut site = rac_site(dir.path());
+    let db_bytes: u64 = 4 * (8 << 20);
+    site.start_agent(&[
+        (
+            "ORACLESIM_INSTANCE_DOWN_AFTER_BYTES",
+            (db_bytes / 3).to_string(),
+        ),
+        ("ORACLESIM_INSTANCE_DOWN_THREAD", "2".to_string()),
+    ]);
+    let (id, ok, out) = site.backup(Some("full"));
+    assert!(ok, "{out}");
+    let j = site.job(&id);
+    assert_eq!(j["state"], "succeeded", "{j:#}");
+    assert!(
+        detail(&j, "alerts").contains("instance orcl2 went down during the backup"),
+        "{j:#}"
+    );
+    assert_eq!(detail(&j, "instances"), "orcl1", "{j:#}");
+    let rps = site.recovery_points();
+    assert_eq!(rps.len(), 1, "{rps:#?}");
+    assert_eq!(rps[0]["labels"]["attempts"], "2", "{rps:#?}");
+    let retry =
+        std::fs::read_to_string(dir.path().join(format!("state/ORCL/{id}.2.rman"))).unwrap();
+    assert!(
+        !retry.contains("@orcl2") && retry.contains("not backed up since time"),
+        "{retry}"
+    );
+    site.stop_agent();
+    site.sim(&["instance", "--thread", "2", "up"]);
+    site.lose_restore_verify();
+}
+
+/// RAC: the primary instance going down mid-job fails the job, saying so.
+#[test]
+fn rac_primary_instance_down_mid_job_fails_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut site = rac_site(dir.path());
+    let db_bytes: u64 = 4 * (8 << 20);
+    site.start_agent(&[
+        (
+            "ORACLESIM_INSTANCE_DOWN_AFTER_BYTES",
+            (db_bytes / 3).to_string(),
+        ),
+        ("ORACLESIM_INSTANCE_DOWN_THREAD", "1".to_string()),
+    ]);
+    let (id, ok, out) = site.backup(Some("full"));
+    assert!(!ok, "{out}");
+    let j = site.job(&id);
+    assert_eq!(j["state"], "failed", "{j:#}");
+    assert!(
+        j["message"]
+            .as_str()
+            .unwrap()
+            .contains("the primary instance orcl1 went down during the backup"),
+        "{j:#}"
+    );
+    assert!(site.recovery_points().is_empty());
+}
+
+/// A piece RMAN's catalog lists that the vault lost (a commit that did not survive a crashed
+/// host): the resume crosschecks the tag, RMAN marks it EXPIRED, its file is backed up again,
+/// and the recovery point restores.
+#[test]
+fn a_piece_the_vault_lost_is_crosschecked_expired_and_its_file_backed_up_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut site = Site::new(dir.path(), Setup::default());
+    let db_bytes: u64 = 4 * (4 << 20);
+    site.start_agent(&[("ORACLESIM_KILL_AFTER_BYTES", (db_bytes * 3 / 4).to_string())]);
+    let (first, ok, out) = site.backup(Some("full"));
+    assert!(!ok, "{out}");
+    let tag = detail(&site.job(&first), "tag").to_string();
+    let done = site.rman_pieces(Some(&tag));
+    assert!(!done.is_empty(), "the killed full finished no datafile");
+    let lost = &done[0];
+    run_ok(
+        orca()
+            .env("ORCA_PASSWORD", PASSWORD)
+            .args(["rm", "--repo"])
+            .arg(dir.path().join("vault"))
+            .arg(format!("{}/{lost}", site.name)),
+    );
+
+    site.start_agent(&[]);
+    let (second, ok, out) = site.backup(None);
+    assert!(ok, "{out}");
+    let j = site.job(&second);
+    assert_eq!(detail(&j, "resumed"), "true", "{j:#}");
+    assert_eq!(detail(&j, "expired_pieces"), lost.as_str(), "{j:#}");
+    let rps = site.recovery_points();
+    assert_eq!(rps.len(), 1, "{rps:#?}");
+    let named: Vec<&str> = rps[0]["pieces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(
+        !named.contains(&format!("{}/{lost}", site.name).as_str()),
+        "{named:?}"
+    );
+    site.stop_agent();
+    site.lose_restore_verify();
 }

@@ -3,20 +3,12 @@
 
 use std::process::Command;
 
+mod common;
+
 #[test]
 fn demo_backs_up_restores_and_verifies_through_sbt() {
-    // The demo drives programs built beside `orca`. `cargo test --workspace` builds them;
-    // `cargo test -p orca-cli` alone does not, so build them then.
-    let dir_of_orca = std::path::Path::new(env!("CARGO_BIN_EXE_orca"))
-        .parent()
-        .unwrap();
-    if !dir_of_orca.join("oraclesim").exists() || !dir_of_orca.join("liborca_sbt.so").exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "orca-sbt", "-p", "orca-oracle-sim"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
+    // The demo drives the programs built beside `orca`.
+    common::tool_dir();
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("demo");
     let out = Command::new(env!("CARGO_BIN_EXE_orca"))
@@ -46,4 +38,17 @@ fn demo_backs_up_restores_and_verifies_through_sbt() {
         "{r}"
     );
     assert!(steps[1]["cache_hits"].as_u64().unwrap() > 0);
+    // The agent's part: the full killed halfway is resumed into one recovery point that
+    // restores, and the resume re-sent at most a chunk per channel plus cleaned-up sections.
+    let resume = &r["resume"];
+    assert_eq!(resume["recovery_points"], 1, "{resume:#}");
+    assert_eq!(resume["attempts"], 2, "{resume:#}");
+    assert_eq!(resume["restore_verified"], true, "{resume:#}");
+    let section = (db / 16).max(1 << 20);
+    let allowed = 2 * (1 << 20) + resume["cleaned_up_sections"].as_u64().unwrap() * section;
+    assert!(
+        resume["bytes_resent"].as_u64().unwrap() <= allowed,
+        "{resume:#}"
+    );
+    assert!(resume["bytes_read"].as_u64().unwrap() >= db, "{resume:#}");
 }

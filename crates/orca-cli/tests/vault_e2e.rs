@@ -18,17 +18,12 @@ fn orca() -> Command {
     c
 }
 
+mod common;
+
 /// Where `orca` is built, with the SBT library and the simulator beside it.
 fn bin_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_orca")).parent().unwrap();
-    if !dir.join("oraclesim").exists() || !dir.join("liborca_sbt.so").exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "orca-sbt", "-p", "orca-oracle-sim"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    dir.to_path_buf()
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(common::tool_dir).clone()
 }
 
 fn datafile_mb() -> u32 {

@@ -3,13 +3,17 @@
 //! local repository, backed up again unchanged, changed by 1% and backed up again; then every
 //! datafile is deleted, restored and recovered through SBT and compared with a copy.
 //!
+//! Then the agent's way: a vault server and `orca agent run` start, a full backup is killed
+//! halfway (the simulator's `ORACLESIM_KILL_AFTER_BYTES`), the next request resumes it, and the
+//! one consolidated recovery point is restored and verified.
+//!
 //! The programs it drives (`oraclesim` and `liborca_sbt.so`) are found next to the `orca`
 //! executable, where `cargo build --release` puts them.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Instant;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
@@ -62,6 +66,26 @@ struct DemoReport {
     repository_verified: bool,
     stored_bytes: u64,
     reduction: f64,
+    resume: ResumeReport,
+}
+
+/// The agent part: a full killed halfway, resumed, one recovery point.
+#[derive(Debug, Default, Serialize)]
+struct ResumeReport {
+    killed_job: String,
+    killed_message: String,
+    resumed_job: String,
+    tag: String,
+    recovery_point: String,
+    recovery_points: usize,
+    attempts: u64,
+    skipped_datafiles: String,
+    cleaned_up_sections: u64,
+    bytes_read: u64,
+    bytes_sent: u64,
+    bytes_resent: u64,
+    seconds: f64,
+    restore_verified: bool,
 }
 
 fn beside_me(name: &str) -> Option<PathBuf> {
@@ -261,6 +285,21 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     ));
     let st = store.stats().await?;
     let read: u64 = steps.iter().map(|s| s.bytes_read).sum();
+    say(format!(
+        "RMAN sent {} in 3 backups, {} stored: {:.1}x reduction",
+        human_bytes(read),
+        human_bytes(st.pack_bytes),
+        read as f64 / st.pack_bytes.max(1) as f64
+    ));
+
+    let tools = Tools {
+        sim: &sim,
+        lib: &lib,
+        bin: &bin,
+        home: &home,
+        work: &work,
+    };
+    let resume = agent_resume(&tools, db_bytes, &say).await?;
     let result = DemoReport {
         work_dir: work.clone(),
         repository: repo_dir,
@@ -271,23 +310,329 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         repository_verified: report.is_clean(),
         stored_bytes: st.pack_bytes,
         reduction: read as f64 / st.pack_bytes.max(1) as f64,
+        resume,
     };
     if a.json {
         print_json(&result)?;
-    } else {
-        println!(
-            "RMAN sent {} in 3 backups, {} stored: {:.1}x reduction",
-            human_bytes(read),
-            human_bytes(st.pack_bytes),
-            result.reduction
-        );
     }
     ensure!(
-        restore_verified && report.is_clean(),
-        "the demo found a problem: restore verified {restore_verified}, repository clean {}",
-        report.is_clean()
+        restore_verified && report.is_clean() && result.resume.restore_verified,
+        "the demo found a problem: restore verified {restore_verified}, repository clean {}, \
+         resumed full restore verified {}",
+        report.is_clean(),
+        result.resume.restore_verified
     );
     Ok(())
+}
+
+/// The programs and places of a demo run.
+struct Tools<'a> {
+    sim: &'a Path,
+    lib: &'a Path,
+    bin: &'a Path,
+    home: &'a Path,
+    work: &'a Path,
+}
+
+/// Child processes (the vault, the agent) killed when the demo ends, however it ends.
+struct Children(Vec<Child>);
+
+impl Children {
+    fn kill_last(&mut self) {
+        if let Some(mut c) = self.0.pop() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        while !self.0.is_empty() {
+            self.kill_last();
+        }
+    }
+}
+
+fn me() -> Result<Command> {
+    Ok(Command::new(
+        std::env::current_exe().context("cannot find this program")?,
+    ))
+}
+
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready() {
+        ensure!(Instant::now() < deadline, "{what} did not come up in 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// A job's record as `orca job show ID --json` prints it.
+fn job_json(config: &Path, id: &str) -> Result<serde_json::Value> {
+    let out = run_checked(
+        me()?
+            .args(["job", "show", id, "--json", "--config"])
+            .arg(config),
+        "orca job show",
+    )?;
+    serde_json::from_str(&out).context("orca job show printed no JSON")
+}
+
+fn detail<'a>(job: &'a serde_json::Value, key: &str) -> &'a str {
+    job["details"][key].as_str().unwrap_or("")
+}
+
+fn detail_u64(job: &serde_json::Value, key: &str) -> u64 {
+    detail(job, key).parse().unwrap_or(0)
+}
+
+/// The agent's way: a vault server and `orca agent run` as a DBA starts them, a full backup
+/// killed halfway, resumed by the next request, restored from its one recovery point.
+async fn agent_resume(t: &Tools<'_>, db_bytes: u64, say: &impl Fn(String)) -> Result<ResumeReport> {
+    let vault_dir = t.work.join("vault");
+    let vault_key = t.work.join("vault.key");
+    Repository::init_local(
+        &vault_dir,
+        &InitOptions::default(),
+        &NewKey::KeyFile(vault_key.clone()),
+    )
+    .await?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut children = Children(Vec::new());
+    let log =
+        |name: &str| -> Result<std::fs::File> { Ok(std::fs::File::create(t.work.join(name))?) };
+    children.0.push(
+        me()?
+            .args(["vault", "serve", "--data"])
+            .arg(&vault_dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(log("vault.log")?)
+            .spawn()
+            .context("cannot start orca vault serve")?,
+    );
+    wait_until("the vault", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })?;
+    let token = run_checked(
+        me()?
+            .args(["vault", "token", "create", "--data"])
+            .arg(&vault_dir)
+            .args(["--db", "DEMO", "--scope", "backup"]),
+        "orca vault token create",
+    )?
+    .trim()
+    .to_string();
+    let config = t.work.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[agent]
+name = "demo"
+state_dir = "{state}"
+heartbeat = "1s"
+poll = "200ms"
+
+[vault]
+url = "http://127.0.0.1:{port}"
+
+[[database]]
+name = "DEMO"
+oracle_sid = "demo"
+oracle_home = "{home}"
+rman = "{bin}/rman"
+sqlplus = "{bin}/sqlplus"
+token = "{token}"
+key_file = "{key}"
+sbt_library = "{lib}"
+sbt_trace = "{home}/trace/sbtio.log"
+channels = 2
+section_size = "{section}M"
+
+[database.channel_env]
+ORCA_CACHE_DIR = "{cache}"
+# Small upload batches: a killed backup loses at most what was in flight, per channel.
+ORCA_SBT_BATCH_MB = "1"
+
+[database.env]
+ORACLESIM_HOME = "{home}"
+"#,
+            state = t.work.join("agent-state").display(),
+            home = t.home.display(),
+            bin = t.bin.display(),
+            key = vault_key.display(),
+            lib = t.lib.display(),
+            section = ((db_bytes / 16) >> 20).max(1),
+            cache = t.work.join("agent-cache").display(),
+        ),
+    )?;
+    say(format!(
+        "vault serving {} on 127.0.0.1:{port}; agent configuration {}",
+        vault_dir.display(),
+        config.display()
+    ));
+    let agent_cfg = orca_agent::Config::load(&config)?;
+    let db_cfg = agent_cfg
+        .database("DEMO")
+        .context("DEMO is not in the demo's agent configuration")?;
+    let vault = orca_agent::daemon::vault_for(&agent_cfg, db_cfg)?;
+    let start_agent = |children: &mut Children, env: &[(&str, String)]| -> Result<()> {
+        let mut c = me()?;
+        c.args(["agent", "run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log("agent.log")?)
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        children
+            .0
+            .push(c.spawn().context("cannot start orca agent run")?);
+        Ok(())
+    };
+    let alive = |vault: &orca_vault::client::VaultClient| {
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::block_in_place(|| {
+            rt.block_on(vault.agent("DEMO"))
+                .ok()
+                .flatten()
+                .is_some_and(|a| a.alive)
+        })
+    };
+    let backup = || -> Result<(String, bool)> {
+        let out = me()?
+            .args(["backup", "--db", "DEMO", "--wait", "--config"])
+            .arg(&config)
+            .output()
+            .context("cannot run orca backup")?;
+        let id = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        ensure!(
+            !id.is_empty(),
+            "orca backup gave no job id: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok((id, out.status.success()))
+    };
+
+    let started = Instant::now();
+    let kill_at = db_bytes / 2;
+    start_agent(
+        &mut children,
+        &[("ORACLESIM_KILL_AFTER_BYTES", kill_at.to_string())],
+    )?;
+    wait_until("the agent's heartbeat", || alive(&vault))?;
+    let (killed, ok) = backup()?;
+    let j1 = job_json(&config, &killed)?;
+    ensure!(
+        !ok,
+        "the full backup was meant to be killed halfway but succeeded"
+    );
+    let mut r = ResumeReport {
+        killed_job: killed.clone(),
+        killed_message: j1["message"].as_str().unwrap_or("").to_string(),
+        ..Default::default()
+    };
+    say(format!(
+        "agent full backup {killed} killed after {} (rman and its channels, SIGKILL): {}",
+        human_bytes(kill_at),
+        r.killed_message
+    ));
+    children.kill_last();
+    start_agent(&mut children, &[])?;
+    wait_until("the agent's heartbeat", || alive(&vault))?;
+    let (resumed, ok) = backup()?;
+    let j2 = job_json(&config, &resumed)?;
+    ensure!(
+        ok,
+        "the resumed full backup {resumed} failed: {}",
+        j2["message"].as_str().unwrap_or("")
+    );
+    r.resumed_job = resumed.clone();
+    r.tag = detail(&j2, "tag").to_string();
+    r.recovery_point = detail(&j2, "recovery_point").to_string();
+    r.attempts = detail_u64(&j2, "attempts");
+    r.skipped_datafiles = detail(&j2, "skipped_datafiles").to_string();
+    r.cleaned_up_sections = detail(&j2, "cleaned_up")
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .count() as u64;
+    r.bytes_read = detail_u64(&j2, "bytes_read");
+    r.bytes_sent = detail_u64(&j2, "bytes_sent");
+    r.bytes_resent = detail_u64(&j2, "bytes_resent");
+    r.seconds = started.elapsed().as_secs_f64();
+    let points = vault
+        .recovery_points(&orca_vault::wire::RecoveryPointFilter {
+            database: Some("DEMO".into()),
+            ..Default::default()
+        })
+        .await?;
+    r.recovery_points = points.len();
+    say(format!(
+        "job {resumed} resumed the full (tag {}, same command id, datafiles skipped: {}, {} unfinished sections cleaned up)",
+        r.tag,
+        if r.skipped_datafiles.is_empty() {
+            "none"
+        } else {
+            &r.skipped_datafiles
+        },
+        r.cleaned_up_sections
+    ));
+    say(format!(
+        "both attempts: read {}, sent {} new, re-sent {}; {} recovery point in the vault: {} ({} attempts)",
+        human_bytes(r.bytes_read),
+        human_bytes(r.bytes_sent),
+        human_bytes(r.bytes_resent),
+        r.recovery_points,
+        r.recovery_point,
+        r.attempts
+    ));
+    children.kill_last();
+
+    // The resumed full is the newest backup RMAN knows: restore and recover from it.
+    let reference = t.work.join("reference-resumed");
+    copy_datafiles(t.home, &reference)?;
+    for f in datafiles(t.home)? {
+        std::fs::remove_file(&f).with_context(|| format!("cannot delete {}", f.display()))?;
+    }
+    let parms = orca_agent::script::channel_parms(&agent_cfg, db_cfg);
+    let script = t.work.join("restore-resumed.rman");
+    std::fs::write(
+        &script,
+        format!(
+            "run {{\n allocate channel c1 device type sbt parms '{parms}';\n allocate channel c2 device type sbt parms '{parms}';\n restore database;\n recover database;\n}}\n"
+        ),
+    )?;
+    let restore_started = Instant::now();
+    run_checked(
+        Command::new(t.bin.join("rman"))
+            .arg("target")
+            .arg("/")
+            .arg(format!("cmdfile={}", script.display()))
+            .env("ORACLESIM_HOME", t.home),
+        "rman restore from the vault",
+    )?;
+    let verify = Command::new(t.sim)
+        .args(["verify", "--home"])
+        .arg(t.home)
+        .arg("--against")
+        .arg(&reference)
+        .output()
+        .context("cannot run oraclesim verify")?;
+    r.restore_verified = verify.status.success();
+    say(format!(
+        "restore + recover of {} from the vault in {:.1} s, oraclesim verify: {}",
+        r.recovery_point,
+        restore_started.elapsed().as_secs_f64(),
+        String::from_utf8_lossy(&verify.stdout).trim()
+    ));
+    Ok(r)
 }
 
 /// Sums the statistics the SBT library recorded for the pieces this step committed.

@@ -352,18 +352,26 @@ impl Session {
             .iter()
             .map(|s| ((s.set_stamp, s.set_count), s))
             .collect();
-        let pieces = catalog::pieces(&self.db).ok()?;
+        // As RMAN's NOT BACKED UP: only a set whose pieces are all AVAILABLE counts (one
+        // crosschecked EXPIRED or deleted leaves the file to be backed up again).
+        let mut available: BTreeMap<(u32, u32), u32> = BTreeMap::new();
+        for p in catalog::pieces(&self.db).ok()? {
+            if p.status == "A" {
+                *available.entry((p.set_stamp, p.set_count)).or_default() += 1;
+            }
+        }
         catalog::backup_datafiles(&self.db)
             .ok()?
             .into_iter()
             .filter(|d| d.file_no == file_no)
             .filter(|d| incremental_ok || d.incremental_level.is_none_or(|l| l == 0))
             .filter_map(|d| {
+                let key = (d.set_stamp, d.set_count);
                 complete
-                    .get(&(d.set_stamp, d.set_count))
+                    .get(&key)
+                    .filter(|s| available.get(&key).copied().unwrap_or(0) >= s.pieces.max(1))
                     .map(|s| s.completion_time)
             })
-            .filter(|_| !pieces.is_empty())
             .max()
     }
 

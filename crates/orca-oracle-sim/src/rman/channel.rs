@@ -224,6 +224,8 @@ pub struct Channel {
     pub comment: String,
     bytes: u64,
     faults: Arc<Faults>,
+    /// The RAC instance of `CONNECT '...@inst'`.
+    instance: Option<String>,
     /// The channel failed and takes no more work.
     pub dead: bool,
 }
@@ -271,6 +273,12 @@ impl Channel {
             comment: "NONE".into(),
             bytes: 0,
             faults,
+            instance: spec
+                .opts
+                .connect
+                .as_deref()
+                .and_then(|c| c.rsplit_once('@'))
+                .map(|(_, i)| i.to_string()),
             dead: false,
         };
         let mut banner = None;
@@ -368,6 +376,11 @@ impl Channel {
 
     fn count_bytes(&mut self, n: u64, handle: &str, buffers: u64) -> Result<(), ChannelError> {
         let unit = self.blksize();
+        if let Some(i) = &self.instance
+            && self.faults.instance_is_down(i)
+        {
+            return Err(ChannelError::Instance(i.clone()));
+        }
         if let Some(limit) = self.faults.fail_after_bytes
             && self.bytes + n > limit
         {

@@ -1,7 +1,8 @@
 //! Fault switches: environment variables that make `rman` fail the way production failures
 //! look (documented in PIECE.md, "Fault switches").
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The switches, read once per rman process.
 #[derive(Debug, Default)]
@@ -16,6 +17,14 @@ pub struct Faults {
     pub kill_channel_after_bytes: Option<u64>,
     /// `ORACLESIM_KILL_AFTER_BYTES`: the whole rman process tree is killed.
     pub kill_after_bytes: Option<u64>,
+    /// `ORACLESIM_INSTANCE_DOWN_AFTER_BYTES`: the RAC instance of
+    /// `ORACLESIM_INSTANCE_DOWN_THREAD` goes down (as `oraclesim instance down` does) once
+    /// the channels wrote this many bytes; channels connected to it fail at their next buffer.
+    pub instance_down_after_bytes: Option<u64>,
+    pub instance_down_thread: Option<u64>,
+    instance_taken_down: AtomicBool,
+    /// The name of the instance the switch took down.
+    downed_instance: Mutex<Option<String>>,
     pieces_started: AtomicU64,
     sections_done: AtomicU64,
     total_bytes: AtomicU64,
@@ -44,6 +53,8 @@ impl Faults {
             fail_after_sections: read_var("ORACLESIM_FAIL_AFTER_SECTIONS")?,
             kill_channel_after_bytes: read_var("ORACLESIM_KILL_CHANNEL_AFTER_BYTES")?,
             kill_after_bytes: read_var("ORACLESIM_KILL_AFTER_BYTES")?,
+            instance_down_after_bytes: read_var("ORACLESIM_INSTANCE_DOWN_AFTER_BYTES")?,
+            instance_down_thread: read_var("ORACLESIM_INSTANCE_DOWN_THREAD")?,
             ..Self::default()
         })
     }
@@ -71,5 +82,46 @@ impl Faults {
         if self.kill_after_bytes.is_some_and(|k| total > k) {
             crate::sbt::process::kill_process_tree();
         }
+        if self.instance_down_after_bytes.is_some_and(|k| total > k)
+            && !self.instance_taken_down.swap(true, Ordering::SeqCst)
+        {
+            self.take_instance_down();
+        }
+    }
+
+    /// Brings the switch's instance down in the database, so `gv$instance` shows it, and
+    /// remembers its name for the channels connected to it.
+    fn take_instance_down(&self) {
+        let thread = self.instance_down_thread.unwrap_or(2);
+        let name = (|| -> Result<String, crate::db::DbError> {
+            let db = crate::db::Database::open_env()?;
+            db.set_instance_state(thread as u16, false)?;
+            Ok(db
+                .instances()?
+                .into_iter()
+                .find(|i| u64::from(i.thread) == thread)
+                .map(|i| i.name)
+                .unwrap_or_default())
+        })();
+        match name {
+            Ok(n) => {
+                *self
+                    .downed_instance
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(n)
+            }
+            Err(e) => eprintln!(
+                "ORACLESIM_INSTANCE_DOWN_AFTER_BYTES: cannot take thread {thread} down: {e}"
+            ),
+        }
+    }
+
+    /// True once the switch took down the instance named `name`.
+    pub fn instance_is_down(&self, name: &str) -> bool {
+        self.downed_instance
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_deref()
+            .is_some_and(|d| d.eq_ignore_ascii_case(name))
     }
 }
