@@ -24,9 +24,7 @@
 use std::cell::RefCell;
 use std::fmt;
 
-use aes_gcm::Aes256Gcm;
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use chacha20poly1305::ChaCha20Poly1305;
+use crate::aead::Aead;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{RepoError, Result};
@@ -99,11 +97,6 @@ impl std::str::FromStr for Cipher {
     }
 }
 
-enum Aead {
-    Aes(Box<Aes256Gcm>),
-    ChaCha(Box<ChaCha20Poly1305>),
-}
-
 /// Encodes and decodes chunk payloads for one repository. Cheap to clone
 /// behind an `Arc`; safe to use from many threads.
 pub struct Codec {
@@ -126,12 +119,7 @@ thread_local! {
 
 impl Codec {
     pub fn new(keys: Keys, cipher: Cipher, level: i32) -> Self {
-        let aead = match cipher {
-            Cipher::Aes256Gcm => Aead::Aes(Box::new(Aes256Gcm::new(&(*keys.enc_key()).into()))),
-            Cipher::ChaCha20Poly1305 => {
-                Aead::ChaCha(Box::new(ChaCha20Poly1305::new(&(*keys.enc_key()).into())))
-            }
-        };
+        let aead = Aead::new(cipher, keys.enc_key());
         Codec {
             keys,
             cipher,
@@ -252,11 +240,10 @@ impl Codec {
         out.truncate(head + body_len);
         let aad = aad(id, flags, base);
         let body = &mut out[head..];
-        let tag = match &self.aead {
-            Aead::Aes(c) => c.encrypt_inout_detached(&nonce.into(), &aad, body.into()),
-            Aead::ChaCha(c) => c.encrypt_inout_detached(&nonce.into(), &aad, body.into()),
-        }
-        .map_err(|_| RepoError::Internal("encryption failed".into()))?;
+        let tag = self
+            .aead
+            .seal(nonce, &aad, body)
+            .map_err(|_| RepoError::Internal("encryption failed".into()))?;
         out.extend_from_slice(&tag);
         Ok(out)
     }
@@ -301,30 +288,15 @@ impl Codec {
         let nonce: [u8; NONCE_LEN] = payload[head - NONCE_LEN..head]
             .try_into()
             .expect("12 bytes");
-        let tag: [u8; TAG_LEN] = payload[payload.len() - TAG_LEN..]
-            .try_into()
-            .expect("16 bytes");
-        let mut body = payload[head..payload.len() - TAG_LEN].to_vec();
+        let mut body = payload[head..].to_vec();
         let aad = aad(id, flags, base.as_ref());
-        let ok = match &self.aead {
-            Aead::Aes(c) => c.decrypt_inout_detached(
-                &nonce.into(),
-                &aad,
-                body.as_mut_slice().into(),
-                &tag.into(),
-            ),
-            Aead::ChaCha(c) => c.decrypt_inout_detached(
-                &nonce.into(),
-                &aad,
-                body.as_mut_slice().into(),
-                &tag.into(),
-            ),
-        };
-        if ok.is_err() {
+        let ok = self.aead.open(nonce, &aad, &mut body);
+        let Ok(body_len) = ok else {
             return Err(corrupt(
                 "authentication failed (data damaged or tampered with)",
             ));
-        }
+        };
+        body.truncate(body_len);
         let limit = match base {
             // The smallest unit a delta may use gives the largest bitmap.
             Some(_) => raw_len + DELTA_HEAD + raw_len.div_ceil(1 << MIN_UNIT_SHIFT).div_ceil(8),
@@ -468,6 +440,48 @@ mod tests {
 
     fn codec(cipher: Cipher) -> Codec {
         Codec::new(Keys::from_master([9u8; 32]), cipher, 1)
+    }
+
+    /// Payloads written before the AEAD library changed (RustCrypto's `aes-gcm` and
+    /// `chacha20poly1305`) open byte for byte: stored and raw, under both ciphers.
+    #[test]
+    fn payloads_of_the_earlier_aead_library_open() {
+        let plain = b"ORCA known-answer chunk: the same bytes after a change of AEAD library, again and again and again.".repeat(3);
+        let id = ChunkId::from_slice(
+            &hex::decode("90cb247955db4c670fd88ff9df0e4cb3c2ac73ba68589778edfa2f5dc15b58bf")
+                .unwrap(),
+        )
+        .unwrap();
+        let raw_id = ChunkId::from_slice(
+            &hex::decode("fa85a28de82a747420c050299915d512ba206ed8cc3bc8f76476d775a3ece282")
+                .unwrap(),
+        )
+        .unwrap();
+        let vectors = [
+            (
+                Cipher::Aes256Gcm,
+                "10b96db03afd23ccc82b2034c1a9e72c45f4498c632bce581dd1171946dadbeed547f5d4ac3d5cf8e4df207bbb70acb304",
+                "11ede8c5555b5cd51974a5b40824e5dce8605a782008d730c154fc97e486d027cc0e539b706d106c009d87e854c899915d267b64de5854e0f7bca67cdf1946ee614c2550496ea3a3146ac8ba7c7f5f607688bb46b943ae0c65329d19605e8ccba5543cd1109f75a5998aa3c68990b09e6cbe6a1ec731aeab95793c55",
+            ),
+            (
+                Cipher::ChaCha20Poly1305,
+                "20050ebc5943f6047e4a7f96c16acecfd7416f51f90e99101e69f6fe0ff46d865522c2b89d94b4c3f4792ee4c510cd066f",
+                "213568344d5e4253e160d7dd837e816d41ac713b4d793a16d5612964a960624576186ed630fd0bc6198e655cd4f927ca8792770c6afdd2321d59c1cae18255089b7989cec3736ebb6987a83df2c2808467e5f5130418849d07c856e6fe710d8ef6a3997fcf68617fceaf8a648f0507f9261154655bec555aba97ce49",
+            ),
+        ];
+        for (cipher, raw, zstd) in vectors {
+            let c = codec(cipher);
+            assert_eq!(c.chunk_id(&plain), id);
+            let opened = |id: &ChunkId, hex_payload: &str, len: usize| match c
+                .open(id, &hex::decode(hex_payload).unwrap(), len, "kat")
+                .unwrap()
+            {
+                Opened::Full(p) => p,
+                Opened::Delta { .. } => panic!("not a delta"),
+            };
+            assert_eq!(opened(&raw_id, raw, 20), plain[..20], "{cipher} raw");
+            assert_eq!(opened(&id, zstd, plain.len()), plain, "{cipher} zstd");
+        }
     }
 
     #[test]

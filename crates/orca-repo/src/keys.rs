@@ -12,8 +12,8 @@
 use std::fmt;
 use std::path::Path;
 
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce};
+use crate::aead::Aead;
+use crate::codec::Cipher;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{RepoError, Result};
@@ -146,14 +146,9 @@ impl WrappedKey {
         let salt: [u8; 16] = random_array()?;
         let nonce: [u8; 12] = random_array()?;
         let kek = derive_kek(passphrase, &salt, params)?;
-        let cipher = Aes256Gcm::new(&kek.into());
         let mut buf = keys.master.to_vec();
-        let tag = cipher
-            .encrypt_inout_detached(
-                &Nonce::from(nonce),
-                repo_id.as_bytes(),
-                buf.as_mut_slice().into(),
-            )
+        let tag = Aead::new(Cipher::Aes256Gcm, &kek)
+            .seal(nonce, repo_id.as_bytes(), &mut buf)
             .map_err(|_| RepoError::Internal("key wrapping failed".into()))?;
         buf.extend_from_slice(&tag);
         Ok(WrappedKey {
@@ -185,16 +180,9 @@ impl WrappedKey {
             return Err(bad("wrapped key length"));
         }
         let kek = derive_kek(passphrase, &salt, self.params)?;
-        let cipher = Aes256Gcm::new(&kek.into());
-        let tag: [u8; 16] = buf.split_off(32).try_into().expect("16-byte tag");
-        match cipher.decrypt_inout_detached(
-            &Nonce::from(nonce),
-            repo_id.as_bytes(),
-            buf.as_mut_slice().into(),
-            &tag.into(),
-        ) {
-            Ok(()) => {
-                let master: [u8; 32] = buf.try_into().expect("32-byte master");
+        match Aead::new(Cipher::Aes256Gcm, &kek).open(nonce, repo_id.as_bytes(), &mut buf) {
+            Ok(n) => {
+                let master: [u8; 32] = buf[..n].try_into().expect("32-byte master");
                 Ok(Some(Keys::from_master(master)))
             }
             Err(_) => Ok(None),
@@ -303,6 +291,21 @@ mod tests {
             t: 1,
             p: 1,
         }
+    }
+
+    /// A key wrapped before the AEAD library changed still unwraps.
+    #[test]
+    fn a_key_wrapped_by_the_earlier_aead_library_unwraps() {
+        let w: WrappedKey = serde_json::from_str(
+            r#"{"kdf":"argon2id","params":{"m_kib":64,"t":1,"p":1},"salt":"2e5bec144934ee0ec3a1eff136691636","nonce":"fddfbae577ebc899929be9a9","wrapped":"99af6ff1d1bca15a48075a467853f4f7ff10be1485d3c7aba771235205d289fc9a215308f60488014845674915675301","created":1796282413}"#,
+        )
+        .unwrap();
+        let keys = w
+            .unwrap("repo-kat", "kat passphrase", "keys/kat")
+            .unwrap()
+            .unwrap();
+        assert_eq!(keys.master, [5u8; 32]);
+        assert!(w.unwrap("repo-kat", "other", "keys/kat").unwrap().is_none());
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //!
 //! The byte layouts are drawn in `docs/design.md`.
 
+pub mod aead;
 pub mod backend;
 pub mod chunker;
 pub mod codec;
