@@ -3,6 +3,7 @@
 //! `scripts/oracle_rman_data_backup.sh` driving the simulator's `rman` into a mount, `curl`
 //! calls exactly as the backup-store documentation writes them. Databases are 4 x 2 MiB.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -197,7 +198,8 @@ impl Store {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         self.child = Some(c.spawn().unwrap());
-        let url = format!("{}/orca/v1/admin/store", self.url());
+        // Not an admin route: it answers whether or not the store has an admin token.
+        let url = format!("{}/orca/v1/openapi.json", self.url());
         wait_for("the store", 20, || {
             Command::new("curl")
                 .args(["-sf", &url])
@@ -798,4 +800,206 @@ fn retention_of_a_mount_expires_its_older_points_in_the_vault() {
     // What the kept point needs is still there: it restores.
     let r = store.admin(&["restore", "start", "testmount", &snap(&points[2]), "--wait"]);
     assert_eq!(r["status"], "succeeded", "{r}");
+}
+
+/// The admin surface takes requests bearing the store's admin token only, while the
+/// contract's endpoints stay as the DBAs' scripts call them; a store listening beyond
+/// loopback without an admin token refuses to start.
+#[test]
+fn admin_routes_need_the_admin_token_and_a_network_listener_needs_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("admin.token");
+    std::fs::write(&token_file, "store-admin-secret\n").unwrap();
+    let store = Store::new(
+        dir.path(),
+        &[
+            "--admin-token-file".into(),
+            token_file.display().to_string(),
+        ],
+    );
+    let admin = |token: Option<&str>, args: &[&str]| {
+        let mut c = orca();
+        c.env_remove("ORCA_STORE_ADMIN_TOKEN")
+            .args(["store"])
+            .args(args)
+            .args(["--store", &store.url()]);
+        if let Some(t) = token {
+            c.args(["--admin-token", t]);
+        }
+        c.output().unwrap()
+    };
+    for token in [None, Some("not-the-token")] {
+        let out = admin(token, &["mount", "create", "TestMount"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("4295626761"), "{err}");
+    }
+    let v = curl(&[
+        "-X",
+        "GET",
+        &format!("{}/orca/v1/admin/mounts", store.url()),
+    ]);
+    assert_eq!(code(&v), 4295626761, "{v}");
+    let out = admin(
+        Some("store-admin-secret"),
+        &["mount", "create", "TestMount"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The contract's GET, exactly as the template script sends it: no token.
+    let v = curl(&["-X", "GET", &format!("{}/backup", store.api("TestMount"))]);
+    assert_eq!(code(&v), 0, "{v}");
+
+    let out = orca()
+        .env_remove("ORCA_STORE_ADMIN_TOKEN")
+        .args(["store", "serve", "--root"])
+        .arg(dir.path().join("open"))
+        .args(["--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("admin_token_file"),
+        "{err}"
+    );
+}
+
+/// An XFS filesystem with reflink, loop-mounted at `<dir>/mnt` and unmounted when dropped;
+/// `None` where this machine cannot make one (no mkfs.xfs, no loop device, no permission).
+struct Xfs {
+    mnt: PathBuf,
+}
+
+impl Xfs {
+    fn new(dir: &Path) -> Option<Xfs> {
+        let image = dir.join("xfs.img");
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(400 << 20)
+            .unwrap();
+        let mnt = dir.join("mnt");
+        std::fs::create_dir_all(&mnt).unwrap();
+        let ok = |c: &mut Command| c.output().is_ok_and(|o| o.status.success());
+        (ok(Command::new("mkfs.xfs")
+            .args(["-q", "-m", "reflink=1"])
+            .arg(&image))
+            && ok(Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&image)
+                .arg(&mnt)))
+        .then_some(Xfs { mnt })
+    }
+}
+
+impl Drop for Xfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mnt).status();
+    }
+}
+
+/// On a filesystem with reflink, PUT clones the changed image copies instead of reading
+/// them: the clone of day 1 stays as it was while RMAN rewrites the copies on day 2, the
+/// clones are ingested and removed as the points upload, and day 1 restores exactly.
+#[test]
+fn on_a_reflink_filesystem_put_clones_and_the_clones_outlive_the_next_rman_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(xfs) = Xfs::new(tmp.path()) else {
+        eprintln!(
+            "SKIPPED: no XFS loop mount here (mkfs.xfs from xfsprogs, a loop device and \
+             permission to mount are needed)"
+        );
+        return;
+    };
+    let mut vault = Vault::new(tmp.path());
+    let token = vault.token();
+    let store = Store::new(
+        &xfs.mnt,
+        &[
+            "--vault".into(),
+            vault.url(),
+            "--token".into(),
+            token.clone(),
+            "--snapshot".into(),
+            "reflink".into(),
+        ],
+    );
+    let db = Db::new(tmp.path());
+    store.admin(&["mount", "create", "testmount"]);
+    let data = store.root.join("testmount/oracle_data");
+    // Every file of the mount by its path in it (image copies, and the archived logs and
+    // backup sets in subdirectories).
+    let contents = || -> BTreeMap<String, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        let mut todo = vec![data.clone()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    todo.push(p);
+                } else {
+                    let rel = p.strip_prefix(&data).unwrap().to_str().unwrap().to_string();
+                    out.insert(rel, std::fs::read(&p).unwrap());
+                }
+            }
+        }
+        out
+    };
+    let clones = |point: &Value| -> Vec<(String, PathBuf)> {
+        point["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| {
+                Some((
+                    f["path"].as_str()?.to_string(),
+                    store.root.join(f["snapshot"].as_str()?),
+                ))
+            })
+            .collect()
+    };
+
+    vault.stop();
+    db.script_ok(&store, "testmount");
+    let day1 = contents();
+    let p1 = store.points("testmount")[0].clone();
+    let c1 = clones(&p1);
+    assert_eq!(
+        c1.len(),
+        day1.len(),
+        "every file of day 1 is a clone: {p1:#}"
+    );
+    db.workload();
+    db.script_ok(&store, "testmount");
+    let day2 = contents();
+    assert!(
+        day1.iter().any(|(f, b)| day2.get(f) != Some(b)),
+        "RMAN changed no copy on day 2"
+    );
+    for (rel, clone) in &c1 {
+        assert!(
+            std::fs::read(clone).unwrap() == day1[rel],
+            "the day-1 clone of {rel} changed with the day-2 run"
+        );
+    }
+
+    vault.start();
+    store.drained("testmount", 120);
+    let left = std::fs::read_dir(store.root.join("testmount/snapshots"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "clones remain after the upload");
+    assert_eq!(vault.recovery_points(&token).len(), 2);
+    let r = store.admin(&["restore", "start", "testmount", &snap(&p1), "--wait"]);
+    let dir = store
+        .root
+        .join("testmount/restores")
+        .join(r["jobid"].as_u64().unwrap().to_string());
+    for (f, bytes) in &day1 {
+        assert!(
+            std::fs::read(dir.join(f)).unwrap() == *bytes,
+            "{f} of day 1 differs after the restore"
+        );
+    }
 }

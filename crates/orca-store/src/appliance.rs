@@ -15,10 +15,11 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::code::{ApiError, Code, internal};
-use crate::config::StoreConfig;
+use crate::config::{SnapshotMode, StoreConfig};
 use crate::name::validate_mount;
 use crate::retention::Retention;
 use crate::rmanlog::LogSummary;
+use crate::snapshot;
 use crate::state::{
     FileEntry, FileStamp, Mount, MountStatus, PointStatus, RecoveryPoint, Restore, RestoreStatus,
     RmanLog, State, StoreStatus,
@@ -49,6 +50,8 @@ pub struct Appliance {
     pub(crate) progress: Mutex<Option<UploadProgress>>,
     pub(crate) progress_bytes: Arc<AtomicU64>,
     pub(crate) vault: Option<VaultLink>,
+    /// What admin requests must bear (`Authorization: Bearer ...`); none on loopback.
+    pub(crate) admin_token: Option<String>,
 }
 
 impl std::fmt::Debug for Appliance {
@@ -68,6 +71,7 @@ impl Appliance {
         vault_key: Option<KeySource>,
     ) -> Result<Arc<Appliance>, StoreError> {
         let root = config.root.clone();
+        let admin_token = config.admin_token()?;
         let meta = root.join(META_DIR);
         std::fs::create_dir_all(meta.join("logs")).map_err(|e| StoreError::io(&meta, e))?;
         let chunks = meta.join("chunks");
@@ -118,6 +122,7 @@ impl Appliance {
             progress: Mutex::new(None),
             progress_bytes: Arc::default(),
             vault,
+            admin_token,
         });
         app.recover_after_restart().await?;
         Ok(app)
@@ -171,6 +176,7 @@ impl Appliance {
                 self.local.delete(&piece.name).await?;
             }
         }
+        self.drop_unreferenced_clones();
         let mut s = self.lock();
         let mut changed = false;
         for r in s.restores.values_mut() {
@@ -324,23 +330,46 @@ impl Appliance {
             (snap, previous)
         };
         let files = walk(&self.data_dir(mount)).map_err(|e| internal(e).on(mount))?;
+        let clone = self.clones(mount);
         let mut entries = Vec::with_capacity(files.len());
         for (rel, stamp) in files {
             if let Some(p) = previous.iter().find(|p| {
-                p.path == rel && p.stamp == stamp && (p.local.is_some() || p.vault.is_some())
+                p.path == rel
+                    && p.stamp == stamp
+                    && (p.local.is_some() || p.vault.is_some() || p.snapshot.is_some())
             }) {
                 entries.push(p.clone());
                 continue;
             }
+            if clone {
+                let at = format!("{mount}/{}/{snap}/{rel}", snapshot::SNAPSHOTS_DIR);
+                snapshot::reflink(&self.data_dir(mount).join(&rel), &self.root.join(&at))
+                    .map_err(|e| internal(e).on(mount))?;
+                entries.push(FileEntry {
+                    path: rel,
+                    stamp,
+                    local: None,
+                    vault: None,
+                    snapshot: Some(at),
+                });
+                continue;
+            }
             let piece = format!("{mount}/{snap}/{rel}");
-            self.ingest(mount, &rel, &piece, created)
-                .await
-                .map_err(|e| internal(e).on(mount))?;
+            self.ingest(
+                &self.data_dir(mount).join(&rel),
+                mount,
+                &rel,
+                &piece,
+                created,
+            )
+            .await
+            .map_err(|e| internal(e).on(mount))?;
             entries.push(FileEntry {
                 path: rel,
                 stamp,
                 local: Some(piece),
                 vault: None,
+                snapshot: None,
             });
         }
         let mut s = self.lock();
@@ -365,16 +394,92 @@ impl Appliance {
         Ok(snap)
     }
 
-    /// Copies one file of the mount into the local chunk store. Its previous version's
-    /// fingerprints make unchanged chunks free and changed ones deltas of their blocks.
+    /// Whether this PUT clones changed files instead of reading them (`snapshot`).
+    fn clones(&self, mount: &str) -> bool {
+        let clones = self.mount_dir(mount).join(snapshot::SNAPSHOTS_DIR);
+        match self.config.snapshot {
+            SnapshotMode::Ingest => false,
+            SnapshotMode::Reflink => true,
+            SnapshotMode::Auto => snapshot::supported(&self.data_dir(mount), &clones),
+        }
+    }
+
+    /// Ingests the clones of the point's files (`snapshot = reflink`) into the local chunk
+    /// store, right before the point's upload, and removes them. Later points that share a
+    /// clone (the file did not change) share the piece.
+    pub(crate) async fn settle_clones(&self, mount: &str, snap: &str) -> Result<(), StoreError> {
+        let Some(point) = self.point(mount, snap) else {
+            return Ok(());
+        };
+        for f in &point.files {
+            let Some(clone) = f.snapshot.clone() else {
+                continue;
+            };
+            let piece = format!("{mount}/{snap}/{}", f.path);
+            let path = self.root.join(&clone);
+            self.ingest(&path, mount, &f.path, &piece, point.created)
+                .await?;
+            {
+                let mut s = self.lock();
+                for e in s.mounts.values_mut().flat_map(|m| m.points.iter_mut()) {
+                    for e in e
+                        .files
+                        .iter_mut()
+                        .filter(|e| e.snapshot.as_ref() == Some(&clone))
+                    {
+                        e.local = Some(piece.clone());
+                        e.snapshot = None;
+                    }
+                }
+                s.save(&self.root)?;
+            }
+            std::fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
+        }
+        self.drop_unreferenced_clones();
+        Ok(())
+    }
+
+    /// Removes clones no recovery point names (left by a PUT or a settle that a kill -9
+    /// interrupted) and emptied snapshot directories.
+    pub(crate) fn drop_unreferenced_clones(&self) {
+        let (named, mounts): (HashSet<String>, Vec<String>) = {
+            let s = self.lock();
+            (
+                s.points()
+                    .flat_map(|p| p.files.iter().filter_map(|f| f.snapshot.clone()))
+                    .collect(),
+                s.mounts.keys().cloned().collect(),
+            )
+        };
+        for m in mounts {
+            let dir = self.mount_dir(&m).join(snapshot::SNAPSHOTS_DIR);
+            for rel in snapshot::files_under(&self.root, &dir) {
+                if !named.contains(&rel) {
+                    tracing::info!(clone = %rel, "removing a clone no recovery point names");
+                    let _ = std::fs::remove_file(self.root.join(&rel));
+                }
+            }
+            if let Ok(snaps) = std::fs::read_dir(&dir) {
+                for d in snaps.flatten() {
+                    // Only empty directories go; a non-empty one fails harmlessly.
+                    let _ = remove_empty_dirs(&d.path());
+                }
+            }
+        }
+    }
+
+    /// Copies one file into the local chunk store as `piece`. Its previous version's
+    /// fingerprints (`<mount>/<rel>`) make unchanged chunks free and changed ones deltas of
+    /// their blocks.
     async fn ingest(
         &self,
+        path: &Path,
         mount: &str,
         rel: &str,
         piece: &str,
         created: i64,
     ) -> Result<(), StoreError> {
-        let path = self.data_dir(mount).join(rel);
+        let path = path.to_path_buf();
         let key = format!("{mount}/{rel}");
         let lineage = self.local_cache.load(&key)?;
         let meta = PieceMeta {
@@ -650,6 +755,11 @@ impl Appliance {
             if let Some(dir) = dest.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
             }
+            if let (None, None, Some(clone)) = (&f.vault, &f.local, &f.snapshot) {
+                let src = self.root.join(clone);
+                std::fs::copy(&src, &dest).map_err(|e| StoreError::io(&src, e))?;
+                continue;
+            }
             let (repo, piece) = match (&f.vault, &f.local, &self.vault) {
                 (Some(v), _, Some(link)) => (link.repo().await?.repo.clone(), v.clone()),
                 (_, Some(l), _) => (self.local.clone(), l.clone()),
@@ -694,6 +804,16 @@ impl Appliance {
             .collect();
         (p, pending)
     }
+}
+
+/// Removes `dir` and the directories under it if they hold no file.
+fn remove_empty_dirs(dir: &Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)?.flatten() {
+        if e.file_type()?.is_dir() {
+            remove_empty_dirs(&e.path())?;
+        }
+    }
+    std::fs::remove_dir(dir)
 }
 
 fn partial_dir(target: &Path) -> PathBuf {

@@ -28,6 +28,7 @@ pub enum ClientError {
 pub struct StoreClient {
     base: String,
     http: Client<HttpConnector, Full<Bytes>>,
+    admin_token: Option<String>,
 }
 
 impl StoreClient {
@@ -36,7 +37,15 @@ impl StoreClient {
         StoreClient {
             base: url.trim_end_matches('/').to_string(),
             http: Client::builder(TokioExecutor::new()).build_http(),
+            admin_token: None,
         }
+    }
+
+    /// Sends `Authorization: Bearer <token>`, which the admin routes need when the store
+    /// has an admin token.
+    pub fn with_admin_token(mut self, token: Option<String>) -> StoreClient {
+        self.admin_token = token;
+        self
     }
 
     /// Calls `method` on `path` under `/orca/v1`; the envelope's `result` on success.
@@ -83,6 +92,9 @@ impl StoreClient {
     ) -> Result<(String, Bytes), ClientError> {
         let url = format!("{}{NATIVE_BASE}{path}", self.base);
         let mut req = Request::builder().method(method).uri(&url);
+        if let Some(t) = &self.admin_token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
         let payload = match body {
             Some(v) => {
                 req = req.header("content-type", "application/json");

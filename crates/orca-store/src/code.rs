@@ -29,11 +29,12 @@ pub enum Code {
     RecoveryPointMissing,
     RestoreJobMissing,
     Internal,
+    Unauthorized,
 }
 
 impl Code {
     /// Every code, for the OpenAPI description and the tests.
-    pub const ALL: [Code; 17] = [
+    pub const ALL: [Code; 18] = [
         Code::DecommissionInProgress,
         Code::Decommissioned,
         Code::MountMissing,
@@ -51,6 +52,7 @@ impl Code {
         Code::RecoveryPointMissing,
         Code::RestoreJobMissing,
         Code::Internal,
+        Code::Unauthorized,
     ];
 
     pub fn value(self) -> u64 {
@@ -72,6 +74,7 @@ impl Code {
             Code::RecoveryPointMissing => 4295626758,
             Code::RestoreJobMissing => 4295626759,
             Code::Internal => 4295626760,
+            Code::Unauthorized => 4295626761,
         }
     }
 
@@ -96,6 +99,7 @@ impl Code {
             Code::RecoveryPointMissing => "Recovery point does not exist.",
             Code::RestoreJobMissing => "Restore job does not exist.",
             Code::Internal => "Internal error on the backup store.",
+            Code::Unauthorized => "The admin routes need the store's admin token.",
         }
     }
 
@@ -121,6 +125,7 @@ impl Code {
             | Code::MaxPendingSnapshots => StatusCode::CONFLICT,
             Code::BadRequest | Code::InvalidMountName => StatusCode::BAD_REQUEST,
             Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::Unauthorized => StatusCode::UNAUTHORIZED,
         }
     }
 

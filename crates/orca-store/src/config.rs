@@ -6,6 +6,9 @@
 //! max_pending = 5                   # recovery points per mount waiting for upload
 //! export_command = ["exportfs", "-o", "rw,sync,no_root_squash", "*:{path}"]
 //! upload_limit_mb_per_s = 0         # 0: no limit
+//! admin_token_file = "/etc/orca/store-admin.token"   # needed unless listening on loopback
+//! snapshot = "auto"                 # reflink | ingest | auto (reflink where the mount's
+//!                                   # filesystem clones files: XFS, btrfs)
 //! [vault]
 //! url = "https://vault:7400"
 //! token = "orca_..."                # or token_file = "/etc/orca/store.token"
@@ -37,8 +40,46 @@ pub struct StoreConfig {
     /// Cap on upload bandwidth to the vault, so the store does not saturate a WAN link.
     #[serde(default)]
     pub upload_limit_mb_per_s: f64,
+    /// The admin surface (`/orca/v1/admin/...`) takes requests bearing this token only. The
+    /// contract's endpoints stay open to the DBAs' scripts, as the contract has them.
+    #[serde(default)]
+    pub admin_token_file: Option<PathBuf>,
+    /// How PUT makes a recovery point immutable.
+    #[serde(default)]
+    pub snapshot: SnapshotMode,
+    /// The admin token itself (set from ORCA_STORE_ADMIN_TOKEN); prefer the file.
+    #[serde(skip)]
+    pub admin_token: Option<String>,
     #[serde(default)]
     pub vault: Option<VaultConfig>,
+}
+
+/// How PUT makes a recovery point immutable before the next RMAN run rewrites the copies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotMode {
+    /// Clone each changed file copy-on-write (`cp --reflink=always`): PUT costs metadata
+    /// only; the clone is ingested into the local chunk store when its upload starts.
+    Reflink,
+    /// Read each changed file into the local chunk store during PUT.
+    Ingest,
+    /// Reflink where the mount's filesystem can clone files, else ingest.
+    #[default]
+    Auto,
+}
+
+impl std::str::FromStr for SnapshotMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "reflink" => Ok(SnapshotMode::Reflink),
+            "ingest" => Ok(SnapshotMode::Ingest),
+            "auto" => Ok(SnapshotMode::Auto),
+            other => Err(format!(
+                "unknown snapshot mode {other:?}: use reflink, ingest or auto"
+            )),
+        }
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -82,6 +123,9 @@ impl StoreConfig {
             max_pending: DEFAULT_MAX_PENDING,
             export_command: Vec::new(),
             upload_limit_mb_per_s: 0.0,
+            admin_token_file: None,
+            snapshot: SnapshotMode::default(),
+            admin_token: None,
             vault: None,
         }
     }
@@ -115,7 +159,46 @@ impl StoreConfig {
         {
             return Err("[vault] needs token or token_file".into());
         }
+        if self.admin_token.is_none() && self.admin_token_file.is_none() && !self.loopback() {
+            return Err(format!(
+                "listening on {} would open the admin routes (mounts, restores, decommission) to \
+                 anyone who reaches it: set admin_token_file in the configuration (or \
+                 ORCA_STORE_ADMIN_TOKEN), or listen on 127.0.0.1",
+                self.listen
+            ));
+        }
         Ok(())
+    }
+
+    /// Listening on a loopback address only, where the admin surface needs no token.
+    pub fn loopback(&self) -> bool {
+        self.listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback())
+            || self.listen.starts_with("localhost:")
+    }
+
+    /// The admin token, read from its file when one is named.
+    pub fn admin_token(&self) -> Result<Option<String>, StoreError> {
+        if let Some(t) = &self.admin_token {
+            return Ok(Some(t.clone()));
+        }
+        let Some(path) = &self.admin_token_file else {
+            return Ok(None);
+        };
+        let t = std::fs::read_to_string(path)
+            .map(|t| t.trim().to_string())
+            .map_err(|e| StoreError::Config {
+                path: path.clone(),
+                message: format!("cannot read the admin token: {e}"),
+            })?;
+        if t.is_empty() {
+            return Err(StoreError::Config {
+                path: path.clone(),
+                message: "the admin token file is empty".into(),
+            });
+        }
+        Ok(Some(t))
     }
 }
 
@@ -150,5 +233,21 @@ mod tests {
             toml::from_str("root = \"/s\"\n[vault]\nurl = \"http://v\"\n").unwrap();
         assert!(c.check().is_err());
         assert!(toml::from_str::<StoreConfig>("root = \"/s\"\nmax_pendin = 3\n").is_err());
+    }
+
+    #[test]
+    fn the_admin_surface_is_never_open_to_the_network() {
+        let c: StoreConfig = toml::from_str("root = \"/s\"\nlisten = \"0.0.0.0:9090\"\n").unwrap();
+        let e = c.check().unwrap_err();
+        assert!(e.contains("admin_token_file"), "{e}");
+        let c: StoreConfig =
+            toml::from_str("root = \"/s\"\nlisten = \"0.0.0.0:9090\"\nadmin_token_file = \"/t\"\n")
+                .unwrap();
+        c.check().unwrap();
+        for l in ["127.0.0.1:9090", "[::1]:9090", "localhost:9090"] {
+            let c: StoreConfig =
+                toml::from_str(&format!("root = \"/s\"\nlisten = \"{l}\"\n")).unwrap();
+            c.check().unwrap();
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! - [`appliance`]: mounts, the backup workflow, recovery points, restores;
 //! - [`upload`]: the queue to the vault, resumable, with retention;
 //! - [`state`]: the catalog (one JSON file, replaced atomically);
+//! - [`snapshot`]: copy-on-write clones of changed files where the filesystem has them;
 //! - [`code`], [`name`], [`multipart`], [`rmanlog`], [`retention`], [`config`], [`client`].
 //!
 //! # Recovery points: a local chunk store, not a filesystem snapshot
@@ -26,6 +27,16 @@
 //!   incremental merge, every datafile copy changes daily), and the PUT answers only once that
 //!   is done: the script waits, but the point is safe from the next run as soon as it answers.
 //!
+//! Where the mount's filesystem clones files copy-on-write (XFS with reflink, btrfs), PUT
+//! does not read at all (`snapshot = "auto"`, the default, or `"reflink"`): each changed file
+//! is cloned into `<root>/<mount>/snapshots/<snap>/` (metadata only; RMAN's next in-place
+//! rewrite allocates new blocks and leaves the clone as it was), and the clone is ingested
+//! into the local chunk store when its upload starts, then removed. The trade-off: PUT answers
+//! in milliseconds instead of after a read of every rewritten copy, but until its upload a
+//! pending point pins the blocks RMAN rewrote since (up to `max_pending` days of changes, as
+//! the chunk store would hold too), and the mount must be a single reflink-capable
+//! filesystem. `snapshot = "ingest"` reads at PUT on any filesystem.
+//!
 //! Upload then reads the point back from the local store (verified) and writes it through the
 //! same pipeline into the vault, where dedup and deltas against the previous day's pieces
 //! keep the transfer to the changed blocks. Once the vault holds the point (pieces committed,
@@ -41,6 +52,7 @@ pub mod name;
 pub mod retention;
 pub mod rmanlog;
 pub mod server;
+pub mod snapshot;
 pub mod state;
 pub mod upload;
 

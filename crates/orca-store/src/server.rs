@@ -403,7 +403,8 @@ async fn unknown_route() -> ApiError {
         4295622663 Restore Path is missing on Export Service. ORCA's own: 4295626753 bad request (malformed \
         multipart, a path sent instead of the log's contents, bad JSON or parameters) | 4295626754 invalid mount name | \
         4295626755 unknown route | 4295626756 body too large | 4295626757 mount exists | \
-        4295626758 recovery point does not exist | 4295626759 restore job does not exist | 4295626760 internal error. \
+        4295626758 recovery point does not exist | 4295626759 restore job does not exist | 4295626760 internal error | 4295626761 admin token missing or wrong (admin routes of a store with \
+        admin_token_file; send Authorization: Bearer <token>). \
         A refused request changes nothing."
 ))]
 struct ApiDoc;
@@ -440,7 +441,46 @@ pub fn router(app: Arc<Appliance>) -> Router {
         .0
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_route)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            admin_auth,
+        ))
         .with_state(app)
+}
+
+/// Admin routes take requests bearing the store's admin token, when it has one.
+async fn admin_auth(
+    State(app): St,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let admin = req
+        .uri()
+        .path()
+        .strip_prefix(NATIVE_BASE)
+        .is_some_and(|p| p.starts_with("/admin/") || p == "/admin");
+    if let (true, Some(token)) = (admin, &app.admin_token) {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !same(given.as_bytes(), token.as_bytes()) {
+            let why = if given.is_empty() {
+                "no Authorization: Bearer header; give the token with --admin-token or ORCA_STORE_ADMIN_TOKEN"
+            } else {
+                "the token is not the store's admin token"
+            };
+            return ApiError::new(Code::Unauthorized, why).into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Compares in time independent of where the bytes differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 /// Serves until the process ends, with the upload queue running beside it.

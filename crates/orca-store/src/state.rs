@@ -61,6 +61,10 @@ pub struct FileEntry {
     pub local: Option<String>,
     /// Piece in the vault once uploaded.
     pub vault: Option<String>,
+    /// A copy-on-write clone of the file (`snapshot = reflink`), relative to the store's
+    /// root, until it is ingested into the local chunk store right before its upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 /// The RMAN log uploaded for a recovery point.

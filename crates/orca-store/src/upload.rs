@@ -135,7 +135,7 @@ impl Appliance {
             .map(|p| (p.mount.clone(), p.snap_name.clone()))
     }
 
-    fn point(&self, mount: &str, snap: &str) -> Option<RecoveryPoint> {
+    pub(crate) fn point(&self, mount: &str, snap: &str) -> Option<RecoveryPoint> {
         let s = self.lock();
         s.mounts
             .get(mount)?
@@ -180,6 +180,7 @@ impl Appliance {
         snap: &str,
     ) -> Result<(), StoreError> {
         let open = link.repo().await?;
+        self.settle_clones(mount, snap).await?;
         let Some(point) = self.point(mount, snap) else {
             return Ok(());
         };
@@ -377,6 +378,7 @@ impl Appliance {
 
     /// Deletes local pieces no pending point needs any more, then reclaims their space.
     pub(crate) async fn release_local(&self) {
+        self.drop_unreferenced_clones();
         let (drop, still): (HashSet<String>, HashSet<String>) = {
             let s = self.lock();
             let still: HashSet<String> = s

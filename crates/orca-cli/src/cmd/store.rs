@@ -66,6 +66,17 @@ pub struct ServeArgs {
     /// Upload bandwidth cap in MB/s.
     #[arg(long)]
     upload_limit_mb_per_s: Option<f64>,
+    /// File holding the admin token the admin routes (and `orca store` admin commands)
+    /// need; required unless listening on loopback.
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// How PUT freezes a recovery point: reflink (copy-on-write clones: XFS, btrfs), ingest
+    /// (read changed files into the local chunk store) or auto (reflink where it works).
+    #[arg(long, value_name = "MODE")]
+    snapshot: Option<orca_store::config::SnapshotMode>,
+    /// The admin token itself, instead of a file.
+    #[arg(long, env = "ORCA_STORE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -73,6 +84,9 @@ pub struct StoreArg {
     /// The store's address.
     #[arg(long, env = "ORCA_STORE", default_value = "http://127.0.0.1:9090")]
     store: String,
+    /// The store's admin token (its `admin_token_file`), for a store not on loopback.
+    #[arg(long, env = "ORCA_STORE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -352,16 +366,19 @@ pub async fn run(c: StoreCmd) -> Result<()> {
             })
         }
         StoreCmd::Openapi(store) => {
-            let client = StoreClient::new(&store.store);
-            let doc = client.raw(Method::GET, "/openapi.json").await?;
+            let doc = client(&store).raw(Method::GET, "/openapi.json").await?;
             println!("{doc}");
             Ok(())
         }
     }
 }
 
+fn client(store: &StoreArg) -> StoreClient {
+    StoreClient::new(&store.store).with_admin_token(store.admin_token.clone())
+}
+
 async fn call(store: &StoreArg, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
-    let client = StoreClient::new(&store.store);
+    let client = client(store);
     Ok(client.call(method, path, body.as_ref()).await?)
 }
 
@@ -390,6 +407,15 @@ async fn serve(a: ServeArgs) -> Result<()> {
     }
     if let Some(l) = a.upload_limit_mb_per_s {
         config.upload_limit_mb_per_s = l;
+    }
+    if let Some(m) = a.snapshot {
+        config.snapshot = m;
+    }
+    if let Some(f) = a.admin_token_file {
+        config.admin_token_file = Some(f);
+    }
+    if a.admin_token.is_some() {
+        config.admin_token = a.admin_token;
     }
     if let Some(url) = a.vault {
         config.vault = Some(orca_store::config::VaultConfig {
