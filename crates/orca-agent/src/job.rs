@@ -380,14 +380,8 @@ impl Runner {
             .iter()
             .flat_map(|a| a.skipped_datafiles.iter().copied())
             .collect();
-        out.details.insert(
-            "skipped_datafiles".into(),
-            skipped
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        );
+        out.details
+            .insert("skipped_datafiles".into(), comma_list(&skipped));
         let job_runs = runs.len();
         full.attempts.extend(runs);
         // Saved before the recovery point is made: if that fails, the next request resumes
@@ -399,18 +393,26 @@ impl Runner {
                 .insert("attempts".into(), full.attempts.len().to_string());
             return Err(AgentError::Job(message));
         }
-        // RMAN's catalog and the vault must agree before the point is made: a piece RMAN
-        // counts that the vault lacks (a commit lost with a crashed host) is crosschecked
-        // EXPIRED and its file backed up again, rather than a point that cannot restore.
+        // The point must restore every datafile from its own pieces in the vault. A piece
+        // RMAN counts that the vault lacks (a commit lost with a crashed host) is
+        // crosschecked EXPIRED; a file NOT BACKED UP SINCE skipped because of another
+        // backup (another tag, another media, finished in the start's second) has no piece
+        // of this tag. Such files are backed up again, by number, into the same tag.
         let absent = self.absent_in_vault(&full.tag).await?;
         if !absent.is_empty() {
             tracing::warn!(job = %job.id, pieces = ?absent, "pieces RMAN lists are not in the vault: backing their files up again");
             out.details
                 .insert("expired_pieces".into(), absent.join(","));
             self.crosscheck(&full.tag).await?;
-            let again = BackupWhat::Database {
+        }
+        let uncovered = self.uncovered_datafiles(&full.tag).await?;
+        if !uncovered.is_empty() {
+            tracing::warn!(job = %job.id, files = ?uncovered, "datafiles without a piece of the tag: backing them up");
+            out.details
+                .insert("backed_up_again".into(), comma_list(&uncovered));
+            let again = BackupWhat::Datafiles {
                 level: 0,
-                since: Some(full.start_time.clone()),
+                files: uncovered,
             };
             let run = self
                 .attempt(
@@ -558,11 +560,7 @@ impl Runner {
     /// SBT library; what RMAN could not remove there is deleted directly. Complete sets stay.
     async fn cleanup(&self, tag: &str) -> Result<Vec<String>, AgentError> {
         let pieces = self
-            .oracle
-            .query(&format!(
-                "select handle, set_stamp, set_count from v$backup_piece where tag = {} and status = 'A'",
-                sql_str(tag)
-            ))
+            .tag_pieces("handle, set_stamp, set_count", tag, " and status = 'A'")
             .await?;
         let sets: BTreeSet<(u64, u64)> = self
             .oracle
@@ -676,6 +674,56 @@ impl Runner {
             )));
         }
         Ok(expired_handles(&run.log))
+    }
+
+    /// `columns` of the `v$backup_piece` rows of `tag`, `and_where` narrowing them.
+    async fn tag_pieces(
+        &self,
+        columns: &str,
+        tag: &str,
+        and_where: &str,
+    ) -> Result<Vec<Row>, AgentError> {
+        self.oracle
+            .query(&format!(
+                "select {columns} from v$backup_piece where tag = {}{and_where}",
+                sql_str(tag)
+            ))
+            .await
+    }
+
+    /// Datafiles no complete set of `tag` holds with all its pieces available.
+    async fn uncovered_datafiles(&self, tag: &str) -> Result<Vec<u32>, AgentError> {
+        let pieces = self
+            .tag_pieces("set_stamp, set_count, status", tag, "")
+            .await?;
+        let key = |r: &Row| (num(r, "SET_STAMP"), num(r, "SET_COUNT"));
+        let unavailable: BTreeSet<(u64, u64)> = pieces
+            .iter()
+            .filter(|r| text(r, "STATUS") != "A")
+            .map(key)
+            .collect();
+        let usable: BTreeSet<(u64, u64)> = pieces
+            .iter()
+            .map(key)
+            .filter(|k| !unavailable.contains(k))
+            .collect();
+        let covered: BTreeSet<u64> = self
+            .oracle
+            .query("select set_stamp, set_count, file# from v$backup_datafile where file# > 0")
+            .await?
+            .iter()
+            .filter(|r| usable.contains(&key(r)))
+            .map(|r| num(r, "FILE#"))
+            .collect();
+        Ok(self
+            .oracle
+            .query("select file# from v$datafile")
+            .await?
+            .iter()
+            .map(|r| num(r, "FILE#"))
+            .filter(|f| !covered.contains(f))
+            .map(|f| f as u32)
+            .collect())
     }
 
     /// The pieces of `tag` RMAN lists as available that the vault does not hold.
@@ -1087,6 +1135,15 @@ fn parse_trace(text: &str) -> BTreeMap<String, (u64, u64)> {
         out.insert(name.to_string(), (field("bytes_in"), field("new_bytes")));
     }
     out
+}
+
+/// File numbers as a job detail: `2,3,7`.
+fn comma_list<'a>(files: impl IntoIterator<Item = &'a u32>) -> String {
+    files
+        .into_iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@ use crate::config::{Config, DatabaseConfig};
 pub enum BackupWhat {
     /// `INCREMENTAL LEVEL n ... DATABASE`, optionally `NOT BACKED UP SINCE TIME` (a resume).
     Database { level: u8, since: Option<String> },
+    /// `INCREMENTAL LEVEL n ... DATAFILE f, g, ...`: files a full must still cover.
+    Datafiles { level: u8, files: Vec<u32> },
     /// `ARCHIVELOG ALL NOT BACKED UP`.
     Archivelog,
 }
@@ -65,13 +67,20 @@ pub fn backup(
     tag: &str,
     what: &BackupWhat,
 ) -> String {
+    let section = db
+        .section_size
+        .as_ref()
+        .map(|s| format!(" section size {s}"))
+        .unwrap_or_default();
     let body = match what {
+        BackupWhat::Datafiles { level, files } => {
+            let files: Vec<String> = files.iter().map(u32::to_string).collect();
+            format!(
+                "  backup incremental level {level}{section} filesperset 1 tag '{tag}' datafile {};\n",
+                files.join(", ")
+            )
+        }
         BackupWhat::Database { level, since } => {
-            let section = db
-                .section_size
-                .as_ref()
-                .map(|s| format!(" section size {s}"))
-                .unwrap_or_default();
             let since = since
                 .as_ref()
                 .map(|t| {

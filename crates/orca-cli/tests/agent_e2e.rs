@@ -923,3 +923,36 @@ fn a_piece_the_vault_lost_is_crosschecked_expired_and_its_file_backed_up_again()
     site.stop_agent();
     site.lose_restore_verify();
 }
+
+/// A backup the DBA takes between the attempts (another tag, to disk) makes RMAN's NOT
+/// BACKED UP SINCE skip its file; the resume backs that file up into the full's tag again, so
+/// the one recovery point restores every datafile from the vault alone.
+#[test]
+fn a_file_backed_up_elsewhere_between_attempts_is_still_in_the_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut site = Site::new(dir.path(), Setup::sectioned());
+    site.start_agent(&[(
+        "ORACLESIM_KILL_AFTER_BYTES",
+        (SECTIONED_BYTES / 4).to_string(),
+    )]);
+    let (first, ok, out) = site.backup(Some("full"));
+    assert!(!ok, "{out}");
+    let tag = detail(&site.job(&first), "tag").to_string();
+    let disk = dir.path().join("dba");
+    std::fs::create_dir_all(&disk).unwrap();
+    site.rman(&format!(
+        "run {{\n allocate channel d1 device type disk format '{}/%U';\n backup datafile 4 tag 'DBA_COPY';\n}}\n",
+        disk.display()
+    ));
+
+    site.start_agent(&[]);
+    let (second, ok, out) = site.backup(None);
+    assert!(ok, "{out}");
+    let j = site.job(&second);
+    assert_eq!(detail(&j, "tag"), tag);
+    assert_eq!(detail(&j, "backed_up_again"), "4", "{j:#}");
+    // Only the vault's pieces are left to restore from.
+    site.rman("delete noprompt backup tag 'DBA_COPY';\n");
+    site.stop_agent();
+    site.lose_restore_verify();
+}
