@@ -19,6 +19,8 @@ fn orca() -> Command {
 }
 
 mod common;
+#[path = "../../orca-repo/tests/support/pg.rs"]
+mod pg;
 
 /// Where `orca` is built, with the SBT library and the simulator beside it.
 fn bin_dir() -> PathBuf {
@@ -228,11 +230,15 @@ impl Db {
     }
 
     fn parms(&self, vault: &Vault) -> String {
+        self.parms_with(vault, &self.token)
+    }
+
+    /// A channel to `vault` with `token` (one of its own: each vault server keeps its tokens).
+    fn parms_with(&self, vault: &Vault, token: &str) -> String {
         format!(
-            "SBT_LIBRARY={}, ENV=(ORCA_VAULT={}, ORCA_TOKEN={}, ORCA_PASSWORD={PASSWORD}, ORCA_CACHE_DIR={})",
+            "SBT_LIBRARY={}, ENV=(ORCA_VAULT={}, ORCA_TOKEN={token}, ORCA_PASSWORD={PASSWORD}, ORCA_CACHE_DIR={})",
             bin_dir().join("liborca_sbt.so").display(),
             vault.url(),
-            self.token,
             self.work.join("cache").display()
         )
     }
@@ -290,6 +296,30 @@ impl Db {
         ]);
         assert!(out.contains("OK"), "{out}");
     }
+}
+
+/// kill -9 `vault` once it has committed `commits` pieces of the running `rman`, which
+/// must then fail naming the vault.
+fn kill_after_commits(rman: &mut Child, vault: &mut Vault, commits: f64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while vault.metric("orca_vault_commits_total") < commits {
+        assert!(
+            Instant::now() < deadline,
+            "no piece committed through {}",
+            vault.url()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    vault.kill();
+    let mut out = String::new();
+    rman.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(!rman.wait().unwrap().success(), "{out}");
+    assert!(out.contains("ORA-19511"), "{out}");
+    assert!(out.contains(&vault.url()), "{out}");
 }
 
 fn rand_suffix() -> u64 {
@@ -381,22 +411,7 @@ fn a_vault_killed_mid_backup_fails_the_channel_naming_it_and_a_rerun_sends_only_
         .spawn()
         .unwrap();
     // Kill the vault once some of the database has been committed, the rest in flight.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while vault.metric("orca_vault_commits_total") < 2.0 {
-        assert!(Instant::now() < deadline, "no upload started");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    vault.kill();
-    let mut out = String::new();
-    rman.stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let status = rman.wait().unwrap();
-    assert!(!status.success(), "{out}");
-    assert!(out.contains("ORA-19511"), "{out}");
-    assert!(out.contains(&vault.url()), "{out}");
+    kill_after_commits(&mut rman, &mut vault, 2.0);
     let kept = pack_bytes(&vault.data);
     assert!(kept > 0);
 
@@ -613,12 +628,6 @@ fn a_vault_on_s3_backs_up_and_a_new_host_attached_to_the_bucket_restores() {
     let mut vault = Vault::serve(data.clone());
     let mut db = Db::new(dir.path(), &vault, "ORCL");
     let db_bytes = (4 * datafile_mb() as u64) << 20;
-    let delta = |after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>| {
-        after
-            .iter()
-            .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
-            .collect::<BTreeMap<String, u64>>()
-    };
     let before = vault.object_requests();
     db.backup(&vault);
     let backup = delta(&vault.object_requests(), &before);
@@ -657,4 +666,155 @@ fn a_vault_on_s3_backs_up_and_a_new_host_attached_to_the_bucket_restores() {
     assert!(restore["get"] > 0, "{restore:?}");
     assert_eq!(restore["list"], 0, "LIST during restore: {restore:?}");
     assert_eq!(restore["put"], 0, "PUT during restore: {restore:?}");
+}
+
+/// Two vault servers on one moto bucket and one PostgreSQL index, the second attached.
+struct TwoVaults {
+    a: Vault,
+    b: Vault,
+    _s3: S3,
+    _pg: pg::PgServer,
+}
+
+impl TwoVaults {
+    fn start(root: &Path, bucket: &str) -> TwoVaults {
+        let s3 = S3::start(root, bucket);
+        let pg = pg::PgServer::start();
+        let index = pg.database("orca_two");
+        let mut shared = s3.object_args(&format!("s3://{bucket}/site1"));
+        shared.extend(["--index-url".to_string(), index.clone()]);
+        let (data_a, data_b) = (root.join("vault-a"), root.join("vault-b"));
+        run_ok(
+            orca()
+                .args(["repo", "init", "--repo"])
+                .arg(&data_a)
+                .args(&shared),
+        );
+        let out = run_ok(
+            orca()
+                .args(["repo", "attach", "--repo"])
+                .arg(&data_b)
+                .args(&shared),
+        );
+        assert!(out.contains("attached"), "{out}");
+        let info = run_ok(orca().args(["repo", "info", "--repo"]).arg(&data_b));
+        assert!(info.contains(&format!("index         {index}")), "{info}");
+        TwoVaults {
+            a: Vault::serve(data_a),
+            b: Vault::serve(data_b),
+            _s3: s3,
+            _pg: pg,
+        }
+    }
+
+    /// Four channels, two to each server (`token_b` is B's token for the database).
+    fn split_backup(&self, db: &Db, token_b: &str) -> String {
+        let (pa, pb) = (db.parms(&self.a), db.parms_with(&self.b, token_b));
+        format!(
+            "run {{\n allocate channel c1 device type sbt parms '{pa}';\n allocate channel c2 device type sbt parms '{pa}';\n allocate channel c3 device type sbt parms '{pb}';\n allocate channel c4 device type sbt parms '{pb}';\n backup database filesperset 1;\n}}\n"
+        )
+    }
+}
+
+/// Two vault servers over one bucket and one PostgreSQL index: four SBT channels split
+/// across them, the backup restored through either, LIST never called.
+#[test]
+fn two_vault_servers_on_one_bucket_and_one_postgresql_share_a_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let two = TwoVaults::start(dir.path(), "orca-two");
+    let (a, b) = (&two.a, &two.b);
+    let mut db = Db::new(dir.path(), a, "ORCL");
+    let token_b = b.token("ORCL");
+    let before = (a.object_requests(), b.object_requests());
+    db.rman_ok(&two.split_backup(&db, &token_b));
+    let (commits_a, commits_b) = (
+        a.metric("orca_vault_commits_total"),
+        b.metric("orca_vault_commits_total"),
+    );
+    assert!(
+        commits_a > 0.0 && commits_b > 0.0,
+        "pieces through A {commits_a}, B {commits_b}"
+    );
+    let backup = [
+        delta(&a.object_requests(), &before.0),
+        delta(&b.object_requests(), &before.1),
+    ];
+    // Each server lists the pieces both committed.
+    let listed = |data: &Path| {
+        let out = run_ok(orca().args(["ls", "--json", "--repo"]).arg(data));
+        serde_json::from_str::<serde_json::Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(listed(&a.data), listed(&b.data));
+
+    let before = (a.object_requests(), b.object_requests());
+    db.token = token_b;
+    db.lose_restore_verify(b);
+    db.token = a.token("ORCL");
+    db.lose_restore_verify(a);
+    let restore = [
+        delta(&a.object_requests(), &before.0),
+        delta(&b.object_requests(), &before.1),
+    ];
+    let gib = f64::from(4 * datafile_mb()) / 1024.0;
+    for (name, m) in [("backup", &backup), ("restore (twice)", &restore)] {
+        let mut total: BTreeMap<String, u64> = BTreeMap::new();
+        for side in m {
+            for (k, v) in side {
+                *total.entry(k.clone()).or_default() += v;
+            }
+        }
+        let per_gib: BTreeMap<&String, String> = total
+            .iter()
+            .map(|(k, v)| (k, format!("{:.0}", *v as f64 / gib)))
+            .collect();
+        eprintln!("two servers, S3 requests per GiB of database, {name}: {per_gib:?}");
+        assert_eq!(
+            total.get("list").copied().unwrap_or(0),
+            0,
+            "LIST during {name}: {total:?}"
+        );
+    }
+}
+
+fn delta(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+        .collect()
+}
+
+/// One of two servers killed mid-backup: its channels fail naming it; the re-run through
+/// the other server sends only what had not reached the shared repository.
+#[test]
+fn a_vault_server_killed_mid_backup_is_replaced_by_the_other_which_sends_only_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut two = TwoVaults::start(dir.path(), "orca-kill");
+    let mut db = Db::new(dir.path(), &two.a, "ORCL");
+    let token_b = two.b.token("ORCL");
+    let mut rman = db
+        .rman_cmd(&two.split_backup(&db, &token_b))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    kill_after_commits(&mut rman, &mut two.a, 1.0);
+    let kept = pack_bytes(&two.b.data);
+    assert!(kept > 0);
+
+    db.token = token_b;
+    let sent_before = two.b.metric("orca_vault_uploaded_bytes_total");
+    db.backup(&two.b);
+    let sent = two.b.metric("orca_vault_uploaded_bytes_total") - sent_before;
+    let total = pack_bytes(&two.b.data);
+    eprintln!(
+        "two servers, A killed: {kept} bytes in the shared repository after the failure; the re-run through B sent {sent} of {total}"
+    );
+    assert!(
+        sent <= (total - kept) as f64 + (32u64 << 20) as f64,
+        "re-run sent {sent} bytes; {kept} of {total} were already stored"
+    );
+    db.lose_restore_verify(&two.b);
 }

@@ -76,6 +76,15 @@ pub enum RepoError {
     },
 
     #[error(
+        "shared index error ({context}): {source}; check that the PostgreSQL server is running and reachable, and that the index's user may write its tables"
+    )]
+    IndexServer {
+        context: String,
+        #[source]
+        source: postgres::Error,
+    },
+
+    #[error(
         "fingerprint cache error ({context}): {source}; the cache only saves probes: delete the file and the next backup rebuilds it"
     )]
     Cache {
@@ -177,6 +186,8 @@ impl RepoError {
                 source.sqlite_error_code(),
                 Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
             ),
+            // The index already retried its connection; a later call may find the server back.
+            RepoError::IndexServer { source, .. } => source.is_closed() || source.code().is_none(),
             RepoError::Io { .. } => true,
             _ => false,
         }

@@ -52,7 +52,7 @@ pub use config::RepoConfig;
 pub use error::{RepoError, Result};
 pub use gc::{GcOptions, GcReport};
 pub use id::ChunkId;
-pub use index::{PieceFilter, PieceInfo, SessionGrant};
+pub use index::{IndexLocation, PieceFilter, PieceInfo, SessionGrant};
 pub use keys::{KdfParams, KeySource, Keys};
 pub use manifest::{FileType, Manifest, PieceMeta, WriteStats};
 pub use reader::{PieceReader, ReadOptions};

@@ -6,7 +6,8 @@
 //! directory (the CLI, the vault server, the SBT library's `ORCA_REPO`) then
 //! reads and writes the bucket, and the directory holds only what is local by
 //! nature: the SQLite index (rebuildable from the bucket) and the vault's
-//! records. Credentials never go into the file; they come from the usual
+//! records. With `"index": {"url": "postgresql://..."}` the index is a
+//! PostgreSQL database instead, which several servers share. Credentials never go into the file; they come from the usual
 //! `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`
 //! variables, a web identity or the instance metadata service.
 
@@ -48,6 +49,11 @@ pub struct RemoteObjects {
     /// file); the environment's credentials otherwise.
     #[serde(skip)]
     pub credentials: Option<(String, String)>,
+    /// A PostgreSQL index shared by every server on this bucket, instead of
+    /// the directory's own SQLite file (which each server would fill on its
+    /// own and never see the others' pieces in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<crate::index::postgres::PgConfig>,
 }
 
 #[derive(Deserialize)]
@@ -175,6 +181,7 @@ mod tests {
             virtual_hosted: false,
             credentials_file: None,
             credentials: None,
+            index: None,
         };
         assert_eq!(
             r("s3://b/p/q/").bucket_and_prefix().unwrap(),
@@ -201,6 +208,7 @@ mod tests {
             virtual_hosted: false,
             credentials_file: None,
             credentials: None,
+            index: None,
         };
         r.write(dir.path()).unwrap();
         let raw = std::fs::read_to_string(dir.path().join(REMOTE_FILE)).unwrap();

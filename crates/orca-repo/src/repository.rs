@@ -13,7 +13,7 @@ use crate::chunker::ChunkerSpec;
 use crate::codec::{Cipher, Codec};
 use crate::config::{DEFAULT_PACK_SIZE, DEFAULT_ZSTD_LEVEL, KeyStorage, RepoConfig};
 use crate::error::{RepoError, Result};
-use crate::index::{PieceFilter, PieceInfo};
+use crate::index::{IndexLocation, PieceFilter, PieceInfo};
 use crate::keys::{KdfParams, KeyFile, KeySource, Keys, WrappedKey, random_array};
 use crate::manifest::{Manifest, PieceMeta};
 use crate::reader::{PieceReader, ReadOptions};
@@ -96,14 +96,14 @@ impl Repository {
             });
         }
         let (objects, location) = Store::objects_of(dir)?;
-        Self::init(objects, location, &Store::local_index_path(dir), opts, key).await
+        Self::init(objects, location, &Store::index_of(dir)?, opts, key).await
     }
 
-    /// Create a repository on any object store, with its index at `index_path`.
+    /// Create a repository on any object store, with its index at `index`.
     pub async fn init(
         objects: Arc<dyn ObjectStore>,
         location: String,
-        index_path: &Path,
+        index: &IndexLocation,
         opts: &InitOptions,
         key: &NewKey,
     ) -> Result<(Repository, Arc<Store>)> {
@@ -136,9 +136,8 @@ impl Repository {
                 None
             }
         };
-        let store = Arc::new(
-            Store::create(objects, location, index_path, &config, wrapped.as_ref()).await?,
-        );
+        let store =
+            Arc::new(Store::create(objects, location, index, &config, wrapped.as_ref()).await?);
         let repo = Repository::with_keys(store.clone(), config, keys)?;
         Ok((repo, store))
     }

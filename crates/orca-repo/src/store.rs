@@ -35,7 +35,9 @@ use crate::codec::{Codec, OVERHEAD, Opened};
 use crate::config::{CONFIG_KEY, RepoConfig};
 use crate::error::{RepoError, Result};
 use crate::id::ChunkId;
-use crate::index::{Index, IndexStats, Location, PieceFilter, PieceInfo, SessionGrant};
+use crate::index::{
+    Index, IndexLocation, IndexStats, Location, PieceFilter, PieceInfo, SessionGrant,
+};
 use crate::keys::WrappedKey;
 use crate::manifest::{self, Manifest};
 use crate::pack::{self, PackBuilder, PackEntry};
@@ -193,6 +195,17 @@ impl Store {
         dir.join("index.sqlite")
     }
 
+    /// The index of the repository directory `dir`: the PostgreSQL database
+    /// its `objects.json` names, else `index.sqlite` inside it.
+    pub fn index_of(dir: &Path) -> Result<IndexLocation> {
+        Ok(
+            match crate::remote::RemoteObjects::read(dir)?.and_then(|r| r.index) {
+                Some(pg) => IndexLocation::Postgres(pg),
+                None => IndexLocation::Sqlite(Self::local_index_path(dir)),
+            },
+        )
+    }
+
     /// The objects of the repository directory `dir` and how to name them:
     /// the directory itself, or the bucket its `objects.json` names.
     pub fn objects_of(dir: &Path) -> Result<(Arc<dyn ObjectStore>, String)> {
@@ -211,7 +224,7 @@ impl Store {
             });
         }
         let (objects, location) = Self::objects_of(dir)?;
-        Self::open(objects, location, &Self::local_index_path(dir)).await
+        Self::open(objects, location, &Self::index_of(dir)?).await
     }
 
     /// Create a repository: write its config (create-only, so two concurrent
@@ -219,7 +232,7 @@ impl Store {
     pub async fn create(
         objects: Arc<dyn ObjectStore>,
         location: String,
-        index_path: &Path,
+        index: &IndexLocation,
         config: &RepoConfig,
         wrapped: Option<&WrappedKey>,
     ) -> Result<Store> {
@@ -247,13 +260,13 @@ impl Store {
                 .await
                 .map_err(|e| RepoError::storage(key, e))?;
         }
-        Self::open(objects, location, index_path).await
+        Self::open(objects, location, index).await
     }
 
     pub async fn open(
         objects: Arc<dyn ObjectStore>,
         location: String,
-        index_path: &Path,
+        index: &IndexLocation,
     ) -> Result<Store> {
         let raw = match objects.get(&obj(CONFIG_KEY)).await {
             Ok(r) => r
@@ -268,9 +281,9 @@ impl Store {
         let config = RepoConfig::parse(&raw, &format!("{location}/{CONFIG_KEY}"))?;
         let (metered, requests) = crate::metered::Metered::new(objects);
         let objects: Arc<dyn ObjectStore> = Arc::new(metered);
-        let path = index_path.to_path_buf();
+        let at = index.clone();
         let id = config.id.clone();
-        let (index, fresh) = tokio::task::spawn_blocking(move || Index::open(&path, &id))
+        let (index, fresh) = tokio::task::spawn_blocking(move || Index::open(&at, &id))
             .await
             .map_err(join_err)??;
         let pack_size = config.pack_size as usize;

@@ -32,7 +32,7 @@ pub async fn mem_repo(cipher: Cipher) -> (Repository, Arc<Store>, tempfile::Temp
     let (repo, store) = Repository::init(
         objects,
         "memory".into(),
-        &dir.path().join("index.sqlite"),
+        &orca_repo::IndexLocation::Sqlite(dir.path().join("index.sqlite")),
         &o,
         &NewKey::Passphrase(PASS.into()),
     )

@@ -5,6 +5,8 @@
 //! concurrent `init`s (or two vault servers) from both succeeding.
 
 mod common;
+#[path = "support/pg.rs"]
+mod pg;
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -14,17 +16,33 @@ use std::time::{Duration, Instant};
 
 use common::{PASS, blocks, get, opts, put};
 use object_store::ObjectStore;
+use orca_repo::index::postgres::PgConfig;
 use orca_repo::remote::RemoteObjects;
 use orca_repo::store::Store;
-use orca_repo::{GcOptions, KeySource, NewKey, RepoError, Repository};
+use orca_repo::{GcOptions, IndexLocation, KeySource, NewKey, RepoError, Repository};
+
+/// Where the suite keeps its indexes: the first client's, a second client's
+/// (another vault server: its own SQLite file, or the same shared database).
+struct Indexes {
+    first: IndexLocation,
+    second: IndexLocation,
+}
+
+impl Indexes {
+    fn sqlite(state: &Path) -> Indexes {
+        Indexes {
+            first: IndexLocation::Sqlite(state.join("index.sqlite")),
+            second: IndexLocation::Sqlite(state.join("second.sqlite")),
+        }
+    }
+}
 
 /// What every backend must do, from `init` to garbage collection.
-async fn suite(objects: Arc<dyn ObjectStore>, state: &Path) {
-    let index = state.join("index.sqlite");
+async fn suite(objects: Arc<dyn ObjectStore>, indexes: &Indexes) {
     let (repo, store) = Repository::init(
         objects.clone(),
         "suite".into(),
-        &index,
+        &indexes.first,
         &opts(),
         &NewKey::Passphrase(PASS.into()),
     )
@@ -34,7 +52,7 @@ async fn suite(objects: Arc<dyn ObjectStore>, state: &Path) {
     let again = Repository::init(
         objects.clone(),
         "suite".into(),
-        &state.join("other.sqlite"),
+        &indexes.second,
         &opts(),
         &NewKey::Passphrase(PASS.into()),
     )
@@ -72,22 +90,19 @@ async fn suite(objects: Arc<dyn ObjectStore>, state: &Path) {
 
     // Another client opening the same objects (a second vault server) sees it all.
     let other = Arc::new(
-        Store::open(
-            objects.clone(),
-            "suite".into(),
-            &state.join("second.sqlite"),
-        )
-        .await
-        .unwrap(),
+        Store::open(objects.clone(), "suite".into(), &indexes.second)
+            .await
+            .unwrap(),
     );
     let r2 = Repository::open(other.clone(), &KeySource::Passphrase(PASS.into()))
         .await
         .unwrap();
     let out = get(&r2, "db/df1").await.unwrap();
     assert!(out == data, "the second client restores the same bytes");
-    // A piece committed through the first client after the second opened: the
-    // second's index has never seen the name, so only the create-only write of
-    // the manifest object (If-None-Match on S3) keeps it from replacing the piece.
+    // A piece committed through the first client after the second opened: a
+    // second SQLite index has never seen the name, so only the create-only
+    // write of the manifest object (If-None-Match on S3) keeps it from
+    // replacing the piece; a shared index refuses it first.
     let late = blocks(20, 4);
     put(&repo, "db/late", late.clone()).await.unwrap();
     let err = put(&r2, "db/late", blocks(20, 5)).await.unwrap_err();
@@ -129,7 +144,11 @@ async fn suite(objects: Arc<dyn ObjectStore>, state: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_memory() {
     let dir = tempfile::tempdir().unwrap();
-    suite(Arc::new(object_store::memory::InMemory::new()), dir.path()).await;
+    suite(
+        Arc::new(object_store::memory::InMemory::new()),
+        &Indexes::sqlite(dir.path()),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,7 +156,11 @@ async fn local_directory() {
     let dir = tempfile::tempdir().unwrap();
     let objects = dir.path().join("objects");
     std::fs::create_dir_all(&objects).unwrap();
-    suite(Store::local_objects(&objects).unwrap(), dir.path()).await;
+    suite(
+        Store::local_objects(&objects).unwrap(),
+        &Indexes::sqlite(dir.path()),
+    )
+    .await;
 }
 
 /// A moto S3 server on a free port, stopped when dropped.
@@ -197,6 +220,7 @@ impl S3Server {
             virtual_hosted: false,
             credentials_file: Some(path),
             credentials: None,
+            index: None,
         }
     }
 }
@@ -230,7 +254,7 @@ async fn s3_compatible_server() {
     let server = S3Server::start("orca-suite");
     let remote = server.remote("s3://orca-suite/site1/repo");
     let dir = tempfile::tempdir().unwrap();
-    suite(remote.objects().unwrap(), dir.path()).await;
+    suite(remote.objects().unwrap(), &Indexes::sqlite(dir.path())).await;
 }
 
 /// A repository directory whose `objects.json` names a bucket opens like any
@@ -265,4 +289,82 @@ async fn a_directory_with_objects_json_keeps_its_objects_in_the_bucket() {
         .err()
         .unwrap();
     assert!(matches!(e, RepoError::AlreadyInitialised { .. }), "{e}");
+}
+
+fn pg_index(url: String) -> IndexLocation {
+    IndexLocation::Postgres(PgConfig {
+        url,
+        password_file: None,
+    })
+}
+
+/// The scale-out backend: objects in a bucket, the index in PostgreSQL,
+/// shared by the second client as a second vault server shares it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_compatible_server_with_a_postgresql_index() {
+    let server = S3Server::start("orca-pg-suite");
+    let pg = pg::PgServer::start();
+    let url = pg.database("suite");
+    let remote = server.remote("s3://orca-pg-suite/repo");
+    let indexes = Indexes {
+        first: pg_index(url.clone()),
+        second: pg_index(url),
+    };
+    suite(remote.objects().unwrap(), &indexes).await;
+}
+
+/// Two directories naming one bucket and one PostgreSQL index (two vault
+/// servers' state directories) see each other's pieces at once, with no
+/// rebuild; a PostgreSQL restart between calls is ridden out by reconnecting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_directories_share_one_postgresql_index() {
+    let server = S3Server::start("orca-pg-dirs");
+    let pg = pg::PgServer::start();
+    let mut remote = server.remote("s3://orca-pg-dirs/r");
+    remote.index = Some(PgConfig {
+        url: pg.database("shared"),
+        password_file: None,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    remote.write(&a).unwrap();
+    remote.write(&b).unwrap();
+    let (ra, _) = Repository::init_local(&a, &opts(), &NewKey::Passphrase(PASS.into()))
+        .await
+        .unwrap();
+    let (rb, _) = Repository::open_local(&b, &KeySource::Passphrase(PASS.into()))
+        .await
+        .unwrap();
+    let data = blocks(200, 3);
+    put(&ra, "p1", data.clone()).await.unwrap();
+    assert!(!a.join("index.sqlite").exists() && !b.join("index.sqlite").exists());
+    assert_eq!(rb.list(&Default::default()).await.unwrap().len(), 1);
+    assert!(get(&rb, "p1").await.unwrap() == data);
+    // The same data through the other server stores nothing new: one index.
+    let again = put(&rb, "p2", data.clone()).await.unwrap();
+    assert_eq!(again.manifest.header.meta.stats.unwrap().new_bytes, 0);
+
+    // PostgreSQL goes away while a backup writes and comes back: the index
+    // reconnects and the backup commits.
+    pg.down();
+    let writer = tokio::spawn({
+        let ra = ra.clone();
+        async move { put(&ra, "p3", blocks(50, 8)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    pg.up();
+    writer.await.unwrap().unwrap();
+    assert_eq!(rb.list(&Default::default()).await.unwrap().len(), 3);
+
+    // A database that belongs to another repository is refused by name.
+    let other = Repository::init(
+        Arc::new(object_store::memory::InMemory::new()),
+        "other".into(),
+        &IndexLocation::Postgres(remote.index.clone().unwrap()),
+        &opts(),
+        &NewKey::Passphrase(PASS.into()),
+    )
+    .await;
+    let e = other.err().unwrap().to_string();
+    assert!(e.contains("belongs to repository"), "{e}");
 }

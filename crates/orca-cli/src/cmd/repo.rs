@@ -92,6 +92,16 @@ pub struct ObjectArgs {
     /// JSON file {"access_key_id": .., "secret_access_key": ..} to read the credentials from.
     #[arg(long, value_name = "FILE", requires = "objects")]
     s3_credentials_file: Option<PathBuf>,
+    /// Keep the index and catalog in this PostgreSQL database (13+) instead
+    /// of the directory's SQLite file, so several vault servers on the same
+    /// bucket share it: postgresql://USER@HOST:PORT/DATABASE, one database
+    /// (or schema, through ?options=-csearch_path=NAME) per repository. The
+    /// password comes from --index-password-file or PGPASSWORD.
+    #[arg(long, value_name = "URL", requires = "objects")]
+    index_url: Option<String>,
+    /// File whose first line is the PostgreSQL password (mode 0600).
+    #[arg(long, value_name = "FILE", requires = "index_url")]
+    index_password_file: Option<PathBuf>,
 }
 
 impl ObjectArgs {
@@ -105,6 +115,13 @@ impl ObjectArgs {
                 virtual_hosted: self.s3_virtual_hosted,
                 credentials_file: self.s3_credentials_file.clone(),
                 credentials: None,
+                index: self
+                    .index_url
+                    .clone()
+                    .map(|url| orca_repo::index::postgres::PgConfig {
+                        url,
+                        password_file: self.index_password_file.clone(),
+                    }),
             })
     }
 }
@@ -255,14 +272,21 @@ async fn attach(a: AttachArgs) -> Result<()> {
             return Err(e).with_context(|| format!("cannot open the repository in {}", remote.url));
         }
     };
-    let report = store.rebuild_index(None).await?;
+    // A shared index is already whole (opening it filled it if it was new);
+    // rebuilding it would make the pieces vanish for every other server
+    // until the rebuild ended.
+    let (pieces, chunks) = if remote.index.is_some() {
+        let s = store.stats().await?;
+        (s.pieces, s.chunks)
+    } else {
+        let r = store.rebuild_index(None).await?;
+        (r.pieces, r.chunks)
+    };
     println!(
-        "attached {} to repository {} in {}: {} pieces, {} chunks indexed",
+        "attached {} to repository {} in {}: {pieces} pieces, {chunks} chunks indexed",
         a.repo.display(),
         store.config().id,
         remote.url,
-        report.pieces,
-        report.chunks
     );
     Ok(())
 }
@@ -271,16 +295,19 @@ async fn info(a: InfoArgs) -> Result<()> {
     let store = a.repo.open_store().await?;
     let c = store.config().clone();
     let s = store.stats().await?;
-    let objects = orca_repo::remote::RemoteObjects::read(&a.repo.repo)?.map(|r| r.url);
+    let remote = orca_repo::remote::RemoteObjects::read(&a.repo.repo)?;
+    let objects = remote.as_ref().map(|r| r.url.clone());
+    let index = orca_repo::Store::index_of(&a.repo.repo)?.to_string();
     if a.json {
-        print_json(
-            &json!({ "repository": a.repo.repo, "objects": objects, "config": c, "stats": s }),
-        )?;
+        print_json(&json!({
+            "repository": a.repo.repo, "objects": objects, "index": index, "config": c, "stats": s
+        }))?;
     } else {
         println!("repository {} at {}", c.id, a.repo.repo.display());
         if let Some(url) = &objects {
             println!("  objects in    {url}");
         }
+        println!("  index         {index}");
         println!("  created       {}", common::format_time(c.created));
         println!(
             "  cipher        {}, zstd level {}",

@@ -1,25 +1,22 @@
-//! The embedded index and catalog (SQLite in WAL mode).
-//!
-//! It answers "which of these chunk ids are stored, and where" and lists
-//! pieces by name, database and time. It is a cache of what the objects say
-//! (pack trailers, manifests) and can be rebuilt from them at any time.
-//! SQLite's WAL mode with a busy timeout lets several processes (one per RMAN
-//! channel) use one local repository at once.
+//! The embedded index (SQLite in WAL mode), the default beside a local
+//! repository. WAL mode with a busy timeout lets several processes (one per
+//! RMAN channel) use one local repository at once.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
 
+use super::{
+    GcRun, IndexBackend, IndexStats, Location, PieceFilter, PieceInfo, SCHEMA_VERSION,
+    SESSION_TTL_SECS, SessionGrant, Swept,
+};
 use crate::error::{RepoError, Result};
 use crate::id::ChunkId;
-use crate::manifest::{FileType, Manifest, PieceMeta};
+use crate::manifest::PieceMeta;
 use crate::pack::PackEntry;
-
-const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -72,112 +69,6 @@ CREATE TABLE IF NOT EXISTS pack_checks (
 );
 ";
 
-/// What [`Index::sweep_pack`] did: dropped chunks as (payload bytes, last
-/// reference), and the entries left in the pack.
-pub type Swept = (Vec<(u64, i64)>, Vec<PackEntry>);
-
-/// A chunk row: id, base, offset, payload length, plain length, last reference.
-type ChunkRow = (Vec<u8>, Option<Vec<u8>>, u32, u32, u32, i64);
-
-/// A writer session not renewed for this long is dead (its process crashed)
-/// and no longer holds garbage collection back.
-pub const SESSION_TTL_SECS: i64 = 600;
-
-/// What [`Index::begin_session`] granted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionGrant {
-    pub id: u64,
-    /// The store's clock when the session began: the `updated` time of the
-    /// lineage this writer will leave behind.
-    pub started: i64,
-    /// Whether the lineage the writer asked to rely on is still trustworthy
-    /// (no collection since it was recorded could have swept its chunks).
-    pub lineage_ok: bool,
-}
-
-/// A garbage collection in progress (or interrupted, to be resumed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GcRun {
-    pub started: i64,
-    /// Chunks referenced (probed, uploaded, committed) at or after the fence
-    /// are kept whatever the manifests say.
-    pub fence: i64,
-    pub heartbeat: i64,
-}
-
-/// A piece as the catalog lists it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PieceInfo {
-    pub name: String,
-    pub database: Option<String>,
-    pub dbid: Option<u64>,
-    pub file_type: FileType,
-    /// Seconds since the Unix epoch.
-    pub created: i64,
-    pub size: u64,
-    pub chunks: u64,
-    /// Encoded bytes this piece added to the repository when written.
-    pub stored: u64,
-    pub meta: PieceMeta,
-}
-
-impl PieceInfo {
-    pub fn from_manifest(m: &Manifest) -> Self {
-        let meta = m.header.meta.clone();
-        PieceInfo {
-            name: m.header.name.clone(),
-            database: meta.database.clone(),
-            dbid: meta.dbid,
-            file_type: meta.file_type,
-            created: meta.created,
-            size: m.header.size,
-            chunks: m.chunks.len() as u64,
-            stored: meta.stats.as_ref().map(|s| s.new_bytes).unwrap_or(0),
-            meta,
-        }
-    }
-}
-
-/// Which pieces to list.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct PieceFilter {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name_prefix: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub database: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dbid: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file_type: Option<FileType>,
-    /// Created at or after (Unix seconds).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since: Option<i64>,
-    /// Created before (Unix seconds).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub until: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u64>,
-}
-
-/// Where a chunk is stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Location {
-    pub pack: String,
-    pub entry: PackEntry,
-}
-
-/// Counts for `orca repo info`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct IndexStats {
-    pub packs: u64,
-    pub pack_bytes: u64,
-    pub chunks: u64,
-    pub chunk_bytes: u64,
-    pub raw_bytes: u64,
-    pub pieces: u64,
-    pub piece_bytes: u64,
-}
-
 /// Open a SQLite database in WAL mode, as several processes may at once.
 /// Switching a new file to WAL takes a lock that SQLite does not wait for
 /// (the busy timeout does not apply), so a concurrent opener retries.
@@ -200,16 +91,18 @@ pub(crate) fn open_wal(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// A chunk row: id, base, offset, payload length, plain length, last reference.
+type ChunkRow = (Vec<u8>, Option<Vec<u8>>, u32, u32, u32, i64);
+
 #[derive(Debug)]
-pub struct Index {
+pub struct SqliteIndex {
     conn: Mutex<Connection>,
-    path: PathBuf,
 }
 
-impl Index {
+impl SqliteIndex {
     /// Open or create the index at `path` for repository `repo_id`. Returns the
     /// index and whether it was created empty (the caller then rebuilds it).
-    pub fn open(path: &Path, repo_id: &str) -> Result<(Index, bool)> {
+    pub fn open(path: &Path, repo_id: &str) -> Result<(SqliteIndex, bool)> {
         let ctx = |what: &str| format!("{what} {}", path.display());
         let conn = open_wal(path).map_err(|e| RepoError::index(ctx("cannot open"), e))?;
         conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
@@ -236,16 +129,11 @@ impl Index {
             }
         };
         Ok((
-            Index {
+            SqliteIndex {
                 conn: Mutex::new(conn),
-                path: path.to_path_buf(),
             },
             fresh,
         ))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn with<T>(
@@ -257,11 +145,28 @@ impl Index {
         f(&mut conn).map_err(|e| RepoError::index(what.to_string(), e))
     }
 
-    /// The subset of `ids` the index does not know. With `touch`, the
-    /// reference time of the others is set to `now`: a chunk a backup was
-    /// just told it can rely on must survive garbage collection until that
-    /// backup commits.
-    pub fn missing(&self, ids: &[ChunkId], touch: Option<i64>) -> Result<Vec<ChunkId>> {
+    fn meta_get(tx: &rusqlite::Transaction<'_>, k: &str) -> rusqlite::Result<Option<String>> {
+        tx.query_row("SELECT v FROM meta WHERE k = ?1", [k], |r| r.get(0))
+            .optional()
+    }
+
+    fn meta_set(tx: &rusqlite::Transaction<'_>, k: &str, v: &str) -> rusqlite::Result<()> {
+        tx.execute(
+            "INSERT OR REPLACE INTO meta(k, v) VALUES (?1, ?2)",
+            params![k, v],
+        )
+        .map(|_| ())
+    }
+
+    fn fence_of(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<i64> {
+        Ok(Self::meta_get(tx, "gc_fence")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+}
+
+impl IndexBackend for SqliteIndex {
+    fn missing(&self, ids: &[ChunkId], touch: Option<i64>) -> Result<Vec<ChunkId>> {
         self.with("probe", |c| {
             let tx = match touch {
                 Some(_) => c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?,
@@ -300,9 +205,7 @@ impl Index {
         })
     }
 
-    /// For each id: `None` when absent, `Some(None)` for a full chunk,
-    /// `Some(Some(base))` for a delta.
-    pub fn kinds(&self, ids: &[ChunkId]) -> Result<Vec<Option<Option<ChunkId>>>> {
+    fn kinds(&self, ids: &[ChunkId]) -> Result<Vec<Option<Option<ChunkId>>>> {
         self.with("look up chunks", |c| {
             let tx = c.transaction()?;
             let mut out = Vec::with_capacity(ids.len());
@@ -320,7 +223,7 @@ impl Index {
         })
     }
 
-    pub fn locate(&self, ids: &[ChunkId]) -> Result<Vec<Option<Location>>> {
+    fn locate(&self, ids: &[ChunkId]) -> Result<Vec<Option<Location>>> {
         self.with("locate chunks", |c| {
             let tx = c.transaction()?;
             let mut out = Vec::with_capacity(ids.len());
@@ -353,9 +256,7 @@ impl Index {
         })
     }
 
-    /// Record a stored pack and its chunks. A chunk already indexed elsewhere
-    /// keeps its first location; the duplicate copy is garbage for GC.
-    pub fn add_pack(&self, name: &str, size: u64, entries: &[PackEntry], now: i64) -> Result<()> {
+    fn add_pack(&self, name: &str, size: u64, entries: &[PackEntry], now: i64) -> Result<()> {
         self.with("record pack", |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute(
@@ -384,10 +285,7 @@ impl Index {
         })
     }
 
-    /// Record a committed piece and refresh the reference time of its chunks
-    /// and of the bases they build on (garbage collection keeps recently
-    /// referenced chunks).
-    pub fn add_piece(&self, info: &PieceInfo, chunk_ids: &[ChunkId], now: i64) -> Result<()> {
+    fn add_piece(&self, info: &PieceInfo, chunk_ids: &[ChunkId], now: i64) -> Result<()> {
         let meta =
             serde_json::to_string(&info.meta).map_err(|e| RepoError::Internal(e.to_string()))?;
         self.with("record piece", |c| {
@@ -420,8 +318,7 @@ impl Index {
         })
     }
 
-    /// Bases of delta chunks among `ids` that are not stored.
-    pub fn missing_bases(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
+    fn missing_bases(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
         self.with("check bases", |c| {
             let tx = c.transaction()?;
             let mut out = Vec::new();
@@ -444,10 +341,7 @@ impl Index {
         })
     }
 
-    /// Note that the manifest of `name` is about to be written, so a crash
-    /// between that write and [`Index::add_piece`] is repaired by the next
-    /// listing instead of leaving a committed piece the catalog does not show.
-    pub fn begin_commit(&self, name: &str, now: i64) -> Result<()> {
+    fn begin_commit(&self, name: &str, now: i64) -> Result<()> {
         self.with("record commit in flight", |c| {
             c.execute(
                 "INSERT OR REPLACE INTO commits_in_flight(name, started) VALUES (?1, ?2)",
@@ -457,15 +351,14 @@ impl Index {
         })
     }
 
-    pub fn end_commit(&self, name: &str) -> Result<()> {
+    fn end_commit(&self, name: &str) -> Result<()> {
         self.with("clear commit in flight", |c| {
             c.execute("DELETE FROM commits_in_flight WHERE name = ?1", [name])?;
             Ok(())
         })
     }
 
-    /// Commits begun and not finished, as (name, started).
-    pub fn commits_in_flight(&self) -> Result<Vec<(String, i64)>> {
+    fn commits_in_flight(&self) -> Result<Vec<(String, i64)>> {
         self.with("list commits in flight", |c| {
             let mut st = c.prepare("SELECT name, started FROM commits_in_flight")?;
             let rows = st
@@ -475,13 +368,13 @@ impl Index {
         })
     }
 
-    pub fn remove_piece(&self, name: &str) -> Result<bool> {
+    fn remove_piece(&self, name: &str) -> Result<bool> {
         self.with("remove piece", |c| {
             Ok(c.execute("DELETE FROM pieces WHERE name = ?1", [name])? > 0)
         })
     }
 
-    pub fn piece(&self, name: &str) -> Result<Option<PieceInfo>> {
+    fn piece(&self, name: &str) -> Result<Option<PieceInfo>> {
         self.with("look up piece", |c| {
             c.query_row(
                 "SELECT name, database, dbid, file_type, created, size, chunks, stored, meta FROM pieces WHERE name = ?1",
@@ -492,7 +385,7 @@ impl Index {
         })
     }
 
-    pub fn list(&self, f: &PieceFilter) -> Result<Vec<PieceInfo>> {
+    fn list(&self, f: &PieceFilter) -> Result<Vec<PieceInfo>> {
         let mut sql = String::from(
             "SELECT name, database, dbid, file_type, created, size, chunks, stored, meta FROM pieces WHERE 1=1",
         );
@@ -534,8 +427,7 @@ impl Index {
         })
     }
 
-    /// Every pack the index knows, with its size.
-    pub fn packs(&self) -> Result<Vec<(String, u64)>> {
+    fn packs(&self) -> Result<Vec<(String, u64)>> {
         self.with("list packs", |c| {
             let mut st = c.prepare("SELECT name, size FROM packs ORDER BY name")?;
             let rows = st.query_map([], |r| {
@@ -545,7 +437,7 @@ impl Index {
         })
     }
 
-    pub fn stats(&self) -> Result<IndexStats> {
+    fn stats(&self) -> Result<IndexStats> {
         self.with("count", |c| {
             let (packs, pack_bytes): (i64, i64) =
                 c.query_row("SELECT count(*), coalesce(sum(size),0) FROM packs", [], |r| {
@@ -572,39 +464,14 @@ impl Index {
         })
     }
 
-    fn meta_get(tx: &rusqlite::Transaction<'_>, k: &str) -> rusqlite::Result<Option<String>> {
-        tx.query_row("SELECT v FROM meta WHERE k = ?1", [k], |r| r.get(0))
-            .optional()
-    }
-
-    fn meta_set(tx: &rusqlite::Transaction<'_>, k: &str, v: &str) -> rusqlite::Result<()> {
-        tx.execute(
-            "INSERT OR REPLACE INTO meta(k, v) VALUES (?1, ?2)",
-            params![k, v],
-        )
-        .map(|_| ())
-    }
-
-    fn fence_of(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<i64> {
-        Ok(Self::meta_get(tx, "gc_fence")?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0))
-    }
-
-    /// Lineages recorded before this time may name chunks a collection swept.
-    pub fn gc_fence(&self) -> Result<i64> {
+    fn gc_fence(&self) -> Result<i64> {
         self.with("read the collection fence", |c| {
             let tx = c.transaction()?;
             Self::fence_of(&tx)
         })
     }
 
-    /// Register a writer. Until it ends (or stops renewing), no collection
-    /// sweeps a chunk referenced at or after its floor: `now`, or the time
-    /// `lineage_since` its lineage was recorded when that lineage is still
-    /// trustworthy. Checking the fence and inserting the session in one
-    /// transaction orders it against a collection computing its fence.
-    pub fn begin_session(
+    fn begin_session(
         &self,
         holder: &str,
         lineage_since: Option<i64>,
@@ -628,10 +495,7 @@ impl Index {
         })
     }
 
-    /// Extend a running session to a lineage recorded at `since`; `false`
-    /// (and nothing changes) when that lineage is no longer trustworthy or
-    /// the session is gone.
-    pub fn adopt_lineage(&self, id: u64, since: i64, now: i64) -> Result<bool> {
+    fn adopt_lineage(&self, id: u64, since: i64, now: i64) -> Result<bool> {
         self.with("extend a writer session", |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             if since < Self::fence_of(&tx)? || since > now {
@@ -646,8 +510,7 @@ impl Index {
         })
     }
 
-    /// `false` when the session is unknown (ended, or expired and removed).
-    pub fn renew_session(&self, id: u64, now: i64) -> Result<bool> {
+    fn renew_session(&self, id: u64, now: i64) -> Result<bool> {
         self.with("renew a writer session", |c| {
             Ok(c.execute(
                 "UPDATE sessions SET renewed = ?2 WHERE id = ?1",
@@ -656,8 +519,7 @@ impl Index {
         })
     }
 
-    /// Who holds session `id`, if it exists.
-    pub fn session_holder(&self, id: u64) -> Result<Option<String>> {
+    fn session_holder(&self, id: u64) -> Result<Option<String>> {
         self.with("look up a writer session", |c| {
             c.query_row(
                 "SELECT holder FROM sessions WHERE id = ?1",
@@ -668,15 +530,14 @@ impl Index {
         })
     }
 
-    pub fn end_session(&self, id: u64) -> Result<()> {
+    fn end_session(&self, id: u64) -> Result<()> {
         self.with("end a writer session", |c| {
             c.execute("DELETE FROM sessions WHERE id = ?1", [id as i64])
                 .map(|_| ())
         })
     }
 
-    /// Writer sessions alive at `now`, as (holder, floor, started).
-    pub fn live_sessions(&self, now: i64) -> Result<Vec<(String, i64, i64)>> {
+    fn live_sessions(&self, now: i64) -> Result<Vec<(String, i64, i64)>> {
         self.with("list writer sessions", |c| {
             let mut st = c.prepare(
                 "SELECT holder, floor, started FROM sessions WHERE renewed >= ?1 ORDER BY floor",
@@ -688,12 +549,7 @@ impl Index {
         })
     }
 
-    /// Start a collection, or resume the one a crash interrupted (keeping its
-    /// fence). The fence is the older of `now - grace` and every live
-    /// session's floor; it is published at once, so a writer starting from
-    /// now on does not trust a lineage older than it. `Err(run)` when another
-    /// collection is alive.
-    pub fn gc_begin(&self, grace: i64, now: i64) -> Result<std::result::Result<GcRun, GcRun>> {
+    fn gc_begin(&self, grace: i64, now: i64) -> Result<std::result::Result<GcRun, GcRun>> {
         self.with("start a collection", |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let running: Option<GcRun> =
@@ -731,7 +587,7 @@ impl Index {
         })
     }
 
-    pub fn gc_heartbeat(&self, run: &GcRun, now: i64) -> Result<()> {
+    fn gc_heartbeat(&self, run: &GcRun, now: i64) -> Result<()> {
         let beat = GcRun {
             heartbeat: now,
             ..*run
@@ -747,11 +603,7 @@ impl Index {
         })
     }
 
-    /// End a collection. The published fence drops back to just after the
-    /// newest reference among the swept chunks (never below where a previous
-    /// collection left it), so lineages newer than everything swept stay
-    /// trusted.
-    pub fn gc_finish(&self, newest_swept: Option<i64>, previous_fence: i64) -> Result<i64> {
+    fn gc_finish(&self, newest_swept: Option<i64>, previous_fence: i64) -> Result<i64> {
         self.with("finish a collection", |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let fence = previous_fence.max(newest_swept.map_or(0, |t| t + 1));
@@ -762,8 +614,7 @@ impl Index {
         })
     }
 
-    /// Packs with their index key, name and size.
-    pub fn pack_rows(&self) -> Result<Vec<(i64, String, u64)>> {
+    fn pack_rows(&self) -> Result<Vec<(i64, String, u64)>> {
         self.with("list packs", |c| {
             let mut st = c.prepare("SELECT pk, name, size FROM packs ORDER BY pk")?;
             let rows = st.query_map([], |r| {
@@ -773,10 +624,7 @@ impl Index {
         })
     }
 
-    /// Bases that chunks kept by a collection with `fence` build on: those of
-    /// chunks referenced since the fence. (Bases of marked chunks the caller
-    /// adds itself.)
-    pub fn recent_bases(&self, fence: i64) -> Result<Vec<ChunkId>> {
+    fn recent_bases(&self, fence: i64) -> Result<Vec<ChunkId>> {
         self.with("list bases", |c| {
             let mut st = c.prepare(
                 "SELECT DISTINCT base FROM chunks WHERE base IS NOT NULL AND last_ref >= ?1",
@@ -788,17 +636,7 @@ impl Index {
         })
     }
 
-    /// In one transaction: drop from pack `pk` every chunk that is not
-    /// `keep`-ed and was last referenced before `fence`. A probe or commit
-    /// touching a chunk orders itself before (the chunk survives) or after
-    /// (it is reported missing and sent again). Returns what was dropped, as
-    /// (payload bytes, last reference), and the entries that remain.
-    pub fn sweep_pack(
-        &self,
-        pk: i64,
-        fence: i64,
-        keep: &dyn Fn(&ChunkId) -> bool,
-    ) -> Result<Swept> {
+    fn sweep_pack(&self, pk: i64, fence: i64, keep: &dyn Fn(&ChunkId) -> bool) -> Result<Swept> {
         self.with("sweep a pack", |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut dropped = Vec::new();
@@ -857,10 +695,7 @@ impl Index {
         })
     }
 
-    /// Point chunks at the new pack `name`, which holds copies of them: each
-    /// entry (its place in the new pack) with the pack it is in now. A chunk
-    /// no longer in that pack (swept meanwhile) is left alone.
-    pub fn move_chunks(
+    fn move_chunks(
         &self,
         name: &str,
         size: u64,
@@ -887,8 +722,7 @@ impl Index {
         })
     }
 
-    /// Forget pack `pk` when no chunk points at it; `true` when it is gone.
-    pub fn remove_pack_if_empty(&self, pk: i64) -> Result<bool> {
+    fn remove_pack_if_empty(&self, pk: i64) -> Result<bool> {
         self.with("remove a pack", |c| {
             Ok(c.execute(
                 "DELETE FROM packs WHERE pk = ?1 AND NOT EXISTS (SELECT 1 FROM chunks WHERE pack = ?1)",
@@ -897,8 +731,7 @@ impl Index {
         })
     }
 
-    /// Names of the packs the index knows.
-    pub fn pack_names(&self) -> Result<std::collections::HashSet<String>> {
+    fn pack_names(&self) -> Result<HashSet<String>> {
         self.with("list packs", |c| {
             let mut st = c.prepare("SELECT name FROM packs")?;
             let rows = st.query_map([], |r| r.get::<_, String>(0))?;
@@ -906,8 +739,7 @@ impl Index {
         })
     }
 
-    /// The chunks the index places in pack `name`.
-    pub fn pack_chunk_ids(&self, name: &str) -> Result<HashSet<ChunkId>> {
+    fn pack_chunk_ids(&self, name: &str) -> Result<HashSet<ChunkId>> {
         self.with("list a pack's chunks", |c| {
             let mut st = c.prepare_cached(
                 "SELECT c.id FROM chunks c JOIN packs p ON p.pk = c.pack WHERE p.name = ?1",
@@ -923,10 +755,7 @@ impl Index {
         })
     }
 
-    /// Forget deltas whose base the index does not hold (a collection swept
-    /// the base; the delta's blob lingers in a pack until it is rewritten).
-    /// Bases are never deltas themselves, so one pass is enough.
-    pub fn drop_baseless_deltas(&self) -> Result<u64> {
+    fn drop_baseless_deltas(&self) -> Result<u64> {
         self.with("drop deltas without a base", |c| {
             c.execute(
                 "DELETE FROM chunks WHERE base IS NOT NULL AND base NOT IN (SELECT id FROM chunks)",
@@ -936,8 +765,7 @@ impl Index {
         })
     }
 
-    /// Record the outcome of checking a pack.
-    pub fn record_check(&self, name: &str, ok: bool, now: i64) -> Result<()> {
+    fn record_check(&self, name: &str, ok: bool, now: i64) -> Result<()> {
         self.with("record a pack check", |c| {
             c.execute(
                 "INSERT OR REPLACE INTO pack_checks(name, checked, ok) VALUES (?1, ?2, ?3)",
@@ -947,9 +775,7 @@ impl Index {
         })
     }
 
-    /// Packs in the order a sampling verify should read them: never checked
-    /// first, then the longest unchecked; with the time of the last check.
-    pub fn packs_by_check_age(&self) -> Result<Vec<(String, u64, Option<i64>)>> {
+    fn packs_by_check_age(&self) -> Result<Vec<(String, u64, Option<i64>)>> {
         self.with("list packs by check age", |c| {
             let mut st = c.prepare(
                 "SELECT p.name, p.size, k.checked FROM packs p LEFT JOIN pack_checks k ON k.name = p.name
@@ -962,8 +788,7 @@ impl Index {
         })
     }
 
-    /// Forget everything (before a rebuild).
-    pub fn clear(&self) -> Result<()> {
+    fn clear(&self) -> Result<()> {
         self.with("clear", |c| {
             c.execute_batch("BEGIN IMMEDIATE; DELETE FROM chunks; DELETE FROM packs; DELETE FROM pieces; COMMIT;")
         })
