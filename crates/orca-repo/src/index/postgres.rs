@@ -204,18 +204,19 @@ impl PgIndex {
             url: cfg.redacted(),
             idle: Mutex::new(Vec::new()),
         };
-        let stored = index.write("create the schema", |tx| {
+        // A database a newer build migrated is left untouched: this one would misread it.
+        let (applied, stored) = index.write("create the schema", |tx| {
             tx.batch_execute(
                 "CREATE TABLE IF NOT EXISTS orca_schema (version INTEGER PRIMARY KEY)",
             )?;
-            let applied: Option<i32> = tx
+            let applied = tx
                 .query_one("SELECT max(version) FROM orca_schema", &[])?
-                .get(0);
-            for (n, sql) in MIGRATIONS
-                .iter()
-                .enumerate()
-                .skip(applied.unwrap_or(0) as usize)
-            {
+                .get::<_, Option<i32>>(0)
+                .unwrap_or(0) as usize;
+            if applied > MIGRATIONS.len() {
+                return Ok((applied, None));
+            }
+            for (n, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
                 tx.batch_execute(sql)?;
                 tx.execute(
                     "INSERT INTO orca_schema(version) VALUES ($1)",
@@ -231,18 +232,11 @@ impl PgIndex {
                     &[&repo_id, &SCHEMA_VERSION.to_string()],
                 )?;
             }
-            Ok(stored)
+            Ok((applied, stored))
         })?;
-        if let Some(v) = index
-            .read("read the schema version", |tx| {
-                Ok(tx
-                    .query_one("SELECT max(version) FROM orca_schema", &[])?
-                    .get::<_, Option<i32>>(0))
-            })?
-            .filter(|v| *v as usize > MIGRATIONS.len())
-        {
+        if applied > MIGRATIONS.len() {
             return Err(RepoError::InvalidArgument(format!(
-                "the index at {} has schema version {v}, newer than this build knows ({}): upgrade orca",
+                "the index at {} has schema version {applied}, newer than this build knows ({}): upgrade orca",
                 index.url,
                 MIGRATIONS.len()
             )));
