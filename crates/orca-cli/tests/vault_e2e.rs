@@ -229,16 +229,13 @@ impl Db {
         db
     }
 
+    /// A channel to `vault` with the database's token.
     fn parms(&self, vault: &Vault) -> String {
-        self.parms_with(vault, &self.token)
-    }
-
-    /// A channel to `vault` with `token` (one of its own: each vault server keeps its tokens).
-    fn parms_with(&self, vault: &Vault, token: &str) -> String {
         format!(
-            "SBT_LIBRARY={}, ENV=(ORCA_VAULT={}, ORCA_TOKEN={token}, ORCA_PASSWORD={PASSWORD}, ORCA_CACHE_DIR={})",
+            "SBT_LIBRARY={}, ENV=(ORCA_VAULT={}, ORCA_TOKEN={}, ORCA_PASSWORD={PASSWORD}, ORCA_CACHE_DIR={})",
             bin_dir().join("liborca_sbt.so").display(),
             vault.url(),
+            self.token,
             self.work.join("cache").display()
         )
     }
@@ -311,15 +308,45 @@ fn kill_after_commits(rman: &mut Child, vault: &mut Vault, commits: f64) {
         std::thread::sleep(Duration::from_millis(5));
     }
     vault.kill();
+    let (ok, out) = finish(rman);
+    assert!(!ok, "{out}");
+    assert!(out.contains("ORA-19511"), "{out}");
+    assert!(out.contains(&vault.url()), "{out}");
+}
+
+/// Wait for `child`: whether it succeeded, and what it printed.
+fn finish(child: &mut Child) -> (bool, String) {
     let mut out = String::new();
-    rman.stdout
+    child
+        .stdout
         .take()
         .unwrap()
         .read_to_string(&mut out)
         .unwrap();
-    assert!(!rman.wait().unwrap().success(), "{out}");
-    assert!(out.contains("ORA-19511"), "{out}");
-    assert!(out.contains(&vault.url()), "{out}");
+    (child.wait().unwrap().success(), out)
+}
+
+/// Every piece in `data` reads back with every chunk checked (`orca verify`, deep).
+fn verify_deep(data: &Path) {
+    let check = run_ok(orca().args(["verify", "--json", "--repo"]).arg(data));
+    let check: serde_json::Value = serde_json::from_str(&check).unwrap();
+    assert!(check["problems"].as_array().unwrap().is_empty(), "{check}");
+    assert!(check["deep"].as_bool().unwrap());
+}
+
+/// `orca vault gc --grace 0s --json` on `data`; it may only be refused because another runs.
+fn vault_gc(data: &Path) -> std::process::Output {
+    let out = orca()
+        .args(["vault", "gc", "--grace", "0s", "--json", "--data"])
+        .arg(data)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() || err.contains("another garbage collection"),
+        "{err}"
+    );
+    out
 }
 
 fn rand_suffix() -> u64 {
@@ -451,25 +478,12 @@ fn gc_beside_four_concurrent_backups_keeps_every_piece_and_reclaims_deleted_spac
         let mut running = backups;
         let mut outputs = Vec::new();
         while !running.is_empty() || collections == 0 {
-            let out = orca()
-                .args(["vault", "gc", "--grace", "0s", "--json", "--data"])
-                .arg(&vault.data)
-                .output()
-                .unwrap();
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                out.status.success() || err.contains("another garbage collection"),
-                "{err}"
-            );
+            vault_gc(&vault.data);
             collections += 1;
             let mut still = Vec::new();
             for mut c in running {
                 match c.try_wait().unwrap() {
-                    Some(status) => {
-                        let mut text = String::new();
-                        c.stdout.take().unwrap().read_to_string(&mut text).unwrap();
-                        outputs.push((status.success(), text));
-                    }
+                    Some(_) => outputs.push(finish(&mut c)),
                     None => still.push(c),
                 }
             }
@@ -506,10 +520,7 @@ fn gc_beside_four_concurrent_backups_keeps_every_piece_and_reclaims_deleted_spac
     assert!(after < before, "{after} >= {before}");
 
     // Every piece the vault holds reads back with every chunk verified.
-    let check = run_ok(orca().args(["verify", "--json", "--repo"]).arg(&vault.data));
-    let check: serde_json::Value = serde_json::from_str(&check).unwrap();
-    assert!(check["problems"].as_array().unwrap().is_empty(), "{check}");
-    assert!(check["deep"].as_bool().unwrap());
+    verify_deep(&vault.data);
     // And the databases restore from the vault as they are now.
     for d in &dbs {
         d.backup(&vault);
@@ -673,7 +684,7 @@ struct TwoVaults {
     a: Vault,
     b: Vault,
     _s3: S3,
-    _pg: pg::PgServer,
+    pg: pg::PgServer,
 }
 
 impl TwoVaults {
@@ -703,13 +714,13 @@ impl TwoVaults {
             a: Vault::serve(data_a),
             b: Vault::serve(data_b),
             _s3: s3,
-            _pg: pg,
+            pg,
         }
     }
 
-    /// Four channels, two to each server (`token_b` is B's token for the database).
-    fn split_backup(&self, db: &Db, token_b: &str) -> String {
-        let (pa, pb) = (db.parms(&self.a), db.parms_with(&self.b, token_b));
+    /// Four channels, two to each server, with the one token the shared catalog holds.
+    fn split_backup(&self, db: &Db) -> String {
+        let (pa, pb) = (db.parms(&self.a), db.parms(&self.b));
         format!(
             "run {{\n allocate channel c1 device type sbt parms '{pa}';\n allocate channel c2 device type sbt parms '{pa}';\n allocate channel c3 device type sbt parms '{pb}';\n allocate channel c4 device type sbt parms '{pb}';\n backup database filesperset 1;\n}}\n"
         )
@@ -723,10 +734,18 @@ fn two_vault_servers_on_one_bucket_and_one_postgresql_share_a_backup() {
     let dir = tempfile::tempdir().unwrap();
     let two = TwoVaults::start(dir.path(), "orca-two");
     let (a, b) = (&two.a, &two.b);
-    let mut db = Db::new(dir.path(), a, "ORCL");
-    let token_b = b.token("ORCL");
+    // The token made through A's directory is B's too: the catalog is in PostgreSQL.
+    let db = Db::new(dir.path(), a, "ORCL");
+    let tokens: serde_json::Value = serde_json::from_str(&run_ok(
+        orca()
+            .args(["vault", "token", "list", "--json", "--data"])
+            .arg(&b.data),
+    ))
+    .unwrap();
+    assert_eq!(tokens.as_array().unwrap().len(), 1, "{tokens}");
+    assert_eq!(tokens[0]["db"], "ORCL", "{tokens}");
     let before = (a.object_requests(), b.object_requests());
-    db.rman_ok(&two.split_backup(&db, &token_b));
+    db.rman_ok(&two.split_backup(&db));
     let (commits_a, commits_b) = (
         a.metric("orca_vault_commits_total"),
         b.metric("orca_vault_commits_total"),
@@ -751,9 +770,7 @@ fn two_vault_servers_on_one_bucket_and_one_postgresql_share_a_backup() {
     assert_eq!(listed(&a.data), listed(&b.data));
 
     let before = (a.object_requests(), b.object_requests());
-    db.token = token_b;
     db.lose_restore_verify(b);
-    db.token = a.token("ORCL");
     db.lose_restore_verify(a);
     let restore = [
         delta(&a.object_requests(), &before.0),
@@ -778,6 +795,39 @@ fn two_vault_servers_on_one_bucket_and_one_postgresql_share_a_backup() {
             "LIST during {name}: {total:?}"
         );
     }
+
+    // A job queued through A is B's to list; a token revoked through B is refused by A.
+    let vault_args = |v: &Vault| {
+        [
+            "--vault".to_string(),
+            v.url(),
+            "--token".into(),
+            db.token.clone(),
+        ]
+    };
+    run_ok(
+        orca()
+            .args(["backup", "--db", "ORCL", "--window", "1h"])
+            .args(vault_args(a)),
+    );
+    let jobs: serde_json::Value =
+        serde_json::from_str(&run_ok(orca().args(["jobs", "--json"]).args(vault_args(b)))).unwrap();
+    assert_eq!(jobs.as_array().unwrap().len(), 1, "{jobs}");
+    assert_eq!(jobs[0]["state"], "queued", "{jobs}");
+    let id = tokens[0]["id"].as_str().unwrap();
+    run_ok(
+        orca()
+            .args(["vault", "token", "revoke", "--data"])
+            .arg(&b.data)
+            .arg(id),
+    );
+    let refused = orca().arg("jobs").args(vault_args(a)).output().unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success(),
+        "a revoked token still lists jobs"
+    );
+    eprintln!("revoked through B, refused by A: {}", err.trim());
 }
 
 fn delta(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
@@ -793,10 +843,9 @@ fn delta(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTree
 fn a_vault_server_killed_mid_backup_is_replaced_by_the_other_which_sends_only_what_is_missing() {
     let dir = tempfile::tempdir().unwrap();
     let mut two = TwoVaults::start(dir.path(), "orca-kill");
-    let mut db = Db::new(dir.path(), &two.a, "ORCL");
-    let token_b = two.b.token("ORCL");
+    let db = Db::new(dir.path(), &two.a, "ORCL");
     let mut rman = db
-        .rman_cmd(&two.split_backup(&db, &token_b))
+        .rman_cmd(&two.split_backup(&db))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -804,7 +853,6 @@ fn a_vault_server_killed_mid_backup_is_replaced_by_the_other_which_sends_only_wh
     let kept = pack_bytes(&two.b.data);
     assert!(kept > 0);
 
-    db.token = token_b;
     let sent_before = two.b.metric("orca_vault_uploaded_bytes_total");
     db.backup(&two.b);
     let sent = two.b.metric("orca_vault_uploaded_bytes_total") - sent_before;
@@ -816,5 +864,98 @@ fn a_vault_server_killed_mid_backup_is_replaced_by_the_other_which_sends_only_wh
         sent <= (total - kept) as f64 + (32u64 << 20) as f64,
         "re-run sent {sent} bytes; {kept} of {total} were already stored"
     );
+    db.lose_restore_verify(&two.b);
+}
+
+/// `orca vault gc` on server A's host while server B takes backups (and RMAN deletes what
+/// retention no longer needs): the collection sees B's sessions through the shared index,
+/// so every piece still restores.
+#[test]
+fn gc_on_one_vault_server_while_the_other_takes_backups_keeps_every_piece() {
+    let dir = tempfile::tempdir().unwrap();
+    let two = TwoVaults::start(dir.path(), "orca-gc-two");
+    let db = Db::new(dir.path(), &two.b, "ORCL");
+    let mut collections = 0;
+    for round in 0..3 {
+        let mut rman = db
+            .rman_cmd(&db.backup_script(&two.b))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        while rman.try_wait().unwrap().is_none() {
+            vault_gc(&two.a.data);
+            collections += 1;
+        }
+        let (ok, text) = finish(&mut rman);
+        assert!(
+            ok,
+            "round {round}: backup through B failed beside gc on A:\n{text}"
+        );
+        db.sim(&[
+            "workload",
+            "--home",
+            db.home.to_str().unwrap(),
+            "--change-pct",
+            "10",
+            "--seed",
+            &(round + 1).to_string(),
+        ]);
+        db.rman_ok("delete noprompt obsolete;\n");
+    }
+    assert!(collections > 0, "no collection ran beside a backup");
+    std::thread::sleep(Duration::from_millis(1100));
+    let before = pack_bytes(&two.a.data);
+    let report = run_ok(
+        orca()
+            .args(["vault", "gc", "--grace", "0s", "--json", "--data"])
+            .arg(&two.a.data),
+    );
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let after = pack_bytes(&two.b.data);
+    eprintln!(
+        "gc on A beside backups on B: {collections} collections; {before} pack bytes, {after} after the last: {report}"
+    );
+    assert!(report["swept_chunks"].as_u64().unwrap() > 0, "{report}");
+    assert!(after < before, "{after} >= {before}");
+    verify_deep(&two.b.data);
+    db.lose_restore_verify(&two.a);
+}
+
+/// PostgreSQL stopped at once (`pg_ctl -m immediate`) and started again while four channels
+/// back up through two servers: each call the vault makes reconnects, so the backup commits
+/// or fails with our message; either way no piece names a chunk the bucket lacks, and the
+/// database restores.
+#[test]
+fn postgresql_restarted_mid_backup_leaves_no_dangling_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let two = TwoVaults::start(dir.path(), "orca-pg-restart");
+    let db = Db::new(dir.path(), &two.a, "ORCL");
+    let mut rman = db
+        .rman_cmd(&two.split_backup(&db))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Down once chunks flow and before any piece commits: probes and commits meet it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let sent = |v: &Vault| v.metric("orca_vault_uploaded_bytes_total");
+    while sent(&two.a) + sent(&two.b) == 0.0 {
+        assert!(Instant::now() < deadline, "no chunk uploaded");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let committed = |v: &Vault| v.metric("orca_vault_commits_total");
+    assert_eq!(committed(&two.a) + committed(&two.b), 0.0);
+    two.pg.down();
+    std::thread::sleep(Duration::from_secs(2));
+    two.pg.up();
+    let (ok, text) = finish(&mut rman);
+    eprintln!(
+        "PostgreSQL restarted mid-backup: the backup {}",
+        if ok { "committed" } else { "failed; re-run" }
+    );
+    if !ok {
+        assert!(text.contains("ORA-19511"), "{text}");
+        db.backup(&two.b);
+    }
+    verify_deep(&two.a.data);
     db.lose_restore_verify(&two.b);
 }

@@ -76,7 +76,7 @@ pub enum RepoError {
     },
 
     #[error(
-        "shared index error ({context}): {source}; check that the PostgreSQL server is running and reachable, and that the index's user may write its tables"
+        "PostgreSQL error ({context}): {source}; check that the PostgreSQL server is running and reachable, and that ORCA's user may write its tables"
     )]
     IndexServer {
         context: String,

@@ -6,8 +6,9 @@
 //! directory (the CLI, the vault server, the SBT library's `ORCA_REPO`) then
 //! reads and writes the bucket, and the directory holds only what is local by
 //! nature: the SQLite index (rebuildable from the bucket) and the vault's
-//! records. With `"index": {"url": "postgresql://..."}` the index is a
-//! PostgreSQL database instead, which several servers share. Credentials never go into the file; they come from the usual
+//! records. With `"index": {"url": "postgresql://..."}` the index (and the
+//! vault's records) is a PostgreSQL database instead, which several servers
+//! share. Credentials never go into the file; they come from the usual
 //! `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`
 //! variables, a web identity or the instance metadata service.
 

@@ -221,10 +221,9 @@ async fn verify(a: VerifyArgs) -> Result<()> {
     Ok(())
 }
 
-pub async fn run(c: VaultCmd) -> Result<()> {
+fn token(c: TokenCmd) -> Result<()> {
     match c {
-        VaultCmd::Serve(a) => serve(a).await,
-        VaultCmd::Token(TokenCmd::Create(a)) => {
+        TokenCmd::Create(a) => {
             let token = a
                 .data
                 .tokens()?
@@ -233,7 +232,7 @@ pub async fn run(c: VaultCmd) -> Result<()> {
             println!("{token}");
             Ok(())
         }
-        VaultCmd::Token(TokenCmd::List(a)) => {
+        TokenCmd::List(a) => {
             let tokens = a.data.tokens()?.list().context("cannot list the tokens")?;
             if a.json {
                 return print_json(&tokens);
@@ -250,7 +249,7 @@ pub async fn run(c: VaultCmd) -> Result<()> {
             }
             Ok(())
         }
-        VaultCmd::Token(TokenCmd::Revoke(a)) => {
+        TokenCmd::Revoke(a) => {
             let t = a
                 .data
                 .tokens()?
@@ -259,6 +258,16 @@ pub async fn run(c: VaultCmd) -> Result<()> {
             println!("revoked {} ({} token of {})", t.id, t.scope, t.db);
             Ok(())
         }
+    }
+}
+
+pub async fn run(c: VaultCmd) -> Result<()> {
+    match c {
+        VaultCmd::Serve(a) => serve(a).await,
+        // A shared catalog's PostgreSQL client blocks: keep it off the async threads.
+        VaultCmd::Token(t) => tokio::task::spawn_blocking(move || token(t))
+            .await
+            .context("the token command's worker failed")?,
         VaultCmd::Gc(a) => {
             let store = open_store(&a.data).await?;
             crate::cmd::gc::collect(&store, &a.flags).await.map(|_| ())

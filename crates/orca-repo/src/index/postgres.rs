@@ -151,19 +151,22 @@ impl PgConfig {
     }
 }
 
-pub struct PgIndex {
+/// Connections to one PostgreSQL database, reused across calls, with the
+/// reconnect-and-repeat rule every ORCA table there is written under. The
+/// vault keeps its tokens and records through one of these too.
+pub struct PgPool {
     cfg: postgres::Config,
     url: String,
     idle: Mutex<Vec<Client>>,
 }
 
-impl std::fmt::Debug for PgIndex {
+impl std::fmt::Debug for PgPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgIndex").field("url", &self.url).finish()
+        f.debug_struct("PgPool").field("url", &self.url).finish()
     }
 }
 
-impl Drop for PgIndex {
+impl Drop for PgPool {
     /// Closing a blocking client blocks on its runtime, which panics on an
     /// async worker (where a `Store` is usually dropped): close on a thread.
     fn drop(&mut self) {
@@ -174,81 +177,59 @@ impl Drop for PgIndex {
     }
 }
 
-fn db_err(url: &str, what: &str, e: postgres::Error) -> RepoError {
-    RepoError::IndexServer {
-        context: format!("{what} (PostgreSQL at {url})"),
-        source: e,
-    }
-}
-
-fn lock_writers(tx: &mut Transaction<'_>) -> std::result::Result<(), postgres::Error> {
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
-        .map(|_| ())
-}
-
-fn id_bytes(ids: &[ChunkId]) -> Vec<&[u8]> {
-    ids.iter().map(|i| i.as_bytes().as_slice()).collect()
-}
-
-fn chunk_id(b: Option<Vec<u8>>) -> Option<ChunkId> {
-    b.and_then(|b| ChunkId::from_slice(&b))
-}
-
-impl PgIndex {
-    /// Connect, apply the migrations this build knows (under the writers'
-    /// lock, so two servers starting at once do not race), and check the
-    /// database belongs to `repo_id`.
-    pub fn open(cfg: &PgConfig, repo_id: &str) -> Result<(PgIndex, bool)> {
-        let index = PgIndex {
+impl PgPool {
+    /// No connection is made until the first call.
+    pub fn new(cfg: &PgConfig) -> Result<PgPool> {
+        Ok(PgPool {
             cfg: cfg.client_config()?,
             url: cfg.redacted(),
             idle: Mutex::new(Vec::new()),
-        };
-        // A database a newer build migrated is left untouched: this one would misread it.
-        let (applied, stored) = index.write("create the schema", |tx| {
-            tx.batch_execute(
-                "CREATE TABLE IF NOT EXISTS orca_schema (version INTEGER PRIMARY KEY)",
-            )?;
+        })
+    }
+
+    /// The connection string with any password masked.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Applies the `migrations` (version n is `migrations[n - 1]`) that
+    /// `table` does not record yet, under the writers' lock so two servers
+    /// starting at once do not race, then runs `after` in the same
+    /// transaction. A database a newer build migrated is refused and left
+    /// untouched: this build would misread it.
+    pub fn migrate<T>(
+        &self,
+        table: &str,
+        migrations: &[&str],
+        mut after: impl FnMut(&mut Transaction<'_>) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        let (applied, out) = self.write("create the schema", |tx| {
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {table} (version INTEGER PRIMARY KEY)"
+            ))?;
             let applied = tx
-                .query_one("SELECT max(version) FROM orca_schema", &[])?
+                .query_one(&format!("SELECT max(version) FROM {table}"), &[])?
                 .get::<_, Option<i32>>(0)
                 .unwrap_or(0) as usize;
-            if applied > MIGRATIONS.len() {
+            if applied > migrations.len() {
                 return Ok((applied, None));
             }
-            for (n, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+            for (n, sql) in migrations.iter().enumerate().skip(applied) {
                 tx.batch_execute(sql)?;
                 tx.execute(
-                    "INSERT INTO orca_schema(version) VALUES ($1)",
+                    &format!("INSERT INTO {table}(version) VALUES ($1)"),
                     &[&(n as i32 + 1)],
                 )?;
             }
-            let stored: Option<String> = tx
-                .query_opt("SELECT v FROM meta WHERE k = 'repo_id'", &[])?
-                .map(|r| r.get(0));
-            if stored.is_none() {
-                tx.execute(
-                    "INSERT INTO meta(k, v) VALUES ('repo_id', $1), ('schema', $2)",
-                    &[&repo_id, &SCHEMA_VERSION.to_string()],
-                )?;
-            }
-            Ok((applied, stored))
+            Ok((applied, Some(after(tx)?)))
         })?;
-        if applied > MIGRATIONS.len() {
-            return Err(RepoError::InvalidArgument(format!(
-                "the index at {} has schema version {applied}, newer than this build knows ({}): upgrade orca",
-                index.url,
-                MIGRATIONS.len()
-            )));
-        }
-        match stored {
-            Some(id) if id != repo_id => Err(RepoError::InvalidArgument(format!(
-                "the index at {} belongs to repository {id}, not {repo_id}: give each repository its own database (or schema)",
-                index.url
-            ))),
-            Some(_) => Ok((index, false)),
-            None => Ok((index, true)),
-        }
+        out.ok_or_else(|| {
+            RepoError::InvalidArgument(format!(
+                "the database at {} has schema version {applied} in {table}, newer than this build knows ({}): upgrade orca",
+                self.url,
+                migrations.len()
+            ))
+        })
     }
 
     fn connect(&self) -> std::result::Result<Client, postgres::Error> {
@@ -258,7 +239,7 @@ impl PgIndex {
     /// Run `f` in one transaction on a pooled connection; `write` takes the
     /// writers' lock first. A lost connection is replaced and the call
     /// repeated until [`RECONNECT_FOR`] has passed.
-    fn run<T>(
+    pub fn run<T>(
         &self,
         what: &str,
         write: bool,
@@ -293,7 +274,7 @@ impl PgIndex {
             match attempt {
                 Ok(v) => return Ok(v),
                 Err(e) if lost_connection(&e) && started.elapsed() < RECONNECT_FOR => {
-                    tracing::warn!(url = %self.url, error = %e, "index connection lost: retrying on a new one");
+                    tracing::warn!(url = %self.url, error = %e, "PostgreSQL connection lost: retrying on a new one");
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_secs(2));
                 }
@@ -302,12 +283,75 @@ impl PgIndex {
         }
     }
 
+    fn write<T>(
+        &self,
+        what: &str,
+        f: impl FnMut(&mut Transaction<'_>) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        self.run(what, true, f)
+    }
+}
+
+#[derive(Debug)]
+pub struct PgIndex {
+    pool: PgPool,
+}
+
+fn db_err(url: &str, what: &str, e: postgres::Error) -> RepoError {
+    RepoError::IndexServer {
+        context: format!("{what} (PostgreSQL at {url})"),
+        source: e,
+    }
+}
+
+fn lock_writers(tx: &mut Transaction<'_>) -> std::result::Result<(), postgres::Error> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+        .map(|_| ())
+}
+
+fn id_bytes(ids: &[ChunkId]) -> Vec<&[u8]> {
+    ids.iter().map(|i| i.as_bytes().as_slice()).collect()
+}
+
+fn chunk_id(b: Option<Vec<u8>>) -> Option<ChunkId> {
+    b.and_then(|b| ChunkId::from_slice(&b))
+}
+
+impl PgIndex {
+    /// Connect, apply the migrations this build knows, and check the
+    /// database belongs to `repo_id`.
+    pub fn open(cfg: &PgConfig, repo_id: &str) -> Result<(PgIndex, bool)> {
+        let index = PgIndex {
+            pool: PgPool::new(cfg)?,
+        };
+        let stored = index.pool.migrate("orca_schema", MIGRATIONS, |tx| {
+            let stored: Option<String> = tx
+                .query_opt("SELECT v FROM meta WHERE k = 'repo_id'", &[])?
+                .map(|r| r.get(0));
+            if stored.is_none() {
+                tx.execute(
+                    "INSERT INTO meta(k, v) VALUES ('repo_id', $1), ('schema', $2)",
+                    &[&repo_id, &SCHEMA_VERSION.to_string()],
+                )?;
+            }
+            Ok(stored)
+        })?;
+        match stored {
+            Some(id) if id != repo_id => Err(RepoError::InvalidArgument(format!(
+                "the index at {} belongs to repository {id}, not {repo_id}: give each repository its own database (or schema)",
+                index.pool.url
+            ))),
+            Some(_) => Ok((index, false)),
+            None => Ok((index, true)),
+        }
+    }
+
     fn read<T>(
         &self,
         what: &str,
         f: impl FnMut(&mut Transaction<'_>) -> std::result::Result<T, postgres::Error>,
     ) -> Result<T> {
-        self.run(what, false, f)
+        self.pool.run(what, false, f)
     }
 
     fn write<T>(
@@ -315,7 +359,7 @@ impl PgIndex {
         what: &str,
         f: impl FnMut(&mut Transaction<'_>) -> std::result::Result<T, postgres::Error>,
     ) -> Result<T> {
-        self.run(what, true, f)
+        self.pool.run(what, true, f)
     }
 
     fn meta_get(

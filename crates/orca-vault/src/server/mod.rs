@@ -70,8 +70,10 @@ pub enum VaultError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("vault database {} holds an unreadable record: {message}", .path.display())]
-    Corrupt { path: PathBuf, message: String },
+    #[error("vault catalog: {0}")]
+    SharedCatalog(#[source] Box<RepoError>),
+    #[error("vault database {location} holds an unreadable record: {message}")]
+    Corrupt { location: String, message: String },
     #[error("no randomness for a new secret: {0}")]
     Random(getrandom::Error),
     #[error("{0}")]
@@ -153,7 +155,7 @@ struct AppState {
 type St = State<Arc<AppState>>;
 
 impl AppState {
-    /// Runs SQLite work off the async threads.
+    /// Runs catalog work (SQLite, PostgreSQL) off the async threads.
     async fn blocking<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&AppState) -> ApiResult<T> + Send + 'static,
@@ -564,12 +566,16 @@ pub async fn router(data: &Path) -> Result<Router, VaultError> {
             path: data.to_path_buf(),
             source: Box::new(source),
         })?;
+    let at = data.to_path_buf();
+    let catalog = tokio::task::spawn_blocking(move || db::open(&at))
+        .await
+        .map_err(|e| VaultError::Runtime(std::io::Error::other(e)))??;
     let (routes, doc) = api();
     let metrics = Arc::new(metrics::Metrics::default());
     let state = Arc::new(AppState {
         store: Arc::new(store),
-        tokens: Tokens::open(data)?,
-        records: Records::open(data)?,
+        tokens: Tokens::of(catalog.clone()),
+        records: Records::of(catalog),
         metrics: metrics.clone(),
         openapi: doc.to_json().expect("the document serialises"),
     });

@@ -1,0 +1,473 @@
+//! The vault's catalog: tokens (only their hashes), recovery points, job records and agent
+//! heartbeats. It lives beside the repository's index: `<data>/vault.sqlite` for a local
+//! index, the same PostgreSQL database for a shared one, so every vault server over that
+//! repository accepts the same tokens and sees the same records and jobs.
+//!
+//! ```text
+//! tokens(hash PK, db, scope, created)       hash = BLAKE3(token); id = hex prefix of it
+//! records(type, id, database, kind, state, time, doc)   PK (type, id); doc = the record as JSON
+//!     type "recovery point": time = created, state NULL
+//!     type "job":            time = requested
+//!     type "agent":          time = last heartbeat
+//! ```
+//!
+//! Each call is one statement (or one transaction), so a concurrent writer on another server
+//! sees all of it or none; `replace` compares the whole stored document, which makes it a
+//! compare-and-swap that two servers can race on safely.
+
+mod postgres;
+mod sqlite;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use orca_repo::{IndexLocation, Store};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Scope, VaultError};
+use crate::wire::{Job, JobFilter, RecoveryPoint, RecoveryPointFilter};
+
+/// Hex digits of a token's hash shown as its id: enough to name it, useless to guess it.
+const ID_LEN: usize = 16;
+
+/// A token's row; `hash` in lowercase hex.
+pub(crate) struct TokenRow {
+    pub hash: String,
+    pub db: String,
+    pub scope: String,
+    pub created: i64,
+}
+
+/// A record's row: its selection columns and its JSON document.
+pub(crate) struct RecordRow<'a> {
+    pub kind_of: &'static str,
+    pub id: &'a str,
+    pub database: &'a str,
+    pub kind: &'a str,
+    pub state: Option<&'a str>,
+    pub time: i64,
+    pub doc: String,
+}
+
+/// What a catalog backend stores; [`Tokens`] and [`Records`] add the rules.
+pub(crate) trait Catalog: Send + Sync {
+    /// Where it is, for messages.
+    fn location(&self) -> String;
+    fn insert_token(
+        &self,
+        hash: &[u8],
+        db: &str,
+        scope: &str,
+        created: i64,
+    ) -> Result<(), VaultError>;
+    /// Tokens whose hex hash starts with `prefix` (lowercase), oldest first.
+    fn tokens(&self, prefix: &str) -> Result<Vec<TokenRow>, VaultError>;
+    fn delete_tokens(&self, prefix: &str) -> Result<(), VaultError>;
+    /// `(db, scope)` of the token with this hash.
+    fn token(&self, hash: &[u8]) -> Result<Option<(String, String)>, VaultError>;
+    /// `false` when the id is taken.
+    fn insert_record(&self, r: &RecordRow<'_>) -> Result<bool, VaultError>;
+    fn record(&self, kind_of: &str, id: &str) -> Result<Option<String>, VaultError>;
+    /// Documents oldest first, then in the order recorded.
+    fn records(&self, kind_of: &str, s: &Selection) -> Result<Vec<String>, VaultError>;
+    fn delete_record(&self, kind_of: &str, id: &str) -> Result<bool, VaultError>;
+    /// `false` when the stored document is no longer `old_doc`.
+    fn replace_record(&self, new: &RecordRow<'_>, old_doc: &str) -> Result<bool, VaultError>;
+}
+
+/// The catalog of the repository directory `data`, wherever its index is.
+/// Blocks (PostgreSQL's client is synchronous): call it off the async threads.
+pub(crate) fn open(data: &Path) -> Result<Arc<dyn Catalog>, VaultError> {
+    let at = Store::index_of(data).map_err(|source| VaultError::Repository {
+        path: data.to_path_buf(),
+        source: Box::new(source),
+    })?;
+    Ok(match at {
+        IndexLocation::Sqlite(_) => Arc::new(sqlite::SqliteCatalog::open(data)?),
+        IndexLocation::Postgres(cfg) => Arc::new(postgres::PgCatalog::open(&cfg)?),
+    })
+}
+
+fn docs<T: DeserializeOwned>(
+    c: &dyn Catalog,
+    what: &str,
+    docs: Vec<String>,
+) -> Result<Vec<T>, VaultError> {
+    docs.iter()
+        .map(|d| {
+            serde_json::from_str(d).map_err(|e| VaultError::Corrupt {
+                location: c.location(),
+                message: format!("{what}: {e}"),
+            })
+        })
+        .collect()
+}
+
+/// What tokens and records may name as their database.
+pub(crate) fn is_database_name(db: &str) -> bool {
+    (1..=128).contains(&db.len()) && !db.chars().any(char::is_control)
+}
+
+fn to_json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("records serialise")
+}
+
+/// A token as `orca vault token list` shows it: never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenInfo {
+    /// Leading hex digits of the token's hash.
+    pub id: String,
+    pub db: String,
+    pub scope: Scope,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+/// The caller, from its token.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub db: String,
+    pub scope: Scope,
+}
+
+/// Tokens, stored as BLAKE3 hashes.
+#[derive(Clone)]
+pub struct Tokens(Arc<dyn Catalog>);
+
+impl Tokens {
+    /// The tokens of the repository directory `data` (in PostgreSQL when its index is).
+    /// Blocks: call it off the async threads.
+    pub fn open(data: &Path) -> Result<Tokens, VaultError> {
+        open(data).map(Tokens)
+    }
+
+    pub(crate) fn of(c: Arc<dyn Catalog>) -> Tokens {
+        Tokens(c)
+    }
+
+    /// Creates a token; the secret is returned once and only its hash is kept.
+    pub fn create(&self, db: &str, scope: Scope) -> Result<String, VaultError> {
+        if !is_database_name(db) {
+            return Err(VaultError::InvalidArgument(format!(
+                "{db:?} is not a database name"
+            )));
+        }
+        let mut raw = [0u8; 24];
+        getrandom::fill(&mut raw).map_err(VaultError::Random)?;
+        let token = format!("orca_{}", hex::encode(raw));
+        self.0.insert_token(
+            blake3::hash(token.as_bytes()).as_bytes(),
+            db,
+            scope.as_str(),
+            orca_repo::now_unix(),
+        )?;
+        Ok(token)
+    }
+
+    /// Every token, oldest first.
+    pub fn list(&self) -> Result<Vec<TokenInfo>, VaultError> {
+        self.matching("")
+    }
+
+    /// Revokes the one token whose id starts with `id`.
+    pub fn revoke(&self, id: &str) -> Result<TokenInfo, VaultError> {
+        if id.len() < 4 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(VaultError::InvalidArgument(format!(
+                "{id:?} is not a token id: give at least 4 of the hex digits `orca vault token list` shows"
+            )));
+        }
+        let found = self.matching(id)?;
+        let [t] = found.as_slice() else {
+            return Err(match found.len() {
+                0 => VaultError::TokenNotFound(id.to_string()),
+                count => VaultError::AmbiguousToken {
+                    prefix: id.to_string(),
+                    count,
+                },
+            });
+        };
+        self.0.delete_tokens(&id.to_ascii_lowercase())?;
+        Ok(t.clone())
+    }
+
+    fn matching(&self, prefix: &str) -> Result<Vec<TokenInfo>, VaultError> {
+        Ok(self
+            .0
+            .tokens(&prefix.to_ascii_lowercase())?
+            .into_iter()
+            .filter_map(|t| {
+                Some(TokenInfo {
+                    id: t.hash.get(..ID_LEN)?.to_string(),
+                    db: t.db,
+                    scope: t.scope.parse().ok()?,
+                    created: t.created,
+                })
+            })
+            .collect())
+    }
+
+    pub(crate) fn lookup(&self, token: &str) -> Result<Option<Caller>, VaultError> {
+        let row = self.0.token(blake3::hash(token.as_bytes()).as_bytes())?;
+        Ok(row.and_then(|(db, s)| s.parse().ok().map(|scope| Caller { db, scope })))
+    }
+}
+
+/// A JSON document kept in `records`, with the columns it is selected by.
+pub(crate) trait Record: Serialize + DeserializeOwned + Send + 'static {
+    /// The `type` column, and what messages call one.
+    const TYPE: &'static str;
+    fn id(&self) -> &str;
+    fn database(&self) -> &str;
+    fn kind(&self) -> &str;
+    fn state(&self) -> Option<&str>;
+    fn time(&self) -> i64;
+}
+
+impl Record for RecoveryPoint {
+    const TYPE: &'static str = "recovery point";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn database(&self) -> &str {
+        &self.database
+    }
+    fn kind(&self) -> &str {
+        self.kind.as_str()
+    }
+    fn state(&self) -> Option<&str> {
+        None
+    }
+    fn time(&self) -> i64 {
+        self.created
+    }
+}
+
+impl Record for Job {
+    const TYPE: &'static str = "job";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn database(&self) -> &str {
+        &self.database
+    }
+    fn kind(&self) -> &str {
+        &self.kind
+    }
+    fn state(&self) -> Option<&str> {
+        Some(self.state.as_str())
+    }
+    fn time(&self) -> i64 {
+        self.requested
+    }
+}
+
+/// Which records to list; `None` matches all.
+#[derive(Debug, Default)]
+pub(crate) struct Selection {
+    pub database: Option<String>,
+    pub kind: Option<String>,
+    pub state: Option<String>,
+    /// `time` at or after.
+    pub since: Option<i64>,
+    /// `time` before.
+    pub until: Option<i64>,
+}
+
+impl From<RecoveryPointFilter> for Selection {
+    fn from(f: RecoveryPointFilter) -> Self {
+        Selection {
+            database: f.database,
+            kind: f.kind.map(|k| k.as_str().to_string()),
+            state: None,
+            since: f.since,
+            until: f.until,
+        }
+    }
+}
+
+impl From<JobFilter> for Selection {
+    fn from(f: JobFilter) -> Self {
+        Selection {
+            database: f.database,
+            kind: f.kind,
+            state: f.state.map(|s| s.as_str().to_string()),
+            since: f.since,
+            until: None,
+        }
+    }
+}
+
+/// Recovery points, job records and agent heartbeats.
+pub(crate) struct Records(Arc<dyn Catalog>);
+
+fn row<R: Record>(r: &R) -> RecordRow<'_> {
+    RecordRow {
+        kind_of: R::TYPE,
+        id: r.id(),
+        database: r.database(),
+        kind: r.kind(),
+        state: r.state(),
+        time: r.time(),
+        doc: to_json(r),
+    }
+}
+
+impl Records {
+    pub fn of(c: Arc<dyn Catalog>) -> Records {
+        Records(c)
+    }
+
+    /// `false` when the id is taken.
+    pub fn insert<R: Record>(&self, r: &R) -> Result<bool, VaultError> {
+        self.0.insert_record(&row(r))
+    }
+
+    pub fn get<R: Record>(&self, id: &str) -> Result<Option<R>, VaultError> {
+        let found = self.0.record(R::TYPE, id)?.into_iter().collect();
+        docs(self.0.as_ref(), R::TYPE, found).map(|mut v| v.pop())
+    }
+
+    /// Oldest first, then in the order recorded.
+    pub fn list<R: Record>(&self, s: &Selection) -> Result<Vec<R>, VaultError> {
+        docs(self.0.as_ref(), R::TYPE, self.0.records(R::TYPE, s)?)
+    }
+
+    pub fn delete<R: Record>(&self, id: &str) -> Result<bool, VaultError> {
+        self.0.delete_record(R::TYPE, id)
+    }
+
+    /// Replaces `old` by `new` (same id); `false` when the stored record is no longer `old`
+    /// (changed by a concurrent update, perhaps on another server).
+    pub fn replace<R: Record>(&self, old: &R, new: &R) -> Result<bool, VaultError> {
+        self.0.replace_record(&row(new), &to_json(old))
+    }
+}
+
+/// The throwaway PostgreSQL server the repository's tests start.
+#[cfg(test)]
+#[path = "../../../../orca-repo/tests/support/pg.rs"]
+mod test_pg;
+
+#[cfg(test)]
+mod tests {
+    use super::test_pg as pg;
+    use super::*;
+    use crate::wire::{JobProgress, JobState, JobTrigger};
+
+    fn job(id: &str, database: &str, requested: i64, state: JobState) -> Job {
+        Job {
+            id: id.into(),
+            database: database.into(),
+            kind: "backup".into(),
+            state,
+            requested,
+            started: None,
+            finished: None,
+            message: String::new(),
+            progress: JobProgress::default(),
+            trigger: JobTrigger::Manual,
+            deadline: None,
+            details: Default::default(),
+        }
+    }
+
+    /// What every catalog backend must do alike.
+    fn conformance(c: Arc<dyn Catalog>) {
+        let tokens = Tokens::of(c.clone());
+        let t1 = tokens.create("ORCL", Scope::Backup).unwrap();
+        let t2 = tokens.create("SALES", Scope::Restore).unwrap();
+        let listed = tokens.list().unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(
+            (listed[0].db.as_str(), listed[0].scope),
+            ("ORCL", Scope::Backup)
+        );
+        assert_eq!(listed[1].id.len(), ID_LEN);
+        let caller = tokens.lookup(&t2).unwrap().unwrap();
+        assert_eq!(
+            (caller.db.as_str(), caller.scope),
+            ("SALES", Scope::Restore)
+        );
+        assert!(tokens.lookup("orca_not_a_token").unwrap().is_none());
+        assert!(matches!(
+            tokens.revoke("ffffffffffffffff"),
+            Err(VaultError::TokenNotFound(_))
+        ));
+        assert_eq!(tokens.revoke(&listed[0].id[..8]).unwrap(), listed[0]);
+        assert!(tokens.lookup(&t1).unwrap().is_none());
+        assert!(tokens.lookup(&t2).unwrap().is_some());
+
+        let records = Records::of(c);
+        let (a, b, other) = (
+            job("j-a", "ORCL", 200, JobState::Queued),
+            job("j-b", "ORCL", 100, JobState::Queued),
+            job("j-c", "SALES", 150, JobState::Running),
+        );
+        for j in [&a, &b, &other] {
+            assert!(records.insert(j).unwrap());
+        }
+        assert!(!records.insert(&a).unwrap(), "an id is taken once");
+        assert_eq!(records.get::<Job>("j-a").unwrap(), Some(a.clone()));
+        assert_eq!(records.get::<Job>("nope").unwrap(), None);
+        let ids = |s: Selection| -> Vec<String> {
+            records
+                .list::<Job>(&s)
+                .unwrap()
+                .into_iter()
+                .map(|j| j.id)
+                .collect()
+        };
+        assert_eq!(ids(Selection::default()), ["j-b", "j-c", "j-a"]);
+        let orcl = || Selection {
+            database: Some("ORCL".into()),
+            ..Default::default()
+        };
+        assert_eq!(ids(orcl()), ["j-b", "j-a"]);
+        assert_eq!(
+            ids(Selection {
+                state: Some("running".into()),
+                ..Default::default()
+            }),
+            ["j-c"]
+        );
+        assert_eq!(
+            ids(Selection {
+                since: Some(150),
+                until: Some(200),
+                ..Default::default()
+            }),
+            ["j-c"]
+        );
+        // Compare-and-swap: the second writer with the same old record loses.
+        let mut running = a.clone();
+        running.state = JobState::Running;
+        let mut failed = a.clone();
+        failed.state = JobState::Failed;
+        assert!(records.replace(&a, &running).unwrap());
+        assert!(!records.replace(&a, &failed).unwrap());
+        assert_eq!(records.get::<Job>("j-a").unwrap(), Some(running));
+        assert!(records.delete::<Job>("j-b").unwrap());
+        assert!(!records.delete::<Job>("j-b").unwrap());
+        assert_eq!(ids(orcl()), ["j-a"]);
+    }
+
+    #[test]
+    fn sqlite_catalog_conforms() {
+        let dir = tempfile::tempdir().unwrap();
+        conformance(Arc::new(sqlite::SqliteCatalog::open(dir.path()).unwrap()));
+    }
+
+    #[test]
+    fn postgresql_catalog_conforms_and_is_shared() {
+        let server = pg::PgServer::start();
+        let cfg = orca_repo::index::postgres::PgConfig {
+            url: server.database("catalog"),
+            password_file: None,
+        };
+        conformance(Arc::new(postgres::PgCatalog::open(&cfg).unwrap()));
+        // A second server opening the migrated database sees what the first wrote.
+        let again = Tokens::of(Arc::new(postgres::PgCatalog::open(&cfg).unwrap()));
+        assert_eq!(again.list().unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,203 @@
+//! The catalog of vault servers that share a PostgreSQL index: tables `vault_tokens` and
+//! `vault_records` in the same database, migrated by `orca_vault_schema`.
+//!
+//! The calls take no writers' lock: each is one statement, atomic on its own, and must not
+//! wait behind a backup's commit. A lost connection is retried as the index retries it.
+
+use orca_repo::RepoError;
+use orca_repo::index::postgres::{PgConfig, PgPool};
+use postgres::types::ToSql;
+
+use super::{Catalog, RecordRow, Selection, TokenRow};
+use crate::server::VaultError;
+
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE vault_tokens (
+    hash BYTEA PRIMARY KEY,
+    db TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    created BIGINT NOT NULL,
+    seq BIGSERIAL NOT NULL
+);
+CREATE TABLE vault_records (
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    database TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT,
+    time BIGINT NOT NULL,
+    doc TEXT NOT NULL,
+    seq BIGSERIAL NOT NULL,
+    PRIMARY KEY (type, id)
+);
+CREATE INDEX vault_records_by_database ON vault_records(type, database, time);
+"];
+
+pub(crate) struct PgCatalog(PgPool);
+
+fn shared(e: RepoError) -> VaultError {
+    VaultError::SharedCatalog(Box::new(e))
+}
+
+impl PgCatalog {
+    pub fn open(cfg: &PgConfig) -> Result<PgCatalog, VaultError> {
+        let pool = PgPool::new(cfg).map_err(shared)?;
+        pool.migrate("orca_vault_schema", MIGRATIONS, |_| Ok(()))
+            .map_err(shared)?;
+        Ok(PgCatalog(pool))
+    }
+
+    fn execute(
+        &self,
+        what: &str,
+        sql: &str,
+        args: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, VaultError> {
+        self.0
+            .run(what, false, |tx| tx.execute(sql, args))
+            .map_err(shared)
+    }
+
+    fn docs(
+        &self,
+        what: &str,
+        sql: &str,
+        args: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<String>, VaultError> {
+        self.0
+            .run(what, false, |tx| {
+                Ok(tx.query(sql, args)?.iter().map(|r| r.get(0)).collect())
+            })
+            .map_err(shared)
+    }
+}
+
+impl Catalog for PgCatalog {
+    fn location(&self) -> String {
+        self.0.url().to_string()
+    }
+
+    fn insert_token(
+        &self,
+        hash: &[u8],
+        db: &str,
+        scope: &str,
+        created: i64,
+    ) -> Result<(), VaultError> {
+        self.execute(
+            "create a token",
+            "INSERT INTO vault_tokens(hash, db, scope, created) VALUES ($1, $2, $3, $4)",
+            &[&hash, &db, &scope, &created],
+        )
+        .map(|_| ())
+    }
+
+    fn tokens(&self, prefix: &str) -> Result<Vec<TokenRow>, VaultError> {
+        self.0
+            .run("list the tokens", false, |tx| {
+                Ok(tx
+                    .query(
+                        "SELECT encode(hash, 'hex'), db, scope, created FROM vault_tokens
+                         WHERE left(encode(hash, 'hex'), length($1)) = $1 ORDER BY created, seq",
+                        &[&prefix],
+                    )?
+                    .iter()
+                    .map(|r| TokenRow {
+                        hash: r.get(0),
+                        db: r.get(1),
+                        scope: r.get(2),
+                        created: r.get(3),
+                    })
+                    .collect())
+            })
+            .map_err(shared)
+    }
+
+    fn delete_tokens(&self, prefix: &str) -> Result<(), VaultError> {
+        self.execute(
+            "revoke a token",
+            "DELETE FROM vault_tokens WHERE left(encode(hash, 'hex'), length($1)) = $1",
+            &[&prefix],
+        )
+        .map(|_| ())
+    }
+
+    fn token(&self, hash: &[u8]) -> Result<Option<(String, String)>, VaultError> {
+        self.0
+            .run("look up a token", false, |tx| {
+                Ok(tx
+                    .query_opt(
+                        "SELECT db, scope FROM vault_tokens WHERE hash = $1",
+                        &[&hash],
+                    )?
+                    .map(|r| (r.get(0), r.get(1))))
+            })
+            .map_err(shared)
+    }
+
+    fn insert_record(&self, r: &RecordRow<'_>) -> Result<bool, VaultError> {
+        self.execute(
+            "record",
+            "INSERT INTO vault_records(type, id, database, kind, state, time, doc)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            &[
+                &r.kind_of,
+                &r.id,
+                &r.database,
+                &r.kind,
+                &r.state,
+                &r.time,
+                &r.doc,
+            ],
+        )
+        .map(|n| n == 1)
+    }
+
+    fn record(&self, kind_of: &str, id: &str) -> Result<Option<String>, VaultError> {
+        self.docs(
+            "read a record",
+            "SELECT doc FROM vault_records WHERE type = $1 AND id = $2",
+            &[&kind_of, &id],
+        )
+        .map(|mut v| v.pop())
+    }
+
+    fn records(&self, kind_of: &str, s: &Selection) -> Result<Vec<String>, VaultError> {
+        self.docs(
+            "list records",
+            "SELECT doc FROM vault_records
+             WHERE type = $1 AND ($2::TEXT IS NULL OR database = $2)
+               AND ($3::TEXT IS NULL OR kind = $3) AND ($4::TEXT IS NULL OR state = $4)
+               AND ($5::BIGINT IS NULL OR time >= $5) AND ($6::BIGINT IS NULL OR time < $6)
+             ORDER BY time, seq",
+            &[&kind_of, &s.database, &s.kind, &s.state, &s.since, &s.until],
+        )
+    }
+
+    fn delete_record(&self, kind_of: &str, id: &str) -> Result<bool, VaultError> {
+        self.execute(
+            "delete a record",
+            "DELETE FROM vault_records WHERE type = $1 AND id = $2",
+            &[&kind_of, &id],
+        )
+        .map(|n| n == 1)
+    }
+
+    fn replace_record(&self, new: &RecordRow<'_>, old_doc: &str) -> Result<bool, VaultError> {
+        self.execute(
+            "update a record",
+            "UPDATE vault_records SET kind = $3, state = $4, time = $5, doc = $6
+             WHERE type = $1 AND id = $2 AND doc = $7",
+            &[
+                &new.kind_of,
+                &new.id,
+                &new.kind,
+                &new.state,
+                &new.time,
+                &new.doc,
+                &old_doc,
+            ],
+        )
+        .map(|n| n == 1)
+    }
+}
