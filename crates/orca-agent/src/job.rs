@@ -915,10 +915,12 @@ impl Runner {
             })
             .unwrap_or(0);
         let ns = self.vault_namespace().await?;
-        let handles: Vec<String> = pieces
+        let mut handles: Vec<String> = pieces
             .iter()
             .map(|r| format!("{ns}{}", text(r, "HANDLE")))
             .collect();
+        let mut seen = BTreeSet::new();
+        handles.retain(|h| seen.insert(h.clone()));
         let mut labels = BTreeMap::new();
         labels.insert("tag".to_string(), tag.to_string());
         labels.insert("command_id".into(), command_id.to_string());

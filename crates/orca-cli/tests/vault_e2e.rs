@@ -690,10 +690,20 @@ struct TwoVaults {
 impl TwoVaults {
     fn start(root: &Path, bucket: &str) -> TwoVaults {
         let s3 = S3::start(root, bucket);
+        // PostgreSQL over TLS only, as across a network: index and catalog both use it.
         let pg = pg::PgServer::start();
         let index = pg.database("orca_two");
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        pg.require_tls(&cert.cert.pem(), &cert.signing_key.serialize_pem());
+        let ca = root.join("pg-ca.pem");
+        std::fs::write(&ca, cert.cert.pem()).unwrap();
         let mut shared = s3.object_args(&format!("s3://{bucket}/site1"));
-        shared.extend(["--index-url".to_string(), index.clone()]);
+        shared.extend([
+            "--index-url".to_string(),
+            index.clone(),
+            "--index-ca-file".into(),
+            ca.display().to_string(),
+        ]);
         let (data_a, data_b) = (root.join("vault-a"), root.join("vault-b"));
         run_ok(
             orca()
@@ -727,7 +737,7 @@ impl TwoVaults {
     }
 }
 
-/// Two vault servers over one bucket and one PostgreSQL index: four SBT channels split
+/// Two vault servers over one bucket and one PostgreSQL index (over TLS): four SBT channels split
 /// across them, the backup restored through either, LIST never called.
 #[test]
 fn two_vault_servers_on_one_bucket_and_one_postgresql_share_a_backup() {

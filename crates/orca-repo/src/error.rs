@@ -76,10 +76,13 @@ pub enum RepoError {
     },
 
     #[error(
-        "PostgreSQL error ({context}): {source}; check that the PostgreSQL server is running and reachable, and that ORCA's user may write its tables"
+        "PostgreSQL error ({context}): {detail}; check that the PostgreSQL server is running and reachable, and that ORCA's user may write its tables"
     )]
     IndexServer {
         context: String,
+        /// What the server said, or why it could not be reached (the
+        /// client's own message for a server error is only "db error").
+        detail: String,
         #[source]
         source: postgres::Error,
     },

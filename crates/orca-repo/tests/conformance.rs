@@ -295,6 +295,7 @@ fn pg_index(url: String) -> IndexLocation {
     IndexLocation::Postgres(PgConfig {
         url,
         password_file: None,
+        ca_file: None,
     })
 }
 
@@ -313,6 +314,43 @@ async fn s3_compatible_server_with_a_postgresql_index() {
     suite(remote.objects().unwrap(), &indexes).await;
 }
 
+/// PostgreSQL that takes only TLS: the index connects with the CA given and
+/// checks the certificate; without TLS, or with another CA, it is refused
+/// with a message that says so.
+#[test]
+fn a_postgresql_index_over_tls_checks_the_server_certificate() {
+    let pg = pg::PgServer::start();
+    let url = pg.database("tls");
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    pg.require_tls(&cert.cert.pem(), &cert.signing_key.serialize_pem());
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let wrong = dir.path().join("other.pem");
+    std::fs::write(&wrong, other.cert.pem()).unwrap();
+    let at = |ca_file: Option<&Path>| {
+        IndexLocation::Postgres(PgConfig {
+            url: url.clone(),
+            password_file: None,
+            ca_file: ca_file.map(Path::to_path_buf),
+        })
+    };
+    let (index, fresh) = orca_repo::index::Index::open(&at(Some(&ca)), "repo-tls").unwrap();
+    assert!(fresh);
+    assert_eq!(index.stats().unwrap().pieces, 0);
+    drop(index);
+    let plain = orca_repo::index::Index::open(&at(None), "repo-tls").unwrap_err();
+    assert!(plain.to_string().contains("no encryption"), "{plain}");
+    let impostor = orca_repo::index::Index::open(&at(Some(&wrong)), "repo-tls").unwrap_err();
+    assert!(impostor.to_string().contains("certificate"), "{impostor}");
+    let missing =
+        orca_repo::index::Index::open(&at(Some(&dir.path().join("nope.pem"))), "repo-tls")
+            .unwrap_err();
+    assert!(missing.to_string().contains("nope.pem"), "{missing}");
+    eprintln!("without TLS: {plain}\nanother CA: {impostor}\nno CA file: {missing}");
+}
+
 /// Two directories naming one bucket and one PostgreSQL index (two vault
 /// servers' state directories) see each other's pieces at once, with no
 /// rebuild; a PostgreSQL restart between calls is ridden out by reconnecting.
@@ -324,6 +362,7 @@ async fn two_directories_share_one_postgresql_index() {
     remote.index = Some(PgConfig {
         url: pg.database("shared"),
         password_file: None,
+        ca_file: None,
     });
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));

@@ -102,6 +102,11 @@ pub struct ObjectArgs {
     /// File whose first line is the PostgreSQL password (mode 0600).
     #[arg(long, value_name = "FILE", requires = "index_url")]
     index_password_file: Option<PathBuf>,
+    /// Reach PostgreSQL over TLS, checking its certificate against this CA
+    /// (PEM). `?sslmode=require` in the URL does the same with the system's
+    /// CA bundle; without either the connection is plain TCP.
+    #[arg(long, value_name = "FILE", requires = "index_url")]
+    index_ca_file: Option<PathBuf>,
 }
 
 impl ObjectArgs {
@@ -121,6 +126,7 @@ impl ObjectArgs {
                     .map(|url| orca_repo::index::postgres::PgConfig {
                         url,
                         password_file: self.index_password_file.clone(),
+                        ca_file: self.index_ca_file.clone(),
                     }),
             })
     }

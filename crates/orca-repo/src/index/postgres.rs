@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Transaction};
 use serde::{Deserialize, Serialize};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
     GcRun, IndexBackend, IndexStats, Location, PieceFilter, PieceInfo, SCHEMA_VERSION,
@@ -97,7 +98,16 @@ pub struct PgConfig {
     /// A file (mode 0600) whose first line is the password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_file: Option<std::path::PathBuf>,
+    /// The PEM file of the CA that signed the server's certificate. Given,
+    /// or with `sslmode=require` in the URL, the connection is TLS and the
+    /// certificate is checked against the host name (the system's CA bundle
+    /// when no file is given); otherwise it is plain TCP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
+
+/// Where the system's CA certificates are on Debian-like hosts.
+const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 impl std::fmt::Debug for PgConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -149,6 +159,45 @@ impl PgConfig {
         cfg.application_name("orca");
         Ok(cfg)
     }
+
+    /// The TLS connector, when the connection is to be encrypted: always
+    /// verified, because a shared index that an impostor could answer for
+    /// would accept its lies about which chunks are stored.
+    fn tls(&self, cfg: &mut postgres::Config) -> Result<Option<MakeRustlsConnect>> {
+        use postgres::config::SslMode;
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let wanted = self.ca_file.is_some() || cfg.get_ssl_mode() == SslMode::Require;
+        if !wanted {
+            cfg.ssl_mode(SslMode::Disable);
+            return Ok(None);
+        }
+        cfg.ssl_mode(SslMode::Require);
+        let file = self
+            .ca_file
+            .clone()
+            .unwrap_or_else(|| SYSTEM_CA_FILE.into());
+        let bad = |why: String| {
+            RepoError::InvalidArgument(format!(
+                "the PostgreSQL CA file {} {why}: give the PEM file of the CA that signed the server's certificate (--index-ca-file)",
+                file.display()
+            ))
+        };
+        let certs = CertificateDer::pem_file_iter(&file)
+            .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| bad(format!("cannot be read ({e})")))?;
+        let mut roots = rustls::RootCertStore::empty();
+        if roots.add_parsable_certificates(certs).0 == 0 {
+            return Err(bad("holds no usable certificate".into()));
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(format!("cannot be used ({e})")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Some(MakeRustlsConnect::new(config)))
+    }
 }
 
 /// Connections to one PostgreSQL database, reused across calls, with the
@@ -156,6 +205,7 @@ impl PgConfig {
 /// vault keeps its tokens and records through one of these too.
 pub struct PgPool {
     cfg: postgres::Config,
+    tls: Option<MakeRustlsConnect>,
     url: String,
     idle: Mutex<Vec<Client>>,
 }
@@ -180,8 +230,11 @@ impl Drop for PgPool {
 impl PgPool {
     /// No connection is made until the first call.
     pub fn new(cfg: &PgConfig) -> Result<PgPool> {
+        let mut client = cfg.client_config()?;
+        let tls = cfg.tls(&mut client)?;
         Ok(PgPool {
-            cfg: cfg.client_config()?,
+            cfg: client,
+            tls,
             url: cfg.redacted(),
             idle: Mutex::new(Vec::new()),
         })
@@ -233,7 +286,10 @@ impl PgPool {
     }
 
     fn connect(&self) -> std::result::Result<Client, postgres::Error> {
-        self.cfg.connect(NoTls)
+        match &self.tls {
+            Some(tls) => self.cfg.connect(tls.clone()),
+            None => self.cfg.connect(NoTls),
+        }
     }
 
     /// Run `f` in one transaction on a pooled connection; `write` takes the
@@ -298,8 +354,21 @@ pub struct PgIndex {
 }
 
 fn db_err(url: &str, what: &str, e: postgres::Error) -> RepoError {
+    let detail = match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => {
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text = format!("{text}: {c}");
+                cause = c.source();
+            }
+            text
+        }
+    };
     RepoError::IndexServer {
         context: format!("{what} (PostgreSQL at {url})"),
+        detail,
         source: e,
     }
 }
@@ -415,8 +484,25 @@ fn lost_connection(e: &postgres::Error) -> bool {
         // admin_shutdown, crash_shutdown, cannot_connect_now (starting up).
         return matches!(db.code().code(), "57P01" | "57P02" | "57P03");
     }
-    // No SQL state: the failure was below SQL (refused, reset, timed out).
-    e.code().is_none()
+    // No SQL state: the failure was below SQL (refused, reset, timed out),
+    // unless TLS refused the server: another attempt would meet the same
+    // certificate.
+    e.code().is_none() && !tls_refused(e)
+}
+
+fn tls_refused(e: &postgres::Error) -> bool {
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let inner = c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|i| i as &(dyn std::error::Error + 'static));
+        if c.is::<rustls::Error>() || inner.is_some_and(|i| i.is::<rustls::Error>()) {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 const PIECE_COLUMNS: &str = "name, database, dbid, file_type, created, size, chunks, stored, meta";
@@ -1040,6 +1126,7 @@ mod tests {
         let c = |url: &str| PgConfig {
             url: url.into(),
             password_file: None,
+            ca_file: None,
         };
         assert_eq!(
             c("postgresql://orca:s3cret@db:5432/orca").redacted(),

@@ -4,6 +4,8 @@
 //! else `PATH` (`apt-get install postgresql`). PostgreSQL refuses to run as
 //! root, so as root it runs as the `postgres` user.
 
+#![allow(dead_code)] // each test that includes this uses its own part of it
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -141,6 +143,43 @@ impl PgServer {
         );
     }
 
+    /// Serve TLS only, with this certificate and key (PEM): plain TCP is
+    /// refused from now on (`hostssl` in pg_hba.conf). Restarts the server.
+    pub fn require_tls(&self, cert_pem: &str, key_pem: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let data = self.data();
+        std::fs::write(data.join("server.crt"), cert_pem).unwrap();
+        let key = data.join("server.key");
+        std::fs::write(&key, key_pem).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .unwrap();
+        std::io::Write::write_all(
+            &mut conf,
+            b"\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+        )
+        .unwrap();
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        )
+        .unwrap();
+        if is_root() {
+            for f in ["server.crt", "server.key", "postgresql.conf", "pg_hba.conf"] {
+                let ok = Command::new("chown")
+                    .arg("postgres")
+                    .arg(data.join(f))
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(ok, "cannot hand {f} to the postgres user");
+            }
+        }
+        self.down();
+        self.up();
+    }
+
     /// Stop at once, dropping every connection (`pg_ctl -m immediate`).
     pub fn down(&self) {
         self.pg(
@@ -158,11 +197,12 @@ impl PgServer {
 
     /// A new empty database, and the connection string that reaches it.
     pub fn database(&self, name: &str) -> String {
+        let socket = self.dir.path().display().to_string();
         let out = self.pg(
             "psql",
             &[
                 "-h",
-                "127.0.0.1",
+                &socket,
                 "-p",
                 &self.port.to_string(),
                 "-U",

@@ -232,7 +232,10 @@ pub(super) async fn committed(
         .collect();
     let mut found = Vec::with_capacity(names.len());
     let mut absent = Vec::new();
-    for name in names {
+    // A name given twice (a view that lists a piece once per session) is one piece, found
+    // or absent once.
+    let mut seen = std::collections::HashSet::new();
+    for name in names.iter().filter(|n| seen.insert(n.as_str())) {
         match by_name.remove(name) {
             Some(p) => found.push(p),
             None => absent.push(name.clone()),

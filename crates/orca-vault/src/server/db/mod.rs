@@ -464,6 +464,7 @@ mod tests {
         let cfg = orca_repo::index::postgres::PgConfig {
             url: server.database("catalog"),
             password_file: None,
+            ca_file: None,
         };
         conformance(Arc::new(postgres::PgCatalog::open(&cfg).unwrap()));
         // A second server opening the migrated database sees what the first wrote.
