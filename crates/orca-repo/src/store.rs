@@ -551,14 +551,18 @@ impl Store {
     async fn manifest_inner(&self, name: &str) -> Result<Option<Bytes>> {
         manifest::validate_name(name)?;
         let key = manifest::object_key(name);
+        // A row is written only after its manifest, so one seen before a read that finds
+        // no manifest belongs to a deleted piece; a row that appears after the read is a
+        // commit that landed meanwhile, and stays.
+        let owned = name.to_string();
+        let before = self.blocking(move |i| i.piece(&owned)).await?;
         match self.objects.get(&obj(&key)).await {
             Ok(r) => {
                 let bytes = r
                     .bytes()
                     .await
                     .map_err(|e| RepoError::storage(key.clone(), e))?;
-                let owned = name.to_string();
-                if self.blocking(move |i| i.piece(&owned)).await?.is_none() {
+                if before.is_none() {
                     // Committed, but the catalog row was lost to a crash: restore it.
                     if let Ok(m) = Manifest::decode_unverified(&bytes, &key) {
                         let info = PieceInfo::from_manifest(&m);
@@ -570,8 +574,11 @@ impl Store {
                 Ok(Some(bytes))
             }
             Err(object_store::Error::NotFound { .. }) => {
-                let owned = name.to_string();
-                self.blocking(move |i| i.remove_piece(&owned)).await?;
+                if let Some(row) = before {
+                    let owned = name.to_string();
+                    self.blocking(move |i| i.remove_piece_created(&owned, row.created))
+                        .await?;
+                }
                 Ok(None)
             }
             Err(e) => Err(RepoError::storage(key, e)),

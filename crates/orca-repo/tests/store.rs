@@ -680,3 +680,128 @@ async fn hashing_in_the_callers_buffers_stores_what_copying_stores() {
         .unwrap();
     assert!(report.is_clean(), "{:?}", report.problems);
 }
+
+/// An object store that, once armed, holds the first manifest read that finds nothing until
+/// the test lets it go: the window in which another writer commits that very piece.
+#[derive(Debug)]
+struct HeldRead {
+    inner: std::sync::Arc<dyn object_store::ObjectStore>,
+    armed: std::sync::atomic::AtomicBool,
+    missed: tokio::sync::Notify,
+    go: tokio::sync::Notify,
+}
+
+impl std::fmt::Display for HeldRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HeldRead({})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl object_store::ObjectStore for HeldRead {
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &object_store::path::Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        let r = self.inner.get_opts(location, options).await;
+        let manifest = location.as_ref().starts_with("pieces/");
+        if manifest
+            && matches!(r, Err(object_store::Error::NotFound { .. }))
+            && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.missed.notify_one();
+            self.go.notified().await;
+        }
+        r
+    }
+
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<
+            'static,
+            object_store::Result<object_store::path::Path>,
+        >,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// A read of a piece that finds no manifest, racing a commit of that piece (another channel
+/// asking whether the name is free, a listing settling commits in flight) must not take away
+/// the catalog row the commit writes a moment later: RMAN would then fail to delete a piece
+/// it recorded as AVAILABLE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_that_misses_a_manifest_leaves_a_concurrent_commit_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = std::sync::Arc::new(HeldRead {
+        inner: std::sync::Arc::new(object_store::memory::InMemory::new()),
+        armed: false.into(),
+        missed: tokio::sync::Notify::new(),
+        go: tokio::sync::Notify::new(),
+    });
+    let (repo, store) = Repository::init(
+        held.clone(),
+        "memory".into(),
+        &orca_repo::IndexLocation::Sqlite(dir.path().join("index.sqlite")),
+        &opts(),
+        &orca_repo::NewKey::Passphrase(PASS.into()),
+    )
+    .await
+    .unwrap();
+    held.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let reader = {
+        let store = store.clone();
+        tokio::spawn(async move { store.manifest("p").await })
+    };
+    held.missed.notified().await;
+    put(&repo, "p", blocks(5, 7)).await.unwrap();
+    held.go.notify_one();
+    assert!(reader.await.unwrap().unwrap().is_none());
+    assert!(
+        store.index().piece("p").unwrap().is_some(),
+        "the committed piece lost its catalog row"
+    );
+    assert_eq!(get(&repo, "p").await.unwrap(), blocks(5, 7));
+    assert!(store.delete("p").await.unwrap());
+}

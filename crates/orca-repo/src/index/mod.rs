@@ -184,6 +184,11 @@ pub trait IndexBackend: Send + Sync + std::fmt::Debug {
 
     fn remove_piece(&self, name: &str) -> Result<bool>;
 
+    /// Remove the row of `name` only if it is still the one created at `created`: a
+    /// reader that found the manifest gone must not take away the row of a commit of the
+    /// same name that landed after its read.
+    fn remove_piece_created(&self, name: &str, created: i64) -> Result<bool>;
+
     fn piece(&self, name: &str) -> Result<Option<PieceInfo>>;
 
     fn list(&self, f: &PieceFilter) -> Result<Vec<PieceInfo>>;

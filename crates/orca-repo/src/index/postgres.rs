@@ -729,6 +729,15 @@ impl IndexBackend for PgIndex {
         })
     }
 
+    fn remove_piece_created(&self, name: &str, created: i64) -> Result<bool> {
+        self.write("remove piece", |tx| {
+            Ok(tx.execute(
+                "DELETE FROM pieces WHERE name = $1 AND created = $2",
+                &[&name, &created],
+            )? > 0)
+        })
+    }
+
     fn piece(&self, name: &str) -> Result<Option<PieceInfo>> {
         self.read("look up piece", |tx| {
             Ok(tx

@@ -374,6 +374,15 @@ impl IndexBackend for SqliteIndex {
         })
     }
 
+    fn remove_piece_created(&self, name: &str, created: i64) -> Result<bool> {
+        self.with("remove piece", |c| {
+            Ok(c.execute(
+                "DELETE FROM pieces WHERE name = ?1 AND created = ?2",
+                params![name, created],
+            )? > 0)
+        })
+    }
+
     fn piece(&self, name: &str) -> Result<Option<PieceInfo>> {
         self.with("look up piece", |c| {
             c.query_row(

@@ -145,6 +145,12 @@ pub(super) async fn commit(State(s): St, c: Caller, body: Bytes) -> ApiResult<Re
     c.owns(m.header.meta.database.as_deref())?;
     let info = s.store.commit(body).await?;
     s.metrics.commit();
+    tracing::info!(
+        piece = %info.name,
+        database = info.database.as_deref().unwrap_or("-"),
+        bytes = info.size,
+        "piece committed"
+    );
     Ok((StatusCode::CREATED, Json(PieceInfoSchema::from(info))).into_response())
 }
 
@@ -207,6 +213,7 @@ pub(super) async fn delete(
     c.may(WRITE)?;
     owned_piece(&s, &c, &q.name).await?;
     if s.store.delete(&q.name).await? {
+        tracing::info!(piece = %q.name, "piece deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(RepoError::PieceNotFound { name: q.name }.into())
