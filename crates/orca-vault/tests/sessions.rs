@@ -40,12 +40,13 @@ fn sessions_stay_with_their_database_and_stale_lineages_are_refused() {
     assert!(!rt.block_on(client.renew_session(grant.id)).unwrap());
     assert_eq!(v.raw("DELETE", &path, Some(&orcl), b"").status, 404);
 
-    // A piece is written and deleted, a collection sweeps its chunks: a lineage older than
-    // that is refused, a newer one accepted.
+    // A piece is written and deleted, a collection sweeps its chunks: a lineage from before
+    // those chunks were last referenced is refused, a newer one accepted. (A lineage taken
+    // after the write may still be sound: the sweep took nothing referenced since.)
     let repo = v.repo(&orcl);
-    put(&repo, "p", "ORCL", &data(3 << 20, 1));
     let before = rt.block_on(client.begin_session("probe", None)).unwrap();
     rt.block_on(client.end_session(before.id)).unwrap();
+    put(&repo, "p", "ORCL", &data(3 << 20, 1));
     rt.block_on(repo.delete("p")).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let store = rt.block_on(Store::open_local(&v.data)).unwrap();

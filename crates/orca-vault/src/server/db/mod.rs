@@ -54,13 +54,14 @@ pub(crate) struct RecordRow<'a> {
 pub(crate) trait Catalog: Send + Sync {
     /// Where it is, for messages.
     fn location(&self) -> String;
+    /// `false` when another token has this hash; `true` also when this very token is stored.
     fn insert_token(
         &self,
         hash: &[u8],
         db: &str,
         scope: &str,
         created: i64,
-    ) -> Result<(), VaultError>;
+    ) -> Result<bool, VaultError>;
     /// Tokens whose hex hash starts with `prefix` (lowercase), oldest first.
     fn tokens(&self, prefix: &str) -> Result<Vec<TokenRow>, VaultError>;
     fn delete_tokens(&self, prefix: &str) -> Result<(), VaultError>;
@@ -156,13 +157,18 @@ impl Tokens {
         let mut raw = [0u8; 24];
         getrandom::fill(&mut raw).map_err(VaultError::Random)?;
         let token = format!("orca_{}", hex::encode(raw));
-        self.0.insert_token(
-            blake3::hash(token.as_bytes()).as_bytes(),
-            db,
-            scope.as_str(),
-            orca_repo::now_unix(),
-        )?;
-        Ok(token)
+        let hash = blake3::hash(token.as_bytes());
+        if self
+            .0
+            .insert_token(hash.as_bytes(), db, scope.as_str(), orca_repo::now_unix())?
+        {
+            Ok(token)
+        } else {
+            Err(VaultError::InvalidArgument(format!(
+                "a token with hash {hash} already exists in {}: create the token again",
+                self.0.location()
+            )))
+        }
     }
 
     /// Every token, oldest first.
@@ -397,6 +403,12 @@ mod tests {
         assert_eq!(tokens.revoke(&listed[0].id[..8]).unwrap(), listed[0]);
         assert!(tokens.lookup(&t1).unwrap().is_none());
         assert!(tokens.lookup(&t2).unwrap().is_some());
+        // A token insert retried after its answer was lost finds its own row; another's fails.
+        let hash = [7u8; 32];
+        assert!(c.insert_token(&hash, "ORCL", "backup", 5).unwrap());
+        assert!(c.insert_token(&hash, "ORCL", "backup", 5).unwrap());
+        assert!(!c.insert_token(&hash, "SALES", "backup", 5).unwrap());
+        c.delete_tokens(&hex::encode(hash)).unwrap();
 
         let records = Records::of(c);
         let (a, b, other) = (
@@ -468,7 +480,14 @@ mod tests {
         };
         conformance(Arc::new(postgres::PgCatalog::open(&cfg).unwrap()));
         // A second server opening the migrated database sees what the first wrote.
-        let again = Tokens::of(Arc::new(postgres::PgCatalog::open(&cfg).unwrap()));
+        let pg = postgres::PgCatalog::open(&cfg).unwrap();
+        // The same call retried after a lost answer finds its own row; another call does not.
+        let j = job("j-retried", "ORCL", 300, JobState::Queued);
+        let r = row(&j);
+        assert!(pg.insert_record_once(&r, b"first call").unwrap());
+        assert!(pg.insert_record_once(&r, b"first call").unwrap());
+        assert!(!pg.insert_record_once(&r, b"second call").unwrap());
+        let again = Tokens::of(Arc::new(pg));
         assert_eq!(again.list().unwrap().len(), 1);
     }
 }

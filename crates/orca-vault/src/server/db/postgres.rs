@@ -2,7 +2,10 @@
 //! `vault_records` in the same database, migrated by `orca_vault_schema`.
 //!
 //! The calls take no writers' lock: each is one statement, atomic on its own, and must not
-//! wait behind a backup's commit. A lost connection is retried as the index retries it.
+//! wait behind a backup's commit. A lost connection is retried as the index retries it, so an
+//! insert may run again after its first try committed but the answer was lost: each insert
+//! recognises its own earlier row (a token by its whole content, a record by a nonce drawn
+//! once per call) and reports it inserted rather than taken.
 
 use orca_repo::RepoError;
 use orca_repo::index::postgres::{PgConfig, PgPool};
@@ -11,7 +14,8 @@ use postgres::types::ToSql;
 use super::{Catalog, RecordRow, Selection, TokenRow};
 use crate::server::VaultError;
 
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE vault_tokens (
     hash BYTEA PRIMARY KEY,
     db TEXT NOT NULL,
@@ -31,7 +35,11 @@ CREATE TABLE vault_records (
     PRIMARY KEY (type, id)
 );
 CREATE INDEX vault_records_by_database ON vault_records(type, database, time);
-"];
+",
+    "
+ALTER TABLE vault_records ADD COLUMN nonce BYTEA;
+",
+];
 
 pub(crate) struct PgCatalog(PgPool);
 
@@ -56,6 +64,32 @@ impl PgCatalog {
         self.0
             .run(what, false, |tx| tx.execute(sql, args))
             .map_err(shared)
+    }
+
+    /// One insert, however often it is retried: `nonce` marks the row as this call's.
+    pub(super) fn insert_record_once(
+        &self,
+        r: &RecordRow<'_>,
+        nonce: &[u8],
+    ) -> Result<bool, VaultError> {
+        self.execute(
+            "record",
+            "INSERT INTO vault_records(type, id, database, kind, state, time, doc, nonce)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (type, id) DO UPDATE SET nonce = EXCLUDED.nonce
+             WHERE vault_records.nonce = EXCLUDED.nonce",
+            &[
+                &r.kind_of,
+                &r.id,
+                &r.database,
+                &r.kind,
+                &r.state,
+                &r.time,
+                &r.doc,
+                &nonce,
+            ],
+        )
+        .map(|n| n == 1)
     }
 
     fn docs(
@@ -83,13 +117,16 @@ impl Catalog for PgCatalog {
         db: &str,
         scope: &str,
         created: i64,
-    ) -> Result<(), VaultError> {
-        self.execute(
+    ) -> Result<bool, VaultError> {
+        let inserted = self.execute(
             "create a token",
-            "INSERT INTO vault_tokens(hash, db, scope, created) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO vault_tokens(hash, db, scope, created) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (hash) DO UPDATE SET created = EXCLUDED.created
+             WHERE vault_tokens.db = EXCLUDED.db AND vault_tokens.scope = EXCLUDED.scope
+               AND vault_tokens.created = EXCLUDED.created",
             &[&hash, &db, &scope, &created],
-        )
-        .map(|_| ())
+        )?;
+        Ok(inserted == 1)
     }
 
     fn tokens(&self, prefix: &str) -> Result<Vec<TokenRow>, VaultError> {
@@ -136,21 +173,9 @@ impl Catalog for PgCatalog {
     }
 
     fn insert_record(&self, r: &RecordRow<'_>) -> Result<bool, VaultError> {
-        self.execute(
-            "record",
-            "INSERT INTO vault_records(type, id, database, kind, state, time, doc)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-            &[
-                &r.kind_of,
-                &r.id,
-                &r.database,
-                &r.kind,
-                &r.state,
-                &r.time,
-                &r.doc,
-            ],
-        )
-        .map(|n| n == 1)
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(VaultError::Random)?;
+        self.insert_record_once(r, &nonce)
     }
 
     fn record(&self, kind_of: &str, id: &str) -> Result<Option<String>, VaultError> {

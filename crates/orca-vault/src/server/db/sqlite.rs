@@ -83,12 +83,14 @@ impl Catalog for SqliteCatalog {
         db: &str,
         scope: &str,
         created: i64,
-    ) -> Result<(), VaultError> {
-        self.execute(
-            "INSERT INTO tokens(hash, db, scope, created) VALUES (?1, ?2, ?3, ?4)",
+    ) -> Result<bool, VaultError> {
+        let inserted = self.execute(
+            "INSERT INTO tokens(hash, db, scope, created) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (hash) DO UPDATE SET created = excluded.created
+             WHERE db = excluded.db AND scope = excluded.scope AND created = excluded.created",
             params![hash, db, scope, created],
-        )
-        .map(|_| ())
+        )?;
+        Ok(inserted == 1)
     }
 
     fn tokens(&self, prefix: &str) -> Result<Vec<TokenRow>, VaultError> {
