@@ -78,6 +78,15 @@ pub enum StoreError {
     Config { path: PathBuf, message: String },
     #[error("{}: {message}", .path.display())]
     Corrupt { path: PathBuf, message: String },
+    #[error(
+        "{}: catalog version {found} is newer than this build understands ({supported}): upgrade orca",
+        .path.display()
+    )]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
     #[error("{}: {source}", .path.display())]
     Io {
         path: PathBuf,
