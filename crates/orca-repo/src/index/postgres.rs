@@ -43,8 +43,10 @@ const POOL_IDLE: usize = 8;
 const WRITE_LOCK: i64 = 0x6f72_6361;
 
 /// The schema, one migration per version; `orca_schema` records the applied
-/// ones so a newer server upgrades an older database in place.
-const MIGRATIONS: &[&str] = &["
+/// ones so a newer server upgrades an older database in place. Public so the
+/// compatibility test can hold each released migration to its committed hash:
+/// a migration never changes once released, a change is a new one.
+pub const MIGRATIONS: &[&str] = &["
 CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE packs (
     pk BIGSERIAL PRIMARY KEY,
