@@ -386,6 +386,8 @@ fn run_sql(s: &mut Session, stmt: &str) -> Flow {
                 s.db().enable_block_change_tracking(file.as_deref())
             } else if rest.starts_with("DISABLE BLOCK CHANGE TRACKING") {
                 s.db().disable_block_change_tracking()
+            } else if let Some(r) = s.db().execute_state_sql(stmt) {
+                r.map(|_| ())
             } else {
                 return s.ora_error(
                     stmt,
@@ -395,6 +397,14 @@ fn run_sql(s: &mut Session, stmt: &str) -> Flow {
             };
             done(s, stmt, r, "Database altered.")
         }
+        ("ALTER", "TABLESPACE") => match s.db().execute_state_sql(stmt) {
+            Some(r) => done(s, stmt, r.map(|_| ()), "Tablespace altered."),
+            None => s.ora_error(
+                stmt,
+                None,
+                "ORA-02142: missing or invalid ALTER TABLESPACE option",
+            ),
+        },
         ("ALTER", "SESSION") => {
             let up = stmt.to_ascii_uppercase();
             if up.contains("NLS_DATE_FORMAT")

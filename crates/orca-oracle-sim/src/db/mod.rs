@@ -46,6 +46,7 @@ mod recover;
 mod redo;
 pub mod schema;
 pub mod sqlfn;
+mod state;
 mod workload;
 
 pub use bct::BctStatus;
@@ -54,6 +55,9 @@ pub use io::DatafileIo;
 pub use records::*;
 pub use recover::{
     MissingLog, PlannedLog, RecoverOptions, RecoverUntil, RecoveryPlan, RecoveryReport,
+};
+pub use state::{
+    BlockCorruption, FileRef, OfflineMode, StateStatement, corruption_kind, parse_state_statement,
 };
 pub use workload::{WorkloadOptions, WorkloadReport};
 
@@ -371,6 +375,7 @@ impl Database {
                 schema::SCHEMA_VERSION
             )));
         }
+        state::ensure_schema(&db.conn)?;
         Ok(db)
     }
 
@@ -849,7 +854,17 @@ impl Database {
     /// (restored ones included) up to the target. Fails with
     /// [`DbError::MissingLogs`] before changing anything if logs are missing.
     pub fn recover(&self, opts: &RecoverOptions) -> Result<RecoveryReport> {
-        recover::recover(self, opts)
+        let report = recover::recover(self, opts)?;
+        let in_place: Vec<u32> = match &opts.files {
+            Some(f) => f.clone(),
+            None => self.datafiles()?.iter().map(|d| d.file_no).collect(),
+        };
+        let in_place: Vec<u32> = in_place
+            .into_iter()
+            .filter(|f| !opts.paths.contains_key(f))
+            .collect();
+        self.mark_recovered(&in_place)?;
+        Ok(report)
     }
 
     /// `ALTER DATABASE OPEN RESETLOGS`: a new incarnation; log sequences

@@ -375,7 +375,8 @@ pub(crate) fn checkpoint(db: &Database, writers: &mut Writers) -> Result<Scn> {
             payload: Vec::new(),
         },
     )?;
-    for d in db.datafiles()? {
+    // Offline files keep the checkpoint they went offline with.
+    for d in db.datafiles()?.into_iter().filter(|d| d.is_online()) {
         let io = super::DatafileIo::open(&d.path, true)?;
         let mut h = io.header()?;
         h.checkpoint = orca_oracle::Checkpoint {
@@ -411,7 +412,7 @@ pub(crate) fn checkpoint(db: &Database, writers: &mut Writers) -> Result<Scn> {
     let j = julian_of(now);
     c.execute(
         r#"UPDATE cf_datafile SET "CHECKPOINT_CHANGE#" = ?1, "CHECKPOINT_TIME" = ?2,
-               checkpoint_stamp = ?3"#,
+               checkpoint_stamp = ?3 WHERE "STATUS" IN ('ONLINE', 'SYSTEM')"#,
         params![scn.0 as i64, j, now.0],
     )?;
     c.execute(

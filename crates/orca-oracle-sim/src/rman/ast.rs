@@ -64,6 +64,8 @@ pub enum Command {
         abort: bool,
     },
     AlterDatabase(AlterDatabase),
+    Switch(super::newname::Switch),
+    BlockRecover(super::blockrecover::BlockRecover),
     Exit,
 }
 
@@ -79,6 +81,7 @@ pub enum SetCmd {
     Until(Until),
     Dbid(u64),
     Echo(bool),
+    Newname(super::newname::Newname),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -294,6 +297,8 @@ pub struct Restore {
     pub from_tag: Option<String>,
     pub validate: bool,
     pub preview: bool,
+    /// PREVIEW SUMMARY.
+    pub preview_summary: bool,
     pub until: Option<Until>,
 }
 

@@ -746,6 +746,9 @@ impl Session {
                 let file = s.split('\'').nth(1).map(std::path::PathBuf::from);
                 self.db.enable_block_change_tracking(file.as_deref())
             }
+            _ if crate::db::parse_state_statement(s).is_some() => {
+                self.db.execute_state_sql(s).unwrap_or(Ok("")).map(|_| ())
+            }
             _ => {
                 return Err(CmdError::command(
                     "sql",
@@ -813,6 +816,11 @@ impl Session {
                 self.out.line("Statement processed");
             }
             AlterDatabase::Open { resetlogs } => {
+                if !*resetlogs {
+                    self.db
+                        .check_online_files_recovered()
+                        .map_err(|e| self.cmd_err("alter db", e))?;
+                }
                 if *resetlogs {
                     self.db
                         .open_resetlogs()

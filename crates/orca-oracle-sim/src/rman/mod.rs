@@ -3,6 +3,7 @@
 pub mod args;
 pub mod ast;
 pub mod backup;
+pub mod blockrecover;
 pub mod catalog;
 pub mod channel;
 pub mod config;
@@ -11,10 +12,12 @@ pub mod faults;
 pub mod job;
 pub mod lexer;
 pub mod maint;
+pub mod newname;
 pub mod output;
 pub mod parser;
 pub mod producer;
 pub mod restore;
+pub mod restore_part;
 pub mod session;
 
 use std::io::Read;

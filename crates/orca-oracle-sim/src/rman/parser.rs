@@ -69,6 +69,7 @@ const KEYWORDS: &[&str] = &[
     "BACKUPPIECE",
     "BACKUPSET",
     "BETWEEN",
+    "BLOCK",
     "CATALOG",
     "CHANNEL",
     "CLEAR",
@@ -79,6 +80,7 @@ const KEYWORDS: &[&str] = &[
     "CONTROLFILE",
     "COPIES",
     "COPY",
+    "CORRUPTION",
     "CROSSCHECK",
     "CUMULATIVE",
     "CURRENT",
@@ -104,6 +106,7 @@ const KEYWORDS: &[&str] = &[
     "LEVEL",
     "LIST",
     "MAINTENANCE",
+    "NEWNAME",
     "MAXPIECESIZE",
     "MAXSETSIZE",
     "NOPROMPT",
@@ -139,6 +142,7 @@ const KEYWORDS: &[&str] = &[
     "START",
     "STARTUP",
     "SUMMARY",
+    "SWITCH",
     "TABLESPACE",
     "TAG",
     "THREAD",
@@ -175,6 +179,7 @@ const COMMANDS: &[&str] = &[
     "shutdown",
     "sql",
     "startup",
+    "switch",
     "validate",
 ];
 
@@ -195,6 +200,7 @@ const RUN_COMMANDS: &[&str] = &[
     "shutdown",
     "sql",
     "startup",
+    "switch",
     "validate",
     "}",
 ];
@@ -541,6 +547,8 @@ impl<'a> Parser<'a> {
             "BACKUP" => Command::Backup(Box::new(self.backup()?)),
             "RESTORE" => Command::Restore(self.restore()?),
             "RECOVER" => self.recover()?,
+            "BLOCKRECOVER" => Command::BlockRecover(self.block_list()?),
+            "SWITCH" => Command::Switch(self.switch()?),
             "VALIDATE" => Command::Validate(self.validate()?),
             "DELETE" => Command::Delete(self.delete()?),
             "CROSSCHECK" => Command::Crosscheck(self.crosscheck()?),
@@ -873,6 +881,8 @@ impl<'a> Parser<'a> {
         } else if self.accept_kw("DBID") {
             let _ = self.accept_sym('=');
             SetCmd::Dbid(self.expect_int()?)
+        } else if self.accept_kw("NEWNAME") {
+            SetCmd::Newname(self.newname()?)
         } else if self.accept_kw("ECHO") {
             if self.accept_kw("ON") {
                 SetCmd::Echo(true)
@@ -881,7 +891,7 @@ impl<'a> Parser<'a> {
                 SetCmd::Echo(false)
             }
         } else {
-            return Err(self.error(&["command", "dbid", "echo", "until"]));
+            return Err(self.error(&["command", "dbid", "echo", "newname", "until"]));
         };
         self.expect_end()?;
         Ok(s)
@@ -1127,6 +1137,9 @@ impl<'a> Parser<'a> {
                 }
             } else if self.accept_kw("VALIDATE") {
                 b.validate = true;
+            } else if self.is_kw("CHECK") && self.is_kw_at(1, "LOGICAL") {
+                // The simulator's block check already covers what CHECK LOGICAL adds.
+                self.i += 2;
             } else if self.is_kw("FOR") {
                 self.i += 1;
                 self.expect_kw("RECOVER")?;
@@ -1205,6 +1218,7 @@ impl<'a> Parser<'a> {
             from_tag: None,
             validate: false,
             preview: false,
+            preview_summary: false,
             until: None,
         };
         loop {
@@ -1216,7 +1230,7 @@ impl<'a> Parser<'a> {
                 r.validate = true;
             } else if self.accept_kw("PREVIEW") {
                 r.preview = true;
-                let _ = self.accept_kw("SUMMARY");
+                r.preview_summary = self.accept_kw("SUMMARY");
             } else if self.accept_kw("UNTIL") {
                 r.until = Some(self.until_body()?);
             } else {
@@ -1260,6 +1274,9 @@ impl<'a> Parser<'a> {
                 until,
             });
         }
+        if self.is_kw("CORRUPTION") || (self.is_kw("DATAFILE") && self.is_kw_at(2, "BLOCK")) {
+            return Ok(Command::BlockRecover(self.block_list()?));
+        }
         let object = if self.accept_kw("DATABASE") {
             RecoverObject::Database
         } else if self.accept_kw("DATAFILE") {
@@ -1292,6 +1309,9 @@ impl<'a> Parser<'a> {
     }
 
     fn validate(&mut self) -> R<Validate> {
+        if self.is_kw("CHECK") && self.is_kw_at(1, "LOGICAL") {
+            self.i += 2;
+        }
         let v = if self.accept_kw("DATABASE") {
             Validate::Database
         } else if self.accept_kw("DATAFILE") {
@@ -1305,6 +1325,81 @@ impl<'a> Parser<'a> {
         };
         self.expect_end()?;
         Ok(v)
+    }
+
+    /// After SET NEWNAME: FOR DATAFILE n|'name' | FOR TABLESPACE t | FOR DATABASE, then
+    /// TO 'name' | TO NEW.
+    fn newname(&mut self) -> R<super::newname::Newname> {
+        use super::newname::{Newname, NewnameTarget};
+        self.expect_kw("FOR")?;
+        let target = if self.accept_kw("DATAFILE") {
+            if let Some(Tok::Str { .. }) = self.peek() {
+                NewnameTarget::DatafileName(self.expect_string()?)
+            } else {
+                NewnameTarget::Datafile(self.expect_u32()?)
+            }
+        } else if self.accept_kw("TABLESPACE") {
+            NewnameTarget::Tablespace(up(&self.expect_name()?))
+        } else if self.accept_kw("DATABASE") {
+            NewnameTarget::Database
+        } else {
+            return Err(self.error(&["database", "datafile", "tablespace"]));
+        };
+        self.expect_kw("TO")?;
+        let to = if self.accept_kw("NEW") {
+            None
+        } else {
+            Some(self.expect_string()?)
+        };
+        Ok(Newname { target, to })
+    }
+
+    /// SWITCH DATAFILE ALL | SWITCH DATAFILE n[,m] [TO COPY] | SWITCH DATABASE TO COPY.
+    fn switch(&mut self) -> R<super::newname::Switch> {
+        use super::newname::Switch;
+        let s = if self.accept_kw("DATABASE") {
+            self.expect_kw("TO")?;
+            self.expect_kw("COPY")?;
+            Switch::ToCopy(None)
+        } else {
+            self.expect_kw("DATAFILE")
+                .map_err(|_| self.error(&["database", "datafile"]))?;
+            if self.accept_kw("ALL") {
+                Switch::Newnames(None)
+            } else {
+                let files = self.int_list()?;
+                if self.accept_kw("TO") {
+                    self.expect_kw("COPY")?;
+                    Switch::ToCopy(Some(files))
+                } else {
+                    Switch::Newnames(Some(files))
+                }
+            }
+        };
+        self.expect_end()?;
+        Ok(s)
+    }
+
+    /// CORRUPTION LIST | DATAFILE n BLOCK m[, m...] [DATAFILE n BLOCK ...] (RECOVER and
+    /// the older BLOCKRECOVER).
+    fn block_list(&mut self) -> R<super::blockrecover::BlockRecover> {
+        use super::blockrecover::BlockRecover;
+        if self.accept_kw("CORRUPTION") {
+            self.expect_kw("LIST")?;
+            self.expect_end()?;
+            return Ok(BlockRecover::CorruptionList);
+        }
+        let mut blocks = Vec::new();
+        while self.accept_kw("DATAFILE") {
+            let file = self.expect_u32()?;
+            self.expect_kw("BLOCK")?;
+            blocks.push((file, self.int_list()?));
+        }
+        if blocks.is_empty() {
+            return Err(self.error(&["corruption", "datafile"]));
+        }
+        self.expect_end()?;
+        Ok(BlockRecover::Blocks(blocks))
     }
 
     fn piece_refs(&mut self) -> R<Vec<PieceRef>> {

@@ -99,6 +99,8 @@ pub struct Session {
     pub in_run: bool,
     pub command_id: Option<String>,
     pub until: Option<Until>,
+    /// SET NEWNAME of the current RUN block: FILE# → where RESTORE writes the file.
+    pub newnames: std::collections::BTreeMap<u32, PathBuf>,
     pub session_status: Option<StatusKey>,
     catalog_notice: bool,
     next_channel_sid: u32,
@@ -135,6 +137,8 @@ fn command_name(c: &Command) -> &'static str {
         Command::Startup { .. } => "startup",
         Command::Shutdown { .. } => "shutdown",
         Command::AlterDatabase(_) => "alter db",
+        Command::Switch(_) => "switch",
+        Command::BlockRecover(_) => "recover",
         Command::Set(_) => "set",
         Command::Show => "show",
         Command::Run(_) => "run",
@@ -146,7 +150,7 @@ fn command_name(c: &Command) -> &'static str {
 fn operation(c: &Command) -> Option<&'static str> {
     Some(match c {
         Command::Backup(_) => "BACKUP",
-        Command::RecoverCopy { .. } | Command::Recover(_) => "RECOVER",
+        Command::RecoverCopy { .. } | Command::Recover(_) | Command::BlockRecover(_) => "RECOVER",
         Command::Restore(_) => "RESTORE",
         Command::Validate(_) => "VALIDATE",
         Command::Delete(_) => "DELETE",
@@ -186,6 +190,7 @@ impl Session {
             in_run: false,
             command_id: None,
             until: None,
+            newnames: Default::default(),
             session_status: None,
             catalog_notice: false,
             next_channel_sid: sid + 17,
@@ -274,6 +279,7 @@ impl Session {
                 }
                 self.in_run = false;
                 self.until = None;
+                self.newnames.clear();
                 self.release_origin(Origin::Run);
                 result
             }
@@ -372,6 +378,8 @@ impl Session {
             } => self.startup(*force, *mount_only, *nomount),
             Command::Shutdown { abort } => self.shutdown(*abort),
             Command::AlterDatabase(a) => self.alter_database(a),
+            Command::Switch(sw) => self.switch(sw),
+            Command::BlockRecover(b) => self.block_recover(b, end),
             Command::Exit => Ok(()),
         }
     }
@@ -398,6 +406,7 @@ impl Session {
             SetCmd::Echo(_) => {
                 self.out.line("echo set on");
             }
+            SetCmd::Newname(n) => self.set_newname(n)?,
         }
         Ok(())
     }
