@@ -3,6 +3,8 @@
 use super::ast::*;
 use super::lexer::{LexError, Tok, Token, lex};
 
+mod dr;
+
 /// A syntax error, with what RMAN prints for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
@@ -99,12 +101,15 @@ const KEYWORDS: &[&str] = &[
     "FROM",
     "FULL",
     "ID",
+    "INCARNATION",
     "INCREMENTAL",
     "INPUT",
     "LEVEL",
     "LIST",
     "MAINTENANCE",
+    "MAXDAYS",
     "MAXPIECESIZE",
+    "MAXSEQ",
     "MAXSETSIZE",
     "NOPROMPT",
     "NOT",
@@ -122,6 +127,7 @@ const KEYWORDS: &[&str] = &[
     "REDUNDANCY",
     "RELEASE",
     "REPORT",
+    "RESET",
     "RESTORE",
     "RETENTION",
     "RUN",
@@ -167,6 +173,7 @@ const COMMANDS: &[&str] = &[
     "recover",
     "release",
     "report",
+    "reset",
     "restore",
     "run",
     "send",
@@ -536,14 +543,20 @@ impl<'a> Parser<'a> {
                 Command::Release(name)
             }
             "CONFIGURE" if !in_run => Command::Configure(self.configure()?),
+            "SET" if self.is_kw("CONTROLFILE") => Command::Set(self.set_autobackup_format()?),
             "SET" => Command::Set(self.set()?),
             "SEND" => self.send()?,
             "BACKUP" => Command::Backup(Box::new(self.backup()?)),
+            "RESTORE" if self.is_kw("CONTROLFILE") || self.is_kw("SPFILE") => {
+                Command::Dr(self.restore_file()?)
+            }
             "RESTORE" => Command::Restore(self.restore()?),
+            "RESET" if !in_run => Command::Dr(self.reset()?),
             "RECOVER" => self.recover()?,
             "VALIDATE" => Command::Validate(self.validate()?),
             "DELETE" => Command::Delete(self.delete()?),
             "CROSSCHECK" => Command::Crosscheck(self.crosscheck()?),
+            "LIST" if self.is_kw("INCARNATION") => Command::Dr(self.list_incarnation()?),
             "LIST" => Command::List(self.list()?),
             "REPORT" => Command::Report(self.report()?),
             "CATALOG" => Command::Catalog(self.catalog()?),

@@ -1,6 +1,7 @@
 //! One RMAN session: the connection to the target database, allocated channels, the
 //! V$RMAN_STATUS rows, and the dispatch of parsed commands.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -99,6 +100,8 @@ pub struct Session {
     pub in_run: bool,
     pub command_id: Option<String>,
     pub until: Option<Until>,
+    /// SET CONTROLFILE AUTOBACKUP FORMAT inside the current RUN block.
+    pub autobackup_formats: BTreeMap<DeviceType, String>,
     pub session_status: Option<StatusKey>,
     catalog_notice: bool,
     next_channel_sid: u32,
@@ -139,6 +142,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Show => "show",
         Command::Run(_) => "run",
         Command::Exit => "exit",
+        Command::Dr(d) => d.command_name(),
     }
 }
 
@@ -156,6 +160,7 @@ fn operation(c: &Command) -> Option<&'static str> {
         Command::Catalog(_) => "CATALOG",
         Command::Configure(_) => "CONFIGURE",
         Command::Sql(_) | Command::AlterDatabase(_) => "SQL",
+        Command::Dr(d) => return d.operation(),
         _ => return None,
     })
 }
@@ -186,6 +191,7 @@ impl Session {
             in_run: false,
             command_id: None,
             until: None,
+            autobackup_formats: BTreeMap::new(),
             session_status: None,
             catalog_notice: false,
             next_channel_sid: sid + 17,
@@ -215,7 +221,8 @@ impl Session {
     }
 
     fn ensure_session_row(&mut self) {
-        if self.session_status.is_some() {
+        // An unmounted instance has no control file to keep the rows in.
+        if self.session_status.is_some() || !self.db.is_mounted() {
             return;
         }
         let start = now();
@@ -274,6 +281,7 @@ impl Session {
                 }
                 self.in_run = false;
                 self.until = None;
+                self.autobackup_formats.clear();
                 self.release_origin(Origin::Run);
                 result
             }
@@ -282,7 +290,7 @@ impl Session {
     }
 
     fn execute_one(&mut self, cmd: &Command) -> Result<(), CmdError> {
-        let op = operation(cmd);
+        let op = operation(cmd).filter(|_| self.db.is_mounted());
         let start = now();
         let key = match (op, self.session_status) {
             (Some(op), Some(sess)) => catalog::start_status(
@@ -333,6 +341,7 @@ impl Session {
     }
 
     fn dispatch(&mut self, cmd: &Command, end: &mut StatusEnd) -> Result<(), CmdError> {
+        self.check_instance(cmd)?;
         match cmd {
             Command::Run(_) => Err(CmdError::new(vec![
                 "RMAN-01009: syntax error: found \"run\": RUN blocks cannot be nested".into(),
@@ -373,6 +382,7 @@ impl Session {
             Command::Shutdown { abort } => self.shutdown(*abort),
             Command::AlterDatabase(a) => self.alter_database(a),
             Command::Exit => Ok(()),
+            Command::Dr(d) => self.dr(d, end),
         }
     }
 
@@ -391,9 +401,12 @@ impl Session {
                 self.out.line("executing command: SET until clause");
                 self.until = Some(u.clone());
             }
-            SetCmd::Dbid(_) => {
+            SetCmd::Dbid(n) => self.set_dbid(*n)?,
+            SetCmd::AutobackupFormat { device, format } => {
                 self.out.blank();
-                self.out.line("executing command: SET DBID");
+                self.out
+                    .line("executing command: SET CONTROLFILE AUTOBACKUP FORMAT");
+                self.autobackup_formats.insert(*device, format.clone());
             }
             SetCmd::Echo(_) => {
                 self.out.line("echo set on");
@@ -536,7 +549,7 @@ impl Session {
         })
     }
 
-    fn release_origin(&mut self, origin: Origin) {
+    pub(super) fn release_origin(&mut self, origin: Origin) {
         let mut i = 0;
         while i < self.channels.len() {
             if self.channels[i].0 == origin {
