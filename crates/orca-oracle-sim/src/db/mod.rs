@@ -938,8 +938,9 @@ impl Database {
 
     /// Writes a control file from a backup into `home` (`RESTORE
     /// CONTROLFILE`). The restored control file says CONTROLFILE_TYPE
-    /// `BACKUP` and the database is mounted. Close every `Database` on this
-    /// home first; open it again afterwards.
+    /// `BACKUP`, OPEN_MODE `MOUNTED` for when it is mounted, and OPEN_RESETLOGS
+    /// `REQUIRED`. Close every `Database` on this home first; open it again
+    /// afterwards.
     pub fn restore_controlfile(home: &Path, bytes: &[u8]) -> Result<()> {
         let cf = home.join(CONTROLFILE_REL);
         if bytes.len() < 100 || &bytes[..16] != b"SQLite format 3\0" {

@@ -251,6 +251,11 @@ pub(super) fn plan(db: &Database, opts: &RecoverOptions) -> Result<RecoveryPlan>
                 .get(&(target_rid, *thread, *sequence))
                 .and_then(|v| v.first().map(|r| r.first))
                 .or_else(|| {
+                    // The log was never archived: it begins where the one before ends.
+                    rows.get(&(target_rid, *thread, sequence.wrapping_sub(1)))
+                        .and_then(|v| v.first().map(|r| r.next))
+                })
+                .or_else(|| {
                     online_headers
                         .iter()
                         .find(|(_, h, s)| h.thread == *thread && s == sequence)
@@ -327,6 +332,15 @@ pub(super) fn plan(db: &Database, opts: &RecoverOptions) -> Result<RecoveryPlan>
                     })
                 });
                 let first_known = known.and_then(|v| v.first());
+                // A log the control file does not know begins where the one before ends.
+                let previous_end = rows
+                    .get(&(seg.resetlogs_id, thread, seq.wrapping_sub(1)))
+                    .and_then(|v| v.first())
+                    .map(|r| r.next);
+                if first_known.is_none() && previous_end.is_some_and(|e| bound.is_some_and(|u| e >= u))
+                {
+                    break;
+                }
                 // Nothing at or after the bound is needed.
                 if let Some(r) = first_known {
                     if past(r.first, r.first_time) {

@@ -127,17 +127,19 @@ impl Session {
                 }
                 Some(Scn(*n))
             }
-            Some(Until::Sequence { sequence, thread }) => self
-                .db
-                .archived_logs()
-                .map_err(err)?
-                .into_iter()
-                .find(|l| {
-                    l.resetlogs_id == info.resetlogs_id
-                        && u64::from(l.sequence) == *sequence
-                        && u32::from(l.thread) == *thread
-                })
-                .map(|l| l.first_scn),
+            Some(Until::Sequence { sequence, thread }) => {
+                let logs = self.db.archived_logs().map_err(err)?;
+                let of = |seq: u64| {
+                    logs.iter().find(|l| {
+                        l.resetlogs_id == info.resetlogs_id
+                            && u64::from(l.sequence) == seq
+                            && u32::from(l.thread) == *thread
+                    })
+                };
+                of(*sequence)
+                    .map(|l| l.first_scn)
+                    .or_else(|| of(sequence.wrapping_sub(1)).map(|l| l.next_scn))
+            }
             Some(Until::Time(t)) => {
                 let at = self.time(t)?;
                 let rs = crate::db::sqlfn::from_julian(julian_of(info.resetlogs_time));

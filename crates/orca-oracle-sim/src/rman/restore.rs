@@ -853,14 +853,25 @@ impl Session {
                                     .any(|x| later(x.thread, x.resetlogs_id, x.sequence))
                         })
                         .filter_map(|m| {
+                            let previous = m.sequence.wrapping_sub(1);
                             plan.logs
                                 .iter()
                                 .find(|l| {
                                     l.thread == m.thread
                                         && l.resetlogs_id == m.resetlogs_id
-                                        && l.sequence + 1 == m.sequence
+                                        && l.sequence == previous
                                 })
                                 .and_then(|l| l.next_scn)
+                                .or_else(|| {
+                                    bk.redologs
+                                        .iter()
+                                        .find(|r| {
+                                            r.thread == m.thread
+                                                && r.sequence == previous
+                                                && r.resetlogs_scn == m.resetlogs_scn
+                                        })
+                                        .map(|r| r.next_scn)
+                                })
                                 .or(m.first_scn)
                                 .map(|scn| (m.thread, m.sequence, scn))
                         })
