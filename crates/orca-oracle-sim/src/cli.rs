@@ -35,13 +35,18 @@ struct HomeArg {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Create a database (ARCHIVELOG mode, SYSTEM/SYSAUX/UNDOTBS1/USERS).
+    /// Create a database (ARCHIVELOG mode, SYSTEM/SYSAUX/UNDOTBS1/USERS), or with --empty a
+    /// home to restore one into.
     Create {
         #[command(flatten)]
         home: HomeArg,
         /// DB_NAME (1-8 characters).
         #[arg(long, default_value = "ORCL")]
         name: String,
+        /// No database: only the directories and dbs/init<NAME>.ora, so that an instance can
+        /// be started NOMOUNT and the database restored from backups (a new host).
+        #[arg(long, conflicts_with_all = ["datafiles", "size_mb", "block_size", "threads", "seed", "online_log_mb", "json"])]
+        empty: bool,
         /// Number of datafiles.
         #[arg(long, default_value_t = 4)]
         datafiles: u32,
@@ -221,6 +226,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Create {
             home,
             name,
+            empty: true,
+            ..
+        } => {
+            let init =
+                crate::db::create_empty(&home.home, &name).context("creating the empty home")?;
+            println!(
+                "Empty home {} for database {}: parameter file {}; no control file, no datafiles \
+                 (`rman target /`, `startup nomount`, then restore)",
+                home.home.display(),
+                name.to_ascii_uppercase(),
+                init.display()
+            );
+        }
+        Cmd::Create {
+            home,
+            name,
+            empty: false,
             datafiles,
             size_mb,
             block_size,

@@ -11,6 +11,7 @@
 //! <home>/dbs/spfile<NAME>.ora         server parameter file (text)
 //! <home>/bct/change_tracking.ctf      block change tracking file (when enabled)
 //! <home>/.oraclesim.lock              lock serialising redo and datafile changes
+//! <home>/.oraclesim.instance          instance started but not mounted, or shut down
 //! ```
 //!
 //! # API for the rman stand-in
@@ -40,6 +41,8 @@
 mod bct;
 pub mod blockgen;
 mod create;
+mod incarnation;
+mod instance;
 mod io;
 mod records;
 mod recover;
@@ -51,6 +54,8 @@ mod workload;
 
 pub use bct::BctStatus;
 pub use create::CreateOptions;
+pub use incarnation::Incarnation;
+pub use instance::{InstanceStatus, Parameters, create_empty, parameter_file, status_of};
 pub use io::DatafileIo;
 pub use records::*;
 pub use recover::{
@@ -324,6 +329,8 @@ pub struct Database {
     home: PathBuf,
     conn: Connection,
     nls: sqlfn::Nls,
+    /// Set for the placeholder of an instance that is not mounted.
+    unmounted: Option<instance::Unmounted>,
 }
 
 fn open_connection(path: &Path) -> Result<Connection> {
@@ -358,6 +365,7 @@ impl Database {
             home,
             conn,
             nls: Arc::new(Mutex::new(sqlfn::NlsSettings::default())),
+            unmounted: None,
         };
         db.register_functions()?;
         let version: i64 = db
@@ -394,6 +402,7 @@ impl Database {
             home,
             conn,
             nls: Arc::new(Mutex::new(sqlfn::NlsSettings::default())),
+            unmounted: None,
         };
         db.register_functions()?;
         Ok(db)
@@ -728,6 +737,11 @@ impl Database {
 
     /// Checks that the database is open read write (for changes).
     pub fn require_open(&self) -> Result<()> {
+        match self.instance_status()? {
+            InstanceStatus::Idle => return Err(ora(1034, "ORACLE not available")),
+            InstanceStatus::Started => return Err(ora(1507, "database not mounted")),
+            InstanceStatus::Mounted | InstanceStatus::Open => {}
+        }
         let local = self.local_instance()?;
         if !local.is_up() {
             return Err(ora(1034, "ORACLE not available"));
@@ -867,11 +881,12 @@ impl Database {
         Ok(report)
     }
 
-    /// `ALTER DATABASE OPEN RESETLOGS`: a new incarnation; log sequences
-    /// restart at 1; datafile headers get the new resetlogs data.
+    /// `ALTER DATABASE OPEN RESETLOGS` with its checks (see
+    /// [`Database::open_database`]): a new incarnation whose RESETLOGS_CHANGE# is the
+    /// recovery point + 1; log sequences restart at 1; datafile headers get the new
+    /// resetlogs data.
     pub fn open_resetlogs(&self) -> Result<()> {
-        let _lock = self.lock()?;
-        redo::open_resetlogs(self)
+        self.open_database(true)
     }
 
     /// Enables block change tracking (`ALTER DATABASE ENABLE BLOCK CHANGE
@@ -938,8 +953,9 @@ impl Database {
 
     /// Writes a control file from a backup into `home` (`RESTORE
     /// CONTROLFILE`). The restored control file says CONTROLFILE_TYPE
-    /// `BACKUP` and the database is mounted. Close every `Database` on this
-    /// home first; open it again afterwards.
+    /// `BACKUP`, OPEN_MODE `MOUNTED` for when it is mounted, and OPEN_RESETLOGS
+    /// `REQUIRED`. Close every `Database` on this home first; open it again
+    /// afterwards.
     pub fn restore_controlfile(home: &Path, bytes: &[u8]) -> Result<()> {
         let cf = home.join(CONTROLFILE_REL);
         if bytes.len() < 100 || &bytes[..16] != b"SQLite format 3\0" {
@@ -954,7 +970,8 @@ impl Database {
         write_atomic(&cf, bytes)?;
         let conn = open_connection(&cf)?;
         conn.execute(
-            r#"UPDATE cf_database SET "CONTROLFILE_TYPE" = 'BACKUP', "OPEN_MODE" = 'MOUNTED'"#,
+            r#"UPDATE cf_database SET "CONTROLFILE_TYPE" = 'BACKUP', "OPEN_MODE" = 'MOUNTED',
+                   "OPEN_RESETLOGS" = 'REQUIRED'"#,
             [],
         )?;
         conn.execute(

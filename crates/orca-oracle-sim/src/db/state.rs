@@ -242,7 +242,7 @@ fn datafile_line(d: &DatafileInfo) -> String {
 impl Database {
     /// Whether this process's instance has the database open (read write or read only).
     pub fn is_open(&self) -> Result<bool> {
-        Ok(self.local_instance()?.is_up() && self.info()?.open_mode != super::OpenMode::Mounted)
+        Ok(self.instance_status()? == super::InstanceStatus::Open && self.local_instance()?.is_up())
     }
 
     /// Whether an open instance uses the datafile: the database is open, the file online and

@@ -67,6 +67,8 @@ pub enum Command {
     Switch(super::newname::Switch),
     BlockRecover(super::blockrecover::BlockRecover),
     Exit,
+    /// Lost control file / new host / incarnations.
+    Dr(DrCommand),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +84,11 @@ pub enum SetCmd {
     Dbid(u64),
     Echo(bool),
     Newname(super::newname::Newname),
+    /// SET CONTROLFILE AUTOBACKUP FORMAT FOR DEVICE TYPE d TO 'fmt' (inside RUN).
+    AutobackupFormat {
+        device: DeviceType,
+        format: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -412,4 +419,60 @@ pub enum Catalog {
         tag: Option<String>,
     },
     Archivelog(Vec<String>),
+}
+
+/// The commands of disaster recovery: restoring the spfile and control file without a
+/// mounted control file, and incarnations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DrCommand {
+    /// RESTORE SPFILE [TO [PFILE] 'path'] FROM ...
+    RestoreSpfile {
+        to: Option<String>,
+        from: FileSource,
+    },
+    /// RESTORE CONTROLFILE [TO 'path'] FROM ...
+    RestoreControlfile {
+        to: Option<String>,
+        from: FileSource,
+    },
+    /// RESET DATABASE TO INCARNATION n
+    ResetIncarnation(u32),
+    /// LIST INCARNATION [OF DATABASE [name]]
+    ListIncarnation,
+}
+
+/// Where a control file or spfile is restored from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileSource {
+    /// FROM AUTOBACKUP [MAXSEQ n] [MAXDAYS n]: search `%F` handles.
+    Autobackup {
+        maxseq: Option<u32>,
+        maxdays: Option<u32>,
+    },
+    /// FROM 'handle'.
+    Handle(String),
+    /// No FROM: the backups the mounted control file records.
+    Repository,
+}
+
+impl DrCommand {
+    /// Name in RMAN-03002 ("failure of restore command").
+    pub fn command_name(&self) -> &'static str {
+        match self {
+            DrCommand::RestoreSpfile { .. } | DrCommand::RestoreControlfile { .. } => "restore",
+            DrCommand::ResetIncarnation(_) => "reset",
+            DrCommand::ListIncarnation => "list",
+        }
+    }
+
+    /// V$RMAN_STATUS.OPERATION, for commands that get a row.
+    pub fn operation(&self) -> Option<&'static str> {
+        match self {
+            DrCommand::RestoreSpfile { .. } | DrCommand::RestoreControlfile { .. } => {
+                Some("RESTORE")
+            }
+            DrCommand::ListIncarnation => Some("LIST"),
+            DrCommand::ResetIncarnation(_) => None,
+        }
+    }
 }

@@ -894,15 +894,7 @@ impl Session {
             "Starting Control File and SPFILE Autobackup at {}",
             self.date(now())
         ));
-        let cfg = self.config();
-        let fmt = cfg
-            .autobackup_format
-            .get(&device)
-            .cloned()
-            .unwrap_or_else(|| match device {
-                DeviceType::Disk => format!("{}/backup/%F", self.home.display()),
-                DeviceType::Sbt => "%F".into(),
-            });
+        let fmt = self.autobackup_format(device);
         let chans = self.job_channels(Some(device), false)?;
         let Some(&first) = chans.first() else {
             return Err(CmdError::command(

@@ -93,7 +93,7 @@ impl Session {
             opts.paths.insert(f.file_no, tmp);
         }
         if !files.is_empty() {
-            bytes += self.media_recovery(&opts)?;
+            bytes += self.media_recovery(&opts, end)?;
         }
         for f in &files {
             let blocks: Vec<u32> = wanted[&f.file_no].iter().copied().collect();

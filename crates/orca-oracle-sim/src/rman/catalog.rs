@@ -238,6 +238,17 @@ pub fn insert_backup_datafile(db: &Database, d: &BackupDatafileRow) -> Result<()
 /// Inserts a V$BACKUP_REDOLOG row.
 pub fn insert_backup_redolog(db: &Database, r: &BackupRedologRow) -> Result<()> {
     let info = db.info()?;
+    // The log's own incarnation (an older one's logs are backed up too).
+    let resetlogs_time: f64 = db
+        .connection()
+        .query_row(
+            r#"SELECT "RESETLOGS_TIME" FROM cf_database_incarnation
+               WHERE "RESETLOGS_CHANGE#" = ?1 ORDER BY "STATUS" = 'CURRENT' DESC LIMIT 1"#,
+            [r.resetlogs_scn.0 as i64],
+            |row| row.get(0),
+        )
+        .optional()?
+        .unwrap_or_else(|| crate::db::julian_of(info.resetlogs_time));
     db.connection().execute(
         r#"INSERT INTO cf_backup_redolog ("STAMP","SET_STAMP","SET_COUNT","THREAD#","SEQUENCE#",
             "RESETLOGS_CHANGE#","RESETLOGS_TIME","FIRST_CHANGE#","FIRST_TIME","NEXT_CHANGE#",
@@ -250,7 +261,7 @@ pub fn insert_backup_redolog(db: &Database, r: &BackupRedologRow) -> Result<()> 
             r.thread,
             r.sequence,
             r.resetlogs_scn.0 as i64,
-            crate::db::julian_of(info.resetlogs_time),
+            resetlogs_time,
             r.first_scn.0 as i64,
             jd(r.first_time),
             r.next_scn.0 as i64,

@@ -1,5 +1,6 @@
 //! Maintenance commands: CONFIGURE / SHOW, LIST, REPORT OBSOLETE, CROSSCHECK, DELETE,
-//! CATALOG, SQL, STARTUP / SHUTDOWN / ALTER DATABASE.
+//! SQL (CATALOG is in `catalog_files.rs`; STARTUP / SHUTDOWN / ALTER DATABASE in
+//! `instance.rs`).
 //!
 //! Obsolescence follows oracle-facts §4.4: with REDUNDANCY n a datafile backup is obsolete
 //! when n newer full/level-0 backups of the same file exist; with RECOVERY WINDOW OF n DAYS
@@ -7,7 +8,6 @@
 //! Archived-log backups are obsolete when older than the oldest datafile backup kept.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use chrono::Duration;
 
@@ -15,8 +15,6 @@ use super::ast::*;
 use super::catalog::{self, PieceRow, SetRow};
 use super::config::{name_value, replaces};
 use super::session::{CmdError, Session, db_lines, now};
-use crate::db::OpenMode;
-use crate::piece::read_header;
 
 /// A backup set with its pieces, as LIST and the obsolete rules see it.
 struct SetView {
@@ -649,82 +647,6 @@ impl Session {
         Ok(())
     }
 
-    /// `CATALOG START WITH`: registers DISK pieces found under a prefix that the control file
-    /// does not know, from their own headers.
-    pub(super) fn catalog_cmd(&mut self, c: &Catalog) -> Result<(), CmdError> {
-        let paths: Vec<String> = match c {
-            Catalog::StartWith { prefix, .. } => files_with_prefix(prefix),
-            Catalog::Backuppiece { handles, .. } => handles.clone(),
-            Catalog::Datafilecopy { .. } | Catalog::Archivelog(_) => {
-                return Err(CmdError::command(
-                    "catalog",
-                    vec!["RMAN-06004: this simulator catalogs backup pieces only".into()],
-                ));
-            }
-        };
-        let known: BTreeSet<String> = catalog::pieces(&self.db)
-            .map_err(|e| self.cmd_err("catalog", e))?
-            .into_iter()
-            .map(|p| p.handle)
-            .collect();
-        let mut found = Vec::new();
-        for path in paths.into_iter().filter(|p| !known.contains(p)) {
-            let header = std::fs::File::open(&path)
-                .ok()
-                .and_then(|f| read_header(std::io::BufReader::new(f)).ok());
-            if let Some(h) = header
-                && h.dbid == u64::from(self.info.dbid)
-            {
-                found.push((path, h));
-            }
-        }
-        if found.is_empty() {
-            self.out
-                .line("searching for all files that match the pattern");
-            self.out.blank();
-            self.out
-                .line("no files found to be unknown to the database");
-            return Ok(());
-        }
-        self.out.line("List of Files Unknown to the Database");
-        self.out.line("=====================================");
-        for (p, _) in &found {
-            self.out.line(format!("File Name: {p}"));
-        }
-        self.out.blank();
-        self.out.line("cataloging files...");
-        self.out.line("cataloging done");
-        self.out.blank();
-        self.out.line("List of Cataloged Files");
-        self.out.line("=======================");
-        for (path, h) in &found {
-            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            let t = now();
-            let row = PieceRow {
-                recid: 0,
-                stamp: catalog::stamp(t),
-                set_stamp: h.set_stamp,
-                set_count: h.set_count,
-                piece: h.piece_number,
-                copy: h.copy_number,
-                device_type: "DISK".into(),
-                handle: path.clone(),
-                comments: None,
-                media: None,
-                media_pool: 0,
-                tag: Some(h.tag.clone()).filter(|t| !t.is_empty()),
-                status: "A".into(),
-                start_time: t,
-                completion_time: t,
-                bytes: size,
-                rman_status: None,
-            };
-            catalog::insert_piece(&self.db, &row).map_err(|e| self.cmd_err("catalog", e))?;
-            self.out.line(format!("File Name: {path}"));
-        }
-        Ok(())
-    }
-
     pub(super) fn sql(&mut self, s: &str) -> Result<(), CmdError> {
         self.out.blank();
         self.out.line(format!("sql statement: {s}"));
@@ -768,74 +690,6 @@ impl Session {
             CmdError::command("sql", v)
         })
     }
-
-    pub(super) fn startup(
-        &mut self,
-        _force: bool,
-        mount_only: bool,
-        nomount: bool,
-    ) -> Result<(), CmdError> {
-        let mode = if mount_only || nomount {
-            OpenMode::Mounted
-        } else {
-            OpenMode::ReadWrite
-        };
-        self.db
-            .set_open_mode(mode)
-            .map_err(|e| self.cmd_err("startup", e))?;
-        self.out.blank();
-        self.out.line("Oracle instance started");
-        if !nomount {
-            self.out.line("database mounted");
-        }
-        if mode == OpenMode::ReadWrite {
-            self.out.line("database opened");
-        }
-        self.info = self.db.info().map_err(|e| self.cmd_err("startup", e))?;
-        Ok(())
-    }
-
-    pub(super) fn shutdown(&mut self, _abort: bool) -> Result<(), CmdError> {
-        self.db
-            .set_open_mode(OpenMode::Mounted)
-            .map_err(|e| self.cmd_err("shutdown", e))?;
-        self.out.blank();
-        self.out.line("database closed");
-        self.out.line("database dismounted");
-        self.out.line("Oracle instance shut down");
-        Ok(())
-    }
-
-    pub(super) fn alter_database(&mut self, a: &AlterDatabase) -> Result<(), CmdError> {
-        match a {
-            AlterDatabase::Mount => {
-                self.db
-                    .set_open_mode(OpenMode::Mounted)
-                    .map_err(|e| self.cmd_err("alter db", e))?;
-                self.out.blank();
-                self.out.line("Statement processed");
-            }
-            AlterDatabase::Open { resetlogs } => {
-                if !*resetlogs {
-                    self.db
-                        .check_online_files_recovered()
-                        .map_err(|e| self.cmd_err("alter db", e))?;
-                }
-                if *resetlogs {
-                    self.db
-                        .open_resetlogs()
-                        .map_err(|e| self.cmd_err("alter db", e))?;
-                }
-                self.db
-                    .set_open_mode(OpenMode::ReadWrite)
-                    .map_err(|e| self.cmd_err("alter db", e))?;
-                self.out.blank();
-                self.out.line("Statement processed");
-            }
-        }
-        self.info = self.db.info().map_err(|e| self.cmd_err("alter db", e))?;
-        Ok(())
-    }
 }
 
 fn status_word(s: &str) -> &'static str {
@@ -845,38 +699,4 @@ fn status_word(s: &str) -> &'static str {
         "D" => "DELETED",
         _ => "AVAILABLE",
     }
-}
-
-/// Regular files whose path starts with `prefix` (a directory prefix or a name prefix).
-fn files_with_prefix(prefix: &str) -> Vec<String> {
-    let p = Path::new(prefix);
-    let (dir, stem) = if prefix.ends_with('/') || p.is_dir() {
-        (p.to_path_buf(), String::new())
-    } else {
-        (
-            p.parent().map(Path::to_path_buf).unwrap_or_default(),
-            p.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        )
-    };
-    let mut out = Vec::new();
-    let mut stack = vec![dir];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.to_string_lossy().starts_with(prefix)
-                || (stem.is_empty() && path.starts_with(prefix))
-            {
-                out.push(path.to_string_lossy().into_owned());
-            }
-        }
-    }
-    out.sort();
-    out
 }

@@ -3,6 +3,8 @@
 use super::ast::*;
 use super::lexer::{LexError, Tok, Token, lex};
 
+mod dr;
+
 /// A syntax error, with what RMAN prints for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
@@ -101,14 +103,17 @@ const KEYWORDS: &[&str] = &[
     "FROM",
     "FULL",
     "ID",
+    "INCARNATION",
     "INCREMENTAL",
     "INPUT",
     "LEVEL",
     "LIST",
     "MAINTENANCE",
-    "NEWNAME",
+    "MAXDAYS",
     "MAXPIECESIZE",
+    "MAXSEQ",
     "MAXSETSIZE",
+    "NEWNAME",
     "NOPROMPT",
     "NOT",
     "OBSOLETE",
@@ -125,6 +130,7 @@ const KEYWORDS: &[&str] = &[
     "REDUNDANCY",
     "RELEASE",
     "REPORT",
+    "RESET",
     "RESTORE",
     "RETENTION",
     "RUN",
@@ -171,6 +177,7 @@ const COMMANDS: &[&str] = &[
     "recover",
     "release",
     "report",
+    "reset",
     "restore",
     "run",
     "send",
@@ -542,16 +549,22 @@ impl<'a> Parser<'a> {
                 Command::Release(name)
             }
             "CONFIGURE" if !in_run => Command::Configure(self.configure()?),
+            "SET" if self.is_kw("CONTROLFILE") => Command::Set(self.set_autobackup_format()?),
             "SET" => Command::Set(self.set()?),
             "SEND" => self.send()?,
             "BACKUP" => Command::Backup(Box::new(self.backup()?)),
+            "RESTORE" if self.is_kw("CONTROLFILE") || self.is_kw("SPFILE") => {
+                Command::Dr(self.restore_file()?)
+            }
             "RESTORE" => Command::Restore(self.restore()?),
+            "RESET" if !in_run => Command::Dr(self.reset()?),
             "RECOVER" => self.recover()?,
             "BLOCKRECOVER" => Command::BlockRecover(self.block_list()?),
             "SWITCH" => Command::Switch(self.switch()?),
             "VALIDATE" => Command::Validate(self.validate()?),
             "DELETE" => Command::Delete(self.delete()?),
             "CROSSCHECK" => Command::Crosscheck(self.crosscheck()?),
+            "LIST" if self.is_kw("INCARNATION") => Command::Dr(self.list_incarnation()?),
             "LIST" => Command::List(self.list()?),
             "REPORT" => Command::Report(self.report()?),
             "CATALOG" => Command::Catalog(self.catalog()?),

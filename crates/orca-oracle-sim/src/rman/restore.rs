@@ -24,7 +24,17 @@ use crate::piece::{EntryKind, PieceError, PieceReader, Record};
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Key {
     Datafile(u32),
-    Archlog(u16, u32),
+    /// Thread, sequence, RESETLOGS_ID.
+    Archlog(u16, u32, u32),
+}
+
+/// An archived log to restore: thread, sequence and its incarnation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct LogWant {
+    pub thread: u16,
+    pub sequence: u32,
+    pub resetlogs_scn: Scn,
+    pub resetlogs_id: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +78,7 @@ pub(super) fn device_of(p: &PieceRow) -> DeviceType {
 }
 
 /// Lines for a piece that cannot be read.
-fn piece_read_error(e: PieceError, handle: &str) -> StepError {
+pub(super) fn piece_read_error(e: PieceError, handle: &str) -> StepError {
     match e {
         PieceError::Io(io) => unwrap_io_read(io, handle).into(),
         other => StepError::lines(vec![
@@ -125,7 +135,7 @@ fn read_step(
                 "channel {name}: starting archived log restore to default destination"
             ));
             for (k, _) in &step.label {
-                if let Key::Archlog(t, s) = k {
+                if let Key::Archlog(t, s, _) = k {
                     ctx.out
                         .line(format!("channel {name}: restoring archived log"));
                     ctx.out
@@ -188,7 +198,9 @@ fn read_step(
             let e = &entries[entry as usize];
             let key = match e.kind {
                 EntryKind::Datafile => Key::Datafile(e.file_number),
-                EntryKind::ArchivedLog => Key::Archlog(e.file_number as u16, e.sequence),
+                EntryKind::ArchivedLog => {
+                    Key::Archlog(e.file_number as u16, e.sequence, e.ts_number)
+                }
                 _ => continue,
             };
             if step.mode == Mode::Validate {
@@ -415,7 +427,7 @@ impl Session {
                         .first()
                         .map(|(k, _)| match k {
                             Key::Datafile(n) => format!("datafile {n}"),
-                            Key::Archlog(t, s) =>
+                            Key::Archlog(t, s, _) =>
                                 format!("archived log for thread {t} with sequence {s}"),
                         })
                         .unwrap_or_default()
@@ -455,9 +467,10 @@ impl Session {
             Some(Until::Time(t)) => Some(self.time(t)?),
             _ => None,
         };
+        let point = self.restore_point(r.until.as_ref().or(self.until.as_ref()), "restore")?;
         let bk = Backups::load(&self.db).map_err(|e| CmdError::db("restore", e))?;
         if let RestoreObject::Archivelog(range) = &r.object {
-            let wanted = archivelog_wanted(&bk, range);
+            let wanted = self.archivelog_wanted(&bk, range, "restore")?;
             let bytes = if r.preview {
                 let keys = wanted_log_sets(&bk, &wanted);
                 self.preview_sets(&keys, r.preview_summary)?;
@@ -487,6 +500,7 @@ impl Session {
                 .iter()
                 .filter(|d| d.file_no == f.file_no && d.incremental_level.is_none_or(|l| l == 0))
                 .filter(|d| until.is_none_or(|u| d.checkpoint_time <= u))
+                .filter(|d| point.admits(d))
                 .filter(|d| bk.usable_pieces((d.set_stamp, d.set_count)).is_some())
                 .filter(|d| {
                     r.from_tag.as_ref().is_none_or(|t| {
@@ -504,6 +518,7 @@ impl Session {
                         .is_none_or(|t| c.tag.as_deref() == Some(t.as_str()))
                 })
                 .filter(|c| until.is_none_or(|u| c.checkpoint_time <= u))
+                .filter(|c| point.admits_copy(c))
                 .filter(|c| Path::new(&c.name).is_file() && Path::new(&c.name) != f.path)
                 .max_by_key(|c| c.checkpoint_scn);
             match (best, copy) {
@@ -624,22 +639,84 @@ impl Session {
         Ok(())
     }
 
-    /// Restores the given (thread, sequence) logs that are not on disk.
+    /// The backed-up archived logs in a range, each with the incarnation it belongs to
+    /// (the current one when a log's branch point is shared with it).
+    fn archivelog_wanted(
+        &self,
+        bk: &Backups,
+        range: &ArchivelogRange,
+        command: &'static str,
+    ) -> Result<Vec<LogWant>, CmdError> {
+        let incarnations = self
+            .db
+            .incarnations()
+            .map_err(|e| CmdError::db(command, e))?;
+        let current = self.info.resetlogs_id;
+        let wanted: Vec<LogWant> = {
+            let mut v: Vec<LogWant> = bk
+                .redologs
+                .iter()
+                .filter(|r| bk.usable_pieces((r.set_stamp, r.set_count)).is_some())
+                .filter(|r| match range {
+                    ArchivelogRange::All => true,
+                    ArchivelogRange::Sequence {
+                        from,
+                        until,
+                        thread,
+                    } => {
+                        thread.is_none_or(|t| u32::from(r.thread) == t)
+                            && from.is_none_or(|f| u64::from(r.sequence) >= f)
+                            && until.is_none_or(|u| u64::from(r.sequence) <= u)
+                    }
+                    ArchivelogRange::Scn { from, until } => {
+                        from.is_none_or(|f| r.next_scn.0 > f)
+                            && until.is_none_or(|u| r.first_scn.0 < u)
+                    }
+                    ArchivelogRange::Time { .. } => true,
+                })
+                .map(|r| LogWant {
+                    thread: r.thread,
+                    sequence: r.sequence,
+                    resetlogs_scn: r.resetlogs_scn,
+                    resetlogs_id: incarnations
+                        .iter()
+                        .filter(|i| i.resetlogs_scn == r.resetlogs_scn)
+                        .map(|i| i.resetlogs_id)
+                        .find(|&id| id == current)
+                        .or_else(|| {
+                            incarnations
+                                .iter()
+                                .find(|i| i.resetlogs_scn == r.resetlogs_scn)
+                                .map(|i| i.resetlogs_id)
+                        })
+                        .unwrap_or(current),
+                })
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        Ok(wanted)
+    }
+
+    /// Restores the given logs that are not on disk.
     fn restore_logs(
         &mut self,
         bk: &Backups,
-        wanted: &[(u16, u32)],
+        wanted: &[LogWant],
         command: &'static str,
     ) -> Result<u64, CmdError> {
         let on_disk = self
             .db
             .archived_logs()
             .map_err(|e| CmdError::db(command, e))?;
-        let mut by_set: BTreeMap<(u32, u32), Vec<(u16, u32)>> = BTreeMap::new();
-        for &(t, s) in wanted {
+        let mut by_set: BTreeMap<(u32, u32), Vec<LogWant>> = BTreeMap::new();
+        for w in wanted {
+            let (t, s) = (w.thread, w.sequence);
             if let Some(l) = on_disk.iter().find(|l| {
                 l.thread == t
                     && l.sequence == s
+                    && l.resetlogs_id == w.resetlogs_id
                     && l.status == "A"
                     && l.name.as_ref().is_some_and(|n| n.is_file())
             }) {
@@ -656,6 +733,7 @@ impl Session {
                 .redologs
                 .iter()
                 .filter(|r| r.thread == t && r.sequence == s)
+                .filter(|r| r.resetlogs_scn == w.resetlogs_scn)
                 .filter(|r| bk.usable_pieces((r.set_stamp, r.set_count)).is_some())
                 .max_by_key(|r| (r.set_stamp, r.set_count))
             else {
@@ -672,24 +750,24 @@ impl Session {
             by_set
                 .entry((r.set_stamp, r.set_count))
                 .or_default()
-                .push((t, s));
+                .push(*w);
         }
         let mut steps = Vec::new();
         for (key, logs) in by_set {
             let pieces = bk.usable_pieces(key).unwrap_or_default();
             let mut targets = BTreeMap::new();
             let mut label = Vec::new();
-            for (t, s) in logs {
+            for w in logs {
                 let path = self
                     .db
-                    .archived_log_path(t, s)
-                    .map_err(|e| CmdError::db(command, e))?;
+                    .archived_log_path_in(w.thread, w.sequence, w.resetlogs_id);
                 if let Some(dir) = path.parent() {
                     let _ = std::fs::create_dir_all(dir);
                 }
                 let _ = std::fs::remove_file(&path);
-                targets.insert(Key::Archlog(t, s), path.clone());
-                label.push((Key::Archlog(t, s), path));
+                let key = Key::Archlog(w.thread, w.sequence, w.resetlogs_id);
+                targets.insert(key.clone(), path.clone());
+                label.push((key, path));
             }
             steps.push(ReadStep {
                 device: device_of(&pieces[0]),
@@ -736,6 +814,7 @@ impl Session {
             Some(Until::Time(t)) => Some(self.time(t)?),
             _ => None,
         };
+        let point = self.restore_point(until_u.as_ref(), "recover")?;
         let bk = Backups::load(&self.db).map_err(|e| CmdError::db("recover", e))?;
         // Level-1 incrementals first, chained from each file's current checkpoint.
         let mut steps = Vec::new();
@@ -760,6 +839,7 @@ impl Session {
                     .filter(|d| d.file_no == f.file_no && d.incremental_level == Some(1))
                     .filter(|d| d.incremental_scn <= ckpt && d.checkpoint_scn > ckpt)
                     .filter(|d| until_time.is_none_or(|u| d.checkpoint_time <= u))
+                    .filter(|d| point.admits(d))
                     .filter(|d| bk.usable_pieces((d.set_stamp, d.set_count)).is_some())
                     .max_by_key(|d| d.checkpoint_scn);
                 let Some(d) = next else { break };
@@ -802,7 +882,8 @@ impl Session {
                 },
                 ..RecoverOptions::default()
             };
-            bytes += self.media_recovery(&opts)?;
+            end.input_bytes = bytes;
+            bytes += self.media_recovery(&opts, end)?;
         }
         end.input_bytes = bytes;
         self.out.blank();
@@ -813,31 +894,95 @@ impl Session {
 
     /// Applies redo (restoring missing archived logs from backups first), printing RMAN's
     /// "starting media recovery" .. "media recovery complete"; returns the bytes restored.
-    pub(super) fn media_recovery(&mut self, opts: &RecoverOptions) -> Result<u64, CmdError> {
+    pub(super) fn media_recovery(
+        &mut self,
+        opts: &RecoverOptions,
+        end: &mut StatusEnd,
+    ) -> Result<u64, CmdError> {
         self.out.blank();
         self.out.line("starting media recovery");
         let start = now();
         let mut bytes = 0;
+        let mut opts = opts.clone();
         let plan = self
             .db
-            .recovery_plan(opts)
+            .recovery_plan(&opts)
             .map_err(|e| CmdError::db("recover", e))?;
+        // Redo past the last log a backup control file knows of ends the recovery there.
+        let mut unknown: Option<(u16, u32, Scn)> = None;
         if !plan.missing.is_empty() {
-            let wanted: Vec<(u16, u32)> = plan
-                .missing
-                .iter()
-                .map(|m| (m.thread, m.sequence))
-                .collect();
             let bk = Backups::load(&self.db).map_err(|e| CmdError::db("recover", e))?;
-            let unavailable: Vec<&crate::db::MissingLog> = plan
+            let backed_up = |m: &crate::db::MissingLog| {
+                bk.redologs.iter().any(|r| {
+                    r.thread == m.thread
+                        && r.sequence == m.sequence
+                        && r.resetlogs_scn == m.resetlogs_scn
+                        && bk.usable_pieces((r.set_stamp, r.set_count)).is_some()
+                })
+            };
+            let unavailable: Vec<&crate::db::MissingLog> =
+                plan.missing.iter().filter(|m| !backed_up(m)).collect();
+            if opts.until.is_none() && self.info.controlfile_type == "BACKUP" {
+                unknown = unavailable
+                    .iter()
+                    .filter(|m| m.resetlogs_id == self.info.resetlogs_id)
+                    .filter(|m| {
+                        let later = |thread: u16, rid: u32, seq: u32| {
+                            thread == m.thread && rid == m.resetlogs_id && seq > m.sequence
+                        };
+                        !plan
+                            .logs
+                            .iter()
+                            .any(|l| later(l.thread, l.resetlogs_id, l.sequence))
+                            && !plan
+                                .missing
+                                .iter()
+                                .any(|x| later(x.thread, x.resetlogs_id, x.sequence))
+                    })
+                    .filter_map(|m| {
+                        let previous = m.sequence.wrapping_sub(1);
+                        plan.logs
+                            .iter()
+                            .find(|l| {
+                                l.thread == m.thread
+                                    && l.resetlogs_id == m.resetlogs_id
+                                    && l.sequence == previous
+                            })
+                            .and_then(|l| l.next_scn)
+                            .or_else(|| {
+                                bk.redologs
+                                    .iter()
+                                    .find(|r| {
+                                        r.thread == m.thread
+                                            && r.sequence == previous
+                                            && r.resetlogs_scn == m.resetlogs_scn
+                                    })
+                                    .map(|r| r.next_scn)
+                            })
+                            .or(m.first_scn)
+                            .map(|scn| (m.thread, m.sequence, scn))
+                    })
+                    .min_by_key(|x| x.2);
+            }
+            let unavailable: Vec<&crate::db::MissingLog> = unavailable
+                .into_iter()
+                .filter(|m| unknown.is_none_or(|(t, _, _)| m.thread != t))
+                .collect();
+            if let Some((_, _, scn)) = unknown {
+                opts.until = Some(RecoverUntil::Scn(scn));
+            }
+            let wanted: Vec<LogWant> = plan
                 .missing
                 .iter()
+                .filter(|m| backed_up(m))
                 .filter(|m| {
-                    !bk.redologs.iter().any(|r| {
-                        r.thread == m.thread
-                            && r.sequence == m.sequence
-                            && bk.usable_pieces((r.set_stamp, r.set_count)).is_some()
-                    })
+                    unknown.is_none_or(|(_, _, scn)| m.first_scn.is_none_or(|f| f < scn))
+                })
+                .map(|m| LogWant {
+                    thread: m.thread,
+                    sequence: m.sequence,
+                    resetlogs_scn: m.resetlogs_scn,
+                    resetlogs_id: m.resetlogs_id,
                 })
                 .collect();
             if let Some(m) = unavailable.first() {
@@ -859,7 +1004,7 @@ impl Session {
         }
         let plan = self
             .db
-            .recovery_plan(opts)
+            .recovery_plan(&opts)
             .map_err(|e| CmdError::db("recover", e))?;
         for l in plan.logs.iter().filter(|l| !l.online) {
             self.out.line(format!(
@@ -871,7 +1016,7 @@ impl Session {
         }
         let report = self
             .db
-            .recover(opts)
+            .recover(&opts)
             .map_err(|e| CmdError::db("recover", e))?;
         for l in report.logs_applied.iter().filter(|l| !l.online) {
             self.out.line(format!(
@@ -879,6 +1024,19 @@ impl Session {
                 l.path.display(),
                 l.thread,
                 l.sequence
+            ));
+        }
+        if let Some((t, s, scn)) = unknown {
+            self.out.line("unable to find archived log");
+            self.out
+                .line(format!("archived log thread={t} sequence={s}"));
+            end.input_bytes += bytes;
+            return Err(CmdError::command(
+                "recover",
+                vec![format!(
+                    "RMAN-06054: media recovery requesting unknown archived log for thread {t} with sequence {s} and starting SCN of {}",
+                    scn.0
+                )],
             ));
         }
         self.out.line(format!(
@@ -1130,35 +1288,6 @@ impl Session {
             .line(format!("Finished {command} at {}", self.date(now())));
         Ok(())
     }
-}
-
-/// The (thread, sequence) of the backed-up archived logs in a range.
-fn archivelog_wanted(bk: &Backups, range: &ArchivelogRange) -> Vec<(u16, u32)> {
-    let mut v: Vec<(u16, u32)> = bk
-        .redologs
-        .iter()
-        .filter(|r| bk.usable_pieces((r.set_stamp, r.set_count)).is_some())
-        .filter(|r| match range {
-            ArchivelogRange::All => true,
-            ArchivelogRange::Sequence {
-                from,
-                until,
-                thread,
-            } => {
-                thread.is_none_or(|t| u32::from(r.thread) == t)
-                    && from.is_none_or(|f| u64::from(r.sequence) >= f)
-                    && until.is_none_or(|u| u64::from(r.sequence) <= u)
-            }
-            ArchivelogRange::Scn { from, until } => {
-                from.is_none_or(|f| r.next_scn.0 > f) && until.is_none_or(|u| r.first_scn.0 < u)
-            }
-            ArchivelogRange::Time { .. } => true,
-        })
-        .map(|r| (r.thread, r.sequence))
-        .collect();
-    v.sort();
-    v.dedup();
-    v
 }
 
 /// Checkpoint SCN in a datafile's header block (None if the file is missing or unreadable).

@@ -1,6 +1,7 @@
 //! One RMAN session: the connection to the target database, allocated channels, the
 //! V$RMAN_STATUS rows, and the dispatch of parsed commands.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -101,6 +102,8 @@ pub struct Session {
     pub until: Option<Until>,
     /// SET NEWNAME of the current RUN block: FILE# → where RESTORE writes the file.
     pub newnames: std::collections::BTreeMap<u32, PathBuf>,
+    /// SET CONTROLFILE AUTOBACKUP FORMAT inside the current RUN block.
+    pub autobackup_formats: BTreeMap<DeviceType, String>,
     pub session_status: Option<StatusKey>,
     catalog_notice: bool,
     next_channel_sid: u32,
@@ -143,6 +146,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Show => "show",
         Command::Run(_) => "run",
         Command::Exit => "exit",
+        Command::Dr(d) => d.command_name(),
     }
 }
 
@@ -160,6 +164,7 @@ fn operation(c: &Command) -> Option<&'static str> {
         Command::Catalog(_) => "CATALOG",
         Command::Configure(_) => "CONFIGURE",
         Command::Sql(_) | Command::AlterDatabase(_) => "SQL",
+        Command::Dr(d) => return d.operation(),
         _ => return None,
     })
 }
@@ -191,6 +196,7 @@ impl Session {
             command_id: None,
             until: None,
             newnames: Default::default(),
+            autobackup_formats: BTreeMap::new(),
             session_status: None,
             catalog_notice: false,
             next_channel_sid: sid + 17,
@@ -220,7 +226,8 @@ impl Session {
     }
 
     fn ensure_session_row(&mut self) {
-        if self.session_status.is_some() {
+        // An unmounted instance has no control file to keep the rows in.
+        if self.session_status.is_some() || !self.db.is_mounted() {
             return;
         }
         let start = now();
@@ -280,6 +287,7 @@ impl Session {
                 self.in_run = false;
                 self.until = None;
                 self.newnames.clear();
+                self.autobackup_formats.clear();
                 self.release_origin(Origin::Run);
                 result
             }
@@ -288,7 +296,7 @@ impl Session {
     }
 
     fn execute_one(&mut self, cmd: &Command) -> Result<(), CmdError> {
-        let op = operation(cmd);
+        let op = operation(cmd).filter(|_| self.db.is_mounted());
         let start = now();
         let key = match (op, self.session_status) {
             (Some(op), Some(sess)) => catalog::start_status(
@@ -339,6 +347,7 @@ impl Session {
     }
 
     fn dispatch(&mut self, cmd: &Command, end: &mut StatusEnd) -> Result<(), CmdError> {
+        self.check_instance(cmd)?;
         match cmd {
             Command::Run(_) => Err(CmdError::new(vec![
                 "RMAN-01009: syntax error: found \"run\": RUN blocks cannot be nested".into(),
@@ -381,6 +390,7 @@ impl Session {
             Command::Switch(sw) => self.switch(sw),
             Command::BlockRecover(b) => self.block_recover(b, end),
             Command::Exit => Ok(()),
+            Command::Dr(d) => self.dr(d, end),
         }
     }
 
@@ -399,9 +409,12 @@ impl Session {
                 self.out.line("executing command: SET until clause");
                 self.until = Some(u.clone());
             }
-            SetCmd::Dbid(_) => {
+            SetCmd::Dbid(n) => self.set_dbid(*n)?,
+            SetCmd::AutobackupFormat { device, format } => {
                 self.out.blank();
-                self.out.line("executing command: SET DBID");
+                self.out
+                    .line("executing command: SET CONTROLFILE AUTOBACKUP FORMAT");
+                self.autobackup_formats.insert(*device, format.clone());
             }
             SetCmd::Echo(_) => {
                 self.out.line("echo set on");
@@ -545,7 +558,7 @@ impl Session {
         })
     }
 
-    fn release_origin(&mut self, origin: Origin) {
+    pub(super) fn release_origin(&mut self, origin: Origin) {
         let mut i = 0;
         while i < self.channels.len() {
             if self.channels[i].0 == origin {
