@@ -145,39 +145,65 @@ impl Env {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
+/// `oraclesim snapshot` of `home`: its directory and the SCN it was taken at.
+fn snapshot(env: &Env, home: &Path, name: &str) -> (PathBuf, u64) {
+    let dir = env.path(name);
+    let out = env.oraclesim_ok(&[
+        "snapshot",
+        "--home",
+        home.to_str().unwrap(),
+        "--to",
+        dir.to_str().unwrap(),
+    ]);
+    let scn = out
+        .split(" at SCN ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no SCN in {out}"));
+    (dir, scn)
 }
 
-/// Blocks of the datafiles under `home` that differ from those under `reference` (both read
-/// from their own directories), block 1 (the header RESETLOGS rewrites) left out.
-fn differing_blocks(home: &Path, reference: &Path) -> Vec<(String, usize)> {
-    let dir = |h: &Path| h.join("oradata/ORCL");
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir(reference)).unwrap() {
-        let name = e.unwrap().file_name().to_string_lossy().into_owned();
-        let a = std::fs::read(dir(reference).join(&name)).unwrap();
-        let b = std::fs::read(dir(home).join(&name)).unwrap_or_default();
-        if a.len() != b.len() {
-            out.push((name.clone(), usize::MAX));
-            continue;
-        }
-        for (i, (x, y)) in a.chunks(8192).zip(b.chunks(8192)).enumerate() {
-            if i != 1 && x != y {
-                out.push((name.clone(), i));
-            }
-        }
-    }
-    out
+fn verify(env: &Env, home: &Path, snapshot: &(PathBuf, u64)) -> (bool, String) {
+    let o = env.oraclesim(&[
+        "verify",
+        "--home",
+        home.to_str().unwrap(),
+        "--against",
+        snapshot.0.to_str().unwrap(),
+        "--at-scn",
+        &snapshot.1.to_string(),
+    ]);
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+    )
+}
+
+/// `oraclesim verify --at-scn` against the snapshot passes, and fails naming the file and
+/// block once one byte of one data block of the snapshot differs.
+fn prove(env: &Env, home: &Path, snapshot: &(PathBuf, u64)) {
+    let (ok, out) = verify(env, home, snapshot);
+    assert!(ok && out.starts_with("OK: 4 datafiles"), "{out}");
+    let users = snapshot.0.join("oradata/ORCL/users01.dbf");
+    flip(&users, 100 * 8192 + 77);
+    let (ok, out) = verify(env, home, snapshot);
+    flip(&users, 100 * 8192 + 77);
+    assert!(!ok, "{out}");
+    assert!(out.contains("file 4 block 100: content differs"), "{out}");
+}
+
+/// Flips one bit of the byte at `offset`.
+fn flip(path: &Path, offset: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, offset).unwrap();
+    f.write_all_at(&[b[0] ^ 0x01], offset).unwrap();
 }
 
 fn dbid(env: &Env, home: &Path) -> u64 {
@@ -189,8 +215,14 @@ fn instance_states_refuse_what_oracle_refuses() {
     let env = Env::new();
     let home = env.create();
     let out = env.rman_fails(&home, "startup;\n");
-    assert!(out.contains("connected to target database: ORCL (DBID="), "{out}");
-    assert!(out.contains("ORA-01081: cannot start already-running ORACLE"), "{out}");
+    assert!(
+        out.contains("connected to target database: ORCL (DBID="),
+        "{out}"
+    );
+    assert!(
+        out.contains("ORA-01081: cannot start already-running ORACLE"),
+        "{out}"
+    );
     let out = env.rman_ok(&home, "shutdown immediate;\n");
     assert!(
         out.contains("database closed\ndatabase dismounted\nOracle instance shut down"),
@@ -199,7 +231,10 @@ fn instance_states_refuse_what_oracle_refuses() {
 
     // Idle: nothing but STARTUP.
     let out = env.rman_fails(&home, "list backup;\n");
-    assert!(out.contains("connected to target database (not started)"), "{out}");
+    assert!(
+        out.contains("connected to target database (not started)"),
+        "{out}"
+    );
     assert!(out.contains("RMAN-03002: failure of list command"), "{out}");
     assert!(out.contains("ORA-01034: ORACLE not available"), "{out}");
     assert!(
@@ -215,8 +250,14 @@ fn instance_states_refuse_what_oracle_refuses() {
     assert!(out.contains("Oracle instance started"), "{out}");
     assert!(!out.contains("database mounted"), "{out}");
     let out = env.rman_fails(&home, "restore database;\n");
-    assert!(out.contains("connected to target database: ORCL (not mounted)"), "{out}");
-    assert!(out.contains("RMAN-03002: failure of restore command"), "{out}");
+    assert!(
+        out.contains("connected to target database: ORCL (not mounted)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("RMAN-03002: failure of restore command"),
+        "{out}"
+    );
     assert!(out.contains("ORA-01507: database not mounted"), "{out}");
     let out = env.rman_fails(&home, "alter database open;\n");
     assert!(out.contains("ORA-01507: database not mounted"), "{out}");
@@ -237,7 +278,9 @@ fn instance_states_refuse_what_oracle_refuses() {
     assert!(out.contains("ORA-01100: database already mounted"), "{out}");
     let out = env.rman_fails(&home, "alter database open resetlogs;\n");
     assert!(
-        out.contains("ORA-01139: RESETLOGS option only valid after an incomplete database recovery"),
+        out.contains(
+            "ORA-01139: RESETLOGS option only valid after an incomplete database recovery"
+        ),
         "{out}"
     );
     let out = env.rman_fails(&home, "set dbid 42;\n");
@@ -250,7 +293,10 @@ fn instance_states_refuse_what_oracle_refuses() {
     env.rman_ok(&home, "shutdown immediate;\nstartup mount;\n");
     std::fs::write(&users, &old).unwrap();
     let out = env.rman_fails(&home, "alter database open;\n");
-    assert!(out.contains("ORA-01113: file 4 needs media recovery"), "{out}");
+    assert!(
+        out.contains("ORA-01113: file 4 needs media recovery"),
+        "{out}"
+    );
     assert!(out.contains("ORA-01110: data file 4"), "{out}");
     env.rman_ok(&home, "recover datafile 4;\nalter database open;\n");
     let out = env.rman_fails(&home, "alter database open;\n");
@@ -263,7 +309,10 @@ fn instance_states_refuse_what_oracle_refuses() {
     std::fs::rename(&cf, env.path("cf.saved")).unwrap();
     let out = env.rman_fails(&home, "startup mount;\n");
     assert!(out.contains("Oracle instance started"), "{out}");
-    assert!(out.contains("ORA-00205: error in identifying control file"), "{out}");
+    assert!(
+        out.contains("ORA-00205: error in identifying control file"),
+        "{out}"
+    );
     let q = env.sqlplus(&home, "set heading off\nselect status from v$instance;\n");
     assert!(q.contains("STARTED"), "{q}");
     std::fs::write(&cf, &saved).unwrap();
@@ -283,23 +332,38 @@ fn sqlplus_starts_and_stops_the_instance() {
     assert!(out.contains("ORACLE instance started."), "{out}");
     assert!(out.contains("Database mounted."), "{out}");
     assert!(out.contains("MOUNTED"), "{out}");
-    let out = env.sqlplus(&home, "alter database open;\nselect open_mode from v$database;\n");
+    let out = env.sqlplus(
+        &home,
+        "alter database open;\nselect open_mode from v$database;\n",
+    );
     assert!(out.contains("READ WRITE"), "{out}");
     // No parameter file: SQL*Plus cannot start an instance; RMAN starts its dummy one.
     env.sqlplus(&home, "shutdown abort\n");
     let spfile = home.join("dbs/spfileORCL.ora");
     std::fs::rename(&spfile, env.path("spfile.saved")).unwrap();
     let out = env.sqlplus(&home, "startup nomount\n");
-    assert!(out.contains("ORA-01078: failure in processing system parameters"), "{out}");
-    assert!(out.contains("LRM-00109: could not open parameter file"), "{out}");
+    assert!(
+        out.contains("ORA-01078: failure in processing system parameters"),
+        "{out}"
+    );
+    assert!(
+        out.contains("LRM-00109: could not open parameter file"),
+        "{out}"
+    );
     let out = env.rman_ok(&home, "startup nomount;\n");
     assert!(
         out.contains("starting Oracle instance without parameter file for retrieval of spfile"),
         "{out}"
     );
     let out = env.rman_fails(&home, "alter database mount;\n");
-    assert!(out.contains("connected to target database: DUMMY (not mounted)"), "{out}");
-    assert!(out.contains("ORA-01103: database name 'ORCL' in control file is not 'DUMMY'"), "{out}");
+    assert!(
+        out.contains("connected to target database: DUMMY (not mounted)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ORA-01103: database name 'ORCL' in control file is not 'DUMMY'"),
+        "{out}"
+    );
 }
 
 /// Backs up through the test SBT library with autobackups on, then loses the control file.
@@ -336,14 +400,19 @@ fn autobackup_search_asks_for_each_name_within_maxseq_and_maxdays() {
     env.rman_ok(&home, "shutdown abort;\n");
     std::fs::remove_file(home.join("control/control01.ctl")).unwrap();
     let run = |body: &str| {
-        format!("startup nomount;\nset dbid {dbid};\nrun {{\n allocate channel t1 device type sbt parms '{parms}';\n {body}\n}}\n")
+        format!(
+            "startup nomount;\nset dbid {dbid};\nrun {{\n allocate channel t1 device type sbt parms '{parms}';\n {body}\n}}\n"
+        )
     };
     // Without SET DBID there is nothing to look for.
     let out = env.rman_fails(
         &home,
         &format!("startup nomount;\nrun {{\n allocate channel t1 device type sbt parms '{parms}';\n restore controlfile from autobackup;\n}}\n"),
     );
-    assert!(out.contains("RMAN-06495: must explicitly specify DBID with SET DBID command"), "{out}");
+    assert!(
+        out.contains("RMAN-06495: must explicitly specify DBID with SET DBID command"),
+        "{out}"
+    );
 
     // The autobackup made 3 days ago with QQ 10: MAXDAYS 2 and MAXSEQ 5 miss it.
     let made = store.join(format!("c-{dbid}-{}-00", today()));
@@ -354,14 +423,25 @@ fn autobackup_search_asks_for_each_name_within_maxseq_and_maxdays() {
     std::fs::rename(&made, store.join(&old)).unwrap();
     std::fs::write(&trace, "").unwrap();
     env.rman(&home, "shutdown abort;\n");
-    let out = env.rman_fails(&home, &run("restore controlfile from autobackup maxdays 2;"));
+    let out = env.rman_fails(
+        &home,
+        &run("restore controlfile from autobackup maxdays 2;"),
+    );
     assert!(
-        out.contains(&format!("channel t1: looking for AUTOBACKUP on day: {}", today())),
+        out.contains(&format!(
+            "channel t1: looking for AUTOBACKUP on day: {}",
+            today()
+        )),
         "{out}"
     );
-    assert!(out.contains("channel t1: no AUTOBACKUP in 2 days found"), "{out}");
     assert!(
-        out.contains("RMAN-06172: no AUTOBACKUP found or specified handle is not a valid copy or piece"),
+        out.contains("channel t1: no AUTOBACKUP in 2 days found"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "RMAN-06172: no AUTOBACKUP found or specified handle is not a valid copy or piece"
+        ),
         "{out}"
     );
     // Each candidate name was one question to the media manager, newest first.
@@ -371,8 +451,14 @@ fn autobackup_search_asks_for_each_name_within_maxseq_and_maxdays() {
         .map(|c| c.args)
         .collect();
     assert_eq!(asked.len(), 2 * 256, "{asked:?}");
-    assert!(asked[0].contains(&format!("names=c-{dbid}-{}-ff ", today())), "{asked:?}");
-    assert!(asked[255].contains(&format!("-{}-00 ", today())), "{asked:?}");
+    assert!(
+        asked[0].contains(&format!("names=c-{dbid}-{}-ff ", today())),
+        "{asked:?}"
+    );
+    assert!(
+        asked[255].contains(&format!("-{}-00 ", today())),
+        "{asked:?}"
+    );
     assert!(!home.join("control/control01.ctl").exists());
 
     env.rman(&home, "shutdown abort;\n");
@@ -382,19 +468,32 @@ fn autobackup_search_asks_for_each_name_within_maxseq_and_maxdays() {
     env.rman(&home, "shutdown abort;\n");
     let out = env.rman_ok(&home, &run("restore controlfile from autobackup;"));
     assert!(
-        out.contains(&format!("channel t1: looking for AUTOBACKUP on day: {three_days}")),
+        out.contains(&format!(
+            "channel t1: looking for AUTOBACKUP on day: {three_days}"
+        )),
         "{out}"
     );
-    assert!(out.contains(&format!("channel t1: AUTOBACKUP found: {old}")), "{out}");
     assert!(
-        out.contains(&format!("channel t1: restoring control file from AUTOBACKUP {old}")),
+        out.contains(&format!("channel t1: AUTOBACKUP found: {old}")),
         "{out}"
     );
-    assert!(out.contains("channel t1: control file restore from AUTOBACKUP complete"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "channel t1: restoring control file from AUTOBACKUP {old}"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("channel t1: control file restore from AUTOBACKUP complete"),
+        "{out}"
+    );
     assert!(
         out.contains(&format!(
             "output file name={}",
-            home.canonicalize().unwrap().join("control/control01.ctl").display()
+            home.canonicalize()
+                .unwrap()
+                .join("control/control01.ctl")
+                .display()
         )),
         "{out}"
     );
@@ -411,7 +510,10 @@ fn autobackup_search_asks_for_each_name_within_maxseq_and_maxdays() {
     );
     assert!(q.contains("BACKUP REQUIRED"), "{q}");
     let out = env.rman_fails(&home, "alter database open resetlogs;\n");
-    assert!(out.contains("ORA-01194: file 1 needs more recovery to be consistent"), "{out}");
+    assert!(
+        out.contains("ORA-01194: file 1 needs more recovery to be consistent"),
+        "{out}"
+    );
     let out = env.rman_ok(&home, "recover database;\nalter database open resetlogs;\n");
     assert!(out.contains("media recovery complete"), "{out}");
     let out = env.rman_fails(
@@ -427,9 +529,19 @@ fn autobackup_search_asks_for_each_name_within_maxseq_and_maxdays() {
         &home,
         &format!("run {{\n allocate channel t1 device type sbt parms '{parms}';\n restore controlfile to '{}' from '{old}';\n}}\n", copy.display()),
     );
-    assert!(out.contains("channel t1: restoring control file\n"), "{out}");
-    assert!(out.contains(&format!("output file name={}", copy.display())), "{out}");
-    assert!(std::fs::read(&copy).unwrap().starts_with(b"SQLite format 3\0"));
+    assert!(
+        out.contains("channel t1: restoring control file\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("output file name={}", copy.display())),
+        "{out}"
+    );
+    assert!(
+        std::fs::read(&copy)
+            .unwrap()
+            .starts_with(b"SQLite format 3\0")
+    );
 }
 
 #[test]
@@ -440,8 +552,7 @@ fn a_new_host_is_restored_from_sbt_alone_and_stops_at_the_unknown_log() {
     env.workload(&home, "3", "2");
     env.switch(&home);
     env.rman_ok(&home, "backup archivelog all;\n");
-    let reference = env.path("reference");
-    copy_dir(&home, &reference);
+    let reference = snapshot(&env, &home, "reference");
     std::fs::remove_dir_all(&home).unwrap();
 
     let out = env.oraclesim_ok(&[
@@ -454,13 +565,19 @@ fn a_new_host_is_restored_from_sbt_alone_and_stops_at_the_unknown_log() {
     ]);
     assert!(out.contains("dbs/initORCL.ora"), "{out}");
     let again = env.oraclesim(&["create", "--empty", "--home", home.to_str().unwrap()]);
-    assert!(!again.status.success(), "a second --empty must refuse the home");
+    assert!(
+        !again.status.success(),
+        "a second --empty must refuse the home"
+    );
     let ch = format!("allocate channel t1 device type sbt parms '{parms}';");
     let out = env.rman_ok(
         &home,
         &format!("startup nomount;\nset dbid {dbid};\nrun {{\n {ch}\n restore spfile from autobackup;\n}}\nstartup force nomount;\nrun {{\n {ch}\n restore controlfile from autobackup;\n alter database mount;\n restore database;\n}}\n"),
     );
-    assert!(out.contains("channel t1: SPFILE restore from AUTOBACKUP complete"), "{out}");
+    assert!(
+        out.contains("channel t1: SPFILE restore from AUTOBACKUP complete"),
+        "{out}"
+    );
     assert!(home.join("dbs/spfileORCL.ora").is_file());
     // Without the online logs the recovery runs out of redo, as Oracle's does.
     let out = env.rman_fails(&home, &format!("run {{\n {ch}\n recover database;\n}}\n"));
@@ -472,7 +589,7 @@ fn a_new_host_is_restored_from_sbt_alone_and_stops_at_the_unknown_log() {
     );
     let out = env.rman_ok(&home, "alter database open resetlogs;\n");
     assert!(out.contains("Statement processed"), "{out}");
-    assert_eq!(differing_blocks(&home, &reference), Vec::new());
+    prove(&env, &home, &reference);
 }
 
 #[test]
@@ -495,13 +612,17 @@ fn catalog_start_with_makes_later_backups_restorable() {
     let first_cf = std::fs::read_dir(&bk)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("cf_first"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("cf_first")
+        })
         .unwrap();
     env.workload(&home, "3", "1");
     backup("second");
     env.switch(&home);
-    let reference = env.path("reference");
-    copy_dir(&home, &reference);
+    let reference = snapshot(&env, &home, "reference");
     env.rman_ok(&home, "shutdown abort;\n");
     std::fs::remove_file(home.join("control/control01.ctl")).unwrap();
     for e in std::fs::read_dir(home.join("oradata/ORCL")).unwrap() {
@@ -515,17 +636,29 @@ fn catalog_start_with_makes_later_backups_restorable() {
             bk.display()
         ),
     );
-    assert!(out.contains("channel ORA_DISK_1: restoring control file"), "{out}");
-    assert!(out.contains("searching for all files that match the pattern"), "{out}");
+    assert!(
+        out.contains("channel ORA_DISK_1: restoring control file"),
+        "{out}"
+    );
+    assert!(
+        out.contains("searching for all files that match the pattern"),
+        "{out}"
+    );
     assert!(out.contains("List of Cataloged Files"), "{out}");
     let q = env.sqlplus(
         &home,
         "set heading off\nselect count(*) from v$backup_set where set_count > 0 and controlfile_included = 'NO';\n",
     );
     assert!(q.trim().parse::<u32>().unwrap() >= 2, "{q}");
-    let out = env.rman_ok(&home, "restore database;\nrecover database;\nalter database open resetlogs;\n");
-    assert!(out.contains("tag=SECOND"), "the later backup is used:\n{out}");
-    assert_eq!(differing_blocks(&home, &reference), Vec::new());
+    let out = env.rman_ok(
+        &home,
+        "restore database;\nrecover database;\nalter database open resetlogs;\n",
+    );
+    assert!(
+        out.contains("tag=SECOND"),
+        "the later backup is used:\n{out}"
+    );
+    prove(&env, &home, &reference);
 }
 
 #[test]
@@ -536,26 +669,30 @@ fn incarnations_overlap_and_reset_database_returns_to_the_old_one() {
     env.workload(&home, "4", "2");
     env.switch(&home);
     let s1 = env.number(&home, "select current_scn from v$database");
-    let at_s1 = env.path("at_s1");
-    copy_dir(&home, &at_s1);
+    let at_s1 = snapshot(&env, &home, "at_s1");
+    assert_eq!(at_s1.1, s1);
     env.workload(&home, "4", "2");
     env.switch(&home);
     let s2 = env.number(&home, "select current_scn from v$database");
-    let at_s2 = env.path("at_s2");
-    copy_dir(&home, &at_s2);
+    let at_s2 = snapshot(&env, &home, "at_s2");
+    assert_eq!(at_s2.1, s2);
 
     let out = env.rman_ok(
         &home,
         &format!("shutdown immediate;\nstartup mount;\nrun {{\n set until scn {s1};\n restore database;\n recover database;\n}}\nalter database open resetlogs;\n"),
     );
     assert!(out.contains("media recovery complete"), "{out}");
-    assert_eq!(differing_blocks(&home, &at_s1), Vec::new());
+    prove(&env, &home, &at_s1);
     let q = env.sqlplus(
         &home,
         "set heading off feedback off\nselect incarnation# || ' ' || resetlogs_change# || ' ' || status || ' ' || prior_incarnation# from v$database_incarnation order by 1;\n",
     );
     let rows: Vec<&str> = q.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    assert_eq!(rows, ["1 1 PARENT 0".to_string(), format!("2 {s1} CURRENT 1")], "{q}");
+    assert_eq!(
+        rows,
+        ["1 1 PARENT 0".to_string(), format!("2 {s1} CURRENT 1")],
+        "{q}"
+    );
     // The new incarnation hands out SCNs the old one already used.
     assert_eq!(env.number(&home, "select current_scn from v$database"), s1);
     env.workload(&home, "1", "1");
@@ -578,7 +715,10 @@ fn incarnations_overlap_and_reset_database_returns_to_the_old_one() {
         &home,
         &format!("shutdown immediate;\nstartup mount;\nrun {{\n set until scn {}; \n restore database;\n}}\n", s1 - 1),
     );
-    assert!(out.contains("RMAN-20208: UNTIL CHANGE is before RESETLOGS change"), "{out}");
+    assert!(
+        out.contains("RMAN-20208: UNTIL CHANGE is before RESETLOGS change"),
+        "{out}"
+    );
     let out = env.rman_fails(&home, "reset database to incarnation 9;\n");
     assert!(out.contains("RMAN-20003"), "{out}");
     let out = env.rman_ok(
@@ -587,28 +727,11 @@ fn incarnations_overlap_and_reset_database_returns_to_the_old_one() {
     );
     assert!(out.contains("database reset to incarnation 1"), "{out}");
     assert!(out.contains("ORPHAN  "), "{out}");
-    assert_eq!(differing_blocks(&home, &at_s2), Vec::new());
+    prove(&env, &home, &at_s2);
     let q = env.sqlplus(
         &home,
         "set heading off feedback off\nselect incarnation# || ' ' || status || ' ' || prior_incarnation# from v$database_incarnation order by 1;\n",
     );
     let rows: Vec<&str> = q.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     assert_eq!(rows, ["1 PARENT 0", "2 ORPHAN 1", "3 CURRENT 1"], "{q}");
-}
-
-#[test]
-fn the_block_comparison_sees_one_flipped_byte() {
-    let env = Env::new();
-    let home = env.create();
-    let copy = env.path("copy");
-    copy_dir(&home, &copy);
-    assert_eq!(differing_blocks(&home, &copy), Vec::new());
-    let f = copy.join("oradata/ORCL/users01.dbf");
-    let mut b = std::fs::read(&f).unwrap();
-    b[7 * 8192 + 100] ^= 1;
-    std::fs::write(&f, b).unwrap();
-    assert_eq!(
-        differing_blocks(&home, &copy),
-        vec![("users01.dbf".to_string(), 7)]
-    );
 }

@@ -337,7 +337,8 @@ pub(super) fn plan(db: &Database, opts: &RecoverOptions) -> Result<RecoveryPlan>
                     .get(&(seg.resetlogs_id, thread, seq.wrapping_sub(1)))
                     .and_then(|v| v.first())
                     .map(|r| r.next);
-                if first_known.is_none() && previous_end.is_some_and(|e| bound.is_some_and(|u| e >= u))
+                if first_known.is_none()
+                    && previous_end.is_some_and(|e| bound.is_some_and(|u| e >= u))
                 {
                     break;
                 }

@@ -242,7 +242,10 @@ fn datafile_line(d: &DatafileInfo) -> String {
 impl Database {
     /// Whether this process's instance has the database open (read write or read only).
     pub fn is_open(&self) -> Result<bool> {
-        Ok(self.instance_status()? == super::InstanceStatus::Open && self.local_instance()?.is_up())
+        Ok(
+            self.instance_status()? == super::InstanceStatus::Open
+                && self.local_instance()?.is_up(),
+        )
     }
 
     /// Whether an open instance uses the datafile: the database is open, the file online and

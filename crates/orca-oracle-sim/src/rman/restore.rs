@@ -975,9 +975,7 @@ impl Session {
                 .missing
                 .iter()
                 .filter(|m| backed_up(m))
-                .filter(|m| {
-                    unknown.is_none_or(|(_, _, scn)| m.first_scn.is_none_or(|f| f < scn))
-                })
+                .filter(|m| unknown.is_none_or(|(_, _, scn)| m.first_scn.is_none_or(|f| f < scn)))
                 .map(|m| LogWant {
                     thread: m.thread,
                     sequence: m.sequence,

@@ -11,7 +11,7 @@ use orca_oracle::{DatafileHeader, Scn};
 use super::ast::*;
 use super::catalog;
 use super::job::StepError;
-use super::restore::{Backups, Key, Mode, ReadStep, create_empty, device_of, split_steps};
+use super::restore::{Backups, Key, LogWant, Mode, ReadStep, create_empty, device_of, split_steps};
 use super::session::{CmdError, Session, now};
 use crate::db::DatafileInfo;
 
@@ -163,19 +163,31 @@ impl Session {
             .archived_logs()
             .map_err(|e| CmdError::db("restore", e))?;
         if let Some(start) = start {
-            let needed: Vec<(u16, u32)> = bk
-                .redologs
-                .iter()
-                .filter(|l| l.next_scn > start)
-                .filter(|l| {
-                    !on_disk.iter().any(|a| {
-                        a.thread == l.thread
-                            && a.sequence == l.sequence
-                            && a.name.as_ref().is_some_and(|n| n.is_file())
-                    })
-                })
-                .map(|l| (l.thread, l.sequence))
-                .collect();
+            let mut needed = Vec::new();
+            for l in bk.redologs.iter().filter(|l| l.next_scn > start) {
+                // Only the logs of the recovery branch count.
+                let Some(rid) = self
+                    .db
+                    .branch_resetlogs_id(l.resetlogs_scn)
+                    .map_err(|e| CmdError::db("restore", e))?
+                else {
+                    continue;
+                };
+                let on_disk = on_disk.iter().any(|a| {
+                    a.thread == l.thread
+                        && a.sequence == l.sequence
+                        && a.resetlogs_id == rid
+                        && a.name.as_ref().is_some_and(|n| n.is_file())
+                });
+                if !on_disk {
+                    needed.push(LogWant {
+                        thread: l.thread,
+                        sequence: l.sequence,
+                        resetlogs_scn: l.resetlogs_scn,
+                        resetlogs_id: rid,
+                    });
+                }
+            }
             keys.extend(wanted_log_sets(bk, &needed));
         }
         keys.sort();
@@ -359,14 +371,15 @@ impl Session {
     }
 }
 
-/// The newest usable set holding each of these logs.
-pub(super) fn wanted_log_sets(bk: &Backups, wanted: &[(u16, u32)]) -> Vec<(u32, u32)> {
+/// The newest usable set holding each of these logs (of its incarnation).
+pub(super) fn wanted_log_sets(bk: &Backups, wanted: &[LogWant]) -> Vec<(u32, u32)> {
     let mut keys: Vec<(u32, u32)> = wanted
         .iter()
-        .filter_map(|&(t, s)| {
+        .filter_map(|w| {
             bk.redologs
                 .iter()
-                .filter(|r| r.thread == t && r.sequence == s)
+                .filter(|r| r.thread == w.thread && r.sequence == w.sequence)
+                .filter(|r| r.resetlogs_scn == w.resetlogs_scn)
                 .filter(|r| bk.usable_pieces((r.set_stamp, r.set_count)).is_some())
                 .max_by_key(|r| (r.set_stamp, r.set_count))
                 .map(|r| (r.set_stamp, r.set_count))
