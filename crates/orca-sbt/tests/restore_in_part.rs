@@ -229,9 +229,18 @@ impl Env {
         ])
     }
 
+    /// The proof passes, and fails naming the file and block once one byte of one data
+    /// block of the snapshot differs (the proof can fail).
     fn assert_verifies(&self, snapshot: &(PathBuf, u64)) {
         let (ok, out) = self.verify(snapshot);
         assert!(ok && out.starts_with("OK: "), "{out}");
+        let users = snapshot.0.join("oradata/ORCL/users01.dbf");
+        let offset = 200 * BLOCK + 64;
+        flip(&users, offset);
+        let (ok, out) = self.verify(snapshot);
+        flip(&users, offset);
+        assert!(!ok, "{out}");
+        assert!(out.contains("file 4 block 200: content differs"), "{out}");
     }
 
     /// FILE# → NAME from V$DATAFILE.
@@ -289,6 +298,19 @@ fn damage(path: &Path, block: u64, offset: u64, bytes: &[u8]) {
     use std::os::unix::fs::FileExt;
     let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     f.write_all_at(bytes, block * BLOCK + offset).unwrap();
+}
+
+/// Flips one bit of the byte at `offset`.
+fn flip(path: &Path, offset: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, offset).unwrap();
+    f.write_all_at(&[b[0] ^ 0x04], offset).unwrap();
 }
 
 /// Zeroes a whole datafile, keeping its size (a disk returning zeros).
