@@ -707,7 +707,7 @@ fn incarnations_overlap_and_reset_database_returns_to_the_old_one() {
         out.contains("DB Key  Inc Key DB Name  DB ID            STATUS  Reset SCN  Reset Time"),
         "{out}"
     );
-    assert!(out.contains(&format!("2       2       ORCL     ")), "{out}");
+    assert!(out.contains("2       2       ORCL     "), "{out}");
     assert!(out.contains(&format!("CURRENT {s1:<10} ")), "{out}");
 
     // A point of the old incarnation: refused until the old incarnation is the target.
