@@ -881,14 +881,6 @@ impl Database {
         Ok(report)
     }
 
-    /// `ALTER DATABASE OPEN RESETLOGS` with its checks (see
-    /// [`Database::open_database`]): a new incarnation whose RESETLOGS_CHANGE# is the
-    /// recovery point + 1; log sequences restart at 1; datafile headers get the new
-    /// resetlogs data.
-    pub fn open_resetlogs(&self) -> Result<()> {
-        self.open_database(true)
-    }
-
     /// Enables block change tracking (`ALTER DATABASE ENABLE BLOCK CHANGE
     /// TRACKING [USING FILE 'path']`).
     pub fn enable_block_change_tracking(&self, file: Option<&Path>) -> Result<()> {

@@ -652,50 +652,46 @@ impl Session {
             .incarnations()
             .map_err(|e| CmdError::db(command, e))?;
         let current = self.info.resetlogs_id;
-        let wanted: Vec<LogWant> = {
-            let mut v: Vec<LogWant> = bk
-                .redologs
-                .iter()
-                .filter(|r| bk.usable_pieces((r.set_stamp, r.set_count)).is_some())
-                .filter(|r| match range {
-                    ArchivelogRange::All => true,
-                    ArchivelogRange::Sequence {
-                        from,
-                        until,
-                        thread,
-                    } => {
-                        thread.is_none_or(|t| u32::from(r.thread) == t)
-                            && from.is_none_or(|f| u64::from(r.sequence) >= f)
-                            && until.is_none_or(|u| u64::from(r.sequence) <= u)
-                    }
-                    ArchivelogRange::Scn { from, until } => {
-                        from.is_none_or(|f| r.next_scn.0 > f)
-                            && until.is_none_or(|u| r.first_scn.0 < u)
-                    }
-                    ArchivelogRange::Time { .. } => true,
-                })
-                .map(|r| LogWant {
-                    thread: r.thread,
-                    sequence: r.sequence,
-                    resetlogs_scn: r.resetlogs_scn,
-                    resetlogs_id: incarnations
-                        .iter()
-                        .filter(|i| i.resetlogs_scn == r.resetlogs_scn)
-                        .map(|i| i.resetlogs_id)
-                        .find(|&id| id == current)
-                        .or_else(|| {
-                            incarnations
-                                .iter()
-                                .find(|i| i.resetlogs_scn == r.resetlogs_scn)
-                                .map(|i| i.resetlogs_id)
-                        })
-                        .unwrap_or(current),
-                })
-                .collect();
-            v.sort();
-            v.dedup();
-            v
-        };
+        let mut wanted: Vec<LogWant> = bk
+            .redologs
+            .iter()
+            .filter(|r| bk.usable_pieces((r.set_stamp, r.set_count)).is_some())
+            .filter(|r| match range {
+                ArchivelogRange::All => true,
+                ArchivelogRange::Sequence {
+                    from,
+                    until,
+                    thread,
+                } => {
+                    thread.is_none_or(|t| u32::from(r.thread) == t)
+                        && from.is_none_or(|f| u64::from(r.sequence) >= f)
+                        && until.is_none_or(|u| u64::from(r.sequence) <= u)
+                }
+                ArchivelogRange::Scn { from, until } => {
+                    from.is_none_or(|f| r.next_scn.0 > f) && until.is_none_or(|u| r.first_scn.0 < u)
+                }
+                ArchivelogRange::Time { .. } => true,
+            })
+            .map(|r| LogWant {
+                thread: r.thread,
+                sequence: r.sequence,
+                resetlogs_scn: r.resetlogs_scn,
+                resetlogs_id: incarnations
+                    .iter()
+                    .filter(|i| i.resetlogs_scn == r.resetlogs_scn)
+                    .map(|i| i.resetlogs_id)
+                    .find(|&id| id == current)
+                    .or_else(|| {
+                        incarnations
+                            .iter()
+                            .find(|i| i.resetlogs_scn == r.resetlogs_scn)
+                            .map(|i| i.resetlogs_id)
+                    })
+                    .unwrap_or(current),
+            })
+            .collect();
+        wanted.sort();
+        wanted.dedup();
         Ok(wanted)
     }
 
