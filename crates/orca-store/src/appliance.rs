@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use orca_repo::lineage::LineageCache;
+use orca_repo::LineageCache;
 use orca_repo::{
     FileType, KeySource, NewKey, PieceFilter, PieceMeta, ReadOptions, Repository, WriteOptions,
 };
@@ -78,7 +78,7 @@ impl Appliance {
         let key = meta.join("chunks.key");
         // The local chunk store's key never leaves the store: it holds recovery points only
         // until they are in the vault, which has its own key.
-        let local = if chunks.join(orca_repo::config::CONFIG_KEY).exists() {
+        let local = if chunks.join(orca_repo::CONFIG_KEY).exists() {
             Repository::open_local(&chunks, &KeySource::KeyFile(key))
                 .await?
                 .0

@@ -18,8 +18,8 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use orca_repo::keys::WrappedKey;
-use orca_repo::manifest::Manifest;
+use orca_repo::Manifest;
+use orca_repo::WrappedKey;
 use orca_repo::{
     Backend, ChunkId, EncodedChunk, PieceFilter, PieceInfo, RepoConfig, RepoError, Result,
     SessionGrant,

@@ -560,7 +560,7 @@ pub async fn router(data: &Path) -> Result<Router, VaultError> {
         })?;
     // Read the wrapped keys now, so that no session opened during a backup
     // lists the bucket for them.
-    orca_repo::backend::Backend::wrapped_keys(&store)
+    orca_repo::Backend::wrapped_keys(&store)
         .await
         .map_err(|source| VaultError::Repository {
             path: data.to_path_buf(),

@@ -473,7 +473,7 @@ mod tests {
     #[test]
     fn postgresql_catalog_conforms_and_is_shared() {
         let server = pg::PgServer::start();
-        let cfg = orca_repo::index::postgres::PgConfig {
+        let cfg = orca_repo::PgConfig {
             url: server.database("catalog"),
             password_file: None,
             ca_file: None,
