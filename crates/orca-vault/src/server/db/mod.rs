@@ -119,7 +119,9 @@ fn to_json<T: Serialize>(v: &T) -> String {
 pub struct TokenInfo {
     /// Leading hex digits of the token's hash.
     pub id: String,
+    /// The database it is for (an admin token reaches every database).
     pub db: String,
+    /// What it may do.
     pub scope: Scope,
     /// Unix seconds.
     pub created: i64,
