@@ -7,15 +7,21 @@
 use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 
+/// How many recovery points of a mount the vault keeps: the newest point of each of the last
+/// `daily` days, `weekly` weeks, `monthly` months and `yearly` years.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Retention {
+    /// Days kept.
     #[serde(default)]
     pub daily: u32,
+    /// Weeks kept.
     #[serde(default)]
     pub weekly: u32,
+    /// Months kept.
     #[serde(default)]
     pub monthly: u32,
+    /// Years kept.
     #[serde(default)]
     pub yearly: u32,
 }
