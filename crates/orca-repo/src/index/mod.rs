@@ -37,8 +37,8 @@
 //! probe touched them), and on chunks named by a lineage only when that
 //! lineage is no older than the published fence ([`WriterSessions`]).
 
-mod postgres;
-mod sqlite;
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
