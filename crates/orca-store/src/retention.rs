@@ -7,8 +7,9 @@
 use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 
-/// How many recovery points of a mount the vault keeps: the newest point of each of the last
-/// `daily` days, `weekly` weeks, `monthly` months and `yearly` years.
+/// Which recovery points of a mount the vault keeps (see the module documentation): the
+/// newest point of each of the last `daily` days, `weekly` ISO weeks, `monthly` months and
+/// `yearly` years that have one, in UTC, and always the newest point.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Retention {

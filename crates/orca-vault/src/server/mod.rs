@@ -142,7 +142,7 @@ pub enum Scope {
     Backup,
     /// Read the pieces and records of its database.
     Restore,
-    /// Everything, for every database (tokens, garbage collection).
+    /// Everything a backup or restore token may do, for every database.
     Admin,
 }
 
