@@ -15,6 +15,7 @@ pub struct Unauthentic;
 pub struct Aead(LessSafeKey);
 
 impl Aead {
+    /// A key of `cipher`.
     pub fn new(cipher: Cipher, key: &[u8; 32]) -> Aead {
         let alg = match cipher {
             Cipher::Aes256Gcm => &AES_256_GCM,

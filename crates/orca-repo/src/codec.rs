@@ -118,6 +118,7 @@ thread_local! {
 }
 
 impl Codec {
+    /// The codec of a repository: its keys, cipher and zstd level.
     pub fn new(keys: Keys, cipher: Cipher, level: i32) -> Self {
         let aead = Aead::new(cipher, keys.enc_key());
         Codec {
@@ -128,10 +129,12 @@ impl Codec {
         }
     }
 
+    /// The repository keys.
     pub fn keys(&self) -> &Keys {
         &self.keys
     }
 
+    /// The id of a chunk with this plaintext.
     pub fn chunk_id(&self, plaintext: &[u8]) -> ChunkId {
         self.keys.chunk_id(plaintext)
     }
@@ -151,7 +154,7 @@ impl Codec {
         1 + 32 + NONCE_LEN + zstd::zstd_safe::compress_bound(len).max(len) + TAG_LEN
     }
 
-    /// Encode `plaintext` as the units (indexes `changed`, [`UNIT`] bytes
+    /// Encode `plaintext` as the units (indexes `changed`, `UNIT` bytes
     /// each) that differ from the full chunk `base` of the same length.
     pub fn encode_delta(
         &self,
@@ -409,8 +412,15 @@ impl Codec {
 /// A payload after decryption.
 #[derive(Debug)]
 pub enum Opened {
+    /// The whole chunk's plaintext, checked against its id.
     Full(Vec<u8>),
-    Delta { base: ChunkId, body: Vec<u8> },
+    /// A delta: complete it with [`Codec::apply_delta`] once the base is at hand.
+    Delta {
+        /// The full chunk it builds on.
+        base: ChunkId,
+        /// The delta's decompressed body.
+        body: Vec<u8>,
+    },
 }
 
 fn corrupt_chunk(id: &ChunkId, object: &str, reason: &str) -> RepoError {

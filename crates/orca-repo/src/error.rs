@@ -3,65 +3,120 @@
 
 use crate::id::ChunkId;
 
+/// The result of every fallible call of the engine.
 pub type Result<T, E = RepoError> = std::result::Result<T, E>;
 
+/// An error of the repository engine; [`RepoError::is_transient`] says whether a retry
+/// may succeed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RepoError {
+    /// No repository configuration where one was expected.
     #[error("no ORCA repository at {location}: create one with `orca repo init --repo {location}`")]
-    NotARepository { location: String },
+    NotARepository {
+        /// Where the repository was looked for.
+        location: String,
+    },
 
+    /// Init found a repository already there.
     #[error("a repository already exists at {location}; refusing to overwrite it")]
-    AlreadyInitialised { location: String },
+    AlreadyInitialised {
+        /// Where the repository is.
+        location: String,
+    },
 
+    /// Opening needs a passphrase or key file, and none was given.
     #[error(
         "the repository at {location} is encrypted and no key was given: set ORCA_PASSWORD or pass --key-file"
     )]
-    KeyRequired { location: String },
+    KeyRequired {
+        /// The repository.
+        location: String,
+    },
 
+    /// The passphrase or key file does not unlock this repository.
     #[error("wrong key for the repository at {location}: {detail}")]
-    WrongKey { location: String, detail: String },
+    WrongKey {
+        /// The repository.
+        location: String,
+        /// Why the key does not fit.
+        detail: String,
+    },
 
+    /// A commit found the name taken; nothing changed.
     #[error("piece {name:?} already exists in the repository")]
-    PieceExists { name: String },
+    PieceExists {
+        /// The piece's name.
+        name: String,
+    },
 
+    /// No committed piece of that name.
     #[error("piece {name:?} not found in the repository")]
-    PieceNotFound { name: String },
+    PieceNotFound {
+        /// The piece's name.
+        name: String,
+    },
 
+    /// A commit named chunks the repository does not hold; nothing changed.
     #[error(
         "piece {name:?} references {} chunk(s) the repository does not hold (first: {}); nothing was committed",
         missing.len(),
         missing.first().map(|c| c.short()).unwrap_or_default()
     )]
-    MissingChunks { name: String, missing: Vec<ChunkId> },
+    MissingChunks {
+        /// The piece's name.
+        name: String,
+        /// The chunks it lacks: upload them, then commit again.
+        missing: Vec<ChunkId>,
+    },
 
+    /// A chunk failed its checks (authentication, decompression, id).
     #[error("{}corrupt chunk {} in {object}: {reason}", piece_context(piece, *index), id.short())]
     CorruptChunk {
+        /// The piece being read, when known.
         piece: Option<String>,
+        /// The chunk's position in that piece, when known.
         index: Option<u64>,
+        /// The chunk.
         id: ChunkId,
+        /// The object it was read from.
         object: String,
+        /// What failed.
         reason: String,
     },
 
+    /// An object (pack, manifest, config, key) is malformed or fails its MAC.
     #[error("corrupt object {object}: {reason}")]
-    CorruptObject { object: String, reason: String },
+    CorruptObject {
+        /// The object.
+        object: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 
+    /// A format newer than this build reads; it is left untouched.
     #[error(
         "unsupported {what} version {found} (this build understands up to {supported}); upgrade ORCA"
     )]
     UnsupportedVersion {
+        /// Which format.
         what: &'static str,
+        /// The version found.
         found: u32,
+        /// The newest this build reads.
         supported: u32,
     },
 
+    /// The caller asked for something invalid; nothing changed.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// The object store failed.
     #[error("storage error on {object}: {source}")]
     Storage {
+        /// The object being accessed.
         object: String,
+        /// The object store's error.
         #[source]
         source: object_store::Error,
     },
@@ -69,8 +124,11 @@ pub enum RepoError {
     #[error(
         "repository index error ({context}): {source}; if the index file is damaged, run `orca repo rebuild-index`"
     )]
+    /// The SQLite index failed.
     Index {
+        /// What the index was doing.
         context: String,
+        /// SQLite's error.
         #[source]
         source: rusqlite::Error,
     },
@@ -78,11 +136,14 @@ pub enum RepoError {
     #[error(
         "PostgreSQL error ({context}): {detail}; check that the PostgreSQL server is running and reachable, and that ORCA's user may write its tables"
     )]
+    /// The PostgreSQL index failed.
     IndexServer {
+        /// What the index was doing.
         context: String,
         /// What the server said, or why it could not be reached (the
         /// client's own message for a server error is only "db error").
         detail: String,
+        /// The client's error.
         #[source]
         source: postgres::Error,
     },
@@ -90,31 +151,48 @@ pub enum RepoError {
     #[error(
         "fingerprint cache error ({context}): {source}; the cache only saves probes: delete the file and the next backup rebuilds it"
     )]
+    /// The local fingerprint cache failed.
     Cache {
+        /// What the cache was doing.
         context: String,
+        /// SQLite's error.
         #[source]
         source: rusqlite::Error,
     },
 
+    /// A local file operation failed.
     #[error("{context}: {source}")]
     Io {
+        /// What was being done, naming the file.
         context: String,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
 
+    /// A backend (the vault over HTTP, ...) failed.
     #[error("backend {location} failed: {message}")]
-    Backend { location: String, message: String },
+    Backend {
+        /// The backend's location.
+        location: String,
+        /// What it said.
+        message: String,
+    },
 
+    /// Another collection is running; nothing changed.
     #[error(
         "another garbage collection of {location} is running (started {started}, last progress {heartbeat}, Unix seconds); wait for it, or retry once it has made no progress for 10 minutes"
     )]
     GcRunning {
+        /// The repository.
         location: String,
+        /// When the running collection started (Unix seconds).
         started: i64,
+        /// When it last made progress (Unix seconds).
         heartbeat: i64,
     },
 
+    /// Anything else: a bug or an unexpected library failure.
     #[error("{0}")]
     Internal(String),
 }
@@ -128,6 +206,7 @@ fn piece_context(piece: &Option<String>, index: Option<u64>) -> String {
 }
 
 impl RepoError {
+    /// An object store error on `object`.
     pub fn storage(object: impl Into<String>, source: object_store::Error) -> Self {
         RepoError::Storage {
             object: object.into(),
@@ -135,6 +214,7 @@ impl RepoError {
         }
     }
 
+    /// A SQLite index error while doing `context`.
     pub fn index(context: impl Into<String>, source: rusqlite::Error) -> Self {
         RepoError::Index {
             context: context.into(),
@@ -142,6 +222,7 @@ impl RepoError {
         }
     }
 
+    /// A fingerprint cache error while doing `context`.
     pub fn cache(context: impl Into<String>, source: rusqlite::Error) -> Self {
         RepoError::Cache {
             context: context.into(),
@@ -149,6 +230,7 @@ impl RepoError {
         }
     }
 
+    /// A local I/O error while doing `context`.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         RepoError::Io {
             context: context.into(),
@@ -156,6 +238,7 @@ impl RepoError {
         }
     }
 
+    /// Object `object` is corrupt for `reason`.
     pub fn corrupt(object: impl Into<String>, reason: impl Into<String>) -> Self {
         RepoError::CorruptObject {
             object: object.into(),

@@ -42,6 +42,7 @@ use crate::store::{Progress, ProgressFn, Store, obj, pack_key};
 /// stores a pack a moment before it indexes it.
 const ORPHAN_AGE_SECS: i64 = 3600;
 
+/// How a garbage collection ([`crate::Store::gc`]) runs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GcOptions {
     /// Chunks referenced within this long before the collection starts are
@@ -69,24 +70,37 @@ pub struct GcReport {
     pub resumed: bool,
     /// Writer sessions that held the fence back, as (piece, floor).
     pub held_back_by: Vec<(String, i64)>,
+    /// Pieces whose manifests were read to mark live chunks.
     pub pieces: u64,
+    /// Chunks the manifests reference.
     pub marked_chunks: u64,
+    /// Chunks dropped from the index, and their encoded bytes.
     pub swept_chunks: u64,
+    /// Encoded bytes of the swept chunks.
     pub swept_bytes: u64,
+    /// Packs, and their bytes, when the collection started.
     pub packs_before: u64,
+    /// Bytes of the packs when the collection started.
     pub pack_bytes_before: u64,
+    /// Packs deleted because no live chunk was left in them.
     pub packs_deleted: u64,
+    /// Packs whose live chunks were copied into new packs before deleting them.
     pub packs_rewritten: u64,
+    /// New packs written by those copies.
     pub packs_written: u64,
+    /// Pack objects the index did not know (a crashed write), deleted once old enough.
     pub orphans_deleted: u64,
+    /// Bytes of the packs when the collection ended.
     pub pack_bytes_after: u64,
     /// Packs left as they were because they could not be read back intact
     /// (`orca verify` names what they hold).
     pub damaged: Vec<(String, String)>,
+    /// How long the collection took.
     pub elapsed_ms: u64,
 }
 
 impl GcReport {
+    /// Bytes of pack objects the collection gave back.
     pub fn reclaimed_bytes(&self) -> u64 {
         self.pack_bytes_before.saturating_sub(self.pack_bytes_after)
     }

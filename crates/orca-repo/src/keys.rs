@@ -40,6 +40,7 @@ impl fmt::Debug for Keys {
 }
 
 impl Keys {
+    /// The keys derived from a 32-byte master secret.
     pub fn from_master(master: [u8; 32]) -> Self {
         Keys {
             master,
@@ -49,6 +50,7 @@ impl Keys {
         }
     }
 
+    /// New keys from a random master secret (the operating system's random source).
     pub fn generate() -> Result<Self> {
         Ok(Self::from_master(random_array()?))
     }
@@ -58,7 +60,7 @@ impl Keys {
         ChunkId(*blake3::keyed_hash(&self.id_key, plaintext).as_bytes())
     }
 
-    /// Keyed fingerprint plus unit chaining values (see [`crate::hash`]).
+    /// Keyed fingerprint plus unit chaining values (module `hash`).
     pub fn chunk_hash(
         &self,
         plaintext: &[u8],
@@ -98,6 +100,7 @@ impl Keys {
         u64::from_le_bytes(k[..8].try_into().expect("8 bytes"))
     }
 
+    /// The master secret in hex: what a key file holds.
     pub fn master_hex(&self) -> String {
         hex::encode(self.master)
     }
@@ -113,8 +116,11 @@ pub(crate) fn random_array<const N: usize>() -> Result<[u8; N]> {
 /// Argon2id parameters used to wrap the master secret with a passphrase.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct KdfParams {
+    /// Memory cost in KiB.
     pub m_kib: u32,
+    /// Time cost (passes).
     pub t: u32,
+    /// Parallelism (lanes).
     pub p: u32,
 }
 
@@ -133,15 +139,22 @@ impl Default for KdfParams {
 /// The master secret wrapped by a passphrase: the body of a `keys/<id>` object.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WrappedKey {
+    /// Key derivation function (`argon2id`).
     pub kdf: String,
+    /// Its parameters.
     pub params: KdfParams,
+    /// Random salt of the derivation, hex.
     pub salt: String,
+    /// AEAD nonce of the wrapping, hex.
     pub nonce: String,
+    /// The master secret encrypted with the derived key, with its tag, hex.
     pub wrapped: String,
+    /// When this passphrase was added (Unix seconds).
     pub created: i64,
 }
 
 impl WrappedKey {
+    /// Wrap the master secret of `keys` with `passphrase`, bound to repository `repo_id`.
     pub fn wrap(keys: &Keys, repo_id: &str, passphrase: &str, params: KdfParams) -> Result<Self> {
         let salt: [u8; 16] = random_array()?;
         let nonce: [u8; 12] = random_array()?;
@@ -205,8 +218,11 @@ fn derive_kek(passphrase: &str, salt: &[u8], p: KdfParams) -> Result<[u8; 32]> {
 /// (e.g. in a vault of the customer's own), mode 0600.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct KeyFile {
+    /// Key file format version (1).
     pub orca_key_file: u32,
+    /// Id of the repository the key belongs to.
     pub repository: String,
+    /// The master secret, hex.
     pub master: String,
 }
 
@@ -217,6 +233,7 @@ impl fmt::Debug for KeyFile {
 }
 
 impl KeyFile {
+    /// The key file of `keys` for repository `repo_id`.
     pub fn new(keys: &Keys, repo_id: &str) -> Self {
         KeyFile {
             orca_key_file: 1,
@@ -243,6 +260,7 @@ impl KeyFile {
         f.sync_all().map_err(|e| RepoError::io(ctx(), e))
     }
 
+    /// Read the key file at `path`.
     pub fn read(path: &Path) -> Result<Self> {
         let body = std::fs::read(path)
             .map_err(|e| RepoError::io(format!("cannot read key file {}", path.display()), e))?;
@@ -254,6 +272,7 @@ impl KeyFile {
         })
     }
 
+    /// The keys this file holds; `path` names the file in errors.
     pub fn keys(&self, path: &Path) -> Result<Keys> {
         let master: [u8; 32] = hex::decode(&self.master)
             .ok()
@@ -268,7 +287,9 @@ impl KeyFile {
 /// Where the secret comes from when opening a repository.
 #[derive(Clone)]
 pub enum KeySource {
+    /// Unwrap the key stored in the repository with this passphrase.
     Passphrase(String),
+    /// Read the key from this key file.
     KeyFile(std::path::PathBuf),
 }
 

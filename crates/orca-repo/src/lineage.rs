@@ -32,8 +32,11 @@ use crate::id::ChunkId;
 /// A full chunk a later version of the same position can be stored against.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Anchor {
+    /// The full chunk.
     pub id: ChunkId,
+    /// Its plaintext length.
     pub len: u32,
+    /// Chaining values of its 16 KiB units: a new version stores only the units whose values differ.
     pub cvs: Arc<Vec<UnitCv>>,
 }
 
@@ -42,12 +45,14 @@ pub struct Anchor {
 pub struct LineageEntry {
     /// The chunk last backed up at this position.
     pub chunk: ChunkId,
+    /// The full chunk to store a changed version of this position against, if any.
     pub anchor: Option<Anchor>,
 }
 
 /// Chunk positions (byte offset in the stream) of one source.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Lineage {
+    /// Entries by byte offset of the chunk in the stream.
     pub entries: HashMap<u64, LineageEntry>,
     /// When the writer session that recorded it began, on the store's clock
     /// ([`crate::SessionGrant::started`]): every chunk named here was
@@ -56,10 +61,12 @@ pub struct Lineage {
 }
 
 impl Lineage {
+    /// No position is known.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
+    /// Positions known.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -72,6 +79,7 @@ impl Lineage {
 
 /// Defaults: entries older than a week are not trusted; 4 GiB at most.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Default size limit of a cache file (4 GiB); the least recently used sources go first.
 pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
 
 /// Version of the tables below: 2 = 16 KiB unit values and the store's
@@ -93,6 +101,9 @@ CREATE TABLE IF NOT EXISTS entries (
 ) WITHOUT ROWID;
 ";
 
+/// The local fingerprint cache of one repository: a SQLite file holding a
+/// [`Lineage`] per source key (a file, an RMAN datafile identity). It only saves
+/// probes and reads: losing it costs one slower backup.
 #[derive(Debug)]
 pub struct LineageCache {
     conn: Mutex<Connection>,
@@ -147,12 +158,14 @@ impl LineageCache {
         })
     }
 
+    /// The same cache with other age and size limits.
     pub fn with_limits(mut self, max_age: Duration, max_bytes: u64) -> Self {
         self.max_age = max_age;
         self.max_bytes = max_bytes;
         self
     }
 
+    /// The cache file.
     pub fn path(&self) -> &Path {
         &self.path
     }

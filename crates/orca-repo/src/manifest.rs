@@ -21,7 +21,9 @@ use crate::error::{RepoError, Result};
 use crate::id::ChunkId;
 use crate::keys::Keys;
 
+/// First bytes of an encoded manifest.
 pub const MAGIC: &[u8; 8] = b"ORCAMAN1";
+/// Newest manifest format this build writes and reads.
 pub const VERSION: u32 = 1;
 const MAX_HEADER: usize = 1 << 20;
 const ENTRY: usize = 36;
@@ -30,16 +32,22 @@ const ENTRY: usize = 36;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum FileType {
+    /// An Oracle datafile, or a backup piece of datafiles.
     Datafile,
+    /// Archived redo logs.
     Archivelog,
+    /// A control file.
     Controlfile,
+    /// A server parameter file.
     Spfile,
+    /// Anything else (and any type a newer build names).
     #[default]
     #[serde(other)]
     Other,
 }
 
 impl FileType {
+    /// The lowercase name, as stored and parsed.
     pub fn as_str(&self) -> &'static str {
         match self {
             FileType::Datafile => "datafile",
@@ -72,9 +80,11 @@ impl std::str::FromStr for FileType {
 pub struct WriteStats {
     /// Bytes of the stream.
     pub bytes_in: u64,
+    /// Chunks in the stream.
     pub chunks: u64,
     /// Chunks this write had to upload, and their encoded size.
     pub new_chunks: u64,
+    /// Encoded bytes of the new chunks.
     pub new_bytes: u64,
     /// New chunks stored as block-level deltas of an earlier version.
     #[serde(default)]
@@ -83,25 +93,31 @@ pub struct WriteStats {
     pub cache_hits: u64,
     /// Requests asking the repository which ids it holds, and ids asked about.
     pub probes: u64,
+    /// Ids asked about in those requests.
     pub probed_ids: u64,
     /// Chunks hashed in place whose skipped units were read back from the
     /// previous version to store them whole.
     #[serde(default)]
     pub anchor_reads: u64,
+    /// How long the write took.
     pub elapsed_ms: u64,
 }
 
 /// Metadata of a piece.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PieceMeta {
+    /// Oracle database name (`DB_NAME`), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// Oracle database id (`DBID`), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dbid: Option<u64>,
+    /// What the piece holds.
     #[serde(default)]
     pub file_type: FileType,
     /// Creation time, seconds since the Unix epoch.
     pub created: i64,
+    /// Figures of the write that stored the piece.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<WriteStats>,
     /// Free-form attributes (RMAN tag, SBT comment, datafile identity, ...).
@@ -109,24 +125,37 @@ pub struct PieceMeta {
     pub labels: BTreeMap<String, String>,
 }
 
+/// The authenticated header of a manifest.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ManifestHeader {
+    /// Manifest format version ([`VERSION`] when written by this build).
     pub version: u32,
+    /// The piece's name (any bytes a name may hold: RMAN handles contain `/`).
     pub name: String,
+    /// Bytes of the piece.
     pub size: u64,
+    /// How the piece was cut into chunks.
     pub chunker: ChunkerSpec,
+    /// The piece's metadata.
     pub meta: PieceMeta,
 }
 
+/// One chunk of a piece, in stream order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkRef {
+    /// The chunk's id.
     pub id: ChunkId,
+    /// Its plaintext length.
     pub len: u32,
 }
 
+/// The recipe of a piece: its header and chunk list, MAC'd with the repository key
+/// (see `docs/design.md` for the layout).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Manifest {
+    /// The header.
     pub header: ManifestHeader,
+    /// The chunks, in stream order; their lengths add up to the header's size.
     pub chunks: Vec<ChunkRef>,
 }
 
@@ -156,6 +185,7 @@ pub fn validate_name(name: &str) -> Result<()> {
 }
 
 impl Manifest {
+    /// The manifest's bytes, with its MAC.
     pub fn encode(&self, keys: &Keys) -> Result<Bytes> {
         let header =
             serde_json::to_vec(&self.header).map_err(|e| RepoError::Internal(e.to_string()))?;
@@ -230,6 +260,7 @@ impl Manifest {
         Ok(m)
     }
 
+    /// The piece's name.
     pub fn name(&self) -> &str {
         &self.header.name
     }

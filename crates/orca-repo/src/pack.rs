@@ -38,12 +38,15 @@ pub const MAX_PACK_LEN: usize = u32::MAX as usize - (1 << 20);
 /// Where one chunk lives inside a pack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PackEntry {
+    /// The chunk's id.
     pub id: ChunkId,
     /// Base of a delta payload.
     pub base: Option<ChunkId>,
     /// Offset of the blob header within the pack.
     pub offset: u32,
+    /// Bytes of its codec payload.
     pub payload_len: u32,
+    /// Bytes of its plaintext.
     pub raw_len: u32,
 }
 
@@ -98,10 +101,6 @@ impl PackBuilder {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
-    }
-
-    pub fn entries(&self) -> &[PackEntry] {
-        &self.entries
     }
 
     pub fn add(

@@ -21,6 +21,7 @@ use crate::manifest::Manifest;
 /// A decrypted chunk at its position, with its base's payload if a delta.
 type Opening = (usize, Opened, Option<(ChunkId, Bytes)>);
 
+/// Tuning of a reader.
 #[derive(Clone, Debug)]
 pub struct ReadOptions {
     /// Bytes fetched per request.
@@ -38,6 +39,9 @@ impl Default for ReadOptions {
     }
 }
 
+/// A piece being restored ([`crate::Repository::reader`]): chunks in stream order, each
+/// fetched ahead in groups, decrypted, decompressed, rebuilt from its delta and checked
+/// against its id before it is returned. Blocking: use it from a thread outside the runtime.
 pub struct PieceReader {
     manifest: Arc<Manifest>,
     rx: mpsc::Receiver<Result<Bytes>>,
@@ -70,10 +74,12 @@ impl PieceReader {
         }
     }
 
+    /// The piece's manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
 
+    /// Bytes of the piece.
     pub fn size(&self) -> u64 {
         self.manifest.header.size
     }

@@ -54,7 +54,7 @@ pub struct RemoteObjects {
     /// the directory's own SQLite file (which each server would fill on its
     /// own and never see the others' pieces in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub index: Option<crate::index::postgres::PgConfig>,
+    pub index: Option<crate::index::PgConfig>,
 }
 
 #[derive(Deserialize)]

@@ -82,6 +82,10 @@ impl Packer {
     }
 }
 
+/// The server side of a repository: its objects (packs, manifests, keys, config) on an
+/// `object_store` backend plus the index, with the write path (packs filled and
+/// indexed), the read path, verify, index rebuild and garbage collection. It is the
+/// [`Backend`] of a local repository, and what the vault serves.
 pub struct Store {
     objects: Arc<dyn ObjectStore>,
     location: String,
@@ -106,12 +110,17 @@ impl std::fmt::Debug for Store {
 /// Progress of a long store operation (verify, rebuild).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Progress {
+    /// What is being done (`packs`, `manifests`, ...).
     pub phase: String,
+    /// Items done so far in this phase.
     pub done: u64,
+    /// Items in this phase.
     pub total: u64,
+    /// Bytes read so far.
     pub bytes: u64,
 }
 
+/// Called with the progress of a long operation, from any thread.
 pub type ProgressFn<'a> = &'a (dyn Fn(&Progress) + Send + Sync);
 
 pub(crate) fn pack_key(name: &str) -> String {
@@ -135,6 +144,7 @@ impl Store {
         Ok(Arc::new(crate::direct::DirectLocal::new(fs, dir)))
     }
 
+    /// The SQLite index file of the repository directory `dir`.
     pub fn local_index_path(dir: &Path) -> PathBuf {
         dir.join("index.sqlite")
     }
@@ -207,6 +217,8 @@ impl Store {
         Self::open(objects, location, index).await
     }
 
+    /// Open the repository whose objects are `objects` (named `location` in messages) with
+    /// its index at `index`; rebuilds the index when it was created empty.
     pub async fn open(
         objects: Arc<dyn ObjectStore>,
         location: String,
@@ -257,14 +269,17 @@ impl Store {
         Ok(store)
     }
 
+    /// The repository configuration.
     pub fn config(&self) -> &RepoConfig {
         &self.config
     }
 
+    /// The object store holding the repository.
     pub fn objects(&self) -> &Arc<dyn ObjectStore> {
         &self.objects
     }
 
+    /// The index; its calls block, so async code makes them from blocking threads.
     pub fn index(&self) -> &Arc<Index> {
         &self.index
     }
@@ -634,6 +649,7 @@ impl Store {
         Ok(())
     }
 
+    /// Counts of packs, chunks and pieces (`orca repo info`).
     pub async fn stats(&self) -> Result<IndexStats> {
         self.blocking(|i| i.stats()).await
     }

@@ -37,21 +37,28 @@ use crate::store::{Progress, ProgressFn, Store, join_err, obj, pack_key};
 /// One problem [`Store::verify`] found.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Problem {
+    /// The object at fault (a pack or manifest key).
     pub object: String,
+    /// The damaged chunk, when the problem is one chunk.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chunk: Option<ChunkId>,
     /// Pieces (name, chunk position) that rely on the damaged chunk.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pieces: Vec<(String, u64)>,
+    /// What is wrong.
     pub reason: String,
 }
 
 /// What [`Store::verify`] (or [`Store::verify_sample`]) found.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct VerifyReport {
+    /// Packs read.
     pub packs: u64,
+    /// Chunks checked.
     pub chunks: u64,
+    /// Bytes read.
     pub bytes: u64,
+    /// Manifests read and checked.
     pub pieces: u64,
     /// Whether chunk contents were decrypted and re-hashed (needs the key),
     /// or only checked against their stored checksums.
@@ -69,6 +76,7 @@ pub struct VerifyReport {
     /// so they are not problems (a delta's base may already be gone).
     #[serde(default)]
     pub garbage_chunks: u64,
+    /// Everything found wrong; empty when the repository is sound.
     pub problems: Vec<Problem>,
 }
 

@@ -63,8 +63,11 @@ impl Default for WriteOptions {
 /// remember for the next backup of the same source.
 #[derive(Clone, Debug)]
 pub struct Committed {
+    /// The piece as the catalog lists it.
     pub info: PieceInfo,
+    /// Its recipe.
     pub manifest: Manifest,
+    /// What to remember for the next backup of the same source ([`crate::LineageCache::store`]).
     pub lineage: Lineage,
 }
 
@@ -155,6 +158,10 @@ struct Delta {
     changed: Vec<usize>,
 }
 
+/// A piece being written ([`crate::Repository::writer`]). Blocking: push bytes with
+/// [`PieceWriter::write`] from a thread outside the runtime, then [`PieceWriter::finish`]
+/// to commit; a piece is visible only once committed, and dropping or aborting the writer
+/// leaves nothing visible.
 pub struct PieceWriter {
     name: String,
     meta: PieceMeta,
@@ -290,6 +297,7 @@ impl PieceWriter {
         }
     }
 
+    /// The piece's name.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -299,7 +307,7 @@ impl PieceWriter {
         self.size
     }
 
-    /// What the source looked like at its last backup (see [`crate::lineage`]):
+    /// What the source looked like at its last backup (see [`crate::LineageCache`]):
     /// unchanged chunks are not probed and changed ones may be stored as
     /// deltas. Takes effect for batches processed after the call.
     ///

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use orca_repo::keys::KdfParams;
-use orca_repo::store::Store;
+use orca_repo::KdfParams;
+use orca_repo::Store;
 use orca_repo::{
     ChunkerSpec, Cipher, Committed, InitOptions, NewKey, PieceMeta, ReadOptions, Repository,
     Result, WriteOptions,

@@ -26,17 +26,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use orca_repo::codec::Opened;
-use orca_repo::config::{CONFIG_VERSION, DEFAULT_ZSTD_LEVEL, KeyStorage};
-use orca_repo::index::postgres::MIGRATIONS;
-use orca_repo::keys::{KdfParams, KeyFile, WrappedKey};
-use orca_repo::lineage::{Lineage, LineageCache};
-use orca_repo::store::Store;
+use orca_repo::Opened;
+use orca_repo::Store;
+use orca_repo::index::PG_MIGRATIONS as MIGRATIONS;
 use orca_repo::{
     Backend, ChunkId, ChunkerSpec, Cipher, Codec, EncodedChunk, FileType, IndexLocation, KeySource,
     Keys, Manifest, PieceFilter, PieceMeta, ReadOptions, RepoConfig, RepoError, Repository,
     WriteOptions,
 };
+use orca_repo::{CONFIG_VERSION, DEFAULT_ZSTD_LEVEL, KeyStorage};
+use orca_repo::{KdfParams, KeyFile, WrappedKey};
+use orca_repo::{Lineage, LineageCache};
 use serde_json::Value;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -335,7 +335,7 @@ fn json(path: &Path) -> Value {
 }
 
 fn manifest_path(set: &Path, name: &str) -> PathBuf {
-    set.join("repo").join(orca_repo::manifest::object_key(name))
+    set.join("repo").join(orca_repo::manifest_key(name))
 }
 
 /// Rows of a query, each value as text (blobs in hex, NULL as "NULL").
@@ -801,14 +801,14 @@ fn expected_lineage(keys: &Keys, v1: &Manifest, v2: &Manifest, since: i64) -> Li
         let (id, cvs) = keys.chunk_hash(plain, true);
         assert_eq!(id, old.id);
         // A chunk of one unit or less has no unit values, so no delta can build on it.
-        let anchor = cvs.map(|cvs| orca_repo::lineage::Anchor {
+        let anchor = cvs.map(|cvs| orca_repo::Anchor {
             id: old.id,
             len: old.len,
             cvs: Arc::new(cvs),
         });
         entries.insert(
             offset,
-            orca_repo::lineage::LineageEntry {
+            orca_repo::LineageEntry {
                 chunk: new.id,
                 anchor,
             },
@@ -833,7 +833,7 @@ fn newer_versions_are_refused() {
     let keys = keys();
     let bytes = std::fs::read(manifest_path(&set, PIECES[0])).unwrap();
     let mut m = Manifest::decode(&bytes, &keys, "m").unwrap();
-    m.header.version = orca_repo::manifest::VERSION + 1;
+    m.header.version = orca_repo::MANIFEST_VERSION + 1;
     let err = Manifest::decode(&m.encode(&keys).unwrap(), &keys, "m").unwrap_err();
     assert!(
         matches!(

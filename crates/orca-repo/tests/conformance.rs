@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use common::{PASS, blocks, get, opts, put};
 use object_store::ObjectStore;
-use orca_repo::index::postgres::PgConfig;
-use orca_repo::remote::RemoteObjects;
-use orca_repo::store::Store;
+use orca_repo::PgConfig;
+use orca_repo::RemoteObjects;
+use orca_repo::Store;
 use orca_repo::{GcOptions, IndexLocation, KeySource, NewKey, RepoError, Repository};
 
 /// Where the suite keeps its indexes: the first client's, a second client's
@@ -336,17 +336,16 @@ fn a_postgresql_index_over_tls_checks_the_server_certificate() {
             ca_file: ca_file.map(Path::to_path_buf),
         })
     };
-    let (index, fresh) = orca_repo::index::Index::open(&at(Some(&ca)), "repo-tls").unwrap();
+    let (index, fresh) = orca_repo::Index::open(&at(Some(&ca)), "repo-tls").unwrap();
     assert!(fresh);
     assert_eq!(index.stats().unwrap().pieces, 0);
     drop(index);
-    let plain = orca_repo::index::Index::open(&at(None), "repo-tls").unwrap_err();
+    let plain = orca_repo::Index::open(&at(None), "repo-tls").unwrap_err();
     assert!(plain.to_string().contains("no encryption"), "{plain}");
-    let impostor = orca_repo::index::Index::open(&at(Some(&wrong)), "repo-tls").unwrap_err();
+    let impostor = orca_repo::Index::open(&at(Some(&wrong)), "repo-tls").unwrap_err();
     assert!(impostor.to_string().contains("certificate"), "{impostor}");
     let missing =
-        orca_repo::index::Index::open(&at(Some(&dir.path().join("nope.pem"))), "repo-tls")
-            .unwrap_err();
+        orca_repo::Index::open(&at(Some(&dir.path().join("nope.pem"))), "repo-tls").unwrap_err();
     assert!(missing.to_string().contains("nope.pem"), "{missing}");
     eprintln!("without TLS: {plain}\nanother CA: {impostor}\nno CA file: {missing}");
 }

@@ -5,11 +5,11 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use orca_repo::manifest::{ChunkRef, ManifestHeader};
 use orca_repo::{
     Backend, ChunkId, ChunkerSpec, Cipher, KeySource, Manifest, PieceFilter, PieceMeta, RepoError,
     Repository, WriteOptions,
 };
+use orca_repo::{ChunkRef, ManifestHeader};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip_every_cipher_and_chunker() {
@@ -445,7 +445,7 @@ async fn put_lineage(
     repo: &Repository,
     name: &str,
     data: Vec<u8>,
-    lineage: orca_repo::lineage::Lineage,
+    lineage: orca_repo::Lineage,
 ) -> orca_repo::Committed {
     put_parts(repo, name, data, lineage, 256 << 10, false).await
 }
@@ -456,7 +456,7 @@ async fn put_parts(
     repo: &Repository,
     name: &str,
     data: Vec<u8>,
-    lineage: orca_repo::lineage::Lineage,
+    lineage: orca_repo::Lineage,
     part: usize,
     hash_in_caller: bool,
 ) -> orca_repo::Committed {

@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use orca_repo::lineage::LineageCache;
+use orca_repo::LineageCache;
 use orca_repo::{
     FileType, KeySource, NewKey, PieceFilter, PieceMeta, ReadOptions, Repository, WriteOptions,
 };
@@ -30,14 +30,22 @@ use crate::{DATA_DIR, META_DIR, RESTORES_DIR, StoreError};
 /// What the upload queue is doing, for `GET .../uploads`.
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct UploadProgress {
+    /// The mount of the point being uploaded.
     pub mount: String,
+    /// The point being uploaded.
     pub snap_name: String,
+    /// Files uploaded so far.
     pub files_done: usize,
+    /// Files of the point.
     pub files_total: usize,
+    /// Bytes uploaded so far.
     pub bytes_done: u64,
+    /// Bytes of the point.
     pub bytes_total: u64,
 }
 
+/// A backup store: its mounts under the root, the catalog, the local chunk store and the
+/// upload queue. Every REST call is a method here.
 pub struct Appliance {
     pub(crate) root: PathBuf,
     pub(crate) config: StoreConfig,
@@ -78,7 +86,7 @@ impl Appliance {
         let key = meta.join("chunks.key");
         // The local chunk store's key never leaves the store: it holds recovery points only
         // until they are in the vault, which has its own key.
-        let local = if chunks.join(orca_repo::config::CONFIG_KEY).exists() {
+        let local = if chunks.join(orca_repo::CONFIG_KEY).exists() {
             Repository::open_local(&chunks, &KeySource::KeyFile(key))
                 .await?
                 .0
@@ -128,10 +136,12 @@ impl Appliance {
         Ok(app)
     }
 
+    /// The store's root directory.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// The store's configuration.
     pub fn config(&self) -> &StoreConfig {
         &self.config
     }
@@ -148,14 +158,17 @@ impl Appliance {
         })
     }
 
+    /// A copy of the catalog as it is now.
     pub fn snapshot_state(&self) -> State {
         self.lock().clone()
     }
 
+    /// The directory of mount `mount`: `<root>/<mount>`.
     pub fn mount_dir(&self, mount: &str) -> PathBuf {
         self.root.join(mount)
     }
 
+    /// What RMAN writes into: `<root>/<mount>/oracle_data`.
     pub fn data_dir(&self, mount: &str) -> PathBuf {
         self.root.join(mount).join(DATA_DIR)
     }
@@ -523,6 +536,7 @@ impl Appliance {
 
     // ---- admin ----
 
+    /// Create mount `mount` with its directories.
     pub fn create_mount(&self, mount: &str) -> Result<Mount, ApiError> {
         validate_mount(mount)?;
         let mut s = self.lock();
@@ -550,6 +564,7 @@ impl Appliance {
         Ok(m)
     }
 
+    /// Every mount.
     pub fn mounts(&self) -> Vec<Mount> {
         self.lock().mounts.values().cloned().collect()
     }
@@ -615,6 +630,7 @@ impl Appliance {
         Ok(())
     }
 
+    /// Set (or, with `None`, clear) the retention of mount `mount`.
     pub fn set_retention(&self, mount: &str, r: Option<Retention>) -> Result<Mount, ApiError> {
         let mut s = self.lock();
         let m = self.known(&mut s, mount)?;
@@ -639,6 +655,7 @@ impl Appliance {
         out
     }
 
+    /// Stop taking backups; the store is decommissioned once every pending point is uploaded.
     pub fn decommission(&self) -> Result<StoreStatus, ApiError> {
         let mut s = self.lock();
         if s.status == StoreStatus::Active {
@@ -651,6 +668,7 @@ impl Appliance {
         Ok(st)
     }
 
+    /// Take backups again.
     pub fn register(&self) -> Result<StoreStatus, ApiError> {
         let mut s = self.lock();
         s.status = StoreStatus::Active;
@@ -658,6 +676,7 @@ impl Appliance {
         Ok(StoreStatus::Active)
     }
 
+    /// Whether the store takes backups.
     pub fn store_status(&self) -> StoreStatus {
         self.lock().status
     }
@@ -729,6 +748,7 @@ impl Appliance {
         Ok(r)
     }
 
+    /// Restore job `jobid`.
     pub fn restore(&self, jobid: u64) -> Result<Restore, ApiError> {
         self.lock().restores.get(&jobid).cloned().ok_or_else(|| {
             ApiError::new(Code::RestoreJobMissing, format!("no restore job {jobid}"))
@@ -788,6 +808,7 @@ impl Appliance {
         Ok(())
     }
 
+    /// The upload in progress, if any, and the points waiting for upload.
     pub fn uploads(&self) -> (Option<UploadProgress>, Vec<RecoveryPoint>) {
         let mut p = self
             .progress

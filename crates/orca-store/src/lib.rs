@@ -3,12 +3,15 @@
 //! (`GET`/`POST`/`PUT .../backup`, `POST .../uploadlog`, `DELETE .../restores/{jobid}`); each
 //! PUT takes a recovery point that goes to the vault in the background.
 //!
-//! - [`server`]: the contract's endpoints (two base paths), the admin surface, OpenAPI;
-//! - [`appliance`]: mounts, the backup workflow, recovery points, restores;
-//! - [`upload`]: the queue to the vault, resumable, with retention;
-//! - [`state`]: the catalog (one JSON file, replaced atomically);
-//! - [`snapshot`]: copy-on-write clones of changed files where the filesystem has them;
-//! - [`code`], [`name`], [`multipart`], [`rmanlog`], [`retention`], [`config`], [`client`].
+//! - [`serve`] (module `server`): the contract's endpoints (two base paths), the admin
+//!   surface, OpenAPI;
+//! - [`Appliance`] (`appliance`): mounts, the backup workflow, recovery points, restores;
+//! - `upload`: the queue to the vault, resumable, with [`Retention`];
+//! - [`State`] (`state`): the catalog (one JSON file, replaced atomically);
+//! - `snapshot`: copy-on-write clones of changed files where the filesystem has them;
+//! - [`Code`] and [`ApiError`] (`code`), [`validate_mount`] (`name`), `multipart`,
+//!   [`LogSummary`] (`rmanlog`), [`StoreConfig`] (`config`), and [`client`] (for
+//!   `orca store ...`).
 //!
 //! # Recovery points: per-file clones or a local chunk store, never a filesystem snapshot
 //!
@@ -20,7 +23,7 @@
 //!
 //! - **clone** (`"reflink"`, and `"auto"`, the default, where the mount's filesystem can do
 //!   it: XFS with reflink, btrfs): each changed file is cloned copy-on-write
-//!   ([`snapshot`]: `cp --reflink=always`, no privilege) into
+//!   (module `snapshot`: `cp --reflink=always`, no privilege) into
 //!   `<root>/<mount>/snapshots/<snap>/`. PUT costs metadata only; RMAN's next in-place
 //!   rewrite allocates new blocks and leaves the clone as it was. The clone is ingested into
 //!   the local chunk store when its upload starts, then removed. Until then a pending point
@@ -46,24 +49,39 @@
 //! recovery point registered), its local pieces are deleted and collected. At most
 //! `max_pending` points per mount wait; POST is refused beyond that (4295622664).
 
-pub mod appliance;
+#![warn(missing_docs)]
+
+mod appliance;
 pub mod client;
-pub mod code;
-pub mod config;
-pub mod multipart;
-pub mod name;
-pub mod retention;
-pub mod rmanlog;
-pub mod server;
-pub mod snapshot;
-pub mod state;
-pub mod upload;
+mod code;
+mod config;
+mod multipart;
+mod name;
+mod retention;
+mod rmanlog;
+mod server;
+mod snapshot;
+mod state;
+mod upload;
 
 use std::path::{Path, PathBuf};
 
-pub use appliance::Appliance;
+// The appliance and its configuration.
+pub use appliance::{Appliance, UploadProgress};
+pub use config::{SnapshotMode, StoreConfig, VaultConfig};
+pub use name::validate_mount;
+pub use retention::{Retention, keep};
+
+// The catalog: mounts, recovery points, restores.
+pub use rmanlog::LogSummary;
+pub use state::{
+    FileEntry, FileStamp, Mount, MountStatus, PointStatus, RecoveryPoint, Restore, RestoreStatus,
+    RmanLog, STATE_VERSION, State, StoreStatus,
+};
+
+// The REST surface.
 pub use code::{ApiError, Code};
-pub use config::StoreConfig;
+pub use server::serve;
 
 /// The store's own files under the root (the name cannot be a mount: it starts with `.`).
 pub const META_DIR: &str = ".orca-store";
@@ -72,38 +90,64 @@ pub const DATA_DIR: &str = "oracle_data";
 /// A mount's restore area: `<root>/<mount>/restores/<jobid>/`.
 pub const RESTORES_DIR: &str = "restores";
 
+/// Why the store cannot start or go on (API refusals are [`ApiError`]s).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The configuration is unreadable or out of range.
     #[error("configuration {}: {message}", .path.display())]
-    Config { path: PathBuf, message: String },
+    Config {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file of the store (the catalog) is unreadable.
     #[error("{}: {message}", .path.display())]
-    Corrupt { path: PathBuf, message: String },
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The catalog was written by a newer build; it is left untouched.
     #[error(
         "{}: catalog version {found} is newer than this build understands ({supported}): upgrade orca",
         .path.display()
     )]
     UnsupportedVersion {
+        /// The catalog file.
         path: PathBuf,
+        /// Its version.
         found: u32,
+        /// The newest this build reads ([`STATE_VERSION`]).
         supported: u32,
     },
+    /// A file operation failed.
     #[error("{}: {source}", .path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// The local chunk store failed.
     #[error(transparent)]
     Repo(#[from] orca_repo::RepoError),
+    /// The vault failed or refused.
     #[error("vault: {0}")]
     Vault(String),
+    /// The REST API cannot listen.
     #[error("cannot serve on {addr}: {source}")]
     Listen {
+        /// The address asked for.
         addr: String,
+        /// The operating system's error.
         source: std::io::Error,
     },
 }
 
 impl StoreError {
+    /// An I/O error on `path`.
     pub fn io(path: &Path, source: std::io::Error) -> StoreError {
         StoreError::Io {
             path: path.to_path_buf(),

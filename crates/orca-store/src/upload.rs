@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use orca_repo::lineage::LineageCache;
+use orca_repo::LineageCache;
 use orca_repo::{KeySource, PieceMeta, ReadOptions, Repository, WriteOptions};
 use orca_vault::client::VaultClient;
 use orca_vault::wire::{NewRecoveryPoint, RecoveryPointKind};

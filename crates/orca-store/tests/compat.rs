@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use orca_store::StoreError;
-use orca_store::state::{STATE_VERSION, State};
+use orca_store::{STATE_VERSION, State};
 use serde_json::{Value, json};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");

@@ -18,8 +18,8 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use orca_repo::keys::WrappedKey;
-use orca_repo::manifest::Manifest;
+use orca_repo::Manifest;
+use orca_repo::WrappedKey;
 use orca_repo::{
     Backend, ChunkId, EncodedChunk, PieceFilter, PieceInfo, RepoConfig, RepoError, Result,
     SessionGrant,
@@ -47,38 +47,61 @@ const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// Why a call to the vault failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// A bad setting (address, CA file, environment); nothing was sent.
     #[error("{0}")]
     Config(String),
     #[error(
         "vault at {url} is unreachable or failing after {attempts} attempts: {last}; check that it runs and that ORCA_VAULT names it"
     )]
+    /// No usable answer after every retry (connection failures, timeouts, 5xx).
     Unreachable {
+        /// The vault.
         url: String,
+        /// Attempts made.
         attempts: u32,
+        /// Why the last one failed.
         last: String,
     },
     #[error(
         "vault at {url}: {message}; TLS failed: set ORCA_CA_FILE to the CA that signed the vault's certificate, and name the vault as its certificate does"
     )]
-    Tls { url: String, message: String },
+    /// The TLS handshake failed: retrying will not help.
+    Tls {
+        /// The vault.
+        url: String,
+        /// The TLS error.
+        message: String,
+    },
     #[error(
         "vault at {url} refused the token ({status}): {error}; check ORCA_TOKEN in the channel's ENV"
     )]
+    /// The vault refused the token (401, 403).
     Refused {
+        /// The vault.
         url: String,
+        /// The status it answered.
         status: StatusCode,
+        /// What it said.
         error: String,
     },
     #[error("vault at {url} answered {status}: {}; {}", .body.error, .body.hint)]
+    /// The vault refused the request (4xx); nothing changed.
     Rejected {
+        /// The vault.
         url: String,
+        /// The status it answered.
         status: StatusCode,
+        /// Its error answer.
         body: ErrorBody,
     },
     #[error("vault at {url} sent an unreadable answer to {what}: {message}")]
+    /// The answer cannot be parsed.
     BadAnswer {
+        /// The vault.
         url: String,
+        /// The request it answered.
         what: String,
+        /// What is wrong with the answer.
         message: String,
     },
 }
@@ -196,6 +219,9 @@ impl Payload {
     }
 }
 
+/// A client of one vault with one token: pooled HTTP(S) connections, bounded
+/// concurrency, retries of transient failures. It is the [`orca_repo::Backend`] a
+/// [`orca_repo::Repository`] opens over the vault, and also reads and writes its records.
 pub struct VaultClient {
     base: String,
     token: String,
@@ -298,6 +324,7 @@ impl VaultClient {
         Ok(VaultClient::with_options(url, token, &opts)?)
     }
 
+    /// A client for the vault at `url` with `token`, configured by `opts`.
     pub fn with_options(
         url: &str,
         token: &str,
@@ -508,6 +535,7 @@ impl VaultClient {
         self.json(Method::POST, &path, Payload::json(rp)).await
     }
 
+    /// The recovery points `filter` selects (only the token's database's).
     pub async fn recovery_points(
         &self,
         filter: &RecoveryPointFilter,
@@ -516,6 +544,7 @@ impl VaultClient {
         self.json(Method::GET, &path, Payload::none()).await
     }
 
+    /// Recovery point `id`; `None` when it does not exist.
     pub async fn recovery_point(
         &self,
         id: &str,
@@ -530,21 +559,25 @@ impl VaultClient {
             .await
     }
 
+    /// Records a job; it starts queued.
     pub async fn create_job(&self, job: &NewJob) -> std::result::Result<Job, ClientError> {
         let path = format!("{}/jobs", wire::API);
         self.json(Method::POST, &path, Payload::json(job)).await
     }
 
+    /// The jobs `filter` selects.
     pub async fn jobs(&self, filter: &JobFilter) -> std::result::Result<Vec<Job>, ClientError> {
         let path = with_query(&format!("{}/jobs", wire::API), filter);
         self.json(Method::GET, &path, Payload::none()).await
     }
 
+    /// Job `id`; `None` when it does not exist.
     pub async fn job(&self, id: &str) -> std::result::Result<Option<Job>, ClientError> {
         self.json_or_none(&format!("{}/jobs/{}", wire::API, encode(id)))
             .await
     }
 
+    /// Changes job `id`; refused when the state change is not allowed.
     pub async fn update_job(
         &self,
         id: &str,

@@ -189,7 +189,7 @@ fn metrics_count_latencies_probes_uploads_and_bytes() {
     // Sending chunks the vault holds costs bandwidth but no space: counted as duplicates.
     let c = v.client(&t);
     let b = v.rt.block_on(c.manifest("orcl/m1")).unwrap().unwrap();
-    let ids: Vec<_> = orca_repo::manifest::Manifest::decode_unverified(&b, "m")
+    let ids: Vec<_> = orca_repo::Manifest::decode_unverified(&b, "m")
         .unwrap()
         .chunks
         .iter()

@@ -31,7 +31,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// zstd level, as a repository would use it.
-    #[arg(long, default_value_t = orca_repo::config::DEFAULT_ZSTD_LEVEL)]
+    #[arg(long, default_value_t = orca_repo::DEFAULT_ZSTD_LEVEL)]
     compression_level: i32,
     /// Print the results as JSON; with a path, also write them there.
     #[arg(long, num_args = 0..=1, default_missing_value = "-", value_name = "FILE")]
@@ -238,7 +238,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     };
     let unzstd_n = unzstd_n_now(min);
     // The repository's own AEAD, as the codec calls it.
-    let aes = orca_repo::aead::Aead::new(orca_repo::codec::Cipher::Aes256Gcm, &[3u8; 32]);
+    let aes = orca_repo::Aead::new(orca_repo::Cipher::Aes256Gcm, &[3u8; 32]);
     let nonce = [0u8; 12];
     let aead1 = rate(sb, min, || {
         let mut buf = vec![0u8; 1 << 20];
@@ -402,7 +402,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
 struct Streams {
     data: std::sync::Arc<Vec<u8>>,
     ranges: Vec<std::ops::Range<usize>>,
-    lineages: std::sync::Mutex<Vec<orca_repo::lineage::Lineage>>,
+    lineages: std::sync::Mutex<Vec<orca_repo::Lineage>>,
 }
 
 impl Streams {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use orca_repo::lineage::LineageCache;
+use orca_repo::LineageCache;
 use orca_repo::{ChunkerSpec, FileType, PieceMeta, WriteOptions};
 use serde_json::json;
 

@@ -73,7 +73,7 @@ pub struct ServeArgs {
     /// How PUT freezes a recovery point: reflink (copy-on-write clones: XFS, btrfs), ingest
     /// (read changed files into the local chunk store) or auto (reflink where it works).
     #[arg(long, value_name = "MODE")]
-    snapshot: Option<orca_store::config::SnapshotMode>,
+    snapshot: Option<orca_store::SnapshotMode>,
     /// The admin token itself, instead of a file.
     #[arg(long, env = "ORCA_STORE_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
@@ -418,7 +418,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
         config.admin_token = a.admin_token;
     }
     if let Some(url) = a.vault {
-        config.vault = Some(orca_store::config::VaultConfig {
+        config.vault = Some(orca_store::VaultConfig {
             url,
             token: a.token,
             token_file: None,
@@ -442,6 +442,6 @@ async fn serve(a: ServeArgs) -> Result<()> {
         "backup store {} listening on {listen}",
         app.root().display()
     );
-    orca_store::server::serve(app, &listen).await?;
+    orca_store::serve(app, &listen).await?;
     Ok(())
 }

@@ -298,7 +298,7 @@ impl PgPool {
 
     /// Run `f` in one transaction on a pooled connection; `write` takes the
     /// writers' lock first. A lost connection is replaced and the call
-    /// repeated until [`RECONNECT_FOR`] has passed.
+    /// repeated until `RECONNECT_FOR` (30 s) has passed.
     pub fn run<T>(
         &self,
         what: &str,

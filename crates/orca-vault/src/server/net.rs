@@ -22,7 +22,9 @@ const HANDSHAKE: Duration = Duration::from_secs(10);
 /// The server's certificate chain and private key, PEM files.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
+    /// The certificate chain, leaf first.
     pub cert: PathBuf,
+    /// The private key.
     pub key: PathBuf,
 }
 

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use orca_repo::manifest::Manifest;
+use orca_repo::Manifest;
 use orca_repo::{Backend, ChunkId, PieceFilter, PieceInfo, RepoError};
 
 use super::schema::{NameQuery, PieceInfoSchema, PieceQuery};

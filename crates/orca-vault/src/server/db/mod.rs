@@ -119,7 +119,9 @@ fn to_json<T: Serialize>(v: &T) -> String {
 pub struct TokenInfo {
     /// Leading hex digits of the token's hash.
     pub id: String,
+    /// The database it is for (an admin token reaches every database).
     pub db: String,
+    /// What it may do.
     pub scope: Scope,
     /// Unix seconds.
     pub created: i64,
@@ -473,7 +475,7 @@ mod tests {
     #[test]
     fn postgresql_catalog_conforms_and_is_shared() {
         let server = pg::PgServer::start();
-        let cfg = orca_repo::index::postgres::PgConfig {
+        let cfg = orca_repo::PgConfig {
             url: server.database("catalog"),
             password_file: None,
             ca_file: None,

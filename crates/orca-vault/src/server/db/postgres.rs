@@ -8,7 +8,7 @@
 //! once per call) and reports it inserted rather than taken.
 
 use orca_repo::RepoError;
-use orca_repo::index::postgres::{PgConfig, PgPool};
+use orca_repo::{PgConfig, PgPool};
 use postgres::types::ToSql;
 
 use super::{Catalog, RecordRow, Selection, TokenRow};
