@@ -179,8 +179,8 @@ impl Codec {
         let mut bitmap = vec![0u8; units.div_ceil(8)];
         for &i in changed {
             if i >= units {
-                return Err(RepoError::Internal(format!(
-                    "delta unit {i} beyond the chunk"
+                return Err(RepoError::InvalidArgument(format!(
+                    "delta unit {i} is beyond the chunk's {units} units"
                 )));
             }
             bitmap[i / 8] |= 1 << (i % 8);
@@ -213,13 +213,20 @@ impl Codec {
         let compressed_len = COMPRESSOR.with(|cell| -> Result<usize> {
             let mut slot = cell.borrow_mut();
             if slot.as_ref().map(|(l, _)| *l) != Some(self.level) {
-                let c = zstd::bulk::Compressor::new(self.level)
-                    .map_err(|e| RepoError::Internal(format!("zstd init: {e}")))?;
+                let c = zstd::bulk::Compressor::new(self.level).map_err(|source| {
+                    RepoError::Compression {
+                        what: "compressor set-up",
+                        source,
+                    }
+                })?;
                 *slot = Some((self.level, c));
             }
             let (_, c) = slot.as_mut().expect("compressor initialised above");
             c.compress_to_buffer(plaintext, &mut cursor)
-                .map_err(|e| RepoError::Internal(format!("zstd compress: {e}")))
+                .map_err(|source| RepoError::Compression {
+                    what: "compression",
+                    source,
+                })
         })?;
         let mut out = cursor.into_inner();
         let (mut flags, body_len) = if compressed_len < plaintext.len() {
@@ -243,7 +250,9 @@ impl Codec {
         let tag = self
             .aead
             .seal(nonce, &aad, body)
-            .map_err(|_| RepoError::Internal("encryption failed".into()))?;
+            .map_err(|_| RepoError::Crypto {
+                what: "encrypting a chunk",
+            })?;
         out.extend_from_slice(&tag);
         Ok(out)
     }
@@ -306,10 +315,12 @@ impl Codec {
             DECOMPRESSOR.with(|cell| -> Result<Vec<u8>> {
                 let mut slot = cell.borrow_mut();
                 if slot.is_none() {
-                    *slot = Some(
-                        zstd::bulk::Decompressor::new()
-                            .map_err(|e| RepoError::Internal(format!("zstd init: {e}")))?,
-                    );
+                    *slot = Some(zstd::bulk::Decompressor::new().map_err(|source| {
+                        RepoError::Compression {
+                            what: "decompressor set-up",
+                            source,
+                        }
+                    })?);
                 }
                 let d = slot.as_mut().expect("decompressor initialised above");
                 d.decompress(&body, limit)

@@ -1,6 +1,8 @@
 //! Errors of the repository engine. Each variant names the object at fault
 //! and, in its message, what the user can do about it.
 
+use std::sync::Arc;
+
 use crate::id::ChunkId;
 
 pub type Result<T, E = RepoError> = std::result::Result<T, E>;
@@ -103,8 +105,25 @@ pub enum RepoError {
         source: std::io::Error,
     },
 
-    #[error("backend {location} failed: {message}")]
-    Backend { location: String, message: String },
+    /// A backend (the vault over HTTP, ...) failed; `source` is its own error
+    /// and `transient` its verdict on whether a later retry may succeed.
+    #[error("backend {location} failed: {source}")]
+    Backend {
+        location: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+        transient: bool,
+    },
+
+    /// Storing a pack failed; `source` is shared by every write that waited on it.
+    #[error(
+        "writing a pack to {location} failed: {source}; its chunks were not stored: once the cause is fixed, write the piece again"
+    )]
+    PackWrite {
+        location: String,
+        #[source]
+        source: Arc<RepoError>,
+    },
 
     #[error(
         "another garbage collection of {location} is running (started {started}, last progress {heartbeat}, Unix seconds); wait for it, or retry once it has made no progress for 10 minutes"
@@ -115,8 +134,82 @@ pub enum RepoError {
         heartbeat: i64,
     },
 
-    #[error("{0}")]
-    Internal(String),
+    #[error("cannot encode {what} as JSON: {source}")]
+    Json {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error(
+        "the operating system's random number source failed: {0}; check that getrandom(2) or /dev/urandom works on this host"
+    )]
+    Random(#[source] getrandom::Error),
+
+    #[error(
+        "deriving the key from the passphrase (Argon2id) failed: {source}; check the key's KDF parameters"
+    )]
+    Kdf {
+        #[source]
+        source: argon2::Error,
+    },
+
+    /// An AEAD operation failed; the cipher library gives no detail beyond the
+    /// operation.
+    #[error("{what} failed in the cipher library")]
+    Crypto { what: &'static str },
+
+    #[error("zstd {what} failed: {source}")]
+    Compression {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("the {what} task failed: {source}; ORCA was shutting down or hit a bug: see the log")]
+    TaskFailed {
+        what: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+
+    #[error(
+        "the {stage} pipeline stopped without saying why; this is a bug in ORCA: report it with the log"
+    )]
+    PipelineStopped { stage: &'static str },
+
+    #[error(
+        "restore of piece {name:?} stopped after {delivered} of {size} bytes: the restore task ended early (shutdown or a bug: see the log)"
+    )]
+    RestoreStopped {
+        name: String,
+        delivered: u64,
+        size: u64,
+    },
+
+    #[error(
+        "the writer of piece {name:?} already failed (see its first error); abort it and write the piece again"
+    )]
+    WriterFailed { name: String },
+
+    #[error(
+        "no tokio runtime: open the repository from inside one (`#[tokio::main]` or `Runtime::enter`)"
+    )]
+    NoRuntime,
+
+    #[error(
+        "a pack would grow to {size} bytes, beyond the 4 GiB its 32-bit offsets address; use a smaller pack size"
+    )]
+    PackTooLarge { size: usize },
+
+    /// The fingerprint cache said parts of a chunk equal its anchor's, and the
+    /// anchor read back from the repository disagrees.
+    #[error(
+        "chunk {} rebuilt from its anchor {} does not match its fingerprint: the fingerprint cache is out of date; delete it and run the backup again",
+        chunk.short(),
+        anchor.short()
+    )]
+    StaleLineage { chunk: ChunkId, anchor: ChunkId },
 }
 
 fn piece_context(piece: &Option<String>, index: Option<u64>) -> String {
@@ -156,6 +249,27 @@ impl RepoError {
         }
     }
 
+    /// A backend's own error, with its verdict on retrying.
+    pub fn backend(
+        location: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+        transient: bool,
+    ) -> Self {
+        RepoError::Backend {
+            location: location.into(),
+            source: source.into(),
+            transient,
+        }
+    }
+
+    pub(crate) fn json(what: &'static str, source: serde_json::Error) -> Self {
+        RepoError::Json { what, source }
+    }
+
+    pub(crate) fn task(what: &'static str) -> impl FnOnce(tokio::task::JoinError) -> Self {
+        move |source| RepoError::TaskFailed { what, source }
+    }
+
     pub fn corrupt(object: impl Into<String>, reason: impl Into<String>) -> Self {
         RepoError::CorruptObject {
             object: object.into(),
@@ -192,6 +306,8 @@ impl RepoError {
             // The index already retried its connection; a later call may find the server back.
             RepoError::IndexServer { source, .. } => source.is_closed() || source.code().is_none(),
             RepoError::Io { .. } => true,
+            RepoError::Backend { transient, .. } => *transient,
+            RepoError::PackWrite { source, .. } => source.is_transient(),
             _ => false,
         }
     }

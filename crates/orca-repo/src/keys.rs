@@ -12,10 +12,10 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::aead::Aead;
-use crate::codec::Cipher;
 use serde::{Deserialize, Serialize};
 
+use crate::aead::Aead;
+use crate::codec::Cipher;
 use crate::error::{RepoError, Result};
 use crate::id::ChunkId;
 
@@ -105,8 +105,7 @@ impl Keys {
 
 pub(crate) fn random_array<const N: usize>() -> Result<[u8; N]> {
     let mut out = [0u8; N];
-    getrandom::fill(&mut out)
-        .map_err(|e| RepoError::Internal(format!("OS random source failed: {e}")))?;
+    getrandom::fill(&mut out).map_err(RepoError::Random)?;
     Ok(out)
 }
 
@@ -149,7 +148,9 @@ impl WrappedKey {
         let mut buf = keys.master.to_vec();
         let tag = Aead::new(Cipher::Aes256Gcm, &kek)
             .seal(nonce, repo_id.as_bytes(), &mut buf)
-            .map_err(|_| RepoError::Internal("key wrapping failed".into()))?;
+            .map_err(|_| RepoError::Crypto {
+                what: "wrapping the master key",
+            })?;
         buf.extend_from_slice(&tag);
         Ok(WrappedKey {
             kdf: "argon2id".into(),
@@ -197,7 +198,7 @@ fn derive_kek(passphrase: &str, salt: &[u8], p: KdfParams) -> Result<[u8; 32]> {
     let mut out = [0u8; 32];
     argon
         .hash_password_into(passphrase.as_bytes(), salt, &mut out)
-        .map_err(|e| RepoError::Internal(format!("Argon2 failed: {e}")))?;
+        .map_err(|source| RepoError::Kdf { source })?;
     Ok(out)
 }
 
@@ -237,8 +238,7 @@ impl KeyFile {
         }
         let ctx = || format!("cannot create key file {}", path.display());
         let mut f = opts.open(path).map_err(|e| RepoError::io(ctx(), e))?;
-        let body =
-            serde_json::to_vec_pretty(self).map_err(|e| RepoError::Internal(e.to_string()))?;
+        let body = serde_json::to_vec_pretty(self).map_err(|e| RepoError::json("key file", e))?;
         f.write_all(&body).map_err(|e| RepoError::io(ctx(), e))?;
         f.sync_all().map_err(|e| RepoError::io(ctx(), e))
     }

@@ -158,7 +158,7 @@ pub fn validate_name(name: &str) -> Result<()> {
 impl Manifest {
     pub fn encode(&self, keys: &Keys) -> Result<Bytes> {
         let header =
-            serde_json::to_vec(&self.header).map_err(|e| RepoError::Internal(e.to_string()))?;
+            serde_json::to_vec(&self.header).map_err(|e| RepoError::json("manifest header", e))?;
         let mut out = Vec::with_capacity(8 + 4 + header.len() + 8 + self.chunks.len() * ENTRY + 32);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(header.len() as u32).to_le_bytes());

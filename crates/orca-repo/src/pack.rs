@@ -111,8 +111,9 @@ impl PackBuilder {
         raw_len: u32,
         payload: &[u8],
     ) -> Result<()> {
-        if self.buf.len() + BLOB_HEADER_LEN + payload.len() > MAX_PACK_LEN {
-            return Err(RepoError::Internal("pack grew beyond 4 GiB".into()));
+        let size = self.buf.len() + BLOB_HEADER_LEN + payload.len();
+        if size > MAX_PACK_LEN {
+            return Err(RepoError::PackTooLarge { size });
         }
         let offset = self.buf.len() as u32;
         let payload_len = u32::try_from(payload.len())

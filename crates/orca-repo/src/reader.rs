@@ -92,12 +92,11 @@ impl PieceReader {
             }
             Some(Err(e)) => Err(e),
             None if self.delivered == self.manifest.header.size => Ok(None),
-            None => Err(RepoError::Internal(format!(
-                "restore of {:?} stopped after {} of {} bytes",
-                self.manifest.name(),
-                self.delivered,
-                self.manifest.header.size
-            ))),
+            None => Err(RepoError::RestoreStopped {
+                name: self.manifest.name().to_string(),
+                delivered: self.delivered,
+                size: self.manifest.header.size,
+            }),
         }
     }
 }
@@ -215,7 +214,7 @@ async fn fetch_group(
             .collect::<Result<Vec<Opened>>>()
     })
     .await
-    .map_err(|e| RepoError::Internal(format!("decoding failed: {e}")))??;
+    .map_err(RepoError::task("chunk decoding"))??;
 
     // Deltas need their base chunks: fetch those in one more request.
     let bases: Vec<ChunkId> = opened
@@ -270,5 +269,5 @@ async fn fetch_group(
             .collect::<Result<Vec<Bytes>>>()
     })
     .await
-    .map_err(|e| RepoError::Internal(format!("decoding failed: {e}")))?
+    .map_err(RepoError::task("chunk decoding"))?
 }

@@ -697,7 +697,7 @@ impl PieceWriter {
             self.tx = None;
             match self.join() {
                 Err(e) => Err(e),
-                Ok(_) => Err(RepoError::Internal("ingest pipeline stopped".into())),
+                Ok(_) => Err(RepoError::PipelineStopped { stage: "ingest" }),
             }
         }
     }
@@ -707,10 +707,10 @@ impl PieceWriter {
             Some(t) => self
                 .rt
                 .block_on(t)
-                .map_err(|e| RepoError::Internal(format!("ingest pipeline failed: {e}")))?,
-            None => Err(RepoError::Internal(
-                "ingest pipeline already finished".into(),
-            )),
+                .map_err(RepoError::task("ingest pipeline"))?,
+            None => Err(RepoError::WriterFailed {
+                name: self.name.clone(),
+            }),
         }
     }
 
@@ -864,10 +864,13 @@ async fn complete_sparse(
         {
             Opened::Full(b) => b,
             Opened::Delta { .. } => {
-                return Err(RepoError::Internal(format!(
-                    "anchor chunk {} is stored as a delta",
-                    anchor.short()
-                )));
+                return Err(RepoError::CorruptChunk {
+                    piece: None,
+                    index: None,
+                    id: *anchor,
+                    object: "the anchor of a changed chunk".into(),
+                    reason: "stored as a delta, but an anchor is always a full chunk".into(),
+                });
             }
         };
         let mut full = ctx.pools.chunks.take(len);
@@ -878,11 +881,10 @@ async fn complete_sparse(
             full[r.clone()].copy_from_slice(&base[r]);
         }
         if ctx.codec.keys().chunk_id(&full) != hashes[i].0 {
-            return Err(RepoError::Internal(format!(
-                "chunk {} rebuilt from its anchor {} does not match its fingerprint",
-                hashes[i].0.short(),
-                anchor.short()
-            )));
+            return Err(RepoError::StaleLineage {
+                chunk: hashes[i].0,
+                anchor: *anchor,
+            });
         }
         item.data = ctx.pools.chunks.bytes(full);
     }
@@ -936,7 +938,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
             (batch, hashes)
         })
         .await
-        .map_err(|e| RepoError::Internal(format!("hashing failed: {e}")))?;
+        .map_err(RepoError::task("chunk hashing"))?;
         batch = b;
         hashes
     };
@@ -1070,7 +1072,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
         (batch, hashes, plan, encoded)
     })
     .await
-    .map_err(|e| RepoError::Internal(format!("encoding failed: {e}")))?;
+    .map_err(RepoError::task("chunk encoding"))?;
     let encoded = encoded?;
     stats.new_chunks = encoded.len() as u64;
     stats.new_bytes = encoded.iter().map(|c| c.payload.len() as u64).sum();

@@ -648,7 +648,7 @@ impl IndexBackend for PgIndex {
 
     fn add_piece(&self, info: &PieceInfo, chunk_ids: &[ChunkId], now: i64) -> Result<()> {
         let meta =
-            serde_json::to_string(&info.meta).map_err(|e| RepoError::Internal(e.to_string()))?;
+            serde_json::to_string(&info.meta).map_err(|e| RepoError::json("piece metadata", e))?;
         let keys = id_bytes(chunk_ids);
         self.write("record piece", |tx| {
             tx.execute(

@@ -287,7 +287,7 @@ impl IndexBackend for SqliteIndex {
 
     fn add_piece(&self, info: &PieceInfo, chunk_ids: &[ChunkId], now: i64) -> Result<()> {
         let meta =
-            serde_json::to_string(&info.meta).map_err(|e| RepoError::Internal(e.to_string()))?;
+            serde_json::to_string(&info.meta).map_err(|e| RepoError::json("piece metadata", e))?;
         self.with("record piece", |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute(
