@@ -28,12 +28,12 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         tasks.spawn(serve(cfg.clone(), db.clone(), vault));
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| AgentError::Job(format!("cannot watch for SIGTERM: {e}")))?;
+        .map_err(AgentError::io("cannot watch for SIGTERM"))?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
         Some(r) = tasks.join_next() => {
-            return r.map_err(|e| AgentError::Job(format!("a database's task failed: {e}")))?;
+            return r.map_err(|source| AgentError::Task { what: "a database's task", source })?;
         }
     }
     tracing::info!("agent stopping");

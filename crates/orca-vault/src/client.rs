@@ -869,8 +869,44 @@ mod tests {
         assert!(matches!(e, RepoError::InvalidArgument(_)), "{e:?}");
     }
 
+    /// A vault that answers 403: refused at once, and no retry will change that.
+    #[test]
+    fn a_forbidden_answer_is_permanent_through_repo_error() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        rt.spawn(async move {
+            let body = r#"{"error":"token may not read this"}"#;
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut request = [0u8; 4096];
+                let _ = conn.read(&mut request).await;
+                let answer = format!(
+                    "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+            }
+        });
+        let client = VaultClient::with_options(
+            &format!("http://127.0.0.1:{port}"),
+            "t",
+            &ClientOptions::default(),
+        )
+        .unwrap();
+        let e = rt.block_on(client.whoami()).unwrap_err();
+        assert!(
+            matches!(e, ClientError::Refused { status, .. } if status == StatusCode::FORBIDDEN),
+            "{e:?}"
+        );
+        let e = RepoError::from(e);
+        assert!(!e.is_transient(), "{e}");
+    }
+
     /// A vault that is not listening: the refused connection is retried, then reported as
-    /// transient, with the `io::Error` of the refusal in the chain.
+    /// transient through `RepoError`, with the `io::Error` of the refusal in the chain.
     #[test]
     fn a_refused_connection_is_transient_and_keeps_its_io_error() {
         let rt = tokio::runtime::Runtime::new().unwrap();
@@ -885,7 +921,7 @@ mod tests {
             &ClientOptions::default(),
         )
         .unwrap();
-        let e = rt.block_on(client.config()).unwrap_err();
+        let e: RepoError = rt.block_on(client.config()).unwrap_err();
         assert!(e.is_transient(), "{e}");
         let mut kinds = Vec::new();
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
