@@ -24,9 +24,10 @@
 use std::cell::RefCell;
 use std::fmt;
 
-use crate::aead::Aead;
+use orca_oracle::{LeReader, Truncated};
 use serde::{Deserialize, Serialize};
 
+use crate::aead::Aead;
 use crate::error::{RepoError, Result};
 use crate::hash::UNIT;
 use crate::id::ChunkId;
@@ -259,11 +260,11 @@ impl Codec {
 
     /// The base a delta payload needs, read from its header (no key needed).
     pub fn payload_base(payload: &[u8]) -> Option<ChunkId> {
-        if payload.len() >= 33 && payload[0] & FLAG_DELTA != 0 {
-            ChunkId::from_slice(&payload[1..33])
-        } else {
-            None
-        }
+        let mut r = LeReader::new(payload);
+        let flags = r.u8().ok()?;
+        (flags & FLAG_DELTA != 0)
+            .then(|| r.array().ok().map(ChunkId))
+            .flatten()
     }
 
     /// Decrypt and decompress a payload. A full chunk is checked against
@@ -277,27 +278,26 @@ impl Codec {
         object: &str,
     ) -> Result<Opened> {
         let corrupt = |reason: &str| corrupt_chunk(id, object, reason);
-        if payload.len() < OVERHEAD {
-            return Err(corrupt("payload shorter than its header"));
-        }
-        let flags = payload[0];
+        let short = |_: Truncated| corrupt("payload shorter than its header");
+        let mut r = LeReader::new(payload);
+        let flags = r.u8().map_err(short)?;
         let cipher = Cipher::from_code(flags >> 4).ok_or_else(|| corrupt("unknown cipher code"))?;
         if cipher != self.cipher {
             return Err(corrupt("payload cipher differs from the repository's"));
         }
         let base = if flags & FLAG_DELTA != 0 {
-            if payload.len() < OVERHEAD + 32 {
-                return Err(corrupt("delta payload shorter than its header"));
-            }
-            Some(ChunkId::from_slice(&payload[1..33]).expect("32 bytes"))
+            let base = r
+                .array()
+                .map_err(|_| corrupt("delta payload shorter than its header"))?;
+            Some(ChunkId(base))
         } else {
             None
         };
-        let head = 1 + if base.is_some() { 32 } else { 0 } + NONCE_LEN;
-        let nonce: [u8; NONCE_LEN] = payload[head - NONCE_LEN..head]
-            .try_into()
-            .expect("12 bytes");
-        let mut body = payload[head..].to_vec();
+        let nonce: [u8; NONCE_LEN] = r.array().map_err(short)?;
+        if r.remaining() < TAG_LEN {
+            return Err(corrupt("payload shorter than its header"));
+        }
+        let mut body = r.rest().to_vec();
         let aad = aad(id, flags, base.as_ref());
         let ok = self.aead.open(nonce, &aad, &mut body);
         let Ok(body_len) = ok else {
@@ -351,33 +351,30 @@ impl Codec {
         if base.len() != raw_len {
             return Err(corrupt("delta base has another length"));
         }
-        let shift = body.first().copied().unwrap_or(0) as u32;
+        let damaged = |_: Truncated| corrupt("delta header damaged");
+        let mut r = LeReader::new(body);
+        let shift = r.u8().map(u32::from).map_err(damaged)?;
         if !(MIN_UNIT_SHIFT..=MAX_UNIT_SHIFT).contains(&shift) {
             return Err(corrupt("delta header damaged (unit size)"));
         }
         let unit = 1usize << shift;
         let units = raw_len.div_ceil(unit);
-        let map_len = units.div_ceil(8);
-        if body.len() < DELTA_HEAD + map_len
-            || u32::from_le_bytes(body[1..DELTA_HEAD].try_into().expect("4")) as usize != units
-        {
+        let stated = r.u32().map_err(damaged)?;
+        if usize::try_from(stated).ok() != Some(units) {
             return Err(corrupt("delta header damaged"));
         }
-        let bitmap = &body[DELTA_HEAD..DELTA_HEAD + map_len];
+        let bitmap = r.take(units.div_ceil(8)).map_err(damaged)?;
         let mut out = base.to_vec();
-        let mut pos = DELTA_HEAD + map_len;
-        for i in 0..units {
+        for (i, start) in (0..raw_len).step_by(unit).enumerate() {
             if bitmap[i / 8] & (1 << (i % 8)) != 0 {
-                let range = i * unit..((i + 1) * unit).min(raw_len);
-                let n = range.len();
-                if pos + n > body.len() {
-                    return Err(corrupt("delta body truncated"));
-                }
-                out[range].copy_from_slice(&body[pos..pos + n]);
-                pos += n;
+                let range = start..(start + unit).min(raw_len);
+                let changed = r
+                    .take(range.len())
+                    .map_err(|_| corrupt("delta body truncated"))?;
+                out[range].copy_from_slice(changed);
             }
         }
-        if pos != body.len() {
+        if r.remaining() != 0 {
             return Err(corrupt("delta body has trailing bytes"));
         }
         self.check(id, &out, raw_len, object)?;

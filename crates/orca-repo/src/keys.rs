@@ -94,8 +94,8 @@ impl Keys {
 
     /// Seed for the content-defined chunker, so cut points do not leak content.
     pub fn cdc_seed(&self) -> u64 {
-        let k = blake3::derive_key(CTX_CDC, &self.master);
-        u64::from_le_bytes(k[..8].try_into().expect("8 bytes"))
+        let [a, b, c, d, e, f, g, h, ..] = blake3::derive_key(CTX_CDC, &self.master);
+        u64::from_le_bytes([a, b, c, d, e, f, g, h])
     }
 
     pub fn master_hex(&self) -> String {
@@ -183,7 +183,10 @@ impl WrappedKey {
         let kek = derive_kek(passphrase, &salt, self.params)?;
         match Aead::new(Cipher::Aes256Gcm, &kek).open(nonce, repo_id.as_bytes(), &mut buf) {
             Ok(n) => {
-                let master: [u8; 32] = buf[..n].try_into().expect("32-byte master");
+                let master: [u8; 32] = buf
+                    .get(..n)
+                    .and_then(|m| m.try_into().ok())
+                    .ok_or_else(|| bad("wrapped key length"))?;
                 Ok(Some(Keys::from_master(master)))
             }
             Err(_) => Ok(None),

@@ -206,11 +206,7 @@ impl LineageCache {
                         (Some(id), Some(len), Some(cvs)) if cvs.len() % 16 == 0 => Some(Anchor {
                             id,
                             len: len as u32,
-                            cvs: Arc::new(
-                                cvs.chunks_exact(16)
-                                    .map(|c| c.try_into().expect("16"))
-                                    .collect(),
-                            ),
+                            cvs: Arc::new(cvs.as_chunks::<16>().0.to_vec()),
                         }),
                         _ => None,
                     };
