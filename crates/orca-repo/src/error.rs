@@ -304,7 +304,12 @@ impl RepoError {
                 Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
             ),
             // The index already retried its connection; a later call may find the server back.
-            RepoError::IndexServer { source, .. } => source.is_closed() || source.code().is_none(),
+            // A value that does not fit its column will not fit on a retry either.
+            RepoError::IndexServer { source, .. } => {
+                (source.is_closed() || source.code().is_none())
+                    && !std::error::Error::source(source)
+                        .is_some_and(|c| c.is::<crate::index::postgres::OutOfRange>())
+            }
             RepoError::Io { .. } => true,
             RepoError::Backend { transient, .. } => *transient,
             RepoError::PackWrite { source, .. } => source.is_transient(),
