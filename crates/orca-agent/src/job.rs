@@ -719,15 +719,20 @@ impl Runner {
             .filter(|r| usable.contains(&key(r)))
             .map(|r| num(r, "FILE#"))
             .collect();
-        Ok(self
-            .oracle
+        self.oracle
             .query("select file# from v$datafile")
             .await?
             .iter()
             .map(|r| num(r, "FILE#"))
             .filter(|f| !covered.contains(f))
-            .map(|f| f as u32)
-            .collect())
+            .map(|f| {
+                u32::try_from(f).map_err(|_| {
+                    AgentError::Job(format!(
+                        "v$datafile lists file# {f}, beyond any Oracle file"
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// The pieces of `tag` RMAN lists as available that the vault does not hold.
@@ -843,8 +848,11 @@ impl Runner {
         let Ok(bytes) = std::fs::read(path) else {
             return BTreeMap::new();
         };
-        let tail =
-            String::from_utf8_lossy(bytes.get(from as usize..).unwrap_or_default()).into_owned();
+        let seen = usize::try_from(from)
+            .ok()
+            .and_then(|from| bytes.get(from..))
+            .unwrap_or_default();
+        let tail = String::from_utf8_lossy(seen).into_owned();
         parse_trace(&tail)
     }
 

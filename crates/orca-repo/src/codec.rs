@@ -38,6 +38,9 @@ pub const TAG_LEN: usize = 16;
 /// Bytes an encoded payload adds around the (possibly compressed) data.
 pub const OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
 
+/// log2 of the unit a delta uses (a power of two; its log2 fits a byte).
+#[allow(clippy::cast_possible_truncation)]
+const UNIT_SHIFT: u8 = UNIT.trailing_zeros() as u8;
 /// Delta body header: unit shift and unit count.
 const DELTA_HEAD: usize = 5;
 /// Unit sizes a delta may declare: 4 KiB to 64 KiB.
@@ -175,8 +178,14 @@ impl Codec {
     ) -> Result<Vec<u8>> {
         let units = plaintext.len().div_ceil(UNIT);
         let mut body = Vec::with_capacity(DELTA_HEAD + units.div_ceil(8) + changed.len() * UNIT);
-        body.push(UNIT.trailing_zeros() as u8);
-        body.extend_from_slice(&(units as u32).to_le_bytes());
+        body.push(UNIT_SHIFT);
+        let stated = u32::try_from(units).map_err(|_| {
+            RepoError::InvalidArgument(format!(
+                "a chunk of {} bytes is too large for a delta",
+                plaintext.len()
+            ))
+        })?;
+        body.extend_from_slice(&stated.to_le_bytes());
         let mut bitmap = vec![0u8; units.div_ceil(8)];
         for &i in changed {
             if i >= units {
@@ -503,7 +512,7 @@ mod tests {
             assert_eq!(c.decode(&id, &enc, text.len(), "t").unwrap(), text);
 
             let noise: Vec<u8> = (0..65536u32)
-                .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                .map(|i| (i.wrapping_mul(2654435761) >> 13).to_le_bytes()[0])
                 .collect();
             let id = c.chunk_id(&noise);
             let enc = c.encode(&id, &noise).unwrap();
@@ -543,7 +552,9 @@ mod tests {
     #[test]
     fn delta_round_trip_and_tamper() {
         let c = codec(Cipher::Aes256Gcm);
-        let base: Vec<u8> = (0..(1 << 20) + 100).map(|i| (i % 251) as u8).collect();
+        let base: Vec<u8> = (0..(1u32 << 20) + 100)
+            .map(|i| (i % 251).to_le_bytes()[0])
+            .collect();
         let mut new = base.clone();
         new[3 * UNIT + 5] ^= 0xFF;
         new[(1 << 20) + 50] ^= 0xFF;

@@ -227,7 +227,7 @@ mod tests {
         let fs = LocalFileSystem::new_with_prefix(dir.path()).unwrap();
         let store = DirectLocal::new(fs, dir.path());
         for len in [0usize, 1, 4095, 4096, 4097, (1 << 20) + 17] {
-            let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251).to_le_bytes()[0]).collect();
             let key = Path::from(format!("packs/ab/p{len}"));
             store
                 .put(&key, PutPayload::from(data.clone()))

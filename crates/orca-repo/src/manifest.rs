@@ -163,7 +163,17 @@ impl Manifest {
             serde_json::to_vec(&self.header).map_err(|e| RepoError::json("manifest header", e))?;
         let mut out = Vec::with_capacity(8 + 4 + header.len() + 8 + self.chunks.len() * ENTRY + 32);
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        let hlen = u32::try_from(header.len())
+            .ok()
+            .filter(|&n| n as usize <= MAX_HEADER)
+            .ok_or_else(|| {
+                RepoError::InvalidArgument(format!(
+                    "the manifest header of piece {:?} is {} bytes, beyond the {MAX_HEADER} a manifest holds",
+                    self.header.name,
+                    header.len()
+                ))
+            })?;
+        out.extend_from_slice(&hlen.to_le_bytes());
         out.extend_from_slice(&header);
         out.extend_from_slice(&(self.chunks.len() as u64).to_le_bytes());
         for c in &self.chunks {
@@ -251,8 +261,8 @@ mod tests {
     fn sample(n: usize) -> Manifest {
         let chunks: Vec<ChunkRef> = (0..n)
             .map(|i| ChunkRef {
-                id: ChunkId([i as u8; 32]),
-                len: 1000 + i as u32,
+                id: ChunkId([u8::try_from(i).unwrap(); 32]),
+                len: 1000 + u32::try_from(i).unwrap(),
             })
             .collect();
         Manifest {

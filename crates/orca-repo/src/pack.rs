@@ -116,7 +116,7 @@ impl PackBuilder {
         if size > MAX_PACK_LEN {
             return Err(RepoError::PackTooLarge { size });
         }
-        let offset = self.buf.len() as u32;
+        let offset = u32::try_from(self.buf.len()).map_err(|_| RepoError::PackTooLarge { size })?;
         let payload_len = u32::try_from(payload.len())
             .map_err(|_| RepoError::InvalidArgument("chunk payload larger than 4 GiB".into()))?;
         let crc = blob_crc(&id, payload_len, raw_len, payload);
@@ -149,9 +149,11 @@ impl PackBuilder {
     /// to a pool once written).
     pub fn finish_vec(mut self) -> Result<(Vec<u8>, Vec<PackEntry>, String)> {
         let trailer_offset = self.buf.len() as u64;
+        let count = u32::try_from(self.entries.len()).map_err(|_| RepoError::PackTooLarge {
+            size: self.buf.len(),
+        })?;
         let start = self.buf.len();
-        self.buf
-            .extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(&count.to_le_bytes());
         for e in &self.entries {
             self.buf.extend_from_slice(e.id.as_bytes());
             self.buf
@@ -305,11 +307,14 @@ pub fn scan(pack: &[u8], object: &str) -> PackScan {
         object,
     ) {
         Ok(off) => {
-            match parse_trailer(&pack[off as usize..pack.len() - FOOTER_LEN], off, object) {
+            // parse_footer checked that the trailer lies inside `pack`, so this never falls
+            // back; if it did, the trailer would read as empty rather than panic.
+            let start = usize::try_from(off).unwrap_or(pack.len() - FOOTER_LEN);
+            match parse_trailer(&pack[start..pack.len() - FOOTER_LEN], off, object) {
                 Ok(t) => scan.trailer = t,
                 Err(e) => scan.damaged.push((None, e.to_string())),
             }
-            off as usize
+            start
         }
         Err(e) => {
             scan.damaged.push((None, e.to_string()));
@@ -357,10 +362,15 @@ pub fn scan(pack: &[u8], object: &str) -> PackScan {
                 None => break,
             }
         }
+        let Ok(offset) = u32::try_from(pos) else {
+            scan.damaged
+                .push((Some(id), format!("blob at offset {pos} lies beyond 4 GiB")));
+            break;
+        };
         let entry = PackEntry {
             id,
             base: crate::codec::Codec::payload_base(&pack[pos + BLOB_HEADER_LEN..pend]),
-            offset: pos as u32,
+            offset,
             payload_len,
             raw_len,
         };
@@ -412,12 +422,17 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn us(x: u64) -> usize {
+        usize::try_from(x).unwrap()
+    }
+
     fn build(n: usize) -> (Bytes, Vec<PackEntry>) {
         let mut b = PackBuilder::new(1 << 20);
         for i in 0..n {
-            let mut payload = vec![i as u8; 100 + i * 10];
+            let n = u8::try_from(i).unwrap();
+            let mut payload = vec![n; 100 + i * 10];
             payload[0] = 0x10;
-            b.add(ChunkId([i as u8; 32]), None, 1000, &payload).unwrap();
+            b.add(ChunkId([n; 32]), None, 1000, &payload).unwrap();
         }
         let (bytes, entries, _) = b.finish().unwrap();
         (bytes, entries)
@@ -428,13 +443,11 @@ mod tests {
         let (bytes, entries) = build(5);
         let len = bytes.len() as u64;
         let off = parse_footer(&bytes[bytes.len() - FOOTER_LEN..], len, "p").unwrap();
-        let trailer =
-            parse_trailer(&bytes[off as usize..bytes.len() - FOOTER_LEN], off, "p").unwrap();
+        let trailer = parse_trailer(&bytes[us(off)..bytes.len() - FOOTER_LEN], off, "p").unwrap();
         assert_eq!(trailer, entries);
         for e in &entries {
             let r = e.blob_range();
-            let payload =
-                open_blob(bytes.slice(r.start as usize..r.end as usize), &e.id, "p").unwrap();
+            let payload = open_blob(bytes.slice(us(r.start)..us(r.end)), &e.id, "p").unwrap();
             assert_eq!(payload.len(), e.payload_len as usize);
         }
         let s = scan(&bytes, "p");
@@ -461,7 +474,7 @@ mod tests {
                 .find(|e| e.blob_range().contains(&(pos as u64)))
             {
                 let r = e.blob_range();
-                let blob = Bytes::from(bad[r.start as usize..r.end as usize].to_vec());
+                let blob = Bytes::from(bad[us(r.start)..us(r.end)].to_vec());
                 assert!(open_blob(blob, &e.id, "p").is_err());
             }
         }
@@ -484,14 +497,14 @@ mod tests {
             );
         }
         let off = parse_footer(&bytes[len - FOOTER_LEN..], len as u64, "p").unwrap();
-        let trailer = &bytes[off as usize..len - FOOTER_LEN];
+        let trailer = &bytes[us(off)..len - FOOTER_LEN];
         for cut in 0..trailer.len() {
             let e = parse_trailer(&trailer[..cut], off, "packs/p").unwrap_err();
             assert!(matches!(e, RepoError::CorruptObject { .. }), "{e:?}");
         }
         for e in &entries {
             let r = e.blob_range();
-            let blob = bytes.slice(r.start as usize..r.end as usize);
+            let blob = bytes.slice(us(r.start)..us(r.end));
             for cut in 0..blob.len() {
                 let err = open_blob(blob.slice(..cut), &e.id, "packs/p").unwrap_err();
                 assert!(matches!(err, RepoError::CorruptChunk { .. }), "{err:?}");

@@ -180,7 +180,8 @@ async fn fetch_group(
     range: Range<usize>,
 ) -> Result<Vec<Bytes>> {
     let name = manifest.name().to_string();
-    let range_start = range.start as u64;
+    let first = range.start;
+    let range_start = first as u64;
     let ids: Vec<_> = manifest.chunks[range.clone()]
         .iter()
         .map(|c| c.id)
@@ -242,7 +243,7 @@ async fn fetch_group(
                     Opened::Delta { .. } => base_iter.next().map(|(id, p)| (*id, p)),
                     Opened::Full(_) => None,
                 };
-                (range_start as usize + k, o, b)
+                (first + k, o, b)
             })
             .collect();
         work.into_par_iter()

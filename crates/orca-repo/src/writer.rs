@@ -113,6 +113,13 @@ type Hashed = (ChunkId, Option<Vec<UnitCv>>);
 
 /// A chunk, where it starts in the stream, and its fingerprint when the
 /// source already computed it (see [`PieceWriter::write_file`]).
+/// A chunk's length as the formats store it: the chunkers cut at most 16 MiB
+/// (ChunkerSpec::validate), far below u32::MAX.
+#[allow(clippy::cast_possible_truncation)]
+fn chunk_len(data: &[u8]) -> u32 {
+    data.len() as u32
+}
+
 struct Item {
     offset: u64,
     data: Bytes,
@@ -721,7 +728,8 @@ impl PieceWriter {
         self.tx = None;
         let (outcomes, mut stats) = self.join()?;
         stats.bytes_in = self.size;
-        stats.elapsed_ms = self.started.elapsed().as_millis() as u64;
+        // u64 milliseconds outlast any run.
+        stats.elapsed_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut meta = self.meta.clone();
         meta.stats = Some(stats);
         let manifest = Manifest {
@@ -1064,7 +1072,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
                 };
                 Ok(EncodedChunk {
                     id: *id,
-                    raw_len: data.len() as u32,
+                    raw_len: chunk_len(data),
                     payload: pools.payloads.bytes(payload),
                 })
             })
@@ -1093,7 +1101,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
             Some(d) => Some(d.anchor),
             None => cvs.as_ref().map(|c| Anchor {
                 id: *id,
-                len: batch[i].data.len() as u32,
+                len: chunk_len(&batch[i].data),
                 cvs: Arc::new(c.clone()),
             }),
         };
@@ -1111,7 +1119,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
                 .or_else(|| previous(*offset).and_then(|e| e.anchor.clone()));
             Outcome {
                 id,
-                len: data.len() as u32,
+                len: chunk_len(data),
                 offset: *offset,
                 lineage: LineageEntry { chunk: id, anchor },
             }
