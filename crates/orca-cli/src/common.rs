@@ -176,7 +176,8 @@ pub fn parse_time(s: &str) -> Result<i64> {
         return local_ts(d.and_hms_opt(0, 0, 0).expect("midnight"));
     }
     if let Ok(age) = humantime::parse_duration(s) {
-        return Ok(orca_repo::now_unix() - age.as_secs() as i64);
+        let age = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
+        return Ok(orca_repo::now_unix().saturating_sub(age));
     }
     bail!(
         "cannot read {s:?} as a time: use 2026-11-22, \"2026-11-22 10:00:00\", RFC 3339, or an age like 36h or 7d"

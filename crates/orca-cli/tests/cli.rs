@@ -63,7 +63,7 @@ fn oracle_blocks(n: usize, seed: u64) -> Vec<u8> {
             x ^= x >> 7;
             x ^= x << 17;
             out.extend_from_slice(words[(x % 10) as usize].as_bytes());
-            out.extend_from_slice(&((x >> 20) as u32).to_le_bytes());
+            out.extend_from_slice(&(x >> 20).to_le_bytes()[..4]);
         }
         out.truncate(start + 8192);
     }

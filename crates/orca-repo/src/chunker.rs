@@ -46,6 +46,8 @@ pub enum ChunkerSpec {
 impl Default for ChunkerSpec {
     fn default() -> Self {
         ChunkerSpec::Fixed {
+            // 1 MiB: a constant far below u32::MAX.
+            #[allow(clippy::cast_possible_truncation)]
             size: DEFAULT_FIXED_SIZE as u32,
         }
     }
@@ -231,7 +233,7 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                (x >> 24) as u8
+                x.to_le_bytes()[3]
             })
             .collect()
     }
@@ -264,7 +266,7 @@ mod tests {
             let mut ends = std::collections::HashSet::new();
             for n in c.split(d) {
                 pos += n;
-                ends.insert(d[..pos].len() as i64 - d.len() as i64);
+                ends.insert(i64::try_from(pos).unwrap() - i64::try_from(d.len()).unwrap());
             }
             ends
         };

@@ -1,6 +1,8 @@
 //! Errors of the repository engine. Each variant names the object at fault
 //! and, in its message, what the user can do about it.
 
+use std::sync::Arc;
+
 use crate::id::ChunkId;
 
 /// The result of every fallible call of the engine.
@@ -170,13 +172,29 @@ pub enum RepoError {
         source: std::io::Error,
     },
 
-    /// A backend (the vault over HTTP, ...) failed.
-    #[error("backend {location} failed: {message}")]
+    /// A backend (the vault over HTTP, ...) failed; `source` is its own error
+    /// and `transient` its verdict on whether a later retry may succeed.
+    #[error("backend {location} failed: {source}")]
     Backend {
         /// The backend's location.
         location: String,
-        /// What it said.
-        message: String,
+        /// The backend's own error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+        /// Whether a later retry may succeed.
+        transient: bool,
+    },
+
+    /// Storing a pack failed; `source` is shared by every write that waited on it.
+    #[error(
+        "writing a pack to {location} failed: {source}; its chunks were not stored: once the cause is fixed, write the piece again"
+    )]
+    PackWrite {
+        /// The repository.
+        location: String,
+        /// Why the pack could not be stored.
+        #[source]
+        source: Arc<RepoError>,
     },
 
     /// Another collection is running; nothing changed.
@@ -192,9 +210,119 @@ pub enum RepoError {
         heartbeat: i64,
     },
 
-    /// Anything else: a bug or an unexpected library failure.
-    #[error("{0}")]
-    Internal(String),
+    /// A value could not be encoded as JSON.
+    #[error("cannot encode {what} as JSON: {source}")]
+    Json {
+        /// What was being encoded.
+        what: &'static str,
+        /// serde_json's error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The operating system's random source failed.
+    #[error(
+        "the operating system's random number source failed: {0}; check that getrandom(2) or /dev/urandom works on this host"
+    )]
+    Random(#[source] getrandom::Error),
+
+    /// Argon2id refused its parameters or input.
+    #[error(
+        "deriving the key from the passphrase (Argon2id) failed: {source}; check the key's KDF parameters"
+    )]
+    Kdf {
+        /// Argon2's error.
+        #[source]
+        source: argon2::Error,
+    },
+
+    /// An AEAD operation failed; the cipher library gives no detail beyond the
+    /// operation.
+    #[error("{what} failed in the cipher library")]
+    Crypto {
+        /// The operation.
+        what: &'static str,
+    },
+
+    /// zstd failed.
+    #[error("zstd {what} failed: {source}")]
+    Compression {
+        /// Compressing or decompressing.
+        what: &'static str,
+        /// zstd's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A task of the pipeline panicked or was cancelled.
+    #[error("the {what} task failed: {source}; ORCA was shutting down or hit a bug: see the log")]
+    TaskFailed {
+        /// Which task.
+        what: &'static str,
+        /// Tokio's error.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+
+    /// A pipeline stage ended without an error or a result (a bug).
+    #[error(
+        "the {stage} pipeline stopped without saying why; this is a bug in ORCA: report it with the log"
+    )]
+    PipelineStopped {
+        /// Which stage.
+        stage: &'static str,
+    },
+
+    /// The restore task of a reader ended early.
+    #[error(
+        "restore of piece {name:?} stopped after {delivered} of {size} bytes: the restore task ended early (shutdown or a bug: see the log)"
+    )]
+    RestoreStopped {
+        /// The piece.
+        name: String,
+        /// Bytes returned before it stopped.
+        delivered: u64,
+        /// Bytes of the piece.
+        size: u64,
+    },
+
+    /// A call on a writer that already failed.
+    #[error(
+        "the writer of piece {name:?} already failed (see its first error); abort it and write the piece again"
+    )]
+    WriterFailed {
+        /// The piece.
+        name: String,
+    },
+
+    /// The repository was opened outside a Tokio runtime.
+    #[error(
+        "no tokio runtime: open the repository from inside one (`#[tokio::main]` or `Runtime::enter`)"
+    )]
+    NoRuntime,
+
+    /// A pack would outgrow its 32-bit offsets.
+    #[error(
+        "a pack would grow to {size} bytes, beyond the 4 GiB its 32-bit offsets address; use a smaller pack size"
+    )]
+    PackTooLarge {
+        /// The size it would reach.
+        size: usize,
+    },
+
+    /// The fingerprint cache said parts of a chunk equal its anchor's, and the
+    /// anchor read back from the repository disagrees.
+    #[error(
+        "chunk {} rebuilt from its anchor {} does not match its fingerprint: the fingerprint cache is out of date; delete it and run the backup again",
+        chunk.short(),
+        anchor.short()
+    )]
+    StaleLineage {
+        /// The chunk rebuilt.
+        chunk: ChunkId,
+        /// The anchor it was rebuilt from.
+        anchor: ChunkId,
+    },
 }
 
 fn piece_context(piece: &Option<String>, index: Option<u64>) -> String {
@@ -238,6 +366,27 @@ impl RepoError {
         }
     }
 
+    /// A backend's own error, with its verdict on retrying.
+    pub fn backend(
+        location: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+        transient: bool,
+    ) -> Self {
+        RepoError::Backend {
+            location: location.into(),
+            source: source.into(),
+            transient,
+        }
+    }
+
+    pub(crate) fn json(what: &'static str, source: serde_json::Error) -> Self {
+        RepoError::Json { what, source }
+    }
+
+    pub(crate) fn task(what: &'static str) -> impl FnOnce(tokio::task::JoinError) -> Self {
+        move |source| RepoError::TaskFailed { what, source }
+    }
+
     /// Object `object` is corrupt for `reason`.
     pub fn corrupt(object: impl Into<String>, reason: impl Into<String>) -> Self {
         RepoError::CorruptObject {
@@ -273,8 +422,15 @@ impl RepoError {
                 Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
             ),
             // The index already retried its connection; a later call may find the server back.
-            RepoError::IndexServer { source, .. } => source.is_closed() || source.code().is_none(),
+            // A value that does not fit its column will not fit on a retry either.
+            RepoError::IndexServer { source, .. } => {
+                (source.is_closed() || source.code().is_none())
+                    && !std::error::Error::source(source)
+                        .is_some_and(|c| c.is::<crate::index::postgres::OutOfRange>())
+            }
             RepoError::Io { .. } => true,
+            RepoError::Backend { transient, .. } => *transient,
+            RepoError::PackWrite { source, .. } => source.is_transient(),
             _ => false,
         }
     }

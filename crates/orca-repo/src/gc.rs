@@ -120,7 +120,8 @@ impl Store {
     pub async fn gc(&self, opts: &GcOptions, progress: Option<ProgressFn<'_>>) -> Result<GcReport> {
         let started = Instant::now();
         let now = crate::now_unix();
-        let grace = opts.grace.as_secs() as i64;
+        // Saturating: a grace beyond i64 seconds protects everything, as asked.
+        let grace = i64::try_from(opts.grace.as_secs()).unwrap_or(i64::MAX);
         let previous_fence = self.blocking(|i| i.gc_fence()).await?;
         let (run, resumed) = match self.blocking(move |i| i.gc_begin(grace, now)).await? {
             GcStart::Started(run) => (run, false),
@@ -159,7 +160,8 @@ impl Store {
             reclaimed = report.reclaimed_bytes(),
             "garbage collection finished"
         );
-        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        // u64 milliseconds outlast any run.
+        report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         Ok(report)
     }
 

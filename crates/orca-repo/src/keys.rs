@@ -12,10 +12,10 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::aead::Aead;
-use crate::codec::Cipher;
 use serde::{Deserialize, Serialize};
 
+use crate::aead::Aead;
+use crate::codec::Cipher;
 use crate::error::{RepoError, Result};
 use crate::id::ChunkId;
 
@@ -96,8 +96,8 @@ impl Keys {
 
     /// Seed for the content-defined chunker, so cut points do not leak content.
     pub fn cdc_seed(&self) -> u64 {
-        let k = blake3::derive_key(CTX_CDC, &self.master);
-        u64::from_le_bytes(k[..8].try_into().expect("8 bytes"))
+        let [a, b, c, d, e, f, g, h, ..] = blake3::derive_key(CTX_CDC, &self.master);
+        u64::from_le_bytes([a, b, c, d, e, f, g, h])
     }
 
     /// The master secret in hex: what a key file holds.
@@ -108,8 +108,7 @@ impl Keys {
 
 pub(crate) fn random_array<const N: usize>() -> Result<[u8; N]> {
     let mut out = [0u8; N];
-    getrandom::fill(&mut out)
-        .map_err(|e| RepoError::Internal(format!("OS random source failed: {e}")))?;
+    getrandom::fill(&mut out).map_err(RepoError::Random)?;
     Ok(out)
 }
 
@@ -162,7 +161,9 @@ impl WrappedKey {
         let mut buf = keys.master.to_vec();
         let tag = Aead::new(Cipher::Aes256Gcm, &kek)
             .seal(nonce, repo_id.as_bytes(), &mut buf)
-            .map_err(|_| RepoError::Internal("key wrapping failed".into()))?;
+            .map_err(|_| RepoError::Crypto {
+                what: "wrapping the master key",
+            })?;
         buf.extend_from_slice(&tag);
         Ok(WrappedKey {
             kdf: "argon2id".into(),
@@ -195,7 +196,10 @@ impl WrappedKey {
         let kek = derive_kek(passphrase, &salt, self.params)?;
         match Aead::new(Cipher::Aes256Gcm, &kek).open(nonce, repo_id.as_bytes(), &mut buf) {
             Ok(n) => {
-                let master: [u8; 32] = buf[..n].try_into().expect("32-byte master");
+                let master: [u8; 32] = buf
+                    .get(..n)
+                    .and_then(|m| m.try_into().ok())
+                    .ok_or_else(|| bad("wrapped key length"))?;
                 Ok(Some(Keys::from_master(master)))
             }
             Err(_) => Ok(None),
@@ -210,7 +214,7 @@ fn derive_kek(passphrase: &str, salt: &[u8], p: KdfParams) -> Result<[u8; 32]> {
     let mut out = [0u8; 32];
     argon
         .hash_password_into(passphrase.as_bytes(), salt, &mut out)
-        .map_err(|e| RepoError::Internal(format!("Argon2 failed: {e}")))?;
+        .map_err(|source| RepoError::Kdf { source })?;
     Ok(out)
 }
 
@@ -254,8 +258,7 @@ impl KeyFile {
         }
         let ctx = || format!("cannot create key file {}", path.display());
         let mut f = opts.open(path).map_err(|e| RepoError::io(ctx(), e))?;
-        let body =
-            serde_json::to_vec_pretty(self).map_err(|e| RepoError::Internal(e.to_string()))?;
+        let body = serde_json::to_vec_pretty(self).map_err(|e| RepoError::json("key file", e))?;
         f.write_all(&body).map_err(|e| RepoError::io(ctx(), e))?;
         f.sync_all().map_err(|e| RepoError::io(ctx(), e))
     }

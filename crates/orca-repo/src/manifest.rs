@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use orca_oracle::{LeReader, Truncated};
 use serde::{Deserialize, Serialize};
 
 use crate::chunker::ChunkerSpec;
@@ -27,6 +28,7 @@ pub const MAGIC: &[u8; 8] = b"ORCAMAN1";
 pub const VERSION: u32 = 1;
 const MAX_HEADER: usize = 1 << 20;
 const ENTRY: usize = 36;
+const MAC_LEN: usize = 32;
 
 /// What kind of content a piece holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -188,10 +190,20 @@ impl Manifest {
     /// The manifest's bytes, with its MAC.
     pub fn encode(&self, keys: &Keys) -> Result<Bytes> {
         let header =
-            serde_json::to_vec(&self.header).map_err(|e| RepoError::Internal(e.to_string()))?;
+            serde_json::to_vec(&self.header).map_err(|e| RepoError::json("manifest header", e))?;
         let mut out = Vec::with_capacity(8 + 4 + header.len() + 8 + self.chunks.len() * ENTRY + 32);
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        let hlen = u32::try_from(header.len())
+            .ok()
+            .filter(|&n| n as usize <= MAX_HEADER)
+            .ok_or_else(|| {
+                RepoError::InvalidArgument(format!(
+                    "the manifest header of piece {:?} is {} bytes, beyond the {MAX_HEADER} a manifest holds",
+                    self.header.name,
+                    header.len()
+                ))
+            })?;
+        out.extend_from_slice(&hlen.to_le_bytes());
         out.extend_from_slice(&header);
         out.extend_from_slice(&(self.chunks.len() as u64).to_le_bytes());
         for c in &self.chunks {
@@ -206,15 +218,19 @@ impl Manifest {
     /// Parse without checking the MAC (for a server that holds no key).
     pub fn decode_unverified(bytes: &[u8], object: &str) -> Result<Manifest> {
         let bad = |r: &str| RepoError::corrupt(object, format!("manifest {r}"));
-        if bytes.len() < 8 + 4 + 8 + 32 || &bytes[..8] != MAGIC {
+        let truncated = |t: Truncated| bad(&t.to_string());
+        let mut r = LeReader::new(bytes);
+        if r.array::<8>().ok().as_ref() != Some(MAGIC) {
             return Err(bad("magic missing"));
         }
-        let hlen = u32::from_le_bytes(bytes[8..12].try_into().expect("4")) as usize;
-        if hlen > MAX_HEADER || 12 + hlen + 8 + 32 > bytes.len() {
-            return Err(bad("header length out of range"));
-        }
-        let header: ManifestHeader = serde_json::from_slice(&bytes[12..12 + hlen])
-            .map_err(|e| bad(&format!("header: {e}")))?;
+        let hlen = r.u32().map_err(truncated)?;
+        let header = usize::try_from(hlen)
+            .ok()
+            .filter(|&n| n <= MAX_HEADER)
+            .and_then(|n| r.take(n).ok())
+            .ok_or_else(|| bad("header length out of range"))?;
+        let header: ManifestHeader =
+            serde_json::from_slice(header).map_err(|e| bad(&format!("header: {e}")))?;
         if header.version > VERSION {
             return Err(RepoError::UnsupportedVersion {
                 what: "manifest",
@@ -222,21 +238,22 @@ impl Manifest {
                 supported: VERSION,
             });
         }
-        let mut pos = 12 + hlen;
-        let count = u64::from_le_bytes(bytes[pos..pos + 8].try_into().expect("8"));
-        pos += 8;
-        let table = bytes.len() - 32 - pos;
-        if count.checked_mul(ENTRY as u64) != Some(table as u64) {
+        let count = r.u64().map_err(truncated)?;
+        let table = r
+            .remaining()
+            .checked_sub(MAC_LEN)
+            .ok_or_else(|| bad("MAC missing"))?;
+        if count.checked_mul(ENTRY as u64) != u64::try_from(table).ok() {
             return Err(bad("chunk table length does not match its count"));
         }
-        let chunks: Vec<ChunkRef> = bytes[pos..pos + table]
-            .chunks_exact(ENTRY)
-            .map(|e| ChunkRef {
-                id: ChunkId::from_slice(&e[..32]).expect("32"),
-                len: u32::from_le_bytes(e[32..36].try_into().expect("4")),
-            })
-            .collect();
-        let total: u64 = chunks.iter().map(|c| c.len as u64).sum();
+        let mut chunks = Vec::with_capacity(table / ENTRY);
+        for _ in 0..count {
+            chunks.push(ChunkRef {
+                id: ChunkId(r.array().map_err(truncated)?),
+                len: r.u32().map_err(truncated)?,
+            });
+        }
+        let total: u64 = chunks.iter().map(|c| u64::from(c.len)).sum();
         if total != header.size {
             return Err(bad("chunk lengths do not add up to the piece size"));
         }
@@ -247,7 +264,8 @@ impl Manifest {
     /// Parse and check the MAC with the repository keys.
     pub fn decode(bytes: &[u8], keys: &Keys, object: &str) -> Result<Manifest> {
         let m = Self::decode_unverified(bytes, object)?;
-        let (body, mac) = bytes.split_at(bytes.len() - 32);
+        // decode_unverified found the MAC's bytes at the end.
+        let (body, mac) = bytes.split_at(bytes.len() - MAC_LEN);
         if keys.mac(&[body]) != mac {
             return Err(RepoError::corrupt(
                 object,
@@ -274,8 +292,8 @@ mod tests {
     fn sample(n: usize) -> Manifest {
         let chunks: Vec<ChunkRef> = (0..n)
             .map(|i| ChunkRef {
-                id: ChunkId([i as u8; 32]),
-                len: 1000 + i as u32,
+                id: ChunkId([u8::try_from(i).unwrap(); 32]),
+                len: 1000 + u32::try_from(i).unwrap(),
             })
             .collect();
         Manifest {
@@ -308,6 +326,24 @@ mod tests {
             let mut bad = bytes.to_vec();
             bad[pos] ^= 0x10;
             assert!(Manifest::decode(&bad, &keys, "o").is_err(), "flip at {pos}");
+        }
+    }
+
+    /// A manifest cut short anywhere (a partial upload, a short read) is a corrupt object
+    /// named in the error, never a panic; the whole manifest still decodes.
+    #[test]
+    fn every_truncation_is_a_corrupt_object() {
+        let keys = Keys::from_master([1u8; 32]);
+        for n in [0, 1, 3] {
+            let bytes = sample(n).encode(&keys).unwrap();
+            assert!(Manifest::decode(&bytes, &keys, "pieces/x").is_ok());
+            for cut in 0..bytes.len() {
+                let e = Manifest::decode(&bytes[..cut], &keys, "pieces/x").unwrap_err();
+                assert!(
+                    matches!(&e, RepoError::CorruptObject { object, .. } if object == "pieces/x"),
+                    "{n} chunks cut at {cut}: {e:?}"
+                );
+            }
         }
     }
 

@@ -215,9 +215,7 @@ impl Repository {
     }
 
     fn with_keys(backend: Arc<dyn Backend>, config: RepoConfig, keys: Keys) -> Result<Repository> {
-        let rt = Handle::try_current().map_err(|_| {
-            RepoError::Internal("a repository must be opened inside a tokio runtime".into())
-        })?;
+        let rt = Handle::try_current().map_err(|_| RepoError::NoRuntime)?;
         let cdc_seed = keys.cdc_seed();
         let codec = Arc::new(Codec::new(keys, config.cipher, config.compression_level));
         Ok(Repository {

@@ -49,7 +49,9 @@ const MAX_INFLIGHT_PACKS: usize = 2;
 /// Largest chunk payload accepted (a 16 MiB chunk plus codec overhead).
 const MAX_PAYLOAD: usize = (16 << 20) + 4096;
 
-type Done = Shared<BoxFuture<'static, std::result::Result<(), String>>>;
+/// The end of a pack write, awaited by every caller whose chunks it holds:
+/// hence the error is shared.
+type Done = Shared<BoxFuture<'static, std::result::Result<(), Arc<RepoError>>>>;
 
 /// Chunks buffered or being written, with the kind of each.
 type Held = HashMap<ChunkId, ChunkKind>;
@@ -207,7 +209,7 @@ impl Store {
         }
         if let Some(w) = wrapped {
             let body =
-                serde_json::to_vec_pretty(w).map_err(|e| RepoError::Internal(e.to_string()))?;
+                serde_json::to_vec_pretty(w).map_err(|e| RepoError::json("wrapped key", e))?;
             let key = format!("keys/{}", &blake3::hash(&body).to_hex()[..16]);
             objects
                 .put(&obj(&key), PutPayload::from(body))
@@ -322,11 +324,11 @@ impl Store {
                 .unwrap_or_else(|p| p.into_inner())
                 .inflight
                 .retain(|f| f.seq != seq);
-            result.map_err(|e| e.to_string())
+            result.map_err(Arc::new)
         });
         let done: Done = async move {
             task.await
-                .unwrap_or_else(|e| Err(format!("pack writer failed: {e}")))
+                .unwrap_or_else(|e| Err(Arc::new(RepoError::task("pack writer")(e))))
         }
         .boxed()
         .shared();
@@ -409,15 +411,15 @@ impl Store {
             }
         };
         if let Some(done) = wait {
-            done.await.map_err(|m| self.backend_err(m))?;
+            done.await.map_err(|e| self.pack_write_err(e))?;
         }
         Ok(())
     }
 
-    fn backend_err(&self, message: String) -> RepoError {
-        RepoError::Backend {
+    fn pack_write_err(&self, source: Arc<RepoError>) -> RepoError {
+        RepoError::PackWrite {
             location: self.location.clone(),
-            message,
+            source,
         }
     }
 
@@ -441,12 +443,12 @@ impl Store {
         };
         let mut first_err = None;
         for w in waits {
-            if let Err(m) = w.await {
-                first_err.get_or_insert(m);
+            if let Err(e) = w.await {
+                first_err.get_or_insert(e);
             }
         }
         match first_err {
-            Some(m) => Err(self.backend_err(m)),
+            Some(e) => Err(self.pack_write_err(e)),
             None => Ok(()),
         }
     }
@@ -676,7 +678,10 @@ async fn write_pack(
 }
 
 pub(crate) fn join_err(e: tokio::task::JoinError) -> RepoError {
-    RepoError::Internal(format!("background task failed: {e}"))
+    RepoError::TaskFailed {
+        what: "background",
+        source: e,
+    }
 }
 
 impl Store {

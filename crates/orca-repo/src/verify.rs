@@ -175,7 +175,13 @@ impl Store {
         let take = if percent >= 100.0 {
             by_age.len()
         } else {
-            ((by_age.len() as f64 * percent / 100.0).ceil() as usize).clamp(1, by_age.len().max(1))
+            // The percentage of the packs rounded up, at least one: the smallest count that
+            // reaches it, so no float is cast back to an integer.
+            let wanted = by_age.len() as f64 * percent / 100.0;
+            (1..=by_age.len())
+                .find(|&n| n as f64 >= wanted)
+                .unwrap_or(by_age.len())
+                .max(1)
         };
         report.never_checked = by_age.iter().filter(|p| p.last_checked.is_none()).count() as u64;
         report.oldest_unchecked_since = by_age[take.min(by_age.len())..]
@@ -225,9 +231,9 @@ impl Store {
                         .good
                         .par_iter()
                         .map(|e| {
-                            let r = e.blob_range();
-                            let payload =
-                                &data[r.start as usize + pack::BLOB_HEADER_LEN..r.end as usize];
+                            // scan found this blob inside `data`.
+                            let start = e.offset as usize + pack::BLOB_HEADER_LEN;
+                            let payload = &data[start..start + e.payload_len as usize];
                             (*e, c.open(&e.id, payload, e.raw_len as usize, &key2))
                         })
                         .collect();

@@ -21,6 +21,13 @@
 //! A new set, after a version bump:
 //! `cargo test -p orca-repo --test compat -- --ignored write_fixtures`.
 
+// Test arithmetic on offsets and lengths of small fixtures (far below every type's range).
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,6 +1,13 @@
 //! The repository engine end to end: write, dedup, read, commit rules,
 //! corruption detection, index rebuild, keys.
 
+// Test arithmetic on offsets and lengths of small fixtures (far below every type's range).
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 mod common;
 
 use bytes::Bytes;

@@ -104,7 +104,7 @@ impl Appliance {
             Some(s) => s,
             None => {
                 let mut id = [0u8; 6];
-                getrandom::fill(&mut id).map_err(|e| StoreError::Vault(e.to_string()))?;
+                getrandom::fill(&mut id).map_err(StoreError::Random)?;
                 let s = State {
                     store_id: hex::encode(id),
                     next_snap: 1,
@@ -511,7 +511,10 @@ impl Appliance {
             Ok::<_, StoreError>(writer.finish()?)
         })
         .await
-        .map_err(|e| StoreError::Vault(format!("ingest task: {e}")))??;
+        .map_err(|source| StoreError::Task {
+            what: "ingest",
+            source,
+        })??;
         if let Err(e) = self.local_cache.store(&key, &committed.lineage) {
             tracing::warn!(error = %e, "cannot update the local fingerprint cache");
         }
@@ -801,7 +804,10 @@ impl Appliance {
                 out.sync_all().map_err(|e| StoreError::io(&dest, e))
             })
             .await
-            .map_err(|e| StoreError::Vault(format!("restore task: {e}")))??;
+            .map_err(|source| StoreError::Task {
+                what: "restore",
+                source,
+            })??;
         }
         std::fs::create_dir_all(&partial).map_err(|e| StoreError::io(&partial, e))?;
         std::fs::rename(&partial, target).map_err(|e| StoreError::io(target, e))?;

@@ -144,6 +144,17 @@ pub enum StoreError {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// A blocking task of the appliance panicked or was cancelled at shutdown.
+    #[error("the {what} task failed: {source}; ORCA was shutting down or hit a bug: see the log")]
+    Task {
+        what: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    #[error(
+        "the operating system's random number source failed: {0}; check that getrandom(2) or /dev/urandom works on this host"
+    )]
+    Random(#[source] getrandom::Error),
 }
 
 impl StoreError {

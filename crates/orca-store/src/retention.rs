@@ -53,7 +53,7 @@ pub fn keep(created: &[i64], r: &Retention) -> Vec<bool> {
             if seen.contains(&p) {
                 continue;
             }
-            if seen.len() as u32 >= count {
+            if seen.len() >= count as usize {
                 break;
             }
             seen.push(p);

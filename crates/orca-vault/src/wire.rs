@@ -418,7 +418,7 @@ pub(crate) fn encode_chunks(chunks: &[EncodedChunk]) -> Bytes {
     for c in chunks {
         b.put_slice(c.id.as_bytes());
         b.put_u32_le(c.raw_len);
-        b.put_u32_le(c.payload.len() as u32);
+        b.put_u32_le(payload_len(&c.payload));
         b.put_slice(&c.payload);
     }
     b.freeze()
@@ -455,12 +455,19 @@ pub fn decode_chunks(mut body: Bytes) -> Result<Vec<EncodedChunk>, String> {
     Ok(out)
 }
 
+/// A payload's length on the wire: a payload is one encoded chunk (at most a 16 MiB chunk
+/// plus codec overhead, and a pack entry's u32 length when read back), far below u32::MAX.
+#[allow(clippy::cast_possible_truncation)]
+fn payload_len(p: &[u8]) -> u32 {
+    p.len() as u32
+}
+
 /// The body answering a chunk read: each payload with its length, in order.
 pub fn encode_payloads(payloads: &[Bytes]) -> Bytes {
     let n: usize = payloads.iter().map(|p| 4 + p.len()).sum();
     let mut b = BytesMut::with_capacity(n);
     for p in payloads {
-        b.put_u32_le(p.len() as u32);
+        b.put_u32_le(payload_len(p));
         b.put_slice(p);
     }
     b.freeze()
@@ -549,6 +556,7 @@ pub struct AgentStatus {
 impl AgentStatus {
     /// Alive when the last heartbeat is at most three intervals old at `now`.
     pub fn alive_at(&self, now: i64) -> bool {
-        now - self.seen <= 3 * self.interval_secs.max(1) as i64
+        let interval = i64::try_from(self.interval_secs.max(1)).unwrap_or(i64::MAX);
+        now - self.seen <= interval.saturating_mul(3)
     }
 }

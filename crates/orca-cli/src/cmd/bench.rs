@@ -115,18 +115,19 @@ pub fn oracle_like(bytes: usize, seed: u64) -> Vec<u8> {
         out.push(0xA2);
         out.extend_from_slice(&[0, 0]);
         out.extend_from_slice(&((1u32 << 22) | block).to_le_bytes());
-        out.extend_from_slice(&(next() as u32).to_le_bytes());
+        out.extend_from_slice(&next().to_le_bytes()[..4]);
         out.extend_from_slice(&[0u8; 8]);
         while out.len() - start < 8192 - 4 {
             let r = next();
-            out.extend_from_slice(&(r as u16 % 40000 + 10000).to_le_bytes());
+            let [b0, b1, _, _, _, b5, b6, _] = r.to_le_bytes();
+            out.extend_from_slice(&(u16::from_le_bytes([b0, b1]) % 40000 + 10000).to_le_bytes());
             out.extend_from_slice(WORDS[(r >> 16) as usize % WORDS.len()].as_bytes());
             out.push(b',');
             out.extend_from_slice(
                 format!("2026-{:02}-{:02}", (r >> 24) % 12 + 1, (r >> 28) % 28 + 1).as_bytes(),
             );
             out.extend_from_slice(&((r >> 32) as u32 % 100_000).to_le_bytes());
-            out.extend_from_slice(&[(r >> 40) as u8, (r >> 48) as u8]);
+            out.extend_from_slice(&[b5, b6]);
         }
         out.truncate(start + 8192 - 4);
         out.extend_from_slice(&block.to_le_bytes());
@@ -160,7 +161,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                 "generating {} of Oracle-like blocks",
                 human_bytes(a.size_mb << 20)
             ));
-            let data = oracle_like((a.size_mb << 20) as usize, 1);
+            let data = oracle_like(usize::try_from(a.size_mb << 20)?, 1);
             std::fs::File::create(&p)?.write_all(&data)?;
             (p, "generated Oracle-like 8 KiB blocks".to_string())
         }
@@ -463,7 +464,8 @@ fn sample_chunks(path: &std::path::Path, len: u64, max: u64) -> Result<Vec<Vec<u
     let mut f = std::fs::File::open(path)?;
     let total = len.div_ceil(1 << 20).max(1);
     let n = total.min(max);
-    let mut out = Vec::with_capacity(n as usize);
+    // A capacity hint only.
+    let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
     for i in 0..n {
         let start = (i * total / n) << 20;
         f.seek(SeekFrom::Start(start))?;

@@ -177,5 +177,7 @@ pub fn read(
 }
 
 pub fn data(len: u32, seed: u32) -> Vec<u8> {
-    (0..len).map(|i| ((i * 7 + seed) / 13) as u8).collect()
+    (0..len)
+        .map(|i| ((i * 7 + seed) / 13).to_le_bytes()[0])
+        .collect()
 }
