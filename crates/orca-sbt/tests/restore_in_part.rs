@@ -316,7 +316,7 @@ fn flip(path: &Path, offset: u64) {
 /// Zeroes a whole datafile, keeping its size (a disk returning zeros).
 fn zero(path: &Path) {
     let len = std::fs::metadata(path).unwrap().len();
-    std::fs::write(path, vec![0u8; len as usize]).unwrap();
+    std::fs::write(path, vec![0u8; usize::try_from(len).unwrap()]).unwrap();
 }
 
 #[test]
@@ -490,7 +490,7 @@ fn block_media_recovery_repairs_three_corrupt_blocks_while_the_file_stays_online
     let users = env.datafiles()[&4].clone();
     damage(&users, 20, 300, b"garbage");
     damage(&users, 21, 1000, b"more garbage");
-    damage(&users, 90, 0, &[0u8; BLOCK as usize]);
+    damage(&users, 90, 0, &[0u8; 8192]);
     let (ok, _) = env.verify(&snap);
     assert!(!ok);
     let out = env.run(" backup validate check logical database;\n");

@@ -147,10 +147,13 @@ pub enum StoreError {
     /// A blocking task of the appliance panicked or was cancelled at shutdown.
     #[error("the {what} task failed: {source}; ORCA was shutting down or hit a bug: see the log")]
     Task {
+        /// Which task: "ingest", "restore", ...
         what: &'static str,
+        /// Why the task ended.
         #[source]
         source: tokio::task::JoinError,
     },
+    /// The system's random source failed while making a job id or token.
     #[error(
         "the operating system's random number source failed: {0}; check that getrandom(2) or /dev/urandom works on this host"
     )]
