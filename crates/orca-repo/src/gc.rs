@@ -1,9 +1,10 @@
 //! Garbage collection: time-fenced mark and sweep, safe beside running backups.
 //!
 //! 1. **Fence.** `fence = min(now - grace, floor of every live writer session)`,
-//!    published before anything is swept (see [`Index::gc_begin`]). A chunk
-//!    referenced at or after the fence (probed as present, uploaded,
-//!    committed, or named by a lineage a live writer relies on) is never swept.
+//!    published before anything is swept (see
+//!    [`crate::index::Collection::gc_begin`]). A chunk referenced at or after
+//!    the fence (probed as present, uploaded, committed, or named by a
+//!    lineage a live writer relies on) is never swept.
 //! 2. **Mark.** Every manifest object is read (no key needed): its chunks, the
 //!    bases of those that are deltas, and the bases of every chunk referenced
 //!    since the fence are kept.
@@ -32,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::Backend;
 use crate::error::{RepoError, Result};
 use crate::id::ChunkId;
-use crate::index::GcRun;
+use crate::index::{ChunkKind, GcRun, GcStart, MovedChunk, PackKey, PackRow, SweepOutcome};
 use crate::manifest::Manifest;
 use crate::pack::{self, PackBuilder, PackEntry};
 use crate::store::{Progress, ProgressFn, Store, obj, pack_key};
@@ -95,8 +96,8 @@ impl GcReport {
 /// comes from.
 struct Repacker {
     builder: PackBuilder,
-    from: Vec<(PackEntry, i64)>,
-    old: Vec<(i64, String)>,
+    from: HashMap<ChunkId, PackKey>,
+    old: Vec<(PackKey, String)>,
 }
 
 impl Store {
@@ -107,23 +108,28 @@ impl Store {
         let now = crate::now_unix();
         let grace = opts.grace.as_secs() as i64;
         let previous_fence = self.blocking(|i| i.gc_fence()).await?;
-        let begun = self.blocking(move |i| i.gc_begin(grace, now)).await?;
-        let run = begun.map_err(|r| RepoError::GcRunning {
-            location: Backend::location(self),
-            started: r.started,
-            heartbeat: r.heartbeat,
-        })?;
+        let (run, resumed) = match self.blocking(move |i| i.gc_begin(grace, now)).await? {
+            GcStart::Started(run) => (run, false),
+            GcStart::Resumed(run) => (run, true),
+            GcStart::Busy(r) => {
+                return Err(RepoError::GcRunning {
+                    location: Backend::location(self),
+                    started: r.started,
+                    heartbeat: r.heartbeat,
+                });
+            }
+        };
         let mut report = GcReport {
             fence: run.fence,
-            resumed: run.started != now,
+            resumed,
             ..Default::default()
         };
         report.held_back_by = self
             .blocking(move |i| i.live_sessions(now))
             .await?
             .into_iter()
-            .filter(|(_, floor, _)| *floor <= run.fence)
-            .map(|(holder, floor, _)| (holder, floor))
+            .filter(|s| s.floor <= run.fence)
+            .map(|s| (s.holder, s.floor))
             .collect();
 
         let keep = self.mark(&run, &mut report, progress).await?;
@@ -190,7 +196,7 @@ impl Store {
         let (kinds, recent) = self
             .blocking(move |i| Ok((i.kinds(&ids)?, i.recent_bases(fence)?)))
             .await?;
-        keep.extend(kinds.into_iter().flatten().flatten());
+        keep.extend(kinds.into_iter().flatten().filter_map(ChunkKind::base));
         keep.extend(recent);
         Ok(keep)
     }
@@ -205,26 +211,29 @@ impl Store {
     ) -> Result<Option<i64>> {
         let packs = self.blocking(|i| i.pack_rows()).await?;
         report.packs_before = packs.len() as u64;
-        report.pack_bytes_before = packs.iter().map(|p| p.2).sum();
+        report.pack_bytes_before = packs.iter().map(|p| p.size).sum();
         let total = packs.len() as u64;
         let keep = std::sync::Arc::new(keep.clone());
         let mut newest: Option<i64> = None;
         let mut repacker = Repacker {
             builder: PackBuilder::new(self.config().pack_size as usize),
-            from: Vec::new(),
+            from: HashMap::new(),
             old: Vec::new(),
         };
         let mut last_beat = Instant::now();
         let mut after = 0u64;
-        for (n, (pk, name, size)) in packs.into_iter().enumerate() {
+        for (n, PackRow { key, name, size }) in packs.into_iter().enumerate() {
             let fence = run.fence;
             let k = keep.clone();
-            let (dropped, live) = self
-                .blocking(move |i| i.sweep_pack(pk, fence, &|id| k.contains(id)))
+            let SweepOutcome {
+                dropped,
+                remaining: live,
+            } = self
+                .blocking(move |i| i.sweep_pack(key, fence, &|id| k.contains(id)))
                 .await?;
             report.swept_chunks += dropped.len() as u64;
-            report.swept_bytes += dropped.iter().map(|d| d.0).sum::<u64>();
-            if let Some(t) = dropped.iter().map(|d| d.1).max() {
+            report.swept_bytes += dropped.iter().map(|d| d.payload_bytes).sum::<u64>();
+            if let Some(t) = dropped.iter().map(|d| d.last_ref).max() {
                 newest = Some(newest.map_or(t, |n| n.max(t)));
             }
             let live_bytes: u64 = live
@@ -232,10 +241,10 @@ impl Store {
                 .map(|e| (pack::BLOB_HEADER_LEN as u64) + e.payload_len as u64)
                 .sum();
             if live.is_empty() {
-                self.delete_pack(pk, &name).await?;
+                self.delete_pack(key, &name).await?;
                 report.packs_deleted += 1;
             } else if (live_bytes as f64) < opts.repack_below * size as f64 {
-                match self.collect_live(pk, &name, live, &mut repacker).await {
+                match self.collect_live(key, &name, live, &mut repacker).await {
                     Ok(()) => {
                         report.packs_rewritten += 1;
                         if repacker.builder.len() >= self.config().pack_size as usize {
@@ -271,13 +280,13 @@ impl Store {
         Ok(newest)
     }
 
-    async fn delete_pack(&self, pk: i64, name: &str) -> Result<()> {
+    async fn delete_pack(&self, pack: PackKey, name: &str) -> Result<()> {
         let key = pack_key(name);
         match self.objects().delete(&obj(&key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(RepoError::storage(key, e)),
         }
-        self.blocking(move |i| i.remove_pack_if_empty(pk))
+        self.blocking(move |i| i.remove_pack_if_empty(pack))
             .await
             .map(|_| ())
     }
@@ -285,7 +294,7 @@ impl Store {
     /// Read the live chunks of a pack into the repacker (checksums checked).
     async fn collect_live(
         &self,
-        pk: i64,
+        pack: PackKey,
         name: &str,
         live: Vec<PackEntry>,
         r: &mut Repacker,
@@ -303,9 +312,9 @@ impl Store {
         }
         for (e, payload) in live.into_iter().zip(payloads) {
             r.builder.add(e.id, e.base, e.raw_len, &payload)?;
-            r.from.push((e, pk));
+            r.from.insert(e.id, pack);
         }
-        r.old.push((pk, name.to_string()));
+        r.old.push((pack, name.to_string()));
         Ok(())
     }
 
@@ -328,19 +337,18 @@ impl Store {
             .put(&obj(&key), PutPayload::from(bytes))
             .await
             .map_err(|e| RepoError::storage(key, e))?;
-        let origin: HashMap<ChunkId, i64> = from.iter().map(|(e, pk)| (e.id, *pk)).collect();
-        let moves: Vec<(PackEntry, i64)> = entries
+        let moves: Vec<MovedChunk> = entries
             .into_iter()
-            .map(|e| {
-                let pk = origin[&e.id];
-                (e, pk)
+            .map(|entry| MovedChunk {
+                entry,
+                from: from[&entry.id],
             })
             .collect();
         let now = crate::now_unix();
         self.blocking(move |i| i.move_chunks(&name, size, &moves, now))
             .await?;
-        for (pk, old_name) in old {
-            self.delete_pack(pk, &old_name).await?;
+        for (pack, old_name) in old {
+            self.delete_pack(pack, &old_name).await?;
         }
         report.packs_written += 1;
         Ok(size)

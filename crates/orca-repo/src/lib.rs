@@ -13,6 +13,8 @@
 //! - [`index`]: the embedded index and catalog (SQLite, WAL), rebuildable;
 //! - [`store`]: packs, manifests and keys on an `object_store` backend (local
 //!   directory, in memory, S3) plus the index: the server side;
+//! - [`verify`], [`rebuild`]: reading a store back to check it, or to make
+//!   its index again;
 //! - [`metered`]: request counts per operation on the object store;
 //! - [`remote`]: a repository directory whose objects live in an
 //!   S3-compatible bucket (`objects.json`);
@@ -40,9 +42,11 @@ pub mod metered;
 pub mod pack;
 pub mod pool;
 pub mod reader;
+pub mod rebuild;
 pub mod remote;
 pub mod repository;
 pub mod store;
+pub mod verify;
 pub mod writer;
 
 pub use backend::{Backend, EncodedChunk};
@@ -56,8 +60,10 @@ pub use index::{IndexLocation, PieceFilter, PieceInfo, SessionGrant};
 pub use keys::{KdfParams, KeySource, Keys};
 pub use manifest::{FileType, Manifest, PieceMeta, WriteStats};
 pub use reader::{PieceReader, ReadOptions};
+pub use rebuild::RebuildReport;
 pub use repository::{InitOptions, NewKey, Repository};
-pub use store::{Store, VerifyReport};
+pub use store::Store;
+pub use verify::{Problem, VerifyReport};
 pub use writer::{Committed, PieceWriter, WriteOptions};
 
 /// Seconds since the Unix epoch.

@@ -16,7 +16,7 @@
 //! it began, [`Lineage::since`]: a writer relies on it only after the store
 //! confirms that no garbage collection since then could have swept its
 //! chunks, and its session then holds collections back to that time (see
-//! [`crate::index::Index::begin_session`]).
+//! [`crate::index::WriterSessions::begin_session`]).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -288,17 +288,6 @@ impl LineageCache {
             c.execute("DELETE FROM entries WHERE key = ?1", [key])?;
             c.execute("DELETE FROM sources WHERE key = ?1", [key])?;
             Ok(())
-        })
-    }
-
-    /// Sources in the cache with their entry counts and age (for `orca cache ls`).
-    pub fn sources(&self) -> Result<Vec<(String, i64, u64)>> {
-        self.with("list", |c| {
-            let mut st = c.prepare("SELECT key, updated, bytes FROM sources ORDER BY key")?;
-            let rows = st.query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
-            })?;
-            rows.collect()
         })
     }
 }

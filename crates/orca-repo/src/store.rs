@@ -31,12 +31,13 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, EncodedChunk};
-use crate::codec::{Codec, OVERHEAD, Opened};
+use crate::codec::OVERHEAD;
 use crate::config::{CONFIG_KEY, RepoConfig};
 use crate::error::{RepoError, Result};
 use crate::id::ChunkId;
 use crate::index::{
-    Index, IndexLocation, IndexStats, Location, PieceFilter, PieceInfo, SessionGrant,
+    ChunkKind, CommitInFlight, Index, IndexLocation, IndexStats, Location, PieceFilter, PieceInfo,
+    SessionGrant,
 };
 use crate::keys::WrappedKey;
 use crate::manifest::{self, Manifest};
@@ -50,8 +51,8 @@ const MAX_PAYLOAD: usize = (16 << 20) + 4096;
 
 type Done = Shared<BoxFuture<'static, std::result::Result<(), String>>>;
 
-/// Chunks buffered or being written, with the base of each delta.
-type Held = HashMap<ChunkId, Option<ChunkId>>;
+/// Chunks buffered or being written, with the kind of each.
+type Held = HashMap<ChunkId, ChunkKind>;
 
 struct InFlight {
     seq: u64,
@@ -68,8 +69,8 @@ struct Packer {
 }
 
 impl Packer {
-    /// `None` when not held, else `Some(base)` as in [`Index::kinds`].
-    fn held(&self, id: &ChunkId) -> Option<Option<ChunkId>> {
+    /// `None` when not held, else its kind, as in [`crate::index::ChunkIndex::kinds`].
+    fn held(&self, id: &ChunkId) -> Option<ChunkKind> {
         self.open_ids
             .get(id)
             .or_else(|| self.inflight.iter().find_map(|f| f.ids.get(id)))
@@ -112,63 +113,6 @@ pub struct Progress {
 }
 
 pub type ProgressFn<'a> = &'a (dyn Fn(&Progress) + Send + Sync);
-
-/// What `rebuild_index` found.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct RebuildReport {
-    pub packs: u64,
-    pub chunks: u64,
-    pub pieces: u64,
-    /// Swept deltas found in pack files whose bases are gone: left out of
-    /// the index, so no backup can come to rely on them.
-    #[serde(default)]
-    pub dropped_deltas: u64,
-    /// Objects that could not be read back, with the reason.
-    pub damaged: Vec<(String, String)>,
-}
-
-/// One problem `verify` found.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Problem {
-    pub object: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub chunk: Option<ChunkId>,
-    /// Pieces (name, chunk position) that rely on the damaged chunk.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub pieces: Vec<(String, u64)>,
-    pub reason: String,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct VerifyReport {
-    pub packs: u64,
-    pub chunks: u64,
-    pub bytes: u64,
-    pub pieces: u64,
-    /// Whether chunk contents were decrypted and re-hashed (needs the key),
-    /// or only checked against their stored checksums.
-    pub deep: bool,
-    /// Share of the packs read (100: all of them).
-    pub sample_percent: f64,
-    /// Packs never checked before this run.
-    pub never_checked: u64,
-    /// The oldest last check among the packs this run did not read (Unix
-    /// seconds): everything else was checked since.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub oldest_unchecked_since: Option<i64>,
-    /// Blobs in pack files that the index does not place there: swept
-    /// garbage waiting for its pack to be rewritten. Reads never use them,
-    /// so they are not problems (a delta's base may already be gone).
-    #[serde(default)]
-    pub garbage_chunks: u64,
-    pub problems: Vec<Problem>,
-}
-
-impl VerifyReport {
-    pub fn is_clean(&self) -> bool {
-        self.problems.is_empty()
-    }
-}
 
 pub(crate) fn pack_key(name: &str) -> String {
     format!("packs/{}/{}", &name[..2], name)
@@ -399,7 +343,7 @@ impl Store {
             .blocking(move |i| Ok((i.missing(&ids, None)?, i.kinds(&bases)?)))
             .await?;
         let absent: HashSet<ChunkId> = absent.into_iter().collect();
-        let stored_bases: HashMap<ChunkId, Option<Option<ChunkId>>> = chunks
+        let stored_bases: HashMap<ChunkId, Option<ChunkKind>> = chunks
             .iter()
             .filter_map(|c| c.base())
             .zip(base_kinds)
@@ -420,8 +364,8 @@ impl Store {
                         .flatten()
                         .or_else(|| p.held(&b));
                     match kind {
-                        Some(None) if b != c.id => {}
-                        Some(Some(_)) => {
+                        Some(ChunkKind::Full) if b != c.id => {}
+                        Some(ChunkKind::Delta { .. }) => {
                             return Err(RepoError::InvalidArgument(format!(
                                 "delta chunk {} builds on {}, which is itself a delta",
                                 c.id.short(),
@@ -438,7 +382,7 @@ impl Store {
                     }
                 }
                 p.open.add(c.id, base, c.raw_len, &c.payload)?;
-                p.open_ids.insert(c.id, base);
+                p.open_ids.insert(c.id, ChunkKind::with_base(base));
                 if p.open.len() >= target {
                     self.seal(&mut p);
                 }
@@ -498,7 +442,9 @@ impl Store {
         let mut ids: HashSet<ChunkId> = m.chunks.iter().map(|c| c.id).collect();
         let held_bases: Vec<ChunkId> = {
             let p = self.lock();
-            ids.iter().filter_map(|id| p.held(id).flatten()).collect()
+            ids.iter()
+                .filter_map(|id| p.held(id).and_then(ChunkKind::base))
+                .collect()
         };
         let list: Vec<ChunkId> = ids.iter().copied().collect();
         ids.extend(held_bases);
@@ -604,7 +550,7 @@ impl Store {
         Ok(existed || had_row)
     }
 
-    async fn get_chunks_inner(&self, ids: &[ChunkId]) -> Result<Vec<Bytes>> {
+    pub(crate) async fn get_chunks_inner(&self, ids: &[ChunkId]) -> Result<Vec<Bytes>> {
         match self.fetch_chunks(ids).await {
             // A garbage collection rewrote the pack between our lookup and
             // our read: the index now points at the new copy.
@@ -665,407 +611,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Read back every pack's trailer and every manifest and rebuild the
-    /// index from them. Safe to run at any time; needs no key.
-    pub async fn rebuild_index(&self, progress: Option<ProgressFn<'_>>) -> Result<RebuildReport> {
-        self.blocking(|i| i.clear()).await?;
-        let mut report = RebuildReport::default();
-        let packs: Vec<object_store::ObjectMeta> = self
-            .objects
-            .list(Some(&obj("packs")))
-            .try_collect()
-            .await
-            .map_err(|e| RepoError::storage("packs/", e))?;
-        let total = packs.len() as u64;
-        for (n, meta) in packs.into_iter().enumerate() {
-            let key = meta.location.to_string();
-            let Some(name) = key.rsplit('/').next().map(str::to_string) else {
-                continue;
-            };
-            if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
-                continue;
-            }
-            match self.read_pack_entries(&key, meta.size).await {
-                Ok(entries) => {
-                    report.packs += 1;
-                    report.chunks += entries.len() as u64;
-                    let size = meta.size;
-                    self.blocking(move |i| i.add_pack(&name, size, &entries, now()))
-                        .await?;
-                }
-                Err(e) => report.damaged.push((key, e.to_string())),
-            }
-            if let Some(p) = progress {
-                p(&Progress {
-                    phase: "packs".into(),
-                    done: n as u64 + 1,
-                    total,
-                    bytes: 0,
-                });
-            }
-        }
-        let pieces: Vec<object_store::ObjectMeta> = self
-            .objects
-            .list(Some(&obj("pieces")))
-            .try_collect()
-            .await
-            .map_err(|e| RepoError::storage("pieces/", e))?;
-        for meta in pieces {
-            let key = meta.location.to_string();
-            let got = self
-                .objects
-                .get(&meta.location)
-                .await
-                .map_err(|e| RepoError::storage(key.clone(), e));
-            let parsed = match got {
-                Ok(r) => match r.bytes().await {
-                    Ok(b) => Manifest::decode_unverified(&b, &key),
-                    Err(e) => Err(RepoError::storage(key.clone(), e)),
-                },
-                Err(e) => Err(e),
-            };
-            match parsed {
-                Ok(m) => {
-                    let info = PieceInfo::from_manifest(&m);
-                    let ids: Vec<ChunkId> = m.chunks.iter().map(|c| c.id).collect();
-                    self.blocking(move |i| i.add_piece(&info, &ids, now()))
-                        .await?;
-                    report.pieces += 1;
-                }
-                Err(e) => report.damaged.push((key, e.to_string())),
-            }
-        }
-        report.dropped_deltas = self.blocking(|i| i.drop_baseless_deltas()).await?;
-        Ok(report)
-    }
-
-    /// Entries of a pack: from its trailer, or by scanning it when the
-    /// trailer is damaged.
-    async fn read_pack_entries(&self, key: &str, size: u64) -> Result<Vec<PackEntry>> {
-        let p = obj(key);
-        let from_trailer = async {
-            if size < (pack::HEADER_LEN + pack::FOOTER_LEN) as u64 {
-                return Err(RepoError::corrupt(key, "pack too short"));
-            }
-            let footer = self
-                .objects
-                .get_range(&p, size - pack::FOOTER_LEN as u64..size)
-                .await
-                .map_err(|e| RepoError::storage(key, e))?;
-            let off = pack::parse_footer(&footer, size, key)?;
-            let trailer = self
-                .objects
-                .get_range(&p, off..size - pack::FOOTER_LEN as u64)
-                .await
-                .map_err(|e| RepoError::storage(key, e))?;
-            pack::parse_trailer(&trailer, off, key)
-        };
-        match from_trailer.await {
-            Ok(e) => Ok(e),
-            Err(err) => {
-                tracing::warn!(pack = key, error = %err, "pack trailer unreadable; scanning the pack");
-                let all = self
-                    .objects
-                    .get(&p)
-                    .await
-                    .map_err(|e| RepoError::storage(key, e))?
-                    .bytes()
-                    .await
-                    .map_err(|e| RepoError::storage(key, e))?;
-                let scan = pack::scan(&all, key);
-                if scan.good.is_empty() {
-                    return Err(err);
-                }
-                Ok(scan.good)
-            }
-        }
-    }
-
-    /// Re-read every pack and manifest. With a codec, every chunk is
-    /// decrypted, decompressed and re-hashed against its id; without one
-    /// (a vault holds no key) stored checksums are checked. Every problem is
-    /// reported with the pieces (and chunk positions) it affects.
-    pub async fn verify(
-        &self,
-        codec: Option<Arc<Codec>>,
-        progress: Option<ProgressFn<'_>>,
-    ) -> Result<VerifyReport> {
-        self.verify_sample(codec, 100.0, progress).await
-    }
-
-    /// Like [`Store::verify`], reading only `percent` of the packs (at least
-    /// one): those never checked first, then those checked longest ago. When
-    /// each pack was last checked is kept in the index, so regular sampled
-    /// runs cover the whole repository in turn.
-    pub async fn verify_sample(
-        &self,
-        codec: Option<Arc<Codec>>,
-        percent: f64,
-        progress: Option<ProgressFn<'_>>,
-    ) -> Result<VerifyReport> {
-        if !(percent > 0.0 && percent <= 100.0) {
-            return Err(RepoError::InvalidArgument(format!(
-                "a verify sample of {percent}% makes no sense: give a percentage in (0, 100]"
-            )));
-        }
-        let mut report = VerifyReport {
-            deep: codec.is_some(),
-            sample_percent: percent,
-            ..Default::default()
-        };
-        // Which pieces use which chunk, to name them in problems.
-        let pieces = self.list_inner(&PieceFilter::default()).await?;
-        let mut users: HashMap<ChunkId, Vec<(String, u64)>> = HashMap::new();
-        let total_pieces = pieces.len() as u64;
-        for (n, info) in pieces.iter().enumerate() {
-            let key = manifest::object_key(&info.name);
-            let bytes = match self.objects.get(&obj(&key)).await {
-                Ok(r) => r
-                    .bytes()
-                    .await
-                    .map_err(|e| RepoError::storage(key.clone(), e))?,
-                Err(e) => {
-                    report.problems.push(Problem {
-                        object: key,
-                        chunk: None,
-                        pieces: vec![(info.name.clone(), 0)],
-                        reason: format!("manifest of piece {:?} unreadable: {e}", info.name),
-                    });
-                    continue;
-                }
-            };
-            let parsed = match &codec {
-                Some(c) => Manifest::decode(&bytes, c.keys(), &key),
-                None => Manifest::decode_unverified(&bytes, &key),
-            };
-            match parsed {
-                Ok(m) => {
-                    report.pieces += 1;
-                    for (pos, c) in m.chunks.iter().enumerate() {
-                        users
-                            .entry(c.id)
-                            .or_default()
-                            .push((info.name.clone(), pos as u64));
-                    }
-                }
-                Err(e) => report.problems.push(Problem {
-                    object: key,
-                    chunk: None,
-                    pieces: vec![(info.name.clone(), 0)],
-                    reason: e.to_string(),
-                }),
-            }
-            if let Some(p) = progress {
-                p(&Progress {
-                    phase: "manifests".into(),
-                    done: n as u64 + 1,
-                    total: total_pieces,
-                    bytes: 0,
-                });
-            }
-        }
-        let by_age = self.blocking(|i| i.packs_by_check_age()).await?;
-        let take = if percent >= 100.0 {
-            by_age.len()
-        } else {
-            ((by_age.len() as f64 * percent / 100.0).ceil() as usize).clamp(1, by_age.len().max(1))
-        };
-        report.never_checked = by_age.iter().filter(|p| p.2.is_none()).count() as u64;
-        report.oldest_unchecked_since = by_age[take.min(by_age.len())..]
-            .iter()
-            .filter_map(|p| p.2)
-            .min();
-        let sampled = take < by_age.len();
-        let packs: Vec<(String, u64)> = by_age
-            .into_iter()
-            .take(take)
-            .map(|(name, size, _)| (name, size))
-            .collect();
-        let total = packs.len() as u64;
-        let mut seen: HashSet<ChunkId> = HashSet::new();
-        let mut bytes_done = 0u64;
-        for (n, (name, _size)) in packs.into_iter().enumerate() {
-            let key = pack_key(&name);
-            let data = match self.objects.get(&obj(&key)).await {
-                Ok(r) => r
-                    .bytes()
-                    .await
-                    .map_err(|e| RepoError::storage(key.clone(), e)),
-                Err(e) => Err(RepoError::storage(key.clone(), e)),
-            };
-            let data = match data {
-                Ok(d) => d,
-                Err(e) => {
-                    report.problems.push(Problem {
-                        object: key,
-                        chunk: None,
-                        pieces: Vec::new(),
-                        reason: e.to_string(),
-                    });
-                    let checked = name.clone();
-                    self.blocking(move |i| i.record_check(&checked, false, now()))
-                        .await?;
-                    continue;
-                }
-            };
-            report.packs += 1;
-            bytes_done += data.len() as u64;
-            let codec2 = codec.clone();
-            let key2 = key.clone();
-            let (scan, mut decode_errors, deltas) = tokio::task::spawn_blocking(move || {
-                let scan = pack::scan(&data, &key2);
-                let mut errors = Vec::new();
-                let mut deltas = Vec::new();
-                if let Some(c) = &codec2 {
-                    use rayon::prelude::*;
-                    let opened: Vec<(PackEntry, Result<Opened>)> = scan
-                        .good
-                        .par_iter()
-                        .map(|e| {
-                            let r = e.blob_range();
-                            let payload =
-                                &data[r.start as usize + pack::BLOB_HEADER_LEN..r.end as usize];
-                            (*e, c.open(&e.id, payload, e.raw_len as usize, &key2))
-                        })
-                        .collect();
-                    for (e, o) in opened {
-                        match o {
-                            Ok(Opened::Full(_)) => {}
-                            Ok(Opened::Delta { base, body }) => deltas.push((e, base, body)),
-                            Err(err) => errors.push((e.id, err.to_string())),
-                        }
-                    }
-                }
-                (scan, errors, deltas)
-            })
-            .await
-            .map_err(join_err)?;
-            let indexed = {
-                let name = name.clone();
-                self.blocking(move |i| i.pack_chunk_ids(&name)).await?
-            };
-            // Blobs the index does not place in this pack are swept garbage
-            // (or stale copies of chunks stored again elsewhere): reads never
-            // come here for them, and a delta's base may be long gone.
-            let garbage = |id: &ChunkId| !indexed.contains(id);
-            report.garbage_chunks += scan.good.iter().filter(|e| garbage(&e.id)).count() as u64;
-            decode_errors.retain(|(id, _)| !garbage(id));
-            let deltas: Vec<_> = deltas.into_iter().filter(|d| !garbage(&d.0.id)).collect();
-            if let (Some(c), false) = (&codec, deltas.is_empty()) {
-                decode_errors.extend(self.verify_deltas(c.clone(), deltas, &key).await?);
-            }
-            report.chunks += scan.good.len() as u64;
-            for e in scan.good.iter().filter(|e| !garbage(&e.id)) {
-                seen.insert(e.id);
-            }
-            let clean = scan.damaged.is_empty() && decode_errors.is_empty();
-            let checked = name.clone();
-            self.blocking(move |i| i.record_check(&checked, clean, now()))
-                .await?;
-            for (id, reason) in scan
-                .damaged
-                .into_iter()
-                .chain(decode_errors.into_iter().map(|(i, r)| (Some(i), r)))
-            {
-                if let Some(id) = id {
-                    seen.remove(&id);
-                }
-                report.problems.push(Problem {
-                    pieces: id.and_then(|i| users.get(&i).cloned()).unwrap_or_default(),
-                    object: key.clone(),
-                    chunk: id,
-                    reason,
-                });
-            }
-            if let Some(p) = progress {
-                p(&Progress {
-                    phase: "packs".into(),
-                    done: n as u64 + 1,
-                    total,
-                    bytes: bytes_done,
-                });
-            }
-        }
-        report.bytes = bytes_done;
-        // Chunks referenced by a manifest but found in no intact pack (only
-        // knowable when every pack was read).
-        let mut lost: Vec<(&ChunkId, &Vec<(String, u64)>)> = if sampled {
-            Vec::new()
-        } else {
-            users.iter().filter(|(id, _)| !seen.contains(*id)).collect()
-        };
-        lost.sort_by(|a, b| a.1.cmp(b.1));
-        for (id, pieces) in lost {
-            if report.problems.iter().any(|p| p.chunk == Some(*id)) {
-                continue;
-            }
-            report.problems.push(Problem {
-                object: self.location.clone(),
-                chunk: Some(*id),
-                pieces: pieces.clone(),
-                reason: "referenced chunk is in no intact pack (if the index is stale, `orca repo rebuild-index` may find it)".into(),
-            });
-        }
-        Ok(report)
-    }
-
-    /// Rebuild delta chunks from their bases and check their fingerprints.
-    async fn verify_deltas(
-        &self,
-        codec: Arc<Codec>,
-        deltas: Vec<(PackEntry, ChunkId, Vec<u8>)>,
-        object: &str,
-    ) -> Result<Vec<(ChunkId, String)>> {
-        let mut errors = Vec::new();
-        let bases: Vec<ChunkId> = deltas.iter().map(|(_, b, _)| *b).collect();
-        let payloads = match self.get_chunks_inner(&bases).await {
-            Ok(p) => p,
-            Err(_) => {
-                // Find out one by one which bases are unreadable.
-                let mut out = Vec::with_capacity(bases.len());
-                for b in &bases {
-                    out.push(
-                        self.get_chunks_inner(std::slice::from_ref(b))
-                            .await
-                            .ok()
-                            .and_then(|mut v| v.pop()),
-                    );
-                }
-                return Ok(deltas
-                    .iter()
-                    .zip(out)
-                    .filter(|(_, p)| p.is_none())
-                    .map(|((e, b, _), _)| {
-                        (
-                            e.id,
-                            format!("base chunk {} of this delta is unreadable", b.short()),
-                        )
-                    })
-                    .collect());
-            }
-        };
-        let object = object.to_string();
-        let checked: Vec<(ChunkId, String)> = tokio::task::spawn_blocking(move || {
-            use rayon::prelude::*;
-            deltas
-                .par_iter()
-                .zip(payloads.par_iter())
-                .filter_map(|((e, base, body), payload)| {
-                    let base_plain = codec.decode(base, payload, e.raw_len as usize, &object);
-                    let r = base_plain.and_then(|bp| {
-                        codec.apply_delta(&e.id, &bp, body, e.raw_len as usize, &object)
-                    });
-                    r.err().map(|err| (e.id, err.to_string()))
-                })
-                .collect()
-        })
-        .await
-        .map_err(join_err)?;
-        errors.extend(checked);
-        Ok(errors)
-    }
-
-    async fn list_inner(&self, filter: &PieceFilter) -> Result<Vec<PieceInfo>> {
+    pub(crate) async fn list_inner(&self, filter: &PieceFilter) -> Result<Vec<PieceInfo>> {
         self.settle_commits_in_flight().await?;
         let f = filter.clone();
         self.blocking(move |i| i.list(&f)).await
@@ -1077,7 +623,7 @@ impl Store {
     async fn settle_commits_in_flight(&self) -> Result<()> {
         const STALE_SECS: i64 = 3600;
         let pending = self.blocking(|i| i.commits_in_flight()).await?;
-        for (name, started) in pending {
+        for CommitInFlight { name, started } in pending {
             if self.manifest_inner(&name).await?.is_some() {
                 let owned = name.clone();
                 self.blocking(move |i| i.end_commit(&owned)).await?;

@@ -238,7 +238,7 @@ async fn one_collection_at_a_time() {
         .await
         .unwrap()
         .unwrap();
-    assert!(started.is_ok());
+    assert!(matches!(started, orca_repo::index::GcStart::Started(_)));
     let err = store.gc(&eager(), None).await.unwrap_err();
     assert!(matches!(err, RepoError::GcRunning { .. }), "{err}");
     assert!(err.to_string().contains("another garbage collection"));

@@ -10,32 +10,35 @@
 //! - [`snapshot`]: copy-on-write clones of changed files where the filesystem has them;
 //! - [`code`], [`name`], [`multipart`], [`rmanlog`], [`retention`], [`config`], [`client`].
 //!
-//! # Recovery points: a local chunk store, not a filesystem snapshot
+//! # Recovery points: per-file clones or a local chunk store, never a filesystem snapshot
 //!
 //! A recovery point must be immutable once PUT answers, yet the next RMAN run rewrites the
-//! image copies in place (`RECOVER COPY`). A copy-on-write snapshot (ZFS, btrfs) would cost
-//! nothing at PUT, but ties the store to one filesystem and to privileged tools. ORCA instead
-//! ingests the mount into a local orca-repo repository under `<root>/.orca-store/chunks`:
+//! image copies in place (`RECOVER COPY`). A filesystem snapshot (ZFS, btrfs subvolumes) would
+//! tie the store to one filesystem and to privileged tools, so the store takes none. PUT
+//! instead keeps each changed file in one of two ways, chosen per mount by `snapshot` in the
+//! configuration:
 //!
-//! - files whose size, inode, mtime and ctime are unchanged since the previous point are not
-//!   read at all (archived-log and level-1 backup sets written on earlier days);
-//! - changed files are read once, but only their changed chunks are stored, and a changed
-//!   1 MiB chunk only as the Oracle blocks that differ (the fingerprint cache of the file's
-//!   previous version): five pending points of a database cost about one copy plus five days
-//!   of changes, not five copies;
-//! - the cost is reading every rewritten copy at PUT (sequential I/O at disk speed: for
-//!   incremental merge, every datafile copy changes daily), and the PUT answers only once that
-//!   is done: the script waits, but the point is safe from the next run as soon as it answers.
+//! - **clone** (`"reflink"`, and `"auto"`, the default, where the mount's filesystem can do
+//!   it: XFS with reflink, btrfs): each changed file is cloned copy-on-write
+//!   ([`snapshot`]: `cp --reflink=always`, no privilege) into
+//!   `<root>/<mount>/snapshots/<snap>/`. PUT costs metadata only; RMAN's next in-place
+//!   rewrite allocates new blocks and leaves the clone as it was. The clone is ingested into
+//!   the local chunk store when its upload starts, then removed. Until then a pending point
+//!   pins the blocks RMAN rewrote since (up to `max_pending` days of changes), and the mount
+//!   must be one reflink-capable filesystem.
+//! - **ingest** (`"ingest"`, and `"auto"` where the filesystem cannot clone): PUT reads each
+//!   changed file into a local orca-repo repository under `<root>/.orca-store/chunks`, storing
+//!   only its changed chunks, and a changed 1 MiB chunk only as the 16 KiB units (pairs of
+//!   Oracle blocks) that differ from the file's previous version (its fingerprint cache in
+//!   `<root>/.orca-store/cache-local`): five pending points of a
+//!   database cost about one copy plus five days of changes, not five copies. The cost is
+//!   reading every rewritten copy at PUT (sequential I/O at disk speed: for incremental merge,
+//!   every datafile copy changes daily), and PUT answers only once that is done: the script
+//!   waits, but the point is safe from the next run as soon as it answers.
 //!
-//! Where the mount's filesystem clones files copy-on-write (XFS with reflink, btrfs), PUT
-//! does not read at all (`snapshot = "auto"`, the default, or `"reflink"`): each changed file
-//! is cloned into `<root>/<mount>/snapshots/<snap>/` (metadata only; RMAN's next in-place
-//! rewrite allocates new blocks and leaves the clone as it was), and the clone is ingested
-//! into the local chunk store when its upload starts, then removed. The trade-off: PUT answers
-//! in milliseconds instead of after a read of every rewritten copy, but until its upload a
-//! pending point pins the blocks RMAN rewrote since (up to `max_pending` days of changes, as
-//! the chunk store would hold too), and the mount must be a single reflink-capable
-//! filesystem. `snapshot = "ingest"` reads at PUT on any filesystem.
+//! Either way, files whose size, inode, mtime and ctime are unchanged since the mount's
+//! previous point are neither cloned nor read (archived-log and level-1 backup sets written
+//! on earlier days): the new point names the earlier point's copy.
 //!
 //! Upload then reads the point back from the local store (verified) and writes it through the
 //! same pipeline into the vault, where dedup and deltas against the previous day's pieces
@@ -75,6 +78,15 @@ pub enum StoreError {
     Config { path: PathBuf, message: String },
     #[error("{}: {message}", .path.display())]
     Corrupt { path: PathBuf, message: String },
+    #[error(
+        "{}: catalog version {found} is newer than this build understands ({supported}): upgrade orca",
+        .path.display()
+    )]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
     #[error("{}: {source}", .path.display())]
     Io {
         path: PathBuf,

@@ -154,8 +154,20 @@ pub struct Restore {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Layout version of the catalog (`state.json`). A build refuses a catalog newer than this:
+/// it would misread it and, at its next save, drop what it does not know.
+pub const STATE_VERSION: u32 = 1;
+
+/// Catalogs written before the version was recorded have the first layout.
+fn first_version() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
+    /// [`STATE_VERSION`] when written.
+    #[serde(default = "first_version")]
+    pub version: u32,
     /// Random, so the vault pieces of two stores sharing a token never collide.
     pub store_id: String,
     pub status: StoreStatus,
@@ -163,6 +175,20 @@ pub struct State {
     pub next_job: u64,
     pub mounts: BTreeMap<String, Mount>,
     pub restores: BTreeMap<u64, Restore>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            version: STATE_VERSION,
+            store_id: String::new(),
+            status: StoreStatus::default(),
+            next_snap: 0,
+            next_job: 0,
+            mounts: BTreeMap::new(),
+            restores: BTreeMap::new(),
+        }
+    }
 }
 
 impl State {
@@ -173,12 +199,26 @@ impl State {
     pub fn load(root: &Path) -> Result<Option<State>, StoreError> {
         let path = State::path(root);
         match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt {
-                    path,
+            Ok(b) => {
+                #[derive(Deserialize)]
+                struct Probe {
+                    #[serde(default = "first_version")]
+                    version: u32,
+                }
+                let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+                    path: path.clone(),
                     message: e.to_string(),
-                }),
+                };
+                let probe: Probe = serde_json::from_slice(&b).map_err(corrupt)?;
+                if probe.version > STATE_VERSION {
+                    return Err(StoreError::UnsupportedVersion {
+                        path,
+                        found: probe.version,
+                        supported: STATE_VERSION,
+                    });
+                }
+                serde_json::from_slice(&b).map(Some).map_err(corrupt)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StoreError::io(&path, e)),
         }

@@ -2,10 +2,40 @@
 //! by name, database and time, writer sessions and the collection fence.
 //!
 //! It is a cache of what the objects say (pack trailers, manifests) and can
-//! be rebuilt from them at any time. Two backends answer the same
-//! [`IndexBackend`] calls: SQLite beside a local repository (the default,
-//! [`sqlite`]), and PostgreSQL shared by several vault servers over one
-//! bucket ([`postgres`]).
+//! be rebuilt from them at any time (see [`crate::rebuild`]). What an index
+//! answers is split by concern, the way `object_store` splits its traits:
+//!
+//! - [`ChunkIndex`]: which chunks are stored, in which pack, and when each
+//!   pack was last checked;
+//! - [`PieceCatalog`]: the pieces, and the commits between their manifest
+//!   write and their catalog row;
+//! - [`WriterSessions`]: the backups in flight that hold garbage collection
+//!   back, and the published collection fence they are checked against;
+//! - [`Collection`]: a garbage collection's own steps (fence, sweep, repack).
+//!
+//! [`IndexBackend`] is all four; two backends implement it: SQLite beside a
+//! local repository (the default, [`sqlite`]), and PostgreSQL shared by
+//! several vault servers over one bucket ([`postgres`]).
+//!
+//! # Transactions
+//!
+//! Every call is one transaction: it lands whole or not at all, and the
+//! calls that write are ordered against each other (SQLite `BEGIN
+//! IMMEDIATE`, one PostgreSQL advisory lock), across processes and servers.
+//! Calls block; async code makes them from blocking threads.
+//!
+//! # The collection fence
+//!
+//! Times are Unix seconds on the store's clock. Each chunk carries its last
+//! reference (`last_ref`): when it was stored, probed as present
+//! ([`ChunkIndex::missing`] with `touch`) or committed
+//! ([`PieceCatalog::add_piece`]). A collection computes a fence
+//! ([`Collection::gc_begin`]) no later than the floor of every live writer
+//! session and publishes it in the same transaction; it sweeps only chunks
+//! last referenced before the fence ([`Collection::sweep_pack`]). A writer
+//! relies on chunks it was told are stored from the moment it was told (the
+//! probe touched them), and on chunks named by a lineage only when that
+//! lineage is no older than the published fence ([`WriterSessions`]).
 
 pub mod postgres;
 pub mod sqlite;
@@ -24,15 +54,11 @@ pub(crate) use sqlite::open_wal;
 
 const SCHEMA_VERSION: i64 = 1;
 
-/// What [`IndexBackend::sweep_pack`] did: dropped chunks as (payload bytes, last
-/// reference), and the entries left in the pack.
-pub type Swept = (Vec<(u64, i64)>, Vec<PackEntry>);
-
 /// A writer session not renewed for this long is dead (its process crashed)
 /// and no longer holds garbage collection back.
 pub const SESSION_TTL_SECS: i64 = 600;
 
-/// What [`IndexBackend::begin_session`] granted.
+/// What [`WriterSessions::begin_session`] granted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionGrant {
     pub id: u64,
@@ -52,6 +78,125 @@ pub struct GcRun {
     /// are kept whatever the manifests say.
     pub fence: i64,
     pub heartbeat: i64,
+}
+
+/// What [`Collection::gc_begin`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GcStart {
+    /// A new collection, with a fence computed now and published.
+    Started(GcRun),
+    /// A collection a crash interrupted, taken over with its fence.
+    Resumed(GcRun),
+    /// Another collection is alive (its heartbeat is recent); nothing changed.
+    Busy(GcRun),
+}
+
+impl GcStart {
+    /// The collection started, resumed or found running.
+    pub fn run(&self) -> GcRun {
+        match self {
+            GcStart::Started(r) | GcStart::Resumed(r) | GcStart::Busy(r) => *r,
+        }
+    }
+}
+
+/// A pack's key in the index: how the collection names a pack while it
+/// sweeps and rewrites it. It means nothing outside the index that gave it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PackKey(pub i64);
+
+/// A pack as the collection walks them ([`Collection::pack_rows`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackRow {
+    pub key: PackKey,
+    pub name: String,
+    /// Bytes of the pack object.
+    pub size: u64,
+}
+
+/// A pack with the time a verify last read it ([`ChunkIndex::packs_by_check_age`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackCheck {
+    pub name: String,
+    /// Bytes of the pack object.
+    pub size: u64,
+    /// When it was last checked (Unix seconds); `None` when never.
+    pub last_checked: Option<i64>,
+}
+
+/// A chunk a sweep dropped from the index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SweptChunk {
+    /// Bytes of its encoded payload (space the pack will give back).
+    pub payload_bytes: u64,
+    /// When it was last referenced (Unix seconds): before the fence.
+    pub last_ref: i64,
+}
+
+/// What [`Collection::sweep_pack`] did to one pack.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SweepOutcome {
+    /// The chunks dropped, with the deltas that built on them.
+    pub dropped: Vec<SweptChunk>,
+    /// The entries the index still places in the pack.
+    pub remaining: Vec<PackEntry>,
+}
+
+/// A chunk copied into a new pack by [`Collection::move_chunks`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MovedChunk {
+    /// The chunk's place in the new pack.
+    pub entry: PackEntry,
+    /// The pack the index places it in now.
+    pub from: PackKey,
+}
+
+/// A writer session alive now ([`WriterSessions::live_sessions`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveSession {
+    /// Who registered it (for the vault, `<database>/<piece>`).
+    pub holder: String,
+    /// No collection sweeps a chunk referenced at or after this time while
+    /// the session lives (Unix seconds).
+    pub floor: i64,
+    /// When the session began (Unix seconds).
+    pub started: i64,
+}
+
+/// A commit whose manifest is being written ([`PieceCatalog::commits_in_flight`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitInFlight {
+    /// The piece's name.
+    pub name: String,
+    /// When the commit began (Unix seconds).
+    pub started: i64,
+}
+
+/// What kind of chunk the index holds under an id ([`ChunkIndex::kinds`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChunkKind {
+    /// Its payload is the whole chunk.
+    Full,
+    /// Its payload is a delta against `base`, a full chunk.
+    Delta { base: ChunkId },
+}
+
+impl ChunkKind {
+    /// A chunk with this base (`None`: full).
+    pub fn with_base(base: Option<ChunkId>) -> ChunkKind {
+        match base {
+            Some(base) => ChunkKind::Delta { base },
+            None => ChunkKind::Full,
+        }
+    }
+
+    /// The chunk a delta builds on; `None` for a full chunk.
+    pub fn base(self) -> Option<ChunkId> {
+        match self {
+            ChunkKind::Full => None,
+            ChunkKind::Delta { base } => Some(base),
+        }
+    }
 }
 
 /// A piece as the catalog lists it.
@@ -145,43 +290,83 @@ impl std::fmt::Display for IndexLocation {
     }
 }
 
-/// What every index backend answers. Calls block (they are made from
-/// blocking threads); each is one transaction.
-pub trait IndexBackend: Send + Sync + std::fmt::Debug {
+/// Which chunks are stored and where.
+///
+/// A chunk id is indexed at most once: the first pack recorded with it keeps
+/// it, later copies are garbage for the collection. A delta is indexed only
+/// while its base is (a probe never answers "stored" for a delta it cannot
+/// rebuild). Each call is one transaction; [`ChunkIndex::missing`] with
+/// `touch` and [`ChunkIndex::add_pack`] are writes, ordered against a
+/// collection's sweep (see the module documentation on the fence).
+pub trait ChunkIndex: Send + Sync + std::fmt::Debug {
     /// The subset of `ids` the index does not know. With `touch`, the
-    /// reference time of the others is set to `now`: a chunk a backup was
-    /// just told it can rely on must survive garbage collection until that
-    /// backup commits.
+    /// reference time of the others (and of the bases they build on) is
+    /// raised to `now`: a chunk a backup was just told it can rely on must
+    /// survive garbage collection until that backup commits.
     fn missing(&self, ids: &[ChunkId], touch: Option<i64>) -> Result<Vec<ChunkId>>;
 
-    /// For each id: `None` when absent, `Some(None)` for a full chunk,
-    /// `Some(Some(base))` for a delta.
-    fn kinds(&self, ids: &[ChunkId]) -> Result<Vec<Option<Option<ChunkId>>>>;
+    /// For each id, what kind of chunk the index holds; `None` when absent.
+    fn kinds(&self, ids: &[ChunkId]) -> Result<Vec<Option<ChunkKind>>>;
 
+    /// For each id, the pack holding it and where; `None` when absent.
     fn locate(&self, ids: &[ChunkId]) -> Result<Vec<Option<Location>>>;
 
-    /// Record a stored pack and its chunks. A chunk already indexed elsewhere
-    /// keeps its first location; the duplicate copy is garbage for GC.
+    /// Record a stored pack and its chunks, referenced at `now`. A chunk
+    /// already indexed elsewhere keeps its first location; the duplicate copy
+    /// is garbage for GC.
     fn add_pack(&self, name: &str, size: u64, entries: &[PackEntry], now: i64) -> Result<()>;
-
-    /// Record a committed piece and refresh the reference time of its chunks
-    /// and of the bases they build on (garbage collection keeps recently
-    /// referenced chunks).
-    fn add_piece(&self, info: &PieceInfo, chunk_ids: &[ChunkId], now: i64) -> Result<()>;
 
     /// Bases of delta chunks among `ids` that are not stored.
     fn missing_bases(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>>;
 
+    /// Names of the packs the index knows.
+    fn pack_names(&self) -> Result<HashSet<String>>;
+
+    /// The chunks the index places in pack `name`.
+    fn pack_chunk_ids(&self, name: &str) -> Result<HashSet<ChunkId>>;
+
+    /// Forget deltas whose base the index does not hold (a collection swept
+    /// the base; the delta's blob lingers in a pack until it is rewritten).
+    /// Bases are never deltas themselves, so one pass is enough. Returns how
+    /// many were forgotten.
+    fn drop_baseless_deltas(&self) -> Result<u64>;
+
+    /// Record the outcome of checking pack `name` at `now`.
+    fn record_check(&self, name: &str, ok: bool, now: i64) -> Result<()>;
+
+    /// Packs in the order a sampling verify should read them: never checked
+    /// first, then the longest unchecked.
+    fn packs_by_check_age(&self) -> Result<Vec<PackCheck>>;
+}
+
+/// The pieces, by name, database and time.
+///
+/// A catalog row is written only after the piece's manifest is stored, so a
+/// row always names a committed piece; the manifest is the truth, and a row
+/// a crash lost is restored from it. [`PieceCatalog::begin_commit`] marks
+/// the window between the manifest write and the row so a listing can close
+/// it. [`PieceCatalog::add_piece`] is one write transaction that also
+/// references the piece's chunks (see the fence in the module documentation).
+pub trait PieceCatalog: Send + Sync + std::fmt::Debug {
+    /// Record a committed piece, end its commit in flight, and raise the
+    /// reference time of its chunks and of the bases they build on to `now`
+    /// (garbage collection keeps recently referenced chunks).
+    fn add_piece(&self, info: &PieceInfo, chunk_ids: &[ChunkId], now: i64) -> Result<()>;
+
     /// Note that the manifest of `name` is about to be written, so a crash
-    /// between that write and [`IndexBackend::add_piece`] is repaired by the next
-    /// listing instead of leaving a committed piece the catalog does not show.
+    /// between that write and [`PieceCatalog::add_piece`] is repaired by the
+    /// next listing instead of leaving a committed piece the catalog does not
+    /// show.
     fn begin_commit(&self, name: &str, now: i64) -> Result<()>;
 
+    /// Forget the commit in flight of `name` (its manifest write failed, or
+    /// a listing found the manifest and restored the row).
     fn end_commit(&self, name: &str) -> Result<()>;
 
-    /// Commits begun and not finished, as (name, started).
-    fn commits_in_flight(&self) -> Result<Vec<(String, i64)>>;
+    /// Commits begun and not finished.
+    fn commits_in_flight(&self) -> Result<Vec<CommitInFlight>>;
 
+    /// Remove the row of `name`; `true` when there was one.
     fn remove_piece(&self, name: &str) -> Result<bool>;
 
     /// Remove the row of `name` only if it is still the one created at `created`: a
@@ -189,23 +374,30 @@ pub trait IndexBackend: Send + Sync + std::fmt::Debug {
     /// same name that landed after its read.
     fn remove_piece_created(&self, name: &str, created: i64) -> Result<bool>;
 
+    /// The row of `name`, if any.
     fn piece(&self, name: &str) -> Result<Option<PieceInfo>>;
 
+    /// The rows `f` selects, oldest first (then by name).
     fn list(&self, f: &PieceFilter) -> Result<Vec<PieceInfo>>;
+}
 
-    /// Every pack the index knows, with its size.
-    fn packs(&self) -> Result<Vec<(String, u64)>>;
-
-    fn stats(&self) -> Result<IndexStats>;
-
+/// The backups in flight, which hold garbage collection back.
+///
+/// A writer registers a session before its first probe and renews it; a
+/// session not renewed for [`SESSION_TTL_SECS`] is dead. While a session
+/// lives, no collection sweeps a chunk referenced at or after its floor. A
+/// writer may also rely on a lineage (chunks a previous backup of the same
+/// source stored) recorded at some time `since`: only when `since` is not
+/// older than the published fence ([`WriterSessions::gc_fence`]), because a
+/// collection that published a later fence may have swept those chunks.
+/// Checking the fence and setting the floor happen in one write
+/// transaction, which orders them against a collection computing its fence.
+pub trait WriterSessions: Send + Sync + std::fmt::Debug {
     /// Lineages recorded before this time may name chunks a collection swept.
     fn gc_fence(&self) -> Result<i64>;
 
-    /// Register a writer. Until it ends (or stops renewing), no collection
-    /// sweeps a chunk referenced at or after its floor: `now`, or the time
-    /// `lineage_since` its lineage was recorded when that lineage is still
-    /// trustworthy. Checking the fence and inserting the session in one
-    /// transaction orders it against a collection computing its fence.
+    /// Register a writer. Its floor is `now`, or `lineage_since` (when its
+    /// lineage was recorded) when that lineage is still trustworthy.
     fn begin_session(
         &self,
         holder: &str,
@@ -224,78 +416,77 @@ pub trait IndexBackend: Send + Sync + std::fmt::Debug {
     /// Who holds session `id`, if it exists.
     fn session_holder(&self, id: u64) -> Result<Option<String>>;
 
+    /// End session `id`; its floor no longer holds collections back.
     fn end_session(&self, id: u64) -> Result<()>;
 
-    /// Writer sessions alive at `now`, as (holder, floor, started).
-    fn live_sessions(&self, now: i64) -> Result<Vec<(String, i64, i64)>>;
+    /// Writer sessions alive at `now`, lowest floor first.
+    fn live_sessions(&self, now: i64) -> Result<Vec<LiveSession>>;
+}
 
+/// A garbage collection's steps (see [`crate::gc`] for the procedure).
+///
+/// One collection runs at a time: [`Collection::gc_begin`] records the run
+/// and a second collector finds it [`GcStart::Busy`] until its heartbeat is
+/// [`SESSION_TTL_SECS`] old, when the next one resumes it with the same
+/// fence. Each call is one transaction, a sweep one per pack, so probes and
+/// commits of running backups wait milliseconds, never a whole collection.
+pub trait Collection: Send + Sync + std::fmt::Debug {
     /// Start a collection, or resume the one a crash interrupted (keeping its
     /// fence). The fence is the older of `now - grace` and every live
     /// session's floor; it is published at once, so a writer starting from
-    /// now on does not trust a lineage older than it. `Err(run)` when another
-    /// collection is alive.
-    fn gc_begin(&self, grace: i64, now: i64) -> Result<std::result::Result<GcRun, GcRun>>;
+    /// now on does not trust a lineage older than it.
+    fn gc_begin(&self, grace: i64, now: i64) -> Result<GcStart>;
 
+    /// Note that collection `run` is still alive at `now`.
     fn gc_heartbeat(&self, run: &GcRun, now: i64) -> Result<()>;
 
     /// End a collection. The published fence drops back to just after the
     /// newest reference among the swept chunks (never below where a previous
     /// collection left it), so lineages newer than everything swept stay
-    /// trusted.
+    /// trusted. Returns the fence published.
     fn gc_finish(&self, newest_swept: Option<i64>, previous_fence: i64) -> Result<i64>;
 
-    /// Packs with their index key, name and size.
-    fn pack_rows(&self) -> Result<Vec<(i64, String, u64)>>;
+    /// Every pack, in key order.
+    fn pack_rows(&self) -> Result<Vec<PackRow>>;
 
     /// Bases that chunks kept by a collection with `fence` build on: those of
     /// chunks referenced since the fence. (Bases of marked chunks the caller
     /// adds itself.)
     fn recent_bases(&self, fence: i64) -> Result<Vec<ChunkId>>;
 
-    /// In one transaction: drop from pack `pk` every chunk that is not
-    /// `keep`-ed and was last referenced before `fence`. A probe or commit
-    /// touching a chunk orders itself before (the chunk survives) or after
-    /// (it is reported missing and sent again). Returns what was dropped, as
-    /// (payload bytes, last reference), and the entries that remain.
-    fn sweep_pack(&self, pk: i64, fence: i64, keep: &dyn Fn(&ChunkId) -> bool) -> Result<Swept>;
-
-    /// Point chunks at the new pack `name`, which holds copies of them: each
-    /// entry (its place in the new pack) with the pack it is in now. A chunk
-    /// no longer in that pack (swept meanwhile) is left alone.
-    fn move_chunks(
+    /// In one transaction: drop from pack `pack` every chunk that is not
+    /// `keep`-ed and was last referenced before `fence`, with the deltas
+    /// built on it. A probe or commit touching a chunk orders itself before
+    /// (the chunk survives) or after (it is reported missing and sent again).
+    fn sweep_pack(
         &self,
-        name: &str,
-        size: u64,
-        entries: &[(PackEntry, i64)],
-        now: i64,
-    ) -> Result<()>;
+        pack: PackKey,
+        fence: i64,
+        keep: &dyn Fn(&ChunkId) -> bool,
+    ) -> Result<SweepOutcome>;
 
-    /// Forget pack `pk` when no chunk points at it; `true` when it is gone.
-    fn remove_pack_if_empty(&self, pk: i64) -> Result<bool>;
+    /// Record the new pack `name` and point at it the chunks it holds copies
+    /// of. A chunk no longer in the pack `from` names (swept meanwhile) is
+    /// left alone.
+    fn move_chunks(&self, name: &str, size: u64, moved: &[MovedChunk], now: i64) -> Result<()>;
 
-    /// Names of the packs the index knows.
-    fn pack_names(&self) -> Result<HashSet<String>>;
+    /// Forget pack `pack` when no chunk points at it; `true` when it is gone.
+    fn remove_pack_if_empty(&self, pack: PackKey) -> Result<bool>;
+}
 
-    /// The chunks the index places in pack `name`.
-    fn pack_chunk_ids(&self, name: &str) -> Result<HashSet<ChunkId>>;
+/// Everything an index answers: what [`Index`] holds.
+pub trait IndexBackend: ChunkIndex + PieceCatalog + WriterSessions + Collection {
+    /// Counts of packs, chunks and pieces, read in one transaction.
+    fn stats(&self) -> Result<IndexStats>;
 
-    /// Forget deltas whose base the index does not hold (a collection swept
-    /// the base; the delta's blob lingers in a pack until it is rewritten).
-    /// Bases are never deltas themselves, so one pass is enough.
-    fn drop_baseless_deltas(&self) -> Result<u64>;
-
-    /// Record the outcome of checking a pack.
-    fn record_check(&self, name: &str, ok: bool, now: i64) -> Result<()>;
-
-    /// Packs in the order a sampling verify should read them: never checked
-    /// first, then the longest unchecked; with the time of the last check.
-    fn packs_by_check_age(&self) -> Result<Vec<(String, u64, Option<i64>)>>;
-
-    /// Forget everything (before a rebuild).
+    /// Forget every pack, chunk and piece (before a rebuild). Sessions, the
+    /// fence and pack checks stay.
     fn clear(&self) -> Result<()>;
 }
 
-/// An open index, whichever backend holds it.
+/// An open index, whichever backend holds it. It dereferences to
+/// `dyn IndexBackend`, so every call of the traits above is available on it
+/// without importing them.
 #[derive(Debug)]
 pub struct Index(Box<dyn IndexBackend>);
 

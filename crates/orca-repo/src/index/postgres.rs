@@ -22,8 +22,10 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
-    GcRun, IndexBackend, IndexStats, Location, PieceFilter, PieceInfo, SCHEMA_VERSION,
-    SESSION_TTL_SECS, SessionGrant, Swept,
+    ChunkIndex, ChunkKind, Collection, CommitInFlight, GcRun, GcStart, IndexBackend, IndexStats,
+    LiveSession, Location, MovedChunk, PackCheck, PackKey, PackRow, PieceCatalog, PieceFilter,
+    PieceInfo, SCHEMA_VERSION, SESSION_TTL_SECS, SessionGrant, SweepOutcome, SweptChunk,
+    WriterSessions,
 };
 use crate::error::{RepoError, Result};
 use crate::id::ChunkId;
@@ -41,8 +43,10 @@ const POOL_IDLE: usize = 8;
 const WRITE_LOCK: i64 = 0x6f72_6361;
 
 /// The schema, one migration per version; `orca_schema` records the applied
-/// ones so a newer server upgrades an older database in place.
-const MIGRATIONS: &[&str] = &["
+/// ones so a newer server upgrades an older database in place. Public so the
+/// compatibility test can hold each released migration to its committed hash:
+/// a migration never changes once released, a change is a new one.
+pub const MIGRATIONS: &[&str] = &["
 CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE packs (
     pk BIGSERIAL PRIMARY KEY,
@@ -522,7 +526,7 @@ fn row_to_info(r: &postgres::Row) -> PieceInfo {
     }
 }
 
-impl IndexBackend for PgIndex {
+impl ChunkIndex for PgIndex {
     fn missing(&self, ids: &[ChunkId], touch: Option<i64>) -> Result<Vec<ChunkId>> {
         let keys = id_bytes(ids);
         let body = |tx: &mut Transaction<'_>| {
@@ -571,7 +575,7 @@ impl IndexBackend for PgIndex {
         }
     }
 
-    fn kinds(&self, ids: &[ChunkId]) -> Result<Vec<Option<Option<ChunkId>>>> {
+    fn kinds(&self, ids: &[ChunkId]) -> Result<Vec<Option<ChunkKind>>> {
         let keys = id_bytes(ids);
         self.read("look up chunks", |tx| {
             let mut known: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
@@ -583,7 +587,7 @@ impl IndexBackend for PgIndex {
                 .map(|id| {
                     known
                         .get(id.as_bytes().as_slice())
-                        .map(|b| chunk_id(b.clone()))
+                        .map(|b| ChunkKind::with_base(chunk_id(b.clone())))
                 })
                 .collect())
         })
@@ -646,6 +650,85 @@ impl IndexBackend for PgIndex {
         })
     }
 
+    fn missing_bases(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
+        let keys = id_bytes(ids);
+        self.read("check bases", |tx| {
+            let rows = tx.query(
+                "SELECT c.base FROM chunks c WHERE c.id = ANY($1) AND c.base IS NOT NULL
+                 AND NOT EXISTS (SELECT 1 FROM chunks b WHERE b.id = c.base)",
+                &[&keys],
+            )?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|r| chunk_id(r.get(0)))
+                .collect())
+        })
+    }
+
+    fn pack_names(&self) -> Result<HashSet<String>> {
+        self.read("list packs", |tx| {
+            Ok(tx
+                .query("SELECT name FROM packs", &[])?
+                .iter()
+                .map(|r| r.get(0))
+                .collect())
+        })
+    }
+
+    fn pack_chunk_ids(&self, name: &str) -> Result<HashSet<ChunkId>> {
+        self.read("list a pack's chunks", |tx| {
+            Ok(tx
+                .query(
+                    "SELECT c.id FROM chunks c JOIN packs p ON p.pk = c.pack WHERE p.name = $1",
+                    &[&name],
+                )?
+                .into_iter()
+                .filter_map(|r| chunk_id(r.get(0)))
+                .collect())
+        })
+    }
+
+    fn drop_baseless_deltas(&self) -> Result<u64> {
+        self.write("drop deltas without a base", |tx| {
+            tx.execute(
+                "DELETE FROM chunks c WHERE c.base IS NOT NULL
+                 AND NOT EXISTS (SELECT 1 FROM chunks b WHERE b.id = c.base)",
+                &[],
+            )
+        })
+    }
+
+    fn record_check(&self, name: &str, ok: bool, now: i64) -> Result<()> {
+        self.write("record a pack check", |tx| {
+            tx.execute(
+                "INSERT INTO pack_checks(name, checked, ok) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET checked = EXCLUDED.checked, ok = EXCLUDED.ok",
+                &[&name, &now, &ok],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn packs_by_check_age(&self) -> Result<Vec<PackCheck>> {
+        self.read("list packs by check age", |tx| {
+            Ok(tx
+                .query(
+                    "SELECT p.name, p.size, k.checked FROM packs p LEFT JOIN pack_checks k ON k.name = p.name
+                     ORDER BY k.checked IS NOT NULL, k.checked, p.name",
+                    &[],
+                )?
+                .iter()
+                .map(|r| PackCheck {
+                    name: r.get(0),
+                    size: r.get::<_, i64>(1) as u64,
+                    last_checked: r.get(2),
+                })
+                .collect())
+        })
+    }
+}
+
+impl PieceCatalog for PgIndex {
     fn add_piece(&self, info: &PieceInfo, chunk_ids: &[ChunkId], now: i64) -> Result<()> {
         let meta =
             serde_json::to_string(&info.meta).map_err(|e| RepoError::Internal(e.to_string()))?;
@@ -680,21 +763,6 @@ impl IndexBackend for PgIndex {
         })
     }
 
-    fn missing_bases(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
-        let keys = id_bytes(ids);
-        self.read("check bases", |tx| {
-            let rows = tx.query(
-                "SELECT c.base FROM chunks c WHERE c.id = ANY($1) AND c.base IS NOT NULL
-                 AND NOT EXISTS (SELECT 1 FROM chunks b WHERE b.id = c.base)",
-                &[&keys],
-            )?;
-            Ok(rows
-                .into_iter()
-                .filter_map(|r| chunk_id(r.get(0)))
-                .collect())
-        })
-    }
-
     fn begin_commit(&self, name: &str, now: i64) -> Result<()> {
         self.write("record commit in flight", |tx| {
             tx.execute(
@@ -713,12 +781,15 @@ impl IndexBackend for PgIndex {
         })
     }
 
-    fn commits_in_flight(&self) -> Result<Vec<(String, i64)>> {
+    fn commits_in_flight(&self) -> Result<Vec<CommitInFlight>> {
         self.read("list commits in flight", |tx| {
             Ok(tx
                 .query("SELECT name, started FROM commits_in_flight", &[])?
                 .iter()
-                .map(|r| (r.get(0), r.get(1)))
+                .map(|r| CommitInFlight {
+                    name: r.get(0),
+                    started: r.get(1),
+                })
                 .collect())
         })
     }
@@ -788,44 +859,9 @@ impl IndexBackend for PgIndex {
             Ok(tx.query(&sql, &params)?.iter().map(row_to_info).collect())
         })
     }
+}
 
-    fn packs(&self) -> Result<Vec<(String, u64)>> {
-        self.read("list packs", |tx| {
-            Ok(tx
-                .query("SELECT name, size FROM packs ORDER BY name", &[])?
-                .iter()
-                .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
-                .collect())
-        })
-    }
-
-    fn stats(&self) -> Result<IndexStats> {
-        self.read("count", |tx| {
-            let p = tx.query_one(
-                "SELECT count(*), coalesce(sum(size), 0)::bigint FROM packs",
-                &[],
-            )?;
-            let c = tx.query_one(
-                "SELECT count(*), coalesce(sum(payload_len), 0)::bigint, coalesce(sum(raw_len), 0)::bigint FROM chunks",
-                &[],
-            )?;
-            let q = tx.query_one(
-                "SELECT count(*), coalesce(sum(size), 0)::bigint FROM pieces",
-                &[],
-            )?;
-            let n = |r: &postgres::Row, i: usize| r.get::<_, i64>(i) as u64;
-            Ok(IndexStats {
-                packs: n(&p, 0),
-                pack_bytes: n(&p, 1),
-                chunks: n(&c, 0),
-                chunk_bytes: n(&c, 1),
-                raw_bytes: n(&c, 2),
-                pieces: n(&q, 0),
-                piece_bytes: n(&q, 1),
-            })
-        })
-    }
-
+impl WriterSessions for PgIndex {
     fn gc_fence(&self) -> Result<i64> {
         self.read("read the collection fence", Self::fence_of)
     }
@@ -889,7 +925,7 @@ impl IndexBackend for PgIndex {
         })
     }
 
-    fn live_sessions(&self, now: i64) -> Result<Vec<(String, i64, i64)>> {
+    fn live_sessions(&self, now: i64) -> Result<Vec<LiveSession>> {
         self.read("list writer sessions", |tx| {
             Ok(tx
                 .query(
@@ -897,21 +933,27 @@ impl IndexBackend for PgIndex {
                     &[&(now - SESSION_TTL_SECS)],
                 )?
                 .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .map(|r| LiveSession {
+                    holder: r.get(0),
+                    floor: r.get(1),
+                    started: r.get(2),
+                })
                 .collect())
         })
     }
+}
 
-    fn gc_begin(&self, grace: i64, now: i64) -> Result<std::result::Result<GcRun, GcRun>> {
+impl Collection for PgIndex {
+    fn gc_begin(&self, grace: i64, now: i64) -> Result<GcStart> {
         self.write("start a collection", |tx| {
             let running: Option<GcRun> =
                 Self::meta_get(tx, "gc_run")?.and_then(|v| serde_json::from_str(&v).ok());
-            let run = match running {
-                Some(r) if now - r.heartbeat < SESSION_TTL_SECS => return Ok(Err(r)),
-                Some(r) => GcRun {
+            let start = match running {
+                Some(r) if now - r.heartbeat < SESSION_TTL_SECS => return Ok(GcStart::Busy(r)),
+                Some(r) => GcStart::Resumed(GcRun {
                     heartbeat: now,
                     ..r
-                },
+                }),
                 None => {
                     tx.execute(
                         "DELETE FROM sessions WHERE renewed < $1",
@@ -919,13 +961,14 @@ impl IndexBackend for PgIndex {
                     )?;
                     let oldest: Option<i64> =
                         tx.query_one("SELECT min(floor) FROM sessions", &[])?.get(0);
-                    GcRun {
+                    GcStart::Started(GcRun {
                         started: now,
                         fence: (now - grace).min(oldest.unwrap_or(i64::MAX)),
                         heartbeat: now,
-                    }
+                    })
                 }
             };
+            let run = start.run();
             let published = Self::fence_of(tx)?.max(run.fence);
             Self::meta_set(tx, "gc_fence", &published.to_string())?;
             Self::meta_set(
@@ -933,7 +976,7 @@ impl IndexBackend for PgIndex {
                 "gc_run",
                 &serde_json::to_string(&run).expect("serialisable"),
             )?;
-            Ok(Ok(run))
+            Ok(start)
         })
     }
 
@@ -957,12 +1000,16 @@ impl IndexBackend for PgIndex {
         })
     }
 
-    fn pack_rows(&self) -> Result<Vec<(i64, String, u64)>> {
+    fn pack_rows(&self) -> Result<Vec<PackRow>> {
         self.read("list packs", |tx| {
             Ok(tx
                 .query("SELECT pk, name, size FROM packs ORDER BY pk", &[])?
                 .iter()
-                .map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2) as u64))
+                .map(|r| PackRow {
+                    key: PackKey(r.get(0)),
+                    name: r.get(1),
+                    size: r.get::<_, i64>(2) as u64,
+                })
                 .collect())
         })
     }
@@ -980,14 +1027,19 @@ impl IndexBackend for PgIndex {
         })
     }
 
-    fn sweep_pack(&self, pk: i64, fence: i64, keep: &dyn Fn(&ChunkId) -> bool) -> Result<Swept> {
+    fn sweep_pack(
+        &self,
+        pack: PackKey,
+        fence: i64,
+        keep: &dyn Fn(&ChunkId) -> bool,
+    ) -> Result<SweepOutcome> {
         self.write("sweep a pack", |tx| {
             let mut dropped = Vec::new();
             let mut live = Vec::new();
             let mut gone: HashSet<Vec<u8>> = HashSet::new();
             let rows = tx.query(
                 "SELECT id, base, pos, payload_len, raw_len, last_ref FROM chunks WHERE pack = $1",
-                &[&pk],
+                &[&pack.0],
             )?;
             for r in rows {
                 let id: Vec<u8> = r.get(0);
@@ -1000,7 +1052,10 @@ impl IndexBackend for PgIndex {
                 let last_ref: i64 = r.get(5);
                 if last_ref < fence && !keep(&cid) {
                     tx.execute("DELETE FROM chunks WHERE id = $1", &[&id])?;
-                    dropped.push((r.get::<_, i64>(3) as u64, last_ref));
+                    dropped.push(SweptChunk {
+                        payload_bytes: r.get::<_, i64>(3) as u64,
+                        last_ref,
+                    });
                     // Deltas built on a swept chunk go with it: nothing kept
                     // builds on it, and a probe must never answer "stored"
                     // for a delta it cannot rebuild.
@@ -1008,7 +1063,10 @@ impl IndexBackend for PgIndex {
                         "DELETE FROM chunks WHERE base = $1 RETURNING id, payload_len, last_ref",
                         &[&id],
                     )? {
-                        dropped.push((d.get::<_, i64>(1) as u64, d.get(2)));
+                        dropped.push(SweptChunk {
+                            payload_bytes: d.get::<_, i64>(1) as u64,
+                            last_ref: d.get(2),
+                        });
                         gone.insert(d.get(0));
                     }
                     gone.insert(id);
@@ -1023,25 +1081,22 @@ impl IndexBackend for PgIndex {
                 }
             }
             live.retain(|e| !gone.contains(e.id.as_bytes().as_slice()));
-            Ok((dropped, live))
+            Ok(SweepOutcome {
+                dropped,
+                remaining: live,
+            })
         })
     }
 
-    fn move_chunks(
-        &self,
-        name: &str,
-        size: u64,
-        entries: &[(PackEntry, i64)],
-        now: i64,
-    ) -> Result<()> {
-        let ids: Vec<&[u8]> = entries
+    fn move_chunks(&self, name: &str, size: u64, moved: &[MovedChunk], now: i64) -> Result<()> {
+        let ids: Vec<&[u8]> = moved
             .iter()
-            .map(|(e, _)| e.id.as_bytes().as_slice())
+            .map(|m| m.entry.id.as_bytes().as_slice())
             .collect();
-        let offsets: Vec<i64> = entries.iter().map(|(e, _)| i64::from(e.offset)).collect();
-        let from: Vec<i64> = entries.iter().map(|(_, f)| *f).collect();
+        let offsets: Vec<i64> = moved.iter().map(|m| i64::from(m.entry.offset)).collect();
+        let from: Vec<i64> = moved.iter().map(|m| m.from.0).collect();
         self.write("move chunks to a new pack", |tx| {
-            let pk = Self::add_pack_row(tx, name, size, entries.len(), now)?;
+            let pk = Self::add_pack_row(tx, name, size, moved.len(), now)?;
             tx.execute(
                 "UPDATE chunks c SET pack = $1, pos = u.pos
                  FROM unnest($2::bytea[], $3::bigint[], $4::bigint[]) AS u(id, pos, from_pack)
@@ -1052,70 +1107,41 @@ impl IndexBackend for PgIndex {
         })
     }
 
-    fn remove_pack_if_empty(&self, pk: i64) -> Result<bool> {
+    fn remove_pack_if_empty(&self, pack: PackKey) -> Result<bool> {
         self.write("remove a pack", |tx| {
             Ok(tx.execute(
                 "DELETE FROM packs WHERE pk = $1 AND NOT EXISTS (SELECT 1 FROM chunks WHERE pack = $1)",
-                &[&pk],
+                &[&pack.0],
             )? > 0)
         })
     }
+}
 
-    fn pack_names(&self) -> Result<HashSet<String>> {
-        self.read("list packs", |tx| {
-            Ok(tx
-                .query("SELECT name FROM packs", &[])?
-                .iter()
-                .map(|r| r.get(0))
-                .collect())
-        })
-    }
-
-    fn pack_chunk_ids(&self, name: &str) -> Result<HashSet<ChunkId>> {
-        self.read("list a pack's chunks", |tx| {
-            Ok(tx
-                .query(
-                    "SELECT c.id FROM chunks c JOIN packs p ON p.pk = c.pack WHERE p.name = $1",
-                    &[&name],
-                )?
-                .into_iter()
-                .filter_map(|r| chunk_id(r.get(0)))
-                .collect())
-        })
-    }
-
-    fn drop_baseless_deltas(&self) -> Result<u64> {
-        self.write("drop deltas without a base", |tx| {
-            tx.execute(
-                "DELETE FROM chunks c WHERE c.base IS NOT NULL
-                 AND NOT EXISTS (SELECT 1 FROM chunks b WHERE b.id = c.base)",
+impl IndexBackend for PgIndex {
+    fn stats(&self) -> Result<IndexStats> {
+        self.read("count", |tx| {
+            let p = tx.query_one(
+                "SELECT count(*), coalesce(sum(size), 0)::bigint FROM packs",
                 &[],
-            )
-        })
-    }
-
-    fn record_check(&self, name: &str, ok: bool, now: i64) -> Result<()> {
-        self.write("record a pack check", |tx| {
-            tx.execute(
-                "INSERT INTO pack_checks(name, checked, ok) VALUES ($1, $2, $3)
-                 ON CONFLICT (name) DO UPDATE SET checked = EXCLUDED.checked, ok = EXCLUDED.ok",
-                &[&name, &now, &ok],
-            )
-            .map(|_| ())
-        })
-    }
-
-    fn packs_by_check_age(&self) -> Result<Vec<(String, u64, Option<i64>)>> {
-        self.read("list packs by check age", |tx| {
-            Ok(tx
-                .query(
-                    "SELECT p.name, p.size, k.checked FROM packs p LEFT JOIN pack_checks k ON k.name = p.name
-                     ORDER BY k.checked IS NOT NULL, k.checked, p.name",
-                    &[],
-                )?
-                .iter()
-                .map(|r| (r.get(0), r.get::<_, i64>(1) as u64, r.get(2)))
-                .collect())
+            )?;
+            let c = tx.query_one(
+                "SELECT count(*), coalesce(sum(payload_len), 0)::bigint, coalesce(sum(raw_len), 0)::bigint FROM chunks",
+                &[],
+            )?;
+            let q = tx.query_one(
+                "SELECT count(*), coalesce(sum(size), 0)::bigint FROM pieces",
+                &[],
+            )?;
+            let n = |r: &postgres::Row, i: usize| r.get::<_, i64>(i) as u64;
+            Ok(IndexStats {
+                packs: n(&p, 0),
+                pack_bytes: n(&p, 1),
+                chunks: n(&c, 0),
+                chunk_bytes: n(&c, 1),
+                raw_bytes: n(&c, 2),
+                pieces: n(&q, 0),
+                piece_bytes: n(&q, 1),
+            })
         })
     }
 

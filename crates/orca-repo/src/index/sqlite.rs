@@ -10,8 +10,10 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    GcRun, IndexBackend, IndexStats, Location, PieceFilter, PieceInfo, SCHEMA_VERSION,
-    SESSION_TTL_SECS, SessionGrant, Swept,
+    ChunkIndex, ChunkKind, Collection, CommitInFlight, GcRun, GcStart, IndexBackend, IndexStats,
+    LiveSession, Location, MovedChunk, PackCheck, PackKey, PackRow, PieceCatalog, PieceFilter,
+    PieceInfo, SCHEMA_VERSION, SESSION_TTL_SECS, SessionGrant, SweepOutcome, SweptChunk,
+    WriterSessions,
 };
 use crate::error::{RepoError, Result};
 use crate::id::ChunkId;
@@ -165,7 +167,7 @@ impl SqliteIndex {
     }
 }
 
-impl IndexBackend for SqliteIndex {
+impl ChunkIndex for SqliteIndex {
     fn missing(&self, ids: &[ChunkId], touch: Option<i64>) -> Result<Vec<ChunkId>> {
         self.with("probe", |c| {
             let tx = match touch {
@@ -205,7 +207,7 @@ impl IndexBackend for SqliteIndex {
         })
     }
 
-    fn kinds(&self, ids: &[ChunkId]) -> Result<Vec<Option<Option<ChunkId>>>> {
+    fn kinds(&self, ids: &[ChunkId]) -> Result<Vec<Option<ChunkKind>>> {
         self.with("look up chunks", |c| {
             let tx = c.transaction()?;
             let mut out = Vec::with_capacity(ids.len());
@@ -215,7 +217,9 @@ impl IndexBackend for SqliteIndex {
                     let row: Option<Option<Vec<u8>>> = st
                         .query_row([id.as_bytes().as_slice()], |r| r.get(0))
                         .optional()?;
-                    out.push(row.map(|b| b.and_then(|b| ChunkId::from_slice(&b))));
+                    out.push(
+                        row.map(|b| ChunkKind::with_base(b.and_then(|b| ChunkId::from_slice(&b)))),
+                    );
                 }
             }
             tx.commit()?;
@@ -285,6 +289,92 @@ impl IndexBackend for SqliteIndex {
         })
     }
 
+    fn missing_bases(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
+        self.with("check bases", |c| {
+            let tx = c.transaction()?;
+            let mut out = Vec::new();
+            {
+                let mut st = tx.prepare_cached(
+                    "SELECT c.base FROM chunks c WHERE c.id = ?1 AND c.base IS NOT NULL
+                     AND NOT EXISTS (SELECT 1 FROM chunks b WHERE b.id = c.base)",
+                )?;
+                for id in ids {
+                    if let Some(b) = st
+                        .query_row([id.as_bytes().as_slice()], |r| r.get::<_, Vec<u8>>(0))
+                        .optional()?
+                    {
+                        out.extend(ChunkId::from_slice(&b));
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    fn pack_names(&self) -> Result<HashSet<String>> {
+        self.with("list packs", |c| {
+            let mut st = c.prepare("SELECT name FROM packs")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        })
+    }
+
+    fn pack_chunk_ids(&self, name: &str) -> Result<HashSet<ChunkId>> {
+        self.with("list a pack's chunks", |c| {
+            let mut st = c.prepare_cached(
+                "SELECT c.id FROM chunks c JOIN packs p ON p.pk = c.pack WHERE p.name = ?1",
+            )?;
+            let rows = st.query_map([name], |r| r.get::<_, Vec<u8>>(0))?;
+            let mut out = HashSet::new();
+            for id in rows {
+                if let Some(id) = ChunkId::from_slice(&id?) {
+                    out.insert(id);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn drop_baseless_deltas(&self) -> Result<u64> {
+        self.with("drop deltas without a base", |c| {
+            c.execute(
+                "DELETE FROM chunks WHERE base IS NOT NULL AND base NOT IN (SELECT id FROM chunks)",
+                [],
+            )
+            .map(|n| n as u64)
+        })
+    }
+
+    fn record_check(&self, name: &str, ok: bool, now: i64) -> Result<()> {
+        self.with("record a pack check", |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO pack_checks(name, checked, ok) VALUES (?1, ?2, ?3)",
+                params![name, now, ok],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn packs_by_check_age(&self) -> Result<Vec<PackCheck>> {
+        self.with("list packs by check age", |c| {
+            let mut st = c.prepare(
+                "SELECT p.name, p.size, k.checked FROM packs p LEFT JOIN pack_checks k ON k.name = p.name
+                 ORDER BY k.checked IS NOT NULL, k.checked, p.name",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(PackCheck {
+                    name: r.get(0)?,
+                    size: r.get::<_, i64>(1)? as u64,
+                    last_checked: r.get(2)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+impl PieceCatalog for SqliteIndex {
     fn add_piece(&self, info: &PieceInfo, chunk_ids: &[ChunkId], now: i64) -> Result<()> {
         let meta =
             serde_json::to_string(&info.meta).map_err(|e| RepoError::Internal(e.to_string()))?;
@@ -318,29 +408,6 @@ impl IndexBackend for SqliteIndex {
         })
     }
 
-    fn missing_bases(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
-        self.with("check bases", |c| {
-            let tx = c.transaction()?;
-            let mut out = Vec::new();
-            {
-                let mut st = tx.prepare_cached(
-                    "SELECT c.base FROM chunks c WHERE c.id = ?1 AND c.base IS NOT NULL
-                     AND NOT EXISTS (SELECT 1 FROM chunks b WHERE b.id = c.base)",
-                )?;
-                for id in ids {
-                    if let Some(b) = st
-                        .query_row([id.as_bytes().as_slice()], |r| r.get::<_, Vec<u8>>(0))
-                        .optional()?
-                    {
-                        out.extend(ChunkId::from_slice(&b));
-                    }
-                }
-            }
-            tx.commit()?;
-            Ok(out)
-        })
-    }
-
     fn begin_commit(&self, name: &str, now: i64) -> Result<()> {
         self.with("record commit in flight", |c| {
             c.execute(
@@ -358,11 +425,16 @@ impl IndexBackend for SqliteIndex {
         })
     }
 
-    fn commits_in_flight(&self) -> Result<Vec<(String, i64)>> {
+    fn commits_in_flight(&self) -> Result<Vec<CommitInFlight>> {
         self.with("list commits in flight", |c| {
             let mut st = c.prepare("SELECT name, started FROM commits_in_flight")?;
             let rows = st
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .query_map([], |r| {
+                    Ok(CommitInFlight {
+                        name: r.get(0)?,
+                        started: r.get(1)?,
+                    })
+                })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
@@ -435,44 +507,9 @@ impl IndexBackend for SqliteIndex {
             rows.collect()
         })
     }
+}
 
-    fn packs(&self) -> Result<Vec<(String, u64)>> {
-        self.with("list packs", |c| {
-            let mut st = c.prepare("SELECT name, size FROM packs ORDER BY name")?;
-            let rows = st.query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-            })?;
-            rows.collect()
-        })
-    }
-
-    fn stats(&self) -> Result<IndexStats> {
-        self.with("count", |c| {
-            let (packs, pack_bytes): (i64, i64) =
-                c.query_row("SELECT count(*), coalesce(sum(size),0) FROM packs", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
-            let (chunks, chunk_bytes, raw_bytes): (i64, i64, i64) = c.query_row(
-                "SELECT count(*), coalesce(sum(payload_len),0), coalesce(sum(raw_len),0) FROM chunks",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )?;
-            let (pieces, piece_bytes): (i64, i64) =
-                c.query_row("SELECT count(*), coalesce(sum(size),0) FROM pieces", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
-            Ok(IndexStats {
-                packs: packs as u64,
-                pack_bytes: pack_bytes as u64,
-                chunks: chunks as u64,
-                chunk_bytes: chunk_bytes as u64,
-                raw_bytes: raw_bytes as u64,
-                pieces: pieces as u64,
-                piece_bytes: piece_bytes as u64,
-            })
-        })
-    }
-
+impl WriterSessions for SqliteIndex {
     fn gc_fence(&self) -> Result<i64> {
         self.with("read the collection fence", |c| {
             let tx = c.transaction()?;
@@ -546,29 +583,35 @@ impl IndexBackend for SqliteIndex {
         })
     }
 
-    fn live_sessions(&self, now: i64) -> Result<Vec<(String, i64, i64)>> {
+    fn live_sessions(&self, now: i64) -> Result<Vec<LiveSession>> {
         self.with("list writer sessions", |c| {
             let mut st = c.prepare(
                 "SELECT holder, floor, started FROM sessions WHERE renewed >= ?1 ORDER BY floor",
             )?;
             let rows = st.query_map([now - SESSION_TTL_SECS], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                Ok(LiveSession {
+                    holder: r.get(0)?,
+                    floor: r.get(1)?,
+                    started: r.get(2)?,
+                })
             })?;
             rows.collect()
         })
     }
+}
 
-    fn gc_begin(&self, grace: i64, now: i64) -> Result<std::result::Result<GcRun, GcRun>> {
+impl Collection for SqliteIndex {
+    fn gc_begin(&self, grace: i64, now: i64) -> Result<GcStart> {
         self.with("start a collection", |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let running: Option<GcRun> =
                 Self::meta_get(&tx, "gc_run")?.and_then(|v| serde_json::from_str(&v).ok());
-            let run = match running {
-                Some(r) if now - r.heartbeat < SESSION_TTL_SECS => return Ok(Err(r)),
-                Some(r) => GcRun {
+            let start = match running {
+                Some(r) if now - r.heartbeat < SESSION_TTL_SECS => return Ok(GcStart::Busy(r)),
+                Some(r) => GcStart::Resumed(GcRun {
                     heartbeat: now,
                     ..r
-                },
+                }),
                 None => {
                     tx.execute(
                         "DELETE FROM sessions WHERE renewed < ?1",
@@ -577,13 +620,14 @@ impl IndexBackend for SqliteIndex {
                     let oldest: Option<i64> =
                         tx.query_row("SELECT min(floor) FROM sessions", [], |r| r.get(0))?;
                     let fence = (now - grace).min(oldest.unwrap_or(i64::MAX));
-                    GcRun {
+                    GcStart::Started(GcRun {
                         started: now,
                         fence,
                         heartbeat: now,
-                    }
+                    })
                 }
             };
+            let run = start.run();
             let published = Self::fence_of(&tx)?.max(run.fence);
             Self::meta_set(&tx, "gc_fence", &published.to_string())?;
             Self::meta_set(
@@ -592,7 +636,7 @@ impl IndexBackend for SqliteIndex {
                 &serde_json::to_string(&run).expect("serialisable"),
             )?;
             tx.commit()?;
-            Ok(Ok(run))
+            Ok(start)
         })
     }
 
@@ -623,11 +667,15 @@ impl IndexBackend for SqliteIndex {
         })
     }
 
-    fn pack_rows(&self) -> Result<Vec<(i64, String, u64)>> {
+    fn pack_rows(&self) -> Result<Vec<PackRow>> {
         self.with("list packs", |c| {
             let mut st = c.prepare("SELECT pk, name, size FROM packs ORDER BY pk")?;
             let rows = st.query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+                Ok(PackRow {
+                    key: PackKey(r.get(0)?),
+                    name: r.get(1)?,
+                    size: r.get::<_, i64>(2)? as u64,
+                })
             })?;
             rows.collect()
         })
@@ -645,7 +693,12 @@ impl IndexBackend for SqliteIndex {
         })
     }
 
-    fn sweep_pack(&self, pk: i64, fence: i64, keep: &dyn Fn(&ChunkId) -> bool) -> Result<Swept> {
+    fn sweep_pack(
+        &self,
+        pack: PackKey,
+        fence: i64,
+        keep: &dyn Fn(&ChunkId) -> bool,
+    ) -> Result<SweepOutcome> {
         self.with("sweep a pack", |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut dropped = Vec::new();
@@ -663,7 +716,7 @@ impl IndexBackend for SqliteIndex {
                     "DELETE FROM chunks WHERE base = ?1 RETURNING id, payload_len, last_ref",
                 )?;
                 let rows: Vec<ChunkRow> = st
-                    .query_map([pk], |r| {
+                    .query_map([pack.0], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
                     })?
                     .collect::<rusqlite::Result<_>>()?;
@@ -676,14 +729,20 @@ impl IndexBackend for SqliteIndex {
                     }
                     if last_ref < fence && !keep(&cid) {
                         del.execute([&id])?;
-                        dropped.push((payload_len as u64, last_ref));
+                        dropped.push(SweptChunk {
+                            payload_bytes: u64::from(payload_len),
+                            last_ref,
+                        });
                         let cascade = del_deltas
                             .query_map([&id], |r| {
                                 Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
                             })?
                             .collect::<rusqlite::Result<Vec<(Vec<u8>, u64, i64)>>>()?;
-                        for (d, len, last) in cascade {
-                            dropped.push((len, last));
+                        for (d, payload_bytes, last_ref) in cascade {
+                            dropped.push(SweptChunk {
+                                payload_bytes,
+                                last_ref,
+                            });
                             gone.insert(d);
                         }
                         gone.insert(id);
@@ -700,22 +759,19 @@ impl IndexBackend for SqliteIndex {
             }
             tx.commit()?;
             live.retain(|e| !gone.contains(e.id.as_bytes().as_slice()));
-            Ok((dropped, live))
+            Ok(SweepOutcome {
+                dropped,
+                remaining: live,
+            })
         })
     }
 
-    fn move_chunks(
-        &self,
-        name: &str,
-        size: u64,
-        entries: &[(PackEntry, i64)],
-        now: i64,
-    ) -> Result<()> {
+    fn move_chunks(&self, name: &str, size: u64, moved: &[MovedChunk], now: i64) -> Result<()> {
         self.with("move chunks to a new pack", |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute(
                 "INSERT OR IGNORE INTO packs(name, size, chunks, created) VALUES (?1, ?2, ?3, ?4)",
-                params![name, size as i64, entries.len() as i64, now],
+                params![name, size as i64, moved.len() as i64, now],
             )?;
             let pk: i64 =
                 tx.query_row("SELECT pk FROM packs WHERE name = ?1", [name], |r| r.get(0))?;
@@ -723,77 +779,54 @@ impl IndexBackend for SqliteIndex {
                 let mut st = tx.prepare_cached(
                     "UPDATE chunks SET pack = ?2, offset = ?3 WHERE id = ?1 AND pack = ?4",
                 )?;
-                for (e, from) in entries {
-                    st.execute(params![e.id.as_bytes().as_slice(), pk, e.offset, from])?;
+                for m in moved {
+                    st.execute(params![
+                        m.entry.id.as_bytes().as_slice(),
+                        pk,
+                        m.entry.offset,
+                        m.from.0
+                    ])?;
                 }
             }
             tx.commit()
         })
     }
 
-    fn remove_pack_if_empty(&self, pk: i64) -> Result<bool> {
+    fn remove_pack_if_empty(&self, pack: PackKey) -> Result<bool> {
         self.with("remove a pack", |c| {
             Ok(c.execute(
                 "DELETE FROM packs WHERE pk = ?1 AND NOT EXISTS (SELECT 1 FROM chunks WHERE pack = ?1)",
-                [pk],
+                [pack.0],
             )? > 0)
         })
     }
+}
 
-    fn pack_names(&self) -> Result<HashSet<String>> {
-        self.with("list packs", |c| {
-            let mut st = c.prepare("SELECT name FROM packs")?;
-            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
-            rows.collect()
-        })
-    }
-
-    fn pack_chunk_ids(&self, name: &str) -> Result<HashSet<ChunkId>> {
-        self.with("list a pack's chunks", |c| {
-            let mut st = c.prepare_cached(
-                "SELECT c.id FROM chunks c JOIN packs p ON p.pk = c.pack WHERE p.name = ?1",
-            )?;
-            let rows = st.query_map([name], |r| r.get::<_, Vec<u8>>(0))?;
-            let mut out = HashSet::new();
-            for id in rows {
-                if let Some(id) = ChunkId::from_slice(&id?) {
-                    out.insert(id);
-                }
-            }
-            Ok(out)
-        })
-    }
-
-    fn drop_baseless_deltas(&self) -> Result<u64> {
-        self.with("drop deltas without a base", |c| {
-            c.execute(
-                "DELETE FROM chunks WHERE base IS NOT NULL AND base NOT IN (SELECT id FROM chunks)",
+impl IndexBackend for SqliteIndex {
+    fn stats(&self) -> Result<IndexStats> {
+        self.with("count", |c| {
+            let (packs, pack_bytes): (i64, i64) =
+                c.query_row("SELECT count(*), coalesce(sum(size),0) FROM packs", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+            let (chunks, chunk_bytes, raw_bytes): (i64, i64, i64) = c.query_row(
+                "SELECT count(*), coalesce(sum(payload_len),0), coalesce(sum(raw_len),0) FROM chunks",
                 [],
-            )
-            .map(|n| n as u64)
-        })
-    }
-
-    fn record_check(&self, name: &str, ok: bool, now: i64) -> Result<()> {
-        self.with("record a pack check", |c| {
-            c.execute(
-                "INSERT OR REPLACE INTO pack_checks(name, checked, ok) VALUES (?1, ?2, ?3)",
-                params![name, now, ok],
-            )
-            .map(|_| ())
-        })
-    }
-
-    fn packs_by_check_age(&self) -> Result<Vec<(String, u64, Option<i64>)>> {
-        self.with("list packs by check age", |c| {
-            let mut st = c.prepare(
-                "SELECT p.name, p.size, k.checked FROM packs p LEFT JOIN pack_checks k ON k.name = p.name
-                 ORDER BY k.checked IS NOT NULL, k.checked, p.name",
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )?;
-            let rows = st.query_map([], |r| {
-                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
-            })?;
-            rows.collect()
+            let (pieces, piece_bytes): (i64, i64) =
+                c.query_row("SELECT count(*), coalesce(sum(size),0) FROM pieces", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+            Ok(IndexStats {
+                packs: packs as u64,
+                pack_bytes: pack_bytes as u64,
+                chunks: chunks as u64,
+                chunk_bytes: chunk_bytes as u64,
+                raw_bytes: raw_bytes as u64,
+                pieces: pieces as u64,
+                piece_bytes: piece_bytes as u64,
+            })
         })
     }
 
