@@ -1,16 +1,17 @@
-//! One conformance suite for every object backend a repository runs on: in memory
+//! One conformance suite for every backend a repository runs on: in memory
 //! (`conformance::memory`), a local directory (`conformance::dir`), an S3-compatible
-//! server (`conformance::s3`: moto, started here, `pip install 'moto[server]'`) and S3 with
-//! the index in PostgreSQL (`conformance::s3_pg`). Each property is its own test, run
-//! against every backend, so one failure hides no other: `cargo test -p orca-repo
-//! conformance::s3::` runs one backend, `cargo test -p orca-repo gc_fence` one property.
-//! The tests of a binary share one moto and one PostgreSQL server, each test with a bucket
-//! and a database of its own.
+//! server (`conformance::s3`: moto, started here, `pip install 'moto[server]'`), S3 with
+//! the index in PostgreSQL (`conformance::s3_pg`) and a local directory served by a vault
+//! (`conformance::vault`: the clients reach it over HTTP, as the SBT library and the agent
+//! do). Each property is its own test, run against every backend, so one failure hides no
+//! other: `cargo test -p orca-repo conformance::s3::` runs one backend, `cargo test -p
+//! orca-repo gc_fence` one property. The tests of a binary share one moto and one
+//! PostgreSQL server, each test with a bucket and a database of its own.
 
 mod common;
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use common::{PASS, blocks, get, opts, put};
@@ -23,13 +24,21 @@ use orca_repo::{
 };
 use orca_testing::moto::S3Server;
 use orca_testing::pg::PgServer;
+use orca_vault::client::VaultClient;
+use orca_vault::server::{Scope, Tokens, spawn_local};
 
 /// A backend under test: its objects, and where each of two clients keeps its index (the
 /// second is another vault server: its own SQLite file, or the same shared database).
+/// Through a vault, the clients are two connections to the server and the [`Store`]
+/// [`Target::init`] returns is the maintenance side beside it (`orca repo gc` on its data).
 struct Target {
     objects: Arc<dyn ObjectStore>,
     first: IndexLocation,
     second: IndexLocation,
+    /// The repository directory a vault serves, when the clients go through one.
+    vault_data: Option<PathBuf>,
+    /// The served vault's URL and the second client's token, once [`Target::init`] ran.
+    vault: OnceLock<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -52,10 +61,24 @@ impl Target {
     fn s3_pg() -> Target {
         let url = PgServer::shared().fresh_database();
         Target {
-            objects: s3_objects(),
             first: pg_index(url.clone()),
             second: pg_index(url),
-            _dir: tempfile::tempdir().unwrap(),
+            ..Target::with_sqlite(s3_objects())
+        }
+    }
+
+    /// A repository directory laid out as `orca repo init` lays it out, to be served.
+    fn vault() -> Target {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("repo");
+        std::fs::create_dir_all(&data).unwrap();
+        Target {
+            objects: Store::local_objects(&data).unwrap(),
+            first: IndexLocation::Sqlite(Store::local_index_path(&data)),
+            second: IndexLocation::Sqlite(dir.path().join("second.sqlite")),
+            vault_data: Some(data),
+            vault: OnceLock::new(),
+            _dir: dir,
         }
     }
 
@@ -69,13 +92,15 @@ impl Target {
             objects,
             first: IndexLocation::Sqlite(dir.path().join("index.sqlite")),
             second: IndexLocation::Sqlite(dir.path().join("second.sqlite")),
+            vault_data: None,
+            vault: OnceLock::new(),
             _dir: dir,
         }
     }
 
-    /// A new repository on the backend, through the first client.
+    /// A new repository on the backend, through the first client, and the store beside it.
     async fn init(&self) -> (Repository, Arc<Store>) {
-        Repository::init(
+        let (repo, store) = Repository::init(
             self.objects.clone(),
             "suite".into(),
             &self.first,
@@ -83,11 +108,26 @@ impl Target {
             &NewKey::Passphrase(PASS.into()),
         )
         .await
-        .unwrap()
+        .unwrap();
+        let Some(data) = &self.vault_data else {
+            return (repo, store);
+        };
+        // Admin tokens: the suite's pieces belong to no database.
+        let tokens = Tokens::open(data).unwrap();
+        let first = tokens.create("SUITE", Scope::Admin).unwrap();
+        let second = tokens.create("SUITE", Scope::Admin).unwrap();
+        let url = spawn_local(data).unwrap();
+        let repo = open_through(&url, &first).await;
+        assert!(self.vault.set((url, second)).is_ok(), "one init per target");
+        (repo, store)
     }
 
-    /// The repository opened by a second client (another vault server).
+    /// The repository opened by a second client (another vault server, or another
+    /// connection to the one vault).
     async fn second_client(&self) -> Repository {
+        if let Some((url, token)) = self.vault.get() {
+            return open_through(url, token).await;
+        }
         let other = Arc::new(
             Store::open(self.objects.clone(), "suite".into(), &self.second)
                 .await
@@ -97,6 +137,14 @@ impl Target {
             .await
             .unwrap()
     }
+}
+
+/// The repository a vault at `url` serves, reached with `token`.
+async fn open_through(url: &str, token: &str) -> Repository {
+    let client: Arc<dyn Backend> = VaultClient::connect(url, token).unwrap();
+    Repository::open(client, &KeySource::Passphrase(PASS.into()))
+        .await
+        .unwrap()
 }
 
 /// Objects in a new bucket of the shared moto server.
@@ -148,7 +196,7 @@ macro_rules! conformance {
     };
 }
 
-conformance!(memory, dir, s3, s3_pg; [
+conformance!(memory, dir, s3, s3_pg, vault; [
     init_is_create_only,
     a_piece_reads_back_as_written,
     the_same_data_twice_stores_nothing_new,
@@ -361,7 +409,8 @@ async fn the_index_rebuilt_from_the_objects_loses_nothing(t: Target) {
 }
 
 async fn writer_sessions_begin_renew_and_end(t: Target) {
-    let (_, store) = t.init().await;
+    let (repo, _) = t.init().await;
+    let store = repo.backend();
     let grant = store.begin_session("piece1", None).await.unwrap();
     assert!(grant.lineage_ok);
     assert!(store.renew_session(grant.id).await.unwrap());
@@ -376,8 +425,9 @@ async fn writer_sessions_begin_renew_and_end(t: Target) {
 /// those chunks were last referenced is refused, a newer one accepted.
 async fn gc_fence_refuses_a_lineage_older_than_a_collection(t: Target) {
     let (repo, store) = t.init().await;
-    let before = store.begin_session("probe", None).await.unwrap();
-    store.end_session(before.id).await.unwrap();
+    let sessions = repo.backend();
+    let before = sessions.begin_session("probe", None).await.unwrap();
+    sessions.end_session(before.id).await.unwrap();
     put(&repo, "p", blocks(384, 1)).await.unwrap();
     repo.delete("p").await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -387,14 +437,19 @@ async fn gc_fence_refuses_a_lineage_older_than_a_collection(t: Target) {
     };
     let report = store.gc(&opts, None).await.unwrap();
     assert!(report.swept_chunks > 0, "{report:?}");
-    let stale = store
+    let stale = sessions
         .begin_session("p2", Some(before.started))
         .await
         .unwrap();
     assert!(!stale.lineage_ok);
-    assert!(!store.adopt_lineage(stale.id, before.started).await.unwrap());
+    assert!(
+        !sessions
+            .adopt_lineage(stale.id, before.started)
+            .await
+            .unwrap()
+    );
     let now = orca_repo::now_unix();
-    assert!(store.adopt_lineage(stale.id, now).await.unwrap());
+    assert!(sessions.adopt_lineage(stale.id, now).await.unwrap());
 }
 
 /// A repository directory whose `objects.json` names a bucket opens like any other: the

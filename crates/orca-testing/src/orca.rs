@@ -1,9 +1,11 @@
 //! The `orca` command as a test runs it.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
-use crate::process::run_ok;
+use crate::http;
+use crate::process::{Guard, run_ok, wait_for};
 
 /// The `orca` binary and the repository passphrase it runs with.
 #[derive(Debug, Clone)]
@@ -46,6 +48,28 @@ impl Orca {
             c.env("ORCA_PASSWORD", p);
         }
         c
+    }
+
+    /// `orca <args> --listen 127.0.0.1:<port>`, a server printing nowhere and killed when
+    /// the guard drops, once `GET <ready>` answers 200 (within 20 seconds).
+    pub fn serve<S: AsRef<OsStr>>(&self, args: &[S], port: u16, ready: &str) -> Guard {
+        let server = Guard::spawn(
+            self.cmd()
+                .args(args)
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let what: Vec<_> = args
+            .iter()
+            .take(2)
+            .map(|a| a.as_ref().to_string_lossy())
+            .collect();
+        wait_for(&format!("orca {}", what.join(" ")), 20, || {
+            http::get_ok(&url, ready).is_some()
+        });
+        server
     }
 
     /// `orca <args>`, which must succeed; its stdout.

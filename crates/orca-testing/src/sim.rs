@@ -281,3 +281,14 @@ pub fn sbt_run(channel_parms: &[&str], commands: &str) -> String {
     s.push_str("}\n");
     s
 }
+
+/// Whether an image copy holds the data of a datafile: the same length and every 8 KiB
+/// block equal but blocks 0 and 1, the file header, which says what marks a copy.
+pub fn copy_matches_datafile(copy: &[u8], datafile: &[u8]) -> bool {
+    copy.len() == datafile.len()
+        && copy
+            .chunks(8192)
+            .zip(datafile.chunks(8192))
+            .skip(2)
+            .all(|(a, b)| a == b)
+}

@@ -1,12 +1,12 @@
 //! The backup-store appliance as its own process (`orca store serve`), its admin commands,
 //! and `curl` exactly as the backup-store documentation calls it.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
-use crate::http;
 use crate::orca::Orca;
 use crate::process::{Guard, free_port, run, run_ok, wait_for};
 
@@ -49,21 +49,11 @@ impl StoreServer {
 
     /// Starts the process (again) with [`StoreServer::args`]; waits until it answers.
     pub fn start(&mut self) {
-        self.child = Guard::spawn(
-            self.orca
-                .cmd()
-                .args(["store", "serve", "--root"])
-                .arg(&self.root)
-                .args(["--listen", &format!("127.0.0.1:{}", self.port)])
-                .args(&self.args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        );
+        let mut args: Vec<&OsStr> = vec!["store".as_ref(), "serve".as_ref(), "--root".as_ref()];
+        args.push(self.root.as_os_str());
+        args.extend(self.args.iter().map(OsStr::new));
         // Not an admin route: it answers whether or not the store has an admin token.
-        let url = self.url();
-        wait_for("the store", 20, || {
-            http::get_ok(&url, "/orca/v1/openapi.json").is_some()
-        });
+        self.child = self.orca.serve(&args, self.port, "/orca/v1/openapi.json");
     }
 
     /// kill -9.

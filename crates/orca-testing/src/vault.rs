@@ -2,12 +2,12 @@
 //! tokens, its metrics.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use crate::http;
 use crate::orca::Orca;
-use crate::process::{Guard, free_port, run_ok, wait_for};
+use crate::process::{Guard, free_port, run_ok};
 
 /// A vault process serving the repository directory `data` on 127.0.0.1:`port`; killed
 /// when dropped.
@@ -48,17 +48,13 @@ impl VaultServer {
 
     /// Starts the process (again) and waits until `/healthz` answers.
     pub fn start(&mut self) {
-        self.child = Guard::spawn(
-            self.orca
-                .cmd()
-                .args(["vault", "serve", "--data"])
-                .arg(&self.data)
-                .args(["--listen", &format!("127.0.0.1:{}", self.port)])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        );
-        let url = self.url();
-        wait_for("the vault", 20, || http::get_ok(&url, "/healthz").is_some());
+        let args: [&OsStr; 4] = [
+            "vault".as_ref(),
+            "serve".as_ref(),
+            "--data".as_ref(),
+            self.data.as_os_str(),
+        ];
+        self.child = self.orca.serve(&args, self.port, "/healthz");
     }
 
     /// kill -9.
