@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use orca_testing::fs::files_under;
 use orca_testing::orca::Orca;
 use orca_testing::process::wait_for;
-use orca_testing::sim::{DbSpec, SimDb};
+use orca_testing::sim::{DbSpec, SimDb, copy_matches_datafile};
 use orca_testing::store::{StoreServer, code, curl, snap};
 use orca_testing::tools;
 use orca_testing::vault::VaultServer;
@@ -193,15 +194,11 @@ fn five_days_of_incremental_merge_upload_to_the_vault_and_day_three_restores() {
     for c in &copies {
         let n = datafile_of(&c.to_string_lossy(), &files);
         let copy = std::fs::read(c).unwrap();
-        let df = &datafiles3[n];
-        assert_eq!(copy.len(), df.len());
-        // Blocks 0 and 1 (file header) differ by what marks a copy; every data block is equal.
-        let equal = copy
-            .chunks(8192)
-            .zip(df.chunks(8192))
-            .skip(2)
-            .all(|(a, b)| a == b);
-        assert!(equal, "{} differs from datafile {n} of day 3", c.display());
+        assert!(
+            copy_matches_datafile(&copy, &datafiles3[n]),
+            "{} differs from datafile {n} of day 3",
+            c.display()
+        );
     }
     // And the restore is removed as the documentation shows.
     let url = format!("{}/restores/{jobid}", store.api("testmount"));
@@ -641,20 +638,13 @@ fn on_a_reflink_filesystem_put_clones_and_the_clones_outlive_the_next_rman_run()
     // Every file of the mount by its path in it (image copies, and the archived logs and
     // backup sets in subdirectories).
     let contents = || -> BTreeMap<String, Vec<u8>> {
-        let mut out = BTreeMap::new();
-        let mut todo = vec![data.clone()];
-        while let Some(d) = todo.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    todo.push(p);
-                } else {
-                    let rel = p.strip_prefix(&data).unwrap().to_str().unwrap().to_string();
-                    out.insert(rel, std::fs::read(&p).unwrap());
-                }
-            }
-        }
-        out
+        files_under(&data)
+            .into_iter()
+            .map(|p| {
+                let rel = p.strip_prefix(&data).unwrap().to_str().unwrap().to_string();
+                (rel, std::fs::read(&p).unwrap())
+            })
+            .collect()
     };
     let clones = |point: &Value| -> Vec<(String, PathBuf)> {
         point["files"]
