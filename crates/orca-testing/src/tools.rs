@@ -11,7 +11,10 @@
 //!
 //! Building only then matters: that build resolves features for the tools' packages alone,
 //! differently from the test build's resolution for the whole set it was asked for, so the
-//! two would keep rebuilding each other's artifacts. Cargo leaves an artifact that was
+//! two would keep rebuilding each other's artifacts. It always names all three packages,
+//! whichever tool was stale: a build of one package resolves features again differently
+//! from a build of two, and each new resolution compiles the dependencies anew (minutes on
+//! a small machine), where one fixed set compiles once. Cargo leaves an artifact that was
 //! already up to date untouched, so a tool found fresh by cargo is stamped with the time of
 //! the check: the next test binary sees it newer than its sources and does not call cargo.
 
@@ -32,6 +35,9 @@ pub enum Tool {
 }
 
 impl Tool {
+    /// Every tool, in the order their packages go to cargo.
+    pub const ALL: [Tool; 3] = [Tool::Orca, Tool::Oraclesim, Tool::SbtLibrary];
+
     /// Its file name in the target directory.
     pub fn file_name(self) -> &'static str {
         match self {
@@ -93,19 +99,18 @@ pub fn sbt_library() -> PathBuf {
     path(Tool::SbtLibrary)
 }
 
-/// Builds, in one cargo run, those of `tools` that are missing or older than their sources
-/// (once per test process; concurrent tests wait for it).
+/// Builds, in one cargo run of every tool's package, when any of `tools` is missing or
+/// older than its sources (once per test process; concurrent tests wait for it).
 pub fn ensure(tools: &[Tool]) {
     let mut checked = CHECKED.lock().unwrap_or_else(|p| p.into_inner());
     let dir = dir();
-    let stale: Vec<Tool> = tools
+    let stale = tools
         .iter()
-        .copied()
-        .filter(|t| !checked.contains(t))
-        .filter(|t| !fresh(&dir, *t))
-        .collect();
-    if !stale.is_empty() {
-        build(&dir, &stale);
+        .any(|t| !checked.contains(t) && !fresh(&dir, *t));
+    if stale {
+        build(&dir, &Tool::ALL);
+        checked.clear();
+        checked.extend(Tool::ALL);
     }
     for t in tools {
         if !checked.contains(t) {
