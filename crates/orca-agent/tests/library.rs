@@ -172,6 +172,12 @@ mod scripts {
         script::backup(c, &c.databases[0], &[], "orca-job-1", "ORCA_L0_1", &what)
     }
 
+    /// The whole database at `level`, only what was not backed up since `since` when given.
+    fn database(c: &Config, level: u8, since: Option<&str>) -> String {
+        let since = since.map(str::to_string);
+        backup(c, BackupWhat::Database { level, since })
+    }
+
     /// The RUN block RMAN gets: the command id, two SBT channels, then `command`.
     fn golden(command: &str) -> String {
         format!(
@@ -188,13 +194,7 @@ mod scripts {
     #[test]
     fn a_full_backup_is_level_0_in_sections_one_file_per_set_with_its_tag() {
         let c = parse(&config()).unwrap();
-        let s = backup(
-            &c,
-            BackupWhat::Database {
-                level: 0,
-                since: None,
-            },
-        );
+        let s = database(&c, 0, None);
         assert_eq!(
             s,
             golden(
@@ -206,13 +206,7 @@ mod scripts {
     #[test]
     fn an_incremental_is_level_1() {
         let c = parse(&config()).unwrap();
-        let s = backup(
-            &c,
-            BackupWhat::Database {
-                level: 1,
-                since: None,
-            },
-        );
+        let s = database(&c, 1, None);
         assert_eq!(
             s,
             golden(
@@ -235,13 +229,7 @@ mod scripts {
     #[test]
     fn a_resume_skips_what_the_failed_attempts_finished() {
         let c = parse(&config()).unwrap();
-        let s = backup(
-            &c,
-            BackupWhat::Database {
-                level: 0,
-                since: Some("2026-12-02 10:00:00".into()),
-            },
-        );
+        let s = database(&c, 0, Some("2026-12-02 10:00:00"));
         assert_eq!(
             s,
             golden(
@@ -266,13 +254,7 @@ mod scripts {
         let mut a = config();
         a.database.section_size = None;
         let c = parse(&a).unwrap();
-        let s = backup(
-            &c,
-            BackupWhat::Database {
-                level: 0,
-                since: None,
-            },
-        );
+        let s = database(&c, 0, None);
         assert!(!s.contains("section size"), "{s}");
         assert!(s.contains("level 0 filesperset 1 tag"), "{s}");
     }
