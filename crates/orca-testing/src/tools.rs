@@ -128,6 +128,11 @@ fn build(dir: &Path, tools: &[Tool]) {
         .arg(root.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(target);
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(set_for_the_test) {
+            c.env_remove(&key);
+        }
+    }
     match dir.file_name().and_then(|p| p.to_str()) {
         Some("debug") | None => {}
         Some(profile) => {
@@ -154,6 +159,26 @@ fn build(dir: &Path, tools: &[Tool]) {
             panic!("{} after the build: {e}", path.display());
         }
     }
+}
+
+/// Whether cargo set `key` for the running test (its package's name, version, manifest,
+/// binaries). Left in the build's environment, these differ from what a build run from a
+/// shell sees, and build scripts that watch them (ring's) run again, then every crate
+/// above them compiles again: minutes, at each switch between the two.
+fn set_for_the_test(key: &str) -> bool {
+    key.starts_with("CARGO_PKG_")
+        || key.starts_with("CARGO_BIN_")
+        || matches!(
+            key,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+                | "OUT_DIR"
+        )
 }
 
 /// Whether `tool` exists in `dir` and is newer than every source it is built from.
