@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::http;
-use crate::process::{Guard, free_port, on_exit};
+use crate::process::{Guard, free_port, on_exit, shell_quote};
 
 /// A moto server; an owned one is stopped when dropped.
 #[derive(Debug)]
@@ -58,7 +58,11 @@ impl S3Server {
         SHARED.get_or_init(|| {
             let server = S3Server::start("orca-shared");
             let pid = server.child.id().expect("a running moto_server");
-            on_exit(&format!("kill {pid}"));
+            // A static is never dropped: its directory goes with the server.
+            on_exit(&format!(
+                "kill {pid}; rm -rf {}",
+                shell_quote(&server.dir.path().display().to_string())
+            ));
             server
         })
     }
