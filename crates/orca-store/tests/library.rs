@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use orca_store::Appliance;
 use orca_store::Code;
-use orca_store::{SnapshotMode, StoreConfig};
-use orca_store::validate_mount;
-use orca_store::{Retention, keep};
 use orca_store::LogSummary;
-use orca_store::{PointStatus, RecoveryPoint, Restore, RestoreStatus, State};
+use orca_store::validate_mount;
 use orca_store::{DATA_DIR, META_DIR, StoreError};
+use orca_store::{PointStatus, RecoveryPoint, Restore, RestoreStatus, State};
+use orca_store::{Retention, keep};
+use orca_store::{SnapshotMode, StoreConfig};
 use orca_testing::data::oracle_blocks;
 use orca_testing::fs::{files_under, flip_byte};
 

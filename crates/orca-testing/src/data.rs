@@ -26,7 +26,7 @@ pub fn oracle_blocks(n: usize, seed: u64) -> Vec<u8> {
             x ^= x >> 7;
             x ^= x << 17;
             out.extend_from_slice(words[(x % 10) as usize].as_bytes());
-            out.extend_from_slice(&((x >> 20) as u16).to_le_bytes());
+            out.extend_from_slice(&(x >> 20).to_le_bytes()[..2]);
         }
         out.truncate(start + 8192);
     }
@@ -36,5 +36,7 @@ pub fn oracle_blocks(n: usize, seed: u64) -> Vec<u8> {
 /// `len` bytes of a ramp that rises by 7 every 13 bytes (wrapping): cheap to make,
 /// compressible, and shifted by `seed`.
 pub fn pattern(len: u32, seed: u32) -> Vec<u8> {
-    (0..len).map(|i| ((i * 7 + seed) / 13) as u8).collect()
+    (0..len)
+        .map(|i| ((i * 7 + seed) / 13).to_le_bytes()[0])
+        .collect()
 }
