@@ -136,17 +136,7 @@ fn load(bytes: &[u8]) -> Result<Option<State>, StoreError> {
 
 /// The fixture sets, oldest first.
 fn sets() -> Vec<(u32, PathBuf)> {
-    let mut out: Vec<(u32, PathBuf)> = std::fs::read_dir(FIXTURES)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let n = e.file_name().to_str()?.strip_prefix('v')?.parse().ok()?;
-            Some((n, e.path()))
-        })
-        .collect();
-    out.sort();
-    out
+    orca_testing::fixtures::sets(Path::new(FIXTURES))
 }
 
 fn version_of(bytes: &[u8]) -> u64 {

@@ -23,6 +23,7 @@
 
 pub mod agent;
 pub mod data;
+pub mod fixtures;
 pub mod fs;
 pub mod http;
 pub mod moto;
