@@ -322,11 +322,20 @@ fn backup_and_restore_through_the_vault() {
     env.db
         .lose_restore_verify(&sbt_run(&[&p], "restore database;\nrecover database;"));
 
-    // A token of another database is refused with a message naming the vault.
+    // A token of another database cannot read this database's pieces.
     let other = tokens
         .create("OTHER", orca_vault::server::Scope::Backup)
         .unwrap();
     let bad = p.replace(&token, &other);
-    let (ok, out) = env.rman(&sbt_run(&[&bad], "restore datafile 4;"), &[]);
+    // On a mounted database, so the vault's answer is what stops the restore.
+    let (ok, out) = env.rman(
+        &format!(
+            "shutdown abort;\nstartup mount;\n{}",
+            sbt_run(&[&bad], "restore datafile 4;")
+        ),
+        &[],
+    );
     assert!(!ok, "{out}");
+    assert!(out.contains("ORA-19511"), "{out}");
+    assert!(out.contains("is not in the ORCA repository"), "{out}");
 }
