@@ -44,6 +44,7 @@ use orca_repo::{
 use orca_repo::{CONFIG_VERSION, DEFAULT_ZSTD_LEVEL, KeyStorage};
 use orca_repo::{KdfParams, KeyFile, WrappedKey};
 use orca_repo::{Lineage, LineageCache};
+use orca_testing::fs::{copy_dir, version_dirs};
 use serde_json::Value;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -294,29 +295,7 @@ fn write_fixtures() {
 
 /// The fixture sets, oldest first.
 fn sets() -> Vec<(u32, PathBuf)> {
-    let mut out: Vec<(u32, PathBuf)> = std::fs::read_dir(FIXTURES)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let n = e.file_name().to_str()?.strip_prefix('v')?.parse().ok()?;
-            Some((n, e.path()))
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
+    version_dirs(Path::new(FIXTURES))
 }
 
 /// Files under `dir/sub`, sorted.

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use orca_store::StoreError;
 use orca_store::{STATE_VERSION, State};
+use orca_testing::fs::version_dirs;
 use serde_json::{Value, json};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -136,17 +137,7 @@ fn load(bytes: &[u8]) -> Result<Option<State>, StoreError> {
 
 /// The fixture sets, oldest first.
 fn sets() -> Vec<(u32, PathBuf)> {
-    let mut out: Vec<(u32, PathBuf)> = std::fs::read_dir(FIXTURES)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let n = e.file_name().to_str()?.strip_prefix('v')?.parse().ok()?;
-            Some((n, e.path()))
-        })
-        .collect();
-    out.sort();
-    out
+    version_dirs(Path::new(FIXTURES))
 }
 
 fn version_of(bytes: &[u8]) -> u64 {

@@ -67,3 +67,19 @@ pub fn flip_at(path: &Path, offset: u64, mask: u8) {
     f.write_all_at(&[b[0] ^ mask], offset)
         .unwrap_or_else(|e| panic!("write {} at {offset}: {e}", path.display()));
 }
+
+/// The directories `v<N>` in `dir` (fixture sets, one a format version), by N; none when
+/// `dir` does not exist.
+pub fn version_dirs(dir: &Path) -> Vec<(u32, PathBuf)> {
+    let mut out: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_str()?.strip_prefix('v')?.parse().ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    out.sort();
+    out
+}
