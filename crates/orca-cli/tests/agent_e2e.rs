@@ -246,7 +246,8 @@ impl Site {
         )
     }
 
-    /// Delete every datafile, restore and recover through the vault, compare with a copy.
+    /// Delete every datafile, restore and recover through the vault, prove it against a
+    /// snapshot taken before the loss.
     fn lose_restore_verify(&self) {
         let p = self.parms();
         self.db

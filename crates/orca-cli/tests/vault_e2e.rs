@@ -96,7 +96,8 @@ impl Db {
         self.sim.rman_ok(&self.backup_script(vault))
     }
 
-    /// Delete every datafile, restore and recover through the vault, compare with a copy.
+    /// Delete every datafile, restore and recover through the vault, prove it against a
+    /// snapshot taken before the loss.
     fn lose_restore_verify(&self, vault: &VaultServer) {
         let p = self.parms(vault);
         self.sim

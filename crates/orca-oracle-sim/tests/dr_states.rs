@@ -8,213 +8,26 @@
 mod testlib;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-struct Env {
-    tmp: tempfile::TempDir,
-    bin: PathBuf,
-}
+use orca_testing::sim::{DbSpec, TempDb};
 
-impl Env {
-    fn new() -> Env {
-        let tmp = tempfile::tempdir().unwrap();
-        let bin = tmp.path().join("bin");
-        let o = Command::new(env!("CARGO_BIN_EXE_oraclesim"))
-            .arg("install-shims")
-            .arg(&bin)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        Env { tmp, bin }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.tmp.path().join(rel)
-    }
-
-    fn oraclesim(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_oraclesim"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn oraclesim_ok(&self, args: &[&str]) -> String {
-        let o = self.oraclesim(args);
-        assert!(
-            o.status.success(),
-            "oraclesim {args:?}: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    /// A database of 4 datafiles of 4 MiB.
-    fn create(&self) -> PathBuf {
-        let home = self.path("db");
-        self.oraclesim_ok(&[
-            "create",
-            "--home",
-            home.to_str().unwrap(),
-            "--name",
-            "ORCL",
-            "--datafiles",
-            "4",
-            "--size-mb",
-            "4",
-        ]);
-        home
-    }
-
-    fn tool(&self, tool: &str, home: &Path) -> Command {
-        let mut c = Command::new(self.bin.join(tool));
-        c.env("ORACLESIM_HOME", home).env_remove("ORACLE_SID");
-        c
-    }
-
-    fn rman(&self, home: &Path, script: &str) -> (bool, String) {
-        let f = self.path("script.rman");
-        std::fs::write(&f, script).unwrap();
-        let o = self
-            .tool("rman", home)
-            .arg("target")
-            .arg("/")
-            .arg(format!("cmdfile={}", f.display()))
-            .output()
-            .unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-        )
-    }
-
-    fn rman_ok(&self, home: &Path, script: &str) -> String {
-        let (ok, out) = self.rman(home, script);
-        assert!(ok, "rman failed:\n{out}");
-        out
-    }
-
-    fn rman_fails(&self, home: &Path, script: &str) -> String {
-        let (ok, out) = self.rman(home, script);
-        assert!(!ok, "rman should have failed:\n{out}");
-        out
-    }
-
-    fn sqlplus(&self, home: &Path, input: &str) -> String {
-        use std::io::Write;
-        let mut child = self
-            .tool("sqlplus", home)
-            .args(["-S", "/", "as", "sysdba"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let o = child.wait_with_output().unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    /// One number from a query.
-    fn number(&self, home: &Path, query: &str) -> u64 {
-        let out = self.sqlplus(home, &format!("set heading off feedback off\n{query};\n"));
-        out.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{query}: {out}"))
-    }
-
-    fn workload(&self, home: &Path, pct: &str, switches: &str) {
-        self.oraclesim_ok(&[
-            "workload",
-            "--home",
-            home.to_str().unwrap(),
-            "--change-pct",
-            pct,
-            "--log-switches",
-            switches,
-        ]);
-    }
-
-    fn switch(&self, home: &Path) {
-        self.oraclesim_ok(&["switch", "--home", home.to_str().unwrap()]);
-    }
-}
-
-/// `oraclesim snapshot` of `home`: its directory and the SCN it was taken at.
-fn snapshot(env: &Env, home: &Path, name: &str) -> (PathBuf, u64) {
-    let dir = env.path(name);
-    let out = env.oraclesim_ok(&[
-        "snapshot",
-        "--home",
-        home.to_str().unwrap(),
-        "--to",
-        dir.to_str().unwrap(),
-    ]);
-    let scn = out
-        .split(" at SCN ")
-        .nth(1)
-        .and_then(|r| r.split(':').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no SCN in {out}"));
-    (dir, scn)
-}
-
-fn verify(env: &Env, home: &Path, snapshot: &(PathBuf, u64)) -> (bool, String) {
-    let o = env.oraclesim(&[
-        "verify",
-        "--home",
-        home.to_str().unwrap(),
-        "--against",
-        snapshot.0.to_str().unwrap(),
-        "--at-scn",
-        &snapshot.1.to_string(),
-    ]);
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+/// A database of 4 datafiles of 4 MiB, with the shims.
+fn env() -> TempDb {
+    TempDb::new(
+        Path::new(env!("CARGO_BIN_EXE_oraclesim")),
+        &DbSpec::default(),
     )
 }
 
-/// `oraclesim verify --at-scn` against the snapshot passes, and fails naming the file and
-/// block once one byte of one data block of the snapshot differs.
-fn prove(env: &Env, home: &Path, snapshot: &(PathBuf, u64)) {
-    let (ok, out) = verify(env, home, snapshot);
-    assert!(ok && out.starts_with("OK: 4 datafiles"), "{out}");
-    let users = snapshot.0.join("oradata/ORCL/users01.dbf");
-    flip(&users, 100 * 8192 + 77);
-    let (ok, out) = verify(env, home, snapshot);
-    flip(&users, 100 * 8192 + 77);
-    assert!(!ok, "{out}");
-    assert!(out.contains("file 4 block 100: content differs"), "{out}");
-}
-
-/// Flips one bit of the byte at `offset`.
-fn flip(path: &Path, offset: u64) {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
-    let mut b = [0u8];
-    f.read_exact_at(&mut b, offset).unwrap();
-    f.write_all_at(&[b[0] ^ 0x01], offset).unwrap();
-}
-
-fn dbid(env: &Env, home: &Path) -> u64 {
-    env.number(home, "select dbid from v$database")
+fn dbid(env: &TempDb) -> u64 {
+    env.db.number("select dbid from v$database")
 }
 
 #[test]
 fn instance_states_refuse_what_oracle_refuses() {
-    let env = Env::new();
-    let home = env.create();
-    let out = env.rman_fails(&home, "startup;\n");
+    let env = env();
+    let home = env.db.home.clone();
+    let out = env.db.rman_err("startup;\n");
     assert!(
         out.contains("connected to target database: ORCL (DBID="),
         "{out}"
@@ -223,14 +36,14 @@ fn instance_states_refuse_what_oracle_refuses() {
         out.contains("ORA-01081: cannot start already-running ORACLE"),
         "{out}"
     );
-    let out = env.rman_ok(&home, "shutdown immediate;\n");
+    let out = env.db.rman_ok("shutdown immediate;\n");
     assert!(
         out.contains("database closed\ndatabase dismounted\nOracle instance shut down"),
         "{out}"
     );
 
     // Idle: nothing but STARTUP.
-    let out = env.rman_fails(&home, "list backup;\n");
+    let out = env.db.rman_err("list backup;\n");
     assert!(
         out.contains("connected to target database (not started)"),
         "{out}"
@@ -238,18 +51,19 @@ fn instance_states_refuse_what_oracle_refuses() {
     assert!(out.contains("RMAN-03002: failure of list command"), "{out}");
     assert!(out.contains("ORA-01034: ORACLE not available"), "{out}");
     assert!(
-        env.sqlplus(&home, "select name from v$database;\n")
+        env.db
+            .sqlplus("select name from v$database;\n")
+            .1
             .contains("ORA-01034: ORACLE not available")
     );
-    let out = env.oraclesim(&["switch", "--home", home.to_str().unwrap()]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ORA-01034"));
+    let (ok, out) = env.db.sim_status(&["switch"]);
+    assert!(!ok && out.contains("ORA-01034"), "{out}");
 
     // NOMOUNT: the instance answers from its parameters only.
-    let out = env.rman_ok(&home, "startup nomount;\n");
+    let out = env.db.rman_ok("startup nomount;\n");
     assert!(out.contains("Oracle instance started"), "{out}");
     assert!(!out.contains("database mounted"), "{out}");
-    let out = env.rman_fails(&home, "restore database;\n");
+    let out = env.db.rman_err("restore database;\n");
     assert!(
         out.contains("connected to target database: ORCL (not mounted)"),
         "{out}"
@@ -259,89 +73,95 @@ fn instance_states_refuse_what_oracle_refuses() {
         "{out}"
     );
     assert!(out.contains("ORA-01507: database not mounted"), "{out}");
-    let out = env.rman_fails(&home, "alter database open;\n");
+    let out = env.db.rman_err("alter database open;\n");
     assert!(out.contains("ORA-01507: database not mounted"), "{out}");
-    let q = env.sqlplus(
-        &home,
-        "set heading off\nselect status from v$instance;\nselect value from v$parameter where name = 'db_name';\nselect name from v$database;\n",
-    );
+    let q = env.db.sqlplus("set heading off\nselect status from v$instance;\nselect value from v$parameter where name = 'db_name';\nselect name from v$database;\n",
+    ).1;
     assert!(q.contains("STARTED"), "{q}");
     assert!(q.contains("ORCL"), "{q}");
     assert!(q.contains("ORA-01507: database not mounted"), "{q}");
 
     // MOUNT, then OPEN with the checks of each.
-    let out = env.rman_ok(&home, "alter database mount;\n");
+    let out = env.db.rman_ok("alter database mount;\n");
     assert!(out.contains("Statement processed"), "{out}");
-    let out = env.rman_fails(&home, "alter database mount;\n");
+    let out = env.db.rman_err("alter database mount;\n");
     assert!(out.contains("(DBID="), "{out}");
     assert!(out.contains(", not open)"), "{out}");
     assert!(out.contains("ORA-01100: database already mounted"), "{out}");
-    let out = env.rman_fails(&home, "alter database open resetlogs;\n");
+    let out = env.db.rman_err("alter database open resetlogs;\n");
     assert!(
         out.contains(
             "ORA-01139: RESETLOGS option only valid after an incomplete database recovery"
         ),
         "{out}"
     );
-    let out = env.rman_fails(&home, "set dbid 42;\n");
+    let out = env.db.rman_err("set dbid 42;\n");
     assert!(out.contains("RMAN-06188"), "{out}");
     // A datafile put back from an old copy needs media recovery.
     let users = home.join("oradata/ORCL/users01.dbf");
     let old = std::fs::read(&users).unwrap();
-    env.rman_ok(&home, "alter database open;\n");
-    env.workload(&home, "5", "1");
-    env.rman_ok(&home, "shutdown immediate;\nstartup mount;\n");
+    env.db.rman_ok("alter database open;\n");
+    env.db.workload("5", 1);
+    env.db.rman_ok("shutdown immediate;\nstartup mount;\n");
     std::fs::write(&users, &old).unwrap();
-    let out = env.rman_fails(&home, "alter database open;\n");
+    let out = env.db.rman_err("alter database open;\n");
     assert!(
         out.contains("ORA-01113: file 4 needs media recovery"),
         "{out}"
     );
     assert!(out.contains("ORA-01110: data file 4"), "{out}");
-    env.rman_ok(&home, "recover datafile 4;\nalter database open;\n");
-    let out = env.rman_fails(&home, "alter database open;\n");
+    env.db
+        .rman_ok("recover datafile 4;\nalter database open;\n");
+    let out = env.db.rman_err("alter database open;\n");
     assert!(out.contains("ORA-01531"), "{out}");
 
     // STARTUP MOUNT without a control file stops at NOMOUNT with ORA-00205.
     let cf = home.join("control/control01.ctl");
     let saved = std::fs::read(&cf).unwrap();
-    env.rman_ok(&home, "shutdown immediate;\n");
+    env.db.rman_ok("shutdown immediate;\n");
     std::fs::rename(&cf, env.path("cf.saved")).unwrap();
-    let out = env.rman_fails(&home, "startup mount;\n");
+    let out = env.db.rman_err("startup mount;\n");
     assert!(out.contains("Oracle instance started"), "{out}");
     assert!(
         out.contains("ORA-00205: error in identifying control file"),
         "{out}"
     );
-    let q = env.sqlplus(&home, "set heading off\nselect status from v$instance;\n");
+    let q = env
+        .db
+        .sqlplus("set heading off\nselect status from v$instance;\n")
+        .1;
     assert!(q.contains("STARTED"), "{q}");
     std::fs::write(&cf, &saved).unwrap();
-    env.rman_ok(&home, "alter database mount;\nalter database open;\n");
+    env.db
+        .rman_ok("alter database mount;\nalter database open;\n");
 }
 
 #[test]
 fn sqlplus_starts_and_stops_the_instance() {
-    let env = Env::new();
-    let home = env.create();
-    let out = env.sqlplus(&home, "shutdown immediate\n");
+    let env = env();
+    let home = env.db.home.clone();
+    let out = env.db.sqlplus("shutdown immediate\n").1;
     assert!(
         out.contains("Database closed.\nDatabase dismounted.\nORACLE instance shut down."),
         "{out}"
     );
-    let out = env.sqlplus(&home, "startup mount\nselect open_mode from v$database;\n");
+    let out = env
+        .db
+        .sqlplus("startup mount\nselect open_mode from v$database;\n")
+        .1;
     assert!(out.contains("ORACLE instance started."), "{out}");
     assert!(out.contains("Database mounted."), "{out}");
     assert!(out.contains("MOUNTED"), "{out}");
-    let out = env.sqlplus(
-        &home,
-        "alter database open;\nselect open_mode from v$database;\n",
-    );
+    let out = env
+        .db
+        .sqlplus("alter database open;\nselect open_mode from v$database;\n")
+        .1;
     assert!(out.contains("READ WRITE"), "{out}");
     // No parameter file: SQL*Plus cannot start an instance; RMAN starts its dummy one.
-    env.sqlplus(&home, "shutdown abort\n");
+    env.db.sqlplus("shutdown abort\n");
     let spfile = home.join("dbs/spfileORCL.ora");
     std::fs::rename(&spfile, env.path("spfile.saved")).unwrap();
-    let out = env.sqlplus(&home, "startup nomount\n");
+    let out = env.db.sqlplus("startup nomount\n").1;
     assert!(
         out.contains("ORA-01078: failure in processing system parameters"),
         "{out}"
@@ -350,12 +170,12 @@ fn sqlplus_starts_and_stops_the_instance() {
         out.contains("LRM-00109: could not open parameter file"),
         "{out}"
     );
-    let out = env.rman_ok(&home, "startup nomount;\n");
+    let out = env.db.rman_ok("startup nomount;\n");
     assert!(
         out.contains("starting Oracle instance without parameter file for retrieval of spfile"),
         "{out}"
     );
-    let out = env.rman_fails(&home, "alter database mount;\n");
+    let out = env.db.rman_err("alter database mount;\n");
     assert!(
         out.contains("connected to target database: DUMMY (not mounted)"),
         "{out}"
@@ -367,8 +187,8 @@ fn sqlplus_starts_and_stops_the_instance() {
 }
 
 /// Backs up through the test SBT library with autobackups on, then loses the control file.
-fn sbt_home(env: &Env) -> (PathBuf, String, PathBuf, PathBuf) {
-    let home = env.create();
+fn sbt_home(env: &TempDb) -> (PathBuf, String, PathBuf, PathBuf) {
+    let home = env.db.home.clone();
     let lib = testlib::build(env.tmp.path());
     let store = env.path("store");
     std::fs::create_dir(&store).unwrap();
@@ -379,9 +199,7 @@ fn sbt_home(env: &Env) -> (PathBuf, String, PathBuf, PathBuf) {
         store.display(),
         trace.display()
     );
-    env.rman_ok(
-        &home,
-        &format!(
+    env.db.rman_ok(&format!(
             "configure controlfile autobackup on;\nconfigure default device type to sbt;\nconfigure channel device type sbt parms '{parms}';\nbackup database plus archivelog;\n"
         ),
     );
@@ -394,10 +212,10 @@ fn today() -> String {
 
 #[test]
 fn autobackup_search_asks_for_each_name_within_maxseq_and_maxdays() {
-    let env = Env::new();
+    let env = env();
     let (home, parms, store, trace) = sbt_home(&env);
-    let dbid = dbid(&env, &home);
-    env.rman_ok(&home, "shutdown abort;\n");
+    let dbid = dbid(&env);
+    env.db.rman_ok("shutdown abort;\n");
     std::fs::remove_file(home.join("control/control01.ctl")).unwrap();
     let run = |body: &str| {
         format!(
@@ -405,9 +223,7 @@ fn autobackup_search_asks_for_each_name_within_maxseq_and_maxdays() {
         )
     };
     // Without SET DBID there is nothing to look for.
-    let out = env.rman_fails(
-        &home,
-        &format!("startup nomount;\nrun {{\n allocate channel t1 device type sbt parms '{parms}';\n restore controlfile from autobackup;\n}}\n"),
+    let out = env.db.rman_err(&format!("startup nomount;\nrun {{\n allocate channel t1 device type sbt parms '{parms}';\n restore controlfile from autobackup;\n}}\n"),
     );
     assert!(
         out.contains("RMAN-06495: must explicitly specify DBID with SET DBID command"),
@@ -422,11 +238,10 @@ fn autobackup_search_asks_for_each_name_within_maxseq_and_maxdays() {
     let old = format!("c-{dbid}-{three_days}-10");
     std::fs::rename(&made, store.join(&old)).unwrap();
     std::fs::write(&trace, "").unwrap();
-    env.rman(&home, "shutdown abort;\n");
-    let out = env.rman_fails(
-        &home,
-        &run("restore controlfile from autobackup maxdays 2;"),
-    );
+    env.db.rman("shutdown abort;\n", &[]);
+    let out = env
+        .db
+        .rman_err(&run("restore controlfile from autobackup maxdays 2;"));
     assert!(
         out.contains(&format!(
             "channel t1: looking for AUTOBACKUP on day: {}",
@@ -461,12 +276,14 @@ fn autobackup_search_asks_for_each_name_within_maxseq_and_maxdays() {
     );
     assert!(!home.join("control/control01.ctl").exists());
 
-    env.rman(&home, "shutdown abort;\n");
-    let out = env.rman_fails(&home, &run("restore controlfile from autobackup maxseq 5;"));
+    env.db.rman("shutdown abort;\n", &[]);
+    let out = env
+        .db
+        .rman_err(&run("restore controlfile from autobackup maxseq 5;"));
     assert!(out.contains("no AUTOBACKUP in 7 days found"), "{out}");
 
-    env.rman(&home, "shutdown abort;\n");
-    let out = env.rman_ok(&home, &run("restore controlfile from autobackup;"));
+    env.db.rman("shutdown abort;\n", &[]);
+    let out = env.db.rman_ok(&run("restore controlfile from autobackup;"));
     assert!(
         out.contains(&format!(
             "channel t1: looking for AUTOBACKUP on day: {three_days}"
@@ -498,36 +315,38 @@ fn autobackup_search_asks_for_each_name_within_maxseq_and_maxdays() {
         "{out}"
     );
     // A backup control file: mounted, it needs RESETLOGS, and RESETLOGS needs recovery.
-    let out = env.rman_fails(&home, "alter database mount;\nalter database open;\n");
+    let out = env
+        .db
+        .rman_err("alter database mount;\nalter database open;\n");
     assert!(out.contains("Statement processed"), "{out}");
     assert!(
         out.contains("ORA-01589: must use RESETLOGS or NORESETLOGS option for database open"),
         "{out}"
     );
-    let q = env.sqlplus(
-        &home,
-        "set heading off\nselect controlfile_type || ' ' || open_resetlogs from v$database;\n",
-    );
+    let q = env
+        .db
+        .sqlplus(
+            "set heading off\nselect controlfile_type || ' ' || open_resetlogs from v$database;\n",
+        )
+        .1;
     assert!(q.contains("BACKUP REQUIRED"), "{q}");
-    let out = env.rman_fails(&home, "alter database open resetlogs;\n");
+    let out = env.db.rman_err("alter database open resetlogs;\n");
     assert!(
         out.contains("ORA-01194: file 1 needs more recovery to be consistent"),
         "{out}"
     );
-    let out = env.rman_ok(&home, "recover database;\nalter database open resetlogs;\n");
+    let out = env
+        .db
+        .rman_ok("recover database;\nalter database open resetlogs;\n");
     assert!(out.contains("media recovery complete"), "{out}");
-    let out = env.rman_fails(
-        &home,
-        &format!("run {{\n allocate channel t1 device type sbt parms '{parms}';\n restore controlfile from '{old}';\n}}\n"),
+    let out = env.db.rman_err(&format!("run {{\n allocate channel t1 device type sbt parms '{parms}';\n restore controlfile from '{old}';\n}}\n"),
     );
     assert!(
         out.contains("RMAN-06496: must use the TO clause when the database is mounted or open"),
         "{out}"
     );
     let copy = env.path("cf.copy");
-    let out = env.rman_ok(
-        &home,
-        &format!("run {{\n allocate channel t1 device type sbt parms '{parms}';\n restore controlfile to '{}' from '{old}';\n}}\n", copy.display()),
+    let out = env.db.rman_ok(&format!("run {{\n allocate channel t1 device type sbt parms '{parms}';\n restore controlfile to '{}' from '{old}';\n}}\n", copy.display()),
     );
     assert!(
         out.contains("channel t1: restoring control file\n"),
@@ -546,16 +365,16 @@ fn autobackup_search_asks_for_each_name_within_maxseq_and_maxdays() {
 
 #[test]
 fn a_new_host_is_restored_from_sbt_alone_and_stops_at_the_unknown_log() {
-    let env = Env::new();
+    let env = env();
     let (home, parms, _store, _trace) = sbt_home(&env);
-    let dbid = dbid(&env, &home);
-    env.workload(&home, "3", "2");
-    env.switch(&home);
-    env.rman_ok(&home, "backup archivelog all;\n");
-    let reference = snapshot(&env, &home, "reference");
+    let dbid = dbid(&env);
+    env.db.workload("3", 2);
+    env.db.switch();
+    env.db.rman_ok("backup archivelog all;\n");
+    let reference = env.db.snapshot("reference");
     std::fs::remove_dir_all(&home).unwrap();
 
-    let out = env.oraclesim_ok(&[
+    let out = env.db.sim(&[
         "create",
         "--empty",
         "--home",
@@ -564,15 +383,12 @@ fn a_new_host_is_restored_from_sbt_alone_and_stops_at_the_unknown_log() {
         "orcl",
     ]);
     assert!(out.contains("dbs/initORCL.ora"), "{out}");
-    let again = env.oraclesim(&["create", "--empty", "--home", home.to_str().unwrap()]);
-    assert!(
-        !again.status.success(),
-        "a second --empty must refuse the home"
-    );
+    let (again, _) = env
+        .db
+        .sim_status(&["create", "--empty", "--home", home.to_str().unwrap()]);
+    assert!(!again, "a second --empty must refuse the home");
     let ch = format!("allocate channel t1 device type sbt parms '{parms}';");
-    let out = env.rman_ok(
-        &home,
-        &format!("startup nomount;\nset dbid {dbid};\nrun {{\n {ch}\n restore spfile from autobackup;\n}}\nstartup force nomount;\nrun {{\n {ch}\n restore controlfile from autobackup;\n alter database mount;\n restore database;\n}}\n"),
+    let out = env.db.rman_ok(&format!("startup nomount;\nset dbid {dbid};\nrun {{\n {ch}\n restore spfile from autobackup;\n}}\nstartup force nomount;\nrun {{\n {ch}\n restore controlfile from autobackup;\n alter database mount;\n restore database;\n}}\n"),
     );
     assert!(
         out.contains("channel t1: SPFILE restore from AUTOBACKUP complete"),
@@ -580,28 +396,28 @@ fn a_new_host_is_restored_from_sbt_alone_and_stops_at_the_unknown_log() {
     );
     assert!(home.join("dbs/spfileORCL.ora").is_file());
     // Without the online logs the recovery runs out of redo, as Oracle's does.
-    let out = env.rman_fails(&home, &format!("run {{\n {ch}\n recover database;\n}}\n"));
+    let out = env
+        .db
+        .rman_err(&format!("run {{\n {ch}\n recover database;\n}}\n"));
     assert!(out.contains("channel t1: restoring archived log"), "{out}");
     assert!(out.contains("unable to find archived log"), "{out}");
     assert!(
         out.contains("RMAN-06054: media recovery requesting unknown archived log for thread 1"),
         "{out}"
     );
-    let out = env.rman_ok(&home, "alter database open resetlogs;\n");
+    let out = env.db.rman_ok("alter database open resetlogs;\n");
     assert!(out.contains("Statement processed"), "{out}");
-    prove(&env, &home, &reference);
+    env.db.prove(&reference);
 }
 
 #[test]
 fn catalog_start_with_makes_later_backups_restorable() {
-    let env = Env::new();
-    let home = env.create();
+    let env = env();
+    let home = env.db.home.clone();
     let bk = env.path("bk");
     std::fs::create_dir(&bk).unwrap();
     let backup = |tag: &str| {
-        env.rman_ok(
-            &home,
-            &format!(
+        env.db.rman_ok(&format!(
                 "run {{\n allocate channel d1 device type disk format '{}/%U';\n backup database tag '{tag}';\n backup current controlfile format '{}/cf_{tag}_%U';\n}}\n",
                 bk.display(),
                 bk.display()
@@ -619,18 +435,16 @@ fn catalog_start_with_makes_later_backups_restorable() {
                 .starts_with("cf_first")
         })
         .unwrap();
-    env.workload(&home, "3", "1");
+    env.db.workload("3", 1);
     backup("second");
-    env.switch(&home);
-    let reference = snapshot(&env, &home, "reference");
-    env.rman_ok(&home, "shutdown abort;\n");
+    env.db.switch();
+    let reference = env.db.snapshot("reference");
+    env.db.rman_ok("shutdown abort;\n");
     std::fs::remove_file(home.join("control/control01.ctl")).unwrap();
     for e in std::fs::read_dir(home.join("oradata/ORCL")).unwrap() {
         std::fs::remove_file(e.unwrap().path()).unwrap();
     }
-    let out = env.rman_ok(
-        &home,
-        &format!(
+    let out = env.db.rman_ok(&format!(
             "startup nomount;\nrestore controlfile from '{}';\nalter database mount;\ncatalog start with '{}/' noprompt;\n",
             first_cf.display(),
             bk.display()
@@ -645,48 +459,40 @@ fn catalog_start_with_makes_later_backups_restorable() {
         "{out}"
     );
     assert!(out.contains("List of Cataloged Files"), "{out}");
-    let q = env.sqlplus(
-        &home,
-        "set heading off\nselect count(*) from v$backup_set where set_count > 0 and controlfile_included = 'NO';\n",
-    );
+    let q = env.db.sqlplus("set heading off\nselect count(*) from v$backup_set where set_count > 0 and controlfile_included = 'NO';\n",
+    ).1;
     assert!(q.trim().parse::<u32>().unwrap() >= 2, "{q}");
-    let out = env.rman_ok(
-        &home,
-        "restore database;\nrecover database;\nalter database open resetlogs;\n",
-    );
+    let out = env
+        .db
+        .rman_ok("restore database;\nrecover database;\nalter database open resetlogs;\n");
     assert!(
         out.contains("tag=SECOND"),
         "the later backup is used:\n{out}"
     );
-    prove(&env, &home, &reference);
+    env.db.prove(&reference);
 }
 
 #[test]
 fn incarnations_overlap_and_reset_database_returns_to_the_old_one() {
-    let env = Env::new();
-    let home = env.create();
-    env.rman_ok(&home, "backup database plus archivelog;\n");
-    env.workload(&home, "4", "2");
-    env.switch(&home);
-    let s1 = env.number(&home, "select current_scn from v$database");
-    let at_s1 = snapshot(&env, &home, "at_s1");
-    assert_eq!(at_s1.1, s1);
-    env.workload(&home, "4", "2");
-    env.switch(&home);
-    let s2 = env.number(&home, "select current_scn from v$database");
-    let at_s2 = snapshot(&env, &home, "at_s2");
-    assert_eq!(at_s2.1, s2);
+    let env = env();
+    env.db.rman_ok("backup database plus archivelog;\n");
+    env.db.workload("4", 2);
+    env.db.switch();
+    let s1 = env.db.number("select current_scn from v$database");
+    let at_s1 = env.db.snapshot("at_s1");
+    assert_eq!(at_s1.scn, s1);
+    env.db.workload("4", 2);
+    env.db.switch();
+    let s2 = env.db.number("select current_scn from v$database");
+    let at_s2 = env.db.snapshot("at_s2");
+    assert_eq!(at_s2.scn, s2);
 
-    let out = env.rman_ok(
-        &home,
-        &format!("shutdown immediate;\nstartup mount;\nrun {{\n set until scn {s1};\n restore database;\n recover database;\n}}\nalter database open resetlogs;\n"),
+    let out = env.db.rman_ok(&format!("shutdown immediate;\nstartup mount;\nrun {{\n set until scn {s1};\n restore database;\n recover database;\n}}\nalter database open resetlogs;\n"),
     );
     assert!(out.contains("media recovery complete"), "{out}");
-    prove(&env, &home, &at_s1);
-    let q = env.sqlplus(
-        &home,
-        "set heading off feedback off\nselect incarnation# || ' ' || resetlogs_change# || ' ' || status || ' ' || prior_incarnation# from v$database_incarnation order by 1;\n",
-    );
+    env.db.prove(&at_s1);
+    let q = env.db.sqlplus("set heading off feedback off\nselect incarnation# || ' ' || resetlogs_change# || ' ' || status || ' ' || prior_incarnation# from v$database_incarnation order by 1;\n",
+    ).1;
     let rows: Vec<&str> = q.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     assert_eq!(
         rows,
@@ -694,15 +500,14 @@ fn incarnations_overlap_and_reset_database_returns_to_the_old_one() {
         "{q}"
     );
     // The new incarnation hands out SCNs the old one already used.
-    assert_eq!(env.number(&home, "select current_scn from v$database"), s1);
-    env.workload(&home, "1", "1");
-    env.rman_ok(&home, "backup database;\n");
-    let newest = env.number(
-        &home,
-        "select max(checkpoint_change#) from v$backup_datafile where file# = 1",
-    );
+    assert_eq!(env.db.number("select current_scn from v$database"), s1);
+    env.db.workload("1", 1);
+    env.db.rman_ok("backup database;\n");
+    let newest = env
+        .db
+        .number("select max(checkpoint_change#) from v$backup_datafile where file# = 1");
     assert!(newest > s1 && newest < s2, "{s1} < {newest} < {s2}");
-    let out = env.rman_ok(&home, "list incarnation;\n");
+    let out = env.db.rman_ok("list incarnation;\n");
     assert!(
         out.contains("DB Key  Inc Key DB Name  DB ID            STATUS  Reset SCN  Reset Time"),
         "{out}"
@@ -711,27 +516,21 @@ fn incarnations_overlap_and_reset_database_returns_to_the_old_one() {
     assert!(out.contains(&format!("CURRENT {s1:<10} ")), "{out}");
 
     // A point of the old incarnation: refused until the old incarnation is the target.
-    let out = env.rman_fails(
-        &home,
-        &format!("shutdown immediate;\nstartup mount;\nrun {{\n set until scn {}; \n restore database;\n}}\n", s1 - 1),
+    let out = env.db.rman_err(&format!("shutdown immediate;\nstartup mount;\nrun {{\n set until scn {}; \n restore database;\n}}\n", s1 - 1),
     );
     assert!(
         out.contains("RMAN-20208: UNTIL CHANGE is before RESETLOGS change"),
         "{out}"
     );
-    let out = env.rman_fails(&home, "reset database to incarnation 9;\n");
+    let out = env.db.rman_err("reset database to incarnation 9;\n");
     assert!(out.contains("RMAN-20003"), "{out}");
-    let out = env.rman_ok(
-        &home,
-        &format!("reset database to incarnation 1;\nrun {{\n set until scn {s2};\n restore database;\n recover database;\n}}\nalter database open resetlogs;\nlist incarnation;\n"),
+    let out = env.db.rman_ok(&format!("reset database to incarnation 1;\nrun {{\n set until scn {s2};\n restore database;\n recover database;\n}}\nalter database open resetlogs;\nlist incarnation;\n"),
     );
     assert!(out.contains("database reset to incarnation 1"), "{out}");
     assert!(out.contains("ORPHAN  "), "{out}");
-    prove(&env, &home, &at_s2);
-    let q = env.sqlplus(
-        &home,
-        "set heading off feedback off\nselect incarnation# || ' ' || status || ' ' || prior_incarnation# from v$database_incarnation order by 1;\n",
-    );
+    env.db.prove(&at_s2);
+    let q = env.db.sqlplus("set heading off feedback off\nselect incarnation# || ' ' || status || ' ' || prior_incarnation# from v$database_incarnation order by 1;\n",
+    ).1;
     let rows: Vec<&str> = q.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     assert_eq!(rows, ["1 PARENT 0", "2 ORPHAN 1", "3 CURRENT 1"], "{q}");
 }

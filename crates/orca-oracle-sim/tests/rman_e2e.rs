@@ -7,49 +7,21 @@ mod testlib;
 use std::path::{Path, PathBuf};
 
 use orca_testing::fs::files_in;
-use orca_testing::sim::{DbSpec, SimDb, copy_matches_datafile};
+use orca_testing::sim::{DbSpec, TempDb, copy_matches_datafile};
 
 /// A small database (4 datafiles of 4 MiB) in a temporary directory, with the shims.
-struct Env {
-    tmp: tempfile::TempDir,
-    db: SimDb,
-}
-
-impl Env {
-    fn new() -> Env {
-        let tmp = tempfile::tempdir().unwrap();
-        let db = SimDb::create(
-            Path::new(env!("CARGO_BIN_EXE_oraclesim")),
-            tmp.path(),
-            &DbSpec::default(),
-        );
-        Env { tmp, db }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.tmp.path().join(rel)
-    }
-
-    /// `rman target / cmdfile=F` with `extra_env`; returns (success, output).
-    fn rman(&self, script: &str, extra_env: &[(&str, &str)]) -> (bool, String) {
-        self.db.rman(script, extra_env)
-    }
-
-    fn rman_ok(&self, script: &str) -> String {
-        self.db.rman_ok(script)
-    }
-
-    /// `sqlplus -S / as sysdba` with `input` on stdin.
-    fn sqlplus(&self, input: &str) -> (bool, String) {
-        self.db.sqlplus(input)
-    }
+fn env() -> TempDb {
+    TempDb::new(
+        Path::new(env!("CARGO_BIN_EXE_oraclesim")),
+        &DbSpec::default(),
+    )
 }
 
 /// Full backup, changes and log switches, loss of every datafile, RESTORE + RECOVER: the
-/// datafiles equal those of a copy of the database taken at the end.
-fn backup_lose_restore(env: &Env, channel: &str) -> String {
+/// datafiles equal a snapshot taken before the loss.
+fn backup_lose_restore(env: &TempDb, channel: &str) -> String {
     let alloc = format!("allocate channel c1 {channel};\n  allocate channel c2 {channel};");
-    env.rman_ok(&format!(
+    env.db.rman_ok(&format!(
         "run {{\n  {alloc}\n  backup database filesperset 1;\n}}\n"
     ));
     env.db.workload("2", 2);
@@ -62,7 +34,7 @@ fn backup_lose_restore(env: &Env, channel: &str) -> String {
 
 #[test]
 fn disk_backup_restore_recover_reproduces_the_datafiles() {
-    let env = Env::new();
+    let env = env();
     let fmt = env.path("bk");
     std::fs::create_dir(&fmt).unwrap();
     let out = backup_lose_restore(
@@ -74,7 +46,7 @@ fn disk_backup_restore_recover_reproduces_the_datafiles() {
 
 #[test]
 fn sbt_backup_restore_recover_follows_the_rman_call_sequence() {
-    let env = Env::new();
+    let env = env();
     let lib = testlib::build(env.tmp.path());
     let store = env.path("store");
     std::fs::create_dir(&store).unwrap();
@@ -120,11 +92,11 @@ fn sbt_backup_restore_recover_follows_the_rman_call_sequence() {
 
 #[test]
 fn multiplexed_pieces_differ_and_single_file_pieces_carry_identical_blocks() {
-    let env = Env::new();
+    let env = env();
     let run = |dir: &str, fps: u32| -> Vec<Vec<u8>> {
         let d = env.path(dir);
         std::fs::create_dir(&d).unwrap();
-        env.rman_ok(&format!(
+        env.db.rman_ok(&format!(
                 "run {{\n allocate channel c1 device type disk format '{}/%U';\n backup database filesperset {fps};\n}}\n",
                 d.display()
             ));
@@ -163,7 +135,7 @@ fn multiplexed_pieces_differ_and_single_file_pieces_carry_identical_blocks() {
 
 #[test]
 fn interrupted_multi_section_backup_keeps_finished_sections_only() {
-    let env = Env::new();
+    let env = env();
     let bk = env.path("bk");
     std::fs::create_dir(&bk).unwrap();
     // 4 MiB files in 1 MiB sections: datafile 1 completes (5 sections with its header), the
@@ -172,10 +144,12 @@ fn interrupted_multi_section_backup_keeps_finished_sections_only() {
         "run {{\n allocate channel c1 device type disk format '{}/%U';\n backup section size 1M database;\n}}\n",
         bk.display()
     );
-    let (ok, out) = env.rman(&script, &[("ORACLESIM_FAIL_AFTER_SECTIONS", "6")]);
+    let (ok, out) = env
+        .db
+        .rman(&script, &[("ORACLESIM_FAIL_AFTER_SECTIONS", "6")]);
     assert!(!ok, "the backup must fail:\n{out}");
     assert!(out.contains("RMAN-03009"), "{out}");
-    let (_, q) = env.sqlplus("set heading off feedback off\nselect count(*) from v$backup_piece;\nselect count(*) from v$backup_set;\nselect count(*) from v$backup_set where multi_section = 'YES';\n",
+    let (_, q) = env.db.sqlplus("set heading off feedback off\nselect count(*) from v$backup_piece;\nselect count(*) from v$backup_set;\nselect count(*) from v$backup_set where multi_section = 'YES';\n",
     );
     let counts: Vec<u64> = q
         .split_whitespace()
@@ -191,7 +165,7 @@ fn interrupted_multi_section_backup_keeps_finished_sections_only() {
         "run {{\n allocate channel c1 device type disk format '{}/%U';\n backup section size 1M database not backed up since time 'SYSDATE-1';\n}}\n",
         bk.display()
     );
-    let out = env.rman_ok(&rerun);
+    let out = env.db.rman_ok(&rerun);
     assert!(
         out.contains("skipping datafile 1; already backed up on"),
         "{out}"
@@ -201,7 +175,7 @@ fn interrupted_multi_section_backup_keeps_finished_sections_only() {
 
 #[test]
 fn incremental_merge_keeps_copies_equal_to_the_datafiles() {
-    let env = Env::new();
+    let env = env();
     let copies = env.path("copies");
     std::fs::create_dir(&copies).unwrap();
     let script = format!(
@@ -209,15 +183,15 @@ fn incremental_merge_keeps_copies_equal_to_the_datafiles() {
         copies.display()
     );
     // First run creates the level-0 copies; each later run rolls them forward.
-    env.rman_ok(&script);
+    env.db.rman_ok(&script);
     env.db.workload("3", 1);
-    env.rman_ok(&script);
+    env.db.rman_ok(&script);
     // The copies now equal the datafiles as of the level-1 checkpoint.
-    let (_, q) = env.sqlplus("set heading off feedback off pagesize 0\nselect name from v$datafile_copy where status = 'A' order by file#;\n",
+    let (_, q) = env.db.sqlplus("set heading off feedback off pagesize 0\nselect name from v$datafile_copy where status = 'A' order by file#;\n",
     );
     let copy_paths: Vec<PathBuf> = q.split_whitespace().map(PathBuf::from).collect();
     assert_eq!(copy_paths.len(), 4, "{q}");
-    let (_, q) = env.sqlplus(
+    let (_, q) = env.db.sqlplus(
         "set heading off feedback off pagesize 0\nselect name from v$datafile order by file#;\n",
     );
     let files: Vec<PathBuf> = q.split_whitespace().map(PathBuf::from).collect();
@@ -239,40 +213,44 @@ fn incremental_merge_keeps_copies_equal_to_the_datafiles() {
 
 #[test]
 fn a_failing_channel_prints_an_error_stack_and_fails() {
-    let env = Env::new();
+    let env = env();
     let bk = env.path("bk");
     std::fs::create_dir(&bk).unwrap();
     let script = format!(
         "run {{\n allocate channel c1 device type disk format '{}/%U';\n backup database;\n}}\n",
         bk.display()
     );
-    let (ok, out) = env.rman(&script, &[("ORACLESIM_FAIL_AFTER_BYTES", "100000")]);
+    let (ok, out) = env
+        .db
+        .rman(&script, &[("ORACLESIM_FAIL_AFTER_BYTES", "100000")]);
     assert!(!ok);
     assert!(out.contains("RMAN-00571"), "{out}");
     assert!(out.contains("RMAN-03009"), "{out}");
-    let (ok, out) = env.rman(&script, &[("ORACLESIM_KILL_AFTER_BYTES", "100000")]);
+    let (ok, out) = env
+        .db
+        .rman(&script, &[("ORACLESIM_KILL_AFTER_BYTES", "100000")]);
     assert!(!ok, "{out}");
 }
 
 #[test]
 fn crosscheck_marks_removed_pieces_expired_and_delete_expired_drops_them() {
-    let env = Env::new();
+    let env = env();
     let bk = env.path("bk");
     std::fs::create_dir(&bk).unwrap();
-    env.rman_ok(&format!(
+    env.db.rman_ok(&format!(
         "configure channel device type disk format '{}/%U';\nbackup database filesperset 1;\n",
         bk.display()
     ));
     let pieces = files_in(&bk);
     assert_eq!(pieces.len(), 4);
     std::fs::remove_file(&pieces[0]).unwrap();
-    let out = env.rman_ok("crosscheck backup;\n");
+    let out = env.db.rman_ok("crosscheck backup;\n");
     assert!(out.contains("found to be 'EXPIRED'"), "{out}");
-    let list = env.rman_ok("list backup summary;\n");
+    let list = env.db.rman_ok("list backup summary;\n");
     assert!(list.contains(" X DISK"), "{list}");
-    let out = env.rman_ok("delete noprompt expired backup;\n");
+    let out = env.db.rman_ok("delete noprompt expired backup;\n");
     assert!(out.contains("Deleted 1 objects"), "{out}");
-    let out = env.rman_ok(&format!(
+    let out = env.db.rman_ok(&format!(
         "delete noprompt backuppiece '{}';\n",
         pieces[1].display()
     ));
@@ -282,12 +260,12 @@ fn crosscheck_marks_removed_pieces_expired_and_delete_expired_drops_them() {
 
 #[test]
 fn sqlplus_lists_three_archived_logs_after_three_switches() {
-    let env = Env::new();
+    let env = env();
     for _ in 0..3 {
-        let (ok, out) = env.sqlplus("alter system archive log current;\n");
+        let (ok, out) = env.db.sqlplus("alter system archive log current;\n");
         assert!(ok && out.contains("System altered."), "{out}");
     }
-    let (ok, csv) = env.sqlplus("set markup csv on\nselect thread#, sequence#, first_change#, next_change# from v$archived_log order by sequence#;\nexit\n",
+    let (ok, csv) = env.db.sqlplus("set markup csv on\nselect thread#, sequence#, first_change#, next_change# from v$archived_log order by sequence#;\nexit\n",
     );
     assert!(ok);
     let lines: Vec<&str> = csv.lines().filter(|l| !l.is_empty()).collect();
@@ -308,23 +286,26 @@ fn sqlplus_lists_three_archived_logs_after_three_switches() {
             assert_eq!(r[2], rows[i - 1][3], "logs are contiguous");
         }
     }
-    let (_, plain) =
-        env.sqlplus("select thread#, sequence# from v$archived_log order by sequence#;\n");
+    let (_, plain) = env
+        .db
+        .sqlplus("select thread#, sequence# from v$archived_log order by sequence#;\n");
     assert!(plain.contains("   THREAD#  SEQUENCE#"), "{plain}");
     assert!(plain.contains("---------- ----------"), "{plain}");
 }
 
 #[test]
 fn sqlplus_prints_ora_errors_and_honours_whenever_sqlerror() {
-    let env = Env::new();
-    let (ok, out) = env.sqlplus("select * from no_such_view;\nselect 1 from dual;\n");
+    let env = env();
+    let (ok, out) = env
+        .db
+        .sqlplus("select * from no_such_view;\nselect 1 from dual;\n");
     assert!(ok);
     assert!(
         out.contains("ORA-00942: table or view does not exist"),
         "{out}"
     );
     assert!(out.contains("ERROR at line 1:"), "{out}");
-    let (ok, out) = env.sqlplus(
+    let (ok, out) = env.db.sqlplus(
         "whenever sqlerror exit failure\nselect nosuchcol from v$database;\nprompt unreachable\n",
     );
     assert!(!ok);

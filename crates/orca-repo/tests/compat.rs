@@ -44,7 +44,7 @@ use orca_repo::{
 use orca_repo::{CONFIG_VERSION, DEFAULT_ZSTD_LEVEL, KeyStorage};
 use orca_repo::{KdfParams, KeyFile, WrappedKey};
 use orca_repo::{Lineage, LineageCache};
-use orca_testing::fs::copy_dir;
+use orca_testing::fs::{copy_dir, version_dirs};
 use serde_json::Value;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -295,7 +295,7 @@ fn write_fixtures() {
 
 /// The fixture sets, oldest first.
 fn sets() -> Vec<(u32, PathBuf)> {
-    orca_testing::fixtures::sets(Path::new(FIXTURES))
+    version_dirs(Path::new(FIXTURES))
 }
 
 /// Files under `dir/sub`, sorted.

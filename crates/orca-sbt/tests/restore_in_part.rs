@@ -4,243 +4,77 @@
 //! Oracle's refusal to restore files an open instance uses. Every restore is proved with
 //! `oraclesim verify` against a snapshot taken before the damage.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hasher};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Once;
+
+use orca_testing::fs::files_in;
+use orca_testing::sim::{DbSpec, SimDb, sbt_parms, sbt_run};
+use orca_testing::tools;
 
 const PASSWORD: &str = "restore-in-part";
 const BLOCK: u64 = 8192;
 
-/// The workspace target directory (where `cargo` puts the library and the simulator).
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
-        .join("debug")
-}
-
-fn lib() -> PathBuf {
-    target_dir().join("liborca_sbt.so")
-}
-
-fn sim() -> PathBuf {
-    target_dir().join("oraclesim")
-}
-
-/// Builds the cdylib and the simulator when missing (`cargo test -p orca-sbt` alone).
-fn build() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        if lib().exists() && sim().exists() {
-            return;
-        }
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "orca-sbt", "-p", "orca-oracle-sim"])
-            .status()
-            .expect("run cargo build");
-        assert!(
-            status.success(),
-            "building the library and simulator failed"
-        );
-    });
-}
-
-/// A database home, its SBT channel into a local repository, and the shims.
+/// A database, its SBT channel into a local repository.
 struct Env {
     tmp: tempfile::TempDir,
-    home: PathBuf,
+    db: SimDb,
     repo: PathBuf,
-    bin: PathBuf,
 }
 
 impl Env {
     /// A database of `datafiles` x 8 MiB, an empty repository, and a first full backup
     /// (with the archived logs) after some changes.
     fn new(datafiles: u32) -> Env {
-        build();
         let tmp = tempfile::tempdir().unwrap();
-        let bin = tmp.path().join("bin");
-        let home = tmp.path().join("db");
+        let db = SimDb::create(
+            &tools::oraclesim(),
+            tmp.path(),
+            &DbSpec {
+                online_log_mb: Some(4),
+                ..DbSpec::sized(datafiles, 8)
+            },
+        );
         let repo = tmp.path().join("repo");
-        let env = Env {
-            tmp,
-            home,
-            repo,
-            bin,
-        };
-        env.oraclesim(&["install-shims", env.bin.to_str().unwrap()]);
-        env.oraclesim(&[
-            "create",
-            "--home",
-            env.home.to_str().unwrap(),
-            "--name",
-            "ORCL",
-            "--datafiles",
-            &datafiles.to_string(),
-            "--size-mb",
-            "8",
-            "--online-log-mb",
-            "4",
-        ]);
-        tokio::runtime::Runtime::new()
-            .unwrap()
-            .block_on(orca_repo::Repository::init_local(
-                &env.repo,
-                &orca_repo::InitOptions {
-                    kdf: orca_repo::KdfParams {
-                        m_kib: 256,
-                        t: 1,
-                        p: 1,
-                    },
-                    ..Default::default()
-                },
-                &orca_repo::NewKey::Passphrase(PASSWORD.into()),
-            ))
-            .unwrap();
-        env.workload("2", "1");
+        support::init_repo(&repo, PASSWORD);
+        let env = Env { tmp, db, repo };
+        env.db.workload("2", 1);
         env.run(" backup database plus archivelog;\n");
-        env.workload("2", "2");
+        env.db.workload("2", 2);
         env
-    }
-
-    fn home(&self) -> &str {
-        self.home.to_str().unwrap()
-    }
-
-    fn oraclesim(&self, args: &[&str]) -> String {
-        let (ok, out) = self.oraclesim_status(args);
-        assert!(ok, "oraclesim {args:?}:\n{out}");
-        out
-    }
-
-    fn oraclesim_status(&self, args: &[&str]) -> (bool, String) {
-        let o = Command::new(sim()).args(args).output().unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
-        )
-    }
-
-    fn workload(&self, pct: &str, switches: &str) {
-        self.oraclesim(&[
-            "workload",
-            "--home",
-            self.home(),
-            "--change-pct",
-            pct,
-            "--log-switches",
-            switches,
-        ]);
-    }
-
-    fn channel(&self) -> String {
-        format!(
-            "device type sbt parms 'SBT_LIBRARY={}, ENV=(ORCA_REPO={}, ORCA_PASSWORD={PASSWORD}, ORCA_CACHE_DIR={})'",
-            lib().display(),
-            self.repo.display(),
-            self.tmp.path().join("cache").display()
-        )
-    }
-
-    /// `rman target / cmdfile=...`: (success, output).
-    fn rman(&self, script: &str) -> (bool, String) {
-        let f = self.tmp.path().join("script.rman");
-        std::fs::write(&f, script).unwrap();
-        let o = Command::new(self.bin.join("rman"))
-            .arg("target")
-            .arg("/")
-            .arg(format!("cmdfile={}", f.display()))
-            .env("ORACLESIM_HOME", &self.home)
-            .output()
-            .unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-        )
-    }
-
-    fn rman_ok(&self, script: &str) -> String {
-        let (ok, out) = self.rman(script);
-        assert!(ok, "rman failed:\n{out}");
-        out
     }
 
     /// A RUN block with two SBT channels around `body`.
     fn run_block(&self, body: &str) -> String {
-        let ch = self.channel();
-        format!("run {{\n allocate channel t1 {ch};\n allocate channel t2 {ch};\n{body}}}\n")
+        let p = sbt_parms(
+            &tools::sbt_library(),
+            &[
+                ("ORCA_REPO", self.repo.display().to_string()),
+                ("ORCA_PASSWORD", PASSWORD.into()),
+                (
+                    "ORCA_CACHE_DIR",
+                    self.tmp.path().join("cache").display().to_string(),
+                ),
+            ],
+        );
+        sbt_run(&[&p, &p], body)
     }
 
     fn run(&self, body: &str) -> String {
-        self.rman_ok(&self.run_block(body))
+        self.db.rman_ok(&self.run_block(body))
+    }
+
+    fn rman(&self, script: &str) -> (bool, String) {
+        self.db.rman(script, &[])
     }
 
     /// `sqlplus -S / as sysdba` without headings: one line per row.
     fn sqlplus(&self, input: &str) -> String {
-        let mut child = Command::new(self.bin.join("sqlplus"))
-            .args(["-S", "/", "as", "sysdba"])
-            .env("ORACLESIM_HOME", &self.home)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("set heading off feedback off pagesize 0\n{input}").as_bytes())
-            .unwrap();
-        let o = child.wait_with_output().unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    /// `oraclesim snapshot` into a new directory; returns it and the SCN it was taken at.
-    fn snapshot(&self, name: &str) -> (PathBuf, u64) {
-        let dir = self.tmp.path().join(name);
-        let out = self.oraclesim(&[
-            "snapshot",
-            "--home",
-            self.home(),
-            "--to",
-            dir.to_str().unwrap(),
-        ]);
-        let scn = out
-            .split(" at SCN ")
-            .nth(1)
-            .and_then(|r| r.split(':').next())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no SCN in {out}"));
-        (dir, scn)
-    }
-
-    /// `oraclesim verify --at-scn` against a snapshot: (identical, output).
-    fn verify(&self, snapshot: &(PathBuf, u64)) -> (bool, String) {
-        self.oraclesim_status(&[
-            "verify",
-            "--home",
-            self.home(),
-            "--against",
-            snapshot.0.to_str().unwrap(),
-            "--at-scn",
-            &snapshot.1.to_string(),
-        ])
-    }
-
-    /// The proof passes, and fails naming the file and block once one byte of one data
-    /// block of the snapshot differs (the proof can fail).
-    fn assert_verifies(&self, snapshot: &(PathBuf, u64)) {
-        let (ok, out) = self.verify(snapshot);
-        assert!(ok && out.starts_with("OK: "), "{out}");
-        let users = snapshot.0.join("oradata/ORCL/users01.dbf");
-        let offset = 200 * BLOCK + 64;
-        flip(&users, offset);
-        let (ok, out) = self.verify(snapshot);
-        flip(&users, offset);
-        assert!(!ok, "{out}");
-        assert!(out.contains("file 4 block 200: content differs"), "{out}");
+        self.db
+            .sqlplus(&format!("set heading off feedback off pagesize 0\n{input}"))
+            .1
     }
 
     /// FILE# → NAME from V$DATAFILE.
@@ -250,14 +84,6 @@ impl Env {
             .filter_map(|l| l.trim().split_once(' '))
             .map(|(n, p)| (n.parse().unwrap(), PathBuf::from(p)))
             .collect()
-    }
-
-    fn status_of(&self, file_no: u32) -> String {
-        self.sqlplus(&format!(
-            "select status from v$datafile where file# = {file_no};\n"
-        ))
-        .trim()
-        .to_string()
     }
 
     fn recover_files(&self) -> Vec<u32> {
@@ -274,17 +100,6 @@ impl Env {
             .map(|(n, p)| (n, checksum(&p)))
             .collect()
     }
-
-    /// Every file under the home's oradata and the datafile copies, to show nothing was
-    /// written.
-    fn files_written(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(self.home.join("oradata/ORCL"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        v.sort();
-        v
-    }
 }
 
 fn checksum(path: &Path) -> u64 {
@@ -298,19 +113,6 @@ fn damage(path: &Path, block: u64, offset: u64, bytes: &[u8]) {
     use std::os::unix::fs::FileExt;
     let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     f.write_all_at(bytes, block * BLOCK + offset).unwrap();
-}
-
-/// Flips one bit of the byte at `offset`.
-fn flip(path: &Path, offset: u64) {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
-    let mut b = [0u8];
-    f.read_exact_at(&mut b, offset).unwrap();
-    f.write_all_at(&[b[0] ^ 0x04], offset).unwrap();
 }
 
 /// Zeroes a whole datafile, keeping its size (a disk returning zeros).
@@ -348,19 +150,19 @@ fn restore_database_while_open_fails_with_ora_19573_and_changes_nothing() {
 #[test]
 fn a_corrupt_block_after_a_restore_fails_verify_naming_file_and_block() {
     let env = Env::new(4);
-    let snap = env.snapshot("before-loss");
+    let snap = env.db.snapshot("before-loss");
     for p in env.datafiles().values() {
         std::fs::remove_file(p).unwrap();
     }
-    env.rman_ok(&format!(
+    env.db.rman_ok(&format!(
         "shutdown abort;\nstartup mount;\n{}alter database open;\n",
         env.run_block(" restore database;\n recover database;\n")
     ));
-    env.assert_verifies(&snap);
+    env.db.prove(&snap);
     // The restore returns one wrong byte in one data block: the proof must fail.
     let users = env.datafiles()[&4].clone();
     damage(&users, 37, 100, &[0x5a]);
-    let (ok, out) = env.verify(&snap);
+    let (ok, out) = env.db.verify_at(&snap);
     assert!(!ok, "{out}");
     assert!(out.contains("file 4 block 37: content differs"), "{out}");
     assert!(
@@ -372,7 +174,7 @@ fn a_corrupt_block_after_a_restore_fails_verify_naming_file_and_block() {
 #[test]
 fn a_datafile_zeroed_while_open_is_taken_offline_restored_recovered_and_brought_online() {
     let env = Env::new(4);
-    let snap = env.snapshot("before-damage");
+    let snap = env.db.snapshot("before-damage");
     let users = env.datafiles()[&4].clone();
     zero(&users);
     // Still online in an open database: RESTORE is refused and the file stays as it is.
@@ -384,13 +186,13 @@ fn a_datafile_zeroed_while_open_is_taken_offline_restored_recovered_and_brought_
     );
     assert!(std::fs::read(&users).unwrap().iter().all(|&b| b == 0));
 
-    env.rman_ok("sql 'alter database datafile 4 offline';\n");
-    assert_eq!(env.status_of(4), "RECOVER");
+    env.db.rman_ok("sql 'alter database datafile 4 offline';\n");
+    assert_eq!(env.db.datafile_status(4), "RECOVER");
     assert_eq!(env.recover_files(), [4]);
     let out = env.run(" restore datafile 4;\n");
     assert!(
-        out.contains("channel t1: restoring datafile 00004 to")
-            || out.contains("channel t2: restoring datafile 00004 to"),
+        out.contains("channel c1: restoring datafile 00004 to")
+            || out.contains("channel c2: restoring datafile 00004 to"),
         "{out}"
     );
     assert!(out.contains("Finished restore at"), "{out}");
@@ -409,26 +211,27 @@ fn a_datafile_zeroed_while_open_is_taken_offline_restored_recovered_and_brought_
     let out = env.run(" recover datafile 4;\n");
     assert!(out.contains("starting media recovery"), "{out}");
     assert!(out.contains("media recovery complete"), "{out}");
-    assert_eq!(env.status_of(4), "OFFLINE");
-    env.rman_ok("alter database datafile 4 online;\n");
-    assert_eq!(env.status_of(4), "ONLINE");
+    assert_eq!(env.db.datafile_status(4), "OFFLINE");
+    env.db.rman_ok("alter database datafile 4 online;\n");
+    assert_eq!(env.db.datafile_status(4), "ONLINE");
     assert!(env.recover_files().is_empty());
-    env.assert_verifies(&snap);
+    env.db.prove(&snap);
     // The database goes on with the file back in it.
-    env.workload("1", "1");
+    env.db.workload("1", 1);
 }
 
 #[test]
 fn a_tablespace_lost_while_open_is_taken_offline_restored_recovered_and_brought_online() {
     // Five datafiles: USERS has files 4 and 5.
     let env = Env::new(5);
-    let snap = env.snapshot("before-loss");
+    let snap = env.db.snapshot("before-loss");
     let files = env.datafiles();
     std::fs::remove_file(&files[&4]).unwrap();
     zero(&files[&5]);
-    env.rman_ok("sql 'alter tablespace users offline immediate';\n");
-    assert_eq!(env.status_of(4), "RECOVER");
-    assert_eq!(env.status_of(5), "RECOVER");
+    env.db
+        .rman_ok("sql 'alter tablespace users offline immediate';\n");
+    assert_eq!(env.db.datafile_status(4), "RECOVER");
+    assert_eq!(env.db.datafile_status(5), "RECOVER");
     let listed = env.sqlplus("select file# || ' ' || error from v$recover_file order by file#;\n");
     assert!(listed.contains("4 FILE NOT FOUND"), "{listed}");
     let out = env.run(" restore tablespace users;\n recover tablespace users;\n");
@@ -441,17 +244,17 @@ fn a_tablespace_lost_while_open_is_taken_offline_restored_recovered_and_brought_
         ["ONLINE", "ONLINE"],
         "{out}"
     );
-    env.assert_verifies(&snap);
+    env.db.prove(&snap);
 }
 
 #[test]
 fn restore_to_a_new_location_with_set_newname_and_switch_leaves_the_originals() {
     let env = Env::new(4);
-    let snap = env.snapshot("before-move");
+    let snap = env.db.snapshot("before-move");
     let originals = env.datafiles();
     let before = env.checksums();
     let new = env.tmp.path().join("newdisk");
-    let out = env.rman_ok(&format!(
+    let out = env.db.rman_ok(&format!(
         "shutdown immediate;\nstartup mount;\n{}alter database open;\n",
         env.run_block(&format!(
             " set newname for database to '{dir}/%b';\n set newname for datafile 4 to '{dir}/%U.dbf';\n restore database;\n switch datafile all;\n recover database;\n",
@@ -475,9 +278,9 @@ fn restore_to_a_new_location_with_set_newname_and_switch_leaves_the_originals() 
     for (n, p) in &originals {
         assert_eq!(checksum(p), before[n], "original {} changed", p.display());
     }
-    env.assert_verifies(&snap);
+    env.db.prove(&snap);
     // The database runs on the new files.
-    env.workload("1", "1");
+    env.db.workload("1", 1);
     for (n, p) in &originals {
         assert_eq!(checksum(p), before[n], "original {} changed", p.display());
     }
@@ -486,12 +289,12 @@ fn restore_to_a_new_location_with_set_newname_and_switch_leaves_the_originals() 
 #[test]
 fn block_media_recovery_repairs_three_corrupt_blocks_while_the_file_stays_online() {
     let env = Env::new(4);
-    let snap = env.snapshot("before-corruption");
+    let snap = env.db.snapshot("before-corruption");
     let users = env.datafiles()[&4].clone();
     damage(&users, 20, 300, b"garbage");
     damage(&users, 21, 1000, b"more garbage");
     damage(&users, 90, 0, &[0u8; 8192]);
-    let (ok, _) = env.verify(&snap);
+    let (ok, _) = env.db.verify_at(&snap);
     assert!(!ok);
     let out = env.run(" backup validate check logical database;\n");
     assert!(
@@ -510,27 +313,27 @@ fn block_media_recovery_repairs_three_corrupt_blocks_while_the_file_stays_online
     assert!(out.contains("restoring blocks of datafile 00004"), "{out}");
     assert!(out.contains("block restore complete"), "{out}");
     assert!(out.contains("media recovery complete"), "{out}");
-    assert_eq!(env.status_of(4), "ONLINE");
+    assert_eq!(env.db.datafile_status(4), "ONLINE");
     assert!(
         env.sqlplus("select count(*) from v$database_block_corruption;\n")
             .trim()
             == "0"
     );
-    env.assert_verifies(&snap);
+    env.db.prove(&snap);
 
     // The same by block number.
     damage(&users, 33, 500, b"x");
     damage(&users, 34, 500, b"y");
     damage(&users, 35, 500, b"z");
     env.run(" recover datafile 4 block 33, 34, 35;\n");
-    env.assert_verifies(&snap);
+    env.db.prove(&snap);
 }
 
 #[test]
 fn restore_validate_and_preview_read_the_backups_and_write_nothing() {
     let env = Env::new(4);
     let before = env.checksums();
-    let files = env.files_written();
+    let files = files_in(&env.db.oradata());
     let out = env.run(" restore database validate;\n");
     assert!(
         out.contains("starting validation of datafile backup set"),
@@ -549,7 +352,7 @@ fn restore_validate_and_preview_read_the_backups_and_write_nothing() {
     let out = env.run(" restore archivelog all validate;\n");
     assert!(out.contains("Finished restore at"), "{out}");
     assert_eq!(env.checksums(), before);
-    assert_eq!(env.files_written(), files);
+    assert_eq!(files_in(&env.db.oradata()), files);
     assert_eq!(
         env.sqlplus("select count(*) from v$datafile_copy;\n")
             .trim(),
@@ -558,13 +361,7 @@ fn restore_validate_and_preview_read_the_backups_and_write_nothing() {
     assert!(env.recover_files().is_empty());
 
     // A piece that went bad in the repository is found by RESTORE ... VALIDATE.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (repo, _) = rt
-        .block_on(orca_repo::Repository::open_local(
-            &env.repo,
-            &orca_repo::KeySource::Passphrase(PASSWORD.into()),
-        ))
-        .unwrap();
+    let (rt, repo) = support::open_repo(&env.repo, PASSWORD);
     let handle = env
         .sqlplus(
             "select handle from v$backup_piece p where exists (select 1 from v$backup_datafile d \

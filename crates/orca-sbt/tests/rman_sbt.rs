@@ -1,6 +1,8 @@
 //! The library loaded by the simulator's `rman` exactly as Oracle's RMAN loads it: backup,
 //! loss of the datafiles, restore and recovery, repeat backups, maintenance and failures.
 
+mod support;
+
 use std::path::PathBuf;
 
 use orca_testing::http;
@@ -21,20 +23,7 @@ impl Env {
         let tmp = tempfile::tempdir().unwrap();
         let db = SimDb::create(&tools::oraclesim(), tmp.path(), &DbSpec::sized(4, mb));
         let repo = tmp.path().join("repo");
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(orca_repo::Repository::init_local(
-            &repo,
-            &orca_repo::InitOptions {
-                kdf: orca_repo::KdfParams {
-                    m_kib: 256,
-                    t: 1,
-                    p: 1,
-                },
-                ..Default::default()
-            },
-            &orca_repo::NewKey::Passphrase(PASSWORD.into()),
-        ))
-        .unwrap();
+        support::init_repo(&repo, PASSWORD);
         Env { tmp, db, repo }
     }
 
@@ -76,14 +65,7 @@ impl Env {
 
     /// The repository opened in-process, and the runtime its calls run on.
     fn open_repo(&self) -> (tokio::runtime::Runtime, orca_repo::Repository) {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let (repo, _) = rt
-            .block_on(orca_repo::Repository::open_local(
-                &self.repo,
-                &orca_repo::KeySource::Passphrase(PASSWORD.into()),
-            ))
-            .unwrap();
-        (rt, repo)
+        support::open_repo(&self.repo, PASSWORD)
     }
 }
 
@@ -340,11 +322,20 @@ fn backup_and_restore_through_the_vault() {
     env.db
         .lose_restore_verify(&sbt_run(&[&p], "restore database;\nrecover database;"));
 
-    // A token of another database is refused with a message naming the vault.
+    // A token of another database cannot read this database's pieces.
     let other = tokens
         .create("OTHER", orca_vault::server::Scope::Backup)
         .unwrap();
     let bad = p.replace(&token, &other);
-    let (ok, out) = env.rman(&sbt_run(&[&bad], "restore datafile 4;"), &[]);
+    // On a mounted database, so the vault's answer is what stops the restore.
+    let (ok, out) = env.rman(
+        &format!(
+            "shutdown abort;\nstartup mount;\n{}",
+            sbt_run(&[&bad], "restore datafile 4;")
+        ),
+        &[],
+    );
     assert!(!ok, "{out}");
+    assert!(out.contains("ORA-19511"), "{out}");
+    assert!(out.contains("is not in the ORCA repository"), "{out}");
 }

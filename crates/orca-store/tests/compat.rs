@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use orca_store::StoreError;
 use orca_store::{STATE_VERSION, State};
+use orca_testing::fs::version_dirs;
 use serde_json::{Value, json};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -136,7 +137,7 @@ fn load(bytes: &[u8]) -> Result<Option<State>, StoreError> {
 
 /// The fixture sets, oldest first.
 fn sets() -> Vec<(u32, PathBuf)> {
-    orca_testing::fixtures::sets(Path::new(FIXTURES))
+    version_dirs(Path::new(FIXTURES))
 }
 
 fn version_of(bytes: &[u8]) -> u64 {

@@ -1,5 +1,5 @@
-//! Files: a directory copied whole (a reference to compare a restore with), the files under
-//! a directory, one flipped byte (the negative control of every integrity check).
+//! Files: a directory copied whole, the files under a directory, one flipped byte (the
+//! negative control of every integrity check).
 
 use std::path::{Path, PathBuf};
 
@@ -51,4 +51,35 @@ pub fn flip_byte(path: &Path, mask: u8) -> usize {
     bytes[at] ^= mask;
     std::fs::write(path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     at
+}
+
+/// XORs `mask` into the byte at `offset` of `path`; XORing it again undoes it.
+pub fn flip_at(path: &Path, offset: u64, mask: u8) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, offset)
+        .unwrap_or_else(|e| panic!("read {} at {offset}: {e}", path.display()));
+    f.write_all_at(&[b[0] ^ mask], offset)
+        .unwrap_or_else(|e| panic!("write {} at {offset}: {e}", path.display()));
+}
+
+/// The directories `v<N>` in `dir` (fixture sets, one a format version), by N; none when
+/// `dir` does not exist.
+pub fn version_dirs(dir: &Path) -> Vec<(u32, PathBuf)> {
+    let mut out: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_str()?.strip_prefix('v')?.parse().ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    out.sort();
+    out
 }

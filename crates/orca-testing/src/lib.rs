@@ -6,7 +6,7 @@
 //! - [`process`]: run a command and get its output or a panic naming it, wait with a
 //!   deadline, free loopback ports, children killed when dropped;
 //! - [`http`]: raw HTTP/1.1 requests and Prometheus metrics;
-//! - [`fs`]: directory copies, file listings, a flipped byte;
+//! - [`fs`]: directory copies, file listings, fixture version directories, a flipped byte;
 //! - [`tools`]: the one routine that finds `orca`, `oraclesim` (and its `rman`/`sqlplus`
 //!   shims) and `liborca_sbt.so`, building them when missing or older than their sources;
 //! - [`orca`]: the `orca` command with a repository passphrase;
@@ -15,7 +15,8 @@
 //! - [`vault`]: `orca vault serve` on a repository, its tokens and metrics;
 //! - [`store`]: `orca store serve`, the backup-store appliance, and `curl` as its docs call it;
 //! - [`agent`]: an agent configuration file and `orca agent run`;
-//! - [`sim`]: a simulated database home (`oraclesim create`), its `rman` and `sqlplus`;
+//! - [`sim`]: a simulated database home (`oraclesim create`), its `rman` and `sqlplus`,
+//!   and the restore proof: `oraclesim snapshot`, `verify --at-scn` and its negative control;
 //! - [`data`]: deterministic data: Oracle-like blocks, byte patterns.
 //!
 //! A test in `orca-cli` names its own `orca` (`Orca::at(env!("CARGO_BIN_EXE_orca"))`);
@@ -23,7 +24,6 @@
 
 pub mod agent;
 pub mod data;
-pub mod fixtures;
 pub mod fs;
 pub mod http;
 pub mod moto;

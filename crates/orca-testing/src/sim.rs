@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::fs::copy_dir;
+use crate::fs::flip_at;
 use crate::process::{output, run, run_ok, text};
 
 /// What `oraclesim create` makes.
@@ -57,7 +57,7 @@ impl DbSpec {
 }
 
 /// A database home, the directory with its `rman` and `sqlplus`, and a work directory for
-/// command files and the reference copy of a restore.
+/// command files and the snapshots that prove a restore.
 #[derive(Debug)]
 pub struct SimDb {
     /// The simulator binary.
@@ -133,6 +133,21 @@ impl SimDb {
         )
     }
 
+    /// `oraclesim <args>` on this database: whether it succeeded, and what it printed
+    /// (stdout, then stderr).
+    pub fn sim_status(&self, args: &[&str]) -> (bool, String) {
+        output(
+            Command::new(&self.oraclesim)
+                .args(args)
+                .env("ORACLESIM_HOME", &self.home),
+        )
+    }
+
+    /// `oraclesim switch`: a log switch, so every change so far is in an archived log.
+    pub fn switch(&self) {
+        self.sim(&["switch"]);
+    }
+
     /// `oraclesim workload`: `change_pct` % of the blocks changed, then `log_switches`
     /// log switches.
     pub fn workload(&self, change_pct: &str, log_switches: u32) {
@@ -146,7 +161,8 @@ impl SimDb {
     }
 
     /// The shim `tool` (`rman`, `sqlplus`) as a DBA's shell runs it: on PATH, with
-    /// ORACLESIM_HOME set.
+    /// ORACLESIM_HOME set and no ORACLE_SID from the test run's environment (it would pick
+    /// the instance).
     pub fn tool(&self, tool: &str) -> Command {
         let path = format!(
             "{}:{}",
@@ -154,7 +170,9 @@ impl SimDb {
             std::env::var("PATH").unwrap_or_default()
         );
         let mut c = Command::new(self.bin.join(tool));
-        c.env("PATH", path).env("ORACLESIM_HOME", &self.home);
+        c.env("PATH", path)
+            .env("ORACLESIM_HOME", &self.home)
+            .env_remove("ORACLE_SID");
         c
     }
 
@@ -184,6 +202,13 @@ impl SimDb {
     pub fn rman_ok(&self, script: &str) -> String {
         let (ok, out) = self.rman(script, &[]);
         assert!(ok, "rman failed:\n{script}\n{out}");
+        out
+    }
+
+    /// Runs `script` through `rman`, which must fail; what it printed.
+    pub fn rman_err(&self, script: &str) -> String {
+        let (ok, out) = self.rman(script, &[]);
+        assert!(!ok, "rman should have failed:\n{script}\n{out}");
         out
     }
 
@@ -221,37 +246,160 @@ impl SimDb {
             .collect()
     }
 
-    /// `oraclesim verify` of the datafiles against those of the home copied to `reference`:
-    /// whether they are equal, and what it printed.
-    pub fn verify(&self, reference: &Path) -> (bool, String) {
+    /// The one number a query selects.
+    pub fn number(&self, sql: &str) -> u64 {
+        let col = self.sql_column(sql);
+        col.first()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{sql}: {col:?}"))
+    }
+
+    /// `V$DATAFILE.STATUS` of FILE# `file_no` (ONLINE, OFFLINE, RECOVER, ...).
+    pub fn datafile_status(&self, file_no: u32) -> String {
+        self.sql_column(&format!(
+            "select status from v$datafile where file# = {file_no}"
+        ))
+        .join(" ")
+    }
+
+    /// `oraclesim snapshot` of the home into `<work>/<name>` (replacing an earlier one): a
+    /// self-consistent reference, whose control file names its own datafiles.
+    pub fn snapshot(&self, name: &str) -> Snapshot {
+        let dir = self.work.join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        run_ok(
+            Command::new(&self.oraclesim)
+                .args(["snapshot", "--home"])
+                .arg(&self.home)
+                .arg("--to")
+                .arg(&dir),
+        );
+        let scn = Snapshot::manifest(&dir)["scn"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no SCN in the manifest of {}", dir.display()));
+        Snapshot { dir, scn }
+    }
+
+    /// `oraclesim verify --at-scn` of the datafiles against `snapshot`: whether every block
+    /// is equal, and what it printed.
+    pub fn verify_at(&self, snapshot: &Snapshot) -> (bool, String) {
         let out = run(Command::new(&self.oraclesim)
             .args(["verify", "--home"])
             .arg(&self.home)
             .arg("--against")
-            .arg(reference));
+            .arg(&snapshot.dir)
+            .args(["--at-scn", &snapshot.scn.to_string()]));
         (out.status.success(), text(&out))
     }
 
-    /// Copies the home aside (`<work>/reference`, replacing an earlier copy) and deletes
-    /// every datafile: the loss a restore must repair. The copy's path.
-    pub fn lose_datafiles(&self) -> PathBuf {
-        let reference = self.work.join("reference");
-        let _ = std::fs::remove_dir_all(&reference);
-        copy_dir(&self.home, &reference);
+    /// The restore proof and its negative control: [`SimDb::verify_at`] passes, and fails
+    /// naming the file and block once one byte of one data block of the snapshot differs.
+    pub fn prove(&self, snapshot: &Snapshot) {
+        let (ok, out) = self.verify_at(snapshot);
+        assert!(ok && out.starts_with("OK: "), "{out}");
+        let (file_no, path, block, offset) = snapshot.data_byte();
+        flip_at(&path, offset, 0x10);
+        let (ok, out) = self.verify_at(snapshot);
+        flip_at(&path, offset, 0x10);
+        assert!(
+            !ok,
+            "verify passed with a byte of file {file_no} block {block} of the snapshot changed:\n{out}"
+        );
+        assert!(
+            out.contains(&format!("file {file_no} block {block}: content differs")),
+            "{out}"
+        );
+    }
+
+    /// Takes a snapshot, deletes every datafile (the loss a restore must repair), runs
+    /// `restore` (RESTORE and RECOVER through `rman`) on the mounted database, opens it,
+    /// and proves the datafiles equal the snapshot; what `rman` printed.
+    pub fn lose_restore_verify(&self, restore: &str) -> String {
+        let snapshot = self.snapshot("before-loss");
         for f in self.datafiles() {
             std::fs::remove_file(f).unwrap();
         }
-        reference
+        // Oracle restores the datafiles of a mounted database, never under an open instance.
+        let out = self.rman_ok(&format!(
+            "shutdown abort;\nstartup mount;\n{restore}alter database open;\n"
+        ));
+        self.prove(&snapshot);
+        let _ = std::fs::remove_dir_all(&snapshot.dir);
+        out
+    }
+}
+
+/// A database in a temporary directory of its own, deleted when dropped.
+#[derive(Debug)]
+pub struct TempDb {
+    /// The directory: the database's work directory, and room for the test's own files.
+    pub tmp: tempfile::TempDir,
+    /// The database in it.
+    pub db: SimDb,
+}
+
+impl TempDb {
+    /// [`SimDb::create`] in a new temporary directory.
+    pub fn new(oraclesim: &Path, spec: &DbSpec) -> TempDb {
+        let tmp = tempfile::tempdir().expect("a temporary directory");
+        let db = SimDb::create(oraclesim, tmp.path(), spec);
+        TempDb { tmp, db }
     }
 
-    /// Loses every datafile, runs `restore` (RESTORE and RECOVER through `rman`), and
-    /// checks the datafiles equal the copy taken before the loss; what `rman` printed.
-    pub fn lose_restore_verify(&self, restore: &str) -> String {
-        let reference = self.lose_datafiles();
-        let out = self.rman_ok(restore);
-        let (ok, verified) = self.verify(&reference);
-        assert!(ok && verified.contains("OK"), "{verified}");
-        out
+    /// `rel` in the temporary directory.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.tmp.path().join(rel)
+    }
+}
+
+/// A reference taken with `oraclesim snapshot`: its directory and the SCN it was taken at.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// The database's SCN when it was taken.
+    pub scn: u64,
+}
+
+impl Snapshot {
+    fn manifest(dir: &Path) -> serde_json::Value {
+        let path = dir.join("snapshot.json");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// A byte in the middle of a data block halfway into the last datafile: its FILE#, its
+    /// path, the block and the byte's offset in the file.
+    fn data_byte(&self) -> (u64, PathBuf, u64, u64) {
+        let manifest = Snapshot::manifest(&self.dir);
+        let last = manifest["datafiles"]
+            .as_array()
+            .and_then(|v| v.last())
+            .unwrap_or_else(|| panic!("no datafiles in {manifest}"));
+        let field = |k: &str| {
+            last[k]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no {k} in {last}"))
+        };
+        let path = self.dir.join(
+            last["path"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no path in {last}")),
+        );
+        // `blocks` leaves out block 0.
+        let blocks = field("blocks");
+        let block_size = std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .len()
+            / (blocks + 1);
+        let block = blocks / 2;
+        (
+            field("file_no"),
+            path,
+            block,
+            block * block_size + block_size / 2,
+        )
     }
 }
 
