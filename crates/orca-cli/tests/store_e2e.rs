@@ -200,6 +200,11 @@ fn five_days_of_incremental_merge_upload_to_the_vault_and_day_three_restores() {
             c.display()
         );
     }
+    // The proof can fail: one byte changed in a data block of a restored copy is seen.
+    let n = datafile_of(&copies[0].to_string_lossy(), &files);
+    let mut wrong = std::fs::read(&copies[0]).unwrap();
+    wrong[2 * 8192 + 100] ^= 0x01;
+    assert!(!copy_matches_datafile(&wrong, &datafiles3[n]));
     // And the restore is removed as the documentation shows.
     let url = format!("{}/restores/{jobid}", store.api("testmount"));
     let v = curl(&["-X", "DELETE", &url]);

@@ -440,3 +440,22 @@ pub fn copy_matches_datafile(copy: &[u8], datafile: &[u8]) -> bool {
             .skip(2)
             .all(|(a, b)| a == b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::copy_matches_datafile;
+
+    #[test]
+    fn a_copy_matches_its_datafile_but_for_the_header_and_one_changed_byte_is_seen() {
+        let datafile: Vec<u8> = (0..5 * 8192u32)
+            .map(|i| (i % 251).to_le_bytes()[0])
+            .collect();
+        let mut copy = datafile.clone();
+        copy[100] ^= 0xff; // block 0: the header that marks a copy
+        copy[8192 + 7] ^= 0xff; // block 1
+        assert!(copy_matches_datafile(&copy, &datafile));
+        copy[2 * 8192] ^= 0x01;
+        assert!(!copy_matches_datafile(&copy, &datafile));
+        assert!(!copy_matches_datafile(&datafile[..4 * 8192], &datafile));
+    }
+}
