@@ -1311,6 +1311,14 @@ fn write_set_inner(
         if let Some(seq) = autobackup_seq {
             fctx.autobackup_seq = seq;
         }
+        // An archived-log set names itself after its first log, so %h and %e are valid there.
+        if let Some(first) = plan.members.iter().find_map(|m| match m {
+            Member::Archlog(l) => Some(l),
+            _ => None,
+        }) {
+            fctx.thread = Some(u32::from(first.thread));
+            fctx.sequence = Some(first.sequence);
+        }
         let name = expand_format(&fmt, &fctx).map_err(|e| format_error(e, &fmt))?;
         let handle = match ch.device {
             DeviceType::Disk => disk_path(&ctx.home, &name),
