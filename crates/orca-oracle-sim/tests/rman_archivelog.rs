@@ -98,3 +98,202 @@ fn activation_id_names_archivelog_sets_and_file_number_does_not() {
     assert!(out.contains("ORA-19508"), "{out}");
     assert_eq!(file_names(&arch).len(), 1);
 }
+
+/// `(sequence, status, name)` of every V$ARCHIVED_LOG row.
+fn log_rows(env: &TempDb) -> Vec<(u64, String, String)> {
+    let seqs = env
+        .db
+        .sql_column("select sequence# from v$archived_log order by recid");
+    let status = env
+        .db
+        .sql_column("select status from v$archived_log order by recid");
+    let names = env
+        .db
+        .sql_column("select nvl(name, '-') from v$archived_log order by recid");
+    assert_eq!(seqs.len(), status.len());
+    assert_eq!(seqs.len(), names.len());
+    seqs.iter()
+        .zip(status)
+        .zip(names)
+        .map(|((q, s), n)| (q.parse().unwrap(), s, n))
+        .collect()
+}
+
+fn name_of(env: &TempDb, sequence: u64) -> String {
+    log_rows(env)
+        .into_iter()
+        .find(|r| r.0 == sequence)
+        .unwrap()
+        .2
+}
+
+#[test]
+fn a_log_removed_by_hand_is_crosschecked_expired_deleted_and_backup_goes_on() {
+    let env = env();
+    let bk = dir(&env, "bk");
+    let gone = name_of(&env, 2);
+    // Without the crosscheck the next backup cannot read the log: the way out is below.
+    std::fs::remove_file(&gone).unwrap();
+    let out = env
+        .db
+        .rman_err(&format!("backup format '{bk}/%U' archivelog all;\n"));
+    assert!(out.contains(&gone), "{out}");
+
+    let out = env.db.rman_ok("crosscheck archivelog all;\n");
+    assert!(out.contains("validation failed for archived log"), "{out}");
+    assert!(
+        out.contains(&format!("archived log file name={gone} RECID=2 ")),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("validation succeeded for archived log").count(),
+        2,
+        "{out}"
+    );
+    assert!(out.contains("Crosschecked 3 objects"), "{out}");
+    let rows = log_rows(&env);
+    let statuses: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    assert_eq!(statuses, ["A", "X", "A"]);
+    let list = env.db.rman_ok("list archivelog all;\n");
+    assert!(list.contains("2       1    2       X "), "{list}");
+
+    let out = env.db.rman_ok("delete noprompt expired archivelog all;\n");
+    assert!(out.contains("deleted archived log"), "{out}");
+    assert!(out.contains("Deleted 1 EXPIRED objects"), "{out}");
+    let rows = log_rows(&env);
+    assert_eq!(rows[1], (2, "D".into(), "-".into()));
+    assert_eq!(rows[0].1, "A");
+    assert_eq!(
+        env.db
+            .number("select count(*) from v$archived_log where deleted = 'YES'"),
+        1
+    );
+
+    let out = env
+        .db
+        .rman_ok(&format!("backup format '{bk}/%U' archivelog all;\n"));
+    assert!(out.contains("sequence=1 "), "{out}");
+    assert!(out.contains("sequence=3 "), "{out}");
+    assert!(!out.contains("sequence=2 "), "{out}");
+    // The two logs still on disk are in a set.
+    assert!(!files_in(Path::new(&bk)).is_empty());
+    assert_eq!(
+        env.db
+            .number("select count(*) from v$backup_redolog where sequence# in (1, 3)"),
+        2
+    );
+}
+
+#[test]
+fn crosscheck_finds_a_log_back_and_delete_without_force_keeps_a_mismatched_one() {
+    let env = env();
+    let name = name_of(&env, 1);
+    let saved = env.path("saved.arc");
+    std::fs::rename(&name, &saved).unwrap();
+    env.db.rman_ok("crosscheck archivelog all;\n");
+    assert_eq!(log_rows(&env)[0].1, "X");
+    // Back on disk: the next crosscheck makes it AVAILABLE again.
+    std::fs::rename(&saved, &name).unwrap();
+    let out = env.db.rman_ok("crosscheck archivelog sequence 1;\n");
+    assert!(out.contains("Crosschecked 1 objects"), "{out}");
+    assert_eq!(log_rows(&env)[0].1, "A");
+
+    // Gone again, no crosscheck: DELETE leaves the record and says why.
+    std::fs::remove_file(&name).unwrap();
+    let out = env.db.rman_ok("delete noprompt archivelog sequence 1;\n");
+    assert!(
+        out.contains("RMAN-06207: WARNING: 1 objects could not be deleted"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("RMAN-06214: Archivelog      {name}")),
+        "{out}"
+    );
+    assert!(out.contains("Deleted 0 objects"), "{out}");
+    assert_eq!(log_rows(&env)[0].1, "A");
+    let out = env
+        .db
+        .rman_ok("delete noprompt force archivelog sequence 1;\n");
+    assert!(out.contains("Deleted 1 objects"), "{out}");
+    assert_eq!(log_rows(&env)[0], (1, "D".into(), "-".into()));
+}
+
+#[test]
+fn delete_archivelog_all_until_time_completed_before_and_backed_up_times() {
+    let env = env();
+    let bk = dir(&env, "bk");
+    let names: Vec<String> = log_rows(&env).into_iter().map(|r| r.2).collect();
+    // Nothing completed a day ago or before the first log's first redo.
+    let out = env
+        .db
+        .rman_ok("delete noprompt archivelog all completed before 'SYSDATE-1';\n");
+    assert!(
+        out.contains("specification does not match any archived log in the repository"),
+        "{out}"
+    );
+    let out = env
+        .db
+        .rman_ok("delete noprompt archivelog until time 'SYSDATE-1';\n");
+    assert!(out.contains("specification does not match"), "{out}");
+
+    // Backed up once to disk: BACKED UP 1 TIMES TO DISK takes them, TO SBT does not.
+    env.db
+        .rman_ok(&format!("backup format '{bk}/%U' archivelog sequence 1;\n"));
+    let out = env
+        .db
+        .rman_ok("delete noprompt archivelog all backed up 1 times to device type sbt;\n");
+    assert!(out.contains("specification does not match"), "{out}");
+    let out = env
+        .db
+        .rman_ok("delete noprompt archivelog all backed up 1 times to device type disk;\n");
+    assert!(out.contains("Deleted 1 objects"), "{out}");
+    assert!(!Path::new(&names[0]).exists());
+    assert!(Path::new(&names[1]).exists());
+    assert_eq!(log_rows(&env)[0].1, "D");
+
+    // Everything archived so far completed before tomorrow.
+    let out = env
+        .db
+        .rman_ok("delete noprompt archivelog all completed before 'SYSDATE+1';\n");
+    assert!(out.contains("Deleted 2 objects"), "{out}");
+    for n in &names {
+        assert!(!Path::new(n).exists(), "{n}");
+    }
+    assert_eq!(
+        env.db
+            .number("select count(*) from v$archived_log where status = 'A'"),
+        0
+    );
+}
+
+#[test]
+fn delete_archivelog_all_asks_and_backup_delete_input_removes_what_it_backed_up() {
+    let env = env();
+    let bk = dir(&env, "bk");
+    let names: Vec<String> = log_rows(&env).into_iter().map(|r| r.2).collect();
+    // Without NOPROMPT the answer NO (no input) keeps everything.
+    let out = env.db.rman_ok("delete archivelog all;\n");
+    assert!(
+        out.contains("Do you really want to delete the above objects"),
+        "{out}"
+    );
+    assert!(!out.contains("deleted archived log"), "{out}");
+    assert!(names.iter().all(|n| Path::new(n).exists()));
+
+    let out = env.db.rman_ok(&format!(
+        "backup format '{bk}/%U' archivelog sequence between 1 and 2 delete input;\n"
+    ));
+    assert!(out.contains("deleting archived log(s)"), "{out}");
+    assert!(!Path::new(&names[0]).exists());
+    assert!(!Path::new(&names[1]).exists());
+    assert!(Path::new(&names[2]).exists());
+    let rows = log_rows(&env);
+    assert_eq!(rows[0], (1, "D".into(), "-".into()));
+    assert_eq!(rows[1], (2, "D".into(), "-".into()));
+    assert_eq!(rows[2].1, "A");
+    assert_eq!(
+        env.db
+            .number("select count(*) from v$backup_redolog where sequence# in (1, 2)"),
+        2
+    );
+}

@@ -255,6 +255,11 @@ pub enum ArchivelogRange {
         from: Option<TimeExpr>,
         until: Option<TimeExpr>,
     },
+    /// COMPLETED AFTER / BEFORE / BETWEEN: by the time the log was archived.
+    Completed {
+        after: Option<TimeExpr>,
+        before: Option<TimeExpr>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -365,10 +370,10 @@ pub struct Delete {
     pub device: Option<DeviceType>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListKind {
     Backup,
-    Archivelog,
+    Archivelog(ArchivelogRange),
     Copy,
 }
 

@@ -468,6 +468,16 @@ impl Session {
         &self,
         range: &ArchivelogRange,
     ) -> Result<Vec<ArchivedLog>, CmdError> {
+        self.archived_logs_where(range, |l| l.status == "A" && l.name.is_some())
+    }
+
+    /// Archived logs selected by a range among the rows `keep` accepts (one row per
+    /// thread/sequence), in thread and sequence order.
+    pub(super) fn archived_logs_where(
+        &self,
+        range: &ArchivelogRange,
+        keep: impl Fn(&ArchivedLog) -> bool,
+    ) -> Result<Vec<ArchivedLog>, CmdError> {
         let logs = self
             .db
             .archived_logs()
@@ -477,12 +487,16 @@ impl Session {
                 from.as_ref().map(|t| self.time(t)).transpose()?,
                 until.as_ref().map(|t| self.time(t)).transpose()?,
             ),
+            ArchivelogRange::Completed { after, before } => (
+                after.as_ref().map(|t| self.time(t)).transpose()?,
+                before.as_ref().map(|t| self.time(t)).transpose()?,
+            ),
             _ => (None, None),
         };
         let mut seen = std::collections::BTreeSet::new();
         let mut out = Vec::new();
         for l in logs {
-            if l.status != "A" || l.name.is_none() {
+            if !keep(&l) {
                 continue;
             }
             let ok = match range {
@@ -503,6 +517,11 @@ impl Session {
                     tfrom.is_none_or(|f| ndt(l.next_time) > f)
                         && tuntil.is_none_or(|u| ndt(l.first_time) < u)
                 }
+                // The row's STAMP is when the log was archived (its COMPLETION_TIME).
+                ArchivelogRange::Completed { .. } => {
+                    tfrom.is_none_or(|f| ndt(l.stamp) >= f)
+                        && tuntil.is_none_or(|u| ndt(l.stamp) < u)
+                }
             };
             if ok && seen.insert((l.thread, l.sequence)) {
                 out.push(l);
@@ -513,7 +532,7 @@ impl Session {
     }
 
     /// Times an archived log was backed up on `device` (completed sets only).
-    fn log_backup_count(&self, thread: u16, sequence: u32, device: DeviceType) -> u32 {
+    pub(super) fn log_backup_count(&self, thread: u16, sequence: u32, device: DeviceType) -> u32 {
         let Ok(sets) = catalog::sets(&self.db) else {
             return 0;
         };
