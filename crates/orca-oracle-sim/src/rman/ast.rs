@@ -282,7 +282,9 @@ pub struct BackupSpec {
 pub struct Backup {
     pub incremental: Option<Incremental>,
     pub as_copy: bool,
-    pub compressed: bool,
+    /// AS COMPRESSED BACKUPSET: Some(true); AS BACKUPSET: Some(false); neither: the
+    /// configured BACKUP TYPE of the device.
+    pub compressed: Option<bool>,
     pub validate: bool,
     /// FOR RECOVER OF COPY [WITH TAG 't']: Some(tag).
     pub recover_of_copy: Option<Option<String>>,

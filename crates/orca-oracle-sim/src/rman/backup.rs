@@ -61,6 +61,8 @@ pub struct SetPlan {
     pub section: Option<(Arc<Multi>, usize)>,
     /// Bound to a device type (autobackup on the command's device).
     pub device: Option<DeviceType>,
+    /// AS COMPRESSED BACKUPSET (or configured for the device): block data is compressed.
+    pub compressed: bool,
 }
 
 /// Shared state of a multi-section set.
@@ -290,7 +292,18 @@ impl Session {
         let chans = self.job_channels(b.device, false)?;
         let channel_device = self.channels[chans[0]].1.device;
         devices.push(channel_device);
-        let steps = self.plan(b, &items, &default_tag, chans.len(), channel_device, cmd)?;
+        let mut steps = self.plan(b, &items, &default_tag, chans.len(), channel_device, cmd)?;
+        let compressed = b.compressed.unwrap_or_else(|| {
+            self.config()
+                .backup_type
+                .get(&channel_device)
+                .is_some_and(|t| t.starts_with("COMPRESSED"))
+        });
+        for step in &mut steps {
+            if let BackupStep::Set(s) = step {
+                s.compressed = compressed;
+            }
+        }
         let outcome = self.run_backup_steps(&chans, steps, cmd);
         stats.input_bytes += outcome.results.iter().map(|r| r.input_bytes).sum::<u64>();
         stats.output_bytes += outcome.results.iter().map(|r| r.output_bytes).sum::<u64>();
@@ -646,6 +659,7 @@ impl Session {
                             pool: opts.pool.unwrap_or(0),
                             section: None,
                             device: None,
+                            compressed: false,
                         }));
                     }
                 }
@@ -669,6 +683,7 @@ impl Session {
                         pool: opts.pool.unwrap_or(0),
                         section: None,
                         device: None,
+                        compressed: false,
                     }));
                 }
                 _ => {
@@ -747,6 +762,7 @@ impl Session {
                 pool: 0,
                 section: None,
                 device: None,
+                compressed: false,
             }));
         }
         Ok(steps)
@@ -860,6 +876,7 @@ impl Session {
             pool: opts.pool.unwrap_or(0),
             section: None,
             device: None,
+            compressed: false,
         };
         let mut plain = Vec::new();
         for m in set_files {
@@ -937,6 +954,7 @@ impl Session {
             pool: 0,
             section: None,
             device: Some(device),
+            compressed: false,
         };
         let ctx = JobCtx {
             home: self.home.clone(),
@@ -1180,7 +1198,7 @@ fn prepare(db: &Database, plan: &SetPlan) -> Result<Prepared, StepError> {
 
 fn start_lines(ctx: &JobCtx, ch: &Channel, plan: &SetPlan) {
     let name = &ch.name;
-    let compressed = "";
+    let compressed = if plan.compressed { "compressed " } else { "" };
     match plan.kind {
         SetKind::Archivelog => {
             ctx.out.line(format!(
@@ -1364,6 +1382,7 @@ fn write_set_inner(
             created: piece_start.and_utc().timestamp(),
             tag: plan.tag.clone(),
             entries: prepared.entries.clone(),
+            compressed: plan.compressed,
         };
         let out = ch.create_piece(&handle, &object, 1, plan.pool)?;
         let mut w = match PieceWriter::new(out, &header) {
@@ -1634,6 +1653,7 @@ fn record_piece(
             completion_time: end,
             bytes: done.bytes,
             rman_status: ctx.status,
+            compressed: plan.compressed,
         },
     )?;
     Ok(())

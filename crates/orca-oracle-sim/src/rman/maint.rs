@@ -241,7 +241,7 @@ impl Session {
                 self.date(s.completion_time),
                 v.pieces.len(),
                 1,
-                "NO",
+                if first.compressed { "YES" } else { "NO" },
                 first.tag.as_deref().unwrap_or("")
             ));
         }
@@ -275,9 +275,10 @@ impl Session {
             ));
             for p in &v.pieces {
                 self.out.line(format!(
-                    "        BP Key: {}   Status: {}  Compressed: NO  Tag: {}",
+                    "        BP Key: {}   Status: {}  Compressed: {}  Tag: {}",
                     p.recid,
                     status_word(&p.status),
+                    if p.compressed { "YES" } else { "NO" },
                     p.tag.as_deref().unwrap_or("")
                 ));
                 self.out.line(format!(

@@ -1168,7 +1168,7 @@ impl<'a> Parser<'a> {
                 if self.accept_kw("COPY") {
                     b.as_copy = true;
                 } else {
-                    b.compressed = self.accept_kw("COMPRESSED");
+                    b.compressed = Some(self.accept_kw("COMPRESSED"));
                     self.expect_kw("BACKUPSET")?;
                 }
             } else if self.accept_kw("VALIDATE") {
