@@ -117,3 +117,28 @@ fn configured_compressed_backup_type_compresses_and_backupset_does_not() {
     ));
     assert_eq!(rows, ["aYES", "bNO"]);
 }
+
+#[test]
+fn compression_algorithm_high_writes_smaller_pieces_than_low() {
+    let env = TempDb::new(
+        Path::new(env!("CARGO_BIN_EXE_oraclesim")),
+        &DbSpec::default(),
+    );
+    let size = |algorithm: &str| {
+        let d = dir(&env, algorithm);
+        env.db.rman_ok(&format!(
+            "configure controlfile autobackup off;\n\
+             configure compression algorithm '{algorithm}';\n\
+             backup as compressed backupset datafile 4 format '{d}/%U';\n"
+        ));
+        std::fs::metadata(only_file(&d)).unwrap().len()
+    };
+    let (low, basic, high) = (size("LOW"), size("BASIC"), size("HIGH"));
+    assert!(high < low, "HIGH {high}, BASIC {basic}, LOW {low}");
+    assert!(basic <= low, "HIGH {high}, BASIC {basic}, LOW {low}");
+    let out = env.db.rman_ok("show all;\n");
+    assert!(
+        out.contains("CONFIGURE COMPRESSION ALGORITHM 'HIGH'"),
+        "{out}"
+    );
+}

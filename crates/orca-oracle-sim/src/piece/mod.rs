@@ -39,7 +39,7 @@ pub const TAG_MAX: usize = 32;
 const RUN_MAGIC: [u8; 4] = *b"RUN\0";
 const BLOB_MAGIC: [u8; 4] = *b"BLOB";
 const ZRUN_MAGIC: [u8; 4] = *b"ZRUN";
-/// zstd level of AS COMPRESSED BACKUPSET (Oracle's default algorithm BASIC).
+/// zstd level of AS COMPRESSED BACKUPSET with Oracle's default algorithm BASIC.
 pub const BASIC_LEVEL: i32 = 3;
 const END_MAGIC: [u8; 4] = *b"PEND";
 
@@ -389,6 +389,7 @@ pub struct PieceWriter<W: Write> {
     runs: u32,
     blocks: u64,
     compressed: bool,
+    level: i32,
 }
 
 const ZEROS: [u8; 8192] = [0u8; 8192];
@@ -408,7 +409,13 @@ impl<W: Write> PieceWriter<W> {
             runs: 0,
             blocks: 0,
             compressed: header.compressed,
+            level: BASIC_LEVEL,
         })
+    }
+
+    /// The zstd level of the runs of a compressed piece (CONFIGURE COMPRESSION ALGORITHM).
+    pub fn set_level(&mut self, level: i32) {
+        self.level = level;
     }
 
     /// Bytes written so far.
@@ -480,7 +487,7 @@ impl<W: Write> PieceWriter<W> {
         }
         let crc = crc32c(data);
         if self.compressed {
-            let z = zstd::bulk::compress(data, BASIC_LEVEL)?;
+            let z = zstd::bulk::compress(data, self.level)?;
             let mut h =
                 Self::record_header(ZRUN_MAGIC, entry, first_block, count as u32, bs as u32, crc);
             put_u64(&mut h, 32, z.len() as u64);

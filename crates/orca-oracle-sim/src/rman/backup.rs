@@ -61,8 +61,9 @@ pub struct SetPlan {
     pub section: Option<(Arc<Multi>, usize)>,
     /// Bound to a device type (autobackup on the command's device).
     pub device: Option<DeviceType>,
-    /// AS COMPRESSED BACKUPSET (or configured for the device): block data is compressed.
-    pub compressed: bool,
+    /// AS COMPRESSED BACKUPSET (or configured for the device): the zstd level the block
+    /// data is compressed at.
+    pub compressed: Option<i32>,
 }
 
 /// Shared state of a multi-section set.
@@ -299,9 +300,10 @@ impl Session {
                 .get(&channel_device)
                 .is_some_and(|t| t.starts_with("COMPRESSED"))
         });
+        let level = self.config().compression_level();
         for step in &mut steps {
             if let BackupStep::Set(s) = step {
-                s.compressed = compressed;
+                s.compressed = compressed.then_some(level);
             }
         }
         let outcome = self.run_backup_steps(&chans, steps, cmd);
@@ -659,7 +661,7 @@ impl Session {
                             pool: opts.pool.unwrap_or(0),
                             section: None,
                             device: None,
-                            compressed: false,
+                            compressed: None,
                         }));
                     }
                 }
@@ -683,7 +685,7 @@ impl Session {
                         pool: opts.pool.unwrap_or(0),
                         section: None,
                         device: None,
-                        compressed: false,
+                        compressed: None,
                     }));
                 }
                 _ => {
@@ -762,7 +764,7 @@ impl Session {
                 pool: 0,
                 section: None,
                 device: None,
-                compressed: false,
+                compressed: None,
             }));
         }
         Ok(steps)
@@ -876,7 +878,7 @@ impl Session {
             pool: opts.pool.unwrap_or(0),
             section: None,
             device: None,
-            compressed: false,
+            compressed: None,
         };
         let mut plain = Vec::new();
         for m in set_files {
@@ -954,7 +956,7 @@ impl Session {
             pool: 0,
             section: None,
             device: Some(device),
-            compressed: false,
+            compressed: None,
         };
         let ctx = JobCtx {
             home: self.home.clone(),
@@ -1198,7 +1200,11 @@ fn prepare(db: &Database, plan: &SetPlan) -> Result<Prepared, StepError> {
 
 fn start_lines(ctx: &JobCtx, ch: &Channel, plan: &SetPlan) {
     let name = &ch.name;
-    let compressed = if plan.compressed { "compressed " } else { "" };
+    let compressed = if plan.compressed.is_some() {
+        "compressed "
+    } else {
+        ""
+    };
     match plan.kind {
         SetKind::Archivelog => {
             ctx.out.line(format!(
@@ -1382,13 +1388,16 @@ fn write_set_inner(
             created: piece_start.and_utc().timestamp(),
             tag: plan.tag.clone(),
             entries: prepared.entries.clone(),
-            compressed: plan.compressed,
+            compressed: plan.compressed.is_some(),
         };
         let out = ch.create_piece(&handle, &object, 1, plan.pool)?;
         let mut w = match PieceWriter::new(out, &header) {
             Ok(w) => w,
             Err(e) => return Err(piece_error(e)),
         };
+        if let Some(level) = plan.compressed {
+            w.set_level(level);
+        }
         let limit = maxpiece.map(|m| {
             let unit = 8192u64;
             (m / unit * unit)
@@ -1653,7 +1662,7 @@ fn record_piece(
             completion_time: end,
             bytes: done.bytes,
             rman_status: ctx.status,
-            compressed: plan.compressed,
+            compressed: plan.compressed.is_some(),
         },
     )?;
     Ok(())
