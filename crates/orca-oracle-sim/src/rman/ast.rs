@@ -255,6 +255,11 @@ pub enum ArchivelogRange {
         from: Option<TimeExpr>,
         until: Option<TimeExpr>,
     },
+    /// COMPLETED AFTER / BEFORE / BETWEEN: by the time the log was archived.
+    Completed {
+        after: Option<TimeExpr>,
+        before: Option<TimeExpr>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,7 +282,9 @@ pub struct BackupSpec {
 pub struct Backup {
     pub incremental: Option<Incremental>,
     pub as_copy: bool,
-    pub compressed: bool,
+    /// AS COMPRESSED BACKUPSET: Some(true); AS BACKUPSET: Some(false); neither: the
+    /// configured BACKUP TYPE of the device.
+    pub compressed: Option<bool>,
     pub validate: bool,
     /// FOR RECOVER OF COPY [WITH TAG 't']: Some(tag).
     pub recover_of_copy: Option<Option<String>>,
@@ -365,10 +372,10 @@ pub struct Delete {
     pub device: Option<DeviceType>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListKind {
     Backup,
-    Archivelog,
+    Archivelog(ArchivelogRange),
     Copy,
 }
 

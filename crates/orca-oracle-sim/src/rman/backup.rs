@@ -61,6 +61,9 @@ pub struct SetPlan {
     pub section: Option<(Arc<Multi>, usize)>,
     /// Bound to a device type (autobackup on the command's device).
     pub device: Option<DeviceType>,
+    /// AS COMPRESSED BACKUPSET (or configured for the device): the zstd level the block
+    /// data is compressed at.
+    pub compressed: Option<i32>,
 }
 
 /// Shared state of a multi-section set.
@@ -290,7 +293,19 @@ impl Session {
         let chans = self.job_channels(b.device, false)?;
         let channel_device = self.channels[chans[0]].1.device;
         devices.push(channel_device);
-        let steps = self.plan(b, &items, &default_tag, chans.len(), channel_device, cmd)?;
+        let mut steps = self.plan(b, &items, &default_tag, chans.len(), channel_device, cmd)?;
+        let compressed = b.compressed.unwrap_or_else(|| {
+            self.config()
+                .backup_type
+                .get(&channel_device)
+                .is_some_and(|t| t.starts_with("COMPRESSED"))
+        });
+        let level = self.config().compression_level();
+        for step in &mut steps {
+            if let BackupStep::Set(s) = step {
+                s.compressed = compressed.then_some(level);
+            }
+        }
         let outcome = self.run_backup_steps(&chans, steps, cmd);
         stats.input_bytes += outcome.results.iter().map(|r| r.input_bytes).sum::<u64>();
         stats.output_bytes += outcome.results.iter().map(|r| r.output_bytes).sum::<u64>();
@@ -468,6 +483,16 @@ impl Session {
         &self,
         range: &ArchivelogRange,
     ) -> Result<Vec<ArchivedLog>, CmdError> {
+        self.archived_logs_where(range, |l| l.status == "A" && l.name.is_some())
+    }
+
+    /// Archived logs selected by a range among the rows `keep` accepts (one row per
+    /// thread/sequence), in thread and sequence order.
+    pub(super) fn archived_logs_where(
+        &self,
+        range: &ArchivelogRange,
+        keep: impl Fn(&ArchivedLog) -> bool,
+    ) -> Result<Vec<ArchivedLog>, CmdError> {
         let logs = self
             .db
             .archived_logs()
@@ -477,12 +502,16 @@ impl Session {
                 from.as_ref().map(|t| self.time(t)).transpose()?,
                 until.as_ref().map(|t| self.time(t)).transpose()?,
             ),
+            ArchivelogRange::Completed { after, before } => (
+                after.as_ref().map(|t| self.time(t)).transpose()?,
+                before.as_ref().map(|t| self.time(t)).transpose()?,
+            ),
             _ => (None, None),
         };
         let mut seen = std::collections::BTreeSet::new();
         let mut out = Vec::new();
         for l in logs {
-            if l.status != "A" || l.name.is_none() {
+            if !keep(&l) {
                 continue;
             }
             let ok = match range {
@@ -503,6 +532,11 @@ impl Session {
                     tfrom.is_none_or(|f| ndt(l.next_time) > f)
                         && tuntil.is_none_or(|u| ndt(l.first_time) < u)
                 }
+                // The row's STAMP is when the log was archived (its COMPLETION_TIME).
+                ArchivelogRange::Completed { .. } => {
+                    tfrom.is_none_or(|f| ndt(l.stamp) >= f)
+                        && tuntil.is_none_or(|u| ndt(l.stamp) < u)
+                }
             };
             if ok && seen.insert((l.thread, l.sequence)) {
                 out.push(l);
@@ -513,7 +547,7 @@ impl Session {
     }
 
     /// Times an archived log was backed up on `device` (completed sets only).
-    fn log_backup_count(&self, thread: u16, sequence: u32, device: DeviceType) -> u32 {
+    pub(super) fn log_backup_count(&self, thread: u16, sequence: u32, device: DeviceType) -> u32 {
         let Ok(sets) = catalog::sets(&self.db) else {
             return 0;
         };
@@ -627,6 +661,7 @@ impl Session {
                             pool: opts.pool.unwrap_or(0),
                             section: None,
                             device: None,
+                            compressed: None,
                         }));
                     }
                 }
@@ -650,6 +685,7 @@ impl Session {
                         pool: opts.pool.unwrap_or(0),
                         section: None,
                         device: None,
+                        compressed: None,
                     }));
                 }
                 _ => {
@@ -728,6 +764,7 @@ impl Session {
                 pool: 0,
                 section: None,
                 device: None,
+                compressed: None,
             }));
         }
         Ok(steps)
@@ -841,6 +878,7 @@ impl Session {
             pool: opts.pool.unwrap_or(0),
             section: None,
             device: None,
+            compressed: None,
         };
         let mut plain = Vec::new();
         for m in set_files {
@@ -918,6 +956,7 @@ impl Session {
             pool: 0,
             section: None,
             device: Some(device),
+            compressed: None,
         };
         let ctx = JobCtx {
             home: self.home.clone(),
@@ -1161,7 +1200,11 @@ fn prepare(db: &Database, plan: &SetPlan) -> Result<Prepared, StepError> {
 
 fn start_lines(ctx: &JobCtx, ch: &Channel, plan: &SetPlan) {
     let name = &ch.name;
-    let compressed = "";
+    let compressed = if plan.compressed.is_some() {
+        "compressed "
+    } else {
+        ""
+    };
     match plan.kind {
         SetKind::Archivelog => {
             ctx.out.line(format!(
@@ -1311,6 +1354,14 @@ fn write_set_inner(
         if let Some(seq) = autobackup_seq {
             fctx.autobackup_seq = seq;
         }
+        // An archived-log set names itself after its first log, so %h and %e are valid there.
+        if let Some(first) = plan.members.iter().find_map(|m| match m {
+            Member::Archlog(l) => Some(l),
+            _ => None,
+        }) {
+            fctx.thread = Some(u32::from(first.thread));
+            fctx.sequence = Some(first.sequence);
+        }
         let name = expand_format(&fmt, &fctx).map_err(|e| format_error(e, &fmt))?;
         let handle = match ch.device {
             DeviceType::Disk => disk_path(&ctx.home, &name),
@@ -1337,12 +1388,16 @@ fn write_set_inner(
             created: piece_start.and_utc().timestamp(),
             tag: plan.tag.clone(),
             entries: prepared.entries.clone(),
+            compressed: plan.compressed.is_some(),
         };
         let out = ch.create_piece(&handle, &object, 1, plan.pool)?;
         let mut w = match PieceWriter::new(out, &header) {
             Ok(w) => w,
             Err(e) => return Err(piece_error(e)),
         };
+        if let Some(level) = plan.compressed {
+            w.set_level(level);
+        }
         let limit = maxpiece.map(|m| {
             let unit = 8192u64;
             (m / unit * unit)
@@ -1607,6 +1662,7 @@ fn record_piece(
             completion_time: end,
             bytes: done.bytes,
             rman_status: ctx.status,
+            compressed: plan.compressed.is_some(),
         },
     )?;
     Ok(())

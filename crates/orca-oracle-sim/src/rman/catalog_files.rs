@@ -181,6 +181,7 @@ impl Session {
                         completion_time: created,
                         bytes: size,
                         rman_status: None,
+                        compressed: h.compressed,
                     };
                     catalog::insert_piece(&self.db, &row).map_err(err)?;
                     sets.entry((h.set_stamp, h.set_count))

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Duration;
 
+use super::archlog::LogDelete;
 use super::ast::*;
 use super::catalog::{self, PieceRow, SetRow};
 use super::config::{name_value, replaces};
@@ -201,34 +202,9 @@ impl Session {
                 }
                 Ok(())
             }
-            List::Archivelog(_) => {
-                let logs = self
-                    .db
-                    .archived_logs()
-                    .map_err(|e| self.cmd_err("list", e))?;
-                self.out.line(
-                    "List of Archived Log Copies for database with db_unique_name ".to_string()
-                        + &self.info.name,
-                );
-                self.out
-                    .line("=====================================================================");
-                self.out.blank();
-                self.out.line("Key     Thrd Seq     S Low Time");
-                self.out.line("------- ---- ------- - ---------");
-                for a in logs {
-                    let low = a.first_time.to_datetime().unwrap_or_default();
-                    self.out.line(format!(
-                        "{:<7} {:<4} {:<7} {} {}",
-                        a.recid,
-                        a.thread,
-                        a.sequence,
-                        a.status,
-                        self.date(low)
-                    ));
-                    if let Some(n) = &a.name {
-                        self.out.line(format!("        Name: {}", n.display()));
-                    }
-                }
+            List::Archivelog(range) => {
+                let logs = self.archived_logs_where(range, |l| l.status != "D")?;
+                self.print_logs(&logs);
                 Ok(())
             }
         }
@@ -265,7 +241,7 @@ impl Session {
                 self.date(s.completion_time),
                 v.pieces.len(),
                 1,
-                "NO",
+                if first.compressed { "YES" } else { "NO" },
                 first.tag.as_deref().unwrap_or("")
             ));
         }
@@ -299,9 +275,10 @@ impl Session {
             ));
             for p in &v.pieces {
                 self.out.line(format!(
-                    "        BP Key: {}   Status: {}  Compressed: NO  Tag: {}",
+                    "        BP Key: {}   Status: {}  Compressed: {}  Tag: {}",
                     p.recid,
                     status_word(&p.status),
+                    if p.compressed { "YES" } else { "NO" },
                     p.tag.as_deref().unwrap_or("")
                 ));
                 self.out.line(format!(
@@ -472,7 +449,7 @@ impl Session {
     }
 
     /// A channel index for pieces of `device`: the job's channels, or an automatic one.
-    fn channel_for(&mut self, device: &str) -> Result<usize, CmdError> {
+    pub(super) fn channel_for(&mut self, device: &str) -> Result<usize, CmdError> {
         let d = if device == DeviceType::Sbt.name() {
             DeviceType::Sbt
         } else {
@@ -483,6 +460,9 @@ impl Session {
     }
 
     pub(super) fn crosscheck(&mut self, c: &Crosscheck) -> Result<(), CmdError> {
+        if let ListKind::Archivelog(range) = &c.kind {
+            return self.crosscheck_archivelog(range);
+        }
         let mut pieces = catalog::pieces(&self.db).map_err(|e| self.cmd_err("crosscheck", e))?;
         pieces.retain(|p| {
             (c.pieces.is_empty()
@@ -540,6 +520,20 @@ impl Session {
     }
 
     pub(super) fn delete(&mut self, d: &Delete) -> Result<(), CmdError> {
+        let logs = match &d.what {
+            DeleteWhat::Expired(ListKind::Archivelog(range)) => Some((range, true, None)),
+            DeleteWhat::Archivelog { range, backed_up } => Some((range, false, *backed_up)),
+            _ => None,
+        };
+        if let Some((range, expired, backed_up)) = logs {
+            return self.delete_archivelog(&LogDelete {
+                range,
+                expired,
+                backed_up,
+                noprompt: d.noprompt,
+                force: d.force,
+            });
+        }
         let all = catalog::pieces(&self.db).map_err(|e| self.cmd_err("delete", e))?;
         let chosen: Vec<PieceRow> = match &d.what {
             DeleteWhat::Backuppiece(refs) => all
@@ -574,7 +568,7 @@ impl Session {
             DeleteWhat::Archivelog { .. } | DeleteWhat::Copy { .. } => {
                 return Err(CmdError::command(
                     "delete",
-                    vec!["RMAN-06004: this simulator deletes backup pieces only; remove archived logs and copies with the operating system".into()],
+                    vec!["RMAN-06004: this simulator deletes backup pieces and archived logs only; remove copies with the operating system".into()],
                 ));
             }
         };

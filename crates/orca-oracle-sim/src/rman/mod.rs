@@ -1,5 +1,6 @@
 //! The `rman target /` stand-in: parser, session, channels, backup, restore.
 
+pub mod archlog;
 pub mod args;
 pub mod ast;
 pub mod autobackup;

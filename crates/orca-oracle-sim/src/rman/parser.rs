@@ -59,6 +59,7 @@ impl From<LexError> for ParseError {
 
 /// Words the parser treats as keywords when reporting what it found.
 const KEYWORDS: &[&str] = &[
+    "AFTER",
     "ALL",
     "ALLOCATE",
     "ALTER",
@@ -70,12 +71,14 @@ const KEYWORDS: &[&str] = &[
     "BACKUP",
     "BACKUPPIECE",
     "BACKUPSET",
+    "BEFORE",
     "BETWEEN",
     "BLOCK",
     "CATALOG",
     "CHANNEL",
     "CLEAR",
     "COMMAND",
+    "COMPLETED",
     "COMPRESSED",
     "CONFIGURE",
     "CONNECT",
@@ -954,7 +957,8 @@ impl<'a> Parser<'a> {
     }
 
     fn archivelog_range(&mut self) -> R<ArchivelogRange> {
-        if self.accept_kw("ALL") {
+        // `ALL COMPLETED BEFORE 'SYSDATE-7'` is how DBA scripts commonly prune logs.
+        if self.accept_kw("ALL") && !self.is_kw("COMPLETED") {
             return Ok(ArchivelogRange::All);
         }
         let mut from_seq = None;
@@ -964,9 +968,23 @@ impl<'a> Parser<'a> {
         let mut until_scn = None;
         let mut from_time = None;
         let mut until_time = None;
+        let mut completed_after = None;
+        let mut completed_before = None;
         let mut any = false;
         loop {
-            if self.accept_kw("FROM") {
+            if self.accept_kw("COMPLETED") {
+                if self.accept_kw("AFTER") {
+                    completed_after = Some(self.time()?);
+                } else if self.accept_kw("BEFORE") {
+                    completed_before = Some(self.time()?);
+                } else {
+                    self.expect_kw("BETWEEN")
+                        .map_err(|_| self.error(&["after", "before", "between"]))?;
+                    completed_after = Some(self.time()?);
+                    self.expect_kw("AND")?;
+                    completed_before = Some(self.time()?);
+                }
+            } else if self.accept_kw("FROM") {
                 if self.accept_kw("SEQUENCE") {
                     from_seq = Some(self.expect_int()?);
                 } else if self.accept_kw("SCN") {
@@ -1007,7 +1025,12 @@ impl<'a> Parser<'a> {
         if !any {
             return Err(self.error(&["all", "from", "sequence", "until"]));
         }
-        Ok(if from_scn.is_some() || until_scn.is_some() {
+        Ok(if completed_after.is_some() || completed_before.is_some() {
+            ArchivelogRange::Completed {
+                after: completed_after,
+                before: completed_before,
+            }
+        } else if from_scn.is_some() || until_scn.is_some() {
             ArchivelogRange::Scn {
                 from: from_scn,
                 until: until_scn,
@@ -1145,7 +1168,7 @@ impl<'a> Parser<'a> {
                 if self.accept_kw("COPY") {
                     b.as_copy = true;
                 } else {
-                    b.compressed = self.accept_kw("COMPRESSED");
+                    b.compressed = Some(self.accept_kw("COMPRESSED"));
                     self.expect_kw("BACKUPSET")?;
                 }
             } else if self.accept_kw("VALIDATE") {
@@ -1534,8 +1557,7 @@ impl<'a> Parser<'a> {
         if self.accept_kw("BACKUP") || self.accept_kw("BACKUPSET") {
             Ok(ListKind::Backup)
         } else if self.accept_kw("ARCHIVELOG") {
-            let _ = self.archivelog_range()?;
-            Ok(ListKind::Archivelog)
+            Ok(ListKind::Archivelog(self.archivelog_range()?))
         } else if self.accept_kw("COPY") {
             Ok(ListKind::Copy)
         } else {

@@ -670,7 +670,7 @@ impl Session {
                 ArchivelogRange::Scn { from, until } => {
                     from.is_none_or(|f| r.next_scn.0 > f) && until.is_none_or(|u| r.first_scn.0 < u)
                 }
-                ArchivelogRange::Time { .. } => true,
+                ArchivelogRange::Time { .. } | ArchivelogRange::Completed { .. } => true,
             })
             .map(|r| LogWant {
                 thread: r.thread,
