@@ -223,17 +223,28 @@ impl Session {
         let mut stats = StepDone::default();
         let mut devices: Vec<DeviceType> = Vec::new();
         if let Some(plus) = &b.plus_archivelog {
-            self.backup_phase(
+            let switched = self.backup_phase(
                 b,
-                Phase::PlusArchivelog(plus),
+                Phase::PlusArchivelog(plus, ArchivelogRange::All),
                 cmd,
                 &mut stats,
                 &mut devices,
             )?;
             self.backup_phase(b, Phase::Main, cmd, &mut stats, &mut devices)?;
+            // As Oracle: the second pass takes only the logs generated since the first
+            // pass's switch, not every log again.
+            let since =
+                switched
+                    .iter()
+                    .map(|l| l.next_scn.0)
+                    .min()
+                    .map_or(ArchivelogRange::All, |from| ArchivelogRange::Scn {
+                        from: Some(from),
+                        until: None,
+                    });
             self.backup_phase(
                 b,
-                Phase::PlusArchivelog(plus),
+                Phase::PlusArchivelog(plus, since),
                 cmd,
                 &mut stats,
                 &mut devices,
@@ -251,7 +262,7 @@ impl Session {
             [] => None,
             _ => Some("*".into()),
         };
-        if self.config().autobackup {
+        if self.config().autobackup && !self.autobackup_deferred {
             let device = devices
                 .first()
                 .copied()
@@ -268,25 +279,40 @@ impl Session {
         cmd: &'static str,
         stats: &mut StepDone,
         devices: &mut Vec<DeviceType>,
-    ) -> Result<(), CmdError> {
+    ) -> Result<Vec<ArchivedLog>, CmdError> {
         let start = now();
         self.out.blank();
         self.out
             .line(format!("Starting backup at {}", self.date(start)));
         let default_tag = format!("TAG{}", start.format("%Y%m%dT%H%M%S"));
         let mut items: Vec<(BackupObject, BackupOpts)> = Vec::new();
+        let mut switched = Vec::new();
         match phase {
-            Phase::PlusArchivelog(o) => {
-                self.db.switch_logfile().map_err(|e| CmdError::db(cmd, e))?;
+            Phase::PlusArchivelog(o, range) => {
+                switched = self.db.switch_logfile().map_err(|e| CmdError::db(cmd, e))?;
                 self.out.line("current log archived");
-                items.push((
-                    BackupObject::Archivelog(ArchivelogRange::All),
-                    o.over(&b.opts),
-                ));
+                items.push((BackupObject::Archivelog(range), o.over(&b.opts)));
             }
             Phase::Main => {
                 for s in &b.specs {
                     items.push((s.object.clone(), s.opts.over(&b.opts)));
+                }
+                // Oracle archives the current log before backing up logs up to "now"
+                // (ALL, or FROM ... with no UNTIL), so the backup covers all redo so far.
+                let open_ended = items.iter().any(|(o, _)| {
+                    matches!(
+                        o,
+                        BackupObject::Archivelog(
+                            ArchivelogRange::All
+                                | ArchivelogRange::Sequence { until: None, .. }
+                                | ArchivelogRange::Scn { until: None, .. }
+                                | ArchivelogRange::Time { until: None, .. }
+                        )
+                    )
+                });
+                if open_ended && self.can_archive_current() {
+                    switched = self.db.switch_logfile().map_err(|e| CmdError::db(cmd, e))?;
+                    self.out.line("current log archived");
                 }
             }
         }
@@ -324,7 +350,13 @@ impl Session {
         }
         self.out
             .line(format!("Finished backup at {}", self.date(now())));
-        Ok(())
+        Ok(switched)
+    }
+
+    /// Whether ALTER SYSTEM ARCHIVE LOG CURRENT would succeed: open, in ARCHIVELOG mode.
+    fn can_archive_current(&self) -> bool {
+        self.db.is_open().unwrap_or(false)
+            && self.db.info().is_ok_and(|i| i.log_mode == "ARCHIVELOG")
     }
 
     /// Runs backup steps on the chosen channels.
@@ -1021,7 +1053,8 @@ fn ch_name(c: &Channel) -> String {
 
 enum Phase<'a> {
     Main,
-    PlusArchivelog(&'a BackupOpts),
+    /// The options of PLUS ARCHIVELOG and the logs this pass takes.
+    PlusArchivelog(&'a BackupOpts, ArchivelogRange),
 }
 
 fn filesperset(given: Option<u32>, files: usize, channels: usize) -> usize {

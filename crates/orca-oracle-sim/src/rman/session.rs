@@ -98,6 +98,8 @@ pub struct Session {
     pub info: DatabaseInfo,
     pub channels: Vec<(Origin, Channel)>,
     pub in_run: bool,
+    /// Inside a RUN block, before its last BACKUP: the control-file autobackup waits.
+    pub autobackup_deferred: bool,
     pub command_id: Option<String>,
     pub until: Option<Until>,
     /// SET NEWNAME of the current RUN block: FILE# → where RESTORE writes the file.
@@ -193,6 +195,7 @@ impl Session {
             info,
             channels: Vec::new(),
             in_run: false,
+            autobackup_deferred: false,
             command_id: None,
             until: None,
             newnames: Default::default(),
@@ -277,13 +280,19 @@ impl Session {
         match &stmt.cmd {
             Command::Run(body) => {
                 self.in_run = true;
+                // One autobackup per RUN block, after its last BACKUP.
+                let last_backup = body
+                    .iter()
+                    .rposition(|s| matches!(&s.cmd, Command::Backup(b) if !b.validate));
                 let mut result = Ok(());
-                for s in body {
+                for (i, s) in body.iter().enumerate() {
+                    self.autobackup_deferred = last_backup.is_some_and(|last| i < last);
                     result = self.execute_one(&s.cmd);
                     if result.is_err() {
                         break;
                     }
                 }
+                self.autobackup_deferred = false;
                 self.in_run = false;
                 self.until = None;
                 self.newnames.clear();

@@ -1,0 +1,144 @@
+//! RMAN backup semantics DBAs rely on: BACKUP ARCHIVELOG archives the current log first,
+//! PLUS ARCHIVELOG's second pass takes only the new logs, one control-file autobackup per
+//! RUN block or top-level BACKUP (issue 18).
+
+use std::path::Path;
+
+use orca_testing::fs::files_in;
+use orca_testing::sim::{DbSpec, TempDb};
+
+/// A small database with three archived logs.
+fn env() -> TempDb {
+    let env = TempDb::new(
+        Path::new(env!("CARGO_BIN_EXE_oraclesim")),
+        &DbSpec {
+            online_log_mb: Some(1),
+            ..DbSpec::default()
+        },
+    );
+    for _ in 0..3 {
+        env.db.switch();
+    }
+    env
+}
+
+fn dir(env: &TempDb, rel: &str) -> String {
+    let d = env.path(rel);
+    std::fs::create_dir_all(&d).unwrap();
+    d.display().to_string()
+}
+
+fn count_files(dir: &str) -> usize {
+    files_in(Path::new(dir)).len()
+}
+
+fn archived_max_seq(env: &TempDb) -> u64 {
+    env.db
+        .number("select max(sequence#) from v$archived_log where thread# = 1")
+}
+
+#[test]
+fn backup_archivelog_all_archives_the_current_log_first() {
+    let env = env();
+    let arch = dir(&env, "arch");
+    let before = archived_max_seq(&env);
+    let out = env.db.rman_ok(&format!(
+        "configure controlfile autobackup off;\nbackup format '{arch}/%h_%e_%s.arc' archivelog all;\n"
+    ));
+    assert!(out.contains("current log archived"), "{out}");
+    let after = archived_max_seq(&env);
+    assert_eq!(after, before + 1);
+    // The log just archived is in the backup, in the FORMAT's directory.
+    let backed = env.db.number(&format!(
+        "select count(*) from v$backup_redolog where thread# = 1 and sequence# = {after}"
+    ));
+    assert_eq!(backed, 1, "{out}");
+    let handles = env
+        .db
+        .sql_column("select handle from v$backup_piece where status = 'A'");
+    assert!(!handles.is_empty());
+    assert!(handles.iter().all(|h| h.starts_with(&arch)), "{handles:?}");
+    assert_eq!(count_files(&arch), handles.len());
+
+    // FROM SEQUENCE with no UNTIL also reaches "now"; an UNTIL range does not switch.
+    let out = env.db.rman_ok(&format!(
+        "backup format '{arch}/%h_%e_%s.arc' archivelog from sequence {after};\n"
+    ));
+    assert!(out.contains("current log archived"), "{out}");
+    assert_eq!(archived_max_seq(&env), after + 1);
+    let out = env.db.rman_ok(&format!(
+        "backup format '{arch}/%h_%e_%s.arc' archivelog until sequence 2;\n"
+    ));
+    assert!(!out.contains("current log archived"), "{out}");
+    assert_eq!(archived_max_seq(&env), after + 1);
+}
+
+#[test]
+fn plus_archivelog_second_pass_takes_only_the_logs_since_the_first_switch() {
+    let env = env();
+    let data = dir(&env, "data");
+    let arch = dir(&env, "arch");
+    let out = env.db.rman_ok(&format!(
+        "configure controlfile autobackup off;\n\
+         backup database format '{data}/%U' plus archivelog format '{arch}/%U';\n"
+    ));
+    assert_eq!(out.matches("current log archived").count(), 2, "{out}");
+    // Every archived log is in exactly one backup set: the second pass did not take the
+    // logs of the first again.
+    let rows = env.db.number("select count(*) from v$backup_redolog");
+    let logs = env
+        .db
+        .number("select count(*) from v$archived_log where status = 'A'");
+    let distinct = env
+        .db
+        .number("select count(distinct sequence#) from v$backup_redolog");
+    assert_eq!(rows, logs, "{out}");
+    assert_eq!(distinct, logs, "{out}");
+    // The last log (archived by the second switch) is the second pass's.
+    let last = archived_max_seq(&env);
+    assert_eq!(last, 5, "{out}");
+    let tail = out.rsplit("current log archived").next().unwrap();
+    assert!(
+        tail.contains(&format!("input archived log thread=1 sequence={last} ")),
+        "{tail}"
+    );
+    assert!(!tail.contains("sequence=1 "), "{tail}");
+    let arch_handles = env.db.number(&format!(
+        "select count(*) from v$backup_piece where handle like '{arch}/%'"
+    ));
+    assert_eq!(arch_handles as usize, count_files(&arch));
+    assert!(count_files(&data) >= 1);
+}
+
+#[test]
+fn one_autobackup_per_run_block_and_per_top_level_backup() {
+    let env = env();
+    let data = dir(&env, "data");
+    let cf = dir(&env, "cf");
+    let setup = format!(
+        "configure controlfile autobackup on;\n\
+         configure controlfile autobackup format for device type disk to '{cf}/%F';\n"
+    );
+    let out = env.db.rman_ok(&format!(
+        "{setup}run {{\n\
+         backup datafile 4 format '{data}/%U';\n\
+         backup archivelog all format '{data}/%U';\n\
+         backup datafile 1 format '{data}/%U';\n\
+         }}\n"
+    ));
+    let starts = "Starting Control File and SPFILE Autobackup";
+    assert_eq!(out.matches(starts).count(), 1, "{out}");
+    // After the block's last BACKUP.
+    let last_backup = out.rfind("Finished backup at").unwrap();
+    assert!(out.find(starts).unwrap() > last_backup, "{out}");
+    assert_eq!(count_files(&cf), 1);
+    let out = env.db.rman_ok(&format!(
+        "backup datafile 4 format '{data}/%U';\nbackup archivelog all format '{data}/%U';\n"
+    ));
+    assert_eq!(out.matches(starts).count(), 2, "{out}");
+    assert_eq!(count_files(&cf), 3);
+    let in_cf = env.db.number(&format!(
+        "select count(*) from v$backup_piece where handle like '{cf}/c-%'"
+    ));
+    assert_eq!(in_cf, 3);
+}
