@@ -142,3 +142,41 @@ fn one_autobackup_per_run_block_and_per_top_level_backup() {
     ));
     assert_eq!(in_cf, 3);
 }
+
+#[test]
+fn for_recover_of_copy_writes_the_level0_copies_where_format_says() {
+    let env = env();
+    let copies = dir(&env, "copies");
+    let script = format!(
+        "configure controlfile autobackup off;\n\
+         backup incremental level 1 for recover of copy with tag 'INCR_UPD' database format '{copies}/%U';\n"
+    );
+    let out = env.db.rman_ok(&script);
+    assert!(
+        out.contains("no parent backup or copy of datafile 1 found"),
+        "{out}"
+    );
+    let datafiles = env.db.number("select count(*) from v$datafile");
+    let names = env
+        .db
+        .sql_column("select name from v$datafile_copy where status = 'A' and tag = 'INCR_UPD'");
+    assert_eq!(names.len() as u64, datafiles, "{out}");
+    assert!(
+        names.iter().all(|n| n.starts_with(&format!("{copies}/"))),
+        "{names:?}"
+    );
+    assert_eq!(count_files(&copies) as u64, datafiles);
+    // The next run's level-1 sets go there too and roll the copies forward.
+    env.db.workload("3", 1);
+    env.db.rman_ok(&script);
+    let handles = env
+        .db
+        .sql_column("select handle from v$backup_piece where status = 'A'");
+    assert!(!handles.is_empty());
+    assert!(
+        handles.iter().all(|h| h.starts_with(&copies)),
+        "{handles:?}"
+    );
+    env.db
+        .rman_ok("recover copy of database with tag 'INCR_UPD';\n");
+}

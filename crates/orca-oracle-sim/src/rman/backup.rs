@@ -867,7 +867,12 @@ impl Session {
                         steps.push(BackupStep::Copy(CopyPlan {
                             info: f,
                             tag: tag.to_string(),
-                            format: b.datafilecopy_format.clone(),
+                            // The level-0 copy goes where FORMAT says, as Oracle's does;
+                            // DATAFILECOPY FORMAT is the more specific of the two.
+                            format: b
+                                .datafilecopy_format
+                                .clone()
+                                .or_else(|| opts.formats.first().cloned()),
                             level0: true,
                         }));
                     }
