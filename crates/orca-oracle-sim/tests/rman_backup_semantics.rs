@@ -106,7 +106,7 @@ fn plus_archivelog_second_pass_takes_only_the_logs_since_the_first_switch() {
     let arch_handles = env.db.number(&format!(
         "select count(*) from v$backup_piece where handle like '{arch}/%'"
     ));
-    assert_eq!(arch_handles as usize, count_files(&arch));
+    assert_eq!(arch_handles, count_files(&arch) as u64);
     assert!(count_files(&data) >= 1);
 }
 
@@ -179,4 +179,100 @@ fn for_recover_of_copy_writes_the_level0_copies_where_format_says() {
     );
     env.db
         .rman_ok("recover copy of database with tag 'INCR_UPD';\n");
+}
+
+/// The `Piece Name:` values a LIST printed.
+fn piece_names(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.trim().strip_prefix("Piece Name: "))
+        .map(|n| n.split_whitespace().next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn list_backup_of_an_object_lists_only_the_sets_holding_it() {
+    let env = env();
+    let df4 = dir(&env, "df4");
+    let df1 = dir(&env, "df1");
+    let arch = dir(&env, "arch");
+    env.db.rman_ok(&format!(
+        "configure controlfile autobackup off;\n\
+         backup datafile 4 format '{df4}/%U';\n\
+         backup datafile 1 format '{df1}/%U';\n\
+         backup archivelog all format '{arch}/%U';\n"
+    ));
+    let users = env
+        .db
+        .sql_column("select name from v$datafile where file# = 4")
+        .remove(0);
+    for of in ["datafile 4", "tablespace users"] {
+        let out = env.db.rman_ok(&format!("list backup of {of};\n"));
+        assert!(
+            out.contains("List of Backup Sets\n==================="),
+            "{out}"
+        );
+        assert!(
+            out.contains("  File LV Type Ckp SCN    Ckp Time        Name"),
+            "{out}"
+        );
+        let names = piece_names(&out);
+        assert!(!names.is_empty(), "{out}");
+        assert!(names.iter().all(|n| n.starts_with(&df4)), "{of}: {out}");
+        let row = out
+            .lines()
+            .find(|l| l.starts_with("  4 "))
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(row.trim_end().ends_with(&users), "{row}");
+        assert!(!out.contains("Control File Included"), "{out}");
+        assert!(!out.contains("List of Archived Logs"), "{out}");
+    }
+    let out = env.db.rman_ok("list backup of controlfile;\n");
+    assert!(out.contains("  Control File Included: Ckp SCN: "), "{out}");
+    assert!(out.contains("Ckp time: "), "{out}");
+    assert!(
+        piece_names(&out).iter().all(|n| n.starts_with(&df1)),
+        "{out}"
+    );
+    let out = env.db.rman_ok("list backup of spfile;\n");
+    assert!(
+        out.contains("  SPFILE Included: Modification time: "),
+        "{out}"
+    );
+    assert!(
+        piece_names(&out).iter().all(|n| n.starts_with(&df1)),
+        "{out}"
+    );
+    let out = env.db.rman_ok("list backup of archivelog all;\n");
+    assert!(out.contains("List of Archived Logs in backup set"), "{out}");
+    assert!(
+        out.contains("  Thrd Seq     Low SCN    Low Time        Next SCN   Next Time"),
+        "{out}"
+    );
+    assert!(!out.contains("List of Datafiles"), "{out}");
+    let names = piece_names(&out);
+    assert_eq!(names.len(), count_files(&arch), "{out}");
+    assert!(names.iter().all(|n| n.starts_with(&arch)), "{out}");
+
+    // The summary table, every set, then only datafile 4's.
+    let sets = env.db.number("select count(*) from v$backup_set");
+    let out = env.db.rman_ok("list backup summary;\n");
+    assert!(out.contains("List of Backups\n==============="), "{out}");
+    assert!(
+        out.contains("Key     TY LV S Device Type Completion Time #Pieces #Copies Compressed Tag"),
+        "{out}"
+    );
+    let rows = |out: &str| {
+        out.lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some("B") && l.contains(" DISK "))
+            .count()
+    };
+    assert_eq!(rows(&out) as u64, sets, "{out}");
+    let out = env.db.rman_ok("list backup of datafile 4 summary;\n");
+    assert_eq!(rows(&out), 1, "{out}");
+    // A datafile that no set holds: Oracle's message, not every set.
+    let out = env.db.rman_ok("list backup of datafile 3;\n");
+    assert!(
+        out.contains("specification does not match any backup in the repository"),
+        "{out}"
+    );
 }

@@ -13,7 +13,7 @@ use chrono::Duration;
 
 use super::archlog::LogDelete;
 use super::ast::*;
-use super::catalog::{self, PieceRow, SetRow};
+use super::catalog::{self, BackupDatafileRow, BackupRedologRow, PieceRow, SetRow};
 use super::config::{name_value, replaces};
 use super::session::{CmdError, Session, db_lines, now};
 
@@ -23,7 +23,14 @@ struct SetView {
     pieces: Vec<PieceRow>,
     files: BTreeSet<u32>,
     logs: Vec<(u16, u32)>,
+    /// V$BACKUP_DATAFILE rows (FILE# 0: the control file), for LIST's detail.
+    df_rows: Vec<BackupDatafileRow>,
+    log_rows: Vec<BackupRedologRow>,
+    spfile: bool,
 }
+
+/// Which sets a LIST shows.
+type SetFilter = Box<dyn Fn(&SetView) -> bool>;
 
 impl SetView {
     fn key(&self) -> i64 {
@@ -78,6 +85,9 @@ impl Session {
                     pieces: Vec::new(),
                     files: BTreeSet::new(),
                     logs: Vec::new(),
+                    df_rows: Vec::new(),
+                    log_rows: Vec::new(),
+                    spfile: false,
                 })
                 .pieces
                 .push(p);
@@ -90,11 +100,18 @@ impl Session {
         for d in dfs {
             if let Some(v) = by_key.get_mut(&(d.set_stamp, d.set_count)) {
                 v.files.insert(d.file_no);
+                v.df_rows.push(d);
             }
         }
         for l in logs {
             if let Some(v) = by_key.get_mut(&(l.set_stamp, l.set_count)) {
                 v.logs.push((l.thread, l.sequence));
+                v.log_rows.push(l);
+            }
+        }
+        for key in catalog::spfile_sets(&self.db).map_err(|e| self.cmd_err(cmd, e))? {
+            if let Some(v) = by_key.get_mut(&key) {
+                v.spfile = true;
             }
         }
         let mut v: Vec<SetView> = by_key.into_values().collect();
@@ -147,13 +164,15 @@ impl Session {
                 tag,
                 sets,
                 device,
-                ..
+                of,
             } => {
+                let holds = self.holds(of.as_ref())?;
                 let views: Vec<SetView> = self
                     .set_views("list")?
                     .into_iter()
                     .filter(|v| v.set.is_some())
                     .filter(|v| sets.is_empty() || sets.contains(&(v.key() as u64)))
+                    .filter(|v| holds(v))
                     .filter(|v| {
                         v.pieces.iter().any(|p| {
                             (!expired || p.status == "X")
@@ -210,6 +229,28 @@ impl Session {
         }
     }
 
+    /// Which sets LIST BACKUP OF <object> shows: those holding what was asked.
+    fn holds(&self, of: Option<&BackupObject>) -> Result<SetFilter, CmdError> {
+        Ok(match of {
+            None => Box::new(|_| true),
+            Some(BackupObject::CurrentControlfile) => Box::new(|v| v.files.contains(&0)),
+            Some(BackupObject::Spfile) => Box::new(|v| v.spfile),
+            Some(BackupObject::Archivelog(range)) => {
+                let wanted: BTreeSet<(u16, u32)> = self
+                    .archived_logs_where(range, |_| true)?
+                    .iter()
+                    .map(|l| (l.thread, l.sequence))
+                    .collect();
+                Box::new(move |v| v.logs.iter().any(|l| wanted.contains(l)))
+            }
+            Some(obj) => {
+                let wanted: BTreeSet<u32> =
+                    self.datafiles_of(obj)?.iter().map(|d| d.file_no).collect();
+                Box::new(move |v| v.files.iter().any(|f| wanted.contains(f)))
+            }
+        })
+    }
+
     fn list_summary(&self, views: &[SetView]) {
         self.out.blank();
         self.out.blank();
@@ -248,6 +289,18 @@ impl Session {
     }
 
     fn list_detail(&self, views: &[SetView]) {
+        let names: BTreeMap<u32, String> = self
+            .db
+            .datafiles()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| (d.file_no, d.path.display().to_string()))
+            .collect();
+        self.out.blank();
+        self.out.blank();
+        self.out.line("List of Backup Sets");
+        self.out.line("===================");
+        self.out.blank();
         for v in views {
             let s = v.set.as_ref().expect("filtered to complete sets");
             let kind = match (s.backup_type.as_str(), s.incremental_level) {
@@ -290,28 +343,64 @@ impl Session {
                         .unwrap_or_default()
                 ));
             }
-            if !v.files.is_empty() {
+            let datafiles: Vec<&BackupDatafileRow> =
+                v.df_rows.iter().filter(|d| d.file_no > 0).collect();
+            if !datafiles.is_empty() {
                 self.out
                     .line(format!("  List of Datafiles in backup set {}", v.key()));
-                self.out.line("  File LV Type");
-                self.out.line("  ---- -- ----");
-                for f in &v.files {
-                    let lv = s
+                self.out
+                    .line("  File LV Type Ckp SCN    Ckp Time        Name");
+                self.out
+                    .line("  ---- -- ---- ---------- --------------- ----");
+                for d in datafiles {
+                    let lv = d
                         .incremental_level
                         .map(|l| l.to_string())
                         .unwrap_or_default();
                     let ty = if s.backup_type == "I" { "Incr" } else { "Full" };
-                    self.out.line(format!("  {f:<4} {lv:<2} {ty}"));
+                    self.out.line(format!(
+                        "  {:<4} {lv:<2} {ty:<4} {:<10} {:<15} {}",
+                        d.file_no,
+                        d.checkpoint_scn.0,
+                        self.date(d.checkpoint_time),
+                        names.get(&d.file_no).map(String::as_str).unwrap_or("")
+                    ));
                 }
             }
-            if !v.logs.is_empty() {
+            if !v.log_rows.is_empty() {
                 self.out
                     .line(format!("  List of Archived Logs in backup set {}", v.key()));
-                self.out.line("  Thrd Seq");
-                self.out.line("  ---- -------");
-                for (t, q) in &v.logs {
-                    self.out.line(format!("  {t:<4} {q}"));
+                self.out
+                    .line("  Thrd Seq     Low SCN    Low Time        Next SCN   Next Time");
+                self.out
+                    .line("  ---- ------- ---------- --------------- ---------- ---------");
+                for l in &v.log_rows {
+                    self.out.line(format!(
+                        "  {:<4} {:<7} {:<10} {:<15} {:<10} {}",
+                        l.thread,
+                        l.sequence,
+                        l.first_scn.0,
+                        self.date(l.first_time),
+                        l.next_scn.0,
+                        self.date(l.next_time)
+                    ));
                 }
+            }
+            if v.spfile {
+                // The simulator records the SPFILE's modification time as the set's completion.
+                self.out.line(format!(
+                    "  SPFILE Included: Modification time: {}",
+                    self.date(s.completion_time)
+                ));
+                self.out
+                    .line(format!("  SPFILE db_unique_name: {}", self.info.name));
+            }
+            if let Some(cf) = v.df_rows.iter().find(|d| d.file_no == 0) {
+                self.out.line(format!(
+                    "  Control File Included: Ckp SCN: {:<12} Ckp time: {}",
+                    cf.checkpoint_scn.0,
+                    self.date(cf.checkpoint_time)
+                ));
             }
         }
     }

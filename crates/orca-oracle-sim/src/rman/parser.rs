@@ -1628,7 +1628,12 @@ impl<'a> Parser<'a> {
             if self.accept_kw("SUMMARY") {
                 summary = true;
             } else if self.accept_kw("OF") {
-                of = self.backup_object()?;
+                // LIST names the control file without CURRENT.
+                of = if self.accept_kw("CONTROLFILE") {
+                    Some(BackupObject::CurrentControlfile)
+                } else {
+                    self.backup_object()?
+                };
                 if of.is_none() {
                     return Err(self.error(&[
                         "archivelog",
