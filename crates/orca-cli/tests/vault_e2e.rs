@@ -638,21 +638,27 @@ fn gc_on_one_vault_server_while_the_other_takes_backups_keeps_every_piece() {
 fn postgresql_restarted_mid_backup_leaves_no_dangling_reference() {
     let dir = tempfile::tempdir().unwrap();
     let (two, db, mut rman) = TwoVaults::with_split_backup(dir.path(), "orca-pg-restart");
-    // Down once chunks flow and before any piece commits: probes and commits meet it.
+    // Down once chunks flow: probes and the commits still to come meet it.
     let deadline = Instant::now() + Duration::from_secs(60);
     let sent = |v: &VaultServer| v.metric("orca_vault_uploaded_bytes_total");
     while sent(&two.a) + sent(&two.b) == 0.0 {
         assert!(Instant::now() < deadline, "no chunk uploaded");
         std::thread::sleep(Duration::from_millis(5));
     }
+    // A small piece can upload and commit between two looks at the metrics on a loaded
+    // machine; what matters is that the backup is still running when PostgreSQL goes down.
     let committed = |v: &VaultServer| v.metric("orca_vault_commits_total");
-    assert_eq!(committed(&two.a) + committed(&two.b), 0.0);
+    let early = committed(&two.a) + committed(&two.b);
+    assert!(
+        rman.try_wait().unwrap().is_none(),
+        "the backup finished before PostgreSQL could be stopped under it"
+    );
     two.pg.down();
     std::thread::sleep(Duration::from_secs(2));
     two.pg.up();
     let (ok, text) = finish(&mut rman);
     eprintln!(
-        "PostgreSQL restarted mid-backup: the backup {}",
+        "PostgreSQL restarted mid-backup ({early} pieces committed before): the backup {}",
         if ok { "committed" } else { "failed; re-run" }
     );
     if !ok {
