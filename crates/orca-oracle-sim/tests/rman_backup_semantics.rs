@@ -5,27 +5,11 @@
 use std::path::Path;
 
 use orca_testing::fs::files_in;
-use orca_testing::sim::{DbSpec, TempDb};
+use orca_testing::sim::TempDb;
 
 /// A small database with three archived logs.
 fn env() -> TempDb {
-    let env = TempDb::new(
-        Path::new(env!("CARGO_BIN_EXE_oraclesim")),
-        &DbSpec {
-            online_log_mb: Some(1),
-            ..DbSpec::default()
-        },
-    );
-    for _ in 0..3 {
-        env.db.switch();
-    }
-    env
-}
-
-fn dir(env: &TempDb, rel: &str) -> String {
-    let d = env.path(rel);
-    std::fs::create_dir_all(&d).unwrap();
-    d.display().to_string()
+    TempDb::with_archived_logs(Path::new(env!("CARGO_BIN_EXE_oraclesim")), 3)
 }
 
 fn count_files(dir: &str) -> usize {
@@ -40,7 +24,7 @@ fn archived_max_seq(env: &TempDb) -> u64 {
 #[test]
 fn backup_archivelog_all_archives_the_current_log_first() {
     let env = env();
-    let arch = dir(&env, "arch");
+    let arch = env.dir("arch");
     let before = archived_max_seq(&env);
     let out = env.db.rman_ok(&format!(
         "configure controlfile autobackup off;\nbackup format '{arch}/%h_%e_%s.arc' archivelog all;\n"
@@ -76,8 +60,8 @@ fn backup_archivelog_all_archives_the_current_log_first() {
 #[test]
 fn plus_archivelog_second_pass_takes_only_the_logs_since_the_first_switch() {
     let env = env();
-    let data = dir(&env, "data");
-    let arch = dir(&env, "arch");
+    let data = env.dir("data");
+    let arch = env.dir("arch");
     let out = env.db.rman_ok(&format!(
         "configure controlfile autobackup off;\n\
          backup database format '{data}/%U' plus archivelog format '{arch}/%U';\n"
@@ -113,8 +97,8 @@ fn plus_archivelog_second_pass_takes_only_the_logs_since_the_first_switch() {
 #[test]
 fn one_autobackup_per_run_block_and_per_top_level_backup() {
     let env = env();
-    let data = dir(&env, "data");
-    let cf = dir(&env, "cf");
+    let data = env.dir("data");
+    let cf = env.dir("cf");
     let setup = format!(
         "configure controlfile autobackup on;\n\
          configure controlfile autobackup format for device type disk to '{cf}/%F';\n"
@@ -146,7 +130,7 @@ fn one_autobackup_per_run_block_and_per_top_level_backup() {
 #[test]
 fn for_recover_of_copy_writes_the_level0_copies_where_format_says() {
     let env = env();
-    let copies = dir(&env, "copies");
+    let copies = env.dir("copies");
     let script = format!(
         "configure controlfile autobackup off;\n\
          backup incremental level 1 for recover of copy with tag 'INCR_UPD' database format '{copies}/%U';\n"
@@ -192,9 +176,9 @@ fn piece_names(out: &str) -> Vec<String> {
 #[test]
 fn list_backup_of_an_object_lists_only_the_sets_holding_it() {
     let env = env();
-    let df4 = dir(&env, "df4");
-    let df1 = dir(&env, "df1");
-    let arch = dir(&env, "arch");
+    let df4 = env.dir("df4");
+    let df1 = env.dir("df1");
+    let arch = env.dir("arch");
     env.db.rman_ok(&format!(
         "configure controlfile autobackup off;\n\
          backup datafile 4 format '{df4}/%U';\n\

@@ -8,12 +8,6 @@ use orca_testing::fs::files_in;
 use orca_testing::process::run_ok;
 use orca_testing::sim::{DbSpec, TempDb};
 
-fn dir(env: &TempDb, rel: &str) -> String {
-    let d = env.path(rel);
-    std::fs::create_dir_all(&d).unwrap();
-    d.display().to_string()
-}
-
 /// The one file in `dir`.
 fn only_file(dir: &str) -> std::path::PathBuf {
     let files = files_in(Path::new(dir));
@@ -28,8 +22,8 @@ fn compressed_piece_beats_gzip_1_is_listed_compressed_and_restores_the_same_bloc
         &DbSpec::default(),
     );
     env.db.workload("3", 1);
-    let plain = dir(&env, "plain");
-    let packed = dir(&env, "packed");
+    let plain = env.dir("plain");
+    let packed = env.dir("packed");
     let out = env.db.rman_ok(&format!(
         "configure controlfile autobackup off;\nbackup as backupset datafile 4 format '{plain}/%U';\n"
     ));
@@ -79,7 +73,7 @@ fn compressed_piece_beats_gzip_1_is_listed_compressed_and_restores_the_same_bloc
 
     // The newest backup of every file is compressed: the restore reads only those pieces,
     // and the proof (with its negative control) checks every block.
-    let all = dir(&env, "all");
+    let all = env.dir("all");
     env.db.rman_ok(&format!(
         "backup as compressed backupset database format '{all}/%U';\n"
     ));
@@ -98,7 +92,7 @@ fn configured_compressed_backup_type_compresses_and_backupset_does_not() {
         Path::new(env!("CARGO_BIN_EXE_oraclesim")),
         &DbSpec::default(),
     );
-    let bk = dir(&env, "bk");
+    let bk = env.dir("bk");
     let out = env.db.rman_ok(&format!(
         "configure controlfile autobackup off;\n\
          configure device type disk backup type to compressed backupset;\n\
@@ -125,7 +119,7 @@ fn compression_algorithm_high_writes_smaller_pieces_than_low() {
         &DbSpec::default(),
     );
     let size = |algorithm: &str| {
-        let d = dir(&env, algorithm);
+        let d = env.dir(algorithm);
         env.db.rman_ok(&format!(
             "configure controlfile autobackup off;\n\
              configure compression algorithm '{algorithm}';\n\

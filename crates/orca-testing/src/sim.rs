@@ -346,9 +346,32 @@ impl TempDb {
         TempDb { tmp, db }
     }
 
+    /// A default database with 1 MiB online logs, switched `logs` times: that many archived
+    /// logs for the archived-log tests.
+    pub fn with_archived_logs(oraclesim: &Path, logs: u32) -> TempDb {
+        let env = TempDb::new(
+            oraclesim,
+            &DbSpec {
+                online_log_mb: Some(1),
+                ..DbSpec::default()
+            },
+        );
+        for _ in 0..logs {
+            env.db.switch();
+        }
+        env
+    }
+
     /// `rel` in the temporary directory.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.tmp.path().join(rel)
+    }
+
+    /// `rel` in the temporary directory, created, as the text an RMAN FORMAT takes.
+    pub fn dir(&self, rel: &str) -> String {
+        let d = self.path(rel);
+        std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("create {}: {e}", d.display()));
+        d.display().to_string()
     }
 }
 
