@@ -140,6 +140,13 @@ impl Session {
 
     /// Archived logs in LIST's layout.
     pub(super) fn print_logs(&mut self, logs: &[ArchivedLog]) {
+        self.print_log_table(logs);
+        self.out.blank();
+    }
+
+    /// The "List of Archived Log Copies" table, without the blank line that ends LIST's
+    /// output (RESTORE ... PREVIEW goes on after it).
+    pub(super) fn print_log_table<'a>(&mut self, logs: impl IntoIterator<Item = &'a ArchivedLog>) {
         self.out.blank();
         self.out.line(format!(
             "List of Archived Log Copies for database with db_unique_name {}",
@@ -165,7 +172,6 @@ impl Session {
                 self.out.line(format!("        Name: {}", n.display()));
             }
         }
-        self.out.blank();
     }
 
     fn log_line(&mut self, l: &ArchivedLog) {

@@ -221,30 +221,7 @@ impl Session {
                 .filter(|a| a.next_scn > start && a.name.as_ref().is_some_and(|n| n.is_file()))
                 .collect();
             if !logs.is_empty() {
-                self.out.blank();
-                self.out.line(format!(
-                    "List of Archived Log Copies for database with db_unique_name {}",
-                    self.info.name
-                ));
-                self.out
-                    .line("=====================================================================");
-                self.out.blank();
-                self.out.line("Key     Thrd Seq     S Low Time");
-                self.out.line("------- ---- ------- - ---------");
-                for a in logs {
-                    let low = a.first_time.to_datetime().unwrap_or_default();
-                    self.out.line(format!(
-                        "{:<7} {:<4} {:<7} {} {}",
-                        a.recid,
-                        a.thread,
-                        a.sequence,
-                        a.status,
-                        self.date(low)
-                    ));
-                    if let Some(n) = &a.name {
-                        self.out.line(format!("        Name: {}", n.display()));
-                    }
-                }
+                self.print_log_table(logs);
             }
             if let Some(Until::Scn(u)) = self.until.as_ref() {
                 self.out
