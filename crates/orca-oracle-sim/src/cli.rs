@@ -3,7 +3,7 @@
 //! recover, bct).
 
 use crate::db::{
-    CreateOptions, Database, DbError, HOME_ENV, RecoverOptions, RecoverUntil, WorkloadOptions,
+    CreateOptions, Database, DbError, Fill, HOME_ENV, RecoverOptions, RecoverUntil, WorkloadOptions,
 };
 use crate::verify;
 use anyhow::{Context, Result, bail};
@@ -45,7 +45,7 @@ enum Cmd {
         name: String,
         /// No database: only the directories and dbs/init<NAME>.ora, so that an instance can
         /// be started NOMOUNT and the database restored from backups (a new host).
-        #[arg(long, conflicts_with_all = ["datafiles", "size_mb", "block_size", "threads", "seed", "online_log_mb", "json"])]
+        #[arg(long, conflicts_with_all = ["datafiles", "size_mb", "block_size", "threads", "seed", "online_log_mb", "fill", "json"])]
         empty: bool,
         /// Number of datafiles.
         #[arg(long, default_value_t = 4)]
@@ -65,6 +65,10 @@ enum Cmd {
         /// Size of each online redo log in MiB.
         #[arg(long = "online-log-mb", default_value_t = 64)]
         online_log_mb: u64,
+        /// What the blocks hold: rows (compressible like table data) or random bytes
+        /// (incompressible; headers, tails and checksums stay valid).
+        #[arg(long, value_enum, default_value = "rows")]
+        fill: FillArg,
         /// Also write the timing as JSON to this file (the create benchmark:
         /// `scripts/bench-sim-create`).
         #[arg(long)]
@@ -183,6 +187,21 @@ enum InstanceState {
     Down,
 }
 
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum FillArg {
+    Rows,
+    Random,
+}
+
+impl From<FillArg> for Fill {
+    fn from(f: FillArg) -> Fill {
+        match f {
+            FillArg::Rows => Fill::Rows,
+            FillArg::Random => Fill::Random,
+        }
+    }
+}
+
 #[derive(ValueEnum, Clone, Debug)]
 enum BctState {
     Enable,
@@ -249,6 +268,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             threads,
             seed,
             online_log_mb,
+            fill,
             json,
         } => {
             let t = Instant::now();
@@ -261,6 +281,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 threads,
                 seed,
                 online_log_mb,
+                fill: fill.into(),
             };
             let db = Database::create(&opts).context("creating the database")?;
             let info = db.info()?;

@@ -24,6 +24,8 @@ pub struct DbSpec {
     pub seed: Option<u64>,
     /// Size of each online log; the simulator's default when `None`.
     pub online_log_mb: Option<u32>,
+    /// Incompressible blocks (`--fill random`) instead of rows.
+    pub random_fill: bool,
 }
 
 impl Default for DbSpec {
@@ -36,6 +38,7 @@ impl Default for DbSpec {
             threads: 1,
             seed: None,
             online_log_mb: None,
+            random_fill: false,
         }
     }
 }
@@ -89,6 +92,9 @@ impl SimDb {
         }
         if let Some(mb) = spec.online_log_mb {
             c.args(["--online-log-mb", &mb.to_string()]);
+        }
+        if spec.random_fill {
+            c.args(["--fill", "random"]);
         }
         run_ok(&mut c);
         SimDb {

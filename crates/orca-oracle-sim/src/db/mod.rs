@@ -53,7 +53,7 @@ mod state;
 mod workload;
 
 pub use bct::BctStatus;
-pub use create::CreateOptions;
+pub use create::{CreateOptions, Fill};
 pub use incarnation::Incarnation;
 pub use instance::{InstanceStatus, Parameters, create_empty, parameter_file, status_of};
 pub use io::DatafileIo;
