@@ -339,7 +339,7 @@ impl Session {
         let object = w.object.clone();
         let name = w.name.clone();
         let file_type = match (object.file_type, &identity) {
-            (_, Some(Identity::Datafile { .. })) => FileType::Datafile,
+            (_, Some(Identity::Datafile { .. } | Identity::Section { .. })) => FileType::Datafile,
             (Some(1), _) => FileType::Datafile,
             (Some(2), _) => FileType::Archivelog,
             _ => FileType::Other,
@@ -359,6 +359,21 @@ impl Session {
                 meta.labels
                     .insert("oracle.file#".into(), file_no.to_string());
                 Some(format!("datafile:{dbid}/{file_no}"))
+            }
+            // A later section: keyed by where it starts, so the same section of the next
+            // backup finds its fingerprints (the first section has the header, as a whole
+            // file does).
+            Some(Identity::Section {
+                file_no,
+                first_block,
+            }) => {
+                meta.labels
+                    .insert("oracle.file#".into(), file_no.to_string());
+                meta.labels
+                    .insert("oracle.section_first_block".into(), first_block.to_string());
+                object
+                    .dbid
+                    .map(|dbid| format!("datafile:{dbid}/{file_no}@{first_block}"))
             }
             None => None,
         };
