@@ -191,6 +191,9 @@ pub struct ClientOptions {
     pub ca_file: Option<PathBuf>,
     /// Requests in flight at once (default 8).
     pub concurrency: Option<usize>,
+    /// The backup (RMAN command id) this client's uploads belong to, so the vault counts
+    /// what each backup sent.
+    pub command_id: Option<String>,
 }
 
 impl ClientOptions {
@@ -212,6 +215,7 @@ impl ClientOptions {
         Ok(ClientOptions {
             ca_file: std::env::var_os("ORCA_CA_FILE").map(PathBuf::from),
             concurrency,
+            command_id: None,
         })
     }
 }
@@ -278,6 +282,7 @@ pub struct VaultClient {
     token: String,
     http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     in_flight: Semaphore,
+    command_id: Option<String>,
 }
 
 impl std::fmt::Debug for VaultClient {
@@ -425,6 +430,7 @@ impl VaultClient {
             token: token.to_string(),
             http,
             in_flight: Semaphore::new(permits),
+            command_id: opts.command_id.clone(),
         }))
     }
 
@@ -441,6 +447,9 @@ impl VaultClient {
             .header(header::AUTHORIZATION, format!("Bearer {}", self.token));
         if let Some(t) = body.content_type {
             req = req.header(header::CONTENT_TYPE, t);
+        }
+        if let Some(id) = &self.command_id {
+            req = req.header(wire::COMMAND_ID_HEADER, id.as_str());
         }
         let req = req
             .body(Full::new(body.bytes.clone()))
@@ -580,6 +589,15 @@ impl VaultClient {
     pub async fn info(&self, name: &str) -> std::result::Result<Option<PieceInfo>, ClientError> {
         self.json_or_none(&format!("{}/pieces/info?name={}", wire::API, encode(name)))
             .await
+    }
+
+    /// What the vault received for the backup `command_id` (uploads that named it).
+    pub async fn transfer(
+        &self,
+        command_id: &str,
+    ) -> std::result::Result<wire::Transfer, ClientError> {
+        let path = format!("{}/transfers/{}", wire::API, encode(command_id));
+        self.json(Method::GET, &path, Payload::none()).await
     }
 
     /// Records a recovery point; refused (409, `missing_pieces`) when a piece is not committed.

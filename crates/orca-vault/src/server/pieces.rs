@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use orca_repo::Manifest;
 use orca_repo::{Backend, ChunkId, PieceFilter, PieceInfo, RepoError};
@@ -73,7 +73,12 @@ pub(super) async fn missing(
     request_body(content(("application/octet-stream")),
         description = "repeat { id [32] | raw_len u32 LE | payload_len u32 LE | payload }"),
     responses((status = 204, description = "stored (chunks already held are ignored)")))]
-pub(super) async fn upload(State(s): St, c: Caller, body: Bytes) -> ApiResult<StatusCode> {
+pub(super) async fn upload(
+    State(s): St,
+    c: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
     c.may(WRITE)?;
     let chunks = wire::decode_chunks(body).map_err(|e| {
         ApiError::new(
@@ -95,7 +100,27 @@ pub(super) async fn upload(State(s): St, c: Caller, body: Bytes) -> ApiResult<St
     let n = chunks.len();
     s.store.put_chunks(chunks).await?;
     s.metrics.upload(n, bytes, dup_chunks, dup_bytes);
+    if let Some(id) = headers
+        .get(wire::COMMAND_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 256)
+    {
+        s.metrics
+            .transfer((&c.db, id), n, bytes, dup_chunks, dup_bytes);
+    }
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/transfers/{command_id}", tag = "chunks",
+    params(("command_id" = String, Path, description = "the backup's RMAN command id")),
+    responses((status = 200, description = "what the vault received for the backup since it started (uploads naming the command id in x-orca-command-id)", body = wire::Transfer)))]
+pub(super) async fn transfer(
+    State(s): St,
+    c: Caller,
+    Path(command_id): Path<String>,
+) -> ApiResult<Json<wire::Transfer>> {
+    c.may(READ)?;
+    Ok(Json(s.metrics.transfer_of(&c.db, &command_id)))
 }
 
 #[utoipa::path(post, path = "/chunks/read", tag = "chunks",
