@@ -15,10 +15,18 @@ pub enum BackupWhat {
 
 /// The `PARMS` of an SBT channel: the library and the ENV it reads its vault settings from.
 pub fn channel_parms(cfg: &Config, db: &DatabaseConfig) -> String {
-    let mut env = vec![
-        format!("ORCA_VAULT={}", cfg.vault.url),
-        format!("ORCA_TOKEN={}", db.token),
-    ];
+    parms_with(cfg, db, None)
+}
+
+/// The PARMS of a backup's channels: the library labels each piece with `command_id`, so a
+/// piece it committed that RMAN never recorded (killed in between) is found at resume.
+fn parms_with(cfg: &Config, db: &DatabaseConfig, command_id: Option<&str>) -> String {
+    let mut env: Vec<String> = command_id
+        .map(|id| format!("ORCA_COMMAND_ID={id}"))
+        .into_iter()
+        .collect();
+    env.push(format!("ORCA_VAULT={}", cfg.vault.url));
+    env.push(format!("ORCA_TOKEN={}", db.token));
     if let Some(k) = &db.key_file {
         env.push(format!("ORCA_KEY_FILE={}", k.display()));
     }
@@ -37,8 +45,8 @@ pub fn channel_parms(cfg: &Config, db: &DatabaseConfig) -> String {
 }
 
 /// `ALLOCATE CHANNEL` lines: `channels` of them, spread over `instances` (RAC) when given.
-fn allocate(cfg: &Config, db: &DatabaseConfig, instances: &[String]) -> String {
-    let parms = channel_parms(cfg, db);
+fn allocate(cfg: &Config, db: &DatabaseConfig, instances: &[String], command_id: &str) -> String {
+    let parms = parms_with(cfg, db, Some(command_id));
     let mut s = String::new();
     for i in 0..db.channels as usize {
         let connect = match (&db.rac, instances.is_empty()) {
@@ -97,7 +105,7 @@ pub fn backup(
     };
     format!(
         "run {{\n  set command id to '{command_id}';\n{}{body}}}\n",
-        allocate(cfg, db, instances)
+        allocate(cfg, db, instances, command_id)
     )
 }
 

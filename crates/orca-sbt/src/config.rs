@@ -7,6 +7,7 @@
 //! | `ORCA_VAULT` + `ORCA_TOKEN` | vault URL (`http://host:port`) and the database's token |
 //! | `ORCA_PASSWORD` / `ORCA_KEY_FILE` | the repository key |
 //! | `ORCA_CACHE_DIR` | fingerprint cache (default `$XDG_CACHE_HOME/orca`, `~/.cache/orca`) |
+//! | `ORCA_COMMAND_ID` | the backup's RMAN command id, labelled on each piece (`orca.command_id`) so a piece committed but never catalogued can be found |
 
 use std::path::PathBuf;
 
@@ -22,6 +23,7 @@ pub struct Config {
     pub password: Option<String>,
     pub key_file: Option<PathBuf>,
     pub cache_dir: PathBuf,
+    pub command_id: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -87,6 +89,7 @@ impl Config {
             password,
             key_file,
             cache_dir,
+            command_id: get("ORCA_COMMAND_ID"),
         })
     }
 

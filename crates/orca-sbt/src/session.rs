@@ -185,7 +185,10 @@ impl Session {
                         ))
                     })?,
                 Backend::Vault { url, token } => {
-                    let client = orca_vault::client::VaultClient::connect(url, token)
+                    let mut opts = orca_vault::client::ClientOptions::from_env()
+                        .map_err(|e| SbtFailure::mm(e.to_string()))?;
+                    opts.command_id = cfg.command_id.clone();
+                    let client = orca_vault::client::VaultClient::with_options(url, token, &opts)
                         .map_err(|e| SbtFailure::mm(e.to_string()))?;
                     let me = rt.block_on(client.whoami()).map_err(|e| {
                         SbtFailure::mm(format!(
@@ -354,6 +357,10 @@ impl Session {
         };
         meta.labels.insert("sbt.api".into(), "2.0".into());
         meta.labels.insert("sbt.mms".into(), mms_version_text());
+        if let Some(id) = &self.config()?.command_id {
+            meta.labels
+                .insert(orca_vault::wire::COMMAND_ID_LABEL.into(), id.clone());
+        }
         let lineage_key = match identity {
             Some(Identity::Datafile { dbid, file_no }) => {
                 meta.labels
