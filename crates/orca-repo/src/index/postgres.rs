@@ -164,9 +164,6 @@ pub struct PgConfig {
     pub ca_file: Option<std::path::PathBuf>,
 }
 
-/// Where the system's CA certificates are on Debian-like hosts.
-const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
-
 impl std::fmt::Debug for PgConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgConfig")
@@ -231,27 +228,36 @@ impl PgConfig {
             return Ok(None);
         }
         cfg.ssl_mode(SslMode::Require);
-        let file = self
-            .ca_file
-            .clone()
-            .unwrap_or_else(|| SYSTEM_CA_FILE.into());
-        let bad = |why: String| {
+        let bad = |what: String, why: String| {
             RepoError::InvalidArgument(format!(
-                "the PostgreSQL CA file {} {why}: give the PEM file of the CA that signed the server's certificate (--index-ca-file)",
-                file.display()
+                "{what} {why}: give the PEM file of the CA that signed the PostgreSQL server's certificate (--index-ca-file)"
             ))
         };
-        let certs = CertificateDer::pem_file_iter(&file)
-            .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
-            .map_err(|e| bad(format!("cannot be read ({e})")))?;
-        let mut roots = rustls::RootCertStore::empty();
-        if roots.add_parsable_certificates(certs).0 == 0 {
-            return Err(bad("holds no usable certificate".into()));
-        }
+        let roots = match &self.ca_file {
+            Some(file) => {
+                let what = format!("the PostgreSQL CA file {}", file.display());
+                let certs = CertificateDer::pem_file_iter(file)
+                    .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+                    .map_err(|e| bad(what.clone(), format!("cannot be read ({e})")))?;
+                let mut roots = rustls::RootCertStore::empty();
+                if roots.add_parsable_certificates(certs).0 == 0 {
+                    return Err(bad(what, "holds no usable certificate".into()));
+                }
+                roots
+            }
+            None => {
+                crate::system_ca_roots().map_err(|why| bad("TLS to PostgreSQL:".into(), why))?
+            }
+        };
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| bad(format!("cannot be used ({e})")))?
+            .map_err(|e| {
+                bad(
+                    "TLS to PostgreSQL".into(),
+                    format!("cannot be set up ({e})"),
+                )
+            })?
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(Some(MakeRustlsConnect::new(config)))
