@@ -131,7 +131,7 @@ pub use error::{RepoError, Result};
 pub use id::ChunkId;
 
 // TLS clients (the shared index, the vault client)
-pub use trust::system_ca_roots;
+pub use trust::{read_secret_file, system_ca_roots};
 
 mod aead;
 mod backend;

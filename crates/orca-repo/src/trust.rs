@@ -21,3 +21,64 @@ pub fn system_ca_roots() -> std::result::Result<rustls::RootCertStore, String> {
     }
     Ok(roots)
 }
+
+/// Reads a file holding a secret (a key, a password, credentials), refusing one that group or
+/// others may read, as ssh refuses such a private key: a secret others could copy is no secret,
+/// and saying so at once beats finding out after a breach. `what` names the file in errors.
+pub fn read_secret_file(path: &std::path::Path, what: &str) -> crate::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| crate::RepoError::io(format!("cannot read {what} {}", path.display()), e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = f
+            .metadata()
+            .map_err(|e| crate::RepoError::io(format!("cannot read {what} {}", path.display()), e))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(crate::RepoError::InvalidArgument(format!(
+                "{what} {} is readable or writable by group or others (mode {:04o}): run `chmod 600 {}`",
+                path.display(),
+                mode & 0o7777,
+                path.display()
+            )));
+        }
+    }
+    let mut body = Vec::new();
+    f.read_to_end(&mut body)
+        .map_err(|e| crate::RepoError::io(format!("cannot read {what} {}", path.display()), e))?;
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secret_file_others_can_read_is_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        std::fs::write(&path, "secret\n").unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = read_secret_file(&path, "the password file")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("chmod 600") && e.contains(&format!("{mode:04o}")),
+                "{e}"
+            );
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(
+                read_secret_file(&path, "the password file").unwrap(),
+                b"secret\n"
+            );
+        }
+    }
+}

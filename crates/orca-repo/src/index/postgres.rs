@@ -197,12 +197,8 @@ impl PgConfig {
         })?;
         if cfg.get_password().is_none() {
             if let Some(path) = &self.password_file {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    RepoError::InvalidArgument(format!(
-                        "cannot read the PostgreSQL password file {}: {e}",
-                        path.display()
-                    ))
-                })?;
+                let raw = crate::read_secret_file(path, "the PostgreSQL password file")?;
+                let text = String::from_utf8_lossy(&raw);
                 cfg.password(text.lines().next().unwrap_or("").trim_end());
             } else if let Ok(pw) = std::env::var("PGPASSWORD") {
                 cfg.password(pw);
@@ -433,6 +429,14 @@ fn db_err(url: &str, what: &str, e: postgres::Error) -> RepoError {
             text
         }
     };
+    let detail = if bad_settings(&e) && detail.contains("password missing") {
+        format!(
+            "{detail}: the server asks for a password; put it in a file (mode 0600) named by \
+             --index-password-file (password_file in objects.json), or set PGPASSWORD"
+        )
+    } else {
+        detail
+    };
     RepoError::IndexServer {
         context: format!("{what} (PostgreSQL at {url})"),
         detail,
@@ -552,9 +556,15 @@ fn lost_connection(e: &postgres::Error) -> bool {
         return matches!(db.code().code(), "57P01" | "57P02" | "57P03");
     }
     // No SQL state: the failure was below SQL (refused, reset, timed out),
-    // unless TLS refused the server: another attempt would meet the same
-    // certificate.
-    e.code().is_none() && !tls_refused(e)
+    // unless TLS refused the server (another attempt would meet the same
+    // certificate) or the client's own settings did (no password to give).
+    e.code().is_none() && !tls_refused(e) && !bad_settings(e)
+}
+
+/// tokio-postgres reports a setting it lacks (the password the server asked for) as an
+/// "invalid configuration" error; no retry fixes that.
+fn bad_settings(e: &postgres::Error) -> bool {
+    e.code().is_none() && e.to_string().starts_with("invalid configuration")
 }
 
 fn tls_refused(e: &postgres::Error) -> bool {
