@@ -42,7 +42,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_CONCURRENCY: usize = 8;
 /// Upload batches stay well under the vault's body limit.
 const UPLOAD_BATCH: usize = 16 << 20;
-const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// Why a call to the vault failed.
 #[derive(Debug, thiserror::Error)]
@@ -186,8 +185,8 @@ impl From<ClientError> for RepoError {
 /// How a client connects; [`ClientOptions::from_env`] reads the environment.
 #[derive(Debug, Clone, Default)]
 pub struct ClientOptions {
-    /// PEM bundle of the certificate authorities trusted for `https://` (default: the system's,
-    /// `/etc/ssl/certs/ca-certificates.crt`).
+    /// PEM bundle of the certificate authorities trusted for `https://` (default: the
+    /// platform's, wherever the distribution keeps them).
     pub ca_file: Option<PathBuf>,
     /// Requests in flight at once (default 8).
     pub concurrency: Option<usize>,
@@ -223,14 +222,12 @@ impl ClientOptions {
 /// The roots an `https://` client trusts.
 fn roots(ca_file: Option<&Path>) -> std::result::Result<rustls::RootCertStore, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
-    let file = match ca_file {
-        Some(f) => f,
-        None if Path::new(SYSTEM_CA_FILE).exists() => Path::new(SYSTEM_CA_FILE),
-        None => {
-            return Err(ClientError::Config(format!(
-                "no CA bundle at {SYSTEM_CA_FILE} to check the vault's certificate: set ORCA_CA_FILE to the PEM file of the CA that signed it"
-            )));
-        }
+    let Some(file) = ca_file else {
+        return orca_repo::system_ca_roots().map_err(|why| {
+            ClientError::Config(format!(
+                "{why} to check the vault's certificate: set ORCA_CA_FILE to the PEM file of the CA that signed it"
+            ))
+        });
     };
     let certs = tls::certificates(file).map_err(|m| {
         ClientError::Config(format!("CA file {} (ORCA_CA_FILE): {m}", file.display()))
