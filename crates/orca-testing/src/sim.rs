@@ -24,6 +24,9 @@ pub struct DbSpec {
     pub seed: Option<u64>,
     /// Size of each online log; the simulator's default when `None`.
     pub online_log_mb: Option<u32>,
+    /// Other block sizes in KiB (`--block-sizes`): one tablespace of one datafile each,
+    /// after the `datafiles` of the database's own block size.
+    pub block_sizes: Vec<u32>,
 }
 
 impl Default for DbSpec {
@@ -36,6 +39,7 @@ impl Default for DbSpec {
             threads: 1,
             seed: None,
             online_log_mb: None,
+            block_sizes: Vec::new(),
         }
     }
 }
@@ -89,6 +93,10 @@ impl SimDb {
         }
         if let Some(mb) = spec.online_log_mb {
             c.args(["--online-log-mb", &mb.to_string()]);
+        }
+        if !spec.block_sizes.is_empty() {
+            let sizes: Vec<String> = spec.block_sizes.iter().map(u32::to_string).collect();
+            c.args(["--block-sizes", &sizes.join(",")]);
         }
         run_ok(&mut c);
         SimDb {

@@ -89,6 +89,18 @@ pub enum SetCmd {
         device: DeviceType,
         format: String,
     },
+    /// SET ENCRYPTION ON [IDENTIFIED BY p [ONLY]] (None: SET ENCRYPTION OFF).
+    Encryption(Option<EncryptionSet>),
+    /// SET DECRYPTION IDENTIFIED BY p [, p ...].
+    Decryption(Vec<String>),
+}
+
+/// SET ENCRYPTION ON: transparent (no password, the wallet), dual (a password and the
+/// wallet) or password-only (ONLY).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncryptionSet {
+    pub password: Option<String>,
+    pub only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -182,6 +182,7 @@ impl Session {
                         bytes: size,
                         rman_status: None,
                         compressed: h.compressed,
+                        encrypted: h.key_wraps.is_some(),
                     };
                     catalog::insert_piece(&self.db, &row).map_err(err)?;
                     sets.entry((h.set_stamp, h.set_count))

@@ -280,8 +280,8 @@ impl Session {
                 status,
                 first.device_type,
                 self.date(s.completion_time),
-                v.pieces.len(),
-                1,
+                v.pieces.iter().filter(|p| p.copy == 1).count().max(1),
+                v.pieces.iter().map(|p| p.copy).max().unwrap_or(1),
                 if first.compressed { "YES" } else { "NO" },
                 first.tag.as_deref().unwrap_or("")
             ));

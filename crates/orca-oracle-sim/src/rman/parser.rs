@@ -849,8 +849,11 @@ impl<'a> Parser<'a> {
                 let rest = words[k.len()..].join(" ");
                 let value = if rest.eq_ignore_ascii_case("CLEAR") {
                     None
-                } else {
+                } else if rest.contains(['\'', '"']) {
                     Some(rest)
+                } else {
+                    // Keywords read back as Oracle shows them: `ON`, `TO 2`, `SBT TO 2`.
+                    Some(rest.to_ascii_uppercase())
                 };
                 return Ok(Configure::Other { name, value });
             }
@@ -906,8 +909,42 @@ impl<'a> Parser<'a> {
                 self.expect_kw("OFF")?;
                 SetCmd::Echo(false)
             }
+        } else if self.accept_kw("ENCRYPTION") {
+            if self.accept_kw("OFF") {
+                SetCmd::Encryption(None)
+            } else {
+                self.expect_kw("ON")?;
+                let password = if self.accept_kw("IDENTIFIED") {
+                    self.expect_kw("BY")?;
+                    Some(self.expect_name()?)
+                } else {
+                    None
+                };
+                let only = password.is_some() && self.accept_kw("ONLY");
+                if self.accept_kw("FOR") {
+                    self.expect_kw("ALL")?;
+                    self.expect_kw("TABLESPACES")?;
+                }
+                SetCmd::Encryption(Some(EncryptionSet { password, only }))
+            }
+        } else if self.accept_kw("DECRYPTION") {
+            self.expect_kw("IDENTIFIED")?;
+            self.expect_kw("BY")?;
+            let mut v = vec![self.expect_name()?];
+            while self.accept_sym(',') {
+                v.push(self.expect_name()?);
+            }
+            SetCmd::Decryption(v)
         } else {
-            return Err(self.error(&["command", "dbid", "echo", "newname", "until"]));
+            return Err(self.error(&[
+                "command",
+                "dbid",
+                "decryption",
+                "echo",
+                "encryption",
+                "newname",
+                "until",
+            ]));
         };
         self.expect_end()?;
         Ok(s)
@@ -1853,7 +1890,7 @@ mod tests {
             one("configure backup optimization on;"),
             Command::Configure(Configure::Other {
                 name: "BACKUP OPTIMIZATION".into(),
-                value: Some("on".into())
+                value: Some("ON".into())
             })
         );
         assert!(matches!(
