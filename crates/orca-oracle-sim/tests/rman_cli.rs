@@ -116,3 +116,42 @@ fn sqlplus_archive_log_list_and_show_parameter_print_oracle_layout() {
     }
     assert!(!out.contains("db_name "), "{out}");
 }
+
+#[test]
+fn report_need_backup_lists_the_files_short_of_backups() {
+    let env = env();
+    let bk = env.dir("bk");
+    let files: Vec<String> = env
+        .db
+        .sql_column("select name from v$datafile order by file#");
+    let row = |file_no: usize, n: u32| format!("{file_no:<4} {n:<5} {}", files[file_no - 1]);
+    let out = env
+        .db
+        .rman_ok("configure controlfile autobackup off;\nreport need backup;\n");
+    assert!(
+        out.contains("RMAN retention policy is set to redundancy 1\nReport of files with less than 1 redundant backups\nFile #bkps Name\n"),
+        "{out}"
+    );
+    for f in 1..=4 {
+        assert!(out.lines().any(|l| l == row(f, 0)), "{out}");
+    }
+
+    env.db
+        .rman_ok(&format!("backup datafile 4 format '{bk}/%U';\n"));
+    let out = env.db.rman_ok("report need backup;\n");
+    for f in 1..=3 {
+        assert!(out.lines().any(|l| l == row(f, 0)), "{out}");
+    }
+    assert!(!out.contains(&files[3]), "{out}");
+    let out = env
+        .db
+        .rman_ok("report need backup redundancy 2 database;\n");
+    assert!(!out.contains("retention policy"), "{out}");
+    assert!(out.lines().any(|l| l == row(4, 1)), "{out}");
+    let out = env.db.rman_ok("report need backup days 1;\n");
+    assert!(
+        out.contains("Report of files whose recovery needs more than 1 days of archived logs\nFile Days  Name\n"),
+        "{out}"
+    );
+    assert!(!out.contains(&files[3]), "{out}");
+}

@@ -420,6 +420,20 @@ pub enum Report {
         device: Option<DeviceType>,
     },
     Schema,
+    /// REPORT NEED BACKUP [REDUNDANCY n | DAYS n | RECOVERY WINDOW OF n DAYS] [DATABASE]
+    /// (None: the configured retention policy).
+    NeedBackup(Option<NeedBackup>),
+}
+
+/// What REPORT NEED BACKUP measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NeedBackup {
+    /// Fewer than n full or level-0 backups (sets or copies).
+    Redundancy(u32),
+    /// Recovery would need more than n days of archived logs.
+    Days(u32),
+    /// No backup old enough to recover to any point of the last n days.
+    Window(u32),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1708,8 +1708,26 @@ impl<'a> Parser<'a> {
             self.expect_end()?;
             return Ok(Report::Schema);
         }
+        if self.accept_kw("NEED") {
+            self.expect_kw("BACKUP")?;
+            let need = if self.accept_kw("DAYS") {
+                let _ = self.accept_sym('=');
+                Some(NeedBackup::Days(self.expect_u32()?))
+            } else if self.is_kw("RECOVERY") || self.is_kw("REDUNDANCY") {
+                Some(match self.retention_policy(false)? {
+                    RetentionPolicy::RecoveryWindow(n) => NeedBackup::Window(n),
+                    RetentionPolicy::Redundancy(n) => NeedBackup::Redundancy(n),
+                    RetentionPolicy::None => NeedBackup::Redundancy(1),
+                })
+            } else {
+                None
+            };
+            let _ = self.accept_kw("DATABASE");
+            self.expect_end()?;
+            return Ok(Report::NeedBackup(need));
+        }
         self.expect_kw("OBSOLETE")
-            .map_err(|_| self.error(&["obsolete", "schema"]))?;
+            .map_err(|_| self.error(&["need", "obsolete", "schema"]))?;
         let policy = if self.is_kw("RECOVERY") || self.is_kw("REDUNDANCY") {
             Some(self.retention_policy(false)?)
         } else {
