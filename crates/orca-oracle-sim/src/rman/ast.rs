@@ -221,6 +221,8 @@ pub struct BackupOpts {
     pub keep: bool,
     pub include_controlfile: bool,
     pub skip_inaccessible: bool,
+    /// FORCE: back up even what BACKUP OPTIMIZATION would skip.
+    pub force: bool,
 }
 
 impl BackupOpts {
@@ -246,6 +248,7 @@ impl BackupOpts {
             keep: self.keep || base.keep,
             include_controlfile: self.include_controlfile || base.include_controlfile,
             skip_inaccessible: self.skip_inaccessible || base.skip_inaccessible,
+            force: self.force || base.force,
         }
     }
 }

@@ -699,6 +699,7 @@ impl Session {
         let mut steps = Vec::new();
         let mut include_cf_spfile = false;
         let cfg_autobackup = self.config().autobackup;
+        let optimization = self.config().backup_optimization();
         for (obj, opts) in items {
             let tag = opts
                 .tag
@@ -737,7 +738,13 @@ impl Session {
                                 self.last_log_backup(l.thread, l.sequence)
                                     .is_some_and(|d| d > since)
                             }
-                            None => false,
+                            // BACKUP OPTIMIZATION: a log already backed up to this device
+                            // type is not taken again, unless FORCE.
+                            None => {
+                                optimization
+                                    && !opts.force
+                                    && self.log_backup_count(l.thread, l.sequence, device) >= 1
+                            }
                         };
                         if skip {
                             self.out.line(format!(

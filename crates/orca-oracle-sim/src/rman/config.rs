@@ -226,6 +226,16 @@ impl Config {
         }
     }
 
+    /// CONFIGURE BACKUP OPTIMIZATION ON: BACKUP skips archived logs already backed up to the
+    /// device type.
+    pub fn backup_optimization(&self) -> bool {
+        self.other
+            .iter()
+            .rev()
+            .find(|(n, _)| n == "BACKUP OPTIMIZATION")
+            .is_some_and(|(_, v)| v.trim().eq_ignore_ascii_case("ON"))
+    }
+
     /// CONFIGURE ENCRYPTION FOR DATABASE ON: backups are encrypted with the wallet's key.
     pub fn encryption_for_database(&self) -> bool {
         self.other

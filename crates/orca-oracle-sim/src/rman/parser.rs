@@ -1122,6 +1122,8 @@ impl<'a> Parser<'a> {
         } else if self.accept_kw("TAG") {
             let _ = self.accept_sym('=');
             o.tag = Some(up(&self.expect_name()?));
+        } else if self.accept_kw("FORCE") {
+            o.force = true;
         } else if self.accept_kw("FORMAT") {
             let _ = self.accept_sym('=');
             o.formats = self.string_list()?;
