@@ -1027,6 +1027,68 @@ mod tests {
         assert!(matches!(err, Some(PieceError::Corrupt { .. })), "{err:?}");
     }
 
+    /// Every record of a piece: its blocks or bytes, or the error that stopped the reading.
+    fn read_all(bytes: &[u8], key: Option<crypt::DataKey>) -> Result<Vec<u8>, PieceError> {
+        let mut r = PieceReader::open(bytes)?;
+        if let Some(k) = key {
+            r.set_key(k);
+        }
+        let mut got = Vec::new();
+        let mut buf = Vec::new();
+        while r.next_record(&mut buf)?.is_some() {
+            got.extend_from_slice(&buf);
+        }
+        Ok(got)
+    }
+
+    #[test]
+    fn an_encrypted_piece_reads_back_only_with_its_key_and_hides_its_blocks() {
+        let df = PieceEntry::new(EntryKind::Datafile, 8192, 4);
+        let cf = PieceEntry::new(EntryKind::ControlFile, 512, 100);
+        let mut h = header(vec![df, cf]);
+        h.compressed = true;
+        let (key, wraps) = crypt::new_key(crypt::Secrets {
+            password: Some("pw"),
+            wallet: None,
+        })
+        .unwrap();
+        h.key_wraps = Some(wraps.clone());
+        let data: Vec<u8> = (0..8192 * 4).map(|i| (i % 7) as u8 + 1).collect();
+        let mut w = PieceWriter::new(Vec::new(), &h).unwrap();
+        w.set_key(key);
+        w.write_run(0, 0, &data).unwrap();
+        w.write_blob(1, &[9u8; 100]).unwrap();
+        let (bytes, _) = w.finish(true).unwrap();
+        assert!(!bytes.windows(64).any(|x| x == &data[..64]));
+        let opens = || crypt::open_key(&wraps, &["pw".into()], None);
+        let mut want = data.clone();
+        want.extend_from_slice(&[9u8; 100]);
+        assert_eq!(read_all(&bytes, opens()).unwrap(), want);
+        assert!(matches!(read_all(&bytes, None), Err(PieceError::Decrypt)));
+        // The header says encrypted; a changed ciphertext byte does not open.
+        assert_eq!(
+            PieceReader::open(&bytes[..]).unwrap().header().key_wraps,
+            Some(wraps.clone())
+        );
+        let mut bad = bytes.clone();
+        bad[8192 + 512 + 40] ^= 1;
+        assert!(matches!(read_all(&bad, opens()), Err(PieceError::Decrypt)));
+
+        // Another copy: the same records under COPY# 2, and it checks out.
+        let mut copy = Vec::new();
+        recopy(&bytes[..], bytes.len() as u64, &mut copy, 2).unwrap();
+        assert_eq!(copy.len(), bytes.len());
+        assert_eq!(
+            PieceReader::open(&copy[..]).unwrap().header().copy_number,
+            2
+        );
+        assert_eq!(read_all(&copy, opens()).unwrap(), want);
+        assert_eq!(
+            copy[HEADER_UNIT..copy.len() - RECORD_HEADER],
+            bytes[HEADER_UNIT..bytes.len() - RECORD_HEADER]
+        );
+    }
+
     #[test]
     fn blocks_land_on_block_size_multiples() {
         let mut df = PieceEntry::new(EntryKind::Datafile, 8192, 10);
