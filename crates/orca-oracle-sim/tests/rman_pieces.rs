@@ -199,6 +199,21 @@ fn password_encrypted_backup_hides_the_blocks_and_restores_only_after_set_decryp
     ));
     assert_eq!(rows, ["NO"]);
 
+    // CATALOG registers encrypted pieces without the key: move them, forget them, find them.
+    let moved = env.dir("moved");
+    for f in files_in(Path::new(&enc)) {
+        std::fs::copy(&f, Path::new(&moved).join(f.file_name().unwrap())).unwrap();
+    }
+    env.db.rman_ok("delete noprompt backup;\n");
+    let out = env
+        .db
+        .rman_ok(&format!("catalog start with '{moved}/' noprompt;\n"));
+    assert!(out.contains("List of Cataloged Files"), "{out}");
+    let rows = env.db.sql_column(&format!(
+        "select distinct encrypted from v$backup_piece where status = 'A' and handle like '{moved}/%'"
+    ));
+    assert_eq!(rows, ["YES"]);
+
     // The datafiles are lost: without the password, and with a wrong one, RESTORE fails.
     let snapshot = lose_datafiles(&env);
     let out = env
@@ -216,7 +231,7 @@ fn password_encrypted_backup_hides_the_blocks_and_restores_only_after_set_decryp
          recover database;\nalter database open;\n",
     );
     assert!(out.contains("executing command: SET decryption"), "{out}");
-    assert!(out.contains(&format!("piece handle={enc}/")), "{out}");
+    assert!(out.contains(&format!("piece handle={moved}/")), "{out}");
     env.db.prove(&snapshot);
 }
 

@@ -635,6 +635,7 @@ pub struct PieceReader<R: Read> {
     blocks: u64,
     key: Option<crypt::DataKey>,
     records: u64,
+    skip_sealed: bool,
 }
 
 impl<R: Read> PieceReader<R> {
@@ -666,7 +667,14 @@ impl<R: Read> PieceReader<R> {
             blocks: 0,
             key: None,
             records: 0,
+            skip_sealed: false,
         })
+    }
+
+    /// Without a key, passes over an encrypted piece's records (their payloads come back
+    /// empty) instead of failing: enough to reach the trailer, as CATALOG needs.
+    pub fn skip_sealed(&mut self) {
+        self.skip_sealed = true;
     }
 
     /// The key that decrypts an encrypted piece's records.
@@ -842,6 +850,23 @@ impl<R: Read> PieceReader<R> {
                 }
                 let mut sealed = vec![0u8; sealed_len as usize];
                 self.take(&mut sealed)?;
+                if self.key.is_none() && self.skip_sealed {
+                    // Only the trailer's checks: the payload stays sealed and empty.
+                    buf.clear();
+                    self.records += 1;
+                    return Ok(Some(if blob {
+                        Record::Blob { entry }
+                    } else {
+                        self.runs += 1;
+                        self.blocks += u64::from(block_count);
+                        Record::Run {
+                            entry,
+                            first_block,
+                            block_count,
+                            block_size,
+                        }
+                    }));
+                }
                 let key = self.key.as_ref().ok_or(PieceError::Decrypt)?;
                 let plain = key
                     .open(self.records, &h[..24], sealed)
@@ -1065,6 +1090,13 @@ mod tests {
         want.extend_from_slice(&[9u8; 100]);
         assert_eq!(read_all(&bytes, opens()).unwrap(), want);
         assert!(matches!(read_all(&bytes, None), Err(PieceError::Decrypt)));
+        let mut r = PieceReader::open(&bytes[..]).unwrap();
+        r.skip_sealed();
+        let mut buf = Vec::new();
+        while r.next_record(&mut buf).unwrap().is_some() {
+            assert!(buf.is_empty());
+        }
+        assert_eq!(r.summary().map(|s| (s.blocks, s.last)), Some((4, true)));
         // The header says encrypted; a changed ciphertext byte does not open.
         assert_eq!(
             PieceReader::open(&bytes[..]).unwrap().header().key_wraps,
