@@ -390,3 +390,32 @@ fn tablespaces_of_2_4_16_and_32_kib_blocks_go_through_sbt_and_restore_block_for_
     assert!(out.contains("media recovery complete"), "{out}");
     env.db.sim(&["dbv"]);
 }
+
+#[test]
+fn the_autobackup_of_an_encrypted_backup_is_encrypted_and_restores_with_the_password() {
+    let env = env();
+    let d = env.dir("ab");
+    env.db.rman_ok(&format!(
+        "configure controlfile autobackup format for device type disk to '{d}/%F';\n\
+         set encryption on identified by 'pw1' only;\n\
+         backup datafile 4 format '{d}/%U';\n"
+    ));
+    let handles = env.db.sql_column(&format!(
+        "select handle || ' ' || encrypted from v$backup_piece where handle like '{d}/c-%'"
+    ));
+    assert_eq!(handles.len(), 1, "{handles:?}");
+    let (handle, encrypted) = handles[0].split_once(' ').unwrap();
+    assert_eq!(encrypted, "YES");
+
+    env.db.rman_ok("shutdown abort;\n");
+    std::fs::remove_file(env.db.home.join("control/control01.ctl")).unwrap();
+    let out = env.db.rman_err(&format!(
+        "startup nomount;\nrestore controlfile from '{handle}';\n"
+    ));
+    assert!(out.contains("ORA-19913: unable to decrypt backup"), "{out}");
+    let out = env.db.rman_ok(&format!(
+        "set decryption identified by 'pw1';\nrestore controlfile from '{handle}';\n\
+         alter database mount;\n"
+    ));
+    assert!(out.contains("restoring control file"), "{out}");
+}

@@ -1062,6 +1062,8 @@ impl Session {
         };
         let day = now().format("%Y%m%d").to_string();
         let seq = catalog::next_autobackup_seq(&self.db, &day).map_err(|e| CmdError::db(cmd, e))?;
+        // Encrypted like the backup it follows.
+        let encryption = self.backup_encryption(&self.config(), cmd)?;
         let plan = SetPlan {
             kind: SetKind::Datafile {
                 level: None,
@@ -1078,7 +1080,7 @@ impl Session {
             device: Some(device),
             compressed: None,
             copies: None,
-            encryption: None,
+            encryption,
         };
         let ctx = JobCtx {
             home: self.home.clone(),
