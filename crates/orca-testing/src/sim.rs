@@ -26,6 +26,9 @@ pub struct DbSpec {
     pub online_log_mb: Option<u32>,
     /// Incompressible blocks (`--fill random`) instead of rows.
     pub random_fill: bool,
+    /// Other block sizes in KiB (`--block-sizes`): one tablespace of one datafile each,
+    /// after the `datafiles` of the database's own block size.
+    pub block_sizes: Vec<u32>,
 }
 
 impl Default for DbSpec {
@@ -39,6 +42,7 @@ impl Default for DbSpec {
             seed: None,
             online_log_mb: None,
             random_fill: false,
+            block_sizes: Vec::new(),
         }
     }
 }
@@ -95,6 +99,10 @@ impl SimDb {
         }
         if spec.random_fill {
             c.args(["--fill", "random"]);
+        }
+        if !spec.block_sizes.is_empty() {
+            let sizes: Vec<String> = spec.block_sizes.iter().map(u32::to_string).collect();
+            c.args(["--block-sizes", &sizes.join(",")]);
         }
         run_ok(&mut c);
         SimDb {

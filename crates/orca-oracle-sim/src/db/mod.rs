@@ -50,6 +50,7 @@ mod redo;
 pub mod schema;
 pub mod sqlfn;
 mod state;
+mod wallet;
 mod workload;
 
 pub use bct::BctStatus;
@@ -64,6 +65,7 @@ pub use recover::{
 pub use state::{
     BlockCorruption, FileRef, OfflineMode, StateStatement, corruption_kind, parse_state_statement,
 };
+pub use wallet::{close_wallet, open_wallet, wallet_key};
 pub use workload::{WorkloadOptions, WorkloadReport};
 
 use orca_oracle::{BlockError, OracleTime, Scn};
