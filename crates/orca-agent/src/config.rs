@@ -163,6 +163,18 @@ pub struct Schedule {
     pub window: Duration,
 }
 
+impl Schedule {
+    /// The longest the database should go without a new recovery point: its shortest backup
+    /// interval, plus the window a scheduled job has to start in. None when nothing is scheduled.
+    pub fn rpo(&self) -> Option<Duration> {
+        [self.full, self.incremental, self.archivelog]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|every| every + self.window)
+    }
+}
+
 fn default_window() -> Duration {
     Duration::from_secs(4 * 3600)
 }

@@ -48,6 +48,7 @@ async fn serve(cfg: Config, db: DatabaseConfig, vault: Arc<VaultClient>) -> Resu
         version: env!("CARGO_PKG_VERSION").to_string(),
         interval_secs: cfg.agent.heartbeat.as_secs().max(1),
         alerts: Vec::new(),
+        rpo_secs: db.schedule.rpo().map(|d| d.as_secs()),
     };
     // The first heartbeat must get through: a wrong token or URL stops the agent at once.
     vault.heartbeat(&db.name, &beat).await?;

@@ -559,6 +559,10 @@ pub struct Heartbeat {
     /// Alerts the agent raises (a RAC instance went down during a backup...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<String>,
+    /// The longest the database should go without a new recovery point, from its schedule
+    /// (shortest backup interval plus the start window); none when nothing is scheduled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_secs: Option<u64>,
 }
 
 /// The last heartbeat for a database, as the vault saw it.
@@ -580,6 +584,9 @@ pub struct AgentStatus {
     /// Alerts the agent raised in its last heartbeat.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<String>,
+    /// The recovery point objective the agent's schedule implies, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_secs: Option<u64>,
 }
 
 impl AgentStatus {
@@ -588,4 +595,91 @@ impl AgentStatus {
         let interval = i64::try_from(self.interval_secs.max(1)).unwrap_or(i64::MAX);
         now - self.seen <= interval.saturating_mul(3)
     }
+}
+
+/// What the web console shows: every database the token may see, with its agent, jobs,
+/// recovery points and exposure, the repository's savings, and what needs attention.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct Overview {
+    /// Unix seconds when this was computed, by the vault's clock.
+    pub generated: i64,
+    /// The repository as a whole (all databases: chunks are shared).
+    pub storage: StorageOverview,
+    /// One entry per database, by name.
+    pub databases: Vec<DatabaseOverview>,
+    /// What needs attention, most severe first.
+    pub alerts: Vec<Alert>,
+    /// Bytes protected and stored over time, one entry per recovery point, oldest first.
+    pub history: Vec<HistoryPoint>,
+    /// The most recent jobs (at most 50), newest first.
+    pub jobs: Vec<Job>,
+}
+
+/// The repository's size and savings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct StorageOverview {
+    /// Bytes of every committed piece, as RMAN wrote them.
+    pub logical_bytes: u64,
+    /// Bytes the repository's packs take.
+    pub stored_bytes: u64,
+    /// Committed pieces.
+    pub pieces: u64,
+    /// Distinct chunks stored.
+    pub chunks: u64,
+}
+
+/// One database as the console shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct DatabaseOverview {
+    /// DB_NAME.
+    pub database: String,
+    /// Its agent's last heartbeat, if an agent ever served it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentStatus>,
+    /// Recovery points held.
+    pub recovery_points: u64,
+    /// Unix seconds of the newest recovery point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_point: Option<i64>,
+    /// Seconds since the newest recovery point (since never: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposure_secs: Option<i64>,
+    /// The objective the exposure is measured against: the agent's schedule, else one day.
+    pub rpo_secs: u64,
+    /// Whether the exposure exceeds the objective (or no point exists).
+    pub exposed: bool,
+    /// Bytes of its recovery points' pieces, as RMAN wrote them.
+    pub logical_bytes: u64,
+    /// Bytes its recovery points added to the repository.
+    pub stored_bytes: u64,
+    /// The state of its newest job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_job: Option<JobState>,
+}
+
+/// Something that needs an administrator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct Alert {
+    /// The database concerned.
+    pub database: String,
+    /// `critical` or `warning`.
+    pub severity: String,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+/// Totals after one recovery point.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct HistoryPoint {
+    /// Unix seconds.
+    pub time: i64,
+    /// Bytes protected so far (sum of the recovery points' logical bytes).
+    pub logical_bytes: u64,
+    /// Bytes stored for them so far.
+    pub stored_bytes: u64,
 }

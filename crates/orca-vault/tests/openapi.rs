@@ -95,6 +95,7 @@ fn the_document_describes_every_route_the_vault_serves() {
         "PUT /api/v1/agents/{database}",
         "GET /api/v1/agents/{database}",
         "GET /api/v1/transfers/{command_id}",
+        "GET /api/v1/overview",
     ]
     .into_iter()
     .map(String::from)

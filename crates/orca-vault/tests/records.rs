@@ -338,6 +338,7 @@ fn a_scheduled_job_fails_when_its_window_closes_and_heartbeats_tell_if_an_agent_
         version: "1".into(),
         interval_secs: 5,
         alerts: vec![],
+        rpo_secs: Some(3600),
     };
     v.rt.block_on(a.heartbeat("ORCL", &beat)).unwrap();
     v.rt.block_on(a.heartbeat("ORCL", &beat)).unwrap();

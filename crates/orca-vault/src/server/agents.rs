@@ -66,6 +66,7 @@ pub(super) async fn heartbeat(
         seen: orca_repo::now_unix(),
         alive: true,
         alerts: h.alerts,
+        rpo_secs: h.rpo_secs,
     };
     let new = status.clone();
     s.blocking(move |s| {

@@ -24,6 +24,7 @@
 //! refused request is answered with a JSON [`ErrorBody`] and changes nothing.
 
 mod agents;
+mod console;
 mod db;
 mod metrics;
 mod net;
@@ -485,6 +486,7 @@ async fn openapi_json(State(s): St) -> Response {
         (name = "pieces", description = "commit, list, read and delete pieces"),
         (name = "records", description = "recovery points and job records"),
         (name = "agents", description = "agent heartbeats"),
+        (name = "console", description = "what the web console at /ui shows"),
     )
 )]
 struct ApiDoc;
@@ -518,12 +520,20 @@ fn api() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(sessions::end))
         .routes(routes!(records::create_job, records::jobs))
         .routes(routes!(records::job, records::update_job))
-        .routes(routes!(agents::heartbeat, agents::agent));
+        .routes(routes!(agents::heartbeat, agents::agent))
+        .routes(routes!(console::overview));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(metrics_text))
         .nest(wire::API, v1)
         .split_for_parts();
+    // The console's page, script and style: open, like /healthz (they hold no data; the page
+    // asks for a token and reads the API with it).
+    let router = router
+        .route("/ui", axum::routing::get(console::index))
+        .route("/ui/", axum::routing::get(console::index))
+        .route("/ui/app.js", axum::routing::get(console::script))
+        .route("/ui/app.css", axum::routing::get(console::style));
     add_conventions(&mut doc);
     (router, doc)
 }
