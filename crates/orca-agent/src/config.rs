@@ -109,6 +109,21 @@ pub struct DatabaseConfig {
     /// nothing is deleted.
     #[serde(default)]
     pub retention: Option<Retention>,
+    /// Restore drills (`orca drill`).
+    #[serde(default)]
+    pub drill: DrillConfig,
+}
+
+/// `[database.drill]`: where drills restore to and how the copy is checked.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillConfig {
+    /// Scratch space for the restored copy; `<state_dir>/<db>/drill` by default.
+    pub scratch: Option<PathBuf>,
+    /// A shell command that checks the restored copy (`{location}`: its directory, `{scn}`:
+    /// the SCN it was recovered to); exit 0 passes. None: the restore, recovery and OPEN
+    /// RESETLOGS are the check.
+    pub verify: Option<String>,
 }
 
 /// A retention policy, in RMAN's terms.

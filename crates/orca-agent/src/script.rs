@@ -37,7 +37,7 @@ pub fn channel_parms(cfg: &Config, db: &DatabaseConfig) -> String {
 }
 
 /// `ALLOCATE CHANNEL` lines: `channels` of them, spread over `instances` (RAC) when given.
-fn allocate(cfg: &Config, db: &DatabaseConfig, instances: &[String]) -> String {
+pub(crate) fn allocate(cfg: &Config, db: &DatabaseConfig, instances: &[String]) -> String {
     let parms = channel_parms(cfg, db);
     let mut s = String::new();
     for i in 0..db.channels as usize {
@@ -59,6 +59,12 @@ fn allocate(cfg: &Config, db: &DatabaseConfig, instances: &[String]) -> String {
 
 /// A backup job's command file. FILESPERSET 1 keeps one datafile per piece, so the SBT
 /// library's fingerprint cache recognises each file and sets are the unit of resume.
+/// A datafile backup also backs up, into its tag, the archived logs not backed up yet (the
+/// current log archived first): with them the point recovers to a consistent state on its
+/// own. The control file autobackup after the RUN block (`c-<DBID>-...`) lands in the vault
+/// too, so a new host finds a control file that knows the point's pieces. A log deleted from
+/// disk is crosschecked EXPIRED first, so it does not fail the backup (the chain check of a
+/// resume still sees it missing).
 pub fn backup(
     cfg: &Config,
     db: &DatabaseConfig,
@@ -76,8 +82,9 @@ pub fn backup(
         BackupWhat::Datafiles { level, files } => {
             let files: Vec<String> = files.iter().map(u32::to_string).collect();
             format!(
-                "  backup incremental level {level}{section} filesperset 1 tag '{tag}' datafile {};\n",
-                files.join(", ")
+                "  backup incremental level {level}{section} filesperset 1 tag '{tag}' datafile {};\n{}",
+                files.join(", "),
+                archivelog(tag)
             )
         }
         BackupWhat::Database { level, since } => {
@@ -88,17 +95,20 @@ pub fn backup(
                 })
                 .unwrap_or_default();
             format!(
-                "  backup incremental level {level}{section} filesperset 1 tag '{tag}' database{since};\n"
+                "  backup incremental level {level}{section} filesperset 1 tag '{tag}' database{since};\n{}",
+                archivelog(tag)
             )
         }
-        BackupWhat::Archivelog => {
-            format!("  backup filesperset 1 tag '{tag}' archivelog all not backed up;\n")
-        }
+        BackupWhat::Archivelog => archivelog(tag),
     };
     format!(
-        "run {{\n  set command id to '{command_id}';\n{}{body}}}\n",
+        "configure controlfile autobackup on;\ncrosscheck archivelog all;\nrun {{\n  set command id to '{command_id}';\n{}{body}}}\n",
         allocate(cfg, db, instances)
     )
+}
+
+fn archivelog(tag: &str) -> String {
+    format!("  backup filesperset 1 tag '{tag}' archivelog all not backed up;\n")
 }
 
 /// Deletes pieces from RMAN's catalog and, through the SBT library, from the vault.
@@ -153,6 +163,14 @@ mod tests {
         );
         assert!(s.contains("set command id to 'orca-job-1';"), "{s}");
         assert!(s.contains("backup incremental level 0 section size 32G filesperset 1 tag 'ORCA_L0_1' database not backed up since time \"to_date('2026-12-02 10:00:00','YYYY-MM-DD HH24:MI:SS')\";"), "{s}");
+        assert!(
+            s.contains("backup filesperset 1 tag 'ORCA_L0_1' archivelog all not backed up;"),
+            "{s}"
+        );
+        assert!(
+            s.starts_with("configure controlfile autobackup on;\n"),
+            "{s}"
+        );
         assert_eq!(s.matches("allocate channel").count(), 4);
         assert!(s.contains("connect 'sys/secret@orcl2'"), "{s}");
         assert!(s.contains("ORCA_KEY_FILE=/etc/orca/repo.key, ORCA_CA_FILE=/etc/orca/ca.pem, ORCA_CACHE_DIR=/var/cache/orca, ORCA_SBT_BATCH_MB=4)"));

@@ -69,8 +69,12 @@ enum Command {
     /// Show a backup job.
     #[command(subcommand)]
     Job(cmd::jobs::JobCmd),
-    /// List recovery points.
+    /// List recovery points: SCN range, chain, whether they restore, their last drill.
     RecoveryPoints(cmd::jobs::RecoveryPointsArgs),
+    /// Restore a database from the vault (in place, to a point in time, or elsewhere).
+    Restore(cmd::restore::RestoreArgs),
+    /// Restore a recovery point into scratch space, check it, record the result.
+    Drill(cmd::drill::DrillArgs),
 }
 
 fn main() -> ExitCode {
@@ -113,6 +117,8 @@ fn main() -> ExitCode {
             Command::Jobs(a) => cmd::jobs::jobs(a).await,
             Command::Job(c) => cmd::jobs::job(c).await,
             Command::RecoveryPoints(a) => cmd::jobs::recovery_points(a).await,
+            Command::Restore(a) => cmd::restore::run(a).await,
+            Command::Drill(a) => cmd::drill::run(a).await,
         }
     });
     match result {
