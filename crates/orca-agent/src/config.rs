@@ -124,6 +124,10 @@ pub struct DrillConfig {
     /// the SCN it was recovered to); exit 0 passes. None: the restore, recovery and OPEN
     /// RESETLOGS are the check.
     pub verify: Option<String>,
+    /// The agent drills the newest restorable point this often (`7d`); None: only
+    /// `orca drill`.
+    #[serde(default, with = "humantime_serde_compat::option")]
+    pub every: Option<Duration>,
 }
 
 /// A retention policy, in RMAN's terms.
@@ -164,7 +168,7 @@ pub struct RacConfig {
 }
 
 /// Intervals between backups the agent starts itself; none by default.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
     #[serde(default, with = "humantime_serde_compat::option")]
@@ -176,6 +180,19 @@ pub struct Schedule {
     /// How long a scheduled job may wait to start before it fails.
     #[serde(default = "default_window", with = "humantime_serde_compat")]
     pub window: Duration,
+}
+
+/// Without a `[database.schedule]` table the window is the default too: a drill scheduled
+/// in `[database.drill]` must not expire the moment it is queued.
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            full: None,
+            incremental: None,
+            archivelog: None,
+            window: default_window(),
+        }
+    }
 }
 
 fn default_window() -> Duration {

@@ -48,26 +48,38 @@ pub async fn run(
     vault: Arc<VaultClient>,
     req: &DrillRequest,
 ) -> Result<Job, AgentError> {
-    let restorer = Restorer::new(cfg, db, vault.clone());
     let message = match &req.point {
         Some(p) => format!("drill of recovery point {p}"),
         None => "drill of the newest recovery point".into(),
     };
+    let v = vault.clone();
     recorded(&vault, &db.name, KIND, message, |job| async move {
-        let mut out = Outcome::default();
-        let started = Instant::now();
-        let r = drill(cfg, db, &restorer, &job, req, &mut out).await;
-        out.details.insert(
-            "duration_secs".into(),
-            started.elapsed().as_secs().to_string(),
-        );
-        out.details.insert(
-            "result".into(),
-            if r.is_ok() { "passed" } else { "failed" }.into(),
-        );
-        ended(r, out)
+        perform(cfg, db, v, &job, req).await
     })
     .await
+}
+
+/// Runs a drill as `job` (already `running`: from `orca drill`, or the agent's queue).
+pub async fn perform(
+    cfg: &Config,
+    db: &DatabaseConfig,
+    vault: Arc<VaultClient>,
+    job: &Job,
+    req: &DrillRequest,
+) -> Outcome {
+    let restorer = Restorer::new(cfg, db, vault);
+    let mut out = Outcome::default();
+    let started = Instant::now();
+    let r = drill(cfg, db, &restorer, job, req, &mut out).await;
+    out.details.insert(
+        "duration_secs".into(),
+        started.elapsed().as_secs().to_string(),
+    );
+    out.details.insert(
+        "result".into(),
+        if r.is_ok() { "passed" } else { "failed" }.into(),
+    );
+    ended(r, out)
 }
 
 async fn drill(

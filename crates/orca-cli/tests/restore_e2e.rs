@@ -504,6 +504,59 @@ fn a_drill_passes_and_is_recorded_and_fails_naming_the_piece_once_a_chunk_is_cor
     assert!(ok && table.contains("FAILED"), "{table}");
     let points = site.recovery_points();
     assert_eq!(point(&points, "full")["last_drill"]["result"], "failed");
+    let metrics = site.vault.metrics();
+    assert!(
+        metrics.contains(&format!(
+            "orca_recovery_point_drill_age_seconds{{database=\"ORCL\",recovery_point=\"{rp}\",drilled=\"yes\"}}"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("orca_drill_failures_total{database=\"ORCL\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn the_agent_drills_on_its_schedule_and_flags_points_not_drilled() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut site = Site::new(dir.path());
+    site.backup(None);
+    let (ok, out) = site.orca(&["recovery-points", "--drill-max-age", "7d"]);
+    assert!(ok && out.contains(": never drilled"), "{out}");
+    std::fs::write(
+        &site.config_file,
+        format!(
+            "{}\n[database.drill]\nevery = \"1h\"\n",
+            site.config.to_toml()
+        ),
+    )
+    .unwrap();
+    site.start_agent();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !site
+        .recovery_points()
+        .iter()
+        .any(|p| p["last_drill"]["result"] == "passed")
+    {
+        let (_, jobs) = site.orca(&["jobs"]);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no passed scheduled drill: {jobs}\n{}",
+            std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (ok, out) = site.orca(&["jobs"]);
+    assert!(
+        ok && out.lines().any(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.get(2..5) == Some(&["drill", "scheduled", "succeeded"][..])
+        }),
+        "{out}"
+    );
+    let (ok, out) = site.orca(&["recovery-points", "--drill-max-age", "7d"]);
+    assert!(ok && !out.contains("never drilled"), "{out}");
 }
 
 /// The snapshot's copy of datafile `name`.

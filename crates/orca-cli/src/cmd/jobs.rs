@@ -100,6 +100,9 @@ pub struct RecoveryPointsArgs {
     /// Only this database's.
     #[arg(long)]
     db: Option<String>,
+    /// Flag points never drilled, or last drilled longer ago than this (`7d`).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    drill_max_age: Option<std::time::Duration>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -278,6 +281,29 @@ pub async fn recovery_points(a: RecoveryPointsArgs) -> Result<()> {
             )
         {
             println!("{}: not restorable: {w}", rp.id);
+        }
+    }
+    if let Some(max) = a.drill_max_age {
+        let now = orca_repo::now_unix();
+        let oldest = now.saturating_sub(i64::try_from(max.as_secs()).unwrap_or(i64::MAX));
+        for (rp, _, drill) in &rows {
+            if !matches!(
+                rp.kind,
+                RecoveryPointKind::Full | RecoveryPointKind::Incremental
+            ) {
+                continue;
+            }
+            match drill {
+                None => println!("{}: never drilled", rp.id),
+                Some(d) if d.finished < oldest => println!(
+                    "{}: last drilled {} ago",
+                    rp.id,
+                    humantime::format_duration(std::time::Duration::from_secs(
+                        u64::try_from(now - d.finished).unwrap_or(0)
+                    ))
+                ),
+                Some(_) => {}
+            }
         }
     }
     Ok(())
