@@ -102,6 +102,11 @@ async fn drill(
         .unwrap_or_else(|| cfg.agent.state_dir.join(&db.name).join("drill"));
     let location = scratch.join(&job.id);
     let result = restore_and_check(restorer, job, &rp, scn, &location, db, out).await;
+    if location.join("control").exists()
+        && let Err(e) = restorer.shut_down_copy(job, &location).await
+    {
+        tracing::warn!(location = %location.display(), error = %e, "drill copy not shut down");
+    }
     let removed = std::fs::remove_dir_all(&location);
     if let Err(e) = removed
         && location.exists()

@@ -419,7 +419,15 @@ impl Restorer {
             if until.is_some() { " resetlogs" } else { "" }
         ));
         out.details.insert("mode".into(), "database".into());
-        let run = self.rman_ok(&self.oracle, job, "restore", &script).await?;
+        let run = self
+            .rman_ok(&self.oracle, job, "restore", &script)
+            .await
+            .map_err(|e| match e {
+                AgentError::Job(m) if m.contains("ORA-00205") => AgentError::Job(format!(
+                    "{m}. The control file is gone: on an empty home restore with --new-host"
+                )),
+                e => e,
+            })?;
         self.account(job, &run.log, out).await?;
         Ok(match until {
             Some(u) => format!(
@@ -635,6 +643,13 @@ impl Restorer {
             dir.display(),
             describe(until)
         ))
+    }
+
+    /// Stops the instance of a copy in `dir` (a drill's, before its files are removed).
+    pub(crate) async fn shut_down_copy(&self, job: &Job, dir: &Path) -> Result<(), AgentError> {
+        self.rman_ok(&self.located(dir), job, "shutdown", "shutdown abort;\n")
+            .await
+            .map(|_| ())
     }
 
     async fn progress(&self, job: &Job, done: u64, estimated: u64) {
