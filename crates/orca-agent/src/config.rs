@@ -109,6 +109,25 @@ pub struct DatabaseConfig {
     /// nothing is deleted.
     #[serde(default)]
     pub retention: Option<Retention>,
+    /// Restore drills (`orca drill`).
+    #[serde(default)]
+    pub drill: DrillConfig,
+}
+
+/// `[database.drill]`: where drills restore to and how the copy is checked.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillConfig {
+    /// Scratch space for the restored copy; `<state_dir>/<db>/drill` by default.
+    pub scratch: Option<PathBuf>,
+    /// A shell command that checks the restored copy (`{location}`: its directory, `{scn}`:
+    /// the SCN it was recovered to); exit 0 passes. None: the restore, recovery and OPEN
+    /// RESETLOGS are the check.
+    pub verify: Option<String>,
+    /// The agent drills the newest restorable point this often (`7d`); None: only
+    /// `orca drill`.
+    #[serde(default, with = "humantime_serde_compat::option")]
+    pub every: Option<Duration>,
 }
 
 /// A retention policy, in RMAN's terms.
@@ -149,7 +168,7 @@ pub struct RacConfig {
 }
 
 /// Intervals between backups the agent starts itself; none by default.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
     #[serde(default, with = "humantime_serde_compat::option")]
@@ -172,6 +191,19 @@ impl Schedule {
             .flatten()
             .min()
             .map(|every| every + self.window)
+    }
+}
+
+/// Without a `[database.schedule]` table the window is the default too: a drill scheduled
+/// in `[database.drill]` must not expire the moment it is queued.
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            full: None,
+            incremental: None,
+            archivelog: None,
+            window: default_window(),
+        }
     }
 }
 

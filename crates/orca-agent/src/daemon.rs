@@ -1,5 +1,6 @@
 //! `orca agent run`: per configured database, heartbeats to the vault, jobs taken from the
-//! vault's queue one at a time, and the schedules' jobs put into that queue.
+//! vault's queue one at a time (backups and drills), and the schedules' jobs put into that
+//! queue.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,6 +10,7 @@ use orca_vault::wire::{Heartbeat, Job, JobFilter, JobState, JobTrigger, JobUpdat
 
 use crate::AgentError;
 use crate::config::{Config, DatabaseConfig};
+use crate::drill;
 use crate::job::{JobKind, Runner};
 
 /// A client for the vault with a database's token.
@@ -74,7 +76,12 @@ async fn serve(cfg: Config, db: DatabaseConfig, vault: Arc<VaultClient>) -> Resu
         }
         match next_job(&db, &vault).await {
             Ok(Some(job)) => {
-                let out = runner.run(&job).await;
+                let out = if job.kind == drill::KIND {
+                    let req = drill::DrillRequest::default();
+                    drill::perform(&cfg, &db, vault.clone(), &job, &req).await
+                } else {
+                    runner.run(&job).await
+                };
                 alerts
                     .lock()
                     .expect("alerts lock")
@@ -117,7 +124,10 @@ async fn next_job(db: &DatabaseConfig, vault: &VaultClient) -> Result<Option<Job
         })
         .await?;
     for job in queued {
-        if JobKind::parse(&job.kind).is_none() {
+        // A manual drill (`orca drill`) runs where it was asked and records its own job;
+        // the queue holds the scheduled ones.
+        let drill = job.kind == drill::KIND && job.trigger == JobTrigger::Scheduled;
+        if JobKind::parse(&job.kind).is_none() && !drill {
             continue;
         }
         let take = JobUpdate {
@@ -143,9 +153,10 @@ async fn schedule(
 ) -> Result<(), AgentError> {
     let s = &db.schedule;
     let due = [
-        (s.full, JobKind::Full),
-        (s.incremental, JobKind::Backup),
-        (s.archivelog, JobKind::Archivelog),
+        (s.full, JobKind::Full.as_str()),
+        (s.incremental, JobKind::Backup.as_str()),
+        (s.archivelog, JobKind::Archivelog.as_str()),
+        (db.drill.every, drill::KIND),
     ];
     let now = unix_now();
     for (every, kind) in due {
@@ -153,7 +164,7 @@ async fn schedule(
         let recent = vault
             .jobs(&JobFilter {
                 database: Some(db.name.clone()),
-                kind: Some(kind.as_str().into()),
+                kind: Some(kind.into()),
                 since: Some(now.saturating_sub(secs(every))),
                 ..Default::default()
             })
@@ -165,14 +176,14 @@ async fn schedule(
             .create_job(&NewJob {
                 id: None,
                 database: db.name.clone(),
-                kind: kind.as_str().into(),
+                kind: kind.into(),
                 message: format!("scheduled every {}", humantime::format_duration(every)),
                 bytes_estimated: None,
                 trigger: JobTrigger::Scheduled,
                 deadline: Some(now.saturating_add(secs(db.schedule.window))),
             })
             .await?;
-        tracing::info!(job = %job.id, kind = kind.as_str(), agent = %cfg.agent_name(), "scheduled job queued");
+        tracing::info!(job = %job.id, kind, agent = %cfg.agent_name(), "scheduled job queued");
     }
     Ok(())
 }

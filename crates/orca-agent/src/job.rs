@@ -78,11 +78,11 @@ pub struct Runner {
     state: StateFile,
 }
 
-fn num(r: &Row, k: &str) -> u64 {
+pub(crate) fn num(r: &Row, k: &str) -> u64 {
     r.get(k).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
-fn text<'a>(r: &'a Row, k: &str) -> &'a str {
+pub(crate) fn text<'a>(r: &'a Row, k: &str) -> &'a str {
     r.get(k).map(|s| s.trim()).unwrap_or("")
 }
 
@@ -1013,6 +1013,16 @@ impl Runner {
         let mut seen = BTreeSet::new();
         handles.retain(|h| seen.insert(h.clone()));
         let mut labels = BTreeMap::new();
+        crate::point::complete(
+            &self.oracle,
+            &self.vault,
+            &self.db.name,
+            (kind, tag, first_scn),
+            &ns,
+            &mut handles,
+            &mut labels,
+        )
+        .await?;
         labels.insert("tag".to_string(), tag.to_string());
         labels.insert("command_id".into(), command_id.to_string());
         labels.insert("attempts".into(), attempts.len().to_string());
@@ -1098,7 +1108,7 @@ impl Runner {
 }
 
 /// The RMAN command file holds the vault token and maybe a password: owner only.
-fn write_private(path: &Path, text: &str) -> Result<(), AgentError> {
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), AgentError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let err = |source| AgentError::Io {
@@ -1148,7 +1158,7 @@ fn went_down(instance: &str) -> String {
 }
 
 /// The error lines of an RMAN log (RMAN-, ORA-, ORA-19511 media manager text), joined.
-fn rman_error(log: &str) -> String {
+pub(crate) fn rman_error(log: &str) -> String {
     let stacks = RmanSummary::from_events(&parse_log(log)).errors;
     let lines: Vec<String> = stacks
         .iter()

@@ -8,11 +8,17 @@
 //! - [`state`]: per database, the full backup not finished yet and its attempts.
 //! - [`job`]: one job: estimate, decide level 0 / 1 / resume, clean up, run, record.
 //! - [`daemon`]: `orca agent run`: heartbeats, queue, schedules.
+//! - [`point`]: what a recovery point needs to rebuild its database; whether it can.
+//! - [`restore`]: `orca restore`: the RMAN script the database's state and the request need.
+//! - [`drill`]: `orca drill`: a point restored into scratch space, checked, recorded.
 
 pub mod config;
 pub mod daemon;
+pub mod drill;
 pub mod job;
 pub mod oracle;
+pub mod point;
+pub mod restore;
 pub mod script;
 pub mod state;
 

@@ -44,9 +44,15 @@ fn parms_with(cfg: &Config, db: &DatabaseConfig, command_id: Option<&str>) -> St
     )
 }
 
-/// `ALLOCATE CHANNEL` lines: `channels` of them, spread over `instances` (RAC) when given.
-fn allocate(cfg: &Config, db: &DatabaseConfig, instances: &[String], command_id: &str) -> String {
-    let parms = parms_with(cfg, db, Some(command_id));
+/// `ALLOCATE CHANNEL` lines: `channels` of them, spread over `instances` (RAC) when given;
+/// a backup's channels carry its `command_id`.
+pub(crate) fn allocate(
+    cfg: &Config,
+    db: &DatabaseConfig,
+    instances: &[String],
+    command_id: Option<&str>,
+) -> String {
+    let parms = parms_with(cfg, db, command_id);
     let mut s = String::new();
     for i in 0..db.channels as usize {
         let connect = match (&db.rac, instances.is_empty()) {
@@ -67,6 +73,12 @@ fn allocate(cfg: &Config, db: &DatabaseConfig, instances: &[String], command_id:
 
 /// A backup job's command file. FILESPERSET 1 keeps one datafile per piece, so the SBT
 /// library's fingerprint cache recognises each file and sets are the unit of resume.
+/// A datafile backup also backs up, into its tag, the archived logs not backed up yet (the
+/// current log archived first): with them the point recovers to a consistent state on its
+/// own. The control file autobackup after the RUN block (`c-<DBID>-...`) lands in the vault
+/// too, so a new host finds a control file that knows the point's pieces. A log deleted from
+/// disk is crosschecked EXPIRED first, so it does not fail the backup (the chain check of a
+/// resume still sees it missing).
 pub fn backup(
     cfg: &Config,
     db: &DatabaseConfig,
@@ -84,8 +96,9 @@ pub fn backup(
         BackupWhat::Datafiles { level, files } => {
             let files: Vec<String> = files.iter().map(u32::to_string).collect();
             format!(
-                "  backup incremental level {level}{section} filesperset 1 tag '{tag}' datafile {};\n",
-                files.join(", ")
+                "  backup incremental level {level}{section} filesperset 1 tag '{tag}' datafile {};\n{}",
+                files.join(", "),
+                archivelog(tag)
             )
         }
         BackupWhat::Database { level, since } => {
@@ -96,17 +109,20 @@ pub fn backup(
                 })
                 .unwrap_or_default();
             format!(
-                "  backup incremental level {level}{section} filesperset 1 tag '{tag}' database{since};\n"
+                "  backup incremental level {level}{section} filesperset 1 tag '{tag}' database{since};\n{}",
+                archivelog(tag)
             )
         }
-        BackupWhat::Archivelog => {
-            format!("  backup filesperset 1 tag '{tag}' archivelog all not backed up;\n")
-        }
+        BackupWhat::Archivelog => archivelog(tag),
     };
     format!(
-        "run {{\n  set command id to '{command_id}';\n{}{body}}}\n",
-        allocate(cfg, db, instances, command_id)
+        "configure controlfile autobackup on;\ncrosscheck archivelog all;\nrun {{\n  set command id to '{command_id}';\n{}{body}}}\n",
+        allocate(cfg, db, instances, Some(command_id))
     )
+}
+
+fn archivelog(tag: &str) -> String {
+    format!("  backup filesperset 1 tag '{tag}' archivelog all not backed up;\n")
 }
 
 /// Deletes pieces from RMAN's catalog and, through the SBT library, from the vault.
@@ -161,6 +177,14 @@ mod tests {
         );
         assert!(s.contains("set command id to 'orca-job-1';"), "{s}");
         assert!(s.contains("backup incremental level 0 section size 32G filesperset 1 tag 'ORCA_L0_1' database not backed up since time \"to_date('2026-12-02 10:00:00','YYYY-MM-DD HH24:MI:SS')\";"), "{s}");
+        assert!(
+            s.contains("backup filesperset 1 tag 'ORCA_L0_1' archivelog all not backed up;"),
+            "{s}"
+        );
+        assert!(
+            s.starts_with("configure controlfile autobackup on;\n"),
+            "{s}"
+        );
         assert_eq!(s.matches("allocate channel").count(), 4);
         assert!(s.contains("connect 'sys/secret@orcl2'"), "{s}");
         assert!(s.contains("ORCA_KEY_FILE=/etc/orca/repo.key, ORCA_CA_FILE=/etc/orca/ca.pem, ORCA_CACHE_DIR=/var/cache/orca, ORCA_SBT_BATCH_MB=4)"));

@@ -71,12 +71,16 @@ enum Command {
     /// Show a backup job.
     #[command(subcommand)]
     Job(cmd::jobs::JobCmd),
-    /// List recovery points.
+    /// List recovery points: SCN range, chain, whether they restore, their last drill.
     RecoveryPoints(cmd::jobs::RecoveryPointsArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(cmd::completions::CompletionsArgs),
     /// Write man pages, one per command, into a directory.
     Man(cmd::completions::ManArgs),
+    /// Restore a database from the vault (in place, to a point in time, or elsewhere).
+    Restore(cmd::restore::RestoreArgs),
+    /// Restore a recovery point into scratch space, check it, record the result.
+    Drill(cmd::drill::DrillArgs),
 }
 
 fn main() -> ExitCode {
@@ -124,6 +128,8 @@ fn main() -> ExitCode {
             Command::RecoveryPoints(a) => cmd::jobs::recovery_points(a).await,
             Command::Completions(a) => cmd::completions::completions(Cli::command(), a),
             Command::Man(a) => cmd::completions::man(Cli::command(), a),
+            Command::Restore(a) => cmd::restore::run(a).await,
+            Command::Drill(a) => cmd::drill::run(a).await,
         }
     });
     report(result)

@@ -736,7 +736,8 @@ fn three_of_five_sections_done_are_deleted_in_rman_and_the_vault_before_the_resu
             "{v} is orphaned in the vault"
         );
     }
-    assert_eq!(site.rman_pieces(Some(&tag)).len(), 5, "{in_rman:?}");
+    // Five sections and the archived logs backed up with them.
+    assert_eq!(site.rman_pieces(Some(&tag)).len(), 6, "{in_rman:?}");
     let rps = site.recovery_points();
     assert_eq!(rps.len(), 1, "{rps:#?}");
     site.stop_agent();

@@ -47,6 +47,7 @@ fn demo_backs_up_restores_and_verifies_through_sbt() {
     let attempts = resume["attempts"].as_u64().unwrap();
     assert!((2..=3).contains(&attempts), "{resume:#}");
     assert_eq!(resume["restore_verified"], true, "{resume:#}");
+    assert_eq!(resume["drill_passed"], true, "{resume:#}");
     let section = (db / 16).max(1 << 20);
     let allowed = 2 * (1 << 20) + resume["cleaned_up_sections"].as_u64().unwrap() * section;
     assert!(

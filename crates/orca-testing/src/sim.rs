@@ -297,9 +297,14 @@ impl SimDb {
     /// `oraclesim verify --at-scn` of the datafiles against `snapshot`: whether every block
     /// is equal, and what it printed.
     pub fn verify_at(&self, snapshot: &Snapshot) -> (bool, String) {
+        self.verify_home_at(&self.home, snapshot)
+    }
+
+    /// [`SimDb::verify_at`] of another home (a copy restored elsewhere).
+    pub fn verify_home_at(&self, home: &Path, snapshot: &Snapshot) -> (bool, String) {
         let out = run(Command::new(&self.oraclesim)
             .args(["verify", "--home"])
-            .arg(&self.home)
+            .arg(home)
             .arg("--against")
             .arg(&snapshot.dir)
             .args(["--at-scn", &snapshot.scn.to_string()]));
@@ -309,11 +314,16 @@ impl SimDb {
     /// The restore proof and its negative control: [`SimDb::verify_at`] passes, and fails
     /// naming the file and block once one byte of one data block of the snapshot differs.
     pub fn prove(&self, snapshot: &Snapshot) {
-        let (ok, out) = self.verify_at(snapshot);
+        self.prove_home(&self.home, snapshot);
+    }
+
+    /// [`SimDb::prove`] of another home (a copy restored elsewhere).
+    pub fn prove_home(&self, home: &Path, snapshot: &Snapshot) {
+        let (ok, out) = self.verify_home_at(home, snapshot);
         assert!(ok && out.starts_with("OK: "), "{out}");
         let (file_no, path, block, offset) = snapshot.data_byte();
         flip_at(&path, offset, 0x10);
-        let (ok, out) = self.verify_at(snapshot);
+        let (ok, out) = self.verify_home_at(home, snapshot);
         flip_at(&path, offset, 0x10);
         assert!(
             !ok,

@@ -5,8 +5,9 @@
 //! requires) and compared block by block with a snapshot taken before the loss.
 //!
 //! Then the agent's way: a vault server and `orca agent run` start, a full backup is killed
-//! halfway (the simulator's `ORACLESIM_KILL_AFTER_BYTES`), the next request resumes it, and the
-//! one consolidated recovery point is restored and verified.
+//! halfway (the simulator's `ORACLESIM_KILL_AFTER_BYTES`), the next request resumes it, and
+//! `orca restore --new-location` brings the one consolidated recovery point up beside the
+//! running database (verified against a snapshot), then `orca drill` proves it again.
 //!
 //! The programs it drives (`oraclesim` and `liborca_sbt.so`) are found next to the `orca`
 //! executable, where `cargo build --release` puts them.
@@ -20,6 +21,8 @@ use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
 use orca_repo::{InitOptions, NewKey, PieceFilter, Repository};
 use serde::Serialize;
+
+use orca_vault::wire::JobState;
 
 use crate::common::{human_bytes, mb_per_s, print_json};
 
@@ -87,7 +90,10 @@ struct ResumeReport {
     bytes_resent: u64,
     bytes_stored: u64,
     seconds: f64,
+    /// `orca restore --new-location` of the resumed full verified against a snapshot.
     restore_verified: bool,
+    /// `orca drill` of the resumed full passed.
+    drill_passed: bool,
 }
 
 fn beside_me(name: &str) -> Option<PathBuf> {
@@ -317,11 +323,15 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         print_json(&result)?;
     }
     ensure!(
-        restore_verified && report.is_clean() && result.resume.restore_verified,
+        restore_verified
+            && report.is_clean()
+            && result.resume.restore_verified
+            && result.resume.drill_passed,
         "the demo found a problem: restore verified {restore_verified}, repository clean {}, \
-         resumed full restore verified {}",
+         resumed full restore verified {}, its drill passed {}",
         report.is_clean(),
-        result.resume.restore_verified
+        result.resume.restore_verified,
+        result.resume.drill_passed
     );
     Ok(())
 }
@@ -661,35 +671,51 @@ ORACLESIM_HOME = "{home}"
     ));
     children.kill_last();
 
-    // The resumed full is the newest backup RMAN knows: restore and recover from it.
+    // The agent restores the resumed full into a new location while the database runs on,
+    // then drills it: restored into scratch space, recovered, opened, removed, recorded.
     let snapshot = take_snapshot(t.sim, t.home, &t.work.join("snapshot-resumed"))?;
-    for f in datafiles(t.home)? {
-        std::fs::remove_file(&f).with_context(|| format!("cannot delete {}", f.display()))?;
-    }
-    let parms = orca_agent::script::channel_parms(&agent_cfg, db_cfg);
-    let script = t.work.join("restore-resumed.rman");
-    std::fs::write(
-        &script,
-        format!(
-            "{RESTORE_BEFORE}run {{\n allocate channel c1 device type sbt parms '{parms}';\n allocate channel c2 device type sbt parms '{parms}';\n restore database;\n recover database;\n}}\n{RESTORE_AFTER}"
-        ),
-    )?;
+    let copy = t.work.join("restored-copy");
     let restore_started = Instant::now();
-    run_checked(
-        Command::new(t.bin.join("rman"))
-            .arg("target")
-            .arg("/")
-            .arg(format!("cmdfile={}", script.display()))
-            .env("ORACLESIM_HOME", t.home),
-        "rman restore from the vault",
-    )?;
-    let proof = prove_restore(t.sim, t.home, &snapshot)?;
+    let req = orca_agent::restore::RestoreRequest {
+        point: Some(r.recovery_point.clone()),
+        new_location: Some(copy.clone()),
+        ..Default::default()
+    };
+    let job = orca_agent::restore::run(&agent_cfg, db_cfg, vault.clone(), &req).await?;
+    ensure!(
+        job.state == JobState::Succeeded,
+        "orca restore --new-location failed: {}",
+        job.message
+    );
+    let proof = prove_restore(t.sim, &copy, &snapshot)?;
     r.restore_verified = proof.verified;
     say(format!(
-        "restore + recover of {} from the vault in {:.1} s, oraclesim verify: {}",
+        "orca restore --new-location {}: recovery point {} restored from the vault in {:.1} s while DEMO kept running, oraclesim verify of the copy: {}",
+        copy.display(),
         r.recovery_point,
         restore_started.elapsed().as_secs_f64(),
         proof.output.trim()
+    ));
+    let drill = orca_agent::drill::run(
+        &agent_cfg,
+        db_cfg,
+        vault.clone(),
+        &orca_agent::drill::DrillRequest {
+            point: Some(r.recovery_point.clone()),
+            scratch: Some(t.work.join("drill")),
+        },
+    )
+    .await?;
+    r.drill_passed = drill.state == JobState::Succeeded;
+    say(format!(
+        "orca drill of {}: {} in {} s: {}",
+        r.recovery_point,
+        if r.drill_passed { "passed" } else { "FAILED" },
+        drill
+            .details
+            .get("duration_secs")
+            .map_or("?", String::as_str),
+        drill.message
     ));
     Ok(r)
 }

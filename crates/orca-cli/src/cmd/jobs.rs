@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use orca_vault::client::VaultClient;
-use orca_vault::wire::{Job, JobFilter, JobState, RecoveryPointFilter};
+use orca_vault::wire::{Job, JobFilter, JobState, RecoveryPointFilter, RecoveryPointKind};
 
 use crate::common::{format_time, human_bytes, print_json};
 
@@ -100,6 +100,9 @@ pub struct RecoveryPointsArgs {
     /// Only this database's.
     #[arg(long)]
     db: Option<String>,
+    /// Flag points never drilled, or last drilled longer ago than this (`7d`).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    drill_max_age: Option<std::time::Duration>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -184,28 +187,124 @@ pub async fn recovery_points(a: RecoveryPointsArgs) -> Result<()> {
     let (v, db) = a.vault.client(a.db.as_deref())?;
     let list = v
         .recovery_points(&RecoveryPointFilter {
-            database: db,
+            database: db.clone(),
             ..Default::default()
         })
         .await?;
+    let drills = orca_agent::drill::last_drills(&v, db.as_deref()).await?;
+    let mut rows = Vec::new();
+    for rp in &list {
+        let same_db: Vec<_> = list
+            .iter()
+            .filter(|p| p.database == rp.database)
+            .cloned()
+            .collect();
+        let why_not = orca_agent::point::not_restorable(&v, rp, &same_db).await?;
+        let drill = drills.iter().find(|d| d.point == rp.id);
+        rows.push((rp, why_not, drill));
+    }
     if a.json {
-        return print_json(&list);
+        let out: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(rp, why_not, drill)| {
+                let mut o = serde_json::to_value(rp).unwrap_or_default();
+                if let Some(m) = o.as_object_mut() {
+                    m.insert("restorable".into(), why_not.is_none().into());
+                    if let Some(w) = why_not {
+                        m.insert("not_restorable_because".into(), w.clone().into());
+                    }
+                    if let Some(d) = drill {
+                        m.insert(
+                            "last_drill".into(),
+                            serde_json::json!({
+                                "job": d.job,
+                                "result": if d.passed { "passed" } else { "failed" },
+                                "finished": d.finished,
+                                "duration_secs": d.duration_secs,
+                                "message": d.message,
+                            }),
+                        );
+                    }
+                }
+                o
+            })
+            .collect();
+        return print_json(&out);
     }
     println!(
-        "{:<28} {:<8} {:<12} {:<19} {:>6} {:>10}  TAG",
-        "ID", "DATABASE", "KIND", "CREATED", "PIECES", "BYTES"
+        "{:<34} {:<8} {:<11} {:<19} {:<23} {:>4} {:>10} {:<10} {:<24}  CHAIN",
+        "ID", "DATABASE", "KIND", "CREATED", "SCN", "INC", "BYTES", "RESTORABLE", "LAST DRILL"
     );
-    for rp in &list {
+    for (rp, why_not, drill) in &rows {
+        let scn = match (rp.first_scn, orca_agent::point::until_scn(rp)) {
+            (Some(f), Some(u)) => format!("{f}-{u}"),
+            (None, Some(u)) => format!("-{u}"),
+            _ => "-".into(),
+        };
+        let drill = drill.map_or_else(
+            || "never".to_string(),
+            |d| {
+                format!(
+                    "{} {} {}s",
+                    if d.passed { "passed" } else { "FAILED" },
+                    format_time(d.finished),
+                    d.duration_secs
+                )
+            },
+        );
+        let chain = orca_agent::point::chain(rp);
         println!(
-            "{:<28} {:<8} {:<12} {:<19} {:>6} {:>10}  {}",
+            "{:<34} {:<8} {:<11} {:<19} {:<23} {:>4} {:>10} {:<10} {:<24}  {}",
             rp.id,
             rp.database,
             rp.kind.as_str(),
             format_time(rp.created),
-            rp.stats.pieces,
+            scn,
+            rp.labels
+                .get(orca_agent::point::INCARNATION)
+                .map_or("-", String::as_str),
             human_bytes(rp.stats.bytes),
-            rp.labels.get("tag").map(String::as_str).unwrap_or("")
+            if why_not.is_none() { "yes" } else { "no" },
+            drill,
+            if chain.is_empty() {
+                "-".to_string()
+            } else {
+                chain.join(" > ")
+            }
         );
+    }
+    for (rp, why_not, _) in &rows {
+        if let Some(w) = why_not
+            && matches!(
+                rp.kind,
+                RecoveryPointKind::Full | RecoveryPointKind::Incremental
+            )
+        {
+            println!("{}: not restorable: {w}", rp.id);
+        }
+    }
+    if let Some(max) = a.drill_max_age {
+        let now = orca_repo::now_unix();
+        let oldest = now.saturating_sub(i64::try_from(max.as_secs()).unwrap_or(i64::MAX));
+        for (rp, _, drill) in &rows {
+            if !matches!(
+                rp.kind,
+                RecoveryPointKind::Full | RecoveryPointKind::Incremental
+            ) {
+                continue;
+            }
+            match drill {
+                None => println!("{}: never drilled", rp.id),
+                Some(d) if d.finished < oldest => println!(
+                    "{}: last drilled {} ago",
+                    rp.id,
+                    humantime::format_duration(std::time::Duration::from_secs(
+                        u64::try_from(now - d.finished).unwrap_or(0)
+                    ))
+                ),
+                Some(_) => {}
+            }
+        }
     }
     Ok(())
 }

@@ -99,15 +99,23 @@ pub enum StateStatement {
     },
     /// `ALTER TABLESPACE t ONLINE`.
     TablespaceOnline(String),
+    /// `ALTER DATABASE RENAME FILE 'old' TO 'new'`: the control file names an online log
+    /// member or a datafile elsewhere (a restore into another place); no file is moved.
+    RenameFile {
+        /// The name the control file has.
+        from: String,
+        /// The new name.
+        to: String,
+    },
 }
 
 impl StateStatement {
     /// What SQL*Plus prints when the statement succeeds.
     pub fn feedback(&self) -> &'static str {
         match self {
-            StateStatement::DatafileOffline { .. } | StateStatement::DatafileOnline(_) => {
-                "Database altered."
-            }
+            StateStatement::DatafileOffline { .. }
+            | StateStatement::DatafileOnline(_)
+            | StateStatement::RenameFile { .. } => "Database altered.",
             _ => "Tablespace altered.",
         }
     }
@@ -153,6 +161,15 @@ pub fn parse_state_statement(stmt: &str) -> Option<StateStatement> {
     let word = |i: usize| w.get(i).filter(|x| !x.1).map(|x| x.0.as_str());
     match (word(0), word(1)) {
         (Some("ALTER"), Some("DATABASE")) => {
+            if (word(2), word(3), word(5)) == (Some("RENAME"), Some("FILE"), Some("TO")) {
+                return match (w.get(4), w.get(6), w.len()) {
+                    (Some((from, true)), Some((to, true)), 7) => Some(StateStatement::RenameFile {
+                        from: from.clone(),
+                        to: to.clone(),
+                    }),
+                    _ => None,
+                };
+            }
             if word(2) != Some("DATAFILE") {
                 return None;
             }
@@ -374,7 +391,46 @@ impl Database {
                 let files = self.tablespace_files(name)?;
                 self.datafiles_online(&files)
             }
+            StateStatement::RenameFile { from, to } => self.rename_file(from, to),
         }
+    }
+
+    /// Renames an online log member (mounted, not open: a member of an open database may be
+    /// current) or a datafile (not while an open instance uses it).
+    fn rename_file(&self, from: &str, to: &str) -> Result<()> {
+        let _lock = self.lock()?;
+        let in_use = |what: String| {
+            ora(
+                1511,
+                format!(
+                    "error in renaming log/data files\nORA-01121: cannot rename database file {what} - file is in use or recovery"
+                ),
+            )
+        };
+        let is_member: bool = self.connection().query_row(
+            r#"SELECT count(*) > 0 FROM cf_logfile WHERE "MEMBER" = ?1"#,
+            [from],
+            |r| r.get(0),
+        )?;
+        if is_member {
+            if self.is_open()? {
+                return Err(in_use(from.to_string()));
+            }
+            self.connection().execute(
+                r#"UPDATE cf_logfile SET "MEMBER" = ?2 WHERE "MEMBER" = ?1"#,
+                params![from, to],
+            )?;
+            return Ok(());
+        }
+        let d = self.datafile_ref(&FileRef::Name(from.to_string()))?;
+        if self.datafile_in_use(&d)? {
+            return Err(in_use(d.file_no.to_string()));
+        }
+        self.connection().execute(
+            r#"UPDATE cf_datafile SET "NAME" = ?2 WHERE "FILE#" = ?1"#,
+            params![d.file_no, to],
+        )?;
+        Ok(())
     }
 
     /// Parses and runs a state statement; `None` if `sql` is not one.
@@ -755,6 +811,17 @@ mod tests {
             Some(StateStatement::DatafileOnline(FileRef::Name(
                 "/u01/users01.dbf".into()
             )))
+        );
+        assert_eq!(
+            parse_state_statement("alter database rename file '/a/redo01.log' to '/b/redo01.log'"),
+            Some(StateStatement::RenameFile {
+                from: "/a/redo01.log".into(),
+                to: "/b/redo01.log".into()
+            })
+        );
+        assert_eq!(
+            parse_state_statement("alter database rename file '/a/redo01.log'"),
+            None
         );
         assert_eq!(
             parse_state_statement("alter database datafile 5 offline for drop"),

@@ -77,10 +77,20 @@ pub(super) fn device_of(p: &PieceRow) -> DeviceType {
     }
 }
 
-/// Lines for a piece that cannot be read.
+/// Lines for a piece that cannot be read; as Oracle's, they name the piece (ORA-19870)
+/// above what the device said.
 pub(super) fn piece_read_error(e: PieceError, handle: &str) -> StepError {
     match e {
-        PieceError::Io(io) => unwrap_io_read(io, handle).into(),
+        PieceError::Io(io) => {
+            let mut s: StepError = unwrap_io_read(io, handle).into();
+            if !s.lines.iter().any(|l| l.starts_with("ORA-19870")) {
+                s.lines.insert(
+                    0,
+                    format!("ORA-19870: error while restoring backup piece {handle}"),
+                );
+            }
+            s
+        }
         PieceError::Decrypt => StepError::lines(vec![
             format!("ORA-19870: error while restoring backup piece {handle}"),
             "ORA-19913: unable to decrypt backup".into(),

@@ -270,6 +270,61 @@ impl Metrics {
     }
 }
 
+/// Drill metrics from the records: per datafile recovery point the seconds since its last
+/// passed drill (since it was made when never drilled, `drilled="no"`), and per database the
+/// drills that failed. The agent records a drill as a job of kind `drill` naming the point.
+pub(crate) fn drills(
+    points: &[crate::wire::RecoveryPoint],
+    jobs: &[crate::wire::Job],
+    now: i64,
+) -> String {
+    use crate::wire::{JobState, RecoveryPointKind};
+    let mut passed: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut failures: BTreeMap<&str, u64> = BTreeMap::new();
+    for j in jobs {
+        match (j.state, j.details.get("recovery_point"), j.finished) {
+            (JobState::Succeeded, Some(p), Some(f)) => {
+                let last = passed.entry(p.as_str()).or_insert(f);
+                *last = (*last).max(f);
+            }
+            (JobState::Failed, _, _) => *failures.entry(j.database.as_str()).or_default() += 1,
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    let name = "orca_recovery_point_drill_age_seconds";
+    header(
+        &mut out,
+        name,
+        "seconds since the point's last passed restore drill (since it was made if never)",
+        "gauge",
+    );
+    for p in points.iter().filter(|p| {
+        matches!(
+            p.kind,
+            RecoveryPointKind::Full | RecoveryPointKind::Incremental
+        )
+    }) {
+        let (since, drilled) = match passed.get(p.id.as_str()) {
+            Some(t) => (*t, "yes"),
+            None => (p.created, "no"),
+        };
+        let _ = writeln!(
+            out,
+            "{name}{{database=\"{}\",recovery_point=\"{}\",drilled=\"{drilled}\"}} {}",
+            escape(&p.database),
+            escape(&p.id),
+            now.saturating_sub(since).max(0)
+        );
+    }
+    let name = "orca_drill_failures_total";
+    header(&mut out, name, "restore drills that failed", "counter");
+    for (db, n) in failures {
+        let _ = writeln!(out, "{name}{{database=\"{}\"}} {n}", escape(db));
+    }
+    out
+}
+
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }

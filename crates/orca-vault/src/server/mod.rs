@@ -458,7 +458,24 @@ async fn healthz() -> &'static str {
 #[utoipa::path(get, path = "/metrics", tag = "service",
     responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
 async fn metrics_text(State(s): St) -> String {
-    s.metrics.render(&s.store.object_requests())
+    let mut text = s.metrics.render(&s.store.object_requests());
+    let drills = s
+        .blocking(|s| {
+            let points = s
+                .records
+                .list::<wire::RecoveryPoint>(&db::Selection::default())?;
+            let jobs = s.records.list::<wire::Job>(&db::Selection {
+                kind: Some("drill".into()),
+                ..Default::default()
+            })?;
+            Ok(metrics::drills(&points, &jobs, orca_repo::now_unix()))
+        })
+        .await;
+    match drills {
+        Ok(d) => text.push_str(&d),
+        Err(e) => tracing::warn!(error = ?e, "drill metrics not read from the catalog"),
+    }
+    text
 }
 
 #[utoipa::path(get, path = "/openapi.json", tag = "service",
