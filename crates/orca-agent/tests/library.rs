@@ -181,11 +181,17 @@ mod scripts {
         backup(c, BackupWhat::Database { level, since })
     }
 
-    /// The RUN block RMAN gets: the command id, two SBT channels, then `command`.
+    /// What RMAN gets: the control file autobackup on and a crosscheck of the archived logs,
+    /// then the RUN block: the command id, two SBT channels, then `command`.
     fn golden(command: &str) -> String {
         format!(
-            "run {{\n  set command id to 'orca-job-1';\n  allocate channel c1 device type sbt parms '{BACKUP_PARMS}';\n  allocate channel c2 device type sbt parms '{BACKUP_PARMS}';\n  {command}\n}}\n"
+            "configure controlfile autobackup on;\ncrosscheck archivelog all;\nrun {{\n  set command id to 'orca-job-1';\n  allocate channel c1 device type sbt parms '{BACKUP_PARMS}';\n  allocate channel c2 device type sbt parms '{BACKUP_PARMS}';\n  {command}\n}}\n"
         )
+    }
+
+    /// A datafile backup followed by the archived logs it needs, into the same tag.
+    fn with_logs(command: &str) -> String {
+        format!("{command}\n  backup filesperset 1 tag 'ORCA_L0_1' archivelog all not backed up;")
     }
 
     #[test]
@@ -200,9 +206,9 @@ mod scripts {
         let s = database(&c, 0, None);
         assert_eq!(
             s,
-            golden(
+            golden(&with_logs(
                 "backup incremental level 0 section size 1M filesperset 1 tag 'ORCA_L0_1' database;"
-            )
+            ))
         );
     }
 
@@ -212,9 +218,9 @@ mod scripts {
         let s = database(&c, 1, None);
         assert_eq!(
             s,
-            golden(
+            golden(&with_logs(
                 "backup incremental level 1 section size 1M filesperset 1 tag 'ORCA_L0_1' database;"
-            )
+            ))
         );
     }
 
@@ -235,9 +241,9 @@ mod scripts {
         let s = database(&c, 0, Some("2026-12-02 10:00:00"));
         assert_eq!(
             s,
-            golden(
+            golden(&with_logs(
                 "backup incremental level 0 section size 1M filesperset 1 tag 'ORCA_L0_1' database not backed up since time \"to_date('2026-12-02 10:00:00','YYYY-MM-DD HH24:MI:SS')\";"
-            )
+            ))
         );
         let files = backup(
             &c,
