@@ -330,7 +330,7 @@ impl Store {
                 || c.raw_len as usize > MAX_PAYLOAD
             {
                 return Err(RepoError::InvalidArgument(format!(
-                    "chunk {} has an invalid size ({} bytes encoded, {} plain)",
+                    "chunk {} has an invalid size ({} bytes encoded, {} plain); nothing of the batch was stored",
                     c.id.short(),
                     c.payload.len(),
                     c.raw_len
@@ -351,8 +351,11 @@ impl Store {
         let target = self.config.pack_size as usize;
         let wait = {
             let mut p = self.lock();
-            for c in chunks {
-                if !absent.contains(&c.id) || p.holds(&c.id) {
+            // The whole batch is checked before any chunk of it is stored: a refused batch
+            // leaves nothing behind. A delta may build on a full chunk earlier in the batch.
+            let mut taken: Held = HashMap::new();
+            for c in &chunks {
+                if !absent.contains(&c.id) || p.holds(&c.id) || taken.contains_key(&c.id) {
                     continue;
                 }
                 let base = c.base();
@@ -362,27 +365,34 @@ impl Store {
                         .get(&b)
                         .copied()
                         .flatten()
-                        .or_else(|| p.held(&b));
+                        .or_else(|| p.held(&b))
+                        .or_else(|| taken.get(&b).copied());
                     match kind {
                         Some(ChunkKind::Full) if b != c.id => {}
                         Some(ChunkKind::Delta { .. }) => {
                             return Err(RepoError::InvalidArgument(format!(
-                                "delta chunk {} builds on {}, which is itself a delta",
+                                "delta chunk {} builds on {}, which is itself a delta; nothing of the batch was stored",
                                 c.id.short(),
                                 b.short()
                             )));
                         }
                         _ => {
                             return Err(RepoError::InvalidArgument(format!(
-                                "delta chunk {} builds on {}, which the repository does not hold",
+                                "delta chunk {} builds on {}, which the repository does not hold; nothing of the batch was stored",
                                 c.id.short(),
                                 b.short()
                             )));
                         }
                     }
                 }
-                p.open.add(c.id, base, c.raw_len, &c.payload)?;
-                p.open_ids.insert(c.id, ChunkKind::with_base(base));
+                taken.insert(c.id, ChunkKind::with_base(base));
+            }
+            for c in chunks {
+                let Some(kind) = taken.remove(&c.id) else {
+                    continue;
+                };
+                p.open.add(c.id, c.base(), c.raw_len, &c.payload)?;
+                p.open_ids.insert(c.id, kind);
                 if p.open.len() >= target {
                     self.seal(&mut p);
                 }

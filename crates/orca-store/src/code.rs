@@ -30,11 +30,12 @@ pub enum Code {
     RestoreJobMissing,
     Internal,
     Unauthorized,
+    RequestTimeout,
 }
 
 impl Code {
     /// Every code, for the OpenAPI description and the tests.
-    pub const ALL: [Code; 18] = [
+    pub const ALL: [Code; 19] = [
         Code::DecommissionInProgress,
         Code::Decommissioned,
         Code::MountMissing,
@@ -53,6 +54,7 @@ impl Code {
         Code::RestoreJobMissing,
         Code::Internal,
         Code::Unauthorized,
+        Code::RequestTimeout,
     ];
 
     pub fn value(self) -> u64 {
@@ -75,6 +77,7 @@ impl Code {
             Code::RestoreJobMissing => 4295626759,
             Code::Internal => 4295626760,
             Code::Unauthorized => 4295626761,
+            Code::RequestTimeout => 4295626762,
         }
     }
 
@@ -100,6 +103,7 @@ impl Code {
             Code::RestoreJobMissing => "Restore job does not exist.",
             Code::Internal => "Internal error on the backup store.",
             Code::Unauthorized => "The admin routes need the store's admin token.",
+            Code::RequestTimeout => "The request body did not arrive in time.",
         }
     }
 
@@ -126,6 +130,7 @@ impl Code {
             Code::BadRequest | Code::InvalidMountName => StatusCode::BAD_REQUEST,
             Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
+            Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 

@@ -8,6 +8,7 @@
 //! - [`upload`]: the queue to the vault, resumable, with retention;
 //! - [`state`]: the catalog (one JSON file, replaced atomically);
 //! - [`snapshot`]: copy-on-write clones of changed files where the filesystem has them;
+//! - [`beneath`]: files under a mount opened without following links;
 //! - [`code`], [`name`], [`multipart`], [`rmanlog`], [`retention`], [`config`], [`client`].
 //!
 //! # Recovery points: a local chunk store, not a filesystem snapshot
@@ -44,6 +45,7 @@
 //! `max_pending` points per mount wait; POST is refused beyond that (4295622664).
 
 pub mod appliance;
+pub mod beneath;
 pub mod client;
 pub mod code;
 pub mod config;

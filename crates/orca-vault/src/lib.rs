@@ -4,10 +4,14 @@
 //! - [`wire`]: paths, JSON bodies (with their OpenAPI schemas) and the binary chunk framing.
 //! - [`server`] (feature `server`): axum router, bearer tokens scoped to a database, recovery
 //!   points and job records, metrics, TLS.
+//! - [`listen`] (feature `listen`): serving HTTP within timeouts and a connection limit, for
+//!   the vault and the backup store.
 //! - [`client`]: pooled HTTP(S) client with bounded concurrency and retries; used by the SBT
 //!   library, the CLI, the agent and the appliance.
 
 pub mod client;
+#[cfg(feature = "listen")]
+pub mod listen;
 #[cfg(feature = "server")]
 pub mod server;
 mod tls;
