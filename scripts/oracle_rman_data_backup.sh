@@ -99,8 +99,6 @@ fi
 mkdir -p "$MOUNTPOINT/archivelogs" || exit 2
 
 CMDFILE="$LOG_DIR/rman_full_backup_$file_stamp.rcv"
-# %h/%e (thread, sequence) are valid only for a single archived log, not in a backup set's
-# name, so the archived-log sets are named by set number, stamp and piece.
 cat > "$CMDFILE" <<RMAN
 run {
   allocate channel c1 device type disk format '$MOUNTPOINT/%U';
@@ -108,7 +106,7 @@ run {
   backup incremental level 1 for recover of copy with tag '$TAG' database;
   recover copy of database with tag '$TAG';
   sql 'alter system archive log current';
-  backup as backupset format '$MOUNTPOINT/archivelogs/%d_%s_%t_%p.arc' archivelog all not backed up;
+  backup as backupset format '$MOUNTPOINT/archivelogs/%d_%h_%e_%s_%t.arc' archivelog all not backed up;
 }
 RMAN
 

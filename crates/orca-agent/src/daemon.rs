@@ -28,12 +28,12 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         tasks.spawn(serve(cfg.clone(), db.clone(), vault));
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| AgentError::Job(format!("cannot watch for SIGTERM: {e}")))?;
+        .map_err(AgentError::io("cannot watch for SIGTERM"))?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
         Some(r) = tasks.join_next() => {
-            return r.map_err(|e| AgentError::Job(format!("a database's task failed: {e}")))?;
+            return r.map_err(|source| AgentError::Task { what: "a database's task", source })?;
         }
     }
     tracing::info!("agent stopping");
@@ -152,7 +152,7 @@ async fn schedule(
             .jobs(&JobFilter {
                 database: Some(db.name.clone()),
                 kind: Some(kind.as_str().into()),
-                since: Some(now - every.as_secs() as i64),
+                since: Some(now.saturating_sub(secs(every))),
                 ..Default::default()
             })
             .await?;
@@ -167,7 +167,7 @@ async fn schedule(
                 message: format!("scheduled every {}", humantime::format_duration(every)),
                 bytes_estimated: None,
                 trigger: JobTrigger::Scheduled,
-                deadline: Some(now + db.schedule.window.as_secs() as i64),
+                deadline: Some(now.saturating_add(secs(db.schedule.window))),
             })
             .await?;
         tracing::info!(job = %job.id, kind = kind.as_str(), agent = %cfg.agent_name(), "scheduled job queued");
@@ -176,8 +176,14 @@ async fn schedule(
 }
 
 fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs() as i64
+    secs(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// Whole seconds of `d`, saturating: a span beyond i64 seconds is "forever".
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }

@@ -153,7 +153,7 @@ impl Runner {
     async fn maintenance(&self, name: &str, script: &str) -> Result<RmanRun, AgentError> {
         let dir = self.state.dir();
         std::fs::create_dir_all(dir)
-            .map_err(|e| AgentError::Job(format!("{}: {e}", dir.display())))?;
+            .map_err(AgentError::io(format!("cannot create {}", dir.display())))?;
         let cmd = dir.join(format!("{name}.rman"));
         write_private(&cmd, script)?;
         self.oracle
@@ -590,9 +590,13 @@ impl Runner {
         for h in &orphans {
             let name = format!("{ns}{h}");
             if self.vault.info(&name).await?.is_some() {
-                self.vault.delete(&name).await.map_err(|e| {
-                    AgentError::Job(format!("deleting piece {h} in the vault: {e}"))
-                })?;
+                self.vault
+                    .delete(&name)
+                    .await
+                    .map_err(|source| AgentError::Repo {
+                        context: format!("deleting piece {h} in the vault"),
+                        source: Box::new(source),
+                    })?;
             }
         }
         tracing::info!(tag, pieces = orphans.len(), "unfinished sections deleted");
@@ -715,15 +719,20 @@ impl Runner {
             .filter(|r| usable.contains(&key(r)))
             .map(|r| num(r, "FILE#"))
             .collect();
-        Ok(self
-            .oracle
+        self.oracle
             .query("select file# from v$datafile")
             .await?
             .iter()
             .map(|r| num(r, "FILE#"))
             .filter(|f| !covered.contains(f))
-            .map(|f| f as u32)
-            .collect())
+            .map(|f| {
+                u32::try_from(f).map_err(|_| {
+                    AgentError::Job(format!(
+                        "v$datafile lists file# {f}, beyond any Oracle file"
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// The pieces of `tag` RMAN lists as available that the vault does not hold.
@@ -759,7 +768,7 @@ impl Runner {
     ) -> Result<Attempt, AgentError> {
         let dir = self.state.dir().to_path_buf();
         std::fs::create_dir_all(&dir)
-            .map_err(|e| AgentError::Job(format!("{}: {e}", dir.display())))?;
+            .map_err(AgentError::io(format!("cannot create {}", dir.display())))?;
         let name = if run_no == 1 {
             job.id.clone()
         } else {
@@ -839,8 +848,11 @@ impl Runner {
         let Ok(bytes) = std::fs::read(path) else {
             return BTreeMap::new();
         };
-        let tail =
-            String::from_utf8_lossy(bytes.get(from as usize..).unwrap_or_default()).into_owned();
+        let seen = usize::try_from(from)
+            .ok()
+            .and_then(|from| bytes.get(from..))
+            .unwrap_or_default();
+        let tail = String::from_utf8_lossy(seen).into_owned();
         parse_trace(&tail)
     }
 
@@ -1009,7 +1021,10 @@ impl Runner {
 fn write_private(path: &Path, text: &str) -> Result<(), AgentError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let err = |e: std::io::Error| AgentError::Job(format!("writing {}: {e}", path.display()));
+    let err = |source| AgentError::Io {
+        context: format!("writing {}", path.display()),
+        source,
+    };
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

@@ -35,6 +35,34 @@ pub enum AgentError {
     Vault(Box<orca_vault::client::ClientError>),
     #[error("{0}")]
     Job(String),
+    /// A repository call to the vault failed; the repository's error, and the vault
+    /// client's under it, stay the source (boxed, as the client's error is).
+    #[error("{context}: {source}")]
+    Repo {
+        context: String,
+        #[source]
+        source: Box<orca_repo::RepoError>,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} failed: {source}; the agent was stopping or hit a bug: see the log")]
+    Task {
+        what: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+}
+
+impl AgentError {
+    /// An `io::Error`, with what was being done.
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> AgentError {
+        let context = context.into();
+        move |source| AgentError::Io { context, source }
+    }
 }
 
 impl From<orca_vault::client::ClientError> for AgentError {

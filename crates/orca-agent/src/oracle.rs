@@ -53,10 +53,10 @@ impl Oracle {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = c.spawn().map_err(|e| AgentError::Tool {
-            tool: "sqlplus",
-            message: format!("cannot start {}: {e}", self.db.sqlplus_path().display()),
-        })?;
+        let mut child = c.spawn().map_err(AgentError::io(format!(
+            "sqlplus: cannot start {}",
+            self.db.sqlplus_path().display()
+        )))?;
         let script = format!(
             "whenever sqlerror exit failure\nset markup csv on\nset feedback off\nset pagesize 50000\n{sql};\nexit\n"
         );
@@ -64,18 +64,12 @@ impl Oracle {
             stdin
                 .write_all(script.as_bytes())
                 .await
-                .map_err(|e| AgentError::Tool {
-                    tool: "sqlplus",
-                    message: format!("writing the query: {e}"),
-                })?;
+                .map_err(AgentError::io("sqlplus: writing the query"))?;
         }
         let out = child
             .wait_with_output()
             .await
-            .map_err(|e| AgentError::Tool {
-                tool: "sqlplus",
-                message: e.to_string(),
-            })?;
+            .map_err(AgentError::io("sqlplus: waiting for it"))?;
         let text = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
@@ -102,10 +96,10 @@ impl Oracle {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let child = c.spawn().map_err(|e| AgentError::Tool {
-            tool: "rman",
-            message: format!("cannot start {}: {e}", self.db.rman_path().display()),
-        })?;
+        let child = c.spawn().map_err(AgentError::io(format!(
+            "rman: cannot start {}",
+            self.db.rman_path().display()
+        )))?;
         Ok(Rman {
             child,
             log: log.to_path_buf(),
@@ -124,7 +118,7 @@ impl Rman {
     /// Waits at most `tick`; `None` while RMAN still runs.
     pub async fn wait(&mut self, tick: std::time::Duration) -> Result<Option<RmanRun>, AgentError> {
         let status = tokio::select! {
-            s = self.child.wait() => s.map_err(|e| AgentError::Tool { tool: "rman", message: e.to_string() })?,
+            s = self.child.wait() => s.map_err(AgentError::io("rman: waiting for it"))?,
             _ = tokio::time::sleep(tick) => return Ok(None),
         };
         Ok(Some(RmanRun {

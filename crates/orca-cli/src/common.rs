@@ -176,7 +176,8 @@ pub fn parse_time(s: &str) -> Result<i64> {
         return local_ts(d.and_hms_opt(0, 0, 0).expect("midnight"));
     }
     if let Ok(age) = humantime::parse_duration(s) {
-        return Ok(orca_repo::now_unix() - age.as_secs() as i64);
+        let age = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
+        return Ok(orca_repo::now_unix().saturating_sub(age));
     }
     bail!(
         "cannot read {s:?} as a time: use 2026-11-22, \"2026-11-22 10:00:00\", RFC 3339, or an age like 36h or 7d"
@@ -250,7 +251,6 @@ fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
 /// can neither end it nor forge another (CR/LF) nor drive the terminal (ESC).
 pub fn log_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static
 {
-    use std::fmt::Write;
     use tracing_subscriber::field::MakeExt;
     tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
         let text = format!("{value:?}");
@@ -297,7 +297,8 @@ mod tests {
 
     #[test]
     fn a_client_string_cannot_forge_a_log_line() {
-        let name = "ORCL/x\r\n2026-01-01T00:00:00Z  INFO piece committed piece=ORCL/forged\u{1b}[2J";
+        let name =
+            "ORCL/x\r\n2026-01-01T00:00:00Z  INFO piece committed piece=ORCL/forged\u{1b}[2J";
         let out = logged(|| {
             tracing::info!(piece = %name, "piece deleted");
             tracing::warn!(path = ?name, "skipping a file");
@@ -313,9 +314,10 @@ mod tests {
             .with_ansi(false)
             .with_writer(move || Sink(sink.clone()))
             .finish();
-        tracing::subscriber::with_default(subscriber, || {
-            tracing::info!(piece = %name, "piece deleted")
-        });
+        tracing::subscriber::with_default(
+            subscriber,
+            || tracing::info!(piece = %name, "piece deleted"),
+        );
         let plain = String::from_utf8(plain.lock().unwrap().clone()).unwrap();
         assert_eq!(plain.lines().count(), 2, "{plain}");
     }

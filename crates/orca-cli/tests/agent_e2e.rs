@@ -2,96 +2,31 @@
 //! simulator's `rman` and `sqlplus` loading the SBT library, `orca backup` / `orca jobs` /
 //! `orca job show` as a DBA types them. Databases are a few MiB so each test takes seconds.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use orca_testing::agent::{AgentConfig, AgentDatabase, AgentProcess, alive};
+use orca_testing::orca::Orca;
+use orca_testing::process::{output, run_ok};
+use orca_testing::sim::{DbSpec, SimDb, sbt_parms, sbt_run};
+use orca_testing::tools;
+use orca_testing::vault::VaultServer;
 
 const PASSWORD: &str = "agent e2e passphrase";
 
-fn orca() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_orca"))
-}
-
-mod common;
-
-/// Where `orca` is built, with the SBT library and the simulator beside it.
-fn bin_dir() -> PathBuf {
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(common::tool_dir).clone()
-}
-
-fn output(c: &mut Command) -> (bool, String) {
-    let out = c.output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-fn run_ok(c: &mut Command) -> String {
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{:?} failed:\n{}{}",
-        c,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http_ok(port: u16, path: &str) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    );
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out.contains(" 200 ")
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn kill(child: &mut Option<Child>) {
-    if let Some(mut c) = child.take() {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+fn orca() -> Orca {
+    Orca::at(env!("CARGO_BIN_EXE_orca"))
 }
 
 /// A vault, a simulated database with its token, and the agent's configuration for it.
+/// Fields drop in order: the agent stops before its vault.
 struct Site {
+    agent: AgentProcess,
+    vault: VaultServer,
     root: PathBuf,
-    name: String,
-    home: PathBuf,
-    bin: PathBuf,
-    config: PathBuf,
-    vault_port: u16,
-    vault: Option<Child>,
-    agent: Option<Child>,
+    db: SimDb,
+    config: AgentConfig,
+    config_file: PathBuf,
 }
 
 /// How the database and the agent are set up.
@@ -134,177 +69,111 @@ impl Setup {
             ..Setup::default()
         }
     }
+
+    /// A two-instance RAC database of four 8 MiB datafiles.
+    fn rac() -> Setup {
+        Setup {
+            datafiles: 4,
+            size_mb: 8,
+            threads: 2,
+            rac: true,
+            ..Setup::default()
+        }
+    }
 }
 
 impl Site {
     fn new(root: &Path, s: Setup) -> Site {
-        let bins = bin_dir();
-        let name = "ORCL".to_string();
-        let data = root.join("vault");
-        run_ok(
-            orca()
-                .env("ORCA_PASSWORD", PASSWORD)
-                .args(["repo", "init", "--repo"])
-                .arg(&data),
+        let vault = VaultServer::init(&orca().with_password(PASSWORD), root);
+        let name = "ORCL";
+        let token = vault.token(name);
+        let db = SimDb::create(
+            &tools::oraclesim(),
+            root,
+            &DbSpec {
+                datafiles: s.datafiles,
+                size_mb: s.size_mb,
+                threads: s.threads,
+                online_log_mb: Some(4),
+                ..DbSpec::default()
+            },
         );
-        let vault_port = free_port();
-        let vault = orca()
-            .args(["vault", "serve", "--data"])
-            .arg(&data)
-            .args(["--listen", &format!("127.0.0.1:{vault_port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for("the vault", 20, || http_ok(vault_port, "/healthz"));
-        let token = run_ok(
-            orca()
-                .args(["vault", "token", "create", "--data"])
-                .arg(&data)
-                .args(["--db", &name, "--scope", "backup"]),
-        )
-        .trim()
-        .to_string();
-        let bin = root.join("bin");
-        run_ok(
-            Command::new(bins.join("oraclesim"))
-                .arg("install-shims")
-                .arg(&bin),
-        );
-        let home = root.join("db");
-        run_ok(
-            Command::new(bins.join("oraclesim"))
-                .args(["create", "--home"])
-                .arg(&home)
-                .args(["--name", &name, "--online-log-mb", "4"])
-                .args(["--datafiles", &s.datafiles.to_string()])
-                .args(["--size-mb", &s.size_mb.to_string()])
-                .args(["--threads", &s.threads.to_string()]),
-        );
-        let sid = if s.threads > 1 { "orcl1" } else { "orcl" };
-        let section = s
-            .section_size
-            .map(|v| format!("section_size = \"{v}\"\n"))
-            .unwrap_or_default();
-        let section = match s.retention {
-            Some(r) => format!("{section}retention = {r}\n"),
-            None => section,
+        let config = AgentConfig {
+            name: "testhost".into(),
+            state_dir: root.join("state"),
+            heartbeat: "1s".into(),
+            poll: "200ms".into(),
+            vault_url: vault.url(),
+            database: AgentDatabase {
+                name: name.into(),
+                oracle_sid: if s.threads > 1 { "orcl1" } else { "orcl" }.into(),
+                oracle_home: db.home.clone(),
+                bin: db.bin.clone(),
+                token,
+                password: PASSWORD.into(),
+                sbt_library: tools::sbt_library(),
+                channels: s.channels,
+                section_size: s.section_size.map(String::from),
+                retention: s.retention.map(String::from),
+                rac_instances: if s.rac {
+                    vec!["orcl1".into(), "orcl2".into()]
+                } else {
+                    Vec::new()
+                },
+                cache_dir: root.join("cache"),
+            },
         };
-        let rac = if s.rac {
-            "[database.rac]\ninstances = [\"orcl1\", \"orcl2\"]\nchannel_connect = \"sys/pw@{instance}\"\n"
-        } else {
-            ""
-        };
-        let config = root.join("agent.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"[agent]
-name = "testhost"
-state_dir = "{state}"
-heartbeat = "1s"
-poll = "200ms"
-
-[vault]
-url = "http://127.0.0.1:{vault_port}"
-
-[[database]]
-name = "{name}"
-oracle_sid = "{sid}"
-oracle_home = "{home}"
-rman = "{bin}/rman"
-sqlplus = "{bin}/sqlplus"
-token = "{token}"
-password = "{PASSWORD}"
-sbt_library = "{lib}"
-sbt_trace = "{home}/trace/sbtio.log"
-channels = {channels}
-{section}
-[database.channel_env]
-ORCA_CACHE_DIR = "{cache}"
-ORCA_SBT_BATCH_MB = "1"
-
-[database.env]
-ORACLESIM_HOME = "{home}"
-{rac}"#,
-                state = root.join("state").display(),
-                home = home.display(),
-                bin = bin.display(),
-                lib = bins.join("liborca_sbt.so").display(),
-                cache = root.join("cache").display(),
-                channels = s.channels,
-            ),
-        )
-        .unwrap();
+        let config_file = root.join("agent.toml");
+        config.write(&config_file);
+        let agent = AgentProcess::new(&orca(), &config_file, &root.join("agent.log"));
         Site {
+            agent,
+            vault,
             root: root.to_path_buf(),
-            name,
-            home,
-            bin,
+            db,
             config,
-            vault_port,
-            vault: Some(vault),
-            agent: None,
+            config_file,
         }
+    }
+
+    fn name(&self) -> &str {
+        &self.config.database.name
     }
 
     /// Starts `orca agent run` with extra environment (the simulator's fault switches reach
     /// `rman` through it) and waits for its first heartbeat.
     fn start_agent(&mut self, env: &[(&str, String)]) {
-        kill(&mut self.agent);
-        let log = std::fs::File::create(self.root.join("agent.log")).unwrap();
-        let mut c = orca();
-        c.args(["-v", "agent", "run", "--config"])
-            .arg(&self.config)
-            .stdout(Stdio::null())
-            .stderr(log);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        self.agent = Some(c.spawn().unwrap());
-        wait_for("the agent's heartbeat", 20, || self.agent_alive());
+        let (orca_cmd, config) = (orca(), self.config_file.clone());
+        let (url, db, token) = (
+            self.vault.url(),
+            self.config.database.name.clone(),
+            self.config.database.token.clone(),
+        );
+        self.agent.start(env, || {
+            let (ok, out) = output(
+                orca_cmd
+                    .cmd()
+                    .args(["jobs", "--json", "--config"])
+                    .arg(&config),
+            );
+            assert!(ok, "{out}");
+            // `orca backup` reads the same heartbeat; a raw read keeps this check side-effect free.
+            alive(&url, &db, &token)
+        });
     }
 
     fn stop_agent(&mut self) {
-        kill(&mut self.agent);
-    }
-
-    fn agent_alive(&self) -> bool {
-        let (ok, out) = output(
-            orca()
-                .args(["jobs", "--json", "--config"])
-                .arg(&self.config),
-        );
-        assert!(ok, "{out}");
-        // `orca backup` reads the same heartbeat; a raw read keeps this helper side-effect free.
-        let token = self.token();
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.vault_port)) else {
-            return false;
-        };
-        let _ = write!(
-            s,
-            "GET /api/v1/agents/{} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n",
-            self.name
-        );
-        let mut body = String::new();
-        let _ = s.read_to_string(&mut body);
-        body.contains("\"alive\":true")
-    }
-
-    /// The database's vault token, from the agent's configuration.
-    fn token(&self) -> String {
-        std::fs::read_to_string(&self.config)
-            .unwrap()
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("token = \"")
-                    .map(|t| t.trim_end_matches('"').to_string())
-            })
-            .unwrap()
+        self.agent.stop();
     }
 
     fn orca(&self, args: &[&str]) -> (bool, String) {
-        output(orca().args(args).arg("--config").arg(&self.config))
+        output(
+            orca()
+                .cmd()
+                .args(args)
+                .arg("--config")
+                .arg(&self.config_file),
+        )
     }
 
     /// `orca backup --db ORCL [--type T] --wait`: the job id and whether it succeeded.
@@ -314,9 +183,10 @@ ORACLESIM_HOME = "{home}"
             args.extend(["--type", k]);
         }
         let out = orca()
+            .cmd()
             .args(&args)
             .arg("--config")
-            .arg(&self.config)
+            .arg(&self.config_file)
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -337,54 +207,22 @@ ORACLESIM_HOME = "{home}"
         serde_json::from_str(&out).unwrap()
     }
 
-    fn sim(&self, args: &[&str]) -> String {
-        run_ok(
-            Command::new(bin_dir().join("oraclesim"))
-                .args(args)
-                .env("ORACLESIM_HOME", &self.home),
-        )
-    }
-
-    /// One column of a query through the `sqlplus` stand-in, as a DBA would run it.
-    fn sql_column(&self, sql: &str) -> Vec<String> {
-        let mut child = Command::new(self.bin.join("sqlplus"))
-            .args(["-S", "/", "as", "sysdba"])
-            .env("ORACLESIM_HOME", &self.home)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        write!(
-            child.stdin.take().unwrap(),
-            "set markup csv on\nset feedback off\nset heading off\n{sql};\nexit\n"
-        )
-        .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{sql}");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| l.trim().trim_matches('"').to_string())
-            .filter(|l| !l.is_empty())
-            .collect()
-    }
-
     /// The handles RMAN's catalog holds as available, optionally of one tag.
     fn rman_pieces(&self, tag: Option<&str>) -> Vec<String> {
         let filter = tag.map_or(String::new(), |t| format!(" and tag = '{t}'"));
-        self.sql_column(&format!(
+        self.db.sql_column(&format!(
             "select handle from v$backup_piece where status = 'A'{filter}"
         ))
     }
 
     /// The pieces the vault holds, as `<database>/<handle>`.
     fn vault_pieces(&self) -> Vec<String> {
-        let out = run_ok(
-            orca()
-                .env("ORCA_PASSWORD", PASSWORD)
-                .args(["ls", "--json", "--repo"])
-                .arg(self.root.join("vault")),
-        );
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let v = orca().with_password(PASSWORD).json(&[
+            "ls",
+            "--json",
+            "--repo",
+            self.vault.data.to_str().unwrap(),
+        ]);
         v.as_array()
             .unwrap()
             .iter()
@@ -392,79 +230,28 @@ ORACLESIM_HOME = "{home}"
             .collect()
     }
 
-    fn workload(&self, change_pct: &str, switches: u32) {
-        self.sim(&[
-            "workload",
-            "--change-pct",
-            change_pct,
-            "--log-switches",
-            &switches.to_string(),
-        ]);
-    }
-
+    /// The SBT channel of the database's configuration.
     fn parms(&self) -> String {
-        let token = self.token();
-        format!(
-            "SBT_LIBRARY={}, ENV=(ORCA_VAULT=http://127.0.0.1:{}, ORCA_TOKEN={token}, ORCA_PASSWORD={PASSWORD}, ORCA_CACHE_DIR={})",
-            bin_dir().join("liborca_sbt.so").display(),
-            self.vault_port,
-            self.root.join("cache").display()
+        sbt_parms(
+            &self.config.database.sbt_library,
+            &[
+                ("ORCA_VAULT", self.vault.url()),
+                ("ORCA_TOKEN", self.config.database.token.clone()),
+                ("ORCA_PASSWORD", PASSWORD.into()),
+                (
+                    "ORCA_CACHE_DIR",
+                    self.root.join("cache").display().to_string(),
+                ),
+            ],
         )
     }
 
-    fn rman(&self, script: &str) -> String {
-        let f = self.root.join("test.rman");
-        std::fs::write(&f, script).unwrap();
-        run_ok(
-            Command::new(self.bin.join("rman"))
-                .arg("target")
-                .arg("/")
-                .arg(format!("cmdfile={}", f.display()))
-                .env("ORACLESIM_HOME", &self.home),
-        )
-    }
-
-    /// Delete every datafile, restore and recover through the vault, compare with a copy.
+    /// Delete every datafile, restore and recover through the vault, prove it against a
+    /// snapshot taken before the loss.
     fn lose_restore_verify(&self) {
-        let reference = self.root.join("reference");
-        let _ = std::fs::remove_dir_all(&reference);
-        copy_dir(&self.home, &reference);
-        let oradata = self.home.join("oradata").join(&self.name);
-        for e in std::fs::read_dir(&oradata).unwrap() {
-            std::fs::remove_file(e.unwrap().path()).unwrap();
-        }
         let p = self.parms();
-        self.rman(&format!(
-            "run {{\n allocate channel c1 device type sbt parms '{p}';\n allocate channel c2 device type sbt parms '{p}';\n restore database;\n recover database;\n}}\n"
-        ));
-        let out = self.sim(&[
-            "verify",
-            "--home",
-            self.home.to_str().unwrap(),
-            "--against",
-            reference.to_str().unwrap(),
-        ]);
-        assert!(out.contains("OK"), "{out}");
-    }
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        kill(&mut self.agent);
-        kill(&mut self.vault);
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
+        self.db
+            .lose_restore_verify(&sbt_run(&[&p, &p], "restore database;\nrecover database;"));
     }
 }
 
@@ -494,13 +281,13 @@ fn full_then_incrementals_then_archived_logs_and_a_restore_of_the_latest() {
     assert!(j["progress"]["bytes_estimated"].as_u64().unwrap() > 0);
 
     for i in 0..2 {
-        site.workload("2", 1);
+        site.db.workload("2", 1);
         let (id, ok, out) = site.backup(None);
         assert!(ok, "incremental {i}: {out}");
         let j = site.job(&id);
         assert_eq!(detail(&j, "level"), "1", "{j:#}");
     }
-    site.workload("1", 2);
+    site.db.workload("1", 2);
     let (id, ok, out) = site.backup(Some("archivelog"));
     assert!(ok, "{out}");
     assert!(detail(&site.job(&id), "tag").starts_with("ORCA_ARC_"));
@@ -534,7 +321,7 @@ fn retention_deletes_what_the_policy_no_longer_needs_in_rman_and_the_vault() {
     let j1 = site.job(&first);
     assert_eq!(detail(&j1, "retention"), "redundancy 1", "{j1:#}");
     let first_rp = detail(&j1, "recovery_point").to_string();
-    site.workload("2", 1);
+    site.db.workload("2", 1);
     // Backup times have one-second resolution: the second full must be newer.
     std::thread::sleep(Duration::from_millis(1100));
     let (second, ok, out) = site.backup(Some("full"));
@@ -577,7 +364,7 @@ fn a_killed_full_is_resumed_into_one_recovery_point() {
     assert!(tag.starts_with("ORCA_L0_"), "{j1:#}");
 
     site.start_agent(&[]);
-    site.workload("1", 1);
+    site.db.workload("1", 1);
     // Any datafile request resumes the failed full.
     let (second, ok, out) = site.backup(None);
     assert!(ok, "{out}");
@@ -672,7 +459,7 @@ fn three_failed_attempts_then_success_make_one_recovery_point() {
         }
         assert_eq!(detail(&j, "attempts"), (i + 1).to_string(), "{j:#}");
         jobs.push(id);
-        site.workload("1", 1);
+        site.db.workload("1", 1);
     }
     assert!(site.recovery_points().is_empty());
     site.start_agent(&[]);
@@ -703,9 +490,10 @@ fn an_archived_log_lost_between_attempts_means_a_fresh_full_with_the_reason() {
     let (first, ok, out) = site.backup(Some("full"));
     assert!(!ok, "{out}");
     let old_tag = detail(&site.job(&first), "tag").to_string();
-    site.workload("1", 3);
-    let logs =
-        site.sql_column("select name from v$archived_log where status = 'A' order by sequence#");
+    site.db.workload("1", 3);
+    let logs = site
+        .db
+        .sql_column("select name from v$archived_log where status = 'A' order by sequence#");
     assert!(logs.len() >= 3, "{logs:?}");
     let lost = &logs[logs.len() - 2];
     std::fs::remove_file(lost).unwrap();
@@ -757,7 +545,7 @@ fn three_of_five_sections_done_are_deleted_in_rman_and_the_vault_before_the_resu
     let vault = site.vault_pieces();
     for h in &sections {
         assert!(
-            vault.contains(&format!("{}/{h}", site.name)),
+            vault.contains(&format!("{}/{h}", site.name())),
             "{h} not in the vault: {vault:?}"
         );
     }
@@ -784,7 +572,7 @@ fn three_of_five_sections_done_are_deleted_in_rman_and_the_vault_before_the_resu
     for h in &sections {
         assert!(!in_rman.contains(h), "{h} still in RMAN's catalog");
         assert!(
-            !vault.contains(&format!("{}/{h}", site.name)),
+            !vault.contains(&format!("{}/{h}", site.name())),
             "{h} still in the vault"
         );
     }
@@ -802,17 +590,19 @@ fn three_of_five_sections_done_are_deleted_in_rman_and_the_vault_before_the_resu
     site.lose_restore_verify();
 }
 
-fn rac_site(dir: &Path) -> Site {
-    Site::new(
-        dir,
-        Setup {
-            datafiles: 4,
-            size_mb: 8,
-            threads: 2,
-            rac: true,
-            ..Setup::default()
-        },
-    )
+/// A RAC site whose instance of `thread` goes down a third of the way into a full backup.
+fn rac_full_with_instance_down(dir: &Path, thread: &str) -> (Site, String, bool, String) {
+    let mut site = Site::new(dir, Setup::rac());
+    let db_bytes: u64 = 4 * (8 << 20);
+    site.start_agent(&[
+        (
+            "ORACLESIM_INSTANCE_DOWN_AFTER_BYTES",
+            (db_bytes / 3).to_string(),
+        ),
+        ("ORACLESIM_INSTANCE_DOWN_THREAD", thread.to_string()),
+    ]);
+    let (id, ok, out) = site.backup(Some("full"));
+    (site, id, ok, out)
 }
 
 /// RAC: the secondary instance going down mid-job is an alert; its channel's work moves to
@@ -820,16 +610,7 @@ fn rac_site(dir: &Path) -> Site {
 #[test]
 fn rac_secondary_instance_down_mid_job_raises_an_alert_and_the_backup_succeeds() {
     let dir = tempfile::tempdir().unwrap();
-    let mut site = rac_site(dir.path());
-    let db_bytes: u64 = 4 * (8 << 20);
-    site.start_agent(&[
-        (
-            "ORACLESIM_INSTANCE_DOWN_AFTER_BYTES",
-            (db_bytes / 3).to_string(),
-        ),
-        ("ORACLESIM_INSTANCE_DOWN_THREAD", "2".to_string()),
-    ]);
-    let (id, ok, out) = site.backup(Some("full"));
+    let (mut site, id, ok, out) = rac_full_with_instance_down(dir.path(), "2");
     assert!(ok, "{out}");
     let j = site.job(&id);
     assert_eq!(j["state"], "succeeded", "{j:#}");
@@ -848,7 +629,7 @@ fn rac_secondary_instance_down_mid_job_raises_an_alert_and_the_backup_succeeds()
         "{retry}"
     );
     site.stop_agent();
-    site.sim(&["instance", "--thread", "2", "up"]);
+    site.db.sim(&["instance", "--thread", "2", "up"]);
     site.lose_restore_verify();
 }
 
@@ -856,16 +637,7 @@ fn rac_secondary_instance_down_mid_job_raises_an_alert_and_the_backup_succeeds()
 #[test]
 fn rac_primary_instance_down_mid_job_fails_the_job() {
     let dir = tempfile::tempdir().unwrap();
-    let mut site = rac_site(dir.path());
-    let db_bytes: u64 = 4 * (8 << 20);
-    site.start_agent(&[
-        (
-            "ORACLESIM_INSTANCE_DOWN_AFTER_BYTES",
-            (db_bytes / 3).to_string(),
-        ),
-        ("ORACLESIM_INSTANCE_DOWN_THREAD", "1".to_string()),
-    ]);
-    let (id, ok, out) = site.backup(Some("full"));
+    let (site, id, ok, out) = rac_full_with_instance_down(dir.path(), "1");
     assert!(!ok, "{out}");
     let j = site.job(&id);
     assert_eq!(j["state"], "failed", "{j:#}");
@@ -896,10 +668,11 @@ fn a_piece_the_vault_lost_is_crosschecked_expired_and_its_file_backed_up_again()
     let lost = &done[0];
     run_ok(
         orca()
-            .env("ORCA_PASSWORD", PASSWORD)
+            .with_password(PASSWORD)
+            .cmd()
             .args(["rm", "--repo"])
-            .arg(dir.path().join("vault"))
-            .arg(format!("{}/{lost}", site.name)),
+            .arg(&site.vault.data)
+            .arg(format!("{}/{lost}", site.name())),
     );
 
     site.start_agent(&[]);
@@ -917,7 +690,7 @@ fn a_piece_the_vault_lost_is_crosschecked_expired_and_its_file_backed_up_again()
         .map(|p| p.as_str().unwrap())
         .collect();
     assert!(
-        !named.contains(&format!("{}/{lost}", site.name).as_str()),
+        !named.contains(&format!("{}/{lost}", site.name()).as_str()),
         "{named:?}"
     );
     site.stop_agent();
@@ -940,7 +713,7 @@ fn a_file_backed_up_elsewhere_between_attempts_is_still_in_the_recovery_point() 
     let tag = detail(&site.job(&first), "tag").to_string();
     let disk = dir.path().join("dba");
     std::fs::create_dir_all(&disk).unwrap();
-    site.rman(&format!(
+    site.db.rman_ok(&format!(
         "run {{\n allocate channel d1 device type disk format '{}/%U';\n backup datafile 4 tag 'DBA_COPY';\n}}\n",
         disk.display()
     ));
@@ -952,7 +725,7 @@ fn a_file_backed_up_elsewhere_between_attempts_is_still_in_the_recovery_point() 
     assert_eq!(detail(&j, "tag"), tag);
     assert_eq!(detail(&j, "backed_up_again"), "4", "{j:#}");
     // Only the vault's pieces are left to restore from.
-    site.rman("delete noprompt backup tag 'DBA_COPY';\n");
+    site.db.rman_ok("delete noprompt backup tag 'DBA_COPY';\n");
     site.stop_agent();
     site.lose_restore_verify();
 }

@@ -4,14 +4,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use orca_testing::data::oracle_blocks;
+use orca_testing::fs::{files_under, flip_byte};
+use orca_testing::orca::Orca;
+
 const PASS: &str = "test passphrase";
 
 fn orca() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_orca"));
-    c.env("ORCA_PASSWORD", PASS)
-        .env_remove("ORCA_REPO")
-        .env_remove("ORCA_KEY_FILE");
-    c
+    Orca::at(env!("CARGO_BIN_EXE_orca"))
+        .with_password(PASS)
+        .cmd()
 }
 
 fn run(args: &[&str], cache: &Path) -> Output {
@@ -37,37 +39,6 @@ fn ok(args: &[&str], cache: &Path) -> String {
 
 fn json(args: &[&str], cache: &Path) -> serde_json::Value {
     serde_json::from_str(&ok(args, cache)).unwrap()
-}
-
-/// Oracle-like 8 KiB blocks that compress about 2-3x.
-fn oracle_blocks(n: usize, seed: u64) -> Vec<u8> {
-    let words = [
-        "SMITH",
-        "JONES",
-        "ORDER",
-        "PAID",
-        "SHIPPED",
-        "LONDON",
-        "PARIS",
-        "ACME",
-        "WIDGET",
-        "2026-11-22",
-    ];
-    let mut out = Vec::with_capacity(n * 8192);
-    let mut x = seed | 1;
-    for b in 0..n {
-        let start = out.len();
-        out.extend_from_slice(&(b as u64 ^ seed).to_le_bytes());
-        while out.len() - start < 8192 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            out.extend_from_slice(words[(x % 10) as usize].as_bytes());
-            out.extend_from_slice(&((x >> 20) as u32).to_le_bytes());
-        }
-        out.truncate(start + 8192);
-    }
-    out
 }
 
 struct Fixture {
@@ -125,8 +96,45 @@ impl Fixture {
     }
 
     fn pack_bytes(&self) -> u64 {
-        let v = self.json(&["repo", "info", "--repo", self.repo(), "--json"]);
-        v["stats"]["pack_bytes"].as_u64().unwrap()
+        Orca::at(env!("CARGO_BIN_EXE_orca")).pack_bytes(&self.repo)
+    }
+
+    /// `orca put --repo R --name <name> <src> [extra...]`, which must succeed.
+    fn put(&self, name: &str, src: &Path, extra: &[&str]) -> String {
+        let mut args = vec!["put", "--repo", self.repo(), "--name", name];
+        args.push(src.to_str().unwrap());
+        args.extend(extra);
+        self.ok(&args)
+    }
+
+    /// [`Fixture::put`] with `--json`: what it reports.
+    fn put_json(&self, name: &str, src: &Path, extra: &[&str]) -> serde_json::Value {
+        let mut extra = extra.to_vec();
+        extra.push("--json");
+        serde_json::from_str(&self.put(name, src, &extra)).unwrap()
+    }
+
+    /// `orca get --repo R <name> -o <out>`.
+    fn get(&self, name: &str, out: &Path) -> Output {
+        self.run(&[
+            "get",
+            "--repo",
+            self.repo(),
+            name,
+            "-o",
+            out.to_str().unwrap(),
+        ])
+    }
+
+    /// [`Fixture::get`], which must succeed; the bytes restored.
+    fn get_ok(&self, name: &str, out: &Path) -> Vec<u8> {
+        let got = self.get(name, out);
+        assert!(
+            got.status.success(),
+            "{}",
+            String::from_utf8_lossy(&got.stderr)
+        );
+        std::fs::read(out).unwrap()
     }
 }
 
@@ -135,32 +143,13 @@ fn put_get_dedup_and_scattered_changes() {
     let f = Fixture::new();
     let data = oracle_blocks(8192, 1); // 64 MiB
     let src = f.file("users01.dbf", &data);
-    let first = f.json(&[
-        "put",
-        "--repo",
-        f.repo(),
-        "--name",
-        "p1",
-        src.to_str().unwrap(),
-        "--json",
-    ]);
+    let first = f.put_json("p1", &src, &[]);
     assert_eq!(first["size"].as_u64().unwrap(), data.len() as u64);
-    let out = f.root.join("restored");
-    f.ok(&["get", "--repo", f.repo(), "p1", "-o", out.to_str().unwrap()]);
-    assert_eq!(std::fs::read(&out).unwrap(), data);
+    assert_eq!(f.get_ok("p1", &f.root.join("restored")), data);
 
     // The same file again, under another name, without the lineage cache:
     // every chunk is found by asking the repository.
-    let again = f.json(&[
-        "put",
-        "--repo",
-        f.repo(),
-        "--name",
-        "p2",
-        src.to_str().unwrap(),
-        "--no-lineage",
-        "--json",
-    ]);
+    let again = f.put_json("p2", &src, &["--no-lineage"]);
     assert!(again["new_bytes"].as_u64().unwrap() * 1000 < data.len() as u64);
 
     // 1% of the 8 KiB blocks rewritten at random places.
@@ -175,15 +164,7 @@ fn put_get_dedup_and_scattered_changes() {
         block[..8192].copy_from_slice(&oracle_blocks(1, x)[..]);
     }
     std::fs::write(&src, &changed).unwrap();
-    let third = f.json(&[
-        "put",
-        "--repo",
-        f.repo(),
-        "--name",
-        "p3",
-        src.to_str().unwrap(),
-        "--json",
-    ]);
+    let third = f.put_json("p3", &src, &[]);
     let new = third["new_bytes"].as_u64().unwrap();
     assert!(
         new * 100 <= data.len() as u64 * 3,
@@ -192,25 +173,10 @@ fn put_get_dedup_and_scattered_changes() {
     );
     assert!(third["delta_chunks"].as_u64().unwrap() > 0);
     let out3 = f.root.join("restored3");
-    f.ok(&[
-        "get",
-        "--repo",
-        f.repo(),
-        "p3",
-        "-o",
-        out3.to_str().unwrap(),
-    ]);
-    assert_eq!(std::fs::read(&out3).unwrap(), changed);
+    assert_eq!(f.get_ok("p3", &out3), changed);
 
     // Restoring to an existing file needs --force.
-    let refused = f.run(&[
-        "get",
-        "--repo",
-        f.repo(),
-        "p3",
-        "-o",
-        out3.to_str().unwrap(),
-    ]);
+    let refused = f.get("p3", &out3);
     assert!(!refused.status.success());
 
     let listed = f.json(&["ls", "--repo", f.repo(), "--json"]);
@@ -275,42 +241,12 @@ fn a_flipped_byte_fails_get_and_verify_naming_piece_and_chunk() {
     let f = Fixture::new();
     let data = oracle_blocks(2048, 3);
     let src = f.file("f", &data);
-    f.ok(&[
-        "put",
-        "--repo",
-        f.repo(),
-        "--name",
-        "db/ORCL/df1",
-        src.to_str().unwrap(),
-    ]);
-    let mut packs = Vec::new();
-    let mut stack = vec![f.repo.join("packs")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p)
-            } else {
-                packs.push(p)
-            }
-        }
-    }
-    packs.sort();
-    let pack = &packs[packs.len() / 2];
-    let mut bytes = std::fs::read(pack).unwrap();
-    let pos = bytes.len() / 3;
-    bytes[pos] ^= 0x08;
-    std::fs::write(pack, &bytes).unwrap();
+    f.put("db/ORCL/df1", &src, &[]);
+    let packs = files_under(&f.repo.join("packs"));
+    flip_byte(&packs[packs.len() / 2], 0x08);
 
     let out = f.root.join("out");
-    let got = f.run(&[
-        "get",
-        "--repo",
-        f.repo(),
-        "db/ORCL/df1",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let got = f.get("db/ORCL/df1", &out);
     assert!(!got.status.success());
     let msg = String::from_utf8_lossy(&got.stderr);
     assert!(
@@ -341,22 +277,16 @@ fn kill_9_during_put_leaves_a_clean_repository_and_loses_no_work() {
     // How long an uninterrupted put takes here, in a scratch repository.
     let scratch = Fixture::new();
     let started = Instant::now();
-    let clean = scratch.json(&[
-        "put",
-        "--repo",
-        scratch.repo(),
-        "--name",
-        "x",
-        src.to_str().unwrap(),
-        "--no-lineage",
-        "--json",
-    ]);
+    let clean = scratch.put_json("x", &src, &["--no-lineage"]);
     let full = started.elapsed();
     let clean_pack_bytes = scratch.pack_bytes();
     assert_eq!(clean["size"].as_u64().unwrap(), data.len() as u64);
 
     let mut killed = 0;
-    for (i, frac) in [0.25f64, 0.5, 0.8].iter().enumerate() {
+    // Each kill lands when the attempt has stored a share of the packs, watched rather than
+    // timed: a sleep tuned to one run is too long for the next on a loaded machine.
+    for percent in [25u64, 50, 80] {
+        let goal = f.pack_bytes() + clean_pack_bytes * percent / 100;
         let mut child = orca()
             .args([
                 "put",
@@ -372,8 +302,13 @@ fn kill_9_during_put_leaves_a_clean_repository_and_loses_no_work() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let jitter = Duration::from_millis((i as u64 * 37) % 50);
-        std::thread::sleep(full.mul_f64(*frac) + jitter);
+        let give_up = Instant::now() + full * 4 + Duration::from_secs(10);
+        while child.try_wait().unwrap().is_none()
+            && f.pack_bytes() < goal
+            && Instant::now() < give_up
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
             killed += 1;
@@ -393,7 +328,7 @@ fn kill_9_during_put_leaves_a_clean_repository_and_loses_no_work() {
     }
     assert!(
         killed > 0,
-        "no put was interrupted; the machine is too fast for this test's timing"
+        "no put was interrupted: every attempt finished between two looks at the packs"
     );
     let before = f.pack_bytes();
     let listed = f.json(&["ls", "--repo", f.repo(), "--json"]);
@@ -403,16 +338,7 @@ fn kill_9_during_put_leaves_a_clean_repository_and_loses_no_work() {
         .iter()
         .any(|p| p["name"] == "big")
     {
-        let rerun = f.json(&[
-            "put",
-            "--repo",
-            f.repo(),
-            "--name",
-            "big",
-            src.to_str().unwrap(),
-            "--no-lineage",
-            "--json",
-        ]);
+        let rerun = f.put_json("big", &src, &["--no-lineage"]);
         let sent = rerun["new_bytes"].as_u64().unwrap();
         // What the killed attempts had stored is not sent again: the re-run
         // sends at most what was missing plus the packs in flight at the kill.
@@ -421,16 +347,7 @@ fn kill_9_during_put_leaves_a_clean_repository_and_loses_no_work() {
             "re-run sent {sent} bytes; {before} of {clean_pack_bytes} were already stored"
         );
     }
-    let out = f.root.join("out");
-    f.ok(&[
-        "get",
-        "--repo",
-        f.repo(),
-        "big",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(std::fs::read(&out).unwrap(), data);
+    assert_eq!(f.get_ok("big", &f.root.join("out")), data);
     f.ok(&["verify", "--repo", f.repo()]);
     // No chunk was stored twice (beyond the packs cut short by the kills).
     assert!(f.pack_bytes() <= clean_pack_bytes + 3 * 4 * (1 << 20) + (1 << 20));
@@ -478,9 +395,7 @@ fn two_concurrent_puts_into_one_repository() {
     );
     f.ok(&["verify", "--repo", f.repo()]);
     for (name, data) in [("a", &a), ("b", &b)] {
-        let out = f.root.join(format!("{name}.out"));
-        f.ok(&["get", "--repo", f.repo(), name, "-o", out.to_str().unwrap()]);
-        assert_eq!(&std::fs::read(&out).unwrap(), data);
+        assert_eq!(&f.get_ok(name, &f.root.join(format!("{name}.out"))), data);
     }
 }
 
@@ -561,22 +476,8 @@ fn gc_reclaims_deleted_pieces_and_verify_samples_the_oldest_checked_packs() {
     let f = Fixture::new();
     let keep = f.file("keep.dbf", &oracle_blocks(2048, 21));
     let drop = f.file("drop.dbf", &oracle_blocks(2048, 22));
-    f.ok(&[
-        "put",
-        "--repo",
-        f.repo(),
-        "--name",
-        "keep",
-        keep.to_str().unwrap(),
-    ]);
-    f.ok(&[
-        "put",
-        "--repo",
-        f.repo(),
-        "--name",
-        "drop",
-        drop.to_str().unwrap(),
-    ]);
+    f.put("keep", &keep, &[]);
+    f.put("drop", &drop, &[]);
     let before = f.pack_bytes();
     f.ok(&["rm", "--repo", f.repo(), "drop"]);
     // References are kept per second: a zero grace needs the clock to move on.

@@ -3,12 +3,12 @@
 
 use std::process::Command;
 
-mod common;
+use orca_testing::tools::{Tool, ensure};
 
 #[test]
 fn demo_backs_up_restores_and_verifies_through_sbt() {
     // The demo drives the programs built beside `orca`.
-    common::tool_dir();
+    ensure(&[Tool::Oraclesim, Tool::SbtLibrary]);
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("demo");
     let out = Command::new(env!("CARGO_BIN_EXE_orca"))

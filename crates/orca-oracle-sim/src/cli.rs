@@ -1,4 +1,4 @@
-//! `oraclesim` admin commands: create, workload, instance, verify,
+//! `oraclesim` admin commands: create, workload, instance, snapshot, verify,
 //! install-shims, and inspection helpers (info, dbv, switch, checkpoint,
 //! recover, bct).
 
@@ -35,13 +35,18 @@ struct HomeArg {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Create a database (ARCHIVELOG mode, SYSTEM/SYSAUX/UNDOTBS1/USERS).
+    /// Create a database (ARCHIVELOG mode, SYSTEM/SYSAUX/UNDOTBS1/USERS), or with --empty a
+    /// home to restore one into.
     Create {
         #[command(flatten)]
         home: HomeArg,
         /// DB_NAME (1-8 characters).
         #[arg(long, default_value = "ORCL")]
         name: String,
+        /// No database: only the directories and dbs/init<NAME>.ora, so that an instance can
+        /// be started NOMOUNT and the database restored from backups (a new host).
+        #[arg(long, conflicts_with_all = ["datafiles", "size_mb", "block_size", "threads", "seed", "online_log_mb", "json"])]
+        empty: bool,
         /// Number of datafiles.
         #[arg(long, default_value_t = 4)]
         datafiles: u32,
@@ -92,16 +97,28 @@ enum Cmd {
         /// New state.
         state: InstanceState,
     },
-    /// Compare the datafiles of two homes (prove a restore).
+    /// Compare every block of a home's datafiles with a reference (prove a restore).
     Verify {
         #[command(flatten)]
         home: HomeArg,
-        /// Reference home.
+        /// Reference: a snapshot (`oraclesim snapshot`) or a copy of a home; its datafiles
+        /// are read from this directory, matched by FILE#.
         #[arg(long)]
         against: PathBuf,
-        /// Only require identity for changes before this SCN.
-        #[arg(long = "up-to-scn")]
+        /// Only require identity for changes before this SCN (the reference is newer).
+        #[arg(long = "up-to-scn", conflicts_with = "at_scn")]
         up_to_scn: Option<u64>,
+        /// The reference must be a snapshot taken at this SCN.
+        #[arg(long = "at-scn")]
+        at_scn: Option<u64>,
+    },
+    /// Copy the datafiles and control file into DIR as a reference for `verify`.
+    Snapshot {
+        #[command(flatten)]
+        home: HomeArg,
+        /// New directory for the snapshot.
+        #[arg(long)]
+        to: PathBuf,
     },
     /// Put `rman` and `sqlplus` links to this binary into DIR.
     InstallShims {
@@ -209,6 +226,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Create {
             home,
             name,
+            empty: true,
+            ..
+        } => {
+            let init =
+                crate::db::create_empty(&home.home, &name).context("creating the empty home")?;
+            println!(
+                "Empty home {} for database {}: parameter file {}; no control file, no datafiles \
+                 (`rman target /`, `startup nomount`, then restore)",
+                home.home.display(),
+                name.to_ascii_uppercase(),
+                init.display()
+            );
+        }
+        Cmd::Create {
+            home,
+            name,
+            empty: false,
             datafiles,
             size_mb,
             block_size,
@@ -299,8 +333,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             home,
             against,
             up_to_scn,
+            at_scn,
         } => {
-            let r = verify::verify_homes(&home.home, &against, up_to_scn.map(Scn))?;
+            let opts = verify::VerifyOptions {
+                up_to: up_to_scn.map(Scn),
+                at_scn: at_scn.map(Scn),
+            };
+            let r = verify::verify_homes(&home.home, &against, &opts)?;
             for m in &r.mismatches {
                 match m.block {
                     Some(b) => println!("file {} block {}: {}", m.file_no, b, m.what),
@@ -309,19 +348,36 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             if r.ok() {
                 println!(
-                    "OK: {} datafiles, {} blocks identical{}",
+                    "OK: {} datafiles, {} blocks identical{}{}",
                     r.files,
                     r.blocks - r.blocks_newer,
                     if r.blocks_newer > 0 {
                         format!(" ({} changed after the SCN bound)", r.blocks_newer)
                     } else {
                         String::new()
-                    }
+                    },
+                    r.reference_scn
+                        .map(|s| format!(" to the snapshot at SCN {s}"))
+                        .unwrap_or_default()
                 );
             } else {
                 println!("MISMATCH: {} difference(s)", r.mismatches.len());
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Cmd::Snapshot { home, to } => {
+            let m = verify::snapshot(&home.home, &to)
+                .with_context(|| format!("taking a snapshot of {}", home.home.display()))?;
+            let blocks: u64 = m.datafiles.iter().map(|f| u64::from(f.blocks)).sum();
+            println!(
+                "snapshot of {} (DBID {}) at SCN {}: {} datafiles, {} blocks in {}",
+                m.name,
+                m.dbid,
+                m.scn,
+                m.datafiles.len(),
+                blocks,
+                to.display()
+            );
         }
         Cmd::InstallShims { dir } => install_shims(&dir)?,
         Cmd::Dbv { home } => {

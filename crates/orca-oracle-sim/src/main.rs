@@ -1,6 +1,14 @@
 //! One binary, three personalities: `oraclesim` (admin commands), and `rman` /
 //! `sqlplus` when invoked through the links `oraclesim install-shims` creates.
 
+// Test tooling, not product code: it fabricates Oracle's fixed-width fields from test
+// sizes by design, so the workspace's cast lints are off here.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 use std::path::Path;
 use std::process::ExitCode;
 

@@ -6,6 +6,7 @@
 //! them as SQL*Plus does ([`format::render`]), including `SET MARKUP CSV ON`.
 
 pub mod format;
+mod instance;
 pub mod sql;
 
 use std::io::{BufRead, Write};
@@ -69,7 +70,7 @@ pub fn main(args: &[String]) -> ExitCode {
         s.say("Usage: sqlplus -S / as sysdba [@script.sql]   (ORACLESIM_HOME names the database)");
         return ExitCode::from(1);
     }
-    match Database::open_env() {
+    match Database::connect_env() {
         Ok(db) => s.db = Some(db),
         Err(e) => {
             s.say("ERROR:");
@@ -81,8 +82,12 @@ pub fn main(args: &[String]) -> ExitCode {
         }
     }
     if !silent {
-        s.say("Connected to:");
-        s.say("Oracle Database 19c Enterprise Edition Release 19.0.0.0.0 - Production");
+        if s.is_idle() {
+            s.say("Connected to an idle instance.");
+        } else {
+            s.say("Connected to:");
+            s.say("Oracle Database 19c Enterprise Edition Release 19.0.0.0.0 - Production");
+        }
         s.say("");
     }
     if let Some(path) = script {
@@ -181,6 +186,11 @@ fn sqlplus_command(s: &mut Session, line: &str) -> Option<Flow> {
         "SPOOL" | "TTITLE" | "BTITLE" | "CLEAR" | "BREAK" | "DEFINE" | "UNDEFINE" => {
             Some(Flow::Next)
         }
+        "STARTUP" => {
+            let up: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
+            Some(s.startup(line, &up))
+        }
+        "SHUTDOWN" => Some(s.shutdown(line)),
         f if f.starts_with('@') => Some(run_file(s, f.trim_start_matches('@'))),
         _ => None,
     }
@@ -369,7 +379,14 @@ fn run_sql(s: &mut Session, stmt: &str) -> Flow {
     let words: Vec<String> = sql::words(stmt);
     let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
     match (w(0), w(1)) {
-        ("SELECT", _) | ("WITH", _) => query(s, stmt),
+        ("SELECT", _) | ("WITH", _) => match s.unmounted_error(stmt) {
+            Some(e) => s.ora_error(stmt, None, e),
+            None => query(s, stmt),
+        },
+        ("ALTER", "SYSTEM") if s.not_mounted_error().is_some() => {
+            let e = s.not_mounted_error().unwrap_or_default();
+            s.ora_error(stmt, None, e)
+        }
         ("ALTER", "SYSTEM") => {
             let rest = words[2..].join(" ");
             let r = match rest.as_str() {
@@ -381,11 +398,19 @@ fn run_sql(s: &mut Session, stmt: &str) -> Flow {
         }
         ("ALTER", "DATABASE") => {
             let rest = words[2..].join(" ");
+            if let Some(flow) = s.alter_database_state(stmt, &rest) {
+                return flow;
+            }
+            if let Some(e) = s.not_mounted_error() {
+                return s.ora_error(stmt, None, e);
+            }
             let r = if rest.starts_with("ENABLE BLOCK CHANGE TRACKING") {
                 let file = stmt.split('\'').nth(1).map(std::path::PathBuf::from);
                 s.db().enable_block_change_tracking(file.as_deref())
             } else if rest.starts_with("DISABLE BLOCK CHANGE TRACKING") {
                 s.db().disable_block_change_tracking()
+            } else if let Some(r) = s.db().execute_state_sql(stmt) {
+                r.map(|_| ())
             } else {
                 return s.ora_error(
                     stmt,
@@ -395,6 +420,14 @@ fn run_sql(s: &mut Session, stmt: &str) -> Flow {
             };
             done(s, stmt, r, "Database altered.")
         }
+        ("ALTER", "TABLESPACE") => match s.db().execute_state_sql(stmt) {
+            Some(r) => done(s, stmt, r.map(|_| ()), "Tablespace altered."),
+            None => s.ora_error(
+                stmt,
+                None,
+                "ORA-02142: missing or invalid ALTER TABLESPACE option",
+            ),
+        },
         ("ALTER", "SESSION") => {
             let up = stmt.to_ascii_uppercase();
             if up.contains("NLS_DATE_FORMAT")

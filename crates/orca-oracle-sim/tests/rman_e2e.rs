@@ -5,218 +5,48 @@
 mod testlib;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-struct Env {
-    tmp: tempfile::TempDir,
-    bin: PathBuf,
-}
+use orca_testing::fs::files_in;
+use orca_testing::sim::{DbSpec, TempDb, copy_matches_datafile};
 
-impl Env {
-    fn new() -> Env {
-        let tmp = tempfile::tempdir().unwrap();
-        let bin = tmp.path().join("bin");
-        let o = Command::new(env!("CARGO_BIN_EXE_oraclesim"))
-            .args(["install-shims"])
-            .arg(&bin)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        Env { tmp, bin }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.tmp.path().join(rel)
-    }
-
-    fn oraclesim(&self, args: &[&str]) -> Output {
-        let o = Command::new(env!("CARGO_BIN_EXE_oraclesim"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "oraclesim {args:?}: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o
-    }
-
-    /// A small database: 4 datafiles of 4 MiB.
-    fn create(&self, name: &str) -> PathBuf {
-        let home = self.path(name);
-        self.oraclesim(&[
-            "create",
-            "--home",
-            home.to_str().unwrap(),
-            "--name",
-            "ORCL",
-            "--datafiles",
-            "4",
-            "--size-mb",
-            "4",
-        ]);
-        home
-    }
-
-    fn tool(&self, tool: &str, home: &Path, extra_env: &[(&str, &str)]) -> Command {
-        let mut c = Command::new(self.bin.join(tool));
-        let path = format!(
-            "{}:{}",
-            self.bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        c.env("PATH", path).env("ORACLESIM_HOME", home);
-        for (k, v) in extra_env {
-            c.env(k, v);
-        }
-        c
-    }
-
-    /// `rman target / cmdfile=F`; returns (success, output).
-    fn rman(&self, home: &Path, script: &str, extra_env: &[(&str, &str)]) -> (bool, String) {
-        let f = self.path("script.rman");
-        std::fs::write(&f, script).unwrap();
-        let o = self
-            .tool("rman", home, extra_env)
-            .arg("target")
-            .arg("/")
-            .arg(format!("cmdfile={}", f.display()))
-            .output()
-            .unwrap();
-        let text =
-            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
-        (o.status.success(), text)
-    }
-
-    fn rman_ok(&self, home: &Path, script: &str, extra_env: &[(&str, &str)]) -> String {
-        let (ok, out) = self.rman(home, script, extra_env);
-        assert!(ok, "rman failed:\n{out}");
-        out
-    }
-
-    /// `sqlplus -S / as sysdba` with `input` on stdin.
-    fn sqlplus(&self, home: &Path, input: &str) -> (bool, String) {
-        use std::io::Write;
-        let mut child = self
-            .tool("sqlplus", home, &[])
-            .args(["-S", "/", "as", "sysdba"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let o = child.wait_with_output().unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-        )
-    }
-
-    fn verify(&self, home: &Path, against: &Path) -> bool {
-        Command::new(env!("CARGO_BIN_EXE_oraclesim"))
-            .args(["verify", "--home"])
-            .arg(home)
-            .arg("--against")
-            .arg(against)
-            .status()
-            .unwrap()
-            .success()
-    }
-
-    fn workload(&self, home: &Path, pct: &str, switches: &str) {
-        self.oraclesim(&[
-            "workload",
-            "--home",
-            home.to_str().unwrap(),
-            "--change-pct",
-            pct,
-            "--log-switches",
-            switches,
-        ]);
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
-fn datafiles(home: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(home.join("oradata/ORCL"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "dbf"))
-        .collect();
-    v.sort();
-    v
-}
-
-fn piece_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    v.sort();
-    v
+/// A small database (4 datafiles of 4 MiB) in a temporary directory, with the shims.
+fn env() -> TempDb {
+    TempDb::new(
+        Path::new(env!("CARGO_BIN_EXE_oraclesim")),
+        &DbSpec::default(),
+    )
 }
 
 /// Full backup, changes and log switches, loss of every datafile, RESTORE + RECOVER: the
-/// datafiles equal those of a copy of the database taken at the end.
-fn backup_lose_restore(env: &Env, channel: &str, extra_env: &[(&str, &str)]) -> String {
-    let home = env.create("db");
+/// datafiles equal a snapshot taken before the loss.
+fn backup_lose_restore(env: &TempDb, channel: &str) -> String {
     let alloc = format!("allocate channel c1 {channel};\n  allocate channel c2 {channel};");
-    env.rman_ok(
-        &home,
-        &format!("run {{\n  {alloc}\n  backup database filesperset 1;\n}}\n"),
-        extra_env,
-    );
-    env.workload(&home, "2", "2");
-    let reference = env.path("reference");
-    copy_dir(&home, &reference);
-    for f in datafiles(&home) {
-        std::fs::remove_file(f).unwrap();
-    }
-    let out = env.rman_ok(
-        &home,
-        &format!("run {{\n  {alloc}\n  restore database;\n  recover database;\n}}\n"),
-        extra_env,
-    );
+    env.db.rman_ok(&format!(
+        "run {{\n  {alloc}\n  backup database filesperset 1;\n}}\n"
+    ));
+    env.db.workload("2", 2);
+    let out = env.db.lose_restore_verify(&format!(
+        "run {{\n  {alloc}\n  restore database;\n  recover database;\n}}\n"
+    ));
     assert!(out.contains("media recovery complete"), "{out}");
-    assert!(env.verify(&home, &reference), "restored datafiles differ");
     out
 }
 
 #[test]
 fn disk_backup_restore_recover_reproduces_the_datafiles() {
-    let env = Env::new();
+    let env = env();
     let fmt = env.path("bk");
     std::fs::create_dir(&fmt).unwrap();
     let out = backup_lose_restore(
         &env,
         &format!("device type disk format '{}/%U'", fmt.display()),
-        &[],
     );
     assert!(out.contains("Finished restore at"), "{out}");
 }
 
 #[test]
 fn sbt_backup_restore_recover_follows_the_rman_call_sequence() {
-    let env = Env::new();
+    let env = env();
     let lib = testlib::build(env.tmp.path());
     let store = env.path("store");
     std::fs::create_dir(&store).unwrap();
@@ -227,7 +57,7 @@ fn sbt_backup_restore_recover_follows_the_rman_call_sequence() {
         store.display(),
         trace.display()
     );
-    backup_lose_restore(&env, &channel, &[]);
+    backup_lose_restore(&env, &channel);
     let calls = testlib::read_trace(&trace);
     let names: Vec<&str> = calls.iter().map(|c| c.name.as_str()).collect();
     // Every channel starts with sbtinit, sbtinit2 and ends with sbtend (oracle-facts §1.9).
@@ -262,20 +92,15 @@ fn sbt_backup_restore_recover_follows_the_rman_call_sequence() {
 
 #[test]
 fn multiplexed_pieces_differ_and_single_file_pieces_carry_identical_blocks() {
-    let env = Env::new();
-    let home = env.create("db");
+    let env = env();
     let run = |dir: &str, fps: u32| -> Vec<Vec<u8>> {
         let d = env.path(dir);
         std::fs::create_dir(&d).unwrap();
-        env.rman_ok(
-            &home,
-            &format!(
+        env.db.rman_ok(&format!(
                 "run {{\n allocate channel c1 device type disk format '{}/%U';\n backup database filesperset {fps};\n}}\n",
                 d.display()
-            ),
-            &[],
-        );
-        piece_files(&d)
+            ));
+        files_in(&d)
             .iter()
             .map(|p| std::fs::read(p).unwrap())
             .collect()
@@ -310,8 +135,7 @@ fn multiplexed_pieces_differ_and_single_file_pieces_carry_identical_blocks() {
 
 #[test]
 fn interrupted_multi_section_backup_keeps_finished_sections_only() {
-    let env = Env::new();
-    let home = env.create("db");
+    let env = env();
     let bk = env.path("bk");
     std::fs::create_dir(&bk).unwrap();
     // 4 MiB files in 1 MiB sections: datafile 1 completes (5 sections with its header), the
@@ -320,12 +144,12 @@ fn interrupted_multi_section_backup_keeps_finished_sections_only() {
         "run {{\n allocate channel c1 device type disk format '{}/%U';\n backup section size 1M database;\n}}\n",
         bk.display()
     );
-    let (ok, out) = env.rman(&home, &script, &[("ORACLESIM_FAIL_AFTER_SECTIONS", "6")]);
+    let (ok, out) = env
+        .db
+        .rman(&script, &[("ORACLESIM_FAIL_AFTER_SECTIONS", "6")]);
     assert!(!ok, "the backup must fail:\n{out}");
     assert!(out.contains("RMAN-03009"), "{out}");
-    let (_, q) = env.sqlplus(
-        &home,
-        "set heading off feedback off\nselect count(*) from v$backup_piece;\nselect count(*) from v$backup_set;\nselect count(*) from v$backup_set where multi_section = 'YES';\n",
+    let (_, q) = env.db.sqlplus("set heading off feedback off\nselect count(*) from v$backup_piece;\nselect count(*) from v$backup_set;\nselect count(*) from v$backup_set where multi_section = 'YES';\n",
     );
     let counts: Vec<u64> = q
         .split_whitespace()
@@ -341,7 +165,7 @@ fn interrupted_multi_section_backup_keeps_finished_sections_only() {
         "run {{\n allocate channel c1 device type disk format '{}/%U';\n backup section size 1M database not backed up since time 'SYSDATE-1';\n}}\n",
         bk.display()
     );
-    let out = env.rman_ok(&home, &rerun, &[]);
+    let out = env.db.rman_ok(&rerun);
     assert!(
         out.contains("skipping datafile 1; already backed up on"),
         "{out}"
@@ -351,8 +175,7 @@ fn interrupted_multi_section_backup_keeps_finished_sections_only() {
 
 #[test]
 fn incremental_merge_keeps_copies_equal_to_the_datafiles() {
-    let env = Env::new();
-    let home = env.create("db");
+    let env = env();
     let copies = env.path("copies");
     std::fs::create_dir(&copies).unwrap();
     let script = format!(
@@ -360,18 +183,15 @@ fn incremental_merge_keeps_copies_equal_to_the_datafiles() {
         copies.display()
     );
     // First run creates the level-0 copies; each later run rolls them forward.
-    env.rman_ok(&home, &script, &[]);
-    env.workload(&home, "3", "1");
-    env.rman_ok(&home, &script, &[]);
+    env.db.rman_ok(&script);
+    env.db.workload("3", 1);
+    env.db.rman_ok(&script);
     // The copies now equal the datafiles as of the level-1 checkpoint.
-    let (_, q) = env.sqlplus(
-        &home,
-        "set heading off feedback off pagesize 0\nselect name from v$datafile_copy where status = 'A' order by file#;\n",
+    let (_, q) = env.db.sqlplus("set heading off feedback off pagesize 0\nselect name from v$datafile_copy where status = 'A' order by file#;\n",
     );
     let copy_paths: Vec<PathBuf> = q.split_whitespace().map(PathBuf::from).collect();
     assert_eq!(copy_paths.len(), 4, "{q}");
-    let (_, q) = env.sqlplus(
-        &home,
+    let (_, q) = env.db.sqlplus(
         "set heading off feedback off pagesize 0\nselect name from v$datafile order by file#;\n",
     );
     let files: Vec<PathBuf> = q.split_whitespace().map(PathBuf::from).collect();
@@ -380,14 +200,12 @@ fn incremental_merge_keeps_copies_equal_to_the_datafiles() {
     for (df, cp) in files.iter().zip(&copy_paths) {
         let a = std::fs::read(df).unwrap();
         let b = std::fs::read(cp).unwrap();
-        assert_eq!(a.len(), b.len());
-        // Block 1 (header) differs only by what identifies a copy; all data blocks are equal.
-        let data_equal = a
-            .chunks(8192)
-            .zip(b.chunks(8192))
-            .skip(2)
-            .all(|(x, y)| x == y);
-        assert!(data_equal, "{} differs from {}", cp.display(), df.display());
+        assert!(
+            copy_matches_datafile(&b, &a),
+            "{} differs from {}",
+            cp.display(),
+            df.display()
+        );
         checked += 1;
     }
     assert_eq!(checked, 4);
@@ -395,65 +213,59 @@ fn incremental_merge_keeps_copies_equal_to_the_datafiles() {
 
 #[test]
 fn a_failing_channel_prints_an_error_stack_and_fails() {
-    let env = Env::new();
-    let home = env.create("db");
+    let env = env();
     let bk = env.path("bk");
     std::fs::create_dir(&bk).unwrap();
     let script = format!(
         "run {{\n allocate channel c1 device type disk format '{}/%U';\n backup database;\n}}\n",
         bk.display()
     );
-    let (ok, out) = env.rman(&home, &script, &[("ORACLESIM_FAIL_AFTER_BYTES", "100000")]);
+    let (ok, out) = env
+        .db
+        .rman(&script, &[("ORACLESIM_FAIL_AFTER_BYTES", "100000")]);
     assert!(!ok);
     assert!(out.contains("RMAN-00571"), "{out}");
     assert!(out.contains("RMAN-03009"), "{out}");
-    let (ok, out) = env.rman(&home, &script, &[("ORACLESIM_KILL_AFTER_BYTES", "100000")]);
+    let (ok, out) = env
+        .db
+        .rman(&script, &[("ORACLESIM_KILL_AFTER_BYTES", "100000")]);
     assert!(!ok, "{out}");
 }
 
 #[test]
 fn crosscheck_marks_removed_pieces_expired_and_delete_expired_drops_them() {
-    let env = Env::new();
-    let home = env.create("db");
+    let env = env();
     let bk = env.path("bk");
     std::fs::create_dir(&bk).unwrap();
-    env.rman_ok(
-        &home,
-        &format!(
-            "configure channel device type disk format '{}/%U';\nbackup database filesperset 1;\n",
-            bk.display()
-        ),
-        &[],
-    );
-    let pieces = piece_files(&bk);
+    env.db.rman_ok(&format!(
+        "configure channel device type disk format '{}/%U';\nbackup database filesperset 1;\n",
+        bk.display()
+    ));
+    let pieces = files_in(&bk);
     assert_eq!(pieces.len(), 4);
     std::fs::remove_file(&pieces[0]).unwrap();
-    let out = env.rman_ok(&home, "crosscheck backup;\n", &[]);
+    let out = env.db.rman_ok("crosscheck backup;\n");
     assert!(out.contains("found to be 'EXPIRED'"), "{out}");
-    let list = env.rman_ok(&home, "list backup summary;\n", &[]);
+    let list = env.db.rman_ok("list backup summary;\n");
     assert!(list.contains(" X DISK"), "{list}");
-    let out = env.rman_ok(&home, "delete noprompt expired backup;\n", &[]);
+    let out = env.db.rman_ok("delete noprompt expired backup;\n");
     assert!(out.contains("Deleted 1 objects"), "{out}");
-    let out = env.rman_ok(
-        &home,
-        &format!("delete noprompt backuppiece '{}';\n", pieces[1].display()),
-        &[],
-    );
+    let out = env.db.rman_ok(&format!(
+        "delete noprompt backuppiece '{}';\n",
+        pieces[1].display()
+    ));
     assert!(out.contains("Deleted 1 objects"), "{out}");
     assert!(!pieces[1].exists());
 }
 
 #[test]
 fn sqlplus_lists_three_archived_logs_after_three_switches() {
-    let env = Env::new();
-    let home = env.create("db");
+    let env = env();
     for _ in 0..3 {
-        let (ok, out) = env.sqlplus(&home, "alter system archive log current;\n");
+        let (ok, out) = env.db.sqlplus("alter system archive log current;\n");
         assert!(ok && out.contains("System altered."), "{out}");
     }
-    let (ok, csv) = env.sqlplus(
-        &home,
-        "set markup csv on\nselect thread#, sequence#, first_change#, next_change# from v$archived_log order by sequence#;\nexit\n",
+    let (ok, csv) = env.db.sqlplus("set markup csv on\nselect thread#, sequence#, first_change#, next_change# from v$archived_log order by sequence#;\nexit\n",
     );
     assert!(ok);
     let lines: Vec<&str> = csv.lines().filter(|l| !l.is_empty()).collect();
@@ -474,27 +286,26 @@ fn sqlplus_lists_three_archived_logs_after_three_switches() {
             assert_eq!(r[2], rows[i - 1][3], "logs are contiguous");
         }
     }
-    let (_, plain) = env.sqlplus(
-        &home,
-        "select thread#, sequence# from v$archived_log order by sequence#;\n",
-    );
+    let (_, plain) = env
+        .db
+        .sqlplus("select thread#, sequence# from v$archived_log order by sequence#;\n");
     assert!(plain.contains("   THREAD#  SEQUENCE#"), "{plain}");
     assert!(plain.contains("---------- ----------"), "{plain}");
 }
 
 #[test]
 fn sqlplus_prints_ora_errors_and_honours_whenever_sqlerror() {
-    let env = Env::new();
-    let home = env.create("db");
-    let (ok, out) = env.sqlplus(&home, "select * from no_such_view;\nselect 1 from dual;\n");
+    let env = env();
+    let (ok, out) = env
+        .db
+        .sqlplus("select * from no_such_view;\nselect 1 from dual;\n");
     assert!(ok);
     assert!(
         out.contains("ORA-00942: table or view does not exist"),
         "{out}"
     );
     assert!(out.contains("ERROR at line 1:"), "{out}");
-    let (ok, out) = env.sqlplus(
-        &home,
+    let (ok, out) = env.db.sqlplus(
         "whenever sqlerror exit failure\nselect nosuchcol from v$database;\nprompt unreachable\n",
     );
     assert!(!ok);

@@ -149,7 +149,8 @@ pub fn check_block_size(block_size: usize) -> Result<(), BlockError> {
 /// (0x22 = 512, 0x82 = 4K, 0xA2 = 8K, 0xC2 = 16K).
 pub fn format_byte(block_size: usize) -> Result<u8, BlockError> {
     check_block_size(block_size)?;
-    let log2 = block_size.trailing_zeros() as u8;
+    let log2 = u8::try_from(block_size.trailing_zeros())
+        .map_err(|_| BlockError::BadBlockSize(block_size))?;
     Ok(((log2 - 8) << 5) | 0x02)
 }
 
@@ -420,7 +421,8 @@ impl FileHeaderBlock {
     pub fn datafile(block_size: usize, block_count: u32) -> Result<FileHeaderBlock, BlockError> {
         Ok(FileHeaderBlock {
             file_type: format_byte(block_size)?,
-            block_size: block_size as u32,
+            block_size: u32::try_from(block_size)
+                .map_err(|_| BlockError::BadBlockSize(block_size))?,
             block_count,
         })
     }
@@ -434,7 +436,8 @@ impl FileHeaderBlock {
         };
         Ok(FileHeaderBlock {
             file_type,
-            block_size: block_size as u32,
+            block_size: u32::try_from(block_size)
+                .map_err(|_| BlockError::BadBlockSize(block_size))?,
             block_count,
         })
     }

@@ -195,7 +195,12 @@ impl DatafileHeader {
             &self.tablespace_name,
             "tablespace name",
         )?;
-        put_u16(buf, OFF_TLN, self.tablespace_name.len() as u16);
+        let tln =
+            u16::try_from(self.tablespace_name.len()).map_err(|_| BlockError::InvalidField {
+                field: "tablespace name",
+                value: self.tablespace_name.clone(),
+            })?;
+        put_u16(buf, OFF_TLN, tln);
         put_u32(buf, OFF_RFN, self.rfile_no);
         write_scn(buf, OFF_AFS, self.absolute_fuzzy_scn);
         write_scn(buf, OFF_CKP_SCN, self.checkpoint.scn);
@@ -221,7 +226,8 @@ impl DatafileHeader {
         }
         let tln = usize::from(le_u16(buf, OFF_TLN)).min(30);
         let hdr = DatafileHeader {
-            block_size: buf.len() as u32,
+            block_size: u32::try_from(buf.len())
+                .map_err(|_| BlockError::BadBlockSize(buf.len()))?,
             compat_version: le_u32(buf, OFF_CVN),
             dbid: le_u32(buf, OFF_DBID),
             db_name: read_text(&buf[OFF_DBNAME..OFF_DBNAME + 8]),

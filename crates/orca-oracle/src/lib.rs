@@ -10,11 +10,15 @@
 //!   records with a block writer and a log parser.
 //! - [`format`]: RMAN `FORMAT` expansion (`%U`, `%u`, `%F`, ...).
 //! - [`rman_log`]: RMAN output parsed into typed events.
+//! - [`bytes`]: a bounds-checked reader of little-endian fixed layouts, for
+//!   every decoder of the workspace (this crate, the repository's packs and
+//!   manifests, the simulator's pieces).
 //!
 //! Integers are little-endian (x86-64 Linux). Facts and their sources are in
 //! `shared/spec/oracle-facts.md` sections 2 and 4.5.
 
 pub mod block;
+pub mod bytes;
 pub mod datafile;
 pub mod format;
 pub mod redo;
@@ -23,6 +27,7 @@ pub mod scn;
 pub mod time;
 
 pub use block::{BlockError, BlockHeader, FileHeaderBlock, Rdba};
+pub use bytes::{LeReader, Truncated};
 pub use datafile::{Checkpoint, DatafileHeader, Rba};
 pub use format::{FormatContext, FormatError, FormatKind, expand_format};
 pub use redo::{RecordKind, RedoLogHeader, RedoRecord};

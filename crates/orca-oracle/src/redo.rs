@@ -384,7 +384,11 @@ impl RedoRecord {
         let start = out.len();
         out.resize(start + len, 0);
         let b = &mut out[start..];
-        put_u32(b, 0, len as u32);
+        put_u32(
+            b,
+            0,
+            u32::try_from(len).map_err(|_| too_long("redo record length", len))?,
+        );
         b[4] = self.kind.code();
         b[5] = RECORD_VERSION;
         put_u16(b, 6, self.thread);
@@ -395,7 +399,9 @@ impl RedoRecord {
         put_u16(b, 20, self.file_no);
         put_u16(b, 22, 0);
         put_u32(b, 24, self.block_no);
-        put_u32(b, 28, self.payload.len() as u32);
+        let payload_len = u32::try_from(self.payload.len())
+            .map_err(|_| too_long("redo payload length", self.payload.len()))?;
+        put_u32(b, 28, payload_len);
         b[RECORD_HEADER_LEN..RECORD_HEADER_LEN + self.payload.len()].copy_from_slice(&self.payload);
         Ok(())
     }
@@ -527,7 +533,8 @@ impl RedoBlockWriter {
         let mut enc = Vec::with_capacity(record.encoded_len());
         record.encode(&mut enc)?;
         if self.first_record_offset == 0 {
-            self.first_record_offset = self.offset as u16;
+            self.first_record_offset = u16::try_from(self.offset)
+                .map_err(|_| too_long("first record offset", self.offset))?;
         }
         let mut rest = &enc[..];
         while !rest.is_empty() {
@@ -601,7 +608,8 @@ pub fn parse_log(bytes: &[u8]) -> Result<ParsedLog, BlockError> {
     let mut starts = Vec::new();
     for n in 2..nab {
         let blk = &bytes[n * bs..(n + 1) * bs];
-        let h = check_redo_block(blk, n as u32, Some(sequence))?;
+        let block_no = u32::try_from(n).map_err(|_| too_long("redo block number", n))?;
+        let h = check_redo_block(blk, block_no, Some(sequence))?;
         if h.first_record_offset != 0 {
             let off = usize::from(h.first_record_offset);
             if !(REDO_BLOCK_HEADER_LEN..bs).contains(&off) {
@@ -659,6 +667,14 @@ pub fn parse_log_headers(
     need(bytes, 2 * bs)?;
     let (h, seq) = RedoLogHeader::parse(&bytes[bs..2 * bs])?;
     Ok((fh, h, seq))
+}
+
+/// A length or position that does not fit its fixed-width field.
+fn too_long(field: &'static str, value: usize) -> BlockError {
+    BlockError::InvalidField {
+        field,
+        value: value.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -729,7 +745,10 @@ mod tests {
             time: OracleTime(i),
             file_no: 4,
             block_no: i,
-            payload: (0..payload).map(|x| (x as u8) ^ (i as u8)).collect(),
+            // The low bytes: test data, wrapping on purpose.
+            payload: (0..payload)
+                .map(|x| x.to_le_bytes()[0] ^ i.to_le_bytes()[0])
+                .collect(),
         }
     }
 
@@ -810,7 +829,7 @@ mod tests {
     proptest! {
         #[test]
         fn records_roundtrip(sizes in proptest::collection::vec(0usize..3000, 0..12)) {
-            let recs: Vec<_> = sizes.iter().enumerate().map(|(i, &s)| rec(i as u32, s)).collect();
+            let recs: Vec<_> = sizes.iter().enumerate().map(|(i, &s)| rec(u32::try_from(i).unwrap(), s)).collect();
             let log = build_log(&recs);
             prop_assert_eq!(parse_log(&log).unwrap().records, recs);
         }

@@ -36,8 +36,9 @@ impl OracleTime {
         if year < FIRST_YEAR {
             return Err(TimeError::OutOfRange(dt.to_string()));
         }
-        let t = ((((u64::from((year - FIRST_YEAR) as u32) * 12 + u64::from(dt.month0())) * 31
-            + u64::from(dt.day0()))
+        let years =
+            u32::try_from(year - FIRST_YEAR).map_err(|_| TimeError::OutOfRange(dt.to_string()))?;
+        let t = ((((u64::from(years) * 12 + u64::from(dt.month0())) * 31 + u64::from(dt.day0()))
             * 24
             + u64::from(dt.hour()))
             * 60
@@ -62,8 +63,10 @@ impl OracleTime {
         t /= 31;
         let mm = (t % 12) as u32 + 1;
         t /= 12;
-        let year = FIRST_YEAR + t as i32;
-        NaiveDate::from_ymd_opt(year, mm, dd)
+        i32::try_from(t)
+            .ok()
+            .and_then(|t| FIRST_YEAR.checked_add(t))
+            .and_then(|year| NaiveDate::from_ymd_opt(year, mm, dd))
             .and_then(|d| d.and_hms_opt(hh, mi, ss))
             .ok_or(TimeError::InvalidStamp(self.0))
     }

@@ -15,6 +15,7 @@ pub struct Unauthentic;
 pub struct Aead(LessSafeKey);
 
 impl Aead {
+    /// A key of `cipher`.
     pub fn new(cipher: Cipher, key: &[u8; 32]) -> Aead {
         let alg = match cipher {
             Cipher::Aes256Gcm => &AES_256_GCM,
@@ -36,7 +37,7 @@ impl Aead {
             .0
             .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), in_out)
             .map_err(|_| Unauthentic)?;
-        Ok(tag.as_ref().try_into().expect("16-byte tag"))
+        tag.as_ref().try_into().map_err(|_| Unauthentic)
     }
 
     /// Decrypts ciphertext followed by its tag in place; the plaintext's length.

@@ -15,26 +15,34 @@ use crate::index::{PieceFilter, PieceInfo, SessionGrant};
 use crate::keys::WrappedKey;
 
 /// A chunk as the client encoded it: id, plaintext length, codec payload.
-/// A delta payload names its base inside (see [`crate::codec`]); servers
+/// A delta payload names its base inside (see [`crate::Codec`]); servers
 /// read it with `Codec::payload_base`, no key needed.
 #[derive(Clone, Debug)]
 pub struct EncodedChunk {
+    /// The chunk's id (keyed hash of its plaintext).
     pub id: ChunkId,
+    /// Length of the plaintext chunk.
     pub raw_len: u32,
+    /// The codec payload: compressed and encrypted, full or delta.
     pub payload: Bytes,
 }
 
 impl EncodedChunk {
+    /// The full chunk a delta payload builds on; `None` for a full chunk.
     pub fn base(&self) -> Option<ChunkId> {
         crate::codec::Codec::payload_base(&self.payload)
     }
 }
 
+/// What a client needs from the storage side: a local [`crate::Store`] or the vault over
+/// HTTP. Every method is safe to retry: uploads are idempotent and a commit either lands
+/// whole or changes nothing.
 #[async_trait]
 pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// Human-readable location for messages (a path or a URL).
     fn location(&self) -> String;
 
+    /// The repository configuration.
     async fn config(&self) -> Result<RepoConfig>;
 
     /// Passphrase-wrapped copies of the master key.
@@ -57,6 +65,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// The encoded manifest of a piece, if it exists.
     async fn manifest(&self, name: &str) -> Result<Option<Bytes>>;
 
+    /// The committed pieces `filter` selects, in name order.
     async fn list(&self, filter: &PieceFilter) -> Result<Vec<PieceInfo>>;
 
     /// Delete a piece; `false` when it did not exist. Its chunks become
@@ -81,5 +90,6 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// Keep a session alive; `false` when it expired.
     async fn renew_session(&self, session: u64) -> Result<bool>;
 
+    /// End a writer session: it no longer holds garbage collection back.
     async fn end_session(&self, session: u64) -> Result<()>;
 }

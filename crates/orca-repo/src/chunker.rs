@@ -18,19 +18,36 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{RepoError, Result};
 
+/// Default fixed chunk size: 1 MiB, a multiple of every Oracle block size.
 pub const DEFAULT_FIXED_SIZE: usize = 1 << 20;
 
 /// How a piece was (or will be) chunked. Stored in the manifest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ChunkerSpec {
-    Fixed { size: u32 },
-    Cdc { min: u32, avg: u32, max: u32 },
+    /// Chunks of `size` bytes from the start of the stream, so a changed Oracle block
+    /// changes one chunk.
+    Fixed {
+        /// Bytes per chunk (the last one may be shorter).
+        size: u32,
+    },
+    /// Content-defined (FastCDC) cuts, so data that shifts (logs, other files) still
+    /// deduplicates.
+    Cdc {
+        /// Smallest chunk.
+        min: u32,
+        /// Average chunk.
+        avg: u32,
+        /// Largest chunk.
+        max: u32,
+    },
 }
 
 impl Default for ChunkerSpec {
     fn default() -> Self {
         ChunkerSpec::Fixed {
+            // 1 MiB: a constant far below u32::MAX.
+            #[allow(clippy::cast_possible_truncation)]
             size: DEFAULT_FIXED_SIZE as u32,
         }
     }
@@ -46,6 +63,8 @@ impl ChunkerSpec {
         }
     }
 
+    /// Refuse sizes out of range: a fixed size is a multiple of 512 from 4 KiB to 16 MiB,
+    /// content-defined sizes are even with `min < avg < max` within FastCDC's bounds.
     pub fn validate(&self) -> Result<()> {
         match *self {
             ChunkerSpec::Fixed { size } => {
@@ -84,7 +103,7 @@ impl ChunkerSpec {
         }
     }
 
-    pub fn build(&self, cdc_seed: u64) -> Result<Chunker> {
+    pub(crate) fn build(&self, cdc_seed: u64) -> Result<Chunker> {
         self.validate()?;
         Ok(match *self {
             ChunkerSpec::Fixed { size } => Chunker::Fixed {
@@ -189,7 +208,8 @@ impl Chunker {
         }
     }
 
-    /// Cut a whole buffer into chunk lengths (used by tests and benchmarks).
+    /// Cut a whole buffer into chunk lengths.
+    #[cfg(test)]
     pub fn split(&self, data: &[u8]) -> Vec<usize> {
         let mut out = Vec::new();
         let mut pos = 0;
@@ -213,7 +233,7 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                (x >> 24) as u8
+                x.to_le_bytes()[3]
             })
             .collect()
     }
@@ -246,7 +266,7 @@ mod tests {
             let mut ends = std::collections::HashSet::new();
             for n in c.split(d) {
                 pos += n;
-                ends.insert(d[..pos].len() as i64 - d.len() as i64);
+                ends.insert(i64::try_from(pos).unwrap() - i64::try_from(d.len()).unwrap());
             }
             ends
         };

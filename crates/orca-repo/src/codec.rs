@@ -24,9 +24,10 @@
 use std::cell::RefCell;
 use std::fmt;
 
-use crate::aead::Aead;
+use orca_oracle::{LeReader, Truncated};
 use serde::{Deserialize, Serialize};
 
+use crate::aead::Aead;
 use crate::error::{RepoError, Result};
 use crate::hash::UNIT;
 use crate::id::ChunkId;
@@ -37,6 +38,9 @@ pub const TAG_LEN: usize = 16;
 /// Bytes an encoded payload adds around the (possibly compressed) data.
 pub const OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
 
+/// log2 of the unit a delta uses (a power of two; its log2 fits a byte).
+#[allow(clippy::cast_possible_truncation)]
+const UNIT_SHIFT: u8 = UNIT.trailing_zeros() as u8;
 /// Delta body header: unit shift and unit count.
 const DELTA_HEAD: usize = 5;
 /// Unit sizes a delta may declare: 4 KiB to 64 KiB.
@@ -118,6 +122,7 @@ thread_local! {
 }
 
 impl Codec {
+    /// The codec of a repository: its keys, cipher and zstd level.
     pub fn new(keys: Keys, cipher: Cipher, level: i32) -> Self {
         let aead = Aead::new(cipher, keys.enc_key());
         Codec {
@@ -128,10 +133,12 @@ impl Codec {
         }
     }
 
+    /// The repository keys.
     pub fn keys(&self) -> &Keys {
         &self.keys
     }
 
+    /// The id of a chunk with this plaintext.
     pub fn chunk_id(&self, plaintext: &[u8]) -> ChunkId {
         self.keys.chunk_id(plaintext)
     }
@@ -151,7 +158,7 @@ impl Codec {
         1 + 32 + NONCE_LEN + zstd::zstd_safe::compress_bound(len).max(len) + TAG_LEN
     }
 
-    /// Encode `plaintext` as the units (indexes `changed`, [`UNIT`] bytes
+    /// Encode `plaintext` as the units (indexes `changed`, `UNIT` bytes
     /// each) that differ from the full chunk `base` of the same length.
     pub fn encode_delta(
         &self,
@@ -174,13 +181,19 @@ impl Codec {
     ) -> Result<Vec<u8>> {
         let units = plaintext.len().div_ceil(UNIT);
         let mut body = Vec::with_capacity(DELTA_HEAD + units.div_ceil(8) + changed.len() * UNIT);
-        body.push(UNIT.trailing_zeros() as u8);
-        body.extend_from_slice(&(units as u32).to_le_bytes());
+        body.push(UNIT_SHIFT);
+        let stated = u32::try_from(units).map_err(|_| {
+            RepoError::InvalidArgument(format!(
+                "a chunk of {} bytes is too large for a delta",
+                plaintext.len()
+            ))
+        })?;
+        body.extend_from_slice(&stated.to_le_bytes());
         let mut bitmap = vec![0u8; units.div_ceil(8)];
         for &i in changed {
             if i >= units {
-                return Err(RepoError::Internal(format!(
-                    "delta unit {i} beyond the chunk"
+                return Err(RepoError::InvalidArgument(format!(
+                    "delta unit {i} is beyond the chunk's {units} units"
                 )));
             }
             bitmap[i / 8] |= 1 << (i % 8);
@@ -213,13 +226,20 @@ impl Codec {
         let compressed_len = COMPRESSOR.with(|cell| -> Result<usize> {
             let mut slot = cell.borrow_mut();
             if slot.as_ref().map(|(l, _)| *l) != Some(self.level) {
-                let c = zstd::bulk::Compressor::new(self.level)
-                    .map_err(|e| RepoError::Internal(format!("zstd init: {e}")))?;
+                let c = zstd::bulk::Compressor::new(self.level).map_err(|source| {
+                    RepoError::Compression {
+                        what: "compressor set-up",
+                        source,
+                    }
+                })?;
                 *slot = Some((self.level, c));
             }
             let (_, c) = slot.as_mut().expect("compressor initialised above");
             c.compress_to_buffer(plaintext, &mut cursor)
-                .map_err(|e| RepoError::Internal(format!("zstd compress: {e}")))
+                .map_err(|source| RepoError::Compression {
+                    what: "compression",
+                    source,
+                })
         })?;
         let mut out = cursor.into_inner();
         let (mut flags, body_len) = if compressed_len < plaintext.len() {
@@ -243,18 +263,20 @@ impl Codec {
         let tag = self
             .aead
             .seal(nonce, &aad, body)
-            .map_err(|_| RepoError::Internal("encryption failed".into()))?;
+            .map_err(|_| RepoError::Crypto {
+                what: "encrypting a chunk",
+            })?;
         out.extend_from_slice(&tag);
         Ok(out)
     }
 
     /// The base a delta payload needs, read from its header (no key needed).
     pub fn payload_base(payload: &[u8]) -> Option<ChunkId> {
-        if payload.len() >= 33 && payload[0] & FLAG_DELTA != 0 {
-            ChunkId::from_slice(&payload[1..33])
-        } else {
-            None
-        }
+        let mut r = LeReader::new(payload);
+        let flags = r.u8().ok()?;
+        (flags & FLAG_DELTA != 0)
+            .then(|| r.array().ok().map(ChunkId))
+            .flatten()
     }
 
     /// Decrypt and decompress a payload. A full chunk is checked against
@@ -268,27 +290,26 @@ impl Codec {
         object: &str,
     ) -> Result<Opened> {
         let corrupt = |reason: &str| corrupt_chunk(id, object, reason);
-        if payload.len() < OVERHEAD {
-            return Err(corrupt("payload shorter than its header"));
-        }
-        let flags = payload[0];
+        let short = |_: Truncated| corrupt("payload shorter than its header");
+        let mut r = LeReader::new(payload);
+        let flags = r.u8().map_err(short)?;
         let cipher = Cipher::from_code(flags >> 4).ok_or_else(|| corrupt("unknown cipher code"))?;
         if cipher != self.cipher {
             return Err(corrupt("payload cipher differs from the repository's"));
         }
         let base = if flags & FLAG_DELTA != 0 {
-            if payload.len() < OVERHEAD + 32 {
-                return Err(corrupt("delta payload shorter than its header"));
-            }
-            Some(ChunkId::from_slice(&payload[1..33]).expect("32 bytes"))
+            let base = r
+                .array()
+                .map_err(|_| corrupt("delta payload shorter than its header"))?;
+            Some(ChunkId(base))
         } else {
             None
         };
-        let head = 1 + if base.is_some() { 32 } else { 0 } + NONCE_LEN;
-        let nonce: [u8; NONCE_LEN] = payload[head - NONCE_LEN..head]
-            .try_into()
-            .expect("12 bytes");
-        let mut body = payload[head..].to_vec();
+        let nonce: [u8; NONCE_LEN] = r.array().map_err(short)?;
+        if r.remaining() < TAG_LEN {
+            return Err(corrupt("payload shorter than its header"));
+        }
+        let mut body = r.rest().to_vec();
         let aad = aad(id, flags, base.as_ref());
         let ok = self.aead.open(nonce, &aad, &mut body);
         let Ok(body_len) = ok else {
@@ -306,10 +327,12 @@ impl Codec {
             DECOMPRESSOR.with(|cell| -> Result<Vec<u8>> {
                 let mut slot = cell.borrow_mut();
                 if slot.is_none() {
-                    *slot = Some(
-                        zstd::bulk::Decompressor::new()
-                            .map_err(|e| RepoError::Internal(format!("zstd init: {e}")))?,
-                    );
+                    *slot = Some(zstd::bulk::Decompressor::new().map_err(|source| {
+                        RepoError::Compression {
+                            what: "decompressor set-up",
+                            source,
+                        }
+                    })?);
                 }
                 let d = slot.as_mut().expect("decompressor initialised above");
                 d.decompress(&body, limit)
@@ -340,33 +363,30 @@ impl Codec {
         if base.len() != raw_len {
             return Err(corrupt("delta base has another length"));
         }
-        let shift = body.first().copied().unwrap_or(0) as u32;
+        let damaged = |_: Truncated| corrupt("delta header damaged");
+        let mut r = LeReader::new(body);
+        let shift = r.u8().map(u32::from).map_err(damaged)?;
         if !(MIN_UNIT_SHIFT..=MAX_UNIT_SHIFT).contains(&shift) {
             return Err(corrupt("delta header damaged (unit size)"));
         }
         let unit = 1usize << shift;
         let units = raw_len.div_ceil(unit);
-        let map_len = units.div_ceil(8);
-        if body.len() < DELTA_HEAD + map_len
-            || u32::from_le_bytes(body[1..DELTA_HEAD].try_into().expect("4")) as usize != units
-        {
+        let stated = r.u32().map_err(damaged)?;
+        if usize::try_from(stated).ok() != Some(units) {
             return Err(corrupt("delta header damaged"));
         }
-        let bitmap = &body[DELTA_HEAD..DELTA_HEAD + map_len];
+        let bitmap = r.take(units.div_ceil(8)).map_err(damaged)?;
         let mut out = base.to_vec();
-        let mut pos = DELTA_HEAD + map_len;
-        for i in 0..units {
+        for (i, start) in (0..raw_len).step_by(unit).enumerate() {
             if bitmap[i / 8] & (1 << (i % 8)) != 0 {
-                let range = i * unit..((i + 1) * unit).min(raw_len);
-                let n = range.len();
-                if pos + n > body.len() {
-                    return Err(corrupt("delta body truncated"));
-                }
-                out[range].copy_from_slice(&body[pos..pos + n]);
-                pos += n;
+                let range = start..(start + unit).min(raw_len);
+                let changed = r
+                    .take(range.len())
+                    .map_err(|_| corrupt("delta body truncated"))?;
+                out[range].copy_from_slice(changed);
             }
         }
-        if pos != body.len() {
+        if r.remaining() != 0 {
             return Err(corrupt("delta body has trailing bytes"));
         }
         self.check(id, &out, raw_len, object)?;
@@ -409,8 +429,15 @@ impl Codec {
 /// A payload after decryption.
 #[derive(Debug)]
 pub enum Opened {
+    /// The whole chunk's plaintext, checked against its id.
     Full(Vec<u8>),
-    Delta { base: ChunkId, body: Vec<u8> },
+    /// A delta: complete it with [`Codec::apply_delta`] once the base is at hand.
+    Delta {
+        /// The full chunk it builds on.
+        base: ChunkId,
+        /// The delta's decompressed body.
+        body: Vec<u8>,
+    },
 }
 
 fn corrupt_chunk(id: &ChunkId, object: &str, reason: &str) -> RepoError {
@@ -495,7 +522,7 @@ mod tests {
             assert_eq!(c.decode(&id, &enc, text.len(), "t").unwrap(), text);
 
             let noise: Vec<u8> = (0..65536u32)
-                .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                .map(|i| (i.wrapping_mul(2654435761) >> 13).to_le_bytes()[0])
                 .collect();
             let id = c.chunk_id(&noise);
             let enc = c.encode(&id, &noise).unwrap();
@@ -535,7 +562,9 @@ mod tests {
     #[test]
     fn delta_round_trip_and_tamper() {
         let c = codec(Cipher::Aes256Gcm);
-        let base: Vec<u8> = (0..(1 << 20) + 100).map(|i| (i % 251) as u8).collect();
+        let base: Vec<u8> = (0..(1u32 << 20) + 100)
+            .map(|i| (i % 251).to_le_bytes()[0])
+            .collect();
         let mut new = base.clone();
         new[3 * UNIT + 5] ^= 0xFF;
         new[(1 << 20) + 50] ^= 0xFF;

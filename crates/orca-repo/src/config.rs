@@ -7,9 +7,13 @@ use crate::chunker::ChunkerSpec;
 use crate::codec::Cipher;
 use crate::error::{RepoError, Result};
 
+/// Object key of the repository configuration; its presence in a directory marks a repository.
 pub const CONFIG_KEY: &str = "config";
+/// Newest configuration format this build writes and reads; a newer one is refused.
 pub const CONFIG_VERSION: u32 = 1;
+/// Default target size of a pack object (16 MiB).
 pub const DEFAULT_PACK_SIZE: u32 = 16 << 20;
+/// Default zstd level: fast, since backup throughput is bound by compression.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
 /// How the master key is held.
@@ -22,24 +26,33 @@ pub enum KeyStorage {
     Keyfile,
 }
 
+/// The repository configuration (`config` object): fixed at init, readable without
+/// the key, validated on every read.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RepoConfig {
+    /// Format version ([`CONFIG_VERSION`] when written by this build).
     pub version: u32,
     /// Random 128-bit id, hex.
     pub id: String,
+    /// When the repository was created (Unix seconds).
     pub created: i64,
+    /// AEAD cipher of every chunk and manifest.
     pub cipher: Cipher,
+    /// zstd level chunks are compressed with (1..=22, or -7..=-1 for the fast levels).
     pub compression_level: i32,
     /// Default chunker of pieces that do not choose one.
     pub chunker: ChunkerSpec,
     /// Target size of pack objects.
     pub pack_size: u32,
+    /// Whether the master key is wrapped in `keys/` or held in a key file.
     pub key_storage: KeyStorage,
     /// Proves a key belongs to this repository (see `Keys::key_check`).
     pub key_check: String,
 }
 
 impl RepoConfig {
+    /// Parse and validate the `config` object read from `object`; refuses a version newer
+    /// than [`CONFIG_VERSION`].
     pub fn parse(bytes: &[u8], object: &str) -> Result<Self> {
         #[derive(Deserialize)]
         struct Probe {
@@ -62,6 +75,7 @@ impl RepoConfig {
         Ok(cfg)
     }
 
+    /// Check every field is in range; `object` names the configuration in the error.
     pub fn validate(&self, object: &str) -> Result<()> {
         let bad = |r: String| RepoError::corrupt(object, r);
         if self.id.len() != 32 || !self.id.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -87,6 +101,7 @@ impl RepoConfig {
         self.chunker.validate().map_err(|e| bad(e.to_string()))
     }
 
+    /// The configuration as stored (pretty JSON).
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec_pretty(self).expect("config serialises")
     }

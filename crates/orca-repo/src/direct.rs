@@ -60,10 +60,23 @@ impl fmt::Display for DirectLocal {
     }
 }
 
-fn io_err(path: &FsPath, e: std::io::Error) -> object_store::Error {
+/// A pack file that could not be written; the `io::Error` stays the source, so
+/// a full disk (ENOSPC) is still one to whoever handles the error.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+struct PackFileError {
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+fn io_err(path: &FsPath, source: std::io::Error) -> object_store::Error {
     object_store::Error::Generic {
         store: "DirectLocal",
-        source: format!("{}: {e}", path.display()).into(),
+        source: Box::new(PackFileError {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -73,7 +86,7 @@ fn write_atomic(path: &FsPath, payload: &PutPayload, staging: &BufferPool) -> st
     let dir = path.parent().unwrap_or(FsPath::new("."));
     std::fs::create_dir_all(dir)?;
     let mut nonce = [0u8; 8];
-    getrandom::fill(&mut nonce).map_err(|e| std::io::Error::other(e.to_string()))?;
+    getrandom::fill(&mut nonce)?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.{}.tmp", hex::encode(nonce)));
     let written = write_direct(&tmp, payload, staging).or_else(|e| {
@@ -214,7 +227,7 @@ mod tests {
         let fs = LocalFileSystem::new_with_prefix(dir.path()).unwrap();
         let store = DirectLocal::new(fs, dir.path());
         for len in [0usize, 1, 4095, 4096, 4097, (1 << 20) + 17] {
-            let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251).to_le_bytes()[0]).collect();
             let key = Path::from(format!("packs/ab/p{len}"));
             store
                 .put(&key, PutPayload::from(data.clone()))

@@ -42,6 +42,7 @@ use crate::store::{Progress, ProgressFn, Store, obj, pack_key};
 /// stores a pack a moment before it indexes it.
 const ORPHAN_AGE_SECS: i64 = 3600;
 
+/// How a garbage collection ([`crate::Store::gc`]) runs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GcOptions {
     /// Chunks referenced within this long before the collection starts are
@@ -69,24 +70,37 @@ pub struct GcReport {
     pub resumed: bool,
     /// Writer sessions that held the fence back, as (piece, floor).
     pub held_back_by: Vec<(String, i64)>,
+    /// Pieces whose manifests were read to mark live chunks.
     pub pieces: u64,
+    /// Chunks the manifests reference.
     pub marked_chunks: u64,
+    /// Chunks dropped from the index, and their encoded bytes.
     pub swept_chunks: u64,
+    /// Encoded bytes of the swept chunks.
     pub swept_bytes: u64,
+    /// Packs, and their bytes, when the collection started.
     pub packs_before: u64,
+    /// Bytes of the packs when the collection started.
     pub pack_bytes_before: u64,
+    /// Packs deleted because no live chunk was left in them.
     pub packs_deleted: u64,
+    /// Packs whose live chunks were copied into new packs before deleting them.
     pub packs_rewritten: u64,
+    /// New packs written by those copies.
     pub packs_written: u64,
+    /// Pack objects the index did not know (a crashed write), deleted once old enough.
     pub orphans_deleted: u64,
+    /// Bytes of the packs when the collection ended.
     pub pack_bytes_after: u64,
     /// Packs left as they were because they could not be read back intact
     /// (`orca verify` names what they hold).
     pub damaged: Vec<(String, String)>,
+    /// How long the collection took.
     pub elapsed_ms: u64,
 }
 
 impl GcReport {
+    /// Bytes of pack objects the collection gave back.
     pub fn reclaimed_bytes(&self) -> u64 {
         self.pack_bytes_before.saturating_sub(self.pack_bytes_after)
     }
@@ -106,7 +120,8 @@ impl Store {
     pub async fn gc(&self, opts: &GcOptions, progress: Option<ProgressFn<'_>>) -> Result<GcReport> {
         let started = Instant::now();
         let now = crate::now_unix();
-        let grace = opts.grace.as_secs() as i64;
+        // Saturating: a grace beyond i64 seconds protects everything, as asked.
+        let grace = i64::try_from(opts.grace.as_secs()).unwrap_or(i64::MAX);
         let previous_fence = self.blocking(|i| i.gc_fence()).await?;
         let (run, resumed) = match self.blocking(move |i| i.gc_begin(grace, now)).await? {
             GcStart::Started(run) => (run, false),
@@ -145,7 +160,8 @@ impl Store {
             reclaimed = report.reclaimed_bytes(),
             "garbage collection finished"
         );
-        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        // u64 milliseconds outlast any run.
+        report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         Ok(report)
     }
 

@@ -66,7 +66,7 @@ pub fn from_unit_cvs(
     let root = merge(key, cvs_full, data.len() as u64, true);
     let cvs = cvs_full
         .iter()
-        .map(|cv| cv[..16].try_into().expect("16 bytes"))
+        .map(|cv| std::array::from_fn(|i| cv[i]))
         .collect();
     (ChunkId(root), Some(cvs))
 }
@@ -82,6 +82,8 @@ fn merge(key: &[u8; 32], cvs: &[[u8; 32]], len: u64, root: bool) -> [u8; 32] {
         return cvs[0];
     }
     let left_len = left_subtree_len(len);
+    // left_len < len, the length of a chunk in memory: it fits usize.
+    #[allow(clippy::cast_possible_truncation)]
     let left_units = (left_len / UNIT as u64) as usize;
     let left = merge(key, &cvs[..left_units], left_len, false);
     let right = merge(key, &cvs[left_units..], len - left_len, false);
@@ -100,7 +102,9 @@ mod tests {
     #[test]
     fn matches_standard_keyed_blake3() {
         let key = [5u8; 32];
-        let data: Vec<u8> = (0..(3 << 20) + 777).map(|i| (i * 31 % 251) as u8).collect();
+        let data: Vec<u8> = (0..(3u32 << 20) + 777)
+            .map(|i| (i * 31 % 251).to_le_bytes()[0])
+            .collect();
         for len in [
             0,
             1,
@@ -132,7 +136,9 @@ mod tests {
     #[test]
     fn only_changed_units_change_their_value() {
         let key = [1u8; 32];
-        let a: Vec<u8> = (0..1 << 20).map(|i| (i % 253) as u8).collect();
+        let a: Vec<u8> = (0..1u32 << 20)
+            .map(|i| (i % 253).to_le_bytes()[0])
+            .collect();
         let mut b = a.clone();
         b[5 * UNIT + 17] ^= 1;
         b[50 * UNIT] ^= 1;
@@ -153,7 +159,9 @@ mod tests {
         #[test]
         fn any_length_agrees(len in 0usize..200_000, seed in any::<u8>()) {
             let key = [seed; 32];
-            let data: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(seed | 1)).collect();
+            let data: Vec<u8> = (0..len)
+                .map(|i| i.to_le_bytes()[0].wrapping_mul(seed | 1))
+                .collect();
             let (id, _) = chunk_hash(&key, &data, true);
             prop_assert_eq!(id.0, *blake3::keyed_hash(&key, &data).as_bytes());
         }

@@ -11,16 +11,20 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct ChunkId(pub [u8; 32]);
 
 impl ChunkId {
+    /// Bytes of an id.
     pub const LEN: usize = 32;
 
+    /// The id in `bytes`; `None` unless they are exactly [`ChunkId::LEN`] long.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
         <[u8; 32]>::try_from(bytes).ok().map(ChunkId)
     }
 
+    /// The id's bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
 
+    /// The id in lowercase hex (64 digits).
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }

@@ -12,10 +12,10 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::aead::Aead;
-use crate::codec::Cipher;
 use serde::{Deserialize, Serialize};
 
+use crate::aead::Aead;
+use crate::codec::Cipher;
 use crate::error::{RepoError, Result};
 use crate::id::ChunkId;
 
@@ -40,6 +40,7 @@ impl fmt::Debug for Keys {
 }
 
 impl Keys {
+    /// The keys derived from a 32-byte master secret.
     pub fn from_master(master: [u8; 32]) -> Self {
         Keys {
             master,
@@ -49,6 +50,7 @@ impl Keys {
         }
     }
 
+    /// New keys from a random master secret (the operating system's random source).
     pub fn generate() -> Result<Self> {
         Ok(Self::from_master(random_array()?))
     }
@@ -58,7 +60,7 @@ impl Keys {
         ChunkId(*blake3::keyed_hash(&self.id_key, plaintext).as_bytes())
     }
 
-    /// Keyed fingerprint plus unit chaining values (see [`crate::hash`]).
+    /// Keyed fingerprint plus unit chaining values (module `hash`).
     pub fn chunk_hash(
         &self,
         plaintext: &[u8],
@@ -94,10 +96,11 @@ impl Keys {
 
     /// Seed for the content-defined chunker, so cut points do not leak content.
     pub fn cdc_seed(&self) -> u64 {
-        let k = blake3::derive_key(CTX_CDC, &self.master);
-        u64::from_le_bytes(k[..8].try_into().expect("8 bytes"))
+        let [a, b, c, d, e, f, g, h, ..] = blake3::derive_key(CTX_CDC, &self.master);
+        u64::from_le_bytes([a, b, c, d, e, f, g, h])
     }
 
+    /// The master secret in hex: what a key file holds.
     pub fn master_hex(&self) -> String {
         hex::encode(self.master)
     }
@@ -105,16 +108,18 @@ impl Keys {
 
 pub(crate) fn random_array<const N: usize>() -> Result<[u8; N]> {
     let mut out = [0u8; N];
-    getrandom::fill(&mut out)
-        .map_err(|e| RepoError::Internal(format!("OS random source failed: {e}")))?;
+    getrandom::fill(&mut out).map_err(RepoError::Random)?;
     Ok(out)
 }
 
 /// Argon2id parameters used to wrap the master secret with a passphrase.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct KdfParams {
+    /// Memory cost in KiB.
     pub m_kib: u32,
+    /// Time cost (passes).
     pub t: u32,
+    /// Parallelism (lanes).
     pub p: u32,
 }
 
@@ -133,15 +138,22 @@ impl Default for KdfParams {
 /// The master secret wrapped by a passphrase: the body of a `keys/<id>` object.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WrappedKey {
+    /// Key derivation function (`argon2id`).
     pub kdf: String,
+    /// Its parameters.
     pub params: KdfParams,
+    /// Random salt of the derivation, hex.
     pub salt: String,
+    /// AEAD nonce of the wrapping, hex.
     pub nonce: String,
+    /// The master secret encrypted with the derived key, with its tag, hex.
     pub wrapped: String,
+    /// When this passphrase was added (Unix seconds).
     pub created: i64,
 }
 
 impl WrappedKey {
+    /// Wrap the master secret of `keys` with `passphrase`, bound to repository `repo_id`.
     pub fn wrap(keys: &Keys, repo_id: &str, passphrase: &str, params: KdfParams) -> Result<Self> {
         let salt: [u8; 16] = random_array()?;
         let nonce: [u8; 12] = random_array()?;
@@ -149,7 +161,9 @@ impl WrappedKey {
         let mut buf = keys.master.to_vec();
         let tag = Aead::new(Cipher::Aes256Gcm, &kek)
             .seal(nonce, repo_id.as_bytes(), &mut buf)
-            .map_err(|_| RepoError::Internal("key wrapping failed".into()))?;
+            .map_err(|_| RepoError::Crypto {
+                what: "wrapping the master key",
+            })?;
         buf.extend_from_slice(&tag);
         Ok(WrappedKey {
             kdf: "argon2id".into(),
@@ -182,7 +196,10 @@ impl WrappedKey {
         let kek = derive_kek(passphrase, &salt, self.params)?;
         match Aead::new(Cipher::Aes256Gcm, &kek).open(nonce, repo_id.as_bytes(), &mut buf) {
             Ok(n) => {
-                let master: [u8; 32] = buf[..n].try_into().expect("32-byte master");
+                let master: [u8; 32] = buf
+                    .get(..n)
+                    .and_then(|m| m.try_into().ok())
+                    .ok_or_else(|| bad("wrapped key length"))?;
                 Ok(Some(Keys::from_master(master)))
             }
             Err(_) => Ok(None),
@@ -197,7 +214,7 @@ fn derive_kek(passphrase: &str, salt: &[u8], p: KdfParams) -> Result<[u8; 32]> {
     let mut out = [0u8; 32];
     argon
         .hash_password_into(passphrase.as_bytes(), salt, &mut out)
-        .map_err(|e| RepoError::Internal(format!("Argon2 failed: {e}")))?;
+        .map_err(|source| RepoError::Kdf { source })?;
     Ok(out)
 }
 
@@ -205,8 +222,11 @@ fn derive_kek(passphrase: &str, salt: &[u8], p: KdfParams) -> Result<[u8; 32]> {
 /// (e.g. in a vault of the customer's own), mode 0600.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct KeyFile {
+    /// Key file format version (1).
     pub orca_key_file: u32,
+    /// Id of the repository the key belongs to.
     pub repository: String,
+    /// The master secret, hex.
     pub master: String,
 }
 
@@ -217,6 +237,7 @@ impl fmt::Debug for KeyFile {
 }
 
 impl KeyFile {
+    /// The key file of `keys` for repository `repo_id`.
     pub fn new(keys: &Keys, repo_id: &str) -> Self {
         KeyFile {
             orca_key_file: 1,
@@ -237,12 +258,12 @@ impl KeyFile {
         }
         let ctx = || format!("cannot create key file {}", path.display());
         let mut f = opts.open(path).map_err(|e| RepoError::io(ctx(), e))?;
-        let body =
-            serde_json::to_vec_pretty(self).map_err(|e| RepoError::Internal(e.to_string()))?;
+        let body = serde_json::to_vec_pretty(self).map_err(|e| RepoError::json("key file", e))?;
         f.write_all(&body).map_err(|e| RepoError::io(ctx(), e))?;
         f.sync_all().map_err(|e| RepoError::io(ctx(), e))
     }
 
+    /// Read the key file at `path`.
     pub fn read(path: &Path) -> Result<Self> {
         let body = std::fs::read(path)
             .map_err(|e| RepoError::io(format!("cannot read key file {}", path.display()), e))?;
@@ -254,6 +275,7 @@ impl KeyFile {
         })
     }
 
+    /// The keys this file holds; `path` names the file in errors.
     pub fn keys(&self, path: &Path) -> Result<Keys> {
         let master: [u8; 32] = hex::decode(&self.master)
             .ok()
@@ -268,7 +290,9 @@ impl KeyFile {
 /// Where the secret comes from when opening a repository.
 #[derive(Clone)]
 pub enum KeySource {
+    /// Unwrap the key stored in the repository with this passphrase.
     Passphrase(String),
+    /// Read the key from this key file.
     KeyFile(std::path::PathBuf),
 }
 

@@ -32,8 +32,11 @@ use crate::id::ChunkId;
 /// A full chunk a later version of the same position can be stored against.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Anchor {
+    /// The full chunk.
     pub id: ChunkId,
+    /// Its plaintext length.
     pub len: u32,
+    /// Chaining values of its 16 KiB units: a new version stores only the units whose values differ.
     pub cvs: Arc<Vec<UnitCv>>,
 }
 
@@ -42,12 +45,14 @@ pub struct Anchor {
 pub struct LineageEntry {
     /// The chunk last backed up at this position.
     pub chunk: ChunkId,
+    /// The full chunk to store a changed version of this position against, if any.
     pub anchor: Option<Anchor>,
 }
 
 /// Chunk positions (byte offset in the stream) of one source.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Lineage {
+    /// Entries by byte offset of the chunk in the stream.
     pub entries: HashMap<u64, LineageEntry>,
     /// When the writer session that recorded it began, on the store's clock
     /// ([`crate::SessionGrant::started`]): every chunk named here was
@@ -56,10 +61,12 @@ pub struct Lineage {
 }
 
 impl Lineage {
+    /// No position is known.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
+    /// Positions known.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -72,6 +79,7 @@ impl Lineage {
 
 /// Defaults: entries older than a week are not trusted; 4 GiB at most.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Default size limit of a cache file (4 GiB); the least recently used sources go first.
 pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
 
 /// Version of the tables below: 2 = 16 KiB unit values and the store's
@@ -93,6 +101,9 @@ CREATE TABLE IF NOT EXISTS entries (
 ) WITHOUT ROWID;
 ";
 
+/// The local fingerprint cache of one repository: a SQLite file holding a
+/// [`Lineage`] per source key (a file, an RMAN datafile identity). It only saves
+/// probes and reads: losing it costs one slower backup.
 #[derive(Debug)]
 pub struct LineageCache {
     conn: Mutex<Connection>,
@@ -147,12 +158,14 @@ impl LineageCache {
         })
     }
 
+    /// The same cache with other age and size limits.
     pub fn with_limits(mut self, max_age: Duration, max_bytes: u64) -> Self {
         self.max_age = max_age;
         self.max_bytes = max_bytes;
         self
     }
 
+    /// The cache file.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -168,7 +181,9 @@ impl LineageCache {
 
     /// The lineage of `key`, empty when unknown or expired.
     pub fn load(&self, key: &str) -> Result<Lineage> {
-        let oldest = crate::now_unix() - self.max_age.as_secs() as i64;
+        // Saturating: an age beyond i64 seconds means "keep everything".
+        let max_age = i64::try_from(self.max_age.as_secs()).unwrap_or(i64::MAX);
+        let oldest = crate::now_unix().saturating_sub(max_age);
         self.with("load", |c| {
             let tx = c.transaction()?;
             let source: Option<(i64, i64)> = tx
@@ -186,10 +201,10 @@ impl LineageCache {
                 )?;
                 let rows = st.query_map([key], |r| {
                     Ok((
-                        r.get::<_, i64>(0)?,
+                        r.get::<_, u64>(0)?,
                         r.get::<_, Vec<u8>>(1)?,
                         r.get::<_, Option<Vec<u8>>>(2)?,
-                        r.get::<_, Option<i64>>(3)?,
+                        r.get::<_, Option<u32>>(3)?,
                         r.get::<_, Option<Vec<u8>>>(4)?,
                     ))
                 })?;
@@ -205,18 +220,14 @@ impl LineageCache {
                     ) {
                         (Some(id), Some(len), Some(cvs)) if cvs.len() % 16 == 0 => Some(Anchor {
                             id,
-                            len: len as u32,
-                            cvs: Arc::new(
-                                cvs.chunks_exact(16)
-                                    .map(|c| c.try_into().expect("16"))
-                                    .collect(),
-                            ),
+                            len,
+                            cvs: Arc::new(cvs.as_chunks::<16>().0.to_vec()),
                         }),
                         _ => None,
                     };
                     lineage
                         .entries
-                        .insert(offset as u64, LineageEntry { chunk, anchor });
+                        .insert(offset, LineageEntry { chunk, anchor });
                 }
             }
             drop(tx);
@@ -248,23 +259,23 @@ impl LineageCache {
                     let (a, l, cvs) = match &e.anchor {
                         Some(a) => (
                             Some(a.id.as_bytes().to_vec()),
-                            Some(a.len as i64),
+                            Some(a.len),
                             Some(a.cvs.iter().flatten().copied().collect::<Vec<u8>>()),
                         ),
                         None => (None, None, None),
                     };
-                    st.execute(params![key, *off as i64, e.chunk.as_bytes().as_slice(), a, l, cvs])?;
+                    st.execute(params![key, *off, e.chunk.as_bytes().as_slice(), a, l, cvs])?;
                 }
             }
             tx.execute(
                 "INSERT OR REPLACE INTO sources(key, updated, since, bytes) VALUES (?1, ?2, ?3, ?4)",
-                params![key, now, lineage.since, bytes as i64],
+                params![key, now, lineage.since, bytes],
             )?;
             // Evict the least recently used sources beyond the size bound.
-            let total: i64 = tx.query_row("SELECT coalesce(sum(bytes), 0) FROM sources", [], |r| r.get(0))?;
-            if total as u64 > self.max_bytes {
-                let mut excess = total as u64 - self.max_bytes;
-                let victims: Vec<(String, i64)> = {
+            let total: u64 = tx.query_row("SELECT coalesce(sum(bytes), 0) FROM sources", [], |r| r.get(0))?;
+            if total > self.max_bytes {
+                let mut excess = total - self.max_bytes;
+                let victims: Vec<(String, u64)> = {
                     let mut st = tx.prepare("SELECT key, bytes FROM sources WHERE key != ?1 ORDER BY updated")?;
                     let rows = st.query_map([key], |r| Ok((r.get(0)?, r.get(1)?)))?;
                     rows.collect::<rusqlite::Result<_>>()?
@@ -275,7 +286,7 @@ impl LineageCache {
                     }
                     tx.execute("DELETE FROM entries WHERE key = ?1", [&victim])?;
                     tx.execute("DELETE FROM sources WHERE key = ?1", [&victim])?;
-                    excess = excess.saturating_sub(b as u64);
+                    excess = excess.saturating_sub(b);
                 }
             }
             tx.commit()

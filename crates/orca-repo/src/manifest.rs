@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use orca_oracle::{LeReader, Truncated};
 use serde::{Deserialize, Serialize};
 
 use crate::chunker::ChunkerSpec;
@@ -21,25 +22,34 @@ use crate::error::{RepoError, Result};
 use crate::id::ChunkId;
 use crate::keys::Keys;
 
+/// First bytes of an encoded manifest.
 pub const MAGIC: &[u8; 8] = b"ORCAMAN1";
+/// Newest manifest format this build writes and reads.
 pub const VERSION: u32 = 1;
 const MAX_HEADER: usize = 1 << 20;
 const ENTRY: usize = 36;
+const MAC_LEN: usize = 32;
 
 /// What kind of content a piece holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum FileType {
+    /// An Oracle datafile, or a backup piece of datafiles.
     Datafile,
+    /// Archived redo logs.
     Archivelog,
+    /// A control file.
     Controlfile,
+    /// A server parameter file.
     Spfile,
+    /// Anything else (and any type a newer build names).
     #[default]
     #[serde(other)]
     Other,
 }
 
 impl FileType {
+    /// The lowercase name, as stored and parsed.
     pub fn as_str(&self) -> &'static str {
         match self {
             FileType::Datafile => "datafile",
@@ -72,9 +82,11 @@ impl std::str::FromStr for FileType {
 pub struct WriteStats {
     /// Bytes of the stream.
     pub bytes_in: u64,
+    /// Chunks in the stream.
     pub chunks: u64,
     /// Chunks this write had to upload, and their encoded size.
     pub new_chunks: u64,
+    /// Encoded bytes of the new chunks.
     pub new_bytes: u64,
     /// New chunks stored as block-level deltas of an earlier version.
     #[serde(default)]
@@ -83,25 +95,31 @@ pub struct WriteStats {
     pub cache_hits: u64,
     /// Requests asking the repository which ids it holds, and ids asked about.
     pub probes: u64,
+    /// Ids asked about in those requests.
     pub probed_ids: u64,
     /// Chunks hashed in place whose skipped units were read back from the
     /// previous version to store them whole.
     #[serde(default)]
     pub anchor_reads: u64,
+    /// How long the write took.
     pub elapsed_ms: u64,
 }
 
 /// Metadata of a piece.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PieceMeta {
+    /// Oracle database name (`DB_NAME`), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// Oracle database id (`DBID`), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dbid: Option<u64>,
+    /// What the piece holds.
     #[serde(default)]
     pub file_type: FileType,
     /// Creation time, seconds since the Unix epoch.
     pub created: i64,
+    /// Figures of the write that stored the piece.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<WriteStats>,
     /// Free-form attributes (RMAN tag, SBT comment, datafile identity, ...).
@@ -109,24 +127,37 @@ pub struct PieceMeta {
     pub labels: BTreeMap<String, String>,
 }
 
+/// The authenticated header of a manifest.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ManifestHeader {
+    /// Manifest format version ([`VERSION`] when written by this build).
     pub version: u32,
+    /// The piece's name (any bytes a name may hold: RMAN handles contain `/`).
     pub name: String,
+    /// Bytes of the piece.
     pub size: u64,
+    /// How the piece was cut into chunks.
     pub chunker: ChunkerSpec,
+    /// The piece's metadata.
     pub meta: PieceMeta,
 }
 
+/// One chunk of a piece, in stream order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkRef {
+    /// The chunk's id.
     pub id: ChunkId,
+    /// Its plaintext length.
     pub len: u32,
 }
 
+/// The recipe of a piece: its header and chunk list, MAC'd with the repository key
+/// (see `docs/design.md` for the layout).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Manifest {
+    /// The header.
     pub header: ManifestHeader,
+    /// The chunks, in stream order; their lengths add up to the header's size.
     pub chunks: Vec<ChunkRef>,
 }
 
@@ -156,12 +187,23 @@ pub fn validate_name(name: &str) -> Result<()> {
 }
 
 impl Manifest {
+    /// The manifest's bytes, with its MAC.
     pub fn encode(&self, keys: &Keys) -> Result<Bytes> {
         let header =
-            serde_json::to_vec(&self.header).map_err(|e| RepoError::Internal(e.to_string()))?;
+            serde_json::to_vec(&self.header).map_err(|e| RepoError::json("manifest header", e))?;
         let mut out = Vec::with_capacity(8 + 4 + header.len() + 8 + self.chunks.len() * ENTRY + 32);
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        let hlen = u32::try_from(header.len())
+            .ok()
+            .filter(|&n| n as usize <= MAX_HEADER)
+            .ok_or_else(|| {
+                RepoError::InvalidArgument(format!(
+                    "the manifest header of piece {:?} is {} bytes, beyond the {MAX_HEADER} a manifest holds",
+                    self.header.name,
+                    header.len()
+                ))
+            })?;
+        out.extend_from_slice(&hlen.to_le_bytes());
         out.extend_from_slice(&header);
         out.extend_from_slice(&(self.chunks.len() as u64).to_le_bytes());
         for c in &self.chunks {
@@ -176,15 +218,19 @@ impl Manifest {
     /// Parse without checking the MAC (for a server that holds no key).
     pub fn decode_unverified(bytes: &[u8], object: &str) -> Result<Manifest> {
         let bad = |r: &str| RepoError::corrupt(object, format!("manifest {r}"));
-        if bytes.len() < 8 + 4 + 8 + 32 || &bytes[..8] != MAGIC {
+        let truncated = |t: Truncated| bad(&t.to_string());
+        let mut r = LeReader::new(bytes);
+        if r.array::<8>().ok().as_ref() != Some(MAGIC) {
             return Err(bad("magic missing"));
         }
-        let hlen = u32::from_le_bytes(bytes[8..12].try_into().expect("4")) as usize;
-        if hlen > MAX_HEADER || 12 + hlen + 8 + 32 > bytes.len() {
-            return Err(bad("header length out of range"));
-        }
-        let header: ManifestHeader = serde_json::from_slice(&bytes[12..12 + hlen])
-            .map_err(|e| bad(&format!("header: {e}")))?;
+        let hlen = r.u32().map_err(truncated)?;
+        let header = usize::try_from(hlen)
+            .ok()
+            .filter(|&n| n <= MAX_HEADER)
+            .and_then(|n| r.take(n).ok())
+            .ok_or_else(|| bad("header length out of range"))?;
+        let header: ManifestHeader =
+            serde_json::from_slice(header).map_err(|e| bad(&format!("header: {e}")))?;
         if header.version > VERSION {
             return Err(RepoError::UnsupportedVersion {
                 what: "manifest",
@@ -192,21 +238,22 @@ impl Manifest {
                 supported: VERSION,
             });
         }
-        let mut pos = 12 + hlen;
-        let count = u64::from_le_bytes(bytes[pos..pos + 8].try_into().expect("8"));
-        pos += 8;
-        let table = bytes.len() - 32 - pos;
-        if count.checked_mul(ENTRY as u64) != Some(table as u64) {
+        let count = r.u64().map_err(truncated)?;
+        let table = r
+            .remaining()
+            .checked_sub(MAC_LEN)
+            .ok_or_else(|| bad("MAC missing"))?;
+        if count.checked_mul(ENTRY as u64) != u64::try_from(table).ok() {
             return Err(bad("chunk table length does not match its count"));
         }
-        let chunks: Vec<ChunkRef> = bytes[pos..pos + table]
-            .chunks_exact(ENTRY)
-            .map(|e| ChunkRef {
-                id: ChunkId::from_slice(&e[..32]).expect("32"),
-                len: u32::from_le_bytes(e[32..36].try_into().expect("4")),
-            })
-            .collect();
-        let total: u64 = chunks.iter().map(|c| c.len as u64).sum();
+        let mut chunks = Vec::with_capacity(table / ENTRY);
+        for _ in 0..count {
+            chunks.push(ChunkRef {
+                id: ChunkId(r.array().map_err(truncated)?),
+                len: r.u32().map_err(truncated)?,
+            });
+        }
+        let total: u64 = chunks.iter().map(|c| u64::from(c.len)).sum();
         if total != header.size {
             return Err(bad("chunk lengths do not add up to the piece size"));
         }
@@ -217,7 +264,8 @@ impl Manifest {
     /// Parse and check the MAC with the repository keys.
     pub fn decode(bytes: &[u8], keys: &Keys, object: &str) -> Result<Manifest> {
         let m = Self::decode_unverified(bytes, object)?;
-        let (body, mac) = bytes.split_at(bytes.len() - 32);
+        // decode_unverified found the MAC's bytes at the end.
+        let (body, mac) = bytes.split_at(bytes.len() - MAC_LEN);
         if keys.mac(&[body]) != mac {
             return Err(RepoError::corrupt(
                 object,
@@ -230,6 +278,7 @@ impl Manifest {
         Ok(m)
     }
 
+    /// The piece's name.
     pub fn name(&self) -> &str {
         &self.header.name
     }
@@ -243,8 +292,8 @@ mod tests {
     fn sample(n: usize) -> Manifest {
         let chunks: Vec<ChunkRef> = (0..n)
             .map(|i| ChunkRef {
-                id: ChunkId([i as u8; 32]),
-                len: 1000 + i as u32,
+                id: ChunkId([u8::try_from(i).unwrap(); 32]),
+                len: 1000 + u32::try_from(i).unwrap(),
             })
             .collect();
         Manifest {
@@ -277,6 +326,24 @@ mod tests {
             let mut bad = bytes.to_vec();
             bad[pos] ^= 0x10;
             assert!(Manifest::decode(&bad, &keys, "o").is_err(), "flip at {pos}");
+        }
+    }
+
+    /// A manifest cut short anywhere (a partial upload, a short read) is a corrupt object
+    /// named in the error, never a panic; the whole manifest still decodes.
+    #[test]
+    fn every_truncation_is_a_corrupt_object() {
+        let keys = Keys::from_master([1u8; 32]);
+        for n in [0, 1, 3] {
+            let bytes = sample(n).encode(&keys).unwrap();
+            assert!(Manifest::decode(&bytes, &keys, "pieces/x").is_ok());
+            for cut in 0..bytes.len() {
+                let e = Manifest::decode(&bytes[..cut], &keys, "pieces/x").unwrap_err();
+                assert!(
+                    matches!(&e, RepoError::CorruptObject { object, .. } if object == "pieces/x"),
+                    "{n} chunks cut at {cut}: {e:?}"
+                );
+            }
         }
     }
 

@@ -34,14 +34,20 @@ pub struct RequestCounts {
     copy: AtomicU64,
 }
 
-/// A snapshot of [`RequestCounts`].
+/// Requests made to a store's objects, per operation ([`crate::Store::object_requests`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Requests {
+    /// PUT requests (objects written).
     pub put: u64,
+    /// GET requests, whole objects or ranges.
     pub get: u64,
+    /// HEAD requests.
     pub head: u64,
+    /// LIST requests.
     pub list: u64,
+    /// DELETE requests.
     pub delete: u64,
+    /// COPY requests.
     pub copy: u64,
 }
 

@@ -20,6 +20,7 @@
 //! rot. The payload itself is the codec's output (authenticated encryption).
 
 use bytes::Bytes;
+use orca_oracle::{LeReader, Truncated};
 
 use crate::error::{RepoError, Result};
 use crate::id::ChunkId;
@@ -38,12 +39,15 @@ pub const MAX_PACK_LEN: usize = u32::MAX as usize - (1 << 20);
 /// Where one chunk lives inside a pack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PackEntry {
+    /// The chunk's id.
     pub id: ChunkId,
     /// Base of a delta payload.
     pub base: Option<ChunkId>,
     /// Offset of the blob header within the pack.
     pub offset: u32,
+    /// Bytes of its codec payload.
     pub payload_len: u32,
+    /// Bytes of its plaintext.
     pub raw_len: u32,
 }
 
@@ -100,10 +104,6 @@ impl PackBuilder {
         self.entries.is_empty()
     }
 
-    pub fn entries(&self) -> &[PackEntry] {
-        &self.entries
-    }
-
     pub fn add(
         &mut self,
         id: ChunkId,
@@ -111,10 +111,11 @@ impl PackBuilder {
         raw_len: u32,
         payload: &[u8],
     ) -> Result<()> {
-        if self.buf.len() + BLOB_HEADER_LEN + payload.len() > MAX_PACK_LEN {
-            return Err(RepoError::Internal("pack grew beyond 4 GiB".into()));
+        let size = self.buf.len() + BLOB_HEADER_LEN + payload.len();
+        if size > MAX_PACK_LEN {
+            return Err(RepoError::PackTooLarge { size });
         }
-        let offset = self.buf.len() as u32;
+        let offset = u32::try_from(self.buf.len()).map_err(|_| RepoError::PackTooLarge { size })?;
         let payload_len = u32::try_from(payload.len())
             .map_err(|_| RepoError::InvalidArgument("chunk payload larger than 4 GiB".into()))?;
         let crc = blob_crc(&id, payload_len, raw_len, payload);
@@ -147,9 +148,11 @@ impl PackBuilder {
     /// to a pool once written).
     pub fn finish_vec(mut self) -> Result<(Vec<u8>, Vec<PackEntry>, String)> {
         let trailer_offset = self.buf.len() as u64;
+        let count = u32::try_from(self.entries.len()).map_err(|_| RepoError::PackTooLarge {
+            size: self.buf.len(),
+        })?;
         let start = self.buf.len();
-        self.buf
-            .extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(&count.to_le_bytes());
         for e in &self.entries {
             self.buf.extend_from_slice(e.id.as_bytes());
             self.buf
@@ -174,6 +177,27 @@ fn blob_crc(id: &ChunkId, payload_len: u32, raw_len: u32, payload: &[u8]) -> u32
     crc32c::crc32c_append(crc, payload)
 }
 
+/// The fixed part in front of every blob's payload.
+struct BlobHeader {
+    magic: [u8; 4],
+    id: ChunkId,
+    payload_len: u32,
+    raw_len: u32,
+    crc: u32,
+}
+
+impl BlobHeader {
+    fn read(r: &mut LeReader<'_>) -> std::result::Result<BlobHeader, Truncated> {
+        Ok(BlobHeader {
+            magic: r.array()?,
+            id: ChunkId(r.array()?),
+            payload_len: r.u32()?,
+            raw_len: r.u32()?,
+            crc: r.u32()?,
+        })
+    }
+}
+
 /// Check one blob read back from a pack (header and payload) and return its
 /// payload. `expected` is the id the index promised at this offset.
 pub fn open_blob(blob: Bytes, expected: &ChunkId, object: &str) -> Result<Bytes> {
@@ -184,24 +208,19 @@ pub fn open_blob(blob: Bytes, expected: &ChunkId, object: &str) -> Result<Bytes>
         object: object.to_string(),
         reason: reason.to_string(),
     };
-    if blob.len() < BLOB_HEADER_LEN {
-        return Err(corrupt("blob truncated"));
-    }
-    if &blob[..4] != BLOB_MAGIC {
+    let mut r = LeReader::new(&blob);
+    let h = BlobHeader::read(&mut r).map_err(|t| corrupt(&format!("blob header {t}")))?;
+    if &h.magic != BLOB_MAGIC {
         return Err(corrupt("blob header magic damaged"));
     }
-    let id = ChunkId::from_slice(&blob[4..36]).expect("32 bytes");
-    if id != *expected {
+    if h.id != *expected {
         return Err(corrupt("blob header names another chunk"));
     }
-    let payload_len = u32::from_le_bytes(blob[36..40].try_into().expect("4"));
-    let raw_len = u32::from_le_bytes(blob[40..44].try_into().expect("4"));
-    let crc = u32::from_le_bytes(blob[44..48].try_into().expect("4"));
-    if blob.len() != BLOB_HEADER_LEN + payload_len as usize {
+    if usize::try_from(h.payload_len).ok() != Some(r.remaining()) {
         return Err(corrupt("blob length differs from the index"));
     }
-    let payload = blob.slice(BLOB_HEADER_LEN..);
-    if blob_crc(&id, payload_len, raw_len, &payload) != crc {
+    let payload = blob.slice(r.position()..);
+    if blob_crc(&h.id, h.payload_len, h.raw_len, &payload) != h.crc {
         return Err(corrupt("checksum mismatch (bit rot or tampering)"));
     }
     Ok(payload)
@@ -209,11 +228,13 @@ pub fn open_blob(blob: Bytes, expected: &ChunkId, object: &str) -> Result<Bytes>
 
 /// Offset of the trailer, from the last `FOOTER_LEN` bytes of a pack.
 pub fn parse_footer(footer: &[u8], pack_len: u64, object: &str) -> Result<u64> {
-    if footer.len() != FOOTER_LEN || &footer[8..] != PACK_END {
-        return Err(RepoError::corrupt(object, "pack footer damaged"));
-    }
-    let off = u64::from_le_bytes(footer[..8].try_into().expect("8"));
-    if off < HEADER_LEN as u64 || off + 8 + FOOTER_LEN as u64 > pack_len {
+    let mut r = LeReader::new(footer);
+    let off = match (r.u64(), r.array::<8>(), r.remaining()) {
+        (Ok(off), Ok(end), 0) if &end == PACK_END => off,
+        _ => return Err(RepoError::corrupt(object, "pack footer damaged")),
+    };
+    // Saturating: a damaged offset near u64::MAX must read as "outside", not overflow.
+    if off < HEADER_LEN as u64 || off.saturating_add(8 + FOOTER_LEN as u64) > pack_len {
         return Err(RepoError::corrupt(
             object,
             "pack footer points outside the pack",
@@ -225,31 +246,33 @@ pub fn parse_footer(footer: &[u8], pack_len: u64, object: &str) -> Result<u64> {
 /// Parse a trailer (from its offset up to, not including, the footer).
 pub fn parse_trailer(trailer: &[u8], trailer_offset: u64, object: &str) -> Result<Vec<PackEntry>> {
     let bad = |r: &str| RepoError::corrupt(object, format!("pack trailer: {r}"));
-    if trailer.len() < 8 {
-        return Err(bad("truncated"));
-    }
-    let count = u32::from_le_bytes(trailer[..4].try_into().expect("4")) as usize;
-    let need = 4
-        + count
-            .checked_mul(ENTRY_LEN)
-            .ok_or_else(|| bad("count overflow"))?
-        + 4;
+    let truncated = |t: Truncated| bad(&t.to_string());
+    let mut r = LeReader::new(trailer);
+    let count = r.u32().map_err(truncated)?;
+    let need = usize::try_from(count)
+        .ok()
+        .and_then(|n| n.checked_mul(ENTRY_LEN))
+        .and_then(|n| n.checked_add(8))
+        .ok_or_else(|| bad("count overflow"))?;
     if trailer.len() != need {
         return Err(bad("length does not match its entry count"));
     }
-    let crc = u32::from_le_bytes(trailer[need - 4..].try_into().expect("4"));
-    if crc32c::crc32c(&trailer[..need - 4]) != crc {
+    let mut entries = LeReader::new(r.take(need - 8).map_err(truncated)?);
+    let covered = r.consumed();
+    let crc = r.u32().map_err(truncated)?;
+    if crc32c::crc32c(covered) != crc {
         return Err(bad("checksum mismatch"));
     }
-    let mut out = Vec::with_capacity(count);
-    for e in trailer[4..need - 4].chunks_exact(ENTRY_LEN) {
-        let base = ChunkId::from_slice(&e[32..64]).expect("32");
+    let mut out = Vec::with_capacity(entries.remaining() / ENTRY_LEN);
+    while entries.remaining() > 0 {
+        let id = ChunkId(entries.array().map_err(truncated)?);
+        let base = ChunkId(entries.array().map_err(truncated)?);
         let entry = PackEntry {
-            id: ChunkId::from_slice(&e[..32]).expect("32"),
+            id,
             base: (base.0 != [0u8; 32]).then_some(base),
-            offset: u32::from_le_bytes(e[64..68].try_into().expect("4")),
-            payload_len: u32::from_le_bytes(e[68..72].try_into().expect("4")),
-            raw_len: u32::from_le_bytes(e[72..76].try_into().expect("4")),
+            offset: entries.u32().map_err(truncated)?,
+            payload_len: entries.u32().map_err(truncated)?,
+            raw_len: entries.u32().map_err(truncated)?,
         };
         if entry.blob_range().end > trailer_offset {
             return Err(bad("entry points past the blobs"));
@@ -283,11 +306,14 @@ pub fn scan(pack: &[u8], object: &str) -> PackScan {
         object,
     ) {
         Ok(off) => {
-            match parse_trailer(&pack[off as usize..pack.len() - FOOTER_LEN], off, object) {
+            // parse_footer checked that the trailer lies inside `pack`, so this never falls
+            // back; if it did, the trailer would read as empty rather than panic.
+            let start = usize::try_from(off).unwrap_or(pack.len() - FOOTER_LEN);
+            match parse_trailer(&pack[start..pack.len() - FOOTER_LEN], off, object) {
                 Ok(t) => scan.trailer = t,
                 Err(e) => scan.damaged.push((None, e.to_string())),
             }
-            off as usize
+            start
         }
         Err(e) => {
             scan.damaged.push((None, e.to_string()));
@@ -307,11 +333,23 @@ pub fn scan(pack: &[u8], object: &str) -> PackScan {
                 None => break,
             }
         }
-        let id = ChunkId::from_slice(&pack[pos + 4..pos + 36]).expect("32");
-        let payload_len = u32::from_le_bytes(pack[pos + 36..pos + 40].try_into().expect("4"));
-        let raw_len = u32::from_le_bytes(pack[pos + 40..pos + 44].try_into().expect("4"));
-        let crc = u32::from_le_bytes(pack[pos + 44..pos + 48].try_into().expect("4"));
-        let pend = pos + BLOB_HEADER_LEN + payload_len as usize;
+        let Ok(BlobHeader {
+            id,
+            payload_len,
+            raw_len,
+            crc,
+            ..
+        }) = BlobHeader::read(&mut LeReader::new(&pack[pos..end]))
+        else {
+            // The loop's bound leaves room for a header; stop rather than trust a short one.
+            scan.damaged
+                .push((None, format!("blob header at offset {pos} truncated")));
+            break;
+        };
+        let pend = usize::try_from(payload_len)
+            .ok()
+            .and_then(|n| (pos + BLOB_HEADER_LEN).checked_add(n))
+            .unwrap_or(usize::MAX);
         if pend > end {
             scan.damaged
                 .push((Some(id), format!("blob at offset {pos} runs past the end")));
@@ -323,10 +361,15 @@ pub fn scan(pack: &[u8], object: &str) -> PackScan {
                 None => break,
             }
         }
+        let Ok(offset) = u32::try_from(pos) else {
+            scan.damaged
+                .push((Some(id), format!("blob at offset {pos} lies beyond 4 GiB")));
+            break;
+        };
         let entry = PackEntry {
             id,
             base: crate::codec::Codec::payload_base(&pack[pos + BLOB_HEADER_LEN..pend]),
-            offset: pos as u32,
+            offset,
             payload_len,
             raw_len,
         };
@@ -378,12 +421,17 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn us(x: u64) -> usize {
+        usize::try_from(x).unwrap()
+    }
+
     fn build(n: usize) -> (Bytes, Vec<PackEntry>) {
         let mut b = PackBuilder::new(1 << 20);
         for i in 0..n {
-            let mut payload = vec![i as u8; 100 + i * 10];
+            let n = u8::try_from(i).unwrap();
+            let mut payload = vec![n; 100 + i * 10];
             payload[0] = 0x10;
-            b.add(ChunkId([i as u8; 32]), None, 1000, &payload).unwrap();
+            b.add(ChunkId([n; 32]), None, 1000, &payload).unwrap();
         }
         let (bytes, entries, _) = b.finish().unwrap();
         (bytes, entries)
@@ -394,13 +442,11 @@ mod tests {
         let (bytes, entries) = build(5);
         let len = bytes.len() as u64;
         let off = parse_footer(&bytes[bytes.len() - FOOTER_LEN..], len, "p").unwrap();
-        let trailer =
-            parse_trailer(&bytes[off as usize..bytes.len() - FOOTER_LEN], off, "p").unwrap();
+        let trailer = parse_trailer(&bytes[us(off)..bytes.len() - FOOTER_LEN], off, "p").unwrap();
         assert_eq!(trailer, entries);
         for e in &entries {
             let r = e.blob_range();
-            let payload =
-                open_blob(bytes.slice(r.start as usize..r.end as usize), &e.id, "p").unwrap();
+            let payload = open_blob(bytes.slice(us(r.start)..us(r.end)), &e.id, "p").unwrap();
             assert_eq!(payload.len(), e.payload_len as usize);
         }
         let s = scan(&bytes, "p");
@@ -427,8 +473,40 @@ mod tests {
                 .find(|e| e.blob_range().contains(&(pos as u64)))
             {
                 let r = e.blob_range();
-                let blob = Bytes::from(bad[r.start as usize..r.end as usize].to_vec());
+                let blob = Bytes::from(bad[us(r.start)..us(r.end)].to_vec());
                 assert!(open_blob(blob, &e.id, "p").is_err());
+            }
+        }
+    }
+
+    /// A pack cut short anywhere (a partial upload, a short read) is reported damaged,
+    /// and its footer, trailer and blobs are refused as corrupt, never a panic.
+    #[test]
+    fn every_truncation_is_refused() {
+        let (bytes, entries) = build(3);
+        let len = bytes.len();
+        for cut in 0..len {
+            let short = &bytes[..cut];
+            assert!(!scan(short, "packs/p").damaged.is_empty(), "cut at {cut}");
+            let footer = &short[cut.saturating_sub(FOOTER_LEN)..];
+            let e = parse_footer(footer, cut as u64, "packs/p").unwrap_err();
+            assert!(
+                matches!(&e, RepoError::CorruptObject { object, .. } if object == "packs/p"),
+                "cut at {cut}: {e:?}"
+            );
+        }
+        let off = parse_footer(&bytes[len - FOOTER_LEN..], len as u64, "p").unwrap();
+        let trailer = &bytes[us(off)..len - FOOTER_LEN];
+        for cut in 0..trailer.len() {
+            let e = parse_trailer(&trailer[..cut], off, "packs/p").unwrap_err();
+            assert!(matches!(e, RepoError::CorruptObject { .. }), "{e:?}");
+        }
+        for e in &entries {
+            let r = e.blob_range();
+            let blob = bytes.slice(us(r.start)..us(r.end));
+            for cut in 0..blob.len() {
+                let err = open_blob(blob.slice(..cut), &e.id, "packs/p").unwrap_err();
+                assert!(matches!(err, RepoError::CorruptChunk { .. }), "{err:?}");
             }
         }
     }

@@ -73,6 +73,7 @@ impl BufferPool {
         })
     }
 
+    #[cfg(test)]
     pub fn idle(&self) -> usize {
         self.free.lock().unwrap_or_else(|p| p.into_inner()).len()
     }

@@ -21,6 +21,7 @@ use crate::manifest::Manifest;
 /// A decrypted chunk at its position, with its base's payload if a delta.
 type Opening = (usize, Opened, Option<(ChunkId, Bytes)>);
 
+/// Tuning of a reader.
 #[derive(Clone, Debug)]
 pub struct ReadOptions {
     /// Bytes fetched per request.
@@ -38,6 +39,9 @@ impl Default for ReadOptions {
     }
 }
 
+/// A piece being restored ([`crate::Repository::reader`]): chunks in stream order, each
+/// fetched ahead in groups, decrypted, decompressed, rebuilt from its delta and checked
+/// against its id before it is returned. Blocking: use it from a thread outside the runtime.
 pub struct PieceReader {
     manifest: Arc<Manifest>,
     rx: mpsc::Receiver<Result<Bytes>>,
@@ -70,10 +74,12 @@ impl PieceReader {
         }
     }
 
+    /// The piece's manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
 
+    /// Bytes of the piece.
     pub fn size(&self) -> u64 {
         self.manifest.header.size
     }
@@ -92,12 +98,11 @@ impl PieceReader {
             }
             Some(Err(e)) => Err(e),
             None if self.delivered == self.manifest.header.size => Ok(None),
-            None => Err(RepoError::Internal(format!(
-                "restore of {:?} stopped after {} of {} bytes",
-                self.manifest.name(),
-                self.delivered,
-                self.manifest.header.size
-            ))),
+            None => Err(RepoError::RestoreStopped {
+                name: self.manifest.name().to_string(),
+                delivered: self.delivered,
+                size: self.manifest.header.size,
+            }),
         }
     }
 }
@@ -181,7 +186,8 @@ async fn fetch_group(
     range: Range<usize>,
 ) -> Result<Vec<Bytes>> {
     let name = manifest.name().to_string();
-    let range_start = range.start as u64;
+    let first = range.start;
+    let range_start = first as u64;
     let ids: Vec<_> = manifest.chunks[range.clone()]
         .iter()
         .map(|c| c.id)
@@ -215,7 +221,7 @@ async fn fetch_group(
             .collect::<Result<Vec<Opened>>>()
     })
     .await
-    .map_err(|e| RepoError::Internal(format!("decoding failed: {e}")))??;
+    .map_err(RepoError::task("chunk decoding"))??;
 
     // Deltas need their base chunks: fetch those in one more request.
     let bases: Vec<ChunkId> = opened
@@ -243,7 +249,7 @@ async fn fetch_group(
                     Opened::Delta { .. } => base_iter.next().map(|(id, p)| (*id, p)),
                     Opened::Full(_) => None,
                 };
-                (range_start as usize + k, o, b)
+                (first + k, o, b)
             })
             .collect();
         work.into_par_iter()
@@ -270,5 +276,5 @@ async fn fetch_group(
             .collect::<Result<Vec<Bytes>>>()
     })
     .await
-    .map_err(|e| RepoError::Internal(format!("decoding failed: {e}")))?
+    .map_err(RepoError::task("chunk decoding"))?
 }

@@ -32,8 +32,11 @@ use crate::store::{Progress, ProgressFn, Store, obj};
 /// What [`Store::rebuild_index`] found.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RebuildReport {
+    /// Packs whose trailers were read back.
     pub packs: u64,
+    /// Chunks indexed from them.
     pub chunks: u64,
+    /// Pieces catalogued from their manifests.
     pub pieces: u64,
     /// Swept deltas found in pack files whose bases are gone: left out of
     /// the index, so no backup can come to rely on them.

@@ -54,7 +54,7 @@ pub struct RemoteObjects {
     /// the directory's own SQLite file (which each server would fill on its
     /// own and never see the others' pieces in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub index: Option<crate::index::postgres::PgConfig>,
+    pub index: Option<crate::index::PgConfig>,
 }
 
 #[derive(Deserialize)]
@@ -163,7 +163,7 @@ impl RemoteObjects {
             .map_err(|e| RepoError::io(format!("cannot create {}", dir.display()), e))?;
         let path = dir.join(REMOTE_FILE);
         let body =
-            serde_json::to_vec_pretty(self).map_err(|e| RepoError::Internal(e.to_string()))?;
+            serde_json::to_vec_pretty(self).map_err(|e| RepoError::json("objects.json", e))?;
         std::fs::write(&path, body)
             .map_err(|e| RepoError::io(format!("cannot write {}", path.display()), e))
     }

@@ -23,10 +23,15 @@ use crate::writer::{PieceWriter, WriteOptions};
 /// Choices made once, at `orca repo init`.
 #[derive(Clone, Debug)]
 pub struct InitOptions {
+    /// AEAD cipher of every chunk and manifest.
     pub cipher: Cipher,
+    /// zstd level (see [`RepoConfig::compression_level`]).
     pub compression_level: i32,
+    /// Default chunker of the pieces that do not choose one.
     pub chunker: ChunkerSpec,
+    /// Target size of pack objects.
     pub pack_size: u32,
+    /// Argon2id parameters of the passphrase wrapping.
     pub kdf: KdfParams,
 }
 
@@ -45,6 +50,7 @@ impl Default for InitOptions {
 /// How the new repository's key is protected.
 #[derive(Clone)]
 pub enum NewKey {
+    /// Wrap the key with this passphrase (not empty), in the repository.
     Passphrase(String),
     /// Write the key to this file (which must not exist yet).
     KeyFile(std::path::PathBuf),
@@ -59,6 +65,9 @@ impl std::fmt::Debug for NewKey {
     }
 }
 
+/// A repository opened with its key: the client side that writes and reads pieces
+/// through a [`Backend`]. Cheap to clone; bound to the Tokio runtime it was opened in,
+/// which runs its pipelines.
 #[derive(Clone)]
 pub struct Repository {
     backend: Arc<dyn Backend>,
@@ -206,9 +215,7 @@ impl Repository {
     }
 
     fn with_keys(backend: Arc<dyn Backend>, config: RepoConfig, keys: Keys) -> Result<Repository> {
-        let rt = Handle::try_current().map_err(|_| {
-            RepoError::Internal("a repository must be opened inside a tokio runtime".into())
-        })?;
+        let rt = Handle::try_current().map_err(|_| RepoError::NoRuntime)?;
         let cdc_seed = keys.cdc_seed();
         let codec = Arc::new(Codec::new(keys, config.cipher, config.compression_level));
         Ok(Repository {
@@ -221,22 +228,26 @@ impl Repository {
         })
     }
 
+    /// The repository configuration.
     pub fn config(&self) -> &RepoConfig {
         &self.config
     }
 
+    /// The backend it writes and reads through.
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
     }
 
+    /// The chunk codec (holds the keys): what a deep [`crate::Store::verify`] needs.
     pub fn codec(&self) -> &Arc<Codec> {
         &self.codec
     }
 
-    pub fn pools(&self) -> &Arc<crate::pool::Pools> {
+    pub(crate) fn pools(&self) -> &Arc<crate::pool::Pools> {
         &self.pools
     }
 
+    /// The runtime its pipelines run on.
     pub fn runtime(&self) -> &Handle {
         &self.rt
     }
@@ -278,10 +289,12 @@ impl Repository {
         ))
     }
 
+    /// The committed pieces `filter` selects.
     pub async fn list(&self, filter: &PieceFilter) -> Result<Vec<PieceInfo>> {
         self.backend.list(filter).await
     }
 
+    /// Delete piece `name`; its chunks become garbage once nothing else references them.
     pub async fn delete(&self, name: &str) -> Result<()> {
         if self.backend.delete(name).await? {
             Ok(())

@@ -49,7 +49,9 @@ const MAX_INFLIGHT_PACKS: usize = 2;
 /// Largest chunk payload accepted (a 16 MiB chunk plus codec overhead).
 const MAX_PAYLOAD: usize = (16 << 20) + 4096;
 
-type Done = Shared<BoxFuture<'static, std::result::Result<(), String>>>;
+/// The end of a pack write, awaited by every caller whose chunks it holds:
+/// hence the error is shared.
+type Done = Shared<BoxFuture<'static, std::result::Result<(), Arc<RepoError>>>>;
 
 /// Chunks buffered or being written, with the kind of each.
 type Held = HashMap<ChunkId, ChunkKind>;
@@ -82,6 +84,10 @@ impl Packer {
     }
 }
 
+/// The server side of a repository: its objects (packs, manifests, keys, config) on an
+/// `object_store` backend plus the index, with the write path (packs filled and
+/// indexed), the read path, verify, index rebuild and garbage collection. It is the
+/// [`Backend`] of a local repository, and what the vault serves.
 pub struct Store {
     objects: Arc<dyn ObjectStore>,
     location: String,
@@ -106,12 +112,17 @@ impl std::fmt::Debug for Store {
 /// Progress of a long store operation (verify, rebuild).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Progress {
+    /// What is being done (`packs`, `manifests`, ...).
     pub phase: String,
+    /// Items done so far in this phase.
     pub done: u64,
+    /// Items in this phase.
     pub total: u64,
+    /// Bytes read so far.
     pub bytes: u64,
 }
 
+/// Called with the progress of a long operation, from any thread.
 pub type ProgressFn<'a> = &'a (dyn Fn(&Progress) + Send + Sync);
 
 pub(crate) fn pack_key(name: &str) -> String {
@@ -135,6 +146,7 @@ impl Store {
         Ok(Arc::new(crate::direct::DirectLocal::new(fs, dir)))
     }
 
+    /// The SQLite index file of the repository directory `dir`.
     pub fn local_index_path(dir: &Path) -> PathBuf {
         dir.join("index.sqlite")
     }
@@ -197,7 +209,7 @@ impl Store {
         }
         if let Some(w) = wrapped {
             let body =
-                serde_json::to_vec_pretty(w).map_err(|e| RepoError::Internal(e.to_string()))?;
+                serde_json::to_vec_pretty(w).map_err(|e| RepoError::json("wrapped key", e))?;
             let key = format!("keys/{}", &blake3::hash(&body).to_hex()[..16]);
             objects
                 .put(&obj(&key), PutPayload::from(body))
@@ -207,6 +219,8 @@ impl Store {
         Self::open(objects, location, index).await
     }
 
+    /// Open the repository whose objects are `objects` (named `location` in messages) with
+    /// its index at `index`; rebuilds the index when it was created empty.
     pub async fn open(
         objects: Arc<dyn ObjectStore>,
         location: String,
@@ -257,14 +271,17 @@ impl Store {
         Ok(store)
     }
 
+    /// The repository configuration.
     pub fn config(&self) -> &RepoConfig {
         &self.config
     }
 
+    /// The object store holding the repository.
     pub fn objects(&self) -> &Arc<dyn ObjectStore> {
         &self.objects
     }
 
+    /// The index; its calls block, so async code makes them from blocking threads.
     pub fn index(&self) -> &Arc<Index> {
         &self.index
     }
@@ -307,11 +324,11 @@ impl Store {
                 .unwrap_or_else(|p| p.into_inner())
                 .inflight
                 .retain(|f| f.seq != seq);
-            result.map_err(|e| e.to_string())
+            result.map_err(Arc::new)
         });
         let done: Done = async move {
             task.await
-                .unwrap_or_else(|e| Err(format!("pack writer failed: {e}")))
+                .unwrap_or_else(|e| Err(Arc::new(RepoError::task("pack writer")(e))))
         }
         .boxed()
         .shared();
@@ -404,15 +421,15 @@ impl Store {
             }
         };
         if let Some(done) = wait {
-            done.await.map_err(|m| self.backend_err(m))?;
+            done.await.map_err(|e| self.pack_write_err(e))?;
         }
         Ok(())
     }
 
-    fn backend_err(&self, message: String) -> RepoError {
-        RepoError::Backend {
+    fn pack_write_err(&self, source: Arc<RepoError>) -> RepoError {
+        RepoError::PackWrite {
             location: self.location.clone(),
-            message,
+            source,
         }
     }
 
@@ -436,12 +453,12 @@ impl Store {
         };
         let mut first_err = None;
         for w in waits {
-            if let Err(m) = w.await {
-                first_err.get_or_insert(m);
+            if let Err(e) = w.await {
+                first_err.get_or_insert(e);
             }
         }
         match first_err {
-            Some(m) => Err(self.backend_err(m)),
+            Some(e) => Err(self.pack_write_err(e)),
             None => Ok(()),
         }
     }
@@ -644,6 +661,7 @@ impl Store {
         Ok(())
     }
 
+    /// Counts of packs, chunks and pieces (`orca repo info`).
     pub async fn stats(&self) -> Result<IndexStats> {
         self.blocking(|i| i.stats()).await
     }
@@ -670,7 +688,10 @@ async fn write_pack(
 }
 
 pub(crate) fn join_err(e: tokio::task::JoinError) -> RepoError {
-    RepoError::Internal(format!("background task failed: {e}"))
+    RepoError::TaskFailed {
+        what: "background",
+        source: e,
+    }
 }
 
 impl Store {

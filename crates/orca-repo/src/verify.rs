@@ -37,21 +37,28 @@ use crate::store::{Progress, ProgressFn, Store, join_err, obj, pack_key};
 /// One problem [`Store::verify`] found.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Problem {
+    /// The object at fault (a pack or manifest key).
     pub object: String,
+    /// The damaged chunk, when the problem is one chunk.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chunk: Option<ChunkId>,
     /// Pieces (name, chunk position) that rely on the damaged chunk.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pieces: Vec<(String, u64)>,
+    /// What is wrong.
     pub reason: String,
 }
 
 /// What [`Store::verify`] (or [`Store::verify_sample`]) found.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct VerifyReport {
+    /// Packs read.
     pub packs: u64,
+    /// Chunks checked.
     pub chunks: u64,
+    /// Bytes read.
     pub bytes: u64,
+    /// Manifests read and checked.
     pub pieces: u64,
     /// Whether chunk contents were decrypted and re-hashed (needs the key),
     /// or only checked against their stored checksums.
@@ -69,6 +76,7 @@ pub struct VerifyReport {
     /// so they are not problems (a delta's base may already be gone).
     #[serde(default)]
     pub garbage_chunks: u64,
+    /// Everything found wrong; empty when the repository is sound.
     pub problems: Vec<Problem>,
 }
 
@@ -167,7 +175,13 @@ impl Store {
         let take = if percent >= 100.0 {
             by_age.len()
         } else {
-            ((by_age.len() as f64 * percent / 100.0).ceil() as usize).clamp(1, by_age.len().max(1))
+            // The percentage of the packs rounded up, at least one: the smallest count that
+            // reaches it, so no float is cast back to an integer.
+            let wanted = by_age.len() as f64 * percent / 100.0;
+            (1..=by_age.len())
+                .find(|&n| n as f64 >= wanted)
+                .unwrap_or(by_age.len())
+                .max(1)
         };
         report.never_checked = by_age.iter().filter(|p| p.last_checked.is_none()).count() as u64;
         report.oldest_unchecked_since = by_age[take.min(by_age.len())..]
@@ -217,9 +231,9 @@ impl Store {
                         .good
                         .par_iter()
                         .map(|e| {
-                            let r = e.blob_range();
-                            let payload =
-                                &data[r.start as usize + pack::BLOB_HEADER_LEN..r.end as usize];
+                            // scan found this blob inside `data`.
+                            let start = e.offset as usize + pack::BLOB_HEADER_LEN;
+                            let payload = &data[start..start + e.payload_len as usize];
                             (*e, c.open(&e.id, payload, e.raw_len as usize, &key2))
                         })
                         .collect();

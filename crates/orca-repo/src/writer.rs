@@ -63,8 +63,11 @@ impl Default for WriteOptions {
 /// remember for the next backup of the same source.
 #[derive(Clone, Debug)]
 pub struct Committed {
+    /// The piece as the catalog lists it.
     pub info: PieceInfo,
+    /// Its recipe.
     pub manifest: Manifest,
+    /// What to remember for the next backup of the same source ([`crate::LineageCache::store`]).
     pub lineage: Lineage,
 }
 
@@ -113,6 +116,13 @@ type Hashed = (ChunkId, Option<Vec<UnitCv>>);
 
 /// A chunk, where it starts in the stream, and its fingerprint when the
 /// source already computed it (see [`PieceWriter::write_file`]).
+/// A chunk's length as the formats store it: the chunkers cut at most 16 MiB
+/// (ChunkerSpec::validate), far below u32::MAX.
+#[allow(clippy::cast_possible_truncation)]
+fn chunk_len(data: &[u8]) -> u32 {
+    data.len() as u32
+}
+
 struct Item {
     offset: u64,
     data: Bytes,
@@ -155,6 +165,10 @@ struct Delta {
     changed: Vec<usize>,
 }
 
+/// A piece being written ([`crate::Repository::writer`]). Blocking: push bytes with
+/// [`PieceWriter::write`] from a thread outside the runtime, then [`PieceWriter::finish`]
+/// to commit; a piece is visible only once committed, and dropping or aborting the writer
+/// leaves nothing visible.
 pub struct PieceWriter {
     name: String,
     meta: PieceMeta,
@@ -290,6 +304,7 @@ impl PieceWriter {
         }
     }
 
+    /// The piece's name.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -299,7 +314,7 @@ impl PieceWriter {
         self.size
     }
 
-    /// What the source looked like at its last backup (see [`crate::lineage`]):
+    /// What the source looked like at its last backup (see [`crate::LineageCache`]):
     /// unchanged chunks are not probed and changed ones may be stored as
     /// deltas. Takes effect for batches processed after the call.
     ///
@@ -697,7 +712,7 @@ impl PieceWriter {
             self.tx = None;
             match self.join() {
                 Err(e) => Err(e),
-                Ok(_) => Err(RepoError::Internal("ingest pipeline stopped".into())),
+                Ok(_) => Err(RepoError::PipelineStopped { stage: "ingest" }),
             }
         }
     }
@@ -707,10 +722,10 @@ impl PieceWriter {
             Some(t) => self
                 .rt
                 .block_on(t)
-                .map_err(|e| RepoError::Internal(format!("ingest pipeline failed: {e}")))?,
-            None => Err(RepoError::Internal(
-                "ingest pipeline already finished".into(),
-            )),
+                .map_err(RepoError::task("ingest pipeline"))?,
+            None => Err(RepoError::WriterFailed {
+                name: self.name.clone(),
+            }),
         }
     }
 
@@ -721,7 +736,8 @@ impl PieceWriter {
         self.tx = None;
         let (outcomes, mut stats) = self.join()?;
         stats.bytes_in = self.size;
-        stats.elapsed_ms = self.started.elapsed().as_millis() as u64;
+        // u64 milliseconds outlast any run.
+        stats.elapsed_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut meta = self.meta.clone();
         meta.stats = Some(stats);
         let manifest = Manifest {
@@ -864,10 +880,13 @@ async fn complete_sparse(
         {
             Opened::Full(b) => b,
             Opened::Delta { .. } => {
-                return Err(RepoError::Internal(format!(
-                    "anchor chunk {} is stored as a delta",
-                    anchor.short()
-                )));
+                return Err(RepoError::CorruptChunk {
+                    piece: None,
+                    index: None,
+                    id: *anchor,
+                    object: "the anchor of a changed chunk".into(),
+                    reason: "stored as a delta, but an anchor is always a full chunk".into(),
+                });
             }
         };
         let mut full = ctx.pools.chunks.take(len);
@@ -878,11 +897,10 @@ async fn complete_sparse(
             full[r.clone()].copy_from_slice(&base[r]);
         }
         if ctx.codec.keys().chunk_id(&full) != hashes[i].0 {
-            return Err(RepoError::Internal(format!(
-                "chunk {} rebuilt from its anchor {} does not match its fingerprint",
-                hashes[i].0.short(),
-                anchor.short()
-            )));
+            return Err(RepoError::StaleLineage {
+                chunk: hashes[i].0,
+                anchor: *anchor,
+            });
         }
         item.data = ctx.pools.chunks.bytes(full);
     }
@@ -936,7 +954,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
             (batch, hashes)
         })
         .await
-        .map_err(|e| RepoError::Internal(format!("hashing failed: {e}")))?;
+        .map_err(RepoError::task("chunk hashing"))?;
         batch = b;
         hashes
     };
@@ -1062,7 +1080,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
                 };
                 Ok(EncodedChunk {
                     id: *id,
-                    raw_len: data.len() as u32,
+                    raw_len: chunk_len(data),
                     payload: pools.payloads.bytes(payload),
                 })
             })
@@ -1070,7 +1088,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
         (batch, hashes, plan, encoded)
     })
     .await
-    .map_err(|e| RepoError::Internal(format!("encoding failed: {e}")))?;
+    .map_err(RepoError::task("chunk encoding"))?;
     let encoded = encoded?;
     stats.new_chunks = encoded.len() as u64;
     stats.new_bytes = encoded.iter().map(|c| c.payload.len() as u64).sum();
@@ -1091,7 +1109,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
             Some(d) => Some(d.anchor),
             None => cvs.as_ref().map(|c| Anchor {
                 id: *id,
-                len: batch[i].data.len() as u32,
+                len: chunk_len(&batch[i].data),
                 cvs: Arc::new(c.clone()),
             }),
         };
@@ -1109,7 +1127,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
                 .or_else(|| previous(*offset).and_then(|e| e.anchor.clone()));
             Outcome {
                 id,
-                len: data.len() as u32,
+                len: chunk_len(data),
                 offset: *offset,
                 lineage: LineageEntry { chunk: id, anchor },
             }

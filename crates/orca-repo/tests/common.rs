@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use orca_repo::keys::KdfParams;
-use orca_repo::store::Store;
+use orca_repo::KdfParams;
+use orca_repo::Store;
 use orca_repo::{
     ChunkerSpec, Cipher, Committed, InitOptions, NewKey, PieceMeta, ReadOptions, Repository,
     Result, WriteOptions,
@@ -47,38 +47,9 @@ pub async fn local_repo(dir: &Path) -> (Repository, Arc<Store>) {
         .unwrap()
 }
 
-/// Oracle-like data: 8 KiB blocks with a header that varies per block and
-/// row text that compresses about 3x.
-pub fn blocks(n: usize, seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n * 8192);
-    let mut x = seed | 1;
-    let words = [
-        "SMITH",
-        "JONES",
-        "ORDER",
-        "PAID",
-        "SHIPPED",
-        "2026-11-22",
-        "LONDON",
-        "PARIS",
-        "ACME",
-        "WIDGET",
-    ];
-    for b in 0..n {
-        let start = out.len();
-        out.extend_from_slice(&(b as u64).to_le_bytes());
-        out.extend_from_slice(&seed.to_le_bytes());
-        while out.len() - start < 8192 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            out.extend_from_slice(words[(x % 10) as usize].as_bytes());
-            out.extend_from_slice(&((x >> 20) as u16).to_le_bytes());
-        }
-        out.truncate(start + 8192);
-    }
-    out
-}
+/// Oracle-like data: 8 KiB blocks with a header that varies per block and row text that
+/// compresses about 3x.
+pub use orca_testing::data::oracle_blocks as blocks;
 
 pub async fn put_with(
     repo: &Repository,

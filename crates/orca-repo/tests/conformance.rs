@@ -1,58 +1,222 @@
-//! One conformance suite for every object backend a repository runs on: in
-//! memory, a local directory, and an S3-compatible server (moto, started here:
-//! `pip install 'moto[server]'`). Each backend must give the same answers to
-//! the same operations, including the create-only write that keeps two
-//! concurrent `init`s (or two vault servers) from both succeeding.
+//! One conformance suite for every backend a repository runs on: in memory
+//! (`conformance::memory`), a local directory (`conformance::dir`), an S3-compatible
+//! server (`conformance::s3`: moto, started here, `pip install 'moto[server]'`), S3 with
+//! the index in PostgreSQL (`conformance::s3_pg`) and a local directory served by a vault
+//! (`conformance::vault`: the clients reach it over HTTP, as the SBT library and the agent
+//! do). Each property is its own test, run against every backend, so one failure hides no
+//! other: `cargo test -p orca-repo conformance::s3::` runs one backend, `cargo test -p
+//! orca-repo gc_fence` one property. The tests of a binary share one moto and one
+//! PostgreSQL server, each test with a bucket and a database of its own.
 
 mod common;
-#[path = "support/pg.rs"]
-mod pg;
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use common::{PASS, blocks, get, opts, put};
 use object_store::ObjectStore;
-use orca_repo::index::postgres::PgConfig;
-use orca_repo::remote::RemoteObjects;
-use orca_repo::store::Store;
-use orca_repo::{GcOptions, IndexLocation, KeySource, NewKey, RepoError, Repository};
+use orca_repo::PgConfig;
+use orca_repo::RemoteObjects;
+use orca_repo::Store;
+use orca_repo::{
+    Backend, GcOptions, IndexLocation, KeySource, NewKey, PieceFilter, RepoError, Repository,
+};
+use orca_testing::moto::S3Server;
+use orca_testing::pg::PgServer;
+use orca_vault::client::VaultClient;
+use orca_vault::server::{Scope, Tokens, spawn_local};
 
-/// Where the suite keeps its indexes: the first client's, a second client's
-/// (another vault server: its own SQLite file, or the same shared database).
-struct Indexes {
+/// A backend under test: its objects, and where each of two clients keeps its index (the
+/// second is another vault server: its own SQLite file, or the same shared database).
+/// Through a vault, the clients are two connections to the server and the [`Store`]
+/// [`Target::init`] returns is the maintenance side beside it (`orca repo gc` on its data).
+struct Target {
+    objects: Arc<dyn ObjectStore>,
     first: IndexLocation,
     second: IndexLocation,
+    /// The repository directory a vault serves, when the clients go through one.
+    vault_data: Option<PathBuf>,
+    /// The served vault's URL and the second client's token, once [`Target::init`] ran.
+    vault: OnceLock<(String, String)>,
+    _dir: tempfile::TempDir,
 }
 
-impl Indexes {
-    fn sqlite(state: &Path) -> Indexes {
-        Indexes {
-            first: IndexLocation::Sqlite(state.join("index.sqlite")),
-            second: IndexLocation::Sqlite(state.join("second.sqlite")),
+impl Target {
+    fn memory() -> Target {
+        Target::with_sqlite(Arc::new(object_store::memory::InMemory::new()))
+    }
+
+    fn dir() -> Target {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = dir.path().join("objects");
+        std::fs::create_dir_all(&objects).unwrap();
+        Target::sqlite_in(dir, Store::local_objects(&objects).unwrap())
+    }
+
+    fn s3() -> Target {
+        Target::with_sqlite(s3_objects())
+    }
+
+    fn s3_pg() -> Target {
+        let url = PgServer::shared().fresh_database();
+        Target {
+            first: pg_index(url.clone()),
+            second: pg_index(url),
+            ..Target::with_sqlite(s3_objects())
         }
+    }
+
+    /// A repository directory laid out as `orca repo init` lays it out, to be served.
+    fn vault() -> Target {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("repo");
+        std::fs::create_dir_all(&data).unwrap();
+        Target {
+            objects: Store::local_objects(&data).unwrap(),
+            first: IndexLocation::Sqlite(Store::local_index_path(&data)),
+            second: IndexLocation::Sqlite(dir.path().join("second.sqlite")),
+            vault_data: Some(data),
+            vault: OnceLock::new(),
+            _dir: dir,
+        }
+    }
+
+    fn with_sqlite(objects: Arc<dyn ObjectStore>) -> Target {
+        Target::sqlite_in(tempfile::tempdir().unwrap(), objects)
+    }
+
+    /// Each client's index a SQLite file in `dir`.
+    fn sqlite_in(dir: tempfile::TempDir, objects: Arc<dyn ObjectStore>) -> Target {
+        Target {
+            objects,
+            first: IndexLocation::Sqlite(dir.path().join("index.sqlite")),
+            second: IndexLocation::Sqlite(dir.path().join("second.sqlite")),
+            vault_data: None,
+            vault: OnceLock::new(),
+            _dir: dir,
+        }
+    }
+
+    /// A new repository on the backend, through the first client, and the store beside it.
+    async fn init(&self) -> (Repository, Arc<Store>) {
+        let (repo, store) = Repository::init(
+            self.objects.clone(),
+            "suite".into(),
+            &self.first,
+            &opts(),
+            &NewKey::Passphrase(PASS.into()),
+        )
+        .await
+        .unwrap();
+        let Some(data) = &self.vault_data else {
+            return (repo, store);
+        };
+        // Admin tokens: the suite's pieces belong to no database.
+        let tokens = Tokens::open(data).unwrap();
+        let first = tokens.create("SUITE", Scope::Admin).unwrap();
+        let second = tokens.create("SUITE", Scope::Admin).unwrap();
+        let url = spawn_local(data).unwrap();
+        let repo = open_through(&url, &first).await;
+        assert!(self.vault.set((url, second)).is_ok(), "one init per target");
+        (repo, store)
+    }
+
+    /// The repository opened by a second client (another vault server, or another
+    /// connection to the one vault).
+    async fn second_client(&self) -> Repository {
+        if let Some((url, token)) = self.vault.get() {
+            return open_through(url, token).await;
+        }
+        let other = Arc::new(
+            Store::open(self.objects.clone(), "suite".into(), &self.second)
+                .await
+                .unwrap(),
+        );
+        Repository::open(other, &KeySource::Passphrase(PASS.into()))
+            .await
+            .unwrap()
     }
 }
 
-/// What every backend must do, from `init` to garbage collection.
-async fn suite(objects: Arc<dyn ObjectStore>, indexes: &Indexes) {
-    let (repo, store) = Repository::init(
-        objects.clone(),
-        "suite".into(),
-        &indexes.first,
-        &opts(),
-        &NewKey::Passphrase(PASS.into()),
-    )
-    .await
-    .unwrap();
-    // Create-only: a second init on the same objects must fail, not overwrite.
+/// The repository a vault at `url` serves, reached with `token`.
+async fn open_through(url: &str, token: &str) -> Repository {
+    let client: Arc<dyn Backend> = VaultClient::connect(url, token).unwrap();
+    Repository::open(client, &KeySource::Passphrase(PASS.into()))
+        .await
+        .unwrap()
+}
+
+/// Objects in a new bucket of the shared moto server.
+fn s3_objects() -> Arc<dyn ObjectStore> {
+    let server = S3Server::shared();
+    let bucket = server.fresh_bucket();
+    remote(server, &format!("s3://{bucket}/site1/repo"))
+        .objects()
+        .unwrap()
+}
+
+/// Objects at `url` on `server`, its credentials in a file as a vault service keeps them.
+fn remote(server: &S3Server, url: &str) -> RemoteObjects {
+    RemoteObjects {
+        url: url.into(),
+        endpoint: Some(server.endpoint()),
+        region: None,
+        virtual_hosted: false,
+        credentials_file: Some(server.credentials_file()),
+        credentials: None,
+        index: None,
+    }
+}
+
+fn pg_index(url: String) -> IndexLocation {
+    IndexLocation::Postgres(PgConfig {
+        url,
+        password_file: None,
+        ca_file: None,
+    })
+}
+
+/// Every property, as a test function per backend: `conformance::<backend>::<property>`.
+macro_rules! conformance {
+    ($($backend:ident),+ ; $properties:tt) => {
+        mod conformance {
+            $(conformance!(@backend $backend $properties);)+
+        }
+    };
+    (@backend $backend:ident [$($property:ident),* $(,)?]) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $property() {
+                    crate::$property(crate::Target::$backend()).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(memory, dir, s3, s3_pg, vault; [
+    init_is_create_only,
+    a_piece_reads_back_as_written,
+    the_same_data_twice_stores_nothing_new,
+    list_shows_committed_pieces_and_filters_them,
+    a_second_client_sees_every_piece,
+    a_name_committed_through_one_client_cannot_be_replaced_through_another,
+    delete_removes_the_piece_and_only_it,
+    gc_sweeps_deleted_pieces_and_what_is_kept_restores,
+    the_index_rebuilt_from_the_objects_loses_nothing,
+    writer_sessions_begin_renew_and_end,
+    gc_fence_refuses_a_lineage_older_than_a_collection,
+]);
+
+/// Create-only: a second init on the same objects fails, it does not overwrite.
+async fn init_is_create_only(t: Target) {
+    t.init().await;
     let again = Repository::init(
-        objects.clone(),
+        t.objects.clone(),
         "suite".into(),
-        &indexes.second,
+        &t.second,
         &opts(),
         &NewKey::Passphrase(PASS.into()),
     )
@@ -62,11 +226,28 @@ async fn suite(objects: Arc<dyn ObjectStore>, indexes: &Indexes) {
         "{:?}",
         again.err()
     );
+}
 
+/// Two pieces that differ in one byte each read back as written.
+async fn a_piece_reads_back_as_written(t: Target) {
+    let (repo, _) = t.init().await;
+    let data = blocks(600, 7);
+    let mut changed = data.clone();
+    changed[8192 * 300 + 100] ^= 0xff;
+    put(&repo, "db/df1", data.clone()).await.unwrap();
+    put(&repo, "db/df1-changed", changed.clone()).await.unwrap();
+    let out = get(&repo, "db/df1-changed").await.unwrap();
+    assert!(out == changed, "restored bytes differ");
+    let out = get(&repo, "db/df1").await.unwrap();
+    assert!(out == data, "restored bytes differ");
+}
+
+async fn the_same_data_twice_stores_nothing_new(t: Target) {
+    let (repo, _) = t.init().await;
     let data = blocks(600, 7);
     let first = put(&repo, "db/df1", data.clone()).await.unwrap();
     assert!(first.manifest.header.meta.stats.as_ref().unwrap().new_bytes > 0);
-    let second = put(&repo, "db/df1-again", data.clone()).await.unwrap();
+    let second = put(&repo, "db/df1-again", data).await.unwrap();
     assert_eq!(
         second
             .manifest
@@ -79,38 +260,111 @@ async fn suite(objects: Arc<dyn ObjectStore>, indexes: &Indexes) {
         0,
         "the same data twice stores nothing new"
     );
-    let mut changed = data.clone();
-    changed[8192 * 300 + 100] ^= 0xff;
-    put(&repo, "db/df1-changed", changed.clone()).await.unwrap();
-    put(&repo, "db/other", blocks(300, 9)).await.unwrap();
+}
 
-    let out = get(&repo, "db/df1-changed").await.unwrap();
-    assert!(out == changed, "restored bytes differ");
-    assert_eq!(repo.list(&Default::default()).await.unwrap().len(), 4);
-
-    // Another client opening the same objects (a second vault server) sees it all.
-    let other = Arc::new(
-        Store::open(objects.clone(), "suite".into(), &indexes.second)
-            .await
-            .unwrap(),
+/// Four pieces: all listed, ordered by creation then name; a prefix and a limit narrow.
+async fn list_shows_committed_pieces_and_filters_them(t: Target) {
+    let (repo, _) = t.init().await;
+    let data = blocks(60, 7);
+    for name in ["db/df1", "db/df1-again", "db/df1-changed"] {
+        put(&repo, name, data.clone()).await.unwrap();
+    }
+    put(&repo, "db/other", blocks(30, 9)).await.unwrap();
+    let names = |f: PieceFilter| {
+        let repo = repo.clone();
+        async move {
+            repo.list(&f)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|p| p.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(names(PieceFilter::default()).await.len(), 4);
+    let df1 = PieceFilter {
+        name_prefix: Some("db/df1".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        names(df1.clone()).await,
+        ["db/df1", "db/df1-again", "db/df1-changed"]
     );
-    let r2 = Repository::open(other.clone(), &KeySource::Passphrase(PASS.into()))
-        .await
-        .unwrap();
+    assert_eq!(
+        names(PieceFilter {
+            limit: Some(2),
+            ..df1
+        })
+        .await,
+        ["db/df1", "db/df1-again"]
+    );
+    let none = PieceFilter {
+        name_prefix: Some("db/nothing".into()),
+        ..Default::default()
+    };
+    assert!(names(none).await.is_empty());
+}
+
+/// Another client opening the same objects (a second vault server) sees it all.
+async fn a_second_client_sees_every_piece(t: Target) {
+    let (repo, _) = t.init().await;
+    let data = blocks(600, 7);
+    put(&repo, "db/df1", data.clone()).await.unwrap();
+    let r2 = t.second_client().await;
     let out = get(&r2, "db/df1").await.unwrap();
     assert!(out == data, "the second client restores the same bytes");
-    // A piece committed through the first client after the second opened: a
-    // second SQLite index has never seen the name, so only the create-only
-    // write of the manifest object (If-None-Match on S3) keeps it from
-    // replacing the piece; a shared index refuses it first.
+    assert_eq!(r2.list(&Default::default()).await.unwrap().len(), 1);
+}
+
+/// A piece committed through the first client after the second opened: a second SQLite
+/// index has never seen the name, so only the create-only write of the manifest object
+/// (If-None-Match on S3) keeps it from replacing the piece; a shared index refuses it first.
+async fn a_name_committed_through_one_client_cannot_be_replaced_through_another(t: Target) {
+    let (repo, _) = t.init().await;
+    let r2 = t.second_client().await;
     let late = blocks(20, 4);
     put(&repo, "db/late", late.clone()).await.unwrap();
     let err = put(&r2, "db/late", blocks(20, 5)).await.unwrap_err();
     assert!(matches!(err, RepoError::PieceExists { .. }), "{err}");
     let out = get(&repo, "db/late").await.unwrap();
     assert!(out == late, "the first commit stands");
-    repo.delete("db/late").await.unwrap();
+}
 
+async fn delete_removes_the_piece_and_only_it(t: Target) {
+    let (repo, _) = t.init().await;
+    let kept = blocks(40, 1);
+    put(&repo, "db/kept", kept.clone()).await.unwrap();
+    put(&repo, "db/late", blocks(20, 4)).await.unwrap();
+    repo.delete("db/late").await.unwrap();
+    let listed = repo.list(&Default::default()).await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].name, "db/kept");
+    assert!(
+        get(&repo, "db/late").await.is_err(),
+        "a deleted piece reads"
+    );
+    let again = repo.delete("db/late").await.unwrap_err();
+    assert!(matches!(again, RepoError::PieceNotFound { .. }), "{again}");
+    assert!(get(&repo, "db/kept").await.unwrap() == kept);
+}
+
+/// Pieces written, some deleted, a collection run: what is left.
+struct Collected {
+    repo: Repository,
+    store: Arc<Store>,
+    changed: Vec<u8>,
+}
+
+/// Four pieces; two deleted (one sharing every chunk with a kept piece); a collection.
+async fn collected(t: &Target) -> Collected {
+    let (repo, store) = t.init().await;
+    let data = blocks(600, 7);
+    put(&repo, "db/df1", data.clone()).await.unwrap();
+    put(&repo, "db/df1-again", data.clone()).await.unwrap();
+    let mut changed = data;
+    changed[8192 * 300 + 100] ^= 0xff;
+    put(&repo, "db/df1-changed", changed.clone()).await.unwrap();
+    put(&repo, "db/other", blocks(300, 9)).await.unwrap();
     repo.delete("db/other").await.unwrap();
     // References are timed to the second: what was written this second is kept.
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -126,143 +380,84 @@ async fn suite(objects: Arc<dyn ObjectStore>, indexes: &Indexes) {
         .await
         .unwrap();
     assert!(gc.swept_chunks > 0, "{gc:?}");
-    let report = store
-        .verify(Some(repo.codec().clone()), None)
+    Collected {
+        repo,
+        store,
+        changed,
+    }
+}
+
+async fn gc_sweeps_deleted_pieces_and_what_is_kept_restores(t: Target) {
+    let c = collected(&t).await;
+    let report = c
+        .store
+        .verify(Some(c.repo.codec().clone()), None)
         .await
         .unwrap();
     assert!(report.is_clean(), "{report:?}");
-    let out = get(&repo, "db/df1-changed").await.unwrap();
-    assert!(out == changed, "what GC kept still restores");
+    let out = get(&c.repo, "db/df1-changed").await.unwrap();
+    assert!(out == c.changed, "what GC kept still restores");
+}
 
-    // The index is a cache of the objects: rebuilt from them, nothing is lost.
-    let rebuilt = store.rebuild_index(None).await.unwrap();
+/// The index is a cache of the objects: rebuilt from them, nothing is lost.
+async fn the_index_rebuilt_from_the_objects_loses_nothing(t: Target) {
+    let c = collected(&t).await;
+    let rebuilt = c.store.rebuild_index(None).await.unwrap();
     assert_eq!(rebuilt.pieces, 2, "{rebuilt:?}");
-    let out = get(&repo, "db/df1-changed").await.unwrap();
-    assert!(out == changed);
+    let out = get(&c.repo, "db/df1-changed").await.unwrap();
+    assert!(out == c.changed);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_memory() {
-    let dir = tempfile::tempdir().unwrap();
-    suite(
-        Arc::new(object_store::memory::InMemory::new()),
-        &Indexes::sqlite(dir.path()),
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn local_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    let objects = dir.path().join("objects");
-    std::fs::create_dir_all(&objects).unwrap();
-    suite(
-        Store::local_objects(&objects).unwrap(),
-        &Indexes::sqlite(dir.path()),
-    )
-    .await;
-}
-
-/// A moto S3 server on a free port, stopped when dropped.
-struct S3Server {
-    child: Child,
-    endpoint: String,
-    creds: tempfile::TempDir,
-}
-
-impl S3Server {
-    fn start(bucket: &str) -> S3Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start moto_server ({e}): the S3 conformance tests need it; install it with pip install 'moto[server]'"
-                )
-            });
-        let server = S3Server {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            creds: tempfile::tempdir().unwrap(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if create_bucket(port, bucket) {
-                return server;
-            }
-            assert!(Instant::now() < deadline, "moto_server did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl S3Server {
-    /// Objects at `url` on this server, its credentials in a file as a vault
-    /// service would keep them.
-    fn remote(&self, url: &str) -> RemoteObjects {
-        let path = self.creds.path().join("s3.json");
-        std::fs::write(
-            &path,
-            r#"{"access_key_id": "test", "secret_access_key": "testtest"}"#,
-        )
-        .unwrap();
-        RemoteObjects {
-            url: url.into(),
-            endpoint: Some(self.endpoint.clone()),
-            region: None,
-            virtual_hosted: false,
-            credentials_file: Some(path),
-            credentials: None,
-            index: None,
-        }
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// CreateBucket by hand: object_store has no bucket administration.
-fn create_bucket(port: u16, bucket: &str) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let req = format!(
-        "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+async fn writer_sessions_begin_renew_and_end(t: Target) {
+    let (repo, _) = t.init().await;
+    let store = repo.backend();
+    let grant = store.begin_session("piece1", None).await.unwrap();
+    assert!(grant.lineage_ok);
+    assert!(store.renew_session(grant.id).await.unwrap());
+    store.end_session(grant.id).await.unwrap();
+    assert!(
+        !store.renew_session(grant.id).await.unwrap(),
+        "an ended session renews"
     );
-    if s.write_all(req.as_bytes()).is_err() {
-        return false;
-    }
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s3_compatible_server() {
-    let server = S3Server::start("orca-suite");
-    let remote = server.remote("s3://orca-suite/site1/repo");
-    let dir = tempfile::tempdir().unwrap();
-    suite(remote.objects().unwrap(), &Indexes::sqlite(dir.path())).await;
+/// A piece is written and deleted, a collection sweeps its chunks: a lineage from before
+/// those chunks were last referenced is refused, a newer one accepted.
+async fn gc_fence_refuses_a_lineage_older_than_a_collection(t: Target) {
+    let (repo, store) = t.init().await;
+    let sessions = repo.backend();
+    let before = sessions.begin_session("probe", None).await.unwrap();
+    sessions.end_session(before.id).await.unwrap();
+    put(&repo, "p", blocks(384, 1)).await.unwrap();
+    repo.delete("p").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let opts = GcOptions {
+        grace: Duration::ZERO,
+        ..Default::default()
+    };
+    let report = store.gc(&opts, None).await.unwrap();
+    assert!(report.swept_chunks > 0, "{report:?}");
+    let stale = sessions
+        .begin_session("p2", Some(before.started))
+        .await
+        .unwrap();
+    assert!(!stale.lineage_ok);
+    assert!(
+        !sessions
+            .adopt_lineage(stale.id, before.started)
+            .await
+            .unwrap()
+    );
+    let now = orca_repo::now_unix();
+    assert!(sessions.adopt_lineage(stale.id, now).await.unwrap());
 }
 
-/// A repository directory whose `objects.json` names a bucket opens like any
-/// other: the path the CLI, the vault server and the SBT library all take.
+/// A repository directory whose `objects.json` names a bucket opens like any other: the
+/// path the CLI, the vault server and the SBT library all take.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_directory_with_objects_json_keeps_its_objects_in_the_bucket() {
-    let server = S3Server::start("orca-dir");
-    let remote = server.remote("s3://orca-dir/r");
+    let server = S3Server::shared();
+    let remote = remote(server, &format!("s3://{}/r", server.fresh_bucket()));
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a");
     remote.write(&a).unwrap();
@@ -291,35 +486,11 @@ async fn a_directory_with_objects_json_keeps_its_objects_in_the_bucket() {
     assert!(matches!(e, RepoError::AlreadyInitialised { .. }), "{e}");
 }
 
-fn pg_index(url: String) -> IndexLocation {
-    IndexLocation::Postgres(PgConfig {
-        url,
-        password_file: None,
-        ca_file: None,
-    })
-}
-
-/// The scale-out backend: objects in a bucket, the index in PostgreSQL,
-/// shared by the second client as a second vault server shares it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s3_compatible_server_with_a_postgresql_index() {
-    let server = S3Server::start("orca-pg-suite");
-    let pg = pg::PgServer::start();
-    let url = pg.database("suite");
-    let remote = server.remote("s3://orca-pg-suite/repo");
-    let indexes = Indexes {
-        first: pg_index(url.clone()),
-        second: pg_index(url),
-    };
-    suite(remote.objects().unwrap(), &indexes).await;
-}
-
-/// PostgreSQL that takes only TLS: the index connects with the CA given and
-/// checks the certificate; without TLS, or with another CA, it is refused
-/// with a message that says so.
+/// PostgreSQL that takes only TLS: the index connects with the CA given and checks the
+/// certificate; without TLS, or with another CA, it is refused with a message that says so.
 #[test]
 fn a_postgresql_index_over_tls_checks_the_server_certificate() {
-    let pg = pg::PgServer::start();
+    let pg = PgServer::start();
     let url = pg.database("tls");
     let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
     pg.require_tls(&cert.cert.pem(), &cert.signing_key.serialize_pem());
@@ -336,29 +507,28 @@ fn a_postgresql_index_over_tls_checks_the_server_certificate() {
             ca_file: ca_file.map(Path::to_path_buf),
         })
     };
-    let (index, fresh) = orca_repo::index::Index::open(&at(Some(&ca)), "repo-tls").unwrap();
+    let (index, fresh) = orca_repo::Index::open(&at(Some(&ca)), "repo-tls").unwrap();
     assert!(fresh);
     assert_eq!(index.stats().unwrap().pieces, 0);
     drop(index);
-    let plain = orca_repo::index::Index::open(&at(None), "repo-tls").unwrap_err();
+    let plain = orca_repo::Index::open(&at(None), "repo-tls").unwrap_err();
     assert!(plain.to_string().contains("no encryption"), "{plain}");
-    let impostor = orca_repo::index::Index::open(&at(Some(&wrong)), "repo-tls").unwrap_err();
+    let impostor = orca_repo::Index::open(&at(Some(&wrong)), "repo-tls").unwrap_err();
     assert!(impostor.to_string().contains("certificate"), "{impostor}");
     let missing =
-        orca_repo::index::Index::open(&at(Some(&dir.path().join("nope.pem"))), "repo-tls")
-            .unwrap_err();
+        orca_repo::Index::open(&at(Some(&dir.path().join("nope.pem"))), "repo-tls").unwrap_err();
     assert!(missing.to_string().contains("nope.pem"), "{missing}");
     eprintln!("without TLS: {plain}\nanother CA: {impostor}\nno CA file: {missing}");
 }
 
-/// Two directories naming one bucket and one PostgreSQL index (two vault
-/// servers' state directories) see each other's pieces at once, with no
-/// rebuild; a PostgreSQL restart between calls is ridden out by reconnecting.
+/// Two directories naming one bucket and one PostgreSQL index (two vault servers' state
+/// directories) see each other's pieces at once, with no rebuild; a PostgreSQL restart
+/// between calls is ridden out by reconnecting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_directories_share_one_postgresql_index() {
-    let server = S3Server::start("orca-pg-dirs");
-    let pg = pg::PgServer::start();
-    let mut remote = server.remote("s3://orca-pg-dirs/r");
+    let server = S3Server::shared();
+    let pg = PgServer::start();
+    let mut remote = remote(server, &format!("s3://{}/r", server.fresh_bucket()));
     remote.index = Some(PgConfig {
         url: pg.database("shared"),
         password_file: None,

@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use orca_repo::lineage::Lineage;
-use orca_repo::store::Store;
+use orca_repo::Lineage;
+use orca_repo::Store;
 use orca_repo::{GcOptions, KeySource, PieceMeta, RepoError, Repository, WriteOptions};
 
 /// A collection that keeps nothing for its age: only manifests and live

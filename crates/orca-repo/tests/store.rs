@@ -1,15 +1,23 @@
 //! The repository engine end to end: write, dedup, read, commit rules,
 //! corruption detection, index rebuild, keys.
 
+// Test arithmetic on offsets and lengths of small fixtures (far below every type's range).
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 mod common;
 
 use bytes::Bytes;
 use common::*;
-use orca_repo::manifest::{ChunkRef, ManifestHeader};
 use orca_repo::{
     Backend, ChunkId, ChunkerSpec, Cipher, KeySource, Manifest, PieceFilter, PieceMeta, RepoError,
     Repository, WriteOptions,
 };
+use orca_repo::{ChunkRef, ManifestHeader};
+use orca_testing::fs::files_under;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip_every_cipher_and_chunker() {
@@ -242,30 +250,13 @@ async fn keys_wrong_passphrase_and_key_files() {
     );
 }
 
-fn files_under(dir: &std::path::Path, prefix: &str) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.join(prefix)];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flipped_byte_anywhere_in_chunk_data_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let (repo, store) = local_repo(dir.path()).await;
     let data = blocks(400, 4);
     put(&repo, "db/piece-1", data.clone()).await.unwrap();
-    let packs = files_under(dir.path(), "packs");
+    let packs = files_under(&dir.path().join("packs"));
     assert!(!packs.is_empty());
     let clean = store
         .verify(Some(repo.codec().clone()), None)
@@ -321,7 +312,7 @@ async fn a_tampered_manifest_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (repo, store) = local_repo(dir.path()).await;
     put(&repo, "m", blocks(20, 5)).await.unwrap();
-    let manifest = files_under(dir.path(), "pieces").pop().unwrap();
+    let manifest = files_under(&dir.path().join("pieces")).pop().unwrap();
     let original = std::fs::read(&manifest).unwrap();
     let mut bad = original.clone();
     let pos = original.len() - 40;
@@ -445,7 +436,7 @@ async fn put_lineage(
     repo: &Repository,
     name: &str,
     data: Vec<u8>,
-    lineage: orca_repo::lineage::Lineage,
+    lineage: orca_repo::Lineage,
 ) -> orca_repo::Committed {
     put_parts(repo, name, data, lineage, 256 << 10, false).await
 }
@@ -456,7 +447,7 @@ async fn put_parts(
     repo: &Repository,
     name: &str,
     data: Vec<u8>,
-    lineage: orca_repo::lineage::Lineage,
+    lineage: orca_repo::Lineage,
     part: usize,
     hash_in_caller: bool,
 ) -> orca_repo::Committed {

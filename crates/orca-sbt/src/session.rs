@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use orca_repo::lineage::LineageCache;
+use orca_repo::LineageCache;
 use orca_repo::{
     FileType, KeySource, PieceFilter, PieceMeta, PieceReader, PieceWriter, ReadOptions, RepoError,
     Repository, WriteOptions,

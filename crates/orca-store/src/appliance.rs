@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use orca_repo::lineage::LineageCache;
+use orca_repo::LineageCache;
 use orca_repo::{
     FileType, KeySource, NewKey, PieceFilter, PieceMeta, ReadOptions, Repository, WriteOptions,
 };
@@ -31,14 +31,22 @@ use crate::{DATA_DIR, META_DIR, RESTORES_DIR, StoreError};
 /// What the upload queue is doing, for `GET .../uploads`.
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct UploadProgress {
+    /// The mount of the point being uploaded.
     pub mount: String,
+    /// The point being uploaded.
     pub snap_name: String,
+    /// Files uploaded so far.
     pub files_done: usize,
+    /// Files of the point.
     pub files_total: usize,
+    /// Bytes uploaded so far.
     pub bytes_done: u64,
+    /// Bytes of the point.
     pub bytes_total: u64,
 }
 
+/// A backup store: its mounts under the root, the catalog, the local chunk store and the
+/// upload queue. Every REST call is a method here.
 pub struct Appliance {
     pub(crate) root: PathBuf,
     pub(crate) config: StoreConfig,
@@ -79,7 +87,7 @@ impl Appliance {
         let key = meta.join("chunks.key");
         // The local chunk store's key never leaves the store: it holds recovery points only
         // until they are in the vault, which has its own key.
-        let local = if chunks.join(orca_repo::config::CONFIG_KEY).exists() {
+        let local = if chunks.join(orca_repo::CONFIG_KEY).exists() {
             Repository::open_local(&chunks, &KeySource::KeyFile(key))
                 .await?
                 .0
@@ -97,7 +105,7 @@ impl Appliance {
             Some(s) => s,
             None => {
                 let mut id = [0u8; 6];
-                getrandom::fill(&mut id).map_err(|e| StoreError::Vault(e.to_string()))?;
+                getrandom::fill(&mut id).map_err(StoreError::Random)?;
                 let s = State {
                     store_id: hex::encode(id),
                     next_snap: 1,
@@ -129,10 +137,12 @@ impl Appliance {
         Ok(app)
     }
 
+    /// The store's root directory.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// The store's configuration.
     pub fn config(&self) -> &StoreConfig {
         &self.config
     }
@@ -149,14 +159,17 @@ impl Appliance {
         })
     }
 
+    /// A copy of the catalog as it is now.
     pub fn snapshot_state(&self) -> State {
         self.lock().clone()
     }
 
+    /// The directory of mount `mount`: `<root>/<mount>`.
     pub fn mount_dir(&self, mount: &str) -> PathBuf {
         self.root.join(mount)
     }
 
+    /// What RMAN writes into: `<root>/<mount>/oracle_data`.
     pub fn data_dir(&self, mount: &str) -> PathBuf {
         self.root.join(mount).join(DATA_DIR)
     }
@@ -503,7 +516,10 @@ impl Appliance {
             Ok::<_, StoreError>(writer.finish()?)
         })
         .await
-        .map_err(|e| StoreError::Vault(format!("ingest task: {e}")))??;
+        .map_err(|source| StoreError::Task {
+            what: "ingest",
+            source,
+        })??;
         if let Err(e) = self.local_cache.store(&key, &committed.lineage) {
             tracing::warn!(error = %e, "cannot update the local fingerprint cache");
         }
@@ -528,6 +544,7 @@ impl Appliance {
 
     // ---- admin ----
 
+    /// Create mount `mount` with its directories.
     pub fn create_mount(&self, mount: &str) -> Result<Mount, ApiError> {
         validate_mount(mount)?;
         let mut s = self.lock();
@@ -555,6 +572,7 @@ impl Appliance {
         Ok(m)
     }
 
+    /// Every mount.
     pub fn mounts(&self) -> Vec<Mount> {
         self.lock().mounts.values().cloned().collect()
     }
@@ -620,6 +638,7 @@ impl Appliance {
         Ok(())
     }
 
+    /// Set (or, with `None`, clear) the retention of mount `mount`.
     pub fn set_retention(&self, mount: &str, r: Option<Retention>) -> Result<Mount, ApiError> {
         let mut s = self.lock();
         let m = self.known(&mut s, mount)?;
@@ -644,6 +663,7 @@ impl Appliance {
         out
     }
 
+    /// Stop taking backups; the store is decommissioned once every pending point is uploaded.
     pub fn decommission(&self) -> Result<StoreStatus, ApiError> {
         let mut s = self.lock();
         if s.status == StoreStatus::Active {
@@ -656,6 +676,7 @@ impl Appliance {
         Ok(st)
     }
 
+    /// Take backups again.
     pub fn register(&self) -> Result<StoreStatus, ApiError> {
         let mut s = self.lock();
         s.status = StoreStatus::Active;
@@ -663,6 +684,7 @@ impl Appliance {
         Ok(StoreStatus::Active)
     }
 
+    /// Whether the store takes backups.
     pub fn store_status(&self) -> StoreStatus {
         self.lock().status
     }
@@ -734,6 +756,7 @@ impl Appliance {
         Ok(r)
     }
 
+    /// Restore job `jobid`.
     pub fn restore(&self, jobid: u64) -> Result<Restore, ApiError> {
         self.lock().restores.get(&jobid).cloned().ok_or_else(|| {
             ApiError::new(Code::RestoreJobMissing, format!("no restore job {jobid}"))
@@ -762,8 +785,8 @@ impl Appliance {
             }
             if let (None, None, Some(clone)) = (&f.vault, &f.local, &f.snapshot) {
                 let src = self.root.join(clone);
-                let mut from =
-                    open_under(&self.root, Path::new(clone)).map_err(|e| StoreError::io(&src, e))?;
+                let mut from = open_under(&self.root, Path::new(clone))
+                    .map_err(|e| StoreError::io(&src, e))?;
                 let mut to =
                     std::fs::File::create_new(&dest).map_err(|e| StoreError::io(&dest, e))?;
                 std::io::copy(&mut from, &mut to).map_err(|e| StoreError::io(&src, e))?;
@@ -792,13 +815,17 @@ impl Appliance {
                 out.sync_all().map_err(|e| StoreError::io(&dest, e))
             })
             .await
-            .map_err(|e| StoreError::Vault(format!("restore task: {e}")))??;
+            .map_err(|source| StoreError::Task {
+                what: "restore",
+                source,
+            })??;
         }
         std::fs::create_dir_all(&partial).map_err(|e| StoreError::io(&partial, e))?;
         std::fs::rename(&partial, target).map_err(|e| StoreError::io(target, e))?;
         Ok(())
     }
 
+    /// The upload in progress, if any, and the points waiting for upload.
     pub fn uploads(&self) -> (Option<UploadProgress>, Vec<RecoveryPoint>) {
         let mut p = self
             .progress

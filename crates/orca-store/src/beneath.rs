@@ -49,7 +49,9 @@ pub fn open_under(dir: &Path, rel: &Path) -> io::Result<File> {
         )
         .map_err(|e| match e {
             rustix::io::Errno::LOOP => refuse("a symbolic link is on its path"),
-            rustix::io::Errno::NOTDIR if !last => refuse("a component of its path is not a directory"),
+            rustix::io::Errno::NOTDIR if !last => {
+                refuse("a component of its path is not a directory")
+            }
             e => io::Error::from(e),
         })?;
     }
@@ -86,7 +88,7 @@ mod tests {
         symlink(&outside, mount.join("dirlink")).unwrap();
         rustix::fs::mknodat(
             CWD,
-            &mount.join("fifo"),
+            mount.join("fifo"),
             FileType::Fifo,
             Mode::from_raw_mode(0o600),
             0,
@@ -106,7 +108,9 @@ mod tests {
             assert!(e.to_string().contains("outside its mounts"), "{e}");
         }
         assert_eq!(
-            open_under(&mount, Path::new("sub/none")).unwrap_err().kind(),
+            open_under(&mount, Path::new("sub/none"))
+                .unwrap_err()
+                .kind(),
             io::ErrorKind::NotFound
         );
     }

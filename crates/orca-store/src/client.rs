@@ -11,19 +11,38 @@ use serde_json::Value;
 
 use crate::server::NATIVE_BASE;
 
+/// Why a call to the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error(
         "backup store at {url} is unreachable: {message}; check that `orca store serve` runs there"
     )]
-    Unreachable { url: String, message: String },
+    /// No answer.
+    Unreachable {
+        /// The store.
+        url: String,
+        /// Why.
+        message: String,
+    },
     #[error("backup store at {url} answered something that is not its JSON envelope: {message}")]
-    BadAnswer { url: String, message: String },
+    /// The answer is not the store's JSON envelope.
+    BadAnswer {
+        /// The store.
+        url: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The store refused: its code and message.
     #[error("error {code}: {message}")]
-    Refused { code: u64, message: String },
+    Refused {
+        /// The envelope's error code ([`crate::Code::value`]).
+        code: u64,
+        /// The envelope's message.
+        message: String,
+    },
 }
 
+/// A client of a backup store's REST API, for `orca store ...`.
 #[derive(Debug, Clone)]
 pub struct StoreClient {
     base: String,

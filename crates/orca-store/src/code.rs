@@ -11,25 +11,44 @@ use serde::Serialize;
 /// Every code a response may carry besides 0 (success).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub enum Code {
+    /// The store is being decommissioned: it takes no new backup.
     DecommissionInProgress,
+    /// The store was decommissioned.
     Decommissioned,
+    /// No such mount.
     MountMissing,
+    /// The mount's directories are not as the store left them.
     MountInconsistent,
+    /// The mount was deleted and goes once its points are uploaded.
     MountMarkedForDelete,
+    /// The mount's directory cannot be made or exported.
     ExportFailed,
+    /// PUT (end backup) without a POST (start backup) before it.
     StartBackupMissing,
+    /// The mount already has `max_pending` points waiting for upload.
     MaxPendingSnapshots,
+    /// The restore's directory is gone.
     RestorePathMissing,
     // ORCA's own, for what the contract leaves open.
+    /// The request is malformed.
     BadRequest,
+    /// The mount name is not valid ([`crate::validate_mount`]).
     InvalidMountName,
+    /// No such route.
     UnknownRoute,
+    /// The request body is over the limit.
     BodyTooLarge,
+    /// A mount of that name exists.
     MountExists,
+    /// No such recovery point.
     RecoveryPointMissing,
+    /// No such restore job.
     RestoreJobMissing,
+    /// The store failed; the detail says how.
     Internal,
+    /// An admin route without the store's admin token.
     Unauthorized,
+    /// The request body did not arrive within the store's body timeout (408).
     RequestTimeout,
 }
 
@@ -57,6 +76,7 @@ impl Code {
         Code::RequestTimeout,
     ];
 
+    /// The number the contract (or ORCA) gives the code.
     pub fn value(self) -> u64 {
         match self {
             Code::DecommissionInProgress => 4295622675,
@@ -112,6 +132,7 @@ impl Code {
         self.value() < 4295626753
     }
 
+    /// The HTTP status an answer with this code carries.
     pub fn status(self) -> StatusCode {
         match self {
             Code::DecommissionInProgress | Code::Decommissioned => StatusCode::SERVICE_UNAVAILABLE,
@@ -134,6 +155,7 @@ impl Code {
         }
     }
 
+    /// The code numbered `v`, if any.
     pub fn from_value(v: u64) -> Option<Code> {
         Code::ALL.into_iter().find(|c| c.value() == v)
     }
@@ -143,13 +165,16 @@ impl Code {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{} ({})", .code.message(), .detail)]
 pub struct ApiError {
+    /// The code.
     pub code: Code,
+    /// What exactly was wrong (sent only with ORCA's own codes).
     pub detail: String,
     /// Set on answers about a mount: the envelope's `result` then names it.
     pub mount: Option<String>,
 }
 
 impl ApiError {
+    /// A refusal with `code` and `detail`.
     pub fn new(code: Code, detail: impl Into<String>) -> ApiError {
         ApiError {
             code,
@@ -158,6 +183,7 @@ impl ApiError {
         }
     }
 
+    /// The same refusal, about mount `mount`.
     pub fn on(mut self, mount: &str) -> ApiError {
         self.mount = Some(mount.to_string());
         self

@@ -23,14 +23,19 @@ use crate::StoreError;
 
 /// Recovery points a mount may hold waiting for upload, unless configured.
 pub const DEFAULT_MAX_PENDING: usize = 5;
+/// Address of the REST API unless configured.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9090";
 
+/// The store's configuration (TOML, `orca store serve --config`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
+    /// The directory holding the mounts and the store's own files.
     pub root: PathBuf,
+    /// Address of the REST API (`127.0.0.1:9090` by default).
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Recovery points a mount may have waiting for upload; POST is refused beyond that.
     #[serde(default = "default_max_pending")]
     pub max_pending: usize,
     /// Run to export a mount's data directory over NFS (`{path}` is replaced by it) when the
@@ -50,6 +55,7 @@ pub struct StoreConfig {
     /// The admin token itself (set from ORCA_STORE_ADMIN_TOKEN); prefer the file.
     #[serde(skip)]
     pub admin_token: Option<String>,
+    /// The vault recovery points are uploaded to; none: they stay local.
     #[serde(default)]
     pub vault: Option<VaultConfig>,
 }
@@ -82,12 +88,16 @@ impl std::str::FromStr for SnapshotMode {
     }
 }
 
+/// How the store reaches its vault (`[vault]`).
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VaultConfig {
+    /// The vault's URL.
     pub url: String,
+    /// A backup token of the vault; prefer `token_file`.
     #[serde(default)]
     pub token: Option<String>,
+    /// A file (mode 0600) holding the token.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
     /// Key file of the vault's repository; else ORCA_PASSWORD unlocks it.
@@ -130,6 +140,7 @@ impl StoreConfig {
         }
     }
 
+    /// Read and check the configuration file at `path`.
     pub fn read(path: &Path) -> Result<StoreConfig, StoreError> {
         let text = std::fs::read_to_string(path).map_err(|e| StoreError::Config {
             path: path.to_path_buf(),
@@ -146,6 +157,7 @@ impl StoreConfig {
         Ok(c)
     }
 
+    /// Refuse values out of range, saying which.
     pub fn check(&self) -> Result<(), String> {
         if self.max_pending == 0 {
             return Err("max_pending must be at least 1".into());
@@ -203,6 +215,7 @@ impl StoreConfig {
 }
 
 impl VaultConfig {
+    /// The token, from `token` or else `token_file`.
     pub fn token(&self) -> Result<String, StoreError> {
         if let Some(t) = &self.token {
             return Ok(t.clone());

@@ -3,40 +3,46 @@
 //! (`GET`/`POST`/`PUT .../backup`, `POST .../uploadlog`, `DELETE .../restores/{jobid}`); each
 //! PUT takes a recovery point that goes to the vault in the background.
 //!
-//! - [`server`]: the contract's endpoints (two base paths), the admin surface, OpenAPI;
-//! - [`appliance`]: mounts, the backup workflow, recovery points, restores;
-//! - [`upload`]: the queue to the vault, resumable, with retention;
-//! - [`state`]: the catalog (one JSON file, replaced atomically);
-//! - [`snapshot`]: copy-on-write clones of changed files where the filesystem has them;
-//! - [`beneath`]: files under a mount opened without following links;
-//! - [`code`], [`name`], [`multipart`], [`rmanlog`], [`retention`], [`config`], [`client`].
+//! - [`serve`] (module `server`): the contract's endpoints (two base paths), the admin
+//!   surface, OpenAPI;
+//! - [`Appliance`] (`appliance`): mounts, the backup workflow, recovery points, restores;
+//! - `upload`: the queue to the vault, resumable, with [`Retention`];
+//! - [`State`] (`state`): the catalog (one JSON file, replaced atomically);
+//! - `snapshot`: copy-on-write clones of changed files where the filesystem has them;
+//! - `beneath`: files under a mount opened without following links;
+//! - [`Code`] and [`ApiError`] (`code`), [`validate_mount`] (`name`), `multipart`,
+//!   [`LogSummary`] (`rmanlog`), [`StoreConfig`] (`config`), and [`client`] (for
+//!   `orca store ...`).
 //!
-//! # Recovery points: a local chunk store, not a filesystem snapshot
+//! # Recovery points: per-file clones or a local chunk store, never a filesystem snapshot
 //!
 //! A recovery point must be immutable once PUT answers, yet the next RMAN run rewrites the
-//! image copies in place (`RECOVER COPY`). A copy-on-write snapshot (ZFS, btrfs) would cost
-//! nothing at PUT, but ties the store to one filesystem and to privileged tools. ORCA instead
-//! ingests the mount into a local orca-repo repository under `<root>/.orca-store/chunks`:
+//! image copies in place (`RECOVER COPY`). A filesystem snapshot (ZFS, btrfs subvolumes) would
+//! tie the store to one filesystem and to privileged tools, so the store takes none. PUT
+//! instead keeps each changed file in one of two ways, chosen per mount by `snapshot` in the
+//! configuration:
 //!
-//! - files whose size, inode, mtime and ctime are unchanged since the previous point are not
-//!   read at all (archived-log and level-1 backup sets written on earlier days);
-//! - changed files are read once, but only their changed chunks are stored, and a changed
-//!   1 MiB chunk only as the Oracle blocks that differ (the fingerprint cache of the file's
-//!   previous version): five pending points of a database cost about one copy plus five days
-//!   of changes, not five copies;
-//! - the cost is reading every rewritten copy at PUT (sequential I/O at disk speed: for
-//!   incremental merge, every datafile copy changes daily), and the PUT answers only once that
-//!   is done: the script waits, but the point is safe from the next run as soon as it answers.
+//! - **clone** (`"reflink"`, and `"auto"`, the default, where the mount's filesystem can do
+//!   it: XFS with reflink, btrfs): each changed file is cloned copy-on-write
+//!   (module `snapshot`: `cp --reflink=always`, no privilege) into
+//!   `<root>/<mount>/snapshots/<snap>/`. PUT costs metadata only; RMAN's next in-place
+//!   rewrite allocates new blocks and leaves the clone as it was. The clone is ingested into
+//!   the local chunk store when its upload starts, then removed. Until then a pending point
+//!   pins the blocks RMAN rewrote since (up to `max_pending` days of changes), and the mount
+//!   must be one reflink-capable filesystem.
+//! - **ingest** (`"ingest"`, and `"auto"` where the filesystem cannot clone): PUT reads each
+//!   changed file into a local orca-repo repository under `<root>/.orca-store/chunks`, storing
+//!   only its changed chunks, and a changed 1 MiB chunk only as the 16 KiB units (pairs of
+//!   Oracle blocks) that differ from the file's previous version (its fingerprint cache in
+//!   `<root>/.orca-store/cache-local`): five pending points of a
+//!   database cost about one copy plus five days of changes, not five copies. The cost is
+//!   reading every rewritten copy at PUT (sequential I/O at disk speed: for incremental merge,
+//!   every datafile copy changes daily), and PUT answers only once that is done: the script
+//!   waits, but the point is safe from the next run as soon as it answers.
 //!
-//! Where the mount's filesystem clones files copy-on-write (XFS with reflink, btrfs), PUT
-//! does not read at all (`snapshot = "auto"`, the default, or `"reflink"`): each changed file
-//! is cloned into `<root>/<mount>/snapshots/<snap>/` (metadata only; RMAN's next in-place
-//! rewrite allocates new blocks and leaves the clone as it was), and the clone is ingested
-//! into the local chunk store when its upload starts, then removed. The trade-off: PUT answers
-//! in milliseconds instead of after a read of every rewritten copy, but until its upload a
-//! pending point pins the blocks RMAN rewrote since (up to `max_pending` days of changes, as
-//! the chunk store would hold too), and the mount must be a single reflink-capable
-//! filesystem. `snapshot = "ingest"` reads at PUT on any filesystem.
+//! Either way, files whose size, inode, mtime and ctime are unchanged since the mount's
+//! previous point are neither cloned nor read (archived-log and level-1 backup sets written
+//! on earlier days): the new point names the earlier point's copy.
 //!
 //! Upload then reads the point back from the local store (verified) and writes it through the
 //! same pipeline into the vault, where dedup and deltas against the previous day's pieces
@@ -44,25 +50,40 @@
 //! recovery point registered), its local pieces are deleted and collected. At most
 //! `max_pending` points per mount wait; POST is refused beyond that (4295622664).
 
-pub mod appliance;
-pub mod beneath;
+#![warn(missing_docs)]
+
+mod appliance;
+mod beneath;
 pub mod client;
-pub mod code;
-pub mod config;
-pub mod multipart;
-pub mod name;
-pub mod retention;
-pub mod rmanlog;
-pub mod server;
-pub mod snapshot;
-pub mod state;
-pub mod upload;
+mod code;
+mod config;
+mod multipart;
+mod name;
+mod retention;
+mod rmanlog;
+mod server;
+mod snapshot;
+mod state;
+mod upload;
 
 use std::path::{Path, PathBuf};
 
-pub use appliance::Appliance;
+// The appliance and its configuration.
+pub use appliance::{Appliance, UploadProgress};
+pub use config::{SnapshotMode, StoreConfig, VaultConfig};
+pub use name::validate_mount;
+pub use retention::{Retention, keep};
+
+// The catalog: mounts, recovery points, restores.
+pub use rmanlog::LogSummary;
+pub use state::{
+    FileEntry, FileStamp, Mount, MountStatus, PointStatus, RecoveryPoint, Restore, RestoreStatus,
+    RmanLog, STATE_VERSION, State, StoreStatus,
+};
+
+// The REST surface.
 pub use code::{ApiError, Code};
-pub use config::StoreConfig;
+pub use server::serve;
 
 /// The store's own files under the root (the name cannot be a mount: it starts with `.`).
 pub const META_DIR: &str = ".orca-store";
@@ -71,29 +92,78 @@ pub const DATA_DIR: &str = "oracle_data";
 /// A mount's restore area: `<root>/<mount>/restores/<jobid>/`.
 pub const RESTORES_DIR: &str = "restores";
 
+/// Why the store cannot start or go on (API refusals are [`ApiError`]s).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The configuration is unreadable or out of range.
     #[error("configuration {}: {message}", .path.display())]
-    Config { path: PathBuf, message: String },
+    Config {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file of the store (the catalog) is unreadable.
     #[error("{}: {message}", .path.display())]
-    Corrupt { path: PathBuf, message: String },
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The catalog was written by a newer build; it is left untouched.
+    #[error(
+        "{}: catalog version {found} is newer than this build understands ({supported}): upgrade orca",
+        .path.display()
+    )]
+    UnsupportedVersion {
+        /// The catalog file.
+        path: PathBuf,
+        /// Its version.
+        found: u32,
+        /// The newest this build reads ([`STATE_VERSION`]).
+        supported: u32,
+    },
+    /// A file operation failed.
     #[error("{}: {source}", .path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// The local chunk store failed.
     #[error(transparent)]
     Repo(#[from] orca_repo::RepoError),
+    /// The vault failed or refused.
     #[error("vault: {0}")]
     Vault(String),
+    /// The REST API cannot listen.
     #[error("cannot serve on {addr}: {source}")]
     Listen {
+        /// The address asked for.
         addr: String,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// A blocking task of the appliance panicked or was cancelled at shutdown.
+    #[error("the {what} task failed: {source}; ORCA was shutting down or hit a bug: see the log")]
+    Task {
+        /// Which task: "ingest", "restore", ...
+        what: &'static str,
+        /// Why the task ended.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// The system's random source failed while making a job id or token.
+    #[error(
+        "the operating system's random number source failed: {0}; check that getrandom(2) or /dev/urandom works on this host"
+    )]
+    Random(#[source] getrandom::Error),
 }
 
 impl StoreError {
+    /// An I/O error on `path`.
     pub fn io(path: &Path, source: std::io::Error) -> StoreError {
         StoreError::Io {
             path: path.to_path_buf(),

@@ -7,15 +7,22 @@
 use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 
+/// Which recovery points of a mount the vault keeps (see the module documentation): the
+/// newest point of each of the last `daily` days, `weekly` ISO weeks, `monthly` months and
+/// `yearly` years that have one, in UTC, and always the newest point.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Retention {
+    /// Days kept.
     #[serde(default)]
     pub daily: u32,
+    /// Weeks kept.
     #[serde(default)]
     pub weekly: u32,
+    /// Months kept.
     #[serde(default)]
     pub monthly: u32,
+    /// Years kept.
     #[serde(default)]
     pub yearly: u32,
 }
@@ -46,7 +53,7 @@ pub fn keep(created: &[i64], r: &Retention) -> Vec<bool> {
             if seen.contains(&p) {
                 continue;
             }
-            if seen.len() as u32 >= count {
+            if seen.len() >= count as usize {
                 break;
             }
             seen.push(p);

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 pub struct LogSummary {
     /// DB_NAME from `connected to target database: ...`.
     pub database: Option<String>,
+    /// DBID from the same line.
     pub dbid: Option<u64>,
     /// Image copies RMAN created (`output file name=`), as the database host names them.
     pub datafile_copies: Vec<String>,
@@ -25,6 +26,7 @@ pub struct LogSummary {
 }
 
 impl LogSummary {
+    /// Parse an RMAN log; what it does not recognise is ignored.
     pub fn parse(text: &str) -> LogSummary {
         let events = parse_log(text);
         let summary = RmanSummary::from_events(&events);

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use orca_repo::lineage::LineageCache;
-use orca_repo::{KeySource, PieceMeta, ReadOptions, Repository, WriteOptions};
+use orca_repo::LineageCache;
+use orca_repo::{KeySource, PieceMeta, ReadOptions, RepoError, Repository, WriteOptions};
 use orca_vault::client::VaultClient;
 use orca_vault::wire::{NewRecoveryPoint, RecoveryPointKind};
 use tokio::sync::OnceCell;
@@ -71,7 +71,7 @@ impl VaultLink {
         self.open
             .get_or_try_init(|| async {
                 let client = VaultClient::connect(&self.url, &self.token)?;
-                let who = client.whoami().await.map_err(vault)?;
+                let who = client.whoami().await.map_err(RepoError::from)?;
                 let repo = Repository::open(client.clone(), &self.key).await?;
                 let cache = LineageCache::open(&self.cache_dir, &repo.config().id)?;
                 Ok(Arc::new(Open {
@@ -84,10 +84,6 @@ impl VaultLink {
             .await
             .cloned()
     }
-}
-
-fn vault(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Vault(e.to_string())
 }
 
 /// Runs the queue until the process ends.
@@ -258,7 +254,7 @@ impl Appliance {
             .client
             .recovery_point(&id)
             .await
-            .map_err(vault)?
+            .map_err(RepoError::from)?
             .is_none()
         {
             let mut labels = BTreeMap::new();
@@ -281,7 +277,7 @@ impl Appliance {
                     labels,
                 })
                 .await
-                .map_err(vault)?;
+                .map_err(RepoError::from)?;
         }
         let log_file = point.log.as_ref().map(|l| l.stored.clone());
         self.update_point(mount, snap, |p| {
@@ -340,7 +336,10 @@ impl Appliance {
             writer.finish()
         })
         .await
-        .map_err(|e| StoreError::Vault(format!("upload task: {e}")))??;
+        .map_err(|source| StoreError::Task {
+            what: "upload",
+            source,
+        })??;
         if let Err(e) = open.cache.store(key, &committed.lineage) {
             tracing::warn!(error = %e, "cannot update the vault fingerprint cache");
         }
@@ -373,7 +372,10 @@ impl Appliance {
             writer.finish().map(|_| ())
         })
         .await
-        .map_err(|e| StoreError::Vault(format!("upload task: {e}")))??;
+        .map_err(|source| StoreError::Task {
+            what: "upload",
+            source,
+        })??;
         Ok(())
     }
 
@@ -483,7 +485,10 @@ impl Appliance {
         let open = link.repo().await?;
         for p in expired {
             if let Some(id) = &p.vault_id {
-                open.client.delete_recovery_point(id).await.map_err(vault)?;
+                open.client
+                    .delete_recovery_point(id)
+                    .await
+                    .map_err(RepoError::from)?;
             }
             let mut names: Vec<String> = p.files.iter().filter_map(|f| f.vault.clone()).collect();
             names.extend(p.log.as_ref().and_then(|l| l.vault.clone()));

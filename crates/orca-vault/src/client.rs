@@ -18,8 +18,8 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use orca_repo::keys::WrappedKey;
-use orca_repo::manifest::Manifest;
+use orca_repo::Manifest;
+use orca_repo::WrappedKey;
 use orca_repo::{
     Backend, ChunkId, EncodedChunk, PieceFilter, PieceInfo, RepoConfig, RepoError, Result,
     SessionGrant,
@@ -50,39 +50,94 @@ const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// Why a call to the vault failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// A bad setting (address, CA file, environment); nothing was sent.
     #[error("{0}")]
     Config(String),
     #[error(
         "vault at {url} is unreachable or failing after {attempts} attempts: {last}; check that it runs and that ORCA_VAULT names it"
     )]
+    /// No usable answer after every retry (connection failures, timeouts, 5xx).
     Unreachable {
+        /// The vault.
         url: String,
+        /// Attempts made.
         attempts: u32,
-        last: String,
+        /// Why the last attempt failed.
+        #[source]
+        last: AttemptError,
     },
     #[error(
-        "vault at {url}: {message}; TLS failed: set ORCA_CA_FILE to the CA that signed the vault's certificate, and name the vault as its certificate does"
+        "vault at {url}: {source}; TLS failed: set ORCA_CA_FILE to the CA that signed the vault's certificate, and name the vault as its certificate does"
     )]
-    Tls { url: String, message: String },
+    /// The TLS handshake failed: retrying will not help.
+    Tls {
+        /// The vault.
+        url: String,
+        /// The TLS error.
+        #[source]
+        source: AttemptError,
+    },
     #[error(
         "vault at {url} refused the token ({status}): {error}; check ORCA_TOKEN in the channel's ENV"
     )]
+    /// The vault refused the token (401, 403).
     Refused {
+        /// The vault.
         url: String,
+        /// The status it answered.
         status: StatusCode,
+        /// What it said.
         error: String,
     },
     #[error("vault at {url} answered {status}: {}; {}", .body.error, .body.hint)]
+    /// The vault refused the request (4xx); nothing changed.
     Rejected {
+        /// The vault.
         url: String,
+        /// The status it answered.
         status: StatusCode,
+        /// Its error answer.
         body: ErrorBody,
     },
     #[error("vault at {url} sent an unreadable answer to {what}: {message}")]
+    /// The answer cannot be parsed.
     BadAnswer {
+        /// The vault.
         url: String,
+        /// The request it answered.
         what: String,
+        /// What is wrong with the answer.
         message: String,
+    },
+}
+
+/// Why one attempt at a call got no usable answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttemptError {
+    /// The vault answered with a server error (5xx).
+    #[error("{status}: {body}")]
+    Server {
+        /// The status.
+        status: StatusCode,
+        /// The body of the answer.
+        body: String,
+    },
+    /// No answer within the client's timeout.
+    #[error("no answer within {seconds} s")]
+    Timeout {
+        /// The timeout.
+        seconds: u64,
+    },
+    /// The connection failed: refused, reset, name resolution, TLS.
+    #[error("{message}")]
+    Transport {
+        /// The error and its causes on one line.
+        message: String,
+        /// The HTTP client's error; its chain holds the `io::Error` of a refused or reset
+        /// connection.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -94,21 +149,40 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// Whether the same call may succeed later: the vault was unreachable or failing (after
+    /// this client's own retries), or asked for a pause (408, 429). Never for a refusal, a
+    /// TLS failure, an unreadable answer or a bad setting.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Unreachable { .. } => true,
+            ClientError::Rejected { status, .. } => matches!(
+                *status,
+                StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS
+            ),
+            ClientError::Config(_)
+            | ClientError::Tls { .. }
+            | ClientError::Refused { .. }
+            | ClientError::BadAnswer { .. } => false,
+        }
+    }
 }
 
+/// A bad setting becomes [`RepoError::InvalidArgument`]; every other failure
+/// [`RepoError::Backend`] with this error as its source (downcast it to read the status) and
+/// [`ClientError::is_transient`] as its verdict.
 impl From<ClientError> for RepoError {
     fn from(e: ClientError) -> Self {
-        match e {
-            ClientError::Config(m) => RepoError::InvalidArgument(m),
-            ClientError::Unreachable { ref url, .. }
-            | ClientError::Tls { ref url, .. }
-            | ClientError::Refused { ref url, .. }
-            | ClientError::Rejected { ref url, .. }
-            | ClientError::BadAnswer { ref url, .. } => RepoError::Backend {
-                location: url.clone(),
-                message: e.to_string(),
-            },
-        }
+        let location = match &e {
+            ClientError::Config(m) => return RepoError::InvalidArgument(m.clone()),
+            ClientError::Unreachable { url, .. }
+            | ClientError::Tls { url, .. }
+            | ClientError::Refused { url, .. }
+            | ClientError::Rejected { url, .. }
+            | ClientError::BadAnswer { url, .. } => url.clone(),
+        };
+        let transient = e.is_transient();
+        RepoError::backend(location, e, transient)
     }
 }
 
@@ -199,6 +273,9 @@ impl Payload {
     }
 }
 
+/// A client of one vault with one token: pooled HTTP(S) connections, bounded
+/// concurrency, retries of transient failures. It is the [`orca_repo::Backend`] a
+/// [`orca_repo::Repository`] opens over the vault, and also reads and writes its records.
 pub struct VaultClient {
     base: String,
     token: String,
@@ -267,16 +344,16 @@ fn is_tls(mut e: &(dyn std::error::Error + 'static)) -> bool {
 /// Why an attempt got no answer.
 enum Failure {
     /// Another attempt may get one: connection refused or reset, timeout.
-    Transient(String),
+    Transient(AttemptError),
     /// The vault's certificate is not trusted or does not name it: retrying will not help.
-    Tls(String),
+    Tls(AttemptError),
     /// The request cannot be made (a malformed address).
     Invalid(String),
 }
 
 impl Failure {
-    /// A transport error, with its causes on one line.
-    fn of(e: &(dyn std::error::Error + 'static)) -> Failure {
+    /// A transport error, kept as the source, with its causes on one line.
+    fn of(e: impl std::error::Error + Send + Sync + 'static) -> Failure {
         let mut message = e.to_string();
         let mut tls = false;
         let mut cause = e.source();
@@ -285,10 +362,14 @@ impl Failure {
             tls |= is_tls(c);
             cause = c.source();
         }
+        let error = AttemptError::Transport {
+            message,
+            source: Box::new(e),
+        };
         if tls {
-            Failure::Tls(message)
+            Failure::Tls(error)
         } else {
-            Failure::Transient(message)
+            Failure::Transient(error)
         }
     }
 }
@@ -301,6 +382,7 @@ impl VaultClient {
         Ok(VaultClient::with_options(url, token, &opts)?)
     }
 
+    /// A client for the vault at `url` with `token`, configured by `opts`.
     pub fn with_options(
         url: &str,
         token: &str,
@@ -372,22 +454,21 @@ impl VaultClient {
             .await
             .expect("the semaphore is never closed");
         let sent = tokio::time::timeout(TIMEOUT, async {
-            let resp = self.http.request(req).await.map_err(|e| Failure::of(&e))?;
+            let resp = self.http.request(req).await.map_err(Failure::of)?;
             let status = resp.status();
             let bytes = resp
                 .into_body()
                 .collect()
                 .await
-                .map_err(|e| Failure::of(&e))?
+                .map_err(Failure::of)?
                 .to_bytes();
             Ok((status, bytes))
         })
         .await;
         sent.unwrap_or_else(|_| {
-            Err(Failure::Transient(format!(
-                "no answer within {} s",
-                TIMEOUT.as_secs()
-            )))
+            Err(Failure::Transient(AttemptError::Timeout {
+                seconds: TIMEOUT.as_secs(),
+            }))
         })
     }
 
@@ -400,36 +481,38 @@ impl VaultClient {
     ) -> std::result::Result<Bytes, ClientError> {
         let url = format!("{}{path}", self.base);
         let mut delay = FIRST_BACKOFF;
-        let mut last = String::new();
-        for attempt in 1..=ATTEMPTS {
-            match self.attempt(&method, &url, &body).await {
+        let mut attempt = 1;
+        loop {
+            let last = match self.attempt(&method, &url, &body).await {
                 Ok((status, bytes)) if status.is_success() => return Ok(bytes),
                 Ok((status, bytes)) if !status.is_server_error() => {
                     return Err(self.refusal(status, &bytes));
                 }
-                Ok((status, bytes)) => {
-                    last = format!("{status}: {}", String::from_utf8_lossy(&bytes));
-                }
-                Err(Failure::Transient(m)) => last = m,
-                Err(Failure::Tls(message)) => {
+                Ok((status, bytes)) => AttemptError::Server {
+                    status,
+                    body: String::from_utf8_lossy(&bytes).into_owned(),
+                },
+                Err(Failure::Transient(e)) => e,
+                Err(Failure::Tls(source)) => {
                     return Err(ClientError::Tls {
                         url: self.base.clone(),
-                        message,
+                        source,
                     });
                 }
                 Err(Failure::Invalid(m)) => return Err(ClientError::Config(m)),
+            };
+            if attempt == ATTEMPTS {
+                return Err(ClientError::Unreachable {
+                    url: self.base.clone(),
+                    attempts: ATTEMPTS,
+                    last,
+                });
             }
-            if attempt < ATTEMPTS {
-                tracing::warn!(vault = %self.base, %path, attempt, error = %last, "retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
+            tracing::warn!(vault = %self.base, %path, attempt, error = %last, "retrying");
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+            attempt += 1;
         }
-        Err(ClientError::Unreachable {
-            url: self.base.clone(),
-            attempts: ATTEMPTS,
-            last,
-        })
     }
 
     fn refusal(&self, status: StatusCode, bytes: &[u8]) -> ClientError {
@@ -511,6 +594,7 @@ impl VaultClient {
         self.json(Method::POST, &path, Payload::json(rp)).await
     }
 
+    /// The recovery points `filter` selects (only the token's database's).
     pub async fn recovery_points(
         &self,
         filter: &RecoveryPointFilter,
@@ -519,6 +603,7 @@ impl VaultClient {
         self.json(Method::GET, &path, Payload::none()).await
     }
 
+    /// Recovery point `id`; `None` when it does not exist.
     pub async fn recovery_point(
         &self,
         id: &str,
@@ -533,21 +618,25 @@ impl VaultClient {
             .await
     }
 
+    /// Records a job; it starts queued.
     pub async fn create_job(&self, job: &NewJob) -> std::result::Result<Job, ClientError> {
         let path = format!("{}/jobs", wire::API);
         self.json(Method::POST, &path, Payload::json(job)).await
     }
 
+    /// The jobs `filter` selects.
     pub async fn jobs(&self, filter: &JobFilter) -> std::result::Result<Vec<Job>, ClientError> {
         let path = with_query(&format!("{}/jobs", wire::API), filter);
         self.json(Method::GET, &path, Payload::none()).await
     }
 
+    /// Job `id`; `None` when it does not exist.
     pub async fn job(&self, id: &str) -> std::result::Result<Option<Job>, ClientError> {
         self.json_or_none(&format!("{}/jobs/{}", wire::API, encode(id)))
             .await
     }
 
+    /// Changes job `id`; refused when the state change is not allowed.
     pub async fn update_job(
         &self,
         id: &str,
@@ -788,5 +877,127 @@ mod tests {
         };
         let e = VaultClient::with_options("https://x", "t", &opts).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+    }
+
+    fn rejected(status: StatusCode) -> ClientError {
+        ClientError::Rejected {
+            url: "http://vault:8700".into(),
+            status,
+            body: ErrorBody::default(),
+        }
+    }
+
+    #[test]
+    fn only_failures_a_retry_may_cure_are_transient_through_repo_error() {
+        let unreachable = ClientError::Unreachable {
+            url: "http://vault:8700".into(),
+            attempts: ATTEMPTS,
+            last: AttemptError::Server {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                body: "{}".into(),
+            },
+        };
+        let cases = [
+            (unreachable, true),
+            (rejected(StatusCode::TOO_MANY_REQUESTS), true),
+            (rejected(StatusCode::REQUEST_TIMEOUT), true),
+            (rejected(StatusCode::BAD_REQUEST), false),
+            (rejected(StatusCode::NOT_FOUND), false),
+            (
+                ClientError::Refused {
+                    url: "http://vault:8700".into(),
+                    status: StatusCode::UNAUTHORIZED,
+                    error: "unknown token".into(),
+                },
+                false,
+            ),
+        ];
+        for (e, transient) in cases {
+            let message = e.to_string();
+            let status = e.rejected_with();
+            let repo = RepoError::from(e);
+            assert_eq!(repo.is_transient(), transient, "{repo}");
+            let RepoError::Backend {
+                location, source, ..
+            } = &repo
+            else {
+                panic!("{repo:?}")
+            };
+            assert_eq!(location, "http://vault:8700");
+            // The client's own error, status and all, is still there to read.
+            let client = source.downcast_ref::<ClientError>().unwrap();
+            assert_eq!(client.to_string(), message);
+            assert_eq!(client.rejected_with(), status);
+        }
+        let e = RepoError::from(ClientError::Config("ORCA_VAULT=x".into()));
+        assert!(matches!(e, RepoError::InvalidArgument(_)), "{e:?}");
+    }
+
+    /// A vault that answers 403: refused at once, and no retry will change that.
+    #[test]
+    fn a_forbidden_answer_is_permanent_through_repo_error() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        rt.spawn(async move {
+            let body = r#"{"error":"token may not read this"}"#;
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut request = [0u8; 4096];
+                let _ = conn.read(&mut request).await;
+                let answer = format!(
+                    "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+            }
+        });
+        let client = VaultClient::with_options(
+            &format!("http://127.0.0.1:{port}"),
+            "t",
+            &ClientOptions::default(),
+        )
+        .unwrap();
+        let e = rt.block_on(client.whoami()).unwrap_err();
+        assert!(
+            matches!(e, ClientError::Refused { status, .. } if status == StatusCode::FORBIDDEN),
+            "{e:?}"
+        );
+        let e = RepoError::from(e);
+        assert!(!e.is_transient(), "{e}");
+    }
+
+    /// A vault that is not listening: the refused connection is retried, then reported as
+    /// transient through `RepoError`, with the `io::Error` of the refusal in the chain.
+    #[test]
+    fn a_refused_connection_is_transient_and_keeps_its_io_error() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = VaultClient::with_options(
+            &format!("http://127.0.0.1:{port}"),
+            "t",
+            &ClientOptions::default(),
+        )
+        .unwrap();
+        let e: RepoError = rt.block_on(client.config()).unwrap_err();
+        assert!(e.is_transient(), "{e}");
+        let mut kinds = Vec::new();
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(c) = cause {
+            if let Some(io) = c.downcast_ref::<std::io::Error>() {
+                kinds.push(io.kind());
+            }
+            cause = c.source();
+        }
+        assert!(
+            kinds.contains(&std::io::ErrorKind::ConnectionRefused),
+            "{e}: {kinds:?}"
+        );
     }
 }

@@ -9,6 +9,8 @@
 //! - [`client`]: pooled HTTP(S) client with bounded concurrency and retries; used by the SBT
 //!   library, the CLI, the agent and the appliance.
 
+#![warn(missing_docs)]
+
 pub mod client;
 #[cfg(feature = "listen")]
 pub mod listen;

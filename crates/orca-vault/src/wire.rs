@@ -17,7 +17,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use orca_repo::{ChunkId, EncodedChunk};
 use serde::{Deserialize, Serialize};
 
-pub const API: &str = "/api/v1";
+pub(crate) const API: &str = "/api/v1";
 
 /// Largest body the vault accepts: an upload batch of encoded chunks, or a manifest.
 pub const MAX_BODY: usize = 64 << 20;
@@ -56,9 +56,30 @@ pub fn check_database_name(db: &str) -> Result<(), String> {
 }
 
 /// The database a piece name stored through the vault starts with (`DBNAME/handle`), once
-/// the name is checked: at most [`MAX_PIECE_NAME`] bytes and no control character (RMAN
-/// handles never hold one, and a name reaches log lines).
+/// the name is checked ([`check_piece_name`]).
 pub fn piece_database(name: &str) -> Result<&str, String> {
+    check_piece_name(name)?;
+    let Some((db, rest)) = name.split_once('/') else {
+        return Err(format!(
+            "piece name {name:?} does not start with its database: the vault keeps pieces \
+             as DBNAME/handle"
+        ));
+    };
+    if rest.is_empty() {
+        return Err(format!(
+            "piece name {name:?} has nothing after its database"
+        ));
+    }
+    check_database_name(db).map_err(|e| format!("piece name {name:?}: {e}"))?;
+    Ok(db)
+}
+
+/// Whether `name` may name a piece at all: 1 to [`MAX_PIECE_NAME`] bytes and no control
+/// character (RMAN handles never hold one, and a name reaches log lines).
+pub fn check_piece_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a piece name cannot be empty".into());
+    }
     if name.len() > MAX_PIECE_NAME {
         return Err(format!(
             "a piece name of {} bytes is over the limit of {MAX_PIECE_NAME}",
@@ -70,23 +91,14 @@ pub fn piece_database(name: &str) -> Result<&str, String> {
             "piece name {name:?} holds a control character, which RMAN handles never do"
         ));
     }
-    let Some((db, rest)) = name.split_once('/') else {
-        return Err(format!(
-            "piece name {name:?} does not start with its database: the vault keeps pieces \
-             as DBNAME/handle"
-        ));
-    };
-    if rest.is_empty() {
-        return Err(format!("piece name {name:?} has nothing after its database"));
-    }
-    check_database_name(db).map_err(|e| format!("piece name {name:?}: {e}"))?;
-    Ok(db)
+    Ok(())
 }
 
 /// Error answer of every failed request; a refused request changed nothing.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
+    /// What went wrong.
     pub error: String,
     /// What to do about it.
     pub hint: String,
@@ -101,7 +113,7 @@ pub struct ErrorBody {
 /// Chunk ids, 64 hex digits each.
 #[derive(Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-pub struct Ids {
+pub(crate) struct Ids {
     pub ids: Vec<String>,
 }
 
@@ -127,7 +139,7 @@ pub struct WhoAmI {
 /// keeps what it relies on until it ends.
 #[derive(Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-pub struct SessionRequest {
+pub(crate) struct SessionRequest {
     /// What the writer writes (a piece name), shown by `orca vault gc`.
     pub holder: String,
     /// `since` of the lineage (fingerprint cache entry) the writer wants to
@@ -139,7 +151,7 @@ pub struct SessionRequest {
 /// The vault's answer to a new session.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-pub struct SessionGrantBody {
+pub(crate) struct SessionGrantBody {
     pub id: u64,
     /// The vault's clock when the session began (Unix seconds).
     pub started: i64,
@@ -151,14 +163,14 @@ pub struct SessionGrantBody {
 /// A lineage a running session wants to rely on.
 #[derive(Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-pub struct LineageRequest {
+pub(crate) struct LineageRequest {
     pub since: i64,
 }
 
 /// Whether a session request took effect.
 #[derive(Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-pub struct SessionAnswer {
+pub(crate) struct SessionAnswer {
     pub ok: bool,
 }
 
@@ -167,13 +179,18 @@ pub struct SessionAnswer {
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum RecoveryPointKind {
+    /// A level 0 (or full) backup.
     Full,
+    /// A level 1 incremental backup.
     Incremental,
+    /// Archived redo logs.
     Archivelog,
+    /// Image copies (the backup-store appliance).
     ImageCopy,
 }
 
 impl RecoveryPointKind {
+    /// The name as serialised.
     pub fn as_str(self) -> &'static str {
         match self {
             RecoveryPointKind::Full => "full",
@@ -191,9 +208,12 @@ pub struct NewRecoveryPoint {
     /// Unique id (letters, digits, `-`, `_`, `.`); the vault makes one up when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The database's name.
     pub database: String,
+    /// The database's id, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dbid: Option<u64>,
+    /// What the point restores.
     pub kind: RecoveryPointKind,
     /// Unix seconds; the vault's clock when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -206,6 +226,7 @@ pub struct NewRecoveryPoint {
     pub next_scn: Option<u64>,
     /// Committed pieces of `database` that make up the point.
     pub pieces: Vec<String>,
+    /// Free-form attributes (RMAN tag, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
 }
@@ -214,6 +235,7 @@ pub struct NewRecoveryPoint {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct RecoveryPointStats {
+    /// Pieces in the point.
     pub pieces: u64,
     /// Bytes of the pieces as RMAN wrote them.
     pub bytes: u64,
@@ -225,20 +247,29 @@ pub struct RecoveryPointStats {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct RecoveryPoint {
+    /// The point's id.
     pub id: String,
+    /// The database's name.
     pub database: String,
+    /// The database's id, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dbid: Option<u64>,
+    /// What the point restores.
     pub kind: RecoveryPointKind,
     /// Unix seconds.
     pub created: i64,
+    /// Lowest SCN the backup needs (inclusive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_scn: Option<u64>,
+    /// SCN the database is consistent at after recovery (exclusive end).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_scn: Option<u64>,
+    /// The committed pieces that make up the point.
     pub pieces: Vec<String>,
+    /// Free-form attributes (RMAN tag, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Figures added up from the pieces.
     pub stats: RecoveryPointStats,
 }
 
@@ -250,6 +281,7 @@ pub struct RecoveryPointFilter {
     /// Only this database's; a database's token sees only its own anyway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// Only points of this kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<RecoveryPointKind>,
     /// Created at or after (Unix seconds).
@@ -266,13 +298,18 @@ pub struct RecoveryPointFilter {
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
+    /// Waiting for an agent.
     Queued,
+    /// An agent is running it.
     Running,
+    /// Finished without error.
     Succeeded,
+    /// Finished with an error (in its message).
     Failed,
 }
 
 impl JobState {
+    /// The name as serialised.
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Queued => "queued",
@@ -282,6 +319,7 @@ impl JobState {
         }
     }
 
+    /// Succeeded or failed: the job changes no more.
     pub fn is_finished(self) -> bool {
         matches!(self, JobState::Succeeded | JobState::Failed)
     }
@@ -303,11 +341,14 @@ pub struct NewJob {
     /// Unique id (letters, digits, `-`, `_`, `.`); the vault makes one up when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The database the job is for.
     pub database: String,
     /// What the job does, e.g. `backup-full`, `backup-incremental`, `archivelog`, `restore`.
     pub kind: String,
+    /// A first message, shown with the job.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// Bytes the job is expected to read, when estimated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_estimated: Option<u64>,
     /// Who asked: a manual request fails at once when no agent runs; a scheduled one waits.
@@ -323,12 +364,15 @@ pub struct NewJob {
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum JobTrigger {
+    /// Asked for by a person (`orca agent backup`, the API).
     #[default]
     Manual,
+    /// Started by an agent's schedule.
     Scheduled,
 }
 
 impl JobTrigger {
+    /// The name as serialised.
     pub fn as_str(self) -> &'static str {
         match self {
             JobTrigger::Manual => "manual",
@@ -337,10 +381,13 @@ impl JobTrigger {
     }
 }
 
+/// How far a job got.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct JobProgress {
+    /// Bytes read so far.
     pub bytes_done: u64,
+    /// Bytes the job is expected to read, when estimated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_estimated: Option<u64>,
 }
@@ -349,20 +396,31 @@ pub struct JobProgress {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct Job {
+    /// The job's id.
     pub id: String,
+    /// The database the job is for.
     pub database: String,
+    /// What the job does (see [`NewJob::kind`]).
     pub kind: String,
+    /// Where the job is.
     pub state: JobState,
+    /// When the job was asked for.
     pub requested: i64,
+    /// When an agent started it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started: Option<i64>,
+    /// When it finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished: Option<i64>,
+    /// The latest message: what it is doing, or why it failed.
     #[serde(default)]
     pub message: String,
+    /// How far it got.
     pub progress: JobProgress,
+    /// Who asked for it.
     #[serde(default)]
     pub trigger: JobTrigger,
+    /// A job still queued then fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<i64>,
     /// What the job found and did, for people and tools (tag, resume, bytes sent...).
@@ -374,12 +432,16 @@ pub struct Job {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct JobUpdate {
+    /// The new state; it must be one the job may move to ([`JobState::may_become`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<JobState>,
+    /// The new message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Bytes read so far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_done: Option<u64>,
+    /// Bytes the job is expected to read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_estimated: Option<u64>,
     /// Merged into the job's details (a key given again is replaced).
@@ -395,8 +457,10 @@ pub struct JobFilter {
     /// Only this database's; a database's token sees only its own anyway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// Only jobs in this state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<JobState>,
+    /// Only jobs of this kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Requested at or after (Unix seconds).
@@ -404,11 +468,12 @@ pub struct JobFilter {
     pub since: Option<i64>,
 }
 
+/// Chunk ids as 64-digit lowercase hex.
 pub fn ids_to_hex(ids: &[ChunkId]) -> Vec<String> {
     ids.iter().map(|i| i.to_hex()).collect()
 }
 
-pub fn ids_from_hex(ids: &[String]) -> Result<Vec<ChunkId>, String> {
+pub(crate) fn ids_from_hex(ids: &[String]) -> Result<Vec<ChunkId>, String> {
     ids.iter()
         .map(|h| {
             hex::decode(h)
@@ -419,18 +484,19 @@ pub fn ids_from_hex(ids: &[String]) -> Result<Vec<ChunkId>, String> {
         .collect()
 }
 
-pub fn encode_chunks(chunks: &[EncodedChunk]) -> Bytes {
+pub(crate) fn encode_chunks(chunks: &[EncodedChunk]) -> Bytes {
     let n: usize = chunks.iter().map(|c| 40 + c.payload.len()).sum();
     let mut b = BytesMut::with_capacity(n);
     for c in chunks {
         b.put_slice(c.id.as_bytes());
         b.put_u32_le(c.raw_len);
-        b.put_u32_le(c.payload.len() as u32);
+        b.put_u32_le(payload_len(&c.payload));
         b.put_slice(&c.payload);
     }
     b.freeze()
 }
 
+/// Parse an upload body (see the module documentation); an error names what is malformed.
 pub fn decode_chunks(mut body: Bytes) -> Result<Vec<EncodedChunk>, String> {
     let mut out = Vec::new();
     while body.has_remaining() {
@@ -461,17 +527,25 @@ pub fn decode_chunks(mut body: Bytes) -> Result<Vec<EncodedChunk>, String> {
     Ok(out)
 }
 
+/// A payload's length on the wire: a payload is one encoded chunk (at most a 16 MiB chunk
+/// plus codec overhead, and a pack entry's u32 length when read back), far below u32::MAX.
+#[allow(clippy::cast_possible_truncation)]
+fn payload_len(p: &[u8]) -> u32 {
+    p.len() as u32
+}
+
+/// The body answering a chunk read: each payload with its length, in order.
 pub fn encode_payloads(payloads: &[Bytes]) -> Bytes {
     let n: usize = payloads.iter().map(|p| 4 + p.len()).sum();
     let mut b = BytesMut::with_capacity(n);
     for p in payloads {
-        b.put_u32_le(p.len() as u32);
+        b.put_u32_le(payload_len(p));
         b.put_slice(p);
     }
     b.freeze()
 }
 
-pub fn decode_payloads(mut body: Bytes, expected: usize) -> Result<Vec<Bytes>, String> {
+pub(crate) fn decode_payloads(mut body: Bytes, expected: usize) -> Result<Vec<Bytes>, String> {
     let mut out = Vec::with_capacity(expected);
     while body.has_remaining() {
         if body.remaining() < 4 {
@@ -499,7 +573,15 @@ mod tests {
             check_database_name(ok).unwrap();
         }
         for bad in [
-            "", "1DB", "_DB", "DBS/x", "DB-1", "DB 1", "DB\n", &"X".repeat(31), "ÉTÉ",
+            "",
+            "1DB",
+            "_DB",
+            "DBS/x",
+            "DB-1",
+            "DB 1",
+            "DB\n",
+            &"X".repeat(31),
+            "ÉTÉ",
         ] {
             assert!(check_database_name(bad).is_err(), "{bad:?}");
         }
@@ -546,6 +628,7 @@ mod tests {
 pub struct Heartbeat {
     /// The agent's name (its host, by default).
     pub agent: String,
+    /// The agent's version.
     pub version: String,
     /// Seconds until the next heartbeat; the agent counts as down after three missed.
     pub interval_secs: u64,
@@ -558,14 +641,19 @@ pub struct Heartbeat {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct AgentStatus {
+    /// The database.
     pub database: String,
+    /// The agent's name.
     pub agent: String,
+    /// The agent's version.
     pub version: String,
+    /// Seconds between its heartbeats.
     pub interval_secs: u64,
     /// Unix seconds of the last heartbeat, by the vault's clock.
     pub seen: i64,
     /// Whether a heartbeat arrived within three intervals of now.
     pub alive: bool,
+    /// Alerts the agent raised in its last heartbeat.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<String>,
 }
@@ -573,6 +661,7 @@ pub struct AgentStatus {
 impl AgentStatus {
     /// Alive when the last heartbeat is at most three intervals old at `now`.
     pub fn alive_at(&self, now: i64) -> bool {
-        now - self.seen <= 3 * self.interval_secs.max(1) as i64
+        let interval = i64::try_from(self.interval_secs.max(1)).unwrap_or(i64::MAX);
+        now - self.seen <= interval.saturating_mul(3)
     }
 }

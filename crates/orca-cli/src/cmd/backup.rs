@@ -64,7 +64,9 @@ pub async fn run(a: BackupArgs) -> Result<()> {
             } else {
                 JobTrigger::Manual
             },
-            deadline: a.window.map(|w| now + w.as_secs() as i64),
+            deadline: a
+                .window
+                .map(|w| now.saturating_add(i64::try_from(w.as_secs()).unwrap_or(i64::MAX))),
         })
         .await?;
     if !alive && a.window.is_none() {

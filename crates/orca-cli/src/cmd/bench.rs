@@ -31,7 +31,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// zstd level, as a repository would use it.
-    #[arg(long, default_value_t = orca_repo::config::DEFAULT_ZSTD_LEVEL)]
+    #[arg(long, default_value_t = orca_repo::DEFAULT_ZSTD_LEVEL)]
     compression_level: i32,
     /// Print the results as JSON; with a path, also write them there.
     #[arg(long, num_args = 0..=1, default_missing_value = "-", value_name = "FILE")]
@@ -115,18 +115,19 @@ pub fn oracle_like(bytes: usize, seed: u64) -> Vec<u8> {
         out.push(0xA2);
         out.extend_from_slice(&[0, 0]);
         out.extend_from_slice(&((1u32 << 22) | block).to_le_bytes());
-        out.extend_from_slice(&(next() as u32).to_le_bytes());
+        out.extend_from_slice(&next().to_le_bytes()[..4]);
         out.extend_from_slice(&[0u8; 8]);
         while out.len() - start < 8192 - 4 {
             let r = next();
-            out.extend_from_slice(&(r as u16 % 40000 + 10000).to_le_bytes());
+            let [b0, b1, _, _, _, b5, b6, _] = r.to_le_bytes();
+            out.extend_from_slice(&(u16::from_le_bytes([b0, b1]) % 40000 + 10000).to_le_bytes());
             out.extend_from_slice(WORDS[(r >> 16) as usize % WORDS.len()].as_bytes());
             out.push(b',');
             out.extend_from_slice(
                 format!("2026-{:02}-{:02}", (r >> 24) % 12 + 1, (r >> 28) % 28 + 1).as_bytes(),
             );
             out.extend_from_slice(&((r >> 32) as u32 % 100_000).to_le_bytes());
-            out.extend_from_slice(&[(r >> 40) as u8, (r >> 48) as u8]);
+            out.extend_from_slice(&[b5, b6]);
         }
         out.truncate(start + 8192 - 4);
         out.extend_from_slice(&block.to_le_bytes());
@@ -160,7 +161,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                 "generating {} of Oracle-like blocks",
                 human_bytes(a.size_mb << 20)
             ));
-            let data = oracle_like((a.size_mb << 20) as usize, 1);
+            let data = oracle_like(usize::try_from(a.size_mb << 20)?, 1);
             std::fs::File::create(&p)?.write_all(&data)?;
             (p, "generated Oracle-like 8 KiB blocks".to_string())
         }
@@ -238,7 +239,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     };
     let unzstd_n = unzstd_n_now(min);
     // The repository's own AEAD, as the codec calls it.
-    let aes = orca_repo::aead::Aead::new(orca_repo::codec::Cipher::Aes256Gcm, &[3u8; 32]);
+    let aes = orca_repo::Aead::new(orca_repo::Cipher::Aes256Gcm, &[3u8; 32]);
     let nonce = [0u8; 12];
     let aead1 = rate(sb, min, || {
         let mut buf = vec![0u8; 1 << 20];
@@ -402,7 +403,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
 struct Streams {
     data: std::sync::Arc<Vec<u8>>,
     ranges: Vec<std::ops::Range<usize>>,
-    lineages: std::sync::Mutex<Vec<orca_repo::lineage::Lineage>>,
+    lineages: std::sync::Mutex<Vec<orca_repo::Lineage>>,
 }
 
 impl Streams {
@@ -463,7 +464,8 @@ fn sample_chunks(path: &std::path::Path, len: u64, max: u64) -> Result<Vec<Vec<u
     let mut f = std::fs::File::open(path)?;
     let total = len.div_ceil(1 << 20).max(1);
     let n = total.min(max);
-    let mut out = Vec::with_capacity(n as usize);
+    // A capacity hint only.
+    let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
     for i in 0..n {
         let start = (i * total / n) << 20;
         f.seek(SeekFrom::Start(start))?;

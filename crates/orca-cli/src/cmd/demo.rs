@@ -1,7 +1,8 @@
 //! `orca demo`: the main job on the embedded default, end to end. A simulated Oracle database
 //! is backed up by the simulator's `rman` through the ORCA SBT library (two channels) into a
 //! local repository, backed up again unchanged, changed by 1% and backed up again; then every
-//! datafile is deleted, restored and recovered through SBT and compared with a copy.
+//! datafile is deleted, restored and recovered through SBT (the database mounted, as Oracle
+//! requires) and compared block by block with a snapshot taken before the loss.
 //!
 //! Then the agent's way: a vault server and `orca agent run` start, a full backup is killed
 //! halfway (the simulator's `ORACLESIM_KILL_AFTER_BYTES`), the next request resumes it, and the
@@ -187,12 +188,13 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         key.display(),
         work.join("cache").display()
     );
-    let rman = |body: &str| -> Result<(String, f64)> {
+    // `body` runs in a RUN block with two SBT channels, between `before` and `after`.
+    let rman_around = |before: &str, body: &str, after: &str| -> Result<(String, f64)> {
         let script = work.join("job.rman");
         std::fs::write(
             &script,
             format!(
-                "run {{\n allocate channel c1 {channel};\n allocate channel c2 {channel};\n{body}}}\n"
+                "{before}run {{\n allocate channel c1 {channel};\n allocate channel c2 {channel};\n{body}}}\n{after}"
             ),
         )?;
         let started = Instant::now();
@@ -206,6 +208,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         )?;
         Ok((out, started.elapsed().as_secs_f64()))
     };
+    let rman = |body: &str| rman_around("", body, "");
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut steps = Vec::new();
     let show = |s: &Step| {
@@ -248,22 +251,19 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         steps.push(s);
     }
 
-    // Lose every datafile, restore and recover through SBT, compare with a copy.
-    let reference = work.join("reference");
-    copy_datafiles(&home, &reference)?;
+    // Lose every datafile, restore and recover through SBT, compare with a snapshot.
+    let snapshot = take_snapshot(&sim, &home, &work.join("snapshot"))?;
     for f in datafiles(&home)? {
         std::fs::remove_file(&f).with_context(|| format!("cannot delete {}", f.display()))?;
     }
     say("all datafiles deleted; restoring and recovering through SBT".into());
-    let (_, restore_seconds) = rman(" restore database;\n recover database;\n")?;
-    let verify = Command::new(&sim)
-        .args(["verify", "--home"])
-        .arg(&home)
-        .arg("--against")
-        .arg(&reference)
-        .output()
-        .context("cannot run oraclesim verify")?;
-    let restore_verified = verify.status.success();
+    let (_, restore_seconds) = rman_around(
+        RESTORE_BEFORE,
+        " restore database;\n recover database;\n",
+        RESTORE_AFTER,
+    )?;
+    let proof = prove_restore(&sim, &home, &snapshot)?;
+    let restore_verified = proof.verified;
     say(format!(
         "restore + recover: {} in {restore_seconds:.1} s ({:.0} MB/s), oraclesim verify: {}",
         human_bytes(db_bytes),
@@ -271,7 +271,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
             db_bytes,
             std::time::Duration::from_secs_f64(restore_seconds)
         ),
-        String::from_utf8_lossy(&verify.stdout).trim()
+        proof.output.trim()
     ));
     let report = store.verify(Some(repo.codec().clone()), None).await?;
     say(format!(
@@ -323,6 +323,69 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         result.resume.restore_verified
     );
     Ok(())
+}
+
+/// Oracle restores the datafiles of a mounted database, never under an open instance.
+const RESTORE_BEFORE: &str = "shutdown abort;\nstartup mount;\n";
+/// And opens it once they are recovered.
+const RESTORE_AFTER: &str = "alter database open;\n";
+
+/// A reference taken with `oraclesim snapshot` before the loss.
+#[derive(Debug, Clone)]
+struct Snapshot {
+    dir: PathBuf,
+    scn: u64,
+}
+
+/// `oraclesim snapshot --home HOME --to DIR`: a self-consistent copy of the datafiles and the
+/// SCN it was taken at.
+fn take_snapshot(sim: &Path, home: &Path, dir: &Path) -> Result<Snapshot> {
+    run_checked(
+        Command::new(sim)
+            .args(["snapshot", "--home"])
+            .arg(home)
+            .arg("--to")
+            .arg(dir),
+        "oraclesim snapshot",
+    )?;
+    let manifest = dir.join("snapshot.json");
+    let text = std::fs::read_to_string(&manifest)
+        .with_context(|| format!("cannot read {}", manifest.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", manifest.display()))?;
+    let scn = v["scn"]
+        .as_u64()
+        .with_context(|| format!("{} names no SCN", manifest.display()))?;
+    Ok(Snapshot {
+        dir: dir.to_path_buf(),
+        scn,
+    })
+}
+
+/// What `oraclesim verify` said of a restored home.
+#[derive(Debug)]
+struct RestoreProof {
+    verified: bool,
+    output: String,
+}
+
+/// The restore proof: every block of every datafile of `home` equals the snapshot taken at
+/// its SCN before the loss (`oraclesim verify --at-scn`). One wrong byte fails it.
+fn prove_restore(sim: &Path, home: &Path, snapshot: &Snapshot) -> Result<RestoreProof> {
+    let out = Command::new(sim)
+        .args(["verify", "--home"])
+        .arg(home)
+        .arg("--against")
+        .arg(&snapshot.dir)
+        .arg("--at-scn")
+        .arg(snapshot.scn.to_string())
+        .output()
+        .context("cannot run oraclesim verify")?;
+    Ok(RestoreProof {
+        verified: out.status.success(),
+        output: String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr),
+    })
 }
 
 /// The programs and places of a demo run.
@@ -596,8 +659,7 @@ ORACLESIM_HOME = "{home}"
     children.kill_last();
 
     // The resumed full is the newest backup RMAN knows: restore and recover from it.
-    let reference = t.work.join("reference-resumed");
-    copy_datafiles(t.home, &reference)?;
+    let snapshot = take_snapshot(t.sim, t.home, &t.work.join("snapshot-resumed"))?;
     for f in datafiles(t.home)? {
         std::fs::remove_file(&f).with_context(|| format!("cannot delete {}", f.display()))?;
     }
@@ -606,7 +668,7 @@ ORACLESIM_HOME = "{home}"
     std::fs::write(
         &script,
         format!(
-            "run {{\n allocate channel c1 device type sbt parms '{parms}';\n allocate channel c2 device type sbt parms '{parms}';\n restore database;\n recover database;\n}}\n"
+            "{RESTORE_BEFORE}run {{\n allocate channel c1 device type sbt parms '{parms}';\n allocate channel c2 device type sbt parms '{parms}';\n restore database;\n recover database;\n}}\n{RESTORE_AFTER}"
         ),
     )?;
     let restore_started = Instant::now();
@@ -618,19 +680,13 @@ ORACLESIM_HOME = "{home}"
             .env("ORACLESIM_HOME", t.home),
         "rman restore from the vault",
     )?;
-    let verify = Command::new(t.sim)
-        .args(["verify", "--home"])
-        .arg(t.home)
-        .arg("--against")
-        .arg(&reference)
-        .output()
-        .context("cannot run oraclesim verify")?;
-    r.restore_verified = verify.status.success();
+    let proof = prove_restore(t.sim, t.home, &snapshot)?;
+    r.restore_verified = proof.verified;
     say(format!(
         "restore + recover of {} from the vault in {:.1} s, oraclesim verify: {}",
         r.recovery_point,
         restore_started.elapsed().as_secs_f64(),
-        String::from_utf8_lossy(&verify.stdout).trim()
+        proof.output.trim()
     ));
     Ok(r)
 }
@@ -686,21 +742,100 @@ fn datafile_bytes(home: &Path) -> Result<u64> {
     Ok(n)
 }
 
-/// A copy of the home with its datafiles, for `oraclesim verify --against`.
-fn copy_datafiles(home: &Path, to: &Path) -> Result<()> {
-    fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-        std::fs::create_dir_all(to)?;
-        for e in std::fs::read_dir(from)? {
-            let e = e?;
-            let target = to.join(e.file_name());
-            if e.file_type()?.is_dir() {
-                copy_dir(&e.path(), &target)?;
-            } else {
-                std::fs::copy(e.path(), &target)?;
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileExt;
+    use std::time::SystemTime;
+
+    fn newest(path: &Path) -> SystemTime {
+        let mut t = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        for e in std::fs::read_dir(path).into_iter().flatten().flatten() {
+            t = t.max(newest(&e.path()));
         }
-        Ok(())
+        t
     }
-    copy_dir(home, to)
-        .with_context(|| format!("cannot copy {} to {}", home.display(), to.display()))
+
+    /// `oraclesim` from this workspace's target directory, built when missing or older than
+    /// the simulator's sources.
+    fn oraclesim() -> PathBuf {
+        let exe = std::env::current_exe().unwrap();
+        let sim = exe.parent().unwrap().parent().unwrap().join("oraclesim");
+        let crates = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let sources = ["orca-oracle-sim", "orca-oracle"]
+            .iter()
+            .map(|c| newest(&crates.join(c).join("src")))
+            .max()
+            .unwrap();
+        let fresh = std::fs::metadata(&sim)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t >= sources);
+        if !fresh {
+            let ok = Command::new(env!("CARGO"))
+                .args(["build", "-p", "orca-oracle-sim"])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "building oraclesim failed");
+        }
+        sim
+    }
+
+    #[test]
+    fn the_restore_proof_fails_on_one_wrong_byte() {
+        let sim = oraclesim();
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("db");
+        run_checked(
+            Command::new(&sim)
+                .args([
+                    "create",
+                    "--name",
+                    "DEMO",
+                    "--datafiles",
+                    "2",
+                    "--size-mb",
+                    "2",
+                ])
+                .args(["--online-log-mb", "1", "--home"])
+                .arg(&home),
+            "oraclesim create",
+        )
+        .unwrap();
+        let snapshot = take_snapshot(&sim, &home, &tmp.path().join("snapshot")).unwrap();
+        let proof = prove_restore(&sim, &home, &snapshot).unwrap();
+        assert!(proof.verified, "{}", proof.output);
+
+        // One flipped bit in block 10 of the SYSTEM datafile.
+        let system = datafiles(&home)
+            .unwrap()
+            .into_iter()
+            .find(|p| p.ends_with("system01.dbf"))
+            .unwrap();
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&system)
+            .unwrap();
+        let mut b = [0u8];
+        f.read_exact_at(&mut b, 10 * 8192 + 500).unwrap();
+        f.write_all_at(&[b[0] ^ 0x10], 10 * 8192 + 500).unwrap();
+        let proof = prove_restore(&sim, &home, &snapshot).unwrap();
+        assert!(!proof.verified, "{}", proof.output);
+        assert!(
+            proof.output.contains("file 1 block 10: content differs"),
+            "{}",
+            proof.output
+        );
+
+        // A snapshot of another SCN is refused rather than compared.
+        let other = Snapshot {
+            scn: snapshot.scn + 1,
+            ..snapshot
+        };
+        let proof = prove_restore(&sim, &home, &other).unwrap();
+        assert!(!proof.verified, "{}", proof.output);
+    }
 }

@@ -43,7 +43,7 @@ impl GcFlags {
 pub async fn collect(store: &Store, flags: &GcFlags) -> Result<GcReport> {
     let opts = flags.options()?;
     let bar = common::count_bar(0, "collecting");
-    let progress = |p: &orca_repo::store::Progress| {
+    let progress = |p: &orca_repo::Progress| {
         bar.set_length(p.total);
         bar.set_position(p.done);
         bar.set_message(match p.phase.as_str() {

@@ -91,7 +91,7 @@ pub async fn run(a: GetArgs) -> Result<()> {
         if a.json {
             print_json(&json!({
                 "name": a.name, "output": out, "size": size,
-                "elapsed_ms": elapsed.as_millis() as u64, "mb_per_s": mb_per_s(size, elapsed),
+                "elapsed_ms": u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX), "mb_per_s": mb_per_s(size, elapsed),
             }))?;
         } else {
             eprintln!(

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use orca_repo::lineage::LineageCache;
+use orca_repo::LineageCache;
 use orca_repo::{ChunkerSpec, FileType, PieceMeta, WriteOptions};
 use serde_json::json;
 
@@ -179,7 +179,7 @@ pub async fn run(a: PutArgs) -> Result<()> {
             "new_bytes": stats.new_bytes,
             "cache_hits": stats.cache_hits,
             "probes": stats.probes,
-            "elapsed_ms": elapsed.as_millis() as u64,
+            "elapsed_ms": u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
             "mb_per_s": mb_per_s(committed.info.size, elapsed),
         }))?;
     } else {

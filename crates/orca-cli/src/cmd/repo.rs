@@ -55,7 +55,7 @@ pub struct InitArgs {
     #[arg(long, default_value = "aes-256-gcm")]
     cipher: Cipher,
     /// zstd level for chunks (1 fastest .. 19; negative values are faster still).
-    #[arg(long, default_value_t = orca_repo::config::DEFAULT_ZSTD_LEVEL, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = orca_repo::DEFAULT_ZSTD_LEVEL, allow_negative_numbers = true)]
     compression_level: i32,
     /// Default fixed chunk size in KiB (a multiple of the Oracle block size).
     #[arg(long, default_value_t = 1024, value_name = "KIB")]
@@ -110,25 +110,20 @@ pub struct ObjectArgs {
 }
 
 impl ObjectArgs {
-    fn remote(&self) -> Option<orca_repo::remote::RemoteObjects> {
-        self.objects
-            .as_ref()
-            .map(|url| orca_repo::remote::RemoteObjects {
-                url: url.clone(),
-                endpoint: self.s3_endpoint.clone(),
-                region: self.s3_region.clone(),
-                virtual_hosted: self.s3_virtual_hosted,
-                credentials_file: self.s3_credentials_file.clone(),
-                credentials: None,
-                index: self
-                    .index_url
-                    .clone()
-                    .map(|url| orca_repo::index::postgres::PgConfig {
-                        url,
-                        password_file: self.index_password_file.clone(),
-                        ca_file: self.index_ca_file.clone(),
-                    }),
-            })
+    fn remote(&self) -> Option<orca_repo::RemoteObjects> {
+        self.objects.as_ref().map(|url| orca_repo::RemoteObjects {
+            url: url.clone(),
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            virtual_hosted: self.s3_virtual_hosted,
+            credentials_file: self.s3_credentials_file.clone(),
+            credentials: None,
+            index: self.index_url.clone().map(|url| orca_repo::PgConfig {
+                url,
+                password_file: self.index_password_file.clone(),
+                ca_file: self.index_ca_file.clone(),
+            }),
+        })
     }
 }
 
@@ -195,11 +190,11 @@ async fn init(a: InitArgs) -> Result<()> {
     };
     let remote = a.objects.remote();
     if let Some(r) = &remote {
-        if a.repo.join(orca_repo::remote::REMOTE_FILE).exists() {
+        if a.repo.join(orca_repo::REMOTE_FILE).exists() {
             bail!(
                 "{} already names a bucket in {}; pick another directory",
                 a.repo.display(),
-                orca_repo::remote::REMOTE_FILE
+                orca_repo::REMOTE_FILE
             );
         }
         r.write(&a.repo)?;
@@ -208,7 +203,7 @@ async fn init(a: InitArgs) -> Result<()> {
     if created.is_err() && remote.is_some() {
         // Leave the directory as it was: an objects.json naming a bucket that
         // holds someone else's repository would attach this host to it.
-        let _ = std::fs::remove_file(a.repo.join(orca_repo::remote::REMOTE_FILE));
+        let _ = std::fs::remove_file(a.repo.join(orca_repo::REMOTE_FILE));
     }
     let (repo, _store) = created.with_context(|| match &remote {
         Some(r) => format!(
@@ -259,10 +254,7 @@ async fn attach(a: AttachArgs) -> Result<()> {
     let Some(remote) = a.objects.remote() else {
         bail!("give the bucket to attach to with --objects s3://BUCKET/PREFIX");
     };
-    for f in [
-        orca_repo::remote::REMOTE_FILE,
-        orca_repo::config::CONFIG_KEY,
-    ] {
+    for f in [orca_repo::REMOTE_FILE, orca_repo::CONFIG_KEY] {
         if a.repo.join(f).exists() {
             bail!(
                 "{} already holds a repository ({f}); attach a new directory",
@@ -274,7 +266,7 @@ async fn attach(a: AttachArgs) -> Result<()> {
     let store = match orca_repo::Store::open_local(&a.repo).await {
         Ok(s) => s,
         Err(e) => {
-            let _ = std::fs::remove_file(a.repo.join(orca_repo::remote::REMOTE_FILE));
+            let _ = std::fs::remove_file(a.repo.join(orca_repo::REMOTE_FILE));
             return Err(e).with_context(|| format!("cannot open the repository in {}", remote.url));
         }
     };
@@ -301,7 +293,7 @@ async fn info(a: InfoArgs) -> Result<()> {
     let store = a.repo.open_store().await?;
     let c = store.config().clone();
     let s = store.stats().await?;
-    let remote = orca_repo::remote::RemoteObjects::read(&a.repo.repo)?;
+    let remote = orca_repo::RemoteObjects::read(&a.repo.repo)?;
     let objects = remote.as_ref().map(|r| r.url.clone());
     let index = orca_repo::Store::index_of(&a.repo.repo)?.to_string();
     if a.json {
@@ -354,7 +346,7 @@ async fn info(a: InfoArgs) -> Result<()> {
 async fn rebuild(a: InfoArgs) -> Result<()> {
     let store = a.repo.open_store().await?;
     let bar = common::count_bar(0, "reading packs");
-    let progress = |p: &orca_repo::store::Progress| {
+    let progress = |p: &orca_repo::Progress| {
         bar.set_length(p.total);
         bar.set_position(p.done);
     };

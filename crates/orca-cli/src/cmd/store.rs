@@ -78,7 +78,7 @@ pub struct ServeArgs {
     /// How PUT freezes a recovery point: reflink (copy-on-write clones: XFS, btrfs), ingest
     /// (read changed files into the local chunk store) or auto (reflink where it works).
     #[arg(long, value_name = "MODE")]
-    snapshot: Option<orca_store::config::SnapshotMode>,
+    snapshot: Option<orca_store::SnapshotMode>,
     /// The admin token itself, instead of a file.
     #[arg(long, env = "ORCA_STORE_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
@@ -431,7 +431,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
             (None, Some(t)) => (Some(t), None),
             (None, None) => bail!("--vault needs the vault's token: give --token-file FILE"),
         };
-        config.vault = Some(orca_store::config::VaultConfig {
+        config.vault = Some(orca_store::VaultConfig {
             url,
             token,
             token_file,
@@ -456,6 +456,6 @@ async fn serve(a: ServeArgs) -> Result<()> {
         "backup store {} listening on {listen}",
         app.root().display()
     );
-    orca_store::server::serve(app, &listen, limits).await?;
+    orca_store::serve(app, &listen, limits).await?;
     Ok(())
 }

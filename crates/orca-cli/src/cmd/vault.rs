@@ -85,9 +85,7 @@ pub struct DataArg {
 impl DataArg {
     fn tokens(&self) -> Result<Tokens> {
         let dir = &self.data;
-        if !dir.join(orca_repo::config::CONFIG_KEY).exists()
-            && !dir.join(orca_repo::remote::REMOTE_FILE).exists()
-        {
+        if !dir.join(orca_repo::CONFIG_KEY).exists() && !dir.join(orca_repo::REMOTE_FILE).exists() {
             bail!(
                 "{} is not a repository: create it with `orca repo init --repo {}`",
                 dir.display(),
@@ -191,7 +189,7 @@ async fn open_store(d: &DataArg) -> Result<Store> {
 async fn verify(a: VerifyArgs) -> Result<()> {
     let store = open_store(&a.data).await?;
     let bar = crate::common::byte_bar(store.stats().await?.pack_bytes, "verifying");
-    let progress = |p: &orca_repo::store::Progress| bar.set_position(p.bytes);
+    let progress = |p: &orca_repo::Progress| bar.set_position(p.bytes);
     let report = store
         .verify_sample(None, a.sample.unwrap_or(100.0), Some(&progress))
         .await?;

@@ -35,7 +35,7 @@ pub async fn run(a: VerifyArgs) -> Result<()> {
     let bar = common::byte_bar(0, "verifying");
     let total = store.stats().await?.pack_bytes;
     bar.set_length(total);
-    let progress = |p: &orca_repo::store::Progress| {
+    let progress = |p: &orca_repo::Progress| {
         if p.phase == "packs" {
             bar.set_position(p.bytes);
         } else {

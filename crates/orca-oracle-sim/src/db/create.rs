@@ -61,18 +61,23 @@ struct FilePlan {
     creation_scn: Scn,
 }
 
-fn validate(opts: &CreateOptions) -> Result<String> {
-    let name = opts.name.to_ascii_uppercase();
-    let ok = !name.is_empty()
-        && name.len() <= 8
-        && name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+/// DB_NAME, upper case, if it is a valid one.
+pub(super) fn validate_name(name: &str) -> Result<String> {
+    let upper = name.to_ascii_uppercase();
+    let ok = !upper.is_empty()
+        && upper.len() <= 8
+        && upper.starts_with(|c: char| c.is_ascii_alphabetic())
+        && upper.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !ok {
         return Err(DbError::Invalid(format!(
-            "invalid database name {:?}: use 1-8 letters, digits or _, starting with a letter",
-            opts.name
+            "invalid database name {name:?}: use 1-8 letters, digits or _, starting with a letter"
         )));
     }
+    Ok(upper)
+}
+
+fn validate(opts: &CreateOptions) -> Result<String> {
+    let name = validate_name(&opts.name)?;
     orca_oracle::block::check_block_size(opts.block_size).map_err(|_| {
         DbError::Invalid(format!(
             "invalid --block-size {}: use 2048, 4096, 8192, 16384 or 32768",
@@ -156,6 +161,7 @@ pub(super) fn create(opts: &CreateOptions) -> Result<Database> {
             home.display()
         )));
     }
+    super::instance::reset_state(home)?;
     let data_dir = home.join("oradata").join(&name);
     for d in [
         home.join("control"),
@@ -222,6 +228,7 @@ pub(super) fn create(opts: &CreateOptions) -> Result<Database> {
     let cf_path = home.join(CONTROLFILE_REL);
     let conn = super::open_connection(&cf_path)?;
     conn.execute_batch(schema::SCHEMA)?;
+    super::state::ensure_schema(&conn)?;
     let db = Database::from_parts(home.clone(), conn)?;
     let c = db.connection();
     let online_blocks = (opts.online_log_mb * (1 << 20) / 512) as u32;
@@ -429,7 +436,7 @@ pub(super) fn create(opts: &CreateOptions) -> Result<Database> {
     Ok(db)
 }
 
-fn hostname() -> String {
+pub(super) fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|s| s.trim().to_string())

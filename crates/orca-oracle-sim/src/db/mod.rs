@@ -11,6 +11,7 @@
 //! <home>/dbs/spfile<NAME>.ora         server parameter file (text)
 //! <home>/bct/change_tracking.ctf      block change tracking file (when enabled)
 //! <home>/.oraclesim.lock              lock serialising redo and datafile changes
+//! <home>/.oraclesim.instance          instance started but not mounted, or shut down
 //! ```
 //!
 //! # API for the rman stand-in
@@ -40,20 +41,28 @@
 mod bct;
 pub mod blockgen;
 mod create;
+mod incarnation;
+mod instance;
 mod io;
 mod records;
 mod recover;
 mod redo;
 pub mod schema;
 pub mod sqlfn;
+mod state;
 mod workload;
 
 pub use bct::BctStatus;
 pub use create::CreateOptions;
+pub use incarnation::Incarnation;
+pub use instance::{InstanceStatus, Parameters, create_empty, parameter_file, status_of};
 pub use io::DatafileIo;
 pub use records::*;
 pub use recover::{
     MissingLog, PlannedLog, RecoverOptions, RecoverUntil, RecoveryPlan, RecoveryReport,
+};
+pub use state::{
+    BlockCorruption, FileRef, OfflineMode, StateStatement, corruption_kind, parse_state_statement,
 };
 pub use workload::{WorkloadOptions, WorkloadReport};
 
@@ -320,6 +329,8 @@ pub struct Database {
     home: PathBuf,
     conn: Connection,
     nls: sqlfn::Nls,
+    /// Set for the placeholder of an instance that is not mounted.
+    unmounted: Option<instance::Unmounted>,
 }
 
 fn open_connection(path: &Path) -> Result<Connection> {
@@ -354,6 +365,7 @@ impl Database {
             home,
             conn,
             nls: Arc::new(Mutex::new(sqlfn::NlsSettings::default())),
+            unmounted: None,
         };
         db.register_functions()?;
         let version: i64 = db
@@ -371,6 +383,7 @@ impl Database {
                 schema::SCHEMA_VERSION
             )));
         }
+        state::ensure_schema(&db.conn)?;
         Ok(db)
     }
 
@@ -389,6 +402,7 @@ impl Database {
             home,
             conn,
             nls: Arc::new(Mutex::new(sqlfn::NlsSettings::default())),
+            unmounted: None,
         };
         db.register_functions()?;
         Ok(db)
@@ -723,6 +737,11 @@ impl Database {
 
     /// Checks that the database is open read write (for changes).
     pub fn require_open(&self) -> Result<()> {
+        match self.instance_status()? {
+            InstanceStatus::Idle => return Err(ora(1034, "ORACLE not available")),
+            InstanceStatus::Started => return Err(ora(1507, "database not mounted")),
+            InstanceStatus::Mounted | InstanceStatus::Open => {}
+        }
         let local = self.local_instance()?;
         if !local.is_up() {
             return Err(ora(1034, "ORACLE not available"));
@@ -849,14 +868,17 @@ impl Database {
     /// (restored ones included) up to the target. Fails with
     /// [`DbError::MissingLogs`] before changing anything if logs are missing.
     pub fn recover(&self, opts: &RecoverOptions) -> Result<RecoveryReport> {
-        recover::recover(self, opts)
-    }
-
-    /// `ALTER DATABASE OPEN RESETLOGS`: a new incarnation; log sequences
-    /// restart at 1; datafile headers get the new resetlogs data.
-    pub fn open_resetlogs(&self) -> Result<()> {
-        let _lock = self.lock()?;
-        redo::open_resetlogs(self)
+        let report = recover::recover(self, opts)?;
+        let in_place: Vec<u32> = match &opts.files {
+            Some(f) => f.clone(),
+            None => self.datafiles()?.iter().map(|d| d.file_no).collect(),
+        };
+        let in_place: Vec<u32> = in_place
+            .into_iter()
+            .filter(|f| !opts.paths.contains_key(f))
+            .collect();
+        self.mark_recovered(&in_place)?;
+        Ok(report)
     }
 
     /// Enables block change tracking (`ALTER DATABASE ENABLE BLOCK CHANGE
@@ -923,8 +945,9 @@ impl Database {
 
     /// Writes a control file from a backup into `home` (`RESTORE
     /// CONTROLFILE`). The restored control file says CONTROLFILE_TYPE
-    /// `BACKUP` and the database is mounted. Close every `Database` on this
-    /// home first; open it again afterwards.
+    /// `BACKUP`, OPEN_MODE `MOUNTED` for when it is mounted, and OPEN_RESETLOGS
+    /// `REQUIRED`. Close every `Database` on this home first; open it again
+    /// afterwards.
     pub fn restore_controlfile(home: &Path, bytes: &[u8]) -> Result<()> {
         let cf = home.join(CONTROLFILE_REL);
         if bytes.len() < 100 || &bytes[..16] != b"SQLite format 3\0" {
@@ -939,7 +962,8 @@ impl Database {
         write_atomic(&cf, bytes)?;
         let conn = open_connection(&cf)?;
         conn.execute(
-            r#"UPDATE cf_database SET "CONTROLFILE_TYPE" = 'BACKUP', "OPEN_MODE" = 'MOUNTED'"#,
+            r#"UPDATE cf_database SET "CONTROLFILE_TYPE" = 'BACKUP', "OPEN_MODE" = 'MOUNTED',
+                   "OPEN_RESETLOGS" = 'REQUIRED'"#,
             [],
         )?;
         conn.execute(

@@ -5,6 +5,13 @@
 //! replaying the records with SCN above a file's checkpoint, in SCN order
 //! across threads, makes the file byte-identical to the original at the
 //! recovery point.
+//!
+//! Redo comes from the incarnation branch of the recovery target (see
+//! `incarnation.rs`): an ancestor's logs only up to the SCN where its child
+//! branched off, so the overlapping SCNs of an abandoned branch are never
+//! applied. An incomplete recovery, or one with a backup control file, records
+//! its recovery point as the files' LAST_CHANGE# and makes OPEN RESETLOGS
+//! required.
 
 use super::{Database, DatafileIo, DbError, Result, ora};
 use orca_oracle::redo::parse_log;
@@ -46,6 +53,8 @@ pub struct RecoverOptions {
 /// A log recovery will read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedLog {
+    /// RESETLOGS_ID of the log's incarnation.
+    pub resetlogs_id: u32,
     /// Thread.
     pub thread: u16,
     /// Sequence.
@@ -65,6 +74,10 @@ pub struct PlannedLog {
 /// A log recovery needs but cannot find.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MissingLog {
+    /// RESETLOGS_ID of the log's incarnation.
+    pub resetlogs_id: u32,
+    /// RESETLOGS_CHANGE# of the log's incarnation.
+    pub resetlogs_scn: Scn,
     /// Thread.
     pub thread: u16,
     /// Sequence.
@@ -109,6 +122,9 @@ pub struct RecoveryReport {
     pub blocks_written: u64,
     /// True for complete recovery (no UNTIL; online redo applied).
     pub complete: bool,
+    /// The recovery point recorded for OPEN RESETLOGS (incomplete recovery or a backup
+    /// control file): every change up to it, and none after, is in the files.
+    pub resetlogs_point: Option<Scn>,
 }
 
 struct Row {
@@ -174,17 +190,20 @@ pub(super) fn plan(db: &Database, opts: &RecoverOptions) -> Result<RecoveryPlan>
         .map(|f| f.2)
         .min()
         .unwrap_or(info.checkpoint_scn);
+    let branch = db.incarnation_branch()?;
+    let target_rid = info.resetlogs_id;
 
-    // Archived log rows of the current incarnation by (thread, sequence).
-    let mut rows: HashMap<(u16, u32), Vec<Row>> = HashMap::new();
+    // Archived log rows of the branch's incarnations by (RESETLOGS_ID, thread, sequence).
+    let mut rows: HashMap<(u32, u16, u32), Vec<Row>> = HashMap::new();
     {
         let mut st = db.connection().prepare(
             r#"SELECT "RECID", "NAME", "THREAD#", "SEQUENCE#", "FIRST_CHANGE#", "NEXT_CHANGE#",
-                      "FIRST_TIME", "STATUS"
-               FROM cf_archived_log WHERE "RESETLOGS_ID" = ?1 ORDER BY "RECID""#,
+                      "FIRST_TIME", "STATUS", "RESETLOGS_ID"
+               FROM cf_archived_log ORDER BY "RECID""#,
         )?;
-        let it = st.query_map([info.resetlogs_id], |r| {
+        let it = st.query_map([], |r| {
             Ok((
+                r.get::<_, u32>(8)?,
                 r.get::<_, u16>(2)?,
                 r.get::<_, u32>(3)?,
                 Row {
@@ -198,8 +217,10 @@ pub(super) fn plan(db: &Database, opts: &RecoverOptions) -> Result<RecoveryPlan>
             ))
         })?;
         for x in it {
-            let (t, s, row) = x?;
-            rows.entry((t, s)).or_default().push(row);
+            let (rid, t, s, row) = x?;
+            if branch.iter().any(|b| b.resetlogs_id == rid) {
+                rows.entry((rid, t, s)).or_default().push(row);
+            }
         }
     }
     let online_members: Vec<String> = {
@@ -217,7 +238,7 @@ pub(super) fn plan(db: &Database, opts: &RecoverOptions) -> Result<RecoveryPlan>
             let mut b = vec![0u8; 1024];
             f.read_exact_at(&mut b, 0).ok()?;
             let (_, h, seq) = orca_oracle::redo::parse_log_headers(&b).ok()?;
-            (h.resetlogs_id == info.resetlogs_id && h.dbid == info.dbid).then_some((p, h, seq))
+            (h.resetlogs_id == target_rid && h.dbid == info.dbid).then_some((p, h, seq))
         })
         .collect();
 
@@ -227,8 +248,13 @@ pub(super) fn plan(db: &Database, opts: &RecoverOptions) -> Result<RecoveryPlan>
         Some(RecoverUntil::Time(t)) => (None, Some(*t)),
         Some(RecoverUntil::Sequence { thread, sequence }) => {
             let first = rows
-                .get(&(*thread, *sequence))
+                .get(&(target_rid, *thread, *sequence))
                 .and_then(|v| v.first().map(|r| r.first))
+                .or_else(|| {
+                    // The log was never archived: it begins where the one before ends.
+                    rows.get(&(target_rid, *thread, sequence.wrapping_sub(1)))
+                        .and_then(|v| v.first().map(|r| r.next))
+                })
                 .or_else(|| {
                     online_headers
                         .iter()
@@ -243,6 +269,14 @@ pub(super) fn plan(db: &Database, opts: &RecoverOptions) -> Result<RecoveryPlan>
             (Some(first), None)
         }
     };
+    if let Some(u) = until_scn
+        && u < info.resetlogs_scn
+    {
+        return Err(DbError::Invalid(format!(
+            "UNTIL SCN {u} is before the RESETLOGS (SCN {}) of the recovery target incarnation: reset the database to an older incarnation first",
+            info.resetlogs_scn
+        )));
+    }
 
     let threads: Vec<(u16, u32)> = {
         let mut st = db
@@ -253,111 +287,148 @@ pub(super) fn plan(db: &Database, opts: &RecoverOptions) -> Result<RecoveryPlan>
     };
     let mut logs = Vec::new();
     let mut missing = Vec::new();
-    for (thread, cur_seq) in threads {
-        let known_max = rows
-            .keys()
-            .filter(|(t, _)| *t == thread)
-            .map(|(_, s)| *s)
-            .max()
-            .unwrap_or(0)
-            .max(cur_seq);
-        let s0 = rows
-            .iter()
-            .filter(|((t, _), v)| *t == thread && v.iter().any(|r| r.next > start_scn))
-            .map(|((_, s), _)| *s)
-            .min()
-            .unwrap_or(cur_seq);
-        let mut seq = s0;
-        loop {
-            let known = rows.get(&(thread, seq));
-            let usable = known.and_then(|v| {
-                v.iter().find(|r| {
-                    r.status != "D" && r.name.as_ref().is_some_and(|n| Path::new(n).is_file())
-                })
-            });
-            let first_known = known.and_then(|v| v.first());
-            // Nothing at or after the bound is needed.
-            if let Some(r) = first_known {
-                if until_scn.is_some_and(|u| r.first >= u)
-                    || until_time.is_some_and(|t| r.first_time >= t)
+    for seg in &branch {
+        if seg.end.is_some_and(|e| e.0 <= start_scn.0 + 1)
+            || until_scn.is_some_and(|u| u <= seg.resetlogs_scn)
+        {
+            continue;
+        }
+        let target = seg.resetlogs_id == target_rid;
+        let bound = match (until_scn, seg.end) {
+            (Some(u), Some(e)) => Some(u.min(e)),
+            (u, e) => u.or(e),
+        };
+        let past = |first: Scn, first_time: OracleTime| {
+            bound.is_some_and(|u| first >= u) || until_time.is_some_and(|t| first_time >= t)
+        };
+        for &(thread, cf_seq) in &threads {
+            let cur_seq = if target { cf_seq } else { 0 };
+            let known_max = rows
+                .keys()
+                .filter(|(r, t, _)| *r == seg.resetlogs_id && *t == thread)
+                .map(|(_, _, s)| *s)
+                .max()
+                .unwrap_or(0)
+                .max(cur_seq);
+            let s0 = if start_scn < seg.resetlogs_scn {
+                1
+            } else {
+                rows.iter()
+                    .filter(|((r, t, _), v)| {
+                        *r == seg.resetlogs_id
+                            && *t == thread
+                            && v.iter().any(|x| x.next > start_scn)
+                    })
+                    .map(|((_, _, s), _)| *s)
+                    .min()
+                    .unwrap_or(cur_seq.max(1))
+            };
+            let mut seq = s0;
+            loop {
+                let known = rows.get(&(seg.resetlogs_id, thread, seq));
+                let usable = known.and_then(|v| {
+                    v.iter().find(|r| {
+                        r.status != "D" && r.name.as_ref().is_some_and(|n| Path::new(n).is_file())
+                    })
+                });
+                let first_known = known.and_then(|v| v.first());
+                // A log the control file does not know begins where the one before ends.
+                let previous_end = rows
+                    .get(&(seg.resetlogs_id, thread, seq.wrapping_sub(1)))
+                    .and_then(|v| v.first())
+                    .map(|r| r.next);
+                if first_known.is_none()
+                    && previous_end.is_some_and(|e| bound.is_some_and(|u| e >= u))
                 {
                     break;
                 }
-                if r.next <= start_scn {
+                // Nothing at or after the bound is needed.
+                if let Some(r) = first_known {
+                    if past(r.first, r.first_time) {
+                        break;
+                    }
+                    if r.next <= start_scn {
+                        seq += 1;
+                        continue;
+                    }
+                }
+                if let Some(r) = usable {
+                    logs.push(PlannedLog {
+                        resetlogs_id: seg.resetlogs_id,
+                        thread,
+                        sequence: seq,
+                        first_scn: r.first,
+                        next_scn: Some(r.next),
+                        path: PathBuf::from(r.name.clone().unwrap_or_default()),
+                        online: false,
+                        recid: Some(r.recid),
+                    });
                     seq += 1;
                     continue;
                 }
-            }
-            if let Some(r) = usable {
-                logs.push(PlannedLog {
-                    thread,
-                    sequence: seq,
-                    first_scn: r.first,
-                    next_scn: Some(r.next),
-                    path: PathBuf::from(r.name.clone().unwrap_or_default()),
-                    online: false,
-                    recid: Some(r.recid),
-                });
-                seq += 1;
-                continue;
-            }
-            let standard = db.archived_log_path(thread, seq)?;
-            if let Some(h) = read_log_header(&standard).filter(|h| h.next_scn.is_some()) {
-                if until_scn.is_some_and(|u| h.first_scn >= u)
-                    || until_time.is_some_and(|t| h.first_time >= t)
+                let standard = db.archived_log_path_in(thread, seq, seg.resetlogs_id);
+                if let Some(h) = read_log_header(&standard)
+                    .filter(|h| h.next_scn.is_some() && h.resetlogs_id == seg.resetlogs_id)
                 {
-                    break;
+                    if past(h.first_scn, h.first_time) {
+                        break;
+                    }
+                    if h.next_scn.is_some_and(|n| n > start_scn) {
+                        logs.push(PlannedLog {
+                            resetlogs_id: seg.resetlogs_id,
+                            thread,
+                            sequence: seq,
+                            first_scn: h.first_scn,
+                            next_scn: h.next_scn,
+                            path: standard,
+                            online: false,
+                            recid: None,
+                        });
+                    }
+                    seq += 1;
+                    continue;
                 }
-                logs.push(PlannedLog {
-                    thread,
-                    sequence: seq,
-                    first_scn: h.first_scn,
-                    next_scn: h.next_scn,
-                    path: standard,
-                    online: false,
-                    recid: None,
-                });
-                seq += 1;
-                continue;
-            }
-            if let Some((p, h, _)) = online_headers
-                .iter()
-                .find(|(_, h, s)| h.thread == thread && *s == seq)
-            {
-                if until_scn.is_some_and(|u| h.first_scn >= u)
-                    || until_time.is_some_and(|t| h.first_time >= t)
+                if let Some((p, h, _)) = online_headers
+                    .iter()
+                    .filter(|_| target)
+                    .find(|(_, h, s)| h.thread == thread && *s == seq)
                 {
+                    if past(h.first_scn, h.first_time) {
+                        break;
+                    }
+                    logs.push(PlannedLog {
+                        resetlogs_id: seg.resetlogs_id,
+                        thread,
+                        sequence: seq,
+                        first_scn: h.first_scn,
+                        next_scn: h.next_scn,
+                        path: p.clone(),
+                        online: true,
+                        recid: None,
+                    });
+                    if h.next_scn.is_none() {
+                        break;
+                    }
+                    seq += 1;
+                    continue;
+                }
+                if seq > known_max {
                     break;
                 }
-                logs.push(PlannedLog {
+                missing.push(MissingLog {
+                    resetlogs_id: seg.resetlogs_id,
+                    resetlogs_scn: seg.resetlogs_scn,
                     thread,
                     sequence: seq,
-                    first_scn: h.first_scn,
-                    next_scn: h.next_scn,
-                    path: p.clone(),
-                    online: true,
-                    recid: None,
+                    first_scn: first_known.map(|r| r.first),
+                    name: known
+                        .and_then(|v| v.iter().find_map(|r| r.name.clone()))
+                        .map(PathBuf::from)
+                        .or(Some(standard)),
+                    recid: first_known.map(|r| r.recid),
                 });
-                if h.next_scn.is_none() {
-                    break;
-                }
                 seq += 1;
-                continue;
             }
-            if seq > known_max {
-                break;
-            }
-            missing.push(MissingLog {
-                thread,
-                sequence: seq,
-                first_scn: first_known.map(|r| r.first),
-                name: known
-                    .and_then(|v| v.iter().find_map(|r| r.name.clone()))
-                    .map(PathBuf::from)
-                    .or(Some(standard)),
-                recid: first_known.map(|r| r.recid),
-            });
-            seq += 1;
         }
     }
     Ok(RecoveryPlan {
@@ -388,8 +459,15 @@ pub(super) fn recover(db: &Database, opts: &RecoverOptions) -> Result<RecoveryRe
         ));
     }
     let info = db.info()?;
+    let branch_end: HashMap<u32, Option<Scn>> = db
+        .incarnation_branch()?
+        .into_iter()
+        .map(|s| (s.resetlogs_id, s.end))
+        .collect();
     let mut records: Vec<RedoRecord> = Vec::new();
     let mut max_seen = Scn(0);
+    // Highest SCN the logs read account for: the recovery point when there is no bound.
+    let mut covered = p.files.iter().map(|f| f.2).max().unwrap_or(p.start_scn);
     for l in &p.logs {
         let bytes = std::fs::read(&l.path)
             .map_err(|e| super::io_err(format!("cannot read log {}", l.path.display()), e))?;
@@ -416,8 +494,28 @@ pub(super) fn recover(db: &Database, opts: &RecoverOptions) -> Result<RecoveryRe
                 ),
             ));
         }
+        if parsed.header.resetlogs_id != l.resetlogs_id {
+            return Err(ora(
+                1287,
+                format!(
+                    "file {} is from a different database incarnation",
+                    l.path.display()
+                ),
+            ));
+        }
+        let seg_end = branch_end.get(&l.resetlogs_id).copied().flatten();
+        if let Some(n) = l.next_scn {
+            let last = seg_end.map_or(n, |e| n.min(e));
+            covered = covered.max(Scn(last.0.saturating_sub(1)));
+        }
         for r in parsed.records {
+            if seg_end.is_some_and(|e| r.scn >= e) {
+                continue;
+            }
             max_seen = max_seen.max(r.scn);
+            if l.next_scn.is_none() {
+                covered = covered.max(r.scn);
+            }
             let keep = r.scn > p.start_scn
                 && p.until_scn.is_none_or(|u| r.scn < u)
                 && p.until_time.is_none_or(|t| r.time < t);
@@ -491,6 +589,23 @@ pub(super) fn recover(db: &Database, opts: &RecoverOptions) -> Result<RecoveryRe
         )?;
     }
     let complete = opts.until.is_none() && p.logs.iter().any(|l| l.online);
+    let resetlogs_point = if opts.until.is_some() || info.controlfile_type == "BACKUP" {
+        let point = match (p.until_scn, p.until_time) {
+            (Some(u), _) => covered.min(Scn(u.0.saturating_sub(1))),
+            (None, Some(_)) => end.max(p.files.iter().map(|f| f.2).max().unwrap_or(end)),
+            (None, None) => covered,
+        };
+        let in_place: Vec<u32> = p
+            .files
+            .iter()
+            .filter(|f| !opts.paths.contains_key(&f.0))
+            .map(|f| f.0)
+            .collect();
+        mark_recovered(db, &in_place, point)?;
+        Some(point)
+    } else {
+        None
+    };
     Ok(RecoveryReport {
         start_scn: p.start_scn,
         end_scn: end,
@@ -498,5 +613,47 @@ pub(super) fn recover(db: &Database, opts: &RecoverOptions) -> Result<RecoveryRe
         records_applied: applied,
         blocks_written: written,
         complete,
+        resetlogs_point,
     })
+}
+
+/// After an incomplete recovery (or one with a backup control file) the files are
+/// consistent at `point`: LAST_CHANGE# records it for OPEN RESETLOGS, which is now required;
+/// the high-water marks follow the recovered contents.
+fn mark_recovered(db: &Database, files: &[u32], point: Scn) -> Result<()> {
+    let c = db.connection();
+    for &fno in files {
+        let d = db.datafile(fno)?;
+        let hwm = formatted_end(&DatafileIo::open(&d.path, false)?)?;
+        c.execute(
+            r#"UPDATE cf_datafile SET "LAST_CHANGE#" = ?1, hwm_blocks = ?2 WHERE "FILE#" = ?3"#,
+            params![point.0 as i64, hwm, fno],
+        )?;
+    }
+    c.execute(
+        r#"UPDATE cf_database SET "OPEN_RESETLOGS" = 'REQUIRED'"#,
+        [],
+    )?;
+    Ok(())
+}
+
+/// The first block after the last formatted one (the workload's high-water mark).
+fn formatted_end(io: &DatafileIo) -> Result<u32> {
+    let bs = io.block_size();
+    let per = (1u32 << 20) / bs as u32;
+    let mut buf = vec![0u8; per as usize * bs];
+    let mut hi = io.block_count() + 1;
+    while hi > 2 {
+        let lo = hi.saturating_sub(per).max(2);
+        let chunk = &mut buf[..(hi - lo) as usize * bs];
+        io.read_blocks(lo, chunk)?;
+        if let Some(i) = chunk
+            .chunks_exact(bs)
+            .rposition(|b| !orca_oracle::block::is_null_block(b))
+        {
+            return Ok(lo + i as u32 + 1);
+        }
+        hi = lo;
+    }
+    Ok(2)
 }

@@ -375,7 +375,8 @@ pub(crate) fn checkpoint(db: &Database, writers: &mut Writers) -> Result<Scn> {
             payload: Vec::new(),
         },
     )?;
-    for d in db.datafiles()? {
+    // Offline files keep the checkpoint they went offline with.
+    for d in db.datafiles()?.into_iter().filter(|d| d.is_online()) {
         let io = super::DatafileIo::open(&d.path, true)?;
         let mut h = io.header()?;
         h.checkpoint = orca_oracle::Checkpoint {
@@ -411,7 +412,7 @@ pub(crate) fn checkpoint(db: &Database, writers: &mut Writers) -> Result<Scn> {
     let j = julian_of(now);
     c.execute(
         r#"UPDATE cf_datafile SET "CHECKPOINT_CHANGE#" = ?1, "CHECKPOINT_TIME" = ?2,
-               checkpoint_stamp = ?3"#,
+               checkpoint_stamp = ?3 WHERE "STATUS" IN ('ONLINE', 'SYSTEM')"#,
         params![scn.0 as i64, j, now.0],
     )?;
     c.execute(
@@ -681,24 +682,27 @@ pub(crate) fn register_archived_log(
     db.archived_log(db.connection().last_insert_rowid())
 }
 
-/// `ALTER DATABASE OPEN RESETLOGS`.
-pub(crate) fn open_resetlogs(db: &Database) -> Result<()> {
+/// `ALTER DATABASE OPEN RESETLOGS` with the new incarnation beginning at `scn`: the SCN
+/// counter restarts there, the recovery target becomes a PARENT (orphans stay ORPHAN).
+pub(crate) fn open_resetlogs(db: &Database, scn: Scn) -> Result<()> {
     let c = db.connection();
     let info = db.info()?;
-    let scn = db.allocate_scn()?;
     let now = oracle_now();
-    let mut rid = now.0;
-    if rid <= info.resetlogs_id {
-        rid = info.resetlogs_id + 1;
-    }
+    let last_rid: u32 = c.query_row(
+        r#"SELECT max("RESETLOGS_ID") FROM cf_database_incarnation"#,
+        [],
+        |r| r.get(0),
+    )?;
+    let rid = now.0.max(last_rid.max(info.resetlogs_id) + 1);
     let j = julian_of(OracleTime(rid));
     let inc: i64 = c.query_row(
         r#"SELECT max("INCARNATION#") FROM cf_database_incarnation"#,
         [],
         |r| r.get(0),
     )?;
+    let prior = db.current_incarnation()?.number;
     c.execute(
-        r#"UPDATE cf_database_incarnation SET "STATUS" = 'PARENT'"#,
+        r#"UPDATE cf_database_incarnation SET "STATUS" = 'PARENT' WHERE "STATUS" = 'CURRENT'"#,
         [],
     )?;
     c.execute(
@@ -711,22 +715,26 @@ pub(crate) fn open_resetlogs(db: &Database) -> Result<()> {
             info.resetlogs_scn.0 as i64,
             julian_of(info.resetlogs_time),
             rid,
-            inc
+            prior
         ],
     )?;
+    c.execute("UPDATE cf_sim SET current_scn = ?1", [scn.0 as i64])?;
     c.execute(
         r#"UPDATE cf_database SET "PRIOR_RESETLOGS_CHANGE#" = "RESETLOGS_CHANGE#",
                "PRIOR_RESETLOGS_TIME" = "RESETLOGS_TIME", "RESETLOGS_CHANGE#" = ?1,
                "RESETLOGS_TIME" = ?2, resetlogs_id = ?3, "CONTROLFILE_TYPE" = 'CURRENT',
                "OPEN_MODE" = 'READ WRITE', "RECOVERY_TARGET_INCARNATION#" = ?4,
-               "LAST_OPEN_INCARNATION#" = ?4"#,
+               "LAST_OPEN_INCARNATION#" = ?4, "OPEN_RESETLOGS" = 'NOT ALLOWED',
+               "CHECKPOINT_CHANGE#" = ?1, "CONTROLFILE_CHANGE#" = ?1"#,
         params![scn.0 as i64, j, rid, inc + 1],
     )?;
     c.execute(
         r#"UPDATE cf_instance SET "STATUS" = 'OPEN' WHERE "STATUS" <> 'DOWN'"#,
         [],
     )?;
-    // Every datafile header joins the new incarnation.
+    // Every datafile header joins the new incarnation; the new headers are the first redo
+    // of the incarnation, so recovery through this RESETLOGS rewrites them the same way.
+    let mut images = Vec::new();
     for d in db.datafiles()? {
         let io = super::DatafileIo::open(&d.path, true)?;
         let mut h = io.header()?;
@@ -739,11 +747,11 @@ pub(crate) fn open_resetlogs(db: &Database) -> Result<()> {
             block: 2,
             offset: 16,
         };
-        io.write_header(&h)?;
+        images.push((d.file_no, io.write_header(&h)?));
     }
     c.execute(
         r#"UPDATE cf_datafile SET "CHECKPOINT_CHANGE#" = ?1, "CHECKPOINT_TIME" = ?2,
-               checkpoint_stamp = ?3"#,
+               checkpoint_stamp = ?3, "LAST_CHANGE#" = NULL"#,
         params![scn.0 as i64, julian_of(now), now.0],
     )?;
     // Online logs restart at sequence 1.
@@ -793,5 +801,22 @@ pub(crate) fn open_resetlogs(db: &Database) -> Result<()> {
             params![scn.0 as i64, now.0, t],
         )?;
     }
-    Ok(())
+    let first_thread: u16 =
+        c.query_row(r#"SELECT min("THREAD#") FROM cf_thread"#, [], |r| r.get(0))?;
+    let mut w = LogWriter::open(db, first_thread)?;
+    for (file_no, img) in images {
+        w.append_record(
+            db,
+            &RedoRecord {
+                kind: RecordKind::BlockImage,
+                thread: first_thread,
+                scn,
+                time: now,
+                file_no: file_no as u16,
+                block_no: 1,
+                payload: img,
+            },
+        )?;
+    }
+    w.flush(db)
 }

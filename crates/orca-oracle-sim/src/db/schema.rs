@@ -432,6 +432,8 @@ pub const VIEWS: &[&str] = &[
     "V$LOGFILE",
     "V$TABLESPACE",
     "V$DATAFILE",
+    "V$RECOVER_FILE",
+    "V$DATABASE_BLOCK_CORRUPTION",
     "V$ARCHIVED_LOG",
     "V$BACKUP_SET",
     "V$BACKUP_PIECE",

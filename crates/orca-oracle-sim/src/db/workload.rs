@@ -99,7 +99,12 @@ pub(super) fn run(db: &Database, opts: &WorkloadOptions) -> Result<WorkloadRepor
     db.require_open()?;
     let start_scn = db.current_scn()?;
     let mut rng = Rng::new(blockgen::mix(&[opts.seed, start_scn.0, 0x3017]));
-    let files = db.datafiles()?;
+    // Offline files take no changes (Oracle refuses DML on them).
+    let files: Vec<_> = db
+        .datafiles()?
+        .into_iter()
+        .filter(|d| d.is_online())
+        .collect();
     let contents: HashMap<String, String> = db
         .tablespaces()?
         .into_iter()

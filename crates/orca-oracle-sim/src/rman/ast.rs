@@ -64,7 +64,11 @@ pub enum Command {
         abort: bool,
     },
     AlterDatabase(AlterDatabase),
+    Switch(super::newname::Switch),
+    BlockRecover(super::blockrecover::BlockRecover),
     Exit,
+    /// Lost control file / new host / incarnations.
+    Dr(DrCommand),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +83,12 @@ pub enum SetCmd {
     Until(Until),
     Dbid(u64),
     Echo(bool),
+    Newname(super::newname::Newname),
+    /// SET CONTROLFILE AUTOBACKUP FORMAT FOR DEVICE TYPE d TO 'fmt' (inside RUN).
+    AutobackupFormat {
+        device: DeviceType,
+        format: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,6 +255,11 @@ pub enum ArchivelogRange {
         from: Option<TimeExpr>,
         until: Option<TimeExpr>,
     },
+    /// COMPLETED AFTER / BEFORE / BETWEEN: by the time the log was archived.
+    Completed {
+        after: Option<TimeExpr>,
+        before: Option<TimeExpr>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,7 +282,9 @@ pub struct BackupSpec {
 pub struct Backup {
     pub incremental: Option<Incremental>,
     pub as_copy: bool,
-    pub compressed: bool,
+    /// AS COMPRESSED BACKUPSET: Some(true); AS BACKUPSET: Some(false); neither: the
+    /// configured BACKUP TYPE of the device.
+    pub compressed: Option<bool>,
     pub validate: bool,
     /// FOR RECOVER OF COPY [WITH TAG 't']: Some(tag).
     pub recover_of_copy: Option<Option<String>>,
@@ -294,6 +311,8 @@ pub struct Restore {
     pub from_tag: Option<String>,
     pub validate: bool,
     pub preview: bool,
+    /// PREVIEW SUMMARY.
+    pub preview_summary: bool,
     pub until: Option<Until>,
 }
 
@@ -353,10 +372,10 @@ pub struct Delete {
     pub device: Option<DeviceType>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListKind {
     Backup,
-    Archivelog,
+    Archivelog(ArchivelogRange),
     Copy,
 }
 
@@ -407,4 +426,60 @@ pub enum Catalog {
         tag: Option<String>,
     },
     Archivelog(Vec<String>),
+}
+
+/// The commands of disaster recovery: restoring the spfile and control file without a
+/// mounted control file, and incarnations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DrCommand {
+    /// RESTORE SPFILE [TO [PFILE] 'path'] FROM ...
+    RestoreSpfile {
+        to: Option<String>,
+        from: FileSource,
+    },
+    /// RESTORE CONTROLFILE [TO 'path'] FROM ...
+    RestoreControlfile {
+        to: Option<String>,
+        from: FileSource,
+    },
+    /// RESET DATABASE TO INCARNATION n
+    ResetIncarnation(u32),
+    /// LIST INCARNATION [OF DATABASE [name]]
+    ListIncarnation,
+}
+
+/// Where a control file or spfile is restored from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileSource {
+    /// FROM AUTOBACKUP [MAXSEQ n] [MAXDAYS n]: search `%F` handles.
+    Autobackup {
+        maxseq: Option<u32>,
+        maxdays: Option<u32>,
+    },
+    /// FROM 'handle'.
+    Handle(String),
+    /// No FROM: the backups the mounted control file records.
+    Repository,
+}
+
+impl DrCommand {
+    /// Name in RMAN-03002 ("failure of restore command").
+    pub fn command_name(&self) -> &'static str {
+        match self {
+            DrCommand::RestoreSpfile { .. } | DrCommand::RestoreControlfile { .. } => "restore",
+            DrCommand::ResetIncarnation(_) => "reset",
+            DrCommand::ListIncarnation => "list",
+        }
+    }
+
+    /// V$RMAN_STATUS.OPERATION, for commands that get a row.
+    pub fn operation(&self) -> Option<&'static str> {
+        match self {
+            DrCommand::RestoreSpfile { .. } | DrCommand::RestoreControlfile { .. } => {
+                Some("RESTORE")
+            }
+            DrCommand::ListIncarnation => Some("LIST"),
+            DrCommand::ResetIncarnation(_) => None,
+        }
+    }
 }

@@ -61,6 +61,9 @@ pub struct SetPlan {
     pub section: Option<(Arc<Multi>, usize)>,
     /// Bound to a device type (autobackup on the command's device).
     pub device: Option<DeviceType>,
+    /// AS COMPRESSED BACKUPSET (or configured for the device): the zstd level the block
+    /// data is compressed at.
+    pub compressed: Option<i32>,
 }
 
 /// Shared state of a multi-section set.
@@ -220,17 +223,28 @@ impl Session {
         let mut stats = StepDone::default();
         let mut devices: Vec<DeviceType> = Vec::new();
         if let Some(plus) = &b.plus_archivelog {
-            self.backup_phase(
+            let switched = self.backup_phase(
                 b,
-                Phase::PlusArchivelog(plus),
+                Phase::PlusArchivelog(plus, ArchivelogRange::All),
                 cmd,
                 &mut stats,
                 &mut devices,
             )?;
             self.backup_phase(b, Phase::Main, cmd, &mut stats, &mut devices)?;
+            // As Oracle: the second pass takes only the logs generated since the first
+            // pass's switch, not every log again.
+            let since =
+                switched
+                    .iter()
+                    .map(|l| l.next_scn.0)
+                    .min()
+                    .map_or(ArchivelogRange::All, |from| ArchivelogRange::Scn {
+                        from: Some(from),
+                        until: None,
+                    });
             self.backup_phase(
                 b,
-                Phase::PlusArchivelog(plus),
+                Phase::PlusArchivelog(plus, since),
                 cmd,
                 &mut stats,
                 &mut devices,
@@ -248,7 +262,7 @@ impl Session {
             [] => None,
             _ => Some("*".into()),
         };
-        if self.config().autobackup {
+        if self.config().autobackup && !self.autobackup_deferred {
             let device = devices
                 .first()
                 .copied()
@@ -265,32 +279,59 @@ impl Session {
         cmd: &'static str,
         stats: &mut StepDone,
         devices: &mut Vec<DeviceType>,
-    ) -> Result<(), CmdError> {
+    ) -> Result<Vec<ArchivedLog>, CmdError> {
         let start = now();
         self.out.blank();
         self.out
             .line(format!("Starting backup at {}", self.date(start)));
         let default_tag = format!("TAG{}", start.format("%Y%m%dT%H%M%S"));
         let mut items: Vec<(BackupObject, BackupOpts)> = Vec::new();
+        let mut switched = Vec::new();
         match phase {
-            Phase::PlusArchivelog(o) => {
-                self.db.switch_logfile().map_err(|e| CmdError::db(cmd, e))?;
+            Phase::PlusArchivelog(o, range) => {
+                switched = self.db.switch_logfile().map_err(|e| CmdError::db(cmd, e))?;
                 self.out.line("current log archived");
-                items.push((
-                    BackupObject::Archivelog(ArchivelogRange::All),
-                    o.over(&b.opts),
-                ));
+                items.push((BackupObject::Archivelog(range), o.over(&b.opts)));
             }
             Phase::Main => {
                 for s in &b.specs {
                     items.push((s.object.clone(), s.opts.over(&b.opts)));
+                }
+                // Oracle archives the current log before backing up logs up to "now"
+                // (ALL, or FROM ... with no UNTIL), so the backup covers all redo so far.
+                let open_ended = items.iter().any(|(o, _)| {
+                    matches!(
+                        o,
+                        BackupObject::Archivelog(
+                            ArchivelogRange::All
+                                | ArchivelogRange::Sequence { until: None, .. }
+                                | ArchivelogRange::Scn { until: None, .. }
+                                | ArchivelogRange::Time { until: None, .. }
+                        )
+                    )
+                });
+                if open_ended && self.can_archive_current() {
+                    switched = self.db.switch_logfile().map_err(|e| CmdError::db(cmd, e))?;
+                    self.out.line("current log archived");
                 }
             }
         }
         let chans = self.job_channels(b.device, false)?;
         let channel_device = self.channels[chans[0]].1.device;
         devices.push(channel_device);
-        let steps = self.plan(b, &items, &default_tag, chans.len(), channel_device, cmd)?;
+        let mut steps = self.plan(b, &items, &default_tag, chans.len(), channel_device, cmd)?;
+        let compressed = b.compressed.unwrap_or_else(|| {
+            self.config()
+                .backup_type
+                .get(&channel_device)
+                .is_some_and(|t| t.starts_with("COMPRESSED"))
+        });
+        let level = self.config().compression_level();
+        for step in &mut steps {
+            if let BackupStep::Set(s) = step {
+                s.compressed = compressed.then_some(level);
+            }
+        }
         let outcome = self.run_backup_steps(&chans, steps, cmd);
         stats.input_bytes += outcome.results.iter().map(|r| r.input_bytes).sum::<u64>();
         stats.output_bytes += outcome.results.iter().map(|r| r.output_bytes).sum::<u64>();
@@ -309,7 +350,13 @@ impl Session {
         }
         self.out
             .line(format!("Finished backup at {}", self.date(now())));
-        Ok(())
+        Ok(switched)
+    }
+
+    /// Whether ALTER SYSTEM ARCHIVE LOG CURRENT would succeed: open, in ARCHIVELOG mode.
+    fn can_archive_current(&self) -> bool {
+        self.db.is_open().unwrap_or(false)
+            && self.db.info().is_ok_and(|i| i.log_mode == "ARCHIVELOG")
     }
 
     /// Runs backup steps on the chosen channels.
@@ -468,6 +515,16 @@ impl Session {
         &self,
         range: &ArchivelogRange,
     ) -> Result<Vec<ArchivedLog>, CmdError> {
+        self.archived_logs_where(range, |l| l.status == "A" && l.name.is_some())
+    }
+
+    /// Archived logs selected by a range among the rows `keep` accepts (one row per
+    /// thread/sequence), in thread and sequence order.
+    pub(super) fn archived_logs_where(
+        &self,
+        range: &ArchivelogRange,
+        keep: impl Fn(&ArchivedLog) -> bool,
+    ) -> Result<Vec<ArchivedLog>, CmdError> {
         let logs = self
             .db
             .archived_logs()
@@ -477,12 +534,16 @@ impl Session {
                 from.as_ref().map(|t| self.time(t)).transpose()?,
                 until.as_ref().map(|t| self.time(t)).transpose()?,
             ),
+            ArchivelogRange::Completed { after, before } => (
+                after.as_ref().map(|t| self.time(t)).transpose()?,
+                before.as_ref().map(|t| self.time(t)).transpose()?,
+            ),
             _ => (None, None),
         };
         let mut seen = std::collections::BTreeSet::new();
         let mut out = Vec::new();
         for l in logs {
-            if l.status != "A" || l.name.is_none() {
+            if !keep(&l) {
                 continue;
             }
             let ok = match range {
@@ -503,6 +564,11 @@ impl Session {
                     tfrom.is_none_or(|f| ndt(l.next_time) > f)
                         && tuntil.is_none_or(|u| ndt(l.first_time) < u)
                 }
+                // The row's STAMP is when the log was archived (its COMPLETION_TIME).
+                ArchivelogRange::Completed { .. } => {
+                    tfrom.is_none_or(|f| ndt(l.stamp) >= f)
+                        && tuntil.is_none_or(|u| ndt(l.stamp) < u)
+                }
             };
             if ok && seen.insert((l.thread, l.sequence)) {
                 out.push(l);
@@ -513,7 +579,7 @@ impl Session {
     }
 
     /// Times an archived log was backed up on `device` (completed sets only).
-    fn log_backup_count(&self, thread: u16, sequence: u32, device: DeviceType) -> u32 {
+    pub(super) fn log_backup_count(&self, thread: u16, sequence: u32, device: DeviceType) -> u32 {
         let Ok(sets) = catalog::sets(&self.db) else {
             return 0;
         };
@@ -627,6 +693,7 @@ impl Session {
                             pool: opts.pool.unwrap_or(0),
                             section: None,
                             device: None,
+                            compressed: None,
                         }));
                     }
                 }
@@ -650,6 +717,7 @@ impl Session {
                         pool: opts.pool.unwrap_or(0),
                         section: None,
                         device: None,
+                        compressed: None,
                     }));
                 }
                 _ => {
@@ -728,6 +796,7 @@ impl Session {
                 pool: 0,
                 section: None,
                 device: None,
+                compressed: None,
             }));
         }
         Ok(steps)
@@ -798,7 +867,12 @@ impl Session {
                         steps.push(BackupStep::Copy(CopyPlan {
                             info: f,
                             tag: tag.to_string(),
-                            format: b.datafilecopy_format.clone(),
+                            // The level-0 copy goes where FORMAT says, as Oracle's does;
+                            // DATAFILECOPY FORMAT is the more specific of the two.
+                            format: b
+                                .datafilecopy_format
+                                .clone()
+                                .or_else(|| opts.formats.first().cloned()),
                             level0: true,
                         }));
                     }
@@ -841,6 +915,7 @@ impl Session {
             pool: opts.pool.unwrap_or(0),
             section: None,
             device: None,
+            compressed: None,
         };
         let mut plain = Vec::new();
         for m in set_files {
@@ -894,15 +969,7 @@ impl Session {
             "Starting Control File and SPFILE Autobackup at {}",
             self.date(now())
         ));
-        let cfg = self.config();
-        let fmt = cfg
-            .autobackup_format
-            .get(&device)
-            .cloned()
-            .unwrap_or_else(|| match device {
-                DeviceType::Disk => format!("{}/backup/%F", self.home.display()),
-                DeviceType::Sbt => "%F".into(),
-            });
+        let fmt = self.autobackup_format(device);
         let chans = self.job_channels(Some(device), false)?;
         let Some(&first) = chans.first() else {
             return Err(CmdError::command(
@@ -926,6 +993,7 @@ impl Session {
             pool: 0,
             section: None,
             device: Some(device),
+            compressed: None,
         };
         let ctx = JobCtx {
             home: self.home.clone(),
@@ -990,7 +1058,8 @@ fn ch_name(c: &Channel) -> String {
 
 enum Phase<'a> {
     Main,
-    PlusArchivelog(&'a BackupOpts),
+    /// The options of PLUS ARCHIVELOG and the logs this pass takes.
+    PlusArchivelog(&'a BackupOpts, ArchivelogRange),
 }
 
 fn filesperset(given: Option<u32>, files: usize, channels: usize) -> usize {
@@ -1169,7 +1238,11 @@ fn prepare(db: &Database, plan: &SetPlan) -> Result<Prepared, StepError> {
 
 fn start_lines(ctx: &JobCtx, ch: &Channel, plan: &SetPlan) {
     let name = &ch.name;
-    let compressed = "";
+    let compressed = if plan.compressed.is_some() {
+        "compressed "
+    } else {
+        ""
+    };
     match plan.kind {
         SetKind::Archivelog => {
             ctx.out.line(format!(
@@ -1319,6 +1392,14 @@ fn write_set_inner(
         if let Some(seq) = autobackup_seq {
             fctx.autobackup_seq = seq;
         }
+        // An archived-log set names itself after its first log, so %h and %e are valid there.
+        if let Some(first) = plan.members.iter().find_map(|m| match m {
+            Member::Archlog(l) => Some(l),
+            _ => None,
+        }) {
+            fctx.thread = Some(u32::from(first.thread));
+            fctx.sequence = Some(first.sequence);
+        }
         let name = expand_format(&fmt, &fctx).map_err(|e| format_error(e, &fmt))?;
         let handle = match ch.device {
             DeviceType::Disk => disk_path(&ctx.home, &name),
@@ -1345,12 +1426,16 @@ fn write_set_inner(
             created: piece_start.and_utc().timestamp(),
             tag: plan.tag.clone(),
             entries: prepared.entries.clone(),
+            compressed: plan.compressed.is_some(),
         };
         let out = ch.create_piece(&handle, &object, 1, plan.pool)?;
         let mut w = match PieceWriter::new(out, &header) {
             Ok(w) => w,
             Err(e) => return Err(piece_error(e)),
         };
+        if let Some(level) = plan.compressed {
+            w.set_level(level);
+        }
         let limit = maxpiece.map(|m| {
             let unit = 8192u64;
             (m / unit * unit)
@@ -1615,6 +1700,7 @@ fn record_piece(
             completion_time: end,
             bytes: done.bytes,
             rman_status: ctx.status,
+            compressed: plan.compressed.is_some(),
         },
     )?;
     Ok(())

@@ -62,6 +62,8 @@ pub struct PieceRow {
     pub completion_time: NaiveDateTime,
     pub bytes: u64,
     pub rman_status: Option<(i64, u32)>,
+    /// COMPRESSED: written AS COMPRESSED BACKUPSET.
+    pub compressed: bool,
 }
 
 /// A V$BACKUP_DATAFILE row (FILE# 0 = control file).
@@ -168,7 +170,7 @@ pub fn insert_piece(db: &Database, p: &PieceRow) -> Result<(i64, u32)> {
             "IS_RECOVERY_DEST_FILE","RMAN_STATUS_RECID","RMAN_STATUS_STAMP","COMPRESSED",
             "BACKED_BY_VSS","ENCRYPTED","BACKED_BY_OSB","FOR_XTTS","CON_ID")
            VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,'NO',?11,'A',?12,?13,?14,'NO',?15,'NO',?16,?17,
-                   'NO','NO','NO','NO','NO',0)"#,
+                   ?18,'NO','NO','NO','NO',0)"#,
         params![
             st,
             p.set_stamp,
@@ -187,6 +189,7 @@ pub fn insert_piece(db: &Database, p: &PieceRow) -> Result<(i64, u32)> {
             p.bytes as i64,
             p.rman_status.map(|s| s.0),
             p.rman_status.map(|s| s.1),
+            if p.compressed { "YES" } else { "NO" },
         ],
     )?;
     Ok((db.connection().last_insert_rowid(), st))
@@ -238,6 +241,17 @@ pub fn insert_backup_datafile(db: &Database, d: &BackupDatafileRow) -> Result<()
 /// Inserts a V$BACKUP_REDOLOG row.
 pub fn insert_backup_redolog(db: &Database, r: &BackupRedologRow) -> Result<()> {
     let info = db.info()?;
+    // The log's own incarnation (an older one's logs are backed up too).
+    let resetlogs_time: f64 = db
+        .connection()
+        .query_row(
+            r#"SELECT "RESETLOGS_TIME" FROM cf_database_incarnation
+               WHERE "RESETLOGS_CHANGE#" = ?1 ORDER BY "STATUS" = 'CURRENT' DESC LIMIT 1"#,
+            [r.resetlogs_scn.0 as i64],
+            |row| row.get(0),
+        )
+        .optional()?
+        .unwrap_or_else(|| crate::db::julian_of(info.resetlogs_time));
     db.connection().execute(
         r#"INSERT INTO cf_backup_redolog ("STAMP","SET_STAMP","SET_COUNT","THREAD#","SEQUENCE#",
             "RESETLOGS_CHANGE#","RESETLOGS_TIME","FIRST_CHANGE#","FIRST_TIME","NEXT_CHANGE#",
@@ -250,7 +264,7 @@ pub fn insert_backup_redolog(db: &Database, r: &BackupRedologRow) -> Result<()> 
             r.thread,
             r.sequence,
             r.resetlogs_scn.0 as i64,
-            crate::db::julian_of(info.resetlogs_time),
+            resetlogs_time,
             r.first_scn.0 as i64,
             jd(r.first_time),
             r.next_scn.0 as i64,
@@ -354,6 +368,7 @@ fn piece_row(r: &Row<'_>) -> rusqlite::Result<PieceRow> {
         completion_time: dt(r.get(14)?),
         bytes: r.get::<_, Option<i64>>(17)?.unwrap_or(0) as u64,
         rman_status: rs_recid.zip(rs_stamp),
+        compressed: r.get::<_, Option<String>>(18)?.as_deref() == Some("YES"),
     })
 }
 
@@ -363,7 +378,7 @@ pub fn pieces(db: &Database) -> Result<Vec<PieceRow>> {
     let mut st = db.connection().prepare(
         r#"SELECT "RECID","STAMP","SET_STAMP","SET_COUNT","PIECE#","COPY#","DEVICE_TYPE","HANDLE",
             "COMMENTS","MEDIA","MEDIA_POOL","TAG","STATUS","START_TIME","COMPLETION_TIME",
-            "RMAN_STATUS_RECID","RMAN_STATUS_STAMP","BYTES"
+            "RMAN_STATUS_RECID","RMAN_STATUS_STAMP","BYTES","COMPRESSED"
            FROM cf_backup_piece WHERE "STATUS" <> 'D' ORDER BY "RECID""#,
     )?;
     let v = st

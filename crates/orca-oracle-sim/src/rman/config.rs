@@ -180,6 +180,27 @@ pub fn retention_text(p: &RetentionPolicy) -> String {
 }
 
 impl Config {
+    /// The zstd level of compressed backup sets for CONFIGURE COMPRESSION ALGORITHM: LOW is
+    /// the fastest, HIGH the smallest, BASIC (the default) and MEDIUM in between, as Oracle
+    /// orders them.
+    pub fn compression_level(&self) -> i32 {
+        let algorithm = self
+            .other
+            .iter()
+            .find(|(n, _)| n == "COMPRESSION ALGORITHM")
+            .map(|(_, v)| v.trim_start().trim_start_matches('\'').to_ascii_uppercase())
+            .unwrap_or_default();
+        if algorithm.starts_with("LOW") {
+            1
+        } else if algorithm.starts_with("MEDIUM") {
+            2
+        } else if algorithm.starts_with("HIGH") {
+            15
+        } else {
+            crate::piece::BASIC_LEVEL
+        }
+    }
+
     /// Builds the configuration from V$RMAN_CONFIGURATION rows.
     pub fn from_rows(rows: &[(String, String)]) -> Self {
         let mut c = Config::default();

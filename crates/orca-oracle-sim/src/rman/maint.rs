@@ -1,5 +1,6 @@
 //! Maintenance commands: CONFIGURE / SHOW, LIST, REPORT OBSOLETE, CROSSCHECK, DELETE,
-//! CATALOG, SQL, STARTUP / SHUTDOWN / ALTER DATABASE.
+//! SQL (CATALOG is in `catalog_files.rs`; STARTUP / SHUTDOWN / ALTER DATABASE in
+//! `instance.rs`).
 //!
 //! Obsolescence follows oracle-facts §4.4: with REDUNDANCY n a datafile backup is obsolete
 //! when n newer full/level-0 backups of the same file exist; with RECOVERY WINDOW OF n DAYS
@@ -7,16 +8,14 @@
 //! Archived-log backups are obsolete when older than the oldest datafile backup kept.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use chrono::Duration;
 
+use super::archlog::LogDelete;
 use super::ast::*;
-use super::catalog::{self, PieceRow, SetRow};
+use super::catalog::{self, BackupDatafileRow, BackupRedologRow, PieceRow, SetRow};
 use super::config::{name_value, replaces};
 use super::session::{CmdError, Session, db_lines, now};
-use crate::db::OpenMode;
-use crate::piece::read_header;
 
 /// A backup set with its pieces, as LIST and the obsolete rules see it.
 struct SetView {
@@ -24,7 +23,14 @@ struct SetView {
     pieces: Vec<PieceRow>,
     files: BTreeSet<u32>,
     logs: Vec<(u16, u32)>,
+    /// V$BACKUP_DATAFILE rows (FILE# 0: the control file), for LIST's detail.
+    df_rows: Vec<BackupDatafileRow>,
+    log_rows: Vec<BackupRedologRow>,
+    spfile: bool,
 }
+
+/// Which sets a LIST shows.
+type SetFilter = Box<dyn Fn(&SetView) -> bool>;
 
 impl SetView {
     fn key(&self) -> i64 {
@@ -79,6 +85,9 @@ impl Session {
                     pieces: Vec::new(),
                     files: BTreeSet::new(),
                     logs: Vec::new(),
+                    df_rows: Vec::new(),
+                    log_rows: Vec::new(),
+                    spfile: false,
                 })
                 .pieces
                 .push(p);
@@ -91,11 +100,18 @@ impl Session {
         for d in dfs {
             if let Some(v) = by_key.get_mut(&(d.set_stamp, d.set_count)) {
                 v.files.insert(d.file_no);
+                v.df_rows.push(d);
             }
         }
         for l in logs {
             if let Some(v) = by_key.get_mut(&(l.set_stamp, l.set_count)) {
                 v.logs.push((l.thread, l.sequence));
+                v.log_rows.push(l);
+            }
+        }
+        for key in catalog::spfile_sets(&self.db).map_err(|e| self.cmd_err(cmd, e))? {
+            if let Some(v) = by_key.get_mut(&key) {
+                v.spfile = true;
             }
         }
         let mut v: Vec<SetView> = by_key.into_values().collect();
@@ -148,13 +164,15 @@ impl Session {
                 tag,
                 sets,
                 device,
-                ..
+                of,
             } => {
+                let holds = self.holds(of.as_ref())?;
                 let views: Vec<SetView> = self
                     .set_views("list")?
                     .into_iter()
                     .filter(|v| v.set.is_some())
                     .filter(|v| sets.is_empty() || sets.contains(&(v.key() as u64)))
+                    .filter(|v| holds(v))
                     .filter(|v| {
                         v.pieces.iter().any(|p| {
                             (!expired || p.status == "X")
@@ -203,37 +221,34 @@ impl Session {
                 }
                 Ok(())
             }
-            List::Archivelog(_) => {
-                let logs = self
-                    .db
-                    .archived_logs()
-                    .map_err(|e| self.cmd_err("list", e))?;
-                self.out.line(
-                    "List of Archived Log Copies for database with db_unique_name ".to_string()
-                        + &self.info.name,
-                );
-                self.out
-                    .line("=====================================================================");
-                self.out.blank();
-                self.out.line("Key     Thrd Seq     S Low Time");
-                self.out.line("------- ---- ------- - ---------");
-                for a in logs {
-                    let low = a.first_time.to_datetime().unwrap_or_default();
-                    self.out.line(format!(
-                        "{:<7} {:<4} {:<7} {} {}",
-                        a.recid,
-                        a.thread,
-                        a.sequence,
-                        a.status,
-                        self.date(low)
-                    ));
-                    if let Some(n) = &a.name {
-                        self.out.line(format!("        Name: {}", n.display()));
-                    }
-                }
+            List::Archivelog(range) => {
+                let logs = self.archived_logs_where(range, |l| l.status != "D")?;
+                self.print_logs(&logs);
                 Ok(())
             }
         }
+    }
+
+    /// Which sets LIST BACKUP OF <object> shows: those holding what was asked.
+    fn holds(&self, of: Option<&BackupObject>) -> Result<SetFilter, CmdError> {
+        Ok(match of {
+            None => Box::new(|_| true),
+            Some(BackupObject::CurrentControlfile) => Box::new(|v| v.files.contains(&0)),
+            Some(BackupObject::Spfile) => Box::new(|v| v.spfile),
+            Some(BackupObject::Archivelog(range)) => {
+                let wanted: BTreeSet<(u16, u32)> = self
+                    .archived_logs_where(range, |_| true)?
+                    .iter()
+                    .map(|l| (l.thread, l.sequence))
+                    .collect();
+                Box::new(move |v| v.logs.iter().any(|l| wanted.contains(l)))
+            }
+            Some(obj) => {
+                let wanted: BTreeSet<u32> =
+                    self.datafiles_of(obj)?.iter().map(|d| d.file_no).collect();
+                Box::new(move |v| v.files.iter().any(|f| wanted.contains(f)))
+            }
+        })
     }
 
     fn list_summary(&self, views: &[SetView]) {
@@ -267,13 +282,25 @@ impl Session {
                 self.date(s.completion_time),
                 v.pieces.len(),
                 1,
-                "NO",
+                if first.compressed { "YES" } else { "NO" },
                 first.tag.as_deref().unwrap_or("")
             ));
         }
     }
 
     fn list_detail(&self, views: &[SetView]) {
+        let names: BTreeMap<u32, String> = self
+            .db
+            .datafiles()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| (d.file_no, d.path.display().to_string()))
+            .collect();
+        self.out.blank();
+        self.out.blank();
+        self.out.line("List of Backup Sets");
+        self.out.line("===================");
+        self.out.blank();
         for v in views {
             let s = v.set.as_ref().expect("filtered to complete sets");
             let kind = match (s.backup_type.as_str(), s.incremental_level) {
@@ -301,9 +328,10 @@ impl Session {
             ));
             for p in &v.pieces {
                 self.out.line(format!(
-                    "        BP Key: {}   Status: {}  Compressed: NO  Tag: {}",
+                    "        BP Key: {}   Status: {}  Compressed: {}  Tag: {}",
                     p.recid,
                     status_word(&p.status),
+                    if p.compressed { "YES" } else { "NO" },
                     p.tag.as_deref().unwrap_or("")
                 ));
                 self.out.line(format!(
@@ -315,28 +343,64 @@ impl Session {
                         .unwrap_or_default()
                 ));
             }
-            if !v.files.is_empty() {
+            let datafiles: Vec<&BackupDatafileRow> =
+                v.df_rows.iter().filter(|d| d.file_no > 0).collect();
+            if !datafiles.is_empty() {
                 self.out
                     .line(format!("  List of Datafiles in backup set {}", v.key()));
-                self.out.line("  File LV Type");
-                self.out.line("  ---- -- ----");
-                for f in &v.files {
-                    let lv = s
+                self.out
+                    .line("  File LV Type Ckp SCN    Ckp Time        Name");
+                self.out
+                    .line("  ---- -- ---- ---------- --------------- ----");
+                for d in datafiles {
+                    let lv = d
                         .incremental_level
                         .map(|l| l.to_string())
                         .unwrap_or_default();
                     let ty = if s.backup_type == "I" { "Incr" } else { "Full" };
-                    self.out.line(format!("  {f:<4} {lv:<2} {ty}"));
+                    self.out.line(format!(
+                        "  {:<4} {lv:<2} {ty:<4} {:<10} {:<15} {}",
+                        d.file_no,
+                        d.checkpoint_scn.0,
+                        self.date(d.checkpoint_time),
+                        names.get(&d.file_no).map(String::as_str).unwrap_or("")
+                    ));
                 }
             }
-            if !v.logs.is_empty() {
+            if !v.log_rows.is_empty() {
                 self.out
                     .line(format!("  List of Archived Logs in backup set {}", v.key()));
-                self.out.line("  Thrd Seq");
-                self.out.line("  ---- -------");
-                for (t, q) in &v.logs {
-                    self.out.line(format!("  {t:<4} {q}"));
+                self.out
+                    .line("  Thrd Seq     Low SCN    Low Time        Next SCN   Next Time");
+                self.out
+                    .line("  ---- ------- ---------- --------------- ---------- ---------");
+                for l in &v.log_rows {
+                    self.out.line(format!(
+                        "  {:<4} {:<7} {:<10} {:<15} {:<10} {}",
+                        l.thread,
+                        l.sequence,
+                        l.first_scn.0,
+                        self.date(l.first_time),
+                        l.next_scn.0,
+                        self.date(l.next_time)
+                    ));
                 }
+            }
+            if v.spfile {
+                // The simulator records the SPFILE's modification time as the set's completion.
+                self.out.line(format!(
+                    "  SPFILE Included: Modification time: {}",
+                    self.date(s.completion_time)
+                ));
+                self.out
+                    .line(format!("  SPFILE db_unique_name: {}", self.info.name));
+            }
+            if let Some(cf) = v.df_rows.iter().find(|d| d.file_no == 0) {
+                self.out.line(format!(
+                    "  Control File Included: Ckp SCN: {:<12} Ckp time: {}",
+                    cf.checkpoint_scn.0,
+                    self.date(cf.checkpoint_time)
+                ));
             }
         }
     }
@@ -474,7 +538,7 @@ impl Session {
     }
 
     /// A channel index for pieces of `device`: the job's channels, or an automatic one.
-    fn channel_for(&mut self, device: &str) -> Result<usize, CmdError> {
+    pub(super) fn channel_for(&mut self, device: &str) -> Result<usize, CmdError> {
         let d = if device == DeviceType::Sbt.name() {
             DeviceType::Sbt
         } else {
@@ -485,6 +549,9 @@ impl Session {
     }
 
     pub(super) fn crosscheck(&mut self, c: &Crosscheck) -> Result<(), CmdError> {
+        if let ListKind::Archivelog(range) = &c.kind {
+            return self.crosscheck_archivelog(range);
+        }
         let mut pieces = catalog::pieces(&self.db).map_err(|e| self.cmd_err("crosscheck", e))?;
         pieces.retain(|p| {
             (c.pieces.is_empty()
@@ -542,6 +609,20 @@ impl Session {
     }
 
     pub(super) fn delete(&mut self, d: &Delete) -> Result<(), CmdError> {
+        let logs = match &d.what {
+            DeleteWhat::Expired(ListKind::Archivelog(range)) => Some((range, true, None)),
+            DeleteWhat::Archivelog { range, backed_up } => Some((range, false, *backed_up)),
+            _ => None,
+        };
+        if let Some((range, expired, backed_up)) = logs {
+            return self.delete_archivelog(&LogDelete {
+                range,
+                expired,
+                backed_up,
+                noprompt: d.noprompt,
+                force: d.force,
+            });
+        }
         let all = catalog::pieces(&self.db).map_err(|e| self.cmd_err("delete", e))?;
         let chosen: Vec<PieceRow> = match &d.what {
             DeleteWhat::Backuppiece(refs) => all
@@ -576,7 +657,7 @@ impl Session {
             DeleteWhat::Archivelog { .. } | DeleteWhat::Copy { .. } => {
                 return Err(CmdError::command(
                     "delete",
-                    vec!["RMAN-06004: this simulator deletes backup pieces only; remove archived logs and copies with the operating system".into()],
+                    vec!["RMAN-06004: this simulator deletes backup pieces and archived logs only; remove copies with the operating system".into()],
                 ));
             }
         };
@@ -649,82 +730,6 @@ impl Session {
         Ok(())
     }
 
-    /// `CATALOG START WITH`: registers DISK pieces found under a prefix that the control file
-    /// does not know, from their own headers.
-    pub(super) fn catalog_cmd(&mut self, c: &Catalog) -> Result<(), CmdError> {
-        let paths: Vec<String> = match c {
-            Catalog::StartWith { prefix, .. } => files_with_prefix(prefix),
-            Catalog::Backuppiece { handles, .. } => handles.clone(),
-            Catalog::Datafilecopy { .. } | Catalog::Archivelog(_) => {
-                return Err(CmdError::command(
-                    "catalog",
-                    vec!["RMAN-06004: this simulator catalogs backup pieces only".into()],
-                ));
-            }
-        };
-        let known: BTreeSet<String> = catalog::pieces(&self.db)
-            .map_err(|e| self.cmd_err("catalog", e))?
-            .into_iter()
-            .map(|p| p.handle)
-            .collect();
-        let mut found = Vec::new();
-        for path in paths.into_iter().filter(|p| !known.contains(p)) {
-            let header = std::fs::File::open(&path)
-                .ok()
-                .and_then(|f| read_header(std::io::BufReader::new(f)).ok());
-            if let Some(h) = header
-                && h.dbid == u64::from(self.info.dbid)
-            {
-                found.push((path, h));
-            }
-        }
-        if found.is_empty() {
-            self.out
-                .line("searching for all files that match the pattern");
-            self.out.blank();
-            self.out
-                .line("no files found to be unknown to the database");
-            return Ok(());
-        }
-        self.out.line("List of Files Unknown to the Database");
-        self.out.line("=====================================");
-        for (p, _) in &found {
-            self.out.line(format!("File Name: {p}"));
-        }
-        self.out.blank();
-        self.out.line("cataloging files...");
-        self.out.line("cataloging done");
-        self.out.blank();
-        self.out.line("List of Cataloged Files");
-        self.out.line("=======================");
-        for (path, h) in &found {
-            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            let t = now();
-            let row = PieceRow {
-                recid: 0,
-                stamp: catalog::stamp(t),
-                set_stamp: h.set_stamp,
-                set_count: h.set_count,
-                piece: h.piece_number,
-                copy: h.copy_number,
-                device_type: "DISK".into(),
-                handle: path.clone(),
-                comments: None,
-                media: None,
-                media_pool: 0,
-                tag: Some(h.tag.clone()).filter(|t| !t.is_empty()),
-                status: "A".into(),
-                start_time: t,
-                completion_time: t,
-                bytes: size,
-                rman_status: None,
-            };
-            catalog::insert_piece(&self.db, &row).map_err(|e| self.cmd_err("catalog", e))?;
-            self.out.line(format!("File Name: {path}"));
-        }
-        Ok(())
-    }
-
     pub(super) fn sql(&mut self, s: &str) -> Result<(), CmdError> {
         self.out.blank();
         self.out.line(format!("sql statement: {s}"));
@@ -746,6 +751,9 @@ impl Session {
                 let file = s.split('\'').nth(1).map(std::path::PathBuf::from);
                 self.db.enable_block_change_tracking(file.as_deref())
             }
+            _ if crate::db::parse_state_statement(s).is_some() => {
+                self.db.execute_state_sql(s).unwrap_or(Ok("")).map(|_| ())
+            }
             _ => {
                 return Err(CmdError::command(
                     "sql",
@@ -765,69 +773,6 @@ impl Session {
             CmdError::command("sql", v)
         })
     }
-
-    pub(super) fn startup(
-        &mut self,
-        _force: bool,
-        mount_only: bool,
-        nomount: bool,
-    ) -> Result<(), CmdError> {
-        let mode = if mount_only || nomount {
-            OpenMode::Mounted
-        } else {
-            OpenMode::ReadWrite
-        };
-        self.db
-            .set_open_mode(mode)
-            .map_err(|e| self.cmd_err("startup", e))?;
-        self.out.blank();
-        self.out.line("Oracle instance started");
-        if !nomount {
-            self.out.line("database mounted");
-        }
-        if mode == OpenMode::ReadWrite {
-            self.out.line("database opened");
-        }
-        self.info = self.db.info().map_err(|e| self.cmd_err("startup", e))?;
-        Ok(())
-    }
-
-    pub(super) fn shutdown(&mut self, _abort: bool) -> Result<(), CmdError> {
-        self.db
-            .set_open_mode(OpenMode::Mounted)
-            .map_err(|e| self.cmd_err("shutdown", e))?;
-        self.out.blank();
-        self.out.line("database closed");
-        self.out.line("database dismounted");
-        self.out.line("Oracle instance shut down");
-        Ok(())
-    }
-
-    pub(super) fn alter_database(&mut self, a: &AlterDatabase) -> Result<(), CmdError> {
-        match a {
-            AlterDatabase::Mount => {
-                self.db
-                    .set_open_mode(OpenMode::Mounted)
-                    .map_err(|e| self.cmd_err("alter db", e))?;
-                self.out.blank();
-                self.out.line("Statement processed");
-            }
-            AlterDatabase::Open { resetlogs } => {
-                if *resetlogs {
-                    self.db
-                        .open_resetlogs()
-                        .map_err(|e| self.cmd_err("alter db", e))?;
-                }
-                self.db
-                    .set_open_mode(OpenMode::ReadWrite)
-                    .map_err(|e| self.cmd_err("alter db", e))?;
-                self.out.blank();
-                self.out.line("Statement processed");
-            }
-        }
-        self.info = self.db.info().map_err(|e| self.cmd_err("alter db", e))?;
-        Ok(())
-    }
 }
 
 fn status_word(s: &str) -> &'static str {
@@ -837,38 +782,4 @@ fn status_word(s: &str) -> &'static str {
         "D" => "DELETED",
         _ => "AVAILABLE",
     }
-}
-
-/// Regular files whose path starts with `prefix` (a directory prefix or a name prefix).
-fn files_with_prefix(prefix: &str) -> Vec<String> {
-    let p = Path::new(prefix);
-    let (dir, stem) = if prefix.ends_with('/') || p.is_dir() {
-        (p.to_path_buf(), String::new())
-    } else {
-        (
-            p.parent().map(Path::to_path_buf).unwrap_or_default(),
-            p.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        )
-    };
-    let mut out = Vec::new();
-    let mut stack = vec![dir];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.to_string_lossy().starts_with(prefix)
-                || (stem.is_empty() && path.starts_with(prefix))
-            {
-                out.push(path.to_string_lossy().into_owned());
-            }
-        }
-    }
-    out.sort();
-    out
 }

@@ -1,20 +1,28 @@
 //! The `rman target /` stand-in: parser, session, channels, backup, restore.
 
+pub mod archlog;
 pub mod args;
 pub mod ast;
+pub mod autobackup;
 pub mod backup;
+pub mod blockrecover;
 pub mod catalog;
+pub mod catalog_files;
 pub mod channel;
 pub mod config;
 pub mod datetime;
 pub mod faults;
+pub mod incarnation;
+pub mod instance;
 pub mod job;
 pub mod lexer;
 pub mod maint;
+pub mod newname;
 pub mod output;
 pub mod parser;
 pub mod producer;
 pub mod restore;
+pub mod restore_part;
 pub mod session;
 
 use std::io::Read;
@@ -100,7 +108,7 @@ fn banner(out: &Out) {
 /// Connects, echoes the script as RMAN does, runs it; returns whether anything failed.
 fn run_script(args: &args::Args, out: &Out, source_name: &str, script: &str) -> bool {
     let db = match args.target.as_deref() {
-        Some(_) => match crate::db::Database::open_env() {
+        Some(_) => match crate::db::Database::connect_env() {
             Ok(db) => db,
             Err(e) => {
                 out.stack(&[
@@ -115,17 +123,13 @@ fn run_script(args: &args::Args, out: &Out, source_name: &str, script: &str) -> 
             return true;
         }
     };
-    let info = match db.info() {
-        Ok(i) => i,
+    match instance::connect_line(&db) {
+        Ok(l) => out.line(l),
         Err(e) => {
             out.stack(&session::db_lines(&e));
             return true;
         }
-    };
-    out.line(format!(
-        "connected to target database: {} (DBID={})",
-        info.name, info.dbid
-    ));
+    }
     out.blank();
     let mut n = 0;
     for line in script.lines() {

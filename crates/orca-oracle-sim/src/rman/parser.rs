@@ -3,6 +3,8 @@
 use super::ast::*;
 use super::lexer::{LexError, Tok, Token, lex};
 
+mod dr;
+
 /// A syntax error, with what RMAN prints for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
@@ -57,6 +59,7 @@ impl From<LexError> for ParseError {
 
 /// Words the parser treats as keywords when reporting what it found.
 const KEYWORDS: &[&str] = &[
+    "AFTER",
     "ALL",
     "ALLOCATE",
     "ALTER",
@@ -68,17 +71,21 @@ const KEYWORDS: &[&str] = &[
     "BACKUP",
     "BACKUPPIECE",
     "BACKUPSET",
+    "BEFORE",
     "BETWEEN",
+    "BLOCK",
     "CATALOG",
     "CHANNEL",
     "CLEAR",
     "COMMAND",
+    "COMPLETED",
     "COMPRESSED",
     "CONFIGURE",
     "CONNECT",
     "CONTROLFILE",
     "COPIES",
     "COPY",
+    "CORRUPTION",
     "CROSSCHECK",
     "CUMULATIVE",
     "CURRENT",
@@ -99,13 +106,17 @@ const KEYWORDS: &[&str] = &[
     "FROM",
     "FULL",
     "ID",
+    "INCARNATION",
     "INCREMENTAL",
     "INPUT",
     "LEVEL",
     "LIST",
     "MAINTENANCE",
+    "MAXDAYS",
     "MAXPIECESIZE",
+    "MAXSEQ",
     "MAXSETSIZE",
+    "NEWNAME",
     "NOPROMPT",
     "NOT",
     "OBSOLETE",
@@ -122,6 +133,7 @@ const KEYWORDS: &[&str] = &[
     "REDUNDANCY",
     "RELEASE",
     "REPORT",
+    "RESET",
     "RESTORE",
     "RETENTION",
     "RUN",
@@ -139,6 +151,7 @@ const KEYWORDS: &[&str] = &[
     "START",
     "STARTUP",
     "SUMMARY",
+    "SWITCH",
     "TABLESPACE",
     "TAG",
     "THREAD",
@@ -167,6 +180,7 @@ const COMMANDS: &[&str] = &[
     "recover",
     "release",
     "report",
+    "reset",
     "restore",
     "run",
     "send",
@@ -175,6 +189,7 @@ const COMMANDS: &[&str] = &[
     "shutdown",
     "sql",
     "startup",
+    "switch",
     "validate",
 ];
 
@@ -195,6 +210,7 @@ const RUN_COMMANDS: &[&str] = &[
     "shutdown",
     "sql",
     "startup",
+    "switch",
     "validate",
     "}",
 ];
@@ -536,14 +552,22 @@ impl<'a> Parser<'a> {
                 Command::Release(name)
             }
             "CONFIGURE" if !in_run => Command::Configure(self.configure()?),
+            "SET" if self.is_kw("CONTROLFILE") => Command::Set(self.set_autobackup_format()?),
             "SET" => Command::Set(self.set()?),
             "SEND" => self.send()?,
             "BACKUP" => Command::Backup(Box::new(self.backup()?)),
+            "RESTORE" if self.is_kw("CONTROLFILE") || self.is_kw("SPFILE") => {
+                Command::Dr(self.restore_file()?)
+            }
             "RESTORE" => Command::Restore(self.restore()?),
+            "RESET" if !in_run => Command::Dr(self.reset()?),
             "RECOVER" => self.recover()?,
+            "BLOCKRECOVER" => Command::BlockRecover(self.block_list()?),
+            "SWITCH" => Command::Switch(self.switch()?),
             "VALIDATE" => Command::Validate(self.validate()?),
             "DELETE" => Command::Delete(self.delete()?),
             "CROSSCHECK" => Command::Crosscheck(self.crosscheck()?),
+            "LIST" if self.is_kw("INCARNATION") => Command::Dr(self.list_incarnation()?),
             "LIST" => Command::List(self.list()?),
             "REPORT" => Command::Report(self.report()?),
             "CATALOG" => Command::Catalog(self.catalog()?),
@@ -873,6 +897,8 @@ impl<'a> Parser<'a> {
         } else if self.accept_kw("DBID") {
             let _ = self.accept_sym('=');
             SetCmd::Dbid(self.expect_int()?)
+        } else if self.accept_kw("NEWNAME") {
+            SetCmd::Newname(self.newname()?)
         } else if self.accept_kw("ECHO") {
             if self.accept_kw("ON") {
                 SetCmd::Echo(true)
@@ -881,7 +907,7 @@ impl<'a> Parser<'a> {
                 SetCmd::Echo(false)
             }
         } else {
-            return Err(self.error(&["command", "dbid", "echo", "until"]));
+            return Err(self.error(&["command", "dbid", "echo", "newname", "until"]));
         };
         self.expect_end()?;
         Ok(s)
@@ -931,7 +957,8 @@ impl<'a> Parser<'a> {
     }
 
     fn archivelog_range(&mut self) -> R<ArchivelogRange> {
-        if self.accept_kw("ALL") {
+        // `ALL COMPLETED BEFORE 'SYSDATE-7'` is how DBA scripts commonly prune logs.
+        if self.accept_kw("ALL") && !self.is_kw("COMPLETED") {
             return Ok(ArchivelogRange::All);
         }
         let mut from_seq = None;
@@ -941,9 +968,23 @@ impl<'a> Parser<'a> {
         let mut until_scn = None;
         let mut from_time = None;
         let mut until_time = None;
+        let mut completed_after = None;
+        let mut completed_before = None;
         let mut any = false;
         loop {
-            if self.accept_kw("FROM") {
+            if self.accept_kw("COMPLETED") {
+                if self.accept_kw("AFTER") {
+                    completed_after = Some(self.time()?);
+                } else if self.accept_kw("BEFORE") {
+                    completed_before = Some(self.time()?);
+                } else {
+                    self.expect_kw("BETWEEN")
+                        .map_err(|_| self.error(&["after", "before", "between"]))?;
+                    completed_after = Some(self.time()?);
+                    self.expect_kw("AND")?;
+                    completed_before = Some(self.time()?);
+                }
+            } else if self.accept_kw("FROM") {
                 if self.accept_kw("SEQUENCE") {
                     from_seq = Some(self.expect_int()?);
                 } else if self.accept_kw("SCN") {
@@ -984,7 +1025,12 @@ impl<'a> Parser<'a> {
         if !any {
             return Err(self.error(&["all", "from", "sequence", "until"]));
         }
-        Ok(if from_scn.is_some() || until_scn.is_some() {
+        Ok(if completed_after.is_some() || completed_before.is_some() {
+            ArchivelogRange::Completed {
+                after: completed_after,
+                before: completed_before,
+            }
+        } else if from_scn.is_some() || until_scn.is_some() {
             ArchivelogRange::Scn {
                 from: from_scn,
                 until: until_scn,
@@ -1122,11 +1168,14 @@ impl<'a> Parser<'a> {
                 if self.accept_kw("COPY") {
                     b.as_copy = true;
                 } else {
-                    b.compressed = self.accept_kw("COMPRESSED");
+                    b.compressed = Some(self.accept_kw("COMPRESSED"));
                     self.expect_kw("BACKUPSET")?;
                 }
             } else if self.accept_kw("VALIDATE") {
                 b.validate = true;
+            } else if self.is_kw("CHECK") && self.is_kw_at(1, "LOGICAL") {
+                // The simulator's block check already covers what CHECK LOGICAL adds.
+                self.i += 2;
             } else if self.is_kw("FOR") {
                 self.i += 1;
                 self.expect_kw("RECOVER")?;
@@ -1205,6 +1254,7 @@ impl<'a> Parser<'a> {
             from_tag: None,
             validate: false,
             preview: false,
+            preview_summary: false,
             until: None,
         };
         loop {
@@ -1216,7 +1266,7 @@ impl<'a> Parser<'a> {
                 r.validate = true;
             } else if self.accept_kw("PREVIEW") {
                 r.preview = true;
-                let _ = self.accept_kw("SUMMARY");
+                r.preview_summary = self.accept_kw("SUMMARY");
             } else if self.accept_kw("UNTIL") {
                 r.until = Some(self.until_body()?);
             } else {
@@ -1260,6 +1310,9 @@ impl<'a> Parser<'a> {
                 until,
             });
         }
+        if self.is_kw("CORRUPTION") || (self.is_kw("DATAFILE") && self.is_kw_at(2, "BLOCK")) {
+            return Ok(Command::BlockRecover(self.block_list()?));
+        }
         let object = if self.accept_kw("DATABASE") {
             RecoverObject::Database
         } else if self.accept_kw("DATAFILE") {
@@ -1292,6 +1345,9 @@ impl<'a> Parser<'a> {
     }
 
     fn validate(&mut self) -> R<Validate> {
+        if self.is_kw("CHECK") && self.is_kw_at(1, "LOGICAL") {
+            self.i += 2;
+        }
         let v = if self.accept_kw("DATABASE") {
             Validate::Database
         } else if self.accept_kw("DATAFILE") {
@@ -1305,6 +1361,81 @@ impl<'a> Parser<'a> {
         };
         self.expect_end()?;
         Ok(v)
+    }
+
+    /// After SET NEWNAME: FOR DATAFILE n|'name' | FOR TABLESPACE t | FOR DATABASE, then
+    /// TO 'name' | TO NEW.
+    fn newname(&mut self) -> R<super::newname::Newname> {
+        use super::newname::{Newname, NewnameTarget};
+        self.expect_kw("FOR")?;
+        let target = if self.accept_kw("DATAFILE") {
+            if let Some(Tok::Str { .. }) = self.peek() {
+                NewnameTarget::DatafileName(self.expect_string()?)
+            } else {
+                NewnameTarget::Datafile(self.expect_u32()?)
+            }
+        } else if self.accept_kw("TABLESPACE") {
+            NewnameTarget::Tablespace(up(&self.expect_name()?))
+        } else if self.accept_kw("DATABASE") {
+            NewnameTarget::Database
+        } else {
+            return Err(self.error(&["database", "datafile", "tablespace"]));
+        };
+        self.expect_kw("TO")?;
+        let to = if self.accept_kw("NEW") {
+            None
+        } else {
+            Some(self.expect_string()?)
+        };
+        Ok(Newname { target, to })
+    }
+
+    /// SWITCH DATAFILE ALL | SWITCH DATAFILE n[,m] [TO COPY] | SWITCH DATABASE TO COPY.
+    fn switch(&mut self) -> R<super::newname::Switch> {
+        use super::newname::Switch;
+        let s = if self.accept_kw("DATABASE") {
+            self.expect_kw("TO")?;
+            self.expect_kw("COPY")?;
+            Switch::ToCopy(None)
+        } else {
+            self.expect_kw("DATAFILE")
+                .map_err(|_| self.error(&["database", "datafile"]))?;
+            if self.accept_kw("ALL") {
+                Switch::Newnames(None)
+            } else {
+                let files = self.int_list()?;
+                if self.accept_kw("TO") {
+                    self.expect_kw("COPY")?;
+                    Switch::ToCopy(Some(files))
+                } else {
+                    Switch::Newnames(Some(files))
+                }
+            }
+        };
+        self.expect_end()?;
+        Ok(s)
+    }
+
+    /// CORRUPTION LIST | DATAFILE n BLOCK m[, m...] [DATAFILE n BLOCK ...] (RECOVER and
+    /// the older BLOCKRECOVER).
+    fn block_list(&mut self) -> R<super::blockrecover::BlockRecover> {
+        use super::blockrecover::BlockRecover;
+        if self.accept_kw("CORRUPTION") {
+            self.expect_kw("LIST")?;
+            self.expect_end()?;
+            return Ok(BlockRecover::CorruptionList);
+        }
+        let mut blocks = Vec::new();
+        while self.accept_kw("DATAFILE") {
+            let file = self.expect_u32()?;
+            self.expect_kw("BLOCK")?;
+            blocks.push((file, self.int_list()?));
+        }
+        if blocks.is_empty() {
+            return Err(self.error(&["corruption", "datafile"]));
+        }
+        self.expect_end()?;
+        Ok(BlockRecover::Blocks(blocks))
     }
 
     fn piece_refs(&mut self) -> R<Vec<PieceRef>> {
@@ -1426,8 +1557,7 @@ impl<'a> Parser<'a> {
         if self.accept_kw("BACKUP") || self.accept_kw("BACKUPSET") {
             Ok(ListKind::Backup)
         } else if self.accept_kw("ARCHIVELOG") {
-            let _ = self.archivelog_range()?;
-            Ok(ListKind::Archivelog)
+            Ok(ListKind::Archivelog(self.archivelog_range()?))
         } else if self.accept_kw("COPY") {
             Ok(ListKind::Copy)
         } else {
@@ -1498,7 +1628,12 @@ impl<'a> Parser<'a> {
             if self.accept_kw("SUMMARY") {
                 summary = true;
             } else if self.accept_kw("OF") {
-                of = self.backup_object()?;
+                // LIST names the control file without CURRENT.
+                of = if self.accept_kw("CONTROLFILE") {
+                    Some(BackupObject::CurrentControlfile)
+                } else {
+                    self.backup_object()?
+                };
                 if of.is_none() {
                     return Err(self.error(&[
                         "archivelog",

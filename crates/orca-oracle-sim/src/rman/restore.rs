@@ -15,19 +15,30 @@ use super::channel::{Channel, unwrap_io_read};
 use super::datetime::elapsed;
 use super::job::{self, JobCtx, Step, StepError};
 use super::producer::block_scn;
+use super::restore_part::{check_run, scan_copy, validate_step, wanted_log_sets};
 use super::session::{CmdError, Session, db_lines, now};
 use crate::db::{Database, DatafileInfo, RecoverOptions, RecoverUntil};
 use crate::piece::{EntryKind, PieceError, PieceReader, Record};
 
 /// Where the blocks of one piece entry go.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Key {
+pub(super) enum Key {
     Datafile(u32),
-    Archlog(u16, u32),
+    /// Thread, sequence, RESETLOGS_ID.
+    Archlog(u16, u32, u32),
+}
+
+/// An archived log to restore: thread, sequence and its incarnation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct LogWant {
+    pub thread: u16,
+    pub sequence: u32,
+    pub resetlogs_scn: Scn,
+    pub resetlogs_id: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(super) enum Mode {
     /// Full / level-0 restore of datafiles.
     Restore,
     /// Apply a level-1 set (RECOVER, RECOVER COPY).
@@ -36,17 +47,20 @@ enum Mode {
     Archlog,
     /// Read and check only.
     Validate,
+    /// Restore a datafile's blocks for block media recovery (written like `Restore`, into a
+    /// scratch copy of the file).
+    Blocks,
 }
 
 /// A set (or one section piece of it) to read.
 #[derive(Debug)]
-struct ReadStep {
-    device: DeviceType,
-    pieces: Vec<PieceRow>,
-    targets: BTreeMap<Key, PathBuf>,
-    mode: Mode,
+pub(super) struct ReadStep {
+    pub(super) device: DeviceType,
+    pub(super) pieces: Vec<PieceRow>,
+    pub(super) targets: BTreeMap<Key, PathBuf>,
+    pub(super) mode: Mode,
     /// Datafile targets and their paths, for the "restoring datafile" lines.
-    label: Vec<(Key, PathBuf)>,
+    pub(super) label: Vec<(Key, PathBuf)>,
 }
 
 impl Step for ReadStep {
@@ -55,7 +69,7 @@ impl Step for ReadStep {
     }
 }
 
-fn device_of(p: &PieceRow) -> DeviceType {
+pub(super) fn device_of(p: &PieceRow) -> DeviceType {
     if p.device_type == "DISK" {
         DeviceType::Disk
     } else {
@@ -64,7 +78,7 @@ fn device_of(p: &PieceRow) -> DeviceType {
 }
 
 /// Lines for a piece that cannot be read.
-fn piece_read_error(e: PieceError, handle: &str) -> StepError {
+pub(super) fn piece_read_error(e: PieceError, handle: &str) -> StepError {
     match e {
         PieceError::Io(io) => unwrap_io_read(io, handle).into(),
         other => StepError::lines(vec![
@@ -121,7 +135,7 @@ fn read_step(
                 "channel {name}: starting archived log restore to default destination"
             ));
             for (k, _) in &step.label {
-                if let Key::Archlog(t, s) = k {
+                if let Key::Archlog(t, s, _) = k {
                     ctx.out
                         .line(format!("channel {name}: restoring archived log"));
                     ctx.out
@@ -133,6 +147,17 @@ fn read_step(
             ctx.out.line(format!(
                 "channel {name}: starting validation of datafile backup set"
             ));
+        }
+        Mode::Blocks => {
+            ctx.out.line(format!("channel {name}: restoring block(s)"));
+            ctx.out.line(format!(
+                "channel {name}: specifying block(s) to restore from backup set"
+            ));
+            for (k, _) in &step.label {
+                if let Key::Datafile(n) = k {
+                    ctx.out.line(format!("restoring blocks of datafile {n:05}"));
+                }
+            }
         }
     }
     if ch.device == DeviceType::Sbt {
@@ -173,10 +198,15 @@ fn read_step(
             let e = &entries[entry as usize];
             let key = match e.kind {
                 EntryKind::Datafile => Key::Datafile(e.file_number),
-                EntryKind::ArchivedLog => Key::Archlog(e.file_number as u16, e.sequence),
+                EntryKind::ArchivedLog => {
+                    Key::Archlog(e.file_number as u16, e.sequence, e.ts_number)
+                }
                 _ => continue,
             };
             if step.mode == Mode::Validate {
+                if e.kind == EntryKind::Datafile {
+                    check_run(&buf, first_block, block_size, &p.handle)?;
+                }
                 continue;
             }
             let Some(path) = step.targets.get(&key) else {
@@ -225,8 +255,15 @@ fn read_step(
             p.handle,
             p.tag.as_deref().unwrap_or("")
         ));
-        ctx.out
-            .line(format!("channel {name}: restored backup piece {}", p.piece));
+        if step.mode == Mode::Blocks {
+            ctx.out.line(format!(
+                "channel {name}: restored block(s) from backup piece {}",
+                p.piece
+            ));
+        } else {
+            ctx.out
+                .line(format!("channel {name}: restored backup piece {}", p.piece));
+        }
     }
     for (k, f) in &files {
         f.sync_all().map_err(|err| {
@@ -244,10 +281,10 @@ fn read_step(
             }
         }
     }
-    let verb = if step.mode == Mode::Validate {
-        "validation"
-    } else {
-        "restore"
+    let verb = match step.mode {
+        Mode::Validate => "validation",
+        Mode::Blocks => "block restore",
+        _ => "restore",
     };
     ctx.out.line(format!(
         "channel {name}: {verb} complete, elapsed time: {}",
@@ -257,15 +294,15 @@ fn read_step(
 }
 
 /// Catalog snapshot used to choose backups.
-struct Backups {
-    sets: BTreeMap<(u32, u32), SetRow>,
+pub(super) struct Backups {
+    pub(super) sets: BTreeMap<(u32, u32), SetRow>,
     pieces: Vec<PieceRow>,
-    datafiles: Vec<BackupDatafileRow>,
-    redologs: Vec<catalog::BackupRedologRow>,
+    pub(super) datafiles: Vec<BackupDatafileRow>,
+    pub(super) redologs: Vec<catalog::BackupRedologRow>,
 }
 
 impl Backups {
-    fn load(db: &Database) -> crate::db::Result<Self> {
+    pub(super) fn load(db: &Database) -> crate::db::Result<Self> {
         Ok(Self {
             sets: catalog::sets(db)?
                 .into_iter()
@@ -278,7 +315,7 @@ impl Backups {
     }
 
     /// Available pieces of a complete set, by piece number (None if one is missing).
-    fn usable_pieces(&self, key: (u32, u32)) -> Option<Vec<PieceRow>> {
+    pub(super) fn usable_pieces(&self, key: (u32, u32)) -> Option<Vec<PieceRow>> {
         let set = self.sets.get(&key)?;
         let mut v: Vec<PieceRow> = self
             .pieces
@@ -300,7 +337,7 @@ impl Backups {
 }
 
 /// A multi-section set restores one piece per step so sections restore in parallel.
-fn split_steps(pieces: Vec<PieceRow>, multi: bool) -> Vec<Vec<PieceRow>> {
+pub(super) fn split_steps(pieces: Vec<PieceRow>, multi: bool) -> Vec<Vec<PieceRow>> {
     if multi {
         pieces.into_iter().map(|p| vec![p]).collect()
     } else {
@@ -335,7 +372,10 @@ impl Session {
     }
 
     /// Channels for reading pieces of these device types.
-    fn read_channels(&mut self, devices: &BTreeSet<DeviceType>) -> Result<Vec<usize>, CmdError> {
+    pub(super) fn read_channels(
+        &mut self,
+        devices: &BTreeSet<DeviceType>,
+    ) -> Result<Vec<usize>, CmdError> {
         let mut v = Vec::new();
         if self.in_run
             && self
@@ -354,7 +394,11 @@ impl Session {
         Ok(v)
     }
 
-    fn run_read(&mut self, command: &'static str, steps: Vec<ReadStep>) -> Result<u64, CmdError> {
+    pub(super) fn run_read(
+        &mut self,
+        command: &'static str,
+        steps: Vec<ReadStep>,
+    ) -> Result<u64, CmdError> {
         if steps.is_empty() {
             return Ok(0);
         }
@@ -383,7 +427,7 @@ impl Session {
                         .first()
                         .map(|(k, _)| match k {
                             Key::Datafile(n) => format!("datafile {n}"),
-                            Key::Archlog(t, s) =>
+                            Key::Archlog(t, s, _) =>
                                 format!("archived log for thread {t} with sequence {s}"),
                         })
                         .unwrap_or_default()
@@ -423,9 +467,23 @@ impl Session {
             Some(Until::Time(t)) => Some(self.time(t)?),
             _ => None,
         };
+        let point = self.restore_point(r.until.as_ref().or(self.until.as_ref()), "restore")?;
         let bk = Backups::load(&self.db).map_err(|e| CmdError::db("restore", e))?;
         if let RestoreObject::Archivelog(range) = &r.object {
-            let bytes = self.restore_archivelogs(&bk, range, "restore")?;
+            let wanted = self.archivelog_wanted(&bk, range, "restore")?;
+            let bytes = if r.preview {
+                let keys = wanted_log_sets(&bk, &wanted);
+                self.preview_sets(&keys, r.preview_summary)?;
+                0
+            } else if r.validate {
+                let steps = wanted_log_sets(&bk, &wanted)
+                    .into_iter()
+                    .map(|key| validate_step(&bk, key))
+                    .collect();
+                self.run_read("restore", steps)?
+            } else {
+                self.restore_logs(&bk, &wanted, "restore")?
+            };
             end.input_bytes = bytes;
             end.output_bytes = bytes;
             self.out
@@ -442,6 +500,7 @@ impl Session {
                 .iter()
                 .filter(|d| d.file_no == f.file_no && d.incremental_level.is_none_or(|l| l == 0))
                 .filter(|d| until.is_none_or(|u| d.checkpoint_time <= u))
+                .filter(|d| point.admits(d))
                 .filter(|d| bk.usable_pieces((d.set_stamp, d.set_count)).is_some())
                 .filter(|d| {
                     r.from_tag.as_ref().is_none_or(|t| {
@@ -459,7 +518,8 @@ impl Session {
                         .is_none_or(|t| c.tag.as_deref() == Some(t.as_str()))
                 })
                 .filter(|c| until.is_none_or(|u| c.checkpoint_time <= u))
-                .filter(|c| Path::new(&c.name).is_file())
+                .filter(|c| point.admits_copy(c))
+                .filter(|c| Path::new(&c.name).is_file() && Path::new(&c.name) != f.path)
                 .max_by_key(|c| c.checkpoint_scn);
             match (best, copy) {
                 (Some(d), Some(c)) if c.checkpoint_scn > d.checkpoint_scn => copies.push((f, c)),
@@ -482,20 +542,7 @@ impl Session {
             return Err(CmdError::command("restore", lines));
         }
         if r.preview {
-            for (key, files) in &by_set {
-                for p in bk.usable_pieces(*key).unwrap_or_default() {
-                    self.out.line(format!(
-                        "Piece Name: {}  Tag: {}  Files: {}",
-                        p.handle,
-                        p.tag.as_deref().unwrap_or(""),
-                        files
-                            .iter()
-                            .map(|f| f.file_no.to_string())
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    ));
-                }
-            }
+            self.preview_restore(&bk, &by_set, &copies, r.preview_summary)?;
             self.out
                 .line(format!("Finished restore at {}", self.date(now())));
             return Ok(());
@@ -503,24 +550,26 @@ impl Session {
         let mode = if r.validate {
             Mode::Validate
         } else {
+            self.refuse_files_in_use(&bk, &by_set, &copies)?;
             Mode::Restore
         };
         let mut steps = Vec::new();
-        for (key, files) in by_set {
-            let pieces = bk.usable_pieces(key).unwrap_or_default();
-            let multi = bk.sets.get(&key).is_some_and(|s| s.multi_section);
+        for (key, files) in &by_set {
+            let pieces = bk.usable_pieces(*key).unwrap_or_default();
+            let multi = bk.sets.get(key).is_some_and(|s| s.multi_section);
             let mut targets = BTreeMap::new();
             let mut label = Vec::new();
-            for f in &files {
-                targets.insert(Key::Datafile(f.file_no), f.path.clone());
-                label.push((Key::Datafile(f.file_no), f.path.clone()));
+            for f in files {
+                let dest = self.restore_destination(f);
+                targets.insert(Key::Datafile(f.file_no), dest.clone());
+                label.push((Key::Datafile(f.file_no), dest.clone()));
                 if mode == Mode::Restore {
                     let blocks = bk
                         .datafiles
                         .iter()
-                        .find(|d| (d.set_stamp, d.set_count) == key && d.file_no == f.file_no)
+                        .find(|d| (d.set_stamp, d.set_count) == *key && d.file_no == f.file_no)
                         .map_or(u64::from(f.blocks), |d| d.datafile_blocks);
-                    create_empty(&f.path, (blocks + 1) * f.block_size as u64)
+                    create_empty(&dest, (blocks + 1) * f.block_size as u64)
                         .map_err(|e| CmdError::command("restore", e))?;
                 }
             }
@@ -538,97 +587,132 @@ impl Session {
         if !copies.is_empty() {
             let chans = self.job_channels(Some(DeviceType::Disk), false)?;
             let name = self.channels[chans[0]].1.name.clone();
-            for (f, c) in copies {
+            for (f, c) in &copies {
+                bytes += c.blocks * u64::from(c.block_size);
+                if r.validate {
+                    self.out
+                        .line(format!("channel {name}: scanning datafile copy {}", c.name));
+                    scan_copy(Path::new(&c.name), f.rfile_no)
+                        .map_err(|e| CmdError::command("restore", e))?;
+                    continue;
+                }
+                let dest = self.restore_destination(f);
                 self.out.line(format!(
                     "channel {name}: restoring datafile {:05} to {}",
                     f.file_no,
-                    f.path.display()
+                    dest.display()
                 ));
-                if !r.validate {
-                    std::fs::copy(&c.name, &f.path).map_err(|e| {
-                        CmdError::command(
-                            "restore",
-                            vec![
-                                format!("ORA-19505: failed to identify file \"{}\"", c.name),
-                                super::channel::os_error_line(&e),
-                            ],
-                        )
-                    })?;
-                }
-                bytes += c.blocks * u64::from(c.block_size);
+                std::fs::copy(&c.name, &dest).map_err(|e| {
+                    CmdError::command(
+                        "restore",
+                        vec![
+                            format!("ORA-19505: failed to identify file \"{}\"", c.name),
+                            super::channel::os_error_line(&e),
+                        ],
+                    )
+                })?;
                 self.out.line(format!(
                     "channel {name}: copied datafile copy of datafile {:05}",
                     f.file_no
                 ));
                 self.out.line(format!(
                     "output file name={} RECID={} STAMP={}",
-                    f.path.display(),
+                    dest.display(),
                     c.recid,
                     c.stamp
                 ));
             }
         }
+        if !r.validate {
+            let restored = by_set
+                .values()
+                .flatten()
+                .chain(copies.iter().map(|(f, _)| f));
+            for f in restored {
+                self.record_restored(f)?;
+            }
+        }
         end.input_bytes = bytes;
-        end.output_bytes = bytes;
+        end.output_bytes = if r.validate { 0 } else { bytes };
         self.out
             .line(format!("Finished restore at {}", self.date(now())));
         Ok(())
     }
 
-    /// Restores archived logs in a range from backups (those not already on disk).
-    fn restore_archivelogs(
-        &mut self,
+    /// The backed-up archived logs in a range, each with the incarnation it belongs to
+    /// (the current one when a log's branch point is shared with it).
+    fn archivelog_wanted(
+        &self,
         bk: &Backups,
         range: &ArchivelogRange,
         command: &'static str,
-    ) -> Result<u64, CmdError> {
-        let wanted: Vec<(u16, u32)> = {
-            let mut v: Vec<(u16, u32)> = bk
-                .redologs
-                .iter()
-                .filter(|r| bk.usable_pieces((r.set_stamp, r.set_count)).is_some())
-                .filter(|r| match range {
-                    ArchivelogRange::All => true,
-                    ArchivelogRange::Sequence {
-                        from,
-                        until,
-                        thread,
-                    } => {
-                        thread.is_none_or(|t| u32::from(r.thread) == t)
-                            && from.is_none_or(|f| u64::from(r.sequence) >= f)
-                            && until.is_none_or(|u| u64::from(r.sequence) <= u)
-                    }
-                    ArchivelogRange::Scn { from, until } => {
-                        from.is_none_or(|f| r.next_scn.0 > f)
-                            && until.is_none_or(|u| r.first_scn.0 < u)
-                    }
-                    ArchivelogRange::Time { .. } => true,
-                })
-                .map(|r| (r.thread, r.sequence))
-                .collect();
-            v.sort();
-            v.dedup();
-            v
-        };
-        self.restore_logs(bk, &wanted, command)
+    ) -> Result<Vec<LogWant>, CmdError> {
+        let incarnations = self
+            .db
+            .incarnations()
+            .map_err(|e| CmdError::db(command, e))?;
+        let current = self.info.resetlogs_id;
+        let mut wanted: Vec<LogWant> = bk
+            .redologs
+            .iter()
+            .filter(|r| bk.usable_pieces((r.set_stamp, r.set_count)).is_some())
+            .filter(|r| match range {
+                ArchivelogRange::All => true,
+                ArchivelogRange::Sequence {
+                    from,
+                    until,
+                    thread,
+                } => {
+                    thread.is_none_or(|t| u32::from(r.thread) == t)
+                        && from.is_none_or(|f| u64::from(r.sequence) >= f)
+                        && until.is_none_or(|u| u64::from(r.sequence) <= u)
+                }
+                ArchivelogRange::Scn { from, until } => {
+                    from.is_none_or(|f| r.next_scn.0 > f) && until.is_none_or(|u| r.first_scn.0 < u)
+                }
+                ArchivelogRange::Time { .. } | ArchivelogRange::Completed { .. } => true,
+            })
+            .map(|r| LogWant {
+                thread: r.thread,
+                sequence: r.sequence,
+                resetlogs_scn: r.resetlogs_scn,
+                resetlogs_id: incarnations
+                    .iter()
+                    .filter(|i| i.resetlogs_scn == r.resetlogs_scn)
+                    .map(|i| i.resetlogs_id)
+                    .find(|&id| id == current)
+                    .or_else(|| {
+                        incarnations
+                            .iter()
+                            .find(|i| i.resetlogs_scn == r.resetlogs_scn)
+                            .map(|i| i.resetlogs_id)
+                    })
+                    .unwrap_or(current),
+            })
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        Ok(wanted)
     }
 
-    /// Restores the given (thread, sequence) logs that are not on disk.
+    /// Restores the given logs that are not on disk.
     fn restore_logs(
         &mut self,
         bk: &Backups,
-        wanted: &[(u16, u32)],
+        wanted: &[LogWant],
         command: &'static str,
     ) -> Result<u64, CmdError> {
         let on_disk = self
             .db
             .archived_logs()
             .map_err(|e| CmdError::db(command, e))?;
-        let mut by_set: BTreeMap<(u32, u32), Vec<(u16, u32)>> = BTreeMap::new();
-        for &(t, s) in wanted {
+        let mut by_set: BTreeMap<(u32, u32), Vec<LogWant>> = BTreeMap::new();
+        for w in wanted {
+            let (t, s) = (w.thread, w.sequence);
             if let Some(l) = on_disk.iter().find(|l| {
                 l.thread == t
                     && l.sequence == s
+                    && l.resetlogs_id == w.resetlogs_id
                     && l.status == "A"
                     && l.name.as_ref().is_some_and(|n| n.is_file())
             }) {
@@ -645,6 +729,7 @@ impl Session {
                 .redologs
                 .iter()
                 .filter(|r| r.thread == t && r.sequence == s)
+                .filter(|r| r.resetlogs_scn == w.resetlogs_scn)
                 .filter(|r| bk.usable_pieces((r.set_stamp, r.set_count)).is_some())
                 .max_by_key(|r| (r.set_stamp, r.set_count))
             else {
@@ -661,24 +746,24 @@ impl Session {
             by_set
                 .entry((r.set_stamp, r.set_count))
                 .or_default()
-                .push((t, s));
+                .push(*w);
         }
         let mut steps = Vec::new();
         for (key, logs) in by_set {
             let pieces = bk.usable_pieces(key).unwrap_or_default();
             let mut targets = BTreeMap::new();
             let mut label = Vec::new();
-            for (t, s) in logs {
+            for w in logs {
                 let path = self
                     .db
-                    .archived_log_path(t, s)
-                    .map_err(|e| CmdError::db(command, e))?;
+                    .archived_log_path_in(w.thread, w.sequence, w.resetlogs_id);
                 if let Some(dir) = path.parent() {
                     let _ = std::fs::create_dir_all(dir);
                 }
                 let _ = std::fs::remove_file(&path);
-                targets.insert(Key::Archlog(t, s), path.clone());
-                label.push((Key::Archlog(t, s), path));
+                let key = Key::Archlog(w.thread, w.sequence, w.resetlogs_id);
+                targets.insert(key.clone(), path.clone());
+                label.push((key, path));
             }
             steps.push(ReadStep {
                 device: device_of(&pieces[0]),
@@ -701,11 +786,31 @@ impl Session {
             RecoverObject::Tablespace(v) => BackupObject::Tablespace(v.clone()),
         };
         let files = self.datafiles_of(&obj)?;
+        for f in &files {
+            let busy = self
+                .db
+                .datafile_in_use(f)
+                .and_then(|u| Ok(u && !self.db.datafile_needs_recovery(f)?))
+                .map_err(|e| CmdError::db("recover", e))?;
+            if busy {
+                return Err(CmdError::command(
+                    "recover",
+                    vec![
+                        format!(
+                            "ORA-01124: cannot recover data file {} - file is in use or recovery",
+                            f.file_no
+                        ),
+                        format!("ORA-01110: data file {}: '{}'", f.file_no, f.path.display()),
+                    ],
+                ));
+            }
+        }
         let until_u = r.until.as_ref().or(self.until.as_ref()).cloned();
         let until_time = match &until_u {
             Some(Until::Time(t)) => Some(self.time(t)?),
             _ => None,
         };
+        let point = self.restore_point(until_u.as_ref(), "recover")?;
         let bk = Backups::load(&self.db).map_err(|e| CmdError::db("recover", e))?;
         // Level-1 incrementals first, chained from each file's current checkpoint.
         let mut steps = Vec::new();
@@ -730,6 +835,7 @@ impl Session {
                     .filter(|d| d.file_no == f.file_no && d.incremental_level == Some(1))
                     .filter(|d| d.incremental_scn <= ckpt && d.checkpoint_scn > ckpt)
                     .filter(|d| until_time.is_none_or(|u| d.checkpoint_time <= u))
+                    .filter(|d| point.admits(d))
                     .filter(|d| bk.usable_pieces((d.set_stamp, d.set_count)).is_some())
                     .max_by_key(|d| d.checkpoint_scn);
                 let Some(d) = next else { break };
@@ -764,10 +870,7 @@ impl Session {
             bytes += self.run_read("recover", std::mem::take(&mut steps))?;
         }
         if !r.noredo {
-            self.out.blank();
-            self.out.line("starting media recovery");
-            let start = now();
-            let mut opts = RecoverOptions {
+            let opts = RecoverOptions {
                 until: until_u.as_ref().map(|u| until_of(self, u)).transpose()?,
                 files: match &r.object {
                     RecoverObject::Database => None,
@@ -775,80 +878,166 @@ impl Session {
                 },
                 ..RecoverOptions::default()
             };
-            opts.paths.clear();
-            let plan = self
-                .db
-                .recovery_plan(&opts)
-                .map_err(|e| CmdError::db("recover", e))?;
-            if !plan.missing.is_empty() {
-                let wanted: Vec<(u16, u32)> = plan
-                    .missing
-                    .iter()
-                    .map(|m| (m.thread, m.sequence))
-                    .collect();
-                let bk = Backups::load(&self.db).map_err(|e| CmdError::db("recover", e))?;
-                let unavailable: Vec<&crate::db::MissingLog> = plan
-                    .missing
-                    .iter()
-                    .filter(|m| {
-                        !bk.redologs.iter().any(|r| {
-                            r.thread == m.thread
-                                && r.sequence == m.sequence
-                                && bk.usable_pieces((r.set_stamp, r.set_count)).is_some()
-                        })
-                    })
-                    .collect();
-                if let Some(m) = unavailable.first() {
-                    return Err(CmdError::command(
-                        "recover",
-                        vec![
-                            "RMAN-06053: unable to perform media recovery because of missing log"
-                                .into(),
-                            format!(
-                                "RMAN-06025: no backup of archived log for thread {} with sequence {} and starting SCN of {} found to restore",
-                                m.thread,
-                                m.sequence,
-                                m.first_scn.map(|s| s.0).unwrap_or(0)
-                            ),
-                        ],
-                    ));
-                }
-                bytes += self.restore_logs(&bk, &wanted, "recover")?;
-            }
-            let plan = self
-                .db
-                .recovery_plan(&opts)
-                .map_err(|e| CmdError::db("recover", e))?;
-            for l in plan.logs.iter().filter(|l| !l.online) {
-                self.out.line(format!(
-                    "archived log for thread {} with sequence {} is already on disk as file {}",
-                    l.thread,
-                    l.sequence,
-                    l.path.display()
-                ));
-            }
-            let report = self
-                .db
-                .recover(&opts)
-                .map_err(|e| CmdError::db("recover", e))?;
-            for l in report.logs_applied.iter().filter(|l| !l.online) {
-                self.out.line(format!(
-                    "archived log file name={} thread={} sequence={}",
-                    l.path.display(),
-                    l.thread,
-                    l.sequence
-                ));
-            }
-            self.out.line(format!(
-                "media recovery complete, elapsed time: {}",
-                elapsed((now() - start).num_seconds())
-            ));
+            end.input_bytes = bytes;
+            bytes += self.media_recovery(&opts, end)?;
         }
         end.input_bytes = bytes;
         self.out.blank();
         self.out
             .line(format!("Finished recover at {}", self.date(now())));
         Ok(())
+    }
+
+    /// Applies redo (restoring missing archived logs from backups first), printing RMAN's
+    /// "starting media recovery" .. "media recovery complete"; returns the bytes restored.
+    pub(super) fn media_recovery(
+        &mut self,
+        opts: &RecoverOptions,
+        end: &mut StatusEnd,
+    ) -> Result<u64, CmdError> {
+        self.out.blank();
+        self.out.line("starting media recovery");
+        let start = now();
+        let mut bytes = 0;
+        let mut opts = opts.clone();
+        let plan = self
+            .db
+            .recovery_plan(&opts)
+            .map_err(|e| CmdError::db("recover", e))?;
+        // Redo past the last log a backup control file knows of ends the recovery there.
+        let mut unknown: Option<(u16, u32, Scn)> = None;
+        if !plan.missing.is_empty() {
+            let bk = Backups::load(&self.db).map_err(|e| CmdError::db("recover", e))?;
+            let backed_up = |m: &crate::db::MissingLog| {
+                bk.redologs.iter().any(|r| {
+                    r.thread == m.thread
+                        && r.sequence == m.sequence
+                        && r.resetlogs_scn == m.resetlogs_scn
+                        && bk.usable_pieces((r.set_stamp, r.set_count)).is_some()
+                })
+            };
+            let unavailable: Vec<&crate::db::MissingLog> =
+                plan.missing.iter().filter(|m| !backed_up(m)).collect();
+            if opts.until.is_none() && self.info.controlfile_type == "BACKUP" {
+                unknown = unavailable
+                    .iter()
+                    .filter(|m| m.resetlogs_id == self.info.resetlogs_id)
+                    .filter(|m| {
+                        let later = |thread: u16, rid: u32, seq: u32| {
+                            thread == m.thread && rid == m.resetlogs_id && seq > m.sequence
+                        };
+                        !plan
+                            .logs
+                            .iter()
+                            .any(|l| later(l.thread, l.resetlogs_id, l.sequence))
+                            && !plan
+                                .missing
+                                .iter()
+                                .any(|x| later(x.thread, x.resetlogs_id, x.sequence))
+                    })
+                    .filter_map(|m| {
+                        let previous = m.sequence.wrapping_sub(1);
+                        plan.logs
+                            .iter()
+                            .find(|l| {
+                                l.thread == m.thread
+                                    && l.resetlogs_id == m.resetlogs_id
+                                    && l.sequence == previous
+                            })
+                            .and_then(|l| l.next_scn)
+                            .or_else(|| {
+                                bk.redologs
+                                    .iter()
+                                    .find(|r| {
+                                        r.thread == m.thread
+                                            && r.sequence == previous
+                                            && r.resetlogs_scn == m.resetlogs_scn
+                                    })
+                                    .map(|r| r.next_scn)
+                            })
+                            .or(m.first_scn)
+                            .map(|scn| (m.thread, m.sequence, scn))
+                    })
+                    .min_by_key(|x| x.2);
+            }
+            let unavailable: Vec<&crate::db::MissingLog> = unavailable
+                .into_iter()
+                .filter(|m| unknown.is_none_or(|(t, _, _)| m.thread != t))
+                .collect();
+            if let Some((_, _, scn)) = unknown {
+                opts.until = Some(RecoverUntil::Scn(scn));
+            }
+            let wanted: Vec<LogWant> = plan
+                .missing
+                .iter()
+                .filter(|m| backed_up(m))
+                .filter(|m| unknown.is_none_or(|(_, _, scn)| m.first_scn.is_none_or(|f| f < scn)))
+                .map(|m| LogWant {
+                    thread: m.thread,
+                    sequence: m.sequence,
+                    resetlogs_scn: m.resetlogs_scn,
+                    resetlogs_id: m.resetlogs_id,
+                })
+                .collect();
+            if let Some(m) = unavailable.first() {
+                return Err(CmdError::command(
+                    "recover",
+                    vec![
+                        "RMAN-06053: unable to perform media recovery because of missing log"
+                            .into(),
+                        format!(
+                            "RMAN-06025: no backup of archived log for thread {} with sequence {} and starting SCN of {} found to restore",
+                            m.thread,
+                            m.sequence,
+                            m.first_scn.map(|s| s.0).unwrap_or(0)
+                        ),
+                    ],
+                ));
+            }
+            bytes += self.restore_logs(&bk, &wanted, "recover")?;
+        }
+        let plan = self
+            .db
+            .recovery_plan(&opts)
+            .map_err(|e| CmdError::db("recover", e))?;
+        for l in plan.logs.iter().filter(|l| !l.online) {
+            self.out.line(format!(
+                "archived log for thread {} with sequence {} is already on disk as file {}",
+                l.thread,
+                l.sequence,
+                l.path.display()
+            ));
+        }
+        let report = self
+            .db
+            .recover(&opts)
+            .map_err(|e| CmdError::db("recover", e))?;
+        for l in report.logs_applied.iter().filter(|l| !l.online) {
+            self.out.line(format!(
+                "archived log file name={} thread={} sequence={}",
+                l.path.display(),
+                l.thread,
+                l.sequence
+            ));
+        }
+        if let Some((t, s, scn)) = unknown {
+            self.out.line("unable to find archived log");
+            self.out
+                .line(format!("archived log thread={t} sequence={s}"));
+            end.input_bytes += bytes;
+            return Err(CmdError::command(
+                "recover",
+                vec![format!(
+                    "RMAN-06054: media recovery requesting unknown archived log for thread {t} with sequence {s} and starting SCN of {}",
+                    scn.0
+                )],
+            ));
+        }
+        self.out.line(format!(
+            "media recovery complete, elapsed time: {}",
+            elapsed((now() - start).num_seconds())
+        ));
+        Ok(bytes)
     }
 
     pub(super) fn recover_copy(
@@ -1028,20 +1217,31 @@ impl Session {
             let bs = io.block_size();
             let total = io.block_count() + 1;
             let (mut empty, mut corrupt, mut high) = (0u64, 0u64, Scn(0));
+            let mut found: Vec<(u32, &str)> = Vec::new();
             let mut buf = vec![0u8; bs];
             for b in 1..total {
                 io.read_block(b, &mut buf)
                     .map_err(|e| CmdError::db(command, e))?;
                 if is_null_block(&buf) {
-                    empty += 1;
+                    // Every block below the high-water mark was formatted once.
+                    if b < info.hwm_blocks {
+                        corrupt += 1;
+                        found.push((b, "ALL ZERO"));
+                    } else {
+                        empty += 1;
+                    }
                     continue;
                 }
                 let rdba = Rdba::new(info.rfile_no, b).ok();
-                if check_block(&buf, rdba).is_err() {
+                if let Err(e) = check_block(&buf, rdba) {
                     corrupt += 1;
+                    found.push((b, crate::db::corruption_kind(&e)));
                 }
                 high = high.max(block_scn(&buf));
             }
+            self.db
+                .record_block_corruption(*n, &found)
+                .map_err(|e| CmdError::db(command, e))?;
             report.push((
                 *n,
                 info.path.clone(),
@@ -1097,7 +1297,7 @@ fn file_checkpoint(path: &Path) -> Option<Scn> {
 }
 
 /// Creates (or truncates) a datafile about to be restored, at its full size.
-fn create_empty(path: &Path, len: u64) -> Result<(), Vec<String>> {
+pub(super) fn create_empty(path: &Path, len: u64) -> Result<(), Vec<String>> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| vec![super::channel::os_error_line(&e)])?;
     }

@@ -1,6 +1,7 @@
 //! One RMAN session: the connection to the target database, allocated channels, the
 //! V$RMAN_STATUS rows, and the dispatch of parsed commands.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -97,8 +98,14 @@ pub struct Session {
     pub info: DatabaseInfo,
     pub channels: Vec<(Origin, Channel)>,
     pub in_run: bool,
+    /// Inside a RUN block, before its last BACKUP: the control-file autobackup waits.
+    pub autobackup_deferred: bool,
     pub command_id: Option<String>,
     pub until: Option<Until>,
+    /// SET NEWNAME of the current RUN block: FILE# → where RESTORE writes the file.
+    pub newnames: std::collections::BTreeMap<u32, PathBuf>,
+    /// SET CONTROLFILE AUTOBACKUP FORMAT inside the current RUN block.
+    pub autobackup_formats: BTreeMap<DeviceType, String>,
     pub session_status: Option<StatusKey>,
     catalog_notice: bool,
     next_channel_sid: u32,
@@ -135,10 +142,13 @@ fn command_name(c: &Command) -> &'static str {
         Command::Startup { .. } => "startup",
         Command::Shutdown { .. } => "shutdown",
         Command::AlterDatabase(_) => "alter db",
+        Command::Switch(_) => "switch",
+        Command::BlockRecover(_) => "recover",
         Command::Set(_) => "set",
         Command::Show => "show",
         Command::Run(_) => "run",
         Command::Exit => "exit",
+        Command::Dr(d) => d.command_name(),
     }
 }
 
@@ -146,7 +156,7 @@ fn command_name(c: &Command) -> &'static str {
 fn operation(c: &Command) -> Option<&'static str> {
     Some(match c {
         Command::Backup(_) => "BACKUP",
-        Command::RecoverCopy { .. } | Command::Recover(_) => "RECOVER",
+        Command::RecoverCopy { .. } | Command::Recover(_) | Command::BlockRecover(_) => "RECOVER",
         Command::Restore(_) => "RESTORE",
         Command::Validate(_) => "VALIDATE",
         Command::Delete(_) => "DELETE",
@@ -156,6 +166,7 @@ fn operation(c: &Command) -> Option<&'static str> {
         Command::Catalog(_) => "CATALOG",
         Command::Configure(_) => "CONFIGURE",
         Command::Sql(_) | Command::AlterDatabase(_) => "SQL",
+        Command::Dr(d) => return d.operation(),
         _ => return None,
     })
 }
@@ -184,8 +195,11 @@ impl Session {
             info,
             channels: Vec::new(),
             in_run: false,
+            autobackup_deferred: false,
             command_id: None,
             until: None,
+            newnames: Default::default(),
+            autobackup_formats: BTreeMap::new(),
             session_status: None,
             catalog_notice: false,
             next_channel_sid: sid + 17,
@@ -215,7 +229,8 @@ impl Session {
     }
 
     fn ensure_session_row(&mut self) {
-        if self.session_status.is_some() {
+        // An unmounted instance has no control file to keep the rows in.
+        if self.session_status.is_some() || !self.db.is_mounted() {
             return;
         }
         let start = now();
@@ -265,15 +280,23 @@ impl Session {
         match &stmt.cmd {
             Command::Run(body) => {
                 self.in_run = true;
+                // One autobackup per RUN block, after its last BACKUP.
+                let last_backup = body
+                    .iter()
+                    .rposition(|s| matches!(&s.cmd, Command::Backup(b) if !b.validate));
                 let mut result = Ok(());
-                for s in body {
+                for (i, s) in body.iter().enumerate() {
+                    self.autobackup_deferred = last_backup.is_some_and(|last| i < last);
                     result = self.execute_one(&s.cmd);
                     if result.is_err() {
                         break;
                     }
                 }
+                self.autobackup_deferred = false;
                 self.in_run = false;
                 self.until = None;
+                self.newnames.clear();
+                self.autobackup_formats.clear();
                 self.release_origin(Origin::Run);
                 result
             }
@@ -282,7 +305,7 @@ impl Session {
     }
 
     fn execute_one(&mut self, cmd: &Command) -> Result<(), CmdError> {
-        let op = operation(cmd);
+        let op = operation(cmd).filter(|_| self.db.is_mounted());
         let start = now();
         let key = match (op, self.session_status) {
             (Some(op), Some(sess)) => catalog::start_status(
@@ -333,6 +356,7 @@ impl Session {
     }
 
     fn dispatch(&mut self, cmd: &Command, end: &mut StatusEnd) -> Result<(), CmdError> {
+        self.check_instance(cmd)?;
         match cmd {
             Command::Run(_) => Err(CmdError::new(vec![
                 "RMAN-01009: syntax error: found \"run\": RUN blocks cannot be nested".into(),
@@ -372,7 +396,10 @@ impl Session {
             } => self.startup(*force, *mount_only, *nomount),
             Command::Shutdown { abort } => self.shutdown(*abort),
             Command::AlterDatabase(a) => self.alter_database(a),
+            Command::Switch(sw) => self.switch(sw),
+            Command::BlockRecover(b) => self.block_recover(b, end),
             Command::Exit => Ok(()),
+            Command::Dr(d) => self.dr(d, end),
         }
     }
 
@@ -391,13 +418,17 @@ impl Session {
                 self.out.line("executing command: SET until clause");
                 self.until = Some(u.clone());
             }
-            SetCmd::Dbid(_) => {
+            SetCmd::Dbid(n) => self.set_dbid(*n)?,
+            SetCmd::AutobackupFormat { device, format } => {
                 self.out.blank();
-                self.out.line("executing command: SET DBID");
+                self.out
+                    .line("executing command: SET CONTROLFILE AUTOBACKUP FORMAT");
+                self.autobackup_formats.insert(*device, format.clone());
             }
             SetCmd::Echo(_) => {
                 self.out.line("echo set on");
             }
+            SetCmd::Newname(n) => self.set_newname(n)?,
         }
         Ok(())
     }
@@ -536,7 +567,7 @@ impl Session {
         })
     }
 
-    fn release_origin(&mut self, origin: Origin) {
+    pub(super) fn release_origin(&mut self, origin: Origin) {
         let mut i = 0;
         while i < self.channels.len() {
             if self.channels[i].0 == origin {

@@ -2,7 +2,7 @@
 //! by name, database and time, writer sessions and the collection fence.
 //!
 //! It is a cache of what the objects say (pack trailers, manifests) and can
-//! be rebuilt from them at any time (see [`crate::rebuild`]). What an index
+//! be rebuilt from them at any time (see [`crate::Store::rebuild_index`]). What an index
 //! answers is split by concern, the way `object_store` splits its traits:
 //!
 //! - [`ChunkIndex`]: which chunks are stored, in which pack, and when each
@@ -14,8 +14,8 @@
 //! - [`Collection`]: a garbage collection's own steps (fence, sweep, repack).
 //!
 //! [`IndexBackend`] is all four; two backends implement it: SQLite beside a
-//! local repository (the default, [`sqlite`]), and PostgreSQL shared by
-//! several vault servers over one bucket ([`postgres`]).
+//! local repository (the default), and PostgreSQL shared by several vault
+//! servers over one bucket ([`PgConfig`], [`PgPool`]).
 //!
 //! # Transactions
 //!
@@ -37,8 +37,8 @@
 //! probe touched them), and on chunks named by a lineage only when that
 //! lineage is no older than the published fence ([`WriterSessions`]).
 
-pub mod postgres;
-pub mod sqlite;
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -48,8 +48,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::id::ChunkId;
 use crate::manifest::{FileType, Manifest, PieceMeta};
-use crate::pack::PackEntry;
+pub use crate::pack::PackEntry;
 
+pub use postgres::{MIGRATIONS as PG_MIGRATIONS, PgConfig, PgPool};
 pub(crate) use sqlite::open_wal;
 
 const SCHEMA_VERSION: i64 = 1;
@@ -61,6 +62,7 @@ pub const SESSION_TTL_SECS: i64 = 600;
 /// What [`WriterSessions::begin_session`] granted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionGrant {
+    /// The session's id: what the writer renews and ends.
     pub id: u64,
     /// The store's clock when the session began: the `updated` time of the
     /// lineage this writer will leave behind.
@@ -73,10 +75,12 @@ pub struct SessionGrant {
 /// A garbage collection in progress (or interrupted, to be resumed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GcRun {
+    /// When the collection began (Unix seconds).
     pub started: i64,
     /// Chunks referenced (probed, uploaded, committed) at or after the fence
     /// are kept whatever the manifests say.
     pub fence: i64,
+    /// When the collector last said it was alive (Unix seconds).
     pub heartbeat: i64,
 }
 
@@ -108,7 +112,9 @@ pub struct PackKey(pub i64);
 /// A pack as the collection walks them ([`Collection::pack_rows`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PackRow {
+    /// The pack's key in this index.
     pub key: PackKey,
+    /// The pack's name (hex of its hash).
     pub name: String,
     /// Bytes of the pack object.
     pub size: u64,
@@ -117,6 +123,7 @@ pub struct PackRow {
 /// A pack with the time a verify last read it ([`ChunkIndex::packs_by_check_age`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PackCheck {
+    /// The pack's name (hex of its hash).
     pub name: String,
     /// Bytes of the pack object.
     pub size: u64,
@@ -178,7 +185,10 @@ pub enum ChunkKind {
     /// Its payload is the whole chunk.
     Full,
     /// Its payload is a delta against `base`, a full chunk.
-    Delta { base: ChunkId },
+    Delta {
+        /// The full chunk it builds on.
+        base: ChunkId,
+    },
 }
 
 impl ChunkKind {
@@ -202,20 +212,28 @@ impl ChunkKind {
 /// A piece as the catalog lists it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PieceInfo {
+    /// The piece's name.
     pub name: String,
+    /// Oracle database name, when known.
     pub database: Option<String>,
+    /// Oracle database id, when known.
     pub dbid: Option<u64>,
+    /// What the piece holds.
     pub file_type: FileType,
     /// Seconds since the Unix epoch.
     pub created: i64,
+    /// Bytes of the piece.
     pub size: u64,
+    /// Chunks of the piece.
     pub chunks: u64,
     /// Encoded bytes this piece added to the repository when written.
     pub stored: u64,
+    /// The metadata of its manifest.
     pub meta: PieceMeta,
 }
 
 impl PieceInfo {
+    /// The catalog entry of the piece `m` describes.
     pub fn from_manifest(m: &Manifest) -> Self {
         let meta = m.header.meta.clone();
         PieceInfo {
@@ -235,12 +253,16 @@ impl PieceInfo {
 /// Which pieces to list.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct PieceFilter {
+    /// Only pieces whose name starts with this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name_prefix: Option<String>,
+    /// Only pieces of this database (name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// Only pieces of this database (id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dbid: Option<u64>,
+    /// Only pieces of this kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_type: Option<FileType>,
     /// Created at or after (Unix seconds).
@@ -249,6 +271,7 @@ pub struct PieceFilter {
     /// Created before (Unix seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<i64>,
+    /// At most this many pieces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
 }
@@ -256,19 +279,28 @@ pub struct PieceFilter {
 /// Where a chunk is stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Location {
+    /// The pack's name.
     pub pack: String,
+    /// The chunk's place in it.
     pub entry: PackEntry,
 }
 
 /// Counts for `orca repo info`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct IndexStats {
+    /// Packs indexed.
     pub packs: u64,
+    /// Their bytes.
     pub pack_bytes: u64,
+    /// Chunks indexed.
     pub chunks: u64,
+    /// Their encoded bytes.
     pub chunk_bytes: u64,
+    /// Their plaintext bytes.
     pub raw_bytes: u64,
+    /// Pieces catalogued.
     pub pieces: u64,
+    /// Their bytes (before dedup).
     pub piece_bytes: u64,
 }
 
@@ -423,7 +455,7 @@ pub trait WriterSessions: Send + Sync + std::fmt::Debug {
     fn live_sessions(&self, now: i64) -> Result<Vec<LiveSession>>;
 }
 
-/// A garbage collection's steps (see [`crate::gc`] for the procedure).
+/// A garbage collection's steps (see [`crate::Store::gc`] for the procedure).
 ///
 /// One collection runs at a time: [`Collection::gc_begin`] records the run
 /// and a second collector finds it [`GcStart::Busy`] until its heartbeat is

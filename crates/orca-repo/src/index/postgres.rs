@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use postgres::types::ToSql;
+use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, NoTls, Transaction};
 use serde::{Deserialize, Serialize};
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -39,12 +39,68 @@ pub const RECONNECT_FOR: Duration = Duration::from_secs(30);
 /// blocking threads at once; more are opened when all are busy).
 const POOL_IDLE: usize = 8;
 
+/// An integer the database's signed BIGINT columns hold for an unsigned or narrower Rust
+/// type (sizes, offsets, ids), converted both ways with a check: a negative or oversized
+/// value fails the call with [`OutOfRange`] as the cause instead of wrapping silently.
+#[derive(Debug, Clone, Copy)]
+struct Int<T>(T);
+
+/// A value that does not fit the type on the other side of the database.
+#[derive(Debug, thiserror::Error)]
+#[error("the integer {value} does not fit {target}")]
+pub(crate) struct OutOfRange {
+    value: String,
+    target: &'static str,
+}
+
+type SqlResult<T> = std::result::Result<T, Box<dyn std::error::Error + Sync + Send>>;
+
+impl<'a, T: TryFrom<i64>> FromSql<'a> for Int<T> {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> SqlResult<Self> {
+        let v = i64::from_sql(ty, raw)?;
+        T::try_from(v).map(Int).map_err(|_| {
+            OutOfRange {
+                value: v.to_string(),
+                target: std::any::type_name::<T>(),
+            }
+            .into()
+        })
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <i64 as FromSql>::accepts(ty)
+    }
+}
+
+impl<T: Copy + TryInto<i64> + std::fmt::Display + std::fmt::Debug> ToSql for Int<T> {
+    fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> SqlResult<IsNull> {
+        let v: i64 = self.0.try_into().map_err(|_| OutOfRange {
+            value: self.0.to_string(),
+            target: "a BIGINT column",
+        })?;
+        v.to_sql(ty, out)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <i64 as ToSql>::accepts(ty)
+    }
+
+    to_sql_checked!();
+}
+
+/// Column `i` of `r`, a BIGINT, as `T`.
+fn int<T: TryFrom<i64>>(r: &postgres::Row, i: usize) -> std::result::Result<T, postgres::Error> {
+    r.try_get::<_, Int<T>>(i).map(|Int(v)| v)
+}
+
 /// The advisory lock key that orders writers (`orca` in ASCII).
 const WRITE_LOCK: i64 = 0x6f72_6361;
 
 /// The schema, one migration per version; `orca_schema` records the applied
-/// ones so a newer server upgrades an older database in place.
-const MIGRATIONS: &[&str] = &["
+/// ones so a newer server upgrades an older database in place. Public so the
+/// compatibility test can hold each released migration to its committed hash:
+/// a migration never changes once released, a change is a new one.
+pub const MIGRATIONS: &[&str] = &["
 CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE packs (
     pk BIGSERIAL PRIMARY KEY,
@@ -265,7 +321,9 @@ impl PgPool {
             let applied = tx
                 .query_one(&format!("SELECT max(version) FROM {table}"), &[])?
                 .get::<_, Option<i32>>(0)
-                .unwrap_or(0) as usize;
+                .unwrap_or(0);
+            // No build writes a negative version: refuse it as one this build does not know.
+            let applied = usize::try_from(applied).unwrap_or(usize::MAX);
             if applied > migrations.len() {
                 return Ok((applied, None));
             }
@@ -273,7 +331,8 @@ impl PgPool {
                 tx.batch_execute(sql)?;
                 tx.execute(
                     &format!("INSERT INTO {table}(version) VALUES ($1)"),
-                    &[&(n as i32 + 1)],
+                    // A handful of migrations: far below i32::MAX, the column's type.
+                    &[&i32::try_from(n + 1).unwrap_or(i32::MAX)],
                 )?;
             }
             Ok((applied, Some(after(tx)?)))
@@ -296,7 +355,7 @@ impl PgPool {
 
     /// Run `f` in one transaction on a pooled connection; `write` takes the
     /// writers' lock first. A lost connection is replaced and the call
-    /// repeated until [`RECONNECT_FOR`] has passed.
+    /// repeated until `RECONNECT_FOR` (30 s) has passed.
     pub fn run<T>(
         &self,
         what: &str,
@@ -469,7 +528,7 @@ impl PgIndex {
     ) -> std::result::Result<i64, postgres::Error> {
         tx.execute(
             "INSERT INTO packs(name, size, chunks, created) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
-            &[&name, &(size as i64), &(chunks as i64), &now],
+            &[&name, &Int(size), &Int(chunks), &now],
         )?;
         Ok(tx
             .query_one("SELECT pk FROM packs WHERE name = $1", &[&name])?
@@ -509,19 +568,19 @@ fn tls_refused(e: &postgres::Error) -> bool {
 
 const PIECE_COLUMNS: &str = "name, database, dbid, file_type, created, size, chunks, stored, meta";
 
-fn row_to_info(r: &postgres::Row) -> PieceInfo {
+fn row_to_info(r: &postgres::Row) -> std::result::Result<PieceInfo, postgres::Error> {
     let meta: PieceMeta = serde_json::from_str(r.get::<_, &str>(8)).unwrap_or_default();
-    PieceInfo {
+    Ok(PieceInfo {
         name: r.get(0),
         database: r.get(1),
-        dbid: r.get::<_, Option<i64>>(2).map(|d| d as u64),
+        dbid: r.try_get::<_, Option<Int<u64>>>(2)?.map(|Int(d)| d),
         file_type: r.get::<_, &str>(3).parse().unwrap_or_default(),
         created: r.get(4),
-        size: r.get::<_, i64>(5) as u64,
-        chunks: r.get::<_, i64>(6) as u64,
-        stored: r.get::<_, i64>(7) as u64,
+        size: int(r, 5)?,
+        chunks: int(r, 6)?,
+        stored: int(r, 7)?,
         meta,
-    }
+    })
 }
 
 impl ChunkIndex for PgIndex {
@@ -611,9 +670,9 @@ impl ChunkIndex for PgIndex {
                         entry: PackEntry {
                             id: cid,
                             base: chunk_id(r.get(5)),
-                            offset: r.get::<_, i64>(2) as u32,
-                            payload_len: r.get::<_, i64>(3) as u32,
-                            raw_len: r.get::<_, i64>(4) as u32,
+                            offset: int(&r, 2)?,
+                            payload_len: int(&r, 3)?,
+                            raw_len: int(&r, 4)?,
                         },
                     },
                 );
@@ -709,19 +768,21 @@ impl ChunkIndex for PgIndex {
 
     fn packs_by_check_age(&self) -> Result<Vec<PackCheck>> {
         self.read("list packs by check age", |tx| {
-            Ok(tx
+            tx
                 .query(
                     "SELECT p.name, p.size, k.checked FROM packs p LEFT JOIN pack_checks k ON k.name = p.name
                      ORDER BY k.checked IS NOT NULL, k.checked, p.name",
                     &[],
                 )?
                 .iter()
-                .map(|r| PackCheck {
-                    name: r.get(0),
-                    size: r.get::<_, i64>(1) as u64,
-                    last_checked: r.get(2),
+                .map(|r| {
+                    Ok(PackCheck {
+                        name: r.get(0),
+                        size: int(r, 1)?,
+                        last_checked: r.get(2),
+                    })
                 })
-                .collect())
+                .collect()
         })
     }
 }
@@ -729,7 +790,7 @@ impl ChunkIndex for PgIndex {
 impl PieceCatalog for PgIndex {
     fn add_piece(&self, info: &PieceInfo, chunk_ids: &[ChunkId], now: i64) -> Result<()> {
         let meta =
-            serde_json::to_string(&info.meta).map_err(|e| RepoError::Internal(e.to_string()))?;
+            serde_json::to_string(&info.meta).map_err(|e| RepoError::json("piece metadata", e))?;
         let keys = id_bytes(chunk_ids);
         self.write("record piece", |tx| {
             tx.execute(
@@ -742,12 +803,12 @@ impl PieceCatalog for PgIndex {
                 &[
                     &info.name,
                     &info.database,
-                    &info.dbid.map(|d| d as i64),
+                    &info.dbid.map(Int),
                     &info.file_type.as_str(),
                     &info.created,
-                    &(info.size as i64),
-                    &(info.chunks as i64),
-                    &(info.stored as i64),
+                    &Int(info.size),
+                    &Int(info.chunks),
+                    &Int(info.stored),
                     &meta,
                 ],
             )?;
@@ -809,13 +870,13 @@ impl PieceCatalog for PgIndex {
 
     fn piece(&self, name: &str) -> Result<Option<PieceInfo>> {
         self.read("look up piece", |tx| {
-            Ok(tx
-                .query_opt(
-                    &format!("SELECT {PIECE_COLUMNS} FROM pieces WHERE name = $1"),
-                    &[&name],
-                )?
-                .as_ref()
-                .map(row_to_info))
+            tx.query_opt(
+                &format!("SELECT {PIECE_COLUMNS} FROM pieces WHERE name = $1"),
+                &[&name],
+            )?
+            .as_ref()
+            .map(row_to_info)
+            .transpose()
         })
     }
 
@@ -833,7 +894,7 @@ impl PieceCatalog for PgIndex {
             arg(&mut sql, " AND database = ?", Box::new(d.clone()));
         }
         if let Some(d) = f.dbid {
-            arg(&mut sql, " AND dbid = ?", Box::new(d as i64));
+            arg(&mut sql, " AND dbid = ?", Box::new(Int(d)));
         }
         if let Some(t) = f.file_type {
             arg(
@@ -850,11 +911,11 @@ impl PieceCatalog for PgIndex {
         }
         sql.push_str(" ORDER BY created, name");
         if let Some(l) = f.limit {
-            arg(&mut sql, " LIMIT ?", Box::new(l as i64));
+            arg(&mut sql, " LIMIT ?", Box::new(Int(l)));
         }
         let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref()).collect();
         self.read("list pieces", |tx| {
-            Ok(tx.query(&sql, &params)?.iter().map(row_to_info).collect())
+            tx.query(&sql, &params)?.iter().map(row_to_info).collect()
         })
     }
 }
@@ -873,14 +934,12 @@ impl WriterSessions for PgIndex {
         self.write("begin a writer session", |tx| {
             let fence = Self::fence_of(tx)?;
             let since = lineage_since.filter(|&t| t >= fence && t <= now);
-            let id: i64 = tx
-                .query_one(
-                    "INSERT INTO sessions(holder, floor, started, renewed) VALUES ($1, $2, $3, $3) RETURNING id",
-                    &[&holder, &since.unwrap_or(now), &now],
-                )?
-                .get(0);
+            let row = tx.query_one(
+                "INSERT INTO sessions(holder, floor, started, renewed) VALUES ($1, $2, $3, $3) RETURNING id",
+                &[&holder, &since.unwrap_or(now), &now],
+            )?;
             Ok(SessionGrant {
-                id: id as u64,
+                id: int(&row, 0)?,
                 started: now,
                 lineage_ok: since.is_some() || lineage_since.is_none(),
             })
@@ -894,7 +953,7 @@ impl WriterSessions for PgIndex {
             }
             Ok(tx.execute(
                 "UPDATE sessions SET floor = LEAST(floor, $2), renewed = $3 WHERE id = $1",
-                &[&(id as i64), &since, &now],
+                &[&Int(id), &since, &now],
             )? > 0)
         })
     }
@@ -903,7 +962,7 @@ impl WriterSessions for PgIndex {
         self.write("renew a writer session", |tx| {
             Ok(tx.execute(
                 "UPDATE sessions SET renewed = $2 WHERE id = $1",
-                &[&(id as i64), &now],
+                &[&Int(id), &now],
             )? > 0)
         })
     }
@@ -911,14 +970,14 @@ impl WriterSessions for PgIndex {
     fn session_holder(&self, id: u64) -> Result<Option<String>> {
         self.read("look up a writer session", |tx| {
             Ok(tx
-                .query_opt("SELECT holder FROM sessions WHERE id = $1", &[&(id as i64)])?
+                .query_opt("SELECT holder FROM sessions WHERE id = $1", &[&Int(id)])?
                 .map(|r| r.get(0)))
         })
     }
 
     fn end_session(&self, id: u64) -> Result<()> {
         self.write("end a writer session", |tx| {
-            tx.execute("DELETE FROM sessions WHERE id = $1", &[&(id as i64)])
+            tx.execute("DELETE FROM sessions WHERE id = $1", &[&Int(id)])
                 .map(|_| ())
         })
     }
@@ -1000,15 +1059,16 @@ impl Collection for PgIndex {
 
     fn pack_rows(&self) -> Result<Vec<PackRow>> {
         self.read("list packs", |tx| {
-            Ok(tx
-                .query("SELECT pk, name, size FROM packs ORDER BY pk", &[])?
+            tx.query("SELECT pk, name, size FROM packs ORDER BY pk", &[])?
                 .iter()
-                .map(|r| PackRow {
-                    key: PackKey(r.get(0)),
-                    name: r.get(1),
-                    size: r.get::<_, i64>(2) as u64,
+                .map(|r| {
+                    Ok(PackRow {
+                        key: PackKey(r.get(0)),
+                        name: r.get(1),
+                        size: int(r, 2)?,
+                    })
                 })
-                .collect())
+                .collect()
         })
     }
 
@@ -1051,7 +1111,7 @@ impl Collection for PgIndex {
                 if last_ref < fence && !keep(&cid) {
                     tx.execute("DELETE FROM chunks WHERE id = $1", &[&id])?;
                     dropped.push(SweptChunk {
-                        payload_bytes: r.get::<_, i64>(3) as u64,
+                        payload_bytes: int(&r, 3)?,
                         last_ref,
                     });
                     // Deltas built on a swept chunk go with it: nothing kept
@@ -1062,7 +1122,7 @@ impl Collection for PgIndex {
                         &[&id],
                     )? {
                         dropped.push(SweptChunk {
-                            payload_bytes: d.get::<_, i64>(1) as u64,
+                            payload_bytes: int(&d, 1)?,
                             last_ref: d.get(2),
                         });
                         gone.insert(d.get(0));
@@ -1072,9 +1132,9 @@ impl Collection for PgIndex {
                     live.push(PackEntry {
                         id: cid,
                         base: chunk_id(r.get(1)),
-                        offset: r.get::<_, i64>(2) as u32,
-                        payload_len: r.get::<_, i64>(3) as u32,
-                        raw_len: r.get::<_, i64>(4) as u32,
+                        offset: int(&r, 2)?,
+                        payload_len: int(&r, 3)?,
+                        raw_len: int(&r, 4)?,
                     });
                 }
             }
@@ -1130,15 +1190,14 @@ impl IndexBackend for PgIndex {
                 "SELECT count(*), coalesce(sum(size), 0)::bigint FROM pieces",
                 &[],
             )?;
-            let n = |r: &postgres::Row, i: usize| r.get::<_, i64>(i) as u64;
             Ok(IndexStats {
-                packs: n(&p, 0),
-                pack_bytes: n(&p, 1),
-                chunks: n(&c, 0),
-                chunk_bytes: n(&c, 1),
-                raw_bytes: n(&c, 2),
-                pieces: n(&q, 0),
-                piece_bytes: n(&q, 1),
+                packs: int(&p, 0)?,
+                pack_bytes: int(&p, 1)?,
+                chunks: int(&c, 0)?,
+                chunk_bytes: int(&c, 1)?,
+                raw_bytes: int(&c, 2)?,
+                pieces: int(&q, 0)?,
+                piece_bytes: int(&q, 1)?,
             })
         })
     }

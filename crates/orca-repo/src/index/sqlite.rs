@@ -265,7 +265,7 @@ impl ChunkIndex for SqliteIndex {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute(
                 "INSERT OR IGNORE INTO packs(name, size, chunks, created) VALUES (?1, ?2, ?3, ?4)",
-                params![name, size as i64, entries.len() as i64, now],
+                params![name, size, entries.len(), now],
             )?;
             let pk: i64 = tx.query_row("SELECT pk FROM packs WHERE name = ?1", [name], |r| r.get(0))?;
             {
@@ -342,7 +342,8 @@ impl ChunkIndex for SqliteIndex {
                 "DELETE FROM chunks WHERE base IS NOT NULL AND base NOT IN (SELECT id FROM chunks)",
                 [],
             )
-            .map(|n| n as u64)
+            // A row count: usize is at most 64 bits on every target ORCA builds for.
+            .map(|n| u64::try_from(n).unwrap_or(u64::MAX))
         })
     }
 
@@ -365,7 +366,7 @@ impl ChunkIndex for SqliteIndex {
             let rows = st.query_map([], |r| {
                 Ok(PackCheck {
                     name: r.get(0)?,
-                    size: r.get::<_, i64>(1)? as u64,
+                    size: r.get(1)?,
                     last_checked: r.get(2)?,
                 })
             })?;
@@ -377,7 +378,7 @@ impl ChunkIndex for SqliteIndex {
 impl PieceCatalog for SqliteIndex {
     fn add_piece(&self, info: &PieceInfo, chunk_ids: &[ChunkId], now: i64) -> Result<()> {
         let meta =
-            serde_json::to_string(&info.meta).map_err(|e| RepoError::Internal(e.to_string()))?;
+            serde_json::to_string(&info.meta).map_err(|e| RepoError::json("piece metadata", e))?;
         self.with("record piece", |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute(
@@ -386,12 +387,12 @@ impl PieceCatalog for SqliteIndex {
                 params![
                     info.name,
                     info.database,
-                    info.dbid.map(|d| d as i64),
+                    info.dbid,
                     info.file_type.as_str(),
                     info.created,
-                    info.size as i64,
-                    info.chunks as i64,
-                    info.stored as i64,
+                    info.size,
+                    info.chunks,
+                    info.stored,
                     meta
                 ],
             )?;
@@ -473,7 +474,7 @@ impl PieceCatalog for SqliteIndex {
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         if let Some(p) = &f.name_prefix {
             sql.push_str(" AND substr(name, 1, ?) = ?");
-            args.push((p.chars().count() as i64).into());
+            args.push(sql_int(p.chars().count(), "name prefix length")?.into());
             args.push(p.clone().into());
         }
         if let Some(d) = &f.database {
@@ -482,7 +483,7 @@ impl PieceCatalog for SqliteIndex {
         }
         if let Some(d) = f.dbid {
             sql.push_str(" AND dbid = ?");
-            args.push((d as i64).into());
+            args.push(sql_int(d, "dbid")?.into());
         }
         if let Some(t) = f.file_type {
             sql.push_str(" AND file_type = ?");
@@ -499,7 +500,7 @@ impl PieceCatalog for SqliteIndex {
         sql.push_str(" ORDER BY created, name");
         if let Some(l) = f.limit {
             sql.push_str(" LIMIT ?");
-            args.push((l as i64).into());
+            args.push(sql_int(l, "limit")?.into());
         }
         self.with("list pieces", |c| {
             let mut st = c.prepare(&sql)?;
@@ -531,7 +532,9 @@ impl WriterSessions for SqliteIndex {
                 "INSERT INTO sessions(holder, floor, started, renewed) VALUES (?1, ?2, ?3, ?3)",
                 params![holder, since.unwrap_or(now), now],
             )?;
-            let id = tx.last_insert_rowid() as u64;
+            let rowid = tx.last_insert_rowid();
+            let id = u64::try_from(rowid)
+                .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, rowid))?;
             tx.commit()?;
             Ok(SessionGrant {
                 id,
@@ -549,7 +552,7 @@ impl WriterSessions for SqliteIndex {
             }
             let n = tx.execute(
                 "UPDATE sessions SET floor = min(floor, ?2), renewed = ?3 WHERE id = ?1",
-                params![id as i64, since, now],
+                params![id, since, now],
             )?;
             tx.commit()?;
             Ok(n > 0)
@@ -560,25 +563,23 @@ impl WriterSessions for SqliteIndex {
         self.with("renew a writer session", |c| {
             Ok(c.execute(
                 "UPDATE sessions SET renewed = ?2 WHERE id = ?1",
-                params![id as i64, now],
+                params![id, now],
             )? > 0)
         })
     }
 
     fn session_holder(&self, id: u64) -> Result<Option<String>> {
         self.with("look up a writer session", |c| {
-            c.query_row(
-                "SELECT holder FROM sessions WHERE id = ?1",
-                [id as i64],
-                |r| r.get(0),
-            )
+            c.query_row("SELECT holder FROM sessions WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
             .optional()
         })
     }
 
     fn end_session(&self, id: u64) -> Result<()> {
         self.with("end a writer session", |c| {
-            c.execute("DELETE FROM sessions WHERE id = ?1", [id as i64])
+            c.execute("DELETE FROM sessions WHERE id = ?1", [id])
                 .map(|_| ())
         })
     }
@@ -674,7 +675,7 @@ impl Collection for SqliteIndex {
                 Ok(PackRow {
                     key: PackKey(r.get(0)?),
                     name: r.get(1)?,
-                    size: r.get::<_, i64>(2)? as u64,
+                    size: r.get(2)?,
                 })
             })?;
             rows.collect()
@@ -735,7 +736,7 @@ impl Collection for SqliteIndex {
                         });
                         let cascade = del_deltas
                             .query_map([&id], |r| {
-                                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
+                                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u64>(1)?, r.get(2)?))
                             })?
                             .collect::<rusqlite::Result<Vec<(Vec<u8>, u64, i64)>>>()?;
                         for (d, payload_bytes, last_ref) in cascade {
@@ -771,7 +772,7 @@ impl Collection for SqliteIndex {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute(
                 "INSERT OR IGNORE INTO packs(name, size, chunks, created) VALUES (?1, ?2, ?3, ?4)",
-                params![name, size as i64, moved.len() as i64, now],
+                params![name, size, moved.len(), now],
             )?;
             let pk: i64 =
                 tx.query_row("SELECT pk FROM packs WHERE name = ?1", [name], |r| r.get(0))?;
@@ -805,27 +806,27 @@ impl Collection for SqliteIndex {
 impl IndexBackend for SqliteIndex {
     fn stats(&self) -> Result<IndexStats> {
         self.with("count", |c| {
-            let (packs, pack_bytes): (i64, i64) =
+            let (packs, pack_bytes): (u64, u64) =
                 c.query_row("SELECT count(*), coalesce(sum(size),0) FROM packs", [], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })?;
-            let (chunks, chunk_bytes, raw_bytes): (i64, i64, i64) = c.query_row(
+            let (chunks, chunk_bytes, raw_bytes): (u64, u64, u64) = c.query_row(
                 "SELECT count(*), coalesce(sum(payload_len),0), coalesce(sum(raw_len),0) FROM chunks",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )?;
-            let (pieces, piece_bytes): (i64, i64) =
+            let (pieces, piece_bytes): (u64, u64) =
                 c.query_row("SELECT count(*), coalesce(sum(size),0) FROM pieces", [], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })?;
             Ok(IndexStats {
-                packs: packs as u64,
-                pack_bytes: pack_bytes as u64,
-                chunks: chunks as u64,
-                chunk_bytes: chunk_bytes as u64,
-                raw_bytes: raw_bytes as u64,
-                pieces: pieces as u64,
-                piece_bytes: piece_bytes as u64,
+                packs,
+                pack_bytes,
+                chunks,
+                chunk_bytes,
+                raw_bytes,
+                pieces,
+                piece_bytes,
             })
         })
     }
@@ -837,6 +838,13 @@ impl IndexBackend for SqliteIndex {
     }
 }
 
+/// `v` as an SQLite integer (signed 64-bit): a larger value is refused, not wrapped.
+fn sql_int<T: TryInto<i64> + Copy + std::fmt::Display>(v: T, what: &str) -> Result<i64> {
+    v.try_into().map_err(|_| {
+        RepoError::InvalidArgument(format!("{what} {v} is beyond the index's range (2^63 - 1)"))
+    })
+}
+
 fn row_to_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<PieceInfo> {
     let meta_json: String = r.get(8)?;
     let meta: PieceMeta = serde_json::from_str(&meta_json).unwrap_or_default();
@@ -844,12 +852,12 @@ fn row_to_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<PieceInfo> {
     Ok(PieceInfo {
         name: r.get(0)?,
         database: r.get(1)?,
-        dbid: r.get::<_, Option<i64>>(2)?.map(|d| d as u64),
+        dbid: r.get(2)?,
         file_type: ft.parse().unwrap_or_default(),
         created: r.get(4)?,
-        size: r.get::<_, i64>(5)? as u64,
-        chunks: r.get::<_, i64>(6)? as u64,
-        stored: r.get::<_, i64>(7)? as u64,
+        size: r.get(5)?,
+        chunks: r.get(6)?,
+        stored: r.get(7)?,
         meta,
     })
 }

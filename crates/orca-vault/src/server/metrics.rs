@@ -117,7 +117,7 @@ impl Metrics {
     }
 
     /// The exposition, with the object store's request counts `objects`.
-    pub fn render(&self, objects: &orca_repo::metered::Requests) -> String {
+    pub fn render(&self, objects: &orca_repo::Requests) -> String {
         let mut out = String::new();
         let name = "orca_vault_object_requests_total";
         header(

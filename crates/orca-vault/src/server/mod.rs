@@ -38,11 +38,11 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use orca_repo::{RepoError, Store};
 use serde::de::DeserializeOwned;
 use utoipa::OpenApi;
@@ -51,56 +51,88 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, SecurityRequirement}
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use crate::listen::Limits;
 use crate::listen::is_body_timeout;
 use crate::wire::{self, ErrorBody};
 use db::{Caller, Records};
 pub use db::{TokenInfo, Tokens};
-pub use crate::listen::Limits;
 pub use net::{TlsFiles, serve, serve_on, spawn_local, spawn_local_limited, spawn_local_with};
 
 /// Why the vault could not start, or a token could not be managed.
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
+    /// The repository the vault serves cannot be opened.
     #[error("cannot open the vault's repository {}: {source}", .path.display())]
     Repository {
+        /// The repository directory.
         path: PathBuf,
+        /// The repository's error.
         #[source]
         source: Box<RepoError>,
     },
+    /// The vault's own SQLite catalog failed.
     #[error("vault database {}: {source}", .path.display())]
     Database {
+        /// The catalog file.
         path: PathBuf,
+        /// SQLite's error.
         #[source]
         source: rusqlite::Error,
     },
+    /// The catalog kept in the shared PostgreSQL index failed.
     #[error("vault catalog: {0}")]
     SharedCatalog(#[source] Box<RepoError>),
+    /// A record in the catalog cannot be read.
     #[error("vault database {location} holds an unreadable record: {message}")]
-    Corrupt { location: String, message: String },
+    Corrupt {
+        /// The catalog.
+        location: String,
+        /// What is wrong with the record.
+        message: String,
+    },
+    /// The operating system's random source failed while making a token.
     #[error("no randomness for a new secret: {0}")]
     Random(getrandom::Error),
+    /// The caller asked for something invalid; nothing changed.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A scope name other than backup, restore or admin.
     #[error("unknown scope {0:?}: use backup, restore or admin")]
     UnknownScope(String),
+    /// No token matches the id prefix given.
     #[error("no token has an id starting with {0:?}: see `orca vault token list`")]
     TokenNotFound(String),
+    /// Several tokens match the id prefix given.
     #[error("{count} tokens have an id starting with {prefix:?}: give more of the id")]
-    AmbiguousToken { prefix: String, count: usize },
+    AmbiguousToken {
+        /// The prefix given.
+        prefix: String,
+        /// How many tokens it matches.
+        count: usize,
+    },
+    /// The listening socket cannot be opened.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
+        /// The address asked for.
         addr: String,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// A TLS certificate or key file cannot be read or parsed.
     #[error("TLS {what} {}: {message}", .path.display())]
     TlsFile {
+        /// Which file (certificate, key).
         what: &'static str,
+        /// The file.
         path: PathBuf,
+        /// What is wrong with it.
         message: String,
     },
+    /// rustls refused the certificate and key.
     #[error("TLS configuration refused: {0}")]
     Tls(#[from] rustls::Error),
+    /// The Tokio runtime of a local vault cannot start.
     #[error("cannot start the vault's runtime: {0}")]
     Runtime(#[source] std::io::Error),
 }
@@ -109,12 +141,16 @@ pub enum VaultError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
+    /// Write and read the pieces and records of its database.
     Backup,
+    /// Read the pieces and records of its database.
     Restore,
+    /// Everything a backup or restore token may do, for every database.
     Admin,
 }
 
 impl Scope {
+    /// The scope's name, as `orca vault token` takes it.
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Backup => "backup",
@@ -654,7 +690,7 @@ pub async fn router(data: &Path) -> Result<Router, VaultError> {
         })?;
     // Read the wrapped keys now, so that no session opened during a backup
     // lists the bucket for them.
-    orca_repo::backend::Backend::wrapped_keys(&store)
+    orca_repo::Backend::wrapped_keys(&store)
         .await
         .map_err(|source| VaultError::Repository {
             path: data.to_path_buf(),

@@ -17,7 +17,9 @@ use crate::tls;
 /// The server's certificate chain and private key, PEM files.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
+    /// The certificate chain, leaf first.
     pub cert: PathBuf,
+    /// The private key.
     pub key: PathBuf,
 }
 

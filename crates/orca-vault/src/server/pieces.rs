@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use orca_repo::manifest::Manifest;
+use orca_repo::Manifest;
 use orca_repo::{Backend, ChunkId, PieceFilter, PieceInfo, RepoError};
 
 use super::schema::{NameQuery, PieceInfoSchema, PieceQuery};
@@ -23,33 +23,47 @@ use crate::wire::{self, ErrorBody, Ids};
 /// memory, whatever its size.
 const READ_SLICE: u64 = 8 << 20;
 
-/// The database a piece name starts with: 400 unless it is a vault piece name
-/// (`DBNAME/handle`, no control character, not too long), 403 unless the token may touch that
-/// database's pieces.
-fn named<'a>(c: &Caller, name: &'a str) -> ApiResult<&'a str> {
-    let db = wire::piece_database(name).map_err(|e| {
+/// Checks the name of a piece being committed against the token and the manifest: 400 unless
+/// it is a vault piece name (`DBNAME/handle`, no control character, not too long) of the
+/// database its manifest names, 403 unless that is the token's database. An admin token may
+/// also commit a piece of no database, under any name a piece may have.
+fn check_name(c: &Caller, name: &str, database: Option<&str>) -> ApiResult<()> {
+    let bad = |e: String| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             e,
             "pieces sent through the vault are named DBNAME/handle (the SBT library does so)",
         )
-    })?;
+    };
+    if c.scope == Scope::Admin && database.is_none() {
+        return wire::check_piece_name(name).map_err(bad);
+    }
+    let db = wire::piece_database(name).map_err(bad)?;
     if c.scope != Scope::Admin && db != c.db {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             format!(
-                "this token belongs to database {} and may not touch pieces named {db}/...",
+                "this token belongs to database {} and may not commit pieces named {db}/...",
                 c.db
             ),
-            format!("name the database's pieces {}/handle, or use {db}'s token", c.db),
+            format!(
+                "name the database's pieces {}/handle, or use {db}'s token",
+                c.db
+            ),
         ));
     }
-    Ok(db)
+    c.owns(database)?;
+    if database != Some(db) {
+        return Err(bad(format!(
+            "piece {name:?} is named for database {db} but its manifest says {}",
+            database.unwrap_or("none")
+        )));
+    }
+    Ok(())
 }
 
 /// The catalog entry of `name`, which must belong to the caller's database.
 async fn owned_piece(s: &AppState, c: &Caller, name: &str) -> ApiResult<PieceInfo> {
-    named(c, name)?;
     let filter = PieceFilter {
         name_prefix: Some(name.to_string()),
         ..Default::default()
@@ -278,19 +292,7 @@ pub(super) async fn commit(
 ) -> ApiResult<Response> {
     c.may(WRITE)?;
     let m = Manifest::decode_unverified(&body, "manifest upload")?;
-    let db = named(&c, &m.header.name)?;
-    c.owns(m.header.meta.database.as_deref())?;
-    if m.header.meta.database.as_deref() != Some(db) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "piece {:?} is named for database {db} but its manifest says {}",
-                m.header.name,
-                m.header.meta.database.as_deref().unwrap_or("none")
-            ),
-            "a piece's name starts with the database its manifest names",
-        ));
-    }
+    check_name(&c, &m.header.name, m.header.meta.database.as_deref())?;
     let info = s.store.commit(body).await?;
     s.metrics.commit();
     tracing::info!(

@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use orca_repo::manifest::{PieceMeta, WriteStats};
 use orca_repo::{FileType, PieceFilter, PieceInfo};
+use orca_repo::{PieceMeta, WriteStats};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

@@ -2,8 +2,7 @@
 
 #![allow(dead_code)] // each test file uses its own part of these helpers
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,6 +10,7 @@ use orca_repo::{
     Backend, InitOptions, KdfParams, KeySource, NewKey, PieceMeta, ReadOptions, Repository,
     WriteOptions,
 };
+use orca_testing::http;
 use orca_vault::client::VaultClient;
 use orca_vault::server::{Scope, TlsFiles, Tokens, spawn_local_with};
 
@@ -81,13 +81,10 @@ impl Vault {
         raw(&self.url, method, path, token, body)
     }
 
-    /// The value of an unlabelled metric.
+    /// The value of a metric.
     pub fn metric(&self, name: &str) -> f64 {
         let m = self.raw("GET", "/metrics", None, b"").body;
-        m.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no metric {name} in\n{m}"))
+        http::metric(&m, name).unwrap_or_else(|| panic!("no metric {name} in\n{m}"))
     }
 }
 
@@ -113,32 +110,21 @@ impl Answer {
     }
 }
 
-fn send(url: &str, head: &str, body: &[u8]) -> Answer {
-    let addr = url.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "{head}Host: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    s.write_all(body).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let out = String::from_utf8_lossy(&out).into_owned();
-    let (headers, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    Answer {
-        status: headers[9..12].parse().unwrap(),
-        headers: headers.to_ascii_lowercase(),
-        body: body.to_string(),
+impl From<http::Response> for Answer {
+    fn from(r: http::Response) -> Answer {
+        Answer {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        }
     }
 }
 
 /// A raw HTTP/1.1 request.
 pub fn raw(url: &str, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> Answer {
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\n{auth}Content-Length: {}\r\n",
-        body.len()
-    );
-    send(url, &head, body)
+    http::request(url, method, path, token, body)
+        .unwrap_or_else(|e| panic!("{method} {url}{path}: {e}"))
+        .into()
 }
 
 /// A request that claims a body of `claimed` bytes and sends none.
@@ -146,7 +132,9 @@ pub fn claim(url: &str, method: &str, path: &str, token: &str, claimed: u64) -> 
     let head = format!(
         "{method} {path} HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Length: {claimed}\r\n"
     );
-    send(url, &head, b"")
+    http::exchange(url, &head, b"")
+        .unwrap_or_else(|e| panic!("{method} {url}{path}: {e}"))
+        .into()
 }
 
 pub fn put(repo: &Repository, name: &str, db: &str, data: &[u8]) {
@@ -176,6 +164,7 @@ pub fn read(
     Ok(out)
 }
 
+/// Deterministic piece contents.
 pub fn data(len: u32, seed: u32) -> Vec<u8> {
-    (0..len).map(|i| ((i * 7 + seed) / 13) as u8).collect()
+    orca_testing::data::pattern(len, seed)
 }

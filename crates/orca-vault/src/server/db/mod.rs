@@ -114,7 +114,9 @@ fn to_json<T: Serialize>(v: &T) -> String {
 pub struct TokenInfo {
     /// Leading hex digits of the token's hash.
     pub id: String,
+    /// The database it is for (an admin token reaches every database).
     pub db: String,
+    /// What it may do.
     pub scope: Scope,
     /// Unix seconds.
     pub created: i64,
@@ -341,16 +343,11 @@ impl Records {
     }
 }
 
-/// The throwaway PostgreSQL server the repository's tests start.
-#[cfg(test)]
-#[path = "../../../../orca-repo/tests/support/pg.rs"]
-mod test_pg;
-
 #[cfg(test)]
 mod tests {
-    use super::test_pg as pg;
     use super::*;
     use crate::wire::{JobProgress, JobState, JobTrigger};
+    use orca_testing::pg::PgServer;
 
     fn job(id: &str, database: &str, requested: i64, state: JobState) -> Job {
         Job {
@@ -369,9 +366,66 @@ mod tests {
         }
     }
 
-    /// What every catalog backend must do alike.
-    fn conformance(c: Arc<dyn Catalog>) {
-        let tokens = Tokens::of(c.clone());
+    /// A catalog under test, and what keeps its storage alive.
+    struct Opened {
+        catalog: Arc<dyn Catalog>,
+        _dir: Option<tempfile::TempDir>,
+    }
+
+    // The backends' test modules below take these names: their catalogs are named in full.
+    fn sqlite() -> Opened {
+        let dir = tempfile::tempdir().unwrap();
+        Opened {
+            catalog: Arc::new(super::sqlite::SqliteCatalog::open(dir.path()).unwrap()),
+            _dir: Some(dir),
+        }
+    }
+
+    /// A database of its own in the PostgreSQL server the tests share.
+    fn pg_config() -> orca_repo::PgConfig {
+        orca_repo::PgConfig {
+            url: PgServer::shared().fresh_database(),
+            password_file: None,
+            ca_file: None,
+        }
+    }
+
+    fn postgresql() -> Opened {
+        Opened {
+            catalog: Arc::new(super::postgres::PgCatalog::open(&pg_config()).unwrap()),
+            _dir: None,
+        }
+    }
+
+    /// What every catalog backend must do alike, one test per property and backend:
+    /// `server::db::tests::<backend>::<property>`.
+    macro_rules! conformance {
+        ($($backend:ident),+ ; $properties:tt) => {
+            $(conformance!(@backend $backend $properties);)+
+        };
+        (@backend $backend:ident [$($property:ident),* $(,)?]) => {
+            mod $backend {
+                $(
+                    #[test]
+                    fn $property() {
+                        super::$property(super::$backend().catalog);
+                    }
+                )*
+            }
+        };
+    }
+
+    conformance!(sqlite, postgresql; [
+        tokens_are_listed_looked_up_and_revoked,
+        a_token_insert_retried_finds_its_own_row,
+        a_record_id_is_taken_once,
+        records_are_selected_by_database_state_and_time,
+        a_replace_is_a_compare_and_swap,
+        a_record_is_deleted_once,
+    ]);
+
+    fn tokens_are_listed_looked_up_and_revoked(c: Arc<dyn Catalog>) {
+        let tokens = Tokens::of(c);
         let t1 = tokens.create("ORCL", Scope::Backup).unwrap();
         let t2 = tokens.create("SALES", Scope::Restore).unwrap();
         let listed = tokens.list().unwrap();
@@ -394,55 +448,87 @@ mod tests {
         assert_eq!(tokens.revoke(&listed[0].id[..8]).unwrap(), listed[0]);
         assert!(tokens.lookup(&t1).unwrap().is_none());
         assert!(tokens.lookup(&t2).unwrap().is_some());
-        // A token insert retried after its answer was lost finds its own row; another's fails.
+    }
+
+    /// A token insert retried after its answer was lost finds its own row; another's fails.
+    fn a_token_insert_retried_finds_its_own_row(c: Arc<dyn Catalog>) {
         let hash = [7u8; 32];
         assert!(c.insert_token(&hash, "ORCL", "backup", 5).unwrap());
         assert!(c.insert_token(&hash, "ORCL", "backup", 5).unwrap());
         assert!(!c.insert_token(&hash, "SALES", "backup", 5).unwrap());
         c.delete_tokens(&hex::encode(hash)).unwrap();
+        assert!(c.tokens(&hex::encode(hash)).unwrap().is_empty());
+    }
 
-        let records = Records::of(c);
-        let (a, b, other) = (
+    /// Three jobs: two of ORCL (queued, requested at 200 and 100), one of SALES (running, 150).
+    fn three_jobs(records: &Records) -> [Job; 3] {
+        let jobs = [
             job("j-a", "ORCL", 200, JobState::Queued),
             job("j-b", "ORCL", 100, JobState::Queued),
             job("j-c", "SALES", 150, JobState::Running),
-        );
-        for j in [&a, &b, &other] {
+        ];
+        for j in &jobs {
             assert!(records.insert(j).unwrap());
         }
+        jobs
+    }
+
+    fn ids(records: &Records, s: Selection) -> Vec<String> {
+        records
+            .list::<Job>(&s)
+            .unwrap()
+            .into_iter()
+            .map(|j| j.id)
+            .collect()
+    }
+
+    fn orcl() -> Selection {
+        Selection {
+            database: Some("ORCL".into()),
+            ..Default::default()
+        }
+    }
+
+    fn a_record_id_is_taken_once(c: Arc<dyn Catalog>) {
+        let records = Records::of(c);
+        let [a, ..] = three_jobs(&records);
         assert!(!records.insert(&a).unwrap(), "an id is taken once");
         assert_eq!(records.get::<Job>("j-a").unwrap(), Some(a.clone()));
         assert_eq!(records.get::<Job>("nope").unwrap(), None);
-        let ids = |s: Selection| -> Vec<String> {
-            records
-                .list::<Job>(&s)
-                .unwrap()
-                .into_iter()
-                .map(|j| j.id)
-                .collect()
-        };
-        assert_eq!(ids(Selection::default()), ["j-b", "j-c", "j-a"]);
-        let orcl = || Selection {
-            database: Some("ORCL".into()),
-            ..Default::default()
-        };
-        assert_eq!(ids(orcl()), ["j-b", "j-a"]);
+    }
+
+    fn records_are_selected_by_database_state_and_time(c: Arc<dyn Catalog>) {
+        let records = Records::of(c);
+        three_jobs(&records);
+        assert_eq!(ids(&records, Selection::default()), ["j-b", "j-c", "j-a"]);
+        assert_eq!(ids(&records, orcl()), ["j-b", "j-a"]);
         assert_eq!(
-            ids(Selection {
-                state: Some("running".into()),
-                ..Default::default()
-            }),
+            ids(
+                &records,
+                Selection {
+                    state: Some("running".into()),
+                    ..Default::default()
+                }
+            ),
             ["j-c"]
         );
         assert_eq!(
-            ids(Selection {
-                since: Some(150),
-                until: Some(200),
-                ..Default::default()
-            }),
+            ids(
+                &records,
+                Selection {
+                    since: Some(150),
+                    until: Some(200),
+                    ..Default::default()
+                }
+            ),
             ["j-c"]
         );
-        // Compare-and-swap: the second writer with the same old record loses.
+    }
+
+    /// The second writer with the same old record loses.
+    fn a_replace_is_a_compare_and_swap(c: Arc<dyn Catalog>) {
+        let records = Records::of(c);
+        let [a, ..] = three_jobs(&records);
         let mut running = a.clone();
         running.state = JobState::Running;
         let mut failed = a.clone();
@@ -450,29 +536,24 @@ mod tests {
         assert!(records.replace(&a, &running).unwrap());
         assert!(!records.replace(&a, &failed).unwrap());
         assert_eq!(records.get::<Job>("j-a").unwrap(), Some(running));
+    }
+
+    fn a_record_is_deleted_once(c: Arc<dyn Catalog>) {
+        let records = Records::of(c);
+        three_jobs(&records);
         assert!(records.delete::<Job>("j-b").unwrap());
         assert!(!records.delete::<Job>("j-b").unwrap());
-        assert_eq!(ids(orcl()), ["j-a"]);
+        assert_eq!(ids(&records, orcl()), ["j-a"]);
     }
 
+    /// A second server opening the migrated database sees what the first wrote; the same
+    /// record insert retried after a lost answer finds its own row, another call does not.
     #[test]
-    fn sqlite_catalog_conforms() {
-        let dir = tempfile::tempdir().unwrap();
-        conformance(Arc::new(sqlite::SqliteCatalog::open(dir.path()).unwrap()));
-    }
-
-    #[test]
-    fn postgresql_catalog_conforms_and_is_shared() {
-        let server = pg::PgServer::start();
-        let cfg = orca_repo::index::postgres::PgConfig {
-            url: server.database("catalog"),
-            password_file: None,
-            ca_file: None,
-        };
-        conformance(Arc::new(postgres::PgCatalog::open(&cfg).unwrap()));
-        // A second server opening the migrated database sees what the first wrote.
-        let pg = postgres::PgCatalog::open(&cfg).unwrap();
-        // The same call retried after a lost answer finds its own row; another call does not.
+    fn a_postgresql_catalog_is_shared_by_the_servers_opening_it() {
+        let cfg = pg_config();
+        let first = Tokens::of(Arc::new(super::postgres::PgCatalog::open(&cfg).unwrap()));
+        first.create("ORCL", Scope::Backup).unwrap();
+        let pg = super::postgres::PgCatalog::open(&cfg).unwrap();
         let j = job("j-retried", "ORCL", 300, JobState::Queued);
         let r = row(&j);
         assert!(pg.insert_record_once(&r, b"first call").unwrap());

@@ -8,7 +8,7 @@
 //! once per call) and reports it inserted rather than taken.
 
 use orca_repo::RepoError;
-use orca_repo::index::postgres::{PgConfig, PgPool};
+use orca_repo::{PgConfig, PgPool};
 use postgres::types::ToSql;
 
 use super::{Catalog, RecordRow, Selection, TokenRow};
@@ -224,5 +224,39 @@ impl Catalog for PgCatalog {
             ],
         )
         .map(|n| n == 1)
+    }
+}
+
+#[cfg(test)]
+mod compat {
+    /// BLAKE3 of each released migration, in order. A released migration never changes (a
+    /// database that ran it would differ from one that runs the new text); a change is a new
+    /// migration, and its hash is added here once released (docs/design.md, "Versions and
+    /// compatibility").
+    const RELEASED: &[&str] = &[
+        "adf049165ead4b665ad9a8fcee3772a042adb7bf23a978edde1b7bed1e8e624f",
+        "a38165babee48ac47e4ab2258d815aee760ca9bce230628f88391d1775ce8432",
+    ];
+
+    #[test]
+    fn released_migrations_never_change() {
+        let hashes: Vec<String> = super::MIGRATIONS
+            .iter()
+            .map(|sql| blake3::hash(sql.as_bytes()).to_hex().to_string())
+            .collect();
+        for (n, (now, then)) in hashes.iter().zip(RELEASED).enumerate() {
+            assert_eq!(
+                now,
+                then,
+                "vault catalog migration {} changed after its release: restore it and add the change as migration {}",
+                n + 1,
+                hashes.len() + 1
+            );
+        }
+        assert_eq!(
+            hashes.len(),
+            RELEASED.len(),
+            "a new vault catalog migration: add its hash to RELEASED ({hashes:?})"
+        );
     }
 }

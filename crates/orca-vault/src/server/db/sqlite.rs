@@ -183,3 +183,22 @@ impl Catalog for SqliteCatalog {
         .map(|n| n == 1)
     }
 }
+
+#[cfg(test)]
+mod compat {
+    /// BLAKE3 of [`super::SCHEMA`] as released. `vault.sqlite` records no version and its
+    /// tables are only created when missing, so an existing catalog would keep the old layout:
+    /// a change needs a version (and a migration) first (docs/design.md, "Versions and
+    /// compatibility").
+    const RELEASED: &str = "7934224c0116a176ebc73f8b15e8bb4d471d4e5d1e88ff5011bfff44c2578d7a";
+
+    #[test]
+    fn the_unversioned_catalog_schema_never_changes() {
+        assert_eq!(
+            blake3::hash(super::SCHEMA.as_bytes()).to_hex().as_str(),
+            RELEASED,
+            "format vault catalog (vault.sqlite) changed without a version bump: it has no \
+             version yet; add one (a meta table and migrations) before changing its tables"
+        );
+    }
+}

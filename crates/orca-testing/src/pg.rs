@@ -3,17 +3,33 @@
 //! binaries come from `PG_BINDIR`, else the newest `/usr/lib/postgresql/*/bin`,
 //! else `PATH` (`apt-get install postgresql`). PostgreSQL refuses to run as
 //! root, so as root it runs as the `postgres` user.
+//!
+//! A test that stops and starts its server ([`PgServer::down`], [`PgServer::up`]) or
+//! changes its configuration owns one ([`PgServer::start`]); tests that only need a
+//! database of their own share one per test binary ([`PgServer::shared`] and
+//! [`PgServer::fresh_database`]).
 
-#![allow(dead_code)] // each test that includes this uses its own part of it
-
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::process::{free_port, on_exit, shell_quote, text};
+
+/// A PostgreSQL server in a temporary directory, listening on 127.0.0.1:`port`.
 pub struct PgServer {
     dir: tempfile::TempDir,
     bin: PathBuf,
+    /// Its TCP port on 127.0.0.1.
     pub port: u16,
+    /// Shared servers are stopped at the process's exit, not on drop.
+    owned: bool,
+}
+
+impl std::fmt::Debug for PgServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PgServer(127.0.0.1:{})", self.port)
+    }
 }
 
 fn bindir() -> PathBuf {
@@ -45,16 +61,48 @@ fn is_root() -> bool {
 }
 
 impl PgServer {
+    /// A new server of this test's own, stopped when dropped.
     pub fn start() -> PgServer {
+        PgServer::make(true)
+    }
+
+    /// The server the tests of this binary share, started by the first that asks and
+    /// stopped when the binary exits. Make databases in it with [`PgServer::fresh_database`].
+    pub fn shared() -> &'static PgServer {
+        static SHARED: OnceLock<PgServer> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let server = PgServer::make(false);
+            let stop: Vec<String> = server
+                .pg_words(
+                    "pg_ctl",
+                    &[
+                        "-D",
+                        server.data().to_str().unwrap(),
+                        "-m",
+                        "immediate",
+                        "-w",
+                        "stop",
+                    ],
+                )
+                .iter()
+                .map(|w| shell_quote(w))
+                .collect();
+            on_exit(&format!(
+                "{}; rm -rf {}",
+                stop.join(" "),
+                shell_quote(&server.dir.path().display().to_string())
+            ));
+            server
+        })
+    }
+
+    fn make(owned: bool) -> PgServer {
         let dir = tempfile::tempdir().unwrap();
         let server = PgServer {
             bin: bindir(),
-            port: TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port(),
+            port: free_port(),
             dir,
+            owned,
         };
         if is_root() {
             let ok = Command::new("chown")
@@ -93,25 +141,34 @@ impl PgServer {
         self.dir.path().join("data")
     }
 
-    fn pg(&self, program: &str, args: &[&str]) -> Output {
+    /// `program` with `args` as the server's user runs it: `runuser -u postgres --` first
+    /// as root.
+    fn pg_words(&self, program: &str, args: &[&str]) -> Vec<String> {
         let exe = if self.bin.as_os_str().is_empty() {
             PathBuf::from(program)
         } else {
             self.bin.join(program)
         };
-        let mut cmd = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&exe);
-            c
-        } else {
-            Command::new(&exe)
-        };
-        cmd.args(args).output().unwrap_or_else(|e| {
-            panic!(
-                "cannot run {} ({e}): the PostgreSQL tests need a server; install it with apt-get install postgresql",
-                exe.display()
-            )
-        })
+        let mut words = Vec::new();
+        if is_root() {
+            words.extend(["runuser", "-u", "postgres", "--"].map(String::from));
+        }
+        words.push(exe.display().to_string());
+        words.extend(args.iter().map(|a| a.to_string()));
+        words
+    }
+
+    fn pg(&self, program: &str, args: &[&str]) -> Output {
+        let words = self.pg_words(program, args);
+        Command::new(&words[0])
+            .args(&words[1..])
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {} ({e}): the PostgreSQL tests need a server; install it with apt-get install postgresql",
+                    words.join(" ")
+                )
+            })
     }
 
     /// Start (again) on the same port and data.
@@ -195,6 +252,13 @@ impl PgServer {
         );
     }
 
+    /// A new empty database with a name no other caller in this process got, and the
+    /// connection string that reaches it.
+    pub fn fresh_database(&self) -> String {
+        static NEXT: AtomicU32 = AtomicU32::new(1);
+        self.database(&format!("t{}", NEXT.fetch_add(1, Ordering::Relaxed)))
+    }
+
     /// A new empty database, and the connection string that reaches it.
     pub fn database(&self, name: &str) -> String {
         let socket = self.dir.path().display().to_string();
@@ -224,14 +288,8 @@ impl PgServer {
 
 impl Drop for PgServer {
     fn drop(&mut self) {
-        self.down();
+        if self.owned {
+            self.down();
+        }
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }

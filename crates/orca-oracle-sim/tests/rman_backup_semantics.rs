@@ -1,0 +1,262 @@
+//! RMAN backup semantics DBAs rely on: BACKUP ARCHIVELOG archives the current log first,
+//! PLUS ARCHIVELOG's second pass takes only the new logs, one control-file autobackup per
+//! RUN block or top-level BACKUP (issue 18).
+
+use std::path::Path;
+
+use orca_testing::fs::files_in;
+use orca_testing::sim::TempDb;
+
+/// A small database with three archived logs.
+fn env() -> TempDb {
+    TempDb::with_archived_logs(Path::new(env!("CARGO_BIN_EXE_oraclesim")), 3)
+}
+
+fn count_files(dir: &str) -> usize {
+    files_in(Path::new(dir)).len()
+}
+
+fn archived_max_seq(env: &TempDb) -> u64 {
+    env.db
+        .number("select max(sequence#) from v$archived_log where thread# = 1")
+}
+
+#[test]
+fn backup_archivelog_all_archives_the_current_log_first() {
+    let env = env();
+    let arch = env.dir("arch");
+    let before = archived_max_seq(&env);
+    let out = env.db.rman_ok(&format!(
+        "configure controlfile autobackup off;\nbackup format '{arch}/%h_%e_%s.arc' archivelog all;\n"
+    ));
+    assert!(out.contains("current log archived"), "{out}");
+    let after = archived_max_seq(&env);
+    assert_eq!(after, before + 1);
+    // The log just archived is in the backup, in the FORMAT's directory.
+    let backed = env.db.number(&format!(
+        "select count(*) from v$backup_redolog where thread# = 1 and sequence# = {after}"
+    ));
+    assert_eq!(backed, 1, "{out}");
+    let handles = env
+        .db
+        .sql_column("select handle from v$backup_piece where status = 'A'");
+    assert!(!handles.is_empty());
+    assert!(handles.iter().all(|h| h.starts_with(&arch)), "{handles:?}");
+    assert_eq!(count_files(&arch), handles.len());
+
+    // FROM SEQUENCE with no UNTIL also reaches "now"; an UNTIL range does not switch.
+    let out = env.db.rman_ok(&format!(
+        "backup format '{arch}/%h_%e_%s.arc' archivelog from sequence {after};\n"
+    ));
+    assert!(out.contains("current log archived"), "{out}");
+    assert_eq!(archived_max_seq(&env), after + 1);
+    let out = env.db.rman_ok(&format!(
+        "backup format '{arch}/%h_%e_%s.arc' archivelog until sequence 2;\n"
+    ));
+    assert!(!out.contains("current log archived"), "{out}");
+    assert_eq!(archived_max_seq(&env), after + 1);
+}
+
+#[test]
+fn plus_archivelog_second_pass_takes_only_the_logs_since_the_first_switch() {
+    let env = env();
+    let data = env.dir("data");
+    let arch = env.dir("arch");
+    let out = env.db.rman_ok(&format!(
+        "configure controlfile autobackup off;\n\
+         backup database format '{data}/%U' plus archivelog format '{arch}/%U';\n"
+    ));
+    assert_eq!(out.matches("current log archived").count(), 2, "{out}");
+    // Every archived log is in exactly one backup set: the second pass did not take the
+    // logs of the first again.
+    let rows = env.db.number("select count(*) from v$backup_redolog");
+    let logs = env
+        .db
+        .number("select count(*) from v$archived_log where status = 'A'");
+    let distinct = env
+        .db
+        .number("select count(distinct sequence#) from v$backup_redolog");
+    assert_eq!(rows, logs, "{out}");
+    assert_eq!(distinct, logs, "{out}");
+    // The last log (archived by the second switch) is the second pass's.
+    let last = archived_max_seq(&env);
+    assert_eq!(last, 5, "{out}");
+    let tail = out.rsplit("current log archived").next().unwrap();
+    assert!(
+        tail.contains(&format!("input archived log thread=1 sequence={last} ")),
+        "{tail}"
+    );
+    assert!(!tail.contains("sequence=1 "), "{tail}");
+    let arch_handles = env.db.number(&format!(
+        "select count(*) from v$backup_piece where handle like '{arch}/%'"
+    ));
+    assert_eq!(arch_handles, count_files(&arch) as u64);
+    assert!(count_files(&data) >= 1);
+}
+
+#[test]
+fn one_autobackup_per_run_block_and_per_top_level_backup() {
+    let env = env();
+    let data = env.dir("data");
+    let cf = env.dir("cf");
+    let setup = format!(
+        "configure controlfile autobackup on;\n\
+         configure controlfile autobackup format for device type disk to '{cf}/%F';\n"
+    );
+    let out = env.db.rman_ok(&format!(
+        "{setup}run {{\n\
+         backup datafile 4 format '{data}/%U';\n\
+         backup archivelog all format '{data}/%U';\n\
+         backup datafile 1 format '{data}/%U';\n\
+         }}\n"
+    ));
+    let starts = "Starting Control File and SPFILE Autobackup";
+    assert_eq!(out.matches(starts).count(), 1, "{out}");
+    // After the block's last BACKUP.
+    let last_backup = out.rfind("Finished backup at").unwrap();
+    assert!(out.find(starts).unwrap() > last_backup, "{out}");
+    assert_eq!(count_files(&cf), 1);
+    let out = env.db.rman_ok(&format!(
+        "backup datafile 4 format '{data}/%U';\nbackup archivelog all format '{data}/%U';\n"
+    ));
+    assert_eq!(out.matches(starts).count(), 2, "{out}");
+    assert_eq!(count_files(&cf), 3);
+    let in_cf = env.db.number(&format!(
+        "select count(*) from v$backup_piece where handle like '{cf}/c-%'"
+    ));
+    assert_eq!(in_cf, 3);
+}
+
+#[test]
+fn for_recover_of_copy_writes_the_level0_copies_where_format_says() {
+    let env = env();
+    let copies = env.dir("copies");
+    let script = format!(
+        "configure controlfile autobackup off;\n\
+         backup incremental level 1 for recover of copy with tag 'INCR_UPD' database format '{copies}/%U';\n"
+    );
+    let out = env.db.rman_ok(&script);
+    assert!(
+        out.contains("no parent backup or copy of datafile 1 found"),
+        "{out}"
+    );
+    let datafiles = env.db.number("select count(*) from v$datafile");
+    let names = env
+        .db
+        .sql_column("select name from v$datafile_copy where status = 'A' and tag = 'INCR_UPD'");
+    assert_eq!(names.len() as u64, datafiles, "{out}");
+    assert!(
+        names.iter().all(|n| n.starts_with(&format!("{copies}/"))),
+        "{names:?}"
+    );
+    assert_eq!(count_files(&copies) as u64, datafiles);
+    // The next run's level-1 sets go there too and roll the copies forward.
+    env.db.workload("3", 1);
+    env.db.rman_ok(&script);
+    let handles = env
+        .db
+        .sql_column("select handle from v$backup_piece where status = 'A'");
+    assert!(!handles.is_empty());
+    assert!(
+        handles.iter().all(|h| h.starts_with(&copies)),
+        "{handles:?}"
+    );
+    env.db
+        .rman_ok("recover copy of database with tag 'INCR_UPD';\n");
+}
+
+/// The `Piece Name:` values a LIST printed.
+fn piece_names(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.trim().strip_prefix("Piece Name: "))
+        .map(|n| n.split_whitespace().next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn list_backup_of_an_object_lists_only_the_sets_holding_it() {
+    let env = env();
+    let df4 = env.dir("df4");
+    let df1 = env.dir("df1");
+    let arch = env.dir("arch");
+    env.db.rman_ok(&format!(
+        "configure controlfile autobackup off;\n\
+         backup datafile 4 format '{df4}/%U';\n\
+         backup datafile 1 format '{df1}/%U';\n\
+         backup archivelog all format '{arch}/%U';\n"
+    ));
+    let users = env
+        .db
+        .sql_column("select name from v$datafile where file# = 4")
+        .remove(0);
+    for of in ["datafile 4", "tablespace users"] {
+        let out = env.db.rman_ok(&format!("list backup of {of};\n"));
+        assert!(
+            out.contains("List of Backup Sets\n==================="),
+            "{out}"
+        );
+        assert!(
+            out.contains("  File LV Type Ckp SCN    Ckp Time        Name"),
+            "{out}"
+        );
+        let names = piece_names(&out);
+        assert!(!names.is_empty(), "{out}");
+        assert!(names.iter().all(|n| n.starts_with(&df4)), "{of}: {out}");
+        let row = out
+            .lines()
+            .find(|l| l.starts_with("  4 "))
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(row.trim_end().ends_with(&users), "{row}");
+        assert!(!out.contains("Control File Included"), "{out}");
+        assert!(!out.contains("List of Archived Logs"), "{out}");
+    }
+    let out = env.db.rman_ok("list backup of controlfile;\n");
+    assert!(out.contains("  Control File Included: Ckp SCN: "), "{out}");
+    assert!(out.contains("Ckp time: "), "{out}");
+    assert!(
+        piece_names(&out).iter().all(|n| n.starts_with(&df1)),
+        "{out}"
+    );
+    let out = env.db.rman_ok("list backup of spfile;\n");
+    assert!(
+        out.contains("  SPFILE Included: Modification time: "),
+        "{out}"
+    );
+    assert!(
+        piece_names(&out).iter().all(|n| n.starts_with(&df1)),
+        "{out}"
+    );
+    let out = env.db.rman_ok("list backup of archivelog all;\n");
+    assert!(out.contains("List of Archived Logs in backup set"), "{out}");
+    assert!(
+        out.contains("  Thrd Seq     Low SCN    Low Time        Next SCN   Next Time"),
+        "{out}"
+    );
+    assert!(!out.contains("List of Datafiles"), "{out}");
+    let names = piece_names(&out);
+    assert_eq!(names.len(), count_files(&arch), "{out}");
+    assert!(names.iter().all(|n| n.starts_with(&arch)), "{out}");
+
+    // The summary table, every set, then only datafile 4's.
+    let sets = env.db.number("select count(*) from v$backup_set");
+    let out = env.db.rman_ok("list backup summary;\n");
+    assert!(out.contains("List of Backups\n==============="), "{out}");
+    assert!(
+        out.contains("Key     TY LV S Device Type Completion Time #Pieces #Copies Compressed Tag"),
+        "{out}"
+    );
+    let rows = |out: &str| {
+        out.lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some("B") && l.contains(" DISK "))
+            .count()
+    };
+    assert_eq!(rows(&out) as u64, sets, "{out}");
+    let out = env.db.rman_ok("list backup of datafile 4 summary;\n");
+    assert_eq!(rows(&out), 1, "{out}");
+    // A datafile that no set holds: Oracle's message, not every set.
+    let out = env.db.rman_ok("list backup of datafile 3;\n");
+    assert!(
+        out.contains("specification does not match any backup in the repository"),
+        "{out}"
+    );
+}

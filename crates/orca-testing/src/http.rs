@@ -1,0 +1,87 @@
+//! Raw HTTP/1.1 on loopback, written by hand so a test sees exactly what a server answers
+//! (status, headers, body) and can send what no client library would; Prometheus text.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+/// A server's answer.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    /// The header lines, lower-cased.
+    pub headers: String,
+    pub body: String,
+}
+
+/// `host:port` of `http://host:port[/]` (or of `host:port`).
+fn authority(url: &str) -> &str {
+    url.trim_start_matches("http://").trim_end_matches('/')
+}
+
+/// Sends `head` (the request line and any header lines, each ending in CRLF) with `Host`
+/// and `Connection: close` added, then `body` as it is; reads the answer to its end.
+pub fn exchange(url: &str, head: &str, body: &[u8]) -> std::io::Result<Response> {
+    let addr = authority(url);
+    let mut s = TcpStream::connect(addr)?;
+    write!(s, "{head}Host: {addr}\r\nConnection: close\r\n\r\n")?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (headers, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = headers
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not an HTTP answer: {raw:?}"),
+            )
+        })?;
+    Ok(Response {
+        status,
+        headers: headers.to_ascii_lowercase(),
+        body: body.to_string(),
+    })
+}
+
+/// `method path` with `body` (its length in `Content-Length`), bearing `token` when given.
+pub fn request(
+    url: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\n{auth}Content-Length: {}\r\n",
+        body.len()
+    );
+    exchange(url, &head, body)
+}
+
+/// The body of `GET path` when the server answers 200; `None` when nothing listens yet or
+/// it answers anything else.
+pub fn get_ok(url: &str, path: &str) -> Option<String> {
+    request(url, "GET", path, None, b"")
+        .ok()
+        .filter(|r| r.status == 200)
+        .map(|r| r.body)
+}
+
+/// The value of metric `name` in Prometheus text, summed over its label sets; `None` when
+/// no line has it.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            let bare = key.split('{').next()?;
+            (bare == name).then(|| value.trim().parse::<f64>().ok())?
+        })
+        .reduce(|a, b| a + b)
+}
