@@ -83,7 +83,9 @@ pub use state::{
 
 // The REST surface.
 pub use code::{ApiError, Code};
-pub use server::serve;
+/// What the store allows each client (timeouts, connections): the vault's serving, shared.
+pub use orca_vault::listen::Limits;
+pub use server::{serve, serve_on};
 
 /// The store's own files under the root (the name cannot be a mount: it starts with `.`).
 pub const META_DIR: &str = ".orca-store";

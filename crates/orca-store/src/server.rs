@@ -81,10 +81,19 @@ fn bad(detail: impl Into<String>) -> ApiError {
     ApiError::new(Code::BadRequest, detail)
 }
 
-/// A JSON body the handler could not take: 408 when it did not arrive in time, else 400.
+/// A JSON body the handler could not take: 408 when it did not arrive in time, 413 when it
+/// is over its limit, else 400.
 fn bad_json(e: JsonRejection) -> ApiError {
     if is_body_timeout(&e) {
         ApiError::new(Code::RequestTimeout, e.body_text())
+    } else if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            Code::BodyTooLarge,
+            format!(
+                "an admin JSON body holds at most {} MiB",
+                MAX_JSON_BYTES >> 20
+            ),
+        )
     } else {
         bad(e.body_text())
     }
