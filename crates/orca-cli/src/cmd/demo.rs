@@ -663,6 +663,7 @@ ORACLESIM_HOME = "{home}"
     for f in datafiles(t.home)? {
         std::fs::remove_file(&f).with_context(|| format!("cannot delete {}", f.display()))?;
     }
+    orca_agent::script::write_secrets(&agent_cfg, db_cfg)?;
     let parms = orca_agent::script::channel_parms(&agent_cfg, db_cfg);
     let script = t.work.join("restore-resumed.rman");
     std::fs::write(
