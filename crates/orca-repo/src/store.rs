@@ -476,8 +476,14 @@ impl Store {
         let list: Vec<ChunkId> = ids.iter().copied().collect();
         ids.extend(held_bases);
         // A failed pack write shows up below as missing chunks, which is the
-        // answer the client can act on (it re-sends them).
-        let _ = self.settle(Some(&ids)).await;
+        // answer the client can act on (it re-sends them); not when the disk is full,
+        // where re-sending cannot help and "missing" would blame the client's cache.
+        if let Err(e) = self.settle(Some(&ids)).await
+            && e.is_disk_full()
+        {
+            tracing::error!(piece = ?name, error = %e, "a pack write failed");
+            return Err(e);
+        }
         let missing = self
             .blocking(move |i| {
                 let mut m = i.missing(&list, None)?;
@@ -681,7 +687,7 @@ async fn write_pack(
     objects
         .put(&obj(&key), PutPayload::from(bytes))
         .await
-        .map_err(|e| RepoError::storage(format!("{location}/{key}"), e))?;
+        .map_err(|e| RepoError::storage_write(location, format!("{location}/{key}"), e))?;
     tokio::task::spawn_blocking(move || index.add_pack(&name, size, &entries, now()))
         .await
         .map_err(join_err)?

@@ -485,7 +485,10 @@ impl VaultClient {
         loop {
             let last = match self.attempt(&method, &url, &body).await {
                 Ok((status, bytes)) if status.is_success() => return Ok(bytes),
-                Ok((status, bytes)) if !status.is_server_error() => {
+                // A full disk (507) stays full through the retries: said at once.
+                Ok((status, bytes))
+                    if !status.is_server_error() || status == StatusCode::INSUFFICIENT_STORAGE =>
+                {
                     return Err(self.refusal(status, &bytes));
                 }
                 Ok((status, bytes)) => AttemptError::Server {

@@ -291,6 +291,15 @@ impl From<RepoError> for ApiError {
                 e.to_string(),
                 "the client is newer than the vault: upgrade the vault",
             ),
+            ref full if full.is_disk_full() => {
+                tracing::error!(error = %full, "the repository's disk is full");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    full.to_string(),
+                    "free space on the vault's repository disk, then run the backup again: \
+                     what was committed is intact",
+                )
+            }
             other => ApiError::internal(other.to_string()),
         }
     }
@@ -715,4 +724,30 @@ pub async fn router(data: &Path) -> Result<Router, VaultError> {
         // Handlers read bodies with their own limits (`read_body`); this bounds the framework's.
         .layer(DefaultBodyLimit::max(wire::MAX_JSON_BODY))
         .with_state(state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_507_naming_the_free_bytes_and_other_failures_are_not() {
+        let full = RepoError::DiskFull {
+            path: "/srv/orca-vault".into(),
+            free: 4096,
+        };
+        let e = ApiError::from(RepoError::PackWrite {
+            location: "/srv/orca-vault".into(),
+            source: Arc::new(full),
+        });
+        assert_eq!(e.0, StatusCode::INSUFFICIENT_STORAGE);
+        assert!(
+            e.1.error
+                .contains("the repository's disk is full (4096 bytes free at /srv/orca-vault)"),
+            "{}",
+            e.1.error
+        );
+        let other = ApiError::from(RepoError::InvalidArgument("x".into()));
+        assert_eq!(other.0, StatusCode::BAD_REQUEST);
+    }
 }
