@@ -433,6 +433,14 @@ impl Store {
         }
     }
 
+    /// Makes the chunks of `ids` this store buffers or is writing durable (their packs
+    /// written, synced and indexed), or fails: what the vault does before it acknowledges an
+    /// upload, so that an acknowledged chunk survives a kill -9.
+    pub async fn persist(&self, ids: &[ChunkId]) -> Result<()> {
+        let ids: HashSet<ChunkId> = ids.iter().copied().collect();
+        self.settle(Some(&ids)).await
+    }
+
     /// Make sure every chunk of `ids` that is buffered or being written is
     /// durable (or has failed) before returning.
     async fn settle(&self, ids: Option<&HashSet<ChunkId>>) -> Result<()> {

@@ -23,9 +23,9 @@
 //! configuration:
 //!
 //! - **clone** (`"reflink"`, and `"auto"`, the default, where the mount's filesystem can do
-//!   it: XFS with reflink, btrfs): each changed file is cloned copy-on-write
-//!   (module `snapshot`: `cp --reflink=always`, no privilege) into
-//!   `<root>/<mount>/snapshots/<snap>/`. PUT costs metadata only; RMAN's next in-place
+//!   it: XFS with reflink, btrfs): each changed file is cloned copy-on-write (module
+//!   `snapshot`: the `FICLONE` ioctl on the file opened without following links, no
+//!   privilege) into `<root>/<mount>/snapshots/<snap>/`. PUT costs metadata only; RMAN's next in-place
 //!   rewrite allocates new blocks and leaves the clone as it was. The clone is ingested into
 //!   the local chunk store when its upload starts, then removed. Until then a pending point
 //!   pins the blocks RMAN rewrote since (up to `max_pending` days of changes), and the mount

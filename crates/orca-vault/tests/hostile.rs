@@ -327,3 +327,34 @@ fn slow_half_sent_requests_are_cut_off_beside_live_traffic() {
     assert_eq!(&first, b"HTTP/1.1 200");
     closed_within(s, Duration::from_secs(5)).expect("an idle connection is closed");
 }
+
+#[test]
+fn chunks_acknowledged_survive_a_kill_9_of_the_vault() {
+    let d = tempfile::tempdir().unwrap();
+    let orca = orca_testing::orca::Orca::built().with_password("hostile test passphrase");
+    let mut v = orca_testing::vault::VaultServer::init(&orca, d.path());
+    let t = v.token("ORCL");
+    // Fewer bytes than a pack: before a 204 meant durable they sat in the open pack.
+    let ids: Vec<[u8; 32]> = (0..8u8).map(|i| [0x40 + i; 32]).collect();
+    let mut batch = Vec::new();
+    for id in &ids {
+        frame(&mut batch, *id, 1000, &full_payload(2000, id[0]));
+    }
+    let a = common::raw(&v.url(), "PUT", "/api/v1/chunks", Some(&t), &batch);
+    assert_eq!(a.status, 204, "{a:?}");
+    v.kill();
+    v.start();
+    let a = common::raw(
+        &v.url(),
+        "POST",
+        "/api/v1/chunks/missing",
+        Some(&t),
+        &ids_body(&ids),
+    );
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(
+        a.json()["ids"],
+        serde_json::json!([]),
+        "chunks acknowledged with 204 were lost"
+    );
+}

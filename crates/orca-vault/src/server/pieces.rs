@@ -172,7 +172,7 @@ pub(super) async fn missing(
 #[utoipa::path(put, path = "/chunks", tag = "chunks",
     request_body(content(("application/octet-stream")),
         description = "repeat { id [32] | raw_len u32 LE | payload_len u32 LE | payload }"),
-    responses((status = 204, description = "stored (chunks already held are ignored)")))]
+    responses((status = 204, description = "stored durably: packs written and synced before the answer (chunks already held are ignored)")))]
 pub(super) async fn upload(
     State(s): St,
     c: Caller,
@@ -208,6 +208,9 @@ pub(super) async fn upload(
     }
     let n = chunks.len();
     s.store.put_chunks(chunks).await?;
+    // A 204 means durable: a client that saw it never sends these chunks again, so they
+    // must not wait in the open pack for a kill -9 to lose them.
+    s.store.persist(&ids).await?;
     s.metrics.upload(n, bytes, dup_chunks, dup_bytes);
     Ok(StatusCode::NO_CONTENT)
 }
