@@ -16,6 +16,7 @@ pub fn vault_for(cfg: &Config, db: &DatabaseConfig) -> Result<Arc<VaultClient>, 
     let opts = ClientOptions {
         ca_file: cfg.vault.ca_file.clone(),
         concurrency: None,
+        command_id: None,
     };
     Ok(VaultClient::with_options(&cfg.vault.url, &db.token, &opts)?)
 }

@@ -15,9 +15,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use orca_oracle::rman_log::{RmanEvent, RmanSummary, parse_log};
-use orca_repo::Backend;
+use orca_repo::{Backend, PieceFilter, PieceInfo};
 use orca_vault::client::VaultClient;
-use orca_vault::wire::{Job, JobUpdate, NewRecoveryPoint, RecoveryPointFilter, RecoveryPointKind};
+use orca_vault::wire::{
+    COMMAND_ID_LABEL, Job, JobUpdate, NewRecoveryPoint, RecoveryPointFilter, RecoveryPointKind,
+};
 
 use crate::AgentError;
 use crate::config::{Config, DatabaseConfig};
@@ -313,6 +315,11 @@ impl Runner {
                     Some(p)
                 }
                 Some(reason) => {
+                    let uncatalogued = self.delete_uncatalogued(&p.command_id).await?;
+                    if !uncatalogued.is_empty() {
+                        out.details
+                            .insert("uncatalogued_deleted".into(), uncatalogued.join(","));
+                    }
                     let cleaned = self.cleanup(&p.tag).await?;
                     out.details.insert(
                         "fresh_full_reason".into(),
@@ -335,6 +342,11 @@ impl Runner {
                 .await;
         };
         let cleaned = if resumed {
+            let uncatalogued = self.delete_uncatalogued(&full.command_id).await?;
+            if !uncatalogued.is_empty() {
+                out.details
+                    .insert("uncatalogued_deleted".into(), uncatalogued.join(","));
+            }
             let cleaned = self.cleanup(&full.tag).await?;
             let expired = self.crosscheck(&full.tag).await?;
             if !expired.is_empty() {
@@ -445,6 +457,9 @@ impl Runner {
             .await?;
         st.pending_full = None;
         self.state.save(&st)?;
+        // The estimate is the datafiles' size; the pieces hold less (unused blocks, pieces of
+        // earlier attempts): done is done.
+        self.progress(job, estimate, Some(estimate)).await;
         Ok(format!(
             "full backup {} done in {} attempt(s): recovery point {rp}",
             full.tag,
@@ -601,6 +616,89 @@ impl Runner {
         }
         tracing::info!(tag, pieces = orphans.len(), "unfinished sections deleted");
         Ok(orphans)
+    }
+
+    /// The handles RMAN's catalog knows (every piece not deleted).
+    async fn catalogued(&self) -> Result<BTreeSet<String>, AgentError> {
+        Ok(self
+            .oracle
+            .query("select handle, status from v$backup_piece")
+            .await?
+            .iter()
+            .filter(|r| text(r, "STATUS") != "D")
+            .map(|r| text(r, "HANDLE").to_string())
+            .collect())
+    }
+
+    /// The committed pieces of this database in the vault, as (handle, piece).
+    async fn vault_pieces(&self) -> Result<Vec<(String, PieceInfo)>, AgentError> {
+        let ns = self.vault_namespace().await?;
+        let filter = PieceFilter {
+            name_prefix: Some(ns.clone()),
+            ..Default::default()
+        };
+        let list = self
+            .vault
+            .list(&filter)
+            .await
+            .map_err(|source| AgentError::Repo {
+                context: "listing the database's pieces in the vault".into(),
+                source: Box::new(source),
+            })?;
+        Ok(list
+            .into_iter()
+            .filter_map(|p| Some((p.name.strip_prefix(&ns)?.to_string(), p)))
+            .collect())
+    }
+
+    /// Pieces the SBT library committed for `command_id` that RMAN never recorded (the
+    /// backup died between the vault's commit and RMAN's catalog record) are deleted from
+    /// the vault: no recovery point can name them and no RMAN command can remove them.
+    async fn delete_uncatalogued(&self, command_id: &str) -> Result<Vec<String>, AgentError> {
+        let known = self.catalogued().await?;
+        let mut deleted = Vec::new();
+        for (handle, p) in self.vault_pieces().await? {
+            let mine = p.meta.labels.get(COMMAND_ID_LABEL).map(String::as_str) == Some(command_id);
+            if !mine || known.contains(&handle) {
+                continue;
+            }
+            self.vault
+                .delete(&p.name)
+                .await
+                .map_err(|source| AgentError::Repo {
+                    context: format!("deleting the uncatalogued piece {handle} in the vault"),
+                    source: Box::new(source),
+                })?;
+            deleted.push(handle);
+        }
+        if !deleted.is_empty() {
+            tracing::info!(command_id, pieces = ?deleted, "pieces RMAN never recorded deleted from the vault");
+        }
+        Ok(deleted)
+    }
+
+    /// Committed pieces of this database no recovery point and no RMAN catalog names: left
+    /// by failures the agent could not clean up, for the DBA to delete or keep.
+    pub async fn orphans(&self) -> Result<Vec<PieceInfo>, AgentError> {
+        let known = self.catalogued().await?;
+        let f = RecoveryPointFilter {
+            database: Some(self.db.name.clone()),
+            ..Default::default()
+        };
+        let named: BTreeSet<String> = self
+            .vault
+            .recovery_points(&f)
+            .await?
+            .into_iter()
+            .flat_map(|rp| rp.pieces)
+            .collect();
+        Ok(self
+            .vault_pieces()
+            .await?
+            .into_iter()
+            .filter(|(h, p)| !known.contains(h) && !named.contains(&p.name))
+            .map(|(_, p)| p)
+            .collect())
     }
 
     /// The RMAN runs of one job. RAC: when a secondary instance went down during a run (its
@@ -902,33 +1000,14 @@ impl Runner {
             .collect();
         let rman_in: u64 = commands.iter().map(|r| num(r, "INPUT_BYTES")).sum();
         let rman_out: u64 = commands.iter().map(|r| num(r, "OUTPUT_BYTES")).sum();
-        // Re-sent: what the last attempt sent again for a section an earlier attempt had
-        // started (in flight when it failed, or cleaned up as an unfinished file's section).
-        let earlier: BTreeSet<(u32, u32)> = attempts
-            .iter()
-            .take(attempts.len().saturating_sub(1))
-            .flat_map(|a| a.started.iter().copied())
-            .collect();
         let read: u64 = attempts
             .iter()
             .flat_map(|a| &a.pieces)
             .map(|p| p.bytes_in)
             .sum();
-        let sent: u64 = attempts
-            .iter()
-            .flat_map(|a| &a.pieces)
-            .map(|p| p.new_bytes)
-            .sum();
-        let resent: u64 = attempts
-            .last()
-            .map(|a| {
-                a.pieces
-                    .iter()
-                    .filter(|p| p.section.is_some_and(|s| earlier.contains(&s)))
-                    .map(|p| p.new_bytes)
-                    .sum()
-            })
-            .unwrap_or(0);
+        // Sent bytes as the vault counted them, over every attempt, pieces finished or not:
+        // the SBT trace only knows the pieces that committed.
+        let transfer = self.vault.transfer(command_id).await?;
         let ns = self.vault_namespace().await?;
         let mut handles: Vec<String> = pieces
             .iter()
@@ -953,9 +1032,10 @@ impl Runner {
         labels.insert("rman_output_bytes".into(), rman_out.to_string());
         if self.db.sbt_trace.is_some() {
             labels.insert("bytes_read".into(), read.to_string());
-            labels.insert("bytes_sent".into(), sent.to_string());
-            labels.insert("bytes_resent".into(), resent.to_string());
         }
+        labels.insert("bytes_sent".into(), transfer.received_bytes.to_string());
+        labels.insert("bytes_resent".into(), transfer.resent_bytes.to_string());
+        labels.insert("bytes_stored".into(), transfer.stored_bytes.to_string());
         let cleaned: Vec<&str> = attempts
             .iter()
             .flat_map(|a| &a.cleaned_up)

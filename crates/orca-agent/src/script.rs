@@ -44,11 +44,19 @@ pub fn write_secrets(cfg: &Config, db: &DatabaseConfig) -> Result<(), AgentError
 /// The `PARMS` of an SBT channel: the library and the ENV it reads its vault settings from
 /// (secrets through the files [`write_secrets`] writes).
 pub fn channel_parms(cfg: &Config, db: &DatabaseConfig) -> String {
+    parms_with(cfg, db, None)
+}
+
+/// The PARMS of a backup's channels: the library labels each piece with `command_id`, so a
+/// piece it committed that RMAN never recorded (killed in between) is found at resume.
+fn parms_with(cfg: &Config, db: &DatabaseConfig, command_id: Option<&str>) -> String {
     let (token, password) = secret_files(cfg, db);
-    let mut env = vec![
-        format!("ORCA_VAULT={}", cfg.vault.url),
-        format!("ORCA_TOKEN_FILE={}", token.display()),
-    ];
+    let mut env: Vec<String> = command_id
+        .map(|id| format!("ORCA_COMMAND_ID={id}"))
+        .into_iter()
+        .collect();
+    env.push(format!("ORCA_VAULT={}", cfg.vault.url));
+    env.push(format!("ORCA_TOKEN_FILE={}", token.display()));
     if let Some(k) = &db.key_file {
         env.push(format!("ORCA_KEY_FILE={}", k.display()));
     }
@@ -67,8 +75,8 @@ pub fn channel_parms(cfg: &Config, db: &DatabaseConfig) -> String {
 }
 
 /// `ALLOCATE CHANNEL` lines: `channels` of them, spread over `instances` (RAC) when given.
-fn allocate(cfg: &Config, db: &DatabaseConfig, instances: &[String]) -> String {
-    let parms = channel_parms(cfg, db);
+fn allocate(cfg: &Config, db: &DatabaseConfig, instances: &[String], command_id: &str) -> String {
+    let parms = parms_with(cfg, db, Some(command_id));
     let mut s = String::new();
     for i in 0..db.channels as usize {
         let connect = match (&db.rac, instances.is_empty()) {
@@ -127,7 +135,7 @@ pub fn backup(
     };
     format!(
         "run {{\n  set command id to '{command_id}';\n{}{body}}}\n",
-        allocate(cfg, db, instances)
+        allocate(cfg, db, instances, command_id)
     )
 }
 

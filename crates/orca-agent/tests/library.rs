@@ -168,6 +168,9 @@ mod scripts {
 
     const PARMS: &str = "SBT_LIBRARY=/opt/orca/liborca_sbt.so, ENV=(ORCA_VAULT=http://vault:7400, ORCA_TOKEN_FILE=/var/lib/orca-agent/ORCL/token, ORCA_PASSWORD_FILE=/var/lib/orca-agent/ORCL/password, ORCA_CACHE_DIR=/var/cache/orca, ORCA_SBT_BATCH_MB=1)";
 
+    /// A backup's channels also label their pieces with the command id.
+    const BACKUP_PARMS: &str = "SBT_LIBRARY=/opt/orca/liborca_sbt.so, ENV=(ORCA_COMMAND_ID=orca-job-1, ORCA_VAULT=http://vault:7400, ORCA_TOKEN_FILE=/var/lib/orca-agent/ORCL/token, ORCA_PASSWORD_FILE=/var/lib/orca-agent/ORCL/password, ORCA_CACHE_DIR=/var/cache/orca, ORCA_SBT_BATCH_MB=1)";
+
     fn backup(c: &Config, what: BackupWhat) -> String {
         script::backup(c, &c.databases[0], &[], "orca-job-1", "ORCA_L0_1", &what)
     }
@@ -181,7 +184,7 @@ mod scripts {
     /// The RUN block RMAN gets: the command id, two SBT channels, then `command`.
     fn golden(command: &str) -> String {
         format!(
-            "run {{\n  set command id to 'orca-job-1';\n  allocate channel c1 device type sbt parms '{PARMS}';\n  allocate channel c2 device type sbt parms '{PARMS}';\n  {command}\n}}\n"
+            "run {{\n  set command id to 'orca-job-1';\n  allocate channel c1 device type sbt parms '{BACKUP_PARMS}';\n  allocate channel c2 device type sbt parms '{BACKUP_PARMS}';\n  {command}\n}}\n"
         )
     }
 

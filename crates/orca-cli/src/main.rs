@@ -5,7 +5,9 @@ mod common;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Chunk, pack and payload buffers of 1-16 MiB are allocated and freed at
 /// stream speed; glibc hands them back to the kernel, which zeroes fresh
@@ -71,6 +73,10 @@ enum Command {
     Job(cmd::jobs::JobCmd),
     /// List recovery points.
     RecoveryPoints(cmd::jobs::RecoveryPointsArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cmd::completions::CompletionsArgs),
+    /// Write man pages, one per command, into a directory.
+    Man(cmd::completions::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -82,10 +88,13 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour codes only on a terminal: logs redirected to a file or a journal stay plain text.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .fmt_fields(common::log_fields())
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -114,8 +123,14 @@ fn main() -> ExitCode {
             Command::Jobs(a) => cmd::jobs::jobs(a).await,
             Command::Job(c) => cmd::jobs::job(c).await,
             Command::RecoveryPoints(a) => cmd::jobs::recovery_points(a).await,
+            Command::Completions(a) => cmd::completions::completions(Cli::command(), a),
+            Command::Man(a) => cmd::completions::man(Cli::command(), a),
         }
     });
+    report(result)
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

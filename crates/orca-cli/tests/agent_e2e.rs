@@ -39,6 +39,8 @@ struct Setup {
     rac: bool,
     /// `retention = ...` line of the database's configuration.
     retention: Option<&'static str>,
+    /// Incompressible datafile blocks (`oraclesim create --fill random`).
+    random: bool,
 }
 
 impl Default for Setup {
@@ -51,6 +53,7 @@ impl Default for Setup {
             channels: 2,
             rac: false,
             retention: None,
+            random: false,
         }
     }
 }
@@ -95,6 +98,7 @@ impl Site {
                 size_mb: s.size_mb,
                 threads: s.threads,
                 online_log_mb: Some(4),
+                random_fill: s.random,
                 ..DbSpec::default()
             },
         );
@@ -215,6 +219,18 @@ impl Site {
         ))
     }
 
+    /// `orca vault orphans --db ORCL`: the names of the pieces it reports.
+    fn orphans(&self) -> Vec<String> {
+        let (ok, out) = self.orca(&["vault", "orphans", "--db", "ORCL", "--json"]);
+        assert!(ok, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// The pieces the vault holds, as `<database>/<handle>`.
     fn vault_pieces(&self) -> Vec<String> {
         let v = orca().with_password(PASSWORD).json(&[
@@ -253,6 +269,16 @@ impl Site {
         self.db
             .lose_restore_verify(&sbt_run(&[&p, &p], "restore database;\nrecover database;"));
     }
+}
+
+/// A byte counter of the vault's /metrics, as the exposition prints it.
+fn vault_count(site: &Site, name: &str) -> u64 {
+    let text = site.vault.metrics();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .map_or(0, |v| {
+            v.trim().parse().unwrap_or_else(|_| panic!("{name} {v}"))
+        })
 }
 
 fn detail<'a>(job: &'a serde_json::Value, key: &str) -> &'a str {
@@ -404,6 +430,133 @@ fn a_killed_full_is_resumed_into_one_recovery_point() {
     );
     site.stop_agent();
     site.lose_restore_verify();
+}
+
+/// RMAN killed right after the vault committed a piece and before RMAN recorded it: the
+/// vault holds a piece no catalog names (the orphans report shows it), the resume deletes
+/// it, and the job's byte figures are the vault's own counts.
+#[test]
+fn a_kill_between_the_vaults_commit_and_rmans_record_leaves_no_orphan_after_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut site = Site::new(dir.path(), Setup::sectioned());
+    site.start_agent(&[("ORACLESIM_FAULT", "die-after-sbtclose2:3".to_string())]);
+    let (first, ok, out) = site.backup(Some("full"));
+    assert!(!ok, "the killed full must fail: {out}");
+    assert_eq!(site.job(&first)["state"], "failed");
+    let orphans = site.orphans();
+    assert!(
+        !orphans.is_empty(),
+        "the piece committed before the kill is named by no catalog: {:?}",
+        site.vault_pieces()
+    );
+    let catalogued = site.rman_pieces(None);
+    for o in &orphans {
+        let handle = o.strip_prefix("ORCL/").unwrap();
+        assert!(
+            !catalogued.iter().any(|h| h == handle),
+            "{o} {catalogued:?}"
+        );
+    }
+
+    site.start_agent(&[]);
+    let (second, ok, out) = site.backup(None);
+    assert!(ok, "{out}");
+    let j2 = site.job(&second);
+    assert_eq!(detail(&j2, "resumed"), "true", "{j2:#}");
+    let deleted = detail(&j2, "uncatalogued_deleted");
+    for o in &orphans {
+        assert!(
+            deleted.split(',').any(|h| o.ends_with(&format!("/{h}"))),
+            "{o} not deleted: {j2:#}"
+        );
+        assert!(
+            !site.vault_pieces().contains(o),
+            "{o} is still in the vault"
+        );
+    }
+    assert!(site.orphans().is_empty(), "{:?}", site.orphans());
+    assert_eq!(site.recovery_points().len(), 1);
+
+    // The vault counted every upload of both attempts for the command id; this vault saw
+    // no other backup, so its totals are the job's.
+    let sent = detail_u64(&j2, "bytes_sent");
+    let resent = detail_u64(&j2, "bytes_resent");
+    let stored = detail_u64(&j2, "bytes_stored");
+    eprintln!("killed after a commit, resumed: sent {sent} re-sent {resent} stored {stored}");
+    assert_eq!(
+        sent,
+        vault_count(&site, "orca_vault_uploaded_bytes_total"),
+        "{j2:#}"
+    );
+    assert_eq!(
+        resent,
+        vault_count(&site, "orca_vault_upload_duplicate_bytes_total"),
+        "{j2:#}"
+    );
+    assert_eq!(stored, sent - resent);
+    assert!(sent > 0);
+    let progress = &j2["progress"];
+    assert_eq!(
+        progress["bytes_done"], progress["bytes_estimated"],
+        "{j2:#}"
+    );
+
+    site.stop_agent();
+    site.lose_restore_verify();
+}
+
+/// Incompressible data, the full killed at a quarter, half and three quarters: the resume
+/// sends again at most 1 MiB per channel, makes one recovery point, and restores.
+#[test]
+fn a_random_content_full_killed_anywhere_resends_at_most_a_mib_per_channel() {
+    let random = || Setup {
+        random: true,
+        ..Setup::sectioned()
+    };
+    // The same database backed up whole, into another vault: what a clean full sends.
+    let clean = {
+        let dir = tempfile::tempdir().unwrap();
+        let mut site = Site::new(dir.path(), random());
+        site.start_agent(&[]);
+        let (id, ok, out) = site.backup(Some("full"));
+        assert!(ok, "{out}");
+        detail_u64(&site.job(&id), "bytes_sent")
+    };
+    for pct in [25u64, 50, 75] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut site = Site::new(dir.path(), random());
+        let kill = SECTIONED_BYTES * pct / 100;
+        site.start_agent(&[("ORACLESIM_KILL_AFTER_BYTES", kill.to_string())]);
+        let (first, ok, out) = site.backup(Some("full"));
+        assert!(!ok, "killed at {pct}%: {out}");
+        assert_eq!(site.job(&first)["state"], "failed");
+        site.start_agent(&[]);
+        let (second, ok, out) = site.backup(None);
+        assert!(ok, "{out}");
+        let j2 = site.job(&second);
+        assert_eq!(detail(&j2, "resumed"), "true", "{j2:#}");
+        let sent = detail_u64(&j2, "bytes_sent");
+        let resent = detail_u64(&j2, "bytes_resent");
+        eprintln!(
+            "random content, killed at {pct}%: received {sent} bytes ({} more than a clean full's {clean}), {resent} of them received twice ({} channels)",
+            sent.saturating_sub(clean),
+            site.config.database.channels
+        );
+        let per_channels = u64::from(site.config.database.channels) << 20;
+        assert!(
+            resent <= per_channels,
+            "killed at {pct}%: {resent} bytes received twice: {j2:#}"
+        );
+        // Measured from outside too: what the kill cost over a clean full.
+        assert!(
+            sent.saturating_sub(clean) <= per_channels,
+            "killed at {pct}%: received {sent}, a clean full {clean}: {j2:#}"
+        );
+        assert_eq!(site.recovery_points().len(), 1);
+        assert!(site.orphans().is_empty());
+        site.stop_agent();
+        site.lose_restore_verify();
+    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! recover, bct).
 
 use crate::db::{
-    CreateOptions, Database, DbError, HOME_ENV, RecoverOptions, RecoverUntil, WorkloadOptions,
+    CreateOptions, Database, DbError, Fill, HOME_ENV, RecoverOptions, RecoverUntil, WorkloadOptions,
 };
 use crate::verify;
 use anyhow::{Context, Result, bail};
@@ -45,7 +45,7 @@ enum Cmd {
         name: String,
         /// No database: only the directories and dbs/init<NAME>.ora, so that an instance can
         /// be started NOMOUNT and the database restored from backups (a new host).
-        #[arg(long, conflicts_with_all = ["datafiles", "size_mb", "block_size", "threads", "seed", "online_log_mb", "json"])]
+        #[arg(long, conflicts_with_all = ["datafiles", "size_mb", "block_size", "block_sizes", "threads", "seed", "online_log_mb", "fill", "json"])]
         empty: bool,
         /// Number of datafiles.
         #[arg(long, default_value_t = 4)]
@@ -56,6 +56,10 @@ enum Cmd {
         /// Datafile block size.
         #[arg(long = "block-size", default_value_t = 8192)]
         block_size: usize,
+        /// Other block sizes in KiB (2,4,16,32): one tablespace TS_<n>K with one datafile of
+        /// --size-mb for each, after the --datafiles ones.
+        #[arg(long = "block-sizes", value_delimiter = ',')]
+        block_sizes: Vec<usize>,
         /// Redo threads (RAC instances).
         #[arg(long, default_value_t = 1)]
         threads: u16,
@@ -65,6 +69,10 @@ enum Cmd {
         /// Size of each online redo log in MiB.
         #[arg(long = "online-log-mb", default_value_t = 64)]
         online_log_mb: u64,
+        /// What the blocks hold: rows (compressible like table data) or random bytes
+        /// (incompressible; headers, tails and checksums stay valid).
+        #[arg(long, value_enum, default_value = "rows")]
+        fill: FillArg,
         /// Also write the timing as JSON to this file (the create benchmark:
         /// `scripts/bench-sim-create`).
         #[arg(long)]
@@ -175,12 +183,41 @@ enum Cmd {
         #[arg(long)]
         file: Option<PathBuf>,
     },
+    /// Open (creating its master key the first time) or close the keystore that transparent
+    /// backup encryption needs (ADMINISTER KEY MANAGEMENT SET KEYSTORE OPEN | CLOSE).
+    Wallet {
+        #[command(flatten)]
+        home: HomeArg,
+        /// open or close.
+        state: WalletState,
+    },
+}
+
+#[derive(ValueEnum, Clone, Debug)]
+enum WalletState {
+    Open,
+    Close,
 }
 
 #[derive(ValueEnum, Clone, Debug)]
 enum InstanceState {
     Up,
     Down,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum FillArg {
+    Rows,
+    Random,
+}
+
+impl From<FillArg> for Fill {
+    fn from(f: FillArg) -> Fill {
+        match f {
+            FillArg::Rows => Fill::Rows,
+            FillArg::Random => Fill::Random,
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Debug)]
@@ -246,9 +283,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             datafiles,
             size_mb,
             block_size,
+            block_sizes,
             threads,
             seed,
             online_log_mb,
+            fill,
             json,
         } => {
             let t = Instant::now();
@@ -261,6 +300,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 threads,
                 seed,
                 online_log_mb,
+                fill: fill.into(),
+                extra_block_sizes: block_sizes.iter().map(|k| k * 1024).collect(),
             };
             let db = Database::create(&opts).context("creating the database")?;
             let info = db.info()?;
@@ -523,6 +564,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 s.status,
                 s.file.map(|f| f.display().to_string()).unwrap_or_default()
             );
+        }
+        Cmd::Wallet { home, state } => {
+            let (res, word) = match state {
+                WalletState::Open => (crate::db::open_wallet(&home.home), "open"),
+                WalletState::Close => (crate::db::close_wallet(&home.home), "closed"),
+            };
+            res.with_context(|| format!("wallet of {}", home.home.display()))?;
+            println!("keystore {word}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -7,6 +7,7 @@
 
 pub mod format;
 mod instance;
+mod show;
 pub mod sql;
 
 use std::io::{BufRead, Write};
@@ -191,6 +192,12 @@ fn sqlplus_command(s: &mut Session, line: &str) -> Option<Flow> {
             Some(s.startup(line, &up))
         }
         "SHUTDOWN" => Some(s.shutdown(line)),
+        "ARCHIVE" if arg(1).as_deref() == Some("LOG") && arg(2).as_deref() == Some("LIST") => {
+            Some(s.archive_log_list())
+        }
+        "SHOW" | "SHO" if arg(1).is_some_and(|w| w.starts_with("PARAMETER")) => {
+            Some(s.show_parameter(words.get(2).copied()))
+        }
         f if f.starts_with('@') => Some(run_file(s, f.trim_start_matches('@'))),
         _ => None,
     }

@@ -1,6 +1,6 @@
 //! RMAN backup semantics DBAs rely on: BACKUP ARCHIVELOG archives the current log first,
 //! PLUS ARCHIVELOG's second pass takes only the new logs, one control-file autobackup per
-//! RUN block or top-level BACKUP (issue 18).
+//! RUN block or top-level BACKUP, BACKUP OPTIMIZATION skips logs already backed up (issue 18).
 
 use std::path::Path;
 
@@ -259,4 +259,40 @@ fn list_backup_of_an_object_lists_only_the_sets_holding_it() {
         out.contains("specification does not match any backup in the repository"),
         "{out}"
     );
+}
+
+#[test]
+fn backup_optimization_on_skips_logs_already_backed_up_to_the_device_unless_force() {
+    let env = env();
+    let a = env.dir("a");
+    let b = env.dir("b");
+    let c = env.dir("c");
+    env.db.rman_ok(&format!(
+        "configure controlfile autobackup off;\nbackup archivelog all format '{a}/%U';\n"
+    ));
+    let backed = archived_max_seq(&env);
+    let out = env.db.rman_ok(&format!(
+        "configure backup optimization on;\nbackup archivelog all format '{b}/%U';\n"
+    ));
+    for seq in 1..=backed {
+        assert!(
+            out.contains(&format!(
+                "skipping archived log of thread 1 with sequence {seq}; already backed up"
+            )),
+            "{out}"
+        );
+    }
+    // Only the log the backup archived first is new.
+    let logs = env.db.sql_column(&format!(
+        "select r.sequence# from v$backup_redolog r, v$backup_piece p \
+         where p.set_count = r.set_count and p.handle like '{b}/%'"
+    ));
+    assert_eq!(logs, [(backed + 1).to_string()]);
+    let out = env
+        .db
+        .rman_ok(&format!("backup archivelog all format '{c}/%U' force;\n"));
+    assert!(!out.contains("skipping archived log"), "{out}");
+    assert!(count_files(&c) >= 1);
+    let out = env.db.rman_ok("show all;\n");
+    assert!(out.contains("CONFIGURE BACKUP OPTIMIZATION ON;"), "{out}");
 }

@@ -265,8 +265,7 @@ impl KeyFile {
 
     /// Read the key file at `path`.
     pub fn read(path: &Path) -> Result<Self> {
-        let body = std::fs::read(path)
-            .map_err(|e| RepoError::io(format!("cannot read key file {}", path.display()), e))?;
+        let body = crate::read_secret_file(path, "the key file")?;
         serde_json::from_slice(&body).map_err(|e| {
             RepoError::corrupt(
                 path.display().to_string(),

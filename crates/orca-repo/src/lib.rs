@@ -130,6 +130,9 @@ pub use error::{RepoError, Result};
 // Ids.
 pub use id::ChunkId;
 
+// TLS clients (the shared index, the vault client)
+pub use trust::{read_secret_file, system_ca_roots};
+
 mod aead;
 mod backend;
 mod chunker;
@@ -152,6 +155,7 @@ mod rebuild;
 mod remote;
 mod repository;
 mod store;
+mod trust;
 mod verify;
 mod writer;
 

@@ -65,6 +65,29 @@ struct CredentialsFile {
     session_token: Option<String>,
 }
 
+/// Whether the environment gives S3 credentials some way object_store understands: static
+/// keys, a web identity (EKS), a container endpoint (ECS), or else an instance metadata
+/// service that answers. Without this check a host with none of them would start serving
+/// and fail on its first request after four slow retries, with no hint of the cause.
+fn credentials_from_env(env: &dyn Fn(&str) -> Option<String>, metadata: &dyn Fn() -> bool) -> bool {
+    let set = |k: &str| env(k).is_some_and(|v| !v.is_empty());
+    if set("AWS_ACCESS_KEY_ID")
+        || set("AWS_WEB_IDENTITY_TOKEN_FILE")
+        || set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        || set("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+    {
+        return true;
+    }
+    let disabled = env("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    !disabled && metadata()
+}
+
+/// Whether the EC2 instance metadata service (169.254.169.254:80) accepts a connection.
+fn metadata_service_answers() -> bool {
+    let addr = std::net::SocketAddr::from(([169, 254, 169, 254], 80));
+    std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(500)).is_ok()
+}
+
 impl RemoteObjects {
     /// Parse `s3://BUCKET[/PREFIX]` into (bucket, prefix).
     pub fn bucket_and_prefix(&self) -> Result<(String, String)> {
@@ -99,8 +122,7 @@ impl RemoteObjects {
         }
         b = b.with_virtual_hosted_style_request(self.virtual_hosted);
         if let Some(path) = &self.credentials_file {
-            let c: CredentialsFile = std::fs::read(path)
-                .map_err(|e| RepoError::io(format!("cannot read the S3 credentials file {}", path.display()), e))
+            let c: CredentialsFile = crate::read_secret_file(path, "the S3 credentials file")
                 .and_then(|raw| {
                     serde_json::from_slice(&raw).map_err(|e| {
                         RepoError::InvalidArgument(format!(
@@ -118,6 +140,15 @@ impl RemoteObjects {
         }
         if let Some((id, secret)) = &self.credentials {
             b = b.with_access_key_id(id).with_secret_access_key(secret);
+        }
+        let given = self.credentials_file.is_some() || self.credentials.is_some();
+        if !given && !credentials_from_env(&|k| std::env::var(k).ok(), &metadata_service_answers) {
+            return Err(RepoError::InvalidArgument(format!(
+                "no S3 credentials for {}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give \
+                 a credentials file with --s3-credentials-file (`orca repo init` / `orca repo attach`; \
+                 credentials_file in {REMOTE_FILE}); no instance metadata service answers here for an instance role",
+                self.url
+            )));
         }
         // The environment wins over the file, as for every AWS tool.
         for (k, v) in std::env::vars() {
@@ -172,6 +203,42 @@ impl RemoteObjects {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_come_from_keys_identity_container_or_a_metadata_service_that_answers() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == k)
+                    .map(|(_, v)| (*v).to_string())
+            }
+        };
+        let up = || true;
+        let down = || false;
+        assert!(credentials_from_env(
+            &env(&[("AWS_ACCESS_KEY_ID", "AK")]),
+            &down
+        ));
+        assert!(credentials_from_env(
+            &env(&[("AWS_WEB_IDENTITY_TOKEN_FILE", "/t")]),
+            &down
+        ));
+        assert!(credentials_from_env(
+            &env(&[("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2")]),
+            &down
+        ));
+        assert!(credentials_from_env(&env(&[]), &up));
+        assert!(!credentials_from_env(&env(&[]), &down));
+        assert!(!credentials_from_env(
+            &env(&[("AWS_ACCESS_KEY_ID", "")]),
+            &down
+        ));
+        assert!(!credentials_from_env(
+            &env(&[("AWS_EC2_METADATA_DISABLED", "true")]),
+            &up
+        ));
+    }
 
     #[test]
     fn urls_parse_and_bad_ones_are_named() {

@@ -145,8 +145,17 @@ impl Repository {
                 None
             }
         };
-        let store =
-            Arc::new(Store::create(objects, location, index, &config, wrapped.as_ref()).await?);
+        let store = match Store::create(objects, location, index, &config, wrapped.as_ref()).await {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                // The key file belongs to a repository that was never made; left behind it
+                // would block the next `init` with the same --key-file.
+                if let NewKey::KeyFile(path) = key {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(e);
+            }
+        };
         let repo = Repository::with_keys(store.clone(), config, keys)?;
         Ok((repo, store))
     }

@@ -207,16 +207,31 @@ impl Store {
             }
             Err(e) => return Err(RepoError::storage(format!("{location}/{CONFIG_KEY}"), e)),
         }
-        if let Some(w) = wrapped {
-            let body =
-                serde_json::to_vec_pretty(w).map_err(|e| RepoError::json("wrapped key", e))?;
-            let key = format!("keys/{}", &blake3::hash(&body).to_hex()[..16]);
-            objects
-                .put(&obj(&key), PutPayload::from(body))
-                .await
-                .map_err(|e| RepoError::storage(key, e))?;
+        let mut written = vec![obj(CONFIG_KEY)];
+        let made = async {
+            if let Some(w) = wrapped {
+                let body =
+                    serde_json::to_vec_pretty(w).map_err(|e| RepoError::json("wrapped key", e))?;
+                let key = format!("keys/{}", &blake3::hash(&body).to_hex()[..16]);
+                written.push(obj(&key));
+                objects
+                    .put(&obj(&key), PutPayload::from(body))
+                    .await
+                    .map_err(|e| RepoError::storage(key, e))?;
+            }
+            Self::open(objects.clone(), location, index).await
         }
-        Self::open(objects, location, index).await
+        .await;
+        if made.is_err() {
+            // A half-made repository (a config with no reachable index, say) would make every
+            // later `init` of this location fail as "already initialised": take it back.
+            for path in &written {
+                if let Err(e) = objects.delete(path).await {
+                    tracing::warn!(object = %path, error = %e, "cannot remove an object of the failed init");
+                }
+            }
+        }
+        made
     }
 
     /// Open the repository whose objects are `objects` (named `location` in messages) with

@@ -617,10 +617,19 @@ fn read_set(n: u32, set: &Path) {
 
     let rt = runtime();
     let store = Arc::new(rt.block_on(Store::open_local(&set.join("repo"))).unwrap());
+    // Git keeps the fixture 0644; a key file others can read is refused, so read a 0600 copy.
+    let key_dir = tempfile::tempdir().unwrap();
+    let key_file = key_dir.path().join("key.json");
+    std::fs::copy(set.join("key.json"), &key_file).unwrap();
+    std::fs::set_permissions(
+        &key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let by_file = rt
         .block_on(Repository::open(
             store.clone(),
-            &KeySource::KeyFile(set.join("key.json")),
+            &KeySource::KeyFile(key_file),
         ))
         .unwrap();
     let by_passphrase = rt

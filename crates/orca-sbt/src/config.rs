@@ -7,6 +7,7 @@
 //! | `ORCA_VAULT` + `ORCA_TOKEN_FILE` | vault URL (`http://host:port`) and a file (mode 0600) holding the database's token; `ORCA_TOKEN`, the token itself, still works but lands in RMAN's logs |
 //! | `ORCA_KEY_FILE` / `ORCA_PASSWORD_FILE` | the repository key: a key file, or a file holding the passphrase; `ORCA_PASSWORD`, the passphrase itself, still works |
 //! | `ORCA_CACHE_DIR` | fingerprint cache (default `$XDG_CACHE_HOME/orca`, `~/.cache/orca`) |
+//! | `ORCA_COMMAND_ID` | the backup's RMAN command id, labelled on each piece (`orca.command_id`) so a piece committed but never catalogued can be found |
 
 use std::path::PathBuf;
 
@@ -22,6 +23,7 @@ pub struct Config {
     pub password: Option<String>,
     pub key_file: Option<PathBuf>,
     pub cache_dir: PathBuf,
+    pub command_id: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -89,6 +91,7 @@ impl Config {
             password,
             key_file,
             cache_dir,
+            command_id: get("ORCA_COMMAND_ID"),
         })
     }
 

@@ -185,7 +185,10 @@ impl Session {
                         ))
                     })?,
                 Backend::Vault { url, token } => {
-                    let client = orca_vault::client::VaultClient::connect(url, token)
+                    let mut opts = orca_vault::client::ClientOptions::from_env()
+                        .map_err(|e| SbtFailure::mm(e.to_string()))?;
+                    opts.command_id = cfg.command_id.clone();
+                    let client = orca_vault::client::VaultClient::with_options(url, token, &opts)
                         .map_err(|e| SbtFailure::mm(e.to_string()))?;
                     let me = rt.block_on(client.whoami()).map_err(|e| {
                         SbtFailure::mm(format!(
@@ -339,7 +342,7 @@ impl Session {
         let object = w.object.clone();
         let name = w.name.clone();
         let file_type = match (object.file_type, &identity) {
-            (_, Some(Identity::Datafile { .. })) => FileType::Datafile,
+            (_, Some(Identity::Datafile { .. } | Identity::Section { .. })) => FileType::Datafile,
             (Some(1), _) => FileType::Datafile,
             (Some(2), _) => FileType::Archivelog,
             _ => FileType::Other,
@@ -354,11 +357,30 @@ impl Session {
         };
         meta.labels.insert("sbt.api".into(), "2.0".into());
         meta.labels.insert("sbt.mms".into(), mms_version_text());
+        if let Some(id) = &self.config()?.command_id {
+            meta.labels
+                .insert(orca_vault::wire::COMMAND_ID_LABEL.into(), id.clone());
+        }
         let lineage_key = match identity {
             Some(Identity::Datafile { dbid, file_no }) => {
                 meta.labels
                     .insert("oracle.file#".into(), file_no.to_string());
                 Some(format!("datafile:{dbid}/{file_no}"))
+            }
+            // A later section: keyed by where it starts, so the same section of the next
+            // backup finds its fingerprints (the first section has the header, as a whole
+            // file does).
+            Some(Identity::Section {
+                file_no,
+                first_block,
+            }) => {
+                meta.labels
+                    .insert("oracle.file#".into(), file_no.to_string());
+                meta.labels
+                    .insert("oracle.section_first_block".into(), first_block.to_string());
+                object
+                    .dbid
+                    .map(|dbid| format!("datafile:{dbid}/{file_no}@{first_block}"))
             }
             None => None,
         };

@@ -33,9 +33,16 @@ impl S3Server {
             });
         let child = Guard::new(child);
         let dir = tempfile::tempdir().unwrap();
+        let credentials = dir.path().join("s3.json");
         std::fs::write(
-            dir.path().join("s3.json"),
+            &credentials,
             r#"{"access_key_id": "test", "secret_access_key": "testtest"}"#,
+        )
+        .unwrap();
+        // ORCA refuses a credentials file that others can read.
+        std::fs::set_permissions(
+            &credentials,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
         )
         .unwrap();
         let server = S3Server { child, port, dir };

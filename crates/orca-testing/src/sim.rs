@@ -24,6 +24,11 @@ pub struct DbSpec {
     pub seed: Option<u64>,
     /// Size of each online log; the simulator's default when `None`.
     pub online_log_mb: Option<u32>,
+    /// Incompressible blocks (`--fill random`) instead of rows.
+    pub random_fill: bool,
+    /// Other block sizes in KiB (`--block-sizes`): one tablespace of one datafile each,
+    /// after the `datafiles` of the database's own block size.
+    pub block_sizes: Vec<u32>,
 }
 
 impl Default for DbSpec {
@@ -36,6 +41,8 @@ impl Default for DbSpec {
             threads: 1,
             seed: None,
             online_log_mb: None,
+            random_fill: false,
+            block_sizes: Vec::new(),
         }
     }
 }
@@ -89,6 +96,13 @@ impl SimDb {
         }
         if let Some(mb) = spec.online_log_mb {
             c.args(["--online-log-mb", &mb.to_string()]);
+        }
+        if spec.random_fill {
+            c.args(["--fill", "random"]);
+        }
+        if !spec.block_sizes.is_empty() {
+            let sizes: Vec<String> = spec.block_sizes.iter().map(u32::to_string).collect();
+            c.args(["--block-sizes", &sizes.join(",")]);
         }
         run_ok(&mut c);
         SimDb {

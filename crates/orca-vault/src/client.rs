@@ -45,7 +45,6 @@ const UPLOAD_BATCH: usize = 16 << 20;
 /// Pooled connections idle longer are closed: before the vault's header timeout (30 s by
 /// default) closes them, so that a request is never sent on a connection being closed.
 const POOL_IDLE: Duration = Duration::from_secs(20);
-const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// Why a call to the vault failed.
 #[derive(Debug, thiserror::Error)]
@@ -189,11 +188,14 @@ impl From<ClientError> for RepoError {
 /// How a client connects; [`ClientOptions::from_env`] reads the environment.
 #[derive(Debug, Clone, Default)]
 pub struct ClientOptions {
-    /// PEM bundle of the certificate authorities trusted for `https://` (default: the system's,
-    /// `/etc/ssl/certs/ca-certificates.crt`).
+    /// PEM bundle of the certificate authorities trusted for `https://` (default: the
+    /// platform's, wherever the distribution keeps them).
     pub ca_file: Option<PathBuf>,
     /// Requests in flight at once (default 8).
     pub concurrency: Option<usize>,
+    /// The backup (RMAN command id) this client's uploads belong to, so the vault counts
+    /// what each backup sent.
+    pub command_id: Option<String>,
 }
 
 impl ClientOptions {
@@ -215,6 +217,7 @@ impl ClientOptions {
         Ok(ClientOptions {
             ca_file: std::env::var_os("ORCA_CA_FILE").map(PathBuf::from),
             concurrency,
+            command_id: None,
         })
     }
 }
@@ -222,14 +225,12 @@ impl ClientOptions {
 /// The roots an `https://` client trusts.
 fn roots(ca_file: Option<&Path>) -> std::result::Result<rustls::RootCertStore, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
-    let file = match ca_file {
-        Some(f) => f,
-        None if Path::new(SYSTEM_CA_FILE).exists() => Path::new(SYSTEM_CA_FILE),
-        None => {
-            return Err(ClientError::Config(format!(
-                "no CA bundle at {SYSTEM_CA_FILE} to check the vault's certificate: set ORCA_CA_FILE to the PEM file of the CA that signed it"
-            )));
-        }
+    let Some(file) = ca_file else {
+        return orca_repo::system_ca_roots().map_err(|why| {
+            ClientError::Config(format!(
+                "{why} to check the vault's certificate: set ORCA_CA_FILE to the PEM file of the CA that signed it"
+            ))
+        });
     };
     let certs = tls::certificates(file).map_err(|m| {
         ClientError::Config(format!("CA file {} (ORCA_CA_FILE): {m}", file.display()))
@@ -281,6 +282,7 @@ pub struct VaultClient {
     token: String,
     http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     in_flight: Semaphore,
+    command_id: Option<String>,
 }
 
 impl std::fmt::Debug for VaultClient {
@@ -428,6 +430,7 @@ impl VaultClient {
             token: token.to_string(),
             http,
             in_flight: Semaphore::new(permits),
+            command_id: opts.command_id.clone(),
         }))
     }
 
@@ -444,6 +447,9 @@ impl VaultClient {
             .header(header::AUTHORIZATION, format!("Bearer {}", self.token));
         if let Some(t) = body.content_type {
             req = req.header(header::CONTENT_TYPE, t);
+        }
+        if let Some(id) = &self.command_id {
+            req = req.header(wire::COMMAND_ID_HEADER, id.as_str());
         }
         let req = req
             .body(Full::new(body.bytes.clone()))
@@ -586,6 +592,15 @@ impl VaultClient {
     pub async fn info(&self, name: &str) -> std::result::Result<Option<PieceInfo>, ClientError> {
         self.json_or_none(&format!("{}/pieces/info?name={}", wire::API, encode(name)))
             .await
+    }
+
+    /// What the vault received for the backup `command_id` (uploads that named it).
+    pub async fn transfer(
+        &self,
+        command_id: &str,
+    ) -> std::result::Result<wire::Transfer, ClientError> {
+        let path = format!("{}/transfers/{}", wire::API, encode(command_id));
+        self.json(Method::GET, &path, Payload::none()).await
     }
 
     /// Records a recovery point; refused (409, `missing_pieces`) when a piece is not committed.

@@ -19,6 +19,35 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) const API: &str = "/api/v1";
 
+/// The piece label the SBT library sets to the RMAN command id of the backup that wrote the
+/// piece (`ORCA_COMMAND_ID` in the channel's ENV): a piece committed but never catalogued by
+/// RMAN is found by it.
+pub const COMMAND_ID_LABEL: &str = "orca.command_id";
+
+/// Request header naming the backup (RMAN command id) the chunks of an upload belong to; the
+/// vault counts what it receives per command id ([`Transfer`]).
+pub const COMMAND_ID_HEADER: &str = "x-orca-command-id";
+
+/// What the vault received for one backup (an RMAN command id, kept across a full's
+/// attempts), counted as the chunks arrived, pieces committed or not. Counted in memory: a
+/// vault restart starts the figures again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct Transfer {
+    /// The RMAN command id.
+    pub command_id: String,
+    /// Chunks received.
+    pub received_chunks: u64,
+    /// Encoded bytes received.
+    pub received_bytes: u64,
+    /// Chunks received that the vault already held: sent twice.
+    pub resent_chunks: u64,
+    /// Encoded bytes of the chunks sent twice.
+    pub resent_bytes: u64,
+    /// Encoded bytes the backup added to the vault (received less sent twice).
+    pub stored_bytes: u64,
+}
+
 /// Largest body the vault accepts: an upload batch of encoded chunks, or a manifest.
 pub const MAX_BODY: usize = 64 << 20;
 /// Largest JSON request body (a probe or read of [`MAX_IDS`] ids fits with room to spare).

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use orca_repo::{Backend, KeySource, PieceFilter, Repository};
-use orca_vault::client::VaultClient;
+use orca_vault::client::{ClientOptions, VaultClient};
 use orca_vault::server::{Scope, VaultError, router};
 use tower::ServiceExt;
 
@@ -207,7 +207,21 @@ fn metrics_count_latencies_probes_uploads_and_bytes() {
         .collect();
     let sent: usize = chunks.iter().map(|c| c.payload.len()).sum();
     let in_before = v.metric("orca_vault_bytes_in_total");
-    v.rt.block_on(c.put_chunks(chunks)).unwrap();
+    // Sent for a backup: the vault counts them for its command id too, for its database only.
+    let opts = ClientOptions {
+        command_id: Some("orca-job-7".into()),
+        ..Default::default()
+    };
+    let tagged = VaultClient::with_options(&v.url, &t, &opts).unwrap();
+    v.rt.block_on(tagged.put_chunks(chunks)).unwrap();
+    let tr = v.rt.block_on(c.transfer("orca-job-7")).unwrap();
+    assert_eq!(tr.received_bytes, sent as u64, "{tr:?}");
+    assert_eq!(tr.resent_bytes, sent as u64, "{tr:?}");
+    assert_eq!(tr.received_chunks, ids.len() as u64, "{tr:?}");
+    assert_eq!(tr.stored_bytes, 0, "{tr:?}");
+    let other = v.client(&v.token("PROD", Scope::Backup));
+    let none = v.rt.block_on(other.transfer("orca-job-7")).unwrap();
+    assert_eq!(none.received_bytes, 0, "{none:?}");
     assert!(v.metric("orca_vault_bytes_in_total") - in_before >= sent as f64);
     assert_eq!(
         v.metric("orca_vault_upload_duplicate_chunks_total"),

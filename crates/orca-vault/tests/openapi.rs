@@ -94,6 +94,7 @@ fn the_document_describes_every_route_the_vault_serves() {
         "DELETE /api/v1/sessions/{id}",
         "PUT /api/v1/agents/{database}",
         "GET /api/v1/agents/{database}",
+        "GET /api/v1/transfers/{command_id}",
     ]
     .into_iter()
     .map(String::from)

@@ -85,6 +85,7 @@ struct ResumeReport {
     bytes_read: u64,
     bytes_sent: u64,
     bytes_resent: u64,
+    bytes_stored: u64,
     seconds: f64,
     restore_verified: bool,
 }
@@ -629,6 +630,7 @@ ORACLESIM_HOME = "{home}"
     r.bytes_read = detail_u64(&j2, "bytes_read");
     r.bytes_sent = detail_u64(&j2, "bytes_sent");
     r.bytes_resent = detail_u64(&j2, "bytes_resent");
+    r.bytes_stored = detail_u64(&j2, "bytes_stored");
     r.seconds = started.elapsed().as_secs_f64();
     let points = vault
         .recovery_points(&orca_vault::wire::RecoveryPointFilter {
@@ -648,10 +650,11 @@ ORACLESIM_HOME = "{home}"
         r.cleaned_up_sections
     ));
     say(format!(
-        "both attempts: read {}, sent {} new, re-sent {}; {} recovery point in the vault: {} ({} attempts)",
+        "both attempts: read {}; the vault received {}, {} of it twice, and stored {}; {} recovery point in the vault: {} ({} attempts)",
         human_bytes(r.bytes_read),
         human_bytes(r.bytes_sent),
         human_bytes(r.bytes_resent),
+        human_bytes(r.bytes_stored),
         r.recovery_points,
         r.recovery_point,
         r.attempts

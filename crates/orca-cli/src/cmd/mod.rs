@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod backup;
 pub mod bench;
+pub mod completions;
 pub mod demo;
 pub mod gc;
 pub mod get;

@@ -29,6 +29,24 @@ pub enum VaultCmd {
     /// Check stored objects against bit rot (checksums of every chunk, no key needed),
     /// all of them or a sample of those checked longest ago.
     Verify(VerifyArgs),
+    /// List a database's committed pieces that no recovery point and no RMAN catalog
+    /// names (left by failures the agent could not clean up), for the DBA to delete
+    /// (`orca rm`) or keep. Runs where the agent does: it asks the vault with the
+    /// database's token and RMAN's catalog through sqlplus, as the agent's configuration says.
+    Orphans(OrphansArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct OrphansArgs {
+    /// The agent's TOML configuration (see docs/agent.example.toml).
+    #[arg(long, value_name = "FILE", env = "ORCA_AGENT_CONFIG")]
+    config: PathBuf,
+    /// The database (DB_NAME) as the configuration names it.
+    #[arg(long)]
+    db: String,
+    /// Print the pieces as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -262,6 +280,44 @@ fn token(c: TokenCmd) -> Result<()> {
     }
 }
 
+async fn orphans(a: OrphansArgs) -> Result<()> {
+    let cfg = orca_agent::Config::load(&a.config)?;
+    let db = cfg.database(&a.db).with_context(|| {
+        format!(
+            "{} names no database {:?}: add a [[database]] with name = {:?}",
+            a.config.display(),
+            a.db,
+            a.db
+        )
+    })?;
+    let vault = orca_agent::daemon::vault_for(&cfg, db)?;
+    let pieces = orca_agent::job::Runner::new(&cfg, db, vault)
+        .orphans()
+        .await
+        .context("listing the orphaned pieces")?;
+    if a.json {
+        return print_json(&pieces);
+    }
+    if pieces.is_empty() {
+        println!("no orphaned pieces of {}", a.db);
+        return Ok(());
+    }
+    println!("{:<40} {:>14} {:<20}", "PIECE", "BYTES", "CREATED");
+    for p in &pieces {
+        println!(
+            "{:<40} {:>14} {:<20}",
+            p.name,
+            p.size,
+            format_time(p.created)
+        );
+    }
+    println!(
+        "{} orphaned piece(s): no recovery point and no RMAN catalog names them",
+        pieces.len()
+    );
+    Ok(())
+}
+
 pub async fn run(c: VaultCmd) -> Result<()> {
     match c {
         VaultCmd::Serve(a) => serve(a).await,
@@ -274,6 +330,7 @@ pub async fn run(c: VaultCmd) -> Result<()> {
             crate::cmd::gc::collect(&store, &a.flags).await.map(|_| ())
         }
         VaultCmd::Verify(a) => verify(a).await,
+        VaultCmd::Orphans(a) => orphans(a).await,
         VaultCmd::Openapi => {
             let doc = orca_vault::server::openapi();
             println!("{}", doc.to_pretty_json()?);

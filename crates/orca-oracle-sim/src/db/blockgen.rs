@@ -713,6 +713,27 @@ pub fn format_block(
     finish_block(buf, &h)
 }
 
+/// Replaces the content of a formatted block with random bytes (incompressible, as encrypted
+/// or already compressed table data is), keeping its `kcbh` and, for row blocks, the headers
+/// and row directory a later [`change_block`] walks: the block still passes header, tail and
+/// checksum checks.
+pub fn randomize_block(buf: &mut [u8], rng: &mut Rng) -> Result<(), BlockError> {
+    let h = BlockHeader::parse(buf)?;
+    let bs = buf.len();
+    let row_block = matches!(h.block_type, block_type::DATA | block_type::UNDO);
+    let keep = if row_block {
+        let nrow = usize::from(u16::from_le_bytes([buf[KDBH + 2], buf[KDBH + 3]]));
+        (ROW_DIR + 2 * nrow).min(bs - 4)
+    } else {
+        KTBBH
+    };
+    for word in buf[keep..bs - 4].chunks_mut(8) {
+        let v = rng.next_u64().to_le_bytes();
+        word.copy_from_slice(&v[..word.len()]);
+    }
+    finish_block(buf, &h)
+}
+
 /// Walks the columns of the row at `off`; returns the byte ranges of the
 /// first `n` non-null column values.
 fn row_columns(buf: &[u8], off: usize, n: usize) -> Vec<(usize, usize)> {
@@ -839,6 +860,38 @@ mod tests {
                 assert_ne!(before, buf);
             }
         }
+    }
+
+    #[test]
+    fn randomized_blocks_stay_valid_and_do_not_compress() {
+        let mut rng = Rng::new(7);
+        let mut all = Vec::new();
+        for block in FIRST_SEG_BLOCK..FIRST_SEG_BLOCK + 64 {
+            let mut buf = vec![0u8; 8192];
+            format_block(
+                &mut buf,
+                Profile::Users,
+                4,
+                block,
+                70_000,
+                Scn(500),
+                1,
+                &mut rng,
+            )
+            .unwrap();
+            randomize_block(&mut buf, &mut rng).unwrap();
+            check_block(&buf, None).unwrap();
+            change_block(&mut buf, Scn(600), &mut rng).unwrap();
+            check_block(&buf, None).unwrap();
+            all.extend_from_slice(&buf);
+        }
+        let packed = zstd::bulk::compress(&all, 3).unwrap();
+        assert!(
+            packed.len() * 100 > all.len() * 95,
+            "{} of {}",
+            packed.len(),
+            all.len()
+        );
     }
 
     #[test]

@@ -31,6 +31,22 @@ pub struct CreateOptions {
     pub seed: u64,
     /// Size of each online redo log in MiB.
     pub online_log_mb: u64,
+    /// What the formatted blocks hold.
+    pub fill: Fill,
+    /// Other block sizes: one tablespace `TS_<n>K` of one `size_mb` datafile for each
+    /// (Oracle's nonstandard block sizes, with their `db_<n>k_cache_size`).
+    pub extra_block_sizes: Vec<usize>,
+}
+
+/// Content of the formatted blocks of a new database.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Fill {
+    /// Rows of words, numbers and dates: compresses about 2-3x, like table data.
+    #[default]
+    Rows,
+    /// Random bytes behind valid headers: incompressible, so a test's byte counts are not
+    /// flattered by compression.
+    Random,
 }
 
 impl CreateOptions {
@@ -45,6 +61,8 @@ impl CreateOptions {
             threads: 1,
             seed: 1,
             online_log_mb: 64,
+            fill: Fill::Rows,
+            extra_block_sizes: Vec::new(),
         }
     }
 }
@@ -56,6 +74,7 @@ struct FilePlan {
     ts_name: String,
     path: PathBuf,
     profile: Profile,
+    block_size: usize,
     blocks: u32,
     hwm: u32,
     creation_scn: Scn,
@@ -89,6 +108,27 @@ fn validate(opts: &CreateOptions) -> Result<String> {
             "invalid --block-size {}: datafile blocks are at least 2048 bytes",
             opts.block_size
         )));
+    }
+    for (i, &bs) in opts.extra_block_sizes.iter().enumerate() {
+        if orca_oracle::block::check_block_size(bs).is_err()
+            || bs < 2048
+            || bs == opts.block_size
+            || opts.extra_block_sizes[..i].contains(&bs)
+        {
+            return Err(DbError::Invalid(format!(
+                "invalid --block-sizes {bs}: use 2048, 4096, 8192, 16384 or 32768, each once and \
+                 not the database's block size {}",
+                opts.block_size
+            )));
+        }
+        if opts.size_mb.saturating_mul(1 << 20) / (bs as u64)
+            < u64::from(blockgen::FIRST_SEG_BLOCK) + 8
+        {
+            return Err(DbError::Invalid(format!(
+                "--size-mb {} is too small for a datafile of {bs}-byte blocks",
+                opts.size_mb
+            )));
+        }
     }
     if !(1..=1000).contains(&opts.datafiles) {
         return Err(DbError::Invalid(format!(
@@ -213,6 +253,7 @@ pub(super) fn create(opts: &CreateOptions) -> Result<Database> {
             ts_name: ts_name.clone(),
             path: data_dir.join(fname),
             profile: Profile::from_contents(contents),
+            block_size: opts.block_size,
             blocks,
             hwm: hwm.min(blocks + 1),
             creation_scn: Scn(start_scn + u64::from(file_no) * 37),
@@ -220,6 +261,26 @@ pub(super) fn create(opts: &CreateOptions) -> Result<Database> {
         if !tablespaces.iter().any(|t| t.0 == ts_no) {
             tablespaces.push((ts_no, ts_name, contents));
         }
+    }
+    for &bs in &opts.extra_block_sizes {
+        let file_no = plans.len() as u32 + 1;
+        let ts_no = tablespaces.iter().map(|t| t.0).max().unwrap_or(0) + 1;
+        let ts_name = format!("TS_{}K", bs / 1024);
+        let blocks = (opts.size_mb * (1 << 20) / bs as u64) as u32;
+        let null_pct = 10 + rng.below(21) as u32;
+        let hwm = (blocks - blocks / 100 * null_pct).max(blockgen::FIRST_SEG_BLOCK + 4);
+        plans.push(FilePlan {
+            file_no,
+            ts_no,
+            path: data_dir.join(format!("{}01.dbf", ts_name.to_ascii_lowercase())),
+            ts_name: ts_name.clone(),
+            profile: Profile::Users,
+            block_size: bs,
+            blocks,
+            hwm: hwm.min(blocks + 1),
+            creation_scn: Scn(start_scn + u64::from(file_no) * 37),
+        });
+        tablespaces.push((ts_no, ts_name, "USERS"));
     }
     let ckpt_scn = Scn(start_scn + 1_000_000);
     let resetlogs_id = now.0;
@@ -337,10 +398,10 @@ pub(super) fn create(opts: &CreateOptions) -> Result<Database> {
         dbid,
         name: name.clone(),
         activation_id,
-        block_size: opts.block_size,
         now,
         ckpt_scn,
         seed: opts.seed,
+        fill: opts.fill,
     };
     let next = std::sync::atomic::AtomicUsize::new(0);
     let workers = std::thread::available_parallelism()
@@ -395,9 +456,9 @@ pub(super) fn create(opts: &CreateOptions) -> Result<Database> {
                     "ONLINE"
                 },
                 ckpt_scn.0 as i64,
-                i64::from(p.blocks) * opts.block_size as i64,
+                i64::from(p.blocks) * p.block_size as i64,
                 p.blocks,
-                opts.block_size as i64,
+                p.block_size as i64,
                 p.path.to_string_lossy(),
                 p.hwm,
                 now.0,
@@ -448,16 +509,16 @@ struct GenSpec {
     dbid: u32,
     name: String,
     activation_id: u32,
-    block_size: usize,
     now: OracleTime,
     ckpt_scn: Scn,
     seed: u64,
+    fill: Fill,
 }
 
 /// The datafile header a freshly created file carries.
 fn initial_header(spec: &GenSpec, p: &FilePlan) -> DatafileHeader {
     DatafileHeader {
-        block_size: spec.block_size as u32,
+        block_size: p.block_size as u32,
         compat_version: COMPAT_19,
         dbid: spec.dbid,
         db_name: spec.name.clone(),
@@ -496,7 +557,7 @@ fn initial_header(spec: &GenSpec, p: &FilePlan) -> DatafileHeader {
 }
 
 fn write_datafile(spec: &GenSpec, p: &FilePlan) -> Result<()> {
-    let bs = spec.block_size;
+    let bs = p.block_size;
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -530,6 +591,9 @@ fn write_datafile(spec: &GenSpec, p: &FilePlan) -> Result<()> {
             seq,
             &mut rng,
         )?;
+        if spec.fill == Fill::Random {
+            blockgen::randomize_block(&mut buf[off..off + bs], &mut rng)?;
+        }
         filled += 1;
         block += 1;
         if filled == CHUNK_BLOCKS {
@@ -584,6 +648,15 @@ fn write_parameters(
         ),
         ("*".into(), "undo_management".into(), "AUTO".into()),
     ];
+    // Oracle needs a buffer cache for each nonstandard block size before a tablespace of
+    // that size can be used.
+    for bs in &opts.extra_block_sizes {
+        params_list.push((
+            "*".into(),
+            format!("db_{}k_cache_size", bs / 1024),
+            (16u64 << 20).to_string(),
+        ));
+    }
     for t in 1..=opts.threads {
         let inst = if opts.threads > 1 {
             format!("{lower}{t}")

@@ -50,10 +50,11 @@ mod redo;
 pub mod schema;
 pub mod sqlfn;
 mod state;
+mod wallet;
 mod workload;
 
 pub use bct::BctStatus;
-pub use create::CreateOptions;
+pub use create::{CreateOptions, Fill};
 pub use incarnation::Incarnation;
 pub use instance::{InstanceStatus, Parameters, create_empty, parameter_file, status_of};
 pub use io::DatafileIo;
@@ -64,6 +65,7 @@ pub use recover::{
 pub use state::{
     BlockCorruption, FileRef, OfflineMode, StateStatement, corruption_kind, parse_state_statement,
 };
+pub use wallet::{close_wallet, open_wallet, wallet_key};
 pub use workload::{WorkloadOptions, WorkloadReport};
 
 use orca_oracle::{BlockError, OracleTime, Scn};

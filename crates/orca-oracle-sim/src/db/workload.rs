@@ -212,6 +212,8 @@ pub(super) fn run(db: &Database, opts: &WorkloadOptions) -> Result<WorkloadRepor
             let mut hwm: HashMap<u32, u32> = HashMap::new();
             for (j, ch) in batch.iter().enumerate() {
                 let d = by_no[&ch.file_no];
+                // Tablespaces may have their own block size.
+                block.resize(d.block_size, 0);
                 let scn = Scn(first.0 + j as u64);
                 let io = match ios.entry(ch.file_no) {
                     std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),

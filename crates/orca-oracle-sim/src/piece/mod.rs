@@ -14,6 +14,7 @@
 //! ```
 
 mod crc;
+pub mod crypt;
 
 use std::io::{self, Read, Write};
 
@@ -39,6 +40,10 @@ pub const TAG_MAX: usize = 32;
 const RUN_MAGIC: [u8; 4] = *b"RUN\0";
 const BLOB_MAGIC: [u8; 4] = *b"BLOB";
 const ZRUN_MAGIC: [u8; 4] = *b"ZRUN";
+const ERUN_MAGIC: [u8; 4] = *b"ERUN";
+const EBLOB_MAGIC: [u8; 4] = *b"EBLB";
+/// Where the key slots of an encrypted piece are in the header.
+const KEY_WRAPS_AT: usize = 104;
 /// zstd level of AS COMPRESSED BACKUPSET with Oracle's default algorithm BASIC.
 pub const BASIC_LEVEL: i32 = 3;
 const END_MAGIC: [u8; 4] = *b"PEND";
@@ -58,6 +63,8 @@ pub enum PieceError {
     Corrupt { offset: u64, reason: String },
     #[error("backup piece is truncated at byte {0}: the trailer is missing")]
     Truncated(u64),
+    #[error("backup piece is encrypted and no password given nor the wallet opens it")]
+    Decrypt,
     #[error("cannot write backup piece: {0}")]
     Invalid(String),
 }
@@ -199,6 +206,8 @@ pub struct PieceHeader {
     pub entries: Vec<PieceEntry>,
     /// AS COMPRESSED BACKUPSET: runs are stored as ZRUN records.
     pub compressed: bool,
+    /// An encrypted piece: the data key's slots ([`crypt::WRAPS`] bytes).
+    pub key_wraps: Option<Vec<u8>>,
 }
 
 impl PieceHeader {
@@ -241,12 +250,23 @@ impl PieceHeader {
         b[49] = self.incremental_level.unwrap_or(0xff);
         let flags = u16::from(self.multi_section)
             | (u16::from(self.for_recover_of_copy) << 1)
-            | (u16::from(self.compressed) << 2);
+            | (u16::from(self.compressed) << 2)
+            | (u16::from(self.key_wraps.is_some()) << 3);
         b[50..52].copy_from_slice(&flags.to_le_bytes());
         put_u32(&mut b, 52, self.entries.len() as u32);
         put_u64(&mut b, 56, self.incremental_change);
         put_u64(&mut b, 64, self.created as u64);
         b[72..72 + self.tag.len()].copy_from_slice(self.tag.as_bytes());
+        if let Some(w) = &self.key_wraps {
+            if w.len() != crypt::WRAPS {
+                return Err(PieceError::Invalid(format!(
+                    "{} bytes of key slots, {} expected",
+                    w.len(),
+                    crypt::WRAPS
+                )));
+            }
+            b[KEY_WRAPS_AT..KEY_WRAPS_AT + crypt::WRAPS].copy_from_slice(w);
+        }
         for (i, e) in self.entries.iter().enumerate() {
             let o = FIXED_HEADER + i * ENTRY_SIZE;
             b[o] = e.kind.code();
@@ -342,6 +362,8 @@ impl PieceHeader {
             multi_section: flags & 1 != 0,
             for_recover_of_copy: flags & 2 != 0,
             compressed: flags & 4 != 0,
+            key_wraps: (flags & 8 != 0)
+                .then(|| b[KEY_WRAPS_AT..KEY_WRAPS_AT + crypt::WRAPS].to_vec()),
             incremental_change: get_u64(b, 56),
             created: get_u64(b, 64) as i64,
             tag: text(72..104),
@@ -390,6 +412,8 @@ pub struct PieceWriter<W: Write> {
     blocks: u64,
     compressed: bool,
     level: i32,
+    key: Option<crypt::DataKey>,
+    records: u64,
 }
 
 const ZEROS: [u8; 8192] = [0u8; 8192];
@@ -410,7 +434,14 @@ impl<W: Write> PieceWriter<W> {
             blocks: 0,
             compressed: header.compressed,
             level: BASIC_LEVEL,
+            key: None,
+            records: 0,
         })
+    }
+
+    /// Encrypts every record with `key` (the header must carry its slots).
+    pub fn set_key(&mut self, key: crypt::DataKey) {
+        self.key = Some(key);
     }
 
     /// The zstd level of the runs of a compressed piece (CONFIGURE COMPRESSION ALGORITHM).
@@ -486,7 +517,20 @@ impl<W: Write> PieceWriter<W> {
             )));
         }
         let crc = crc32c(data);
-        if self.compressed {
+        if let Some(key) = &self.key {
+            let plain = if self.compressed {
+                zstd::bulk::compress(data, self.level)?
+            } else {
+                data.to_vec()
+            };
+            let mut h =
+                Self::record_header(ERUN_MAGIC, entry, first_block, count as u32, bs as u32, crc);
+            let sealed = key.seal(self.records, &h[..24], &plain);
+            put_u64(&mut h, 32, sealed.len() as u64);
+            self.pad_to(RECORD_HEADER as u64)?;
+            self.put(&h)?;
+            self.put(&sealed)?;
+        } else if self.compressed {
             let z = zstd::bulk::compress(data, self.level)?;
             let mut h =
                 Self::record_header(ZRUN_MAGIC, entry, first_block, count as u32, bs as u32, crc);
@@ -504,6 +548,7 @@ impl<W: Write> PieceWriter<W> {
         }
         self.runs += 1;
         self.blocks += count;
+        self.records += 1;
         Ok(())
     }
 
@@ -512,10 +557,21 @@ impl<W: Write> PieceWriter<W> {
         if self.entries.get(entry as usize).is_none() {
             return Err(PieceError::Invalid(format!("no entry {entry} in this set")));
         }
-        let h = Self::record_header(BLOB_MAGIC, entry, data.len() as u64, 0, 0, crc32c(data));
-        self.pad_to(RECORD_HEADER as u64)?;
-        self.put(&h)?;
-        self.put(data)?;
+        if let Some(key) = &self.key {
+            let mut h =
+                Self::record_header(EBLOB_MAGIC, entry, data.len() as u64, 0, 0, crc32c(data));
+            let sealed = key.seal(self.records, &h[..24], data);
+            put_u64(&mut h, 32, sealed.len() as u64);
+            self.pad_to(RECORD_HEADER as u64)?;
+            self.put(&h)?;
+            self.put(&sealed)?;
+        } else {
+            let h = Self::record_header(BLOB_MAGIC, entry, data.len() as u64, 0, 0, crc32c(data));
+            self.pad_to(RECORD_HEADER as u64)?;
+            self.put(&h)?;
+            self.put(data)?;
+        }
+        self.records += 1;
         Ok(())
     }
 
@@ -577,6 +633,9 @@ pub struct PieceReader<R: Read> {
     summary: Option<PieceSummary>,
     runs: u32,
     blocks: u64,
+    key: Option<crypt::DataKey>,
+    records: u64,
+    skip_sealed: bool,
 }
 
 impl<R: Read> PieceReader<R> {
@@ -606,7 +665,21 @@ impl<R: Read> PieceReader<R> {
             summary: None,
             runs: 0,
             blocks: 0,
+            key: None,
+            records: 0,
+            skip_sealed: false,
         })
+    }
+
+    /// Without a key, passes over an encrypted piece's records (their payloads come back
+    /// empty) instead of failing: enough to reach the trailer, as CATALOG needs.
+    pub fn skip_sealed(&mut self) {
+        self.skip_sealed = true;
+    }
+
+    /// The key that decrypts an encrypted piece's records.
+    pub fn set_key(&mut self, key: crypt::DataKey) {
+        self.key = Some(key);
     }
 
     /// The piece header.
@@ -751,6 +824,75 @@ impl<R: Read> PieceReader<R> {
                     block_size,
                 }
             }
+            ERUN_MAGIC | EBLOB_MAGIC => {
+                let sealed_len = get_u64(&h, 32);
+                let blob = magic == EBLOB_MAGIC;
+                let (first_block, block_count, block_size) =
+                    (get_u64(&h, 8), get_u32(&h, 16), get_u32(&h, 20));
+                let want = if blob {
+                    first_block
+                } else {
+                    u64::from(block_count) * u64::from(block_size)
+                };
+                let fits = if blob {
+                    first_block == e.file_blocks
+                } else {
+                    block_size == e.block_size
+                        && block_count > 0
+                        && first_block + u64::from(block_count) <= e.file_blocks
+                };
+                if self.header.key_wraps.is_none()
+                    || !fits
+                    || sealed_len < 16
+                    || sealed_len > want + want / 64 + 4096 + 16
+                {
+                    return Err(self.corrupt("encrypted record does not fit its file"));
+                }
+                let mut sealed = vec![0u8; sealed_len as usize];
+                self.take(&mut sealed)?;
+                if self.key.is_none() && self.skip_sealed {
+                    // Only the trailer's checks: the payload stays sealed and empty.
+                    buf.clear();
+                    self.records += 1;
+                    return Ok(Some(if blob {
+                        Record::Blob { entry }
+                    } else {
+                        self.runs += 1;
+                        self.blocks += u64::from(block_count);
+                        Record::Run {
+                            entry,
+                            first_block,
+                            block_count,
+                            block_size,
+                        }
+                    }));
+                }
+                let key = self.key.as_ref().ok_or(PieceError::Decrypt)?;
+                let plain = key
+                    .open(self.records, &h[..24], sealed)
+                    .ok_or(PieceError::Decrypt)?;
+                *buf = if self.header.compressed && !blob {
+                    zstd::bulk::decompress(&plain, want as usize)
+                        .map_err(|_| self.corrupt("compressed run does not decompress"))?
+                } else {
+                    plain
+                };
+                if buf.len() as u64 != want {
+                    return Err(self.corrupt("encrypted record has the wrong length"));
+                }
+                if blob {
+                    Record::Blob { entry }
+                } else {
+                    self.runs += 1;
+                    self.blocks += u64::from(block_count);
+                    Record::Run {
+                        entry,
+                        first_block,
+                        block_count,
+                        block_size,
+                    }
+                }
+            }
             BLOB_MAGIC => {
                 let len = get_u64(&h, 8);
                 if len != e.file_blocks {
@@ -765,6 +907,7 @@ impl<R: Read> PieceReader<R> {
         if crc32c(buf) != payload_crc {
             return Err(self.corrupt("record payload checksum mismatch"));
         }
+        self.records += 1;
         Ok(Some(record))
     }
 }
@@ -782,6 +925,54 @@ fn read_exact_or<R: Read>(r: &mut R, buf: &mut [u8], offset: u64) -> Result<(), 
 /// Reads only the header of a piece (CATALOG, crosscheck of disk pieces).
 pub fn read_header<R: Read>(r: R) -> Result<PieceHeader, PieceError> {
     Ok(PieceReader::open(r)?.header)
+}
+
+/// Writes another copy (BACKUP COPIES) of the piece `r` holds, `len` bytes up to the end of
+/// its trailer, into `w`: the same records under a header naming `copy_number`, and the
+/// trailer's stream checksum redone for that header. Returns the bytes written.
+pub fn recopy<R: Read, W: Write>(
+    mut r: R,
+    len: u64,
+    mut w: W,
+    copy_number: u32,
+) -> Result<u64, PieceError> {
+    let mut first = vec![0u8; HEADER_UNIT];
+    read_exact_or(&mut r, &mut first, 0)?;
+    let hlen = get_u32(&first, 12) as usize;
+    if first[0..8] != MAGIC || !(HEADER_UNIT..=64 * HEADER_UNIT).contains(&hlen) {
+        return Err(PieceError::BadMagic);
+    }
+    first.resize(hlen, 0);
+    read_exact_or(&mut r, &mut first[HEADER_UNIT..], HEADER_UNIT as u64)?;
+    let mut header = PieceHeader::decode(&first)?;
+    header.copy_number = copy_number;
+    let bytes = header.encode()?;
+    let body = len
+        .checked_sub(hlen as u64 + RECORD_HEADER as u64)
+        .ok_or(PieceError::Truncated(len))?;
+    let mut crc = Crc32c::new();
+    crc.update(&bytes);
+    w.write_all(&bytes)?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut left = body;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        read_exact_or(&mut r, &mut buf[..n], len - left)?;
+        crc.update(&buf[..n]);
+        w.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    let mut t = [0u8; RECORD_HEADER];
+    read_exact_or(&mut r, &mut t, len - RECORD_HEADER as u64)?;
+    if t[0..4] != END_MAGIC {
+        return Err(PieceError::Truncated(len));
+    }
+    put_u32(&mut t, 24, crc.finish());
+    let tc = crc32c(&t[..28]);
+    put_u32(&mut t, 28, tc);
+    w.write_all(&t)?;
+    w.flush()?;
+    Ok(len)
 }
 
 /// Length of `len` bytes padded up to a multiple of `unit` (how SBT and disk pieces end).
@@ -810,6 +1001,7 @@ mod tests {
             tag: "TAG20261122T100000".into(),
             entries,
             compressed: false,
+            key_wraps: None,
         }
     }
 
@@ -858,6 +1050,75 @@ mod tests {
             }
         }
         assert!(matches!(err, Some(PieceError::Corrupt { .. })), "{err:?}");
+    }
+
+    /// Every record of a piece: its blocks or bytes, or the error that stopped the reading.
+    fn read_all(bytes: &[u8], key: Option<crypt::DataKey>) -> Result<Vec<u8>, PieceError> {
+        let mut r = PieceReader::open(bytes)?;
+        if let Some(k) = key {
+            r.set_key(k);
+        }
+        let mut got = Vec::new();
+        let mut buf = Vec::new();
+        while r.next_record(&mut buf)?.is_some() {
+            got.extend_from_slice(&buf);
+        }
+        Ok(got)
+    }
+
+    #[test]
+    fn an_encrypted_piece_reads_back_only_with_its_key_and_hides_its_blocks() {
+        let df = PieceEntry::new(EntryKind::Datafile, 8192, 4);
+        let cf = PieceEntry::new(EntryKind::ControlFile, 512, 100);
+        let mut h = header(vec![df, cf]);
+        h.compressed = true;
+        let (key, wraps) = crypt::new_key(crypt::Secrets {
+            password: Some("pw"),
+            wallet: None,
+        })
+        .unwrap();
+        h.key_wraps = Some(wraps.clone());
+        let data: Vec<u8> = (0..8192 * 4).map(|i| (i % 7) as u8 + 1).collect();
+        let mut w = PieceWriter::new(Vec::new(), &h).unwrap();
+        w.set_key(key);
+        w.write_run(0, 0, &data).unwrap();
+        w.write_blob(1, &[9u8; 100]).unwrap();
+        let (bytes, _) = w.finish(true).unwrap();
+        assert!(!bytes.windows(64).any(|x| x == &data[..64]));
+        let opens = || crypt::open_key(&wraps, &["pw".into()], None);
+        let mut want = data.clone();
+        want.extend_from_slice(&[9u8; 100]);
+        assert_eq!(read_all(&bytes, opens()).unwrap(), want);
+        assert!(matches!(read_all(&bytes, None), Err(PieceError::Decrypt)));
+        let mut r = PieceReader::open(&bytes[..]).unwrap();
+        r.skip_sealed();
+        let mut buf = Vec::new();
+        while r.next_record(&mut buf).unwrap().is_some() {
+            assert!(buf.is_empty());
+        }
+        assert_eq!(r.summary().map(|s| (s.blocks, s.last)), Some((4, true)));
+        // The header says encrypted; a changed ciphertext byte does not open.
+        assert_eq!(
+            PieceReader::open(&bytes[..]).unwrap().header().key_wraps,
+            Some(wraps.clone())
+        );
+        let mut bad = bytes.clone();
+        bad[8192 + 512 + 40] ^= 1;
+        assert!(matches!(read_all(&bad, opens()), Err(PieceError::Decrypt)));
+
+        // Another copy: the same records under COPY# 2, and it checks out.
+        let mut copy = Vec::new();
+        recopy(&bytes[..], bytes.len() as u64, &mut copy, 2).unwrap();
+        assert_eq!(copy.len(), bytes.len());
+        assert_eq!(
+            PieceReader::open(&copy[..]).unwrap().header().copy_number,
+            2
+        );
+        assert_eq!(read_all(&copy, opens()).unwrap(), want);
+        assert_eq!(
+            copy[HEADER_UNIT..copy.len() - RECORD_HEADER],
+            bytes[HEADER_UNIT..bytes.len() - RECORD_HEADER]
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The `rman` command line: `rman target / [nocatalog] [cmdfile=F | @F] [log=L [append]] [msgno]`.
+//! The `rman` command line: `rman target / [nocatalog] [cmdfile=F | @F] [using a b ...]
+//! [log=L | msglog=L [append]] [msgno]`.
 
 /// Parsed command line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -10,6 +11,8 @@ pub struct Args {
     pub append: bool,
     pub msgno: bool,
     pub checksyntax: bool,
+    /// USING: the values of the command file's substitution variables `&1`, `&2`, ...
+    pub using: Vec<String>,
 }
 
 /// A bad command line, rendered as RMAN renders it.
@@ -22,7 +25,7 @@ pub struct ArgError {
 impl ArgError {
     pub fn rman_lines(&self) -> Vec<String> {
         let mut v = vec![format!(
-            "RMAN-01009: syntax error: found \"{}\": expecting one of: \"append, catalog, checksyntax, cmdfile, log, msgno, nocatalog, target, @\"",
+            "RMAN-01009: syntax error: found \"{}\": expecting one of: \"append, catalog, checksyntax, cmdfile, log, msglog, msgno, nocatalog, target, using, @\"",
             self.found
         )];
         if let Some(b) = &self.bad {
@@ -68,7 +71,15 @@ pub fn parse_args(args: &[String]) -> Result<Args, ArgError> {
         match key.as_str() {
             "target" => out.target = Some(value(&mut i, inline, "target")?),
             "cmdfile" => out.cmdfile = Some(value(&mut i, inline, "cmdfile")?),
-            "log" => out.log = Some(value(&mut i, inline, "log")?),
+            "log" | "msglog" => out.log = Some(value(&mut i, inline, &key)?),
+            "using" => {
+                while let Some(next) = args.get(i + 1)
+                    && !is_keyword(next)
+                {
+                    out.using.push(next.clone());
+                    i += 1;
+                }
+            }
             "append" => out.append = true,
             "msgno" => out.msgno = true,
             "checksyntax" => out.checksyntax = true,
@@ -83,6 +94,49 @@ pub fn parse_args(args: &[String]) -> Result<Args, ArgError> {
         i += 1;
     }
     Ok(out)
+}
+
+/// Whether a command-line word starts another operand rather than being a USING value.
+fn is_keyword(a: &str) -> bool {
+    if a.starts_with('@') {
+        return true;
+    }
+    match a.split_once('=') {
+        Some((k, _)) => matches!(
+            k.to_ascii_lowercase().as_str(),
+            "target" | "cmdfile" | "log" | "msglog"
+        ),
+        None => matches!(
+            a.to_ascii_lowercase().as_str(),
+            "append" | "msgno" | "checksyntax" | "nocatalog"
+        ),
+    }
+}
+
+/// The command file with `&n` (or `&n.`) replaced by the n-th USING value; a variable
+/// without one is asked for, as RMAN asks "Enter value for n:".
+pub fn substitute(script: &str, using: &[String], mut ask: impl FnMut(usize) -> String) -> String {
+    let mut out = String::with_capacity(script.len());
+    let mut rest = script;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        match after[..digits].parse::<usize>() {
+            Ok(n) if n > 0 => {
+                let value = using.get(n - 1).cloned().unwrap_or_else(|| ask(n));
+                out.push_str(&value);
+                let tail = &after[digits..];
+                rest = tail.strip_prefix('.').unwrap_or(tail);
+            }
+            _ => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -112,6 +166,34 @@ mod tests {
         assert_eq!(a.cmdfile.as_deref(), Some("/tmp/y"));
         assert!(a.append);
         assert!(parse_args(&v(&["target", "/", "bogus"])).is_err());
+        let a = parse_args(&v(&[
+            "target",
+            "/",
+            "@f",
+            "USING",
+            "/bk",
+            "t1",
+            "msglog=/l",
+            "append",
+        ]))
+        .unwrap();
+        assert_eq!(a.using, ["/bk", "t1"]);
+        assert_eq!(a.log.as_deref(), Some("/l"));
+        assert!(a.append);
         assert!(parse_args(&v(&["target"])).is_err());
+    }
+
+    #[test]
+    fn substitution_variables() {
+        let using = v(&["/bk", "daily"]);
+        let s = substitute(
+            "backup database format '&1/%U' tag &2.x tag2 &3 &x && &0;",
+            &using,
+            |n| format!("<{n}>"),
+        );
+        assert_eq!(
+            s,
+            "backup database format '/bk/%U' tag dailyx tag2 <3> &x && &0;"
+        );
     }
 }

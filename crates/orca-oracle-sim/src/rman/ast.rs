@@ -89,6 +89,18 @@ pub enum SetCmd {
         device: DeviceType,
         format: String,
     },
+    /// SET ENCRYPTION ON [IDENTIFIED BY p [ONLY]] (None: SET ENCRYPTION OFF).
+    Encryption(Option<EncryptionSet>),
+    /// SET DECRYPTION IDENTIFIED BY p [, p ...].
+    Decryption(Vec<String>),
+}
+
+/// SET ENCRYPTION ON: transparent (no password, the wallet), dual (a password and the
+/// wallet) or password-only (ONLY).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncryptionSet {
+    pub password: Option<String>,
+    pub only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,6 +221,8 @@ pub struct BackupOpts {
     pub keep: bool,
     pub include_controlfile: bool,
     pub skip_inaccessible: bool,
+    /// FORCE: back up even what BACKUP OPTIMIZATION would skip.
+    pub force: bool,
 }
 
 impl BackupOpts {
@@ -234,6 +248,7 @@ impl BackupOpts {
             keep: self.keep || base.keep,
             include_controlfile: self.include_controlfile || base.include_controlfile,
             skip_inaccessible: self.skip_inaccessible || base.skip_inaccessible,
+            force: self.force || base.force,
         }
     }
 }
@@ -408,6 +423,20 @@ pub enum Report {
         device: Option<DeviceType>,
     },
     Schema,
+    /// REPORT NEED BACKUP [REDUNDANCY n | DAYS n | RECOVERY WINDOW OF n DAYS] [DATABASE]
+    /// (None: the configured retention policy).
+    NeedBackup(Option<NeedBackup>),
+}
+
+/// What REPORT NEED BACKUP measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NeedBackup {
+    /// Fewer than n full or level-0 backups (sets or copies).
+    Redundancy(u32),
+    /// Recovery would need more than n days of archived logs.
+    Days(u32),
+    /// No backup old enough to recover to any point of the last n days.
+    Window(u32),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

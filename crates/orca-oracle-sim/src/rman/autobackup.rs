@@ -55,9 +55,16 @@ fn read_entry(
     handle: &str,
     kind: EntryKind,
     dbid: Option<u32>,
+    (passwords, wallet): (&[String], Option<&[u8; 32]>),
 ) -> Result<Option<Vec<u8>>, StepError> {
     let input = ch.open_piece(handle)?;
     let mut reader = PieceReader::open(input).map_err(|e| piece_read_error(e, handle))?;
+    if let Some(wraps) = reader.header().key_wraps.clone() {
+        match crate::piece::crypt::open_key(&wraps, passwords, wallet) {
+            Some(key) => reader.set_key(key),
+            None => return Err(piece_read_error(crate::piece::PieceError::Decrypt, handle)),
+        }
+    }
     let header = reader.header().clone();
     let mut found = None;
     let mut buf = Vec::new();
@@ -295,8 +302,10 @@ impl Session {
             self.out.line(format!("channel {name}: restoring {what}"));
         }
         let bytes = {
+            let wallet = crate::db::wallet_key(&self.home);
+            let secrets = (&self.decryption[..], wallet.as_ref());
             let ch = &mut self.channels[idx].1;
-            read_entry(ch, &handle, kind.entry(), autobackup).map_err(|e| {
+            read_entry(ch, &handle, kind.entry(), autobackup, secrets).map_err(|e| {
                 let mut lines = vec![format!(
                     "RMAN-03009: failure of restore command on {name} channel at {}",
                     super::datetime::error_stamp(now())

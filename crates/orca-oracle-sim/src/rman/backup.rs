@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -14,7 +15,7 @@ use super::ast::*;
 use super::catalog::{
     self, BackupDatafileRow, BackupRedologRow, CopyRow, PieceRow, SetRow, StatusEnd,
 };
-use super::channel::{Channel, ChannelError, PieceDone, unwrap_io};
+use super::channel::{Channel, ChannelError, PieceDone, PieceOut, unwrap_io};
 use super::datetime::elapsed;
 use super::job::{self, JobCtx, Step, StepError};
 use super::producer::{Chunk, FileCursor, Filter, Producer, ReadError};
@@ -64,6 +65,27 @@ pub struct SetPlan {
     /// AS COMPRESSED BACKUPSET (or configured for the device): the zstd level the block
     /// data is compressed at.
     pub compressed: Option<i32>,
+    /// BACKUP COPIES (or CONFIGURE ... BACKUP COPIES): copies of every piece, 1..4.
+    pub copies: Option<u32>,
+    /// Encrypted pieces: who may open their data keys.
+    pub encryption: Option<Encryption>,
+}
+
+/// The secrets an encrypted set's data keys are wrapped under: the password (SET ENCRYPTION
+/// ... IDENTIFIED BY), the wallet's master key (transparent), or both (dual mode).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Encryption {
+    pub password: Option<String>,
+    pub wallet: Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for Encryption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encryption")
+            .field("password", &self.password.is_some())
+            .field("wallet", &self.wallet.is_some())
+            .finish()
+    }
 }
 
 /// Shared state of a multi-section set.
@@ -326,10 +348,16 @@ impl Session {
                 .get(&channel_device)
                 .is_some_and(|t| t.starts_with("COMPRESSED"))
         });
-        let level = self.config().compression_level();
+        let config = self.config();
+        let level = config.compression_level();
+        let encryption = self.backup_encryption(&config, cmd)?;
         for step in &mut steps {
             if let BackupStep::Set(s) = step {
                 s.compressed = compressed.then_some(level);
+                s.encryption = encryption.clone();
+                s.copies = s.copies.or_else(|| {
+                    Some(config.backup_copies(s.kind == SetKind::Archivelog, channel_device))
+                });
             }
         }
         let outcome = self.run_backup_steps(&chans, steps, cmd);
@@ -351,6 +379,45 @@ impl Session {
         self.out
             .line(format!("Finished backup at {}", self.date(now())));
         Ok(switched)
+    }
+
+    /// How this backup's pieces are encrypted: SET ENCRYPTION of the session, else CONFIGURE
+    /// ENCRYPTION FOR DATABASE ON (transparent). Every mode but password-only (ONLY) needs
+    /// the wallet open, as Oracle's needs its keystore.
+    fn backup_encryption(
+        &self,
+        config: &super::config::Config,
+        cmd: &'static str,
+    ) -> Result<Option<Encryption>, CmdError> {
+        let set = match &self.encryption {
+            Some(s) => s.clone(),
+            None => config.encryption_for_database().then_some(EncryptionSet {
+                password: None,
+                only: false,
+            }),
+        };
+        let Some(set) = set else {
+            return Ok(None);
+        };
+        if set.only {
+            return Ok(Some(Encryption {
+                password: set.password,
+                wallet: None,
+            }));
+        }
+        match crate::db::wallet_key(&self.home) {
+            Some(w) => Ok(Some(Encryption {
+                password: set.password,
+                wallet: Some(w),
+            })),
+            None => Err(CmdError::command(
+                cmd,
+                vec![
+                    "ORA-19914: unable to encrypt backup".into(),
+                    "ORA-28365: wallet is not open".into(),
+                ],
+            )),
+        }
     }
 
     /// Whether ALTER SYSTEM ARCHIVE LOG CURRENT would succeed: open, in ARCHIVELOG mode.
@@ -378,6 +445,7 @@ impl Session {
                 cmd
             },
             status: self.current_status.map(|k| (k.recid, k.stamp)),
+            decryption: Vec::new(),
         };
         let chosen: Vec<&mut Channel> = self
             .channels
@@ -631,6 +699,7 @@ impl Session {
         let mut steps = Vec::new();
         let mut include_cf_spfile = false;
         let cfg_autobackup = self.config().autobackup;
+        let optimization = self.config().backup_optimization();
         for (obj, opts) in items {
             let tag = opts
                 .tag
@@ -669,7 +738,13 @@ impl Session {
                                 self.last_log_backup(l.thread, l.sequence)
                                     .is_some_and(|d| d > since)
                             }
-                            None => false,
+                            // BACKUP OPTIMIZATION: a log already backed up to this device
+                            // type is not taken again, unless FORCE.
+                            None => {
+                                optimization
+                                    && !opts.force
+                                    && self.log_backup_count(l.thread, l.sequence, device) >= 1
+                            }
                         };
                         if skip {
                             self.out.line(format!(
@@ -694,6 +769,8 @@ impl Session {
                             section: None,
                             device: None,
                             compressed: None,
+                            copies: opts.copies,
+                            encryption: None,
                         }));
                     }
                 }
@@ -718,6 +795,8 @@ impl Session {
                         section: None,
                         device: None,
                         compressed: None,
+                        copies: opts.copies,
+                        encryption: None,
                     }));
                 }
                 _ => {
@@ -797,6 +876,8 @@ impl Session {
                 section: None,
                 device: None,
                 compressed: None,
+                copies: items.first().and_then(|(_, o)| o.copies),
+                encryption: None,
             }));
         }
         Ok(steps)
@@ -916,6 +997,8 @@ impl Session {
             section: None,
             device: None,
             compressed: None,
+            copies: opts.copies,
+            encryption: None,
         };
         let mut plain = Vec::new();
         for m in set_files {
@@ -979,6 +1062,8 @@ impl Session {
         };
         let day = now().format("%Y%m%d").to_string();
         let seq = catalog::next_autobackup_seq(&self.db, &day).map_err(|e| CmdError::db(cmd, e))?;
+        // Encrypted like the backup it follows.
+        let encryption = self.backup_encryption(&self.config(), cmd)?;
         let plan = SetPlan {
             kind: SetKind::Datafile {
                 level: None,
@@ -994,6 +1079,8 @@ impl Session {
             section: None,
             device: Some(device),
             compressed: None,
+            copies: None,
+            encryption,
         };
         let ctx = JobCtx {
             home: self.home.clone(),
@@ -1003,6 +1090,7 @@ impl Session {
             nls: self.nls.clone(),
             command: "Control File and SPFILE Autobackup",
             status: self.current_status.map(|k| (k.recid, k.stamp)),
+            decryption: Vec::new(),
         };
         let ch = &mut self.channels[first].1;
         let res = write_set_inner(&ctx, ch, &self.db, plan, Some(seq));
@@ -1373,13 +1461,22 @@ fn write_set_inner(
     let mut producer = Producer::new(prepared.cursors, prepared.blobs);
     let first_piece = plan.section.as_ref().map_or(1, |(_, i)| *i as u32 + 1);
     let mut piece_no = first_piece;
-    let mut pieces_done: Vec<(u32, String, PieceDone, NaiveDateTime, NaiveDateTime)> = Vec::new();
-    let fmt = plan
-        .formats
-        .first()
-        .cloned()
-        .or_else(|| ch.opts.formats.first().cloned())
-        .unwrap_or_else(|| default_format(&ctx.home, ch.device));
+    let mut pieces_done: Vec<PieceCopy> = Vec::new();
+    let copies = plan.copies.unwrap_or(1).max(1);
+    // One FORMAT per copy (BACKUP's over the channel's); a copy without its own takes the first.
+    let formats = if plan.formats.is_empty() {
+        ch.opts.formats.clone()
+    } else {
+        plan.formats.clone()
+    };
+    let device = ch.device;
+    let fmt_of = |copy: u32| {
+        formats
+            .get(copy as usize - 1)
+            .or_else(|| formats.first())
+            .cloned()
+            .unwrap_or_else(|| default_format(&ctx.home, device))
+    };
     let maxpiece = if plan.section.is_some() {
         None
     } else {
@@ -1400,18 +1497,24 @@ fn write_set_inner(
             fctx.thread = Some(u32::from(first.thread));
             fctx.sequence = Some(first.sequence);
         }
-        let name = expand_format(&fmt, &fctx).map_err(|e| format_error(e, &fmt))?;
-        let handle = match ch.device {
-            DeviceType::Disk => disk_path(&ctx.home, &name),
-            DeviceType::Sbt => name,
+        let handle_of = |copy: u32| {
+            let fmt = fmt_of(copy);
+            let mut fctx = fctx.clone();
+            fctx.copy_no = copy;
+            let name = expand_format(&fmt, &fctx).map_err(|e| format_error(e, &fmt))?;
+            Ok::<_, StepError>(match device {
+                DeviceType::Disk => disk_path(&ctx.home, &name),
+                DeviceType::Sbt => name,
+            })
         };
+        let handle = handle_of(1)?;
         let piece_start = now();
         ctx.out.line(format!(
             "channel {}: starting piece {piece_no} at {}",
             ch.name,
             ctx.nls.format(piece_start)
         ));
-        let header = PieceHeader {
+        let mut header = PieceHeader {
             set_stamp,
             set_count,
             piece_number: piece_no,
@@ -1427,14 +1530,50 @@ fn write_set_inner(
             tag: plan.tag.clone(),
             entries: prepared.entries.clone(),
             compressed: plan.compressed.is_some(),
+            key_wraps: None,
         };
+        let data_key = match &plan.encryption {
+            Some(enc) => {
+                let (key, wraps) = crate::piece::crypt::new_key(crate::piece::crypt::Secrets {
+                    password: enc.password.as_deref(),
+                    wallet: enc.wallet.as_ref(),
+                })
+                .map_err(|_| {
+                    StepError::lines(vec!["ORA-19914: unable to encrypt backup".into()])
+                })?;
+                header.key_wraps = Some(wraps);
+                Some(key)
+            }
+            None => None,
+        };
+        // Copy 1 also goes to a spool file the other copies are written from, so every
+        // copy holds the same blocks (a hot datafile read twice would not).
+        let spool_path = (copies > 1).then(|| {
+            ctx.home.join(format!(
+                ".oraclesim.copies.{}.{set_count}.{piece_no}",
+                std::process::id()
+            ))
+        });
+        let spool = match &spool_path {
+            Some(p) => Some(std::io::BufWriter::new(File::create(p).map_err(|e| {
+                StepError::lines(vec![
+                    format!("ORA-19504: failed to create file \"{}\"", p.display()),
+                    super::channel::os_error_line(&e),
+                ])
+            })?)),
+            None => None,
+        };
+        let _spool_guard = spool_path.as_deref().map(RemoveOnDrop);
         let out = ch.create_piece(&handle, &object, 1, plan.pool)?;
-        let mut w = match PieceWriter::new(out, &header) {
+        let mut w = match PieceWriter::new(Tee { out, spool }, &header) {
             Ok(w) => w,
             Err(e) => return Err(piece_error(e)),
         };
         if let Some(level) = plan.compressed {
             w.set_level(level);
+        }
+        if let Some(key) = data_key {
+            w.set_key(key);
         }
         let limit = maxpiece.map(|m| {
             let unit = 8192u64;
@@ -1493,8 +1632,7 @@ fn write_set_inner(
             }
         })();
         if let Err(e) = res {
-            let out = w.into_inner();
-            out.abort();
+            w.into_inner().out.abort();
             return Err(e);
         }
         let last = !more
@@ -1502,31 +1640,84 @@ fn write_set_inner(
                 .section
                 .as_ref()
                 .is_none_or(|(m, i)| *i + 1 == m.sections.len());
-        let (out, _summary) = match w.finish(last) {
+        let (tee, summary) = match w.finish(last) {
             Ok(x) => x,
             Err(e) => return Err(piece_error(e)),
         };
+        let Tee { out, spool } = tee;
+        if let Some(spool) = spool
+            && let Err(e) = spool.into_inner().map_err(|e| e.into_error())
+        {
+            out.abort();
+            return Err(unwrap_io(e).into());
+        }
         let done = out.finish()?;
-        let piece_end = now();
-        ctx.out.line(format!(
-            "channel {}: finished piece {piece_no} at {}",
-            ch.name,
-            ctx.nls.format(piece_end)
-        ));
-        ctx.out.line(format!(
-            "piece handle={} tag={} comment={}",
+        let mut this_piece = vec![PieceCopy {
+            piece: piece_no,
+            copy: 1,
             handle,
-            plan.tag,
-            done.comment.as_deref().unwrap_or("NONE")
-        ));
-        output_bytes += done.bytes;
-        pieces_done.push((piece_no, handle, done, piece_start, piece_end));
+            done,
+            start: piece_start,
+            end: now(),
+        }];
+        for copy in 2..=copies {
+            let handle = handle_of(copy)?;
+            let spool = spool_path
+                .as_deref()
+                .expect("a spool for every duplexed piece");
+            let input = File::open(spool).map_err(|e| StepError::from(unwrap_io(e)))?;
+            let start = now();
+            let mut out = ch.create_piece(&handle, &object, copy, plan.pool)?;
+            if let Err(e) = crate::piece::recopy(input, summary.length, &mut out, copy) {
+                out.abort();
+                return Err(piece_error(e));
+            }
+            let done = out.finish()?;
+            this_piece.push(PieceCopy {
+                piece: piece_no,
+                copy,
+                handle,
+                done,
+                start,
+                end: now(),
+            });
+        }
+        let piece_end = now();
+        if copies > 1 {
+            ctx.out.line(format!(
+                "channel {}: finished piece {piece_no} at {} with {copies} copies and tag {}",
+                ch.name,
+                ctx.nls.format(piece_end),
+                plan.tag
+            ));
+            for c in &this_piece {
+                ctx.out.line(format!(
+                    "piece handle={} comment={}",
+                    c.handle,
+                    c.done.comment.as_deref().unwrap_or("NONE")
+                ));
+            }
+        } else {
+            ctx.out.line(format!(
+                "channel {}: finished piece {piece_no} at {}",
+                ch.name,
+                ctx.nls.format(piece_end)
+            ));
+            ctx.out.line(format!(
+                "piece handle={} tag={} comment={}",
+                this_piece[0].handle,
+                plan.tag,
+                this_piece[0].done.comment.as_deref().unwrap_or("NONE")
+            ));
+        }
+        output_bytes += this_piece.iter().map(|c| c.done.bytes).sum::<u64>();
         if plan.section.is_some() {
             // Sections are visible as soon as they complete (the set row comes last).
-            let (p, h, d, s, e) = pieces_done.last().expect("just pushed");
-            record_piece(ctx, db, &plan, ch, set_stamp, set_count, *p, h, d, *s, *e)
-                .map_err(db_error)?;
+            for c in &this_piece {
+                record_piece(ctx, db, &plan, ch, set_stamp, set_count, c).map_err(db_error)?;
+            }
         }
+        pieces_done.extend(this_piece);
         if !more {
             break;
         }
@@ -1540,9 +1731,8 @@ fn write_set_inner(
         elapsed((end - start).num_seconds())
     ));
     if plan.section.is_none() {
-        for (p, h, d, s, e) in &pieces_done {
-            record_piece(ctx, db, &plan, ch, set_stamp, set_count, *p, h, d, *s, *e)
-                .map_err(db_error)?;
+        for c in &pieces_done {
+            record_piece(ctx, db, &plan, ch, set_stamp, set_count, c).map_err(db_error)?;
         }
     }
     let block_size = prepared.entries.first().map_or(8192, |e| e.block_size);
@@ -1615,7 +1805,7 @@ fn write_set_inner(
                     .iter()
                     .any(|m| matches!(m, Member::Controlfile)),
                 incremental_level: level,
-                pieces: pieces_done.len() as u32,
+                pieces: pieces_done.iter().filter(|c| c.copy == 1).count() as u32,
                 start_time: set_start,
                 completion_time: end,
                 block_size,
@@ -1666,7 +1856,46 @@ fn write_set_inner(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One copy of one piece, written.
+struct PieceCopy {
+    piece: u32,
+    copy: u32,
+    handle: String,
+    done: PieceDone,
+    start: NaiveDateTime,
+    end: NaiveDateTime,
+}
+
+/// Where a piece's bytes go: the channel, and for a duplexed piece also the spool file its
+/// other copies are written from.
+struct Tee<'a> {
+    out: PieceOut<'a>,
+    spool: Option<std::io::BufWriter<File>>,
+}
+
+impl Write for Tee<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.out.write_all(data)?;
+        if let Some(s) = &mut self.spool {
+            s.write_all(data)?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Removes a scratch file when the piece is done, whether it succeeded or not.
+struct RemoveOnDrop<'a>(&'a Path);
+
+impl Drop for RemoveOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
+    }
+}
+
 fn record_piece(
     ctx: &JobCtx,
     db: &Database,
@@ -1674,12 +1903,9 @@ fn record_piece(
     ch: &Channel,
     set_stamp: u32,
     set_count: u32,
-    piece: u32,
-    handle: &str,
-    done: &PieceDone,
-    start: NaiveDateTime,
-    end: NaiveDateTime,
+    c: &PieceCopy,
 ) -> crate::db::Result<()> {
+    let done = &c.done;
     catalog::insert_piece(
         db,
         &PieceRow {
@@ -1687,20 +1913,21 @@ fn record_piece(
             stamp: 0,
             set_stamp,
             set_count,
-            piece,
-            copy: 1,
+            piece: c.piece,
+            copy: c.copy,
             device_type: ch.device.name().into(),
-            handle: handle.to_string(),
+            handle: c.handle.clone(),
             comments: done.comment.clone(),
             media: done.media.clone(),
             media_pool: plan.pool,
             tag: Some(plan.tag.clone()),
             status: "A".into(),
-            start_time: start,
-            completion_time: end,
+            start_time: c.start,
+            completion_time: c.end,
             bytes: done.bytes,
             rman_status: ctx.status,
             compressed: plan.compressed.is_some(),
+            encrypted: plan.encryption.is_some(),
         },
     )?;
     Ok(())

@@ -64,6 +64,8 @@ pub struct PieceRow {
     pub rman_status: Option<(i64, u32)>,
     /// COMPRESSED: written AS COMPRESSED BACKUPSET.
     pub compressed: bool,
+    /// ENCRYPTED: written with SET ENCRYPTION ON or CONFIGURE ENCRYPTION FOR DATABASE ON.
+    pub encrypted: bool,
 }
 
 /// A V$BACKUP_DATAFILE row (FILE# 0 = control file).
@@ -170,7 +172,7 @@ pub fn insert_piece(db: &Database, p: &PieceRow) -> Result<(i64, u32)> {
             "IS_RECOVERY_DEST_FILE","RMAN_STATUS_RECID","RMAN_STATUS_STAMP","COMPRESSED",
             "BACKED_BY_VSS","ENCRYPTED","BACKED_BY_OSB","FOR_XTTS","CON_ID")
            VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,'NO',?11,'A',?12,?13,?14,'NO',?15,'NO',?16,?17,
-                   ?18,'NO','NO','NO','NO',0)"#,
+                   ?18,'NO',?19,'NO','NO',0)"#,
         params![
             st,
             p.set_stamp,
@@ -190,6 +192,7 @@ pub fn insert_piece(db: &Database, p: &PieceRow) -> Result<(i64, u32)> {
             p.rman_status.map(|s| s.0),
             p.rman_status.map(|s| s.1),
             if p.compressed { "YES" } else { "NO" },
+            if p.encrypted { "YES" } else { "NO" },
         ],
     )?;
     Ok((db.connection().last_insert_rowid(), st))
@@ -369,6 +372,7 @@ fn piece_row(r: &Row<'_>) -> rusqlite::Result<PieceRow> {
         bytes: r.get::<_, Option<i64>>(17)?.unwrap_or(0) as u64,
         rman_status: rs_recid.zip(rs_stamp),
         compressed: r.get::<_, Option<String>>(18)?.as_deref() == Some("YES"),
+        encrypted: r.get::<_, Option<String>>(19)?.as_deref() == Some("YES"),
     })
 }
 
@@ -378,7 +382,7 @@ pub fn pieces(db: &Database) -> Result<Vec<PieceRow>> {
     let mut st = db.connection().prepare(
         r#"SELECT "RECID","STAMP","SET_STAMP","SET_COUNT","PIECE#","COPY#","DEVICE_TYPE","HANDLE",
             "COMMENTS","MEDIA","MEDIA_POOL","TAG","STATUS","START_TIME","COMPLETION_TIME",
-            "RMAN_STATUS_RECID","RMAN_STATUS_STAMP","BYTES","COMPRESSED"
+            "RMAN_STATUS_RECID","RMAN_STATUS_STAMP","BYTES","COMPRESSED","ENCRYPTED"
            FROM cf_backup_piece WHERE "STATUS" <> 'D' ORDER BY "RECID""#,
     )?;
     let v = st

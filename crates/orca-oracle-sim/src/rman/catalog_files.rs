@@ -37,6 +37,8 @@ fn unix_time(t: i64) -> NaiveDateTime {
 fn read_piece(path: &str) -> Option<(PieceHeader, bool)> {
     let f = File::open(path).ok()?;
     let mut r = PieceReader::open(std::io::BufReader::new(f)).ok()?;
+    // An encrypted piece is cataloged without its key, as Oracle catalogs one.
+    r.skip_sealed();
     let header = r.header().clone();
     let mut buf = Vec::new();
     while r.next_record(&mut buf).ok()?.is_some() {}
@@ -182,6 +184,7 @@ impl Session {
                         bytes: size,
                         rman_status: None,
                         compressed: h.compressed,
+                        encrypted: h.key_wraps.is_some(),
                     };
                     catalog::insert_piece(&self.db, &row).map_err(err)?;
                     sets.entry((h.set_stamp, h.set_count))

@@ -603,6 +603,7 @@ impl PieceOut<'_> {
                 sbt.close(false).map_err(|e| {
                     Channel::sbt_err(e, Some(&handle), Some((self.buffers, self.unit)))
                 })?;
+                self.ch.faults.sbt_closed();
                 let info = sbt
                     .info_files(std::slice::from_ref(&handle))
                     .map_err(|e| Channel::sbt_err(e, Some(&handle), None))?;

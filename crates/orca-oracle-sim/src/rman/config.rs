@@ -159,6 +159,15 @@ pub fn replaces(c: &Configure, stored_value: &str) -> bool {
             Configure::AutobackupFormat { device, .. },
             Configure::AutobackupFormat { device: d2, .. },
         ) => device == d2,
+        // BACKUP COPIES is set per device type.
+        (
+            Configure::Other { value: Some(v), .. },
+            Configure::Other {
+                value: Some(v2), ..
+            },
+        ) if copies_value(v).is_some() => {
+            copies_value(v).map(|c| c.0) == copies_value(v2).map(|c| c.0)
+        }
         _ => true,
     }
 }
@@ -169,6 +178,22 @@ fn parse_stored(name: &str, value: &str) -> Option<Configure> {
         Command::Configure(c) => Some(c),
         _ => None,
     }
+}
+
+/// The device and count of a stored `<device> TO <n>` BACKUP COPIES value.
+fn copies_value(value: &str) -> Option<(DeviceType, u32)> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    let device = words
+        .first()?
+        .trim_matches(|c| c == '\'' || c == '"')
+        .to_ascii_uppercase();
+    let device = match device.as_str() {
+        "DISK" => DeviceType::Disk,
+        "SBT" | "SBT_TAPE" => DeviceType::Sbt,
+        _ => return None,
+    };
+    let n = words.last()?.parse().ok()?;
+    Some((device, n))
 }
 
 pub fn retention_text(p: &RetentionPolicy) -> String {
@@ -199,6 +224,43 @@ impl Config {
         } else {
             crate::piece::BASIC_LEVEL
         }
+    }
+
+    /// CONFIGURE BACKUP OPTIMIZATION ON: BACKUP skips archived logs already backed up to the
+    /// device type.
+    pub fn backup_optimization(&self) -> bool {
+        self.other
+            .iter()
+            .rev()
+            .find(|(n, _)| n == "BACKUP OPTIMIZATION")
+            .is_some_and(|(_, v)| v.trim().eq_ignore_ascii_case("ON"))
+    }
+
+    /// CONFIGURE ENCRYPTION FOR DATABASE ON: backups are encrypted with the wallet's key.
+    pub fn encryption_for_database(&self) -> bool {
+        self.other
+            .iter()
+            .rev()
+            .find(|(n, _)| n == "ENCRYPTION FOR DATABASE")
+            .is_some_and(|(_, v)| v.trim().eq_ignore_ascii_case("ON"))
+    }
+
+    /// CONFIGURE DATAFILE | ARCHIVELOG BACKUP COPIES FOR DEVICE TYPE d TO n: the copies a
+    /// BACKUP without COPIES writes of each piece (1 unless configured).
+    pub fn backup_copies(&self, archivelog: bool, device: DeviceType) -> u32 {
+        let what = if archivelog { "ARCHIVELOG" } else { "DATAFILE" };
+        self.copies_setting(what, device).unwrap_or(1)
+    }
+
+    fn copies_setting(&self, what: &str, device: DeviceType) -> Option<u32> {
+        let name = format!("{what} BACKUP COPIES FOR DEVICE TYPE");
+        self.other
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .filter_map(|(_, v)| copies_value(v))
+            .filter(|(d, _)| *d == device)
+            .map(|(_, n)| n)
+            .next_back()
     }
 
     /// Builds the configuration from V$RMAN_CONFIGURATION rows.
@@ -325,14 +387,18 @@ impl Config {
             ));
         }
         for d in &devices {
-            v.push(format!(
-                "CONFIGURE DATAFILE BACKUP COPIES FOR DEVICE TYPE {} TO 1; # default",
-                device_text(*d)
-            ));
-            v.push(format!(
-                "CONFIGURE ARCHIVELOG BACKUP COPIES FOR DEVICE TYPE {} TO 1; # default",
-                device_text(*d)
-            ));
+            for what in ["DATAFILE", "ARCHIVELOG"] {
+                let n = self.backup_copies(what == "ARCHIVELOG", *d);
+                v.push(format!(
+                    "CONFIGURE {what} BACKUP COPIES FOR DEVICE TYPE {} TO {n};{}",
+                    device_text(*d),
+                    if self.copies_setting(what, *d).is_some() {
+                        ""
+                    } else {
+                        " # default"
+                    }
+                ));
+            }
         }
         for ((d, n), o) in &self.channels {
             v.push(format!(

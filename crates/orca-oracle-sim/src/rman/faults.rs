@@ -22,6 +22,11 @@ pub struct Faults {
     /// the channels wrote this many bytes; channels connected to it fail at their next buffer.
     pub instance_down_after_bytes: Option<u64>,
     pub instance_down_thread: Option<u64>,
+    /// `ORACLESIM_FAULT=die-after-sbtclose2:N`: the process tree dies by SIGKILL right after
+    /// the N-th piece of this process was committed by the media manager (sbtclose2
+    /// returned), before RMAN records it: the media manager holds a piece no catalog names.
+    pub die_after_sbtclose2: Option<u64>,
+    sbt_closes: AtomicU64,
     instance_taken_down: AtomicBool,
     /// The name of the instance the switch took down.
     downed_instance: Mutex<Option<String>>,
@@ -44,6 +49,22 @@ pub fn read_var(name: &str) -> Result<Option<u64>, String> {
     }
 }
 
+/// `ORACLESIM_FAULT=die-after-sbtclose2:N`, the only named fault so far.
+fn read_fault() -> Result<Option<u64>, String> {
+    let Ok(v) = std::env::var("ORACLESIM_FAULT") else {
+        return Ok(None);
+    };
+    if v.trim().is_empty() {
+        return Ok(None);
+    }
+    v.trim()
+        .strip_prefix("die-after-sbtclose2:")
+        .and_then(|n| n.parse().ok())
+        .filter(|n| *n > 0)
+        .map(Some)
+        .ok_or_else(|| format!("ORACLESIM_FAULT={v:?}: expected die-after-sbtclose2:N (N >= 1)"))
+}
+
 impl Faults {
     /// Reads the switches from the environment.
     pub fn from_env() -> Result<Self, String> {
@@ -55,6 +76,7 @@ impl Faults {
             kill_after_bytes: read_var("ORACLESIM_KILL_AFTER_BYTES")?,
             instance_down_after_bytes: read_var("ORACLESIM_INSTANCE_DOWN_AFTER_BYTES")?,
             instance_down_thread: read_var("ORACLESIM_INSTANCE_DOWN_THREAD")?,
+            die_after_sbtclose2: read_fault()?,
             ..Self::default()
         })
     }
@@ -68,6 +90,14 @@ impl Faults {
     pub fn section_must_fail(&self) -> bool {
         self.fail_after_sections
             .is_some_and(|k| self.sections_done.load(Ordering::SeqCst) >= k)
+    }
+
+    /// Counts a piece the media manager committed; the process tree dies at the switch's.
+    pub fn sbt_closed(&self) {
+        let n = self.sbt_closes.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.die_after_sbtclose2 == Some(n) {
+            crate::sbt::process::kill_process_tree();
+        }
     }
 
     /// Counts a completed section.

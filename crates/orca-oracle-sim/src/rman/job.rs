@@ -27,6 +27,8 @@ pub struct JobCtx {
     pub command: &'static str,
     /// The command's V$RMAN_STATUS row (RECID, STAMP).
     pub status: Option<(i64, u32)>,
+    /// SET DECRYPTION passwords, for encrypted pieces.
+    pub decryption: Vec<String>,
 }
 
 /// A failed step.

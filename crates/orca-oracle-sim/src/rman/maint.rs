@@ -280,8 +280,8 @@ impl Session {
                 status,
                 first.device_type,
                 self.date(s.completion_time),
-                v.pieces.len(),
-                1,
+                v.pieces.iter().filter(|p| p.copy == 1).count().max(1),
+                v.pieces.iter().map(|p| p.copy).max().unwrap_or(1),
                 if first.compressed { "YES" } else { "NO" },
                 first.tag.as_deref().unwrap_or("")
             ));
@@ -406,6 +406,118 @@ impl Session {
     }
 
     /// Sets that the retention policy no longer needs, oldest first.
+    /// REPORT NEED BACKUP: the datafiles the measure (or the retention policy) finds short of
+    /// backups, in Oracle's layout.
+    fn report_need_backup(&mut self, need: Option<NeedBackup>) -> Result<(), CmdError> {
+        let need = match need {
+            Some(n) => n,
+            None => {
+                let policy = self.config().retention.clone();
+                self.out
+                    .line("RMAN retention policy will be applied to the command");
+                self.out.line(format!(
+                    "RMAN retention policy is set to {}",
+                    super::config::retention_text(&policy).to_lowercase()
+                ));
+                match policy {
+                    RetentionPolicy::Redundancy(n) => NeedBackup::Redundancy(n),
+                    RetentionPolicy::RecoveryWindow(n) => NeedBackup::Window(n),
+                    RetentionPolicy::None => return Ok(()),
+                }
+            }
+        };
+        let views = self.set_views("report")?;
+        let copies = catalog::copies(&self.db).map_err(|e| self.cmd_err("report", e))?;
+        let files = self.db.datafiles().map_err(|e| self.cmd_err("report", e))?;
+        // Usable full or level-0 backups of a file: complete sets with every piece available,
+        // and image copies; their completion times.
+        let backups_of = |file_no: u32| -> Vec<chrono::NaiveDateTime> {
+            let mut v: Vec<chrono::NaiveDateTime> = views
+                .iter()
+                .filter(|v| v.is_base() && v.files.contains(&file_no))
+                .filter(|v| {
+                    let have: BTreeSet<u32> = v
+                        .pieces
+                        .iter()
+                        .filter(|p| p.status == "A")
+                        .map(|p| p.piece)
+                        .collect();
+                    v.set
+                        .as_ref()
+                        .is_some_and(|s| have.len() as u32 == s.pieces)
+                })
+                .map(SetView::completion)
+                .chain(
+                    copies
+                        .iter()
+                        .filter(|c| c.file_no == file_no && c.status == "A")
+                        .map(|c| c.completion_time),
+                )
+                .collect();
+            v.sort();
+            v
+        };
+        let now = now();
+        let days_since = |t: chrono::NaiveDateTime| (now - t).num_days().max(0);
+        let (title, heading, short): (String, &str, Vec<(u32, i64, String)>) = match need {
+            NeedBackup::Redundancy(n) => (
+                format!("Report of files with less than {n} redundant backups"),
+                "File #bkps Name",
+                files
+                    .iter()
+                    .filter_map(|f| {
+                        let count = backups_of(f.file_no).len() as i64;
+                        (count < i64::from(n))
+                            .then(|| (f.file_no, count, f.path.display().to_string()))
+                    })
+                    .collect(),
+            ),
+            NeedBackup::Days(n) | NeedBackup::Window(n) => {
+                let title = match need {
+                    NeedBackup::Days(_) => {
+                        format!(
+                            "Report of files whose recovery needs more than {n} days of archived logs"
+                        )
+                    }
+                    _ => format!(
+                        "Report of files that must be backed up to satisfy {n} days recovery window"
+                    ),
+                };
+                let created =
+                    |f: &crate::db::DatafileInfo| f.creation_time.to_datetime().unwrap_or(now);
+                (
+                    title,
+                    "File Days  Name",
+                    files
+                        .iter()
+                        .filter_map(|f| {
+                            let newest = backups_of(f.file_no)
+                                .last()
+                                .copied()
+                                .unwrap_or_else(|| created(f));
+                            let days = days_since(newest);
+                            let stale = match need {
+                                NeedBackup::Days(_) => days > i64::from(n),
+                                // Some backup must be older than the window's start, and none
+                                // may leave a gap: a file never backed up always needs one.
+                                _ => backups_of(f.file_no).is_empty() || days > i64::from(n),
+                            };
+                            stale.then(|| (f.file_no, days, f.path.display().to_string()))
+                        })
+                        .collect(),
+                )
+            }
+        };
+        self.out.line(title);
+        self.out.line(heading);
+        self.out
+            .line("---- ----- -----------------------------------------------------");
+        for (file_no, n, name) in short {
+            self.out.line(format!("{file_no:<4} {n:<5} {name}"));
+        }
+        Ok(())
+    }
+
     fn obsolete(&self, policy: Option<&RetentionPolicy>) -> Result<Vec<SetView>, CmdError> {
         let policy = policy
             .cloned()
@@ -486,6 +598,7 @@ impl Session {
                 self.print_obsolete(&obsolete);
                 Ok(())
             }
+            Report::NeedBackup(need) => self.report_need_backup(*need),
             Report::Schema => {
                 let files = self.db.datafiles().map_err(|e| self.cmd_err("report", e))?;
                 self.out.line(format!(

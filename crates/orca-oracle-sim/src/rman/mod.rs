@@ -82,6 +82,13 @@ pub fn main(args: &[String]) -> ExitCode {
             ("standard input".to_string(), s)
         }
     };
+    let script = args::substitute(&script, &args.using, |n| {
+        print!("Enter value for {n}: ");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        line.trim_end_matches(['\n', '\r']).to_string()
+    });
     let failed = run_script(&args, &out, &source_name, &script);
     out.blank();
     out.line("Recovery Manager complete.");

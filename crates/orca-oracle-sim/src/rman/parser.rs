@@ -849,8 +849,11 @@ impl<'a> Parser<'a> {
                 let rest = words[k.len()..].join(" ");
                 let value = if rest.eq_ignore_ascii_case("CLEAR") {
                     None
-                } else {
+                } else if rest.contains(['\'', '"']) {
                     Some(rest)
+                } else {
+                    // Keywords read back as Oracle shows them: `ON`, `TO 2`, `SBT TO 2`.
+                    Some(rest.to_ascii_uppercase())
                 };
                 return Ok(Configure::Other { name, value });
             }
@@ -906,8 +909,42 @@ impl<'a> Parser<'a> {
                 self.expect_kw("OFF")?;
                 SetCmd::Echo(false)
             }
+        } else if self.accept_kw("ENCRYPTION") {
+            if self.accept_kw("OFF") {
+                SetCmd::Encryption(None)
+            } else {
+                self.expect_kw("ON")?;
+                let password = if self.accept_kw("IDENTIFIED") {
+                    self.expect_kw("BY")?;
+                    Some(self.expect_name()?)
+                } else {
+                    None
+                };
+                let only = password.is_some() && self.accept_kw("ONLY");
+                if self.accept_kw("FOR") {
+                    self.expect_kw("ALL")?;
+                    self.expect_kw("TABLESPACES")?;
+                }
+                SetCmd::Encryption(Some(EncryptionSet { password, only }))
+            }
+        } else if self.accept_kw("DECRYPTION") {
+            self.expect_kw("IDENTIFIED")?;
+            self.expect_kw("BY")?;
+            let mut v = vec![self.expect_name()?];
+            while self.accept_sym(',') {
+                v.push(self.expect_name()?);
+            }
+            SetCmd::Decryption(v)
         } else {
-            return Err(self.error(&["command", "dbid", "echo", "newname", "until"]));
+            return Err(self.error(&[
+                "command",
+                "dbid",
+                "decryption",
+                "echo",
+                "encryption",
+                "newname",
+                "until",
+            ]));
         };
         self.expect_end()?;
         Ok(s)
@@ -1085,6 +1122,8 @@ impl<'a> Parser<'a> {
         } else if self.accept_kw("TAG") {
             let _ = self.accept_sym('=');
             o.tag = Some(up(&self.expect_name()?));
+        } else if self.accept_kw("FORCE") {
+            o.force = true;
         } else if self.accept_kw("FORMAT") {
             let _ = self.accept_sym('=');
             o.formats = self.string_list()?;
@@ -1671,8 +1710,26 @@ impl<'a> Parser<'a> {
             self.expect_end()?;
             return Ok(Report::Schema);
         }
+        if self.accept_kw("NEED") {
+            self.expect_kw("BACKUP")?;
+            let need = if self.accept_kw("DAYS") {
+                let _ = self.accept_sym('=');
+                Some(NeedBackup::Days(self.expect_u32()?))
+            } else if self.is_kw("RECOVERY") || self.is_kw("REDUNDANCY") {
+                Some(match self.retention_policy(false)? {
+                    RetentionPolicy::RecoveryWindow(n) => NeedBackup::Window(n),
+                    RetentionPolicy::Redundancy(n) => NeedBackup::Redundancy(n),
+                    RetentionPolicy::None => NeedBackup::Redundancy(1),
+                })
+            } else {
+                None
+            };
+            let _ = self.accept_kw("DATABASE");
+            self.expect_end()?;
+            return Ok(Report::NeedBackup(need));
+        }
         self.expect_kw("OBSOLETE")
-            .map_err(|_| self.error(&["obsolete", "schema"]))?;
+            .map_err(|_| self.error(&["need", "obsolete", "schema"]))?;
         let policy = if self.is_kw("RECOVERY") || self.is_kw("REDUNDANCY") {
             Some(self.retention_policy(false)?)
         } else {
@@ -1853,7 +1910,7 @@ mod tests {
             one("configure backup optimization on;"),
             Command::Configure(Configure::Other {
                 name: "BACKUP OPTIMIZATION".into(),
-                value: Some("on".into())
+                value: Some("ON".into())
             })
         );
         assert!(matches!(

@@ -81,6 +81,11 @@ pub(super) fn device_of(p: &PieceRow) -> DeviceType {
 pub(super) fn piece_read_error(e: PieceError, handle: &str) -> StepError {
     match e {
         PieceError::Io(io) => unwrap_io_read(io, handle).into(),
+        PieceError::Decrypt => StepError::lines(vec![
+            format!("ORA-19870: error while restoring backup piece {handle}"),
+            "ORA-19913: unable to decrypt backup".into(),
+            "ORA-28365: wallet is not open".into(),
+        ]),
         other => StepError::lines(vec![
             format!("ORA-19870: error while restoring backup piece {handle}"),
             format!("ORA-19599: block number 0 is corrupt in backup piece {handle} ({other})"),
@@ -167,16 +172,48 @@ fn read_step(
     }
     let mut files: BTreeMap<Key, File> = BTreeMap::new();
     let mut bytes = 0u64;
-    for p in &step.pieces {
+    for first in &step.pieces {
+        // A duplexed piece that cannot be opened fails over to its next available copy.
+        let mut others = other_copies(db, first).into_iter();
+        let mut p = first.clone();
         ctx.out.line(format!(
             "channel {name}: reading from backup piece {}",
             p.handle
         ));
-        let input = ch.open_piece(&p.handle)?;
+        let input = loop {
+            match ch.open_piece(&p.handle) {
+                Ok(input) => break input,
+                Err(e) => {
+                    let Some(next) = others.next() else {
+                        return Err(e.into());
+                    };
+                    ctx.out.line(format!(
+                        "channel {name}: ORA-19870: error while restoring backup piece {}",
+                        p.handle
+                    ));
+                    for l in e.ora_lines() {
+                        ctx.out.line(l);
+                    }
+                    ctx.out.line(format!(
+                        "failover to piece handle={} tag={}",
+                        next.handle,
+                        next.tag.as_deref().unwrap_or("")
+                    ));
+                    p = next;
+                }
+            }
+        };
         let mut reader = match PieceReader::open(input) {
             Ok(r) => r,
             Err(e) => return Err(piece_read_error(e, &p.handle)),
         };
+        if let Some(wraps) = reader.header().key_wraps.clone() {
+            let wallet = crate::db::wallet_key(&ctx.home);
+            match crate::piece::crypt::open_key(&wraps, &ctx.decryption, wallet.as_ref()) {
+                Some(key) => reader.set_key(key),
+                None => return Err(piece_read_error(PieceError::Decrypt, &p.handle)),
+            }
+        }
         let entries = reader.header().entries.clone();
         let mut buf = Vec::new();
         loop {
@@ -293,6 +330,22 @@ fn read_step(
     Ok(bytes)
 }
 
+/// The other available copies (BACKUP COPIES) of a piece on its device type, by COPY#.
+fn other_copies(db: &Database, p: &PieceRow) -> Vec<PieceRow> {
+    let mut v: Vec<PieceRow> = catalog::pieces(db)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| {
+            (c.set_stamp, c.set_count, c.piece) == (p.set_stamp, p.set_count, p.piece)
+                && c.recid != p.recid
+                && c.status == "A"
+                && c.device_type == p.device_type
+        })
+        .collect();
+    v.sort_by_key(|c| c.copy);
+    v
+}
+
 /// Catalog snapshot used to choose backups.
 pub(super) struct Backups {
     pub(super) sets: BTreeMap<(u32, u32), SetRow>,
@@ -368,6 +421,7 @@ impl Session {
             nls: self.nls.clone(),
             command,
             status: self.current_status.map(|k| (k.recid, k.stamp)),
+            decryption: self.decryption.clone(),
         }
     }
 

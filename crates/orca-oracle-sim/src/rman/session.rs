@@ -106,6 +106,10 @@ pub struct Session {
     pub newnames: std::collections::BTreeMap<u32, PathBuf>,
     /// SET CONTROLFILE AUTOBACKUP FORMAT inside the current RUN block.
     pub autobackup_formats: BTreeMap<DeviceType, String>,
+    /// SET ENCRYPTION of this session (None: as configured; Some(None): SET ENCRYPTION OFF).
+    pub encryption: Option<Option<EncryptionSet>>,
+    /// SET DECRYPTION IDENTIFIED BY: the passwords RESTORE tries.
+    pub decryption: Vec<String>,
     pub session_status: Option<StatusKey>,
     catalog_notice: bool,
     next_channel_sid: u32,
@@ -200,6 +204,8 @@ impl Session {
             until: None,
             newnames: Default::default(),
             autobackup_formats: BTreeMap::new(),
+            encryption: None,
+            decryption: Vec::new(),
             session_status: None,
             catalog_notice: false,
             next_channel_sid: sid + 17,
@@ -429,6 +435,16 @@ impl Session {
                 self.out.line("echo set on");
             }
             SetCmd::Newname(n) => self.set_newname(n)?,
+            SetCmd::Encryption(e) => {
+                self.out.blank();
+                self.out.line("executing command: SET encryption");
+                self.encryption = Some(e.clone());
+            }
+            SetCmd::Decryption(v) => {
+                self.out.blank();
+                self.out.line("executing command: SET decryption");
+                self.decryption = v.clone();
+            }
         }
         Ok(())
     }

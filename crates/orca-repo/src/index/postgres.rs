@@ -164,9 +164,6 @@ pub struct PgConfig {
     pub ca_file: Option<std::path::PathBuf>,
 }
 
-/// Where the system's CA certificates are on Debian-like hosts.
-const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
-
 impl std::fmt::Debug for PgConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgConfig")
@@ -200,12 +197,8 @@ impl PgConfig {
         })?;
         if cfg.get_password().is_none() {
             if let Some(path) = &self.password_file {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    RepoError::InvalidArgument(format!(
-                        "cannot read the PostgreSQL password file {}: {e}",
-                        path.display()
-                    ))
-                })?;
+                let raw = crate::read_secret_file(path, "the PostgreSQL password file")?;
+                let text = String::from_utf8_lossy(&raw);
                 cfg.password(text.lines().next().unwrap_or("").trim_end());
             } else if let Ok(pw) = std::env::var("PGPASSWORD") {
                 cfg.password(pw);
@@ -231,27 +224,36 @@ impl PgConfig {
             return Ok(None);
         }
         cfg.ssl_mode(SslMode::Require);
-        let file = self
-            .ca_file
-            .clone()
-            .unwrap_or_else(|| SYSTEM_CA_FILE.into());
-        let bad = |why: String| {
+        let bad = |what: String, why: String| {
             RepoError::InvalidArgument(format!(
-                "the PostgreSQL CA file {} {why}: give the PEM file of the CA that signed the server's certificate (--index-ca-file)",
-                file.display()
+                "{what} {why}: give the PEM file of the CA that signed the PostgreSQL server's certificate (--index-ca-file)"
             ))
         };
-        let certs = CertificateDer::pem_file_iter(&file)
-            .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
-            .map_err(|e| bad(format!("cannot be read ({e})")))?;
-        let mut roots = rustls::RootCertStore::empty();
-        if roots.add_parsable_certificates(certs).0 == 0 {
-            return Err(bad("holds no usable certificate".into()));
-        }
+        let roots = match &self.ca_file {
+            Some(file) => {
+                let what = format!("the PostgreSQL CA file {}", file.display());
+                let certs = CertificateDer::pem_file_iter(file)
+                    .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+                    .map_err(|e| bad(what.clone(), format!("cannot be read ({e})")))?;
+                let mut roots = rustls::RootCertStore::empty();
+                if roots.add_parsable_certificates(certs).0 == 0 {
+                    return Err(bad(what, "holds no usable certificate".into()));
+                }
+                roots
+            }
+            None => {
+                crate::system_ca_roots().map_err(|why| bad("TLS to PostgreSQL:".into(), why))?
+            }
+        };
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| bad(format!("cannot be used ({e})")))?
+            .map_err(|e| {
+                bad(
+                    "TLS to PostgreSQL".into(),
+                    format!("cannot be set up ({e})"),
+                )
+            })?
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(Some(MakeRustlsConnect::new(config)))
@@ -427,6 +429,14 @@ fn db_err(url: &str, what: &str, e: postgres::Error) -> RepoError {
             text
         }
     };
+    let detail = if bad_settings(&e) && detail.contains("password missing") {
+        format!(
+            "{detail}: the server asks for a password; put it in a file (mode 0600) named by \
+             --index-password-file (password_file in objects.json), or set PGPASSWORD"
+        )
+    } else {
+        detail
+    };
     RepoError::IndexServer {
         context: format!("{what} (PostgreSQL at {url})"),
         detail,
@@ -546,9 +556,15 @@ fn lost_connection(e: &postgres::Error) -> bool {
         return matches!(db.code().code(), "57P01" | "57P02" | "57P03");
     }
     // No SQL state: the failure was below SQL (refused, reset, timed out),
-    // unless TLS refused the server: another attempt would meet the same
-    // certificate.
-    e.code().is_none() && !tls_refused(e)
+    // unless TLS refused the server (another attempt would meet the same
+    // certificate) or the client's own settings did (no password to give).
+    e.code().is_none() && !tls_refused(e) && !bad_settings(e)
+}
+
+/// tokio-postgres reports a setting it lacks (the password the server asked for) as an
+/// "invalid configuration" error; no retry fixes that.
+fn bad_settings(e: &postgres::Error) -> bool {
+    e.code().is_none() && e.to_string().starts_with("invalid configuration")
 }
 
 fn tls_refused(e: &postgres::Error) -> bool {

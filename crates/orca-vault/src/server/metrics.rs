@@ -76,6 +76,8 @@ pub(crate) struct Metrics {
     chunk_reads: AtomicU64,
     chunk_read_bytes: AtomicU64,
     labelled: Mutex<Labelled>,
+    /// Per (database, command id): what its backup sent.
+    transfers: Mutex<BTreeMap<(String, String), crate::wire::Transfer>>,
 }
 
 fn add(c: &AtomicU64, n: u64) {
@@ -105,6 +107,42 @@ impl Metrics {
         add(&self.uploaded_bytes, bytes);
         add(&self.duplicate_chunks, dup_chunks as u64);
         add(&self.duplicate_bytes, dup_bytes);
+    }
+
+    /// An upload batch of the backup `command_id` of database `db`, as [`Metrics::upload`].
+    pub fn transfer(
+        &self,
+        (db, command_id): (&str, &str),
+        chunks: usize,
+        bytes: u64,
+        dup_chunks: usize,
+        dup_bytes: u64,
+    ) {
+        let mut all = self.transfers.lock().unwrap_or_else(|p| p.into_inner());
+        let t = all
+            .entry((db.to_string(), command_id.to_string()))
+            .or_insert_with(|| crate::wire::Transfer {
+                command_id: command_id.to_string(),
+                ..Default::default()
+            });
+        t.received_chunks += chunks as u64;
+        t.received_bytes += bytes;
+        t.resent_chunks += dup_chunks as u64;
+        t.resent_bytes += dup_bytes;
+        t.stored_bytes = t.received_bytes - t.resent_bytes;
+    }
+
+    /// What the backup `command_id` of database `db` sent (zeros when nothing).
+    pub fn transfer_of(&self, db: &str, command_id: &str) -> crate::wire::Transfer {
+        self.transfers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(db.to_string(), command_id.to_string()))
+            .cloned()
+            .unwrap_or_else(|| crate::wire::Transfer {
+                command_id: command_id.to_string(),
+                ..Default::default()
+            })
     }
 
     pub fn commit(&self) {

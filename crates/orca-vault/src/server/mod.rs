@@ -566,6 +566,7 @@ fn api() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(pieces::keys))
         .routes(routes!(pieces::missing))
         .routes(routes!(pieces::upload))
+        .routes(routes!(pieces::transfer))
         .routes(routes!(pieces::read))
         .routes(routes!(pieces::flush))
         .routes(routes!(pieces::commit, pieces::list, pieces::delete))

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use orca_repo::Manifest;
@@ -176,6 +176,7 @@ pub(super) async fn missing(
 pub(super) async fn upload(
     State(s): St,
     c: Caller,
+    headers: HeaderMap,
     RawBody(body): RawBody<{ wire::MAX_BODY }>,
 ) -> ApiResult<StatusCode> {
     c.may(WRITE)?;
@@ -212,7 +213,27 @@ pub(super) async fn upload(
     // must not wait in the open pack for a kill -9 to lose them.
     s.store.persist(&ids).await?;
     s.metrics.upload(n, bytes, dup_chunks, dup_bytes);
+    if let Some(id) = headers
+        .get(wire::COMMAND_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 256)
+    {
+        s.metrics
+            .transfer((&c.db, id), n, bytes, dup_chunks, dup_bytes);
+    }
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/transfers/{command_id}", tag = "chunks",
+    params(("command_id" = String, Path, description = "the backup's RMAN command id")),
+    responses((status = 200, description = "what the vault received for the backup since it started (uploads naming the command id in x-orca-command-id)", body = wire::Transfer)))]
+pub(super) async fn transfer(
+    State(s): St,
+    c: Caller,
+    Path(command_id): Path<String>,
+) -> ApiResult<Json<wire::Transfer>> {
+    c.may(READ)?;
+    Ok(Json(s.metrics.transfer_of(&c.db, &command_id)))
 }
 
 #[utoipa::path(post, path = "/chunks/read", tag = "chunks",

@@ -1,0 +1,128 @@
+//! Set-up mistakes a new administrator makes with a bucket and a shared index, each answered by
+//! one line that says what to do, and none leaving a half-made repository behind.
+
+use std::path::Path;
+use std::process::Command;
+
+use orca_testing::moto::S3Server;
+use orca_testing::orca::Orca;
+use orca_testing::process::output;
+
+fn orca() -> Orca {
+    Orca::at(env!("CARGO_BIN_EXE_orca")).with_password("test passphrase")
+}
+
+/// `orca` with no AWS variable of the caller's and no instance metadata service.
+fn bare(o: &Orca) -> Command {
+    let mut c = o.cmd();
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("AWS_") {
+            c.env_remove(&k);
+        }
+    }
+    c.env("AWS_EC2_METADATA_DISABLED", "true");
+    c
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn no_s3_credentials_is_named_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let (ok, text) = output(
+        bare(&orca())
+            .args(["repo", "init", "--repo"])
+            .arg(&repo)
+            .args([
+                "--objects",
+                "s3://nowhere/orca",
+                "--s3-endpoint",
+                "http://127.0.0.1:9",
+            ]),
+    );
+    assert!(!ok, "init without credentials succeeded: {text}");
+    assert!(
+        text.contains("AWS_ACCESS_KEY_ID") && text.contains("--s3-credentials-file"),
+        "{text}"
+    );
+    assert!(
+        !repo.join("objects.json").exists(),
+        "a failed init left objects.json behind"
+    );
+}
+
+#[test]
+fn secret_files_others_can_read_are_refused_and_a_failed_init_can_be_run_again() {
+    let s3 = S3Server::shared();
+    let bucket = s3.fresh_bucket();
+    let url = format!("s3://{bucket}/orca");
+    let tmp = tempfile::tempdir().unwrap();
+    let o = orca();
+
+    // A credentials file others can read: refused with the fix, nothing written to the bucket.
+    let creds = tmp.path().join("s3.json");
+    std::fs::copy(s3.credentials_file(), &creds).unwrap();
+    chmod(&creds, 0o644);
+    let args = |creds: &Path| -> Vec<String> {
+        vec![
+            "--objects".into(),
+            url.clone(),
+            "--s3-endpoint".into(),
+            s3.endpoint(),
+            "--s3-credentials-file".into(),
+            creds.display().to_string(),
+        ]
+    };
+    let repo = tmp.path().join("a");
+    let (ok, text) = output(
+        bare(&o)
+            .args(["repo", "init", "--repo"])
+            .arg(&repo)
+            .args(args(&creds)),
+    );
+    assert!(!ok && text.contains("chmod 600"), "{text}");
+
+    // An index that cannot be reached: init fails, and takes back what it wrote to the bucket.
+    chmod(&creds, 0o600);
+    let key = tmp.path().join("repo.key");
+    let (ok, text) = output(
+        bare(&o)
+            .args(["repo", "init", "--repo"])
+            .arg(&repo)
+            .args(args(&creds))
+            .args([
+                "--index-url",
+                "postgresql://orca@127.0.0.1:9/orca?connect_timeout=2",
+            ])
+            .arg("--key-file")
+            .arg(&key),
+    );
+    assert!(!ok, "init with an unreachable index succeeded: {text}");
+    assert!(
+        !repo.join("objects.json").exists(),
+        "objects.json left behind: {text}"
+    );
+    assert!(
+        !key.exists(),
+        "the key of a repository never made was left behind"
+    );
+
+    // The same init again, without the index, succeeds on the same bucket and prefix.
+    let out = Command::new(env!("CARGO_BIN_EXE_orca"))
+        .env("ORCA_PASSWORD", "test passphrase")
+        .args(["repo", "init", "--repo"])
+        .arg(&repo)
+        .args(args(&creds))
+        .arg("--key-file")
+        .arg(&key)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "init after a failed init was refused: {text}"
+    );
+}
