@@ -154,14 +154,14 @@ impl Runner {
     /// Runs a maintenance RMAN script as `<state dir>/<name>.rman`, its log beside it.
     async fn maintenance(&self, name: &str, script: &str) -> Result<RmanRun, AgentError> {
         let dir = self.state.dir();
-        std::fs::create_dir_all(dir)
+        crate::state::private_dir(dir)
             .map_err(AgentError::io(format!("cannot create {}", dir.display())))?;
+        script::write_secrets(&self.cfg, &self.db)?;
         let cmd = dir.join(format!("{name}.rman"));
         write_private(&cmd, script)?;
-        self.oracle
-            .rman(&cmd, &dir.join(format!("{name}.log")))?
-            .finish()
-            .await
+        let log = dir.join(format!("{name}.log"));
+        write_private(&log, "")?;
+        self.oracle.rman(&cmd, &log)?.finish().await
     }
 
     /// After a successful backup: RMAN deletes what the retention policy no longer needs
@@ -865,8 +865,9 @@ impl Runner {
         instances: &[String],
     ) -> Result<Attempt, AgentError> {
         let dir = self.state.dir().to_path_buf();
-        std::fs::create_dir_all(&dir)
+        crate::state::private_dir(&dir)
             .map_err(AgentError::io(format!("cannot create {}", dir.display())))?;
+        script::write_secrets(&self.cfg, &self.db)?;
         let name = if run_no == 1 {
             job.id.clone()
         } else {
@@ -878,6 +879,8 @@ impl Runner {
             &cmd,
             &script::backup(&self.cfg, &self.db, instances, command_id, tag, what),
         )?;
+        // RMAN keeps the mode of a log that exists: owner only.
+        write_private(&log, "")?;
         let trace_from = self
             .db
             .sbt_trace
@@ -1107,22 +1110,10 @@ impl Runner {
     }
 }
 
-/// The RMAN command file holds the vault token and maybe a password: owner only.
+/// An RMAN command file or log: owner only, like the directory it is in.
 pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), AgentError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let err = |source| AgentError::Io {
-        context: format!("writing {}", path.display()),
-        source,
-    };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(err)?;
-    f.write_all(text.as_bytes()).map_err(err)
+    crate::state::write_private(path, text.as_bytes())
+        .map_err(AgentError::io(format!("writing {}", path.display())))
 }
 
 /// The handles RMAN names on the `backup piece handle=H RECID=.. STAMP=..` line after each

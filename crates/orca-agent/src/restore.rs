@@ -319,7 +319,10 @@ impl Restorer {
         step: &str,
         script: &str,
     ) -> Result<RmanRun, AgentError> {
-        std::fs::create_dir_all(&self.dir).map_err(AgentError::io(format!(
+        // The channels read the token and password from files (never from PARMS): a restore
+        // on a new host, or after the state directory was lost, writes them first.
+        crate::script::write_secrets(&self.cfg, &self.db)?;
+        crate::state::private_dir(&self.dir).map_err(AgentError::io(format!(
             "cannot create {}",
             self.dir.display()
         )))?;

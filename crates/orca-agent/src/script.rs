@@ -1,6 +1,10 @@
 //! RMAN command files generated from the settings.
 
+use std::path::PathBuf;
+
+use crate::AgentError;
 use crate::config::{Config, DatabaseConfig};
+use crate::state::{StateFile, private_dir, write_private};
 
 /// What a backup command backs up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,7 +17,32 @@ pub enum BackupWhat {
     Archivelog,
 }
 
-/// The `PARMS` of an SBT channel: the library and the ENV it reads its vault settings from.
+/// The files the channels read the database's vault token and passphrase from, in its state
+/// directory: RMAN echoes a channel's PARMS into its logs, so they name files, never secrets.
+fn secret_files(cfg: &Config, db: &DatabaseConfig) -> (PathBuf, PathBuf) {
+    let dir = StateFile::new(&cfg.agent.state_dir, &db.name)
+        .dir()
+        .to_path_buf();
+    (dir.join("token"), dir.join("password"))
+}
+
+/// Writes the files [`channel_parms`] names (0600, in a 0700 directory); before each RMAN run,
+/// so a token changed in the configuration takes effect.
+pub fn write_secrets(cfg: &Config, db: &DatabaseConfig) -> Result<(), AgentError> {
+    let (token, password) = secret_files(cfg, db);
+    let err = |p: &PathBuf| AgentError::io(format!("writing {}", p.display()));
+    if let Some(dir) = token.parent() {
+        private_dir(dir).map_err(AgentError::io(format!("cannot create {}", dir.display())))?;
+    }
+    write_private(&token, db.token.as_bytes()).map_err(err(&token))?;
+    if let Some(p) = &db.password {
+        write_private(&password, p.as_bytes()).map_err(err(&password))?;
+    }
+    Ok(())
+}
+
+/// The `PARMS` of an SBT channel: the library and the ENV it reads its vault settings from
+/// (secrets through the files [`write_secrets`] writes).
 pub fn channel_parms(cfg: &Config, db: &DatabaseConfig) -> String {
     parms_with(cfg, db, None)
 }
@@ -21,17 +50,18 @@ pub fn channel_parms(cfg: &Config, db: &DatabaseConfig) -> String {
 /// The PARMS of a backup's channels: the library labels each piece with `command_id`, so a
 /// piece it committed that RMAN never recorded (killed in between) is found at resume.
 fn parms_with(cfg: &Config, db: &DatabaseConfig, command_id: Option<&str>) -> String {
+    let (token, password) = secret_files(cfg, db);
     let mut env: Vec<String> = command_id
         .map(|id| format!("ORCA_COMMAND_ID={id}"))
         .into_iter()
         .collect();
     env.push(format!("ORCA_VAULT={}", cfg.vault.url));
-    env.push(format!("ORCA_TOKEN={}", db.token));
+    env.push(format!("ORCA_TOKEN_FILE={}", token.display()));
     if let Some(k) = &db.key_file {
         env.push(format!("ORCA_KEY_FILE={}", k.display()));
     }
-    if let Some(p) = &db.password {
-        env.push(format!("ORCA_PASSWORD={p}"));
+    if db.password.is_some() {
+        env.push(format!("ORCA_PASSWORD_FILE={}", password.display()));
     }
     if let Some(ca) = &cfg.vault.ca_file {
         env.push(format!("ORCA_CA_FILE={}", ca.display()));

@@ -90,10 +90,36 @@ impl StateFile {
             path: self.path(),
             message: e.to_string(),
         };
-        std::fs::create_dir_all(&self.dir).map_err(err)?;
+        private_dir(&self.dir).map_err(err)?;
         let tmp = self.dir.join("state.json.tmp");
         let body = serde_json::to_vec_pretty(s).expect("state serialises");
-        std::fs::write(&tmp, body).map_err(err)?;
+        write_private(&tmp, &body).map_err(err)?;
         std::fs::rename(&tmp, self.path()).map_err(err)
     }
+}
+
+/// Creates `dir` (and its parents) readable by the agent's user only (0700): it holds RMAN
+/// command files and logs, which name the channels' secret files.
+pub(crate) fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Writes `body` to `path`, readable by the agent's user only (0600), whatever the umask and
+/// whatever the mode of a file already there.
+pub(crate) fn write_private(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(body)
 }

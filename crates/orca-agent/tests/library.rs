@@ -166,10 +166,10 @@ mod config {
 mod scripts {
     use super::*;
 
-    const PARMS: &str = "SBT_LIBRARY=/opt/orca/liborca_sbt.so, ENV=(ORCA_VAULT=http://vault:7400, ORCA_TOKEN=orca_tok, ORCA_PASSWORD=pw, ORCA_CACHE_DIR=/var/cache/orca, ORCA_SBT_BATCH_MB=1)";
+    const PARMS: &str = "SBT_LIBRARY=/opt/orca/liborca_sbt.so, ENV=(ORCA_VAULT=http://vault:7400, ORCA_TOKEN_FILE=/var/lib/orca-agent/ORCL/token, ORCA_PASSWORD_FILE=/var/lib/orca-agent/ORCL/password, ORCA_CACHE_DIR=/var/cache/orca, ORCA_SBT_BATCH_MB=1)";
 
     /// A backup's channels also label their pieces with the command id.
-    const BACKUP_PARMS: &str = "SBT_LIBRARY=/opt/orca/liborca_sbt.so, ENV=(ORCA_COMMAND_ID=orca-job-1, ORCA_VAULT=http://vault:7400, ORCA_TOKEN=orca_tok, ORCA_PASSWORD=pw, ORCA_CACHE_DIR=/var/cache/orca, ORCA_SBT_BATCH_MB=1)";
+    const BACKUP_PARMS: &str = "SBT_LIBRARY=/opt/orca/liborca_sbt.so, ENV=(ORCA_COMMAND_ID=orca-job-1, ORCA_VAULT=http://vault:7400, ORCA_TOKEN_FILE=/var/lib/orca-agent/ORCL/token, ORCA_PASSWORD_FILE=/var/lib/orca-agent/ORCL/password, ORCA_CACHE_DIR=/var/cache/orca, ORCA_SBT_BATCH_MB=1)";
 
     fn backup(c: &Config, what: BackupWhat) -> String {
         script::backup(c, &c.databases[0], &[], "orca-job-1", "ORCA_L0_1", &what)
@@ -198,6 +198,30 @@ mod scripts {
     fn the_channels_carry_the_vault_settings() {
         let c = parse(&config()).unwrap();
         assert_eq!(script::channel_parms(&c, &c.databases[0]), PARMS);
+    }
+
+    #[test]
+    fn the_channels_secrets_are_files_only_the_agent_reads() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let mut c = parse(&config()).unwrap();
+        c.agent.state_dir = d.path().join("state");
+        let db = &c.databases[0];
+        let parms = script::channel_parms(&c, db);
+        assert!(
+            !parms.contains("orca_tok") && !parms.contains("=pw"),
+            "{parms}"
+        );
+        script::write_secrets(&c, db).unwrap();
+        let dir = c.agent.state_dir.join("ORCL");
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        for (file, secret) in [("token", "orca_tok"), ("password", "pw")] {
+            let p = dir.join(file);
+            assert!(parms.contains(&format!("={}", p.display())), "{parms}");
+            assert_eq!(std::fs::read_to_string(&p).unwrap(), secret);
+            assert_eq!(mode(&p), 0o600, "{file}");
+        }
     }
 
     #[test]

@@ -198,3 +198,127 @@ pub fn parse_label(s: &str) -> Result<(String, String), String> {
         _ => Err(format!("label {s:?} is not KEY=VALUE")),
     }
 }
+
+/// What a server allows each client (`orca vault serve`, `orca store serve`).
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// A client must send each request's headers (and finish a TLS handshake) within this;
+    /// HTTP/1.1 connections idle longer between requests are closed.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    header_timeout: Duration,
+    /// A request body must arrive within this once its headers have (else 408).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    body_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    idle_timeout: Duration,
+    /// Connections served at once; more wait until one closes. Keep it under the open files
+    /// limit (`ulimit -n`), which the server's own files count against too.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_connections: usize,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> Result<orca_vault::listen::Limits> {
+        let l = orca_vault::listen::Limits {
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+        };
+        l.check().map_err(anyhow::Error::msg)?;
+        Ok(l)
+    }
+}
+
+/// `s` with every control character written as an escape (`\r`, `\n`, `\u{1b}`, ...).
+fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    s.chars()
+        .flat_map(|c| {
+            let escaped = c.is_control().then(|| c.escape_default());
+            let plain = (!c.is_control()).then_some(c);
+            escaped.into_iter().flatten().chain(plain)
+        })
+        .collect::<String>()
+        .into()
+}
+
+/// How log fields are written: as the default formatter does, but with every control
+/// character escaped, so that a client's string (a piece name, a path) that reaches a log line
+/// can neither end it nor forge another (CR/LF) nor drive the terminal (ESC).
+pub fn log_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static
+{
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let text = format!("{value:?}");
+        let text = escape_controls(&text);
+        if field.name() == "message" {
+            write!(w, "{text}")
+        } else {
+            write!(w, "{field}={text}")
+        }
+    })
+    .delimited(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Every log line a subscriber with [`log_fields`] writes.
+    fn logged(f: impl FnOnce()) -> String {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let sink = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(log_fields())
+            .with_ansi(false)
+            .with_writer(move || Sink(sink.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        String::from_utf8(out.lock().unwrap().clone()).unwrap()
+    }
+
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_client_string_cannot_forge_a_log_line() {
+        let name =
+            "ORCL/x\r\n2026-01-01T00:00:00Z  INFO piece committed piece=ORCL/forged\u{1b}[2J";
+        let out = logged(|| {
+            tracing::info!(piece = %name, "piece deleted");
+            tracing::warn!(path = ?name, "skipping a file");
+            tracing::info!("a message naming {name}");
+        });
+        assert_eq!(out.lines().count(), 3, "{out}");
+        assert!(!out.contains('\r') && !out.contains('\u{1b}'), "{out:?}");
+        assert!(out.contains("piece=ORCL/x\\r\\n2026"), "{out}");
+        // A negative control: the default formatter writes the name as it is.
+        let plain = Arc::new(Mutex::new(Vec::new()));
+        let sink = plain.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || Sink(sink.clone()))
+            .finish();
+        tracing::subscriber::with_default(
+            subscriber,
+            || tracing::info!(piece = %name, "piece deleted"),
+        );
+        let plain = String::from_utf8(plain.lock().unwrap().clone()).unwrap();
+        assert_eq!(plain.lines().count(), 2, "{plain}");
+    }
+}

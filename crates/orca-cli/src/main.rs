@@ -96,6 +96,7 @@ fn main() -> ExitCode {
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .fmt_fields(common::log_fields())
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .init();

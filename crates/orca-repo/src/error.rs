@@ -185,6 +185,15 @@ pub enum RepoError {
         transient: bool,
     },
 
+    /// The repository's filesystem has no room left: no retry helps until space is freed.
+    #[error("the repository's disk is full ({free} bytes free at {path})")]
+    DiskFull {
+        /// The repository's directory.
+        path: String,
+        /// What its filesystem has left for the repository's user.
+        free: u64,
+    },
+
     /// Storing a pack failed; `source` is shared by every write that waited on it.
     #[error(
         "writing a pack to {location} failed: {source}; its chunks were not stored: once the cause is fixed, write the piece again"
@@ -342,6 +351,38 @@ impl RepoError {
         }
     }
 
+    /// Whether the repository's disk is full: this error, or the pack write it failed on.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            RepoError::DiskFull { .. } => true,
+            RepoError::PackWrite { source, .. } => source.is_disk_full(),
+            _ => false,
+        }
+    }
+
+    /// An object store's failure to write `object` under the directory `dir`: [`RepoError::DiskFull`]
+    /// when the operating system said the filesystem is full (ENOSPC, EDQUOT), else
+    /// [`RepoError::Storage`].
+    pub fn storage_write(dir: &str, object: String, source: object_store::Error) -> Self {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&source);
+        while let Some(c) = cause {
+            if c.downcast_ref::<std::io::Error>().is_some_and(|e| {
+                e.kind() == std::io::ErrorKind::StorageFull
+                    || e.raw_os_error() == Some(libc::EDQUOT)
+            }) {
+                let free = rustix::fs::statvfs(dir)
+                    .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+                    .unwrap_or(0);
+                return RepoError::DiskFull {
+                    path: dir.to_string(),
+                    free,
+                };
+            }
+            cause = c.source();
+        }
+        RepoError::storage(object, source)
+    }
+
     /// A SQLite index error while doing `context`.
     pub fn index(context: impl Into<String>, source: rusqlite::Error) -> Self {
         RepoError::Index {
@@ -433,5 +474,52 @@ impl RepoError {
             RepoError::PackWrite { source, .. } => source.is_transient(),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed_put(e: std::io::Error) -> object_store::Error {
+        object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(e),
+        }
+    }
+
+    #[test]
+    fn a_full_disk_is_named_with_its_free_bytes_and_nothing_else_is() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().to_str().unwrap();
+        for full in [
+            std::io::Error::from(std::io::ErrorKind::StorageFull),
+            std::io::Error::from_raw_os_error(libc::ENOSPC),
+            std::io::Error::from_raw_os_error(libc::EDQUOT),
+        ] {
+            let e = RepoError::storage_write(dir, format!("{dir}/packs/x"), failed_put(full));
+            let RepoError::DiskFull { path, free } = &e else {
+                panic!("not a full disk: {e}");
+            };
+            assert_eq!(path, dir);
+            assert!(*free > 0);
+            assert!(
+                e.to_string().starts_with("the repository's disk is full ("),
+                "{e}"
+            );
+            let wrapped = RepoError::PackWrite {
+                location: dir.into(),
+                source: Arc::new(e),
+            };
+            assert!(wrapped.is_disk_full());
+            assert!(wrapped.to_string().contains("bytes free at"), "{wrapped}");
+        }
+        // A negative control: another failure stays what it was.
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let e = RepoError::storage_write(dir, "o".into(), failed_put(denied));
+        assert!(
+            matches!(e, RepoError::Storage { .. }) && !e.is_disk_full(),
+            "{e}"
+        );
     }
 }

@@ -362,7 +362,7 @@ impl Store {
                 || c.raw_len as usize > MAX_PAYLOAD
             {
                 return Err(RepoError::InvalidArgument(format!(
-                    "chunk {} has an invalid size ({} bytes encoded, {} plain)",
+                    "chunk {} has an invalid size ({} bytes encoded, {} plain); nothing of the batch was stored",
                     c.id.short(),
                     c.payload.len(),
                     c.raw_len
@@ -383,8 +383,11 @@ impl Store {
         let target = self.config.pack_size as usize;
         let wait = {
             let mut p = self.lock();
-            for c in chunks {
-                if !absent.contains(&c.id) || p.holds(&c.id) {
+            // The whole batch is checked before any chunk of it is stored: a refused batch
+            // leaves nothing behind. A delta may build on a full chunk earlier in the batch.
+            let mut taken: Held = HashMap::new();
+            for c in &chunks {
+                if !absent.contains(&c.id) || p.holds(&c.id) || taken.contains_key(&c.id) {
                     continue;
                 }
                 let base = c.base();
@@ -394,27 +397,34 @@ impl Store {
                         .get(&b)
                         .copied()
                         .flatten()
-                        .or_else(|| p.held(&b));
+                        .or_else(|| p.held(&b))
+                        .or_else(|| taken.get(&b).copied());
                     match kind {
                         Some(ChunkKind::Full) if b != c.id => {}
                         Some(ChunkKind::Delta { .. }) => {
                             return Err(RepoError::InvalidArgument(format!(
-                                "delta chunk {} builds on {}, which is itself a delta",
+                                "delta chunk {} builds on {}, which is itself a delta; nothing of the batch was stored",
                                 c.id.short(),
                                 b.short()
                             )));
                         }
                         _ => {
                             return Err(RepoError::InvalidArgument(format!(
-                                "delta chunk {} builds on {}, which the repository does not hold",
+                                "delta chunk {} builds on {}, which the repository does not hold; nothing of the batch was stored",
                                 c.id.short(),
                                 b.short()
                             )));
                         }
                     }
                 }
-                p.open.add(c.id, base, c.raw_len, &c.payload)?;
-                p.open_ids.insert(c.id, ChunkKind::with_base(base));
+                taken.insert(c.id, ChunkKind::with_base(base));
+            }
+            for c in chunks {
+                let Some(kind) = taken.remove(&c.id) else {
+                    continue;
+                };
+                p.open.add(c.id, c.base(), c.raw_len, &c.payload)?;
+                p.open_ids.insert(c.id, kind);
                 if p.open.len() >= target {
                     self.seal(&mut p);
                 }
@@ -436,6 +446,14 @@ impl Store {
             location: self.location.clone(),
             source,
         }
+    }
+
+    /// Makes the chunks of `ids` this store buffers or is writing durable (their packs
+    /// written, synced and indexed), or fails: what the vault does before it acknowledges an
+    /// upload, so that an acknowledged chunk survives a kill -9.
+    pub async fn persist(&self, ids: &[ChunkId]) -> Result<()> {
+        let ids: HashSet<ChunkId> = ids.iter().copied().collect();
+        self.settle(Some(&ids)).await
     }
 
     /// Make sure every chunk of `ids` that is buffered or being written is
@@ -481,8 +499,14 @@ impl Store {
         let list: Vec<ChunkId> = ids.iter().copied().collect();
         ids.extend(held_bases);
         // A failed pack write shows up below as missing chunks, which is the
-        // answer the client can act on (it re-sends them).
-        let _ = self.settle(Some(&ids)).await;
+        // answer the client can act on (it re-sends them); not when the disk is full,
+        // where re-sending cannot help and "missing" would blame the client's cache.
+        if let Err(e) = self.settle(Some(&ids)).await
+            && e.is_disk_full()
+        {
+            tracing::error!(piece = ?name, error = %e, "a pack write failed");
+            return Err(e);
+        }
         let missing = self
             .blocking(move |i| {
                 let mut m = i.missing(&list, None)?;
@@ -686,7 +710,7 @@ async fn write_pack(
     objects
         .put(&obj(&key), PutPayload::from(bytes))
         .await
-        .map_err(|e| RepoError::storage(format!("{location}/{key}"), e))?;
+        .map_err(|e| RepoError::storage_write(location, format!("{location}/{key}"), e))?;
     tokio::task::spawn_blocking(move || index.add_pack(&name, size, &entries, now()))
         .await
         .map_err(join_err)?

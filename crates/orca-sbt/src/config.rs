@@ -4,8 +4,8 @@
 //! | variable | meaning |
 //! |---|---|
 //! | `ORCA_REPO` | local repository directory (`orca repo init --repo DIR`) |
-//! | `ORCA_VAULT` + `ORCA_TOKEN` | vault URL (`http://host:port`) and the database's token |
-//! | `ORCA_PASSWORD` / `ORCA_KEY_FILE` | the repository key |
+//! | `ORCA_VAULT` + `ORCA_TOKEN_FILE` | vault URL (`http://host:port`) and a file (mode 0600) holding the database's token; `ORCA_TOKEN`, the token itself, still works but lands in RMAN's logs |
+//! | `ORCA_KEY_FILE` / `ORCA_PASSWORD_FILE` | the repository key: a key file, or a file holding the passphrase; `ORCA_PASSWORD`, the passphrase itself, still works |
 //! | `ORCA_CACHE_DIR` | fingerprint cache (default `$XDG_CACHE_HOME/orca`, `~/.cache/orca`) |
 //! | `ORCA_COMMAND_ID` | the backup's RMAN command id, labelled on each piece (`orca.command_id`) so a piece committed but never catalogued can be found |
 
@@ -45,9 +45,10 @@ impl Config {
                 );
             }
             (None, Some(url)) => {
-                let Some(token) = get("ORCA_TOKEN") else {
+                let Some(token) = secret(&get, "ORCA_TOKEN_FILE")?.or_else(|| get("ORCA_TOKEN"))
+                else {
                     return Err(format!(
-                        "ORCA_VAULT={url} is set but ORCA_TOKEN is not: add the database's vault token (`orca vault token create`) to the channel's ENV"
+                        "ORCA_VAULT={url} is set but ORCA_TOKEN_FILE is not: add a file holding the database's vault token (`orca vault token create`) to the channel's ENV"
                     ));
                 };
                 Backend::Vault { url, token }
@@ -67,11 +68,12 @@ impl Config {
                 Backend::Local(dir)
             }
         };
-        let password = get("ORCA_PASSWORD");
+        let password = secret(&get, "ORCA_PASSWORD_FILE")?.or_else(|| get("ORCA_PASSWORD"));
         let key_file = get("ORCA_KEY_FILE").map(PathBuf::from);
         if password.is_none() && key_file.is_none() {
             return Err(
-                "no repository key: set ORCA_PASSWORD or ORCA_KEY_FILE in the channel's ENV".into(),
+                "no repository key: set ORCA_KEY_FILE or ORCA_PASSWORD_FILE in the channel's ENV"
+                    .into(),
             );
         }
         if let Some(f) = &key_file
@@ -108,6 +110,20 @@ impl Config {
             },
             self.cache_dir.display()
         )
+    }
+}
+
+/// The secret in the file the variable `var` names (its first line), when it is set: read
+/// rather than passed in the channel's ENV, which RMAN echoes into its logs. The error names
+/// the variable and the file, never the secret.
+fn secret(get: &impl Fn(&str) -> Option<String>, var: &str) -> Result<Option<String>, String> {
+    let Some(path) = get(var) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{var}={path}: {e}"))?;
+    match text.lines().next().map(str::trim).filter(|l| !l.is_empty()) {
+        Some(s) => Ok(Some(s.to_string())),
+        None => Err(format!("{var}={path} is empty")),
     }
 }
 
@@ -164,6 +180,45 @@ mod tests {
         let c = cfg(&[("ORCA_REPO", dir), ("ORCA_PASSWORD", "p"), ("HOME", "/h")]).unwrap();
         assert_eq!(c.cache_dir, PathBuf::from("/h/.cache/orca"));
         assert!(!c.describe().contains('p') || !c.describe().contains("=p"));
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_the_plain_variables_still_work() {
+        let d = tempfile::tempdir().unwrap();
+        let (token, pass) = (d.path().join("token"), d.path().join("password"));
+        std::fs::write(&token, "orca_secret_token\n").unwrap();
+        std::fs::write(&pass, "a long passphrase\n").unwrap();
+        let (t, p) = (token.to_str().unwrap(), pass.to_str().unwrap());
+        let c = cfg(&[
+            ("ORCA_VAULT", "http://v"),
+            ("ORCA_TOKEN_FILE", t),
+            ("ORCA_PASSWORD_FILE", p),
+        ])
+        .unwrap();
+        assert!(matches!(&c.backend, Backend::Vault { token, .. } if token == "orca_secret_token"));
+        assert_eq!(c.password.as_deref(), Some("a long passphrase"));
+        assert!(!format!("{c:?}").contains("secret") && !format!("{c:?}").contains("long"));
+        let c = cfg(&[
+            ("ORCA_VAULT", "http://v"),
+            ("ORCA_TOKEN", "orca_plain"),
+            ("ORCA_PASSWORD", "x"),
+        ])
+        .unwrap();
+        assert!(matches!(&c.backend, Backend::Vault { token, .. } if token == "orca_plain"));
+        let missing = d.path().join("none");
+        let e = cfg(&[
+            ("ORCA_VAULT", "http://v"),
+            ("ORCA_TOKEN_FILE", missing.to_str().unwrap()),
+            ("ORCA_PASSWORD", "x"),
+        ])
+        .unwrap_err();
+        assert!(
+            e.starts_with("ORCA_TOKEN_FILE=") && e.contains("none"),
+            "{e}"
+        );
+        std::fs::write(&token, "\n").unwrap();
+        let e = cfg(&[("ORCA_VAULT", "http://v"), ("ORCA_TOKEN_FILE", t)]).unwrap_err();
+        assert!(e.contains("is empty"), "{e}");
     }
 
     #[test]

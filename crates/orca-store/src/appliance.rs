@@ -14,6 +14,7 @@ use orca_repo::{
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use crate::beneath::open_under;
 use crate::code::{ApiError, Code, internal};
 use crate::config::{SnapshotMode, StoreConfig};
 use crate::name::validate_mount;
@@ -185,7 +186,7 @@ impl Appliance {
         };
         for piece in self.local.list(&PieceFilter::default()).await? {
             if !referenced.contains(&piece.name) {
-                tracing::info!(piece = %piece.name, "dropping a piece of an interrupted recovery point");
+                tracing::info!(piece = ?piece.name, "dropping a piece of an interrupted recovery point");
                 self.local.delete(&piece.name).await?;
             }
         }
@@ -356,7 +357,10 @@ impl Appliance {
             }
             if clone {
                 let at = format!("{mount}/{}/{snap}/{rel}", snapshot::SNAPSHOTS_DIR);
-                snapshot::reflink(&self.data_dir(mount).join(&rel), &self.root.join(&at))
+                let data = self.data_dir(mount);
+                let src = open_under(&data, Path::new(&rel))
+                    .map_err(|e| internal(StoreError::io(&data.join(&rel), e)).on(mount))?;
+                snapshot::reflink(&src, &data.join(&rel), &self.root.join(&at))
                     .map_err(|e| internal(e).on(mount))?;
                 entries.push(FileEntry {
                     path: rel,
@@ -368,15 +372,9 @@ impl Appliance {
                 continue;
             }
             let piece = format!("{mount}/{snap}/{rel}");
-            self.ingest(
-                &self.data_dir(mount).join(&rel),
-                mount,
-                &rel,
-                &piece,
-                created,
-            )
-            .await
-            .map_err(|e| internal(e).on(mount))?;
+            self.ingest(&self.data_dir(mount), &rel, mount, &rel, &piece, created)
+                .await
+                .map_err(|e| internal(e).on(mount))?;
             entries.push(FileEntry {
                 path: rel,
                 stamp,
@@ -430,7 +428,7 @@ impl Appliance {
             };
             let piece = format!("{mount}/{snap}/{}", f.path);
             let path = self.root.join(&clone);
-            self.ingest(&path, mount, &f.path, &piece, point.created)
+            self.ingest(&self.root, &clone, mount, &f.path, &piece, point.created)
                 .await?;
             {
                 let mut s = self.lock();
@@ -468,7 +466,7 @@ impl Appliance {
             let dir = self.mount_dir(&m).join(snapshot::SNAPSHOTS_DIR);
             for rel in snapshot::files_under(&self.root, &dir) {
                 if !named.contains(&rel) {
-                    tracing::info!(clone = %rel, "removing a clone no recovery point names");
+                    tracing::info!(clone = ?rel, "removing a clone no recovery point names");
                     let _ = std::fs::remove_file(self.root.join(&rel));
                 }
             }
@@ -481,18 +479,19 @@ impl Appliance {
         }
     }
 
-    /// Copies one file into the local chunk store as `piece`. Its previous version's
-    /// fingerprints (`<mount>/<rel>`) make unchanged chunks free and changed ones deltas of
-    /// their blocks.
-    async fn ingest(
+    /// Copies the file `under/file` into the local chunk store as `piece`, opened without
+    /// following links ([`open_under`]). Its previous version's fingerprints (`<mount>/<rel>`)
+    /// make unchanged chunks free and changed ones deltas of their blocks.
+    pub(crate) async fn ingest(
         &self,
-        path: &Path,
+        under: &Path,
+        file: &str,
         mount: &str,
         rel: &str,
         piece: &str,
         created: i64,
     ) -> Result<(), StoreError> {
-        let path = path.to_path_buf();
+        let (under, file) = (under.to_path_buf(), PathBuf::from(file));
         let key = format!("{mount}/{rel}");
         let lineage = self.local_cache.load(&key)?;
         let meta = PieceMeta {
@@ -503,7 +502,13 @@ impl Appliance {
         let mut writer = self.local.writer(piece, meta, &WriteOptions::default())?;
         let committed = tokio::task::spawn_blocking(move || {
             writer.set_lineage(lineage);
-            let f = std::fs::File::open(&path).map_err(|e| StoreError::io(&path, e))?;
+            let f = match open_under(&under, &file) {
+                Ok(f) => f,
+                Err(e) => {
+                    writer.abort();
+                    return Err(StoreError::io(&under.join(&file), e));
+                }
+            };
             if let Err(e) = writer.write_file(&f, |_| {}) {
                 writer.abort();
                 return Err(StoreError::Repo(e));
@@ -780,7 +785,11 @@ impl Appliance {
             }
             if let (None, None, Some(clone)) = (&f.vault, &f.local, &f.snapshot) {
                 let src = self.root.join(clone);
-                std::fs::copy(&src, &dest).map_err(|e| StoreError::io(&src, e))?;
+                let mut from = open_under(&self.root, Path::new(clone))
+                    .map_err(|e| StoreError::io(&src, e))?;
+                let mut to =
+                    std::fs::File::create_new(&dest).map_err(|e| StoreError::io(&dest, e))?;
+                std::io::copy(&mut from, &mut to).map_err(|e| StoreError::io(&src, e))?;
                 continue;
             }
             let (repo, piece) = match (&f.vault, &f.local, &self.vault) {
@@ -796,7 +805,9 @@ impl Appliance {
             let mut reader = repo.reader(&piece, &ReadOptions::default()).await?;
             tokio::task::spawn_blocking(move || {
                 use std::io::Write;
-                let mut out = std::fs::File::create(&dest).map_err(|e| StoreError::io(&dest, e))?;
+                // A new file: never through a link planted in the restore area.
+                let mut out =
+                    std::fs::File::create_new(&dest).map_err(|e| StoreError::io(&dest, e))?;
                 while let Some(chunk) = reader.next_chunk()? {
                     out.write_all(&chunk)
                         .map_err(|e| StoreError::io(&dest, e))?;
@@ -861,7 +872,10 @@ fn file_type(rel: &str) -> FileType {
 }
 
 /// Regular files under `dir`, as paths relative to it (sorted), with their stamps. Symbolic
-/// links are not followed: a link written over NFS must not make the store read outside it.
+/// links are not followed: a link written over NFS must not make the store read outside it
+/// (and each file is opened later with [`open_under`], in case one replaced it since). Names
+/// that are not UTF-8 or hold a control character (RMAN writes neither) are skipped: a
+/// piece name holds neither.
 fn walk(dir: &Path) -> std::io::Result<Vec<(String, FileStamp)>> {
     let mut out = Vec::new();
     let mut todo = vec![PathBuf::new()];
@@ -874,9 +888,13 @@ fn walk(dir: &Path) -> std::io::Result<Vec<(String, FileStamp)>> {
                 todo.push(r);
             } else if md.is_file() {
                 let Some(name) = r.to_str() else {
-                    tracing::warn!(path = %r.display(), "skipping a file whose name is not UTF-8");
+                    tracing::warn!(path = ?r, "skipping a file whose name is not UTF-8");
                     continue;
                 };
+                if name.chars().any(char::is_control) {
+                    tracing::warn!(path = ?name, "skipping a file whose name holds a control character");
+                    continue;
+                }
                 out.push((
                     name.to_string(),
                     FileStamp {

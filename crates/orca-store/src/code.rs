@@ -48,11 +48,13 @@ pub enum Code {
     Internal,
     /// An admin route without the store's admin token.
     Unauthorized,
+    /// The request body did not arrive within the store's body timeout (408).
+    RequestTimeout,
 }
 
 impl Code {
     /// Every code, for the OpenAPI description and the tests.
-    pub const ALL: [Code; 18] = [
+    pub const ALL: [Code; 19] = [
         Code::DecommissionInProgress,
         Code::Decommissioned,
         Code::MountMissing,
@@ -71,6 +73,7 @@ impl Code {
         Code::RestoreJobMissing,
         Code::Internal,
         Code::Unauthorized,
+        Code::RequestTimeout,
     ];
 
     /// The number the contract (or ORCA) gives the code.
@@ -94,6 +97,7 @@ impl Code {
             Code::RestoreJobMissing => 4295626759,
             Code::Internal => 4295626760,
             Code::Unauthorized => 4295626761,
+            Code::RequestTimeout => 4295626762,
         }
     }
 
@@ -119,6 +123,7 @@ impl Code {
             Code::RestoreJobMissing => "Restore job does not exist.",
             Code::Internal => "Internal error on the backup store.",
             Code::Unauthorized => "The admin routes need the store's admin token.",
+            Code::RequestTimeout => "The request body did not arrive in time.",
         }
     }
 
@@ -146,6 +151,7 @@ impl Code {
             Code::BadRequest | Code::InvalidMountName => StatusCode::BAD_REQUEST,
             Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
+            Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 

@@ -11,7 +11,7 @@
 //!                                   # filesystem clones files: XFS, btrfs)
 //! [vault]
 //! url = "https://vault:7400"
-//! token = "orca_..."                # or token_file = "/etc/orca/store.token"
+//! token_file = "/etc/orca/store.token"   # mode 0600; `token = "orca_..."` also works
 //! key_file = "/etc/orca/repo.key"   # else the passphrase from ORCA_PASSWORD
 //! ```
 
@@ -64,7 +64,7 @@ pub struct StoreConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SnapshotMode {
-    /// Clone each changed file copy-on-write (`cp --reflink=always`): PUT costs metadata
+    /// Clone each changed file copy-on-write (the `FICLONE` ioctl): PUT costs metadata
     /// only; the clone is ingested into the local chunk store when its upload starts.
     Reflink,
     /// Read each changed file into the local chunk store during PUT.

@@ -9,6 +9,7 @@
 //! - `upload`: the queue to the vault, resumable, with [`Retention`];
 //! - [`State`] (`state`): the catalog (one JSON file, replaced atomically);
 //! - `snapshot`: copy-on-write clones of changed files where the filesystem has them;
+//! - `beneath`: files under a mount opened without following links;
 //! - [`Code`] and [`ApiError`] (`code`), [`validate_mount`] (`name`), `multipart`,
 //!   [`LogSummary`] (`rmanlog`), [`StoreConfig`] (`config`), and [`client`] (for
 //!   `orca store ...`).
@@ -22,9 +23,9 @@
 //! configuration:
 //!
 //! - **clone** (`"reflink"`, and `"auto"`, the default, where the mount's filesystem can do
-//!   it: XFS with reflink, btrfs): each changed file is cloned copy-on-write
-//!   (module `snapshot`: `cp --reflink=always`, no privilege) into
-//!   `<root>/<mount>/snapshots/<snap>/`. PUT costs metadata only; RMAN's next in-place
+//!   it: XFS with reflink, btrfs): each changed file is cloned copy-on-write (module
+//!   `snapshot`: the `FICLONE` ioctl on the file opened without following links, no
+//!   privilege) into `<root>/<mount>/snapshots/<snap>/`. PUT costs metadata only; RMAN's next in-place
 //!   rewrite allocates new blocks and leaves the clone as it was. The clone is ingested into
 //!   the local chunk store when its upload starts, then removed. Until then a pending point
 //!   pins the blocks RMAN rewrote since (up to `max_pending` days of changes), and the mount
@@ -52,6 +53,7 @@
 #![warn(missing_docs)]
 
 mod appliance;
+mod beneath;
 pub mod client;
 mod code;
 mod config;
@@ -81,7 +83,9 @@ pub use state::{
 
 // The REST surface.
 pub use code::{ApiError, Code};
-pub use server::serve;
+/// What the store allows each client (timeouts, connections): the vault's serving, shared.
+pub use orca_vault::listen::Limits;
+pub use server::{serve, serve_on};
 
 /// The store's own files under the root (the name cannot be a mount: it starts with `.`).
 pub const META_DIR: &str = ".orca-store";

@@ -17,6 +17,8 @@ use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use orca_vault::listen::{Limits, is_body_timeout};
+
 use crate::appliance::{Appliance, UploadProgress};
 use crate::code::{ApiError, Code};
 use crate::multipart;
@@ -29,6 +31,8 @@ pub const CONTRACT_BASE: &str = "/druva-phoenix/v1";
 pub const NATIVE_BASE: &str = "/orca/v1";
 /// RMAN logs are text; a few MiB is a long one.
 pub const MAX_LOG_BYTES: usize = 64 << 20;
+/// Largest admin JSON body.
+pub const MAX_JSON_BYTES: usize = 2 << 20;
 
 type St = State<Arc<Appliance>>;
 
@@ -75,6 +79,24 @@ type Answer = Result<Response, ApiError>;
 
 fn bad(detail: impl Into<String>) -> ApiError {
     ApiError::new(Code::BadRequest, detail)
+}
+
+/// A JSON body the handler could not take: 408 when it did not arrive in time, 413 when it
+/// is over its limit, else 400.
+fn bad_json(e: JsonRejection) -> ApiError {
+    if is_body_timeout(&e) {
+        ApiError::new(Code::RequestTimeout, e.body_text())
+    } else if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            Code::BodyTooLarge,
+            format!(
+                "an admin JSON body holds at most {} MiB",
+                MAX_JSON_BYTES >> 20
+            ),
+        )
+    } else {
+        bad(e.body_text())
+    }
 }
 
 fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
@@ -173,6 +195,8 @@ async fn upload_log(
     let body = body.map_err(|e| {
         let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Code::BodyTooLarge
+        } else if is_body_timeout(&e) {
+            Code::RequestTimeout
         } else {
             Code::BadRequest
         };
@@ -284,7 +308,7 @@ async fn mounts(State(app): St) -> Answer {
 #[utoipa::path(post, path = "/admin/mounts", tag = "admin", request_body = NewMount,
     responses((status = 200, description = "the mount, its directories created and exported", body = Envelope<Mount>)))]
 async fn create_mount(State(app): St, body: Result<Json<NewMount>, JsonRejection>) -> Answer {
-    let Json(m) = body.map_err(|e| bad(e.body_text()))?;
+    let Json(m) = body.map_err(bad_json)?;
     Ok(ok(app.create_mount(&m.name)?))
 }
 
@@ -319,7 +343,7 @@ async fn set_retention(
     body: Result<Json<Option<Retention>>, JsonRejection>,
 ) -> Answer {
     let mount = path(p)?;
-    let Json(r) = body.map_err(|e| bad(e.body_text()))?;
+    let Json(r) = body.map_err(bad_json)?;
     Ok(ok(app.set_retention(&mount, r)?))
 }
 
@@ -404,8 +428,12 @@ async fn unknown_route() -> ApiError {
         multipart, a path sent instead of the log's contents, bad JSON or parameters) | 4295626754 invalid mount name | \
         4295626755 unknown route | 4295626756 body too large | 4295626757 mount exists | \
         4295626758 recovery point does not exist | 4295626759 restore job does not exist | 4295626760 internal error | 4295626761 admin token missing or wrong (admin routes of a store with \
-        admin_token_file; send Authorization: Bearer <token>). \
-        A refused request changes nothing."
+        admin_token_file; send Authorization: Bearer <token>) | 4295626762 request timeout (a body that did not \
+        arrive within the store's body timeout). \
+        A refused request changes nothing. Bodies: an RMAN log of at most 64 MiB, admin JSON of at most 2 MiB. \
+        Slow clients are cut off: request headers must arrive within the store's header timeout (default 30 s), \
+        a body within its body timeout (default 300 s), and a connection with no request for its idle timeout \
+        (default 120 s) is closed; at most max-connections (default 1024) are served at once."
 ))]
 struct ApiDoc;
 
@@ -441,6 +469,7 @@ pub fn router(app: Arc<Appliance>) -> Router {
         .0
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_route)
+        .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             admin_auth,
@@ -483,8 +512,13 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
-/// Serves until the process ends, with the upload queue running beside it.
-pub async fn serve(app: Arc<Appliance>, listen: &str) -> Result<(), crate::StoreError> {
+/// Serves until the process ends, with the upload queue running beside it; slow clients are
+/// cut off and connections bounded by `limits`.
+pub async fn serve(
+    app: Arc<Appliance>,
+    listen: &str,
+    limits: Limits,
+) -> Result<(), crate::StoreError> {
     let listener =
         tokio::net::TcpListener::bind(listen)
             .await
@@ -492,12 +526,14 @@ pub async fn serve(app: Arc<Appliance>, listen: &str) -> Result<(), crate::Store
                 addr: listen.to_string(),
                 source: e,
             })?;
-    serve_on(app, listener).await
+    serve_on(app, listener, limits).await
 }
 
+/// [`serve`] on a bound listener (tests bind port 0).
 pub async fn serve_on(
     app: Arc<Appliance>,
     listener: tokio::net::TcpListener,
+    limits: Limits,
 ) -> Result<(), crate::StoreError> {
     tokio::spawn(crate::upload::run(app.clone()));
     let addr = listener
@@ -505,7 +541,5 @@ pub async fn serve_on(
         .map(|a| a.to_string())
         .unwrap_or_default();
     tracing::info!(%addr, "backup store listening");
-    axum::serve(listener, router(app))
-        .await
-        .map_err(|e| crate::StoreError::Listen { addr, source: e })
+    match orca_vault::listen::serve(listener, router(app), limits, None).await {}
 }

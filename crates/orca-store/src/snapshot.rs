@@ -5,34 +5,32 @@
 //! the exported `oracle_data`, so on its filesystem as long as the mount is one filesystem)
 //! until the upload ingests them into the local chunk store.
 
+use std::fs::File;
 use std::path::Path;
-use std::process::Command;
 
 use crate::StoreError;
 
 /// The clones' directory inside a mount's directory.
 pub const SNAPSHOTS_DIR: &str = "snapshots";
 
-/// Clones `src` to `dst` (`cp --reflink=always`: it fails rather than copy the bytes).
-pub fn reflink(src: &Path, dst: &Path) -> Result<(), StoreError> {
+/// Clones the open file `src` (named `name` in messages) to the new file `dst`, copy-on-write
+/// (`FICLONE`: it fails rather than copy the bytes). The source is a file already opened, so
+/// what is cloned is what was checked, whatever its path names by now.
+pub fn reflink(src: &File, name: &Path, dst: &Path) -> Result<(), StoreError> {
     if let Some(dir) = dst.parent() {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
     }
-    let out = Command::new("cp")
-        .arg("--reflink=always")
-        .arg("--")
-        .arg(src)
-        .arg(dst)
-        .output()
-        .map_err(|e| StoreError::io(Path::new("cp"), e))?;
-    if !out.status.success() {
+    let out = File::create_new(dst).map_err(|e| StoreError::io(dst, e))?;
+    if let Err(e) = rustix::fs::ioctl_ficlone(&out, src) {
+        drop(out);
+        let _ = std::fs::remove_file(dst);
         return Err(StoreError::Corrupt {
-            path: src.to_path_buf(),
+            path: name.to_path_buf(),
             message: format!(
                 "cannot clone it copy-on-write into {}: {} (set snapshot = \"ingest\" for a \
                  filesystem without reflink)",
                 dst.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
+                std::io::Error::from(e)
             ),
         });
     }
@@ -52,8 +50,9 @@ pub fn supported(data: &Path, clones: &Path) -> bool {
     }
     let probe = clones.join(".reflink-probe");
     let clone = clones.join(".reflink-probe.clone");
-    let ok =
-        std::fs::write(&probe, b"orca reflink probe").is_ok() && reflink(&probe, &clone).is_ok();
+    let _ = std::fs::remove_file(&clone);
+    let ok = std::fs::write(&probe, b"orca reflink probe").is_ok()
+        && File::open(&probe).is_ok_and(|f| reflink(&f, &probe, &clone).is_ok());
     let _ = std::fs::remove_file(&probe);
     let _ = std::fs::remove_file(&clone);
     ok

@@ -181,7 +181,8 @@ impl Appliance {
             return Ok(());
         };
         let store_id = self.lock().store_id.clone();
-        let prefix = format!("orca-store/{store_id}/{mount}/{snap}");
+        // The vault keeps a database's pieces under its name.
+        let prefix = format!("{}/orca-store/{store_id}/{mount}/{snap}", open.database);
         *self.progress.lock().unwrap_or_else(|p| p.into_inner()) = Some(UploadProgress {
             mount: mount.to_string(),
             snap_name: snap.to_string(),

@@ -42,6 +42,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_CONCURRENCY: usize = 8;
 /// Upload batches stay well under the vault's body limit.
 const UPLOAD_BATCH: usize = 16 << 20;
+/// Pooled connections idle longer are closed: before the vault's header timeout (30 s by
+/// default) closes them, so that a request is never sent on a connection being closed.
+const POOL_IDLE: Duration = Duration::from_secs(20);
 
 /// Why a call to the vault failed.
 #[derive(Debug, thiserror::Error)]
@@ -419,7 +422,7 @@ impl VaultClient {
             .enable_http1()
             .wrap_connector(tcp);
         let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(POOL_IDLE)
             .build(connector);
         let permits = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1);
         Ok(Arc::new(VaultClient {
@@ -488,7 +491,10 @@ impl VaultClient {
         loop {
             let last = match self.attempt(&method, &url, &body).await {
                 Ok((status, bytes)) if status.is_success() => return Ok(bytes),
-                Ok((status, bytes)) if !status.is_server_error() => {
+                // A full disk (507) stays full through the retries: said at once.
+                Ok((status, bytes))
+                    if !status.is_server_error() || status == StatusCode::INSUFFICIENT_STORAGE =>
+                {
                     return Err(self.refusal(status, &bytes));
                 }
                 Ok((status, bytes)) => AttemptError::Server {
@@ -697,9 +703,13 @@ impl Backend for VaultClient {
 
     async fn missing(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
         let path = format!("{}/chunks/missing", wire::API);
-        let body = Payload::json(&Ids::of(ids));
-        let answer: Ids = self.json(Method::POST, &path, body).await?;
-        Ok(wire::ids_from_hex(&answer.ids).map_err(|e| self.bad_answer(&path, e))?)
+        let mut missing = Vec::new();
+        for batch in ids.chunks(wire::MAX_IDS) {
+            let body = Payload::json(&Ids::of(batch));
+            let answer: Ids = self.json(Method::POST, &path, body).await?;
+            missing.extend(wire::ids_from_hex(&answer.ids).map_err(|e| self.bad_answer(&path, e))?);
+        }
+        Ok(missing)
     }
 
     async fn put_chunks(&self, chunks: Vec<EncodedChunk>) -> Result<()> {
@@ -709,6 +719,7 @@ impl Backend for VaultClient {
             let mut end = start;
             let mut size = 0;
             while end < chunks.len()
+                && end - start < wire::MAX_IDS
                 && (end == start || size + chunks[end].payload.len() < UPLOAD_BATCH)
             {
                 size += chunks[end].payload.len() + 40;
@@ -785,9 +796,28 @@ impl Backend for VaultClient {
 
     async fn get_chunks(&self, ids: &[ChunkId]) -> Result<Vec<Bytes>> {
         let path = format!("{}/chunks/read", wire::API);
-        let body = Payload::json(&Ids::of(ids));
-        let b = self.call(Method::POST, &path, body).await?;
-        Ok(wire::decode_payloads(b, ids.len()).map_err(|e| self.bad_answer(&path, e))?)
+        let mut payloads = Vec::with_capacity(ids.len());
+        // Reads of at most MAX_READ_IDS ids; one whose answer would pass MAX_READ_BYTES (only
+        // the vault knows the payloads' sizes) is refused with 413 and asked again in halves.
+        let mut todo: Vec<&[ChunkId]> = ids.chunks(wire::MAX_READ_IDS).rev().collect();
+        while let Some(batch) = todo.pop() {
+            let body = Payload::json(&Ids::of(batch));
+            match self.call(Method::POST, &path, body).await {
+                Ok(b) => payloads.extend(
+                    wire::decode_payloads(b, batch.len()).map_err(|e| self.bad_answer(&path, e))?,
+                ),
+                Err(e)
+                    if e.rejected_with() == Some(StatusCode::PAYLOAD_TOO_LARGE)
+                        && batch.len() > 1 =>
+                {
+                    let (first, second) = batch.split_at(batch.len() / 2);
+                    todo.push(second);
+                    todo.push(first);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(payloads)
     }
 
     async fn begin_session(

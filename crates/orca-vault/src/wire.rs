@@ -48,8 +48,80 @@ pub struct Transfer {
     pub stored_bytes: u64,
 }
 
-/// Largest body the vault accepts (an upload batch of encoded chunks).
+/// Largest body the vault accepts: an upload batch of encoded chunks, or a manifest.
 pub const MAX_BODY: usize = 64 << 20;
+/// Largest JSON request body (a probe or read of [`MAX_IDS`] ids fits with room to spare).
+pub const MAX_JSON_BODY: usize = 2 << 20;
+/// Most chunk ids one probe (`POST /chunks/missing`) may ask about, and most chunks one upload
+/// batch (`PUT /chunks`) may hold.
+pub const MAX_IDS: usize = 16384;
+/// Most chunk ids one read (`POST /chunks/read`) may ask for.
+pub const MAX_READ_IDS: usize = 1024;
+/// Most bytes one read's answer may hold (its payloads and their length prefixes); a read
+/// over it is refused with 413, and the client asks again for fewer ids.
+pub const MAX_READ_BYTES: usize = 64 << 20;
+/// Longest piece name, in bytes.
+pub const MAX_PIECE_NAME: usize = 1024;
+/// Longest database name (Oracle's `DB_UNIQUE_NAME`; `DB_NAME` itself has at most 8).
+pub const MAX_DATABASE_NAME: usize = 30;
+
+/// Whether `db` may name a database: Oracle's rules for `DB_NAME`, 1 to 30 ASCII letters,
+/// digits, `_`, `$` or `#`, starting with a letter. A database name never holds `/`, so the
+/// database a piece name or a writer session's holder starts with is unambiguous.
+pub fn check_database_name(db: &str) -> Result<(), String> {
+    let ok = db.len() <= MAX_DATABASE_NAME
+        && db.starts_with(|c: char| c.is_ascii_alphabetic())
+        && db
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_$#".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{db:?} is not a database name: use Oracle's DB_NAME rules, 1 to \
+             {MAX_DATABASE_NAME} letters, digits, '_', '$' or '#', starting with a letter"
+        ))
+    }
+}
+
+/// The database a piece name stored through the vault starts with (`DBNAME/handle`), once
+/// the name is checked ([`check_piece_name`]).
+pub fn piece_database(name: &str) -> Result<&str, String> {
+    check_piece_name(name)?;
+    let Some((db, rest)) = name.split_once('/') else {
+        return Err(format!(
+            "piece name {name:?} does not start with its database: the vault keeps pieces \
+             as DBNAME/handle"
+        ));
+    };
+    if rest.is_empty() {
+        return Err(format!(
+            "piece name {name:?} has nothing after its database"
+        ));
+    }
+    check_database_name(db).map_err(|e| format!("piece name {name:?}: {e}"))?;
+    Ok(db)
+}
+
+/// Whether `name` may name a piece at all: 1 to [`MAX_PIECE_NAME`] bytes and no control
+/// character (RMAN handles never hold one, and a name reaches log lines).
+pub fn check_piece_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a piece name cannot be empty".into());
+    }
+    if name.len() > MAX_PIECE_NAME {
+        return Err(format!(
+            "a piece name of {} bytes is over the limit of {MAX_PIECE_NAME}",
+            name.len()
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!(
+            "piece name {name:?} holds a control character, which RMAN handles never do"
+        ));
+    }
+    Ok(())
+}
 
 /// Error answer of every failed request; a refused request changed nothing.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -523,6 +595,39 @@ pub(crate) fn decode_payloads(mut body: Bytes, expected: usize) -> Result<Vec<By
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_names_follow_oracle_and_piece_names_start_with_one() {
+        for ok in ["ORCL", "a", "DB_1$#", &"X".repeat(30)] {
+            check_database_name(ok).unwrap();
+        }
+        for bad in [
+            "",
+            "1DB",
+            "_DB",
+            "DBS/x",
+            "DB-1",
+            "DB 1",
+            "DB\n",
+            &"X".repeat(31),
+            "ÉTÉ",
+        ] {
+            assert!(check_database_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(piece_database("ORCL/a/../b").unwrap(), "ORCL");
+        for bad in [
+            "ORCL",
+            "ORCL/",
+            "/x",
+            "../x",
+            "or-cl/x",
+            "ORCL/a\r\nb",
+            "ORCL/\u{85}",
+            &format!("ORCL/{}", "x".repeat(1020)),
+        ] {
+            assert!(piece_database(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn chunk_framing_round_trips_and_rejects_truncation() {

@@ -23,25 +23,25 @@ fn pieces_round_trip_and_tokens_keep_databases_apart() {
 
     let a = v.repo(&orcl);
     let bytes = data(3_000_000, 0);
-    put(&a, "orcl/piece1", "ORCL", &bytes);
-    assert_eq!(read(&v.rt, &a, "orcl/piece1").unwrap(), bytes);
+    put(&a, "ORCL/piece1", "ORCL", &bytes);
+    assert_eq!(read(&v.rt, &a, "ORCL/piece1").unwrap(), bytes);
     // A second write of the same data is answered from the vault's index: probed, not sent.
     let dup_before = v.metric("orca_vault_probed_present_ids_total");
-    put(&a, "orcl/piece2", "ORCL", &bytes);
+    put(&a, "ORCL/piece2", "ORCL", &bytes);
     assert!(v.metric("orca_vault_probed_present_ids_total") > dup_before);
 
     // A commit retried after its answer was lost finds its own manifest: success, no change.
     let c = v.client(&orcl);
-    let manifest = v.rt.block_on(c.manifest("orcl/piece1")).unwrap().unwrap();
+    let manifest = v.rt.block_on(c.manifest("ORCL/piece1")).unwrap().unwrap();
     let again = v.rt.block_on(c.commit(manifest)).unwrap();
-    assert_eq!(again.name, "orcl/piece1");
+    assert_eq!(again.name, "ORCL/piece1");
     assert_eq!(v.metric("orca_vault_commits_total"), 2.0);
 
     // The restore token reads; it may not write.
     let r = v.repo(&reader);
-    assert_eq!(read(&v.rt, &r, "orcl/piece1").unwrap(), bytes);
+    assert_eq!(read(&v.rt, &r, "ORCL/piece1").unwrap(), bytes);
     let e =
-        v.rt.block_on(r.backend().delete("orcl/piece1"))
+        v.rt.block_on(r.backend().delete("ORCL/piece1"))
             .unwrap_err();
     assert!(e.to_string().contains("refused the token"), "{e}");
 
@@ -49,18 +49,18 @@ fn pieces_round_trip_and_tokens_keep_databases_apart() {
     let b = v.repo(&other);
     let listed = v.rt.block_on(b.list(&PieceFilter::default())).unwrap();
     assert!(listed.is_empty());
-    let e = read(&v.rt, &b, "orcl/piece1").unwrap_err().to_string();
+    let e = read(&v.rt, &b, "ORCL/piece1").unwrap_err().to_string();
     assert!(
         e.contains("refused the token") && e.contains("check ORCA_TOKEN"),
         "{e}"
     );
     assert!(!e.contains(&other), "the token leaked into {e}");
-    let e = v.rt.block_on(b.delete("orcl/piece1")).unwrap_err();
+    let e = v.rt.block_on(b.delete("ORCL/piece1")).unwrap_err();
     assert!(e.to_string().contains("refused the token"), "{e}");
     for (method, path) in [
-        ("GET", "/api/v1/pieces/manifest?name=orcl%2Fpiece1"),
-        ("GET", "/api/v1/pieces/info?name=orcl%2Fpiece1"),
-        ("DELETE", "/api/v1/pieces?name=orcl%2Fpiece1"),
+        ("GET", "/api/v1/pieces/manifest?name=ORCL%2Fpiece1"),
+        ("GET", "/api/v1/pieces/info?name=ORCL%2Fpiece1"),
+        ("DELETE", "/api/v1/pieces?name=ORCL%2Fpiece1"),
         ("GET", "/api/v1/pieces?database=ORCL"),
     ] {
         let ans = v.raw(method, path, Some(&other), b"");
@@ -69,7 +69,7 @@ fn pieces_round_trip_and_tokens_keep_databases_apart() {
     }
     let mine = v.raw(
         "GET",
-        "/api/v1/pieces/info?name=orcl%2Fpiece1",
+        "/api/v1/pieces/info?name=ORCL%2Fpiece1",
         Some(&orcl),
         b"",
     );
@@ -99,7 +99,7 @@ fn bad_requests_get_json_errors_and_change_nothing() {
     let v = Vault::start();
     let t = v.token("ORCL", Scope::Backup);
     let a = v.repo(&t);
-    put(&a, "orcl/p", "ORCL", &data(100_000, 1));
+    put(&a, "ORCL/p", "ORCL", &data(100_000, 1));
     let state = |v: &Vault| {
         (
             v.raw("GET", "/api/v1/pieces", Some(&t), b"").body,
@@ -185,10 +185,10 @@ fn metrics_count_latencies_probes_uploads_and_bytes() {
     let t = v.token("ORCL", Scope::Backup);
     let a = v.repo(&t);
     let bytes = data(2_500_000, 2);
-    put(&a, "orcl/m1", "ORCL", &bytes);
+    put(&a, "ORCL/m1", "ORCL", &bytes);
     // Sending chunks the vault holds costs bandwidth but no space: counted as duplicates.
     let c = v.client(&t);
-    let b = v.rt.block_on(c.manifest("orcl/m1")).unwrap().unwrap();
+    let b = v.rt.block_on(c.manifest("ORCL/m1")).unwrap().unwrap();
     let ids: Vec<_> = orca_repo::Manifest::decode_unverified(&b, "m")
         .unwrap()
         .chunks

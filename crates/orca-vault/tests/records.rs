@@ -45,27 +45,27 @@ fn recovery_points_name_committed_pieces_and_stay_with_their_database() {
     let other = v.token("OTHER", Scope::Backup);
     let reader = v.token("ORCL", Scope::Restore);
     let admin = v.token("ops", Scope::Admin);
-    put(&v.repo(&orcl), "orcl/df1", "ORCL", &data(1_500_000, 3));
-    put(&v.repo(&orcl), "orcl/df2", "ORCL", &data(500_000, 4));
-    put(&v.repo(&other), "other/df1", "OTHER", &data(10_000, 5));
+    put(&v.repo(&orcl), "ORCL/df1", "ORCL", &data(1_500_000, 3));
+    put(&v.repo(&orcl), "ORCL/df2", "ORCL", &data(500_000, 4));
+    put(&v.repo(&other), "OTHER/df1", "OTHER", &data(10_000, 5));
     let a = v.client(&orcl);
     let b = v.client(&other);
 
     // Uncommitted pieces, and another database's, are refused and listed.
     let e = v
         .rt
-        .block_on(a.create_recovery_point(&point("ORCL", &["orcl/df1", "orcl/nope", "other/df1"])))
+        .block_on(a.create_recovery_point(&point("ORCL", &["ORCL/df1", "ORCL/nope", "OTHER/df1"])))
         .unwrap_err();
     let ClientError::Rejected { status, body, .. } = e else {
         panic!("{e}")
     };
     assert_eq!(status.as_u16(), 409);
-    assert_eq!(body.missing_pieces, ["orcl/nope", "other/df1"]);
+    assert_eq!(body.missing_pieces, ["ORCL/nope", "OTHER/df1"]);
     assert_eq!(
         status_of(v.rt.block_on(a.create_recovery_point(&point("ORCL", &[])))),
         422
     );
-    let mut backwards = point("ORCL", &["orcl/df1"]);
+    let mut backwards = point("ORCL", &["ORCL/df1"]);
     backwards.first_scn = Some(300);
     assert_eq!(
         status_of(v.rt.block_on(a.create_recovery_point(&backwards))),
@@ -73,14 +73,14 @@ fn recovery_points_name_committed_pieces_and_stay_with_their_database() {
     );
     // A token may not record another database's point.
     assert_eq!(
-        status_of(v.rt.block_on(b.create_recovery_point(&point("ORCL", &["orcl/df1"])))),
+        status_of(v.rt.block_on(b.create_recovery_point(&point("ORCL", &["ORCL/df1"])))),
         403
     );
     assert_eq!(
         status_of(
             v.rt.block_on(
                 v.client(&reader)
-                    .create_recovery_point(&point("ORCL", &["orcl/df1"]))
+                    .create_recovery_point(&point("ORCL", &["ORCL/df1"]))
             )
         ),
         403
@@ -92,23 +92,23 @@ fn recovery_points_name_committed_pieces_and_stay_with_their_database() {
     );
 
     let full =
-        v.rt.block_on(a.create_recovery_point(&point("ORCL", &["orcl/df1", "orcl/df2"])))
+        v.rt.block_on(a.create_recovery_point(&point("ORCL", &["ORCL/df1", "ORCL/df2"])))
             .unwrap();
     assert!(full.id.starts_with("rp-"));
     assert_eq!(full.stats.pieces, 2);
     assert_eq!(full.stats.bytes, 2_000_000);
     assert!(full.stats.stored > 0);
-    let mut arch = point("ORCL", &["orcl/df2"]);
+    let mut arch = point("ORCL", &["ORCL/df2"]);
     arch.id = Some("arch-1".into());
     arch.kind = RecoveryPointKind::Archivelog;
     let arch = v.rt.block_on(a.create_recovery_point(&arch)).unwrap();
-    let mut again = point("ORCL", &["orcl/df2"]);
+    let mut again = point("ORCL", &["ORCL/df2"]);
     again.id = Some("arch-1".into());
     assert_eq!(
         status_of(v.rt.block_on(a.create_recovery_point(&again))),
         409
     );
-    v.rt.block_on(b.create_recovery_point(&point("OTHER", &["other/df1"])))
+    v.rt.block_on(b.create_recovery_point(&point("OTHER", &["OTHER/df1"])))
         .unwrap();
 
     let all =
@@ -165,7 +165,7 @@ fn recovery_points_name_committed_pieces_and_stay_with_their_database() {
         [arch]
     );
     // The record is gone; its pieces are not.
-    assert!(v.rt.block_on(a.info("orcl/df1")).unwrap().is_some());
+    assert!(v.rt.block_on(a.info("ORCL/df1")).unwrap().is_some());
 }
 
 fn job(db: &str) -> NewJob {

@@ -46,8 +46,8 @@ fn sessions_stay_with_their_database_and_stale_lineages_are_refused() {
     let repo = v.repo(&orcl);
     let before = rt.block_on(client.begin_session("probe", None)).unwrap();
     rt.block_on(client.end_session(before.id)).unwrap();
-    put(&repo, "p", "ORCL", &data(3 << 20, 1));
-    rt.block_on(repo.delete("p")).unwrap();
+    put(&repo, "ORCL/p", "ORCL", &data(3 << 20, 1));
+    rt.block_on(repo.delete("ORCL/p")).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let store = rt.block_on(Store::open_local(&v.data)).unwrap();
     let opts = GcOptions {

@@ -51,8 +51,8 @@ fn a_client_round_trip_over_https_with_a_self_signed_certificate() {
         v.rt.block_on(Repository::open(c, &KeySource::Passphrase(PASS.into())))
             .unwrap();
     let bytes = data(2_000_000, 9);
-    put(&repo, "orcl/tls", "ORCL", &bytes);
-    assert_eq!(read(&v.rt, &repo, "orcl/tls").unwrap(), bytes);
+    put(&repo, "ORCL/tls", "ORCL", &bytes);
+    assert_eq!(read(&v.rt, &repo, "ORCL/tls").unwrap(), bytes);
 
     // A certificate the client does not trust fails at once, not after retries.
     let (stranger, _) = certificate(certs.path(), "stranger");

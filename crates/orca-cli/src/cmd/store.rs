@@ -10,7 +10,7 @@ use orca_store::client::StoreClient;
 use orca_store::{Appliance, StoreConfig};
 use serde_json::{Value, json};
 
-use crate::common::{format_time, human_bytes, print_json};
+use crate::common::{LimitArgs, format_time, human_bytes, print_json};
 
 #[derive(Subcommand, Debug)]
 pub enum StoreCmd {
@@ -51,10 +51,15 @@ pub struct ServeArgs {
     /// Address to listen on (default 127.0.0.1:9090).
     #[arg(long)]
     listen: Option<String>,
-    /// The vault recovery points are uploaded to.
-    #[arg(long, value_name = "URL", requires = "token")]
+    /// The vault recovery points are uploaded to; needs --token-file (or --token).
+    #[arg(long, value_name = "URL")]
     vault: Option<String>,
-    /// The vault token (`orca vault token create`); ORCA_TOKEN also works.
+    /// File holding the vault token (`orca vault token create`), readable by the store's
+    /// user only.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// The vault token itself (ORCA_TOKEN also works). On the command line it is visible to
+    /// every local user (ps, /proc): prefer --token-file.
     #[arg(long, env = "ORCA_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Key file of the vault's repository, instead of ORCA_PASSWORD.
@@ -77,6 +82,8 @@ pub struct ServeArgs {
     /// The admin token itself, instead of a file.
     #[arg(long, env = "ORCA_STORE_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -418,13 +425,20 @@ async fn serve(a: ServeArgs) -> Result<()> {
         config.admin_token = a.admin_token;
     }
     if let Some(url) = a.vault {
+        // The file wins over ORCA_TOKEN.
+        let (token, token_file) = match (a.token_file, a.token) {
+            (Some(f), _) => (None, Some(f)),
+            (None, Some(t)) => (Some(t), None),
+            (None, None) => bail!("--vault needs the vault's token: give --token-file FILE"),
+        };
         config.vault = Some(orca_store::VaultConfig {
             url,
-            token: a.token,
-            token_file: None,
+            token,
+            token_file,
             key_file: a.key_file.clone(),
         });
     }
+    let limits = a.limits.limits()?;
     config.check().map_err(anyhow::Error::msg)?;
     let key = match (&config.vault, &a.key_file) {
         (None, _) => None,
@@ -442,6 +456,6 @@ async fn serve(a: ServeArgs) -> Result<()> {
         "backup store {} listening on {listen}",
         app.root().display()
     );
-    orca_store::serve(app, &listen).await?;
+    orca_store::serve(app, &listen, limits).await?;
     Ok(())
 }

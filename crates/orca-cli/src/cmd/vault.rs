@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use orca_repo::Store;
 use orca_vault::server::{Scope, TlsFiles, Tokens};
 
-use crate::common::{format_time, print_json};
+use crate::common::{LimitArgs, format_time, print_json};
 
 #[derive(Subcommand, Debug)]
 pub enum VaultCmd {
@@ -89,6 +89,8 @@ pub struct ServeArgs {
     /// Grace period of the scheduled collections.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     gc_grace: std::time::Duration,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 #[derive(Args, Debug)]
@@ -160,6 +162,7 @@ fn tls_files(a: &ServeArgs) -> Option<TlsFiles> {
 }
 
 async fn serve(a: ServeArgs) -> Result<()> {
+    let limits = a.limits.limits()?;
     let tls = tls_files(&a);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let dir: &Path = &a.data.data;
@@ -190,7 +193,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
             }
         });
     }
-    orca_vault::server::serve(dir, &a.listen, tls.as_ref())
+    orca_vault::server::serve(dir, &a.listen, tls.as_ref(), limits)
         .await
         .with_context(|| format!("cannot serve {}", dir.display()))
 }
@@ -366,5 +369,24 @@ mod tests {
                 .contains("use backup, restore or admin")
         );
         assert!(parse(&["token", "revoke", "--data", "d", "ab12"]).is_ok());
+    }
+
+    #[test]
+    fn the_limit_flags_default_to_the_documented_limits() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["orca"], args].concat());
+        let VaultCmd::Serve(a) = parse(&["serve", "--data", "d"]).unwrap().c else {
+            panic!("not serve")
+        };
+        assert_eq!(
+            a.limits.limits().unwrap(),
+            orca_vault::listen::Limits::default()
+        );
+        let VaultCmd::Serve(a) = parse(&["serve", "--data", "d", "--max-connections", "0"])
+            .unwrap()
+            .c
+        else {
+            panic!("not serve")
+        };
+        assert!(a.limits.limits().is_err());
     }
 }

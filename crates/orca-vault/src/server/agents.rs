@@ -4,9 +4,9 @@
 use axum::Json;
 use axum::extract::Path;
 
-use super::db::{Record, is_database_name};
+use super::db::Record;
 use super::{ApiError, ApiResult, Caller, JsonBody, READ, St, WRITE};
-use crate::wire::{AgentStatus, ErrorBody, Heartbeat};
+use crate::wire::{AgentStatus, ErrorBody, Heartbeat, check_database_name};
 
 impl Record for AgentStatus {
     const TYPE: &'static str = "agent";
@@ -28,11 +28,7 @@ impl Record for AgentStatus {
 }
 
 fn check(c: &Caller, database: &str) -> ApiResult<()> {
-    if !is_database_name(database) {
-        return Err(ApiError::invalid(format!(
-            "{database:?} is not a database name"
-        )));
-    }
+    check_database_name(database).map_err(ApiError::invalid)?;
     c.owns(Some(database))
 }
 

@@ -43,6 +43,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use orca_repo::{RepoError, Store};
 use serde::de::DeserializeOwned;
 use utoipa::OpenApi;
@@ -51,10 +52,12 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, SecurityRequirement}
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use crate::listen::Limits;
+use crate::listen::is_body_timeout;
 use crate::wire::{self, ErrorBody};
 use db::{Caller, Records};
 pub use db::{TokenInfo, Tokens};
-pub use net::{TlsFiles, serve, serve_on, spawn_local, spawn_local_with};
+pub use net::{TlsFiles, serve, serve_on, spawn_local, spawn_local_limited, spawn_local_with};
 
 /// Why the vault could not start, or a token could not be managed.
 #[derive(Debug, thiserror::Error)]
@@ -283,6 +286,21 @@ impl From<RepoError> for ApiError {
                 e.to_string(),
                 "the request body is malformed",
             ),
+            // A client newer than the vault: retrying cannot help, so not a 5xx.
+            RepoError::UnsupportedVersion { .. } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                e.to_string(),
+                "the client is newer than the vault: upgrade the vault",
+            ),
+            ref full if full.is_disk_full() => {
+                tracing::error!(error = %full, "the repository's disk is full");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    full.to_string(),
+                    "free space on the vault's repository disk, then run the backup again: \
+                     what was committed is intact",
+                )
+            }
             other => ApiError::internal(other.to_string()),
         }
     }
@@ -294,13 +312,9 @@ impl From<VaultError> for ApiError {
     }
 }
 
-/// What to do about a refusal the framework made (no route, bad query, body too large, ...).
+/// What to do about a refusal the framework made (no route, bad query, ...).
 fn hint_for(status: StatusCode) -> String {
     match status {
-        StatusCode::PAYLOAD_TOO_LARGE => format!(
-            "send at most {} MiB per request (the client splits uploads)",
-            wire::MAX_BODY >> 20
-        ),
         StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => {
             "see /api/v1/openapi.json for the routes".into()
         }
@@ -379,17 +393,80 @@ impl Caller {
     }
 }
 
-/// A JSON request body, whatever its `Content-Type`: 400 when it is not JSON, 422 when it does
-/// not fit the type.
+/// `n` bytes for messages (every limit is a whole number of MiB).
+fn mib(n: usize) -> String {
+    format!("{} MiB", n >> 20)
+}
+
+/// 413 for a request over one of the vault's limits.
+fn too_large(error: String, limit: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        error,
+        format!(
+            "send at most {limit} per request (the vault's client splits its requests to fit); \
+             see /api/v1/openapi.json for each request's limits"
+        ),
+    )
+}
+
+/// A request body of at most `max` bytes: refused with 413 from its `Content-Length` before
+/// it is read when it declares more, or as soon as more arrives; 408 when it does not arrive
+/// within the server's body timeout; 400 when it cannot be read.
+async fn read_body(req: Request, max: usize) -> ApiResult<Bytes> {
+    let what = format!("{} {}", req.method(), req.uri().path());
+    let over = |size: String| {
+        too_large(
+            format!("{size} is over the limit of {} of {what}", mib(max)),
+            &mib(max),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared
+        && n > max as u64
+    {
+        return Err(over(format!("a {n}-byte body")));
+    }
+    match Limited::new(req.into_body(), max).collect().await {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(over("the body".into())),
+        Err(e) if is_body_timeout(&*e) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            e.to_string(),
+            "send the body without pausing (the vault's --body-timeout bounds it)",
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("cannot read the body of {what}: {e}"),
+            "send the whole body its Content-Length announces",
+        )),
+    }
+}
+
+/// A binary request body of at most `MAX` bytes.
+struct RawBody<const MAX: usize>(Bytes);
+
+impl<S: Send + Sync, const MAX: usize> FromRequest<S> for RawBody<MAX> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> ApiResult<Self> {
+        read_body(req, MAX).await.map(RawBody)
+    }
+}
+
+/// A JSON request body of at most [`wire::MAX_JSON_BODY`], whatever its `Content-Type`: 400
+/// when it is not JSON, 422 when it does not fit the type.
 struct JsonBody<T>(T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> ApiResult<Self> {
-        let body = Bytes::from_request(req, state)
-            .await
-            .map_err(|r| ApiError::new(r.status(), r.body_text(), hint_for(r.status())))?;
+    async fn from_request(req: Request, _: &S) -> ApiResult<Self> {
+        let body = read_body(req, wire::MAX_JSON_BODY).await?;
         serde_json::from_slice(&body).map(JsonBody).map_err(|e| {
             let status = match e.classify() {
                 serde_json::error::Category::Data => StatusCode::UNPROCESSABLE_ENTITY,
@@ -397,24 +474,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             };
             ApiError::new(status, format!("malformed JSON: {e}"), hint_for(status))
         })
-    }
-}
-
-/// Refuses a body declared larger than the limit before it is sent.
-async fn refuse_oversized(req: Request, next: Next) -> Response {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(n) if n > wire::MAX_BODY as u64 => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("a {n}-byte body is over the vault's limit"),
-            hint_for(StatusCode::PAYLOAD_TOO_LARGE),
-        )
-        .into_response(),
-        _ => next.run(req).await,
     }
 }
 
@@ -494,7 +553,17 @@ async fn openapi_json(State(s): St) -> Response {
         title = "ORCA vault",
         description = "Deduplicated storage of encrypted backup chunks, pieces, recovery points and jobs. \
             Authenticate with `Authorization: Bearer <token>` (`orca vault token create`). \
-            Every refused request answers a JSON ErrorBody and changes nothing."
+            Every refused request answers a JSON ErrorBody and changes nothing; a client error is \
+            always a 4xx (retry only 5xx). \
+            Database names follow Oracle's DB_NAME rules (1 to 30 letters, digits, `_`, `$`, `#`, \
+            starting with a letter); a piece's name is `DBNAME/handle`, starts with its database \
+            (the token's, for a database's token), and holds no control character. \
+            Every request's work is bounded: each operation with a body names its limits, and a \
+            request over one is answered 413 with the limit in its message. \
+            Slow clients are cut off: request headers (and a TLS handshake) must arrive within the \
+            server's header timeout (default 30 s), a body within its body timeout (default 300 s: \
+            408), and a connection with no request for its idle timeout (default 120 s) is closed; \
+            at most max-connections (default 1024) are served at once."
     ),
     components(schemas(ErrorBody)),
     tags(
@@ -572,16 +641,25 @@ fn add_conventions(doc: &mut utoipa::openapi::OpenApi) {
     let open = format!("{}/openapi.json", wire::API);
     for (path, item) in doc.paths.paths.iter_mut() {
         let secured = path.starts_with(wire::API) && *path != open;
-        for op in [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
+        for (method, op) in [
+            ("GET", &mut item.get),
+            ("PUT", &mut item.put),
+            ("POST", &mut item.post),
+            ("DELETE", &mut item.delete),
+            ("PATCH", &mut item.patch),
         ]
         .into_iter()
-        .flatten()
+        .filter_map(|(m, op)| Some((m, op.as_mut()?)))
         {
+            if let Some(limits) = limits_of(method, path, op.request_body.is_some()) {
+                let said = op.description.take().unwrap_or_default();
+                op.description = Some(format!("{said}\n\nLimits: {limits}").trim().to_string());
+                op.responses.responses.insert(
+                    "413".into(),
+                    error("over a limit of this request (named in the message): nothing changed")
+                        .into(),
+                );
+            }
             let r = &mut op.responses.responses;
             if secured {
                 op.security = Some(vec![SecurityRequirement::new(
@@ -607,6 +685,31 @@ fn add_conventions(doc: &mut utoipa::openapi::OpenApi) {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+}
+
+/// What bounds the work of a request, as its operation's description says it: the same
+/// constants the handlers and the client use.
+fn limits_of(method: &str, path: &str, has_body: bool) -> Option<String> {
+    let route = path.strip_prefix(wire::API).unwrap_or(path);
+    let json = format!("a JSON body of at most {}.", mib(wire::MAX_JSON_BODY));
+    Some(match (method, route) {
+        ("POST", "/chunks/missing") => format!("at most {} ids; {json}", wire::MAX_IDS),
+        ("POST", "/chunks/read") => format!(
+            "at most {} ids, and an answer of at most {} (payloads and their 4-byte lengths; \
+             an id asked twice counts twice): ask for fewer ids beyond; {json}",
+            wire::MAX_READ_IDS,
+            mib(wire::MAX_READ_BYTES)
+        ),
+        ("PUT", "/chunks") => format!(
+            "at most {} chunks and {} per batch. A batch is checked whole (sizes, delta bases) \
+             before any of its chunks is stored: a refused batch stores nothing.",
+            wire::MAX_IDS,
+            mib(wire::MAX_BODY)
+        ),
+        ("POST", "/pieces") => format!("a manifest of at most {}.", mib(wire::MAX_BODY)),
+        _ if has_body => json,
+        _ => return None,
+    })
 }
 
 /// The OpenAPI document of the vault's API (what `/api/v1/openapi.json` serves).
@@ -644,9 +747,35 @@ pub async fn router(data: &Path) -> Result<Router, VaultError> {
         openapi: doc.to_json().expect("the document serialises"),
     });
     Ok(routes
-        .layer(middleware::from_fn(refuse_oversized))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(metrics, metrics::observe))
-        .layer(DefaultBodyLimit::max(wire::MAX_BODY))
+        // Handlers read bodies with their own limits (`read_body`); this bounds the framework's.
+        .layer(DefaultBodyLimit::max(wire::MAX_JSON_BODY))
         .with_state(state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_507_naming_the_free_bytes_and_other_failures_are_not() {
+        let full = RepoError::DiskFull {
+            path: "/srv/orca-vault".into(),
+            free: 4096,
+        };
+        let e = ApiError::from(RepoError::PackWrite {
+            location: "/srv/orca-vault".into(),
+            source: Arc::new(full),
+        });
+        assert_eq!(e.0, StatusCode::INSUFFICIENT_STORAGE);
+        assert!(
+            e.1.error
+                .contains("the repository's disk is full (4096 bytes free at /srv/orca-vault)"),
+            "{}",
+            e.1.error
+        );
+        let other = ApiError::from(RepoError::InvalidArgument("x".into()));
+        assert_eq!(other.0, StatusCode::BAD_REQUEST);
+    }
 }

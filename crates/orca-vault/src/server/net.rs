@@ -1,23 +1,18 @@
 //! Listening. Plain TCP speaks HTTP/1.1 and HTTP/2 with prior knowledge (h2c); TLS offers
-//! h2 and http/1.1 by ALPN. Either way one connection handler picks the protocol it sees.
+//! h2 and http/1.1 by ALPN. Either way one connection handler picks the protocol it sees,
+//! within the timeouts and the connection limit of [`Limits`] (`crate::listen`).
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use super::{VaultError, router};
+use crate::listen::{self, Handshake, Limits, Stream};
 use crate::tls;
-
-/// A client that has not finished its TLS handshake by then is dropped.
-const HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// The server's certificate chain and private key, PEM files.
 #[derive(Debug, Clone)]
@@ -50,7 +45,12 @@ impl TlsFiles {
 }
 
 /// Serves until the process ends.
-pub async fn serve(data: &Path, listen: &str, tls: Option<&TlsFiles>) -> Result<(), VaultError> {
+pub async fn serve(
+    data: &Path,
+    listen: &str,
+    tls: Option<&TlsFiles>,
+    limits: Limits,
+) -> Result<(), VaultError> {
     let (app, acceptor) = prepare(data, tls).await?;
     let listener = TcpListener::bind(listen)
         .await
@@ -59,7 +59,7 @@ pub async fn serve(data: &Path, listen: &str, tls: Option<&TlsFiles>) -> Result<
             source,
         })?;
     tracing::info!(data = %data.display(), %listen, tls = acceptor.is_some(), "vault serving");
-    match run(listener, app, acceptor).await {}
+    match run(listener, app, acceptor, limits).await {}
 }
 
 /// Serves on an already bound listener (tests bind port 0).
@@ -67,9 +67,10 @@ pub async fn serve_on(
     data: &Path,
     listener: TcpListener,
     tls: Option<&TlsFiles>,
+    limits: Limits,
 ) -> Result<(), VaultError> {
     let (app, acceptor) = prepare(data, tls).await?;
-    match run(listener, app, acceptor).await {}
+    match run(listener, app, acceptor, limits).await {}
 }
 
 async fn prepare(
@@ -80,46 +81,19 @@ async fn prepare(
     Ok((router(data).await?, acceptor))
 }
 
-async fn run(listener: TcpListener, app: Router, acceptor: Option<TlsAcceptor>) -> Infallible {
-    let mut http = auto::Builder::new(TokioExecutor::new());
-    // Upload bodies are megabytes: let HTTP/2 windows grow with the link instead of stalling
-    // every stream at the default 64 KiB.
-    http.http2().adaptive_window(true);
-    let http = Arc::new(http);
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // Out of descriptors and the like: wait for connections to close, keep serving.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
-        let http = http.clone();
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            let served = match acceptor {
-                None => http.serve_connection(TokioIo::new(tcp), service).await,
-                Some(a) => match tokio::time::timeout(HANDSHAKE, a.accept(tcp)).await {
-                    Ok(Ok(stream)) => http.serve_connection(TokioIo::new(stream), service).await,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                },
-            };
-            if let Err(e) = served {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
+async fn run(
+    listener: TcpListener,
+    app: Router,
+    acceptor: Option<TlsAcceptor>,
+    limits: Limits,
+) -> Infallible {
+    let handshake = acceptor.map(|a| -> Handshake {
+        Arc::new(move |tcp| {
+            let a = a.clone();
+            Box::pin(async move { Ok(Box::new(a.accept(tcp).await?) as Box<dyn Stream>) })
+        })
+    });
+    listen::serve(listener, app, limits, handshake).await
 }
 
 /// Starts a vault on a free loopback port in a background thread; returns its URL.
@@ -130,6 +104,15 @@ pub fn spawn_local(data: &Path) -> Result<String, VaultError> {
 
 /// [`spawn_local`], over TLS when `tls` is given (the URL is then `https://`).
 pub fn spawn_local_with(data: &Path, tls: Option<TlsFiles>) -> Result<String, VaultError> {
+    spawn_local_limited(data, tls, Limits::default())
+}
+
+/// [`spawn_local_with`], within `limits` (tests use short timeouts).
+pub fn spawn_local_limited(
+    data: &Path,
+    tls: Option<TlsFiles>,
+    limits: Limits,
+) -> Result<String, VaultError> {
     let (tx, rx) = std::sync::mpsc::channel();
     let data = data.to_path_buf();
     std::thread::spawn(move || {
@@ -155,7 +138,7 @@ pub fn spawn_local_with(data: &Path, tls: Option<TlsFiles>) -> Result<String, Va
             match started.await {
                 Ok((url, listener, app, acceptor)) => {
                     let _ = tx.send(Ok(url));
-                    match run(listener, app, acceptor).await {}
+                    match run(listener, app, acceptor, limits).await {}
                 }
                 Err(e) => {
                     let _ = tx.send(Err(e));

@@ -4,16 +4,63 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use orca_repo::Manifest;
 use orca_repo::{Backend, ChunkId, PieceFilter, PieceInfo, RepoError};
 
 use super::schema::{NameQuery, PieceInfoSchema, PieceQuery};
-use super::{ApiError, ApiResult, AppState, Caller, JsonBody, READ, St, WRITE};
+use super::{
+    ApiError, ApiResult, AppState, Caller, JsonBody, READ, RawBody, Scope, St, WRITE, mib,
+    too_large,
+};
 use crate::wire::{self, ErrorBody, Ids};
+
+/// Chunk payloads read at once while a read's answer is streamed: what one read holds in
+/// memory, whatever its size.
+const READ_SLICE: u64 = 8 << 20;
+
+/// Checks the name of a piece being committed against the token and the manifest: 400 unless
+/// it is a vault piece name (`DBNAME/handle`, no control character, not too long) of the
+/// database its manifest names, 403 unless that is the token's database. An admin token may
+/// also commit a piece of no database, under any name a piece may have.
+fn check_name(c: &Caller, name: &str, database: Option<&str>) -> ApiResult<()> {
+    let bad = |e: String| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            e,
+            "pieces sent through the vault are named DBNAME/handle (the SBT library does so)",
+        )
+    };
+    if c.scope == Scope::Admin && database.is_none() {
+        return wire::check_piece_name(name).map_err(bad);
+    }
+    let db = wire::piece_database(name).map_err(bad)?;
+    if c.scope != Scope::Admin && db != c.db {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "this token belongs to database {} and may not commit pieces named {db}/...",
+                c.db
+            ),
+            format!(
+                "name the database's pieces {}/handle, or use {db}'s token",
+                c.db
+            ),
+        ));
+    }
+    c.owns(database)?;
+    if database != Some(db) {
+        return Err(bad(format!(
+            "piece {name:?} is named for database {db} but its manifest says {}",
+            database.unwrap_or("none")
+        )));
+    }
+    Ok(())
+}
 
 /// The catalog entry of `name`, which must belong to the caller's database.
 async fn owned_piece(s: &AppState, c: &Caller, name: &str) -> ApiResult<PieceInfo> {
@@ -34,9 +81,62 @@ async fn owned_piece(s: &AppState, c: &Caller, name: &str) -> ApiResult<PieceInf
     Ok(info)
 }
 
-fn ids(body: Ids) -> ApiResult<Vec<ChunkId>> {
+/// The ids of a request that may name at most `max`.
+fn ids(body: Ids, max: usize) -> ApiResult<Vec<ChunkId>> {
+    if body.ids.len() > max {
+        return Err(too_large(
+            format!(
+                "{} ids are over the limit of {max} per request",
+                body.ids.len()
+            ),
+            &format!("{max} ids"),
+        ));
+    }
     wire::ids_from_hex(&body.ids)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e, "ids are 64 hex digits"))
+}
+
+fn not_stored(id: &ChunkId) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("chunk {} is not stored", id.short()),
+        "the piece is damaged: run `orca verify` on the vault's repository",
+    )
+}
+
+/// The payload size of each of `ids`, from the index: 404 for a chunk the vault does not hold.
+async fn payload_sizes(s: &AppState, ids: &[ChunkId]) -> ApiResult<Vec<u64>> {
+    let locate = |ids: Vec<ChunkId>| {
+        let index = s.store.index().clone();
+        async move {
+            tokio::task::spawn_blocking(move || index.locate(&ids))
+                .await
+                .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
+                .map_err(ApiError::from)
+        }
+    };
+    let mut found = locate(ids.to_vec()).await?;
+    let unlocated: Vec<ChunkId> = ids
+        .iter()
+        .zip(&found)
+        .filter(|(_, l)| l.is_none())
+        .map(|(id, _)| *id)
+        .collect();
+    if !unlocated.is_empty() {
+        if let Some(id) = s.store.missing(&unlocated).await?.first() {
+            return Err(not_stored(id));
+        }
+        // Uploaded, but still in a pack being written: its chunks are indexed once it is.
+        s.store.flush().await?;
+        found = locate(ids.to_vec()).await?;
+    }
+    ids.iter()
+        .zip(found)
+        .map(|(id, l)| {
+            l.map(|l| u64::from(l.entry.payload_len))
+                .ok_or_else(|| not_stored(id))
+        })
+        .collect()
 }
 
 #[utoipa::path(get, path = "/config", tag = "pieces",
@@ -63,7 +163,7 @@ pub(super) async fn missing(
     JsonBody(body): JsonBody<Ids>,
 ) -> ApiResult<Json<Ids>> {
     c.may(WRITE)?;
-    let ids = ids(body)?;
+    let ids = ids(body, wire::MAX_IDS)?;
     let m = s.store.missing(&ids).await?;
     s.metrics.probe(ids.len(), m.len());
     Ok(Json(Ids::of(&m)))
@@ -72,12 +172,12 @@ pub(super) async fn missing(
 #[utoipa::path(put, path = "/chunks", tag = "chunks",
     request_body(content(("application/octet-stream")),
         description = "repeat { id [32] | raw_len u32 LE | payload_len u32 LE | payload }"),
-    responses((status = 204, description = "stored (chunks already held are ignored)")))]
+    responses((status = 204, description = "stored durably: packs written and synced before the answer (chunks already held are ignored)")))]
 pub(super) async fn upload(
     State(s): St,
     c: Caller,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody<{ wire::MAX_BODY }>,
 ) -> ApiResult<StatusCode> {
     c.may(WRITE)?;
     let chunks = wire::decode_chunks(body).map_err(|e| {
@@ -87,6 +187,16 @@ pub(super) async fn upload(
             "see PUT /api/v1/chunks in /api/v1/openapi.json for the framing",
         )
     })?;
+    if chunks.len() > wire::MAX_IDS {
+        return Err(too_large(
+            format!(
+                "a batch of {} chunks is over the limit of {}",
+                chunks.len(),
+                wire::MAX_IDS
+            ),
+            &format!("{} chunks", wire::MAX_IDS),
+        ));
+    }
     let ids: Vec<ChunkId> = chunks.iter().map(|c| c.id).collect();
     let absent: HashSet<ChunkId> = s.store.missing(&ids).await?.into_iter().collect();
     let (mut dup_chunks, mut dup_bytes, mut bytes) = (0, 0, 0);
@@ -99,6 +209,9 @@ pub(super) async fn upload(
     }
     let n = chunks.len();
     s.store.put_chunks(chunks).await?;
+    // A 204 means durable: a client that saw it never sends these chunks again, so they
+    // must not wait in the open pack for a kill -9 to lose them.
+    s.store.persist(&ids).await?;
     s.metrics.upload(n, bytes, dup_chunks, dup_bytes);
     if let Some(id) = headers
         .get(wire::COMMAND_ID_HEADER)
@@ -135,19 +248,51 @@ pub(super) async fn read(
     JsonBody(body): JsonBody<Ids>,
 ) -> ApiResult<Response> {
     c.may(READ)?;
-    let ids = ids(body)?;
-    let absent: HashSet<_> = s.store.missing(&ids).await?.into_iter().collect();
-    if let Some(id) = ids.iter().find(|i| absent.contains(i)) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("chunk {} is not stored", id.short()),
-            "the piece is damaged: run `orca verify` on the vault's repository",
+    let ids = ids(body, wire::MAX_READ_IDS)?;
+    let sizes = payload_sizes(&s, &ids).await?;
+    let total: u64 = sizes.iter().map(|n| 4 + n).sum();
+    if total > wire::MAX_READ_BYTES as u64 {
+        return Err(too_large(
+            format!(
+                "an answer of {total} bytes is over the limit of {} per read",
+                mib(wire::MAX_READ_BYTES)
+            ),
+            &mib(wire::MAX_READ_BYTES),
         ));
     }
-    let payloads = s.store.get_chunks(&ids).await?;
-    let body = wire::encode_payloads(&payloads);
-    s.metrics.chunk_read(ids.len(), body.len() as u64);
-    Ok(body.into_response())
+    // Streamed a slice at a time, so a read holds a few MiB whatever it asks for; the first
+    // slice is read before answering, so a read that fails at once gets its status.
+    let mut slices: Vec<Vec<ChunkId>> = Vec::new();
+    let mut filled = READ_SLICE;
+    for (id, size) in ids.iter().zip(&sizes) {
+        if filled + size > READ_SLICE {
+            slices.push(Vec::new());
+            filled = 0;
+        }
+        filled += size;
+        slices.last_mut().expect("pushed above").push(*id);
+    }
+    let mut slices = slices.into_iter();
+    let first = match slices.next() {
+        Some(slice) => wire::encode_payloads(&s.store.get_chunks(&slice).await?),
+        None => Bytes::new(),
+    };
+    s.metrics.chunk_read(ids.len(), total);
+    let store = s.store.clone();
+    let rest = futures::stream::iter(slices).then(move |slice| {
+        let store = store.clone();
+        async move {
+            match store.get_chunks(&slice).await {
+                Ok(p) => Ok(wire::encode_payloads(&p)),
+                Err(e) => {
+                    tracing::error!(error = %e, "a chunk read failed while its answer was sent");
+                    Err(e)
+                }
+            }
+        }
+    });
+    let stream = futures::stream::once(async move { Ok::<_, RepoError>(first) }).chain(rest);
+    Ok(Body::from_stream(stream).into_response())
 }
 
 #[utoipa::path(post, path = "/flush", tag = "chunks",
@@ -164,14 +309,18 @@ pub(super) async fn flush(State(s): St, c: Caller) -> ApiResult<StatusCode> {
     responses(
         (status = 201, description = "committed", body = PieceInfoSchema),
         (status = 409, description = "name taken, or chunks missing (listed in `missing`)", body = ErrorBody)))]
-pub(super) async fn commit(State(s): St, c: Caller, body: Bytes) -> ApiResult<Response> {
+pub(super) async fn commit(
+    State(s): St,
+    c: Caller,
+    RawBody(body): RawBody<{ wire::MAX_BODY }>,
+) -> ApiResult<Response> {
     c.may(WRITE)?;
     let m = Manifest::decode_unverified(&body, "manifest upload")?;
-    c.owns(m.header.meta.database.as_deref())?;
+    check_name(&c, &m.header.name, m.header.meta.database.as_deref())?;
     let info = s.store.commit(body).await?;
     s.metrics.commit();
     tracing::info!(
-        piece = %info.name,
+        piece = ?info.name,
         database = info.database.as_deref().unwrap_or("-"),
         bytes = info.size,
         "piece committed"
@@ -238,7 +387,7 @@ pub(super) async fn delete(
     c.may(WRITE)?;
     owned_piece(&s, &c, &q.name).await?;
     if s.store.delete(&q.name).await? {
-        tracing::info!(piece = %q.name, "piece deleted");
+        tracing::info!(piece = ?q.name, "piece deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(RepoError::PieceNotFound { name: q.name }.into())

@@ -6,12 +6,12 @@ use axum::Json;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 
-use super::db::{Record, Selection, is_database_name};
+use super::db::{Record, Selection};
 use super::pieces::committed;
 use super::{ApiError, ApiResult, Caller, JsonBody, READ, St, WRITE};
 use crate::wire::{
     ErrorBody, Job, JobFilter, JobProgress, JobState, JobUpdate, NewJob, NewRecoveryPoint,
-    RecoveryPoint, RecoveryPointFilter, RecoveryPointStats,
+    RecoveryPoint, RecoveryPointFilter, RecoveryPointStats, check_database_name,
 };
 
 const MAX_MESSAGE: usize = 16 << 10;
@@ -32,10 +32,7 @@ fn check_id(id: &str) -> ApiResult<()> {
 }
 
 fn check_database(db: &str) -> ApiResult<()> {
-    if !is_database_name(db) {
-        return Err(ApiError::invalid(format!("{db:?} is not a database name")));
-    }
-    Ok(())
+    check_database_name(db).map_err(ApiError::invalid)
 }
 
 fn check_labels(labels: &BTreeMap<String, String>) -> ApiResult<()> {

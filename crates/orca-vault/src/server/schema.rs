@@ -218,7 +218,7 @@ impl From<PieceQuery> for PieceFilter {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct NameQuery {
-    /// The piece's name (URL-encoded: names contain `/`).
+    /// The piece's name, `DBNAME/handle` (URL-encoded: names contain `/`).
     pub name: String,
 }
 

@@ -1,7 +1,8 @@
 //! Writer sessions: what lets garbage collection run beside backups through the vault.
 //!
 //! A session belongs to the database of the token that began it (its holder is recorded as
-//! `<database>/<piece>`), so one database's token can neither end nor stretch another's.
+//! `<database>/<piece>`; database names hold no `/`, so the part before the first one is the
+//! owner), so one database's token can neither end nor stretch another's.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -10,7 +11,7 @@ use orca_repo::Backend;
 
 use super::{ApiError, ApiResult, Caller, JsonBody, St, WRITE};
 use crate::wire::{
-    ErrorBody, LineageRequest, SessionAnswer, SessionGrantBody, SessionRequest, WhoAmI,
+    self, ErrorBody, LineageRequest, SessionAnswer, SessionGrantBody, SessionRequest, WhoAmI,
 };
 
 /// The session `id`, which must belong to the caller's database.
@@ -38,8 +39,11 @@ pub(super) async fn begin(
     JsonBody(r): JsonBody<SessionRequest>,
 ) -> ApiResult<(StatusCode, Json<SessionGrantBody>)> {
     c.may(WRITE)?;
-    if r.holder.len() > 1024 {
-        return Err(ApiError::invalid("holder longer than 1024 bytes"));
+    if r.holder.len() > wire::MAX_PIECE_NAME || r.holder.chars().any(char::is_control) {
+        return Err(ApiError::invalid(format!(
+            "holder: at most {} bytes, no control character",
+            wire::MAX_PIECE_NAME
+        )));
     }
     let g = s
         .store

@@ -12,7 +12,7 @@ use orca_repo::{
 };
 use orca_testing::http;
 use orca_vault::client::VaultClient;
-use orca_vault::server::{Scope, TlsFiles, Tokens, spawn_local_with};
+use orca_vault::server::{Limits, Scope, TlsFiles, Tokens, spawn_local_limited};
 
 pub const PASS: &str = "vault test passphrase";
 
@@ -48,11 +48,16 @@ impl Vault {
     }
 
     pub fn start_with(tls: Option<TlsFiles>) -> Vault {
+        Vault::start_limited(tls, Limits::default())
+    }
+
+    /// A vault that allows each client only `limits`.
+    pub fn start_limited(tls: Option<TlsFiles>, limits: Limits) -> Vault {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("repo");
         init(&data);
         let tokens = Tokens::open(&data).unwrap();
-        let url = spawn_local_with(&data, tls).unwrap();
+        let url = spawn_local_limited(&data, tls, limits).unwrap();
         Vault {
             _dir: dir,
             data,

@@ -105,11 +105,6 @@ fn docs<T: DeserializeOwned>(
         .collect()
 }
 
-/// What tokens and records may name as their database.
-pub(crate) fn is_database_name(db: &str) -> bool {
-    (1..=128).contains(&db.len()) && !db.chars().any(char::is_control)
-}
-
 fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("records serialise")
 }
@@ -151,11 +146,7 @@ impl Tokens {
 
     /// Creates a token; the secret is returned once and only its hash is kept.
     pub fn create(&self, db: &str, scope: Scope) -> Result<String, VaultError> {
-        if !is_database_name(db) {
-            return Err(VaultError::InvalidArgument(format!(
-                "{db:?} is not a database name"
-            )));
-        }
+        crate::wire::check_database_name(db).map_err(VaultError::InvalidArgument)?;
         let mut raw = [0u8; 24];
         getrandom::fill(&mut raw).map_err(VaultError::Random)?;
         let token = format!("orca_{}", hex::encode(raw));

@@ -1,0 +1,195 @@
+//! The backup store against hostile clients (issue 20): whoever can write to a mount's NFS
+//! export swaps a file for a link to a store-host file while PUT runs, and slow HTTP clients
+//! hold connections beside live traffic.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use orca_store::{Appliance, Limits, RestoreStatus, SnapshotMode, StoreConfig};
+
+const LOG: &str = "connected to target database: ORCL (DBID=42)\nRecovery Manager complete.\n";
+
+async fn open(root: &Path) -> Arc<Appliance> {
+    let mut c = StoreConfig::with_root(root.to_path_buf());
+    c.snapshot = SnapshotMode::Ingest;
+    c.max_pending = 100;
+    Appliance::open(c, None).await.unwrap()
+}
+
+/// `zz.dbf` as restored from point `snap`, when the point has it.
+async fn restored(app: &Arc<Appliance>, snap: &str) -> Option<Vec<u8>> {
+    let r = app.start_restore("m", snap).unwrap();
+    for _ in 0..600 {
+        let r = app.restore(r.jobid).unwrap();
+        if r.status != RestoreStatus::Running {
+            assert_eq!(r.status, RestoreStatus::Succeeded, "{r:?}");
+            return std::fs::read(r.path.join("zz.dbf")).ok();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("restore of {snap} did not end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_swapped_for_a_link_during_put_is_never_read_through_it() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("store");
+    let secret = d.path().join("secret");
+    std::fs::write(&secret, b"store host secret!".repeat(4096)).unwrap();
+    let app = open(&root).await;
+    app.create_mount("m").unwrap();
+    let data = app.data_dir("m");
+    let spare = root.join("m");
+    let datafile = b"DATAFILE".repeat(8192);
+    std::fs::write(data.join("zz.dbf"), &datafile).unwrap();
+
+    // The database host's side: zz.dbf is a regular file one moment, a link the next.
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let (stop, data, spare, secret) = (stop.clone(), data.clone(), spare.clone(), secret);
+        let datafile = datafile.clone();
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                std::fs::write(spare.join("zz.tmp"), &datafile).unwrap();
+                let _ = std::fs::remove_file(spare.join("zz.link"));
+                std::os::unix::fs::symlink(&secret, spare.join("zz.link")).unwrap();
+                std::fs::rename(spare.join("zz.tmp"), data.join("zz.dbf")).unwrap();
+                std::thread::sleep(Duration::from_micros(500));
+                std::fs::rename(spare.join("zz.link"), data.join("zz.dbf")).unwrap();
+                std::thread::sleep(Duration::from_micros(500));
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let (mut points, mut refused) = (Vec::new(), 0);
+    for i in 0..40u32 {
+        let _ = app.start_backup("m");
+        // A file read before zz.dbf, rewritten each time, keeps the walk and the read apart.
+        std::fs::write(
+            data.join("a.dbf"),
+            orca_testing::data::pattern(256 << 10, i),
+        )
+        .unwrap();
+        app.upload_log("m", "rman.log", LOG.as_bytes(), "/local/m", "linux")
+            .unwrap();
+        match app.end_backup("m").await {
+            Ok(snap) => points.push(snap),
+            Err(e) => {
+                assert!(e.to_string().contains("symbolic link"), "{e}");
+                refused += 1;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(swapper.join().unwrap() > 40, "the swapper ran");
+    let mut with_file = 0;
+    for snap in &points {
+        if let Some(bytes) = restored(&app, snap).await {
+            assert!(
+                bytes == datafile,
+                "point {snap} holds a file from outside the mount ({} bytes)",
+                bytes.len()
+            );
+            with_file += 1;
+        }
+    }
+    eprintln!(
+        "{} points ({with_file} with zz.dbf), {refused} PUTs refused a link",
+        points.len()
+    );
+}
+
+/// A connection that sends `head` and then nothing more.
+fn stall(addr: &str, head: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s
+}
+
+/// Whether the server closes `s` within `within`, and what it sent before.
+fn closed_within(mut s: TcpStream, within: Duration) -> Option<String> {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut got = Vec::new();
+    match s.read_to_end(&mut got) {
+        Ok(_) => Some(String::from_utf8_lossy(&got).into_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Some(String::new()),
+        Err(_) => None,
+    }
+}
+
+#[test]
+fn slow_half_sent_requests_are_cut_off_beside_live_traffic() {
+    let d = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let limits = Limits {
+        header_timeout: Duration::from_secs(1),
+        body_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(2),
+        max_connections: 8,
+    };
+    let addr = rt.block_on(async {
+        let app = open(&d.path().join("store")).await;
+        app.create_mount("m").unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(orca_store::serve_on(app, listener, limits));
+        addr
+    });
+    let url = format!("http://{addr}");
+    let half_headers: Vec<TcpStream> = (0..16)
+        .map(|_| {
+            stall(
+                &addr,
+                "GET /druva-phoenix/v1/mounts/m/backup HTTP/1.1\r\nHost: x\r\n",
+            )
+        })
+        .collect();
+    let half_bodies: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            stall(
+                &addr,
+                "POST /orca/v1/admin/mounts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 Content-Length: 100\r\n\r\n{\"name\"",
+            )
+        })
+        .collect();
+    for _ in 0..5 {
+        let asked = Instant::now();
+        let r = orca_testing::http::request(
+            &url,
+            "GET",
+            "/druva-phoenix/v1/mounts/m/backup",
+            None,
+            b"",
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            asked.elapsed()
+        );
+    }
+    for s in half_bodies {
+        let said = closed_within(s, Duration::from_secs(5)).expect("a stalled body is cut off");
+        assert!(said.starts_with("HTTP/1.1 408"), "{said}");
+    }
+    for s in half_headers {
+        closed_within(s, Duration::from_secs(5)).expect("stalled headers are cut off");
+    }
+    // An admin body over its limit is refused before it is read.
+    let big = (2 << 20) + 1;
+    let head = format!(
+        "POST /orca/v1/admin/mounts HTTP/1.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {big}\r\n"
+    );
+    let r = orca_testing::http::exchange(&url, &head, &vec![b' '; big]).unwrap();
+    assert_eq!(r.status, 413, "{r:?}");
+    assert!(r.body.contains("2 MiB"), "{r:?}");
+}

@@ -1,0 +1,360 @@
+//! The vault against clients that hold a valid token and use it badly (issue 20): reads and
+//! probes that would make it allocate without bound, batches that are half valid, manifests
+//! of a newer version, pieces named for another database, odd database names, and slow
+//! clients beside live traffic. Every refusal is a 4xx naming its limit and changes nothing.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{Vault, data, put};
+use orca_repo::{Backend, ChunkId, PieceMeta, Repository, WriteOptions};
+use orca_vault::server::{Limits, Scope};
+use orca_vault::wire;
+
+/// One chunk of an upload batch: `id`, its plain length, its encoded payload.
+fn frame(out: &mut Vec<u8>, id: [u8; 32], raw_len: u32, payload: &[u8]) {
+    out.extend_from_slice(&id);
+    out.extend_from_slice(&raw_len.to_le_bytes());
+    out.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// An encoded full chunk as the vault sees one (it holds no key: flags, then opaque bytes).
+fn full_payload(len: usize, seed: u8) -> Vec<u8> {
+    let mut p = vec![seed; len];
+    p[0] = 0x11;
+    p
+}
+
+fn ids_body(ids: &[[u8; 32]]) -> Vec<u8> {
+    let hex: Vec<String> = ids.iter().map(hex::encode).collect();
+    serde_json::to_vec(&serde_json::json!({ "ids": hex })).unwrap()
+}
+
+/// The ids among `ids` the vault says it does not hold.
+fn missing(v: &Vault, token: &str, ids: &[[u8; 32]]) -> Vec<String> {
+    let a = v.raw(
+        "POST",
+        "/api/v1/chunks/missing",
+        Some(token),
+        &ids_body(ids),
+    );
+    assert_eq!(a.status, 200, "{a:?}");
+    serde_json::from_value(a.json()["ids"].clone()).unwrap()
+}
+
+#[test]
+fn reads_and_probes_are_bounded_and_the_client_batches_within_the_bounds() {
+    let v = Vault::start();
+    let backup = v.token("ORCL", Scope::Backup);
+    let restore = v.token("ORCL", Scope::Restore);
+    let big = [7u8; 32];
+    let mut batch = Vec::new();
+    frame(&mut batch, big, 4 << 20, &full_payload(4 << 20, 1));
+    let a = v.raw("PUT", "/api/v1/chunks", Some(&backup), &batch);
+    assert_eq!(a.status, 204, "{a:?}");
+
+    // One chunk asked for over and over: refused on the count of ids, then on the bytes.
+    let a = v.raw(
+        "POST",
+        "/api/v1/chunks/read",
+        Some(&restore),
+        &ids_body(&vec![big; 2000]),
+    );
+    assert_eq!(a.status, 413, "{a:?}");
+    assert!(
+        a.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains(&wire::MAX_READ_IDS.to_string()),
+        "{a:?}"
+    );
+    let a = v.raw(
+        "POST",
+        "/api/v1/chunks/read",
+        Some(&restore),
+        &ids_body(&[big; 17]),
+    );
+    assert_eq!(a.status, 413, "{a:?}");
+    assert!(
+        a.json()["error"].as_str().unwrap().contains("64 MiB"),
+        "{a:?}"
+    );
+    let a = v.raw(
+        "POST",
+        "/api/v1/chunks/read",
+        Some(&restore),
+        &ids_body(&[big; 3]),
+    );
+    assert_eq!(a.status, 200, "{:?}", (a.status, &a.headers));
+
+    // A probe of too many ids, and a JSON body over its limit.
+    let a = v.raw(
+        "POST",
+        "/api/v1/chunks/missing",
+        Some(&backup),
+        &ids_body(&vec![big; wire::MAX_IDS + 1]),
+    );
+    assert_eq!(a.status, 413, "{a:?}");
+    assert!(
+        a.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains(&wire::MAX_IDS.to_string()),
+        "{a:?}"
+    );
+    let a = v.raw(
+        "POST",
+        "/api/v1/chunks/missing",
+        Some(&backup),
+        &vec![b' '; wire::MAX_JSON_BODY + 1],
+    );
+    assert_eq!(a.status, 413, "{a:?}");
+    assert!(
+        a.json()["error"].as_str().unwrap().contains("2 MiB"),
+        "{a:?}"
+    );
+
+    // The client asks within the limits: a read the vault refuses whole comes back whole.
+    let client = v.client(&restore);
+    let ids = vec![ChunkId(big); 20];
+    let got = v.rt.block_on(client.get_chunks(&ids)).unwrap();
+    assert_eq!(got.len(), 20);
+    assert!(got.iter().all(|p| p.len() == 4 << 20 && p[1] == 1));
+    let many = vec![ChunkId([9; 32]); wire::MAX_IDS + 10];
+    let client = v.client(&backup);
+    assert_eq!(
+        v.rt.block_on(client.missing(&many)).unwrap().len(),
+        many.len()
+    );
+}
+
+#[test]
+fn a_refused_batch_stores_nothing() {
+    let v = Vault::start();
+    let t = v.token("ORCL", Scope::Backup);
+    let (good, delta, absent) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+    let mut batch = Vec::new();
+    frame(&mut batch, good, 100, &full_payload(200, 4));
+    // A delta on a base the vault does not hold: flags (delta), then the base's id.
+    let mut d = vec![0x13];
+    d.extend_from_slice(&absent);
+    d.extend_from_slice(&[5; 64]);
+    frame(&mut batch, delta, 100, &d);
+    let a = v.raw("PUT", "/api/v1/chunks", Some(&t), &batch);
+    assert_eq!(a.status, 400, "{a:?}");
+    assert!(
+        a.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("nothing of the batch")
+    );
+    assert_eq!(
+        missing(&v, &t, &[good, delta]).len(),
+        2,
+        "a refused batch left chunks"
+    );
+
+    // Too many chunks in one batch: 413, and nothing stored either.
+    let mut many = Vec::new();
+    for i in 0..=wire::MAX_IDS {
+        let mut id = [0u8; 32];
+        id[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        id[31] = 0xee;
+        frame(&mut many, id, 40, &full_payload(40, 6));
+    }
+    let a = v.raw("PUT", "/api/v1/chunks", Some(&t), &many);
+    assert_eq!(a.status, 413, "{a:?}");
+    let mut first = [0u8; 32];
+    first[31] = 0xee;
+    assert_eq!(missing(&v, &t, &[first]).len(), 1);
+}
+
+/// `name` written through `repo` as a piece of database `db`.
+fn try_put(repo: &Repository, name: &str, db: &str) -> orca_repo::Result<()> {
+    let meta = PieceMeta {
+        database: Some(db.into()),
+        created: orca_repo::now_unix(),
+        ..Default::default()
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut w = repo.writer(name, meta, &WriteOptions::default())?;
+            w.write(&data(50_000, 9))?;
+            w.finish().map(|_| ())
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+#[test]
+fn piece_names_start_with_the_token_database_and_databases_follow_oracle() {
+    let v = Vault::start();
+    let (orcl, other) = (
+        v.token("ORCL", Scope::Backup),
+        v.token("OTHER", Scope::Backup),
+    );
+    // ORCL's token cannot take a name OTHER's backup will use.
+    let e = try_put(&v.repo(&orcl), "OTHER/df1_1_1", "ORCL").unwrap_err();
+    assert!(e.to_string().contains("403"), "{e}");
+    assert!(
+        e.to_string().contains("may not commit pieces named OTHER"),
+        "{e}"
+    );
+    try_put(&v.repo(&other), "OTHER/df1_1_1", "OTHER").unwrap();
+    // A name without its database, and one that could forge a log line.
+    for name in ["df1_1_1", "ORCL/a\r\nINFO piece committed"] {
+        let e = try_put(&v.repo(&orcl), name, "ORCL").unwrap_err();
+        assert!(e.to_string().contains("400"), "{name:?}: {e}");
+    }
+    try_put(&v.repo(&orcl), "ORCL/a/../b c", "ORCL").unwrap();
+
+    for bad in ["DBS/x", "1DB", "DB-1", "ÉTÉ", &"X".repeat(31), ""] {
+        let e = v.tokens.create(bad, Scope::Backup).unwrap_err();
+        assert!(e.to_string().contains("DB_NAME"), "{bad:?}: {e}");
+    }
+    v.tokens.create("DB_1$#", Scope::Backup).unwrap();
+    let a = v.raw("GET", "/api/v1/agents/DB-1", Some(&orcl), b"");
+    assert_eq!(a.status, 422, "{a:?}");
+    assert!(
+        a.json()["error"].as_str().unwrap().contains("DB_NAME"),
+        "{a:?}"
+    );
+}
+
+#[test]
+fn a_manifest_of_a_newer_version_is_a_client_error() {
+    let v = Vault::start();
+    let t = v.token("ORCL", Scope::Backup);
+    put(&v.repo(&t), "ORCL/p", "ORCL", &data(10_000, 2));
+    let c = v.client(&t);
+    let m = v.rt.block_on(c.manifest("ORCL/p")).unwrap().unwrap();
+    let at = m
+        .windows(11)
+        .position(|w| w == b"\"version\":1")
+        .expect("the header names its version");
+    let mut newer = m.to_vec();
+    newer[at + 10] = b'9';
+    let a = v.raw("POST", "/api/v1/pieces", Some(&t), &newer);
+    assert_eq!(a.status, 400, "{a:?}");
+    assert!(
+        a.json()["error"].as_str().unwrap().contains("version 9"),
+        "{a:?}"
+    );
+    // Not retried: the client reports it at once.
+    let e = v.rt.block_on(c.commit(Bytes::from(newer))).unwrap_err();
+    assert!(e.to_string().contains("400"), "{e}");
+}
+
+/// A connection that sends `head` and then nothing more.
+fn stall(url: &str, head: &str) -> TcpStream {
+    let mut s = TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s
+}
+
+/// What the server sends before it closes `s` (waiting at most `within`); `None` if it keeps
+/// the connection open longer.
+fn closed_within(mut s: TcpStream, within: Duration) -> Option<String> {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut got = Vec::new();
+    match s.read_to_end(&mut got) {
+        Ok(_) => Some(String::from_utf8_lossy(&got).into_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Some(String::new()),
+        Err(_) => None,
+    }
+}
+
+#[test]
+fn slow_half_sent_requests_are_cut_off_beside_live_traffic() {
+    let limits = Limits {
+        header_timeout: Duration::from_secs(1),
+        body_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(2),
+        max_connections: 16,
+    };
+    let v = Vault::start_limited(None, limits);
+    let t = v.token("ORCL", Scope::Backup);
+    let started = Instant::now();
+    // More stalled clients than the vault serves at once: headers never finished, and a
+    // body that stops half way.
+    let half_headers: Vec<TcpStream> = (0..24)
+        .map(|_| {
+            stall(
+                &v.url,
+                "POST /api/v1/chunks/missing HTTP/1.1\r\nHost: x\r\n",
+            )
+        })
+        .collect();
+    let half_bodies: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            stall(
+                &v.url,
+                &format!(
+                    "POST /api/v1/chunks/missing HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\n\
+                     Content-Length: 100\r\n\r\n{{\"ids\""
+                ),
+            )
+        })
+        .collect();
+    // Live traffic goes on: each request answered, at worst after the stalled ones are cut.
+    for _ in 0..10 {
+        let asked = Instant::now();
+        assert_eq!(missing(&v, &t, &[[4; 32]]).len(), 1);
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            asked.elapsed()
+        );
+    }
+    for s in half_bodies {
+        let said = closed_within(s, Duration::from_secs(5)).expect("a stalled body is cut off");
+        assert!(said.starts_with("HTTP/1.1 408"), "{said}");
+    }
+    for s in half_headers {
+        closed_within(s, Duration::from_secs(5)).expect("stalled headers are cut off");
+    }
+    assert!(started.elapsed() < Duration::from_secs(15));
+    // An idle connection after a whole request is closed too.
+    let mut s = stall(&v.url, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut first = [0u8; 12];
+    s.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    closed_within(s, Duration::from_secs(5)).expect("an idle connection is closed");
+}
+
+#[test]
+fn chunks_acknowledged_survive_a_kill_9_of_the_vault() {
+    let d = tempfile::tempdir().unwrap();
+    let orca = orca_testing::orca::Orca::built().with_password("hostile test passphrase");
+    let mut v = orca_testing::vault::VaultServer::init(&orca, d.path());
+    let t = v.token("ORCL");
+    // Fewer bytes than a pack: before a 204 meant durable they sat in the open pack.
+    let ids: Vec<[u8; 32]> = (0..8u8).map(|i| [0x40 + i; 32]).collect();
+    let mut batch = Vec::new();
+    for id in &ids {
+        frame(&mut batch, *id, 1000, &full_payload(2000, id[0]));
+    }
+    let a = common::raw(&v.url(), "PUT", "/api/v1/chunks", Some(&t), &batch);
+    assert_eq!(a.status, 204, "{a:?}");
+    v.kill();
+    v.start();
+    let a = common::raw(
+        &v.url(),
+        "POST",
+        "/api/v1/chunks/missing",
+        Some(&t),
+        &ids_body(&ids),
+    );
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(
+        a.json()["ids"],
+        serde_json::json!([]),
+        "chunks acknowledged with 204 were lost"
+    );
+}
