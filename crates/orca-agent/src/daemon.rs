@@ -12,6 +12,7 @@ use crate::AgentError;
 use crate::config::{Config, DatabaseConfig};
 use crate::drill;
 use crate::job::{JobKind, Runner};
+use crate::restore;
 
 /// A client for the vault with a database's token.
 pub fn vault_for(cfg: &Config, db: &DatabaseConfig) -> Result<Arc<VaultClient>, AgentError> {
@@ -79,6 +80,8 @@ async fn serve(cfg: Config, db: DatabaseConfig, vault: Arc<VaultClient>) -> Resu
                 let out = if job.kind == drill::KIND {
                     let req = drill::DrillRequest::default();
                     drill::perform(&cfg, &db, vault.clone(), &job, &req).await
+                } else if job.kind == restore::KIND {
+                    queued_restore(&cfg, &db, vault.clone(), &job).await
                 } else {
                     runner.run(&job).await
                 };
@@ -114,6 +117,33 @@ async fn serve(cfg: Config, db: DatabaseConfig, vault: Arc<VaultClient>) -> Resu
     result
 }
 
+/// A restore taken from the queue: its request is in the job's details.
+async fn queued_restore(
+    cfg: &Config,
+    db: &DatabaseConfig,
+    vault: Arc<VaultClient>,
+    job: &Job,
+) -> crate::job::Outcome {
+    let asked = job
+        .details
+        .get(restore::REQUEST_DETAIL)
+        .map(|r| serde_json::from_str::<restore::RestoreRequest>(r));
+    let why = match asked {
+        Some(Ok(req)) => return restore::perform(cfg, db, vault, job, &req).await,
+        Some(Err(e)) => e.to_string(),
+        None => "it has none".to_string(),
+    };
+    crate::job::Outcome {
+        succeeded: false,
+        message: format!(
+            "the job's {} detail is not a restore request this agent understands ({why}): \
+             upgrade the agent, or run `orca restore` on the database host",
+            restore::REQUEST_DETAIL
+        ),
+        ..Default::default()
+    }
+}
+
 /// The oldest queued job, taken (moved to `running`); another agent taking it first is no error.
 async fn next_job(db: &DatabaseConfig, vault: &VaultClient) -> Result<Option<Job>, AgentError> {
     let queued = vault
@@ -127,7 +157,10 @@ async fn next_job(db: &DatabaseConfig, vault: &VaultClient) -> Result<Option<Job
         // A manual drill (`orca drill`) runs where it was asked and records its own job;
         // the queue holds the scheduled ones.
         let drill = job.kind == drill::KIND && job.trigger == JobTrigger::Scheduled;
-        if JobKind::parse(&job.kind).is_none() && !drill {
+        // A restore `orca restore --wait | --queue` put in the queue, once it has its request.
+        let restore =
+            job.kind == restore::KIND && job.details.contains_key(restore::REQUEST_DETAIL);
+        if JobKind::parse(&job.kind).is_none() && !drill && !restore {
             continue;
         }
         let take = JobUpdate {

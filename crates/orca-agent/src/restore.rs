@@ -39,7 +39,8 @@ use crate::point;
 use crate::script::allocate;
 
 /// A point in time to recover to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Until {
     /// `YYYY-MM-DD HH24:MI:SS`, the database's time.
     Time(String),
@@ -58,19 +59,53 @@ impl Until {
     }
 }
 
-/// What `orca restore` asks for.
-#[derive(Debug, Clone, Default)]
+/// What `orca restore` asks for; a queued restore carries it as JSON in its job's
+/// [`REQUEST_DETAIL`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RestoreRequest {
     /// A recovery point's id.
+    #[serde(default)]
     pub point: Option<String>,
+    #[serde(default)]
     pub until: Option<Until>,
     /// Restore into this directory; the database itself is left alone.
+    #[serde(default)]
     pub new_location: Option<PathBuf>,
     /// The configured home is empty (a new host): SPFILE and control file come from the
     /// point's autobackup in the vault.
+    #[serde(default)]
     pub new_host: bool,
     /// Read and check the backups only.
+    #[serde(default)]
     pub validate: bool,
+}
+
+/// The job detail holding a queued restore's [`RestoreRequest`]. The agent takes a queued
+/// `restore` job only once it has one: the job is created first and given its request by a
+/// second call, and an agent must not start it in between.
+pub const REQUEST_DETAIL: &str = "request";
+
+impl RestoreRequest {
+    /// What is asked, in words, for the job's first message.
+    pub fn describe(&self, database: &str) -> String {
+        let mut asked = vec![format!("restore of {database}")];
+        if let Some(p) = &self.point {
+            asked.push(format!("to point {p}"));
+        }
+        if let Some(u) = &self.until {
+            asked.push(format!("until {}", describe(u)));
+        }
+        if let Some(d) = &self.new_location {
+            asked.push(format!("into {}", d.display()));
+        }
+        if self.new_host {
+            asked.push("onto this new host".into());
+        }
+        if self.validate {
+            asked.push("(validate only)".into());
+        }
+        asked.join(" ")
+    }
 }
 
 /// The instance before the restore.
@@ -102,29 +137,28 @@ pub async fn run(
     vault: Arc<VaultClient>,
     req: &RestoreRequest,
 ) -> Result<Job, AgentError> {
-    let restorer = Restorer::new(cfg, db, vault.clone());
-    let mut asked = vec![format!("restore of {}", db.name)];
-    if let Some(p) = &req.point {
-        asked.push(format!("to point {p}"));
-    }
-    if let Some(u) = &req.until {
-        asked.push(format!("until {}", describe(u)));
-    }
-    if let Some(d) = &req.new_location {
-        asked.push(format!("into {}", d.display()));
-    }
-    if req.new_host {
-        asked.push("onto this new host".into());
-    }
-    if req.validate {
-        asked.push("(validate only)".into());
-    }
-    recorded(&vault, &db.name, KIND, asked.join(" "), |job| async move {
-        let mut out = Outcome::default();
-        let r = restorer.run(&job, req, &mut out).await;
-        ended(r, out)
-    })
+    recorded(
+        &vault.clone(),
+        &db.name,
+        KIND,
+        req.describe(&db.name),
+        |job| async move { perform(cfg, db, vault, &job, req).await },
+    )
     .await
+}
+
+/// Runs the restore `req` as `job` (one this agent took from the queue, or made itself).
+pub async fn perform(
+    cfg: &Config,
+    db: &DatabaseConfig,
+    vault: Arc<VaultClient>,
+    job: &Job,
+    req: &RestoreRequest,
+) -> Outcome {
+    let restorer = Restorer::new(cfg, db, vault);
+    let mut out = Outcome::default();
+    let r = restorer.run(job, req, &mut out).await;
+    ended(r, out)
 }
 
 /// Records a job of `kind` for `database` in the vault, runs `work` as it (`running`), and

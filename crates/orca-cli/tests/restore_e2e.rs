@@ -13,7 +13,7 @@ use std::time::Duration;
 use orca_testing::agent::{AgentConfig, AgentDatabase, AgentProcess, alive};
 use orca_testing::fs::flip_at;
 use orca_testing::orca::Orca;
-use orca_testing::process::{output, run_ok};
+use orca_testing::process::{output, run_ok, wait_for};
 use orca_testing::sim::{DbSpec, SimDb, Snapshot};
 use orca_testing::tools;
 use orca_testing::vault::VaultServer;
@@ -279,7 +279,7 @@ fn points_name_what_rebuilds_them_and_a_datafile_lost_while_open_is_restored_in_
 #[test]
 fn an_open_database_is_refused_whole_and_restored_after_shutdown() {
     let dir = tempfile::tempdir().unwrap();
-    let site = Site::new(dir.path());
+    let mut site = Site::new(dir.path());
     site.backup(None);
     site.db.workload("2", 1);
     let before = site.checksums(&site.db.home);
@@ -302,6 +302,29 @@ fn an_open_database_is_refused_whole_and_restored_after_shutdown() {
         detail(&job, "validated_sets").parse::<u64>().unwrap() > 0,
         "{job:#}"
     );
+    // The same check handed to the running agent through the vault's queue, followed to its end.
+    let (ok, job, out) = site.job(&["restore", "--db", "ORCL", "--validate", "--wait"]);
+    assert!(ok, "{out}");
+    assert!(
+        detail(&job, "request").contains(r#""validate":true"#),
+        "the job did not go through the queue: {job:#}"
+    );
+    assert!(
+        detail(&job, "validated_sets").parse::<u64>().unwrap() > 0,
+        "{job:#}"
+    );
+    // With no agent running, a queued restore fails at once instead of waiting for nobody.
+    site.agent.stop();
+    let (url, token) = (site.vault.url(), site.config.database.token.clone());
+    wait_for("the vault to see the agent stopped", 20, || {
+        !alive(&url, "ORCL", &token)
+    });
+    let (ok, out) = site.orca(&["restore", "--db", "ORCL", "--validate", "--wait"]);
+    assert!(
+        !ok && out.contains("no agent runs for database ORCL"),
+        "{out}"
+    );
+    site.start_agent();
     assert_eq!(
         site.checksums(&site.db.home),
         before,

@@ -125,4 +125,9 @@ fn secret_files_others_can_read_are_refused_and_a_failed_init_can_be_run_again()
         out.status.success(),
         "init after a failed init was refused: {text}"
     );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("index in ") && said.contains("index.sqlite"),
+        "init does not say where its index is: {said}"
+    );
 }

@@ -9,6 +9,9 @@
 //! admin_token_file = "/etc/orca/store-admin.token"   # needed unless listening on loopback
 //! snapshot = "auto"                 # reflink | ingest | auto (reflink where the mount's
 //!                                   # filesystem clones files: XFS, btrfs)
+//! [nfs]                             # the mount options POST tells the database host
+//! timeo = 1200                      # tenths of a second before an NFS retry (default 1200)
+//! retrans = 5                       # retries before an error (default 5)
 //! [vault]
 //! url = "https://vault:7400"
 //! token_file = "/etc/orca/store.token"   # mode 0600; `token = "orca_..."` also works
@@ -58,6 +61,40 @@ pub struct StoreConfig {
     /// The vault recovery points are uploaded to; none: they stay local.
     #[serde(default)]
     pub vault: Option<VaultConfig>,
+    /// The NFS mount options POST answers with (`[nfs]`).
+    #[serde(default)]
+    pub nfs: NfsOptions,
+}
+
+/// The NFS mount options the database host is told to use (`timeo`, `retrans`), as the
+/// store's administrator set them for this network; the backup-store contract's example
+/// values (1200, 5) otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NfsOptions {
+    /// Tenths of a second the client waits for an answer before it retries.
+    #[serde(default = "default_timeo")]
+    pub timeo: u32,
+    /// Retries before the client reports an error.
+    #[serde(default = "default_retrans")]
+    pub retrans: u32,
+}
+
+impl Default for NfsOptions {
+    fn default() -> Self {
+        NfsOptions {
+            timeo: default_timeo(),
+            retrans: default_retrans(),
+        }
+    }
+}
+
+fn default_timeo() -> u32 {
+    1200
+}
+
+fn default_retrans() -> u32 {
+    5
 }
 
 /// How PUT makes a recovery point immutable before the next RMAN run rewrites the copies.
@@ -137,6 +174,7 @@ impl StoreConfig {
             snapshot: SnapshotMode::default(),
             admin_token: None,
             vault: None,
+            nfs: NfsOptions::default(),
         }
     }
 
@@ -246,6 +284,36 @@ mod tests {
             toml::from_str("root = \"/s\"\n[vault]\nurl = \"http://v\"\n").unwrap();
         assert!(c.check().is_err());
         assert!(toml::from_str::<StoreConfig>("root = \"/s\"\nmax_pendin = 3\n").is_err());
+    }
+
+    #[test]
+    fn nfs_options_default_to_the_contracts_and_can_be_set() {
+        let c: StoreConfig = toml::from_str("root = \"/s\"\n").unwrap();
+        assert_eq!(
+            c.nfs,
+            NfsOptions {
+                timeo: 1200,
+                retrans: 5
+            }
+        );
+        let c: StoreConfig =
+            toml::from_str("root = \"/s\"\n[nfs]\ntimeo = 600\nretrans = 3\n").unwrap();
+        assert_eq!(
+            c.nfs,
+            NfsOptions {
+                timeo: 600,
+                retrans: 3
+            }
+        );
+        let c: StoreConfig = toml::from_str("root = \"/s\"\n[nfs]\nretrans = 2\n").unwrap();
+        assert_eq!(
+            c.nfs,
+            NfsOptions {
+                timeo: 1200,
+                retrans: 2
+            }
+        );
+        assert!(toml::from_str::<StoreConfig>("root = \"/s\"\n[nfs]\ntimeout = 6\n").is_err());
     }
 
     #[test]

@@ -163,8 +163,8 @@ async fn post_backup(State(app): St, p: Result<Path<String>, PathRejection>) -> 
         mount_path: dir.display().to_string(),
         mount_name: mount,
         mount_params: MountParams {
-            timeo: 1200,
-            retrans: 5,
+            timeo: app.config().nfs.timeo,
+            retrans: app.config().nfs.retrans,
         },
     }))
 }

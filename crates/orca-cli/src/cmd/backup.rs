@@ -8,8 +8,7 @@ use clap::{Args, ValueEnum};
 use orca_agent::JobKind;
 use orca_vault::wire::{JobState, JobTrigger, JobUpdate, NewJob};
 
-use super::jobs::{VaultArgs, print_job};
-use crate::common::human_bytes;
+use super::jobs::{VaultArgs, print_job, wait_for_job};
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum BackupType {
@@ -96,30 +95,10 @@ pub async fn run(a: BackupArgs) -> Result<()> {
     if !a.wait {
         return Ok(());
     }
-    let mut last = String::new();
-    loop {
-        let Some(j) = v.job(&job.id).await? else {
-            bail!("job {} disappeared from the vault", job.id);
-        };
-        let line = format!(
-            "{} {}/{}",
-            j.state.as_str(),
-            human_bytes(j.progress.bytes_done),
-            j.progress
-                .bytes_estimated
-                .map_or_else(|| "?".to_string(), human_bytes)
-        );
-        if line != last {
-            eprintln!("{line}");
-            last = line;
-        }
-        if j.state.is_finished() {
-            print_job(&j);
-            if j.state == JobState::Failed {
-                bail!("job {} failed: {}", j.id, j.message);
-            }
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let j = wait_for_job(&v, &job.id).await?;
+    print_job(&j);
+    if j.state == JobState::Failed {
+        bail!("job {} failed: {}", j.id, j.message);
     }
+    Ok(())
 }

@@ -308,3 +308,30 @@ pub async fn recovery_points(a: RecoveryPointsArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// Follows job `id` until it ends, printing its progress on stderr when it changes; the job
+/// as it ended.
+pub async fn wait_for_job(v: &VaultClient, id: &str) -> Result<Job> {
+    let mut last = String::new();
+    loop {
+        let Some(j) = v.job(id).await? else {
+            bail!("job {id} disappeared from the vault");
+        };
+        let line = format!(
+            "{} {}/{}",
+            j.state.as_str(),
+            human_bytes(j.progress.bytes_done),
+            j.progress
+                .bytes_estimated
+                .map_or_else(|| "?".to_string(), human_bytes)
+        );
+        if line != last {
+            eprintln!("{line}");
+            last = line;
+        }
+        if j.state.is_finished() {
+            return Ok(j);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}

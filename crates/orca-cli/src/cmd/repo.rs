@@ -213,9 +213,13 @@ async fn init(a: InitArgs) -> Result<()> {
         None => format!("cannot create a repository in {}", a.repo.display()),
     })?;
     let c = repo.config();
+    // Where the index is matters as much as where the objects are: a local SQLite file is
+    // rebuilt on attach, a shared PostgreSQL one is what every other server will read.
+    let index = orca_repo::Store::index_of(&a.repo)?.to_string();
     if a.json {
         print_json(&json!({
             "repository": a.repo,
+            "index": index,
             "id": c.id,
             "cipher": c.cipher,
             "compression_level": c.compression_level,
@@ -230,6 +234,7 @@ async fn init(a: InitArgs) -> Result<()> {
         if let Some(r) = &remote {
             println!("  objects in {}", r.url);
         }
+        println!("  index in {index}");
         println!(
             "  cipher {}, zstd level {}, chunks {}, packs of {}",
             c.cipher,

@@ -1,14 +1,17 @@
 //! `orca restore --config agent.toml --db NAME [--point RP | --until-time T | --until-scn S]
-//! [--new-location DIR | --new-host] [--validate]`: run on the database's host, the agent's restore
+//! [--new-location DIR | --new-host] [--validate] [--wait | --queue]`: the agent's restore
 //! writes the RMAN script the database's state needs, runs it, and records the restore as a
-//! job in the vault (`orca jobs`, `orca job show`).
+//! job in the vault (`orca jobs`, `orca job show`). By default it runs here, on the database's
+//! host; with `--wait` or `--queue` it goes through the vault's job queue to the database's
+//! running agent (`orca agent run`), like `orca backup`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use orca_agent::restore::{RestoreRequest, Until};
-use orca_vault::wire::{Job, JobState};
+use orca_vault::wire::{Job, JobState, JobTrigger, JobUpdate, NewJob};
 
 use super::jobs::print_job;
 use crate::common::print_json;
@@ -41,6 +44,14 @@ pub struct RestoreArgs {
     /// Read and check every backup the restore needs (RESTORE ... VALIDATE); write nothing.
     #[arg(long, conflicts_with_all = ["new_location", "new_host"])]
     validate: bool,
+    /// Hand the restore to the database's running agent through the vault's job queue and
+    /// wait for it, showing its progress; fail when it fails.
+    #[arg(long)]
+    wait: bool,
+    /// Hand the restore to the database's running agent and print the job's id at once
+    /// (`orca job show ID` follows it).
+    #[arg(long, conflicts_with = "wait")]
+    queue: bool,
     /// Print the job as JSON.
     #[arg(long)]
     json: bool,
@@ -67,8 +78,69 @@ pub async fn run(a: RestoreArgs) -> Result<()> {
         new_host: a.new_host,
         validate: a.validate,
     };
+    if a.wait || a.queue {
+        let id = queue(&vault, &db.name, &req).await?;
+        if a.queue {
+            println!("{id}");
+            return Ok(());
+        }
+        let job = super::jobs::wait_for_job(&vault, &id).await?;
+        return finish(&job, a.json);
+    }
     let job = orca_agent::restore::run(&cfg, &db, vault, &req).await?;
     finish(&job, a.json)
+}
+
+/// Puts the restore into the vault's queue for the database's agent; the job's id. Fails at
+/// once, recording why, when no agent runs for the database.
+async fn queue(
+    vault: &orca_vault::client::VaultClient,
+    database: &str,
+    req: &RestoreRequest,
+) -> Result<String> {
+    let agent = vault.agent(database).await?;
+    let job = vault
+        .create_job(&NewJob {
+            id: None,
+            database: database.to_string(),
+            kind: orca_agent::restore::KIND.into(),
+            message: req.describe(database),
+            bytes_estimated: None,
+            trigger: JobTrigger::Manual,
+            deadline: None,
+        })
+        .await?;
+    let alive = agent.as_ref().is_some_and(|s| s.alive);
+    let (state, message, details) = if alive {
+        let request = serde_json::to_string(req).context("the restore request as JSON")?;
+        (
+            None,
+            None,
+            BTreeMap::from([(orca_agent::restore::REQUEST_DETAIL.to_string(), request)]),
+        )
+    } else {
+        let m = format!(
+            "no agent runs for database {database}: start it with `orca agent run --config FILE`, or run `orca restore` without --wait/--queue on the database host"
+        );
+        (Some(JobState::Failed), Some(m), BTreeMap::new())
+    };
+    // The request goes in after the job exists: an agent takes a queued restore only once it
+    // has its request, so it cannot start one half made.
+    let job = vault
+        .update_job(
+            &job.id,
+            &JobUpdate {
+                state,
+                message: message.clone(),
+                details,
+                ..Default::default()
+            },
+        )
+        .await?;
+    if let Some(m) = message {
+        bail!("job {} failed: {m}", job.id);
+    }
+    Ok(job.id)
 }
 
 /// The configuration and the database it names (or its only one).
