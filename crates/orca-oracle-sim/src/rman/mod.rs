@@ -8,6 +8,7 @@ pub mod backup;
 pub mod blockrecover;
 pub mod catalog;
 pub mod catalog_files;
+pub mod change;
 pub mod channel;
 pub mod config;
 pub mod datetime;
@@ -24,6 +25,7 @@ pub mod producer;
 pub mod restore;
 pub mod restore_part;
 pub mod session;
+pub mod sql_extra;
 
 use std::io::Read;
 use std::path::PathBuf;

@@ -149,7 +149,8 @@ fn command_name(c: &Command) -> &'static str {
         Command::Switch(_) => "switch",
         Command::BlockRecover(_) => "recover",
         Command::Set(_) => "set",
-        Command::Show => "show",
+        Command::Show(_) => "show",
+        Command::Change(_) => "change",
         Command::Run(_) => "run",
         Command::Exit => "exit",
         Command::Dr(d) => d.command_name(),
@@ -168,6 +169,7 @@ fn operation(c: &Command) -> Option<&'static str> {
         Command::List(_) => "LIST",
         Command::Report(_) => "REPORT",
         Command::Catalog(_) => "CATALOG",
+        Command::Change(_) => "CHANGE",
         Command::Configure(_) => "CONFIGURE",
         Command::Sql(_) | Command::AlterDatabase(_) => "SQL",
         Command::Dr(d) => return d.operation(),
@@ -376,11 +378,12 @@ impl Session {
                 text,
             } => self.send_cmd(channel.as_deref(), *device, text),
             Command::Configure(c) => self.configure(c),
-            Command::Show => {
-                self.show_all();
-                Ok(())
+            Command::Show(name) => self.show(name.as_deref()),
+            Command::Change(c) => self.change(c),
+            Command::Backup(b) => {
+                let b = self.resolve_datafile_names(b)?;
+                self.backup(&b, end)
             }
-            Command::Backup(b) => self.backup(b, end),
             Command::RecoverCopy {
                 datafiles,
                 tag,
