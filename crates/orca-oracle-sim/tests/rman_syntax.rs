@@ -234,3 +234,45 @@ fn rman_sql_runs_the_statements_of_backup_scripts() {
     let err = env.db.rman_err("sql 'alter database frobnicate';\n");
     assert!(err.contains("ORA-00900"), "{err}");
 }
+
+#[test]
+fn backup_backupset_adds_a_copy_that_restore_fails_over_to() {
+    let env = env();
+    let a = env.dir("a");
+    let b = env.dir("b");
+    env.db
+        .rman_ok(&format!("backup datafile 4 format '{a}/%U' tag bs;\n"));
+    let key = env.db.number(
+        "select s.recid from v$backup_set s join v$backup_piece p
+           on p.set_stamp = s.set_stamp and p.set_count = s.set_count where p.tag = 'BS'",
+    );
+    let out = env
+        .db
+        .rman_ok(&format!("backup backupset {key} format '{b}/%U';\n"));
+    assert!(out.contains("input backup set: count="), "{out}");
+    let copies = env.db.sql_column(
+        "select copy# || ':' || handle from v$backup_piece where tag = 'BS' order by copy#",
+    );
+    assert_eq!(copies.len(), 2, "{copies:?}");
+    assert!(copies[1].starts_with(&format!("2:{b}/")), "{copies:?}");
+    let first = copies[0].split_once(':').unwrap().1.to_string();
+    let second = copies[1].split_once(':').unwrap().1.to_string();
+    std::fs::remove_file(&first).unwrap();
+    let restore = "sql 'alter database datafile 4 offline';\n\
+                   restore datafile 4;\n\
+                   recover datafile 4;\n\
+                   sql 'alter database datafile 4 online';\n";
+    let out = env.db.rman_ok(restore);
+    assert!(
+        out.contains(&format!("failover to piece handle={second}")),
+        "{out}"
+    );
+    assert_eq!(env.db.datafile_status(4), "ONLINE");
+    // Without either copy there is nothing to restore from.
+    std::fs::remove_file(&second).unwrap();
+    let err = env.db.rman_err(restore);
+    assert!(
+        err.contains(&format!("ORA-19505: failed to identify file \"{second}\"")),
+        "{err}"
+    );
+}

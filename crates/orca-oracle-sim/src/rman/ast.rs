@@ -40,6 +40,11 @@ pub enum Command {
         text: String,
     },
     Backup(Box<Backup>),
+    /// BACKUP BACKUPSET ALL (None) | n[, ...] [FORMAT 'fmt'[, ...]].
+    BackupBackupset {
+        sets: Option<Vec<u64>>,
+        formats: Vec<String>,
+    },
     RecoverCopy {
         datafiles: Option<Vec<u32>>,
         tag: Option<String>,

@@ -5,6 +5,7 @@ pub mod args;
 pub mod ast;
 pub mod autobackup;
 pub mod backup;
+pub mod backupset;
 pub mod blockrecover;
 pub mod catalog;
 pub mod catalog_files;

@@ -555,6 +555,7 @@ impl<'a> Parser<'a> {
             "SET" if self.is_kw("CONTROLFILE") => Command::Set(self.set_autobackup_format()?),
             "SET" => Command::Set(self.set()?),
             "SEND" => self.send()?,
+            "BACKUP" if self.is_kw("BACKUPSET") => self.backup_backupset()?,
             "BACKUP" => Command::Backup(Box::new(self.backup()?)),
             "RESTORE" if self.is_kw("CONTROLFILE") || self.is_kw("SPFILE") => {
                 Command::Dr(self.restore_file()?)
@@ -1227,6 +1228,22 @@ impl<'a> Parser<'a> {
         Ok(self
             .backup_object()?
             .map(|object| BackupSpec { object, ..spec }))
+    }
+
+    fn backup_backupset(&mut self) -> R<Command> {
+        self.expect_kw("BACKUPSET")?;
+        let sets = if self.accept_kw("ALL") {
+            None
+        } else {
+            Some(self.u64_list()?)
+        };
+        let mut formats = Vec::new();
+        if self.accept_kw("FORMAT") {
+            let _ = self.accept_sym('=');
+            formats = self.string_list()?;
+        }
+        self.expect_end()?;
+        Ok(Command::BackupBackupset { sets, formats })
     }
 
     fn change(&mut self) -> R<Change> {

@@ -129,7 +129,7 @@ impl std::fmt::Debug for Session {
 fn command_name(c: &Command) -> &'static str {
     match c {
         Command::Backup(b) if b.plus_archivelog.is_some() => "backup plus archivelog",
-        Command::Backup(_) => "backup",
+        Command::Backup(_) | Command::BackupBackupset { .. } => "backup",
         Command::RecoverCopy { .. } | Command::Recover(_) => "recover",
         Command::Restore(_) => "restore",
         Command::Validate(_) => "validate",
@@ -160,7 +160,7 @@ fn command_name(c: &Command) -> &'static str {
 /// V$RMAN_STATUS.OPERATION of a command, if it gets a row.
 fn operation(c: &Command) -> Option<&'static str> {
     Some(match c {
-        Command::Backup(_) => "BACKUP",
+        Command::Backup(_) | Command::BackupBackupset { .. } => "BACKUP",
         Command::RecoverCopy { .. } | Command::Recover(_) | Command::BlockRecover(_) => "RECOVER",
         Command::Restore(_) => "RESTORE",
         Command::Validate(_) => "VALIDATE",
@@ -380,6 +380,9 @@ impl Session {
             Command::Configure(c) => self.configure(c),
             Command::Show(name) => self.show(name.as_deref()),
             Command::Change(c) => self.change(c),
+            Command::BackupBackupset { sets, formats } => {
+                self.backup_backupset(sets.as_deref(), formats)
+            }
             Command::Backup(b) => {
                 let b = self.resolve_datafile_names(b)?;
                 self.backup(&b, end)
