@@ -194,6 +194,24 @@ fn change_keep_makes_a_backup_outlive_the_redundancy_policy() {
         "select count(*) from v$backup_set where recid = {old} and keep_until > sysdate + 29"
     ));
     assert_eq!(until, 1);
+    let report = env.db.rman_ok("report obsolete redundancy 1;\n");
+    assert!(
+        !report.contains(&format!("Backup Set           {old:<6} ")),
+        "{report}"
+    );
+    // Once the KEEP UNTIL time has passed the backup is obsolete again.
+    let cf = rusqlite::Connection::open(env.db.home.join("control/control01.ctl")).unwrap();
+    cf.execute(
+        r#"UPDATE cf_backup_set SET "KEEP_UNTIL" = "KEEP_UNTIL" - 31 WHERE "RECID" = ?1"#,
+        [i64::try_from(old).unwrap()],
+    )
+    .unwrap();
+    drop(cf);
+    let report = env.db.rman_ok("report obsolete redundancy 1;\n");
+    assert!(
+        report.contains(&format!("Backup Set           {old:<6} ")),
+        "{report}"
+    );
     let out = env.db.rman_ok(&format!("change backupset {old} nokeep;\n"));
     assert!(
         out.contains("keep attributes for the backup are deleted"),
