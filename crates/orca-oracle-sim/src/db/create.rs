@@ -290,6 +290,7 @@ pub(super) fn create(opts: &CreateOptions) -> Result<Database> {
     let conn = super::open_connection(&cf_path)?;
     conn.execute_batch(schema::SCHEMA)?;
     super::state::ensure_schema(&conn)?;
+    super::dictionary::ensure_schema(&conn)?;
     let db = Database::from_parts(home.clone(), conn)?;
     let c = db.connection();
     let online_blocks = (opts.online_log_mb * (1 << 20) / 512) as u32;

@@ -41,6 +41,7 @@
 mod bct;
 pub mod blockgen;
 mod create;
+mod dictionary;
 mod incarnation;
 mod instance;
 mod io;
@@ -386,6 +387,7 @@ impl Database {
             )));
         }
         state::ensure_schema(&db.conn)?;
+        dictionary::ensure_schema(&db.conn)?;
         Ok(db)
     }
 

@@ -449,5 +449,12 @@ pub const VIEWS: &[&str] = &[
     "V$PARAMETER",
     "V$CONTROLFILE",
     "V$VERSION",
+    "DBA_DATA_FILES",
+    "DBA_TABLESPACES",
+    "DBA_TEMP_FILES",
+    "V$RMAN_BACKUP_JOB_DETAILS",
+    "V$BACKUP_SET_DETAILS",
+    "V$SESSION_LONGOPS",
+    "V$RECOVERY_AREA_USAGE",
     "DUAL",
 ];

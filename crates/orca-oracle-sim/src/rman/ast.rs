@@ -40,6 +40,11 @@ pub enum Command {
         text: String,
     },
     Backup(Box<Backup>),
+    /// BACKUP BACKUPSET ALL (None) | n[, ...] [FORMAT 'fmt'[, ...]].
+    BackupBackupset {
+        sets: Option<Vec<u64>>,
+        formats: Vec<String>,
+    },
     RecoverCopy {
         datafiles: Option<Vec<u32>>,
         tag: Option<String>,
@@ -54,7 +59,9 @@ pub enum Command {
     Report(Report),
     Catalog(Catalog),
     Sql(String),
-    Show,
+    /// SHOW ALL (None) or SHOW <setting> (its CONFIGURE name, as `RETENTION POLICY`).
+    Show(Option<String>),
+    Change(Change),
     Startup {
         force: bool,
         mount_only: bool,
@@ -183,6 +190,11 @@ pub enum Configure {
         name: String,
         value: Option<String>,
     },
+    /// CONFIGURE EXCLUDE FOR TABLESPACE t [CLEAR].
+    Exclude {
+        tablespace: String,
+        clear: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,6 +235,10 @@ pub struct BackupOpts {
     pub skip_inaccessible: bool,
     /// FORCE: back up even what BACKUP OPTIMIZATION would skip.
     pub force: bool,
+    /// NOEXCLUDE: BACKUP DATABASE takes tablespaces CONFIGURE EXCLUDE leaves out.
+    pub noexclude: bool,
+    /// CHANNEL c: the sets are written on that allocated channel only.
+    pub channel: Option<String>,
 }
 
 impl BackupOpts {
@@ -249,6 +265,8 @@ impl BackupOpts {
             include_controlfile: self.include_controlfile || base.include_controlfile,
             skip_inaccessible: self.skip_inaccessible || base.skip_inaccessible,
             force: self.force || base.force,
+            noexclude: self.noexclude || base.noexclude,
+            channel: self.channel.clone().or_else(|| base.channel.clone()),
         }
     }
 }
@@ -291,6 +309,8 @@ pub enum BackupObject {
 pub struct BackupSpec {
     pub object: BackupObject,
     pub opts: BackupOpts,
+    /// DATAFILE '<name>': resolved to file numbers (into `object`) when the command runs.
+    pub datafile_names: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -305,7 +325,6 @@ pub struct Backup {
     pub recover_of_copy: Option<Option<String>>,
     pub datafilecopy_format: Option<String>,
     pub device: Option<DeviceType>,
-    pub channel: Option<String>,
     pub opts: BackupOpts,
     pub specs: Vec<BackupSpec>,
     /// PLUS ARCHIVELOG and its own operands.
@@ -374,8 +393,10 @@ pub enum DeleteWhat {
         range: ArchivelogRange,
         backed_up: Option<(u32, Option<DeviceType>)>,
     },
+    /// COPY [OF DATABASE | OF DATAFILE n[, ...]] [TAG t] (files None: every copy).
     Copy {
         tag: Option<String>,
+        files: Option<Vec<u32>>,
     },
 }
 
@@ -411,9 +432,13 @@ pub enum List {
         tag: Option<String>,
         sets: Vec<u64>,
         device: Option<DeviceType>,
+        /// RECOVERABLE: only sets a restore can use (complete, every piece AVAILABLE).
+        recoverable: bool,
     },
     Copy,
     Archivelog(ArchivelogRange),
+    /// LIST EXPIRED ARCHIVELOG: logs a crosscheck did not find.
+    ExpiredArchivelog(ArchivelogRange),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -426,6 +451,8 @@ pub enum Report {
     /// REPORT NEED BACKUP [REDUNDANCY n | DAYS n | RECOVERY WINDOW OF n DAYS] [DATABASE]
     /// (None: the configured retention policy).
     NeedBackup(Option<NeedBackup>),
+    /// REPORT UNRECOVERABLE: files changed by NOLOGGING operations since their last backup.
+    Unrecoverable,
 }
 
 /// What REPORT NEED BACKUP measures.
@@ -437,6 +464,29 @@ pub enum NeedBackup {
     Days(u32),
     /// No backup old enough to recover to any point of the last n days.
     Window(u32),
+}
+
+/// CHANGE BACKUPSET n[, ...] | BACKUPPIECE n|'handle'[, ...] <action>.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub what: ChangeWhat,
+    pub action: ChangeAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeWhat {
+    Backupset(Vec<u64>),
+    Backuppiece(Vec<PieceRef>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeAction {
+    Unavailable,
+    Available,
+    Uncatalog,
+    /// KEEP FOREVER (None) or KEEP UNTIL TIME t.
+    Keep(Option<TimeExpr>),
+    Nokeep,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -62,6 +62,8 @@ pub struct SetPlan {
     pub section: Option<(Arc<Multi>, usize)>,
     /// Bound to a device type (autobackup on the command's device).
     pub device: Option<DeviceType>,
+    /// Bound to one channel (CHANNEL c of the backup specification).
+    pub channel: Option<String>,
     /// AS COMPRESSED BACKUPSET (or configured for the device): the zstd level the block
     /// data is compressed at.
     pub compressed: Option<i32>,
@@ -128,6 +130,13 @@ impl Step for BackupStep {
         match self {
             BackupStep::Set(s) => s.device,
             BackupStep::Copy(_) => Some(DeviceType::Disk),
+        }
+    }
+
+    fn channel(&self) -> Option<&str> {
+        match self {
+            BackupStep::Set(s) => s.channel.as_deref(),
+            BackupStep::Copy(_) => None,
         }
     }
 }
@@ -339,6 +348,17 @@ impl Session {
             }
         }
         let chans = self.job_channels(b.device, false)?;
+        for name in items.iter().filter_map(|(_, o)| o.channel.as_deref()) {
+            if !chans
+                .iter()
+                .any(|&i| self.channels[i].1.name.eq_ignore_ascii_case(name))
+            {
+                return Err(CmdError::command(
+                    cmd,
+                    vec![format!("RMAN-06012: channel: {name} not allocated")],
+                ));
+            }
+        }
         let channel_device = self.channels[chans[0]].1.device;
         devices.push(channel_device);
         let mut steps = self.plan(b, &items, &default_tag, chans.len(), channel_device, cmd)?;
@@ -768,6 +788,7 @@ impl Session {
                             pool: opts.pool.unwrap_or(0),
                             section: None,
                             device: None,
+                            channel: opts.channel.clone(),
                             compressed: None,
                             copies: opts.copies,
                             encryption: None,
@@ -794,13 +815,22 @@ impl Session {
                         pool: opts.pool.unwrap_or(0),
                         section: None,
                         device: None,
+                        channel: opts.channel.clone(),
                         compressed: None,
                         copies: opts.copies,
                         encryption: None,
                     }));
                 }
                 _ => {
-                    let files = self.datafiles_of(obj)?;
+                    let mut files = self.datafiles_of(obj)?;
+                    if *obj == BackupObject::Database && !opts.noexclude {
+                        let excluded = self.config().excluded;
+                        files.retain(|f| {
+                            !excluded
+                                .iter()
+                                .any(|t| f.tablespace.eq_ignore_ascii_case(t))
+                        });
+                    }
                     let mut members = Vec::new();
                     for f in files {
                         if let Some(NotBackedUp::Since(t)) = &opts.not_backed_up {
@@ -875,6 +905,7 @@ impl Session {
                 pool: 0,
                 section: None,
                 device: None,
+                channel: None,
                 compressed: None,
                 copies: items.first().and_then(|(_, o)| o.copies),
                 encryption: None,
@@ -996,6 +1027,7 @@ impl Session {
             pool: opts.pool.unwrap_or(0),
             section: None,
             device: None,
+            channel: opts.channel.clone(),
             compressed: None,
             copies: opts.copies,
             encryption: None,
@@ -1078,6 +1110,7 @@ impl Session {
             pool: 0,
             section: None,
             device: Some(device),
+            channel: None,
             compressed: None,
             copies: None,
             encryption,

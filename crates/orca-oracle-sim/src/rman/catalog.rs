@@ -322,8 +322,11 @@ fn set_row(r: &Row<'_>) -> rusqlite::Result<SetRow> {
     })
 }
 
+/// KEEP reads YES only while the keep is in force: a KEEP UNTIL time that has passed ends it.
 const SET_COLS: &str = r#""RECID","SET_STAMP","SET_COUNT","BACKUP_TYPE","CONTROLFILE_INCLUDED",
-    "INCREMENTAL_LEVEL","PIECES","START_TIME","COMPLETION_TIME","BLOCK_SIZE","MULTI_SECTION","KEEP""#;
+    "INCREMENTAL_LEVEL","PIECES","START_TIME","COMPLETION_TIME","BLOCK_SIZE","MULTI_SECTION",
+    CASE WHEN "KEEP" = 'YES' AND ("KEEP_UNTIL" IS NULL OR "KEEP_UNTIL" > SYSDATE())
+         THEN 'YES' ELSE 'NO' END"#;
 
 /// Every V$BACKUP_SET row, oldest first.
 pub fn sets(db: &Database) -> Result<Vec<SetRow>> {

@@ -18,6 +18,8 @@ pub struct Config {
     pub autobackup: bool,
     pub autobackup_format: BTreeMap<DeviceType, String>,
     pub other: Vec<(String, String)>,
+    /// CONFIGURE EXCLUDE FOR TABLESPACE: skipped by BACKUP DATABASE.
+    pub excluded: Vec<String>,
     /// Which settings are explicitly configured (for SHOW ALL's "# default").
     pub set: Vec<String>,
 }
@@ -33,6 +35,7 @@ impl Default for Config {
             autobackup: true,
             autobackup_format: BTreeMap::new(),
             other: Vec::new(),
+            excluded: Vec::new(),
             set: Vec::new(),
         }
     }
@@ -136,6 +139,10 @@ pub fn name_value(c: &Configure) -> (String, Option<String>) {
                 .map(|f| format!("{} TO {}", device_text(*device), quote(f))),
         ),
         Configure::Other { name, value } => (name.clone(), value.clone()),
+        Configure::Exclude { tablespace, clear } => (
+            "EXCLUDE FOR TABLESPACE".into(),
+            (!clear).then(|| tablespace.clone()),
+        ),
     }
 }
 
@@ -155,6 +162,9 @@ pub fn replaces(c: &Configure, stored_value: &str) -> bool {
             },
         ) => number == n2 && device == d2,
         (Configure::Device { device, .. }, Configure::Device { device: d2, .. }) => device == d2,
+        (Configure::Exclude { tablespace, .. }, Configure::Exclude { tablespace: t2, .. }) => {
+            tablespace == t2
+        }
         (
             Configure::AutobackupFormat { device, .. },
             Configure::AutobackupFormat { device: d2, .. },
@@ -302,6 +312,10 @@ impl Config {
                     name,
                     value: Some(v),
                 } => c.other.push((name, v)),
+                Configure::Exclude {
+                    tablespace,
+                    clear: false,
+                } => c.excluded.push(tablespace),
                 _ => {}
             }
         }
@@ -409,6 +423,9 @@ impl Config {
             ));
         }
         v.push(other("MAXSETSIZE", "TO UNLIMITED"));
+        for t in &self.excluded {
+            v.push(format!("CONFIGURE EXCLUDE FOR TABLESPACE {t};"));
+        }
         v.push(other("ENCRYPTION FOR DATABASE", "OFF"));
         v.push(other("ENCRYPTION ALGORITHM", "'AES128'"));
         v.push(other(

@@ -62,6 +62,11 @@ impl StepError {
 /// A unit of work that may need a channel of one device type.
 pub trait Step: Send {
     fn device(&self) -> Option<DeviceType>;
+
+    /// The one channel (by name) this step must run on, if any.
+    fn channel(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Results and failures of a job.
@@ -107,7 +112,10 @@ where
                         let mut q = lock(queue);
                         let pos = q
                             .iter()
-                            .position(|s| s.device().is_none_or(|d| d == ch.device));
+                            .position(|s| {
+                                s.device().is_none_or(|d| d == ch.device)
+                                    && s.channel().is_none_or(|c| c.eq_ignore_ascii_case(&ch.name))
+                            });
                         pos.and_then(|p| q.remove(p))
                     };
                     let Some(step) = step else { break };

@@ -165,6 +165,7 @@ impl Session {
                 sets,
                 device,
                 of,
+                recoverable,
             } => {
                 let holds = self.holds(of.as_ref())?;
                 let views: Vec<SetView> = self
@@ -173,6 +174,7 @@ impl Session {
                     .filter(|v| v.set.is_some())
                     .filter(|v| sets.is_empty() || sets.contains(&(v.key() as u64)))
                     .filter(|v| holds(v))
+                    .filter(|v| !recoverable || v.pieces.iter().all(|p| p.status == "A"))
                     .filter(|v| {
                         v.pieces.iter().any(|p| {
                             (!expired || p.status == "X")
@@ -219,6 +221,17 @@ impl Session {
                         self.out.line(format!("        Tag: {t}"));
                     }
                 }
+                Ok(())
+            }
+            List::ExpiredArchivelog(range) => {
+                let logs = self.archived_logs_where(range, |l| l.status == "X")?;
+                if logs.is_empty() {
+                    self.out.blank();
+                    self.out
+                        .line("specification does not match any archived log in the repository");
+                    return Ok(());
+                }
+                self.print_logs(&logs);
                 Ok(())
             }
             List::Archivelog(range) => {
@@ -599,6 +612,7 @@ impl Session {
                 Ok(())
             }
             Report::NeedBackup(need) => self.report_need_backup(*need),
+            Report::Unrecoverable => self.report_unrecoverable(),
             Report::Schema => {
                 let files = self.db.datafiles().map_err(|e| self.cmd_err("report", e))?;
                 self.out.line(format!(
@@ -767,12 +781,10 @@ impl Session {
                 }
                 obsolete.into_iter().flat_map(|v| v.pieces).collect()
             }
-            DeleteWhat::Archivelog { .. } | DeleteWhat::Copy { .. } => {
-                return Err(CmdError::command(
-                    "delete",
-                    vec!["RMAN-06004: this simulator deletes backup pieces and archived logs only; remove copies with the operating system".into()],
-                ));
+            DeleteWhat::Copy { tag, files } => {
+                return self.delete_copies(d, tag.as_deref(), files.as_deref());
             }
+            DeleteWhat::Archivelog { .. } => unreachable!("archived logs are deleted above"),
         };
         let chosen: Vec<PieceRow> = chosen
             .into_iter()
@@ -852,7 +864,9 @@ impl Session {
             .join(" ")
             .to_ascii_lowercase();
         let norm = norm.trim_end_matches(';');
+        let extra = super::sql_extra::run(&self.db, norm, s);
         let r = match norm {
+            _ if extra.is_some() => extra.unwrap_or(Ok(())),
             "alter system archive log current" | "alter system switch logfile" => {
                 self.db.switch_logfile().map(|_| ())
             }

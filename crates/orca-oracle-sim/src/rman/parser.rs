@@ -555,6 +555,7 @@ impl<'a> Parser<'a> {
             "SET" if self.is_kw("CONTROLFILE") => Command::Set(self.set_autobackup_format()?),
             "SET" => Command::Set(self.set()?),
             "SEND" => self.send()?,
+            "BACKUP" if self.is_kw("BACKUPSET") => self.backup_backupset()?,
             "BACKUP" => Command::Backup(Box::new(self.backup()?)),
             "RESTORE" if self.is_kw("CONTROLFILE") || self.is_kw("SPFILE") => {
                 Command::Dr(self.restore_file()?)
@@ -577,10 +578,19 @@ impl<'a> Parser<'a> {
                 Command::Sql(s)
             }
             "SHOW" if !in_run => {
-                self.expect_kw("ALL")?;
-                self.expect_end()?;
-                Command::Show
+                if self.accept_kw("ALL") {
+                    self.expect_end()?;
+                    Command::Show(None)
+                } else {
+                    let raw = self.raw_until_semicolon()?;
+                    let name = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+                    if name.is_empty() {
+                        return Err(self.error(&["all", "retention", "channel", "device"]));
+                    }
+                    Command::Show(Some(name.to_ascii_uppercase()))
+                }
             }
+            "CHANGE" => Command::Change(self.change()?),
             "STARTUP" => {
                 let mut force = false;
                 let mut mount_only = false;
@@ -821,6 +831,14 @@ impl<'a> Parser<'a> {
             };
             self.expect_end()?;
             return Ok(Configure::ControlfileAutobackup(v));
+        }
+        if self.accept_kw("EXCLUDE") {
+            self.expect_kw("FOR")?;
+            self.expect_kw("TABLESPACE")?;
+            let tablespace = up(&self.expect_name()?);
+            let clear = self.accept_kw("CLEAR");
+            self.expect_end()?;
+            return Ok(Configure::Exclude { tablespace, clear });
         }
         // Accepted without effect: keep the words as Oracle shows them.
         let start = self.i;
@@ -1124,6 +1142,8 @@ impl<'a> Parser<'a> {
             o.tag = Some(up(&self.expect_name()?));
         } else if self.accept_kw("FORCE") {
             o.force = true;
+        } else if self.accept_kw("NOEXCLUDE") {
+            o.noexclude = true;
         } else if self.accept_kw("FORMAT") {
             let _ = self.accept_sym('=');
             o.formats = self.string_list()?;
@@ -1178,6 +1198,87 @@ impl<'a> Parser<'a> {
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// A backup object; DATAFILE also takes quoted file names.
+    fn backup_spec(&mut self) -> R<Option<BackupSpec>> {
+        let mut spec = BackupSpec {
+            object: BackupObject::Database,
+            opts: BackupOpts::default(),
+            datafile_names: Vec::new(),
+        };
+        if self.is_kw("DATAFILE") && matches!(self.peek_at(1), Some(Tok::Str { .. })) {
+            self.i += 1;
+            let mut numbers = Vec::new();
+            loop {
+                match self.peek().cloned() {
+                    Some(Tok::Str { text, .. }) => {
+                        self.i += 1;
+                        spec.datafile_names.push(text);
+                    }
+                    _ => numbers.push(self.expect_u32()?),
+                }
+                if !self.accept_sym(',') {
+                    break;
+                }
+            }
+            spec.object = BackupObject::Datafile(numbers);
+            return Ok(Some(spec));
+        }
+        Ok(self
+            .backup_object()?
+            .map(|object| BackupSpec { object, ..spec }))
+    }
+
+    fn backup_backupset(&mut self) -> R<Command> {
+        self.expect_kw("BACKUPSET")?;
+        let sets = if self.accept_kw("ALL") {
+            None
+        } else {
+            Some(self.u64_list()?)
+        };
+        let mut formats = Vec::new();
+        if self.accept_kw("FORMAT") {
+            let _ = self.accept_sym('=');
+            formats = self.string_list()?;
+        }
+        self.expect_end()?;
+        Ok(Command::BackupBackupset { sets, formats })
+    }
+
+    fn change(&mut self) -> R<Change> {
+        let what = if self.accept_kw("BACKUPSET") {
+            ChangeWhat::Backupset(self.u64_list()?)
+        } else if self.accept_kw("BACKUPPIECE") {
+            ChangeWhat::Backuppiece(self.piece_refs()?)
+        } else {
+            return Err(self.error(&["backupset", "backuppiece"]));
+        };
+        let action = if self.accept_kw("UNAVAILABLE") {
+            ChangeAction::Unavailable
+        } else if self.accept_kw("AVAILABLE") {
+            ChangeAction::Available
+        } else if self.accept_kw("UNCATALOG") {
+            ChangeAction::Uncatalog
+        } else if self.accept_kw("NOKEEP") {
+            ChangeAction::Nokeep
+        } else if self.accept_kw("KEEP") {
+            let until = if self.accept_kw("FOREVER") {
+                None
+            } else {
+                self.expect_kw("UNTIL")
+                    .map_err(|_| self.error(&["forever", "until"]))?;
+                self.expect_kw("TIME")?;
+                let _ = self.accept_sym('=');
+                Some(self.time()?)
+            };
+            let _ = self.accept_kw("LOGS") || self.accept_kw("NOLOGS");
+            ChangeAction::Keep(until)
+        } else {
+            return Err(self.error(&["available", "keep", "nokeep", "uncatalog", "unavailable"]));
+        };
+        self.expect_end()?;
+        Ok(Change { what, action })
     }
 
     fn backup(&mut self) -> R<Backup> {
@@ -1235,7 +1336,7 @@ impl<'a> Parser<'a> {
             } else if self.is_kw("DEVICE") {
                 b.device = Some(self.device_clause()?);
             } else if self.accept_kw("CHANNEL") {
-                b.channel = Some(self.expect_name()?);
+                b.opts.channel = Some(self.expect_name()?);
             } else if !self.backup_operand(&mut b.opts)? {
                 break;
             }
@@ -1251,14 +1352,27 @@ impl<'a> Parser<'a> {
                 b.plus_archivelog = Some(o);
                 continue;
             }
-            if let Some(object) = self.backup_object()? {
+            // `(object operands [CHANNEL c])`: one spec in parentheses, as Oracle writes them.
+            let paren = !plus && self.accept_sym('(');
+            if let Some(mut spec) = self.backup_spec()? {
                 if plus {
                     return Err(self.error(&[";"]));
                 }
-                let mut opts = BackupOpts::default();
-                while self.backup_operand(&mut opts)? {}
-                b.specs.push(BackupSpec { object, opts });
+                loop {
+                    if paren && self.accept_kw("CHANNEL") {
+                        spec.opts.channel = Some(self.expect_name()?);
+                    } else if !self.backup_operand(&mut spec.opts)? {
+                        break;
+                    }
+                }
+                if paren {
+                    self.expect_sym(')')?;
+                }
+                b.specs.push(spec);
                 continue;
+            }
+            if paren {
+                return Err(self.error(&["archivelog", "database", "datafile", "tablespace"]));
             }
             break;
         }
@@ -1563,12 +1677,24 @@ impl<'a> Parser<'a> {
             DeleteWhat::Archivelog { range, backed_up }
         } else if self.accept_kw("COPY") || self.accept_kw("DATAFILECOPY") {
             let mut tag = None;
-            if self.accept_kw("TAG") {
-                let _ = self.accept_sym('=');
-                tag = Some(up(&self.expect_name()?));
-            } else if self.accept_kw("ALL") || self.accept_kw("OF") && self.accept_kw("DATABASE") {
+            let mut files = None;
+            loop {
+                if self.accept_kw("TAG") {
+                    let _ = self.accept_sym('=');
+                    tag = Some(up(&self.expect_name()?));
+                } else if self.accept_kw("ALL") {
+                } else if self.accept_kw("OF") {
+                    if self.accept_kw("DATAFILE") {
+                        files = Some(self.int_list()?);
+                    } else {
+                        self.expect_kw("DATABASE")
+                            .map_err(|_| self.error(&["database", "datafile"]))?;
+                    }
+                } else {
+                    break;
+                }
             }
-            DeleteWhat::Copy { tag }
+            DeleteWhat::Copy { tag, files }
         } else {
             return Err(self.error(&[
                 "archivelog",
@@ -1649,6 +1775,11 @@ impl<'a> Parser<'a> {
             return Ok(List::Archivelog(r));
         }
         let expired = self.accept_kw("EXPIRED");
+        if expired && self.accept_kw("ARCHIVELOG") {
+            let r = self.archivelog_range()?;
+            self.expect_end()?;
+            return Ok(List::ExpiredArchivelog(r));
+        }
         let mut sets = Vec::new();
         if self.accept_kw("BACKUPSET") {
             if let Some(Tok::Int(_)) = self.peek() {
@@ -1663,9 +1794,12 @@ impl<'a> Parser<'a> {
         let mut of = None;
         let mut tag = None;
         let mut device = None;
+        let mut recoverable = false;
         loop {
             if self.accept_kw("SUMMARY") {
                 summary = true;
+            } else if self.accept_kw("RECOVERABLE") {
+                recoverable = true;
             } else if self.accept_kw("OF") {
                 // LIST names the control file without CURRENT.
                 of = if self.accept_kw("CONTROLFILE") {
@@ -1702,6 +1836,7 @@ impl<'a> Parser<'a> {
             tag,
             sets,
             device,
+            recoverable,
         })
     }
 
@@ -1709,6 +1844,11 @@ impl<'a> Parser<'a> {
         if self.accept_kw("SCHEMA") {
             self.expect_end()?;
             return Ok(Report::Schema);
+        }
+        if self.accept_kw("UNRECOVERABLE") {
+            let _ = self.accept_kw("DATABASE");
+            self.expect_end()?;
+            return Ok(Report::Unrecoverable);
         }
         if self.accept_kw("NEED") {
             self.expect_kw("BACKUP")?;

@@ -266,6 +266,7 @@ impl Session {
             tag: None,
             sets,
             device: None,
+            recoverable: false,
         })
     }
 

@@ -129,7 +129,7 @@ impl std::fmt::Debug for Session {
 fn command_name(c: &Command) -> &'static str {
     match c {
         Command::Backup(b) if b.plus_archivelog.is_some() => "backup plus archivelog",
-        Command::Backup(_) => "backup",
+        Command::Backup(_) | Command::BackupBackupset { .. } => "backup",
         Command::RecoverCopy { .. } | Command::Recover(_) => "recover",
         Command::Restore(_) => "restore",
         Command::Validate(_) => "validate",
@@ -149,7 +149,8 @@ fn command_name(c: &Command) -> &'static str {
         Command::Switch(_) => "switch",
         Command::BlockRecover(_) => "recover",
         Command::Set(_) => "set",
-        Command::Show => "show",
+        Command::Show(_) => "show",
+        Command::Change(_) => "change",
         Command::Run(_) => "run",
         Command::Exit => "exit",
         Command::Dr(d) => d.command_name(),
@@ -159,7 +160,7 @@ fn command_name(c: &Command) -> &'static str {
 /// V$RMAN_STATUS.OPERATION of a command, if it gets a row.
 fn operation(c: &Command) -> Option<&'static str> {
     Some(match c {
-        Command::Backup(_) => "BACKUP",
+        Command::Backup(_) | Command::BackupBackupset { .. } => "BACKUP",
         Command::RecoverCopy { .. } | Command::Recover(_) | Command::BlockRecover(_) => "RECOVER",
         Command::Restore(_) => "RESTORE",
         Command::Validate(_) => "VALIDATE",
@@ -168,6 +169,7 @@ fn operation(c: &Command) -> Option<&'static str> {
         Command::List(_) => "LIST",
         Command::Report(_) => "REPORT",
         Command::Catalog(_) => "CATALOG",
+        Command::Change(_) => "CHANGE",
         Command::Configure(_) => "CONFIGURE",
         Command::Sql(_) | Command::AlterDatabase(_) => "SQL",
         Command::Dr(d) => return d.operation(),
@@ -376,11 +378,15 @@ impl Session {
                 text,
             } => self.send_cmd(channel.as_deref(), *device, text),
             Command::Configure(c) => self.configure(c),
-            Command::Show => {
-                self.show_all();
-                Ok(())
+            Command::Show(name) => self.show(name.as_deref()),
+            Command::Change(c) => self.change(c),
+            Command::BackupBackupset { sets, formats } => {
+                self.backup_backupset(sets.as_deref(), formats)
             }
-            Command::Backup(b) => self.backup(b, end),
+            Command::Backup(b) => {
+                let b = self.resolve_datafile_names(b)?;
+                self.backup(&b, end)
+            }
             Command::RecoverCopy {
                 datafiles,
                 tag,
