@@ -89,16 +89,7 @@ async fn serve(cfg: Config, db: DatabaseConfig, vault: Arc<VaultClient>) -> Resu
                     .lock()
                     .expect("alerts lock")
                     .extend(out.alerts.clone());
-                let update = JobUpdate {
-                    state: Some(if out.succeeded {
-                        JobState::Succeeded
-                    } else {
-                        JobState::Failed
-                    }),
-                    message: Some(out.message.clone()),
-                    details: out.details.clone(),
-                    ..Default::default()
-                };
+                let update = out.update();
                 tracing::info!(job = %job.id, succeeded = out.succeeded, message = %out.message, "job finished");
                 if let Err(e) = vault.update_job(&job.id, &update).await {
                     tracing::error!(job = %job.id, error = %e, "job result not recorded");

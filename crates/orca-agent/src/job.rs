@@ -18,7 +18,8 @@ use orca_oracle::rman_log::{RmanEvent, RmanSummary, parse_log};
 use orca_repo::{Backend, PieceFilter, PieceInfo};
 use orca_vault::client::VaultClient;
 use orca_vault::wire::{
-    COMMAND_ID_LABEL, Job, JobUpdate, NewRecoveryPoint, RecoveryPointFilter, RecoveryPointKind,
+    COMMAND_ID_LABEL, Job, JobState, JobUpdate, NewRecoveryPoint, RecoveryPointFilter,
+    RecoveryPointKind,
 };
 
 use crate::AgentError;
@@ -67,6 +68,22 @@ pub struct Outcome {
     pub details: BTreeMap<String, String>,
     /// Alerts for the heartbeat (an instance went down).
     pub alerts: Vec<String>,
+}
+
+impl Outcome {
+    /// The update that records this end in the job.
+    pub fn update(&self) -> JobUpdate {
+        JobUpdate {
+            state: Some(if self.succeeded {
+                JobState::Succeeded
+            } else {
+                JobState::Failed
+            }),
+            message: Some(self.message.clone()),
+            details: self.details.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 /// Runs jobs of one configured database.

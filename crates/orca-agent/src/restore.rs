@@ -196,16 +196,7 @@ where
         )
         .await?;
     let out = work(job.clone()).await;
-    let update = JobUpdate {
-        state: Some(if out.succeeded {
-            JobState::Succeeded
-        } else {
-            JobState::Failed
-        }),
-        message: Some(out.message.clone()),
-        details: out.details.clone(),
-        ..Default::default()
-    };
+    let update = out.update();
     Ok(vault.update_job(&job.id, &update).await?)
 }
 
