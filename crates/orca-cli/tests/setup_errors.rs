@@ -6,6 +6,7 @@ use std::process::Command;
 
 use orca_testing::moto::S3Server;
 use orca_testing::orca::Orca;
+use orca_testing::pg::PgServer;
 use orca_testing::process::output;
 
 fn orca() -> Orca {
@@ -130,4 +131,45 @@ fn secret_files_others_can_read_are_refused_and_a_failed_init_can_be_run_again()
         said.contains("index in ") && said.contains("index.sqlite"),
         "init does not say where its index is: {said}"
     );
+}
+
+#[test]
+fn a_postgresql_that_asks_for_a_password_none_was_given_for_fails_at_once_saying_what_to_set() {
+    let s3 = S3Server::shared();
+    let pg = PgServer::start();
+    let index = pg.fresh_database();
+    pg.require_password("pg secret");
+    let tmp = tempfile::tempdir().unwrap();
+    let o = orca();
+    let init = |repo: &str, password_file: Option<&Path>| {
+        let mut c = bare(&o);
+        c.env_remove("PGPASSWORD")
+            .args(["repo", "init", "--repo"])
+            .arg(tmp.path().join(repo))
+            .args(s3.object_args(&format!("s3://{}/orca", s3.fresh_bucket())))
+            .args(["--index-url", &index]);
+        if let Some(f) = password_file {
+            c.arg("--index-password-file").arg(f);
+        }
+        let started = std::time::Instant::now();
+        let (ok, text) = output(&mut c);
+        (ok, text, started.elapsed())
+    };
+    let (ok, text, took) = init("a", None);
+    assert!(!ok, "init without the password succeeded: {text}");
+    assert!(
+        text.contains("--index-password-file") && text.contains("PGPASSWORD"),
+        "{text}"
+    );
+    // Retrying a missing password is pointless: before, the user waited out 30 s of retries.
+    assert!(
+        took < std::time::Duration::from_secs(25),
+        "the missing password was retried for {took:?}"
+    );
+    // The same init with the password in a 0600 file works (the check can pass).
+    let pw = tmp.path().join("pg.pw");
+    std::fs::write(&pw, "pg secret\n").unwrap();
+    chmod(&pw, 0o600);
+    let (ok, text, _) = init("b", Some(&pw));
+    assert!(ok, "init with the password failed: {text}");
 }

@@ -237,6 +237,47 @@ impl PgServer {
         self.up();
     }
 
+    /// Ask for a password over TCP from now on (`scram-sha-256` in pg_hba.conf), and give
+    /// the `postgres` role `password`. Restarts the server.
+    pub fn require_password(&self, password: &str) {
+        let socket = self.dir.path().display().to_string();
+        let out = self.pg(
+            "psql",
+            &[
+                "-h",
+                &socket,
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-qc",
+                &format!(
+                    "ALTER ROLE postgres PASSWORD '{}'",
+                    password.replace('\'', "''")
+                ),
+            ],
+        );
+        assert!(out.status.success(), "ALTER ROLE failed: {}", text(&out));
+        let hba = self.data().join("pg_hba.conf");
+        std::fs::write(
+            &hba,
+            "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n",
+        )
+        .unwrap();
+        if is_root() {
+            let ok = Command::new("chown")
+                .arg("postgres")
+                .arg(&hba)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "cannot hand pg_hba.conf to the postgres user");
+        }
+        self.down();
+        self.up();
+    }
+
     /// Stop at once, dropping every connection (`pg_ctl -m immediate`).
     pub fn down(&self) {
         self.pg(
