@@ -511,10 +511,7 @@ impl Session {
         };
         self.trace
             .line(1, &format!("sbtrestore {name} block_size={block_size}"));
-        self.open = Open::Read(Box::new(Reading {
-            reader,
-            block_size,
-        }));
+        self.open = Open::Read(Box::new(Reading { reader, block_size }));
         Ok(())
     }
 
