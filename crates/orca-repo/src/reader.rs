@@ -86,18 +86,40 @@ impl PieceReader {
 
     /// Next verified chunk, `None` at the end. Call from a blocking thread.
     pub fn next_chunk(&mut self) -> Result<Option<Bytes>> {
-        if !self.current.is_empty() {
-            let c = std::mem::take(&mut self.current);
-            self.delivered += c.len() as u64;
-            return Ok(Some(c));
+        if self.current.is_empty() && !self.receive()? {
+            return Ok(None);
         }
+        let c = std::mem::take(&mut self.current);
+        self.delivered += c.len() as u64;
+        Ok(Some(c))
+    }
+
+    /// Fills `buf` across chunk boundaries with slice copies; fewer bytes than `buf` holds
+    /// only at the end of the piece (0 after it). Call from a blocking thread.
+    pub fn fill(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            if self.current.is_empty() && !self.receive()? {
+                break;
+            }
+            let k = (buf.len() - n).min(self.current.len());
+            buf[n..n + k].copy_from_slice(&self.current[..k]);
+            let _ = self.current.split_to(k);
+            self.delivered += k as u64;
+            n += k;
+        }
+        Ok(n)
+    }
+
+    /// Waits for the next chunk into `current`; false at the end of the piece.
+    fn receive(&mut self) -> Result<bool> {
         match self.rx.blocking_recv() {
             Some(Ok(c)) => {
-                self.delivered += c.len() as u64;
-                Ok(Some(c))
+                self.current = c;
+                Ok(true)
             }
             Some(Err(e)) => Err(e),
-            None if self.delivered == self.manifest.header.size => Ok(None),
+            None if self.delivered == self.manifest.header.size => Ok(false),
             None => Err(RepoError::RestoreStopped {
                 name: self.manifest.name().to_string(),
                 delivered: self.delivered,
@@ -112,18 +134,8 @@ impl Read for PieceReader {
         if buf.is_empty() {
             return Ok(0);
         }
-        if self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(c)) => self.current = c,
-                Some(Err(e)) => return Err(std::io::Error::other(e)),
-                None if self.delivered == self.manifest.header.size => return Ok(0),
-                None => {
-                    return Err(std::io::Error::other(format!(
-                        "restore of {:?} stopped early",
-                        self.manifest.name()
-                    )));
-                }
-            }
+        if self.current.is_empty() && !self.receive().map_err(std::io::Error::other)? {
+            return Ok(0);
         }
         let n = buf.len().min(self.current.len());
         buf[..n].copy_from_slice(&self.current[..n]);

@@ -2,7 +2,6 @@
 //! writing or reading, the pending error and the buffers whose addresses RMAN holds until the
 //! next call. Everything here is safe Rust; [`crate::ffi`] maps C calls onto it.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use orca_repo::LineageCache;
@@ -72,8 +71,6 @@ struct Writing {
 struct Reading {
     reader: PieceReader,
     block_size: usize,
-    pending: VecDeque<u8>,
-    eof: bool,
 }
 
 enum Open {
@@ -514,12 +511,7 @@ impl Session {
         };
         self.trace
             .line(1, &format!("sbtrestore {name} block_size={block_size}"));
-        self.open = Open::Read(Box::new(Reading {
-            reader,
-            block_size,
-            pending: VecDeque::new(),
-            eof: false,
-        }));
+        self.open = Open::Read(Box::new(Reading { reader, block_size }));
         Ok(())
     }
 
@@ -535,26 +527,16 @@ impl Session {
                 "sbtread2: buffer size differs from the block size",
             ));
         }
-        while r.pending.len() < buf.len() && !r.eof {
-            match r.reader.next_chunk() {
-                Ok(Some(c)) => r.pending.extend(c.iter()),
-                Ok(None) => r.eof = true,
-                Err(e) => {
-                    return Err(SbtFailure::mm(format!(
-                        "cannot read the backup piece from the ORCA repository: {e}"
-                    )));
-                }
-            }
-        }
-        if r.pending.is_empty() {
+        let n = r.reader.fill(buf).map_err(|e| {
+            SbtFailure::mm(format!(
+                "cannot read the backup piece from the ORCA repository: {e}"
+            ))
+        })?;
+        if n == 0 {
             return Err(SbtFailure {
                 code: SBT_ERROR_EOF,
                 text: "end of backup file".into(),
             });
-        }
-        let n = buf.len().min(r.pending.len());
-        for (d, s) in buf.iter_mut().zip(r.pending.drain(..n)) {
-            *d = s;
         }
         // A short last buffer is left untouched after the data, as the reference library does.
         Ok(())

@@ -414,6 +414,8 @@ pub struct PieceWriter<W: Write> {
     level: i32,
     key: Option<crypt::DataKey>,
     records: u64,
+    /// A compressed run's frame, kept between runs so each run reuses its pages.
+    zbuf: Vec<u8>,
 }
 
 const ZEROS: [u8; 8192] = [0u8; 8192];
@@ -436,6 +438,7 @@ impl<W: Write> PieceWriter<W> {
             level: BASIC_LEVEL,
             key: None,
             records: 0,
+            zbuf: Vec::new(),
         })
     }
 
@@ -531,20 +534,28 @@ impl<W: Write> PieceWriter<W> {
             self.put(&h)?;
             self.put(&sealed)?;
         } else if self.compressed {
-            let z = zstd::bulk::compress(data, self.level)?;
+            let mut z = std::mem::take(&mut self.zbuf);
+            z.clear();
+            z.reserve(zstd::zstd_safe::compress_bound(data.len()));
+            zstd::bulk::Compressor::new(self.level)?.compress_to_buffer(data, &mut z)?;
             let mut h =
                 Self::record_header(ZRUN_MAGIC, entry, first_block, count as u32, bs as u32, crc);
             put_u64(&mut h, 32, z.len() as u64);
             self.pad_to(RECORD_HEADER as u64)?;
             self.put(&h)?;
-            self.put(&z)?;
+            let res = self.put(&z);
+            self.zbuf = z;
+            res?;
         } else {
             let h =
                 Self::record_header(RUN_MAGIC, entry, first_block, count as u32, bs as u32, crc);
             self.pad_to(RECORD_HEADER as u64)?;
             self.put(&h)?;
             self.pad_to(bs as u64)?;
-            self.put(data)?;
+            // The stream checksum takes the run's from the record's: one pass over the data.
+            self.w.write_all(data)?;
+            self.crc.append_crc(crc, data.len());
+            self.offset += data.len() as u64;
         }
         self.runs += 1;
         self.blocks += count;
@@ -636,6 +647,8 @@ pub struct PieceReader<R: Read> {
     key: Option<crypt::DataKey>,
     records: u64,
     skip_sealed: bool,
+    /// A compressed run's frame, kept between records so each reuses its pages.
+    zbuf: Vec<u8>,
 }
 
 impl<R: Read> PieceReader<R> {
@@ -668,6 +681,7 @@ impl<R: Read> PieceReader<R> {
             key: None,
             records: 0,
             skip_sealed: false,
+            zbuf: Vec::new(),
         })
     }
 
@@ -702,6 +716,16 @@ impl<R: Read> PieceReader<R> {
         self.crc.update(buf);
         self.offset += buf.len() as u64;
         Ok(())
+    }
+
+    /// Reads a payload whose checksum is `crc32c(buf)`, returned; the stream checksum takes
+    /// it from there, so the payload is read once.
+    fn take_payload(&mut self, buf: &mut [u8]) -> Result<u32, PieceError> {
+        read_exact_or(&mut self.r, buf, self.offset)?;
+        let crc = crc32c(buf);
+        self.crc.append_crc(crc, buf.len());
+        self.offset += buf.len() as u64;
+        Ok(crc)
     }
 
     fn skip_to(&mut self, align: u64) -> Result<(), PieceError> {
@@ -770,7 +794,7 @@ impl<R: Read> PieceReader<R> {
             .cloned()
             .ok_or_else(|| self.corrupt("record names an entry the header lacks"))?;
         let payload_crc = get_u32(&h, 24);
-        let record = match magic {
+        let (record, crc) = match magic {
             RUN_MAGIC => {
                 let first_block = get_u64(&h, 8);
                 let block_count = get_u32(&h, 16);
@@ -783,15 +807,16 @@ impl<R: Read> PieceReader<R> {
                 }
                 self.skip_to(u64::from(block_size))?;
                 buf.resize(block_count as usize * block_size as usize, 0);
-                self.take(buf)?;
+                let crc = self.take_payload(buf)?;
                 self.runs += 1;
                 self.blocks += u64::from(block_count);
-                Record::Run {
+                let run = Record::Run {
                     entry,
                     first_block,
                     block_count,
                     block_size,
-                }
+                };
+                (run, crc)
             }
             ZRUN_MAGIC => {
                 let first_block = get_u64(&h, 8);
@@ -808,21 +833,31 @@ impl<R: Read> PieceReader<R> {
                 {
                     return Err(self.corrupt("compressed run does not fit its file"));
                 }
-                let mut z = vec![0u8; zlen as usize];
-                self.take(&mut z)?;
-                *buf = zstd::bulk::decompress(&z, want)
-                    .map_err(|_| self.corrupt("compressed run does not decompress"))?;
+                let mut z = std::mem::take(&mut self.zbuf);
+                z.resize(zlen as usize, 0);
+                let taken = self.take(&mut z);
+                buf.clear();
+                buf.reserve(want);
+                let unpacked = taken.map(|()| {
+                    zstd::bulk::Decompressor::new()
+                        .and_then(|mut d| d.decompress_to_buffer(&z, buf))
+                });
+                self.zbuf = z;
+                if unpacked?.is_err() {
+                    return Err(self.corrupt("compressed run does not decompress"));
+                }
                 if buf.len() != want {
                     return Err(self.corrupt("compressed run has the wrong length"));
                 }
                 self.runs += 1;
                 self.blocks += u64::from(block_count);
-                Record::Run {
+                let run = Record::Run {
                     entry,
                     first_block,
                     block_count,
                     block_size,
-                }
+                };
+                (run, crc32c(buf))
             }
             ERUN_MAGIC | EBLOB_MAGIC => {
                 let sealed_len = get_u64(&h, 32);
@@ -880,7 +915,7 @@ impl<R: Read> PieceReader<R> {
                 if buf.len() as u64 != want {
                     return Err(self.corrupt("encrypted record has the wrong length"));
                 }
-                if blob {
+                let record = if blob {
                     Record::Blob { entry }
                 } else {
                     self.runs += 1;
@@ -891,7 +926,8 @@ impl<R: Read> PieceReader<R> {
                         block_count,
                         block_size,
                     }
-                }
+                };
+                (record, crc32c(buf))
             }
             BLOB_MAGIC => {
                 let len = get_u64(&h, 8);
@@ -899,12 +935,12 @@ impl<R: Read> PieceReader<R> {
                     return Err(self.corrupt("blob length differs from its entry"));
                 }
                 buf.resize(len as usize, 0);
-                self.take(buf)?;
-                Record::Blob { entry }
+                let crc = self.take_payload(buf)?;
+                (Record::Blob { entry }, crc)
             }
             _ => return Err(self.corrupt("unknown record type")),
         };
-        if crc32c(buf) != payload_crc {
+        if crc != payload_crc {
             return Err(self.corrupt("record payload checksum mismatch"));
         }
         self.records += 1;

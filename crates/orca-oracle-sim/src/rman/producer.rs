@@ -59,6 +59,8 @@ pub struct FileCursor {
     pub max_scn: Scn,
     /// Bytes read (V$RMAN_STATUS.INPUT_BYTES).
     pub bytes_read: u64,
+    /// The blocks of the last window read, kept so each window reuses its pages.
+    window: Vec<u8>,
 }
 
 /// A read failure, with the file it concerns.
@@ -92,6 +94,7 @@ impl FileCursor {
             blocks_read: 0,
             max_scn: Scn(0),
             bytes_read: 0,
+            window: Vec::new(),
         }
     }
 
@@ -109,6 +112,7 @@ impl FileCursor {
             blocks_read: 0,
             max_scn: Scn(0),
             bytes_read: 0,
+            window: Vec::new(),
         }
     }
 
@@ -184,14 +188,31 @@ impl FileCursor {
                 if stop <= start {
                     return Ok(out);
                 }
-                let mut buf = vec![0u8; (stop - start) as usize * bs];
-                self.read(start, &mut buf)?;
-                for (i, blk) in buf.chunks_exact(bs).enumerate() {
-                    let b = start + i as u32;
-                    if self.keep(b, blk) {
-                        push_block(&mut out, u64::from(b), blk);
+                let n = (stop - start) as usize;
+                let mut window = std::mem::take(&mut self.window);
+                window.resize(n * bs, 0);
+                let read = self.read(start, &mut window);
+                if read.is_ok() {
+                    // Each run of kept blocks leaves in one allocation of its exact size.
+                    let mut from = None;
+                    for i in 0..=n {
+                        let kept = i < n && self.keep(start + i as u32, &window[i * bs..][..bs]);
+                        match (kept, from) {
+                            (true, None) => from = Some(i),
+                            (false, Some(f)) => {
+                                let first = u64::from(start) + f as u64;
+                                out.push((first, window[f * bs..i * bs].to_vec()));
+                                from = None;
+                            }
+                            _ => {}
+                        }
                     }
                 }
+                // A finished file gives its window back: a set may hold hundreds of files.
+                if !self.done() {
+                    self.window = window;
+                }
+                read?;
                 self.blocks_written += out.iter().map(|(_, d)| (d.len() / bs) as u64).sum::<u64>();
                 return Ok(out);
             }
