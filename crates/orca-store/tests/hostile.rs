@@ -2,12 +2,13 @@
 //! export swaps a file for a link to a store-host file while PUT runs, and slow HTTP clients
 //! hold connections beside live traffic.
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use orca_testing::http::{closed_within, stall};
 
 use orca_store::{Appliance, Limits, RestoreStatus, SnapshotMode, StoreConfig};
 
@@ -103,24 +104,6 @@ async fn a_file_swapped_for_a_link_during_put_is_never_read_through_it() {
         "{} points ({with_file} with zz.dbf), {refused} PUTs refused a link",
         points.len()
     );
-}
-
-/// A connection that sends `head` and then nothing more.
-fn stall(addr: &str, head: &str) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(head.as_bytes()).unwrap();
-    s
-}
-
-/// Whether the server closes `s` within `within`, and what it sent before.
-fn closed_within(mut s: TcpStream, within: Duration) -> Option<String> {
-    s.set_read_timeout(Some(within)).unwrap();
-    let mut got = Vec::new();
-    match s.read_to_end(&mut got) {
-        Ok(_) => Some(String::from_utf8_lossy(&got).into_owned()),
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Some(String::new()),
-        Err(_) => None,
-    }
 }
 
 #[test]

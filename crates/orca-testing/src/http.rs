@@ -85,3 +85,23 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
         })
         .reduce(|a, b| a + b)
 }
+
+/// A connection to `addr` (`host:port`, or an `http://` URL) that sends `head` and then
+/// nothing more: a slow client.
+pub fn stall(addr: &str, head: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr.trim_start_matches("http://")).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s
+}
+
+/// What the server sends before it closes `s` (waiting at most `within`); `None` if it keeps
+/// the connection open longer.
+pub fn closed_within(mut s: TcpStream, within: std::time::Duration) -> Option<String> {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut got = Vec::new();
+    match s.read_to_end(&mut got) {
+        Ok(_) => Some(String::from_utf8_lossy(&got).into_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Some(String::new()),
+        Err(_) => None,
+    }
+}

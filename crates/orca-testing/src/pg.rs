@@ -240,25 +240,10 @@ impl PgServer {
     /// Ask for a password over TCP from now on (`scram-sha-256` in pg_hba.conf), and give
     /// the `postgres` role `password`. Restarts the server.
     pub fn require_password(&self, password: &str) {
-        let socket = self.dir.path().display().to_string();
-        let out = self.pg(
-            "psql",
-            &[
-                "-h",
-                &socket,
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-qc",
-                &format!(
-                    "ALTER ROLE postgres PASSWORD '{}'",
-                    password.replace('\'', "''")
-                ),
-            ],
-        );
+        let out = self.psql(&format!(
+            "ALTER ROLE postgres PASSWORD '{}'",
+            password.replace('\'', "''")
+        ));
         assert!(out.status.success(), "ALTER ROLE failed: {}", text(&out));
         let hba = self.data().join("pg_hba.conf");
         std::fs::write(
@@ -300,10 +285,10 @@ impl PgServer {
         self.database(&format!("t{}", NEXT.fetch_add(1, Ordering::Relaxed)))
     }
 
-    /// A new empty database, and the connection string that reaches it.
-    pub fn database(&self, name: &str) -> String {
+    /// `sql` run by psql as `postgres` over the server's socket.
+    fn psql(&self, sql: &str) -> Output {
         let socket = self.dir.path().display().to_string();
-        let out = self.pg(
+        self.pg(
             "psql",
             &[
                 "-h",
@@ -315,9 +300,14 @@ impl PgServer {
                 "-d",
                 "postgres",
                 "-qc",
-                &format!("CREATE DATABASE {name}"),
+                sql,
             ],
-        );
+        )
+    }
+
+    /// A new empty database, and the connection string that reaches it.
+    pub fn database(&self, name: &str) -> String {
+        let out = self.psql(&format!("CREATE DATABASE {name}"));
         assert!(
             out.status.success(),
             "CREATE DATABASE failed: {}",

@@ -5,9 +5,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
+
+use orca_testing::http::{closed_within, stall};
 
 use bytes::Bytes;
 use common::{Vault, data, put};
@@ -249,25 +251,6 @@ fn a_manifest_of_a_newer_version_is_a_client_error() {
     // Not retried: the client reports it at once.
     let e = v.rt.block_on(c.commit(Bytes::from(newer))).unwrap_err();
     assert!(e.to_string().contains("400"), "{e}");
-}
-
-/// A connection that sends `head` and then nothing more.
-fn stall(url: &str, head: &str) -> TcpStream {
-    let mut s = TcpStream::connect(url.trim_start_matches("http://")).unwrap();
-    s.write_all(head.as_bytes()).unwrap();
-    s
-}
-
-/// What the server sends before it closes `s` (waiting at most `within`); `None` if it keeps
-/// the connection open longer.
-fn closed_within(mut s: TcpStream, within: Duration) -> Option<String> {
-    s.set_read_timeout(Some(within)).unwrap();
-    let mut got = Vec::new();
-    match s.read_to_end(&mut got) {
-        Ok(_) => Some(String::from_utf8_lossy(&got).into_owned()),
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Some(String::new()),
-        Err(_) => None,
-    }
 }
 
 #[test]
