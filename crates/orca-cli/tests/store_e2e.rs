@@ -216,6 +216,98 @@ fn five_days_of_incremental_merge_upload_to_the_vault_and_day_three_restores() {
     assert_eq!(v["error_msg"], "Restore Path is missing on Export Service.");
 }
 
+/// `orca store restore start --until-time` between two recovery points: the copies of the
+/// earlier one and the archived logs of the later one, and the RMAN commands it prints
+/// bring the database, its datafiles lost, back to exactly its state at that time.
+#[test]
+fn until_time_between_two_points_recovers_the_copies_with_the_later_logs_to_that_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_vault, _token, store, db) = site(tmp.path(), tmp.path(), &[]);
+    let db_time = || {
+        db.sim
+            .sql_column("select to_char(sysdate, 'YYYY-MM-DD HH24:MI:SS') from dual")[0]
+            .clone()
+    };
+    db.script_ok(&store, "testmount");
+    db.workload();
+    db.script_ok(&store, "testmount");
+    let before = snap(store.points("testmount").last().unwrap());
+    db.workload();
+    db.sim.switch();
+    let at_t = db.sim.snapshot("at-t");
+    // Redo and points carry one-second times: nothing before T is after the snapshot.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let t = db_time();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    db.workload();
+    db.script_ok(&store, "testmount");
+    let after = snap(store.points("testmount").last().unwrap());
+    store.drained("testmount", 60);
+
+    // Before the oldest point there is nothing to restore, and the error says so.
+    let out = orca()
+        .cmd()
+        .args(["store", "restore", "start", "testmount", "--until-time"])
+        .arg("2000-01-01 00:00:00")
+        .args(["--store", &store.url()])
+        .output()
+        .unwrap();
+    let said = orca_testing::process::text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("no recovery point of mount \"testmount\" was taken at or before"),
+        "{said}"
+    );
+
+    let r = store.admin(&[
+        "restore",
+        "start",
+        "testmount",
+        "--until-time",
+        &t,
+        "--wait",
+    ]);
+    assert_eq!(r["status"], "succeeded", "{r:#}");
+    assert_eq!(r["snap_name"], before.as_str(), "{r:#}");
+    assert_eq!(r["logs_from"], after.as_str(), "{r:#}");
+    assert_eq!(r["until_time"], t.as_str(), "{r:#}");
+    let rman = r["rman"].as_str().unwrap();
+    assert!(
+        rman.contains(&format!("set until time \"to_date('{t}'")),
+        "{rman}"
+    );
+    let dir = PathBuf::from(r["path"].as_str().unwrap());
+    let restored = files_under(&dir);
+    assert!(
+        restored
+            .iter()
+            .any(|f| f.to_string_lossy().contains("FNO-")),
+        "{restored:?}"
+    );
+    assert!(
+        restored
+            .iter()
+            .any(|f| f.to_string_lossy().ends_with(".arc")),
+        "{restored:?}"
+    );
+
+    // The DBA's side: every datafile and archived log lost, and the mount's files too, so
+    // only what the restore brought can be used; the database mounted, the commands run.
+    db.sim.rman_ok("shutdown abort;\n");
+    for f in db.datafiles() {
+        std::fs::remove_file(f).unwrap();
+    }
+    for f in files_under(&db.sim.home.join("arch")) {
+        std::fs::remove_file(f).unwrap();
+    }
+    for f in files_under(&store.root.join("testmount/oracle_data")) {
+        std::fs::remove_file(f).unwrap();
+    }
+    let out = db.sim.rman_ok(&format!("startup mount;\n{rman}"));
+    eprintln!("{out}");
+    db.sim.prove(&at_t);
+}
+
 #[test]
 fn every_error_code_of_the_contract_and_names_that_must_not_reach_the_filesystem() {
     let tmp = tempfile::tempdir().unwrap();

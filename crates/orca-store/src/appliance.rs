@@ -716,21 +716,105 @@ impl Appliance {
                 )
                 .on(mount)
             })?;
+        drop(s);
+        let files = point.files.clone();
+        self.spawn_restore(mount, &point, files, None)
+    }
+
+    /// Starts downloading what recovers the mount's database to `until` (the database's
+    /// time, `YYYY-MM-DD HH:MM:SS`, read in the store's time zone): the image copies of the
+    /// newest point taken at or before it, and the archived logs of the first point taken
+    /// after it (the logs RMAN needs to roll those copies forward to `until`).
+    pub fn start_restore_until(
+        self: &Arc<Self>,
+        mount: &str,
+        until: &str,
+    ) -> Result<Restore, ApiError> {
+        let at = parse_until(until).map_err(|e| ApiError::new(Code::BadRequest, e).on(mount))?;
+        let mut s = self.lock();
+        let m = self.known(&mut s, mount)?;
+        let points: Vec<&RecoveryPoint> = m
+            .points
+            .iter()
+            .filter(|p| p.status != PointStatus::Expired)
+            .collect();
+        let Some(base) = points.iter().rev().find(|p| p.created <= at) else {
+            let oldest = points
+                .first()
+                .map(|p| format!("the oldest was taken at {}", local_time(p.created)))
+                .unwrap_or_else(|| "it has none".into());
+            return Err(ApiError::new(
+                Code::RecoveryPointMissing,
+                format!(
+                    "no recovery point of mount {mount:?} was taken at or before {until}: \
+                     {oldest}; ask for a later time"
+                ),
+            )
+            .on(mount));
+        };
+        let base = (*base).clone();
+        let logs = points.iter().find(|p| p.created > at).map(|p| (*p).clone());
+        drop(s);
+        let from = logs.as_ref().unwrap_or(&base);
+        let files = base
+            .files
+            .iter()
+            .filter(|f| file_type(&f.path) != FileType::Archivelog)
+            .chain(
+                from.files
+                    .iter()
+                    .filter(|f| file_type(&f.path) == FileType::Archivelog),
+            )
+            .cloned()
+            .collect();
+        let until = Until {
+            time: until.to_string(),
+            logs_from: logs.as_ref().map(|p| p.snap_name.clone()),
+        };
+        self.spawn_restore(mount, &base, files, Some(until))
+    }
+
+    /// Records restore job of `files` (of `point`, with `until`'s logs) and starts it.
+    fn spawn_restore(
+        self: &Arc<Self>,
+        mount: &str,
+        point: &RecoveryPoint,
+        files: Vec<FileEntry>,
+        until: Option<Until>,
+    ) -> Result<Restore, ApiError> {
+        let mut s = self.lock();
+        self.known(&mut s, mount)?;
         let jobid = s.next_job;
         s.next_job += 1;
+        let path = self
+            .mount_dir(mount)
+            .join(RESTORES_DIR)
+            .join(jobid.to_string());
+        let mut message = String::new();
+        if let Some(u) = &until
+            && u.logs_from.is_none()
+        {
+            message = format!(
+                "{} is after the newest recovery point ({}, taken at {}): the store holds no \
+                 archived log after it, so RMAN recovers only as far as its logs reach",
+                u.time,
+                point.snap_name,
+                local_time(point.created)
+            );
+        }
         let r = Restore {
             jobid,
             mount: mount.to_string(),
-            snap_name: snap.to_string(),
+            snap_name: point.snap_name.clone(),
             status: RestoreStatus::Running,
-            path: self
-                .mount_dir(mount)
-                .join(RESTORES_DIR)
-                .join(jobid.to_string()),
+            rman: rman_commands(&path, until.as_ref().map(|u| u.time.as_str())),
+            until_time: until.as_ref().map(|u| u.time.clone()),
+            logs_from: until.and_then(|u| u.logs_from),
+            path,
             started: orca_repo::now_unix(),
             finished: None,
-            bytes: point.bytes(),
-            message: String::new(),
+            bytes: files.iter().map(|f| f.stamp.size).sum(),
+            message,
         };
         s.restores.insert(jobid, r.clone());
         self.commit(&s)?;
@@ -738,7 +822,7 @@ impl Appliance {
         let app = self.clone();
         let target = r.path.clone();
         tokio::spawn(async move {
-            let result = app.restore_into(&point, &target).await;
+            let result = app.restore_into(&files, &target).await;
             let mut s = app.lock();
             if let Some(r) = s.restores.get_mut(&jobid) {
                 r.finished = Some(orca_repo::now_unix());
@@ -763,15 +847,15 @@ impl Appliance {
         })
     }
 
-    /// Writes every file of `point` under `target` (through `<target>.partial`, renamed once
+    /// Writes every one of `files` under `target` (through `<target>.partial`, renamed once
     /// complete, so RMAN never catalogs a half-written restore), from the vault when the point
     /// is there, else from the local chunk store.
-    async fn restore_into(&self, point: &RecoveryPoint, target: &Path) -> Result<(), StoreError> {
+    async fn restore_into(&self, files: &[FileEntry], target: &Path) -> Result<(), StoreError> {
         let partial = partial_dir(target);
         if partial.exists() {
             std::fs::remove_dir_all(&partial).map_err(|e| StoreError::io(&partial, e))?;
         }
-        for f in &point.files {
+        for f in files {
             let rel = Path::new(&f.path);
             if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
                 return Err(StoreError::Corrupt {
@@ -852,6 +936,61 @@ fn remove_empty_dirs(dir: &Path) -> std::io::Result<()> {
         }
     }
     std::fs::remove_dir(dir)
+}
+
+/// A point-in-time restore: the time asked and the point whose archived logs reach it.
+struct Until {
+    time: String,
+    logs_from: Option<String>,
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (what `sysdate` shows with the format RMAN's `to_date` is given)
+/// in the store's time zone, as Unix seconds.
+fn parse_until(t: &str) -> Result<i64, String> {
+    use chrono::TimeZone;
+    let naive =
+        chrono::NaiveDateTime::parse_from_str(t.trim(), "%Y-%m-%d %H:%M:%S").map_err(|e| {
+            format!("until time {t:?} is not YYYY-MM-DD HH:MM:SS ({e}); e.g. 2026-12-06 14:30:00")
+        })?;
+    chrono::Local
+        .from_local_datetime(&naive)
+        .earliest()
+        .map(|d| d.timestamp())
+        .ok_or_else(|| format!("until time {t:?} does not exist in the store's time zone"))
+}
+
+fn local_time(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|d| {
+            d.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// What the DBA runs on the database host, the database mounted with its control file,
+/// once the restore directory is reachable there at the same path (over NFS): the copies and
+/// archived-log backup sets catalogued, the datafiles restored and recovered (until the time
+/// asked), the database opened. RESTORE rather than SWITCH TO COPY: under SET UNTIL, RMAN
+/// takes only copies older than the time, so the newer copies still in the mount cannot be
+/// picked by mistake.
+fn rman_commands(dir: &Path, until: Option<&str>) -> String {
+    let dir = dir.display();
+    match until {
+        Some(t) => format!(
+            "catalog start with '{dir}/' noprompt;\n\
+             run {{\n  set until time \"to_date('{t}','YYYY-MM-DD HH24:MI:SS')\";\n  \
+             restore database;\n  recover database;\n}}\n\
+             alter database open resetlogs;\n"
+        ),
+        None => format!(
+            "catalog start with '{dir}/' noprompt;\n\
+             restore database;\n\
+             recover database;\n\
+             alter database open;\n"
+        ),
+    }
 }
 
 fn partial_dir(target: &Path) -> PathBuf {

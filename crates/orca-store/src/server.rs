@@ -370,6 +370,30 @@ async fn start_restore(State(app): St, p: Result<Path<(String, String)>, PathRej
     Ok(ok(app.start_restore(&mount, &snap)?))
 }
 
+/// What a point-in-time restore asks for.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct UntilRequest {
+    /// The database's time to recover to, `YYYY-MM-DD HH:MM:SS` in the store's time zone.
+    until_time: String,
+}
+
+#[utoipa::path(post, path = "/admin/mounts/{mount}/restore", tag = "admin",
+    params(("mount" = String, Path, description = "backup mount name")),
+    request_body = UntilRequest,
+    responses((status = 200, description = "restore started into <root>/<mount>/restores/<jobid>/: the image \
+        copies of the newest point taken at or before `until_time`, the archived logs of the first point taken \
+        after it, and in `rman` the commands that recover the database from them to `until_time`", body = Envelope<Restore>)))]
+async fn start_restore_until(
+    State(app): St,
+    p: Result<Path<String>, PathRejection>,
+    body: Result<Json<UntilRequest>, JsonRejection>,
+) -> Answer {
+    let mount = path(p)?;
+    let Json(r) = body.map_err(bad_json)?;
+    Ok(ok(app.start_restore_until(&mount, &r.until_time)?))
+}
+
 #[utoipa::path(get, path = "/admin/restores/{jobid}", tag = "admin",
     params(("jobid" = u64, Path, description = "the restore job's id")),
     responses((status = 200, description = "the restore job", body = Envelope<Restore>)))]
@@ -455,6 +479,7 @@ fn api() -> (Router<Arc<Appliance>>, utoipa::openapi::OpenApi) {
         .routes(routes!(set_retention))
         .routes(routes!(points))
         .routes(routes!(start_restore))
+        .routes(routes!(start_restore_until))
         .routes(routes!(restore))
         .routes(routes!(uploads))
         .routes(routes!(openapi_json));

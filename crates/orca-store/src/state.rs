@@ -197,6 +197,16 @@ pub struct Restore {
     pub bytes: u64,
     /// What it is doing, or why it failed.
     pub message: String,
+    /// For a restore to a point in time: the time asked (the database's, `YYYY-MM-DD HH:MM:SS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_time: Option<String>,
+    /// The later recovery point whose archived logs were restored beside the copies, to
+    /// recover them until `until_time`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs_from: Option<String>,
+    /// The RMAN commands that bring the database back from these files.
+    #[serde(default)]
+    pub rman: String,
 }
 
 /// Layout version of the catalog (`state.json`). A build refuses a catalog newer than this:

@@ -149,10 +149,19 @@ pub struct PointsArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum RestoreCmd {
-    /// Start downloading a recovery point; prints the restore job id.
+    /// Start downloading a recovery point, or what recovers the database to a time; prints
+    /// the restore job id, and once it is done (`--wait`) the RMAN commands that bring the
+    /// database back from the restore area.
+    #[command(group = clap::ArgGroup::new("what").required(true).args(["snap_name", "until_time"]))]
     Start {
         mount: String,
-        snap_name: String,
+        /// The recovery point (its snap_name, as `orca store points` shows).
+        snap_name: Option<String>,
+        /// Recover to this time instead (the database's, `YYYY-MM-DD HH:MM:SS`, in the
+        /// store's time zone): the image copies of the newest point taken at or before it and
+        /// the archived logs of the first point taken after it.
+        #[arg(long, conflicts_with = "snap_name")]
+        until_time: Option<String>,
         /// Wait until the restore finished.
         #[arg(long)]
         wait: bool,
@@ -276,11 +285,22 @@ pub async fn run(c: StoreCmd) -> Result<()> {
         StoreCmd::Restore(RestoreCmd::Start {
             mount,
             snap_name,
+            until_time,
             wait,
             store,
         }) => {
-            let path = format!("/admin/mounts/{mount}/recovery-points/{snap_name}/restore");
-            let mut r = call(&store, Method::POST, &path, None).await?;
+            let mut r = match (snap_name, until_time) {
+                (_, Some(t)) => {
+                    let path = format!("/admin/mounts/{mount}/restore");
+                    let body = serde_json::json!({ "until_time": t });
+                    call(&store, Method::POST, &path, Some(body)).await?
+                }
+                (Some(snap), None) => {
+                    let path = format!("/admin/mounts/{mount}/recovery-points/{snap}/restore");
+                    call(&store, Method::POST, &path, None).await?
+                }
+                (None, None) => bail!("name a recovery point or give --until-time"),
+            };
             let jobid = r["jobid"].as_u64().unwrap_or_default();
             while wait && r["status"] == "running" {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -298,7 +318,21 @@ pub async fn run(c: StoreCmd) -> Result<()> {
                     r["message"].as_str().unwrap_or_default()
                 );
             }
-            show(&store, &r, || println!("{jobid}"))
+            show(&store, &r, || {
+                println!("{jobid}");
+                let said = r["message"].as_str().unwrap_or_default();
+                if !said.is_empty() {
+                    eprintln!("note: {said}");
+                }
+                if wait {
+                    eprintln!(
+                        "restored into {}; with the database mounted and that directory \
+                         reachable at the same path, run in rman:\n{}",
+                        r["path"].as_str().unwrap_or_default(),
+                        r["rman"].as_str().unwrap_or_default()
+                    );
+                }
+            })
         }
         StoreCmd::Restore(RestoreCmd::Show { jobid, store }) => {
             let r = call(
