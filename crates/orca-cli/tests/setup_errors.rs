@@ -173,3 +173,61 @@ fn a_postgresql_that_asks_for_a_password_none_was_given_for_fails_at_once_saying
     let (ok, text, _) = init("b", Some(&pw));
     assert!(ok, "init with the password failed: {text}");
 }
+
+#[test]
+fn a_missing_bucket_names_create_bucket_which_makes_it_and_takes_it_back_when_init_fails() {
+    let s3 = S3Server::shared();
+    let bucket = format!("{}-made-by-init", s3.fresh_bucket());
+    let url = format!("s3://{bucket}/orca");
+    let exists = || {
+        orca_testing::http::request(&s3.endpoint(), "HEAD", &format!("/{bucket}"), None, b"")
+            .unwrap()
+            .status
+            == 200
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let o = orca();
+    let repo = tmp.path().join("repo");
+    let key = tmp.path().join("repo.key");
+    let init = || {
+        let mut c = bare(&o);
+        c.args(["repo", "init", "--repo"])
+            .arg(&repo)
+            .args(s3.object_args(&url))
+            .arg("--key-file")
+            .arg(&key);
+        c
+    };
+
+    // No bucket: one line naming it and the flag, nothing written.
+    let (ok, text) = output(&mut init());
+    assert!(!ok, "init into a missing bucket succeeded: {text}");
+    assert!(
+        text.contains("does not exist") && text.contains("--create-bucket"),
+        "{text}"
+    );
+    assert!(!repo.join("objects.json").exists());
+    assert!(!exists());
+
+    // --create-bucket with an index that cannot be reached: the bucket it made goes again.
+    let (ok, text) = output(init().arg("--create-bucket").args([
+        "--index-url",
+        "postgresql://orca@127.0.0.1:9/orca?connect_timeout=2",
+    ]));
+    assert!(!ok, "init with an unreachable index succeeded: {text}");
+    assert!(text.contains("created the bucket"), "{text}");
+    assert!(!exists(), "the bucket a failed init made is left: {text}");
+
+    // --create-bucket: made, and the repository in it works.
+    let (ok, text) = output(init().arg("--create-bucket"));
+    assert!(ok && text.contains("created the bucket"), "{text}");
+    assert!(exists());
+    let (ok, text) = output(
+        bare(&o)
+            .args(["repo", "info", "--repo"])
+            .arg(&repo)
+            .arg("--key-file")
+            .arg(&key),
+    );
+    assert!(ok, "{text}");
+}

@@ -16,8 +16,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use object_store::ObjectStore;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::prefix::PrefixStore;
+use object_store::signer::Signer;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{RepoError, Result};
@@ -109,6 +110,121 @@ impl RemoteObjects {
 
     /// The object store, configured from this file then the environment.
     pub fn objects(&self) -> Result<Arc<dyn ObjectStore>> {
+        let (s3, prefix) = self.s3()?;
+        Ok(if prefix.is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(PrefixStore::new(s3, prefix.as_str()))
+        })
+    }
+
+    /// Whether the bucket exists and these credentials may use it.
+    pub async fn bucket_exists(&self) -> Result<bool> {
+        let answer = self.bucket_request(reqwest::Method::HEAD, None).await?;
+        match answer.status().as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            403 => Err(RepoError::InvalidArgument(format!(
+                "the credentials may not use the bucket of {} (403): give credentials of its owner",
+                self.url
+            ))),
+            n => Err(self.bucket_refused("look up", n, answer).await),
+        }
+    }
+
+    /// Creates the bucket (`orca repo init --create-bucket`): whether it was created, false
+    /// when these credentials already own it. A bucket another account owns is an error.
+    pub async fn create_bucket(&self) -> Result<bool> {
+        let region = self.region.clone().or_else(|| {
+            std::env::var("AWS_REGION")
+                .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+                .ok()
+        });
+        // Outside us-east-1, AWS wants the region said in the body as well.
+        let body = region.filter(|r| r != "us-east-1").map(|r| {
+            format!(
+                "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+                 <LocationConstraint>{r}</LocationConstraint></CreateBucketConfiguration>"
+            )
+        });
+        let answer = self.bucket_request(reqwest::Method::PUT, body).await?;
+        let status = answer.status().as_u16();
+        if status == 200 {
+            return Ok(true);
+        }
+        let text = answer.text().await.unwrap_or_default();
+        if text.contains("BucketAlreadyOwnedByYou") {
+            return Ok(false);
+        }
+        if text.contains("BucketAlreadyExists") {
+            return Err(RepoError::InvalidArgument(format!(
+                "the bucket of {} belongs to another account: pick another bucket name",
+                self.url
+            )));
+        }
+        Err(RepoError::InvalidArgument(format!(
+            "cannot create the bucket of {} (HTTP {status}): {}",
+            self.url,
+            text.trim()
+        )))
+    }
+
+    /// Deletes the bucket, which must be empty: what a failed `repo init --create-bucket`
+    /// takes back.
+    pub async fn delete_bucket(&self) -> Result<()> {
+        let answer = self.bucket_request(reqwest::Method::DELETE, None).await?;
+        match answer.status().as_u16() {
+            200 | 204 | 404 => Ok(()),
+            n => Err(self.bucket_refused("delete", n, answer).await),
+        }
+    }
+
+    /// A request on the bucket itself (not an object in it), signed as the object store
+    /// signs its own: object_store has no bucket operations.
+    async fn bucket_request(
+        &self,
+        method: reqwest::Method,
+        body: Option<String>,
+    ) -> Result<reqwest::Response> {
+        let (s3, _) = self.s3()?;
+        let root = object_store::path::Path::from("");
+        let url = s3
+            .signed_url(method.clone(), &root, std::time::Duration::from_secs(300))
+            .await
+            .map_err(|e| RepoError::storage(self.url.clone(), e))?;
+        // S3 servers want a Content-Length on PUT, which an empty body does not get by itself.
+        let body = body.unwrap_or_default();
+        reqwest::Client::new()
+            .request(method, url)
+            .header(reqwest::header::CONTENT_LENGTH, body.len())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                RepoError::InvalidArgument(format!(
+                    "cannot reach the S3 server of {}: {e}",
+                    self.url
+                ))
+            })
+    }
+
+    async fn bucket_refused(
+        &self,
+        what: &str,
+        status: u16,
+        answer: reqwest::Response,
+    ) -> RepoError {
+        let text = answer.text().await.unwrap_or_default();
+        RepoError::InvalidArgument(format!(
+            "cannot {what} the bucket of {} (HTTP {status}): {}",
+            self.url,
+            text.trim()
+        ))
+    }
+
+    /// The S3 client for the bucket, configured from this file then the environment, and
+    /// the prefix under which the repository's objects are.
+    fn s3(&self) -> Result<(AmazonS3, String)> {
         let (bucket, prefix) = self.bucket_and_prefix()?;
         // reqwest is built without a bundled TLS provider: ring is the one the
         // rest of ORCA uses. A second install attempt is harmless.
@@ -162,11 +278,7 @@ impl RemoteObjects {
             .with_bucket_name(&bucket)
             .build()
             .map_err(|e| RepoError::storage(self.url.clone(), e))?;
-        Ok(if prefix.is_empty() {
-            Arc::new(s3)
-        } else {
-            Arc::new(PrefixStore::new(s3, prefix.as_str()))
-        })
+        Ok((s3, prefix))
     }
 
     /// The remote named in `dir`, if any.

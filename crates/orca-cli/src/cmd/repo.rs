@@ -65,6 +65,10 @@ pub struct InitArgs {
     pack_size_mib: u32,
     #[command(flatten)]
     objects: ObjectArgs,
+    /// Create the bucket --objects names when it does not exist yet (and delete it again if
+    /// init then fails). Without it, a missing bucket is an error.
+    #[arg(long, requires = "objects")]
+    create_bucket: bool,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -189,6 +193,7 @@ async fn init(a: InitArgs) -> Result<()> {
         None => NewKey::Passphrase(common::passphrase(true)?),
     };
     let remote = a.objects.remote();
+    let mut made_bucket = false;
     if let Some(r) = &remote {
         if a.repo.join(orca_repo::REMOTE_FILE).exists() {
             bail!(
@@ -197,13 +202,28 @@ async fn init(a: InitArgs) -> Result<()> {
                 orca_repo::REMOTE_FILE
             );
         }
+        if a.create_bucket {
+            made_bucket = r.create_bucket().await?;
+            if made_bucket {
+                eprintln!("created the bucket of {}", r.url);
+            }
+        } else if !r.bucket_exists().await? {
+            bail!(
+                "the bucket of {} does not exist: create it (e.g. `aws s3 mb s3://BUCKET`) or add \
+                 --create-bucket",
+                r.url
+            );
+        }
         r.write(&a.repo)?;
     }
     let created = Repository::init_local(&a.repo, &opts, &key).await;
-    if created.is_err() && remote.is_some() {
+    if let (Err(_), Some(r)) = (&created, &remote) {
         // Leave the directory as it was: an objects.json naming a bucket that
         // holds someone else's repository would attach this host to it.
         let _ = std::fs::remove_file(a.repo.join(orca_repo::REMOTE_FILE));
+        if made_bucket && let Err(e) = r.delete_bucket().await {
+            eprintln!("warning: the bucket this init created stays: {e}");
+        }
     }
     let (repo, _store) = created.with_context(|| match &remote {
         Some(r) => format!(
