@@ -426,6 +426,25 @@ fn incremental_from_scn_takes_exactly_the_blocks_changed_after_the_scn() {
     );
     let file_row = format!("  {:<4} {:<2} {:<4} ", 4, "", "Incr");
     assert!(list.contains(&file_row), "{list}");
+    // Of one datafile: that file only, from the same SCN.
+    let one = env.dir("one");
+    env.db.rman_ok(&format!(
+        "backup incremental from scn {scn} datafile 4 format '{one}/%U' tag FROMSCN4;\n"
+    ));
+    let rows = env.db.sql_column(
+        "select file# || ' ' || incremental_change# from v$backup_datafile where set_count in \
+         (select set_count from v$backup_piece where tag = 'FROMSCN4')",
+    );
+    assert_eq!(rows, [format!("4 {scn}")]);
+    assert_eq!(count_files(&one), 1);
+    let four: BTreeSet<(u32, u64)> = changed.iter().filter(|(f, _)| *f == 4).copied().collect();
+    assert_eq!(
+        piece_blocks(&env, "tag = 'FROMSCN4'")
+            .keys()
+            .copied()
+            .collect::<BTreeSet<_>>(),
+        four
+    );
     // It is no base for RESTORE: the datafile is restored from the full.
     let preview = env.db.rman_ok("restore datafile 4 preview;\n");
     assert!(preview.contains("Tag: FULL"), "{preview}");
