@@ -1433,6 +1433,26 @@ fn prepare(db: &Database, plan: &SetPlan) -> Result<Prepared, StepError> {
     })
 }
 
+/// A channel's V$SESSION_LONGOPS row for the set it writes, updated as it reads blocks.
+struct Longop {
+    id: i64,
+    totalwork: u64,
+    reported: u64,
+}
+
+impl Longop {
+    /// Records `sofar` blocks read, about 32 times per set: live enough to watch, few
+    /// control-file writes. A failed update loses a progress figure, never the backup.
+    fn progress(&mut self, db: &Database, sofar: u64) {
+        let sofar = sofar.min(self.totalwork);
+        if (sofar >= self.totalwork || sofar >= self.reported + (self.totalwork / 32).max(1))
+            && catalog::update_longop(db, self.id, sofar).is_ok()
+        {
+            self.reported = sofar;
+        }
+    }
+}
+
 /// A set of INCREMENTAL FROM SCN: no level, yet its datafiles have an incremental start.
 fn from_scn(plan: &SetPlan) -> bool {
     matches!(plan.kind, SetKind::Datafile { level: None, .. })
@@ -1592,6 +1612,32 @@ fn write_set_inner(
         db_name: ctx.info.name.clone(),
         dbid: u64::from(ctx.info.dbid),
         file_type,
+    };
+    let totalwork: u64 = prepared
+        .meta
+        .iter()
+        .filter(|m| matches!(m.member, Member::Datafile { .. }))
+        .map(|m| match &plan.section {
+            Some((multi, i)) => u64::from(multi.sections[*i].1),
+            None => m.file_blocks,
+        })
+        .sum();
+    let mut longop = match plan.kind {
+        SetKind::Datafile { level, .. } if totalwork > 0 => {
+            let opname = if level.is_some() || from_scn(&plan) {
+                "RMAN: incremental datafile backup"
+            } else {
+                "RMAN: full datafile backup"
+            };
+            catalog::start_longop(db, ch.sid, opname, set_count, totalwork)
+                .ok()
+                .map(|id| Longop {
+                    id,
+                    totalwork,
+                    reported: 0,
+                })
+        }
+        _ => None,
     };
     let mut producer = Producer::new(prepared.cursors, prepared.blobs);
     let first_piece = plan.section.as_ref().map_or(1, |(_, i)| *i as u32 + 1);
@@ -1757,6 +1803,9 @@ fn write_set_inner(
                                 return Ok(());
                             }
                         }
+                        if let Some(l) = longop.as_mut() {
+                            l.progress(db, producer.cursors.iter().map(|c| c.blocks_read).sum());
+                        }
                         w.write_run(entry, first_block, &data)
                             .map_err(piece_error)?;
                     }
@@ -1859,6 +1908,9 @@ fn write_set_inner(
         piece_no += 1;
     }
     let input_bytes = producer.bytes_read();
+    if let Some(l) = longop.as_mut() {
+        l.progress(db, l.totalwork);
+    }
     let end = now();
     ctx.out.line(format!(
         "channel {}: backup set complete, elapsed time: {}",

@@ -211,6 +211,32 @@ pub fn keep_of(db: &Database, recid: i64) -> Result<Option<(Option<NaiveDateTime
         .optional()?)
 }
 
+/// Starts a V$SESSION_LONGOPS row of a channel's backup set; returns its id.
+pub fn start_longop(
+    db: &Database,
+    sid: u32,
+    opname: &str,
+    set_count: u32,
+    totalwork: u64,
+) -> Result<i64> {
+    let t = jd(crate::db::sqlfn::now_local());
+    db.connection().execute(
+        "INSERT INTO sim_longops (sid, opname, set_count, sofar, totalwork, start_time, \
+         last_update) VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5)",
+        params![sid, opname, set_count, totalwork as i64, t],
+    )?;
+    Ok(db.connection().last_insert_rowid())
+}
+
+/// Records how far a V$SESSION_LONGOPS row got.
+pub fn update_longop(db: &Database, id: i64, sofar: u64) -> Result<()> {
+    db.connection().execute(
+        "UPDATE sim_longops SET sofar = ?1, last_update = ?2 WHERE id = ?3",
+        params![sofar as i64, jd(crate::db::sqlfn::now_local()), id],
+    )?;
+    Ok(())
+}
+
 /// Inserts a V$BACKUP_PIECE row; returns (RECID, STAMP).
 pub fn insert_piece(db: &Database, p: &PieceRow) -> Result<(i64, u32)> {
     let st = stamp(p.completion_time);
