@@ -2,7 +2,9 @@
 //! is backed up by the simulator's `rman` through the ORCA SBT library (two channels) into a
 //! local repository, backed up again unchanged, changed by 1% and backed up again; then every
 //! datafile is deleted, restored and recovered through SBT (the database mounted, as Oracle
-//! requires) and compared block by block with a snapshot taken before the loss.
+//! requires) and compared block by block with a snapshot taken before the loss. Beside those
+//! FILESPERSET 1 figures, a full and its unchanged repeat AS COMPRESSED BACKUPSET and with
+//! FILESPERSET 4 (multiplexed), each into a scratch repository, show what those DBAs get.
 //!
 //! Then the agent's way: a vault server and `orca agent run` start, a full backup is killed
 //! halfway (the simulator's `ORACLESIM_KILL_AFTER_BYTES`), the next request resumes it, and
