@@ -38,6 +38,21 @@ fn demo_backs_up_restores_and_verifies_through_sbt() {
         "{r}"
     );
     assert!(steps[1]["cache_hits"].as_u64().unwrap() > 0);
+    // Beside FILESPERSET 1: the repeat full of a DBA who compresses and of one who
+    // multiplexes, each with its line as printed.
+    let repeats = r["repeat_fulls"].as_array().unwrap();
+    assert_eq!(repeats.len(), 2, "{r}");
+    for (v, variant) in repeats
+        .iter()
+        .zip(["AS COMPRESSED BACKUPSET", "FILESPERSET 4 (multiplexed)"])
+    {
+        assert_eq!(v["variant"], variant, "{v}");
+        assert!(v["full_stored"].as_u64().unwrap() > 0, "{v}");
+        assert!(v["repeat_stored"].as_u64().is_some(), "{v}");
+        let line = v["line"].as_str().unwrap();
+        assert!(line.starts_with(&format!("{variant}: full ")), "{line}");
+        assert!(line.contains("unchanged repeat"), "{line}");
+    }
     // The agent's part: the full killed halfway is resumed into one recovery point that
     // restores, and the resume re-sent at most a chunk per channel plus cleaned-up sections.
     let resume = &r["resume"];

@@ -2,8 +2,11 @@
 //! PLUS ARCHIVELOG's second pass takes only the new logs, one control-file autobackup per
 //! RUN block or top-level BACKUP, BACKUP OPTIMIZATION skips logs already backed up (issue 18).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use orca_oracle::BlockHeader;
+use orca_oracle_sim::piece::{PieceReader, Record};
 use orca_testing::fs::files_in;
 use orca_testing::sim::TempDb;
 
@@ -295,4 +298,299 @@ fn backup_optimization_on_skips_logs_already_backed_up_to_the_device_unless_forc
     assert!(count_files(&c) >= 1);
     let out = env.db.rman_ok("show all;\n");
     assert!(out.contains("CONFIGURE BACKUP OPTIMIZATION ON;"), "{out}");
+}
+
+/// (file#, block#) -> block SCN of every block after the datafile header (block 1) in the
+/// pieces of the sets `where_set` selects (an SQL condition on V$BACKUP_PIECE).
+fn piece_blocks(env: &TempDb, where_set: &str) -> BTreeMap<(u32, u64), u64> {
+    let mut blocks = BTreeMap::new();
+    let handles = env.db.sql_column(&format!(
+        "select handle from v$backup_piece where status = 'A' and {where_set}"
+    ));
+    assert!(!handles.is_empty(), "no piece where {where_set}");
+    for h in handles {
+        let mut r = PieceReader::open(std::fs::File::open(&h).unwrap()).unwrap();
+        let entries = r.header().entries.clone();
+        let mut buf = Vec::new();
+        while let Some(rec) = r.next_record(&mut buf).unwrap() {
+            if let Record::Run {
+                entry,
+                first_block,
+                block_size,
+                ..
+            } = rec
+            {
+                let file = entries[entry as usize].file_number;
+                for (i, b) in buf.chunks(block_size as usize).enumerate() {
+                    let n = first_block + i as u64;
+                    if n >= 2 {
+                        blocks.insert((file, n), BlockHeader::parse(b).unwrap().scn.0);
+                    }
+                }
+            }
+        }
+    }
+    blocks
+}
+
+/// (file#, block#) of the blocks of every datafile, after the header, whose SCN is above `scn`.
+fn blocks_changed_after(env: &TempDb, scn: u64) -> BTreeSet<(u32, u64)> {
+    let mut out = BTreeSet::new();
+    for row in env
+        .db
+        .sql_column("select file# || ' ' || block_size || ' ' || name from v$datafile")
+    {
+        let mut it = row.splitn(3, ' ');
+        let file: u32 = it.next().unwrap().parse().unwrap();
+        let bs: usize = it.next().unwrap().parse().unwrap();
+        let data = std::fs::read(it.next().unwrap()).unwrap();
+        for (n, b) in data.chunks(bs).enumerate().skip(2) {
+            if b.iter().any(|&x| x != 0) && BlockHeader::parse(b).unwrap().scn.0 > scn {
+                out.insert((file, n as u64));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn incremental_from_scn_takes_exactly_the_blocks_changed_after_the_scn() {
+    let env = env();
+    let full = env.dir("full");
+    let inc = env.dir("inc");
+    env.db.rman_ok(&format!(
+        "configure controlfile autobackup off;\nbackup database format '{full}/%U' tag FULL;\n"
+    ));
+    let scn = env.db.number("select current_scn from v$database");
+    env.db.workload("2", 1);
+    let out = env.db.rman_ok(&format!(
+        "backup incremental from scn {scn} database format '{inc}/%U' tag FROMSCN;\n"
+    ));
+    assert!(
+        out.contains("starting incremental datafile backup set"),
+        "{out}"
+    );
+    // Every piece of it where FORMAT says, and nothing else there.
+    let handles = env
+        .db
+        .sql_column("select handle from v$backup_piece where tag = 'FROMSCN'");
+    assert!(!handles.is_empty(), "{out}");
+    assert!(handles.iter().all(|h| h.starts_with(&inc)), "{handles:?}");
+    assert_eq!(count_files(&inc), handles.len());
+    // Catalog: the datafile sets are incrementals of no level, INCREMENTAL_CHANGE# the SCN
+    // given (the control file and SPFILE, included with file 1, make a set of their own).
+    let sets = "select set_count from v$backup_datafile where file# > 0 and set_count in \
+                (select set_count from v$backup_piece where tag = 'FROMSCN')";
+    let in_sets = env.db.number(&format!(
+        "select count(*) from v$backup_set where set_count in ({sets})"
+    ));
+    assert!(in_sets > 0);
+    assert_eq!(
+        env.db.number(&format!(
+            "select count(*) from v$backup_set where set_count in ({sets}) \
+             and backup_type = 'I' and incremental_level is null"
+        )),
+        in_sets
+    );
+    let files = env.db.number("select count(*) from v$datafile");
+    assert_eq!(
+        env.db.number(&format!(
+            "select count(*) from v$backup_datafile where set_count in ({sets}) \
+             and file# > 0 and incremental_level is null and incremental_change# = {scn}"
+        )),
+        files
+    );
+    // The blocks: exactly those whose SCN is above the one given, all newer than it; the
+    // full of the same files holds many more.
+    let taken = piece_blocks(&env, "tag = 'FROMSCN'");
+    assert!(taken.values().all(|&s| s > scn), "{taken:?}");
+    let changed = blocks_changed_after(&env, scn);
+    assert!(!changed.is_empty());
+    assert_eq!(taken.keys().copied().collect::<BTreeSet<_>>(), changed);
+    let in_full = piece_blocks(&env, "tag = 'FULL'");
+    assert!(
+        taken.len() * 5 < in_full.len(),
+        "{} vs {}",
+        taken.len(),
+        in_full.len()
+    );
+    // LIST: type Incr with no level, the file rows too.
+    let key = env.db.number(&format!(
+        "select min(recid) from v$backup_set where set_count in ({sets})"
+    ));
+    let list = env.db.rman_ok(&format!("list backupset {key};\n"));
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with(&format!("{key:<7} Incr    "))),
+        "{list}"
+    );
+    let file_row = format!("  {:<4} {:<2} {:<4} ", 4, "", "Incr");
+    assert!(list.contains(&file_row), "{list}");
+    // Of one datafile: that file only, from the same SCN.
+    let one = env.dir("one");
+    env.db.rman_ok(&format!(
+        "backup incremental from scn {scn} datafile 4 format '{one}/%U' tag FROMSCN4;\n"
+    ));
+    let rows = env.db.sql_column(
+        "select file# || ' ' || incremental_change# from v$backup_datafile where set_count in \
+         (select set_count from v$backup_piece where tag = 'FROMSCN4')",
+    );
+    assert_eq!(rows, [format!("4 {scn}")]);
+    assert_eq!(count_files(&one), 1);
+    let four: BTreeSet<(u32, u64)> = changed.iter().filter(|(f, _)| *f == 4).copied().collect();
+    assert_eq!(
+        piece_blocks(&env, "tag = 'FROMSCN4'")
+            .keys()
+            .copied()
+            .collect::<BTreeSet<_>>(),
+        four
+    );
+    // It is no base for RESTORE: the datafile is restored from the full.
+    let preview = env.db.rman_ok("restore datafile 4 preview;\n");
+    assert!(preview.contains("Tag: FULL"), "{preview}");
+    assert!(!preview.contains("FROMSCN"), "{preview}");
+}
+
+#[test]
+fn backup_keep_is_an_archival_backup_obsolete_never_takes_while_kept() {
+    let env = env();
+    let keep = env.dir("keep");
+    let bk = env.dir("bk");
+    env.db.rman_ok("configure controlfile autobackup off;\n");
+    let out = env.db.rman_ok(&format!(
+        "backup datafile 4 format '{keep}/%U' tag ARCHIVAL keep until time 'sysdate+30';\n"
+    ));
+    assert!(out.contains("backup will be obsolete on date"), "{out}");
+    assert!(
+        out.contains("archived logs required to recover from this backup will be backed up"),
+        "{out}"
+    );
+    // The archival backup holds the datafile, the control file and SPFILE, and the logs of
+    // its time, all kept until the date given, all where FORMAT says.
+    let archival = "select set_count from v$backup_piece where tag = 'ARCHIVAL'";
+    let kept = env.db.number(&format!(
+        "select count(*) from v$backup_set where set_count in ({archival}) and keep = 'YES' \
+         and keep_options = 'BACKUP_LOGS' and keep_until > sysdate + 29 and keep_until < sysdate + 31"
+    ));
+    let sets = env.db.number(&format!(
+        "select count(*) from v$backup_set where set_count in ({archival})"
+    ));
+    assert_eq!(kept, sets);
+    assert_eq!(sets, 3, "{out}");
+    for what in [
+        "select count(*) from v$backup_datafile where file# = 4",
+        "select count(*) from v$backup_datafile where file# = 0",
+        "select count(*) from v$backup_redolog where 1 = 1",
+    ] {
+        assert_eq!(
+            env.db
+                .number(&format!("{what} and set_count in ({archival})"))
+                .min(1),
+            1,
+            "{what}\n{out}"
+        );
+    }
+    let handles = env
+        .db
+        .sql_column("select handle from v$backup_piece where tag = 'ARCHIVAL'");
+    assert!(handles.iter().all(|h| h.starts_with(&keep)), "{handles:?}");
+    assert_eq!(count_files(&keep), handles.len());
+    let key = env.db.number(&format!(
+        "select min(s.recid) from v$backup_set s join v$backup_datafile d \
+         on d.set_stamp = s.set_stamp and d.set_count = s.set_count \
+         where d.file# = 4 and s.set_count in ({archival})"
+    ));
+    let list = env.db.rman_ok("list backup of datafile 4;\n");
+    let until = list
+        .lines()
+        .find(|l| l.trim_start().starts_with("Keep: BACKUP_LOGS"))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(until.contains("Until: "), "{list}");
+    assert!(!until.contains("FOREVER"), "{list}");
+
+    // Two newer ordinary backups: REDUNDANCY 1 makes the older of them obsolete, never the
+    // archival one, and DELETE OBSOLETE leaves it.
+    for tag in ["N1", "N2"] {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        env.db
+            .rman_ok(&format!("backup datafile 4 format '{bk}/%U' tag {tag};\n"));
+    }
+    let n1 = env.db.number(
+        "select s.recid from v$backup_set s join v$backup_piece p \
+         on p.set_stamp = s.set_stamp and p.set_count = s.set_count where p.tag = 'N1'",
+    );
+    let report = env.db.rman_ok("report obsolete redundancy 1;\n");
+    assert!(
+        report.contains(&format!("Backup Set           {n1:<6} ")),
+        "{report}"
+    );
+    assert!(
+        !report.contains(&format!("Backup Set           {key:<6} ")),
+        "{report}"
+    );
+    env.db.rman_ok("delete noprompt obsolete redundancy 1;\n");
+    assert!(handles.iter().all(|h| Path::new(h).exists()), "{handles:?}");
+    assert_eq!(
+        env.db
+            .number("select count(*) from v$backup_piece where tag = 'ARCHIVAL' and status = 'A'"),
+        handles.len() as u64
+    );
+    assert_eq!(
+        env.db
+            .number("select count(*) from v$backup_piece where tag = 'N1' and status = 'A'"),
+        0
+    );
+
+    // Once its KEEP UNTIL time has passed, it is an ordinary, obsolete backup.
+    let cf = rusqlite::Connection::open(env.db.home.join("control/control01.ctl")).unwrap();
+    cf.execute(
+        r#"UPDATE cf_backup_set SET "KEEP_UNTIL" = "KEEP_UNTIL" - 31 WHERE "KEEP" = 'YES'"#,
+        [],
+    )
+    .unwrap();
+    drop(cf);
+    let report = env.db.rman_ok("report obsolete redundancy 1;\n");
+    assert!(
+        report.contains(&format!("Backup Set           {key:<6} ")),
+        "{report}"
+    );
+}
+
+#[test]
+fn backup_keep_forever_and_nokeep() {
+    let env = env();
+    let bk = env.dir("bk");
+    env.db.rman_ok("configure controlfile autobackup off;\n");
+    let out = env.db.rman_ok(&format!(
+        "backup datafile 4 format '{bk}/%U' tag FOREVER keep forever restore point yearend;\n"
+    ));
+    assert!(out.contains("backup will never be obsolete"), "{out}");
+    let forever = "select set_count from v$backup_piece where tag = 'FOREVER'";
+    let sets = env.db.number(&format!(
+        "select count(*) from v$backup_set where set_count in ({forever})"
+    ));
+    assert!(sets > 0);
+    assert_eq!(
+        env.db.number(&format!(
+            "select count(*) from v$backup_set where set_count in ({forever}) \
+             and keep = 'YES' and keep_until is null"
+        )),
+        sets
+    );
+    let list = env.db.rman_ok("list backup of datafile 4;\n");
+    assert!(
+        list.lines()
+            .any(|l| l.trim_start().starts_with("Keep: BACKUP_LOGS") && l.contains("FOREVER")),
+        "{list}"
+    );
+    env.db.rman_ok(&format!(
+        "backup datafile 4 format '{bk}/%U' tag ORDINARY nokeep;\n"
+    ));
+    assert_eq!(
+        env.db.sql_column(
+            "select distinct keep from v$backup_set \
+             where set_count in (select set_count from v$backup_piece where tag = 'ORDINARY')"
+        ),
+        ["NO"]
+    );
 }

@@ -139,3 +139,46 @@ fn recovery_area_usage_lists_the_file_types_and_recover_file_a_lost_file() {
         .sql_column("select file# || ':' || error from v$recover_file");
     assert_eq!(rows, ["4:FILE NOT FOUND"]);
 }
+
+#[test]
+fn session_longops_shows_each_channel_s_progress_and_where_a_failed_set_stopped() {
+    let env = env();
+    let a = env.dir("a");
+    let blocks = env
+        .db
+        .number("select blocks + 1 from v$datafile where file# = 4");
+    env.db
+        .rman_ok(&format!("backup datafile 4 format '{a}/%U';\n"));
+    let done = env.db.sql_column(
+        "select sofar || '/' || totalwork || ' ' || units from v$session_longops \
+         where opname = 'RMAN: full datafile backup'",
+    );
+    assert_eq!(done, [format!("{blocks}/{blocks} Blocks")]);
+    // A channel that fails a quarter of the way leaves its row where it stopped: the row was
+    // written while the set was read, not once it was done.
+    let script = format!(
+        "run {{ allocate channel c1 device type disk; \
+         backup incremental level 0 datafile 4 format '{a}/%U'; }}\n"
+    );
+    let quarter = (blocks * 8192 / 4).to_string();
+    let (ok, out) = env
+        .db
+        .rman(&script, &[("ORACLESIM_FAIL_AFTER_BYTES", quarter.as_str())]);
+    assert!(!ok, "{out}");
+    let row = env.db.sql_column(
+        "select sofar || ' ' || totalwork || ' ' || message from v$session_longops \
+         where opname = 'RMAN: incremental datafile backup'",
+    );
+    assert_eq!(row.len(), 1, "{row:?}");
+    let mut it = row[0].splitn(3, ' ');
+    let sofar: u64 = it.next().unwrap().parse().unwrap();
+    let total: u64 = it.next().unwrap().parse().unwrap();
+    assert_eq!(total, blocks);
+    assert!(sofar > 0 && sofar < total, "{row:?}");
+    assert!(
+        it.next()
+            .unwrap()
+            .ends_with(&format!("{sofar} out of {total} Blocks done")),
+        "{row:?}"
+    );
+}

@@ -2,7 +2,9 @@
 //! is backed up by the simulator's `rman` through the ORCA SBT library (two channels) into a
 //! local repository, backed up again unchanged, changed by 1% and backed up again; then every
 //! datafile is deleted, restored and recovered through SBT (the database mounted, as Oracle
-//! requires) and compared block by block with a snapshot taken before the loss.
+//! requires) and compared block by block with a snapshot taken before the loss. Beside those
+//! FILESPERSET 1 figures, a full and its unchanged repeat AS COMPRESSED BACKUPSET and with
+//! FILESPERSET 4 (multiplexed), each into a scratch repository, show what those DBAs get.
 //!
 //! Then the agent's way: a vault server and `orca agent run` start, a full backup is killed
 //! halfway (the simulator's `ORACLESIM_KILL_AFTER_BYTES`), the next request resumes it, and
@@ -70,7 +72,20 @@ struct DemoReport {
     repository_verified: bool,
     stored_bytes: u64,
     reduction: f64,
+    /// Repeat fulls of the database as DBAs who do not use FILESPERSET 1 take them.
+    repeat_fulls: Vec<RepeatFull>,
     resume: ResumeReport,
+}
+
+/// A full of one kind into a repository of its own, then the same full of the unchanged
+/// database: what dedup makes of that kind of backup.
+#[derive(Debug, Serialize)]
+struct RepeatFull {
+    variant: &'static str,
+    full_stored: u64,
+    repeat_stored: u64,
+    /// The line the demo prints.
+    line: String,
 }
 
 /// The agent part: a full killed halfway, resumed, one recovery point.
@@ -188,15 +203,19 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         human_bytes(db_bytes)
     ));
 
-    let channel = format!(
-        "device type sbt parms 'SBT_LIBRARY={}, ENV=(ORCA_REPO={}, ORCA_KEY_FILE={}, ORCA_CACHE_DIR={})'",
-        lib.display(),
-        repo_dir.display(),
-        key.display(),
-        work.join("cache").display()
-    );
-    // `body` runs in a RUN block with two SBT channels, between `before` and `after`.
-    let rman_around = |before: &str, body: &str, after: &str| -> Result<(String, f64)> {
+    let channel_to = |repo: &Path, key: &Path, cache: &Path| {
+        format!(
+            "device type sbt parms 'SBT_LIBRARY={}, ENV=(ORCA_REPO={}, ORCA_KEY_FILE={}, ORCA_CACHE_DIR={})'",
+            lib.display(),
+            repo.display(),
+            key.display(),
+            cache.display()
+        )
+    };
+    let channel = channel_to(&repo_dir, &key, &work.join("cache"));
+    // `body` runs in a RUN block with two SBT channels on `channel`, between `before` and
+    // `after`.
+    let rman_on = |channel: &str, before: &str, body: &str, after: &str| -> Result<(String, f64)> {
         let script = work.join("job.rman");
         std::fs::write(
             &script,
@@ -215,6 +234,8 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         )?;
         Ok((out, started.elapsed().as_secs_f64()))
     };
+    let rman_around =
+        |before: &str, body: &str, after: &str| rman_on(&channel, before, body, after);
     let rman = |body: &str| rman_around("", body, "");
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut steps = Vec::new();
@@ -299,6 +320,66 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         read as f64 / st.pack_bytes.max(1) as f64
     ));
 
+    // Beside FILESPERSET 1: what a DBA who compresses, or who multiplexes, gets from a
+    // repeat full, each in a repository of its own so nothing dedups against the others.
+    let mut repeat_fulls = Vec::new();
+    for (variant, slug, body) in [
+        (
+            "AS COMPRESSED BACKUPSET",
+            "compressed",
+            " backup as compressed backupset database filesperset 1;\n",
+        ),
+        (
+            "FILESPERSET 4 (multiplexed)",
+            "multiplexed",
+            " backup database filesperset 4;\n",
+        ),
+    ] {
+        let dir = work.join(format!("repo-{slug}"));
+        let vkey = work.join(format!("repo-{slug}.key"));
+        let (vrepo, _) = Repository::init_local(
+            &dir,
+            &InitOptions::default(),
+            &NewKey::KeyFile(vkey.clone()),
+        )
+        .await?;
+        let vchannel = channel_to(&dir, &vkey, &work.join(format!("cache-{slug}")));
+        let mut vseen = BTreeSet::new();
+        let mut stored = Vec::new();
+        for step in ["full", "unchanged repeat"] {
+            let (_, secs) = rman_on(&vchannel, "", body, "")?;
+            stored.push(
+                step_stats(&vrepo, &mut vseen, step, secs)
+                    .await?
+                    .new_bytes_stored,
+            );
+        }
+        let (full_stored, repeat_stored) = (stored[0], stored[1]);
+        let line = format!(
+            "{variant}: full {} stored, unchanged repeat {} stored ({:.0}% of the full; \
+             with FILESPERSET 1: {})",
+            human_bytes(full_stored),
+            human_bytes(repeat_stored),
+            repeat_stored as f64 * 100.0 / full_stored.max(1) as f64,
+            human_bytes(steps[1].new_bytes_stored)
+        );
+        say(line.clone());
+        repeat_fulls.push(RepeatFull {
+            variant,
+            full_stored,
+            repeat_stored,
+            line,
+        });
+    }
+    // The agent's resume relies on NOT BACKED UP SINCE, whose times have one-second
+    // resolution: its first attempt must not start in the second these backups ended.
+    let into_second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .subsec_nanos();
+    std::thread::sleep(Duration::from_nanos(u64::from(
+        1_000_000_000u32.saturating_sub(into_second),
+    )));
+
     let tools = Tools {
         sim: &sim,
         lib: &lib,
@@ -317,6 +398,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         repository_verified: report.is_clean(),
         stored_bytes: st.pack_bytes,
         reduction: read as f64 / st.pack_bytes.max(1) as f64,
+        repeat_fulls,
         resume,
     };
     if a.json {

@@ -91,7 +91,25 @@ FROM cf_backup_set b JOIN (
 ) p ON p.set_stamp = b."SET_STAMP" AND p.set_count = b."SET_COUNT"
 LEFT JOIN cf_rman_status st ON st."RECID" = p.status_recid;
 
+CREATE TABLE IF NOT EXISTS sim_longops (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sid INTEGER, opname TEXT, set_count INTEGER, sofar INTEGER, totalwork INTEGER,
+    start_time REAL, last_update REAL
+);
+
 CREATE VIEW IF NOT EXISTS "V$SESSION_LONGOPS" AS SELECT
+    l.sid AS "SID", 0 AS "SERIAL#", l.opname AS "OPNAME", NULL AS "TARGET",
+    'Set Count' AS "TARGET_DESC", l.sofar AS "SOFAR", l.totalwork AS "TOTALWORK",
+    'Blocks' AS "UNITS", l.start_time AS "START_TIME", l.last_update AS "LAST_UPDATE_TIME",
+    CASE WHEN l.sofar > 0 AND l.sofar < l.totalwork
+         THEN round((l.last_update - l.start_time) * 86400 * (l.totalwork - l.sofar) / l.sofar)
+         ELSE 0 END AS "TIME_REMAINING",
+    round((l.last_update - l.start_time) * 86400) AS "ELAPSED_SECONDS",
+    l.opname || ': Set Count ' || l.set_count || ': ' || l.sofar || ' out of ' || l.totalwork
+        || ' Blocks done' AS "MESSAGE",
+    0 AS "CONTEXT", 0 AS "CON_ID"
+FROM sim_longops l
+UNION ALL SELECT
     s."SID" AS "SID", 0 AS "SERIAL#",
     'RMAN: aggregate input' AS "OPNAME", NULL AS "TARGET", NULL AS "TARGET_DESC",
     s."INPUT_BYTES" / 8192 AS "SOFAR", s."INPUT_BYTES" / 8192 AS "TOTALWORK",

@@ -209,6 +209,16 @@ pub struct Incremental {
     pub cumulative: bool,
 }
 
+/// KEEP FOREVER | KEEP UNTIL TIME 't' [LOGS | NOLOGS] [RESTORE POINT name] of a BACKUP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keep {
+    /// None: FOREVER.
+    pub until: Option<TimeExpr>,
+    /// LOGS (Some(true)) / NOLOGS (Some(false)); neither: as the database's state says.
+    pub logs: Option<bool>,
+    pub restore_point: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotBackedUp {
     /// NOT BACKED UP (never backed up).
@@ -230,7 +240,8 @@ pub struct BackupOpts {
     pub delete_input: Option<bool>,
     pub copies: Option<u32>,
     pub pool: Option<u32>,
-    pub keep: bool,
+    /// KEEP ...: an archival backup, outside the retention policy.
+    pub keep: Option<Keep>,
     pub include_controlfile: bool,
     pub skip_inaccessible: bool,
     /// FORCE: back up even what BACKUP OPTIMIZATION would skip.
@@ -261,7 +272,7 @@ impl BackupOpts {
             delete_input: self.delete_input.or(base.delete_input),
             copies: self.copies.or(base.copies),
             pool: self.pool.or(base.pool),
-            keep: self.keep || base.keep,
+            keep: self.keep.clone().or_else(|| base.keep.clone()),
             include_controlfile: self.include_controlfile || base.include_controlfile,
             skip_inaccessible: self.skip_inaccessible || base.skip_inaccessible,
             force: self.force || base.force,
@@ -316,6 +327,8 @@ pub struct BackupSpec {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Backup {
     pub incremental: Option<Incremental>,
+    /// INCREMENTAL FROM SCN n: every block changed after n, tied to no level-0 parent.
+    pub from_scn: Option<u64>,
     pub as_copy: bool,
     /// AS COMPRESSED BACKUPSET: Some(true); AS BACKUPSET: Some(false); neither: the
     /// configured BACKUP TYPE of the device.

@@ -56,7 +56,8 @@ pub struct SetPlan {
     pub formats: Vec<String>,
     pub delete_input: Option<bool>,
     pub for_recover_of_copy: bool,
-    pub keep: bool,
+    /// BACKUP ... KEEP: an archival set.
+    pub keep: Option<KeepAttrs>,
     pub pool: u32,
     /// Multi-section: (shared state, section index).
     pub section: Option<(Arc<Multi>, usize)>,
@@ -71,6 +72,15 @@ pub struct SetPlan {
     pub copies: Option<u32>,
     /// Encrypted pieces: who may open their data keys.
     pub encryption: Option<Encryption>,
+}
+
+/// KEEP attributes of an archival set, as V$BACKUP_SET records them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeepAttrs {
+    /// KEEP_UNTIL; None: forever.
+    pub until: Option<NaiveDateTime>,
+    /// KEEP_OPTIONS: `LOGS`, `NOLOGS` or `BACKUP_LOGS`.
+    pub options: &'static str,
 }
 
 /// The secrets an encrypted set's data keys are wrapped under: the password (SET ENCRYPTION
@@ -281,7 +291,25 @@ impl Session {
                 &mut devices,
             )?;
         } else {
+            let start_scn = self.db.current_scn().map_err(|e| CmdError::db(cmd, e))?;
             self.backup_phase(b, Phase::Main, cmd, &mut stats, &mut devices)?;
+            // An archival backup of an open database is consistent only with the redo
+            // generated while it ran: Oracle backs those logs up with the same KEEP.
+            if let Some(logs) = self.archival_log_opts(b) {
+                self.backup_phase(
+                    b,
+                    Phase::PlusArchivelog(
+                        &logs,
+                        ArchivelogRange::Scn {
+                            from: Some(start_scn.0),
+                            until: None,
+                        },
+                    ),
+                    cmd,
+                    &mut stats,
+                    &mut devices,
+                )?;
+            }
         }
         end.input_bytes = stats.input_bytes;
         end.output_bytes = stats.output_bytes;
@@ -440,6 +468,45 @@ impl Session {
         }
     }
 
+    /// KEEP attributes of a BACKUP's sets: NOLOGS when asked for or when the database is not
+    /// open (a consistent backup), LOGS when asked for, else BACKUP_LOGS (the backup of an
+    /// open database needs the archived logs of its time).
+    fn keep_attrs(&self, opts: &BackupOpts) -> Result<Option<KeepAttrs>, CmdError> {
+        let Some(k) = &opts.keep else {
+            return Ok(None);
+        };
+        let until = k.until.as_ref().map(|t| self.time(t)).transpose()?;
+        let options = match k.logs {
+            Some(true) => "LOGS",
+            Some(false) => "NOLOGS",
+            None if self.db.is_open().unwrap_or(false) => "BACKUP_LOGS",
+            None => "NOLOGS",
+        };
+        Ok(Some(KeepAttrs { until, options }))
+    }
+
+    /// The operands of the archived-log pass of an archival (KEEP) backup of datafiles, if
+    /// it needs one: the KEEP and FORMAT of its first datafile specification.
+    fn archival_log_opts(&self, b: &Backup) -> Option<BackupOpts> {
+        if !self.can_archive_current() {
+            return None;
+        }
+        b.specs.iter().find_map(|s| {
+            let o = s.opts.over(&b.opts);
+            let datafiles = matches!(
+                s.object,
+                BackupObject::Database | BackupObject::Datafile(_) | BackupObject::Tablespace(_)
+            );
+            let keep = o.keep.clone().filter(|k| k.logs != Some(false))?;
+            datafiles.then(|| BackupOpts {
+                keep: Some(keep),
+                formats: o.formats.clone(),
+                tag: o.tag.clone(),
+                ..BackupOpts::default()
+            })
+        })
+    }
+
     /// Whether ALTER SYSTEM ARCHIVE LOG CURRENT would succeed: open, in ARCHIVELOG mode.
     fn can_archive_current(&self) -> bool {
         self.db.is_open().unwrap_or(false)
@@ -499,7 +566,7 @@ impl Session {
             .ok()?
             .into_iter()
             .filter(|d| d.file_no == file_no)
-            .filter(|d| incremental_ok || d.incremental_level.is_none_or(|l| l == 0))
+            .filter(|d| incremental_ok || d.is_base())
             .filter_map(|d| {
                 let key = (d.set_stamp, d.set_count);
                 complete
@@ -718,6 +785,8 @@ impl Session {
     ) -> Result<Vec<BackupStep>, CmdError> {
         let mut steps = Vec::new();
         let mut include_cf_spfile = false;
+        // An archival backup carries the control file and SPFILE it restores with.
+        let mut archival: Option<KeepAttrs> = None;
         let cfg_autobackup = self.config().autobackup;
         let optimization = self.config().backup_optimization();
         for (obj, opts) in items {
@@ -726,6 +795,7 @@ impl Session {
                 .clone()
                 .or_else(|| b.recover_of_copy.clone().flatten())
                 .unwrap_or_else(|| default_tag.to_string());
+            let keep = self.keep_attrs(opts)?;
             match obj {
                 BackupObject::Archivelog(range) => {
                     let mut logs = self.archived_logs_in(range)?;
@@ -784,7 +854,7 @@ impl Session {
                             formats: opts.formats.clone(),
                             delete_input: opts.delete_input,
                             for_recover_of_copy: false,
-                            keep: opts.keep,
+                            keep: keep.clone(),
                             pool: opts.pool.unwrap_or(0),
                             section: None,
                             device: None,
@@ -811,7 +881,7 @@ impl Session {
                         formats: opts.formats.clone(),
                         delete_input: None,
                         for_recover_of_copy: false,
-                        keep: opts.keep,
+                        keep: keep.clone(),
                         pool: opts.pool.unwrap_or(0),
                         section: None,
                         device: None,
@@ -880,6 +950,10 @@ impl Session {
                     if opts.include_controlfile {
                         include_cf_spfile = true;
                     }
+                    if keep.is_some() && !members.is_empty() {
+                        include_cf_spfile = true;
+                        archival = archival.or(keep);
+                    }
                     self.plan_datafiles(b, members, opts, &tag, nchannels, device, &mut steps)?;
                 }
             }
@@ -901,7 +975,7 @@ impl Session {
                     .unwrap_or_default(),
                 delete_input: None,
                 for_recover_of_copy: false,
-                keep: false,
+                keep: archival,
                 pool: 0,
                 section: None,
                 device: None,
@@ -991,7 +1065,9 @@ impl Session {
                 }
                 continue;
             }
-            let since = if level == Some(1) {
+            let since = if let Some(n) = b.from_scn {
+                Some(Scn(n))
+            } else if level == Some(1) {
                 match self.parent_scn(f.file_no, cumulative) {
                     Some(s) => Some(s),
                     None => {
@@ -1023,7 +1099,7 @@ impl Session {
             formats: opts.formats.clone(),
             delete_input: None,
             for_recover_of_copy: b.recover_of_copy.is_some(),
-            keep: opts.keep,
+            keep: self.keep_attrs(opts)?,
             pool: opts.pool.unwrap_or(0),
             section: None,
             device: None,
@@ -1106,7 +1182,7 @@ impl Session {
             formats: vec![fmt],
             delete_input: None,
             for_recover_of_copy: false,
-            keep: false,
+            keep: None,
             pool: 0,
             section: None,
             device: Some(device),
@@ -1357,6 +1433,35 @@ fn prepare(db: &Database, plan: &SetPlan) -> Result<Prepared, StepError> {
     })
 }
 
+/// A channel's V$SESSION_LONGOPS row for the set it writes, updated as it reads blocks.
+struct Longop {
+    id: i64,
+    totalwork: u64,
+    reported: u64,
+}
+
+impl Longop {
+    /// Records `sofar` blocks read, about 32 times per set: live enough to watch, few
+    /// control-file writes. A failed update loses a progress figure, never the backup.
+    fn progress(&mut self, db: &Database, sofar: u64) {
+        let sofar = sofar.min(self.totalwork);
+        if (sofar >= self.totalwork || sofar >= self.reported + (self.totalwork / 32).max(1))
+            && catalog::update_longop(db, self.id, sofar).is_ok()
+        {
+            self.reported = sofar;
+        }
+    }
+}
+
+/// A set of INCREMENTAL FROM SCN: no level, yet its datafiles have an incremental start.
+fn from_scn(plan: &SetPlan) -> bool {
+    matches!(plan.kind, SetKind::Datafile { level: None, .. })
+        && plan
+            .members
+            .iter()
+            .any(|m| matches!(m, Member::Datafile { since: Some(_), .. }))
+}
+
 fn start_lines(ctx: &JobCtx, ch: &Channel, plan: &SetPlan) {
     let name = &ch.name;
     let compressed = if plan.compressed.is_some() {
@@ -1364,6 +1469,20 @@ fn start_lines(ctx: &JobCtx, ch: &Channel, plan: &SetPlan) {
     } else {
         ""
     };
+    if let Some(k) = &plan.keep {
+        match k.until {
+            Some(t) => ctx.out.line(format!(
+                "backup will be obsolete on date {}",
+                ctx.nls.format(t)
+            )),
+            None => ctx.out.line("backup will never be obsolete"),
+        }
+        ctx.out.line(if k.options == "NOLOGS" {
+            "archived logs will not be kept or backed up"
+        } else {
+            "archived logs required to recover from this backup will be backed up"
+        });
+    }
     match plan.kind {
         SetKind::Archivelog => {
             ctx.out.line(format!(
@@ -1375,6 +1494,7 @@ fn start_lines(ctx: &JobCtx, ch: &Channel, plan: &SetPlan) {
         }
         SetKind::Datafile { level, cumulative } => {
             let what = match level {
+                None if from_scn(plan) => "incremental".to_string(),
                 None => "full".to_string(),
                 Some(l) => format!(
                     "incremental level {l}{}",
@@ -1468,6 +1588,8 @@ fn write_set_inner(
     let prepared = prepare(db, &plan)?;
     let (backup_type, level) = match plan.kind {
         SetKind::Archivelog => (BackupType::Archivelog, None),
+        // INCREMENTAL FROM SCN: incremental, of no level.
+        SetKind::Datafile { level: None, .. } if from_scn(&plan) => (BackupType::Incremental, None),
         SetKind::Datafile { level: None, .. } => (BackupType::Full, None),
         SetKind::Datafile { level: Some(l), .. } => (BackupType::Incremental, Some(l)),
     };
@@ -1490,6 +1612,32 @@ fn write_set_inner(
         db_name: ctx.info.name.clone(),
         dbid: u64::from(ctx.info.dbid),
         file_type,
+    };
+    let totalwork: u64 = prepared
+        .meta
+        .iter()
+        .filter(|m| matches!(m.member, Member::Datafile { .. }))
+        .map(|m| match &plan.section {
+            Some((multi, i)) => u64::from(multi.sections[*i].1),
+            None => m.file_blocks,
+        })
+        .sum();
+    let mut longop = match plan.kind {
+        SetKind::Datafile { level, .. } if totalwork > 0 => {
+            let opname = if level.is_some() || from_scn(&plan) {
+                "RMAN: incremental datafile backup"
+            } else {
+                "RMAN: full datafile backup"
+            };
+            catalog::start_longop(db, ch.sid, opname, set_count, totalwork)
+                .ok()
+                .map(|id| Longop {
+                    id,
+                    totalwork,
+                    reported: 0,
+                })
+        }
+        _ => None,
     };
     let mut producer = Producer::new(prepared.cursors, prepared.blobs);
     let first_piece = plan.section.as_ref().map_or(1, |(_, i)| *i as u32 + 1);
@@ -1655,6 +1803,9 @@ fn write_set_inner(
                                 return Ok(());
                             }
                         }
+                        if let Some(l) = longop.as_mut() {
+                            l.progress(db, producer.cursors.iter().map(|c| c.blocks_read).sum());
+                        }
                         w.write_run(entry, first_block, &data)
                             .map_err(piece_error)?;
                     }
@@ -1757,6 +1908,9 @@ fn write_set_inner(
         piece_no += 1;
     }
     let input_bytes = producer.bytes_read();
+    if let Some(l) = longop.as_mut() {
+        l.progress(db, l.totalwork);
+    }
     let end = now();
     ctx.out.line(format!(
         "channel {}: backup set complete, elapsed time: {}",
@@ -1798,9 +1952,10 @@ fn write_set_inner(
                     completion_time: end,
                     block_size,
                     multi_section: true,
-                    keep: plan.keep,
+                    keep: plan.keep.is_some(),
                 };
-                catalog::insert_set(db, &set).map_err(db_error)?;
+                let recid = catalog::insert_set(db, &set).map_err(db_error)?;
+                record_keep(db, recid, &plan)?;
                 if let Member::Datafile { info, .. } = &m.member {
                     catalog::insert_backup_datafile(
                         db,
@@ -1843,9 +1998,10 @@ fn write_set_inner(
                 completion_time: end,
                 block_size,
                 multi_section: false,
-                keep: plan.keep,
+                keep: plan.keep.is_some(),
             };
-            catalog::insert_set(db, &set).map_err(db_error)?;
+            let recid = catalog::insert_set(db, &set).map_err(db_error)?;
+            record_keep(db, recid, &plan)?;
             record_members(
                 db,
                 &prepared.meta,
@@ -1967,6 +2123,14 @@ fn record_piece(
 }
 
 #[allow(clippy::too_many_arguments)]
+/// KEEP_UNTIL and KEEP_OPTIONS of an archival set's V$BACKUP_SET row.
+fn record_keep(db: &Database, recid: i64, plan: &SetPlan) -> Result<(), StepError> {
+    match &plan.keep {
+        Some(k) => catalog::set_keep(db, recid, Some((k.until, k.options))).map_err(db_error),
+        None => Ok(()),
+    }
+}
+
 fn record_members(
     db: &Database,
     meta: &[EntryMeta],

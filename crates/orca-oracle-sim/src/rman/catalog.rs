@@ -89,6 +89,17 @@ pub struct BackupDatafileRow {
     pub section_size: u64,
 }
 
+impl BackupDatafileRow {
+    /// A full or level-0 backup of the file, which RESTORE can start from. A set of
+    /// INCREMENTAL FROM SCN has no level either, but an incremental start.
+    pub fn is_base(&self) -> bool {
+        match self.incremental_level {
+            Some(l) => l == 0,
+            None => self.incremental_scn == Scn(0),
+        }
+    }
+}
+
 /// A V$BACKUP_REDOLOG row.
 #[derive(Debug, Clone)]
 pub struct BackupRedologRow {
@@ -160,6 +171,70 @@ pub fn insert_set(db: &Database, s: &SetRow) -> Result<i64> {
         ],
     )?;
     Ok(db.connection().last_insert_rowid())
+}
+
+/// Sets or clears (None) the KEEP attributes of a V$BACKUP_SET row: KEEP_UNTIL (None:
+/// forever) and KEEP_OPTIONS.
+pub fn set_keep(
+    db: &Database,
+    recid: i64,
+    keep: Option<(Option<NaiveDateTime>, &str)>,
+) -> Result<()> {
+    db.connection().execute(
+        r#"UPDATE cf_backup_set SET "KEEP" = ?1, "KEEP_UNTIL" = ?2, "KEEP_OPTIONS" = ?3
+           WHERE "RECID" = ?4"#,
+        params![
+            if keep.is_some() { "YES" } else { "NO" },
+            keep.and_then(|(until, _)| until).map(jd),
+            keep.map(|(_, options)| options),
+            recid
+        ],
+    )?;
+    Ok(())
+}
+
+/// KEEP_UNTIL (None: forever) and KEEP_OPTIONS of a set whose keep is in force.
+pub fn keep_of(db: &Database, recid: i64) -> Result<Option<(Option<NaiveDateTime>, String)>> {
+    Ok(db
+        .connection()
+        .query_row(
+            r#"SELECT "KEEP_UNTIL", "KEEP_OPTIONS" FROM cf_backup_set WHERE "RECID" = ?1
+               AND "KEEP" = 'YES' AND ("KEEP_UNTIL" IS NULL OR "KEEP_UNTIL" > SYSDATE())"#,
+            params![recid],
+            |r| {
+                Ok((
+                    r.get::<_, Option<f64>>(0)?.and_then(from_julian),
+                    r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                ))
+            },
+        )
+        .optional()?)
+}
+
+/// Starts a V$SESSION_LONGOPS row of a channel's backup set; returns its id.
+pub fn start_longop(
+    db: &Database,
+    sid: u32,
+    opname: &str,
+    set_count: u32,
+    totalwork: u64,
+) -> Result<i64> {
+    let t = jd(crate::db::sqlfn::now_local());
+    db.connection().execute(
+        "INSERT INTO sim_longops (sid, opname, set_count, sofar, totalwork, start_time, \
+         last_update) VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5)",
+        params![sid, opname, set_count, totalwork as i64, t],
+    )?;
+    Ok(db.connection().last_insert_rowid())
+}
+
+/// Records how far a V$SESSION_LONGOPS row got.
+pub fn update_longop(db: &Database, id: i64, sofar: u64) -> Result<()> {
+    db.connection().execute(
+        "UPDATE sim_longops SET sofar = ?1, last_update = ?2 WHERE id = ?3",
+        params![sofar as i64, jd(crate::db::sqlfn::now_local()), id],
+    )?;
+    Ok(())
 }
 
 /// Inserts a V$BACKUP_PIECE row; returns (RECID, STAMP).

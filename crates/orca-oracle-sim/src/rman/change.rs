@@ -1,12 +1,9 @@
 //! CHANGE BACKUPSET / BACKUPPIECE (status, UNCATALOG, KEEP), DELETE COPY, REPORT
 //! UNRECOVERABLE, SHOW of one setting, and BACKUP DATAFILE '<name>' resolved to file numbers.
 
-use rusqlite::params;
-
 use super::ast::*;
 use super::catalog::{self, PieceRow};
 use super::session::{CmdError, Session};
-use crate::db::sqlfn::julian;
 
 /// The settings SHOW names, as CONFIGURE spells them.
 const SHOWABLE: &[&str] = &[
@@ -194,19 +191,8 @@ impl Session {
                         continue;
                     }
                     done.push(s.recid);
-                    self.db
-                        .connection()
-                        .execute(
-                            r#"UPDATE cf_backup_set SET "KEEP" = ?1, "KEEP_UNTIL" = ?2,
-                                 "KEEP_OPTIONS" = ?3 WHERE "RECID" = ?4"#,
-                            params![
-                                if keep { "YES" } else { "NO" },
-                                until.map(julian),
-                                keep.then_some("BACKUP_LOGS"),
-                                s.recid
-                            ],
-                        )
-                        .map_err(|e| CmdError::db("change", e.into()))?;
+                    catalog::set_keep(&self.db, s.recid, keep.then_some((until, "BACKUP_LOGS")))
+                        .map_err(|e| CmdError::db("change", e))?;
                     if keep {
                         self.out.line("keep attributes for the backup are changed");
                         match until {

@@ -278,6 +278,7 @@ impl Session {
             let lv = match (s.backup_type.as_str(), s.incremental_level) {
                 ("L", _) => "A".to_string(),
                 (_, Some(l)) => l.to_string(),
+                ("I", None) => "I".to_string(),
                 _ => "F".to_string(),
             };
             let status = if v.pieces.iter().all(|p| p.status == "X") {
@@ -319,6 +320,7 @@ impl Session {
             let kind = match (s.backup_type.as_str(), s.incremental_level) {
                 ("L", _) => "Archive".to_string(),
                 (_, Some(l)) => format!("Incr {l}"),
+                ("I", None) => "Incr".to_string(),
                 _ => "Full".to_string(),
             };
             let bytes: u64 = v.pieces.iter().map(|p| p.bytes).sum();
@@ -354,6 +356,12 @@ impl Session {
                         .as_ref()
                         .map(|m| format!("   Media: {m}"))
                         .unwrap_or_default()
+                ));
+            }
+            if let Ok(Some((until, options))) = catalog::keep_of(&self.db, s.recid) {
+                self.out.line(format!(
+                    "  Keep: {options:<18} Until: {}",
+                    until.map_or_else(|| "FOREVER".to_string(), |t| self.date(t))
                 ));
             }
             let datafiles: Vec<&BackupDatafileRow> =
@@ -540,9 +548,11 @@ impl Session {
         let mut oldest_kept: Option<chrono::NaiveDateTime> = None;
         let files: BTreeSet<u32> = views.iter().flat_map(|v| v.files.clone()).collect();
         for f in &files {
+            // Archival (KEEP) backups are outside the retention policy: they neither count
+            // towards it nor become obsolete while kept.
             let bases: Vec<&SetView> = views
                 .iter()
-                .filter(|v| v.is_base() && v.files.contains(f))
+                .filter(|v| v.is_base() && !v.keep() && v.files.contains(f))
                 .collect();
             let kept_from = match &policy {
                 RetentionPolicy::None => return Ok(Vec::new()),

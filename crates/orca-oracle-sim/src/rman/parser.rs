@@ -1174,15 +1174,36 @@ impl<'a> Parser<'a> {
         } else if self.accept_kw("POOL") {
             let _ = self.accept_sym('=');
             o.pool = Some(self.expect_u32()?);
+        } else if self.accept_kw("NOKEEP") {
+            o.keep = None;
         } else if self.accept_kw("KEEP") {
-            o.keep = true;
-            if self.accept_kw("FOREVER") {
-            } else if self.accept_kw("UNTIL") {
+            let until = if self.accept_kw("FOREVER") {
+                None
+            } else {
+                self.expect_kw("UNTIL")
+                    .map_err(|_| self.error(&["forever", "until"]))?;
                 self.expect_kw("TIME")?;
                 let _ = self.accept_sym('=');
-                self.time()?;
-            }
-            let _ = self.accept_kw("LOGS") || self.accept_kw("NOLOGS");
+                Some(self.time()?)
+            };
+            let logs = if self.accept_kw("LOGS") {
+                Some(true)
+            } else if self.accept_kw("NOLOGS") {
+                Some(false)
+            } else {
+                None
+            };
+            let restore_point = if self.is_kw("RESTORE") && self.is_kw_at(1, "POINT") {
+                self.i += 2;
+                Some(up(&self.expect_name()?))
+            } else {
+                None
+            };
+            o.keep = Some(Keep {
+                until,
+                logs,
+                restore_point,
+            });
         } else if self.is_kw("INCLUDE") {
             self.i += 1;
             self.expect_kw("CURRENT")?;
@@ -1285,7 +1306,12 @@ impl<'a> Parser<'a> {
         let mut b = Backup::default();
         // Operands that must precede the objects.
         loop {
-            if self.accept_kw("INCREMENTAL") {
+            if self.is_kw("INCREMENTAL") && self.is_kw_at(1, "FROM") {
+                self.i += 2;
+                self.expect_kw("SCN")?;
+                let _ = self.accept_sym('=');
+                b.from_scn = Some(self.expect_int()?);
+            } else if self.accept_kw("INCREMENTAL") {
                 self.expect_kw("LEVEL")?;
                 let _ = self.accept_sym('=');
                 let at = self.i;

@@ -562,7 +562,7 @@ impl Session {
             let best = bk
                 .datafiles
                 .iter()
-                .filter(|d| d.file_no == f.file_no && d.incremental_level.is_none_or(|l| l == 0))
+                .filter(|d| d.file_no == f.file_no && d.is_base())
                 .filter(|d| until.is_none_or(|u| d.checkpoint_time <= u))
                 .filter(|d| point.admits(d))
                 .filter(|d| bk.usable_pieces((d.set_stamp, d.set_count)).is_some())

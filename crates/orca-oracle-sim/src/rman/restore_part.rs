@@ -282,7 +282,7 @@ impl Session {
         let best = bk
             .datafiles
             .iter()
-            .filter(|d| d.file_no == f.file_no && d.incremental_level.is_none_or(|l| l == 0))
+            .filter(|d| d.file_no == f.file_no && d.is_base())
             .filter(|d| bk.usable_pieces((d.set_stamp, d.set_count)).is_some())
             .max_by_key(|d| (d.checkpoint_scn, d.completion_time));
         let copy = catalog::copies(&self.db)
