@@ -15,17 +15,18 @@ use bytes::Bytes;
 /// The pools a repository's writers share.
 #[derive(Debug)]
 pub struct Pools {
-    /// Chunk plaintext (1 MiB with the default chunker): three batches' worth.
+    /// Chunk plaintext (1 MiB with the default chunker): the four batches a writer holds
+    /// at most (one filling, one queued, two in process), so steady state allocates nothing.
     pub chunks: Arc<BufferPool>,
-    /// Encoded payloads, on their way to a pack or a vault upload.
+    /// Encoded payloads, on their way to a pack or a vault upload (three batches' worth).
     pub payloads: Arc<BufferPool>,
 }
 
 impl Default for Pools {
     fn default() -> Self {
         Pools {
-            chunks: BufferPool::new(96),
-            payloads: BufferPool::new(64),
+            chunks: BufferPool::new(32),
+            payloads: BufferPool::new(24),
         }
     }
 }

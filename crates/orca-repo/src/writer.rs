@@ -52,7 +52,7 @@ impl Default for WriteOptions {
     fn default() -> Self {
         WriteOptions {
             chunker: None,
-            batch_bytes: 32 << 20,
+            batch_bytes: 8 << 20,
             concurrency: 2,
             hash_in_caller: false,
         }
@@ -224,7 +224,9 @@ impl PieceWriter {
             lineage: Mutex::new(None),
             seen: Mutex::new(HashSet::new()),
         });
-        let (tx, rx) = mpsc::channel::<Vec<Item>>(opts.concurrency.max(1));
+        // One batch queued beside the `concurrency` being processed and the one filling:
+        // what bounds a writer's memory whatever the piece size.
+        let (tx, rx) = mpsc::channel::<Vec<Item>>(1);
         let task = rt.spawn(run(rx, ctx.clone(), opts.concurrency.max(1)));
         Ok(PieceWriter {
             name: name.to_string(),
