@@ -334,6 +334,21 @@ fn piece_blocks(env: &TempDb, where_set: &str) -> BTreeMap<(u32, u64), u64> {
 }
 
 /// (file#, block#) of the blocks of every datafile, after the header, whose SCN is above `scn`.
+/// There are sets whose SET_COUNT `sets` (a query) selects, and every one of them has `holds`.
+fn assert_every_set(env: &TempDb, sets: &str, holds: &str) {
+    let all = env.db.number(&format!(
+        "select count(*) from v$backup_set where set_count in ({sets})"
+    ));
+    assert!(all > 0, "no set in {sets}");
+    assert_eq!(
+        env.db.number(&format!(
+            "select count(*) from v$backup_set where set_count in ({sets}) and {holds}"
+        )),
+        all,
+        "not every set of {sets} has {holds}"
+    );
+}
+
 fn blocks_changed_after(env: &TempDb, scn: u64) -> BTreeSet<(u32, u64)> {
     let mut out = BTreeSet::new();
     for row in env
@@ -381,17 +396,7 @@ fn incremental_from_scn_takes_exactly_the_blocks_changed_after_the_scn() {
     // given (the control file and SPFILE, included with file 1, make a set of their own).
     let sets = "select set_count from v$backup_datafile where file# > 0 and set_count in \
                 (select set_count from v$backup_piece where tag = 'FROMSCN')";
-    let in_sets = env.db.number(&format!(
-        "select count(*) from v$backup_set where set_count in ({sets})"
-    ));
-    assert!(in_sets > 0);
-    assert_eq!(
-        env.db.number(&format!(
-            "select count(*) from v$backup_set where set_count in ({sets}) \
-             and backup_type = 'I' and incremental_level is null"
-        )),
-        in_sets
-    );
+    assert_every_set(&env, sets, "backup_type = 'I' and incremental_level is null");
     let files = env.db.number("select count(*) from v$datafile");
     assert_eq!(
         env.db.number(&format!(
@@ -566,17 +571,7 @@ fn backup_keep_forever_and_nokeep() {
     ));
     assert!(out.contains("backup will never be obsolete"), "{out}");
     let forever = "select set_count from v$backup_piece where tag = 'FOREVER'";
-    let sets = env.db.number(&format!(
-        "select count(*) from v$backup_set where set_count in ({forever})"
-    ));
-    assert!(sets > 0);
-    assert_eq!(
-        env.db.number(&format!(
-            "select count(*) from v$backup_set where set_count in ({forever}) \
-             and keep = 'YES' and keep_until is null"
-        )),
-        sets
-    );
+    assert_every_set(&env, forever, "keep = 'YES' and keep_until is null");
     let list = env.db.rman_ok("list backup of datafile 4;\n");
     assert!(
         list.lines()
