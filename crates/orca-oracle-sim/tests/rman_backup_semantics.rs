@@ -396,7 +396,11 @@ fn incremental_from_scn_takes_exactly_the_blocks_changed_after_the_scn() {
     // given (the control file and SPFILE, included with file 1, make a set of their own).
     let sets = "select set_count from v$backup_datafile where file# > 0 and set_count in \
                 (select set_count from v$backup_piece where tag = 'FROMSCN')";
-    assert_every_set(&env, sets, "backup_type = 'I' and incremental_level is null");
+    assert_every_set(
+        &env,
+        sets,
+        "backup_type = 'I' and incremental_level is null",
+    );
     let files = env.db.number("select count(*) from v$datafile");
     assert_eq!(
         env.db.number(&format!(
