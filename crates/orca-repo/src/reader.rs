@@ -33,7 +33,7 @@ pub struct ReadOptions {
 impl Default for ReadOptions {
     fn default() -> Self {
         ReadOptions {
-            group_bytes: 16 << 20,
+            group_bytes: 8 << 20,
             read_ahead: 4,
         }
     }

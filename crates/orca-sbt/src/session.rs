@@ -495,7 +495,7 @@ impl Session {
         let repo = self.repo()?;
         let rt = repo._rt.handle().clone();
         let key = repo.key(name);
-        let reader = match rt.block_on(repo.repo.reader(&key, &ReadOptions::default())) {
+        let reader = match rt.block_on(repo.repo.reader(&key, &read_options())) {
             Ok(r) => r,
             Err(RepoError::PieceNotFound { .. }) => {
                 return Err(SbtFailure {
@@ -617,6 +617,16 @@ fn write_options() -> WriteOptions {
         // the channel thread saves copying unchanged data at all.
         hash_in_caller: env("ORCA_SBT_HASH_IN_CHANNEL").is_none_or(|v| v != 0),
         ..d
+    }
+}
+
+/// Restore tuning, overridable for experiments with ORCA_SBT_READ_MB / ORCA_SBT_READ_AHEAD.
+fn read_options() -> ReadOptions {
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    let d = ReadOptions::default();
+    ReadOptions {
+        group_bytes: env("ORCA_SBT_READ_MB").map_or(d.group_bytes, |m| m << 20),
+        read_ahead: env("ORCA_SBT_READ_AHEAD").map_or(d.read_ahead, |n| n.max(1) as usize),
     }
 }
 
