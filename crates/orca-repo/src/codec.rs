@@ -401,7 +401,7 @@ impl Codec {
                 &format!("decoded {} bytes, expected {raw_len}", plain.len()),
             ));
         }
-        if self.chunk_id(plain) != *id {
+        if !self.keys.id_matches(plain, id) {
             return Err(corrupt_chunk(
                 id,
                 object,

@@ -140,6 +140,11 @@ pub struct ManifestHeader {
     pub chunker: ChunkerSpec,
     /// The piece's metadata.
     pub meta: PieceMeta,
+    /// Fingerprint of the dedup group's chunk-id key that wrote the piece
+    /// ([`Keys::id_key_fingerprint`]); absent when ids are the repository's own (local
+    /// repositories, legacy groups, every piece from before groups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_key: Option<String>,
 }
 
 /// One chunk of a piece, in stream order.
@@ -187,6 +192,33 @@ pub fn validate_name(name: &str) -> Result<()> {
 }
 
 impl Manifest {
+    /// `Ok` when chunk ids keyed by `keys` are those of this manifest: the id key it
+    /// records is `keys`' (or both are the repository's own). Otherwise a reader would
+    /// only see every chunk fail to authenticate.
+    pub fn check_id_key(&self, keys: &Keys, location: &str) -> Result<()> {
+        let ours = keys.is_group().then(|| keys.id_key_fingerprint());
+        if self.header.id_key == ours {
+            return Ok(());
+        }
+        let said = |k: &Option<String>| {
+            match k {
+            Some(k) => format!("the chunk-id key {k} of a dedup group"),
+            None => "the repository's own chunk-id key (no dedup group: a legacy group, or a client from before groups)".to_string(),
+        }
+        };
+        Err(RepoError::WrongKey {
+            location: location.to_string(),
+            detail: format!(
+                "piece {:?} was written with {}, and this client keys chunk ids with {}: \
+                 chunk ids are bound to the dedup group of the database that wrote them; \
+                 read it with a token of that database's group (`orca vault group show`)",
+                self.header.name,
+                said(&self.header.id_key),
+                said(&ours)
+            ),
+        })
+    }
+
     /// The manifest's bytes, with its MAC.
     pub fn encode(&self, keys: &Keys) -> Result<Bytes> {
         let header =
@@ -309,6 +341,7 @@ mod tests {
                     created: 1_700_000_000,
                     ..Default::default()
                 },
+                id_key: None,
             },
             chunks,
         }

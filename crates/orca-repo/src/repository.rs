@@ -220,6 +220,10 @@ impl Repository {
                 detail: "the key does not match the repository's key check".into(),
             });
         }
+        let keys = match backend.group_secret().await? {
+            Some(secret) => keys.for_group(&secret),
+            None => keys,
+        };
         Repository::with_keys(backend, config, keys)
     }
 
@@ -240,6 +244,18 @@ impl Repository {
     /// The repository configuration.
     pub fn config(&self) -> &RepoConfig {
         &self.config
+    }
+
+    /// What names this repository's fingerprint (lineage) cache: the repository's id, and
+    /// the fingerprint of a dedup group's id key, so that a cache never offers chunk ids
+    /// keyed by another group (or by the repository's own key) to a writer.
+    pub fn cache_id(&self) -> String {
+        let keys = self.codec.keys();
+        if keys.is_group() {
+            format!("{}-{}", self.config.id, keys.id_key_fingerprint())
+        } else {
+            self.config.id.clone()
+        }
     }
 
     /// The backend it writes and reads through.
@@ -279,11 +295,13 @@ impl Repository {
             .ok_or_else(|| RepoError::PieceNotFound {
                 name: name.to_string(),
             })?;
-        Manifest::decode(
+        let m = Manifest::decode(
             &bytes,
             self.codec.keys(),
             &crate::manifest::object_key(name),
-        )
+        )?;
+        m.check_id_key(self.codec.keys(), &self.backend.location())?;
+        Ok(m)
     }
 
     /// Start reading a piece back.

@@ -740,6 +740,7 @@ impl PieceWriter {
         stats.elapsed_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut meta = self.meta.clone();
         meta.stats = Some(stats);
+        let keys = self.ctx.codec.keys();
         let manifest = Manifest {
             header: ManifestHeader {
                 version: manifest::VERSION,
@@ -747,6 +748,7 @@ impl PieceWriter {
                 size: self.size,
                 chunker: self.spec,
                 meta,
+                id_key: keys.is_group().then(|| keys.id_key_fingerprint()),
             },
             chunks: outcomes
                 .iter()
@@ -756,7 +758,7 @@ impl PieceWriter {
                 })
                 .collect(),
         };
-        let bytes = manifest.encode(self.ctx.codec.keys())?;
+        let bytes = manifest.encode(keys)?;
         self.ensure_session();
         let committed = self.rt.block_on(self.ctx.backend.commit(bytes));
         let since = self.session.as_ref().map(|s| s.grant.started);
