@@ -743,7 +743,11 @@ impl PieceWriter {
         let keys = self.ctx.codec.keys();
         let manifest = Manifest {
             header: ManifestHeader {
-                version: manifest::VERSION,
+                version: if keys.is_group() {
+                    manifest::VERSION
+                } else {
+                    manifest::VERSION_REPOSITORY_IDS
+                },
                 name: self.name.clone(),
                 size: self.size,
                 chunker: self.spec,

@@ -175,7 +175,7 @@ fn pieces_from_before_groups_still_restore() {
     // A manifest as a client from before groups writes it: no id key named.
     let m = Manifest {
         header: ManifestHeader {
-            version: orca_repo::MANIFEST_VERSION,
+            version: 1,
             name: "NEW/stale-client".into(),
             size: 0,
             chunker: ChunkerSpec::default(),
