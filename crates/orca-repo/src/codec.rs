@@ -133,6 +133,11 @@ impl Codec {
         }
     }
 
+    /// The same codec with other keys (a dedup group's, or more ids accepted).
+    pub fn with_keys(&self, keys: Keys) -> Codec {
+        Codec::new(keys, self.cipher, self.level)
+    }
+
     /// The repository keys.
     pub fn keys(&self) -> &Keys {
         &self.keys

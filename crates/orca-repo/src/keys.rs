@@ -38,8 +38,8 @@ pub struct Keys {
     id_key: [u8; 32],
     enc_key: [u8; 32],
     mac_key: [u8; 32],
-    /// Whether `id_key` is a dedup group's rather than the repository's own.
-    group: bool,
+    /// The dedup group's secret `id_key` is keyed by; `None` for the repository's own.
+    group: Option<[u8; 32]>,
     /// Id keys of other groups a chunk may also be checked against (a deep verify of a
     /// vault's whole repository); never used to compute an id.
     other_ids: Vec<[u8; 32]>,
@@ -59,7 +59,7 @@ impl Keys {
             id_key: blake3::derive_key(CTX_ID, &master),
             enc_key: blake3::derive_key(CTX_ENC, &master),
             mac_key: blake3::derive_key(CTX_MAC, &master),
-            group: false,
+            group: None,
             other_ids: Vec::new(),
         }
     }
@@ -74,23 +74,79 @@ impl Keys {
         material[32..].copy_from_slice(secret);
         Keys {
             id_key: blake3::derive_key(CTX_GROUP_ID, &material),
-            group: true,
+            group: Some(*secret),
             other_ids: Vec::new(),
             ..self.clone()
         }
+    }
+
+    /// The keys whose chunk ids are the repository's own (no dedup group).
+    pub fn without_group(&self) -> Keys {
+        Keys::from_master(self.master)
+    }
+
+    /// The group secret sealed for a manifest (hex of nonce, ciphertext and tag, under the
+    /// encryption key): any holder of the repository key reads a group's pieces from their
+    /// manifests alone, whatever became of the vault's catalog. `None` without a group.
+    pub fn sealed_group_secret(&self) -> Result<Option<String>> {
+        let Some(secret) = self.group else {
+            return Ok(None);
+        };
+        let nonce: [u8; 12] = random_array()?;
+        let mut buf = secret.to_vec();
+        let tag = Aead::new(Cipher::Aes256Gcm, &self.enc_key)
+            .seal(nonce, CTX_GROUP_ID.as_bytes(), &mut buf)
+            .map_err(|_| RepoError::Crypto {
+                what: "sealing the group secret",
+            })?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        out.extend_from_slice(&tag);
+        Ok(Some(hex::encode(out)))
+    }
+
+    /// The keys of the group whose secret [`Keys::sealed_group_secret`] sealed; `object`
+    /// names the manifest in errors.
+    pub fn for_sealed_group(&self, sealed: &str, object: &str) -> Result<Keys> {
+        let bad = || {
+            RepoError::corrupt(
+                object,
+                "the sealed group secret does not open with this key",
+            )
+        };
+        let raw = hex::decode(sealed).map_err(|_| bad())?;
+        if raw.len() != 12 + 32 + 16 {
+            return Err(bad());
+        }
+        let nonce: [u8; 12] = raw[..12].try_into().map_err(|_| bad())?;
+        let mut buf = raw[12..].to_vec();
+        let n = Aead::new(Cipher::Aes256Gcm, &self.enc_key)
+            .open(nonce, CTX_GROUP_ID.as_bytes(), &mut buf)
+            .map_err(|_| bad())?;
+        let secret: [u8; 32] = buf
+            .get(..n)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(bad)?;
+        Ok(self.for_group(&secret))
     }
 
     /// The same keys, also accepting chunks whose ids were keyed by one of these groups'
     /// secrets when checking a chunk against its id ([`Keys::id_matches`]): what a deep
     /// verify of a vault's repository, which holds every group's chunks, needs.
     pub fn accepting_groups(mut self, secrets: &[[u8; 32]]) -> Keys {
-        self.other_ids = secrets.iter().map(|s| self.for_group(s).id_key).collect();
+        let more: Vec<[u8; 32]> = secrets.iter().map(|s| self.for_group(s).id_key).collect();
+        self.other_ids.extend(more);
         self
+    }
+
+    /// The dedup group's secret these keys key ids by, if any.
+    pub fn group_secret(&self) -> Option<[u8; 32]> {
+        self.group
     }
 
     /// Whether chunk ids are keyed by a dedup group's secret ([`Keys::for_group`]).
     pub fn is_group(&self) -> bool {
-        self.group
+        self.group.is_some()
     }
 
     /// A short public fingerprint of the chunk-id key (16 hex digits): manifests record
@@ -431,6 +487,16 @@ mod tests {
         assert!(ids.iter().all(|id| all.id_matches(b"x", id)));
         assert!(!all.id_matches(b"y", &ids[1]));
         assert_eq!(all.chunk_id(b"x"), ids[0]);
+        let sealed = a.sealed_group_secret().unwrap().unwrap();
+        let opened = k.for_sealed_group(&sealed, "m").unwrap();
+        assert_eq!(opened.chunk_id(b"x"), ids[1]);
+        assert!(
+            Keys::from_master([4u8; 32])
+                .for_sealed_group(&sealed, "m")
+                .is_err()
+        );
+        assert!(k.sealed_group_secret().unwrap().is_none());
+        assert_eq!(a.without_group().chunk_id(b"x"), ids[0]);
     }
 
     #[test]

@@ -150,6 +150,11 @@ pub struct ManifestHeader {
     /// repositories, legacy groups, every piece from before groups).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_key: Option<String>,
+    /// That group's secret, sealed with the repository's encryption key
+    /// ([`Keys::sealed_group_secret`]): a holder of the repository key reads the piece
+    /// from its manifest alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_secret: Option<String>,
 }
 
 /// One chunk of a piece, in stream order.
@@ -197,31 +202,26 @@ pub fn validate_name(name: &str) -> Result<()> {
 }
 
 impl Manifest {
-    /// `Ok` when chunk ids keyed by `keys` are those of this manifest: the id key it
-    /// records is `keys`' (or both are the repository's own). Otherwise a reader would
-    /// only see every chunk fail to authenticate.
-    pub fn check_id_key(&self, keys: &Keys, location: &str) -> Result<()> {
-        let ours = keys.is_group().then(|| keys.id_key_fingerprint());
-        if self.header.id_key == ours {
-            return Ok(());
-        }
-        let said = |k: &Option<String>| {
-            match k {
-            Some(k) => format!("the chunk-id key {k} of a dedup group"),
-            None => "the repository's own chunk-id key (no dedup group: a legacy group, or a client from before groups)".to_string(),
-        }
+    /// The keys whose chunk ids are this piece's: the dedup group's its manifest seals, or
+    /// the repository's own; `object` names the manifest in errors.
+    pub fn keys(&self, keys: &Keys, object: &str) -> Result<Keys> {
+        let found = match (&self.header.group_secret, &self.header.id_key) {
+            (Some(sealed), Some(_)) => keys.for_sealed_group(sealed, object)?,
+            (None, None) => keys.without_group(),
+            _ => {
+                return Err(RepoError::corrupt(
+                    object,
+                    "the manifest names a group id key without its sealed secret, or the reverse",
+                ));
+            }
         };
-        Err(RepoError::WrongKey {
-            location: location.to_string(),
-            detail: format!(
-                "piece {:?} was written with {}, and this client keys chunk ids with {}: \
-                 chunk ids are bound to the dedup group of the database that wrote them; \
-                 read it with a token of that database's group (`orca vault group show`)",
-                self.header.name,
-                said(&self.header.id_key),
-                said(&ours)
-            ),
-        })
+        if found.is_group() && self.header.id_key != Some(found.id_key_fingerprint()) {
+            return Err(RepoError::corrupt(
+                object,
+                "the manifest's group secret does not give the id key it names",
+            ));
+        }
+        Ok(found)
     }
 
     /// The manifest's bytes, with its MAC.
@@ -347,6 +347,7 @@ mod tests {
                     ..Default::default()
                 },
                 id_key: None,
+                group_secret: None,
             },
             chunks,
         }

@@ -295,22 +295,27 @@ impl Repository {
             .ok_or_else(|| RepoError::PieceNotFound {
                 name: name.to_string(),
             })?;
-        let m = Manifest::decode(
+        Manifest::decode(
             &bytes,
             self.codec.keys(),
             &crate::manifest::object_key(name),
-        )?;
-        m.check_id_key(self.codec.keys(), &self.backend.location())?;
-        Ok(m)
+        )
     }
 
-    /// Start reading a piece back.
+    /// Start reading a piece back, its chunks checked against the ids of the key that wrote
+    /// it: the dedup group its manifest names, whichever group this client writes in.
     pub async fn reader(&self, name: &str, opts: &ReadOptions) -> Result<PieceReader> {
         let m = self.manifest(name).await?;
+        let keys = m.keys(self.codec.keys(), &crate::manifest::object_key(name))?;
+        let codec = if keys.id_key_fingerprint() == self.codec.keys().id_key_fingerprint() {
+            self.codec.clone()
+        } else {
+            Arc::new(self.codec.with_keys(keys))
+        };
         Ok(PieceReader::start(
             m,
             self.backend.clone(),
-            self.codec.clone(),
+            codec,
             &self.rt,
             opts,
         ))

@@ -753,6 +753,7 @@ impl PieceWriter {
                 chunker: self.spec,
                 meta,
                 id_key: keys.is_group().then(|| keys.id_key_fingerprint()),
+                group_secret: keys.sealed_group_secret()?,
             },
             chunks: outcomes
                 .iter()

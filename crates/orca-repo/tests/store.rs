@@ -103,6 +103,7 @@ async fn commit_refuses_a_missing_chunk() {
             chunker: ChunkerSpec::default(),
             meta: PieceMeta::default(),
             id_key: None,
+            group_secret: None,
         },
         chunks: vec![ChunkRef { id: ghost, len: 10 }],
     };

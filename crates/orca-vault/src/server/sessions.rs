@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use orca_repo::{Backend, PieceFilter};
+use orca_repo::{Backend, Manifest, PieceFilter};
 
 use super::db::GroupRow;
 use super::{ApiError, ApiResult, AppState, Caller, JsonBody, St, WRITE};
@@ -117,12 +117,25 @@ pub(super) async fn group_of(s: &Arc<AppState>, db: &str) -> ApiResult<GroupRow>
     }
     let filter = PieceFilter {
         database: Some(db.to_string()),
-        limit: Some(1),
         ..Default::default()
     };
-    let has_pieces = !s.store.list(&filter).await?.is_empty();
+    let pieces = s.store.list(&filter).await?;
+    // Pieces from before groups keep their database in the legacy group (their ids, which
+    // its next backups dedup against). A database whose newest piece names a group's id key
+    // was in a group this catalog does not know (a new host attached to the bucket): a new
+    // group of its own, as its pieces are read from what their manifests seal.
+    let legacy = match pieces.iter().max_by_key(|p| p.created) {
+        None => false,
+        Some(p) => match s.store.manifest(&p.name).await? {
+            Some(m) => Manifest::decode_unverified(&m, &p.name)?
+                .header
+                .id_key
+                .is_none(),
+            None => true,
+        },
+    };
     let db = db.to_string();
-    s.blocking(move |s| Ok(s.groups.of_database(&db, || Ok(has_pieces))?))
+    s.blocking(move |s| Ok(s.groups.of_database(&db, || Ok(legacy))?))
         .await
 }
 

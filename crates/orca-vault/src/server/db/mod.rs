@@ -321,7 +321,7 @@ impl Groups {
 
     /// Puts `dbs` in group `name`; refused, changing nothing, when one of them has committed
     /// pieces (`has_pieces`) in another group: their chunk ids are keyed by that group's
-    /// secret, and its own tokens would no longer read them.
+    /// secret, and in the new one its backups would share none of its stored chunks.
     pub fn add(
         &self,
         name: &str,
@@ -338,8 +338,8 @@ impl Groups {
             if now != target.name && has_pieces(db)? {
                 return Err(VaultError::InvalidArgument(format!(
                     "database {db} has committed pieces whose chunk ids are bound to its group \
-                     {now}: in group {name} its tokens would key ids otherwise and could no \
-                     longer read them. Nothing changed. Keep {db} in group {now}, or move it once its \
+                     {now}: in group {name} its backups would key ids otherwise, share none of \
+                     the chunks it stored and store everything again. Nothing changed. Keep {db} in group {now}, or move it once its \
                      pieces have expired or been deleted (`orca rm`), after a last backup \
                      elsewhere"
                 )));
@@ -366,18 +366,18 @@ impl Groups {
     }
 
     /// The group of `db` and its secret. A database not in one yet is placed: in the legacy
-    /// group when it has pieces (`has_pieces`, asked only then; they were written before
-    /// groups), else in a new group of its own name (or the existing group of that name).
+    /// group when `legacy` (asked only then) says its pieces were written before groups,
+    /// else in a new group of its own name (or the existing group of that name).
     pub(crate) fn of_database(
         &self,
         db: &str,
-        has_pieces: impl FnOnce() -> Result<bool, VaultError>,
+        legacy: impl FnOnce() -> Result<bool, VaultError>,
     ) -> Result<GroupRow, VaultError> {
         if let Some(g) = self.0.group_of(db)? {
             return Ok(g);
         }
         let now = orca_repo::now_unix();
-        let name = if has_pieces()? {
+        let name = if legacy()? {
             self.0.insert_group(LEGACY_GROUP, None, now)?;
             LEGACY_GROUP
         } else {
