@@ -149,9 +149,9 @@ impl Keys {
         self.group.is_some()
     }
 
-    /// A short public fingerprint of the chunk-id key (16 hex digits): manifests record
-    /// it, so a reader with another group's key is told so instead of failing to
-    /// authenticate chunks; lineage caches are kept apart by it.
+    /// A short public fingerprint of the chunk-id key (16 hex digits): a group's manifests
+    /// name it beside the secret they seal (a reader checks the one gives the other), and
+    /// lineage caches are kept apart by it.
     pub fn id_key_fingerprint(&self) -> String {
         hex::encode(&blake3::derive_key(CTX_ID_PRINT, &self.id_key)[..8])
     }

@@ -25,8 +25,8 @@ use crate::keys::Keys;
 /// First bytes of an encoded manifest.
 pub const MAGIC: &[u8; 8] = b"ORCAMAN1";
 /// Newest manifest format this build writes and reads: 2 = the header names the dedup
-/// group's chunk-id key (`id_key`), so a build from before groups refuses the piece instead
-/// of failing every chunk's id check.
+/// group's chunk-id key (`id_key`) and seals its secret (`group_secret`), so a build from
+/// before groups refuses the piece instead of failing every chunk's id check.
 pub const VERSION: u32 = 2;
 /// The format of a piece whose chunk ids are keyed by the repository key alone: written
 /// byte for byte as before groups.
