@@ -299,6 +299,56 @@ fn gc_beside_four_concurrent_backups_keeps_every_piece_and_reclaims_deleted_spac
     }
 }
 
+/// `orca vault group`: a database backed up through the vault is in a group of its own, is
+/// not moved once it has pieces (refused, naming why, nothing changed), and the vault's
+/// repository still verifies deep with the key (every group's chunk ids accepted).
+#[test]
+fn a_database_with_pieces_keeps_its_dedup_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = VaultServer::init(&orca(), dir.path());
+    let db = Db::new(dir.path(), &vault, "ORCL");
+    db.backup(&vault);
+    let group = |args: &[&str]| {
+        let mut c = orca().cmd();
+        c.args(["vault", "group"])
+            .args(&args[..1])
+            .arg("--data")
+            .arg(&vault.data);
+        c.args(&args[1..]).output().unwrap()
+    };
+    assert!(group(&["create", "SHARED"]).status.success());
+    let before = String::from_utf8_lossy(&group(&["list", "--json"]).stdout).to_string();
+    let groups: serde_json::Value = serde_json::from_str(&before).unwrap();
+    let orcl = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "ORCL");
+    assert_eq!(
+        orcl.unwrap()["members"],
+        serde_json::json!(["ORCL"]),
+        "{before}"
+    );
+
+    let out = group(&["add", "SHARED", "NEWDB", "ORCL"]);
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("ORCL has committed pieces") && e.contains("Nothing changed"),
+        "{e}"
+    );
+    let after = String::from_utf8_lossy(&group(&["list", "--json"]).stdout).to_string();
+    assert_eq!(after, before, "a refused move changes nothing");
+    assert!(group(&["add", "SHARED", "NEWDB"]).status.success());
+    let shown = String::from_utf8_lossy(&group(&["show", "SHARED"]).stdout).to_string();
+    assert!(
+        shown.contains("NEWDB") && !shown.contains("ORCL"),
+        "{shown}"
+    );
+    verify_deep(&vault.data);
+    db.lose_restore_verify(&vault);
+}
+
 #[test]
 fn vault_verify_finds_a_flipped_byte() {
     let dir = tempfile::tempdir().unwrap();
@@ -322,6 +372,10 @@ fn vault_verify_finds_a_flipped_byte() {
         .unwrap();
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("chunk contents against their ids need the key"),
+        "{text}"
+    );
     let name = victim.file_name().unwrap().to_str().unwrap();
     assert!(text.contains("PROBLEM") && text.contains(name), "{text}");
     assert!(text.contains("affects piece"), "{text}");

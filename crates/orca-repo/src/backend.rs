@@ -48,6 +48,13 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// Passphrase-wrapped copies of the master key.
     async fn wrapped_keys(&self) -> Result<Vec<WrappedKey>>;
 
+    /// The secret of the dedup group the caller writes and reads in: chunk ids are keyed by
+    /// it beside the repository key ([`crate::Keys::for_group`]). `None` where ids are the
+    /// repository's own: a local repository, a vault from before groups, a legacy group.
+    async fn group_secret(&self) -> Result<Option<[u8; 32]>> {
+        Ok(None)
+    }
+
     /// Which of `ids` the repository does not hold ("probe").
     async fn missing(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>>;
 

@@ -133,6 +133,11 @@ impl Codec {
         }
     }
 
+    /// The same codec with other keys (a dedup group's, or more ids accepted).
+    pub fn with_keys(&self, keys: Keys) -> Codec {
+        Codec::new(keys, self.cipher, self.level)
+    }
+
     /// The repository keys.
     pub fn keys(&self) -> &Keys {
         &self.keys
@@ -401,7 +406,7 @@ impl Codec {
                 &format!("decoded {} bytes, expected {raw_len}", plain.len()),
             ));
         }
-        if self.chunk_id(plain) != *id {
+        if !self.keys.id_matches(plain, id) {
             return Err(corrupt_chunk(
                 id,
                 object,

@@ -5,6 +5,11 @@
 //! the chunk-id key (keyed fingerprints), the encryption key (chunk and key
 //! payloads), and the MAC key (manifests, key check).
 //!
+//! A repository served by a vault to several databases keys chunk ids per dedup
+//! group as well ([`Keys::for_group`]): the group's secret, which the vault gives
+//! only to tokens of the group's databases, goes into the id key, so a database
+//! cannot compute the ids another group's data will get (docs/design.md, "Tenants").
+//!
 //! The master secret is stored either wrapped by a passphrase (Argon2id →
 //! AES-256-GCM, one `keys/<id>` object per passphrase) or in a key file held
 //! outside the repository.
@@ -23,6 +28,8 @@ const CTX_ID: &str = "orca 2026-11 chunk id key";
 const CTX_ENC: &str = "orca 2026-11 chunk encryption key";
 const CTX_MAC: &str = "orca 2026-11 manifest mac key";
 const CTX_CDC: &str = "orca 2026-11 content-defined chunking seed";
+const CTX_GROUP_ID: &str = "orca 2026-12 dedup group chunk id key";
+const CTX_ID_PRINT: &str = "orca 2026-12 chunk id key fingerprint";
 
 /// Derived keys of one repository. Never logged: `Debug` prints nothing secret.
 #[derive(Clone)]
@@ -31,6 +38,11 @@ pub struct Keys {
     id_key: [u8; 32],
     enc_key: [u8; 32],
     mac_key: [u8; 32],
+    /// The dedup group's secret `id_key` is keyed by; `None` for the repository's own.
+    group: Option<[u8; 32]>,
+    /// Id keys of other groups a chunk may also be checked against (a deep verify of a
+    /// vault's whole repository); never used to compute an id.
+    other_ids: Vec<[u8; 32]>,
 }
 
 impl fmt::Debug for Keys {
@@ -47,7 +59,111 @@ impl Keys {
             id_key: blake3::derive_key(CTX_ID, &master),
             enc_key: blake3::derive_key(CTX_ENC, &master),
             mac_key: blake3::derive_key(CTX_MAC, &master),
+            group: None,
+            other_ids: Vec::new(),
         }
+    }
+
+    /// The keys of a dedup group with this secret: the same encryption and MAC keys, the
+    /// chunk-id key derived from the repository's and the group's secret. Without the
+    /// secret the ids of the group's chunks cannot be computed, so nobody outside the
+    /// group can store a chunk under an id the group will use.
+    pub fn for_group(&self, secret: &[u8; 32]) -> Keys {
+        let mut material = [0u8; 64];
+        material[..32].copy_from_slice(&blake3::derive_key(CTX_ID, &self.master));
+        material[32..].copy_from_slice(secret);
+        Keys {
+            id_key: blake3::derive_key(CTX_GROUP_ID, &material),
+            group: Some(*secret),
+            other_ids: Vec::new(),
+            ..self.clone()
+        }
+    }
+
+    /// The keys whose chunk ids are the repository's own (no dedup group).
+    pub fn without_group(&self) -> Keys {
+        Keys::from_master(self.master)
+    }
+
+    /// The group secret sealed for a manifest (hex of nonce, ciphertext and tag, under the
+    /// encryption key): any holder of the repository key reads a group's pieces from their
+    /// manifests alone, whatever became of the vault's catalog. `None` without a group.
+    pub fn sealed_group_secret(&self) -> Result<Option<String>> {
+        let Some(secret) = self.group else {
+            return Ok(None);
+        };
+        let nonce: [u8; 12] = random_array()?;
+        let mut buf = secret.to_vec();
+        let tag = Aead::new(Cipher::Aes256Gcm, &self.enc_key)
+            .seal(nonce, CTX_GROUP_ID.as_bytes(), &mut buf)
+            .map_err(|_| RepoError::Crypto {
+                what: "sealing the group secret",
+            })?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        out.extend_from_slice(&tag);
+        Ok(Some(hex::encode(out)))
+    }
+
+    /// The keys of the group whose secret [`Keys::sealed_group_secret`] sealed; `object`
+    /// names the manifest in errors.
+    pub fn for_sealed_group(&self, sealed: &str, object: &str) -> Result<Keys> {
+        let bad = || {
+            RepoError::corrupt(
+                object,
+                "the sealed group secret does not open with this key",
+            )
+        };
+        let raw = hex::decode(sealed).map_err(|_| bad())?;
+        if raw.len() != 12 + 32 + 16 {
+            return Err(bad());
+        }
+        let nonce: [u8; 12] = raw[..12].try_into().map_err(|_| bad())?;
+        let mut buf = raw[12..].to_vec();
+        let n = Aead::new(Cipher::Aes256Gcm, &self.enc_key)
+            .open(nonce, CTX_GROUP_ID.as_bytes(), &mut buf)
+            .map_err(|_| bad())?;
+        let secret: [u8; 32] = buf
+            .get(..n)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(bad)?;
+        Ok(self.for_group(&secret))
+    }
+
+    /// The same keys, also accepting chunks whose ids were keyed by one of these groups'
+    /// secrets when checking a chunk against its id ([`Keys::id_matches`]): what a deep
+    /// verify of a vault's repository, which holds every group's chunks, needs.
+    pub fn accepting_groups(mut self, secrets: &[[u8; 32]]) -> Keys {
+        let more: Vec<[u8; 32]> = secrets.iter().map(|s| self.for_group(s).id_key).collect();
+        self.other_ids.extend(more);
+        self
+    }
+
+    /// The dedup group's secret these keys key ids by, if any.
+    pub fn group_secret(&self) -> Option<[u8; 32]> {
+        self.group
+    }
+
+    /// Whether chunk ids are keyed by a dedup group's secret ([`Keys::for_group`]).
+    pub fn is_group(&self) -> bool {
+        self.group.is_some()
+    }
+
+    /// A short public fingerprint of the chunk-id key (16 hex digits): a group's manifests
+    /// name it beside the secret they seal (a reader checks the one gives the other), and
+    /// lineage caches are kept apart by it.
+    pub fn id_key_fingerprint(&self) -> String {
+        hex::encode(&blake3::derive_key(CTX_ID_PRINT, &self.id_key)[..8])
+    }
+
+    /// Whether `id` is the id of `plaintext`, under this id key or one of the groups'
+    /// this value accepts.
+    pub fn id_matches(&self, plaintext: &[u8], id: &ChunkId) -> bool {
+        self.chunk_id(plaintext) == *id
+            || self
+                .other_ids
+                .iter()
+                .any(|k| blake3::keyed_hash(k, plaintext).as_bytes() == id.as_bytes())
     }
 
     /// New keys from a random master secret (the operating system's random source).
@@ -350,6 +466,37 @@ mod tests {
         assert_ne!(a.chunk_id(b"x"), b.chunk_id(b"x"));
         assert_eq!(a.chunk_id(b"x"), a.chunk_id(b"x"));
         assert_ne!(a.key_check("r"), b.key_check("r"));
+    }
+
+    /// A group's ids differ from the repository's and from another group's; encryption and
+    /// MAC keys are shared, and a verify that accepts the groups matches their ids.
+    #[test]
+    fn group_keys_key_ids_by_the_secret_and_nothing_else() {
+        let k = Keys::from_master([3u8; 32]);
+        let (a, b) = (k.for_group(&[1u8; 32]), k.for_group(&[2u8; 32]));
+        let ids = [k.chunk_id(b"x"), a.chunk_id(b"x"), b.chunk_id(b"x")];
+        assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2]);
+        assert_eq!(a.chunk_id(b"x"), k.for_group(&[1u8; 32]).chunk_id(b"x"));
+        assert_eq!(a.for_group(&[2u8; 32]).chunk_id(b"x"), ids[2]);
+        assert_eq!((a.enc_key, a.mac_key), (k.enc_key, k.mac_key));
+        assert!(a.is_group() && !k.is_group());
+        let prints = [&k, &a, &b].map(Keys::id_key_fingerprint);
+        assert!(prints[0] != prints[1] && prints[1] != prints[2] && prints[0].len() == 16);
+        assert!(!k.id_matches(b"x", &ids[1]));
+        let all = k.clone().accepting_groups(&[[1u8; 32], [2u8; 32]]);
+        assert!(ids.iter().all(|id| all.id_matches(b"x", id)));
+        assert!(!all.id_matches(b"y", &ids[1]));
+        assert_eq!(all.chunk_id(b"x"), ids[0]);
+        let sealed = a.sealed_group_secret().unwrap().unwrap();
+        let opened = k.for_sealed_group(&sealed, "m").unwrap();
+        assert_eq!(opened.chunk_id(b"x"), ids[1]);
+        assert!(
+            Keys::from_master([4u8; 32])
+                .for_sealed_group(&sealed, "m")
+                .is_err()
+        );
+        assert!(k.sealed_group_secret().unwrap().is_none());
+        assert_eq!(a.without_group().chunk_id(b"x"), ids[0]);
     }
 
     #[test]

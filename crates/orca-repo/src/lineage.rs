@@ -113,7 +113,9 @@ pub struct LineageCache {
 }
 
 impl LineageCache {
-    /// Open (or create) the cache of repository `repo_id` under `dir`.
+    /// Open (or create) the cache named `repo_id` under `dir`: a repository's
+    /// [`crate::Repository::cache_id`], which changes with the chunk-id key, so ids keyed
+    /// otherwise never come out of it.
     pub fn open(dir: &Path, repo_id: &str) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| {
             RepoError::io(

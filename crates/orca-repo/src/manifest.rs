@@ -24,8 +24,13 @@ use crate::keys::Keys;
 
 /// First bytes of an encoded manifest.
 pub const MAGIC: &[u8; 8] = b"ORCAMAN1";
-/// Newest manifest format this build writes and reads.
-pub const VERSION: u32 = 1;
+/// Newest manifest format this build writes and reads: 2 = the header names the dedup
+/// group's chunk-id key (`id_key`) and seals its secret (`group_secret`), so a build from
+/// before groups refuses the piece instead of failing every chunk's id check.
+pub const VERSION: u32 = 2;
+/// The format of a piece whose chunk ids are keyed by the repository key alone: written
+/// byte for byte as before groups.
+pub const VERSION_REPOSITORY_IDS: u32 = 1;
 const MAX_HEADER: usize = 1 << 20;
 const ENTRY: usize = 36;
 const MAC_LEN: usize = 32;
@@ -140,6 +145,16 @@ pub struct ManifestHeader {
     pub chunker: ChunkerSpec,
     /// The piece's metadata.
     pub meta: PieceMeta,
+    /// Fingerprint of the dedup group's chunk-id key that wrote the piece
+    /// ([`Keys::id_key_fingerprint`]); absent when ids are the repository's own (local
+    /// repositories, legacy groups, every piece from before groups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_key: Option<String>,
+    /// That group's secret, sealed with the repository's encryption key
+    /// ([`Keys::sealed_group_secret`]): a holder of the repository key reads the piece
+    /// from its manifest alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_secret: Option<String>,
 }
 
 /// One chunk of a piece, in stream order.
@@ -187,6 +202,28 @@ pub fn validate_name(name: &str) -> Result<()> {
 }
 
 impl Manifest {
+    /// The keys whose chunk ids are this piece's: the dedup group's its manifest seals, or
+    /// the repository's own; `object` names the manifest in errors.
+    pub fn keys(&self, keys: &Keys, object: &str) -> Result<Keys> {
+        let found = match (&self.header.group_secret, &self.header.id_key) {
+            (Some(sealed), Some(_)) => keys.for_sealed_group(sealed, object)?,
+            (None, None) => keys.without_group(),
+            _ => {
+                return Err(RepoError::corrupt(
+                    object,
+                    "the manifest names a group id key without its sealed secret, or the reverse",
+                ));
+            }
+        };
+        if found.is_group() && self.header.id_key != Some(found.id_key_fingerprint()) {
+            return Err(RepoError::corrupt(
+                object,
+                "the manifest's group secret does not give the id key it names",
+            ));
+        }
+        Ok(found)
+    }
+
     /// The manifest's bytes, with its MAC.
     pub fn encode(&self, keys: &Keys) -> Result<Bytes> {
         let header =
@@ -309,6 +346,8 @@ mod tests {
                     created: 1_700_000_000,
                     ..Default::default()
                 },
+                id_key: None,
+                group_secret: None,
             },
             chunks,
         }

@@ -220,6 +220,10 @@ impl Repository {
                 detail: "the key does not match the repository's key check".into(),
             });
         }
+        let keys = match backend.group_secret().await? {
+            Some(secret) => keys.for_group(&secret),
+            None => keys,
+        };
         Repository::with_keys(backend, config, keys)
     }
 
@@ -240,6 +244,18 @@ impl Repository {
     /// The repository configuration.
     pub fn config(&self) -> &RepoConfig {
         &self.config
+    }
+
+    /// What names this repository's fingerprint (lineage) cache: the repository's id, and
+    /// the fingerprint of a dedup group's id key, so that a cache never offers chunk ids
+    /// keyed by another group (or by the repository's own key) to a writer.
+    pub fn cache_id(&self) -> String {
+        let keys = self.codec.keys();
+        if keys.is_group() {
+            format!("{}-{}", self.config.id, keys.id_key_fingerprint())
+        } else {
+            self.config.id.clone()
+        }
     }
 
     /// The backend it writes and reads through.
@@ -286,13 +302,20 @@ impl Repository {
         )
     }
 
-    /// Start reading a piece back.
+    /// Start reading a piece back, its chunks checked against the ids of the key that wrote
+    /// it: the dedup group its manifest names, whichever group this client writes in.
     pub async fn reader(&self, name: &str, opts: &ReadOptions) -> Result<PieceReader> {
         let m = self.manifest(name).await?;
+        let keys = m.keys(self.codec.keys(), &crate::manifest::object_key(name))?;
+        let codec = if keys.id_key_fingerprint() == self.codec.keys().id_key_fingerprint() {
+            self.codec.clone()
+        } else {
+            Arc::new(self.codec.with_keys(keys))
+        };
         Ok(PieceReader::start(
             m,
             self.backend.clone(),
-            self.codec.clone(),
+            codec,
             &self.rt,
             opts,
         ))

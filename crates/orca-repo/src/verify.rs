@@ -123,6 +123,9 @@ impl Store {
         // Which pieces use which chunk, to name them in problems.
         let pieces = self.list_inner(&PieceFilter::default()).await?;
         let mut users: HashMap<ChunkId, Vec<(String, u64)>> = HashMap::new();
+        // Pieces of vault dedup groups: their chunk ids are keyed by the group secret each
+        // manifest seals, so chunks are checked against those ids too.
+        let mut groups: Vec<[u8; 32]> = Vec::new();
         let total_pieces = pieces.len() as u64;
         for (n, info) in pieces.iter().enumerate() {
             let key = manifest::object_key(&info.name);
@@ -145,6 +148,15 @@ impl Store {
                 Some(c) => Manifest::decode(&bytes, c.keys(), &key),
                 None => Manifest::decode_unverified(&bytes, &key),
             };
+            let parsed = parsed.and_then(|m| {
+                if let Some(c) = &codec
+                    && let Some(secret) = m.keys(c.keys(), &key)?.group_secret()
+                    && !groups.contains(&secret)
+                {
+                    groups.push(secret);
+                }
+                Ok(m)
+            });
             match parsed {
                 Ok(m) => {
                     report.pieces += 1;
@@ -171,6 +183,12 @@ impl Store {
                 });
             }
         }
+        let codec = match codec {
+            Some(c) if !groups.is_empty() => Some(Arc::new(
+                c.with_keys(c.keys().clone().accepting_groups(&groups)),
+            )),
+            other => other,
+        };
         let by_age = self.blocking(|i| i.packs_by_check_age()).await?;
         let take = if percent >= 100.0 {
             by_age.len()

@@ -742,13 +742,20 @@ impl PieceWriter {
         stats.elapsed_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut meta = self.meta.clone();
         meta.stats = Some(stats);
+        let keys = self.ctx.codec.keys();
         let manifest = Manifest {
             header: ManifestHeader {
-                version: manifest::VERSION,
+                version: if keys.is_group() {
+                    manifest::VERSION
+                } else {
+                    manifest::VERSION_REPOSITORY_IDS
+                },
                 name: self.name.clone(),
                 size: self.size,
                 chunker: self.spec,
                 meta,
+                id_key: keys.is_group().then(|| keys.id_key_fingerprint()),
+                group_secret: keys.sealed_group_secret()?,
             },
             chunks: outcomes
                 .iter()
@@ -758,7 +765,7 @@ impl PieceWriter {
                 })
                 .collect(),
         };
-        let bytes = manifest.encode(self.ctx.codec.keys())?;
+        let bytes = manifest.encode(keys)?;
         self.ensure_session();
         let committed = self.rt.block_on(self.ctx.backend.commit(bytes));
         let since = self.session.as_ref().map(|s| s.grant.started);

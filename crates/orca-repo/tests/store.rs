@@ -102,6 +102,8 @@ async fn commit_refuses_a_missing_chunk() {
             size: 10,
             chunker: ChunkerSpec::default(),
             meta: PieceMeta::default(),
+            id_key: None,
+            group_secret: None,
         },
         chunks: vec![ChunkRef { id: ghost, len: 10 }],
     };

@@ -200,7 +200,7 @@ impl Session {
                     (repo, (me.scope != "admin").then_some(me.database))
                 }
             };
-            let cache = match LineageCache::open(&cfg.cache_dir, &repo.config().id) {
+            let cache = match LineageCache::open(&cfg.cache_dir, &repo.cache_id()) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     self.trace.line(

@@ -100,7 +100,7 @@ impl Appliance {
             .await?
             .0
         };
-        let local_cache = LineageCache::open(&meta.join("cache-local"), &local.config().id)?;
+        let local_cache = LineageCache::open(&meta.join("cache-local"), &local.cache_id())?;
         let state = match State::load(&root)? {
             Some(s) => s,
             None => {

@@ -73,7 +73,7 @@ impl VaultLink {
                 let client = VaultClient::connect(&self.url, &self.token)?;
                 let who = client.whoami().await.map_err(RepoError::from)?;
                 let repo = Repository::open(client.clone(), &self.key).await?;
-                let cache = LineageCache::open(&self.cache_dir, &repo.config().id)?;
+                let cache = LineageCache::open(&self.cache_dir, &repo.cache_id())?;
                 Ok(Arc::new(Open {
                     repo,
                     client,

@@ -701,6 +701,21 @@ impl Backend for VaultClient {
         Ok(self.json(Method::GET, &path, Payload::none()).await?)
     }
 
+    async fn group_secret(&self) -> Result<Option<[u8; 32]>> {
+        let path = format!("{}/whoami", wire::API);
+        let me = self.whoami().await?;
+        let secret = me
+            .group_secret
+            .map(|hex_secret| {
+                hex::decode(&hex_secret)
+                    .ok()
+                    .and_then(|s| <[u8; 32]>::try_from(s).ok())
+                    .ok_or_else(|| self.bad_answer(&path, "group_secret is not 64 hex digits"))
+            })
+            .transpose()?;
+        Ok(secret)
+    }
+
     async fn missing(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
         let path = format!("{}/chunks/missing", wire::API);
         let mut missing = Vec::new();

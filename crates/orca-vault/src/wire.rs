@@ -162,6 +162,15 @@ pub struct WhoAmI {
     pub database: String,
     /// backup, restore or admin.
     pub scope: String,
+    /// The dedup group of that database (for an admin token: of the database it was made
+    /// for); absent from a vault older than groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The group's secret, 64 hex digits, which the client keys chunk ids with beside the
+    /// repository key; absent for the legacy group (ids keyed by the repository key alone).
+    /// Only tokens of the group's databases (and admin tokens) are told it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_secret: Option<String>,
 }
 
 /// A writer announcing itself (`POST /api/v1/sessions`): garbage collection

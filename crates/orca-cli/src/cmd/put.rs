@@ -115,7 +115,7 @@ pub async fn run(a: PutArgs) -> Result<()> {
     let cache = match &lineage_key {
         Some(_) => {
             let dir = common::cache_dir(a.cache_dir.as_ref());
-            match LineageCache::open(&dir, &repo.config().id) {
+            match LineageCache::open(&dir, &repo.cache_id()) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     tracing::warn!(error = %e, "lineage cache unavailable; storing without it");

@@ -1,11 +1,12 @@
-//! `orca vault serve | token create | token list | token revoke | openapi`.
+//! `orca vault serve | token create | token list | token revoke | group list | group create |
+//! group add | group show | openapi`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use orca_repo::Store;
-use orca_vault::server::{Scope, TlsFiles, Tokens};
+use orca_vault::server::{GroupInfo, Groups, Scope, TlsFiles, Tokens};
 
 use crate::common::{LimitArgs, format_time, print_json};
 
@@ -20,14 +21,27 @@ pub enum VaultCmd {
     /// Manage access tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Manage dedup groups: the databases that share chunks.
+    ///
+    /// Chunks are shared (deduplicated) only between databases of one group, and those
+    /// databases trust each other: a token of one can make the others' backups
+    /// unrestorable (by storing wrong content under ids they will use). Each database is in
+    /// a group of its own, named after it, unless put in another here; databases whose
+    /// pieces were in the vault before groups existed are in the legacy group
+    /// (legacy-shared), as trusting as every database was then (docs/design.md, "Tenants").
+    #[command(subcommand)]
+    Group(GroupCmd),
     /// Print the vault's OpenAPI document (what it serves at /api/v1/openapi.json).
     Openapi,
     /// Reclaim the space of deleted pieces, while the vault serves and backups run: chunks
     /// a backup in flight probed, uploaded or relies on through its fingerprint cache are
     /// kept. Interrupted, it resumes where it stopped when run again.
     Gc(GcArgs),
-    /// Check stored objects against bit rot (checksums of every chunk, no key needed),
-    /// all of them or a sample of those checked longest ago.
+    /// Check stored objects against bit rot, all of them or a sample of those checked
+    /// longest ago. Without the key the vault checks what it can: every pack's checksums,
+    /// the index against the packs, and that every chunk a manifest names is stored. That a
+    /// chunk's content matches its id (what another database of the same dedup group could
+    /// falsify) is checked only with the key: `orca verify --repo DIR`.
     Verify(VerifyArgs),
     /// List a database's committed pieces that no recovery point and no RMAN catalog
     /// names (left by failures the agent could not clean up), for the DBA to delete
@@ -154,6 +168,151 @@ pub struct RevokeArgs {
     id: String,
 }
 
+#[derive(Subcommand, Debug)]
+pub enum GroupCmd {
+    /// List the groups and their databases.
+    List(ListArgs),
+    /// Create an empty group with a new random secret.
+    Create(GroupArgs),
+    /// Put databases in a group, so that they share chunks (and trust each other). Refused,
+    /// changing nothing, for a database with committed pieces in another group: their chunk
+    /// ids are bound to it.
+    Add(GroupAddArgs),
+    /// Show a group and its databases.
+    Show(GroupShowArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct GroupArgs {
+    #[command(flatten)]
+    data: DataArg,
+    /// The group's name (DB_NAME rules: letters, digits, _ $ #, at most 30).
+    name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct GroupShowArgs {
+    #[command(flatten)]
+    group: GroupArgs,
+    /// Print the group as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct GroupAddArgs {
+    #[command(flatten)]
+    group: GroupArgs,
+    /// The databases (DB_NAME) to put in it.
+    #[arg(required = true, value_name = "DB")]
+    dbs: Vec<String>,
+}
+
+impl DataArg {
+    fn groups(&self) -> Result<Groups> {
+        self.tokens()?;
+        Groups::open(&self.data)
+            .with_context(|| format!("cannot open the groups of {}", self.data.display()))
+    }
+}
+
+fn print_group(g: &GroupInfo) {
+    let kind = if g.legacy {
+        "legacy: ids keyed by the repository key alone"
+    } else {
+        "own secret"
+    };
+    println!(
+        "{:<16}  {:<44}  {}",
+        g.name,
+        kind,
+        if g.members.is_empty() {
+            "-".to_string()
+        } else {
+            g.members.join(" ")
+        }
+    );
+}
+
+async fn group(c: GroupCmd) -> Result<()> {
+    // A shared catalog's PostgreSQL client blocks: keep it off the async threads.
+    let blocking = |f: Box<dyn FnOnce() -> Result<()> + Send>| async move {
+        tokio::task::spawn_blocking(f)
+            .await
+            .context("the group command's worker failed")?
+    };
+    match c {
+        GroupCmd::List(a) => {
+            blocking(Box::new(move || {
+                let groups = a.data.groups()?.list().context("cannot list the groups")?;
+                if a.json {
+                    return print_json(&groups);
+                }
+                println!("{:<16}  {:<44}  DATABASES", "GROUP", "CHUNK IDS");
+                groups.iter().for_each(print_group);
+                Ok(())
+            }))
+            .await
+        }
+        GroupCmd::Create(a) => {
+            blocking(Box::new(move || {
+                let g = a
+                    .data
+                    .groups()?
+                    .create(&a.name)
+                    .context("cannot create the group")?;
+                println!(
+                    "created group {}: put databases in it with `orca vault group add {} DB...`",
+                    g.name, g.name
+                );
+                Ok(())
+            }))
+            .await
+        }
+        GroupCmd::Show(a) => {
+            blocking(Box::new(move || {
+                let g = a.group.data.groups()?.show(&a.group.name)?;
+                if a.json {
+                    return print_json(&g);
+                }
+                println!("{:<16}  {:<44}  DATABASES", "GROUP", "CHUNK IDS");
+                print_group(&g);
+                Ok(())
+            }))
+            .await
+        }
+        GroupCmd::Add(a) => {
+            let store = open_store(&a.group.data).await?;
+            let mut with_pieces = std::collections::HashSet::new();
+            for db in &a.dbs {
+                let filter = orca_repo::PieceFilter {
+                    database: Some(db.clone()),
+                    limit: Some(1),
+                    ..Default::default()
+                };
+                if !orca_repo::Backend::list(&store, &filter).await?.is_empty() {
+                    with_pieces.insert(db.clone());
+                }
+            }
+            blocking(Box::new(move || {
+                let g = a
+                    .group
+                    .data
+                    .groups()?
+                    .add(&a.group.name, &a.dbs, &|db| Ok(with_pieces.contains(db)))
+                    .with_context(|| format!("cannot add to group {}", a.group.name))?;
+                println!(
+                    "group {} now holds {}: they share chunks and trust each other",
+                    g.name,
+                    g.members.join(" ")
+                );
+                Ok(())
+            }))
+            .await
+        }
+    }
+}
+
 fn tls_files(a: &ServeArgs) -> Option<TlsFiles> {
     Some(TlsFiles {
         cert: a.tls_cert.clone()?,
@@ -222,6 +381,12 @@ async fn verify(a: VerifyArgs) -> Result<()> {
             crate::common::human_bytes(report.bytes),
             report.sample_percent,
             report.never_checked
+        );
+        println!(
+            "  checked without the key: pack checksums, the index against the packs, {} piece(s)' \
+             chunks stored; chunk contents against their ids need the key: `orca verify --repo {}`",
+            report.pieces,
+            a.data.data.display()
         );
         for p in &report.problems {
             let chunk = p
@@ -330,6 +495,7 @@ pub async fn run(c: VaultCmd) -> Result<()> {
             crate::cmd::gc::collect(&store, &a.flags).await.map(|_| ())
         }
         VaultCmd::Verify(a) => verify(a).await,
+        VaultCmd::Group(g) => group(g).await,
         VaultCmd::Orphans(a) => orphans(a).await,
         VaultCmd::Openapi => {
             let doc = orca_vault::server::openapi();

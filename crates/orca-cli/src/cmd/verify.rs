@@ -2,8 +2,13 @@
 
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
 use clap::Args;
+use orca_repo::{Codec, IndexLocation, Repository, Store};
+use orca_vault::server::Groups;
 
 use crate::common::{self, RepoArgs, human_bytes, mb_per_s, print_json};
 
@@ -25,12 +30,36 @@ pub struct VerifyArgs {
     json: bool,
 }
 
+/// The codec that checks every chunk against its id. A vault's repository also holds the
+/// chunks of its dedup groups, whose ids are keyed by each group's secret beside the
+/// repository key: they are accepted under any of the groups' keys the vault's catalog holds.
+async fn deep_codec(repo: &Repository, dir: &Path) -> Result<Arc<Codec>> {
+    let vault = match Store::index_of(dir)? {
+        IndexLocation::Sqlite(_) => dir.join("vault.sqlite").exists(),
+        IndexLocation::Postgres(_) => true,
+    };
+    if !vault {
+        return Ok(repo.codec().clone());
+    }
+    let at = dir.to_path_buf();
+    let secrets = tokio::task::spawn_blocking(move || Groups::open(&at)?.secrets())
+        .await
+        .context("the catalog's worker failed")?
+        .with_context(|| format!("cannot read the dedup groups of {}", dir.display()))?;
+    let config = repo.config();
+    Ok(Arc::new(Codec::new(
+        repo.codec().keys().clone().accepting_groups(&secrets),
+        config.cipher,
+        config.compression_level,
+    )))
+}
+
 pub async fn run(a: VerifyArgs) -> Result<()> {
     let (codec, store) = if a.checksums_only {
         (None, a.repo.open_store().await?)
     } else {
         let (repo, store) = a.repo.open().await?;
-        (Some(repo.codec().clone()), store)
+        (Some(deep_codec(&repo, &a.repo.repo).await?), store)
     };
     let bar = common::byte_bar(0, "verifying");
     let total = store.stats().await?.pack_bytes;

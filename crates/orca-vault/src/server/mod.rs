@@ -56,7 +56,7 @@ pub use crate::listen::Limits;
 use crate::listen::is_body_timeout;
 use crate::wire::{self, ErrorBody};
 use db::{Caller, Records};
-pub use db::{TokenInfo, Tokens};
+pub use db::{GroupInfo, Groups, LEGACY_GROUP, TokenInfo, Tokens};
 pub use net::{TlsFiles, serve, serve_on, spawn_local, spawn_local_limited, spawn_local_with};
 
 /// Why the vault could not start, or a token could not be managed.
@@ -100,6 +100,11 @@ pub enum VaultError {
     /// A scope name other than backup, restore or admin.
     #[error("unknown scope {0:?}: use backup, restore or admin")]
     UnknownScope(String),
+    /// No dedup group has this name.
+    #[error(
+        "no dedup group {0:?}: see `orca vault group list`, or create it with `orca vault group create`"
+    )]
+    GroupNotFound(String),
     /// No token matches the id prefix given.
     #[error("no token has an id starting with {0:?}: see `orca vault token list`")]
     TokenNotFound(String),
@@ -187,6 +192,7 @@ const WRITE: &[Scope] = &[Scope::Backup];
 struct AppState {
     store: Arc<Store>,
     tokens: Tokens,
+    groups: Groups,
     records: Records,
     metrics: Arc<metrics::Metrics>,
     openapi: String,
@@ -742,6 +748,7 @@ pub async fn router(data: &Path) -> Result<Router, VaultError> {
     let state = Arc::new(AppState {
         store: Arc::new(store),
         tokens: Tokens::of(catalog.clone()),
+        groups: Groups::of(catalog.clone()),
         records: Records::of(catalog),
         metrics: metrics.clone(),
         openapi: doc.to_json().expect("the document serialises"),

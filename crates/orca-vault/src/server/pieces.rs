@@ -317,6 +317,18 @@ pub(super) async fn commit(
     c.may(WRITE)?;
     let m = Manifest::decode_unverified(&body, "manifest upload")?;
     check_name(&c, &m.header.name, m.header.meta.database.as_deref())?;
+    // A client from before dedup groups keys ids by the repository key alone: in a group of
+    // its own, what it wrote would not be read back by the group's up-to-date clients.
+    if m.header.id_key.is_none() && super::sessions::group_of(&s, &c.db).await?.secret.is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "piece {:?} was written without the chunk-id key of database {}'s dedup group",
+                m.header.name, c.db
+            ),
+            "the client is older than the vault's dedup groups: upgrade it (orca, the SBT library)",
+        ));
+    }
     let info = s.store.commit(body).await?;
     s.metrics.commit();
     tracing::info!(

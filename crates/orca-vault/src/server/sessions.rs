@@ -4,12 +4,15 @@
 //! `<database>/<piece>`; database names hold no `/`, so the part before the first one is the
 //! owner), so one database's token can neither end nor stretch another's.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use orca_repo::Backend;
+use orca_repo::{Backend, Manifest, PieceFilter};
 
-use super::{ApiError, ApiResult, Caller, JsonBody, St, WRITE};
+use super::db::GroupRow;
+use super::{ApiError, ApiResult, AppState, Caller, JsonBody, St, WRITE};
 use crate::wire::{
     self, ErrorBody, LineageRequest, SessionAnswer, SessionGrantBody, SessionRequest, WhoAmI,
 };
@@ -101,11 +104,50 @@ pub(super) async fn end(s: St, c: Caller, Path(id): Path<u64>) -> ApiResult<Stat
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The dedup group of `db`, which is placed in one on its first request
+/// ([`super::Groups`]: the legacy group when it already has pieces).
+pub(super) async fn group_of(s: &Arc<AppState>, db: &str) -> ApiResult<GroupRow> {
+    // Only a database not yet placed needs its pieces looked up: ask the catalog first.
+    let known = {
+        let db = db.to_string();
+        s.blocking(move |s| Ok(s.groups.placed(&db)?)).await?
+    };
+    if let Some(g) = known {
+        return Ok(g);
+    }
+    let filter = PieceFilter {
+        database: Some(db.to_string()),
+        ..Default::default()
+    };
+    let pieces = s.store.list(&filter).await?;
+    // Pieces from before groups keep their database in the legacy group (their ids, which
+    // its next backups dedup against). A database whose newest piece names a group's id key
+    // was in a group this catalog does not know (a new host attached to the bucket): a new
+    // group of its own, as its pieces are read from what their manifests seal.
+    let legacy = match pieces.iter().max_by_key(|p| p.created) {
+        None => false,
+        Some(p) => match s.store.manifest(&p.name).await? {
+            Some(m) => Manifest::decode_unverified(&m, &p.name)?
+                .header
+                .id_key
+                .is_none(),
+            None => true,
+        },
+    };
+    let db = db.to_string();
+    s.blocking(move |s| Ok(s.groups.of_database(&db, || Ok(legacy))?))
+        .await
+}
+
 #[utoipa::path(get, path = "/whoami", tag = "service",
-    responses((status = 200, description = "the caller's database and scope", body = WhoAmI)))]
-pub(super) async fn whoami(c: Caller) -> Json<WhoAmI> {
-    Json(WhoAmI {
+    responses((status = 200, description = "the caller's database, scope and dedup group, with the \
+        group's secret that chunk ids are keyed by (docs/design.md, Tenants)", body = WhoAmI)))]
+pub(super) async fn whoami(State(s): St, c: Caller) -> ApiResult<Json<WhoAmI>> {
+    let g = group_of(&s, &c.db).await?;
+    Ok(Json(WhoAmI {
         database: c.db.clone(),
         scope: c.scope.to_string(),
-    })
+        group: Some(g.name),
+        group_secret: g.secret.map(hex::encode),
+    }))
 }

@@ -51,6 +51,24 @@ impl Vault {
         Vault::start_limited(tls, Limits::default())
     }
 
+    /// A vault over a repository that `prepare` fills before the vault serves it (what an
+    /// earlier build left, say).
+    pub fn start_prepared(prepare: impl FnOnce(&Path)) -> Vault {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("repo");
+        init(&data);
+        prepare(&data);
+        let tokens = Tokens::open(&data).unwrap();
+        let url = spawn_local_limited(&data, None, Limits::default()).unwrap();
+        Vault {
+            _dir: dir,
+            data,
+            url,
+            tokens,
+            rt: tokio::runtime::Runtime::new().unwrap(),
+        }
+    }
+
     /// A vault that allows each client only `limits`.
     pub fn start_limited(tls: Option<TlsFiles>, limits: Limits) -> Vault {
         let dir = tempfile::tempdir().unwrap();

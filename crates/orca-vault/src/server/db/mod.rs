@@ -9,6 +9,8 @@
 //!     type "recovery point": time = created, state NULL
 //!     type "job":            time = requested
 //!     type "agent":          time = last heartbeat
+//! dedup_groups(name PK, secret, created)    secret: 32 random bytes; NULL for the legacy group
+//! group_members(db PK, grp)                 the group each database's chunk ids are keyed by
 //! ```
 //!
 //! Each call is one statement (or one transaction), so a concurrent writer on another server
@@ -36,6 +38,14 @@ pub(crate) struct TokenRow {
     pub hash: String,
     pub db: String,
     pub scope: String,
+    pub created: i64,
+}
+
+/// A dedup group's row; `secret` is `None` for the legacy group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GroupRow {
+    pub name: String,
+    pub secret: Option<Vec<u8>>,
     pub created: i64,
 }
 
@@ -75,6 +85,24 @@ pub(crate) trait Catalog: Send + Sync {
     fn delete_record(&self, kind_of: &str, id: &str) -> Result<bool, VaultError>;
     /// `false` when the stored document is no longer `old_doc`.
     fn replace_record(&self, new: &RecordRow<'_>, old_doc: &str) -> Result<bool, VaultError>;
+    /// `false` when a group of this name exists (left as it is).
+    fn insert_group(
+        &self,
+        name: &str,
+        secret: Option<&[u8]>,
+        created: i64,
+    ) -> Result<bool, VaultError>;
+    /// Every group, oldest first.
+    fn groups(&self) -> Result<Vec<GroupRow>, VaultError>;
+    /// `(database, group)` of every database in a group, by database.
+    fn members(&self) -> Result<Vec<(String, String)>, VaultError>;
+    /// The group `db` is in.
+    fn group_of(&self, db: &str) -> Result<Option<GroupRow>, VaultError>;
+    /// Puts `db` in `group` unless it is in one already (another server may have just
+    /// placed it).
+    fn join_if_new(&self, db: &str, group: &str) -> Result<(), VaultError>;
+    /// Puts every one of `dbs` in `group`, all in one transaction.
+    fn set_group(&self, group: &str, dbs: &[String]) -> Result<(), VaultError>;
 }
 
 /// The catalog of the repository directory `data`, wherever its index is.
@@ -210,6 +238,164 @@ impl Tokens {
         let row = self.0.token(blake3::hash(token.as_bytes()).as_bytes())?;
         Ok(row.and_then(|(db, s)| s.parse().ok().map(|scope| Caller { db, scope })))
     }
+}
+
+/// The group of the databases whose pieces were in the vault before groups existed: their
+/// chunk ids are keyed by the repository key alone, as they were written, so they trust
+/// each other as every database did then. Not a valid database name, so no database's
+/// own group ever takes it.
+pub const LEGACY_GROUP: &str = "legacy-shared";
+
+/// A dedup group as `orca vault group list | show` shows it: never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupInfo {
+    /// The group's name.
+    pub name: String,
+    /// Whether chunk ids are keyed by the repository key alone (the legacy group).
+    pub legacy: bool,
+    /// Its databases, by name.
+    pub members: Vec<String>,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+/// Dedup groups: which databases share chunks (and so trust each other), and each group's
+/// secret, which keys its chunk ids (docs/design.md, "Tenants").
+#[derive(Clone)]
+pub struct Groups(Arc<dyn Catalog>);
+
+impl Groups {
+    /// The groups of the repository directory `data` (in PostgreSQL when its index is).
+    /// Blocks: call it off the async threads.
+    pub fn open(data: &Path) -> Result<Groups, VaultError> {
+        open(data).map(Groups)
+    }
+
+    pub(crate) fn of(c: Arc<dyn Catalog>) -> Groups {
+        Groups(c)
+    }
+
+    /// Every group with its databases, oldest first.
+    pub fn list(&self) -> Result<Vec<GroupInfo>, VaultError> {
+        let members = self.0.members()?;
+        Ok(self
+            .0
+            .groups()?
+            .into_iter()
+            .map(|g| GroupInfo {
+                members: members
+                    .iter()
+                    .filter(|(_, grp)| *grp == g.name)
+                    .map(|(db, _)| db.clone())
+                    .collect(),
+                legacy: g.secret.is_none(),
+                name: g.name,
+                created: g.created,
+            })
+            .collect())
+    }
+
+    /// The group `name`.
+    pub fn show(&self, name: &str) -> Result<GroupInfo, VaultError> {
+        self.list()?
+            .into_iter()
+            .find(|g| g.name == name)
+            .ok_or_else(|| VaultError::GroupNotFound(name.to_string()))
+    }
+
+    /// Creates an empty group with a new random secret.
+    pub fn create(&self, name: &str) -> Result<GroupInfo, VaultError> {
+        crate::wire::check_database_name(name)
+            .map_err(|e| VaultError::InvalidArgument(format!("group name: {e}")))?;
+        let secret = random_secret()?;
+        if !self
+            .0
+            .insert_group(name, Some(&secret), orca_repo::now_unix())?
+        {
+            return Err(VaultError::InvalidArgument(format!(
+                "a group named {name} exists already: see `orca vault group show {name}`"
+            )));
+        }
+        self.show(name)
+    }
+
+    /// Puts `dbs` in group `name`; refused, changing nothing, when one of them has committed
+    /// pieces (`has_pieces`) in another group: their chunk ids are keyed by that group's
+    /// secret, and in the new one its backups would share none of its stored chunks.
+    pub fn add(
+        &self,
+        name: &str,
+        dbs: &[String],
+        has_pieces: &dyn Fn(&str) -> Result<bool, VaultError>,
+    ) -> Result<GroupInfo, VaultError> {
+        let target = self.show(name)?;
+        for db in dbs {
+            crate::wire::check_database_name(db).map_err(VaultError::InvalidArgument)?;
+            // A database with pieces and no group yet is in the legacy group: its first
+            // request puts it there.
+            let now = self.0.group_of(db)?.map(|g| g.name);
+            let now = now.as_deref().unwrap_or(LEGACY_GROUP);
+            if now != target.name && has_pieces(db)? {
+                return Err(VaultError::InvalidArgument(format!(
+                    "database {db} has committed pieces whose chunk ids are bound to its group \
+                     {now}: in group {name} its backups would key ids otherwise, share none of \
+                     the chunks it stored and store everything again. Nothing changed. Keep {db} in group {now}, or move it once its \
+                     pieces have expired or been deleted (`orca rm`), after a last backup \
+                     elsewhere"
+                )));
+            }
+        }
+        self.0.set_group(name, dbs)?;
+        self.show(name)
+    }
+
+    /// Every group's secret: what a deep verify with the repository key needs to check the
+    /// chunks of every group against their ids.
+    pub fn secrets(&self) -> Result<Vec<[u8; 32]>, VaultError> {
+        Ok(self
+            .0
+            .groups()?
+            .into_iter()
+            .filter_map(|g| g.secret?.try_into().ok())
+            .collect())
+    }
+
+    /// The group `db` is in, if it was placed in one.
+    pub(crate) fn placed(&self, db: &str) -> Result<Option<GroupRow>, VaultError> {
+        self.0.group_of(db)
+    }
+
+    /// The group of `db` and its secret. A database not in one yet is placed: in the legacy
+    /// group when `legacy` (asked only then) says its pieces were written before groups,
+    /// else in a new group of its own name (or the existing group of that name).
+    pub(crate) fn of_database(
+        &self,
+        db: &str,
+        legacy: impl FnOnce() -> Result<bool, VaultError>,
+    ) -> Result<GroupRow, VaultError> {
+        if let Some(g) = self.0.group_of(db)? {
+            return Ok(g);
+        }
+        let now = orca_repo::now_unix();
+        let name = if legacy()? {
+            self.0.insert_group(LEGACY_GROUP, None, now)?;
+            LEGACY_GROUP
+        } else {
+            self.0.insert_group(db, Some(&random_secret()?), now)?;
+            db
+        };
+        self.0.join_if_new(db, name)?;
+        self.0.group_of(db)?.ok_or_else(|| VaultError::Corrupt {
+            location: self.0.location(),
+            message: format!("database {db} was put in group {name}, which is not there"),
+        })
+    }
+}
+
+fn random_secret() -> Result<[u8; 32], VaultError> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(VaultError::Random)?;
+    Ok(secret)
 }
 
 /// A JSON document kept in `records`, with the columns it is selected by.
@@ -422,7 +608,47 @@ mod tests {
         records_are_selected_by_database_state_and_time,
         a_replace_is_a_compare_and_swap,
         a_record_is_deleted_once,
+        groups_place_databases_once_and_moves_are_whole,
     ]);
+
+    /// A database is placed once (its own group, or the legacy one when it has pieces); a
+    /// move of several databases is refused whole when one has pieces elsewhere.
+    fn groups_place_databases_once_and_moves_are_whole(c: Arc<dyn Catalog>) {
+        let groups = Groups::of(c);
+        let own = groups.of_database("ORCL", || Ok(false)).unwrap();
+        assert_eq!(own.name, "ORCL");
+        assert_eq!(own.secret.as_ref().map(Vec::len), Some(32));
+        let again = groups
+            .of_database("ORCL", || panic!("a placed database is not asked about"))
+            .unwrap();
+        assert_eq!(again, own);
+        let old = groups.of_database("OLD", || Ok(true)).unwrap();
+        assert_eq!((old.name.as_str(), old.secret), (LEGACY_GROUP, None));
+        let shared = groups.create("SHARED").unwrap();
+        assert!(shared.members.is_empty() && !shared.legacy);
+        assert!(groups.create("SHARED").is_err());
+        assert!(groups.create("not a name").is_err());
+        let pieces = |db: &str| Ok(db == "ORCL");
+        let dbs = ["NEW".to_string(), "ORCL".to_string()];
+        let e = groups.add("SHARED", &dbs, &pieces).unwrap_err().to_string();
+        assert!(
+            e.contains("ORCL has committed pieces") && e.contains("Nothing changed"),
+            "{e}"
+        );
+        assert!(groups.show("SHARED").unwrap().members.is_empty());
+        let moved = groups.add("SHARED", &dbs[..1], &pieces).unwrap();
+        assert_eq!(moved.members, ["NEW"]);
+        assert_eq!(
+            groups.of_database("NEW", || Ok(true)).unwrap().name,
+            "SHARED"
+        );
+        assert!(matches!(
+            groups.add("NOPE", &dbs, &pieces),
+            Err(VaultError::GroupNotFound(_))
+        ));
+        let names: Vec<String> = groups.list().unwrap().into_iter().map(|g| g.name).collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+    }
 
     fn tokens_are_listed_looked_up_and_revoked(c: Arc<dyn Catalog>) {
         let tokens = Tokens::of(c);

@@ -11,7 +11,7 @@ use orca_repo::RepoError;
 use orca_repo::{PgConfig, PgPool};
 use postgres::types::ToSql;
 
-use super::{Catalog, RecordRow, Selection, TokenRow};
+use super::{Catalog, GroupRow, RecordRow, Selection, TokenRow};
 use crate::server::VaultError;
 
 const MIGRATIONS: &[&str] = &[
@@ -38,6 +38,18 @@ CREATE INDEX vault_records_by_database ON vault_records(type, database, time);
 ",
     "
 ALTER TABLE vault_records ADD COLUMN nonce BYTEA;
+",
+    "
+CREATE TABLE vault_groups (
+    name TEXT PRIMARY KEY,
+    secret BYTEA,
+    created BIGINT NOT NULL,
+    seq BIGSERIAL NOT NULL
+);
+CREATE TABLE vault_group_members (
+    db TEXT PRIMARY KEY,
+    grp TEXT NOT NULL REFERENCES vault_groups(name)
+);
 ",
 ];
 
@@ -225,6 +237,95 @@ impl Catalog for PgCatalog {
         )
         .map(|n| n == 1)
     }
+
+    fn insert_group(
+        &self,
+        name: &str,
+        secret: Option<&[u8]>,
+        created: i64,
+    ) -> Result<bool, VaultError> {
+        self.execute(
+            "create a group",
+            "INSERT INTO vault_groups(name, secret, created) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO NOTHING",
+            &[&name, &secret, &created],
+        )
+        .map(|n| n == 1)
+    }
+
+    fn groups(&self) -> Result<Vec<GroupRow>, VaultError> {
+        self.0
+            .run("list the groups", false, |tx| {
+                Ok(tx
+                    .query(
+                        "SELECT name, secret, created FROM vault_groups ORDER BY created, seq",
+                        &[],
+                    )?
+                    .iter()
+                    .map(group_row)
+                    .collect())
+            })
+            .map_err(shared)
+    }
+
+    fn members(&self) -> Result<Vec<(String, String)>, VaultError> {
+        self.0
+            .run("list the group members", false, |tx| {
+                Ok(tx
+                    .query("SELECT db, grp FROM vault_group_members ORDER BY db", &[])?
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect())
+            })
+            .map_err(shared)
+    }
+
+    fn group_of(&self, db: &str) -> Result<Option<GroupRow>, VaultError> {
+        self.0
+            .run("look up a group", false, |tx| {
+                Ok(tx
+                    .query_opt(
+                        "SELECT g.name, g.secret, g.created FROM vault_group_members m
+                         JOIN vault_groups g ON g.name = m.grp WHERE m.db = $1",
+                        &[&db],
+                    )?
+                    .as_ref()
+                    .map(group_row))
+            })
+            .map_err(shared)
+    }
+
+    fn join_if_new(&self, db: &str, group: &str) -> Result<(), VaultError> {
+        self.execute(
+            "place a database in a group",
+            "INSERT INTO vault_group_members(db, grp) VALUES ($1, $2) ON CONFLICT (db) DO NOTHING",
+            &[&db, &group],
+        )
+        .map(|_| ())
+    }
+
+    fn set_group(&self, group: &str, dbs: &[String]) -> Result<(), VaultError> {
+        self.0
+            .run("move databases to a group", false, |tx| {
+                for db in dbs {
+                    tx.execute(
+                        "INSERT INTO vault_group_members(db, grp) VALUES ($1, $2)
+                         ON CONFLICT (db) DO UPDATE SET grp = EXCLUDED.grp",
+                        &[db, &group],
+                    )?;
+                }
+                Ok(())
+            })
+            .map_err(shared)
+    }
+}
+
+fn group_row(r: &postgres::Row) -> GroupRow {
+    GroupRow {
+        name: r.get(0),
+        secret: r.get(1),
+        created: r.get(2),
+    }
 }
 
 #[cfg(test)]
@@ -236,6 +337,7 @@ mod compat {
     const RELEASED: &[&str] = &[
         "adf049165ead4b665ad9a8fcee3772a042adb7bf23a978edde1b7bed1e8e624f",
         "a38165babee48ac47e4ab2258d815aee760ca9bce230628f88391d1775ce8432",
+        "a0022fe1c56b94788e4a7d091c94c5626f17d1de1583bb4d060bb94bc80ca5c8",
     ];
 
     #[test]

@@ -9,13 +9,20 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Catalog, RecordRow, Selection, TokenRow};
+use super::{Catalog, GroupRow, RecordRow, Selection, TokenRow};
 use crate::server::VaultError;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS tokens (hash BLOB PRIMARY KEY, db TEXT NOT NULL, scope TEXT NOT NULL, created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS records (type TEXT NOT NULL, id TEXT NOT NULL, database TEXT NOT NULL, kind TEXT NOT NULL, state TEXT, time INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (type, id));
 CREATE INDEX IF NOT EXISTS records_by_database ON records(type, database, time);
+";
+
+/// Tables added after [`SCHEMA`] was released: created when missing beside it, so a
+/// catalog from before them gains them and keeps everything else.
+const GROUPS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS dedup_groups (name TEXT PRIMARY KEY, secret BLOB, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS group_members (db TEXT PRIMARY KEY, grp TEXT NOT NULL REFERENCES dedup_groups(name));
 ";
 
 /// One connection to `vault.sqlite`, shared by the threads that use it.
@@ -32,6 +39,7 @@ impl SqliteCatalog {
                 c.busy_timeout(Duration::from_secs(10))?;
                 c.pragma_update(None, "journal_mode", "WAL")?;
                 c.execute_batch(SCHEMA)?;
+                c.execute_batch(GROUPS_SCHEMA)?;
                 Ok(c)
             })
             .map_err(|source| VaultError::Database {
@@ -182,6 +190,81 @@ impl Catalog for SqliteCatalog {
         )
         .map(|n| n == 1)
     }
+
+    fn insert_group(
+        &self,
+        name: &str,
+        secret: Option<&[u8]>,
+        created: i64,
+    ) -> Result<bool, VaultError> {
+        self.execute(
+            "INSERT OR IGNORE INTO dedup_groups(name, secret, created) VALUES (?1, ?2, ?3)",
+            params![name, secret, created],
+        )
+        .map(|n| n == 1)
+    }
+
+    fn groups(&self) -> Result<Vec<GroupRow>, VaultError> {
+        let c = self.conn();
+        let mut st = c
+            .prepare_cached(
+                "SELECT name, secret, created FROM dedup_groups ORDER BY created, rowid",
+            )
+            .map_err(|e| self.err(e))?;
+        st.query_map([], group_row)
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))
+    }
+
+    fn members(&self) -> Result<Vec<(String, String)>, VaultError> {
+        let c = self.conn();
+        let mut st = c
+            .prepare_cached("SELECT db, grp FROM group_members ORDER BY db")
+            .map_err(|e| self.err(e))?;
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))
+    }
+
+    fn group_of(&self, db: &str) -> Result<Option<GroupRow>, VaultError> {
+        self.conn()
+            .prepare_cached(
+                "SELECT g.name, g.secret, g.created FROM group_members m
+                 JOIN dedup_groups g ON g.name = m.grp WHERE m.db = ?1",
+            )
+            .and_then(|mut st| st.query_row([db], group_row).optional())
+            .map_err(|e| self.err(e))
+    }
+
+    fn join_if_new(&self, db: &str, group: &str) -> Result<(), VaultError> {
+        self.execute(
+            "INSERT OR IGNORE INTO group_members(db, grp) VALUES (?1, ?2)",
+            [db, group],
+        )
+        .map(|_| ())
+    }
+
+    fn set_group(&self, group: &str, dbs: &[String]) -> Result<(), VaultError> {
+        let mut c = self.conn();
+        let tx = c.transaction().map_err(|e| self.err(e))?;
+        for db in dbs {
+            tx.execute(
+                "INSERT INTO group_members(db, grp) VALUES (?1, ?2)
+                 ON CONFLICT (db) DO UPDATE SET grp = excluded.grp",
+                [db, group],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+}
+
+fn group_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GroupRow> {
+    Ok(GroupRow {
+        name: r.get(0)?,
+        secret: r.get(1)?,
+        created: r.get(2)?,
+    })
 }
 
 #[cfg(test)]
@@ -192,8 +275,19 @@ mod compat {
     /// compatibility").
     const RELEASED: &str = "7934224c0116a176ebc73f8b15e8bb4d471d4e5d1e88ff5011bfff44c2578d7a";
 
+    /// The same for [`super::GROUPS_SCHEMA`], released with dedup groups.
+    const GROUPS_RELEASED: &str =
+        "7ced22e09f1901b9060bd079d21cc247298e9a90f336001a514c5e5933329f58";
+
     #[test]
     fn the_unversioned_catalog_schema_never_changes() {
+        assert_eq!(
+            blake3::hash(super::GROUPS_SCHEMA.as_bytes())
+                .to_hex()
+                .as_str(),
+            GROUPS_RELEASED,
+            "format vault catalog (vault.sqlite) groups tables changed without a version bump"
+        );
         assert_eq!(
             blake3::hash(super::SCHEMA.as_bytes()).to_hex().as_str(),
             RELEASED,
