@@ -622,11 +622,11 @@ fn write_options() -> WriteOptions {
 
 /// Restore tuning, overridable for experiments with ORCA_SBT_READ_MB / ORCA_SBT_READ_AHEAD.
 fn read_options() -> ReadOptions {
-    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
     let d = ReadOptions::default();
     ReadOptions {
-        group_bytes: env("ORCA_SBT_READ_MB").map_or(d.group_bytes, |m| m << 20),
-        read_ahead: env("ORCA_SBT_READ_AHEAD").map_or(d.read_ahead, |n| n.max(1) as usize),
+        group_bytes: env("ORCA_SBT_READ_MB").map_or(d.group_bytes, |m| (m as u64) << 20),
+        read_ahead: env("ORCA_SBT_READ_AHEAD").map_or(d.read_ahead, |n| n.max(1)),
     }
 }
 
