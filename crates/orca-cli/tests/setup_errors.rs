@@ -231,3 +231,62 @@ fn a_missing_bucket_names_create_bucket_which_makes_it_and_takes_it_back_when_in
     );
     assert!(ok, "{text}");
 }
+
+/// Log lines carry no colour codes when stderr is a file or a pipe, and do on a terminal
+/// (the control: the check sees codes where they are).
+#[test]
+fn logs_have_no_colour_codes_unless_stderr_is_a_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let key = tmp.path().join("k");
+    let (ok, text) = output(
+        orca()
+            .cmd()
+            .args(["repo", "init", "--repo"])
+            .arg(&repo)
+            .arg("--key-file")
+            .arg(&key),
+    );
+    assert!(ok, "{text}");
+    // A cache directory that is a file: `put` warns and goes on, a log line to look at.
+    let not_a_dir = tmp.path().join("data");
+    std::fs::write(&not_a_dir, b"some data").unwrap();
+    let put = |name: &str| {
+        format!(
+            "{} put --repo {} --key-file {} --cache-dir {} --name {name} {}",
+            env!("CARGO_BIN_EXE_orca"),
+            repo.display(),
+            key.display(),
+            not_a_dir.display(),
+            not_a_dir.display()
+        )
+    };
+    let out = Command::new("sh")
+        .args(["-c", &put("piped")])
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("WARN") && err.contains("lineage cache unavailable"),
+        "{err}"
+    );
+    assert!(
+        !err.contains('\x1b'),
+        "colour codes in a piped log: {err:?}"
+    );
+
+    // The same through a pseudo-terminal (util-linux `script`): the warning is coloured.
+    let out = Command::new("script")
+        .args(["-qec", &put("on-a-terminal"), "/dev/null"])
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("util-linux script, for a terminal");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{tty}");
+    assert!(
+        tty.contains("\x1b[33m WARN"),
+        "no colour on a terminal either: {tty:?}"
+    );
+}

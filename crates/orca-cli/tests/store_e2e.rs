@@ -308,6 +308,31 @@ fn until_time_between_two_points_recovers_the_copies_with_the_later_logs_to_that
     db.sim.prove(&at_t);
 }
 
+/// POST tells the database host the NFS options of the store's configuration, not fixed ones.
+#[test]
+fn post_answers_with_the_nfs_options_of_the_store_configuration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("store.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "root = {:?}\n\n[nfs]\ntimeo = 600\nretrans = 2\n",
+            tmp.path().join("store")
+        ),
+    )
+    .unwrap();
+    let store = StoreServer::start_in(
+        &orca(),
+        tmp.path(),
+        &["--config".into(), cfg.display().to_string()],
+    );
+    store.admin(&["mount", "create", "nfsmount"]);
+    let v = curl(&["-X", "POST", &format!("{}/backup", store.api("nfsmount"))]);
+    assert_eq!(code(&v), 0, "{v}");
+    assert_eq!(v["result"]["mount_params"]["timeo"], 600, "{v}");
+    assert_eq!(v["result"]["mount_params"]["retrans"], 2, "{v}");
+}
+
 #[test]
 fn every_error_code_of_the_contract_and_names_that_must_not_reach_the_filesystem() {
     let tmp = tempfile::tempdir().unwrap();
