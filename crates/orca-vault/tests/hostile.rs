@@ -613,3 +613,97 @@ fn every_route_answers_each_scope_and_database_as_the_policy_says() {
     }
     eprintln!("{table}");
 }
+
+/// A tmpfs of a few MiB on a directory of its own (root only), unmounted when dropped.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .is_ok_and(|o| o.status.success())
+            .then_some(Tmpfs(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazily: the vault's thread of this test still holds its files open.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_answers_507_naming_the_free_bytes_and_stores_nothing_of_the_batch() {
+    let Some(fs) = Tmpfs::mount("8m") else {
+        let why = "no tmpfs could be mounted (mount -t tmpfs needs root)";
+        // CI runs as root: a skip there would hide the 507 path.
+        assert!(
+            std::env::var("CI").map_or(true, |v| v.is_empty() || v == "false"),
+            "CI is set and the full-disk test cannot run: {why}"
+        );
+        eprintln!("SKIPPED: {why}");
+        return;
+    };
+    let data = fs.0.path().join("repo");
+    common::init(&data);
+    let t = orca_vault::server::Tokens::open(&data)
+        .unwrap()
+        .create("ORCL", Scope::Backup)
+        .unwrap();
+    let url = orca_vault::server::spawn_local_limited(&data, None, Limits::default()).unwrap();
+    let absent = |ids: &[[u8; 32]]| {
+        let a = common::raw(
+            &url,
+            "POST",
+            "/api/v1/chunks/missing",
+            Some(&t),
+            &ids_body(ids),
+        );
+        assert_eq!(a.status, 200, "{a:?}");
+        a.json()["ids"].as_array().unwrap().len()
+    };
+    // Batches of two 1 MiB chunks until the 8 MiB disk is full.
+    let (mut stored, mut refused) = (Vec::new(), None);
+    for b in 0..16u8 {
+        let ids: Vec<[u8; 32]> = (0..2u8)
+            .map(|i| {
+                let mut id = [b; 32];
+                id[0] = i;
+                id
+            })
+            .collect();
+        let mut batch = Vec::new();
+        for id in &ids {
+            frame(&mut batch, *id, 1 << 20, &full_payload(1 << 20, b ^ id[0]));
+        }
+        let a = common::raw(&url, "PUT", "/api/v1/chunks", Some(&t), &batch);
+        if a.status == 204 {
+            stored.extend(ids);
+            continue;
+        }
+        refused = Some((a, ids));
+        break;
+    }
+    let (a, ids) = refused.expect("an 8 MiB disk took 32 MiB of chunks");
+    assert!(!stored.is_empty(), "the disk was full from the start");
+    assert_eq!(a.status, 507, "{a:?}");
+    let error = a.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("the repository's disk is full (") && error.contains(" bytes free at "),
+        "{error}"
+    );
+    eprintln!("{} MiB acknowledged, then: {error}", stored.len());
+    assert_eq!(absent(&ids), ids.len(), "the refused batch left chunks");
+    assert_eq!(
+        absent(&stored),
+        0,
+        "chunks acknowledged before the disk filled were lost"
+    );
+}
