@@ -224,8 +224,9 @@ const CALLERS: [(char, Option<&str>); 3] = [
 /// A store with an admin token, serving mount `m` with one recovery point and one restore of
 /// it, made afresh for each route.
 struct Served {
-    _dir: tempfile::TempDir,
+    // Before the directory: its tasks stop before the directory goes.
     _rt: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
     url: String,
     snap: String,
     jobid: u64,
@@ -256,8 +257,8 @@ impl Served {
             (url, snap, jobid)
         });
         Served {
-            _dir: dir,
             _rt: rt,
+            _dir: dir,
             url,
             snap,
             jobid,
