@@ -324,6 +324,16 @@ fn every_route_answers_each_caller_as_the_policy_says() {
         documented, policy,
         "every route of the OpenAPI document has its line in POLICY, and only those"
     );
+    // The negative control of "changed nothing": what an allowed admin write changes is seen.
+    for (method, path, body) in [
+        ("POST", "/orca/v1/admin/mounts", &br#"{"name": "n"}"#[..]),
+        ("POST", "/orca/v1/admin/store/decommission", b""),
+    ] {
+        let before = s.state();
+        let a = s.send(method, path, Some(ADMIN_TOKEN), body);
+        assert_eq!(a.status, 200, "{a:?}");
+        assert_ne!(s.state(), before, "{method} {path} changed nothing seen");
+    }
     drop(s);
 
     let mut table = String::new();

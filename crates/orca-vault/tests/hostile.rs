@@ -568,6 +568,23 @@ fn every_route_answers_each_scope_and_database_as_the_policy_says() {
         "every route of the OpenAPI document has its line in POLICY, and only those"
     );
 
+    // The negative control of "changed nothing": what an allowed write changes is seen.
+    let f = Fixture::new();
+    for (method, path) in [
+        ("PUT", "/api/v1/chunks"),
+        ("DELETE", "/api/v1/pieces"),
+        ("PATCH", "/api/v1/jobs/{id}"),
+        ("PUT", "/api/v1/agents/{database}"),
+        ("DELETE", "/api/v1/sessions/{id}"),
+    ] {
+        let before = f.state();
+        let (target, body) = matrix_request(&f, method, path);
+        let a = f.v.raw(method, &target, f.tokens[2].as_deref(), &body);
+        assert!(a.status < 300, "{method} {target}: {a:?}");
+        assert_ne!(f.state(), before, "{method} {path} changed nothing seen");
+    }
+    drop(f);
+
     let mut table = String::new();
     for (method, path) in &routes {
         let key = format!("{method} {path}");
