@@ -39,6 +39,11 @@ struct Db {
 
 impl Db {
     fn new(root: &Path, vault: &VaultServer, name: &str) -> Db {
+        Db::sized(root, vault, name, datafile_mb())
+    }
+
+    /// Four datafiles of `mb` MiB.
+    fn sized(root: &Path, vault: &VaultServer, name: &str, mb: u32) -> Db {
         let work = root.join(name.to_lowercase());
         std::fs::create_dir_all(&work).unwrap();
         let sim = SimDb::create(
@@ -46,7 +51,7 @@ impl Db {
             &work,
             &DbSpec {
                 name: name.into(),
-                size_mb: datafile_mb(),
+                size_mb: mb,
                 // Each database its own DBID and contents.
                 seed: Some(name.len() as u64),
                 ..DbSpec::default()
@@ -721,4 +726,129 @@ fn postgresql_restarted_mid_backup_leaves_no_dangling_reference() {
     }
     verify_deep(&two.a.data);
     db.lose_restore_verify(&two.b);
+}
+
+/// xorshift64*: the moments of the kill test, the same again from the seed it prints.
+struct Rng(u64);
+
+impl Rng {
+    /// A seed from `ORCA_KILL_SEED`, else from the clock.
+    fn seeded() -> (Rng, u64) {
+        let seed = std::env::var("ORCA_KILL_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .subsec_nanos()
+                    .into()
+            });
+        (Rng(seed | 1), seed)
+    }
+
+    /// Uniform enough in `0..n` milliseconds.
+    fn millis(&mut self, n: u64) -> Duration {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        Duration::from_millis(self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1))
+    }
+}
+
+/// What the SBT library's client waits through before a channel fails: its backoffs
+/// (0.2 + 0.4 + 0.8 + 1.6 s between five attempts).
+const RETRY_WINDOW: Duration = Duration::from_millis(3000);
+
+/// kill -9 of the vault, and a restart after `down` (its start waits until it answers):
+/// how long the vault did not answer.
+fn bounce(vault: &mut VaultServer, down: Duration) -> Duration {
+    let killed = Instant::now();
+    vault.kill();
+    std::thread::sleep(down);
+    vault.start();
+    killed.elapsed()
+}
+
+#[test]
+fn a_vault_killed_at_20_random_moments_of_backups_and_restarted_within_a_second_loses_nothing() {
+    let (mut rng, seed) = Rng::seeded();
+    eprintln!("kill moments from seed {seed} (ORCA_KILL_SEED={seed} draws them again)");
+    let dir = tempfile::tempdir().unwrap();
+    let mut vault = VaultServer::init(&orca(), dir.path());
+    let db = Db::sized(dir.path(), &vault, "ORCL", 8);
+    // An undisturbed backup: how long one takes, so that the kills land inside the next ones.
+    let started = Instant::now();
+    db.backup(&vault);
+    let one = started.elapsed();
+    // One kill per backup, at a random moment of it: the client retries each request through
+    // one restart; kills closer together than its retry window would be an outage.
+    let (mut kills, mut backups, mut longest) = (0, 0, Duration::ZERO);
+    while kills < 20 {
+        db.change("5", backups + 1);
+        let mut rman = db.spawn_rman(&db.backup_script(&vault));
+        // Backups after a small change take less than the first.
+        let at = rng.millis(u64::try_from(one.as_millis() * 3 / 4).unwrap());
+        std::thread::sleep(at);
+        let killed = rman.try_wait().unwrap().is_none();
+        if killed {
+            let down = bounce(&mut vault, rng.millis(400));
+            // Within a second on an idle machine; a loaded one may start the vault slower.
+            assert!(
+                down < RETRY_WINDOW / 2,
+                "the vault took {down:?} to restart"
+            );
+            longest = longest.max(down);
+            kills += 1;
+        }
+        let (ok, out) = finish(&mut rman);
+        assert!(
+            ok,
+            "backup {} failed, the vault killed {at:?} into it (seed {seed}): {out}",
+            backups + 1
+        );
+        backups += 1;
+    }
+    eprintln!(
+        "{kills} kills in {backups} backups (one undisturbed backup takes {one:?}), each \
+         restarted within {longest:?}; every backup completed without a re-run, in {:?}",
+        started.elapsed()
+    );
+    run_ok(
+        orca()
+            .cmd()
+            .args(["vault", "verify", "--data"])
+            .arg(&vault.data),
+    );
+    verify_deep(&vault.data);
+    db.lose_restore_verify(&vault);
+}
+
+/// The negative control of the test above: a vault down for longer than the client's retry
+/// window fails the backup, cleanly: what was committed before reads back whole.
+#[test]
+fn a_vault_down_past_the_clients_retry_window_fails_the_backup_and_commits_nothing_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vault = VaultServer::init(&orca(), dir.path());
+    let db = Db::sized(dir.path(), &vault, "ORCL", 8);
+    let mut rman = db.spawn_rman(&db.backup_script(&vault));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while vault.metric("orca_vault_commits_total") < 1.0 {
+        assert!(Instant::now() < deadline, "no piece committed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let down = bounce(&mut vault, RETRY_WINDOW + Duration::from_secs(2));
+    let (ok, out) = finish(&mut rman);
+    assert!(!ok, "the backup outlived a vault down for {down:?}: {out}");
+    assert!(
+        out.contains("ORA-19511") && out.contains(&vault.url()),
+        "{out}"
+    );
+    run_ok(
+        orca()
+            .cmd()
+            .args(["vault", "verify", "--data"])
+            .arg(&vault.data),
+    );
+    verify_deep(&vault.data);
 }

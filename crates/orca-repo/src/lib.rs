@@ -133,6 +133,26 @@ pub use id::ChunkId;
 // TLS clients (the shared index, the vault client)
 pub use trust::{read_secret_file, system_ca_roots};
 
+/// What the fuzz targets (fuzz/) feed arbitrary bytes to.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz {
+    /// A pack as read back from storage: the whole-pack scan of verify and rebuild, and its
+    /// footer and trailer as a reader parses them.
+    pub fn pack(data: &[u8]) {
+        let _ = crate::pack::scan(data, "fuzz");
+        let len = data.len();
+        if let Some(footer) = data.get(len.saturating_sub(crate::pack::FOOTER_LEN)..)
+            && let Ok(off) = crate::pack::parse_footer(footer, len as u64, "fuzz")
+            && let Some(trailer) = usize::try_from(off)
+                .ok()
+                .and_then(|o| data.get(o..len - crate::pack::FOOTER_LEN))
+        {
+            let _ = crate::pack::parse_trailer(trailer, off, "fuzz");
+        }
+    }
+}
+
 mod aead;
 mod backend;
 mod chunker;

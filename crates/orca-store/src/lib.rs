@@ -81,6 +81,18 @@ pub use state::{
     RmanLog, STATE_VERSION, State, StoreStatus,
 };
 
+/// What the fuzz target (fuzz/) feeds arbitrary bytes to: the multipart parser of
+/// `uploadlog`, with the first line of `data` as the Content-Type and the rest as the body.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn fuzz_multipart(data: &[u8]) {
+    let (ct, body) = match data.iter().position(|&b| b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    let _ = multipart::parse(&String::from_utf8_lossy(ct), body);
+}
+
 // The REST surface.
 pub use code::{ApiError, Code};
 /// What the store allows each client (timeouts, connections): the vault's serving, shared.

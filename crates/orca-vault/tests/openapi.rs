@@ -9,6 +9,14 @@ use common::Vault;
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
 
+/// The routes that write the repository's disk: a full one answers 507, and they say so.
+const WRITES_REPOSITORY: [&str; 4] = [
+    "PUT /api/v1/chunks",
+    "POST /api/v1/flush",
+    "POST /api/v1/pieces",
+    "DELETE /api/v1/pieces",
+];
+
 #[test]
 fn the_document_describes_every_route_the_vault_serves() {
     let v = Vault::start();
@@ -62,6 +70,18 @@ fn the_document_describes_every_route_the_vault_serves() {
                 assert_eq!(ans.status, 200, "{method} {path}: {ans:?}");
             }
             assert!(op["responses"]["4XX"]["content"]["application/json"].is_object());
+            let full = &op["responses"]["507"];
+            if WRITES_REPOSITORY.contains(&format!("{method} {path}").as_str()) {
+                assert!(
+                    full["description"]
+                        .as_str()
+                        .is_some_and(|d| d.starts_with("the repository's disk is full"))
+                        && full["content"]["application/json"].is_object(),
+                    "{method} {path} does not document 507: {op}"
+                );
+            } else {
+                assert!(full.is_null(), "{method} {path} writes nothing: {op}");
+            }
         }
     }
     let expected: BTreeSet<String> = [

@@ -667,6 +667,17 @@ fn add_conventions(doc: &mut utoipa::openapi::OpenApi) {
                 );
             }
             let r = &mut op.responses.responses;
+            if writes_repository(method, path) {
+                r.insert(
+                    "507".into(),
+                    error(
+                        "the repository's disk is full (N bytes free at PATH, in the message): \
+                         nothing of the request was stored and what was committed is intact; \
+                         retry once space is freed",
+                    )
+                    .into(),
+                );
+            }
             if secured {
                 op.security = Some(vec![SecurityRequirement::new(
                     "bearer",
@@ -691,6 +702,16 @@ fn add_conventions(doc: &mut utoipa::openapi::OpenApi) {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+}
+
+/// Whether the operation writes the repository's packs or catalog, so a full disk refuses
+/// it with 507 ([`RepoError::DiskFull`]) rather than a 5xx clients retry at once.
+fn writes_repository(method: &str, path: &str) -> bool {
+    let route = path.strip_prefix(wire::API).unwrap_or(path);
+    matches!(
+        (method, route),
+        ("PUT", "/chunks") | ("POST", "/flush") | ("POST" | "DELETE", "/pieces")
+    )
 }
 
 /// What bounds the work of a request, as its operation's description says it: the same
