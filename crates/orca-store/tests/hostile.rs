@@ -210,6 +210,7 @@ const POLICY: &[(&str, &str)] = &[
         "POST /orca/v1/admin/mounts/{mount}/recovery-points/{snap}/restore",
         "A",
     ),
+    ("POST /orca/v1/admin/mounts/{mount}/restore", "A"),
     ("GET /orca/v1/admin/restores/{jobid}", "A"),
     ("GET /orca/v1/admin/uploads", "A"),
 ];
@@ -353,6 +354,9 @@ fn every_route_answers_each_caller_as_the_policy_says() {
             .into_bytes(),
             ("POST", "mounts") => br#"{"name": "n"}"#.to_vec(),
             ("PUT", "retention") => br#"{"daily": 3, "weekly": 0, "monthly": 0, "yearly": 0}"#.to_vec(),
+            ("POST", "restore") if path.ends_with("{mount}/restore") => {
+                br#"{"until_time": "2099-01-01 00:00:00"}"#.to_vec()
+            }
             _ => vec![],
         };
         let mut row = format!("{key:<68}");
