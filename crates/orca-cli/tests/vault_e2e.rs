@@ -143,6 +143,12 @@ fn verify_deep(data: &Path) {
     assert!(check["deep"].as_bool().unwrap());
 }
 
+/// `orca vault verify` (what the vault checks without the key) and [`verify_deep`] clean.
+fn verify_both(data: &Path) {
+    run_ok(orca().cmd().args(["vault", "verify", "--data"]).arg(data));
+    verify_deep(data);
+}
+
 /// `orca vault gc --grace 0s --json` on `data`; it may only be refused because another runs.
 fn vault_gc(data: &Path) -> std::process::Output {
     let out = orca()
@@ -814,13 +820,7 @@ fn a_vault_killed_at_20_random_moments_of_backups_and_restarted_within_a_second_
          restarted within {longest:?}; every backup completed without a re-run, in {:?}",
         started.elapsed()
     );
-    run_ok(
-        orca()
-            .cmd()
-            .args(["vault", "verify", "--data"])
-            .arg(&vault.data),
-    );
-    verify_deep(&vault.data);
+    verify_both(&vault.data);
     db.lose_restore_verify(&vault);
 }
 
@@ -844,11 +844,5 @@ fn a_vault_down_past_the_clients_retry_window_fails_the_backup_and_commits_nothi
         out.contains("ORA-19511") && out.contains(&vault.url()),
         "{out}"
     );
-    run_ok(
-        orca()
-            .cmd()
-            .args(["vault", "verify", "--data"])
-            .arg(&vault.data),
-    );
-    verify_deep(&vault.data);
+    verify_both(&vault.data);
 }

@@ -309,22 +309,7 @@ fn every_route_answers_each_caller_as_the_policy_says() {
     let s = Served::new();
     let doc: serde_json::Value =
         serde_json::from_str(&s.send("GET", "/orca/v1/openapi.json", None, b"").body).unwrap();
-    let mut routes = Vec::new();
-    for (path, item) in doc["paths"].as_object().unwrap() {
-        for method in ["get", "put", "post", "delete", "patch"] {
-            if item[method].is_object() {
-                routes.push((method.to_ascii_uppercase(), path.clone()));
-            }
-        }
-    }
-    let documented: std::collections::BTreeSet<String> =
-        routes.iter().map(|(m, p)| format!("{m} {p}")).collect();
-    let policy: std::collections::BTreeSet<String> =
-        POLICY.iter().map(|(r, _)| r.to_string()).collect();
-    assert_eq!(
-        documented, policy,
-        "every route of the OpenAPI document has its line in POLICY, and only those"
-    );
+    let routes = orca_testing::http::routes_of(&doc, POLICY);
     // The negative control of "changed nothing": what an allowed admin write changes is seen.
     for (method, path, body) in [
         ("POST", "/orca/v1/admin/mounts", &br#"{"name": "n"}"#[..]),

@@ -105,3 +105,26 @@ pub fn closed_within(mut s: TcpStream, within: std::time::Duration) -> Option<St
         Err(_) => None,
     }
 }
+
+/// Every operation of an OpenAPI document, as `METHOD /path`, asserted to be exactly the
+/// routes a test's policy table names: a route added without its line in the table fails
+/// the auth matrix instead of escaping it.
+pub fn routes_of(doc: &serde_json::Value, policy: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut routes = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("an OpenAPI document") {
+        for method in ["get", "put", "post", "delete", "patch"] {
+            if item[method].is_object() {
+                routes.push((method.to_ascii_uppercase(), path.clone()));
+            }
+        }
+    }
+    let documented: std::collections::BTreeSet<String> =
+        routes.iter().map(|(m, p)| format!("{m} {p}")).collect();
+    let named: std::collections::BTreeSet<String> =
+        policy.iter().map(|(r, _)| r.to_string()).collect();
+    assert_eq!(
+        documented, named,
+        "every route of the OpenAPI document has its line in POLICY, and only those"
+    );
+    routes
+}

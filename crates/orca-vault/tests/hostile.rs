@@ -551,22 +551,7 @@ fn matrix_request(f: &Fixture, method: &str, path: &str) -> (String, Vec<u8>) {
 fn every_route_answers_each_scope_and_database_as_the_policy_says() {
     let doc: serde_json::Value =
         serde_json::from_str(&orca_vault::server::openapi().to_json().unwrap()).unwrap();
-    let mut routes = Vec::new();
-    for (path, item) in doc["paths"].as_object().unwrap() {
-        for method in ["get", "put", "post", "delete", "patch"] {
-            if item[method].is_object() {
-                routes.push((method.to_ascii_uppercase(), path.clone()));
-            }
-        }
-    }
-    let documented: std::collections::BTreeSet<String> =
-        routes.iter().map(|(m, p)| format!("{m} {p}")).collect();
-    let policy: std::collections::BTreeSet<String> =
-        POLICY.iter().map(|(r, _)| r.to_string()).collect();
-    assert_eq!(
-        documented, policy,
-        "every route of the OpenAPI document has its line in POLICY, and only those"
-    );
+    let routes = orca_testing::http::routes_of(&doc, POLICY);
 
     // The negative control of "changed nothing": what an allowed write changes is seen.
     let f = Fixture::new();

@@ -54,26 +54,19 @@ impl Vault {
     /// A vault over a repository that `prepare` fills before the vault serves it (what an
     /// earlier build left, say).
     pub fn start_prepared(prepare: impl FnOnce(&Path)) -> Vault {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("repo");
-        init(&data);
-        prepare(&data);
-        let tokens = Tokens::open(&data).unwrap();
-        let url = spawn_local_limited(&data, None, Limits::default()).unwrap();
-        Vault {
-            _dir: dir,
-            data,
-            url,
-            tokens,
-            rt: tokio::runtime::Runtime::new().unwrap(),
-        }
+        Vault::start_full(None, Limits::default(), prepare)
     }
 
     /// A vault that allows each client only `limits`.
     pub fn start_limited(tls: Option<TlsFiles>, limits: Limits) -> Vault {
+        Vault::start_full(tls, limits, |_| {})
+    }
+
+    fn start_full(tls: Option<TlsFiles>, limits: Limits, prepare: impl FnOnce(&Path)) -> Vault {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("repo");
         init(&data);
+        prepare(&data);
         let tokens = Tokens::open(&data).unwrap();
         let url = spawn_local_limited(&data, tls, limits).unwrap();
         Vault {
