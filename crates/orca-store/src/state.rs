@@ -204,8 +204,9 @@ pub struct Restore {
     /// recover them until `until_time`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logs_from: Option<String>,
-    /// The RMAN commands that bring the database back from these files.
-    #[serde(default)]
+    /// The RMAN commands that bring the database back from these files (absent from
+    /// restores made before the store said them).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub rman: String,
 }
 
