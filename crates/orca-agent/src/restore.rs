@@ -588,9 +588,7 @@ impl Restorer {
         out: &mut Outcome,
     ) -> Result<String, AgentError> {
         let (autobackup, dbid) = self.rebuild_needs(rp)?;
-        out.details.insert("mode".into(), "new-host".into());
-        out.details.insert("recovery_point".into(), rp.id.clone());
-        out.details.insert("until".into(), describe(until));
+        point_details(out, "new-host", rp, until);
         let start = match self.instance(&self.oracle).await? {
             Instance::Idle => "startup nomount;\n",
             Instance::Started => "",
@@ -631,11 +629,9 @@ impl Restorer {
         out: &mut Outcome,
     ) -> Result<String, AgentError> {
         let (autobackup, dbid) = self.rebuild_needs(rp)?;
-        out.details.insert("mode".into(), "new-location".into());
-        out.details.insert("recovery_point".into(), rp.id.clone());
+        point_details(out, "new-location", rp, until);
         out.details
             .insert("location".into(), dir.display().to_string());
-        out.details.insert("until".into(), describe(until));
         self.progress(job, 0, rp.stats.bytes).await;
         let oracle = self.prepare(dir)?;
         let script = format!(
@@ -735,6 +731,13 @@ impl Restorer {
             .map_err(AgentError::io(format!("cannot write {}", path.display())))?;
         Ok(self.located(&dir))
     }
+}
+
+/// The job details every restore from a whole recovery point records.
+fn point_details(out: &mut Outcome, mode: &str, rp: &RecoveryPoint, until: &Until) {
+    out.details.insert("mode".into(), mode.into());
+    out.details.insert("recovery_point".into(), rp.id.clone());
+    out.details.insert("until".into(), describe(until));
 }
 
 fn describe(u: &Until) -> String {

@@ -128,3 +128,16 @@ pub fn routes_of(doc: &serde_json::Value, policy: &[(&str, &str)]) -> Vec<(Strin
     );
     routes
 }
+
+/// Stalled requests are cut off within 5 s each: those that stopped in their body with a
+/// 408, those that stopped in their headers by the connection closing.
+pub fn cut_off(half_bodies: Vec<TcpStream>, half_headers: Vec<TcpStream>) {
+    let within = std::time::Duration::from_secs(5);
+    for s in half_bodies {
+        let said = closed_within(s, within).expect("a stalled body is cut off");
+        assert!(said.starts_with("HTTP/1.1 408"), "{said}");
+    }
+    for s in half_headers {
+        closed_within(s, within).expect("stalled headers are cut off");
+    }
+}
