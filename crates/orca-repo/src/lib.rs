@@ -98,13 +98,14 @@ pub use repository::{InitOptions, NewKey, Repository};
 pub use chunker::ChunkerSpec;
 pub use lineage::{Anchor, Lineage, LineageCache, LineageEntry};
 pub use manifest::{FileType, PieceMeta, WriteStats};
-pub use writer::{Committed, PieceWriter, WriteOptions};
+pub use writer::{Committed, MAX_LANE, PieceWriter, WriteOptions};
 
 // Reading a piece, and the formats it is read from.
 pub use aead::{Aead, Unauthentic};
 pub use codec::{Cipher, Codec, Opened};
 pub use manifest::{
-    ChunkRef, Manifest, ManifestHeader, VERSION as MANIFEST_VERSION, object_key as manifest_key,
+    ChunkRef, Demux, Manifest, ManifestHeader, VERSION as MANIFEST_VERSION,
+    object_key as manifest_key,
 };
 pub use reader::{PieceReader, ReadOptions};
 

@@ -24,10 +24,16 @@ use crate::keys::Keys;
 
 /// First bytes of an encoded manifest.
 pub const MAGIC: &[u8; 8] = b"ORCAMAN1";
-/// Newest manifest format this build writes and reads: 2 = the header names the dedup
-/// group's chunk-id key (`id_key`) and seals its secret (`group_secret`), so a build from
-/// before groups refuses the piece instead of failing every chunk's id check.
-pub const VERSION: u32 = 2;
+/// Newest manifest format this build reads: 3 = a demultiplexed piece ([`Demux`]), whose
+/// chunks are lanes to be woven back together, so a build from before lanes refuses it
+/// instead of restoring the lanes as if they were the piece.
+pub const VERSION: u32 = 3;
+/// The format of a demultiplexed piece (any chunk-id key).
+pub const VERSION_DEMUX: u32 = 3;
+/// The format of a piece whose header names the dedup group's chunk-id key (`id_key`) and
+/// seals its secret (`group_secret`), so a build from before groups refuses the piece
+/// instead of failing every chunk's id check.
+pub const VERSION_GROUP_IDS: u32 = 2;
 /// The format of a piece whose chunk ids are keyed by the repository key alone: written
 /// byte for byte as before groups.
 pub const VERSION_REPOSITORY_IDS: u32 = 1;
@@ -155,6 +161,30 @@ pub struct ManifestHeader {
     /// from its manifest alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_secret: Option<String>,
+    /// Present when the piece was stored demultiplexed (version 3): which lane each chunk
+    /// belongs to. The chunks then add up to [`Demux::stored`] bytes and the layout lane
+    /// says how they make the piece's `size` bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demux: Option<Demux>,
+}
+
+/// The lane table of a demultiplexed piece (docs/design.md, "Demultiplexed pieces").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Demux {
+    /// Bytes of all lanes: what the chunks add up to.
+    pub stored: u64,
+    /// The lane of each chunk in manifest order, run-length coded as (lane, chunks);
+    /// `None` is the layout lane.
+    pub runs: Vec<(Option<u32>, u32)>,
+}
+
+impl Demux {
+    /// The lane of each chunk, in manifest order.
+    pub fn chunk_lanes(&self) -> impl Iterator<Item = Option<u32>> + '_ {
+        self.runs
+            .iter()
+            .flat_map(|&(lane, n)| std::iter::repeat_n(lane, n as usize))
+    }
 }
 
 /// One chunk of a piece, in stream order.
@@ -291,8 +321,26 @@ impl Manifest {
             });
         }
         let total: u64 = chunks.iter().map(|c| u64::from(c.len)).sum();
-        if total != header.size {
-            return Err(bad("chunk lengths do not add up to the piece size"));
+        match &header.demux {
+            None if total != header.size => {
+                return Err(bad("chunk lengths do not add up to the piece size"));
+            }
+            None => {}
+            Some(_) if header.version < VERSION_DEMUX => {
+                return Err(bad("a lane table in a manifest older than version 3"));
+            }
+            Some(d) => {
+                if total != d.stored {
+                    return Err(bad("chunk lengths do not add up to the lanes' size"));
+                }
+                let counted = d
+                    .runs
+                    .iter()
+                    .try_fold(0u64, |n, &(_, k)| n.checked_add(u64::from(k)));
+                if counted != Some(count) {
+                    return Err(bad("the lane table does not name one lane per chunk"));
+                }
+            }
         }
         validate_name(&header.name).map_err(|e| bad(&e.to_string()))?;
         Ok(Manifest { header, chunks })
@@ -348,6 +396,7 @@ mod tests {
                 },
                 id_key: None,
                 group_secret: None,
+                demux: None,
             },
             chunks,
         }

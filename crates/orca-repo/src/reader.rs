@@ -3,7 +3,6 @@
 //! fingerprints on the rayon pool, and handed to the reader in order.
 
 use std::io::Read;
-use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -47,6 +46,140 @@ pub struct PieceReader {
     rx: mpsc::Receiver<Result<Bytes>>,
     current: Bytes,
     delivered: u64,
+    /// For a demultiplexed piece: its lanes, woven back together by the layout.
+    remux: Option<Box<Remux>>,
+}
+
+/// One lane of a demultiplexed piece, read ahead on its own.
+struct Lane {
+    rx: mpsc::Receiver<Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Lane {
+    /// Up to `out.len()` next bytes of the lane; 0 at its end.
+    fn take(&mut self, out: &mut [u8]) -> Result<usize> {
+        if self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(c)) => self.current = c,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let k = out.len().min(self.current.len());
+        out[..k].copy_from_slice(&self.current[..k]);
+        let _ = self.current.split_to(k);
+        Ok(k)
+    }
+}
+
+/// The layout operation being replayed.
+enum Replay {
+    Literal(u64),
+    Take(u32, u64),
+}
+
+/// Weaves a demultiplexed piece's lanes back into the piece.
+struct Remux {
+    layout: Lane,
+    lanes: std::collections::HashMap<u32, Lane>,
+    op: Option<Replay>,
+}
+
+/// What one lane's read-ahead holds at most, whatever the reader's options: a piece may
+/// have many lanes open at once.
+const LANE_GROUP_BYTES: u64 = 2 << 20;
+const LANE_QUEUE: usize = 2;
+
+impl Remux {
+    fn corrupt(name: &str, what: &str) -> RepoError {
+        RepoError::corrupt(name, format!("demultiplexed piece {name:?}: {what}"))
+    }
+
+    fn byte(&mut self) -> Result<Option<u8>> {
+        let mut b = [0u8; 1];
+        Ok((self.layout.take(&mut b)? == 1).then_some(b[0]))
+    }
+
+    fn varint(&mut self, name: &str) -> Result<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self
+                .byte()?
+                .ok_or_else(|| Self::corrupt(name, "the layout ends inside an operation"))?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(Self::corrupt(name, "a layout number is too long"))
+    }
+
+    /// The next operation; `None` at the end of the layout.
+    fn next_op(&mut self, name: &str) -> Result<Option<Replay>> {
+        match self.byte()? {
+            None => Ok(None),
+            Some(crate::writer::OP_LITERAL) => Ok(Some(Replay::Literal(self.varint(name)?))),
+            Some(crate::writer::OP_TAKE) => {
+                let lane = u32::try_from(self.varint(name)?)
+                    .map_err(|_| Self::corrupt(name, "a lane number out of range"))?;
+                Ok(Some(Replay::Take(lane, self.varint(name)?)))
+            }
+            Some(op) => Err(Self::corrupt(
+                name,
+                &format!("unknown layout operation {op}"),
+            )),
+        }
+    }
+
+    /// Fills `buf` with the piece's next bytes; fewer only at its end.
+    fn fill(&mut self, name: &str, buf: &mut [u8]) -> Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            let op = match self.op.take() {
+                Some(op) => op,
+                None => match self.next_op(name)? {
+                    Some(op) => op,
+                    None => break,
+                },
+            };
+            let (left, src) = match op {
+                Replay::Literal(left) => (left, None),
+                Replay::Take(lane, left) => (left, Some(lane)),
+            };
+            let want = usize::try_from(left)
+                .unwrap_or(usize::MAX)
+                .min(buf.len() - n);
+            let got = match src {
+                None => self.layout.take(&mut buf[n..n + want])?,
+                Some(lane) => self
+                    .lanes
+                    .get_mut(&lane)
+                    .ok_or_else(|| {
+                        Self::corrupt(
+                            name,
+                            &format!("the layout names lane {lane}, which has no chunks"),
+                        )
+                    })?
+                    .take(&mut buf[n..n + want])?,
+            };
+            if got == 0 && want > 0 {
+                return Err(Self::corrupt(
+                    name,
+                    "a lane ends before the layout is done with it",
+                ));
+            }
+            n += got;
+            let left = left - got as u64;
+            if left > 0 {
+                self.op = Some(match src {
+                    None => Replay::Literal(left),
+                    Some(lane) => Replay::Take(lane, left),
+                });
+            }
+        }
+        Ok(n)
+    }
 }
 
 impl std::fmt::Debug for PieceReader {
@@ -65,13 +198,84 @@ impl PieceReader {
     ) -> Self {
         let manifest = Arc::new(manifest);
         let (tx, rx) = mpsc::channel(64);
-        rt.spawn(prefetch(manifest.clone(), backend, codec, tx, opts.clone()));
+        let remux = match &manifest.header.demux {
+            None => {
+                let all = (0..manifest.chunks.len()).collect();
+                rt.spawn(prefetch(
+                    manifest.clone(),
+                    all,
+                    backend,
+                    codec,
+                    tx,
+                    opts.clone(),
+                ));
+                None
+            }
+            Some(d) => {
+                drop(tx);
+                let mut of_lane: std::collections::HashMap<Option<u32>, Vec<usize>> =
+                    Default::default();
+                for (i, lane) in d.chunk_lanes().enumerate() {
+                    of_lane.entry(lane).or_default().push(i);
+                }
+                let lane_opts = ReadOptions {
+                    group_bytes: opts.group_bytes.min(LANE_GROUP_BYTES),
+                    read_ahead: 1,
+                };
+                let open = |indices: Vec<usize>| {
+                    let (tx, rx) = mpsc::channel(LANE_QUEUE);
+                    rt.spawn(prefetch(
+                        manifest.clone(),
+                        indices,
+                        backend.clone(),
+                        codec.clone(),
+                        tx,
+                        lane_opts.clone(),
+                    ));
+                    Lane {
+                        rx,
+                        current: Bytes::new(),
+                    }
+                };
+                let layout = open(of_lane.remove(&None).unwrap_or_default());
+                let lanes = of_lane
+                    .into_iter()
+                    .filter_map(|(lane, indices)| lane.map(|l| (l, open(indices))))
+                    .collect();
+                Some(Box::new(Remux {
+                    layout,
+                    lanes,
+                    op: None,
+                }))
+            }
+        };
         PieceReader {
             manifest,
             rx,
             current: Bytes::new(),
             delivered: 0,
+            remux,
         }
+    }
+
+    /// The next bytes of a demultiplexed piece into `buf`; checks at the end that the
+    /// layout made the piece's size.
+    fn remux_fill(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let name = self.manifest.name().to_string();
+        let remux = self.remux.as_mut().expect("demultiplexed");
+        let n = remux.fill(&name, buf)?;
+        self.delivered += n as u64;
+        let size = self.manifest.header.size;
+        if self.delivered > size || (n < buf.len() && self.delivered != size) {
+            return Err(Remux::corrupt(
+                &name,
+                &format!(
+                    "the layout makes {} bytes of a piece of {size}",
+                    self.delivered
+                ),
+            ));
+        }
+        Ok(n)
     }
 
     /// The piece's manifest.
@@ -86,6 +290,13 @@ impl PieceReader {
 
     /// Next verified chunk, `None` at the end. Call from a blocking thread.
     pub fn next_chunk(&mut self) -> Result<Option<Bytes>> {
+        if self.remux.is_some() {
+            let left = self.manifest.header.size - self.delivered;
+            let mut buf = vec![0u8; usize::try_from(left.min(1 << 20)).unwrap_or(1 << 20)];
+            let n = self.remux_fill(&mut buf)?;
+            buf.truncate(n);
+            return Ok((n > 0).then(|| Bytes::from(buf)));
+        }
         if self.current.is_empty() && !self.receive()? {
             return Ok(None);
         }
@@ -97,6 +308,9 @@ impl PieceReader {
     /// Fills `buf` across chunk boundaries with slice copies; fewer bytes than `buf` holds
     /// only at the end of the piece (0 after it). Call from a blocking thread.
     pub fn fill(&mut self, buf: &mut [u8]) -> Result<usize> {
+        if self.remux.is_some() {
+            return self.remux_fill(buf);
+        }
         let mut n = 0;
         while n < buf.len() {
             if self.current.is_empty() && !self.receive()? {
@@ -134,6 +348,9 @@ impl Read for PieceReader {
         if buf.is_empty() {
             return Ok(0);
         }
+        if self.remux.is_some() {
+            return self.remux_fill(buf).map_err(std::io::Error::other);
+        }
         if self.current.is_empty() && !self.receive().map_err(std::io::Error::other)? {
             return Ok(0);
         }
@@ -145,32 +362,34 @@ impl Read for PieceReader {
     }
 }
 
-fn groups(m: &Manifest, group_bytes: u64) -> Vec<Range<usize>> {
+/// The chunks at `indices`, in requests of about `group_bytes`.
+fn groups(m: &Manifest, indices: Vec<usize>, group_bytes: u64) -> Vec<Vec<usize>> {
     let mut out = Vec::new();
-    let mut start = 0;
+    let mut group = Vec::new();
     let mut acc = 0u64;
-    for (i, c) in m.chunks.iter().enumerate() {
-        acc += c.len as u64;
+    for i in indices {
+        acc += m.chunks[i].len as u64;
+        group.push(i);
         if acc >= group_bytes {
-            out.push(start..i + 1);
-            start = i + 1;
+            out.push(std::mem::take(&mut group));
             acc = 0;
         }
     }
-    if start < m.chunks.len() {
-        out.push(start..m.chunks.len());
+    if !group.is_empty() {
+        out.push(group);
     }
     out
 }
 
 async fn prefetch(
     manifest: Arc<Manifest>,
+    indices: Vec<usize>,
     backend: Arc<dyn Backend>,
     codec: Arc<Codec>,
     tx: mpsc::Sender<Result<Bytes>>,
     opts: ReadOptions,
 ) {
-    let fetches = futures::stream::iter(groups(&manifest, opts.group_bytes))
+    let fetches = futures::stream::iter(groups(&manifest, indices, opts.group_bytes))
         .map(|range| fetch_group(manifest.clone(), backend.clone(), codec.clone(), range))
         .buffered(opts.read_ahead.max(1));
     futures::pin_mut!(fetches);
@@ -195,17 +414,16 @@ async fn fetch_group(
     manifest: Arc<Manifest>,
     backend: Arc<dyn Backend>,
     codec: Arc<Codec>,
-    range: Range<usize>,
+    range: Vec<usize>,
 ) -> Result<Vec<Bytes>> {
     let name = manifest.name().to_string();
-    let first = range.start;
-    let range_start = first as u64;
-    let ids: Vec<_> = manifest.chunks[range.clone()]
-        .iter()
-        .map(|c| c.id)
-        .collect();
-    let position =
-        |id: &ChunkId| range.start as u64 + ids.iter().position(|x| x == id).unwrap_or(0) as u64;
+    let range_start = range[0] as u64;
+    let ids: Vec<_> = range.iter().map(|&i| manifest.chunks[i].id).collect();
+    let position = |id: &ChunkId| {
+        ids.iter()
+            .position(|x| x == id)
+            .map_or(range_start, |k| range[k] as u64)
+    };
     let payloads = backend.get_chunks(&ids).await.map_err(|e| match &e {
         RepoError::CorruptChunk { id, .. } => {
             let pos = position(id);
@@ -220,10 +438,9 @@ async fn fetch_group(
         name.clone(),
         location.clone(),
     );
+    let r2 = range.clone();
     let opened: Vec<Opened> = tokio::task::spawn_blocking(move || {
-        range
-            .clone()
-            .into_par_iter()
+        r2.into_par_iter()
             .zip(payloads.into_par_iter())
             .map(|(i, p)| {
                 let c = &m2.chunks[i];
@@ -261,7 +478,7 @@ async fn fetch_group(
                     Opened::Delta { .. } => base_iter.next().map(|(id, p)| (*id, p)),
                     Opened::Full(_) => None,
                 };
-                (first + k, o, b)
+                (range[k], o, b)
             })
             .collect();
         work.into_par_iter()

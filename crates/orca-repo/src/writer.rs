@@ -69,6 +69,8 @@ pub struct Committed {
     pub manifest: Manifest,
     /// What to remember for the next backup of the same source ([`crate::LineageCache::store`]).
     pub lineage: Lineage,
+    /// For a demultiplexed piece, the same per lane, positions being offsets in the lane.
+    pub lanes: std::collections::BTreeMap<u32, Lineage>,
 }
 
 /// What the pipeline produced for one chunk.
@@ -196,6 +198,86 @@ pub struct PieceWriter {
     /// without sessions (then no lineage is trusted).
     session: Option<Session>,
     session_tried: bool,
+    /// Set once the piece is written lane by lane ([`PieceWriter::write_lane`]).
+    lanes: Option<Box<Lanes>>,
+}
+
+/// The highest lane number a caller may use: a chunk's lineage position is its lane's
+/// number above [`LANE_SHIFT`] bits of offset in the lane.
+pub const MAX_LANE: u32 = (1 << 23) - 1;
+const LANE_SHIFT: u32 = 40;
+/// The layout lane's slot, beyond every data lane's.
+const LAYOUT_SLOT: u64 = MAX_LANE as u64 + 2;
+/// Literal bytes gathered before their layout operation is written.
+const LITERAL_MAX: usize = 64 << 10;
+/// Layout operations (docs/design.md, "Demultiplexed pieces").
+pub(crate) const OP_LITERAL: u8 = 1;
+pub(crate) const OP_TAKE: u8 = 2;
+
+fn lane_position(lane: u32, offset: u64) -> u64 {
+    ((u64::from(lane) + 1) << LANE_SHIFT) | offset
+}
+
+/// The bytes of one lane not yet cut into a chunk, and the lane's length before them.
+#[derive(Default)]
+struct LaneBuf {
+    buf: Vec<u8>,
+    done: u64,
+}
+
+/// The layout operation being gathered.
+enum Op {
+    None,
+    Literal(Vec<u8>),
+    Take(u32, u64),
+}
+
+/// A piece written demultiplexed: data lanes, the layout lane, and the lane of each chunk.
+struct Lanes {
+    data: std::collections::BTreeMap<u32, LaneBuf>,
+    layout: LaneBuf,
+    op: Op,
+    runs: Vec<(Option<u32>, u32)>,
+    stored: u64,
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let low = (v & 0x7f).to_le_bytes()[0];
+        v >>= 7;
+        if v == 0 {
+            out.push(low);
+            return;
+        }
+        out.push(low | 0x80);
+    }
+}
+
+impl Lanes {
+    /// Writes the gathered operation to the layout lane.
+    fn flush_op(&mut self) {
+        let layout = &mut self.layout.buf;
+        match std::mem::replace(&mut self.op, Op::None) {
+            Op::None => {}
+            Op::Literal(bytes) => {
+                layout.push(OP_LITERAL);
+                put_varint(layout, bytes.len() as u64);
+                layout.extend_from_slice(&bytes);
+            }
+            Op::Take(lane, n) => {
+                layout.push(OP_TAKE);
+                put_varint(layout, u64::from(lane));
+                put_varint(layout, n);
+            }
+        }
+    }
+
+    fn note(&mut self, lane: Option<u32>) {
+        match self.runs.last_mut() {
+            Some((l, n)) if *l == lane && *n < u32::MAX => *n += 1,
+            _ => self.runs.push((lane, 1)),
+        }
+    }
 }
 
 impl std::fmt::Debug for PieceWriter {
@@ -252,6 +334,7 @@ impl PieceWriter {
             started: Instant::now(),
             session: None,
             session_tried: false,
+            lanes: None,
         })
     }
 
@@ -325,28 +408,222 @@ impl PieceWriter {
     /// when it is not, it is ignored and this piece is probed chunk by chunk.
     /// Returns whether the lineage is used.
     pub fn set_lineage(&mut self, lineage: Lineage) -> bool {
-        if lineage.is_empty() {
-            return false;
-        }
-        let trusted = match &self.session {
-            None if !self.session_tried => self.begin_session(Some(lineage.since)),
-            None => false,
-            Some(s) => {
-                let id = s.grant.id;
-                let backend = self.ctx.backend.clone();
-                self.rt
-                    .block_on(backend.adopt_lineage(id, lineage.since))
-                    .unwrap_or(false)
-            }
-        };
-        if !trusted {
-            tracing::info!(piece = %self.name, "fingerprint cache entry predates a garbage collection; probing instead");
+        if lineage.is_empty() || !self.trust(lineage.since) {
             return false;
         }
         let ids = lineage.known();
         *self.ctx.lineage.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(Arc::new(Known { lineage, ids }));
         true
+    }
+
+    /// [`Self::set_lineage`] for one lane of a demultiplexed piece
+    /// ([`Self::write_lane`]): the lane's own lineage, its positions being offsets in the
+    /// lane. Lanes' lineages add up; returns whether this one is used.
+    pub fn set_lane_lineage(&mut self, lane: u32, lineage: Lineage) -> bool {
+        if lane > MAX_LANE || lineage.is_empty() || !self.trust(lineage.since) {
+            return false;
+        }
+        let mut slot = self.ctx.lineage.lock().unwrap_or_else(|p| p.into_inner());
+        let mut merged = slot.as_ref().map(|k| k.lineage.clone()).unwrap_or_default();
+        merged.since = if merged.is_empty() {
+            lineage.since
+        } else {
+            merged.since.min(lineage.since)
+        };
+        for (off, e) in lineage.entries {
+            merged.entries.insert(lane_position(lane, off), e);
+        }
+        let ids = merged.known();
+        *slot = Some(Arc::new(Known {
+            lineage: merged,
+            ids,
+        }));
+        true
+    }
+
+    /// Whether the store vouches for a lineage recorded at `since`.
+    fn trust(&mut self, since: i64) -> bool {
+        let trusted = match &self.session {
+            None if !self.session_tried => self.begin_session(Some(since)),
+            None => false,
+            Some(s) => {
+                let id = s.grant.id;
+                let backend = self.ctx.backend.clone();
+                self.rt
+                    .block_on(backend.adopt_lineage(id, since))
+                    .unwrap_or(false)
+            }
+        };
+        if !trusted {
+            tracing::info!(piece = %self.name, "fingerprint cache entry predates a garbage collection; probing instead");
+        }
+        trusted
+    }
+
+    /// The lanes of a demultiplexed piece, started on the first lane or literal write.
+    fn lanes(&mut self) -> Result<&mut Lanes> {
+        if self.lanes.is_none() {
+            if self.size > 0 {
+                return Err(RepoError::InvalidArgument(format!(
+                    "piece {:?}: lanes must be written from the start of the piece",
+                    self.name
+                )));
+            }
+            if !matches!(self.spec, ChunkerSpec::Fixed { .. }) {
+                return Err(RepoError::InvalidArgument(format!(
+                    "piece {:?}: a demultiplexed piece needs fixed-size chunks",
+                    self.name
+                )));
+            }
+            self.in_place = None;
+            self.lanes = Some(Box::new(Lanes {
+                data: Default::default(),
+                layout: LaneBuf::default(),
+                op: Op::None,
+                runs: Vec::new(),
+                stored: 0,
+            }));
+        }
+        Ok(self.lanes.as_mut().expect("set above"))
+    }
+
+    fn chunk_size(&self) -> usize {
+        match self.spec {
+            ChunkerSpec::Fixed { size } => size as usize,
+            _ => self.chunker.max_chunk(),
+        }
+    }
+
+    /// Append the next `data` of the piece, taken from lane `lane` (≤ [`MAX_LANE`]): the
+    /// piece is then stored demultiplexed, each lane cut into chunks of its own, so bytes
+    /// that recur in a lane (a datafile's blocks) make the same chunks however the piece
+    /// interleaves its lanes. Do not mix with [`Self::write`].
+    pub fn write_lane(&mut self, lane: u32, data: &[u8]) -> Result<()> {
+        if lane > MAX_LANE {
+            return Err(RepoError::InvalidArgument(format!(
+                "lane {lane} is beyond the highest, {MAX_LANE}"
+            )));
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let size = self.chunk_size();
+        let pools = self.ctx.pools.clone();
+        let l = self.lanes()?;
+        match &mut l.op {
+            Op::Take(t, n) if *t == lane => *n += data.len() as u64,
+            _ => {
+                l.flush_op();
+                l.op = Op::Take(lane, data.len() as u64);
+            }
+        }
+        self.size += data.len() as u64;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let l = self.lanes.as_mut().expect("started");
+            let b = l.data.entry(lane).or_default();
+            if b.buf.capacity() < size {
+                b.buf = pools.chunks.take(size);
+                b.buf.clear();
+            }
+            let n = (size - b.buf.len()).min(rest.len());
+            b.buf.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if b.buf.len() == size {
+                self.cut_lane(Some(lane))?;
+            }
+        }
+        self.cut_layout(false)
+    }
+
+    /// Append `data` to the piece as it is, kept in the layout lane (the bytes between
+    /// lanes' runs: headers, padding). Starts a demultiplexed piece like [`Self::write_lane`].
+    pub fn write_literal(&mut self, data: &[u8]) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let l = self.lanes()?;
+        let mut rest = data;
+        while !rest.is_empty() {
+            if !matches!(l.op, Op::Literal(_)) {
+                l.flush_op();
+                l.op = Op::Literal(Vec::new());
+            }
+            let Op::Literal(bytes) = &mut l.op else {
+                unreachable!()
+            };
+            let n = (LITERAL_MAX - bytes.len()).min(rest.len());
+            bytes.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if bytes.len() == LITERAL_MAX {
+                l.flush_op();
+            }
+        }
+        self.size += data.len() as u64;
+        self.cut_layout(false)
+    }
+
+    /// Cut the layout lane's full chunks (all of it at the end).
+    fn cut_layout(&mut self, end: bool) -> Result<()> {
+        let size = self.chunk_size();
+        loop {
+            let l = self.lanes.as_mut().expect("started");
+            let have = l.layout.buf.len();
+            if have == 0 || (have < size && !end) {
+                return Ok(());
+            }
+            let n = have.min(size);
+            let mut chunk = self.ctx.pools.chunks.take(size);
+            chunk.clear();
+            chunk.extend_from_slice(&l.layout.buf[..n]);
+            l.layout.buf.drain(..n);
+            let pos = (LAYOUT_SLOT << LANE_SHIFT) | l.layout.done;
+            l.layout.done += n as u64;
+            l.stored += n as u64;
+            l.note(None);
+            let data = self.ctx.pools.chunks.bytes(chunk);
+            self.enqueue(pos, data, None, None)?;
+        }
+    }
+
+    /// Send what data lane `lane` holds as its next chunk.
+    fn cut_lane(&mut self, lane: Option<u32>) -> Result<()> {
+        let Some(lane) = lane else {
+            return self.cut_layout(true);
+        };
+        let l = self.lanes.as_mut().expect("started");
+        let Some(b) = l.data.get_mut(&lane) else {
+            return Ok(());
+        };
+        if b.buf.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut b.buf);
+        let pos = lane_position(lane, b.done);
+        b.done += buf.len() as u64;
+        l.stored += buf.len() as u64;
+        l.note(Some(lane));
+        let data = self.ctx.pools.chunks.bytes(buf);
+        self.enqueue(pos, data, None, None)
+    }
+
+    /// The last partial chunk of every lane, the layout last.
+    fn finish_lanes(&mut self) -> Result<Option<crate::manifest::Demux>> {
+        let Some(l) = self.lanes.as_mut() else {
+            return Ok(None);
+        };
+        l.flush_op();
+        let lanes: Vec<u32> = l.data.keys().copied().collect();
+        for lane in lanes {
+            self.cut_lane(Some(lane))?;
+        }
+        self.cut_layout(true)?;
+        let l = self.lanes.as_ref().expect("started");
+        Ok(Some(crate::manifest::Demux {
+            stored: l.stored,
+            runs: l.runs.clone(),
+        }))
     }
 
     /// Change metadata before the commit (e.g. once the stream revealed the
@@ -592,6 +869,17 @@ impl PieceWriter {
     ) -> Result<()> {
         let offset = self.chunked;
         self.chunked += data.len() as u64;
+        self.enqueue(offset, data, hash, sparse)
+    }
+
+    /// Add a chunk at lineage position `offset` to the batch being gathered.
+    fn enqueue(
+        &mut self,
+        offset: u64,
+        data: Bytes,
+        hash: Option<Hashed>,
+        sparse: Option<Sparse>,
+    ) -> Result<()> {
         self.batch_len += data.len();
         self.batch.push(Item {
             offset,
@@ -734,6 +1022,7 @@ impl PieceWriter {
     /// Process the rest, then commit the piece atomically.
     pub fn finish(mut self) -> Result<Committed> {
         self.cut(true)?;
+        let demux = self.finish_lanes()?;
         self.send_batch()?;
         self.tx = None;
         let (outcomes, mut stats) = self.join()?;
@@ -745,8 +1034,10 @@ impl PieceWriter {
         let keys = self.ctx.codec.keys();
         let manifest = Manifest {
             header: ManifestHeader {
-                version: if keys.is_group() {
-                    manifest::VERSION
+                version: if demux.is_some() {
+                    manifest::VERSION_DEMUX
+                } else if keys.is_group() {
+                    manifest::VERSION_GROUP_IDS
                 } else {
                     manifest::VERSION_REPOSITORY_IDS
                 },
@@ -756,6 +1047,7 @@ impl PieceWriter {
                 meta,
                 id_key: keys.is_group().then(|| keys.id_key_fingerprint()),
                 group_secret: keys.sealed_group_secret()?,
+                demux,
             },
             chunks: outcomes
                 .iter()
@@ -773,17 +1065,39 @@ impl PieceWriter {
         let info = committed?;
         // Without a session no store time vouches for these chunks: the
         // lineage is kept for deltas' sake but never trusted (since = 0).
-        let lineage = Lineage {
-            entries: outcomes
-                .into_iter()
-                .map(|o| (o.offset, o.lineage))
-                .collect(),
-            since: since.unwrap_or(0),
+        let since = since.unwrap_or(0);
+        let mut lineage = Lineage {
+            since,
+            ..Default::default()
         };
+        let mut lanes: std::collections::BTreeMap<u32, Lineage> = Default::default();
+        let demuxed = manifest.header.demux.is_some();
+        for o in outcomes {
+            if !demuxed {
+                lineage.entries.insert(o.offset, o.lineage);
+                continue;
+            }
+            let slot = o.offset >> LANE_SHIFT;
+            if let Some(lane) = slot
+                .checked_sub(1)
+                .and_then(|l| u32::try_from(l).ok())
+                .filter(|&l| l <= MAX_LANE)
+            {
+                lanes
+                    .entry(lane)
+                    .or_insert_with(|| Lineage {
+                        since,
+                        ..Default::default()
+                    })
+                    .entries
+                    .insert(o.offset & ((1 << LANE_SHIFT) - 1), o.lineage);
+            }
+        }
         Ok(Committed {
             info,
             manifest,
             lineage,
+            lanes,
         })
     }
 

@@ -104,6 +104,7 @@ async fn commit_refuses_a_missing_chunk() {
             meta: PieceMeta::default(),
             id_key: None,
             group_secret: None,
+            demux: None,
         },
         chunks: vec![ChunkRef { id: ghost, len: 10 }],
     };

@@ -186,6 +186,7 @@ fn pieces_from_before_groups_still_restore() {
             },
             id_key: None,
             group_secret: None,
+            demux: None,
         },
         chunks: Vec::new(),
     };
