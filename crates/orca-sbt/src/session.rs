@@ -11,6 +11,7 @@ use orca_repo::{
 };
 
 use crate::config::{Backend, Config};
+use crate::demux::{Part, Splitter};
 use crate::stream::{Identity, StreamScan};
 use crate::trace::Trace;
 
@@ -65,7 +66,87 @@ struct Writing {
     writer: Option<PieceWriter>,
     lineage_key: Option<String>,
     scan: StreamScan,
+    /// Set when the piece is stored demultiplexed.
+    demux: Option<Demuxing>,
     started: Instant,
+}
+
+/// Lanes of a multiplexed piece past this many files keep their blocks in the layout:
+/// each lane holds up to a chunk in memory.
+const MAX_LANES: usize = 64;
+
+/// A piece stored demultiplexed, one lane per datafile (relative file number).
+struct Demuxing {
+    /// Names the lanes' fingerprint cache entries; without it lanes are only probed.
+    dbid: Option<u64>,
+    /// Each lane, with the positions its cache entry held when the piece began.
+    lanes: std::collections::BTreeMap<u32, usize>,
+}
+
+impl Demuxing {
+    fn key(&self, lane: u32) -> Option<String> {
+        self.dbid.map(|d| format!("lane:{d}/{lane}"))
+    }
+
+    /// Send one part of the stream to its lane, starting the lane (and consulting its
+    /// fingerprint cache entry) on its first block.
+    fn put(
+        &mut self,
+        writer: &mut PieceWriter,
+        cache: Option<&LineageCache>,
+        trace: &Trace,
+        part: Part<'_>,
+    ) -> Result<(), RepoError> {
+        let (file, bytes) = match part {
+            Part::Other(bytes) => return writer.write_literal(bytes),
+            Part::Block { file, bytes } => (file, bytes),
+        };
+        if !self.lanes.contains_key(&file) {
+            if self.lanes.len() >= MAX_LANES || file > orca_repo::MAX_LANE {
+                return writer.write_literal(bytes);
+            }
+            let mut known = 0;
+            if let (Some(c), Some(k)) = (cache, self.key(file)) {
+                match c.load(&k) {
+                    Ok(l) => {
+                        known = l.len();
+                        if !l.is_empty() && !writer.set_lane_lineage(file, l) {
+                            trace.line(1, &format!("fingerprint cache entry {k} predates a garbage collection of the repository: probing instead"));
+                        }
+                    }
+                    Err(e) => trace.line(
+                        0,
+                        &format!("fingerprint cache entry {k} unreadable, probing instead: {e}"),
+                    ),
+                }
+            }
+            self.lanes.insert(file, known);
+        }
+        writer.write_lane(file, bytes)
+    }
+}
+
+/// Whether a piece is stored demultiplexed: `ORCA_SBT_DEMUX=0` never, `1` whenever it holds
+/// Oracle blocks, by default when it holds blocks of more than one datafile (a single-file
+/// piece keeps the faster path that fingerprints RMAN's buffers in place).
+fn demux_wanted(scan: &StreamScan) -> bool {
+    let seen = scan.seen();
+    match std::env::var("ORCA_SBT_DEMUX").as_deref() {
+        Ok("0") => false,
+        Ok("1") => seen.oracle_blocks > 0,
+        _ => seen.multiplexed(),
+    }
+}
+
+impl Writing {
+    /// The fingerprint cache entries this piece relies on.
+    fn cache_keys(&self) -> Vec<String> {
+        let lanes = self
+            .demux
+            .iter()
+            .flat_map(|d| d.lanes.keys().filter_map(|&l| d.key(l)));
+        self.lineage_key.iter().cloned().chain(lanes).collect()
+    }
 }
 
 struct Reading {
@@ -268,6 +349,7 @@ impl Session {
             writer: None,
             lineage_key: None,
             scan: StreamScan::default(),
+            demux: None,
             started: Instant::now(),
         }));
         Ok(())
@@ -285,8 +367,8 @@ impl Session {
                 "sbtwrite2: buffer size differs from the block size",
             ));
         }
-        w.scan.feed(buf);
         if w.writer.is_none() {
+            w.scan.feed(buf);
             w.head.extend_from_slice(buf);
             if w.head.len() < SNIFF_BYTES {
                 return Ok(());
@@ -294,36 +376,47 @@ impl Session {
             self.start_writer()?;
             return Ok(());
         }
-        let Open::Write(w) = &mut self.open else {
-            unreachable!()
+        let cache = self.repo.as_ref().and_then(|r| r.cache.as_ref());
+        let r = match &mut w.demux {
+            Some(d) => {
+                let writer = w.writer.as_mut().expect("started");
+                let trace = &self.trace;
+                w.scan.feed_to(buf, &mut |p| d.put(writer, cache, trace, p))
+            }
+            None => {
+                w.scan.feed(buf);
+                w.writer.as_mut().expect("started").write(buf)
+            }
         };
-        let r = w.writer.as_mut().expect("started").write(buf);
         r.map_err(|e| self.fail_write(e))
     }
 
     fn fail_write(&mut self, e: RepoError) -> SbtFailure {
-        let (name, lineage_key) = match std::mem::replace(&mut self.open, Open::None) {
+        let (name, keys) = match std::mem::replace(&mut self.open, Open::None) {
             Open::Write(w) => {
+                let keys = w.cache_keys();
                 if let Some(wr) = w.writer {
                     wr.abort();
                 }
-                (w.name, w.lineage_key)
+                (w.name, keys)
             }
-            _ => (String::new(), None),
+            _ => (String::new(), Vec::new()),
         };
         if matches!(e, RepoError::MissingChunks { .. }) {
-            return self.cache_out_of_date(&name, lineage_key.as_deref(), &e);
+            return self.cache_out_of_date(&name, &keys, &e);
         }
         SbtFailure::mm(format!("cannot store backup piece {name}: {e}"))
     }
 
     /// The fingerprint cache vouched for chunks the repository no longer holds (restored
     /// or pruned behind our back): forget it so the re-run probes and sends them.
-    fn cache_out_of_date(&self, name: &str, key: Option<&str>, e: &RepoError) -> SbtFailure {
-        if let (Some(k), Some(repo)) = (key, &self.repo)
+    fn cache_out_of_date(&self, name: &str, keys: &[String], e: &RepoError) -> SbtFailure {
+        if let Some(repo) = &self.repo
             && let Some(c) = &repo.cache
         {
-            let _ = c.forget(k);
+            for k in keys {
+                let _ = c.forget(k);
+            }
         }
         SbtFailure::mm(format!(
             "cannot commit backup piece {name}: {e}; the fingerprint cache was out of date and has been cleared: re-run the backup"
@@ -335,7 +428,22 @@ impl Session {
         let Open::Write(w) = &self.open else {
             return Ok(());
         };
-        let identity = w.scan.identity();
+        let demux = demux_wanted(&w.scan)
+            && self.repo.as_ref().is_some_and(|r| {
+                matches!(
+                    r.repo.config().chunker,
+                    orca_repo::ChunkerSpec::Fixed { .. }
+                )
+            });
+        let identity = if demux {
+            None
+        } else {
+            w.scan.seen().identity()
+        };
+        let dbid = w
+            .object
+            .dbid
+            .or_else(|| w.scan.seen().dbid().map(u64::from));
         let object = w.object.clone();
         let name = w.name.clone();
         let file_type = match (object.file_type, &identity) {
@@ -381,6 +489,10 @@ impl Session {
             }
             None => None,
         };
+        if demux {
+            meta.labels
+                .insert("sbt.layout".into(), "demultiplexed".into());
+        }
         let repo = self.repo()?;
         let mut writer = repo
             .repo
@@ -409,7 +521,24 @@ impl Session {
         w.lineage_key = lineage_key;
         let head = std::mem::take(&mut w.head);
         w.writer = Some(writer);
-        let r = w.writer.as_mut().expect("set above").write(&head);
+        let writer = w.writer.as_mut().expect("set above");
+        let r = if demux {
+            self.trace.line(
+                1,
+                &format!("piece {name}: blocks of several datafiles, stored demultiplexed"),
+            );
+            let d = w.demux.insert(Demuxing {
+                dbid,
+                lanes: Default::default(),
+            });
+            let cache = self.repo.as_ref().and_then(|r| r.cache.as_ref());
+            let trace = &self.trace;
+            // The scan's splitter, which saw the head, keeps the head's incomplete last
+            // window for the rest of the stream; this one's copy of it is dropped.
+            Splitter::default().feed(&head, &mut |p| d.put(writer, cache, trace, p))
+        } else {
+            writer.write(&head)
+        };
         r.map_err(|e| self.fail_write(e))
     }
 
@@ -434,11 +563,39 @@ impl Session {
                 let Open::Write(w) = std::mem::replace(&mut self.open, Open::None) else {
                     unreachable!()
                 };
+                let mut w = w;
                 let name = w.name.clone();
-                let committed = match w.writer.expect("started above").finish() {
+                let keys = w.cache_keys();
+                let mut writer = w.writer.take().expect("started above");
+                let tail = match &mut w.demux {
+                    Some(d) => {
+                        let cache = self.repo.as_ref().and_then(|r| r.cache.as_ref());
+                        let trace = &self.trace;
+                        let r = w
+                            .scan
+                            .finish_to(&mut |p| d.put(&mut writer, cache, trace, p));
+                        let files: Vec<String> = d.lanes.keys().map(u32::to_string).collect();
+                        writer
+                            .meta_mut()
+                            .labels
+                            .insert("oracle.rfiles".into(), files.join(","));
+                        r
+                    }
+                    None => {
+                        w.scan.finish();
+                        Ok(())
+                    }
+                };
+                if let Err(e) = tail {
+                    writer.abort();
+                    return Err(SbtFailure::mm(format!(
+                        "cannot store backup piece {name}: {e}"
+                    )));
+                }
+                let committed = match writer.finish() {
                     Ok(c) => c,
                     Err(e @ RepoError::MissingChunks { .. }) => {
-                        return Err(self.cache_out_of_date(&name, w.lineage_key.as_deref(), &e));
+                        return Err(self.cache_out_of_date(&name, &keys, &e));
                     }
                     Err(e) => {
                         return Err(SbtFailure::mm(format!(
@@ -460,6 +617,9 @@ impl Session {
                     let msg = format!("could not update the fingerprint cache entry {k}: {e}");
                     self.trace.line(0, &msg);
                 }
+                if let Some(d) = &w.demux {
+                    self.remember_lanes(d, &committed.lanes);
+                }
                 self.trace.line(
                     0,
                     &format!(
@@ -472,11 +632,42 @@ impl Session {
                         stats.cache_hits,
                         stats.probes,
                         w.started.elapsed().as_millis(),
-                        w.scan.oracle_blocks,
-                        w.scan.null_blocks,
+                        w.scan.seen().oracle_blocks,
+                        w.scan.seen().null_blocks,
                     ),
                 );
                 Ok(())
+            }
+        }
+    }
+
+    /// Keep each lane's lineage for the next backup of its datafile, unless the lane holds
+    /// far fewer positions than its cache entry: a level 1 piece carries only the changed
+    /// blocks, and the next full finds its chunks from the last full's lineage.
+    fn remember_lanes(
+        &self,
+        d: &Demuxing,
+        lanes: &std::collections::BTreeMap<u32, orca_repo::Lineage>,
+    ) {
+        let Some(cache) = self.repo.as_ref().and_then(|r| r.cache.as_ref()) else {
+            return;
+        };
+        for (lane, lineage) in lanes {
+            let Some(k) = d.key(*lane) else { continue };
+            let known = d.lanes.get(lane).copied().unwrap_or(0);
+            if lineage.len() * 2 < known {
+                self.trace.line(
+                    1,
+                    &format!(
+                        "fingerprint cache entry {k} kept: this piece holds {} of its {known} chunks (an incremental)",
+                        lineage.len()
+                    ),
+                );
+                continue;
+            }
+            if let Err(e) = cache.store(&k, lineage) {
+                let msg = format!("could not update the fingerprint cache entry {k}: {e}");
+                self.trace.line(0, &msg);
             }
         }
     }

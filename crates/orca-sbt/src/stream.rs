@@ -1,9 +1,10 @@
-//! What a piece carries, found by scanning the stream in 8 KiB steps: RMAN stores datafile
-//! blocks whole at block-aligned offsets, so each step either is an Oracle block (kcbh with a
-//! valid block-size format byte) or belongs to RMAN's own headers.
+//! What a piece carries, found by splitting the stream into Oracle blocks (any block size,
+//! see [`crate::demux`]) and RMAN's own bytes.
 
-use orca_oracle::block::{BlockHeader, FLG_CHECKSUM, Rdba, check_block, is_null_block};
+use orca_oracle::block::{Rdba, check_block, is_null_block};
 use orca_oracle::datafile::{DatafileHeader, looks_like_header};
+
+use crate::demux::{Part, Splitter, plausible};
 
 /// The datafile, or the section of one, a piece holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,14 +17,21 @@ pub enum Identity {
     Section { file_no: u32, first_block: u32 },
 }
 
-const STEP: usize = 8192;
-/// Oracle's kcbh format byte for 8 KiB blocks.
-const FORMAT_8K: u8 = 0xa2;
+/// Null blocks are counted in units of this size (a figure for the trace).
+const NULL_UNIT: usize = 8192;
 
 #[derive(Debug, Default)]
 pub struct StreamScan {
-    carry: Vec<u8>,
+    split: Splitter,
+    seen: Seen,
+}
+
+/// What the blocks found so far tell.
+#[derive(Debug, Default)]
+pub struct Seen {
     identity: Option<Identity>,
+    /// DBID of the first datafile header block.
+    dbid: Option<u32>,
     /// Datafile header blocks seen; more than one means a multiplexed piece, whose chunks
     /// follow no single file's layout.
     headers: u32,
@@ -38,32 +46,56 @@ pub struct StreamScan {
 
 impl StreamScan {
     pub fn feed(&mut self, data: &[u8]) {
-        let mut rest = data;
-        if !self.carry.is_empty() {
-            let need = STEP - self.carry.len();
-            let take = need.min(rest.len());
-            self.carry.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
-            if self.carry.len() == STEP {
-                let block = std::mem::take(&mut self.carry);
-                self.step(&block);
-            }
-        }
-        let mut chunks = rest.chunks_exact(STEP);
-        for block in &mut chunks {
-            self.step(block);
-        }
-        self.carry.extend_from_slice(chunks.remainder());
+        let _ = self.feed_to(data, &mut |_| Ok::<(), ()>(()));
     }
 
-    fn step(&mut self, block: &[u8]) {
-        if is_null_block(block) {
-            self.null_blocks += 1;
-            return;
-        }
-        if block[1] != FORMAT_8K {
-            return;
-        }
+    /// Split the stream's last bytes.
+    pub fn finish(&mut self) {
+        let _ = self.finish_to(&mut |_| Ok::<(), ()>(()));
+    }
+
+    /// [`Self::feed`], handing each part to `sink` too.
+    pub fn feed_to<E>(
+        &mut self,
+        data: &[u8],
+        sink: &mut impl FnMut(Part<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let seen = &mut self.seen;
+        self.split.feed(data, &mut |p: Part<'_>| {
+            seen.see(&p);
+            sink(p)
+        })
+    }
+
+    /// [`Self::finish`], handing each part to `sink` too.
+    pub fn finish_to<E>(
+        &mut self,
+        sink: &mut impl FnMut(Part<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let seen = &mut self.seen;
+        self.split.finish(&mut |p: Part<'_>| {
+            seen.see(&p);
+            sink(p)
+        })
+    }
+
+    pub fn seen(&self) -> &Seen {
+        &self.seen
+    }
+}
+
+impl Seen {
+    pub fn see(&mut self, part: &Part<'_>) {
+        let block = match part {
+            Part::Other(bytes) => {
+                self.null_blocks += bytes
+                    .chunks_exact(NULL_UNIT)
+                    .filter(|u| is_null_block(u))
+                    .count() as u64;
+                return;
+            }
+            Part::Block { bytes, .. } => *bytes,
+        };
         self.oracle_blocks += 1;
         match self.first {
             None => {
@@ -81,6 +113,7 @@ impl StreamScan {
             && let Ok(h) = DatafileHeader::parse(block)
         {
             self.headers += 1;
+            self.dbid.get_or_insert(h.dbid);
             if self.identity.is_none() {
                 self.identity = Some(Identity::Datafile {
                     dbid: h.dbid,
@@ -88,6 +121,16 @@ impl StreamScan {
                 });
             }
         }
+    }
+
+    /// Blocks of more than one datafile were seen: a multiplexed piece.
+    pub fn multiplexed(&self) -> bool {
+        self.mixed || self.headers > 1
+    }
+
+    /// The DBID of the first datafile header block seen.
+    pub fn dbid(&self) -> Option<u32> {
+        self.dbid
     }
 
     /// The datafile, or datafile section, of a single-file piece; `None` for multiplexed,
@@ -104,20 +147,14 @@ impl StreamScan {
     }
 }
 
-/// The address of what looks like a datafile block: checksum flag set (Oracle's default,
-/// `DB_BLOCK_CHECKSUM=TYPICAL`), tail matching the header, a file number. Bytes of RMAN's
-/// own headers can match a tail by chance; the caller checks the checksum where it matters.
-fn plausible(block: &[u8]) -> Option<Rdba> {
-    let h = BlockHeader::parse(block).ok()?;
-    let tail = u32::from_le_bytes(block[block.len() - 4..].try_into().ok()?);
-    (h.flags & FLG_CHECKSUM != 0 && h.rdba.rfile() > 0 && tail == h.tail()).then_some(h.rdba)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use orca_oracle::Scn;
-    use orca_oracle::block::finish_block;
+    use orca_oracle::block::{BlockHeader, finish_block};
+
+    const STEP: usize = 8192;
+    const FORMAT_8K: u8 = 0xa2;
 
     fn block(file: u32, no: u32) -> Vec<u8> {
         let mut b = vec![0u8; STEP];
@@ -141,8 +178,9 @@ mod tests {
         for part in stream.chunks(3000) {
             s.feed(part);
         }
+        s.finish();
         assert_eq!(
-            s.identity(),
+            s.seen().identity(),
             Some(Identity::Section {
                 file_no: 7,
                 first_block: 4096
@@ -155,6 +193,8 @@ mod tests {
         let mut s = StreamScan::default();
         s.feed(&block(7, 10));
         s.feed(&block(8, 10));
-        assert_eq!(s.identity(), None);
+        s.finish();
+        assert_eq!(s.seen().identity(), None);
+        assert!(s.seen().multiplexed());
     }
 }
