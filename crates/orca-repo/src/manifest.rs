@@ -435,6 +435,36 @@ mod tests {
         }
     }
 
+    /// A lane table must name one lane per chunk, and the chunks add up to the lanes' size,
+    /// not the piece's; only version 3 may carry one.
+    #[test]
+    fn a_lane_table_is_checked() {
+        let keys = Keys::from_master([1u8; 32]);
+        let mut m = sample(3);
+        let stored = m.header.size;
+        m.header.version = VERSION_DEMUX;
+        m.header.size = 5;
+        m.header.demux = Some(Demux {
+            stored,
+            runs: vec![(Some(7), 2), (None, 1)],
+        });
+        let back = Manifest::decode(&m.encode(&keys).unwrap(), &keys, "o").unwrap();
+        assert_eq!(back, m);
+        let lanes: Vec<_> = back.header.demux.unwrap().chunk_lanes().collect();
+        assert_eq!(lanes, vec![Some(7), Some(7), None]);
+        for bad in [
+            |m: &mut Manifest| m.header.demux.as_mut().unwrap().runs[0].1 = 3,
+            |m: &mut Manifest| m.header.demux.as_mut().unwrap().stored += 1,
+            |m: &mut Manifest| m.header.version = VERSION_GROUP_IDS,
+            |m: &mut Manifest| m.header.demux = None,
+        ] {
+            let mut b = m.clone();
+            bad(&mut b);
+            let e = Manifest::decode(&b.encode(&keys).unwrap(), &keys, "o").unwrap_err();
+            assert!(matches!(e, RepoError::CorruptObject { .. }), "{e:?}");
+        }
+    }
+
     #[test]
     fn object_keys_hide_names() {
         let k = object_key("a/b/../c");
