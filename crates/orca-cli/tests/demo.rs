@@ -53,6 +53,12 @@ fn demo_backs_up_restores_and_verifies_through_sbt() {
         assert!(line.starts_with(&format!("{variant}: full ")), "{line}");
         assert!(line.contains("unchanged repeat"), "{line}");
     }
+    // Stored demultiplexed, the multiplexed repeat finds the full's chunks.
+    let mux = &repeats[1];
+    assert!(
+        mux["repeat_stored"].as_u64().unwrap() * 20 <= mux["full_stored"].as_u64().unwrap(),
+        "{mux}"
+    );
     // The agent's part: the full killed halfway is resumed into one recovery point that
     // restores, and the resume re-sent at most a chunk per channel plus cleaned-up sections.
     let resume = &r["resume"];
