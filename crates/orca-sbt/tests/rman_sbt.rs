@@ -191,6 +191,28 @@ fn a_second_multi_section_full_hits_the_cache_for_every_section() {
 }
 
 impl Env {
+    /// A vault server on the repository, a backup token of ORCL, and the channel's PARMS.
+    fn vault(&self) -> (orca_vault::server::Tokens, String, String, String) {
+        let tokens = orca_vault::server::Tokens::open(&self.repo).unwrap();
+        let token = tokens
+            .create("ORCL", orca_vault::server::Scope::Backup)
+            .unwrap();
+        let url = orca_vault::server::spawn_local(&self.repo).unwrap();
+        let p = sbt_parms(
+            &tools::sbt_library(),
+            &[
+                ("ORCA_VAULT", url.clone()),
+                ("ORCA_TOKEN", token.clone()),
+                ("ORCA_PASSWORD", PASSWORD.into()),
+                (
+                    "ORCA_CACHE_DIR",
+                    self.tmp.path().join("vcache").display().to_string(),
+                ),
+            ],
+        );
+        (tokens, url, token, p)
+    }
+
     /// A full backup through two channels with this FILESPERSET, and its pieces' figures.
     fn full(&self, files_per_set: u32) -> Vec<PieceStats> {
         self.run(&format!("backup database filesperset {files_per_set};"))
@@ -293,6 +315,29 @@ recover database;",
     );
     orca_testing::fs::flip_at(&pack, at, 0x10);
     assert!(!ok, "a restore from a damaged pack succeeded:\n{out}");
+}
+
+/// Demultiplexed pieces through the vault (ids of the database's dedup group): the repeat
+/// finds the full's chunks, and the restore is the database.
+#[test]
+fn multiplexed_pieces_through_the_vault() {
+    let env = Env::new(4);
+    let (_tokens, _url, _token, p) = env.vault();
+    let size = env.db.datafile_bytes();
+    let backup = sbt_run(&[&p, &p], "backup database filesperset 4;");
+    env.rman_ok(&backup);
+    let before = env.stats().len();
+    env.rman_ok(&backup);
+    let repeat = env.stats()[before..].to_vec();
+    assert!(
+        new_bytes(&repeat) * 200 <= size,
+        "an unchanged repeat through the vault stored {} of {size}: {repeat:?}",
+        new_bytes(&repeat)
+    );
+    let out = env
+        .db
+        .lose_restore_verify(&sbt_run(&[&p], "restore database;\nrecover database;"));
+    assert!(out.contains("media recovery complete"), "{out}");
 }
 
 /// A database of 16 KiB blocks beside the 8 KiB ones: its pieces are known by their
@@ -461,23 +506,7 @@ fn metric(url: &str, name: &str) -> f64 {
 #[test]
 fn backup_and_restore_through_the_vault() {
     let env = Env::new(8);
-    let tokens = orca_vault::server::Tokens::open(&env.repo).unwrap();
-    let token = tokens
-        .create("ORCL", orca_vault::server::Scope::Backup)
-        .unwrap();
-    let url = orca_vault::server::spawn_local(&env.repo).unwrap();
-    let p = sbt_parms(
-        &tools::sbt_library(),
-        &[
-            ("ORCA_VAULT", url.clone()),
-            ("ORCA_TOKEN", token.clone()),
-            ("ORCA_PASSWORD", PASSWORD.into()),
-            (
-                "ORCA_CACHE_DIR",
-                env.tmp.path().join("vcache").display().to_string(),
-            ),
-        ],
-    );
+    let (tokens, url, token, p) = env.vault();
     let backup = sbt_run(&[&p, &p], "backup database filesperset 1;");
     env.rman_ok(&backup);
     let probes_first = metric(&url, "orca_vault_probes_total");
