@@ -63,7 +63,7 @@ enum Item {
         n: u32,
     },
     Header(usize, u8),
-    Decoy(usize, u32),
+    Decoy(u32, u32),
     Zeros(usize),
 }
 
@@ -71,7 +71,7 @@ fn item() -> impl Strategy<Value = Item> {
     prop_oneof![
         4 => (11u32..=15, 1u32..6, 0u32..1000, 1u32..12).prop_map(|(size_log, file, first, n)| Item::Run { size_log, file, first, n }),
         2 => (1usize..3000, any::<u8>()).prop_map(|(n, b)| Item::Header(n, b)),
-        2 => (0usize..4, 1u32..6).prop_map(|(k, f)| Item::Decoy(k, f)),
+        2 => (0u32..4, 1u32..6).prop_map(|(k, f)| Item::Decoy(k, f)),
         1 => (1usize..20000).prop_map(Item::Zeros),
     ]
 }
@@ -89,7 +89,7 @@ fn lay_out(items: &[Item]) -> Vec<u8> {
                 let size = 1usize << size_log;
                 out.resize(out.len().next_multiple_of(size), 0);
                 for no in *first..first + n {
-                    out.extend(block(size, *file, no, (no % 251) as u8));
+                    out.extend(block(size, *file, no, u8::try_from(no % 251).unwrap()));
                 }
             }
             Item::Header(n, b) => {
@@ -108,8 +108,8 @@ fn lay_out(items: &[Item]) -> Vec<u8> {
                 if out.len().is_multiple_of(8192) {
                     out.extend(vec![0x22; 2048]);
                 }
-                out.extend(block(8192, *file, 7 + *k as u32, 0x33));
-                out.extend(vec![0x44; 512 * *k]);
+                out.extend(block(8192, *file, 7 + *k, 0x33));
+                out.extend(vec![0x44; 512 * *k as usize]);
             }
             Item::Zeros(n) => out.resize(out.len() + n, 0),
         }
@@ -170,7 +170,7 @@ fn interleaving_does_not_change_the_lanes() {
     let files: Vec<Vec<Vec<u8>>> = (1..=3)
         .map(|f| {
             (0..200)
-                .map(|b| block(8192, f, b, (b % 7) as u8 + f as u8))
+                .map(|b| block(8192, f, b, u8::try_from(b % 7 + f).unwrap()))
                 .collect()
         })
         .collect();
