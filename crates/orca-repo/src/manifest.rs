@@ -38,6 +38,10 @@ pub const VERSION_GROUP_IDS: u32 = 2;
 /// byte for byte as before groups.
 pub const VERSION_REPOSITORY_IDS: u32 = 1;
 const MAX_HEADER: usize = 1 << 20;
+/// A demultiplexed piece's header names the lane of every chunk (about 6 bytes a chunk in
+/// the worst interleaving): this bounds it to pieces of some ten million chunks. A build
+/// from before lanes reports a larger header as damaged rather than newer.
+const MAX_HEADER_DEMUX: usize = 64 << 20;
 const ENTRY: usize = 36;
 const MAC_LEN: usize = 32;
 
@@ -260,12 +264,17 @@ impl Manifest {
             serde_json::to_vec(&self.header).map_err(|e| RepoError::json("manifest header", e))?;
         let mut out = Vec::with_capacity(8 + 4 + header.len() + 8 + self.chunks.len() * ENTRY + 32);
         out.extend_from_slice(MAGIC);
+        let max = if self.header.demux.is_some() {
+            MAX_HEADER_DEMUX
+        } else {
+            MAX_HEADER
+        };
         let hlen = u32::try_from(header.len())
             .ok()
-            .filter(|&n| n as usize <= MAX_HEADER)
+            .filter(|&n| n as usize <= max)
             .ok_or_else(|| {
                 RepoError::InvalidArgument(format!(
-                    "the manifest header of piece {:?} is {} bytes, beyond the {MAX_HEADER} a manifest holds",
+                    "the manifest header of piece {:?} is {} bytes, beyond the {max} a manifest holds",
                     self.header.name,
                     header.len()
                 ))
@@ -293,11 +302,15 @@ impl Manifest {
         let hlen = r.u32().map_err(truncated)?;
         let header = usize::try_from(hlen)
             .ok()
-            .filter(|&n| n <= MAX_HEADER)
+            .filter(|&n| n <= MAX_HEADER_DEMUX)
             .and_then(|n| r.take(n).ok())
             .ok_or_else(|| bad("header length out of range"))?;
+        let header_len = header.len();
         let header: ManifestHeader =
             serde_json::from_slice(header).map_err(|e| bad(&format!("header: {e}")))?;
+        if header.demux.is_none() && header_len > MAX_HEADER {
+            return Err(bad("header length out of range"));
+        }
         if header.version > VERSION {
             return Err(RepoError::UnsupportedVersion {
                 what: "manifest",
