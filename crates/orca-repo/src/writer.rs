@@ -136,6 +136,8 @@ struct Item {
 /// were not copied: `data` holds garbage there until they are needed.
 struct Sparse {
     anchor: ChunkId,
+    /// The anchor's length: the chunk may end short of it (the end of the stream).
+    anchor_len: usize,
     absent: Vec<usize>,
 }
 
@@ -634,6 +636,12 @@ impl PieceWriter {
 
     /// Append bytes to the piece. Call from a blocking thread, not from async code.
     pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
+        if self.lanes.is_some() {
+            return Err(RepoError::InvalidArgument(format!(
+                "piece {:?} is written lane by lane: plain writes cannot follow",
+                self.name
+            )));
+        }
         if self.in_place.is_some() {
             return self.write_in_place(data);
         }
@@ -822,6 +830,7 @@ impl PieceWriter {
         let sparse = match st.anchor.take() {
             Some(a) if !absent.is_empty() => Some(Sparse {
                 anchor: a.id,
+                anchor_len: a.len as usize,
                 absent,
             }),
             _ => None,
@@ -1197,10 +1206,12 @@ async fn complete_sparse(
             continue;
         };
         let len = item.data.len();
-        let base = match ctx
-            .codec
-            .open(anchor, &payload, len, "the anchor of a changed chunk")?
-        {
+        let base = match ctx.codec.open(
+            anchor,
+            &payload,
+            sparse.anchor_len,
+            "the anchor of a changed chunk",
+        )? {
             Opened::Full(b) => b,
             Opened::Delta { .. } => {
                 return Err(RepoError::CorruptChunk {

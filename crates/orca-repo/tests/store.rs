@@ -573,6 +573,39 @@ async fn files_read_in_parallel_chunk_like_streams() {
     }
 }
 
+/// A piece that ends inside the first chunk of the last one (a level 1 after a level 0 of the
+/// same datafile) with units equal to that chunk's and others changed: the short chunk is
+/// stored whole, its skipped units read back from the longer anchor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_piece_hashed_in_place_completes_from_a_longer_anchor() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, _store) = local_repo(dir.path()).await;
+    let data = blocks(256, 41);
+    let first = put_parts(
+        &repo,
+        "full",
+        data.clone(),
+        Default::default(),
+        256 << 10,
+        true,
+    )
+    .await;
+    let mut short = data[..600 << 10].to_vec();
+    for b in short.iter_mut().skip(64 << 10).take(400 << 10) {
+        *b = b.wrapping_add(1);
+    }
+    put_parts(
+        &repo,
+        "incr",
+        short.clone(),
+        first.lineage.clone(),
+        256 << 10,
+        true,
+    )
+    .await;
+    assert_eq!(get(&repo, "incr").await.unwrap(), short);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hashing_in_the_callers_buffers_stores_what_copying_stores() {
     let dir = tempfile::tempdir().unwrap();
