@@ -65,6 +65,8 @@ struct Writing {
     head: Vec<u8>,
     writer: Option<PieceWriter>,
     lineage_key: Option<String>,
+    /// Positions the cache entry of `lineage_key` held when the piece began.
+    known: usize,
     scan: StreamScan,
     /// Set when the piece is stored demultiplexed.
     demux: Option<Demuxing>,
@@ -348,6 +350,7 @@ impl Session {
             head: Vec::with_capacity(SNIFF_BYTES),
             writer: None,
             lineage_key: None,
+            known: 0,
             scan: StreamScan::default(),
             demux: None,
             started: Instant::now(),
@@ -498,9 +501,11 @@ impl Session {
             .repo
             .writer(&repo.key(&name), meta, &write_options())
             .map_err(|e| SbtFailure::mm(format!("cannot start backup piece {name}: {e}")))?;
+        let mut known = 0;
         if let (Some(c), Some(k)) = (&repo.cache, &lineage_key) {
             match c.load(k) {
                 Ok(l) => {
+                    known = l.len();
                     if !l.is_empty() && !writer.set_lineage(l) {
                         let msg = format!(
                             "fingerprint cache entry {k} predates a garbage collection of the repository: probing instead"
@@ -519,6 +524,7 @@ impl Session {
             unreachable!()
         };
         w.lineage_key = lineage_key;
+        w.known = known;
         let head = std::mem::take(&mut w.head);
         w.writer = Some(writer);
         let writer = w.writer.as_mut().expect("set above");
@@ -610,15 +616,15 @@ impl Session {
                     .stats
                     .clone()
                     .unwrap_or_default();
-                if let (Some(k), Some(repo)) = (&w.lineage_key, &self.repo)
-                    && let Some(c) = &repo.cache
-                    && let Err(e) = c.store(k, &committed.lineage)
-                {
-                    let msg = format!("could not update the fingerprint cache entry {k}: {e}");
-                    self.trace.line(0, &msg);
+                if let Some(k) = &w.lineage_key {
+                    self.remember(k, &committed.lineage, w.known);
                 }
                 if let Some(d) = &w.demux {
-                    self.remember_lanes(d, &committed.lanes);
+                    for (lane, lineage) in &committed.lanes {
+                        if let Some(k) = d.key(*lane) {
+                            self.remember(&k, lineage, d.lanes.get(lane).copied().unwrap_or(0));
+                        }
+                    }
                 }
                 self.trace.line(
                     0,
@@ -641,34 +647,27 @@ impl Session {
         }
     }
 
-    /// Keep each lane's lineage for the next backup of its datafile, unless the lane holds
-    /// far fewer positions than its cache entry: a level 1 piece carries only the changed
-    /// blocks, and the next full finds its chunks from the last full's lineage.
-    fn remember_lanes(
-        &self,
-        d: &Demuxing,
-        lanes: &std::collections::BTreeMap<u32, orca_repo::Lineage>,
-    ) {
+    /// Keep a piece's (or a lane's) lineage for the next backup of its source, unless it
+    /// holds far fewer positions than the entry it would replace (`known`): a level 1 piece
+    /// carries only the changed blocks, and the next full finds its chunks from the last
+    /// full's lineage.
+    fn remember(&self, k: &str, lineage: &orca_repo::Lineage, known: usize) {
         let Some(cache) = self.repo.as_ref().and_then(|r| r.cache.as_ref()) else {
             return;
         };
-        for (lane, lineage) in lanes {
-            let Some(k) = d.key(*lane) else { continue };
-            let known = d.lanes.get(lane).copied().unwrap_or(0);
-            if lineage.len() * 2 < known {
-                self.trace.line(
-                    1,
-                    &format!(
-                        "fingerprint cache entry {k} kept: this piece holds {} of its {known} chunks (an incremental)",
-                        lineage.len()
-                    ),
-                );
-                continue;
-            }
-            if let Err(e) = cache.store(&k, lineage) {
-                let msg = format!("could not update the fingerprint cache entry {k}: {e}");
-                self.trace.line(0, &msg);
-            }
+        if lineage.len() * 2 < known {
+            self.trace.line(
+                0,
+                &format!(
+                    "fingerprint cache entry {k} kept: this piece holds {} of its {known} chunks (an incremental)",
+                    lineage.len()
+                ),
+            );
+            return;
+        }
+        if let Err(e) = cache.store(k, lineage) {
+            let msg = format!("could not update the fingerprint cache entry {k}: {e}");
+            self.trace.line(0, &msg);
         }
     }
 

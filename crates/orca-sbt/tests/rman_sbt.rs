@@ -317,6 +317,23 @@ recover database;",
     assert!(!ok, "a restore from a damaged pack succeeded:\n{out}");
 }
 
+/// A level 1 piece holds only changed blocks: its lineage does not replace the full's, so
+/// the next full finds every chunk in the cache (FILESPERSET 1; the multiplexed test checks
+/// the same of lanes).
+#[test]
+fn a_level_1_keeps_the_fulls_cache_entries() {
+    let env = Env::new(4);
+    env.run("backup incremental level 0 database filesperset 1;");
+    env.run("backup incremental level 1 database filesperset 1;");
+    let trace = std::fs::read_to_string(env.db.home.join("trace/sbtio.log")).unwrap();
+    assert!(
+        trace.contains("kept: this piece holds"),
+        "no level 1 piece kept a full's entry:\n{trace}"
+    );
+    let after = env.full(1);
+    assert!(all_hits(&after, 2), "{after:?}");
+}
+
 /// Demultiplexed pieces through the vault (ids of the database's dedup group): the repeat
 /// finds the full's chunks, and the restore is the database.
 #[test]
