@@ -387,6 +387,16 @@ fn sixteen_kib_blocks_get_cache_hits_and_deltas() {
         "a 1% change stored {} of {size}: {changed:?}",
         new_bytes(&changed)
     );
+
+    // Multiplexed with the 8 KiB files, its blocks still make a lane of their own.
+    env.full(4);
+    let repeat4 = env.full(4);
+    assert!(
+        new_bytes(&repeat4) * 200 <= size,
+        "an unchanged FILESPERSET 4 repeat stored {} of {size}: {repeat4:?}",
+        new_bytes(&repeat4)
+    );
+    assert!(all_hits(&repeat4, 3), "{repeat4:?}");
 }
 
 #[test]
