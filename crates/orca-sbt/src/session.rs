@@ -57,6 +57,10 @@ pub struct ObjectInfo {
 /// Bytes held back at the start of a piece until its identity (datafile) is known, so the
 /// fingerprint cache of that datafile can be consulted from the first chunk on.
 const SNIFF_BYTES: usize = 2 << 20;
+/// A piece whose first [`SNIFF_BYTES`] hold the blocks of one datafile only is held back
+/// up to this much: RMAN may open a multiplexed piece with a run of one file's blocks as
+/// long as 64 blocks, and a multiplexed piece must be known as one before its first chunk.
+const SNIFF_MAX: usize = 16 << 20;
 
 struct Writing {
     name: String,
@@ -373,7 +377,9 @@ impl Session {
         if w.writer.is_none() {
             w.scan.feed(buf);
             w.head.extend_from_slice(buf);
-            if w.head.len() < SNIFF_BYTES {
+            let seen = w.scan.seen();
+            let undecided = seen.oracle_blocks > 0 && !seen.multiplexed();
+            if w.head.len() < SNIFF_BYTES || (undecided && w.head.len() < SNIFF_MAX) {
                 return Ok(());
             }
             self.start_writer()?;
@@ -566,10 +572,9 @@ impl Session {
                 if matches!(&self.open, Open::Write(w) if w.writer.is_none()) {
                     self.start_writer()?;
                 }
-                let Open::Write(w) = std::mem::replace(&mut self.open, Open::None) else {
+                let Open::Write(mut w) = std::mem::replace(&mut self.open, Open::None) else {
                     unreachable!()
                 };
-                let mut w = w;
                 let name = w.name.clone();
                 let keys = w.cache_keys();
                 let mut writer = w.writer.take().expect("started above");
