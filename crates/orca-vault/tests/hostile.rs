@@ -636,7 +636,7 @@ impl Drop for Tmpfs {
 }
 
 #[test]
-fn a_full_disk_answers_507_naming_the_free_bytes_and_stores_nothing_of_the_batch() {
+fn a_full_disk_answers_507_naming_the_free_bytes_and_stores_nothing_of_the_batch_or_the_job() {
     let Some(fs) = Tmpfs::mount("8m") else {
         let why = "no tmpfs could be mounted (mount -t tmpfs needs root)";
         // CI runs as root: a skip there would hide the 507 path.
@@ -702,4 +702,49 @@ fn a_full_disk_answers_507_naming_the_free_bytes_and_stores_nothing_of_the_batch
         0,
         "chunks acknowledged before the disk filled were lost"
     );
+
+    // The catalog on the same disk: once nothing at all is left, a job is refused with the
+    // same 507 and the jobs already acknowledged are all there.
+    let filler = fs.0.path().join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    while std::io::Write::write_all(&mut f, &[0x5a; 64 << 10]).is_ok() {}
+    drop(f);
+    let jobs = || {
+        let a = common::raw(&url, "GET", "/api/v1/jobs?database=ORCL", Some(&t), b"");
+        assert_eq!(a.status, 200, "{a:?}");
+        a.json().as_array().unwrap().len()
+    };
+    let new_job = |n: usize| {
+        let body = serde_json::json!({"id": format!("job-{n}"), "database": "ORCL",
+            "kind": "backup-full", "trigger": "scheduled"});
+        common::raw(
+            &url,
+            "POST",
+            "/api/v1/jobs",
+            Some(&t),
+            body.to_string().as_bytes(),
+        )
+    };
+    let mut acknowledged = 0;
+    let refusal = loop {
+        let a = new_job(acknowledged);
+        if !(200..300).contains(&a.status) {
+            break a;
+        }
+        acknowledged += 1;
+        assert!(acknowledged < 5000, "a full disk took 5000 jobs");
+    };
+    assert_eq!(refusal.status, 507, "{refusal:?}");
+    let error = refusal.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("disk is full (") && error.contains(" bytes free at "),
+        "{error}"
+    );
+    eprintln!("{acknowledged} jobs acknowledged on the full disk, then: {error}");
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(jobs(), acknowledged, "the refused job changed the catalog");
+    // Negative control: with space again, the same job is taken.
+    let again = new_job(acknowledged);
+    assert!((200..300).contains(&again.status), "{again:?}");
+    assert_eq!(jobs(), acknowledged + 1);
 }
