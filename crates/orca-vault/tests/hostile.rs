@@ -136,6 +136,56 @@ fn reads_and_probes_are_bounded_and_the_client_batches_within_the_bounds() {
     );
 }
 
+/// Deltas may build on deltas, as long as a chain stays within `MAX_DELTA_DEPTH` above its
+/// full chunk: a client cannot make a read cost more fetches than that, nor a delta on itself.
+#[test]
+fn delta_chains_are_held_to_their_depth_and_a_refusal_stores_nothing() {
+    let v = Vault::start();
+    let t = v.token("ORCL", Scope::Backup);
+    let id = |n: u8| [n; 32];
+    let delta = |base: [u8; 32]| {
+        let mut d = vec![0x13];
+        d.extend_from_slice(&base);
+        d.extend_from_slice(&[5; 64]);
+        d
+    };
+    let put = |batch: &[u8]| v.raw("PUT", "/api/v1/chunks", Some(&t), batch);
+    let mut batch = Vec::new();
+    frame(&mut batch, id(100), 100, &full_payload(200, 4));
+    assert_eq!(put(&batch).status, 204);
+    // Each link in a batch of its own, the deepest in the same batch as the one below it.
+    let depth = orca_repo::MAX_DELTA_DEPTH;
+    for n in 1..depth {
+        let mut batch = Vec::new();
+        frame(&mut batch, id(100 + n), 100, &delta(id(100 + n - 1)));
+        if n == depth - 1 {
+            frame(&mut batch, id(100 + depth), 100, &delta(id(100 + n)));
+        }
+        let a = put(&batch);
+        assert_eq!(a.status, 204, "link {n}: {a:?}");
+    }
+    assert!(missing(&v, &t, &[id(100 + depth)]).is_empty());
+    for (payload, why) in [
+        (
+            delta(id(100 + depth)),
+            "more than 8 deltas above a full chunk",
+        ),
+        (delta(id(99)), "builds on itself"),
+    ] {
+        let mut batch = Vec::new();
+        frame(&mut batch, id(98), 100, &full_payload(200, 7));
+        frame(&mut batch, id(99), 100, &payload);
+        let a = put(&batch);
+        assert_eq!(a.status, 400, "{a:?}");
+        let error = a.json()["error"].as_str().unwrap().to_string();
+        assert!(
+            error.contains(why) && error.contains("nothing of the batch"),
+            "{error}"
+        );
+        assert_eq!(missing(&v, &t, &[id(98), id(99)]).len(), 2, "{error}");
+    }
+}
+
 #[test]
 fn a_refused_batch_stores_nothing() {
     let v = Vault::start();
