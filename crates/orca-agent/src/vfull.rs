@@ -1,0 +1,376 @@
+//! Virtual fulls: datafile images built straight from the backup pieces of a chain (a level
+//! 0, then its level 1s in order), the way a media manager sees the pieces: Oracle blocks,
+//! whole, at offsets that are multiples of their block size, each with a valid `kcbh`
+//! header, RDBA, tail and checksum. The piece format around them is never parsed. Each block
+//! is written at `block# x block_size` of its file's image; a later piece's version of a
+//! block replaces an earlier one, and a block no piece carries stays zero, as RMAN's
+//! null-block compression left it. The header block of the newest level makes the image's
+//! checkpoint that level's, so RMAN recovers the image with archived logs from there.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+use orca_oracle::block::{
+    BLOCK0_RDBA, BlockHeader, FileHeaderBlock, block_size_from_format, check_block,
+};
+use orca_oracle::{DatafileHeader, Scn};
+
+use crate::AgentError;
+
+/// The smallest datafile block size: blocks are looked for at multiples of it.
+pub const MIN_BLOCK: usize = 2048;
+/// The largest block size: a scan buffer starting at a multiple of it holds only whole
+/// blocks, but for its end.
+pub const MAX_BLOCK: usize = 32768;
+
+/// Calls `found` with each Oracle datafile block of `buf` whose header, tail and checksum
+/// hold, `buf` starting at a stream offset that is a multiple of [`MAX_BLOCK`] (so that
+/// every block of the stream is whole in one buffer). Block 0 (the OS header block, the same
+/// in every file) is skipped: its file cannot be told in a multiplexed piece, and the
+/// image's own is rebuilt from its header block. Bytes that are no such block are passed
+/// over.
+pub fn scan(buf: &[u8], mut found: impl FnMut(&BlockHeader, &[u8])) {
+    let mut off = 0;
+    while off + MIN_BLOCK <= buf.len() {
+        let size = block_size_from_format(buf[off + 1]).filter(|s| *s >= MIN_BLOCK);
+        if let Some(size) = size
+            && off % size == 0
+            && off + size <= buf.len()
+        {
+            let block = &buf[off..off + size];
+            if let Ok(h) = check_block(block, None)
+                && h.rdba.0 != BLOCK0_RDBA
+            {
+                found(&h, block);
+                off += size;
+                continue;
+            }
+        }
+        off += MIN_BLOCK;
+    }
+}
+
+/// A datafile of the database being rebuilt: where its image goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub file_no: u32,
+    pub rfile_no: u32,
+    pub block_size: usize,
+    pub image: PathBuf,
+}
+
+/// An image made: its file, where it is, the checkpoint its header block carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Made {
+    pub file_no: u32,
+    pub image: PathBuf,
+    pub checkpoint: Scn,
+    /// Blocks written (a block rewritten by a later level counts each time).
+    pub blocks: u64,
+}
+
+struct Image {
+    target: Target,
+    file: File,
+    header: Option<DatafileHeader>,
+    blocks: u64,
+}
+
+/// The images being built, by relative file number (the RDBA's file part).
+pub struct Images {
+    images: BTreeMap<u32, Image>,
+}
+
+impl Images {
+    /// Creates (empty) the image of every target.
+    pub fn create(targets: &[Target]) -> Result<Images, AgentError> {
+        let mut images = BTreeMap::new();
+        for t in targets {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&t.image)
+                .map_err(AgentError::io(format!(
+                    "cannot create the image {}",
+                    t.image.display()
+                )))?;
+            images.insert(
+                t.rfile_no,
+                Image {
+                    target: t.clone(),
+                    file,
+                    header: None,
+                    blocks: 0,
+                },
+            );
+        }
+        Ok(Images { images })
+    }
+
+    /// Writes `block` into its file's image; false for a block of no target (another
+    /// file, another block size). A header block of another database is refused.
+    pub fn place(&mut self, h: &BlockHeader, block: &[u8]) -> Result<bool, AgentError> {
+        let Some(img) = self.images.get_mut(&h.rdba.rfile()) else {
+            return Ok(false);
+        };
+        if block.len() != img.target.block_size {
+            return Ok(false);
+        }
+        let n = h.rdba.block();
+        if n == 1 {
+            let Ok(hdr) = DatafileHeader::parse(block) else {
+                return Ok(false);
+            };
+            if u32::from(hdr.file_no) != img.target.file_no {
+                return Ok(false);
+            }
+            img.header = Some(hdr);
+        }
+        let at = u64::from(n) * block.len() as u64;
+        img.file
+            .write_all_at(block, at)
+            .map_err(AgentError::io(format!(
+                "cannot write block {n} of {}",
+                img.target.image.display()
+            )))?;
+        img.blocks += 1;
+        Ok(true)
+    }
+
+    /// Blocks placed so far.
+    pub fn blocks(&self) -> u64 {
+        self.images.values().map(|i| i.blocks).sum()
+    }
+
+    /// Sizes each image as its newest header block says, writes its block 0 and syncs it.
+    /// Fails when a file's header block was in no piece: its image cannot be recovered.
+    pub fn finish(self) -> Result<Vec<Made>, AgentError> {
+        let mut made = Vec::new();
+        for img in self.images.into_values() {
+            let t = &img.target;
+            let hdr = img.header.ok_or_else(|| {
+                AgentError::Job(format!(
+                    "no backup piece of the chain holds the header block of datafile {}: its \
+                     image cannot be built; restore normally (without --virtual-full)",
+                    t.file_no
+                ))
+            })?;
+            let io = AgentError::io(format!("cannot finish the image {}", t.image.display()));
+            let b0 = FileHeaderBlock::datafile(t.block_size, hdr.file_size_blocks)
+                .map_err(|e| AgentError::Job(format!("datafile {}: {e}", t.file_no)))?;
+            let mut buf = vec![0u8; t.block_size];
+            b0.build(&mut buf)
+                .map_err(|e| AgentError::Job(format!("datafile {}: {e}", t.file_no)))?;
+            // A file shrunk after an older level: blocks beyond its end go with the cut.
+            img.file.set_len(b0.file_size()).map_err(io)?;
+            img.file
+                .write_all_at(&buf, 0)
+                .and_then(|()| img.file.sync_all())
+                .map_err(AgentError::io(format!(
+                    "cannot finish the image {}",
+                    t.image.display()
+                )))?;
+            made.push(Made {
+                file_no: t.file_no,
+                image: t.image.clone(),
+                checkpoint: hdr.checkpoint.scn,
+                blocks: img.blocks,
+            });
+        }
+        made.sort_by_key(|m| m.file_no);
+        Ok(made)
+    }
+
+    /// Removes every image (a refused or failed build leaves no half image behind).
+    pub fn discard(self) {
+        for img in self.images.into_values() {
+            let _ = std::fs::remove_file(&img.target.image);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orca_oracle::block::{Rdba, block_type, finish_block};
+    use orca_oracle::datafile::{COMPAT_19, FILE_TYPE_DATAFILE};
+    use orca_oracle::{Checkpoint, OracleTime};
+    use std::path::Path;
+
+    const BS: usize = 8192;
+
+    fn header(file_no: u16, blocks: u32, checkpoint: u64) -> Vec<u8> {
+        let h = DatafileHeader {
+            block_size: BS as u32,
+            compat_version: COMPAT_19,
+            dbid: 42,
+            db_name: "ORCL".into(),
+            controlfile_seq: 1,
+            file_size_blocks: blocks,
+            file_no,
+            file_type: FILE_TYPE_DATAFILE,
+            activation_id: 1,
+            root_dba: 0,
+            creation_scn: Scn(10),
+            creation_time: OracleTime(1),
+            resetlogs_time: OracleTime(1),
+            resetlogs_scn: Scn(1),
+            status: 0,
+            checkpoint_count: 1,
+            cf_checkpoint_count: 1,
+            tablespace_no: 4,
+            tablespace_name: "USERS".into(),
+            rfile_no: u32::from(file_no),
+            absolute_fuzzy_scn: Scn(0),
+            checkpoint: Checkpoint {
+                scn: Scn(checkpoint),
+                time: OracleTime(2),
+                ..Default::default()
+            },
+        };
+        let mut b = vec![0u8; BS];
+        h.build(&mut b).unwrap();
+        b
+    }
+
+    fn data(rfile: u32, n: u32, scn: u64, fill: u8) -> Vec<u8> {
+        let mut b = vec![fill; BS];
+        let h = BlockHeader::new(
+            block_type::DATA,
+            BS,
+            Rdba::new(rfile, n).unwrap(),
+            Scn(scn),
+            1,
+        )
+        .unwrap();
+        finish_block(&mut b, &h).unwrap();
+        b
+    }
+
+    /// A stream as a piece carries it: `lead` bytes of something else, then the blocks.
+    fn stream(lead: usize, blocks: &[Vec<u8>]) -> Vec<u8> {
+        let mut s = vec![0x52u8; lead];
+        for b in blocks {
+            s.extend_from_slice(b);
+        }
+        s
+    }
+
+    fn build(dir: &Path, pieces: &[Vec<u8>]) -> (Vec<Made>, PathBuf) {
+        let image = dir.join("users01.dbf");
+        let mut images = Images::create(&[Target {
+            file_no: 4,
+            rfile_no: 4,
+            block_size: BS,
+            image: image.clone(),
+        }])
+        .unwrap();
+        for p in pieces {
+            let mut placed = Ok(true);
+            scan(p, |h, b| {
+                if placed.is_ok() {
+                    placed = images.place(h, b);
+                }
+            });
+            placed.unwrap();
+        }
+        (images.finish().unwrap(), image)
+    }
+
+    fn block(image: &[u8], n: usize) -> &[u8] {
+        &image[n * BS..(n + 1) * BS]
+    }
+
+    #[test]
+    fn a_later_level_wins_null_blocks_stay_zero_and_other_bytes_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let level0 = stream(
+            BS,
+            &[
+                header(4, 8, 100),
+                data(4, 2, 90, 0xA0),
+                data(4, 3, 95, 0xB0),
+            ],
+        );
+        // Level 1: the header again, block 3 changed, block 5 newly formatted; a block of
+        // another file and 512-byte garbage the scan must pass over.
+        let mut level1 = stream(
+            2 * BS,
+            &[
+                header(4, 8, 200),
+                data(4, 3, 150, 0xB1),
+                data(7, 3, 150, 0xEE),
+                data(4, 5, 160, 0xC0),
+            ],
+        );
+        level1.extend_from_slice(&[0x42; 512]);
+        let (made, path) = build(dir.path(), &[level0, level1]);
+        assert_eq!(made.len(), 1);
+        assert_eq!(made[0].checkpoint, Scn(200));
+        let image = std::fs::read(&path).unwrap();
+        assert_eq!(
+            image.len(),
+            9 * BS,
+            "block 0 and the 8 blocks the header names"
+        );
+        let b0 = FileHeaderBlock::parse(block(&image, 0)).unwrap();
+        assert_eq!((b0.block_size, b0.block_count), (BS as u32, 8));
+        assert_eq!(
+            DatafileHeader::parse(block(&image, 1))
+                .unwrap()
+                .checkpoint
+                .scn,
+            Scn(200)
+        );
+        assert_eq!(block(&image, 2), data(4, 2, 90, 0xA0));
+        assert_eq!(
+            block(&image, 3),
+            data(4, 3, 150, 0xB1),
+            "the later level wins"
+        );
+        assert_eq!(block(&image, 5), data(4, 5, 160, 0xC0));
+        for n in [4, 6, 7, 8] {
+            assert!(
+                block(&image, n).iter().all(|b| *b == 0),
+                "block {n} is zero"
+            );
+        }
+    }
+
+    #[test]
+    fn a_damaged_block_or_one_off_its_alignment_is_not_taken() {
+        let mut bad = data(4, 2, 90, 0xA0);
+        bad[100] ^= 1;
+        let good = data(4, 3, 90, 0xA1);
+        let mut s = stream(0, &[bad, good.clone()]);
+        // The same block again, 512 bytes off an 8 KiB boundary.
+        s.extend_from_slice(&[0; 512]);
+        s.extend_from_slice(&good);
+        s.resize(s.len() + BS - 512, 0);
+        let mut seen = Vec::new();
+        scan(&s, |h, _| seen.push(h.rdba.block()));
+        assert_eq!(seen, [3]);
+    }
+
+    #[test]
+    fn a_file_whose_header_block_is_in_no_piece_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("users01.dbf");
+        let mut images = Images::create(&[Target {
+            file_no: 4,
+            rfile_no: 4,
+            block_size: BS,
+            image,
+        }])
+        .unwrap();
+        let b = data(4, 2, 90, 0xA0);
+        scan(&b, |h, b| {
+            images.place(h, b).unwrap();
+        });
+        let e = images.finish().unwrap_err().to_string();
+        assert!(e.contains("header block of datafile 4"), "{e}");
+    }
+}
