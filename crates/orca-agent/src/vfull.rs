@@ -11,11 +11,20 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
 
 use orca_oracle::block::{
     BLOCK0_RDBA, BlockHeader, FileHeaderBlock, block_size_from_format, check_block,
 };
 use orca_oracle::{DatafileHeader, Scn};
+use orca_repo::{
+    Backend, ChunkId, EncodedChunk, PieceFilter, PieceInfo, PieceReader, RepoConfig,
+    Result as RepoResult, SessionGrant, WrappedKey,
+};
 
 use crate::AgentError;
 
@@ -192,6 +201,141 @@ impl Images {
     }
 }
 
+/// The vault as the repository reads it, counting the encoded bytes it answers with
+/// (chunks and manifests): what a virtual full costs the vault and the network, to set
+/// against a full's stored bytes.
+#[derive(Debug)]
+pub struct Counted {
+    inner: Arc<dyn Backend>,
+    bytes: AtomicU64,
+}
+
+impl Counted {
+    pub fn new(inner: Arc<dyn Backend>) -> Arc<Counted> {
+        Arc::new(Counted {
+            inner,
+            bytes: AtomicU64::new(0),
+        })
+    }
+
+    /// Encoded bytes read so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    fn count(&self, n: usize) {
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+#[async_trait]
+impl Backend for Counted {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    async fn config(&self) -> RepoResult<RepoConfig> {
+        self.inner.config().await
+    }
+    async fn wrapped_keys(&self) -> RepoResult<Vec<WrappedKey>> {
+        self.inner.wrapped_keys().await
+    }
+    async fn group_secret(&self) -> RepoResult<Option<[u8; 32]>> {
+        self.inner.group_secret().await
+    }
+    async fn missing(&self, ids: &[ChunkId]) -> RepoResult<Vec<ChunkId>> {
+        self.inner.missing(ids).await
+    }
+    async fn put_chunks(&self, chunks: Vec<EncodedChunk>) -> RepoResult<()> {
+        self.inner.put_chunks(chunks).await
+    }
+    async fn flush(&self) -> RepoResult<()> {
+        self.inner.flush().await
+    }
+    async fn commit(&self, manifest: Bytes) -> RepoResult<PieceInfo> {
+        self.inner.commit(manifest).await
+    }
+    async fn manifest(&self, name: &str) -> RepoResult<Option<Bytes>> {
+        let m = self.inner.manifest(name).await?;
+        self.count(m.as_ref().map_or(0, Bytes::len));
+        Ok(m)
+    }
+    async fn list(&self, filter: &PieceFilter) -> RepoResult<Vec<PieceInfo>> {
+        self.inner.list(filter).await
+    }
+    async fn delete(&self, name: &str) -> RepoResult<bool> {
+        self.inner.delete(name).await
+    }
+    async fn get_chunks(&self, ids: &[ChunkId]) -> RepoResult<Vec<Bytes>> {
+        let chunks = self.inner.get_chunks(ids).await?;
+        self.count(chunks.iter().map(Bytes::len).sum());
+        Ok(chunks)
+    }
+    async fn begin_session(
+        &self,
+        holder: &str,
+        lineage_since: Option<i64>,
+    ) -> RepoResult<SessionGrant> {
+        self.inner.begin_session(holder, lineage_since).await
+    }
+    async fn adopt_lineage(&self, session: u64, since: i64) -> RepoResult<bool> {
+        self.inner.adopt_lineage(session, since).await
+    }
+    async fn renew_session(&self, session: u64) -> RepoResult<bool> {
+        self.inner.renew_session(session).await
+    }
+    async fn end_session(&self, session: u64) -> RepoResult<()> {
+        self.inner.end_session(session).await
+    }
+}
+
+/// Bytes asked of the repository at a time: a multiple of [`MAX_BLOCK`].
+const READ_BUFFER: usize = 4 << 20;
+
+/// Reads the piece `reader` (RMAN's `handle`) to its end, placing its blocks into `images`;
+/// the bytes read. A datafile piece in which no block of a target is seen is refused: its
+/// blocks are not visible (compressed, encrypted), and an image built without them would be
+/// wrong.
+pub fn read_piece(
+    mut reader: PieceReader,
+    images: &mut Images,
+    handle: &str,
+) -> Result<u64, AgentError> {
+    let mut buf = vec![0u8; READ_BUFFER];
+    let mut read = 0u64;
+    let mut placed = 0u64;
+    loop {
+        let n = reader.fill(&mut buf).map_err(|source| AgentError::Repo {
+            context: format!("reading backup piece {handle} from the vault"),
+            source: Box::new(source),
+        })?;
+        read += n as u64;
+        let mut failed = None;
+        scan(&buf[..n], |h, b| {
+            if failed.is_none() {
+                match images.place(h, b) {
+                    Ok(true) => placed += 1,
+                    Ok(false) => {}
+                    Err(e) => failed = Some(e),
+                }
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if n < buf.len() {
+            break;
+        }
+    }
+    if placed == 0 {
+        return Err(AgentError::Job(format!(
+            "backup piece {handle} shows no Oracle block of the database's datafiles (a \
+             compressed or encrypted backup set hides them): no virtual full can be built from \
+             it; restore normally (without --virtual-full)"
+        )));
+    }
+    Ok(read)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,7 +348,7 @@ mod tests {
 
     fn header(file_no: u16, blocks: u32, checkpoint: u64) -> Vec<u8> {
         let h = DatafileHeader {
-            block_size: BS as u32,
+            block_size: 8192,
             compat_version: COMPAT_19,
             dbid: 42,
             db_name: "ORCL".into(),
@@ -317,7 +461,7 @@ mod tests {
             "block 0 and the 8 blocks the header names"
         );
         let b0 = FileHeaderBlock::parse(block(&image, 0)).unwrap();
-        assert_eq!((b0.block_size, b0.block_count), (BS as u32, 8));
+        assert_eq!((b0.block_size, b0.block_count), (8192, 8));
         assert_eq!(
             DatafileHeader::parse(block(&image, 1))
                 .unwrap()
