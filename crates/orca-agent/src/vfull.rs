@@ -292,11 +292,30 @@ impl Backend for Counted {
 const READ_BUFFER: usize = 4 << 20;
 
 /// Reads the piece `reader` (RMAN's `handle`) to its end, placing its blocks into `images`;
-/// the bytes read. A datafile piece in which no block of a target is seen is refused: its
-/// blocks are not visible (compressed, encrypted), and an image built without them would be
-/// wrong.
+/// the bytes read.
 pub fn read_piece(
     mut reader: PieceReader,
+    images: &mut Images,
+    handle: &str,
+) -> Result<u64, AgentError> {
+    place_stream(
+        |buf| {
+            reader.fill(buf).map_err(|source| AgentError::Repo {
+                context: format!("reading backup piece {handle} from the vault"),
+                source: Box::new(source),
+            })
+        },
+        images,
+        handle,
+    )
+}
+
+/// Places the blocks of the stream `fill` reads (it fills a buffer whole but at the end)
+/// into `images`; the bytes read. A datafile piece in which no block of a target is seen is
+/// refused: its blocks are not visible (compressed, encrypted), and an image built without
+/// them would be wrong.
+pub fn place_stream(
+    mut fill: impl FnMut(&mut [u8]) -> Result<usize, AgentError>,
     images: &mut Images,
     handle: &str,
 ) -> Result<u64, AgentError> {
@@ -304,10 +323,7 @@ pub fn read_piece(
     let mut read = 0u64;
     let mut placed = 0u64;
     loop {
-        let n = reader.fill(&mut buf).map_err(|source| AgentError::Repo {
-            context: format!("reading backup piece {handle} from the vault"),
-            source: Box::new(source),
-        })?;
+        let n = fill(&mut buf)?;
         read += n as u64;
         let mut failed = None;
         scan(&buf[..n], |h, b| {
@@ -403,25 +419,37 @@ mod tests {
         s
     }
 
-    fn build(dir: &Path, pieces: &[Vec<u8>]) -> (Vec<Made>, PathBuf) {
-        let image = dir.join("users01.dbf");
-        let mut images = Images::create(&[Target {
-            file_no: 4,
-            rfile_no: 4,
+    fn target(dir: &Path, file_no: u32) -> Target {
+        Target {
+            file_no,
+            rfile_no: file_no,
             block_size: BS,
-            image: image.clone(),
-        }])
-        .unwrap();
-        for p in pieces {
-            let mut placed = Ok(true);
-            scan(p, |h, b| {
-                if placed.is_ok() {
-                    placed = images.place(h, b);
-                }
-            });
-            placed.unwrap();
+            image: dir.join(format!("file{file_no}.dbf")),
         }
-        (images.finish().unwrap(), image)
+    }
+
+    /// `piece` read as the repository reader hands it over: whole buffers but the last.
+    fn feed(images: &mut Images, piece: &[u8]) -> Result<u64, AgentError> {
+        let mut at = 0;
+        place_stream(
+            |buf| {
+                let n = buf.len().min(piece.len() - at);
+                buf[..n].copy_from_slice(&piece[at..at + n]);
+                at += n;
+                Ok(n)
+            },
+            images,
+            "0a_1_1",
+        )
+    }
+
+    fn build(dir: &Path, pieces: &[Vec<u8>]) -> (Vec<Made>, PathBuf) {
+        let t = target(dir, 4);
+        let mut images = Images::create(std::slice::from_ref(&t)).unwrap();
+        for p in pieces {
+            assert_eq!(feed(&mut images, p).unwrap(), p.len() as u64);
+        }
+        (images.finish().unwrap(), t.image)
     }
 
     fn block(image: &[u8], n: usize) -> &[u8] {
@@ -502,19 +530,52 @@ mod tests {
     #[test]
     fn a_file_whose_header_block_is_in_no_piece_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let image = dir.path().join("users01.dbf");
-        let mut images = Images::create(&[Target {
-            file_no: 4,
-            rfile_no: 4,
-            block_size: BS,
-            image,
-        }])
-        .unwrap();
-        let b = data(4, 2, 90, 0xA0);
-        scan(&b, |h, b| {
-            images.place(h, b).unwrap();
-        });
+        let mut images = Images::create(&[target(dir.path(), 4)]).unwrap();
+        feed(&mut images, &data(4, 2, 90, 0xA0)).unwrap();
         let e = images.finish().unwrap_err().to_string();
         assert!(e.contains("header block of datafile 4"), "{e}");
+    }
+
+    #[test]
+    fn multiplexed_files_each_get_their_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut images = Images::create(&[target(dir.path(), 4), target(dir.path(), 5)]).unwrap();
+        let piece = stream(
+            BS,
+            &[
+                data(5, 3, 90, 0x55),
+                header(4, 4, 100),
+                data(4, 3, 90, 0x44),
+                header(5, 4, 100),
+                data(5, 2, 90, 0x52),
+            ],
+        );
+        feed(&mut images, &piece).unwrap();
+        let made = images.finish().unwrap();
+        assert_eq!(made.iter().map(|m| m.blocks).collect::<Vec<_>>(), [2, 3]);
+        let four = std::fs::read(&made[0].image).unwrap();
+        let five = std::fs::read(&made[1].image).unwrap();
+        assert_eq!(block(&four, 3), data(4, 3, 90, 0x44));
+        assert!(block(&four, 2).iter().all(|b| *b == 0));
+        assert_eq!(block(&five, 2), data(5, 2, 90, 0x52));
+        assert_eq!(block(&five, 3), data(5, 3, 90, 0x55));
+    }
+
+    #[test]
+    fn a_piece_showing_no_block_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut images = Images::create(&[target(dir.path(), 4)]).unwrap();
+        // What a compressed run looks like to a media manager: bytes, no aligned block.
+        let mut piece = stream(BS, &[header(4, 4, 100), data(4, 2, 90, 0xA0)]);
+        for (b, k) in piece.iter_mut().skip(BS).zip((1u8..=251).cycle()) {
+            *b ^= k;
+        }
+        let e = feed(&mut images, &piece).unwrap_err().to_string();
+        assert!(
+            e.contains("backup piece 0a_1_1") && e.contains("restore normally"),
+            "{e}"
+        );
+        images.discard();
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
     }
 }
