@@ -957,9 +957,26 @@ impl Restorer {
                 }
             };
             let handle = p.handle.clone();
+            let (vault, id, rt, base) = (
+                self.vault.clone(),
+                job.id.clone(),
+                tokio::runtime::Handle::current(),
+                read,
+            );
+            // A datafile's piece can take long: its progress is recorded as it is read.
+            let progress = move |n: u64| {
+                let u = JobUpdate {
+                    bytes_done: Some(base + n),
+                    bytes_estimated: Some(estimated),
+                    ..Default::default()
+                };
+                if let Err(e) = rt.block_on(vault.update_job(&id, &u)) {
+                    tracing::warn!(job = %id, error = %e, "progress not recorded");
+                }
+            };
             let (back, done) = tokio::task::spawn_blocking(move || {
                 let mut images = images;
-                let done = vfull::read_piece(reader, &mut images, &handle);
+                let done = vfull::read_piece(reader, &mut images, &handle, progress);
                 (images, done)
             })
             .await

@@ -288,22 +288,34 @@ impl Backend for Counted {
     }
 }
 
+/// Bytes of one piece read between two progress reports.
+pub const PROGRESS_EVERY: u64 = 256 << 20;
+
 /// Bytes asked of the repository at a time: a multiple of [`MAX_BLOCK`].
 const READ_BUFFER: usize = 4 << 20;
 
 /// Reads the piece `reader` (RMAN's `handle`) to its end, placing its blocks into `images`;
-/// the bytes read.
+/// the bytes read. `progress` is told the bytes read so far every [`PROGRESS_EVERY`].
 pub fn read_piece(
     mut reader: PieceReader,
     images: &mut Images,
     handle: &str,
+    mut progress: impl FnMut(u64),
 ) -> Result<u64, AgentError> {
+    let mut read = 0u64;
+    let mut told = 0u64;
     place_stream(
         |buf| {
-            reader.fill(buf).map_err(|source| AgentError::Repo {
+            let n = reader.fill(buf).map_err(|source| AgentError::Repo {
                 context: format!("reading backup piece {handle} from the vault"),
                 source: Box::new(source),
-            })
+            })?;
+            read += n as u64;
+            if read - told >= PROGRESS_EVERY {
+                told = read;
+                progress(read);
+            }
+            Ok(n)
         },
         images,
         handle,
