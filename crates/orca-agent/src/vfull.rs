@@ -136,6 +136,22 @@ impl Images {
             if u32::from(hdr.file_no) != img.target.file_no {
                 return Ok(false);
             }
+            // A file shrunk since an older level: its blocks past the new end are gone, and
+            // if it grows again they come back unformatted (zero), not as they were.
+            let end = (u64::from(hdr.file_size_blocks) + 1) * block.len() as u64;
+            img.file
+                .metadata()
+                .and_then(|m| {
+                    if m.len() > end {
+                        img.file.set_len(end)
+                    } else {
+                        Ok(())
+                    }
+                })
+                .map_err(AgentError::io(format!(
+                    "cannot cut {}",
+                    img.target.image.display()
+                )))?;
             img.header = Some(hdr);
         }
         let at = u64::from(n) * block.len() as u64;
@@ -173,7 +189,6 @@ impl Images {
             let mut buf = vec![0u8; t.block_size];
             b0.build(&mut buf)
                 .map_err(|e| AgentError::Job(format!("datafile {}: {e}", t.file_no)))?;
-            // A file shrunk after an older level: blocks beyond its end go with the cut.
             img.file.set_len(b0.file_size()).map_err(io)?;
             img.file
                 .write_all_at(&buf, 0)
@@ -522,6 +537,19 @@ mod tests {
                 "block {n} is zero"
             );
         }
+    }
+
+    #[test]
+    fn a_file_shrunk_and_grown_again_has_zeros_where_its_old_end_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let level0 = stream(0, &[header(4, 8, 100), data(4, 7, 90, 0x70)]);
+        let shrunk = stream(0, &[header(4, 4, 200)]);
+        let grown = stream(0, &[header(4, 8, 300), data(4, 6, 290, 0x60)]);
+        let (_, path) = build(dir.path(), &[level0, shrunk, grown]);
+        let image = std::fs::read(&path).unwrap();
+        assert_eq!(image.len(), 9 * BS);
+        assert_eq!(block(&image, 6), data(4, 6, 290, 0x60));
+        assert!(block(&image, 7).iter().all(|b| *b == 0));
     }
 
     #[test]
