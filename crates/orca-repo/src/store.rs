@@ -550,10 +550,28 @@ impl Store {
             tracing::error!(piece = ?name, error = %e, "a pack write failed");
             return Err(e);
         }
+        // Every link of every delta chain too: a committed piece must read back.
         let missing = self
             .blocking(move |i| {
                 let mut m = i.missing(&list, None)?;
                 m.extend(i.missing_bases(&list)?);
+                let mut level = list;
+                for _ in 0..MAX_DELTA_DEPTH {
+                    level = i
+                        .kinds(&level)?
+                        .into_iter()
+                        .flatten()
+                        .filter_map(ChunkKind::base)
+                        .collect();
+                    level.sort_unstable();
+                    level.dedup();
+                    if level.is_empty() {
+                        break;
+                    }
+                    m.extend(i.missing_bases(&level)?);
+                }
+                m.sort_unstable();
+                m.dedup();
                 Ok(m)
             })
             .await?;
