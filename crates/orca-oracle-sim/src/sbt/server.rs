@@ -5,12 +5,12 @@
 //! The channel's `ENV=(...)` values are this process's environment, so a library reading them
 //! with `getenv` at sbtinit2/sbtbackup time sees exactly what it would see under Oracle.
 
-// The only unsafe code here moves the protocol off fd 1 (libc dup/dup2) and sizes its pipes.
+// The only unsafe code here moves the protocol off fd 1 (libc dup/dup2).
 #![allow(unsafe_code)]
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::FromRawFd;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -39,14 +39,12 @@ fn take_stdout() -> std::io::Result<File> {
 
 /// Pipe capacity asked for: a whole sbtwrite2/sbtread2 buffer (256 KiB by default) then
 /// crosses in one write instead of four 64 KiB rounds of waking the other side.
-const PIPE_SIZE: libc::c_int = 1 << 20;
+const PIPE_SIZE: usize = 1 << 20;
 
-/// Grows the pipe behind `fd`; a kernel that refuses (pipe-max-size) leaves it as it was,
-/// which is only slower.
-fn grow_pipe(fd: libc::c_int) {
-    // SAFETY: F_SETPIPE_SZ on a descriptor this process holds open; the result is ignored
-    // on purpose (not a pipe, or above the limit: nothing changes).
-    unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_SIZE) };
+/// Grows the pipe behind `fd`; a kernel that refuses (not a pipe, above pipe-max-size)
+/// leaves it as it was, which is only slower.
+fn grow_pipe(fd: impl std::os::fd::AsFd) {
+    let _ = rustix::pipe::fcntl_setpipe_size(fd, PIPE_SIZE);
 }
 
 /// Runs the server until `End` or until the parent closes the pipe.
@@ -58,8 +56,8 @@ pub fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    grow_pipe(out.as_raw_fd());
-    grow_pipe(0);
+    grow_pipe(&out);
+    grow_pipe(std::io::stdin());
     let mut w = BufWriter::new(out);
     let mut r = BufReader::new(std::io::stdin().lock());
     let mut session: Option<SbtSession> = None;
