@@ -11,6 +11,7 @@
 //! - [`point`]: what a recovery point needs to rebuild its database; whether it can.
 //! - [`restore`]: `orca restore`: the RMAN script the database's state and the request need.
 //! - [`drill`]: `orca drill`: a point restored into scratch space, checked, recorded.
+//! - [`vfull`]: virtual fulls: datafile images built from a chain's pieces, block by block.
 
 pub mod config;
 pub mod daemon;
@@ -21,6 +22,7 @@ pub mod point;
 pub mod restore;
 pub mod script;
 pub mod state;
+pub mod vfull;
 
 use std::path::PathBuf;
 

@@ -11,6 +11,10 @@
 //!   `RESTORE CONTROLFILE FROM '<c-...>'`), the online logs renamed into DIR, `SET NEWNAME FOR
 //!   DATABASE`, restore, `SWITCH`, recover to the point, `OPEN RESETLOGS`. The original
 //!   database is only read from (its archived logs), never written.
+//! - `--new-location DIR --virtual-full`: as above up to the mount, then each datafile's
+//!   image is built from the point's chain read straight from the vault ([`crate::vfull`]),
+//!   `CATALOG DATAFILECOPY` of the images, `SWITCH DATABASE TO COPY`, recover with archived
+//!   logs to the point, `OPEN RESETLOGS`: no incremental is replayed.
 //! - `--new-host`: the configured home is empty but for an init file: `SET DBID`, SPFILE and
 //!   control file from the point's autobackup, restore, recover to the point, `OPEN
 //!   RESETLOGS`. The vault URL, the token, DB_NAME and the repository key are all it needs.
@@ -25,6 +29,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use orca_repo::{Backend, KeySource, ReadOptions, Repository};
 use orca_vault::client::VaultClient;
 use orca_vault::wire::{
     Job, JobState, JobTrigger, JobUpdate, NewJob, RecoveryPoint, RecoveryPointFilter,
@@ -34,9 +39,9 @@ use orca_vault::wire::{
 use crate::AgentError;
 use crate::config::{Config, DatabaseConfig};
 use crate::job::{Outcome, num, rman_error, text, write_private};
-use crate::oracle::{Oracle, RmanRun};
-use crate::point;
+use crate::oracle::{Oracle, RmanRun, Row};
 use crate::script::allocate;
+use crate::{point, vfull};
 
 /// A point in time to recover to.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -78,6 +83,11 @@ pub struct RestoreRequest {
     /// Read and check the backups only.
     #[serde(default)]
     pub validate: bool,
+    /// With `new_location`: the datafiles are built as images straight from the chain's
+    /// pieces in the vault (level 0, then each level 1), and RMAN only recovers them with
+    /// archived logs.
+    #[serde(default)]
+    pub virtual_full: bool,
 }
 
 /// The job detail holding a queued restore's [`RestoreRequest`]. The agent takes a queued
@@ -103,6 +113,9 @@ impl RestoreRequest {
         }
         if self.validate {
             asked.push("(validate only)".into());
+        }
+        if self.virtual_full {
+            asked.push("as a virtual full".into());
         }
         asked.join(" ")
     }
@@ -292,6 +305,11 @@ impl Restorer {
         req: &RestoreRequest,
         out: &mut Outcome,
     ) -> Result<String, AgentError> {
+        if req.virtual_full && req.new_location.is_none() {
+            return Err(AgentError::Job(
+                "a virtual full is built into a new location: add --new-location DIR".into(),
+            ));
+        }
         if req.new_location.is_some() || req.new_host {
             let rp = self
                 .choose(req.point.as_deref(), req.until.as_ref())
@@ -304,6 +322,9 @@ impl Restorer {
                     AgentError::Job(format!("recovery point {} has no SCN to recover to", rp.id))
                 })?;
             return match &req.new_location {
+                Some(dir) if req.virtual_full => {
+                    self.virtual_full(job, &rp, &until, dir, out).await
+                }
                 Some(dir) => self.relocate(job, &rp, &until, dir, out).await,
                 None => self.new_host(job, &rp, &until, out).await,
             };
@@ -628,31 +649,11 @@ impl Restorer {
         dir: &Path,
         out: &mut Outcome,
     ) -> Result<String, AgentError> {
-        let (autobackup, dbid) = self.rebuild_needs(rp)?;
         point_details(out, "new-location", rp, until);
-        out.details
-            .insert("location".into(), dir.display().to_string());
-        self.progress(job, 0, rp.stats.bytes).await;
-        let oracle = self.prepare(dir)?;
-        let script = format!(
-            "startup nomount;\nset dbid {dbid};\nrun {{\n{}  restore controlfile from '{autobackup}';\n  alter database mount;\n}}\n",
-            self.channels()
-        );
-        let run = self.rman_ok(&oracle, job, "controlfile", &script).await?;
-        self.account(job, &run.log, out).await?;
-        let members = oracle.query("select member from v$logfile").await?;
+        let (oracle, renames) = self.mount_copy(job, rp, dir, out).await?;
         let mut script = String::from("run {\n");
         script.push_str(&self.channels());
-        for m in members.iter().map(|r| text(r, "MEMBER")) {
-            let name = Path::new(m)
-                .file_name()
-                .ok_or_else(|| AgentError::Job(format!("online log member {m:?} has no name")))?;
-            let to = dir.join("onlinelog").join(name);
-            script.push_str(&format!(
-                "  sql \"alter database rename file '{m}' to '{}'\";\n",
-                to.display()
-            ));
-        }
+        script.push_str(&renames);
         script.push_str(&until.rman());
         script.push_str(&format!(
             "  set newname for database to '{}/%b';\n  restore database;\n  switch datafile all;\n  recover database;\n}}\nalter database open resetlogs;\n",
@@ -669,6 +670,340 @@ impl Restorer {
         ))
     }
 
+    /// An instance of its own in `dir`, mounted with the control file of `rp`'s autobackup;
+    /// the tools pointed at it, and the RMAN commands that rename its online log members
+    /// into `dir` (before `OPEN RESETLOGS` creates them).
+    async fn mount_copy(
+        &self,
+        job: &Job,
+        rp: &RecoveryPoint,
+        dir: &Path,
+        out: &mut Outcome,
+    ) -> Result<(Oracle, String), AgentError> {
+        let (autobackup, dbid) = self.rebuild_needs(rp)?;
+        out.details
+            .insert("location".into(), dir.display().to_string());
+        self.progress(job, 0, rp.stats.bytes).await;
+        let oracle = self.prepare(dir)?;
+        let script = format!(
+            "startup nomount;\nset dbid {dbid};\nrun {{\n{}  restore controlfile from '{autobackup}';\n  alter database mount;\n}}\n",
+            self.channels()
+        );
+        let run = self.rman_ok(&oracle, job, "controlfile", &script).await?;
+        self.account(job, &run.log, out).await?;
+        let members = oracle.query("select member from v$logfile").await?;
+        let mut renames = String::new();
+        for m in members.iter().map(|r| text(r, "MEMBER")) {
+            let name = Path::new(m)
+                .file_name()
+                .ok_or_else(|| AgentError::Job(format!("online log member {m:?} has no name")))?;
+            let to = dir.join("onlinelog").join(name);
+            renames.push_str(&format!(
+                "  sql \"alter database rename file '{m}' to '{}'\";\n",
+                to.display()
+            ));
+        }
+        Ok((oracle, renames))
+    }
+
+    /// `rp` restored into `dir` as a virtual full: each datafile's image built from the
+    /// pieces of `rp`'s chain read from the vault ([`crate::vfull`]), cataloged as a datafile
+    /// copy, switched to, recovered until `until` with archived logs, opened.
+    async fn virtual_full(
+        &self,
+        job: &Job,
+        rp: &RecoveryPoint,
+        until: &Until,
+        dir: &Path,
+        out: &mut Outcome,
+    ) -> Result<String, AgentError> {
+        point_details(out, "virtual-full", rp, until);
+        let (oracle, renames) = self.mount_copy(job, rp, dir, out).await?;
+        let data = dir
+            .canonicalize()
+            .map_err(AgentError::io(format!("cannot resolve {}", dir.display())))?
+            .join("oradata")
+            .join(&self.db.name);
+        let targets = self.targets(&oracle, &data).await?;
+        let pieces = self.chain_pieces(&oracle, rp, until).await?;
+        out.details.insert(
+            "levels".into(),
+            pieces
+                .iter()
+                .map(|p| p.point.as_str())
+                .collect::<BTreeSet<_>>()
+                .len()
+                .to_string(),
+        );
+        let (made, read) = self.build_images(job, &pieces, &targets, out).await?;
+        let paths: Vec<String> = made
+            .iter()
+            .map(|m| format!("'{}'", m.image.display()))
+            .collect();
+        out.details.insert(
+            "image_checkpoint".into(),
+            made.iter()
+                .map(|m| m.checkpoint.0)
+                .min()
+                .unwrap_or(0)
+                .to_string(),
+        );
+        let script = format!(
+            "catalog datafilecopy {};\nrun {{\n{}{renames}{}  switch database to copy;\n  recover database;\n}}\nalter database open resetlogs;\n",
+            paths.join(", "),
+            self.channels(),
+            until.rman()
+        );
+        let run = self.rman_ok(&oracle, job, "recover", &script).await?;
+        self.account(job, &run.log, out).await?;
+        Ok(format!(
+            "recovery point {} of {} built into {} as a virtual full ({} datafile images, {read} \
+             bytes of {} pieces read from the vault), recovered until {} and opened with \
+             RESETLOGS",
+            rp.id,
+            self.db.name,
+            dir.display(),
+            made.len(),
+            pieces.len(),
+            describe(until)
+        ))
+    }
+
+    /// Where each datafile the mounted control file of `oracle` names gets its image: in
+    /// `data`, under its own file name.
+    async fn targets(
+        &self,
+        oracle: &Oracle,
+        data: &Path,
+    ) -> Result<Vec<vfull::Target>, AgentError> {
+        let rows = oracle
+            .query("select file#, rfile#, block_size, name from v$datafile")
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let name = text(r, "NAME");
+                let base = Path::new(name).file_name().ok_or_else(|| {
+                    AgentError::Job(format!("datafile name {name:?} has no file name"))
+                })?;
+                let int = |k: &str| {
+                    u32::try_from(num(r, k))
+                        .map_err(|_| AgentError::Job(format!("v$datafile {k} of {name}")))
+                };
+                Ok(vfull::Target {
+                    file_no: int("FILE#")?,
+                    rfile_no: int("RFILE#")?,
+                    block_size: usize::try_from(num(r, "BLOCK_SIZE"))
+                        .map_err(|_| AgentError::Job(format!("v$datafile BLOCK_SIZE of {name}")))?,
+                    image: data.join(base),
+                })
+            })
+            .collect()
+    }
+
+    /// The datafile pieces of `rp`'s chain in the order their blocks are placed: the level
+    /// 0's, then each level 1's, up to the last level whose checkpoint is before `until`.
+    /// One copy of each piece. A compressed or encrypted piece is refused: its blocks are not
+    /// visible in its stream.
+    async fn chain_pieces(
+        &self,
+        oracle: &Oracle,
+        rp: &RecoveryPoint,
+        until: &Until,
+    ) -> Result<Vec<ChainPiece>, AgentError> {
+        let set = |r: &Row| (num(r, "SET_STAMP"), num(r, "SET_COUNT"));
+        let mut checkpoints: BTreeMap<(u64, u64), (u64, String)> = BTreeMap::new();
+        for r in oracle
+            .query(
+                "select set_stamp, set_count, file#, checkpoint_change#, \
+                 to_char(checkpoint_time, 'YYYY-MM-DD HH24:MI:SS') checkpoint_time \
+                 from v$backup_datafile",
+            )
+            .await?
+            .iter()
+            .filter(|r| num(r, "FILE#") > 0)
+        {
+            let e = checkpoints.entry(set(r)).or_default();
+            if num(r, "CHECKPOINT_CHANGE#") >= e.0 {
+                *e = (
+                    num(r, "CHECKPOINT_CHANGE#"),
+                    text(r, "CHECKPOINT_TIME").to_string(),
+                );
+            }
+        }
+        let mut by_handle: BTreeMap<String, (Row, (u64, u64, u64))> = BTreeMap::new();
+        for r in oracle
+            .query(
+                "select set_stamp, set_count, piece#, handle, compressed, encrypted \
+                 from v$backup_piece where status = 'A'",
+            )
+            .await?
+        {
+            if checkpoints.contains_key(&set(&r)) {
+                let id = (
+                    num(&r, "SET_STAMP"),
+                    num(&r, "SET_COUNT"),
+                    num(&r, "PIECE#"),
+                );
+                by_handle.insert(text(&r, "HANDLE").to_string(), (r, id));
+            }
+        }
+        let ns = format!("{}/", self.vault.whoami().await?.database);
+        let points = self.points().await?;
+        let mut ids = point::chain(rp);
+        ids.push(rp.id.clone());
+        let mut pieces = Vec::new();
+        let mut seen = BTreeSet::new();
+        for id in ids {
+            let p = points.iter().find(|p| p.id == id).ok_or_else(|| {
+                AgentError::Job(format!("point {id} of the chain of {} is gone", rp.id))
+            })?;
+            let mut level = Vec::new();
+            let mut beyond = false;
+            for name in &p.pieces {
+                let handle = name.strip_prefix(&ns).unwrap_or(name);
+                let Some((row, piece)) = by_handle.get(handle) else {
+                    continue;
+                };
+                if !seen.insert(*piece) {
+                    continue;
+                }
+                for (flag, what) in [("COMPRESSED", "compressed"), ("ENCRYPTED", "encrypted")] {
+                    if text(row, flag) == "YES" {
+                        return Err(AgentError::Job(format!(
+                            "backup piece {handle} of point {id} is {what}: its Oracle blocks \
+                             are not visible to the media manager, so no virtual full can be \
+                             built from it; restore normally (without --virtual-full)"
+                        )));
+                    }
+                }
+                let (scn, time) = &checkpoints[&set(row)];
+                beyond |= match until {
+                    Until::Scn(s) => scn >= s,
+                    // One-second times: a level checkpointed within the second asked for
+                    // may hold changes after it.
+                    Until::Time(t) => time.as_str() >= t.as_str(),
+                };
+                level.push(ChainPiece {
+                    point: id.clone(),
+                    name: name.clone(),
+                    handle: handle.to_string(),
+                });
+            }
+            if beyond {
+                break;
+            }
+            pieces.extend(level);
+        }
+        if pieces.is_empty() {
+            return Err(AgentError::Job(format!(
+                "no level of the chain of recovery point {} has its datafiles' checkpoint \
+                 before {}: nothing to build a virtual full from",
+                rp.id,
+                describe(until)
+            )));
+        }
+        Ok(pieces)
+    }
+
+    /// Reads `pieces` in order from the vault and places their blocks into an image of each
+    /// target; the images and the bytes read. Nothing is left in place when it fails.
+    async fn build_images(
+        &self,
+        job: &Job,
+        pieces: &[ChainPiece],
+        targets: &[vfull::Target],
+        out: &mut Outcome,
+    ) -> Result<(Vec<vfull::Made>, u64), AgentError> {
+        let key = match (&self.db.key_file, &self.db.password) {
+            (Some(f), _) => KeySource::KeyFile(f.clone()),
+            (None, Some(p)) => KeySource::Passphrase(p.clone()),
+            (None, None) => {
+                return Err(AgentError::Job(format!(
+                    "database {}: no repository key (key_file or password)",
+                    self.db.name
+                )));
+            }
+        };
+        let repo_err = |context: String| {
+            move |source| AgentError::Repo {
+                context,
+                source: Box::new(source),
+            }
+        };
+        let counted = vfull::Counted::new(self.vault.clone());
+        let backend: Arc<dyn Backend> = counted.clone();
+        let repo = Repository::open(backend, &key)
+            .await
+            .map_err(repo_err("opening the repository in the vault".into()))?;
+        let mut estimated = 0;
+        for p in pieces {
+            if let Some(i) = self.vault.info(&p.name).await? {
+                estimated += i.size;
+            }
+        }
+        let mut images = vfull::Images::create(targets)?;
+        let before = out
+            .details
+            .get("bytes_read")
+            .and_then(|b| b.parse().ok())
+            .unwrap_or(0u64);
+        let mut read = 0u64;
+        for p in pieces {
+            let reader = match repo.reader(&p.name, &ReadOptions::default()).await {
+                Ok(r) => r,
+                Err(e) => {
+                    images.discard();
+                    return Err(repo_err(format!("reading backup piece {}", p.handle))(e));
+                }
+            };
+            let handle = p.handle.clone();
+            let (vault, id, rt, base) = (
+                self.vault.clone(),
+                job.id.clone(),
+                tokio::runtime::Handle::current(),
+                read,
+            );
+            // A datafile's piece can take long: its progress is recorded as it is read.
+            let progress = move |n: u64| {
+                let u = JobUpdate {
+                    bytes_done: Some(base + n),
+                    bytes_estimated: Some(estimated),
+                    ..Default::default()
+                };
+                if let Err(e) = rt.block_on(vault.update_job(&id, &u)) {
+                    tracing::warn!(job = %id, error = %e, "progress not recorded");
+                }
+            };
+            let (back, done) = tokio::task::spawn_blocking(move || {
+                let mut images = images;
+                let done = vfull::read_piece(reader, &mut images, &handle, progress);
+                (images, done)
+            })
+            .await
+            .map_err(|source| AgentError::Task {
+                what: "building the images",
+                source,
+            })?;
+            images = back;
+            match done {
+                Ok(n) => read += n,
+                Err(e) => {
+                    images.discard();
+                    return Err(e);
+                }
+            }
+            out.details
+                .insert("bytes_read".into(), (before + read).to_string());
+            out.details
+                .insert("image_bytes_read".into(), read.to_string());
+            out.details
+                .insert("vault_bytes_read".into(), counted.bytes().to_string());
+            self.progress(job, read, estimated).await;
+        }
+        out.details
+            .insert("blocks_placed".into(), images.blocks().to_string());
+        Ok((images.finish()?, read))
+    }
     /// Stops the instance of a copy in `dir` (a drill's, before its files are removed).
     pub(crate) async fn shut_down_copy(&self, job: &Job, dir: &Path) -> Result<(), AgentError> {
         self.rman_ok(&self.located(dir), job, "shutdown", "shutdown abort;\n")
@@ -731,6 +1066,16 @@ impl Restorer {
             .map_err(AgentError::io(format!("cannot write {}", path.display())))?;
         Ok(self.located(&dir))
     }
+}
+
+/// A datafile piece of a virtual full's chain.
+struct ChainPiece {
+    /// The recovery point it belongs to.
+    point: String,
+    /// Its name in the vault.
+    name: String,
+    /// RMAN's handle.
+    handle: String,
 }
 
 /// The job details every restore from a whole recovery point records.

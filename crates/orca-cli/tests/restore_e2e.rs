@@ -155,6 +155,14 @@ impl Site {
         out
     }
 
+    /// `rman` run as the instance of a copy in `dir` (its `ORACLESIM_HOME`).
+    fn rman_in(&self, dir: &Path, script: &str) {
+        let mut c = self.db.rman_cmd(script);
+        c.env("ORACLESIM_HOME", dir);
+        let (ok, out) = output(&mut c);
+        assert!(ok, "{out}");
+    }
+
     /// The database's time, as `--until-time` takes it.
     fn db_time(&self) -> String {
         self.db
@@ -426,6 +434,148 @@ fn a_new_location_comes_up_while_the_original_keeps_running_unchanged() {
         "{job:#}"
     );
     assert_eq!(site.checksums(&copy), copy_files);
+}
+
+#[test]
+fn a_virtual_full_of_a_level_0_and_three_level_1s_equals_the_snapshot_at_the_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::new(dir.path());
+    site.backup(None);
+    for _ in 0..3 {
+        site.db.workload("2", 1);
+        site.backup(None);
+    }
+    let snap = site.db.snapshot("at-point");
+    let points = site.recovery_points();
+    let full = point(&points, "full");
+    let last = point(&points, "incremental");
+    assert_eq!(
+        last["labels"]["chain"].as_str().unwrap().split(',').count(),
+        3,
+        "{last:#}"
+    );
+
+    let plain = dir.path().join("plain");
+    let started = std::time::Instant::now();
+    let (ok, _, out) = site.job(&[
+        "restore",
+        "--db",
+        "ORCL",
+        "--point",
+        full["id"].as_str().unwrap(),
+        "--new-location",
+        plain.to_str().unwrap(),
+    ]);
+    let plain_secs = started.elapsed().as_secs_f64();
+    assert!(ok, "{out}");
+    site.rman_in(&plain, "shutdown abort;\n");
+    std::fs::remove_dir_all(&plain).unwrap();
+
+    let copy = dir.path().join("vfull");
+    let started = std::time::Instant::now();
+    let (ok, job, out) = site.job(&[
+        "restore",
+        "--db",
+        "ORCL",
+        "--new-location",
+        copy.to_str().unwrap(),
+        "--virtual-full",
+    ]);
+    let vfull_secs = started.elapsed().as_secs_f64();
+    assert!(ok, "{out}");
+    assert_eq!(detail(&job, "mode"), "virtual-full", "{job:#}");
+    assert_eq!(detail(&job, "recovery_point"), last["id"], "{job:#}");
+    assert_eq!(detail(&job, "levels"), "4", "{job:#}");
+    let script = std::fs::read_to_string(
+        dir.path()
+            .join("state/ORCL")
+            .join(format!("{}.recover.rman", job["id"].as_str().unwrap())),
+    )
+    .unwrap();
+    assert!(script.contains("catalog datafilecopy"), "{script}");
+    assert!(script.contains("switch database to copy"), "{script}");
+    assert!(!script.contains("restore database"), "{script}");
+    let log = std::fs::read_to_string(
+        dir.path()
+            .join("state/ORCL")
+            .join(format!("{}.recover.log", job["id"].as_str().unwrap())),
+    )
+    .unwrap();
+    // The images are at the newest level already: RMAN applies archived logs only.
+    assert!(!log.contains("backup set restore"), "{log}");
+    site.db.prove_home(&copy, &snap);
+
+    let read: u64 = detail(&job, "image_bytes_read").parse().unwrap();
+    let fetched: u64 = detail(&job, "vault_bytes_read").parse().unwrap();
+    let full_bytes = full["stats"]["bytes"].as_u64().unwrap();
+    let full_stored = full["stats"]["stored"].as_u64().unwrap();
+    let ratio = fetched as f64 / full_stored as f64;
+    eprintln!(
+        "virtual full: {fetched} encoded bytes fetched from the vault for {read} bytes of \
+         datafile pieces (4 levels); one full: {full_stored} bytes stored, {full_bytes} as RMAN \
+         wrote them: {ratio:.3}x the full's stored bytes; {vfull_secs:.1} s vs {plain_secs:.1} s \
+         for a plain new-location restore of the level 0"
+    );
+    assert!(ratio <= 1.1, "fetched {ratio:.3}x one full's stored bytes");
+}
+
+#[test]
+fn a_virtual_full_until_a_time_between_level_1s_leaves_the_later_level_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::new(dir.path());
+    site.backup(None);
+    site.db.workload("2", 1);
+    site.backup(None);
+    site.db.workload("2", 1);
+    site.db.switch();
+    let snap = site.db.snapshot("at-t");
+    std::thread::sleep(Duration::from_millis(1100));
+    let t = site.db_time();
+    std::thread::sleep(Duration::from_millis(1100));
+    site.db.workload("3", 1);
+    site.backup(None);
+
+    let copy = dir.path().join("vfull");
+    let (ok, job, out) = site.job(&[
+        "restore",
+        "--db",
+        "ORCL",
+        "--until-time",
+        &t,
+        "--new-location",
+        copy.to_str().unwrap(),
+        "--virtual-full",
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(detail(&job, "levels"), "2", "{job:#}");
+    site.db.prove_home(&copy, &snap);
+}
+
+#[test]
+fn a_compressed_backup_refuses_a_virtual_full_naming_the_piece() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::new(dir.path());
+    site.db
+        .rman_ok("configure device type sbt backup type to compressed backupset;\n");
+    site.backup(None);
+    let copy = dir.path().join("vfull");
+    let (ok, job, _) = site.job(&[
+        "restore",
+        "--db",
+        "ORCL",
+        "--new-location",
+        copy.to_str().unwrap(),
+        "--virtual-full",
+    ]);
+    assert!(!ok);
+    let m = job["message"].as_str().unwrap();
+    assert!(
+        m.contains("is compressed") && m.contains("restore normally"),
+        "{job:#}"
+    );
+    let images = orca_testing::fs::files_under(&copy.join("oradata"));
+    assert!(images.is_empty(), "{images:?}");
+    site.rman_in(&copy, "shutdown abort;\n");
 }
 
 #[test]

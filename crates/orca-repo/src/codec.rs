@@ -18,8 +18,8 @@
 //! differ from a base chunk of the same length. Its plaintext, before
 //! compression, is `u8:unit_shift u32:unit_count bitmap[ceil(unit_count/8)]
 //! units...`: the unit is `1 << unit_shift` bytes and bit i set means unit i
-//! follows, in order. Bases are always full chunks, so a read needs at most
-//! one extra fetch.
+//! follows, in order. A base is a full chunk or a delta itself, at most
+//! [`crate::MAX_DELTA_DEPTH`] deltas above a full chunk (`chain.rs`).
 
 use std::cell::RefCell;
 use std::fmt;

@@ -370,17 +370,22 @@ impl RepoError {
                 e.kind() == std::io::ErrorKind::StorageFull
                     || e.raw_os_error() == Some(libc::EDQUOT)
             }) {
-                let free = rustix::fs::statvfs(dir)
-                    .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
-                    .unwrap_or(0);
-                return RepoError::DiskFull {
-                    path: dir.to_string(),
-                    free,
-                };
+                return RepoError::disk_full(dir);
             }
             cause = c.source();
         }
         RepoError::storage(object, source)
+    }
+
+    /// [`RepoError::DiskFull`] for the filesystem holding `dir`, with what it has left.
+    pub fn disk_full(dir: &str) -> Self {
+        let free = rustix::fs::statvfs(dir)
+            .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+            .unwrap_or(0);
+        RepoError::DiskFull {
+            path: dir.to_string(),
+            free,
+        }
     }
 
     /// A SQLite index error while doing `context`.

@@ -31,6 +31,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
+use crate::chain::MAX_DELTA_DEPTH;
 use crate::error::{RepoError, Result};
 use crate::id::ChunkId;
 use crate::index::{ChunkKind, GcRun, GcStart, MovedChunk, PackKey, PackRow, SweepOutcome};
@@ -212,8 +213,27 @@ impl Store {
         let (kinds, recent) = self
             .blocking(move |i| Ok((i.kinds(&ids)?, i.recent_bases(fence)?)))
             .await?;
-        keep.extend(kinds.into_iter().flatten().filter_map(ChunkKind::base));
-        keep.extend(recent);
+        // Bases, and the bases of bases down each delta chain to its full chunk.
+        let mut level: Vec<ChunkId> = kinds
+            .into_iter()
+            .flatten()
+            .filter_map(ChunkKind::base)
+            .chain(recent)
+            .collect();
+        for _ in 0..=MAX_DELTA_DEPTH {
+            level.retain(|b| keep.insert(*b));
+            if level.is_empty() {
+                break;
+            }
+            let ids = std::mem::take(&mut level);
+            level = self
+                .blocking(move |i| i.kinds(&ids))
+                .await?
+                .into_iter()
+                .flatten()
+                .filter_map(ChunkKind::base)
+                .collect();
+        }
         Ok(keep)
     }
 

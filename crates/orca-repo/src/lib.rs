@@ -95,6 +95,7 @@ pub use remote::{REMOTE_FILE, RemoteObjects};
 pub use repository::{InitOptions, NewKey, Repository};
 
 // Writing a piece.
+pub use chain::MAX_DELTA_DEPTH;
 pub use chunker::ChunkerSpec;
 pub use lineage::{Anchor, Lineage, LineageCache, LineageEntry};
 pub use manifest::{FileType, PieceMeta, WriteStats};
@@ -156,6 +157,7 @@ pub mod fuzz {
 
 mod aead;
 mod backend;
+mod chain;
 mod chunker;
 mod codec;
 mod config;

@@ -29,15 +29,22 @@ use crate::error::{RepoError, Result};
 use crate::hash::UnitCv;
 use crate::id::ChunkId;
 
-/// A full chunk a later version of the same position can be stored against.
+/// The chunk a later version of the same position can be stored against: a full chunk, or
+/// a delta short enough that one more stays within [`crate::MAX_DELTA_DEPTH`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Anchor {
-    /// The full chunk.
+    /// The chunk.
     pub id: ChunkId,
     /// Its plaintext length.
     pub len: u32,
     /// Chaining values of its 16 KiB units: a new version stores only the units whose values differ.
     pub cvs: Arc<Vec<UnitCv>>,
+    /// Deltas between it and the full chunk its chain ends in (0: it is a full chunk).
+    pub depth: u8,
+    /// That full chunk, when it is not one itself.
+    pub root: Option<ChunkId>,
+    /// Its units that differ from `root`'s, in order.
+    pub dirty: Arc<Vec<u16>>,
 }
 
 /// One chunk position of a source.
@@ -83,9 +90,10 @@ pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
 
 /// Version of the tables below: 2 = 16 KiB unit values and the store's
-/// session time per source. Older caches are dropped (losing a cache costs
-/// probes, never data).
-const LAYOUT: &str = "2";
+/// session time per source; 3 = the anchor's place in its delta chain (depth, the
+/// chain's full chunk, the units that differ from it). Older caches are
+/// dropped (losing a cache costs probes, never data).
+const LAYOUT: &str = "3";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -97,6 +105,9 @@ CREATE TABLE IF NOT EXISTS entries (
     anchor BLOB,
     anchor_len INTEGER,
     cvs BLOB,
+    anchor_depth INTEGER NOT NULL DEFAULT 0,
+    anchor_root BLOB,
+    anchor_dirty BLOB,
     PRIMARY KEY (key, offset)
 ) WITHOUT ROWID;
 ";
@@ -199,7 +210,7 @@ impl LineageCache {
             if let Some((_, since)) = source.filter(|(updated, _)| *updated >= oldest) {
                 lineage.since = since;
                 let mut st = tx.prepare(
-                    "SELECT offset, chunk, anchor, anchor_len, cvs FROM entries WHERE key = ?1",
+                    "SELECT offset, chunk, anchor, anchor_len, cvs, anchor_depth, anchor_root, anchor_dirty FROM entries WHERE key = ?1",
                 )?;
                 let rows = st.query_map([key], |r| {
                     Ok((
@@ -208,10 +219,13 @@ impl LineageCache {
                         r.get::<_, Option<Vec<u8>>>(2)?,
                         r.get::<_, Option<u32>>(3)?,
                         r.get::<_, Option<Vec<u8>>>(4)?,
+                        r.get::<_, u8>(5)?,
+                        r.get::<_, Option<Vec<u8>>>(6)?,
+                        r.get::<_, Option<Vec<u8>>>(7)?,
                     ))
                 })?;
                 for row in rows {
-                    let (offset, chunk, anchor, anchor_len, cvs) = row?;
+                    let (offset, chunk, anchor, anchor_len, cvs, depth, root, dirty) = row?;
                     let Some(chunk) = ChunkId::from_slice(&chunk) else {
                         continue;
                     };
@@ -224,6 +238,17 @@ impl LineageCache {
                             id,
                             len,
                             cvs: Arc::new(cvs.as_chunks::<16>().0.to_vec()),
+                            depth,
+                            root: root.and_then(|r| ChunkId::from_slice(&r)),
+                            dirty: Arc::new(
+                                dirty
+                                    .unwrap_or_default()
+                                    .as_chunks::<2>()
+                                    .0
+                                    .iter()
+                                    .map(|u| u16::from_le_bytes(*u))
+                                    .collect(),
+                            ),
                         }),
                         _ => None,
                     };
@@ -244,10 +269,9 @@ impl LineageCache {
             .entries
             .values()
             .map(|e| {
-                64 + e
-                    .anchor
-                    .as_ref()
-                    .map_or(0, |a| 40 + a.cvs.len() as u64 * 16)
+                64 + e.anchor.as_ref().map_or(0, |a| {
+                    72 + a.cvs.len() as u64 * 16 + a.dirty.len() as u64 * 2
+                })
             })
             .sum();
         self.with("store", |c| {
@@ -255,7 +279,7 @@ impl LineageCache {
             tx.execute("DELETE FROM entries WHERE key = ?1", [key])?;
             {
                 let mut st = tx.prepare(
-                    "INSERT INTO entries(key, offset, chunk, anchor, anchor_len, cvs) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO entries(key, offset, chunk, anchor, anchor_len, cvs, anchor_depth, anchor_root, anchor_dirty) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )?;
                 for (off, e) in &lineage.entries {
                     let (a, l, cvs) = match &e.anchor {
@@ -266,7 +290,28 @@ impl LineageCache {
                         ),
                         None => (None, None, None),
                     };
-                    st.execute(params![key, *off, e.chunk.as_bytes().as_slice(), a, l, cvs])?;
+                    let depth = e.anchor.as_ref().map_or(0, |a| a.depth);
+                    let root = e
+                        .anchor
+                        .as_ref()
+                        .and_then(|a| a.root)
+                        .map(|r| r.as_bytes().to_vec());
+                    let dirty: Option<Vec<u8>> = e
+                        .anchor
+                        .as_ref()
+                        .filter(|a| !a.dirty.is_empty())
+                        .map(|a| a.dirty.iter().flat_map(|u| u.to_le_bytes()).collect());
+                    st.execute(params![
+                        key,
+                        *off,
+                        e.chunk.as_bytes().as_slice(),
+                        a,
+                        l,
+                        cvs,
+                        depth,
+                        root,
+                        dirty
+                    ])?;
                 }
             }
             tx.execute(
@@ -316,6 +361,9 @@ mod tests {
                 id: ChunkId([n.wrapping_add(1); 32]),
                 len: 1 << 20,
                 cvs: Arc::new(vec![[n; 16]; 128]),
+                depth: n % 3,
+                root: (!n.is_multiple_of(3)).then_some(ChunkId([n.wrapping_add(2); 32])),
+                dirty: Arc::new(vec![1, u16::from(n), 300]),
             }),
         }
     }

@@ -2,6 +2,7 @@
 //! fetched in parallel, decrypted, decompressed and verified against their
 //! fingerprints on the rayon pool, and handed to the reader in order.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 
@@ -17,8 +18,8 @@ use crate::error::{RepoError, Result};
 use crate::id::ChunkId;
 use crate::manifest::Manifest;
 
-/// A decrypted chunk at its position, with its base's payload if a delta.
-type Opening = (usize, Opened, Option<(ChunkId, Bytes)>);
+/// A decrypted chunk at its position, with its base's plaintext if a delta.
+type Opening = (usize, Opened, Option<Bytes>);
 
 /// Tuning of a reader.
 #[derive(Clone, Debug)]
@@ -439,6 +440,10 @@ async fn fetch_group(
         location.clone(),
     );
     let r2 = range.clone();
+    let lens: Vec<usize> = range
+        .iter()
+        .map(|&i| manifest.chunks[i].len as usize)
+        .collect();
     let opened: Vec<Opened> = tokio::task::spawn_blocking(move || {
         r2.into_par_iter()
             .zip(payloads.into_par_iter())
@@ -452,30 +457,33 @@ async fn fetch_group(
     .await
     .map_err(RepoError::task("chunk decoding"))??;
 
-    // Deltas need their base chunks: fetch those in one more request.
-    let bases: Vec<ChunkId> = opened
+    // Deltas need their bases' plaintexts: one more request per level of their chains.
+    let bases: Vec<(ChunkId, usize)> = opened
         .iter()
-        .filter_map(|o| match o {
-            Opened::Delta { base, .. } => Some(*base),
+        .zip(lens)
+        .filter_map(|(o, len)| match o {
+            Opened::Delta { base, .. } => Some((*base, len)),
             Opened::Full(_) => None,
         })
         .collect();
-    let base_payloads = if bases.is_empty() {
-        Vec::new()
+    let base_plain = if bases.is_empty() {
+        HashMap::new()
     } else {
-        backend
-            .get_chunks(&bases)
-            .await
-            .map_err(|e| e.in_piece(&name, range_start))?
+        let b = backend.clone();
+        crate::chain::plaintexts(&codec, &location, &bases, move |ids| {
+            let b = b.clone();
+            async move { b.get_chunks(&ids).await }
+        })
+        .await
+        .map_err(|e| e.in_piece(&name, range_start))?
     };
     tokio::task::spawn_blocking(move || {
-        let mut base_iter = bases.iter().zip(base_payloads);
         let work: Vec<Opening> = opened
             .into_iter()
             .enumerate()
             .map(|(k, o)| {
                 let b = match &o {
-                    Opened::Delta { .. } => base_iter.next().map(|(id, p)| (*id, p)),
+                    Opened::Delta { base, .. } => base_plain.get(base).cloned(),
                     Opened::Full(_) => None,
                 };
                 (range[k], o, b)
@@ -486,12 +494,9 @@ async fn fetch_group(
                 let c = &manifest.chunks[i];
                 match (o, b) {
                     (Opened::Full(p), _) => Ok(Bytes::from(p)),
-                    (Opened::Delta { body, .. }, Some((base_id, payload))) => {
-                        let base = codec.decode(&base_id, &payload, c.len as usize, &location)?;
-                        codec
-                            .apply_delta(&c.id, &base, &body, c.len as usize, &location)
-                            .map(Bytes::from)
-                    }
+                    (Opened::Delta { body, .. }, Some(base)) => codec
+                        .apply_delta(&c.id, &base, &body, c.len as usize, &location)
+                        .map(Bytes::from),
                     (Opened::Delta { base, .. }, None) => Err(RepoError::CorruptChunk {
                         piece: None,
                         index: None,

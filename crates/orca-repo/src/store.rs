@@ -31,6 +31,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, EncodedChunk};
+use crate::chain::MAX_DELTA_DEPTH;
 use crate::codec::OVERHEAD;
 use crate::config::{CONFIG_KEY, RepoConfig};
 use crate::error::{RepoError, Result};
@@ -370,54 +371,96 @@ impl Store {
             }
         }
         let ids: Vec<ChunkId> = chunks.iter().map(|c| c.id).collect();
-        let bases: Vec<ChunkId> = chunks.iter().filter_map(|c| c.base()).collect();
-        let (absent, base_kinds) = self
-            .blocking(move |i| Ok((i.missing(&ids, None)?, i.kinds(&bases)?)))
-            .await?;
-        let absent: HashSet<ChunkId> = absent.into_iter().collect();
-        let stored_bases: HashMap<ChunkId, Option<ChunkKind>> = chunks
-            .iter()
-            .filter_map(|c| c.base())
-            .zip(base_kinds)
+        let absent: HashSet<ChunkId> = self
+            .blocking(move |i| i.missing(&ids, None))
+            .await?
+            .into_iter()
             .collect();
+        // What the index says of the bases' chains, a level per query; a link the index
+        // does not have yet (buffered or being written) is looked up under the lock, and
+        // what lies below it fetched on another round.
+        let mut known: HashMap<ChunkId, Option<ChunkKind>> = HashMap::new();
+        let mut ask: Vec<ChunkId> = chunks.iter().filter_map(|c| c.base()).collect();
         let target = self.config.pack_size as usize;
-        let wait = {
+        let wait = loop {
+            for _ in 0..=MAX_DELTA_DEPTH {
+                ask.retain(|b| !known.contains_key(b));
+                ask.sort_unstable();
+                ask.dedup();
+                if ask.is_empty() {
+                    break;
+                }
+                let list = std::mem::take(&mut ask);
+                let l2 = list.clone();
+                let kinds = self.blocking(move |i| i.kinds(&l2)).await?;
+                for (id, k) in list.into_iter().zip(kinds) {
+                    ask.extend(k.and_then(ChunkKind::base));
+                    known.insert(id, k);
+                }
+            }
             let mut p = self.lock();
             // The whole batch is checked before any chunk of it is stored: a refused batch
-            // leaves nothing behind. A delta may build on a full chunk earlier in the batch.
+            // leaves nothing behind. A delta may build on a chunk earlier in the batch.
             let mut taken: Held = HashMap::new();
+            let mut unknown = Vec::new();
             for c in &chunks {
                 if !absent.contains(&c.id) || p.holds(&c.id) || taken.contains_key(&c.id) {
                     continue;
                 }
                 let base = c.base();
                 if let Some(b) = base {
-                    // Deltas build on full chunks only, so a read needs one extra fetch at most.
-                    let kind = stored_bases
-                        .get(&b)
-                        .copied()
-                        .flatten()
-                        .or_else(|| p.held(&b))
-                        .or_else(|| taken.get(&b).copied());
-                    match kind {
-                        Some(ChunkKind::Full) if b != c.id => {}
-                        Some(ChunkKind::Delta { .. }) => {
+                    let kind_of = |id: &ChunkId| {
+                        known
+                            .get(id)
+                            .copied()
+                            .flatten()
+                            .or_else(|| p.held(id))
+                            .or_else(|| taken.get(id).copied())
+                    };
+                    // Chains stay short, so that a read needs few fetches.
+                    let mut depth = 1u8;
+                    let mut link = b;
+                    let end = loop {
+                        match kind_of(&link) {
+                            Some(ChunkKind::Full) => break Some(depth),
+                            Some(ChunkKind::Delta { base }) if depth < MAX_DELTA_DEPTH => {
+                                depth += 1;
+                                link = base;
+                            }
+                            Some(ChunkKind::Delta { .. }) => break Some(depth + 1),
+                            None => break None,
+                        }
+                    };
+                    match end {
+                        _ if b == c.id => {
                             return Err(RepoError::InvalidArgument(format!(
-                                "delta chunk {} builds on {}, which is itself a delta; nothing of the batch was stored",
-                                c.id.short(),
-                                b.short()
+                                "delta chunk {} builds on itself; nothing of the batch was stored",
+                                c.id.short()
                             )));
                         }
-                        _ => {
+                        Some(d) if d <= MAX_DELTA_DEPTH => {}
+                        Some(_) => {
+                            return Err(RepoError::InvalidArgument(format!(
+                                "delta chunk {} would be more than {MAX_DELTA_DEPTH} deltas above a full chunk; nothing of the batch was stored",
+                                c.id.short()
+                            )));
+                        }
+                        None if !known.contains_key(&link) => unknown.push(link),
+                        None => {
                             return Err(RepoError::InvalidArgument(format!(
                                 "delta chunk {} builds on {}, which the repository does not hold; nothing of the batch was stored",
                                 c.id.short(),
-                                b.short()
+                                link.short()
                             )));
                         }
                     }
                 }
                 taken.insert(c.id, ChunkKind::with_base(base));
+            }
+            if !unknown.is_empty() {
+                drop(p);
+                ask = unknown;
+                continue;
             }
             for c in chunks {
                 let Some(kind) = taken.remove(&c.id) else {
@@ -429,11 +472,11 @@ impl Store {
                     self.seal(&mut p);
                 }
             }
-            if p.inflight.len() > MAX_INFLIGHT_PACKS {
+            break if p.inflight.len() > MAX_INFLIGHT_PACKS {
                 Some(p.inflight[0].done.clone())
             } else {
                 None
-            }
+            };
         };
         if let Some(done) = wait {
             done.await.map_err(|e| self.pack_write_err(e))?;
@@ -507,10 +550,28 @@ impl Store {
             tracing::error!(piece = ?name, error = %e, "a pack write failed");
             return Err(e);
         }
+        // Every link of every delta chain too: a committed piece must read back.
         let missing = self
             .blocking(move |i| {
                 let mut m = i.missing(&list, None)?;
                 m.extend(i.missing_bases(&list)?);
+                let mut level = list;
+                for _ in 0..MAX_DELTA_DEPTH {
+                    level = i
+                        .kinds(&level)?
+                        .into_iter()
+                        .flatten()
+                        .filter_map(ChunkKind::base)
+                        .collect();
+                    level.sort_unstable();
+                    level.dedup();
+                    if level.is_empty() {
+                        break;
+                    }
+                    m.extend(i.missing_bases(&level)?);
+                }
+                m.sort_unstable();
+                m.dedup();
                 Ok(m)
             })
             .await?;

@@ -344,31 +344,31 @@ impl Store {
         object: &str,
     ) -> Result<Vec<(ChunkId, String)>> {
         let mut errors = Vec::new();
-        let bases: Vec<ChunkId> = deltas.iter().map(|(_, b, _)| *b).collect();
-        let payloads = match self.get_chunks_inner(&bases).await {
-            Ok(p) => p,
+        let fetch = |ids: Vec<ChunkId>| async move { self.get_chunks_inner(&ids).await };
+        let wanted: Vec<(ChunkId, usize)> = deltas
+            .iter()
+            .map(|(e, b, _)| (*b, e.raw_len as usize))
+            .collect();
+        let bases = match crate::chain::plaintexts(&codec, object, &wanted, fetch).await {
+            Ok(b) => b,
             Err(_) => {
-                // Find out one by one which bases are unreadable.
-                let mut out = Vec::with_capacity(bases.len());
-                for b in &bases {
-                    out.push(
-                        self.get_chunks_inner(std::slice::from_ref(b))
-                            .await
-                            .ok()
-                            .and_then(|mut v| v.pop()),
-                    );
-                }
-                return Ok(deltas
-                    .iter()
-                    .zip(out)
-                    .filter(|(_, p)| p.is_none())
-                    .map(|((e, b, _), _)| {
-                        (
+                // Find out one by one which bases (or links of their chains) are unreadable.
+                let mut found = HashMap::new();
+                for ((e, b, _), w) in deltas.iter().zip(&wanted) {
+                    match crate::chain::plaintexts(&codec, object, std::slice::from_ref(w), fetch)
+                        .await
+                    {
+                        Ok(p) => found.extend(p),
+                        Err(err) => errors.push((
                             e.id,
-                            format!("base chunk {} of this delta is unreadable", b.short()),
-                        )
-                    })
-                    .collect());
+                            format!(
+                                "base chunk {} of this delta is unreadable: {err}",
+                                b.short()
+                            ),
+                        )),
+                    }
+                }
+                found
             }
         };
         let object = object.to_string();
@@ -376,13 +376,12 @@ impl Store {
             use rayon::prelude::*;
             deltas
                 .par_iter()
-                .zip(payloads.par_iter())
-                .filter_map(|((e, base, body), payload)| {
-                    let base_plain = codec.decode(base, payload, e.raw_len as usize, &object);
-                    let r = base_plain.and_then(|bp| {
-                        codec.apply_delta(&e.id, &bp, body, e.raw_len as usize, &object)
-                    });
-                    r.err().map(|err| (e.id, err.to_string()))
+                .filter_map(|(e, base, body)| {
+                    let bp = bases.get(base)?;
+                    codec
+                        .apply_delta(&e.id, bp, body, e.raw_len as usize, &object)
+                        .err()
+                        .map(|err| (e.id, err.to_string()))
                 })
                 .collect()
         })

@@ -19,8 +19,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::backend::{Backend, EncodedChunk};
+use crate::chain::MAX_DELTA_DEPTH;
 use crate::chunker::{Chunker, ChunkerSpec};
-use crate::codec::{Codec, Opened};
+use crate::codec::Codec;
 use crate::error::{RepoError, Result};
 use crate::hash::{UNIT, UnitCv};
 use crate::id::ChunkId;
@@ -163,10 +164,16 @@ struct InPlace {
 /// The background half of a writer: chunk outcomes in order, and figures.
 type Pipeline = JoinHandle<Result<(Vec<Outcome>, WriteStats)>>;
 
-/// A chunk to store as the blocks that differ from an anchor.
+/// A chunk to store as the units that differ from its base: the last version (its anchor),
+/// or, when the anchor's chain is as long as allowed, the full chunk the chain ends in.
 struct Delta {
-    anchor: Anchor,
+    base: ChunkId,
     changed: Vec<usize>,
+    /// The new chunk's place in its chain.
+    depth: u8,
+    root: ChunkId,
+    /// Its units that differ from `root`.
+    dirty: Vec<u16>,
 }
 
 /// A piece being written ([`crate::Repository::writer`]). Blocking: push bytes with
@@ -1187,6 +1194,34 @@ fn place_units(key: &[u8; 32], st: &mut InPlace, buf: &mut [u8], part: &[u8]) {
     }
 }
 
+/// How a changed chunk with unit values `cvs` is stored against its last version's anchor
+/// `a`, or `None` to store it whole (more than half its units differ from the base).
+/// Below the chain's depth limit it is a delta on `a` of the units changed since; at the
+/// limit, a delta on the chain's full chunk of every unit that differs from that, which
+/// starts the chain again one deep.
+fn plan_delta(a: &Anchor, cvs: &[UnitCv], missing: &HashSet<ChunkId>) -> Option<Delta> {
+    let changed: Vec<usize> = (0..cvs.len())
+        .filter(|&u| a.cvs.get(u) != Some(&cvs[u]))
+        .collect();
+    let mut dirty: Vec<u16> = a.dirty.iter().copied().collect();
+    dirty.extend(changed.iter().filter_map(|&u| u16::try_from(u).ok()));
+    dirty.sort_unstable();
+    dirty.dedup();
+    let (base, changed, depth) = if a.depth < MAX_DELTA_DEPTH {
+        (a.id, changed, a.depth + 1)
+    } else {
+        let root = a.root.filter(|r| !missing.contains(r))?;
+        (root, dirty.iter().map(|&u| usize::from(u)).collect(), 1)
+    };
+    (changed.len() * 2 <= cvs.len()).then(|| Delta {
+        base,
+        changed,
+        depth,
+        root: a.root.unwrap_or(a.id),
+        dirty,
+    })
+}
+
 /// Fill in the units that in-place hashing skipped in the chunks at
 /// `which`, from their anchors, and check each result against its id.
 async fn complete_sparse(
@@ -1199,30 +1234,32 @@ async fn complete_sparse(
         .iter()
         .filter_map(|&i| batch[i].sparse.as_ref().map(|s| s.anchor))
         .collect();
-    let payloads = ctx.backend.get_chunks(&anchors).await?;
-    for ((&i, anchor), payload) in which.iter().zip(&anchors).zip(payloads) {
+    // An anchor is the chunk's last version: a full chunk or a delta of a chain.
+    let wanted: Vec<(ChunkId, usize)> = which
+        .iter()
+        .filter_map(|&i| {
+            let it = &batch[i];
+            it.sparse.as_ref().map(|s| (s.anchor, s.anchor_len))
+        })
+        .collect();
+    let backend = ctx.backend.clone();
+    let bases = crate::chain::plaintexts(
+        &ctx.codec,
+        "the anchor of a changed chunk",
+        &wanted,
+        move |ids| {
+            let b = backend.clone();
+            async move { b.get_chunks(&ids).await }
+        },
+    )
+    .await?;
+    for (&i, anchor) in which.iter().zip(&anchors) {
         let item = &mut batch[i];
         let Some(sparse) = item.sparse.take() else {
             continue;
         };
         let len = item.data.len();
-        let base = match ctx.codec.open(
-            anchor,
-            &payload,
-            sparse.anchor_len,
-            "the anchor of a changed chunk",
-        )? {
-            Opened::Full(b) => b,
-            Opened::Delta { .. } => {
-                return Err(RepoError::CorruptChunk {
-                    piece: None,
-                    index: None,
-                    id: *anchor,
-                    object: "the anchor of a changed chunk".into(),
-                    reason: "stored as a delta, but an anchor is always a full chunk".into(),
-                });
-            }
-        };
+        let base = &bases[anchor];
         let mut full = ctx.pools.chunks.take(len);
         full.clear();
         full.extend_from_slice(&item.data);
@@ -1333,10 +1370,15 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
             }
             if asked.insert(*id) {
                 to_probe.push(*id);
-                if let Some(a) = anchor_of(i)
-                    && asked.insert(a.id)
-                {
-                    to_probe.push(a.id);
+                if let Some(a) = anchor_of(i) {
+                    for base in [Some(a.id), a.root.filter(|_| a.depth >= MAX_DELTA_DEPTH)]
+                        .into_iter()
+                        .flatten()
+                    {
+                        if asked.insert(base) {
+                            to_probe.push(base);
+                        }
+                    }
                 }
             }
         }
@@ -1358,16 +1400,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
         }
         let delta = anchor_of(i)
             .filter(|a| !missing.contains(&a.id))
-            .and_then(|a| {
-                let cvs = cvs.as_ref()?;
-                let changed: Vec<usize> = (0..cvs.len())
-                    .filter(|&b| a.cvs.get(b) != Some(&cvs[b]))
-                    .collect();
-                (changed.len() * 2 <= cvs.len()).then(|| Delta {
-                    anchor: a.clone(),
-                    changed,
-                })
-            });
+            .and_then(|a| plan_delta(a, cvs.as_ref()?, &missing));
         plan.push((i, delta));
     }
     // A chunk hashed in place that is stored whole (or on another base)
@@ -1378,7 +1411,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
             batch[*i]
                 .sparse
                 .as_ref()
-                .is_some_and(|s| d.as_ref().is_none_or(|d| d.anchor.id != s.anchor))
+                .is_some_and(|s| d.as_ref().is_none_or(|d| d.base != s.anchor))
         })
         .map(|(i, _)| *i)
         .collect();
@@ -1409,7 +1442,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
                 let (id, data) = (&hashes[*i].0, &batch[*i].data);
                 let out = pools.payloads.take(Codec::max_payload(data.len()));
                 let payload = match delta {
-                    Some(d) => codec.encode_delta_in(out, id, data, &d.anchor.id, &d.changed)?,
+                    Some(d) => codec.encode_delta_in(out, id, data, &d.base, &d.changed)?,
                     None => codec.encode_in(out, id, data)?,
                 };
                 Ok(EncodedChunk {
@@ -1435,18 +1468,23 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
         .unwrap_or_else(|p| p.into_inner())
         .extend(hashes.iter().map(|(id, _)| *id));
 
-    // The anchor each position will offer the next backup.
+    // The anchor each position will offer the next backup: the version just stored, so that
+    // the next one stores only what changes after it.
     let mut new_anchor: HashMap<ChunkId, Anchor> = HashMap::new();
     for (i, delta) in plan {
         let (id, cvs) = &hashes[i];
-        let anchor = match delta {
-            Some(d) => Some(d.anchor),
-            None => cvs.as_ref().map(|c| Anchor {
-                id: *id,
-                len: chunk_len(&batch[i].data),
-                cvs: Arc::new(c.clone()),
-            }),
+        let (depth, root, dirty) = match delta {
+            Some(d) => (d.depth, Some(d.root), d.dirty),
+            None => (0, None, Vec::new()),
         };
+        let anchor = cvs.as_ref().map(|c| Anchor {
+            id: *id,
+            len: chunk_len(&batch[i].data),
+            cvs: Arc::new(c.clone()),
+            depth,
+            root,
+            dirty: Arc::new(dirty),
+        });
         if let Some(a) = anchor {
             new_anchor.insert(*id, a);
         }

@@ -785,21 +785,39 @@ fn read_piece(rt: &tokio::runtime::Runtime, repo: &Repository, name: &str) -> Ve
     out
 }
 
-/// After v2: each position names v2's chunk, and its anchor is v1's full chunk there (v2's
-/// changed chunk is a delta on it), with v1's unit chaining values; the 4 KiB tail has none.
+/// After v2: each position names v2's chunk. Its anchor is v2's chunk where v2 changed it
+/// (a delta on v1's, one deep in the chain v1's full chunk starts, with v2's unit chaining
+/// values and the units that differ from v1's), else v1's full chunk with v1's; the 4 KiB
+/// tail has none.
 fn expected_lineage(keys: &Keys, v1: &Manifest, v2: &Manifest, since: i64) -> Lineage {
-    let data = input("ORCL/df1_v1");
+    let (data1, data2) = (input("ORCL/df1_v1"), input("ORCL/df1_v2"));
     let mut offset = 0u64;
     let mut entries = std::collections::HashMap::new();
     for (old, new) in v1.chunks.iter().zip(&v2.chunks) {
-        let plain = &data[offset as usize..offset as usize + old.len as usize];
-        let (id, cvs) = keys.chunk_hash(plain, true);
-        assert_eq!(id, old.id);
+        let range = offset as usize..offset as usize + old.len as usize;
+        let (id1, cvs1) = keys.chunk_hash(&data1[range.clone()], true);
+        let (id2, cvs2) = keys.chunk_hash(&data2[range], true);
+        assert_eq!((id1, id2), (old.id, new.id));
         // A chunk of one unit or less has no unit values, so no delta can build on it.
-        let anchor = cvs.map(|cvs| orca_repo::Anchor {
-            id: old.id,
+        let anchor = if old.id == new.id {
+            cvs1.map(|cvs| (old.id, cvs, 0, None, Vec::new()))
+        } else {
+            let dirty = (cvs1.as_ref().zip(cvs2.as_ref()))
+                .map(|(a, b)| {
+                    (0..b.len() as u16)
+                        .filter(|&u| a[usize::from(u)] != b[usize::from(u)])
+                        .collect()
+                })
+                .unwrap_or_default();
+            cvs2.map(|cvs| (new.id, cvs, 1, Some(old.id), dirty))
+        }
+        .map(|(id, cvs, depth, root, dirty)| orca_repo::Anchor {
+            id,
             len: old.len,
             cvs: Arc::new(cvs),
+            depth,
+            root,
+            dirty: Arc::new(dirty),
         });
         entries.insert(
             offset,

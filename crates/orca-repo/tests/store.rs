@@ -514,7 +514,7 @@ async fn scattered_block_changes_are_stored_as_deltas() {
     assert_eq!(get(&repo, "v2").await.unwrap(), changed);
     assert_eq!(get(&repo, "v1").await.unwrap(), data);
 
-    // A third version still builds on the full anchors (never on a delta).
+    // A third version builds on the second: a delta on a delta, storing only its own change.
     let mut third = changed.clone();
     third[100 * 8192 + 10] ^= 1;
     let t = put_lineage(&repo, "v3", third.clone(), second.lineage.clone()).await;
@@ -530,6 +530,149 @@ async fn scattered_block_changes_are_stored_as_deltas() {
     let again = put_lineage(&repo, "v4", third, t.lineage).await;
     let s4 = again.manifest.header.meta.stats.unwrap();
     assert_eq!((s4.probes, s4.new_chunks), (0, 0));
+}
+
+/// Daily versions of a 4 MiB source, each changing 2 new units (16 KiB) in each 1 MiB chunk:
+/// every day's delta builds on the day before (a chain), so each day stores its own changes
+/// and not all since the first full; at the chain's depth limit one version is a delta on
+/// the full chunk of all the units changed since it, and a new chain starts. Every version
+/// reads back, verify rebuilds every chain, a collection keeps the chains of what it keeps,
+/// and a damaged link fails the reads above it, naming the chunk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daily_versions_chain_their_deltas_and_each_day_costs_its_own_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, store) = local_repo(dir.path()).await;
+    let chunks = 4;
+    let mut data = blocks(chunks * 128, 44);
+    let mut lineage = put_parts(
+        &repo,
+        "day0",
+        data.clone(),
+        Default::default(),
+        1 << 20,
+        true,
+    )
+    .await
+    .lineage;
+    let mut versions = vec![data.clone()];
+    let mut cost = vec![0u64];
+    for day in 1..=12usize {
+        for c in 0..chunks {
+            for k in 0..2 {
+                let block = c * 128 + (day * 2 + k) * 2;
+                for byte in &mut data[block * 8192 + 64..block * 8192 + 2048] {
+                    *byte = byte.wrapping_add(day as u8);
+                }
+            }
+        }
+        // Both write paths: hashing in the caller's buffer (the SBT library's) and in chunks.
+        let w = put_parts(
+            &repo,
+            &format!("day{day}"),
+            data.clone(),
+            lineage,
+            256 << 10,
+            day % 2 == 0,
+        )
+        .await;
+        let s = w.manifest.header.meta.stats.clone().unwrap();
+        assert_eq!((s.delta_chunks, s.new_chunks), (4, 4), "day {day}: {s:?}");
+        cost.push(s.new_bytes);
+        lineage = w.lineage;
+        versions.push(data.clone());
+    }
+    eprintln!("bytes stored per day: {cost:?}");
+    // Days 1-8 and 10-12 each store one day of changes: flat. Day 8's chains are as deep
+    // as allowed, so day 9 stores the 9 days since the full chunks, on them.
+    for day in (2..=8).chain(10..=12) {
+        assert!(
+            cost[day] * 2 < cost[1] * 3,
+            "day {day} stored {} bytes, day 1 {}: {cost:?}",
+            cost[day],
+            cost[1]
+        );
+    }
+    assert!(cost[9] > cost[1] * 6 && cost[9] < cost[1] * 11, "{cost:?}");
+    for (day, v) in versions.iter().enumerate() {
+        assert_eq!(
+            &get(&repo, &format!("day{day}")).await.unwrap(),
+            v,
+            "day {day}"
+        );
+    }
+    let report = store
+        .verify(Some(repo.codec().clone()), None)
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+
+    // Rewriting most of chunk 0 stores it whole: the units the caller's buffer did not copy
+    // are read back through its anchor's chain.
+    for u in 10..60 {
+        data[u * 16384 + 100] ^= 0x77;
+    }
+    let w = put_parts(&repo, "day13", data.clone(), lineage, 1 << 20, true).await;
+    let s = w.manifest.header.meta.stats.clone().unwrap();
+    assert!(
+        (s.anchor_reads, s.new_chunks, s.delta_chunks) == (1, 1, 0),
+        "{s:?}"
+    );
+    assert_eq!(get(&repo, "day13").await.unwrap(), data);
+
+    // A collection after every version but the last two is gone keeps their chains whole.
+    for day in 0..=11 {
+        repo.delete(&format!("day{day}")).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let gc = store
+        .gc(
+            &orca_repo::GcOptions {
+                grace: std::time::Duration::ZERO,
+                repack_below: 0.5,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(gc.swept_chunks > 0, "{gc:?}");
+    assert_eq!(get(&repo, "day12").await.unwrap(), versions[12]);
+    assert_eq!(get(&repo, "day13").await.unwrap(), data);
+    let report = store
+        .verify(Some(repo.codec().clone()), None)
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+
+    // Negative control: one byte of day 10's delta of chunk 1 (a link of day 12's chain)
+    // flipped in its pack fails day 12's read and verify, naming the damaged chunk.
+    let m = repo.manifest("day12").await.unwrap();
+    let top = m.chunks[1].id;
+    let mut link = top;
+    let mut chain = vec![top];
+    while let Some(Some(base)) = store.index().kinds(&[link]).unwrap()[0].map(|k| k.base()) {
+        chain.push(base);
+        link = base;
+    }
+    assert_eq!(
+        chain.len(),
+        5,
+        "day 12's chunk 1 sits on a 4-deep chain: {chain:?}"
+    );
+    let damaged = chain[2];
+    let at = store.index().locate(&[damaged]).unwrap()[0]
+        .clone()
+        .unwrap();
+    let pack = dir.path().join("packs").join(&at.pack[..2]).join(&at.pack);
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[at.entry.offset as usize + 48 + at.entry.payload_len as usize / 2] ^= 0x20;
+    std::fs::write(&pack, &bytes).unwrap();
+    let err = get(&repo, "day12").await.unwrap_err().to_string();
+    assert!(err.contains(&damaged.short()), "{err}");
+    let report = store
+        .verify(Some(repo.codec().clone()), None)
+        .await
+        .unwrap();
+    assert!(!report.is_clean(), "verify missed a damaged link");
 }
 
 /// Reading a file in parallel parts gives the same chunks as streaming it,

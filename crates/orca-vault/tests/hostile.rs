@@ -136,6 +136,56 @@ fn reads_and_probes_are_bounded_and_the_client_batches_within_the_bounds() {
     );
 }
 
+/// Deltas may build on deltas, as long as a chain stays within `MAX_DELTA_DEPTH` above its
+/// full chunk: a client cannot make a read cost more fetches than that, nor a delta on itself.
+#[test]
+fn delta_chains_are_held_to_their_depth_and_a_refusal_stores_nothing() {
+    let v = Vault::start();
+    let t = v.token("ORCL", Scope::Backup);
+    let id = |n: u8| [n; 32];
+    let delta = |base: [u8; 32]| {
+        let mut d = vec![0x13];
+        d.extend_from_slice(&base);
+        d.extend_from_slice(&[5; 64]);
+        d
+    };
+    let put = |batch: &[u8]| v.raw("PUT", "/api/v1/chunks", Some(&t), batch);
+    let mut batch = Vec::new();
+    frame(&mut batch, id(100), 100, &full_payload(200, 4));
+    assert_eq!(put(&batch).status, 204);
+    // Each link in a batch of its own, the deepest in the same batch as the one below it.
+    let depth = orca_repo::MAX_DELTA_DEPTH;
+    for n in 1..depth {
+        let mut batch = Vec::new();
+        frame(&mut batch, id(100 + n), 100, &delta(id(100 + n - 1)));
+        if n == depth - 1 {
+            frame(&mut batch, id(100 + depth), 100, &delta(id(100 + n)));
+        }
+        let a = put(&batch);
+        assert_eq!(a.status, 204, "link {n}: {a:?}");
+    }
+    assert!(missing(&v, &t, &[id(100 + depth)]).is_empty());
+    for (payload, why) in [
+        (
+            delta(id(100 + depth)),
+            "more than 8 deltas above a full chunk",
+        ),
+        (delta(id(99)), "builds on itself"),
+    ] {
+        let mut batch = Vec::new();
+        frame(&mut batch, id(98), 100, &full_payload(200, 7));
+        frame(&mut batch, id(99), 100, &payload);
+        let a = put(&batch);
+        assert_eq!(a.status, 400, "{a:?}");
+        let error = a.json()["error"].as_str().unwrap().to_string();
+        assert!(
+            error.contains(why) && error.contains("nothing of the batch"),
+            "{error}"
+        );
+        assert_eq!(missing(&v, &t, &[id(98), id(99)]).len(), 2, "{error}");
+    }
+}
+
 #[test]
 fn a_refused_batch_stores_nothing() {
     let v = Vault::start();
@@ -636,7 +686,7 @@ impl Drop for Tmpfs {
 }
 
 #[test]
-fn a_full_disk_answers_507_naming_the_free_bytes_and_stores_nothing_of_the_batch() {
+fn a_full_disk_answers_507_naming_the_free_bytes_and_stores_nothing_of_the_batch_or_the_job() {
     let Some(fs) = Tmpfs::mount("8m") else {
         let why = "no tmpfs could be mounted (mount -t tmpfs needs root)";
         // CI runs as root: a skip there would hide the 507 path.
@@ -702,4 +752,49 @@ fn a_full_disk_answers_507_naming_the_free_bytes_and_stores_nothing_of_the_batch
         0,
         "chunks acknowledged before the disk filled were lost"
     );
+
+    // The catalog on the same disk: once nothing at all is left, a job is refused with the
+    // same 507 and the jobs already acknowledged are all there.
+    let filler = fs.0.path().join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    while std::io::Write::write_all(&mut f, &[0x5a; 64 << 10]).is_ok() {}
+    drop(f);
+    let jobs = || {
+        let a = common::raw(&url, "GET", "/api/v1/jobs?database=ORCL", Some(&t), b"");
+        assert_eq!(a.status, 200, "{a:?}");
+        a.json().as_array().unwrap().len()
+    };
+    let new_job = |n: usize| {
+        let body = serde_json::json!({"id": format!("job-{n}"), "database": "ORCL",
+            "kind": "backup-full", "trigger": "scheduled"});
+        common::raw(
+            &url,
+            "POST",
+            "/api/v1/jobs",
+            Some(&t),
+            body.to_string().as_bytes(),
+        )
+    };
+    let mut acknowledged = 0;
+    let refusal = loop {
+        let a = new_job(acknowledged);
+        if !(200..300).contains(&a.status) {
+            break a;
+        }
+        acknowledged += 1;
+        assert!(acknowledged < 5000, "a full disk took 5000 jobs");
+    };
+    assert_eq!(refusal.status, 507, "{refusal:?}");
+    let error = refusal.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("disk is full (") && error.contains(" bytes free at "),
+        "{error}"
+    );
+    eprintln!("{acknowledged} jobs acknowledged on the full disk, then: {error}");
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(jobs(), acknowledged, "the refused job changed the catalog");
+    // Negative control: with space again, the same job is taken.
+    let again = new_job(acknowledged);
+    assert!((200..300).contains(&again.status), "{again:?}");
+    assert_eq!(jobs(), acknowledged + 1);
 }

@@ -10,11 +10,16 @@ use common::Vault;
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
 
 /// The routes that write the repository's disk: a full one answers 507, and they say so.
-const WRITES_REPOSITORY: [&str; 4] = [
+const WRITES_REPOSITORY: [&str; 9] = [
     "PUT /api/v1/chunks",
     "POST /api/v1/flush",
     "POST /api/v1/pieces",
     "DELETE /api/v1/pieces",
+    "POST /api/v1/recovery-points",
+    "DELETE /api/v1/recovery-points/{id}",
+    "POST /api/v1/jobs",
+    "PATCH /api/v1/jobs/{id}",
+    "PUT /api/v1/agents/{database}",
 ];
 
 #[test]

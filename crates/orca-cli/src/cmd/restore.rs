@@ -1,9 +1,9 @@
 //! `orca restore --config agent.toml --db NAME [--point RP | --until-time T | --until-scn S]
-//! [--new-location DIR | --new-host] [--validate] [--wait | --queue]`: the agent's restore
-//! writes the RMAN script the database's state needs, runs it, and records the restore as a
-//! job in the vault (`orca jobs`, `orca job show`). By default it runs here, on the database's
-//! host; with `--wait` or `--queue` it goes through the vault's job queue to the database's
-//! running agent (`orca agent run`), like `orca backup`.
+//! [--new-location DIR [--virtual-full] | --new-host] [--validate] [--wait | --queue]`: the
+//! agent's restore writes the RMAN script the database's state needs, runs it, and records
+//! the restore as a job in the vault (`orca jobs`, `orca job show`). By default it runs here,
+//! on the database's host; with `--wait` or `--queue` it goes through the vault's job queue to
+//! the database's running agent (`orca agent run`), like `orca backup`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -41,6 +41,13 @@ pub struct RestoreArgs {
     /// datafiles and archived logs all come from the vault.
     #[arg(long)]
     new_host: bool,
+    /// With --new-location: build each datafile as an image straight from the vault, block
+    /// by block from the point's level 0 and the level 1s after it (a later level's block
+    /// wins), then let RMAN catalog the images, switch to them and recover them with archived
+    /// logs only: no incremental is replayed. Refused for compressed or encrypted backups,
+    /// whose blocks the media manager cannot see.
+    #[arg(long, requires = "new_location")]
+    virtual_full: bool,
     /// Read and check every backup the restore needs (RESTORE ... VALIDATE); write nothing.
     #[arg(long, conflicts_with_all = ["new_location", "new_host"])]
     validate: bool,
@@ -77,6 +84,7 @@ pub async fn run(a: RestoreArgs) -> Result<()> {
         new_location: a.new_location,
         new_host: a.new_host,
         validate: a.validate,
+        virtual_full: a.virtual_full,
     };
     if a.wait || a.queue {
         let id = queue(&vault, &db.name, &req).await?;

@@ -1157,6 +1157,34 @@ mod tests {
         );
     }
 
+    /// The bytes of a plain piece (a datafile of 2 KiB and 8 KiB runs, an archived log of
+    /// 512-byte blocks, a blob) summed up, as the simulator wrote them before its writer was
+    /// made faster: a change in the layout or in a checksum's value shows here.
+    #[test]
+    fn a_plain_piece_is_byte_for_byte_what_it_was() {
+        let mut df = PieceEntry::new(EntryKind::Datafile, 8192, 400);
+        df.file_number = 4;
+        let mut log = PieceEntry::new(EntryKind::ArchivedLog, 512, 3000);
+        log.sequence = 9;
+        let cf = PieceEntry::new(EntryKind::ControlFile, 512, 5000);
+        let mut w = PieceWriter::new(Vec::new(), &header(vec![df, log, cf])).unwrap();
+        let fill = |n: usize, seed: u32| -> Vec<u8> {
+            (0..n as u32)
+                .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 11) as u8)
+                .collect()
+        };
+        w.write_run(0, 2, &fill(8192 * 128, 1)).unwrap();
+        w.write_run(1, 0, &fill(512 * 3000, 2)).unwrap();
+        w.write_run(0, 300, &fill(8192 * 7, 3)).unwrap();
+        w.write_blob(2, &fill(5000, 4)).unwrap();
+        let (bytes, sum) = w.finish(true).unwrap();
+        assert_eq!(
+            (sum.runs, sum.blocks, sum.length),
+            (3, 3135, bytes.len() as u64)
+        );
+        assert_eq!((bytes.len(), crc32c(&bytes)), (2_668_544, 1_995_941_566));
+    }
+
     #[test]
     fn blocks_land_on_block_size_multiples() {
         let mut df = PieceEntry::new(EntryKind::Datafile, 8192, 10);

@@ -1776,29 +1776,27 @@ fn write_set_inner(
                         entry,
                         first_block,
                         data,
+                        at,
                     } => {
                         let bs = prepared.entries[entry as usize].block_size as u64;
+                        let run = &data[at.clone()];
                         if let Some(limit) = limit {
                             let overhead = RECORD_HEADER as u64 + bs + RECORD_HEADER as u64;
                             let room = limit.saturating_sub(w.offset() + overhead);
-                            let fit = (room / bs).min(data.len() as u64 / bs);
-                            if fit < data.len() as u64 / bs {
+                            let fit = (room / bs).min(run.len() as u64 / bs);
+                            if fit < run.len() as u64 / bs {
+                                let cut = (fit * bs) as usize;
                                 if fit > 0 {
-                                    let cut = (fit * bs) as usize;
-                                    w.write_run(entry, first_block, &data[..cut])
+                                    w.write_run(entry, first_block, &run[..cut])
                                         .map_err(piece_error)?;
-                                    pending = Some(Chunk::Run {
-                                        entry,
-                                        first_block: first_block + fit,
-                                        data: data[cut..].to_vec(),
-                                    });
-                                } else {
-                                    pending = Some(Chunk::Run {
-                                        entry,
-                                        first_block,
-                                        data,
-                                    });
                                 }
+                                // The rest of the run opens the next piece.
+                                pending = Some(Chunk::Run {
+                                    entry,
+                                    first_block: first_block + fit,
+                                    at: at.start + cut..at.end,
+                                    data,
+                                });
                                 more = true;
                                 return Ok(());
                             }
@@ -1806,8 +1804,8 @@ fn write_set_inner(
                         if let Some(l) = longop.as_mut() {
                             l.progress(db, producer.cursors.iter().map(|c| c.blocks_read).sum());
                         }
-                        w.write_run(entry, first_block, &data)
-                            .map_err(piece_error)?;
+                        w.write_run(entry, first_block, run).map_err(piece_error)?;
+                        producer.recycle(data);
                     }
                     Chunk::Blob { entry, data } => {
                         w.write_blob(entry, &data).map_err(piece_error)?;

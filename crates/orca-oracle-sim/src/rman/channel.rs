@@ -523,6 +523,12 @@ pub struct PieceOut<'a> {
 
 impl PieceOut<'_> {
     fn flush_buffer(&mut self) -> Result<(), ChannelError> {
+        self.flush_with(&[])
+    }
+
+    /// Sends one buffer: the bytes held in `buf` followed by `tail`, which the caller would
+    /// otherwise copy into `buf` first.
+    fn flush_with(&mut self, tail: &[u8]) -> Result<(), ChannelError> {
         if self.fail_here && self.buffers >= 1 {
             return Err(ChannelError::Fault {
                 handle: self.handle.clone(),
@@ -532,21 +538,21 @@ impl PieceOut<'_> {
                 value: self.ch.faults.fail_at_piece.unwrap_or(0),
             });
         }
-        let n = self.buf.len() as u64;
+        let n = (self.buf.len() + tail.len()) as u64;
         let handle = self.handle.clone();
         self.ch.count_bytes(n, &handle, self.buffers)?;
         match &mut self.disk {
-            Some(f) => f
-                .write_all(&self.buf)
-                .map_err(|err| ChannelError::DiskWrite {
+            Some(f) => {
+                write_all_parts(f, &self.buf, tail).map_err(|err| ChannelError::DiskWrite {
                     path: self.handle.clone(),
                     block: self.buffers + 1,
                     block_size: self.unit,
                     err,
-                })?,
+                })?
+            }
             None => {
                 let sbt = self.ch.sbt.as_mut().ok_or(ChannelError::Killed)?;
-                sbt.write(&self.buf).map_err(|e| {
+                sbt.write_parts(&self.buf, tail).map_err(|e| {
                     Channel::sbt_err(e, Some(&self.handle), Some((self.buffers + 1, self.unit)))
                 })?;
             }
@@ -642,12 +648,13 @@ impl Write for PieceOut<'_> {
         let total = data.len();
         while !data.is_empty() {
             let room = self.unit - self.buf.len();
-            let n = room.min(data.len());
-            self.buf.extend_from_slice(&data[..n]);
-            data = &data[n..];
-            if self.buf.len() == self.unit {
-                self.flush_buffer().map_err(to_io)?;
+            if data.len() < room {
+                self.buf.extend_from_slice(data);
+                break;
             }
+            let (fill, rest) = data.split_at(room);
+            self.flush_with(fill).map_err(to_io)?;
+            data = rest;
         }
         Ok(total)
     }
@@ -655,6 +662,23 @@ impl Write for PieceOut<'_> {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// `a` then `b` to the file, in as few writes as the kernel takes.
+fn write_all_parts(f: &mut File, mut a: &[u8], mut b: &[u8]) -> io::Result<()> {
+    while !a.is_empty() || !b.is_empty() {
+        match f.write_vectored(&[io::IoSlice::new(a), io::IoSlice::new(b)]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                let from_a = n.min(a.len());
+                a = &a[from_a..];
+                b = &b[n - from_a..];
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// A piece being read (sbtread2 buffers, or the disk file).

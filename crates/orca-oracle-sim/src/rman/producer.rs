@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
@@ -18,6 +19,12 @@ pub const ALIGNED_RUN: u32 = 128;
 /// Multiplexed runs take between these many blocks of one file at a time.
 const MUX_MIN: u32 = 8;
 const MUX_MAX: u32 = 64;
+/// Buffers kept for reuse once written: a window being read, a chunk being written, and a
+/// queue's worth between them.
+const SPARES: usize = 4;
+
+/// Runs read from one window: first block, the buffer holding it and where in that buffer.
+type Runs = Vec<(u64, Vec<u8>, Range<usize>)>;
 
 /// Which blocks of a datafile go into the backup.
 #[derive(Debug, Clone)]
@@ -59,8 +66,6 @@ pub struct FileCursor {
     pub max_scn: Scn,
     /// Bytes read (V$RMAN_STATUS.INPUT_BYTES).
     pub bytes_read: u64,
-    /// The blocks of the last window read, kept so each window reuses its pages.
-    window: Vec<u8>,
 }
 
 /// A read failure, with the file it concerns.
@@ -94,7 +99,6 @@ impl FileCursor {
             blocks_read: 0,
             max_scn: Scn(0),
             bytes_read: 0,
-            window: Vec::new(),
         }
     }
 
@@ -112,7 +116,6 @@ impl FileCursor {
             blocks_read: 0,
             max_scn: Scn(0),
             bytes_read: 0,
-            window: Vec::new(),
         }
     }
 
@@ -167,7 +170,9 @@ impl FileCursor {
     }
 
     /// Reads up to `window` blocks from the current position and returns the runs to write.
-    fn next_runs(&mut self, window: u32) -> Result<Vec<(u64, Vec<u8>)>, ReadError> {
+    /// Buffers come from `spare` (what the writer gave back), so windows reuse their pages;
+    /// a window that is one run leaves whole, uncopied.
+    fn next_runs(&mut self, window: u32, spare: &mut Vec<Vec<u8>>) -> Result<Runs, ReadError> {
         let bs = self.block_size;
         let start = self.next;
         let stop = start.saturating_add(window).min(self.end);
@@ -186,35 +191,46 @@ impl FileCursor {
             }
             _ => {
                 if stop <= start {
-                    return Ok(out);
+                    return Ok(Vec::new());
                 }
                 let n = (stop - start) as usize;
-                let mut window = std::mem::take(&mut self.window);
-                window.resize(n * bs, 0);
-                let read = self.read(start, &mut window);
-                if read.is_ok() {
-                    // Each run of kept blocks leaves in one allocation of its exact size.
-                    let mut from = None;
-                    for i in 0..=n {
-                        let kept = i < n && self.keep(start + i as u32, &window[i * bs..][..bs]);
-                        match (kept, from) {
-                            (true, None) => from = Some(i),
-                            (false, Some(f)) => {
-                                let first = u64::from(start) + f as u64;
-                                out.push((first, window[f * bs..i * bs].to_vec()));
-                                from = None;
-                            }
-                            _ => {}
+                let mut window = spare.pop().unwrap_or_default();
+                // Only ever grown: the window is its first n blocks, the rest is left as is.
+                if window.len() < n * bs {
+                    window.resize(n * bs, 0);
+                }
+                self.read(start, &mut window[..n * bs])?;
+                let mut ranges: Vec<Range<usize>> = Vec::new();
+                let mut from = None;
+                for i in 0..=n {
+                    let kept = i < n && self.keep(start + i as u32, &window[i * bs..][..bs]);
+                    match (kept, from) {
+                        (true, None) => from = Some(i),
+                        (false, Some(f)) => {
+                            ranges.push(f * bs..i * bs);
+                            from = None;
                         }
+                        _ => {}
                     }
                 }
-                // A finished file gives its window back: a set may hold hundreds of files.
-                if !self.done() {
-                    self.window = window;
+                self.blocks_written += ranges.iter().map(|r| (r.len() / bs) as u64).sum::<u64>();
+                let first_of = |r: &Range<usize>| u64::from(start) + (r.start / bs) as u64;
+                if ranges.len() == 1 {
+                    let r = ranges.pop().expect("one run");
+                    return Ok(vec![(first_of(&r), window, r)]);
                 }
-                read?;
-                self.blocks_written += out.iter().map(|(_, d)| (d.len() / bs) as u64).sum::<u64>();
-                return Ok(out);
+                let runs = ranges
+                    .iter()
+                    .map(|r| {
+                        let mut v = spare.pop().unwrap_or_default();
+                        v.clear();
+                        v.extend_from_slice(&window[r.clone()]);
+                        let len = v.len();
+                        (first_of(r), v, 0..len)
+                    })
+                    .collect();
+                spare.push(window);
+                return Ok(runs);
             }
         };
         let mut blk = vec![0u8; bs];
@@ -225,7 +241,13 @@ impl FileCursor {
             }
         }
         self.blocks_written += out.iter().map(|(_, d)| (d.len() / bs) as u64).sum::<u64>();
-        Ok(out)
+        Ok(out
+            .into_iter()
+            .map(|(first, d)| {
+                let len = d.len();
+                (first, d, 0..len)
+            })
+            .collect())
     }
 }
 
@@ -253,10 +275,13 @@ pub fn block_scn(buf: &[u8]) -> Scn {
 /// One unit of piece content.
 #[derive(Debug)]
 pub enum Chunk {
+    /// Blocks `first_block..` of an entry: the bytes `data[at]`. Give `data` back with
+    /// [`Producer::recycle`] once written.
     Run {
         entry: u32,
         first_block: u64,
         data: Vec<u8>,
+        at: Range<usize>,
     },
     Blob {
         entry: u32,
@@ -292,6 +317,7 @@ pub struct Producer {
     pub cursors: Vec<FileCursor>,
     blobs: VecDeque<(u32, Vec<u8>)>,
     queue: VecDeque<Chunk>,
+    spare: Vec<Vec<u8>>,
     multiplex: bool,
     rng: Rng,
     blob_bytes: u64,
@@ -307,6 +333,7 @@ impl Producer {
             blob_bytes,
             blobs: blobs.into(),
             queue: VecDeque::new(),
+            spare: Vec::new(),
             multiplex,
             rng: Rng::from_clock(),
         }
@@ -337,13 +364,21 @@ impl Producer {
             };
             let c = &mut self.cursors[idx];
             let entry = c.entry;
-            for (first_block, data) in c.next_runs(window)? {
+            for (first_block, data, at) in c.next_runs(window, &mut self.spare)? {
                 self.queue.push_back(Chunk::Run {
                     entry,
                     first_block,
                     data,
+                    at,
                 });
             }
+        }
+    }
+
+    /// Takes a written run's buffer back for the next windows (up to a few are kept).
+    pub fn recycle(&mut self, data: Vec<u8>) {
+        if self.spare.len() < SPARES {
+            self.spare.push(data);
         }
     }
 

@@ -7,7 +7,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use super::error::SbtError;
 use super::library::{FileInfo, InitInfo, ObjectInfo, ReadOutcome};
-use super::protocol::{Request, Response, read_frame, write_frame};
+use super::protocol::{Request, Response, read_frame, write_frame, write_frame_parts};
 use super::server::CHANNEL_SERVER_ARG;
 
 /// How to start a channel server.
@@ -149,7 +149,17 @@ impl SbtChannel {
 
     /// sbtwrite2 of one full buffer.
     pub fn write(&mut self, buf: &[u8]) -> Result<(), SbtError> {
-        self.unit(&Request::Write, buf)
+        self.write_parts(buf, &[])
+    }
+
+    /// sbtwrite2 of one full buffer made of `head` then `tail` (the server joins them).
+    pub fn write_parts(&mut self, head: &[u8], tail: &[u8]) -> Result<(), SbtError> {
+        write_frame_parts(&mut self.w, &Request::Write, head, tail).map_err(lost)?;
+        match read_frame(&mut self.r, &mut self.data).map_err(lost)? {
+            Response::Ok => Ok(()),
+            Response::Err(e) => Err(e),
+            other => Err(lost(format!("unexpected answer {other:?}"))),
+        }
     }
 
     /// sbtclose2.
@@ -182,8 +192,9 @@ impl SbtChannel {
         )
     }
 
-    /// sbtread2 into `buf` (its length is the block size given to sbtrestore).
-    pub fn read(&mut self, buf: &mut [u8]) -> Result<ReadOutcome, SbtError> {
+    /// sbtread2 into `buf` (its length is the block size given to sbtrestore). The buffer
+    /// that came off the pipe is swapped in, not copied.
+    pub fn read(&mut self, buf: &mut Vec<u8>) -> Result<ReadOutcome, SbtError> {
         match self.call(
             &Request::Read {
                 block_size: buf.len(),
@@ -191,7 +202,7 @@ impl SbtChannel {
             &[],
         )? {
             Response::Data if self.data.len() == buf.len() => {
-                buf.copy_from_slice(&self.data);
+                std::mem::swap(buf, &mut self.data);
                 Ok(ReadOutcome::Data)
             }
             Response::Eof => Ok(ReadOutcome::Eof),

@@ -67,11 +67,23 @@ pub enum Response {
 }
 
 pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T, data: &[u8]) -> io::Result<()> {
+    write_frame_parts(w, msg, data, &[])
+}
+
+/// A frame whose data part is `head` then `tail`: a buffer the caller holds in two pieces
+/// goes out without being joined first.
+pub fn write_frame_parts<W: Write, T: Serialize>(
+    w: &mut W,
+    msg: &T,
+    head: &[u8],
+    tail: &[u8],
+) -> io::Result<()> {
     let json = serde_json::to_vec(msg).map_err(io::Error::other)?;
     w.write_all(&(json.len() as u32).to_le_bytes())?;
     w.write_all(&json)?;
-    w.write_all(&(data.len() as u32).to_le_bytes())?;
-    w.write_all(data)?;
+    w.write_all(&((head.len() + tail.len()) as u32).to_le_bytes())?;
+    w.write_all(head)?;
+    w.write_all(tail)?;
     w.flush()
 }
 

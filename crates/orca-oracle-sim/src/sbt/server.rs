@@ -37,6 +37,16 @@ fn take_stdout() -> std::io::Result<File> {
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
+/// Pipe capacity asked for: a whole sbtwrite2/sbtread2 buffer (256 KiB by default) then
+/// crosses in one write instead of four 64 KiB rounds of waking the other side.
+const PIPE_SIZE: usize = 1 << 20;
+
+/// Grows the pipe behind `fd`; a kernel that refuses (not a pipe, above pipe-max-size)
+/// leaves it as it was, which is only slower.
+fn grow_pipe(fd: impl std::os::fd::AsFd) {
+    let _ = rustix::pipe::fcntl_setpipe_size(fd, PIPE_SIZE);
+}
+
 /// Runs the server until `End` or until the parent closes the pipe.
 pub fn run() -> ExitCode {
     let out = match take_stdout() {
@@ -46,6 +56,8 @@ pub fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    grow_pipe(&out);
+    grow_pipe(std::io::stdin());
     let mut w = BufWriter::new(out);
     let mut r = BufReader::new(std::io::stdin().lock());
     let mut session: Option<SbtSession> = None;

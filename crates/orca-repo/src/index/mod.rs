@@ -184,9 +184,9 @@ pub struct CommitInFlight {
 pub enum ChunkKind {
     /// Its payload is the whole chunk.
     Full,
-    /// Its payload is a delta against `base`, a full chunk.
+    /// Its payload is a delta against `base`, a full chunk or a shorter delta.
     Delta {
-        /// The full chunk it builds on.
+        /// The chunk it builds on.
         base: ChunkId,
     },
 }

@@ -143,6 +143,22 @@ pub enum VaultError {
     Runtime(#[source] std::io::Error),
 }
 
+impl VaultError {
+    /// The SQLite catalog's disk is full: what the repository says of its own full disk,
+    /// with the bytes left where the catalog lives.
+    fn full_disk(&self) -> Option<RepoError> {
+        match self {
+            VaultError::Database { path, source }
+                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) =>
+            {
+                let dir = path.parent().unwrap_or(path);
+                Some(RepoError::disk_full(&dir.to_string_lossy()))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -314,7 +330,11 @@ impl From<RepoError> for ApiError {
 
 impl From<VaultError> for ApiError {
     fn from(e: VaultError) -> Self {
-        ApiError::internal(e.to_string())
+        match e.full_disk() {
+            // The catalog's transaction rolled back: the same answer as a full repository disk.
+            Some(full) => full.into(),
+            None => ApiError::internal(e.to_string()),
+        }
     }
 }
 
@@ -704,13 +724,19 @@ fn add_conventions(doc: &mut utoipa::openapi::OpenApi) {
         );
 }
 
-/// Whether the operation writes the repository's packs or catalog, so a full disk refuses
-/// it with 507 ([`RepoError::DiskFull`]) rather than a 5xx clients retry at once.
+/// Whether the operation writes the repository's packs or the vault's catalog, so a full
+/// disk refuses it with 507 ([`RepoError::DiskFull`]) rather than a 5xx clients retry at once.
 fn writes_repository(method: &str, path: &str) -> bool {
     let route = path.strip_prefix(wire::API).unwrap_or(path);
     matches!(
         (method, route),
-        ("PUT", "/chunks") | ("POST", "/flush") | ("POST" | "DELETE", "/pieces")
+        ("PUT", "/chunks")
+            | ("POST", "/flush")
+            | ("POST" | "DELETE", "/pieces")
+            | ("POST", "/recovery-points" | "/jobs")
+            | ("DELETE", "/recovery-points/{id}")
+            | ("PATCH", "/jobs/{id}")
+            | ("PUT", "/agents/{database}")
     )
 }
 
