@@ -35,6 +35,25 @@ struct Site {
 }
 
 impl Site {
+    /// A full and an incremental with changes between, the database at a time T (its
+    /// snapshot), then more changes and another incremental: what a restore to T must equal.
+    fn backups_around_a_time(&self) -> (Snapshot, String) {
+        self.backup(None);
+        self.db.workload("2", 1);
+        self.backup(None);
+        self.db.workload("2", 1);
+        self.db.switch();
+        let snap = self.db.snapshot("at-t");
+        // Redo has one-second times: nothing before T is after the snapshot, nothing after
+        // it before.
+        std::thread::sleep(Duration::from_millis(1100));
+        let t = self.db_time();
+        std::thread::sleep(Duration::from_millis(1100));
+        self.db.workload("3", 1);
+        self.backup(None);
+        (snap, t)
+    }
+
     fn new(root: &Path) -> Site {
         let vault = VaultServer::init(&orca().with_password(PASSWORD), root);
         let token = vault.token("ORCL");
@@ -353,18 +372,7 @@ fn an_open_database_is_refused_whole_and_restored_after_shutdown() {
 fn until_time_between_two_incrementals_equals_the_snapshot_at_that_time() {
     let dir = tempfile::tempdir().unwrap();
     let site = Site::new(dir.path());
-    site.backup(None);
-    site.db.workload("2", 1);
-    site.backup(None);
-    site.db.workload("2", 1);
-    site.db.switch();
-    let snap = site.db.snapshot("at-t");
-    // Redo has one-second times: nothing before T is after the snapshot, nothing after it before.
-    std::thread::sleep(Duration::from_millis(1100));
-    let t = site.db_time();
-    std::thread::sleep(Duration::from_millis(1100));
-    site.db.workload("3", 1);
-    site.backup(None);
+    let (snap, t) = site.backups_around_a_time();
 
     site.lose_everything();
     let (ok, job, out) = site.job(&["restore", "--db", "ORCL", "--until-time", &t]);
@@ -523,17 +531,7 @@ fn a_virtual_full_of_a_level_0_and_three_level_1s_equals_the_snapshot_at_the_poi
 fn a_virtual_full_until_a_time_between_level_1s_leaves_the_later_level_out() {
     let dir = tempfile::tempdir().unwrap();
     let site = Site::new(dir.path());
-    site.backup(None);
-    site.db.workload("2", 1);
-    site.backup(None);
-    site.db.workload("2", 1);
-    site.db.switch();
-    let snap = site.db.snapshot("at-t");
-    std::thread::sleep(Duration::from_millis(1100));
-    let t = site.db_time();
-    std::thread::sleep(Duration::from_millis(1100));
-    site.db.workload("3", 1);
-    site.backup(None);
+    let (snap, t) = site.backups_around_a_time();
 
     let copy = dir.path().join("vfull");
     let (ok, job, out) = site.job(&[
