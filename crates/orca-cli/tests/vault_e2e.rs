@@ -166,14 +166,25 @@ fn vault_gc(data: &Path) -> std::process::Output {
 }
 
 /// The last `orca vault gc --grace 0s` on `collector`'s directory once backups are done:
-/// it sweeps, and the packs (seen through `observer`) shrink.
+/// it sweeps, and the packs (seen through `observer`) shrink. Every pack with a swept chunk
+/// is rewritten (`--repack-below 100`): the newest backups' delta chains keep older
+/// versions' chunks, so the packs of deleted backups may stay more than half alive.
 fn final_gc(collector: &VaultServer, observer: &VaultServer) -> (u64, u64, serde_json::Value) {
     std::thread::sleep(Duration::from_millis(1100));
     let before = collector.pack_bytes();
     let report = run_ok(
         orca()
             .cmd()
-            .args(["vault", "gc", "--grace", "0s", "--json", "--data"])
+            .args([
+                "vault",
+                "gc",
+                "--grace",
+                "0s",
+                "--repack-below",
+                "100",
+                "--json",
+                "--data",
+            ])
             .arg(&collector.data),
     );
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
