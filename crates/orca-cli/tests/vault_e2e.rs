@@ -101,6 +101,17 @@ impl Db {
         self.sim.rman_ok(&self.backup_script(vault))
     }
 
+    /// Backs the archived logs up through `vault` and deletes that backup: chunks no piece
+    /// uses any more, whatever the datafiles' delta chains keep of older backups.
+    fn leave_garbage(&self, vault: &VaultServer) {
+        let p = self.parms(vault);
+        self.sim.switch();
+        self.sim
+            .rman_ok(&sbt_run(&[&p], "backup archivelog all tag 'GARBAGE';"));
+        self.sim
+            .rman_ok(&sbt_run(&[&p], "delete noprompt backup tag 'GARBAGE';"));
+    }
+
     /// Delete every datafile, restore and recover through the vault, prove it against a
     /// snapshot taken before the loss.
     fn lose_restore_verify(&self, vault: &VaultServer) {
@@ -165,10 +176,11 @@ fn vault_gc(data: &Path) -> std::process::Output {
     out
 }
 
-/// The last `orca vault gc --grace 0s` on `collector`'s directory once backups are done:
-/// it sweeps, and the packs (seen through `observer`) shrink. Every pack with a swept chunk
-/// is rewritten (`--repack-below 100`): the newest backups' delta chains keep older
-/// versions' chunks, so the packs of deleted backups may stay more than half alive.
+/// The last `orca vault gc --grace 0s` on `collector`'s directory once backups are done and
+/// a backup left garbage ([`Db::leave_garbage`]): it sweeps, and the packs (seen through
+/// `observer`) shrink. Every pack with a swept chunk is rewritten (`--repack-below 100`):
+/// the newest backups' delta chains keep older versions' chunks, so what retention deleted
+/// is not all garbage, and packs may stay more than half alive.
 fn final_gc(collector: &VaultServer, observer: &VaultServer) -> (u64, u64, serde_json::Value) {
     std::thread::sleep(Duration::from_millis(1100));
     let before = collector.pack_bytes();
@@ -309,6 +321,7 @@ fn gc_beside_four_concurrent_backups_keeps_every_piece_and_reclaims_deleted_spac
             d.sim.rman_ok("delete noprompt obsolete;\n");
         }
     }
+    dbs[1].leave_garbage(&vault);
     let (before, after, report) = final_gc(&vault, &vault);
     eprintln!("after 5 rounds: {before} pack bytes, {after} after the last collection: {report}");
 
@@ -698,6 +711,7 @@ fn gc_on_one_vault_server_while_the_other_takes_backups_keeps_every_piece() {
         db.sim.rman_ok("delete noprompt obsolete;\n");
     }
     assert!(collections > 0, "no collection ran beside a backup");
+    db.leave_garbage(&two.b);
     let (before, after, report) = final_gc(&two.a, &two.b);
     eprintln!(
         "gc on A beside backups on B: {collections} collections; {before} pack bytes, {after} after the last: {report}"
@@ -841,7 +855,9 @@ fn a_vault_killed_at_20_random_moments_of_backups_and_restarted_within_a_second_
 fn a_vault_down_past_the_clients_retry_window_fails_the_backup_and_commits_nothing_broken() {
     let dir = tempfile::tempdir().unwrap();
     let mut vault = VaultServer::init(&orca(), dir.path());
-    let db = Db::sized(dir.path(), &vault, "ORCL", 8);
+    // Files large enough that the pieces left after the first commit cannot all commit
+    // before the vault goes down (8 MiB ones once did, on a fast run).
+    let db = Db::sized(dir.path(), &vault, "ORCL", 32);
     let mut rman = db.spawn_rman(&db.backup_script(&vault));
     let deadline = Instant::now() + Duration::from_secs(60);
     while vault.metric("orca_vault_commits_total") < 1.0 {
