@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rayon::prelude::*;
 
+use crate::backend::Backend;
 use crate::codec::{Codec, Opened};
 use crate::error::{RepoError, Result};
 use crate::id::ChunkId;
@@ -18,6 +19,20 @@ use crate::id::ChunkId;
 /// week of daily versions, each storing only that day's changes; a read of the deepest
 /// chunk costs nine fetches, of which eight are small.
 pub const MAX_DELTA_DEPTH: u8 = 8;
+
+/// [`plaintexts`] with the chunks fetched from `backend`.
+pub(crate) async fn plaintexts_from(
+    backend: &Arc<dyn Backend>,
+    codec: &Arc<Codec>,
+    location: &str,
+    wanted: &[(ChunkId, usize)],
+) -> Result<HashMap<ChunkId, Bytes>> {
+    plaintexts(codec, location, wanted, |ids| {
+        let b = backend.clone();
+        async move { b.get_chunks(&ids).await }
+    })
+    .await
+}
 
 /// The plaintexts of `wanted` (ids and plaintext lengths; a delta's base has its length),
 /// whether each is a full chunk or a delta whose chain ends in one. `fetch` returns the

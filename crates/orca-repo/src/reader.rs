@@ -469,13 +469,9 @@ async fn fetch_group(
     let base_plain = if bases.is_empty() {
         HashMap::new()
     } else {
-        let b = backend.clone();
-        crate::chain::plaintexts(&codec, &location, &bases, move |ids| {
-            let b = b.clone();
-            async move { b.get_chunks(&ids).await }
-        })
-        .await
-        .map_err(|e| e.in_piece(&name, range_start))?
+        crate::chain::plaintexts_from(&backend, &codec, &location, &bases)
+            .await
+            .map_err(|e| e.in_piece(&name, range_start))?
     };
     tokio::task::spawn_blocking(move || {
         let work: Vec<Opening> = opened

@@ -1230,34 +1230,24 @@ async fn complete_sparse(
     which: &[usize],
     hashes: &[Hashed],
 ) -> Result<()> {
-    let anchors: Vec<ChunkId> = which
-        .iter()
-        .filter_map(|&i| batch[i].sparse.as_ref().map(|s| s.anchor))
-        .collect();
     // An anchor is the chunk's last version: a full chunk or a delta of a chain.
     let wanted: Vec<(ChunkId, usize)> = which
         .iter()
-        .filter_map(|&i| {
-            let it = &batch[i];
-            it.sparse.as_ref().map(|s| (s.anchor, s.anchor_len))
-        })
+        .filter_map(|&i| batch[i].sparse.as_ref().map(|s| (s.anchor, s.anchor_len)))
         .collect();
-    let backend = ctx.backend.clone();
-    let bases = crate::chain::plaintexts(
+    let bases = crate::chain::plaintexts_from(
+        &ctx.backend,
         &ctx.codec,
         "the anchor of a changed chunk",
         &wanted,
-        move |ids| {
-            let b = backend.clone();
-            async move { b.get_chunks(&ids).await }
-        },
     )
     .await?;
-    for (&i, anchor) in which.iter().zip(&anchors) {
+    for &i in which {
         let item = &mut batch[i];
         let Some(sparse) = item.sparse.take() else {
             continue;
         };
+        let anchor = &sparse.anchor;
         let len = item.data.len();
         let base = &bases[anchor];
         let mut full = ctx.pools.chunks.take(len);
