@@ -24,9 +24,24 @@ pub fn exchange(url: &str, head: &str, body: &[u8]) -> std::io::Result<Response>
     let addr = authority(url);
     let mut s = TcpStream::connect(addr)?;
     write!(s, "{head}Host: {addr}\r\nConnection: close\r\n\r\n")?;
-    s.write_all(body)?;
+    // A server may answer and close before an oversized body is all sent (that is what a
+    // bound is for): the answer is then already on its way, so read it instead of failing
+    // on the broken pipe.
+    let sent = s.write_all(body);
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !raw.is_empty() => break,
+            Err(e) => return Err(sent.err().unwrap_or(e)),
+        }
+    }
+    if raw.is_empty() {
+        sent?;
+    }
     let raw = String::from_utf8_lossy(&raw).into_owned();
     let (headers, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
     let status = headers
