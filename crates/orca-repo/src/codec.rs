@@ -14,7 +14,7 @@
 //! Binding the id means a payload moved under another id fails to decrypt,
 //! and binding the flags and base means flipping either is caught too.
 //!
-//! A delta payload stores only the units (16 KiB, see [`crate::hash`]) that
+//! A delta payload stores only the units (8 KiB, see [`crate::hash`]) that
 //! differ from a base chunk of the same length. Its plaintext, before
 //! compression, is `u8:unit_shift u32:unit_count bitmap[ceil(unit_count/8)]
 //! units...`: the unit is `1 << unit_shift` bytes and bit i set means unit i

@@ -1,18 +1,17 @@
 //! Chunk fingerprints with unit-level chaining values.
 //!
 //! The chunk id is the standard keyed BLAKE3 of the chunk. BLAKE3 is a tree
-//! hash, and every 16 KiB-aligned unit of a chunk is a complete subtree of
+//! hash, and every 8 KiB-aligned unit of a chunk is a complete subtree of
 //! that tree, so the same pass that produces the id also yields one chaining
 //! value per unit. Comparing those values with the ones of an earlier
-//! version of the chunk tells which units (pairs of 8 KiB Oracle blocks)
-//! changed, at no extra hashing cost; the writer then stores only those
-//! units (a delta).
+//! version of the chunk tells which units (8 KiB Oracle blocks) changed, at
+//! no extra hashing cost; the writer then stores only those units (a delta).
 //!
-//! Why 16 KiB and not the 8 KiB of an Oracle block: BLAKE3 hashes up to 16
-//! of its 1 KiB chunks at once with AVX-512, so 8 KiB subtrees run at half
-//! width (3.8 GB/s against 6.6 GB/s per core, measured on our 2-core EPYC).
-//! Every chunk is hashed, only changed ones are stored: hashing speed is
-//! worth more than deltas a little smaller when isolated blocks change.
+//! Why 8 KiB, though BLAKE3 hashes up to 16 of its 1 KiB chunks at once with
+//! AVX-512 and 8 KiB subtrees run at half that width: with 16 KiB units a
+//! changed block cost its unchanged neighbour too, and a day of 1% changed
+//! blocks stored 2.6 times their compressed size instead of 1.2-1.4 times
+//! (docs/design.md). Hashing is not what bounds a repeat full through SBT.
 
 use blake3::hazmat::{
     HasherExt, Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root,
@@ -20,8 +19,8 @@ use blake3::hazmat::{
 
 use crate::id::ChunkId;
 
-/// Granularity of change detection and of deltas: two default Oracle blocks.
-pub const UNIT: usize = 16384;
+/// Granularity of change detection and of deltas: one default Oracle block.
+pub const UNIT: usize = 8192;
 
 /// A unit's chaining value, truncated to 128 bits (collision resistance of
 /// 2^64 per pair, ample for telling an old unit from its new version).

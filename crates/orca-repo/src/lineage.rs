@@ -37,7 +37,7 @@ pub struct Anchor {
     pub id: ChunkId,
     /// Its plaintext length.
     pub len: u32,
-    /// Chaining values of its 16 KiB units: a new version stores only the units whose values differ.
+    /// Chaining values of its units ([`crate::hash::UNIT`]): a new version stores only the units whose values differ.
     pub cvs: Arc<Vec<UnitCv>>,
     /// Deltas between it and the full chunk its chain ends in (0: it is a full chunk).
     pub depth: u8,
@@ -91,9 +91,9 @@ pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
 
 /// Version of the tables below: 2 = 16 KiB unit values and the store's
 /// session time per source; 3 = the anchor's place in its delta chain (depth, the
-/// chain's full chunk, the units that differ from it). Older caches are
+/// chain's full chunk, the units that differ from it); 4 = 8 KiB units. Older caches are
 /// dropped (losing a cache costs probes, never data).
-const LAYOUT: &str = "3";
+const LAYOUT: &str = "4";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);

@@ -227,6 +227,16 @@ fn lane_position(lane: u32, offset: u64) -> u64 {
     ((u64::from(lane) + 1) << LANE_SHIFT) | offset
 }
 
+/// The size of the parts a lane's last, partial chunk is cut into: 1/8 of a chunk, at least
+/// 64 KiB. A datafile grows at its end (blocks newly formatted below its high-water mark
+/// join the backup), which lengthens its lane's last chunk every day; a chunk of another
+/// length than its last version cannot be a delta on it, so cut whole, that tail would be
+/// stored whole every day. Cut in granules at fixed lane offsets, only the last granule
+/// changes length, and the lineage stays put: the same offsets every backup.
+fn tail_granule(chunk_size: usize) -> usize {
+    (chunk_size / 8).max(64 << 10).min(chunk_size)
+}
+
 /// The bytes of one lane not yet cut into a chunk, and the lane's length before them.
 #[derive(Default)]
 struct LaneBuf {
@@ -596,11 +606,13 @@ impl PieceWriter {
         }
     }
 
-    /// Send what data lane `lane` holds as its next chunk.
+    /// Send what data lane `lane` holds as its next chunk; a lane's last, partial chunk
+    /// goes as granules of [`tail_granule`] bytes.
     fn cut_lane(&mut self, lane: Option<u32>) -> Result<()> {
         let Some(lane) = lane else {
             return self.cut_layout(true);
         };
+        let size = self.chunk_size();
         let l = self.lanes.as_mut().expect("started");
         let Some(b) = l.data.get_mut(&lane) else {
             return Ok(());
@@ -610,11 +622,50 @@ impl PieceWriter {
         }
         let buf = std::mem::take(&mut b.buf);
         let pos = lane_position(lane, b.done);
-        b.done += buf.len() as u64;
-        l.stored += buf.len() as u64;
-        l.note(Some(lane));
-        let data = self.ctx.pools.chunks.bytes(buf);
-        self.enqueue(pos, data, None, None)
+        let granule = if buf.len() < size || self.granulated_at(pos, size) {
+            tail_granule(size)
+        } else {
+            size
+        };
+        let mut parts = Vec::with_capacity(buf.len().div_ceil(granule));
+        if granule >= buf.len() {
+            parts.push(buf);
+        } else {
+            for part in buf.chunks(granule) {
+                let mut chunk = self.ctx.pools.chunks.take(size);
+                chunk.clear();
+                chunk.extend_from_slice(part);
+                parts.push(chunk);
+            }
+        }
+        for chunk in parts {
+            let l = self.lanes.as_mut().expect("started");
+            let b = l.data.get_mut(&lane).expect("the lane above");
+            let pos = lane_position(lane, b.done);
+            b.done += chunk.len() as u64;
+            l.stored += chunk.len() as u64;
+            l.note(Some(lane));
+            let data = self.ctx.pools.chunks.bytes(chunk);
+            self.enqueue(pos, data, None, None)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the last backup cut the lane region at `pos` into granules: a region that was
+    /// a lane's tail and has since filled up stays in granules, each a delta on its last
+    /// version, instead of being stored whole once as a chunk of another length.
+    fn granulated_at(&self, pos: u64, size: usize) -> bool {
+        let granule = tail_granule(size);
+        granule < size
+            && self
+                .ctx
+                .lineage
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .and_then(|k| k.lineage.entries.get(&pos))
+                .and_then(|e| e.anchor.as_ref())
+                .is_some_and(|a| a.len as usize == granule)
     }
 
     /// The last partial chunk of every lane, the layout last.

@@ -62,7 +62,27 @@ const KDF: KdfParams = KdfParams {
 };
 /// Written in this order; the second is the first with one 8 KiB block rewritten, stored as
 /// a delta through the lineage of the first.
-const PIECES: [&str; 3] = ["ORCL/df1_v1", "ORCL/df1_v2", "ORCL/arch_1_10"];
+/// The pieces today's code writes into a set; an older set holds those its pieces.json names.
+const PIECES: [&str; 4] = [
+    "ORCL/df1_v1",
+    "ORCL/df1_v2",
+    "ORCL/arch_1_10",
+    "ORCL/mux_1_2",
+];
+
+/// The piece of a multiplexed backup set as written lane by lane: each part is RMAN's own
+/// bytes (`None`, kept in the layout) or a run of one datafile's blocks (its lane).
+fn mux_parts() -> Vec<(Option<u32>, Vec<u8>)> {
+    let mut parts = vec![(None, b"RMAN set header: files 1 and 2\n".to_vec())];
+    for run in 0..3u64 {
+        for file in [1u32, 2] {
+            let blocks = (0..2).flat_map(|k| block(u64::from(file) * 1000 + run * 2 + k, 1));
+            parts.push((Some(file), blocks.collect()));
+        }
+    }
+    parts.push((None, noise(100, "mux trailer")));
+    parts
+}
 
 fn master() -> [u8; 32] {
     *blake3::hash(b"orca compat fixture master key").as_bytes()
@@ -108,7 +128,7 @@ fn input(name: &str) -> Vec<u8> {
             d.extend(noise(4096, "df1 tail"));
             d
         }
-        // Block 2 (unit 1 of chunk 0) rewritten: chunk 0 becomes a delta, the rest is unchanged.
+        // Block 2 (a unit of chunk 0) rewritten: chunk 0 becomes a delta, the rest is unchanged.
         "ORCL/df1_v2" => {
             let mut d = input("ORCL/df1_v1");
             d[2 * 8192..3 * 8192].copy_from_slice(&block(2, 2));
@@ -124,6 +144,8 @@ fn input(name: &str) -> Vec<u8> {
             })
             .collect::<String>()
             .into_bytes(),
+        // Six blocks of each of two files, interleaved two by two, between RMAN's bytes.
+        "ORCL/mux_1_2" => mux_parts().into_iter().flat_map(|(_, d)| d).collect(),
         other => panic!("no input is defined for piece {other}"),
     }
 }
@@ -217,7 +239,16 @@ fn write_set(dir: &Path) {
         if uses_lineage(name) {
             w.set_lineage(cache.load(LINEAGE_KEY).unwrap());
         }
-        w.write(&data).unwrap();
+        if name.contains("mux") {
+            for (lane, part) in mux_parts() {
+                match lane {
+                    Some(lane) => w.write_lane(lane, &part).unwrap(),
+                    None => w.write_literal(&part).unwrap(),
+                }
+            }
+        } else {
+            w.write(&data).unwrap();
+        }
         let committed = w.finish().unwrap();
         if uses_lineage(name) {
             cache.store(LINEAGE_KEY, &committed.lineage).unwrap();
@@ -350,6 +381,16 @@ fn rows(db: &Path, sql: &str) -> Vec<Vec<String>> {
     .unwrap()
 }
 
+/// The pieces a set holds, as its pieces.json names them.
+fn pieces_in(set: &Path) -> Vec<String> {
+    json(&set.join("pieces.json"))
+        .as_object()
+        .expect("pieces.json is an object")
+        .keys()
+        .cloned()
+        .collect()
+}
+
 fn index_db(set: &Path) -> PathBuf {
     set.join("repo/index.sqlite")
 }
@@ -384,13 +425,16 @@ fn versions_of(set: &Path) -> BTreeMap<String, Value> {
         .flat_map(|p| p.blobs.into_iter().map(|b| (b.payload[0] >> 4) as u64))
         .collect();
     let wrapped = files(set, "repo/keys");
-    let manifests = PIECES
+    // A build writes each manifest in the oldest version that holds it: the set records the
+    // newest it wrote.
+    let manifest = pieces_in(set)
         .iter()
         .map(|name| {
             let m = parse_manifest(&std::fs::read(manifest_path(set, name)).unwrap()).unwrap();
             num(&m.header["version"])
         })
-        .collect();
+        .max()
+        .expect("the set holds no manifest");
     let meta = |db: &Path, k: &str| -> Value {
         rows(db, &format!("SELECT v FROM meta WHERE k = '{k}'"))[0][0]
             .parse::<u64>()
@@ -412,7 +456,7 @@ fn versions_of(set: &Path) -> BTreeMap<String, Value> {
         (WRAPPED_KEY.key.into(), json(&wrapped[0])["kdf"].clone()),
         (PACK.key.into(), one("pack", pack_versions)),
         (PAYLOAD.key.into(), one("payload cipher code", ciphers)),
-        (MANIFEST.key.into(), one("manifest", manifests)),
+        (MANIFEST.key.into(), manifest.into()),
         (INDEX.key.into(), meta(&index_db(set), "schema")),
         (LINEAGE.key.into(), meta(&lineage_db(set), "layout")),
         ("postgres_migrations".into(), migrations.into()),
@@ -644,9 +688,10 @@ fn read_set(n: u32, set: &Path) {
 
     let expected = json(&set.join("pieces.json"));
     let listed = rt.block_on(by_file.list(&PieceFilter::default())).unwrap();
-    assert_eq!(listed.len(), PIECES.len(), "fixtures/v{n}: {listed:?}");
+    let names = pieces_in(set);
+    assert_eq!(listed.len(), names.len(), "fixtures/v{n}: {listed:?}");
     let mut manifests = BTreeMap::new();
-    for name in PIECES {
+    for name in names.iter().map(String::as_str) {
         let want = input(name);
         assert_eq!(
             expected[name]["blake3"].as_str(),
@@ -687,6 +732,18 @@ fn read_set(n: u32, set: &Path) {
         manifests["ORCL/arch_1_10"].chunks.len() > 2,
         "CDC cuts the log"
     );
+    // A multiplexed piece (from sets of manifest version 3) is stored as each file's lane
+    // of blocks and a layout lane.
+    if let Some(mux) = manifests.get("ORCL/mux_1_2") {
+        assert_eq!(
+            mux.header.version, 3,
+            "fixtures/v{n}: a demultiplexed manifest"
+        );
+        let demux = mux.header.demux.as_ref().expect("a lane table");
+        let lanes: std::collections::BTreeSet<_> = demux.runs.iter().map(|r| r.0).collect();
+        assert_eq!(lanes, [None, Some(1), Some(2)].into(), "fixtures/v{n}");
+        assert!(demux.stored > 2 * 6 * 8192, "fixtures/v{n}: {demux:?}");
+    }
 
     // The index holds every chunk; chunk 0 of v2 is a delta on chunk 0 of v1, the tail is
     // stored without zstd, and the payloads have the documented layout.
@@ -1154,7 +1211,7 @@ fn compare_packs(d: &mut Diff, set: &Path, fresh: &Path) {
 /// gives the same header (write statistics aside) and chunk table.
 fn compare_manifests(d: &mut Diff, set: &Path, fresh: &Path) {
     let keys = keys();
-    for name in PIECES {
+    for name in &pieces_in(set) {
         let old = std::fs::read(manifest_path(set, name)).unwrap();
         let again = Manifest::decode(&old, &keys, name)
             .and_then(|m| m.encode(&keys))

@@ -532,7 +532,7 @@ async fn scattered_block_changes_are_stored_as_deltas() {
     assert_eq!((s4.probes, s4.new_chunks), (0, 0));
 }
 
-/// Daily versions of a 4 MiB source, each changing 2 new units (16 KiB) in each 1 MiB chunk:
+/// Daily versions of a 4 MiB source, each changing 2 new blocks (units) in each 1 MiB chunk:
 /// every day's delta builds on the day before (a chain), so each day stores its own changes
 /// and not all since the first full; at the chain's depth limit one version is a delta on
 /// the full chunk of all the units changed since it, and a new chain starts. Every version
@@ -608,8 +608,8 @@ async fn daily_versions_chain_their_deltas_and_each_day_costs_its_own_changes() 
 
     // Rewriting most of chunk 0 stores it whole: the units the caller's buffer did not copy
     // are read back through its anchor's chain.
-    for u in 10..60 {
-        data[u * 16384 + 100] ^= 0x77;
+    for block in 20..120 {
+        data[block * 8192 + 100] ^= 0x77;
     }
     let w = put_parts(&repo, "day13", data.clone(), lineage, 1 << 20, true).await;
     let s = w.manifest.header.meta.stats.clone().unwrap();
@@ -974,4 +974,109 @@ async fn a_read_that_misses_a_manifest_leaves_a_concurrent_commit_listed() {
     );
     assert_eq!(get(&repo, "p").await.unwrap(), blocks(5, 7));
     assert!(store.delete("p").await.unwrap());
+}
+
+/// Writes a demultiplexed piece: each part is a literal (`None`) or a run of a lane, and
+/// each lane starts from `lanes`' lineage of it.
+async fn put_lanes(
+    repo: &Repository,
+    name: &str,
+    parts: Vec<(Option<u32>, Vec<u8>)>,
+    lanes: std::collections::BTreeMap<u32, orca_repo::Lineage>,
+) -> orca_repo::Committed {
+    let repo = repo.clone();
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut w = repo
+            .writer(&name, PieceMeta::default(), &WriteOptions::default())
+            .unwrap();
+        for (lane, lineage) in lanes {
+            w.set_lane_lineage(lane, lineage);
+        }
+        for (lane, part) in parts {
+            match lane {
+                Some(lane) => w.write_lane(lane, &part).unwrap(),
+                None => w.write_literal(&part).unwrap(),
+            }
+        }
+        w.finish().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// Two datafiles multiplexed in runs of 16 blocks, between RMAN's bytes.
+fn multiplexed(file1: &[u8], file2: &[u8]) -> Vec<(Option<u32>, Vec<u8>)> {
+    let mut parts = vec![(None, b"set header".to_vec())];
+    let run = 16 * 8192;
+    for i in 0..file1.len().max(file2.len()).div_ceil(run) {
+        for (lane, file) in [(1, file1), (2, file2)] {
+            if let Some(r) = file.get(i * run..((i + 1) * run).min(file.len())) {
+                parts.push((Some(lane), r.to_vec()));
+            }
+        }
+    }
+    parts.push((None, b"set trailer".to_vec()));
+    parts
+}
+
+/// A datafile that grows at its end (blocks newly formatted join the next full) lengthens
+/// its lane's last chunk; that chunk goes as granules at fixed lane offsets, so the next
+/// full stores the grown granule and not the whole tail, and a tail region that fills up
+/// stays in granules instead of being stored again whole as one chunk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_that_grows_at_its_end_costs_its_last_granule_not_its_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, _store) = local_repo(dir.path()).await;
+    // File 1: 3 whole chunks and a tail of 124 blocks (7 granules of 16 blocks and one of
+    // 12); file 2: 3 whole chunks and a tail of 4 granules.
+    let file1 = blocks(508, 71);
+    let mut file2 = blocks(448, 72);
+    let day0 = put_lanes(
+        &repo,
+        "day0",
+        multiplexed(&file1, &file2),
+        Default::default(),
+    )
+    .await;
+    let chunks = &day0.manifest.chunks;
+    let tails: Vec<u32> = chunks[chunks.len() - 13..chunks.len() - 1]
+        .iter()
+        .map(|c| c.len / 8192)
+        .collect();
+    assert_eq!(
+        tails,
+        [16, 16, 16, 16, 16, 16, 16, 12, 16, 16, 16, 16],
+        "tails in granules, then the layout"
+    );
+
+    // File 1 gains 6 blocks at its end, which fill its tail region and start another; one
+    // block of file 2 changes in its first chunk.
+    let grown = blocks(514, 71);
+    assert_eq!(grown[..file1.len()], file1[..]);
+    file2[100 * 8192 + 50] ^= 0x5A;
+    let day1 = put_lanes(
+        &repo,
+        "day1",
+        multiplexed(&grown, &file2),
+        day0.lanes.clone(),
+    )
+    .await;
+    let s = day1.manifest.header.meta.stats.clone().unwrap();
+    // Stored: file 1's grown granule and its new tail, file 2's changed chunk as a delta, the
+    // layout. The filled region as one chunk would compress to about 350 KB.
+    assert_eq!((s.new_chunks, s.delta_chunks), (4, 1), "{s:?}");
+    assert!(s.new_bytes < 96 << 10, "{s:?}");
+    assert_eq!(
+        get(&repo, "day0").await.unwrap(),
+        flat(&multiplexed(&file1, &blocks(448, 72)))
+    );
+    assert_eq!(
+        get(&repo, "day1").await.unwrap(),
+        flat(&multiplexed(&grown, &file2))
+    );
+}
+
+fn flat(parts: &[(Option<u32>, Vec<u8>)]) -> Vec<u8> {
+    parts.iter().flat_map(|(_, d)| d.iter().copied()).collect()
 }

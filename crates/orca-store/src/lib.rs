@@ -32,7 +32,7 @@
 //!   must be one reflink-capable filesystem.
 //! - **ingest** (`"ingest"`, and `"auto"` where the filesystem cannot clone): PUT reads each
 //!   changed file into a local orca-repo repository under `<root>/.orca-store/chunks`, storing
-//!   only its changed chunks, and a changed 1 MiB chunk only as the 16 KiB units (pairs of
+//!   only its changed chunks, and a changed 1 MiB chunk only as the 8 KiB units (the
 //!   Oracle blocks) that differ from the file's previous version (its fingerprint cache in
 //!   `<root>/.orca-store/cache-local`): five pending points of a
 //!   database cost about one copy plus five days of changes, not five copies. The cost is

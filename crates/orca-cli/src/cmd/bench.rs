@@ -347,7 +347,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             fig("keyed BLAKE3", 1, hash1, None),
             fig("keyed BLAKE3", threads, hash_n, None),
             fig(
-                "keyed BLAKE3 with 16 KiB unit values",
+                "keyed BLAKE3 with 8 KiB unit values",
                 threads,
                 hash_units_n,
                 None,
