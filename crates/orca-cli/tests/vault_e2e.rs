@@ -106,10 +106,9 @@ impl Db {
     fn leave_garbage(&self, vault: &VaultServer) {
         let p = self.parms(vault);
         self.sim.switch();
+        self.sim.rman_ok(&sbt_run(&[&p], "backup archivelog all;"));
         self.sim
-            .rman_ok(&sbt_run(&[&p], "backup archivelog all tag 'GARBAGE';"));
-        self.sim
-            .rman_ok(&sbt_run(&[&p], "delete noprompt backup tag 'GARBAGE';"));
+            .rman_ok(&sbt_run(&[&p], "delete noprompt backup of archivelog all;"));
     }
 
     /// Delete every datafile, restore and recover through the vault, prove it against a

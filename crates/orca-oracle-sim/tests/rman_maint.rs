@@ -390,3 +390,85 @@ fn report_obsolete_follows_redundancy_and_recovery_window() {
     let c = env.db.rman_ok("report obsolete;\n");
     assert!(c.contains(&line), "{c}");
 }
+
+/// Live pieces (status other than deleted) whose handle starts with `dir`.
+fn live_pieces_in(env: &TempDb, dir: &str) -> u64 {
+    env.db.number(&format!(
+        "select count(*) from v$backup_piece where status <> 'D' and handle like '{dir}/%'"
+    ))
+}
+
+#[test]
+fn delete_backup_of_archivelog_all_keeps_the_datafile_backups() {
+    let env = env();
+    let db_bk = env.dir("db_bk");
+    let arch_bk = env.dir("arch_bk");
+    env.db.rman_ok(&format!(
+        "backup database format '{db_bk}/%U';\nbackup archivelog all format '{arch_bk}/%U';\n"
+    ));
+    let db_pieces = live_pieces_in(&env, &db_bk);
+    assert!(db_pieces > 0);
+    assert!(live_pieces_in(&env, &arch_bk) > 0);
+    let out = env
+        .db
+        .rman_ok("delete noprompt backup of archivelog all;\n");
+    assert!(out.contains("deleted backup piece"), "{out}");
+    assert!(!out.contains(&db_bk), "{out}");
+    assert_eq!(live_pieces_in(&env, &arch_bk), 0);
+    assert_eq!(std::fs::read_dir(&arch_bk).unwrap().count(), 0);
+    assert_eq!(live_pieces_in(&env, &db_bk), db_pieces);
+    let out = env.db.rman_ok("list backup of archivelog all;\n");
+    assert!(out.contains("specification does not match"), "{out}");
+    let out = env.db.rman_ok("list backup of database;\n");
+    assert!(out.contains(&db_bk), "{out}");
+    // Without OF, DELETE BACKUP still takes every backup: the control of the test above.
+    env.db.rman_ok("delete noprompt backup;\n");
+    assert_eq!(live_pieces_in(&env, &db_bk), 0);
+}
+
+#[test]
+fn delete_and_crosscheck_backup_of_an_object_select_the_sets_holding_it() {
+    let env = env();
+    let bk = env.dir("bk");
+    let (_, users) = users_backup(&env, &bk, "T4");
+    let cf = env.dir("cf");
+    env.db
+        .rman_ok(&format!("backup current controlfile format '{cf}/%U';\n"));
+    let sp = env.dir("sp");
+    env.db
+        .rman_ok(&format!("backup spfile format '{sp}/%U';\n"));
+    let cf_piece = env
+        .db
+        .sql_column(&format!(
+            "select handle from v$backup_piece where handle like '{cf}/%'"
+        ))
+        .remove(0);
+
+    // CROSSCHECK BACKUP OF checks the pieces LIST BACKUP OF shows, and no other.
+    std::fs::remove_file(&users).unwrap();
+    std::fs::remove_file(&cf_piece).unwrap();
+    // The control file autobackups hold the control file too: they are checked, found.
+    let out = env.db.rman_ok("crosscheck backup of controlfile;\n");
+    assert!(out.contains(&cf_piece), "{out}");
+    assert!(!out.contains(&users), "{out}");
+    assert_eq!(piece_status(&env, &cf_piece), ["X"]);
+    assert_eq!(piece_status(&env, &users), ["A"]);
+    let out = env.db.rman_ok("crosscheck backup of tablespace users;\n");
+    assert!(out.contains(&users), "{out}");
+    assert!(!out.contains(&cf_piece), "{out}");
+    assert_eq!(piece_status(&env, &users), ["X"]);
+
+    // DELETE BACKUP OF SPFILE / DATAFILE take their own sets.
+    env.db.rman_ok("delete noprompt backup of spfile;\n");
+    assert_eq!(live_pieces_in(&env, &sp), 0);
+    assert_eq!(live_pieces_in(&env, &cf), 1);
+    assert_eq!(live_pieces_in(&env, &bk), 1);
+    let out = env.db.rman_ok("delete noprompt backup of datafile 4;\n");
+    assert!(out.contains(&users), "{out}");
+    assert_eq!(live_pieces_in(&env, &bk), 0);
+    assert_eq!(live_pieces_in(&env, &cf), 1);
+    let out = env.db.rman_ok("delete noprompt backup of datafile 4;\n");
+    assert!(out.contains("specification does not match"), "{out}");
+    env.db.rman_ok("delete noprompt backup of controlfile;\n");
+    assert_eq!(live_pieces_in(&env, &cf), 0);
+}

@@ -399,8 +399,10 @@ pub enum DeleteWhat {
     Backupset(Vec<u64>),
     Obsolete(Option<RetentionPolicy>),
     Expired(ListKind),
+    /// BACKUP [OF object] [TAG t]: with OF, the sets holding that object, whole.
     Backup {
         tag: Option<String>,
+        of: Option<BackupObject>,
     },
     Archivelog {
         range: ArchivelogRange,
@@ -433,6 +435,8 @@ pub struct Crosscheck {
     pub kind: ListKind,
     pub pieces: Vec<PieceRef>,
     pub tag: Option<String>,
+    /// BACKUP OF object: the pieces of the sets holding it, as LIST and DELETE select them.
+    pub of: Option<BackupObject>,
     pub device: Option<DeviceType>,
 }
 

@@ -264,6 +264,27 @@ impl Session {
         })
     }
 
+    /// The live pieces of the sets holding `of` (every live piece without it): what DELETE
+    /// BACKUP OF and CROSSCHECK BACKUP OF act on, the sets LIST BACKUP OF shows.
+    fn pieces_holding(
+        &self,
+        cmd: &str,
+        of: Option<&BackupObject>,
+    ) -> Result<Vec<PieceRow>, CmdError> {
+        if of.is_none() {
+            return catalog::pieces(&self.db).map_err(|e| self.cmd_err(cmd, e));
+        }
+        let holds = self.holds(of)?;
+        let mut pieces: Vec<PieceRow> = self
+            .set_views(cmd)?
+            .into_iter()
+            .filter(|v| holds(v))
+            .flat_map(|v| v.pieces)
+            .collect();
+        pieces.sort_by_key(|p| p.recid);
+        Ok(pieces)
+    }
+
     fn list_summary(&self, views: &[SetView]) {
         self.out.blank();
         self.out.blank();
@@ -689,7 +710,7 @@ impl Session {
         if let ListKind::Archivelog(range) = &c.kind {
             return self.crosscheck_archivelog(range);
         }
-        let mut pieces = catalog::pieces(&self.db).map_err(|e| self.cmd_err("crosscheck", e))?;
+        let mut pieces = self.pieces_holding("crosscheck", c.of.as_ref())?;
         pieces.retain(|p| {
             (c.pieces.is_empty()
                 || c.pieces.iter().any(|r| match r {
@@ -760,9 +781,9 @@ impl Session {
                 force: d.force,
             });
         }
-        let all = catalog::pieces(&self.db).map_err(|e| self.cmd_err("delete", e))?;
         let chosen: Vec<PieceRow> = match &d.what {
-            DeleteWhat::Backuppiece(refs) => all
+            DeleteWhat::Backuppiece(refs) => self
+                .pieces_holding("delete", None)?
                 .into_iter()
                 .filter(|p| {
                     refs.iter().any(|r| match r {
@@ -779,8 +800,13 @@ impl Session {
                     .flat_map(|v| v.pieces)
                     .collect()
             }
-            DeleteWhat::Expired(_) => all.into_iter().filter(|p| p.status == "X").collect(),
-            DeleteWhat::Backup { tag } => all
+            DeleteWhat::Expired(_) => self
+                .pieces_holding("delete", None)?
+                .into_iter()
+                .filter(|p| p.status == "X")
+                .collect(),
+            DeleteWhat::Backup { tag, of } => self
+                .pieces_holding("delete", of.as_ref())?
                 .into_iter()
                 .filter(|p| tag.as_ref().is_none_or(|t| p.tag.as_deref() == Some(t)))
                 .collect(),

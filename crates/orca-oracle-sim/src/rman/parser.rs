@@ -1124,6 +1124,24 @@ impl<'a> Parser<'a> {
         }))
     }
 
+    /// What follows OF in LIST, CROSSCHECK and DELETE BACKUP: these name the control file
+    /// without CURRENT.
+    fn backed_up_object(&mut self) -> R<BackupObject> {
+        if self.accept_kw("CONTROLFILE") {
+            return Ok(BackupObject::CurrentControlfile);
+        }
+        self.backup_object()?.ok_or_else(|| {
+            self.error(&[
+                "archivelog",
+                "controlfile",
+                "database",
+                "datafile",
+                "spfile",
+                "tablespace",
+            ])
+        })
+    }
+
     /// A backup operand, if one starts here.
     fn backup_operand(&mut self, o: &mut BackupOpts) -> R<bool> {
         if self.accept_kw("FILESPERSET") {
@@ -1674,6 +1692,7 @@ impl<'a> Parser<'a> {
             DeleteWhat::Expired(k)
         } else if self.accept_kw("BACKUP") {
             let mut tag = None;
+            let mut of = None;
             loop {
                 if self.accept_kw("TAG") {
                     let _ = self.accept_sym('=');
@@ -1681,14 +1700,12 @@ impl<'a> Parser<'a> {
                 } else if self.is_kw("DEVICE") {
                     device = Some(self.device_clause()?);
                 } else if self.accept_kw("OF") {
-                    if self.backup_object()?.is_none() {
-                        return Err(self.error(&["archivelog", "database", "datafile"]));
-                    }
+                    of = Some(self.backed_up_object()?);
                 } else {
                     break;
                 }
             }
-            DeleteWhat::Backup { tag }
+            DeleteWhat::Backup { tag, of }
         } else if self.accept_kw("ARCHIVELOG") {
             let range = self.archivelog_range()?;
             let mut backed_up = None;
@@ -1761,6 +1778,7 @@ impl<'a> Parser<'a> {
             kind: ListKind::Backup,
             pieces: Vec::new(),
             tag: None,
+            of: None,
             device: None,
         };
         if self.accept_kw("BACKUPPIECE") {
@@ -1772,9 +1790,7 @@ impl<'a> Parser<'a> {
                     let _ = self.accept_sym('=');
                     c.tag = Some(up(&self.expect_name()?));
                 } else if self.accept_kw("OF") {
-                    if self.backup_object()?.is_none() {
-                        return Err(self.error(&["archivelog", "database", "datafile"]));
-                    }
+                    c.of = Some(self.backed_up_object()?);
                 } else if self.is_kw("DEVICE") {
                     c.device = Some(self.device_clause()?);
                 } else {
@@ -1827,22 +1843,7 @@ impl<'a> Parser<'a> {
             } else if self.accept_kw("RECOVERABLE") {
                 recoverable = true;
             } else if self.accept_kw("OF") {
-                // LIST names the control file without CURRENT.
-                of = if self.accept_kw("CONTROLFILE") {
-                    Some(BackupObject::CurrentControlfile)
-                } else {
-                    self.backup_object()?
-                };
-                if of.is_none() {
-                    return Err(self.error(&[
-                        "archivelog",
-                        "controlfile",
-                        "database",
-                        "datafile",
-                        "spfile",
-                        "tablespace",
-                    ]));
-                }
+                of = Some(self.backed_up_object()?);
             } else if self.accept_kw("TAG") {
                 let _ = self.accept_sym('=');
                 tag = Some(up(&self.expect_name()?));
@@ -2102,6 +2103,23 @@ mod tests {
         assert!(matches!(
             one("list backup summary;"),
             Command::List(List::Backup { summary: true, .. })
+        ));
+        assert!(matches!(
+            one("delete noprompt backup of archivelog all;"),
+            Command::Delete(Delete {
+                what: DeleteWhat::Backup {
+                    tag: None,
+                    of: Some(BackupObject::Archivelog(_))
+                },
+                ..
+            })
+        ));
+        assert!(matches!(
+            one("crosscheck backup of controlfile;"),
+            Command::Crosscheck(Crosscheck {
+                of: Some(BackupObject::CurrentControlfile),
+                ..
+            })
         ));
         assert!(matches!(
             one("crosscheck backup;"),
