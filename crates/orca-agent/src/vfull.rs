@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -311,9 +311,11 @@ const READ_BUFFER: usize = 4 << 20;
 
 /// Reads the piece `reader` (RMAN's `handle`) to its end, placing its blocks into `images`;
 /// the bytes read. `progress` is told the bytes read so far every [`PROGRESS_EVERY`].
+/// Pieces of one level may be read at once into the same images: they hold other files,
+/// or other blocks of one file.
 pub fn read_piece(
     mut reader: PieceReader,
-    images: &mut Images,
+    images: &Mutex<Images>,
     handle: &str,
     mut progress: impl FnMut(u64),
 ) -> Result<u64, AgentError> {
@@ -343,7 +345,7 @@ pub fn read_piece(
 /// them would be wrong.
 pub fn place_stream(
     mut fill: impl FnMut(&mut [u8]) -> Result<usize, AgentError>,
-    images: &mut Images,
+    images: &Mutex<Images>,
     handle: &str,
 ) -> Result<u64, AgentError> {
     let mut buf = vec![0u8; READ_BUFFER];
@@ -353,6 +355,8 @@ pub fn place_stream(
         let n = fill(&mut buf)?;
         read += n as u64;
         let mut failed = None;
+        // One lock a buffer: the readers decode in parallel, the block writes take turns.
+        let mut images = images.lock().unwrap_or_else(|p| p.into_inner());
         scan(&buf[..n], |h, b| {
             if failed.is_none() {
                 match images.place(h, b) {
@@ -362,6 +366,7 @@ pub fn place_stream(
                 }
             }
         });
+        drop(images);
         if let Some(e) = failed {
             return Err(e);
         }
@@ -457,17 +462,25 @@ mod tests {
 
     /// `piece` read as the repository reader hands it over: whole buffers but the last.
     fn feed(images: &mut Images, piece: &[u8]) -> Result<u64, AgentError> {
+        let shared = Mutex::new(std::mem::replace(
+            images,
+            Images {
+                images: BTreeMap::new(),
+            },
+        ));
         let mut at = 0;
-        place_stream(
+        let done = place_stream(
             |buf| {
                 let n = buf.len().min(piece.len() - at);
                 buf[..n].copy_from_slice(&piece[at..at + n]);
                 at += n;
                 Ok(n)
             },
-            images,
+            &shared,
             "0a_1_1",
-        )
+        );
+        *images = shared.into_inner().unwrap();
+        done
     }
 
     fn build(dir: &Path, pieces: &[Vec<u8>]) -> (Vec<Made>, PathBuf) {
