@@ -11,7 +11,8 @@
 //! AVX-512 and 8 KiB subtrees run at half that width: with 16 KiB units a
 //! changed block cost its unchanged neighbour too, and a day of 1% changed
 //! blocks stored 2.6 times their compressed size instead of 1.2-1.4 times
-//! (docs/design.md). Hashing is not what bounds a repeat full through SBT.
+//! (docs/design.md). The price is paid on every full: a repeat of an unchanged 1 GiB
+//! database through SBT took 0.38-0.44 s against 0.35-0.37 s with 16 KiB units.
 
 use blake3::hazmat::{
     HasherExt, Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root,
