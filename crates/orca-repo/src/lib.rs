@@ -108,6 +108,7 @@ pub use manifest::{
     ChunkRef, Demux, Manifest, ManifestHeader, VERSION as MANIFEST_VERSION,
     object_key as manifest_key,
 };
+pub use pool::BufferPool;
 pub use reader::{PieceReader, ReadOptions};
 
 // The server side: objects plus index, and what clients write through.

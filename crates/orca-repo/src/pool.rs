@@ -8,6 +8,7 @@
 //! class alive instead. Buffers come back by themselves: [`BufferPool::bytes`]
 //! wraps one in a [`Bytes`] that returns it when its last clone is dropped.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
@@ -31,10 +32,11 @@ impl Default for Pools {
     }
 }
 
+/// Idle buffers of one size class, at most `keep` of them.
 #[derive(Debug)]
 pub struct BufferPool {
     free: Mutex<Vec<Vec<u8>>>,
-    keep: usize,
+    keep: AtomicUsize,
 }
 
 impl BufferPool {
@@ -42,7 +44,7 @@ impl BufferPool {
     pub fn new(keep: usize) -> Arc<Self> {
         Arc::new(BufferPool {
             free: Mutex::new(Vec::new()),
-            keep,
+            keep: AtomicUsize::new(keep),
         })
     }
 
@@ -61,9 +63,18 @@ impl BufferPool {
     /// Hand a buffer back for reuse.
     pub fn give(&self, buf: Vec<u8>) {
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        if free.len() < self.keep {
+        if free.len() < self.keep.load(Ordering::Relaxed) {
             free.push(buf);
         }
+    }
+
+    /// Keep at most `keep` idle buffers from now on (idle ones beyond it are freed): for a
+    /// user whose pipeline holds fewer buffers than the pool was made for, so that buffers
+    /// it needed once (a burst) are not kept idle for good.
+    pub fn set_keep(&self, keep: usize) {
+        self.keep.store(keep, Ordering::Relaxed);
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        free.truncate(keep);
     }
 
     /// `buf` as shared bytes that return it to this pool once dropped.
@@ -74,6 +85,7 @@ impl BufferPool {
         })
     }
 
+    /// Idle buffers held.
     #[cfg(test)]
     pub fn idle(&self) -> usize {
         self.free.lock().unwrap_or_else(|p| p.into_inner()).len()
@@ -124,5 +136,9 @@ mod tests {
             pool.give(Vec::with_capacity(10));
         }
         assert_eq!(pool.idle(), 2);
+        pool.set_keep(1);
+        assert_eq!(pool.idle(), 1);
+        pool.give(Vec::with_capacity(10));
+        assert_eq!(pool.idle(), 1);
     }
 }

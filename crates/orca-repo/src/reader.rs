@@ -2,7 +2,7 @@
 //! fetched in parallel, decrypted, decompressed and verified against their
 //! fingerprints on the rayon pool, and handed to the reader in order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use rayon::prelude::*;
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::backend::Backend;
 use crate::codec::{Codec, Opened};
@@ -28,14 +28,77 @@ pub struct ReadOptions {
     pub group_bytes: u64,
     /// Requests in flight.
     pub read_ahead: usize,
+    /// Plaintext bytes held ahead of the caller at most: the requests in flight, the chunks
+    /// decoded and waiting, and the group being handed out. What bounds a reader's memory
+    /// whatever the piece size; a request larger than this waits for the whole of it.
+    pub ahead_bytes: u64,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
         ReadOptions {
-            group_bytes: 8 << 20,
+            group_bytes: 4 << 20,
             read_ahead: 4,
+            ahead_bytes: 24 << 20,
         }
+    }
+}
+
+/// The read-ahead budget is counted in units of this many bytes (a semaphore's permits).
+const BUDGET_UNIT: u64 = 1 << 10;
+
+/// A group of decoded chunks in order, holding its share of the read-ahead budget until the
+/// last of them is handed out.
+type Group = (VecDeque<Bytes>, OwnedSemaphorePermit);
+
+/// The chunks of one read-ahead (the piece's, or a lane's), in order.
+struct Feed {
+    rx: mpsc::Receiver<Result<Group>>,
+    queue: VecDeque<Bytes>,
+    current: Bytes,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+impl Feed {
+    fn new(rx: mpsc::Receiver<Result<Group>>) -> Self {
+        Feed {
+            rx,
+            queue: VecDeque::new(),
+            current: Bytes::new(),
+            _budget: None,
+        }
+    }
+
+    /// Makes `current` the next chunk; false at the end.
+    fn advance(&mut self) -> Result<bool> {
+        loop {
+            if let Some(c) = self.queue.pop_front() {
+                self.current = c;
+                return Ok(true);
+            }
+            // The group is handed out: its share of the budget goes to the next ones, one of
+            // which may be waiting for it before it can be fetched.
+            self._budget = None;
+            match self.rx.blocking_recv() {
+                Some(Ok((chunks, permit))) => {
+                    self.queue = chunks;
+                    self._budget = Some(permit);
+                }
+                Some(Err(e)) => return Err(e),
+                None => return Ok(false),
+            }
+        }
+    }
+
+    /// Up to `out.len()` next bytes; 0 at the end.
+    fn take(&mut self, out: &mut [u8]) -> Result<usize> {
+        if self.current.is_empty() && !self.advance()? {
+            return Ok(0);
+        }
+        let k = out.len().min(self.current.len());
+        out[..k].copy_from_slice(&self.current[..k]);
+        let _ = self.current.split_to(k);
+        Ok(k)
     }
 }
 
@@ -44,34 +107,10 @@ impl Default for ReadOptions {
 /// against its id before it is returned. Blocking: use it from a thread outside the runtime.
 pub struct PieceReader {
     manifest: Arc<Manifest>,
-    rx: mpsc::Receiver<Result<Bytes>>,
-    current: Bytes,
+    feed: Feed,
     delivered: u64,
     /// For a demultiplexed piece: its lanes, woven back together by the layout.
     remux: Option<Box<Remux>>,
-}
-
-/// One lane of a demultiplexed piece, read ahead on its own.
-struct Lane {
-    rx: mpsc::Receiver<Result<Bytes>>,
-    current: Bytes,
-}
-
-impl Lane {
-    /// Up to `out.len()` next bytes of the lane; 0 at its end.
-    fn take(&mut self, out: &mut [u8]) -> Result<usize> {
-        if self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(c)) => self.current = c,
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
-            }
-        }
-        let k = out.len().min(self.current.len());
-        out[..k].copy_from_slice(&self.current[..k]);
-        let _ = self.current.split_to(k);
-        Ok(k)
-    }
 }
 
 /// The layout operation being replayed.
@@ -82,15 +121,43 @@ enum Replay {
 
 /// Weaves a demultiplexed piece's lanes back into the piece.
 struct Remux {
-    layout: Lane,
-    lanes: std::collections::HashMap<u32, Lane>,
+    layout: Feed,
+    /// Lanes being read, each started on its first use: RMAN interleaves a few files at a
+    /// time (MAXOPENFILES), so few lanes hold read-ahead at once however many the piece has.
+    lanes: std::collections::HashMap<u32, Feed>,
+    /// The chunks of each lane not started yet.
+    unopened: std::collections::HashMap<u32, Vec<usize>>,
+    start: Starter,
     op: Option<Replay>,
 }
 
-/// What one lane's read-ahead holds at most, whatever the reader's options: a piece may
-/// have many lanes open at once.
+/// What starting a read-ahead takes.
+struct Starter {
+    manifest: Arc<Manifest>,
+    backend: Arc<dyn Backend>,
+    codec: Arc<Codec>,
+    rt: Handle,
+    opts: ReadOptions,
+}
+
+impl Starter {
+    fn start(&self, indices: Vec<usize>) -> Feed {
+        let (tx, rx) = mpsc::channel(self.opts.read_ahead.max(1));
+        self.rt.spawn(prefetch(
+            self.manifest.clone(),
+            indices,
+            self.backend.clone(),
+            self.codec.clone(),
+            tx,
+            self.opts.clone(),
+        ));
+        Feed::new(rx)
+    }
+}
+
+/// What one lane's read-ahead holds at most, whatever the reader's options.
 const LANE_GROUP_BYTES: u64 = 2 << 20;
-const LANE_QUEUE: usize = 2;
+const LANE_AHEAD_BYTES: u64 = 4 << 20;
 
 impl Remux {
     fn corrupt(name: &str, what: &str) -> RepoError {
@@ -133,6 +200,20 @@ impl Remux {
         }
     }
 
+    /// Lane `lane`, its read-ahead started on first use.
+    fn lane(&mut self, name: &str, lane: u32) -> Result<&mut Feed> {
+        if !self.lanes.contains_key(&lane) {
+            let indices = self.unopened.remove(&lane).ok_or_else(|| {
+                Self::corrupt(
+                    name,
+                    &format!("the layout names lane {lane}, which has no chunks"),
+                )
+            })?;
+            self.lanes.insert(lane, self.start.start(indices));
+        }
+        Ok(self.lanes.get_mut(&lane).expect("inserted above"))
+    }
+
     /// Fills `buf` with the piece's next bytes; fewer only at its end.
     fn fill(&mut self, name: &str, buf: &mut [u8]) -> Result<usize> {
         let mut n = 0;
@@ -153,16 +234,7 @@ impl Remux {
                 .min(buf.len() - n);
             let got = match src {
                 None => self.layout.take(&mut buf[n..n + want])?,
-                Some(lane) => self
-                    .lanes
-                    .get_mut(&lane)
-                    .ok_or_else(|| {
-                        Self::corrupt(
-                            name,
-                            &format!("the layout names lane {lane}, which has no chunks"),
-                        )
-                    })?
-                    .take(&mut buf[n..n + want])?,
+                Some(lane) => self.lane(name, lane)?.take(&mut buf[n..n + want])?,
             };
             if got == 0 && want > 0 {
                 return Err(Self::corrupt(
@@ -198,62 +270,50 @@ impl PieceReader {
         opts: &ReadOptions,
     ) -> Self {
         let manifest = Arc::new(manifest);
-        let (tx, rx) = mpsc::channel(64);
-        let remux = match &manifest.header.demux {
+        let starter = |opts: ReadOptions| Starter {
+            manifest: manifest.clone(),
+            backend: backend.clone(),
+            codec: codec.clone(),
+            rt: rt.clone(),
+            opts,
+        };
+        let (feed, remux) = match &manifest.header.demux {
             None => {
                 let all = (0..manifest.chunks.len()).collect();
-                rt.spawn(prefetch(
-                    manifest.clone(),
-                    all,
-                    backend,
-                    codec,
-                    tx,
-                    opts.clone(),
-                ));
-                None
+                (starter(opts.clone()).start(all), None)
             }
             Some(d) => {
-                drop(tx);
                 let mut of_lane: std::collections::HashMap<Option<u32>, Vec<usize>> =
                     Default::default();
                 for (i, lane) in d.chunk_lanes().enumerate() {
                     of_lane.entry(lane).or_default().push(i);
                 }
-                let lane_opts = ReadOptions {
+                let start = starter(ReadOptions {
                     group_bytes: opts.group_bytes.min(LANE_GROUP_BYTES),
                     read_ahead: 1,
-                };
-                let open = |indices: Vec<usize>| {
-                    let (tx, rx) = mpsc::channel(LANE_QUEUE);
-                    rt.spawn(prefetch(
-                        manifest.clone(),
-                        indices,
-                        backend.clone(),
-                        codec.clone(),
-                        tx,
-                        lane_opts.clone(),
-                    ));
-                    Lane {
-                        rx,
-                        current: Bytes::new(),
-                    }
-                };
-                let layout = open(of_lane.remove(&None).unwrap_or_default());
-                let lanes = of_lane
+                    ahead_bytes: opts.ahead_bytes.min(LANE_AHEAD_BYTES),
+                });
+                let layout = start.start(of_lane.remove(&None).unwrap_or_default());
+                let unopened = of_lane
                     .into_iter()
-                    .filter_map(|(lane, indices)| lane.map(|l| (l, open(indices))))
+                    .filter_map(|(lane, indices)| lane.map(|l| (l, indices)))
                     .collect();
-                Some(Box::new(Remux {
-                    layout,
-                    lanes,
-                    op: None,
-                }))
+                let (_, rx) = mpsc::channel(1);
+                (
+                    Feed::new(rx),
+                    Some(Box::new(Remux {
+                        layout,
+                        lanes: Default::default(),
+                        unopened,
+                        start,
+                        op: None,
+                    })),
+                )
             }
         };
         PieceReader {
             manifest,
-            rx,
-            current: Bytes::new(),
+            feed,
             delivered: 0,
             remux,
         }
@@ -298,10 +358,10 @@ impl PieceReader {
             buf.truncate(n);
             return Ok((n > 0).then(|| Bytes::from(buf)));
         }
-        if self.current.is_empty() && !self.receive()? {
+        if self.feed.current.is_empty() && !self.receive()? {
             return Ok(None);
         }
-        let c = std::mem::take(&mut self.current);
+        let c = std::mem::take(&mut self.feed.current);
         self.delivered += c.len() as u64;
         Ok(Some(c))
     }
@@ -314,12 +374,10 @@ impl PieceReader {
         }
         let mut n = 0;
         while n < buf.len() {
-            if self.current.is_empty() && !self.receive()? {
+            if self.feed.current.is_empty() && !self.receive()? {
                 break;
             }
-            let k = (buf.len() - n).min(self.current.len());
-            buf[n..n + k].copy_from_slice(&self.current[..k]);
-            let _ = self.current.split_to(k);
+            let k = self.feed.take(&mut buf[n..])?;
             self.delivered += k as u64;
             n += k;
         }
@@ -328,18 +386,16 @@ impl PieceReader {
 
     /// Waits for the next chunk into `current`; false at the end of the piece.
     fn receive(&mut self) -> Result<bool> {
-        match self.rx.blocking_recv() {
-            Some(Ok(c)) => {
-                self.current = c;
-                Ok(true)
-            }
-            Some(Err(e)) => Err(e),
-            None if self.delivered == self.manifest.header.size => Ok(false),
-            None => Err(RepoError::RestoreStopped {
+        if self.feed.advance()? {
+            Ok(true)
+        } else if self.delivered == self.manifest.header.size {
+            Ok(false)
+        } else {
+            Err(RepoError::RestoreStopped {
                 name: self.manifest.name().to_string(),
                 delivered: self.delivered,
                 size: self.manifest.header.size,
-            }),
+            })
         }
     }
 }
@@ -352,12 +408,10 @@ impl Read for PieceReader {
         if self.remux.is_some() {
             return self.remux_fill(buf).map_err(std::io::Error::other);
         }
-        if self.current.is_empty() && !self.receive().map_err(std::io::Error::other)? {
+        if self.feed.current.is_empty() && !self.receive().map_err(std::io::Error::other)? {
             return Ok(0);
         }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        let _ = self.current.split_to(n);
+        let n = self.feed.take(buf).map_err(std::io::Error::other)?;
         self.delivered += n as u64;
         Ok(n)
     }
@@ -387,26 +441,42 @@ async fn prefetch(
     indices: Vec<usize>,
     backend: Arc<dyn Backend>,
     codec: Arc<Codec>,
-    tx: mpsc::Sender<Result<Bytes>>,
+    tx: mpsc::Sender<Result<Group>>,
     opts: ReadOptions,
 ) {
-    let fetches = futures::stream::iter(groups(&manifest, indices, opts.group_bytes))
-        .map(|range| fetch_group(manifest.clone(), backend.clone(), codec.clone(), range))
+    let units = |bytes: u64| u32::try_from(bytes.div_ceil(BUDGET_UNIT)).unwrap_or(u32::MAX);
+    let budget = units(opts.ahead_bytes).max(1);
+    let ahead = Arc::new(Semaphore::new(budget as usize));
+    let sized: Vec<(Vec<usize>, u32)> = groups(&manifest, indices, opts.group_bytes)
+        .into_iter()
+        .map(|g| {
+            let bytes = g.iter().map(|&i| u64::from(manifest.chunks[i].len)).sum();
+            (g, units(bytes).clamp(1, budget))
+        })
+        .collect();
+    // Each group's share of the budget is taken in order before its request starts, so the
+    // next group to hand out never waits behind a later one.
+    let fetches = futures::stream::iter(sized)
+        .then(|(range, need)| {
+            let ahead = ahead.clone();
+            async move {
+                let permit = ahead
+                    .acquire_many_owned(need)
+                    .await
+                    .expect("the semaphore is never closed");
+                (range, permit)
+            }
+        })
+        .map(|(range, permit)| {
+            let f = fetch_group(manifest.clone(), backend.clone(), codec.clone(), range);
+            async move { f.await.map(|chunks| (VecDeque::from(chunks), permit)) }
+        })
         .buffered(opts.read_ahead.max(1));
     futures::pin_mut!(fetches);
     while let Some(result) = fetches.next().await {
-        match result {
-            Ok(chunks) => {
-                for c in chunks {
-                    if tx.send(Ok(c)).await.is_err() {
-                        return;
-                    }
-                }
-            }
-            Err(e) => {
-                let _ = tx.send(Err(e)).await;
-                return;
-            }
+        let failed = result.is_err();
+        if tx.send(result).await.is_err() || failed {
+            return;
         }
     }
 }

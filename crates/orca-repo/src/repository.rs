@@ -272,6 +272,14 @@ impl Repository {
         &self.pools
     }
 
+    /// The pool writers take chunk buffers from (1 MiB with the default chunker), for a
+    /// caller that holds bytes back before a writer starts (an SBT channel, until it knows
+    /// the datafile): buffers handed back after use become the writer's chunks, so the bytes
+    /// held back and the pipeline they feed share one set of buffers.
+    pub fn chunk_buffers(&self) -> Arc<crate::pool::BufferPool> {
+        self.pools.chunks.clone()
+    }
+
     /// The runtime its pipelines run on.
     pub fn runtime(&self) -> &Handle {
         &self.rt

@@ -69,6 +69,11 @@ struct Packer {
     open_ids: Held,
     inflight: Vec<InFlight>,
     next_seq: u64,
+    /// The open pack is sealed at this size: the repository's pack size, or less under
+    /// [`Store::limit_pack_memory`].
+    target: usize,
+    /// Packs being written beyond which `put_chunks` waits for the oldest.
+    max_inflight: usize,
 }
 
 impl Packer {
@@ -268,6 +273,8 @@ impl Store {
             index: Arc::new(index),
             packer: Arc::new(Mutex::new(Packer {
                 open: PackBuilder::new(pack_size),
+                target: pack_size,
+                max_inflight: MAX_INFLIGHT_PACKS,
                 ..Default::default()
             })),
             pack_buffers: BufferPool::new(MAX_INFLIGHT_PACKS + 2),
@@ -321,7 +328,7 @@ impl Store {
         if p.open.is_empty() {
             return None;
         }
-        let target = self.config.pack_size as usize;
+        let target = p.target;
         let fresh =
             PackBuilder::with_buffer(self.pack_buffers.take(PackBuilder::capacity_for(target)));
         let builder = std::mem::replace(&mut p.open, fresh);
@@ -381,7 +388,6 @@ impl Store {
         // what lies below it fetched on another round.
         let mut known: HashMap<ChunkId, Option<ChunkKind>> = HashMap::new();
         let mut ask: Vec<ChunkId> = chunks.iter().filter_map(|c| c.base()).collect();
-        let target = self.config.pack_size as usize;
         let wait = loop {
             for _ in 0..=MAX_DELTA_DEPTH {
                 ask.retain(|b| !known.contains_key(b));
@@ -468,11 +474,11 @@ impl Store {
                 };
                 p.open.add(c.id, c.base(), c.raw_len, &c.payload)?;
                 p.open_ids.insert(c.id, kind);
-                if p.open.len() >= target {
+                if p.open.len() >= p.target {
                     self.seal(&mut p);
                 }
             }
-            break if p.inflight.len() > MAX_INFLIGHT_PACKS {
+            break if p.inflight.len() > p.max_inflight {
                 Some(p.inflight[0].done.clone())
             } else {
                 None
@@ -489,6 +495,18 @@ impl Store {
             location: self.location.clone(),
             source,
         }
+    }
+
+    /// Bounds the memory the write path's packs hold, for a client whose memory is bounded
+    /// (an SBT channel): packs are sealed at a third of `bytes` (or the repository's pack
+    /// size, when smaller), and a writer waits for the packs being written before it goes
+    /// on, so that the open pack and the two a pair of concurrent writers may have sealed
+    /// hold about `bytes`. Smaller packs only mean more objects: reads, verify and the
+    /// garbage collection take packs of any size.
+    pub fn limit_pack_memory(&self, bytes: usize) {
+        let mut p = self.lock();
+        p.target = (bytes / 3).clamp(1 << 20, self.config.pack_size as usize);
+        p.max_inflight = 0;
     }
 
     /// Makes the chunks of `ids` this store buffers or is writing durable (their packs

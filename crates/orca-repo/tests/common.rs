@@ -97,6 +97,9 @@ pub async fn get(repo: &Repository, name: &str) -> Result<Vec<u8>> {
             &ReadOptions {
                 group_bytes: 2 << 20,
                 read_ahead: 2,
+                // Less than two groups: a group often waits for the one before it to be
+                // handed out, and one larger than the budget takes all of it.
+                ahead_bytes: 3 << 20,
             },
         )
         .await?;

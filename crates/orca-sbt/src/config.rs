@@ -8,6 +8,25 @@
 //! | `ORCA_KEY_FILE` / `ORCA_PASSWORD_FILE` | the repository key: a key file, or a file holding the passphrase; `ORCA_PASSWORD`, the passphrase itself, still works |
 //! | `ORCA_CACHE_DIR` | fingerprint cache (default `$XDG_CACHE_HOME/orca`, `~/.cache/orca`) |
 //! | `ORCA_COMMAND_ID` | the backup's RMAN command id, labelled on each piece (`orca.command_id`) so a piece committed but never catalogued can be found |
+//!
+//! Memory: a channel's peak RSS stays within 64 MiB whatever the piece and database size
+//! (issue 22), from these defaults; each is a knob, in the channel's environment (PARMS
+//! `ENV=(...)`), for experiments. Batches, packs and read-ahead are counted in bytes, so the
+//! bound holds with any block size and any chunk size.
+//!
+//! | variable | default | what it bounds |
+//! |---|---|---|
+//! | `ORCA_SBT_BATCH_MB` | 2 | backup: chunks handed to the pipeline at a time; at most four batches are in memory (one filling, one queued, two in process) |
+//! | `ORCA_SBT_BATCHES` | 2 | backup: batches in process at once (hashing, probing, compressing, storing overlap) |
+//! | `ORCA_SBT_PACK_MB` | 9 | backup to a local repository: the packs being filled and written; packs are sealed at a third of it, 3 MiB (more objects than the repository's 16 MiB packs; through the vault, the server builds the packs) |
+//! | `ORCA_SBT_READ_MB` | 2 | restore: bytes fetched per request |
+//! | `ORCA_SBT_READ_AHEAD` | 4 | restore: requests in flight |
+//! | `ORCA_SBT_READ_AHEAD_MB` | 8 | restore: decoded bytes held ahead of RMAN in all, the requests in flight included |
+//! | `ORCA_SBT_HASH_IN_CHANNEL` | 1 | backup: `0` fingerprints on the pool instead of in RMAN's buffers |
+//!
+//! Besides: up to 16 MiB of a piece's start is held back until its datafile is known, before
+//! the pipeline starts; the library's allocator does not ask for transparent huge pages, so
+//! the RSS is what is used rather than whole 2 MiB pages.
 
 use std::path::PathBuf;
 

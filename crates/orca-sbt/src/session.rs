@@ -61,12 +61,19 @@ const SNIFF_BYTES: usize = 2 << 20;
 /// up to this much: RMAN may open a multiplexed piece with a run of one file's blocks as
 /// long as 64 blocks, and a multiplexed piece must be known as one before its first chunk.
 const SNIFF_MAX: usize = 16 << 20;
+/// The held-back head is kept in segments of this size, taken from the writers' chunk buffers
+/// and handed back as each is written, so that the head and the pipeline it feeds share
+/// their memory rather than add up.
+const HEAD_SEGMENT: usize = 1 << 20;
 
 struct Writing {
     name: String,
     block_size: usize,
     object: ObjectInfo,
-    head: Vec<u8>,
+    /// The held-back head, in segments of [`HEAD_SEGMENT`] from `buffers`.
+    head: Vec<Vec<u8>>,
+    head_len: usize,
+    buffers: std::sync::Arc<orca_repo::BufferPool>,
     writer: Option<PieceWriter>,
     lineage_key: Option<String>,
     /// Positions the cache entry of `lineage_key` held when the piece began.
@@ -261,7 +268,12 @@ impl Session {
             let (repo, namespace) = match &cfg.backend {
                 Backend::Local(dir) => rt
                     .block_on(Repository::open_local(dir, &key))
-                    .map(|(r, _)| (r, None))
+                    .map(|(r, store)| {
+                        store.limit_pack_memory(
+                            env_number("ORCA_SBT_PACK_MB").unwrap_or(PACK_MEMORY_MB) << 20,
+                        );
+                        (r, None)
+                    })
                     .map_err(|e| {
                         SbtFailure::mm(format!(
                             "cannot open the ORCA repository {} (ORCA_REPO): {e}",
@@ -347,11 +359,18 @@ impl Session {
             1,
             &format!("sbtbackup {name} block_size={block_size} object={object:?}"),
         );
+        let buffers = self.repo()?.repo.chunk_buffers();
+        // The pipeline's batches and a spare: the head's segments beyond them are freed once
+        // written rather than kept idle for the rest of the piece.
+        let opts = write_options();
+        buffers.set_keep(opts.batch_bytes * (opts.concurrency + 2) / HEAD_SEGMENT + 2);
         self.open = Open::Write(Box::new(Writing {
             name: name.to_string(),
             block_size,
             object,
-            head: Vec::with_capacity(SNIFF_BYTES),
+            head: Vec::new(),
+            head_len: 0,
+            buffers,
             writer: None,
             lineage_key: None,
             known: 0,
@@ -376,10 +395,25 @@ impl Session {
         }
         if w.writer.is_none() {
             w.scan.feed(buf);
-            w.head.extend_from_slice(buf);
+            let mut rest = buf;
+            while !rest.is_empty() {
+                let seg = match w.head.last_mut() {
+                    Some(seg) if seg.len() < HEAD_SEGMENT => seg,
+                    _ => {
+                        let mut seg = w.buffers.take(HEAD_SEGMENT);
+                        seg.clear();
+                        w.head.push(seg);
+                        w.head.last_mut().expect("pushed above")
+                    }
+                };
+                let n = (HEAD_SEGMENT - seg.len()).min(rest.len());
+                seg.extend_from_slice(&rest[..n]);
+                rest = &rest[n..];
+            }
+            w.head_len += buf.len();
             let seen = w.scan.seen();
             let undecided = seen.oracle_blocks > 0 && !seen.multiplexed();
-            if w.head.len() < SNIFF_BYTES || (undecided && w.head.len() < SNIFF_MAX) {
+            if w.head_len < SNIFF_BYTES || (undecided && w.head_len < SNIFF_MAX) {
                 return Ok(());
             }
             self.start_writer()?;
@@ -547,9 +581,18 @@ impl Session {
             let trace = &self.trace;
             // The scan's splitter, which saw the head, keeps the head's incomplete last
             // window for the rest of the stream; this one's copy of it is dropped.
-            Splitter::default().feed(&head, &mut |p| d.put(writer, cache, trace, p))
+            let mut split = Splitter::default();
+            head.into_iter().try_for_each(|seg| {
+                split.feed(&seg, &mut |p| d.put(writer, cache, trace, p))?;
+                w.buffers.give(seg);
+                Ok(())
+            })
         } else {
-            writer.write(&head)
+            head.into_iter().try_for_each(|seg| {
+                writer.write(&seg)?;
+                w.buffers.give(seg);
+                Ok(())
+            })
         };
         r.map_err(|e| self.fail_write(e))
     }
@@ -801,27 +844,49 @@ impl Session {
     }
 }
 
-/// Pipeline tuning, overridable for experiments with ORCA_SBT_BATCH_MB / ORCA_SBT_BATCHES.
+/// A channel's memory (issue 22: peak RSS within 64 MiB whatever the piece size; the knobs
+/// are listed in [`crate::config`]). Backup: batches of [`WRITE_BATCH_MB`], [`WRITE_BATCHES`]
+/// in process beside one queued and one filling, and [`PACK_MEMORY_MB`] of packs.
+const WRITE_BATCH_MB: usize = 2;
+const WRITE_BATCHES: usize = 2;
+/// Restore: requests of [`READ_GROUP_MB`], [`READ_REQUESTS`] in flight, and at most
+/// [`READ_AHEAD_MB`] of decoded chunks held ahead of RMAN in all.
+const READ_GROUP_MB: u64 = 2;
+const READ_REQUESTS: usize = 4;
+const READ_AHEAD_MB: u64 = 8;
+/// What a channel's packs (the one filling and those being written) hold at most, with a
+/// local repository; through the vault, packs are built on the server.
+const PACK_MEMORY_MB: usize = 9;
+
+/// A positive whole number from the environment.
+fn env_number(k: &str) -> Option<usize> {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+}
+
+/// Pipeline tuning; the knobs are listed in [`crate::config`].
 fn write_options() -> WriteOptions {
-    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
-    let d = WriteOptions::default();
     WriteOptions {
-        batch_bytes: env("ORCA_SBT_BATCH_MB").map_or(d.batch_bytes, |m| m << 20),
-        concurrency: env("ORCA_SBT_BATCHES").unwrap_or(d.concurrency),
+        batch_bytes: env_number("ORCA_SBT_BATCH_MB").unwrap_or(WRITE_BATCH_MB) << 20,
+        concurrency: env_number("ORCA_SBT_BATCHES").unwrap_or(WRITE_BATCHES),
         // RMAN reuses its buffer after each sbtwrite2: fingerprinting it in
         // the channel thread saves copying unchanged data at all.
-        hash_in_caller: env("ORCA_SBT_HASH_IN_CHANNEL").is_none_or(|v| v != 0),
-        ..d
+        hash_in_caller: std::env::var("ORCA_SBT_HASH_IN_CHANNEL")
+            .ok()
+            .is_none_or(|v| v != "0"),
+        ..WriteOptions::default()
     }
 }
 
-/// Restore tuning, overridable for experiments with ORCA_SBT_READ_MB / ORCA_SBT_READ_AHEAD.
+/// Restore tuning; the knobs are listed in [`crate::config`].
 fn read_options() -> ReadOptions {
-    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
-    let d = ReadOptions::default();
+    let mb = |k: &str, d: u64| env_number(k).map_or(d, |m| m as u64) << 20;
     ReadOptions {
-        group_bytes: env("ORCA_SBT_READ_MB").map_or(d.group_bytes, |m| (m as u64) << 20),
-        read_ahead: env("ORCA_SBT_READ_AHEAD").map_or(d.read_ahead, |n| n.max(1)),
+        group_bytes: mb("ORCA_SBT_READ_MB", READ_GROUP_MB),
+        read_ahead: env_number("ORCA_SBT_READ_AHEAD").unwrap_or(READ_REQUESTS),
+        ahead_bytes: mb("ORCA_SBT_READ_AHEAD_MB", READ_AHEAD_MB),
     }
 }
 

@@ -1,0 +1,161 @@
+//! Issue 22's memory target: a channel backs up and restores a stream many times larger than
+//! its memory bound without its peak RSS growing past the bound. Each run is a child process
+//! (this test binary, re-run on the ignored `channel` test) so that its `VmHWM` is the
+//! channel's alone; a negative control shows the measurement sees a deliberate allocation.
+
+// Only the repository set-up of the shared support is used here.
+#[allow(dead_code)]
+mod support;
+
+use std::process::Command;
+
+use orca_oracle::Scn;
+use orca_oracle::block::{BlockHeader, Rdba, finish_block};
+use orca_sbt::session::{ObjectInfo, SBT_ERROR_EOF, Session};
+use orca_sbt::trace::Trace;
+
+/// Issue 22: peak RSS ≤ 64 MiB per channel.
+const BOUND_MIB: u64 = 64;
+/// Four times the bound, so that a buffer growing with the stream cannot hide.
+const STREAM_MIB: usize = 256;
+/// RMAN's buffer: each `sbtwrite2` / `sbtread2` hands this much.
+const BUF: usize = 256 << 10;
+const BLOCK: usize = 8192;
+const PASSWORD: &str = "memory-test";
+
+/// A peak RSS figure of the current process, in KiB (`VmHWM` in /proc/self/status).
+fn vm_hwm_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM in /proc/self/status");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Datafile 5's blocks from `first`, into `buf`: a valid header and checksum, half of each
+/// block varying (compressible about 2:1, as datafiles are), no two blocks alike.
+fn fill_blocks(buf: &mut [u8], first: u32) {
+    for (k, b) in buf.chunks_exact_mut(BLOCK).enumerate() {
+        let no = first + u32::try_from(k).unwrap();
+        let mut x = u64::from(no).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        for w in b[..BLOCK / 2].chunks_exact_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            w.copy_from_slice(&x.to_le_bytes());
+        }
+        b[BLOCK / 2..].fill(0);
+        let h = BlockHeader::new(6, BLOCK, Rdba::new(5, no).unwrap(), Scn(7), 1).unwrap();
+        finish_block(b, &h).unwrap();
+    }
+}
+
+/// One channel's backup and restore of the stream, checked byte for byte; with `ballast`
+/// MiB allocated and touched on the way (the negative control). Prints the peak RSS.
+fn run_channel(dir: &std::path::Path, ballast: usize) {
+    let before = vm_hwm_kib();
+    let mut s = Session::new(Trace::new(dir.join("sbtio.log")));
+    let env = format!(
+        "ENV=(ORCA_REPO={},ORCA_PASSWORD={PASSWORD},ORCA_CACHE_DIR={})",
+        dir.join("repo").display(),
+        dir.join("cache").display()
+    );
+    s.command(&env).unwrap();
+    s.init().unwrap();
+    let blocks_per_buf = u32::try_from(BUF / BLOCK).unwrap();
+    let bufs = u32::try_from((STREAM_MIB << 20) / BUF).unwrap();
+    let mut buf = vec![0u8; BUF];
+    s.backup("mem-piece", ObjectInfo::default(), BUF).unwrap();
+    for i in 0..bufs {
+        fill_blocks(&mut buf, 1 + i * blocks_per_buf);
+        s.write(&buf).unwrap();
+    }
+    let ballast: Vec<u8> = vec![1; ballast << 20];
+    s.close(false).unwrap();
+    s.restore("mem-piece", BUF).unwrap();
+    let mut want = vec![0u8; BUF];
+    let mut i = 0;
+    loop {
+        match s.read(&mut buf) {
+            Ok(()) => {}
+            Err(e) if e.code == SBT_ERROR_EOF => break,
+            Err(e) => panic!("sbtread2: {}", e.text),
+        }
+        fill_blocks(&mut want, 1 + i * blocks_per_buf);
+        assert!(buf == want, "buffer {i} restored differently");
+        i += 1;
+    }
+    assert_eq!(i, bufs, "the whole stream comes back");
+    s.close(false).unwrap();
+    s.end();
+    assert!(ballast.iter().all(|&b| b == 1));
+    println!("PEAK_KIB before={before} after={}", vm_hwm_kib());
+}
+
+/// The child's side: run by [`measure`], not on its own.
+#[test]
+#[ignore = "a child process of the memory tests"]
+fn channel() {
+    let dir = std::env::var("ORCA_MEM_TEST_DIR").unwrap();
+    let ballast = std::env::var("ORCA_MEM_TEST_BALLAST_MB").map_or(0, |v| v.parse().unwrap());
+    run_channel(std::path::Path::new(&dir), ballast);
+}
+
+/// The peak RSS of a child channel backing up and restoring the stream, in MiB.
+fn measure(ballast_mib: u64) -> u64 {
+    let tmp = tempfile::tempdir().unwrap();
+    support::init_repo(&tmp.path().join("repo"), PASSWORD);
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "channel",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("ORCA_MEM_TEST_DIR", tmp.path())
+        .env("ORCA_MEM_TEST_BALLAST_MB", ballast_mib.to_string())
+        // Whole 2 MiB pages where the machine's policy is THP "always" would make the figure
+        // the kernel's; the allocator turns them off for the child.
+        .env("MIMALLOC_ALLOW_THP", "0")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after: u64 = stdout
+        .lines()
+        .find_map(|l| l.split("PEAK_KIB ").nth(1))
+        .and_then(|l| l.split("after=").nth(1))
+        .unwrap_or_else(|| panic!("the child reports no peak: {stdout}"))
+        .trim()
+        .parse()
+        .unwrap();
+    eprintln!(
+        "channel with {ballast_mib} MiB of ballast: peak RSS {} MiB",
+        after >> 10
+    );
+    after >> 10
+}
+
+#[test]
+fn a_channel_stays_under_its_memory_bound_whatever_the_stream_size() {
+    let peak = measure(0);
+    assert!(
+        peak <= BOUND_MIB,
+        "a channel peaked at {peak} MiB backing up and restoring {STREAM_MIB} MiB; the bound is {BOUND_MIB} MiB"
+    );
+}
+
+#[test]
+fn the_measurement_sees_a_large_allocation() {
+    let peak = measure(BOUND_MIB);
+    assert!(
+        peak > BOUND_MIB,
+        "{BOUND_MIB} MiB of ballast went unseen: peak RSS {peak} MiB"
+    );
+}
