@@ -21,7 +21,7 @@
 //! | `ORCA_SBT_PACK_MB` | 9 | backup to a local repository: the packs being filled and written; packs are sealed at a third of it, 3 MiB (more objects than the repository's 16 MiB packs; through the vault, the server builds the packs) |
 //! | `ORCA_SBT_READ_MB` | 2 | restore: bytes fetched per request |
 //! | `ORCA_SBT_READ_AHEAD` | 4 | restore: requests in flight |
-//! | `ORCA_SBT_READ_AHEAD_MB` | 8 | restore: decoded bytes held ahead of RMAN in all, the requests in flight included |
+//! | `ORCA_SBT_READ_AHEAD_MB` | 4 | restore: decoded bytes held ahead of RMAN in all, the requests in flight included |
 //! | `ORCA_SBT_HASH_IN_CHANNEL` | 1 | backup: `0` fingerprints on the pool instead of in RMAN's buffers |
 //!
 //! Besides: up to 16 MiB of a piece's start is held back until its datafile is known, before

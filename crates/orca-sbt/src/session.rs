@@ -853,7 +853,7 @@ const WRITE_BATCHES: usize = 2;
 /// [`READ_AHEAD_MB`] of decoded chunks held ahead of RMAN in all.
 const READ_GROUP_MB: u64 = 2;
 const READ_REQUESTS: usize = 4;
-const READ_AHEAD_MB: u64 = 8;
+const READ_AHEAD_MB: u64 = 4;
 /// What a channel's packs (the one filling and those being written) hold at most, with a
 /// local repository; through the vault, packs are built on the server.
 const PACK_MEMORY_MB: usize = 9;
