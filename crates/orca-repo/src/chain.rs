@@ -47,6 +47,7 @@ where
     F: Fn(Vec<ChunkId>) -> Fut,
     Fut: Future<Output = Result<Vec<Bytes>>>,
 {
+    let wanted_ids: HashSet<ChunkId> = wanted.iter().map(|(id, _)| *id).collect();
     let mut plain: HashMap<ChunkId, Bytes> = HashMap::new();
     let mut pending: Vec<(ChunkId, ChunkId, Vec<u8>, usize)> = Vec::new();
     let mut asked: HashSet<ChunkId> = HashSet::new();
@@ -133,6 +134,10 @@ where
         .await
         .map_err(RepoError::task("delta chain decoding"))??;
         plain.extend(done);
+        // A level below what is wanted goes once nothing pending builds on it: a restore
+        // holds two levels of each chain at a time, not all nine.
+        let needed: HashSet<ChunkId> = pending.iter().map(|(_, base, _, _)| *base).collect();
+        plain.retain(|id, _| wanted_ids.contains(id) || needed.contains(id));
     }
     Ok(plain)
 }
