@@ -182,7 +182,7 @@ impl Keys {
         plaintext: &[u8],
         with_units: bool,
     ) -> (ChunkId, Option<Vec<crate::hash::UnitCv>>) {
-        crate::hash::chunk_hash(&self.id_key, plaintext, with_units)
+        crate::hash::chunk_hash(&self.id_key, plaintext, with_units, None)
     }
 
     /// The key of chunk ids, for hashing a chunk part by part (see

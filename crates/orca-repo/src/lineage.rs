@@ -27,6 +27,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{RepoError, Result};
 use crate::hash::UnitCv;
+
+const UNIT_CV: usize = std::mem::size_of::<UnitCv>();
 use crate::id::ChunkId;
 
 /// The chunk a later version of the same position can be stored against: a full chunk, or
@@ -91,9 +93,9 @@ pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
 
 /// Version of the tables below: 2 = 16 KiB unit values and the store's
 /// session time per source; 3 = the anchor's place in its delta chain (depth, the
-/// chain's full chunk, the units that differ from it); 4 = 8 KiB units. Older caches are
-/// dropped (losing a cache costs probes, never data).
-const LAYOUT: &str = "4";
+/// chain's full chunk, the units that differ from it); 4 = 8 KiB units; 5 = unit values
+/// with their pair's (24 bytes, `hash::UnitCv`). Older caches are dropped (losing a cache costs probes, never data).
+const LAYOUT: &str = "5";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -234,10 +236,10 @@ impl LineageCache {
                         anchor_len,
                         cvs,
                     ) {
-                        (Some(id), Some(len), Some(cvs)) if cvs.len() % 16 == 0 => Some(Anchor {
+                        (Some(id), Some(len), Some(cvs)) if cvs.len() % UNIT_CV == 0 => Some(Anchor {
                             id,
                             len,
-                            cvs: Arc::new(cvs.as_chunks::<16>().0.to_vec()),
+                            cvs: Arc::new(cvs.as_chunks::<UNIT_CV>().0.to_vec()),
                             depth,
                             root: root.and_then(|r| ChunkId::from_slice(&r)),
                             dirty: Arc::new(
@@ -270,7 +272,7 @@ impl LineageCache {
             .values()
             .map(|e| {
                 64 + e.anchor.as_ref().map_or(0, |a| {
-                    72 + a.cvs.len() as u64 * 16 + a.dirty.len() as u64 * 2
+                    72 + (a.cvs.len() * UNIT_CV) as u64 + a.dirty.len() as u64 * 2
                 })
             })
             .sum();
@@ -360,7 +362,7 @@ mod tests {
             anchor: with_anchor.then(|| Anchor {
                 id: ChunkId([n.wrapping_add(1); 32]),
                 len: 1 << 20,
-                cvs: Arc::new(vec![[n; 16]; 128]),
+                cvs: Arc::new(vec![[n; UNIT_CV]; 128]),
                 depth: n % 3,
                 root: (!n.is_multiple_of(3)).then_some(ChunkId([n.wrapping_add(2); 32])),
                 dirty: Arc::new(vec![1, u16::from(n), 300]),

@@ -23,7 +23,7 @@ use crate::chain::MAX_DELTA_DEPTH;
 use crate::chunker::{Chunker, ChunkerSpec};
 use crate::codec::Codec;
 use crate::error::{RepoError, Result};
-use crate::hash::{UNIT, UnitCv};
+use crate::hash::{Node, PAIR, UNIT, UnitCv};
 use crate::id::ChunkId;
 use crate::index::{PieceInfo, SessionGrant};
 use crate::lineage::{Anchor, Lineage, LineageEntry};
@@ -147,8 +147,8 @@ struct Sparse {
 struct InPlace {
     /// Bytes of the chunk received so far.
     filled: usize,
-    /// Chaining values of its completed units, in order.
-    cvs: Vec<[u8; 32]>,
+    /// Its completed units' share of its tree, in order.
+    nodes: Vec<Node>,
     /// Units left uncopied because they equal the anchor's.
     absent: Vec<usize>,
     /// Units equal to the anchor's, copied or not.
@@ -874,13 +874,13 @@ impl PieceWriter {
             return Ok(());
         }
         let key = self.ctx.codec.keys().id_key();
-        let hashed = st.cvs.len() * UNIT;
+        let hashed = st.nodes.len() * UNIT;
         if hashed < filled {
-            crate::hash::unit_cvs(key, &buf[hashed..filled], hashed, &mut st.cvs);
+            crate::hash::unit_cvs(key, &buf[hashed..filled], hashed, &mut st.nodes);
         }
         buf.truncate(filled);
-        let hash = crate::hash::from_unit_cvs(key, buf, &st.cvs);
-        st.cvs.clear();
+        let hash = crate::hash::from_nodes(key, buf, &st.nodes);
+        st.nodes.clear();
         let units = filled.div_ceil(UNIT);
         let matching = std::mem::take(&mut st.matching);
         st.copy_all = st.anchor.is_some() && matching * 2 < units;
@@ -986,14 +986,28 @@ impl PieceWriter {
         let with_units = self.ctx.with_units;
         let mut at = 0u64;
         loop {
+            let anchors: Vec<Option<Arc<Vec<UnitCv>>>> = {
+                let lineage = self.ctx.lineage.lock().unwrap_or_else(|p| p.into_inner());
+                (0..per_batch)
+                    .map(|i| {
+                        let entries = &lineage.as_ref()?.lineage.entries;
+                        let a = entries
+                            .get(&(self.chunked + (i * size) as u64))?
+                            .anchor
+                            .as_ref()?;
+                        Some(a.cvs.clone())
+                    })
+                    .collect()
+            };
             let chunks: Vec<Option<(Bytes, Hashed)>> = (0..per_batch)
                 .into_par_iter()
                 .map(|i| -> Result<Option<(Bytes, Hashed)>> {
+                    let anchor = anchors[i].as_deref().map(Vec::as_slice);
                     let start = at + (i * size) as u64;
                     let mut buf = pools.chunks.take(size);
                     buf.resize(size, 0);
                     let key = codec.keys().id_key();
-                    let mut cvs = Vec::with_capacity(size.div_ceil(UNIT));
+                    let mut nodes = Vec::with_capacity(size.div_ceil(UNIT));
                     let mut got = 0;
                     let mut hashed = 0;
                     // Read a part, hash it while it is in the cache, go on.
@@ -1007,7 +1021,13 @@ impl PieceWriter {
                         got += n;
                         if with_units && (got == end || n == 0) {
                             let whole = if n == 0 { got } else { got - got % UNIT };
-                            crate::hash::unit_cvs(key, &buf[hashed..whole], hashed, &mut cvs);
+                            crate::hash::hash_units(
+                                key,
+                                &buf[hashed..whole],
+                                hashed,
+                                anchor,
+                                &mut nodes,
+                            );
                             hashed = whole;
                         }
                         if n == 0 {
@@ -1021,9 +1041,15 @@ impl PieceWriter {
                     buf.truncate(got);
                     let hash = if with_units {
                         if hashed < got {
-                            crate::hash::unit_cvs(key, &buf[hashed..got], hashed, &mut cvs);
+                            crate::hash::hash_units(
+                                key,
+                                &buf[hashed..got],
+                                hashed,
+                                anchor,
+                                &mut nodes,
+                            );
                         }
-                        crate::hash::from_unit_cvs(key, &buf, &cvs)
+                        crate::hash::from_nodes(key, &buf, &nodes)
                     } else {
                         codec.keys().chunk_hash(&buf, false)
                     };
@@ -1195,26 +1221,49 @@ impl Drop for PieceWriter {
     }
 }
 
-/// Hash `part`, the next bytes of the chunk in `buf`, unit by unit: whole
-/// units straight from the caller's buffer (copied only when they differ
-/// from the anchor's), split units once gathered in `buf`. Unit 0 is always
-/// copied: a chunk that ends up one unit long is hashed from its bytes.
+/// Hash `part`, the next bytes of the chunk in `buf`: whole units straight
+/// from the caller's buffer (copied only when they differ from the anchor's),
+/// split units once gathered in `buf`. With an anchor, a whole pair is first
+/// hashed at once and its units hashed apart only when it differs from the
+/// anchor's pair. Unit 0 is always copied and hashed on its own: a chunk that
+/// ends up one unit long is hashed from its bytes, one of two units from
+/// their values.
 fn place_units(key: &[u8; 32], st: &mut InPlace, buf: &mut [u8], part: &[u8]) {
     let mut pos = 0;
     while pos < part.len() {
         let at = st.filled;
         let unit = at / UNIT;
+        if at.is_multiple_of(PAIR)
+            && unit > 0
+            && at + PAIR <= buf.len()
+            && part.len() - pos >= PAIR
+            && let Some(a) = st.anchor.as_ref()
+        {
+            let bytes = &part[pos..pos + PAIR];
+            let cv = crate::hash::pair_cv(key, bytes, at);
+            // The anchor is as long as the chunk, so the pair is whole in it too.
+            if crate::hash::pair_value(&a.cvs, unit / 2).is_some_and(|v| v[..] == cv[..16]) {
+                st.nodes
+                    .push(Node::Pair(cv, [a.cvs[unit], a.cvs[unit + 1]]));
+                st.nodes.push(Node::Covered);
+                st.matching += 2;
+                if st.copy_all {
+                    buf[at..at + PAIR].copy_from_slice(bytes);
+                } else {
+                    st.absent.extend([unit, unit + 1]);
+                }
+                st.filled += PAIR;
+                pos += PAIR;
+                continue;
+            }
+        }
         let unit_end = ((unit + 1) * UNIT).min(buf.len());
         let take = (unit_end - at).min(part.len() - pos);
         let bytes = &part[pos..pos + take];
         if at == unit * UNIT && at + take == unit_end && unit > 0 {
-            let mut cv = Vec::with_capacity(1);
-            crate::hash::unit_cvs(key, bytes, at, &mut cv);
-            let cv = cv[0];
-            let same = st
-                .anchor
-                .as_ref()
-                .is_some_and(|a| a.cvs.get(unit).is_some_and(|c| c[..] == cv[..16]));
+            let mut node = Vec::with_capacity(1);
+            crate::hash::unit_cvs(key, bytes, at, &mut node);
+            let same = unit_same(st, unit, &node[0]);
             if same {
                 st.matching += 1;
             }
@@ -1223,19 +1272,14 @@ fn place_units(key: &[u8; 32], st: &mut InPlace, buf: &mut [u8], part: &[u8]) {
             } else {
                 buf[at..at + take].copy_from_slice(bytes);
             }
-            st.cvs.push(cv);
+            st.nodes.push(node[0]);
         } else {
             buf[at..at + take].copy_from_slice(bytes);
             if at + take == unit_end {
                 let start = unit * UNIT;
-                let before = st.cvs.len();
-                crate::hash::unit_cvs(key, &buf[start..unit_end], start, &mut st.cvs);
-                let same = st.anchor.as_ref().is_some_and(|a| {
-                    a.cvs
-                        .get(unit)
-                        .is_some_and(|c| c[..] == st.cvs[before][..16])
-                });
-                if same {
+                let before = st.nodes.len();
+                crate::hash::unit_cvs(key, &buf[start..unit_end], start, &mut st.nodes);
+                if unit_same(st, unit, &st.nodes[before]) {
                     st.matching += 1;
                 }
             }
@@ -1245,15 +1289,25 @@ fn place_units(key: &[u8; 32], st: &mut InPlace, buf: &mut [u8], part: &[u8]) {
     }
 }
 
+/// Whether unit `unit`, hashed on its own, equals the anchor's unit there.
+fn unit_same(st: &InPlace, unit: usize, node: &Node) -> bool {
+    let Node::Unit(cv) = node else {
+        return false;
+    };
+    st.anchor.as_ref().is_some_and(|a| {
+        a.cvs
+            .get(unit)
+            .is_some_and(|v| crate::hash::unit_matches(v, cv))
+    })
+}
+
 /// How a changed chunk with unit values `cvs` is stored against its last version's anchor
 /// `a`, or `None` to store it whole (more than half its units differ from the base).
 /// Below the chain's depth limit it is a delta on `a` of the units changed since; at the
 /// limit, a delta on the chain's full chunk of every unit that differs from that, which
 /// starts the chain again one deep.
 fn plan_delta(a: &Anchor, cvs: &[UnitCv], missing: &HashSet<ChunkId>) -> Option<Delta> {
-    let changed: Vec<usize> = (0..cvs.len())
-        .filter(|&u| a.cvs.get(u) != Some(&cvs[u]))
-        .collect();
+    let changed = crate::hash::changed_units(&a.cvs, cvs);
     let mut dirty: Vec<u16> = a.dirty.iter().copied().collect();
     dirty.extend(changed.iter().filter_map(|&u| u16::try_from(u).ok()));
     dirty.sort_unstable();
@@ -1351,16 +1405,31 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
     let codec = ctx.codec.clone();
     let with_units = ctx.with_units;
     let mut batch = batch;
+    let lineage = ctx
+        .lineage
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let hashes: Vec<Hashed> = if batch.iter().all(|it| it.hash.is_some()) {
         batch.iter_mut().filter_map(|it| it.hash.take()).collect()
     } else {
+        let lineage = lineage.clone();
         let (b, hashes) = tokio::task::spawn_blocking(move || {
             let hashes: Vec<Hashed> = batch
                 .par_iter_mut()
                 .map(|it| {
-                    it.hash
-                        .take()
-                        .unwrap_or_else(|| codec.keys().chunk_hash(&it.data, with_units))
+                    it.hash.take().unwrap_or_else(|| {
+                        let anchor = lineage
+                            .as_ref()
+                            .and_then(|l| l.lineage.entries.get(&it.offset)?.anchor.as_ref());
+                        let key = codec.keys().id_key();
+                        crate::hash::chunk_hash(
+                            key,
+                            &it.data,
+                            with_units,
+                            anchor.map(|a| &a.cvs[..]),
+                        )
+                    })
                 })
                 .collect();
             (batch, hashes)
@@ -1375,11 +1444,6 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
         chunks: batch.len() as u64,
         ..Default::default()
     };
-    let lineage = ctx
-        .lineage
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
     let previous = |offset: u64| {
         lineage
             .as_ref()

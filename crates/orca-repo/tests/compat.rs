@@ -861,8 +861,9 @@ fn expected_lineage(keys: &Keys, v1: &Manifest, v2: &Manifest, since: i64) -> Li
         } else {
             let dirty = (cvs1.as_ref().zip(cvs2.as_ref()))
                 .map(|(a, b)| {
-                    (0..b.len() as u16)
-                        .filter(|&u| a[usize::from(u)] != b[usize::from(u)])
+                    orca_repo::changed_units(a, b)
+                        .into_iter()
+                        .map(|u| u16::try_from(u).unwrap())
                         .collect()
                 })
                 .unwrap_or_default();
