@@ -75,7 +75,7 @@ where
         for (id, len, o) in opened {
             match o {
                 Opened::Full(p) => {
-                    plain.insert(id, Bytes::from(p));
+                    plain.insert(id, codec.plain_bytes(p));
                 }
                 Opened::Delta { base, body } => {
                     if asked.insert(base) {
@@ -126,7 +126,7 @@ where
                 .map(|((id, _, body, len), base)| {
                     Ok((
                         id,
-                        Bytes::from(c.apply_delta(&id, &base, &body, len, &loc)?),
+                        c.plain_bytes(c.apply_delta(&id, &base, &body, len, &loc)?),
                     ))
                 })
                 .collect::<Result<Vec<_>>>()

@@ -77,6 +77,12 @@ impl BufferPool {
         free.truncate(keep);
     }
 
+    /// Free the idle buffers now (the limit stays): for a user that turns from the work they
+    /// served to other work, so that they do not add to its memory.
+    pub fn clear_idle(&self) {
+        self.free.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// `buf` as shared bytes that return it to this pool once dropped.
     pub fn bytes(self: &Arc<Self>, buf: Vec<u8>) -> Bytes {
         Bytes::from_owner(Pooled {

@@ -559,10 +559,10 @@ async fn fetch_group(
             .map(|(i, o, b)| {
                 let c = &manifest.chunks[i];
                 match (o, b) {
-                    (Opened::Full(p), _) => Ok(Bytes::from(p)),
+                    (Opened::Full(p), _) => Ok(codec.plain_bytes(p)),
                     (Opened::Delta { body, .. }, Some(base)) => codec
                         .apply_delta(&c.id, &base, &body, c.len as usize, &location)
-                        .map(Bytes::from),
+                        .map(|p| codec.plain_bytes(p)),
                     (Opened::Delta { base, .. }, None) => Err(RepoError::CorruptChunk {
                         piece: None,
                         index: None,

@@ -280,6 +280,13 @@ impl Repository {
         self.pools.chunks.clone()
     }
 
+    /// Free the buffers writers keep idle between pieces, for a process turning to restores;
+    /// [`Codec::clear_idle`] is the other way round.
+    pub fn clear_idle_write_buffers(&self) {
+        self.pools.chunks.clear_idle();
+        self.pools.payloads.clear_idle();
+    }
+
     /// The runtime its pipelines run on.
     pub fn runtime(&self) -> &Handle {
         &self.rt

@@ -205,6 +205,7 @@ pub struct Session {
 
 impl Session {
     pub fn new(trace: Trace) -> Session {
+        crate::ffi::tune_allocator();
         Session {
             trace,
             overrides: Default::default(),
@@ -359,7 +360,9 @@ impl Session {
             1,
             &format!("sbtbackup {name} block_size={block_size} object={object:?}"),
         );
-        let buffers = self.repo()?.repo.chunk_buffers();
+        let repo = &self.repo()?.repo;
+        repo.codec().clear_idle();
+        let buffers = repo.chunk_buffers();
         // The pipeline's batches and a spare: the head's segments beyond them are freed once
         // written rather than kept idle for the rest of the piece.
         let opts = write_options();
@@ -731,6 +734,9 @@ impl Session {
             return Err(SbtFailure::mm("sbtrestore: the block size is 0"));
         }
         let repo = self.repo()?;
+        // A channel restores after it backed up (a resumed job, a test): the buffers kept for
+        // the next piece would only add to its memory now.
+        repo.repo.clear_idle_write_buffers();
         let rt = repo._rt.handle().clone();
         let key = repo.key(name);
         let reader = match rt.block_on(repo.repo.reader(&key, &read_options())) {

@@ -1,5 +1,6 @@
 //! Issue 22's memory target: a channel backs up and restores a stream many times larger than
-//! its memory bound without its peak RSS growing past the bound. Each run is a child process
+//! its memory bound, then a second day of it stored as deltas, without its peak RSS growing
+//! past the bound. Each run is a child process
 //! (this test binary, re-run on the ignored `channel` test) so that its `VmHWM` is the
 //! channel's alone; a negative control shows the measurement sees a deliberate allocation.
 
@@ -22,6 +23,8 @@ const STREAM_MIB: usize = 256;
 const BUF: usize = 256 << 10;
 const BLOCK: usize = 8192;
 const PASSWORD: &str = "memory-test";
+/// A day changes one block in this many: about 1%, so the second backup is deltas.
+const CHANGED_EVERY: u32 = 97;
 
 /// A peak RSS figure of the current process, in KiB (`VmHWM` in /proc/self/status).
 fn vm_hwm_kib() -> u64 {
@@ -33,12 +36,18 @@ fn vm_hwm_kib() -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-/// Datafile 5's blocks from `first`, into `buf`: a valid header and checksum, half of each
-/// block varying (compressible about 2:1, as datafiles are), no two blocks alike.
-fn fill_blocks(buf: &mut [u8], first: u32) {
+/// Datafile 5's blocks from `first`, into `buf`, as of `day`: a valid header and checksum,
+/// half of each block varying (compressible about 2:1, as datafiles are), no two blocks
+/// alike; from one day to the next, one block in [`CHANGED_EVERY`] changes.
+fn fill_blocks(buf: &mut [u8], first: u32, day: u64) {
     for (k, b) in buf.chunks_exact_mut(BLOCK).enumerate() {
         let no = first + u32::try_from(k).unwrap();
-        let mut x = u64::from(no).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let version = if no.is_multiple_of(CHANGED_EVERY) {
+            day
+        } else {
+            0
+        };
+        let mut x = (u64::from(no) ^ version << 40).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
         for w in b[..BLOCK / 2].chunks_exact_mut(8) {
             x ^= x << 13;
             x ^= x >> 7;
@@ -51,9 +60,9 @@ fn fill_blocks(buf: &mut [u8], first: u32) {
     }
 }
 
-/// One channel's backup and restore of the stream, checked byte for byte; with `ballast`
+/// One channel's backup and restore of the stream on two days, checked byte for byte; with `ballast_mib`
 /// MiB allocated and touched on the way (the negative control). Prints the peak RSS.
-fn run_channel(dir: &std::path::Path, ballast: usize) {
+fn run_channel(dir: &std::path::Path, ballast_mib: usize) {
     let before = vm_hwm_kib();
     let mut s = Session::new(Trace::new(dir.join("sbtio.log")));
     let env = format!(
@@ -66,30 +75,51 @@ fn run_channel(dir: &std::path::Path, ballast: usize) {
     let blocks_per_buf = u32::try_from(BUF / BLOCK).unwrap();
     let bufs = u32::try_from((STREAM_MIB << 20) / BUF).unwrap();
     let mut buf = vec![0u8; BUF];
-    s.backup("mem-piece", ObjectInfo::default(), BUF).unwrap();
-    for i in 0..bufs {
-        fill_blocks(&mut buf, 1 + i * blocks_per_buf);
-        s.write(&buf).unwrap();
-    }
-    let ballast: Vec<u8> = vec![1; ballast << 20];
-    s.close(false).unwrap();
-    s.restore("mem-piece", BUF).unwrap();
-    let mut want = vec![0u8; BUF];
-    let mut i = 0;
-    loop {
-        match s.read(&mut buf) {
-            Ok(()) => {}
-            Err(e) if e.code == SBT_ERROR_EOF => break,
-            Err(e) => panic!("sbtread2: {}", e.text),
+    // A datafile's later section (no header block), with the DBID RMAN passes: the second
+    // day finds the first's fingerprints and stores deltas, which a restore rebuilds.
+    let info = ObjectInfo {
+        dbid: Some(0x0DB1D),
+        file_type: Some(1),
+        ..ObjectInfo::default()
+    };
+    let mut ballast = Vec::new();
+    for day in 0..2u64 {
+        let piece = format!("mem-piece-{day}");
+        s.backup(&piece, info.clone(), BUF).unwrap();
+        for i in 0..bufs {
+            fill_blocks(&mut buf, 1 + i * blocks_per_buf, day);
+            s.write(&buf).unwrap();
         }
-        fill_blocks(&mut want, 1 + i * blocks_per_buf);
-        assert!(buf == want, "buffer {i} restored differently");
-        i += 1;
+        if ballast.is_empty() {
+            ballast = vec![1u8; ballast_mib << 20];
+        }
+        s.close(false).unwrap();
+        s.restore(&piece, BUF).unwrap();
+        let mut want = vec![0u8; BUF];
+        let mut i = 0;
+        loop {
+            match s.read(&mut buf) {
+                Ok(()) => {}
+                Err(e) if e.code == SBT_ERROR_EOF => break,
+                Err(e) => panic!("sbtread2: {}", e.text),
+            }
+            fill_blocks(&mut want, 1 + i * blocks_per_buf, day);
+            assert!(buf == want, "day {day}: buffer {i} restored differently");
+            i += 1;
+        }
+        assert_eq!(i, bufs, "day {day}: the whole stream comes back");
+        s.close(false).unwrap();
     }
-    assert_eq!(i, bufs, "the whole stream comes back");
-    s.close(false).unwrap();
     s.end();
     assert!(ballast.iter().all(|&b| b == 1));
+    let log = std::fs::read_to_string(dir.join("sbtio.log")).unwrap();
+    let deltas = log
+        .lines()
+        .find(|l| l.contains("piece mem-piece-1 committed:"))
+        .and_then(|l| l.split("delta_chunks=").nth(1))
+        .and_then(|v| v.split_whitespace().next())
+        .map(|v| v.parse::<u64>().unwrap());
+    assert!(deltas > Some(0), "the second day stored no deltas: {log}");
     println!("PEAK_KIB before={before} after={}", vm_hwm_kib());
 }
 
