@@ -193,6 +193,52 @@ fn put_get_dedup_and_scattered_changes() {
     assert!(!f.run(&["rm", "--repo", f.repo(), "p2"]).status.success());
 }
 
+/// A datafile's unformatted space (zero blocks) comes back as holes that read as zeros; with
+/// `--no-sparse` the file owns every block. Content is compared byte for byte either way.
+#[test]
+fn get_leaves_zero_runs_as_holes_unless_told_not_to() {
+    use std::os::unix::fs::MetadataExt;
+    let f = Fixture::new();
+    // 4 MiB of blocks, 12 MiB of zeros, 1 MiB of blocks, an odd tail of zeros, 3 bytes.
+    let mut data = oracle_blocks(512, 5);
+    data.resize(data.len() + (12 << 20), 0);
+    data.extend_from_slice(&oracle_blocks(128, 6));
+    data.resize(data.len() + 5000, 0);
+    data.extend_from_slice(&[1, 2, 3]);
+    let src = f.file("sparse01.dbf", &data);
+    f.put("sparse", &src, &[]);
+    let allocated = |p: &Path| std::fs::metadata(p).unwrap().blocks() * 512;
+
+    let holes = f.root.join("holes");
+    assert_eq!(f.get_ok("sparse", &holes), data);
+    let dense = f.root.join("dense");
+    let got = f.run(&[
+        "get",
+        "--repo",
+        f.repo(),
+        "sparse",
+        "-o",
+        dense.to_str().unwrap(),
+        "--no-sparse",
+    ]);
+    assert!(
+        got.status.success(),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    assert_eq!(std::fs::read(&dense).unwrap(), data);
+    let (h, d) = (allocated(&holes), allocated(&dense));
+    // Only where the filesystem keeps holes: otherwise both own every block.
+    if d >= data.len() as u64 - (64 << 10) {
+        assert!(
+            h < (6 << 20),
+            "the sparse restore owns {h} bytes of {}",
+            data.len()
+        );
+    }
+    assert!(d >= h, "{d} {h}");
+}
+
 #[test]
 fn stdin_and_wrong_keys() {
     let f = Fixture::new();
