@@ -345,22 +345,29 @@ impl Codec {
             Some(_) => raw_len + DELTA_HEAD + raw_len.div_ceil(1 << MIN_UNIT_SHIFT).div_ceil(8),
             None => raw_len,
         };
-        let auth_failed = || corrupt("authentication failed (data damaged or tampered with)");
-        let plain = if flags & FLAG_ZSTD != 0 {
-            // The decrypted body is only read by the decompressor: a per-thread buffer.
-            let mut plain = match base {
-                Some(_) => Vec::with_capacity(limit),
-                None => self.plain.take(limit),
+        let rest = r.rest();
+        let decrypt = |buf: &mut Vec<u8>| -> Result<usize> {
+            buf.clear();
+            buf.extend_from_slice(rest);
+            self.aead
+                .open(nonce, &aad, buf)
+                .map_err(|_| corrupt("authentication failed (data damaged or tampered with)"))
+        };
+        // A full chunk's plaintext goes in a reused buffer; a delta's body is small.
+        let output = |capacity: usize| {
+            let mut v = match base {
+                Some(_) => Vec::with_capacity(capacity),
+                None => self.plain.take(capacity),
             };
-            plain.clear();
+            v.clear();
+            v
+        };
+        let plain = if flags & FLAG_ZSTD != 0 {
+            let mut plain = output(limit);
+            // The decrypted body is only read by the decompressor: a per-thread buffer.
             BODY.with(|body| -> Result<()> {
                 let mut body = body.borrow_mut();
-                body.clear();
-                body.extend_from_slice(r.rest());
-                let body_len = self
-                    .aead
-                    .open(nonce, &aad, &mut body)
-                    .map_err(|_| auth_failed())?;
+                let body_len = decrypt(&mut body)?;
                 DECOMPRESSOR.with(|cell| -> Result<()> {
                     let mut slot = cell.borrow_mut();
                     if slot.is_none() {
@@ -379,16 +386,8 @@ impl Codec {
             })?;
             plain
         } else {
-            let mut body = match base {
-                Some(_) => Vec::with_capacity(r.remaining()),
-                None => self.plain.take(r.remaining()),
-            };
-            body.clear();
-            body.extend_from_slice(r.rest());
-            let body_len = self
-                .aead
-                .open(nonce, &aad, &mut body)
-                .map_err(|_| auth_failed())?;
+            let mut body = output(rest.len());
+            let body_len = decrypt(&mut body)?;
             body.truncate(body_len);
             body
         };
