@@ -34,7 +34,8 @@ pub(crate) async fn plaintexts_from(
     .await
 }
 
-/// The plaintexts of `wanted` (ids and plaintext lengths; a delta's base has its length),
+/// The plaintexts of `wanted` (ids and bounds of their lengths: a delta's base is at most
+/// as long as the delta),
 /// whether each is a full chunk or a delta whose chain ends in one. `fetch` returns the
 /// payloads of the ids it is given, in order; it is called once per level of the chains.
 pub(crate) async fn plaintexts<F, Fut>(
@@ -49,7 +50,11 @@ where
 {
     let wanted_ids: HashSet<ChunkId> = wanted.iter().map(|(id, _)| *id).collect();
     let mut plain: HashMap<ChunkId, Bytes> = HashMap::new();
-    let mut pending: Vec<(ChunkId, ChunkId, Vec<u8>, usize)> = Vec::new();
+    // A delta's base has no recorded length, only a bound: the chunk built on it
+    // (lengths only grow along a chain, when a chunk grew at its end). So every length
+    // here is a bound; a delta's own comes from its body, and the fingerprint check
+    // covers each.
+    let mut pending: Vec<(ChunkId, ChunkId, Vec<u8>)> = Vec::new();
     let mut asked: HashSet<ChunkId> = HashSet::new();
     let mut level: Vec<(ChunkId, usize)> = wanted
         .iter()
@@ -66,7 +71,7 @@ where
             level
                 .into_par_iter()
                 .zip(payloads.into_par_iter())
-                .map(|((id, len), p)| Ok((id, len, c.open(&id, &p, len, &loc)?)))
+                .map(|((id, len), p)| Ok((id, len, c.open_base(&id, &p, len, &loc)?)))
                 .collect::<Result<Vec<_>>>()
         })
         .await
@@ -81,7 +86,7 @@ where
                     if asked.insert(base) {
                         level.push((base, len));
                     }
-                    pending.push((id, base, body, len));
+                    pending.push((id, base, body));
                 }
             }
         }
@@ -102,9 +107,9 @@ where
     while !pending.is_empty() {
         let (ready, rest): (Vec<_>, Vec<_>) = pending
             .into_iter()
-            .partition(|(_, base, _, _)| plain.contains_key(base));
+            .partition(|(_, base, _)| plain.contains_key(base));
         if ready.is_empty() {
-            let (id, base, _, _) = &rest[0];
+            let (id, base, _) = &rest[0];
             return Err(RepoError::CorruptChunk {
                 piece: None,
                 index: None,
@@ -116,14 +121,23 @@ where
         pending = rest;
         let bases: Vec<Bytes> = ready
             .iter()
-            .map(|(_, base, _, _)| plain[base].clone())
+            .map(|(_, base, _)| plain[base].clone())
             .collect();
         let (c, loc) = (codec.clone(), location.to_string());
         let done = tokio::task::spawn_blocking(move || {
             ready
                 .into_par_iter()
                 .zip(bases.into_par_iter())
-                .map(|((id, _, body, len), base)| {
+                .map(|((id, _, body), base)| {
+                    let len = Codec::delta_len(&body, base.len()).ok_or_else(|| {
+                        RepoError::CorruptChunk {
+                            piece: None,
+                            index: None,
+                            id,
+                            object: loc.clone(),
+                            reason: "delta header damaged".into(),
+                        }
+                    })?;
                     Ok((
                         id,
                         c.plain_bytes(c.apply_delta(&id, &base, &body, len, &loc)?),
@@ -136,7 +150,7 @@ where
         plain.extend(done);
         // A level below what is wanted goes once nothing pending builds on it: a restore
         // holds two levels of each chain at a time, not all nine.
-        let needed: HashSet<ChunkId> = pending.iter().map(|(_, base, _, _)| *base).collect();
+        let needed: HashSet<ChunkId> = pending.iter().map(|(_, base, _)| *base).collect();
         plain.retain(|id, _| wanted_ids.contains(id) || needed.contains(id));
     }
     Ok(plain)

@@ -851,7 +851,7 @@ impl PieceWriter {
                     .as_ref()
                     .and_then(|k| k.lineage.entries.get(&self.chunked))
                     .and_then(|e| e.anchor.clone())
-                    .filter(|a| a.len as usize == size);
+                    .filter(|a| a.len as usize <= size);
             }
             let n = (size - st.filled).min(data.len());
             let (part, rest) = data.split_at(n);
@@ -1238,10 +1238,10 @@ fn place_units(key: &[u8; 32], st: &mut InPlace, buf: &mut [u8], part: &[u8]) {
             && at + PAIR <= buf.len()
             && part.len() - pos >= PAIR
             && let Some(a) = st.anchor.as_ref()
+            && at + PAIR <= a.len as usize
         {
             let bytes = &part[pos..pos + PAIR];
             let cv = crate::hash::pair_cv(key, bytes, at);
-            // The anchor is as long as the chunk, so the pair is whole in it too.
             if crate::hash::pair_value(&a.cvs, unit / 2).is_some_and(|v| v[..] == cv[..16]) {
                 st.nodes
                     .push(Node::Pair(cv, [a.cvs[unit], a.cvs[unit + 1]]));
@@ -1294,31 +1294,48 @@ fn unit_same(st: &InPlace, unit: usize, node: &Node) -> bool {
     let Node::Unit(cv) = node else {
         return false;
     };
+    // The anchor's short last unit is never this whole one.
     st.anchor.as_ref().is_some_and(|a| {
-        a.cvs
-            .get(unit)
-            .is_some_and(|v| crate::hash::unit_matches(v, cv))
+        (unit + 1) * UNIT <= a.len as usize
+            && a.cvs
+                .get(unit)
+                .is_some_and(|v| crate::hash::unit_matches(v, cv))
     })
 }
 
-/// How a changed chunk with unit values `cvs` is stored against its last version's anchor
-/// `a`, or `None` to store it whole (more than half its units differ from the base).
-/// Below the chain's depth limit it is a delta on `a` of the units changed since; at the
-/// limit, a delta on the chain's full chunk of every unit that differs from that, which
-/// starts the chain again one deep.
-fn plan_delta(a: &Anchor, cvs: &[UnitCv], missing: &HashSet<ChunkId>) -> Option<Delta> {
-    let changed = crate::hash::changed_units(&a.cvs, cvs);
+/// How a changed chunk of `len` bytes with unit values `cvs` is stored against its last
+/// version's anchor `a` (as long or shorter), or `None` to store it whole (more than half
+/// the base's units differ). Below the chain's depth limit it is a delta on `a` of the
+/// units changed since; at the limit, a delta on the chain's full chunk of every unit that
+/// differs from that, which starts the chain again one deep.
+///
+/// A chunk that grew at its end changed every unit not wholly in `a`; those are new bytes,
+/// stored whole or not, so only the units `a` has count towards the half. They join
+/// `dirty` too, so a delta on the chain's full chunk (shorter still, if the chunk grew
+/// since it) carries every unit past that chunk's end.
+fn plan_delta(a: &Anchor, len: usize, cvs: &[UnitCv], missing: &HashSet<ChunkId>) -> Option<Delta> {
+    let mut changed = crate::hash::changed_units(&a.cvs, cvs);
+    let anchor_len = a.len as usize;
+    if anchor_len < len {
+        changed.extend(anchor_len / UNIT..cvs.len());
+        changed.sort_unstable();
+        changed.dedup();
+    }
     let mut dirty: Vec<u16> = a.dirty.iter().copied().collect();
     dirty.extend(changed.iter().filter_map(|&u| u16::try_from(u).ok()));
     dirty.sort_unstable();
     dirty.dedup();
-    let (base, changed, depth) = if a.depth < MAX_DELTA_DEPTH {
-        (a.id, changed, a.depth + 1)
+    // The chain's full chunk may be shorter than `a`, by a length nothing records: there
+    // every unit counts.
+    let (base, changed, depth, base_units) = if a.depth < MAX_DELTA_DEPTH {
+        (a.id, changed, a.depth + 1, a.cvs.len())
     } else {
         let root = a.root.filter(|r| !missing.contains(r))?;
-        (root, dirty.iter().map(|&u| usize::from(u)).collect(), 1)
+        let all = dirty.iter().map(|&u| usize::from(u)).collect();
+        (root, all, 1, cvs.len())
     };
-    (changed.len() * 2 <= cvs.len()).then(|| Delta {
+    let differ = changed.iter().filter(|&&u| u < base_units).count();
+    (differ * 2 <= base_units).then(|| Delta {
         base,
         changed,
         depth,
@@ -1456,7 +1473,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
         previous(*offset)
             .and_then(|e| e.anchor.as_ref())
             .filter(|a| {
-                a.len as usize == data.len() && a.id != hashes[i].0 && hashes[i].1.is_some()
+                a.len as usize <= data.len() && a.id != hashes[i].0 && hashes[i].1.is_some()
             })
     };
     let mut to_probe = Vec::new();
@@ -1505,7 +1522,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
         }
         let delta = anchor_of(i)
             .filter(|a| !missing.contains(&a.id))
-            .and_then(|a| plan_delta(a, cvs.as_ref()?, &missing));
+            .and_then(|a| plan_delta(a, batch[i].data.len(), cvs.as_ref()?, &missing));
         plan.push((i, delta));
     }
     // A chunk hashed in place that is stored whole (or on another base)

@@ -1063,10 +1063,11 @@ async fn a_lane_that_grows_at_its_end_costs_its_last_granule_not_its_tail() {
     )
     .await;
     let s = day1.manifest.header.meta.stats.clone().unwrap();
-    // Stored: file 1's grown granule and its new tail, file 2's changed chunk as a delta, the
-    // layout. The filled region as one chunk would compress to about 350 KB.
-    assert_eq!((s.new_chunks, s.delta_chunks), (4, 1), "{s:?}");
-    assert!(s.new_bytes < 96 << 10, "{s:?}");
+    // Stored: file 1's grown granule (a delta of its 4 new blocks on its last version) and
+    // its new tail, file 2's changed chunk as a delta, the layout. The filled region as one
+    // chunk would compress to about 350 KB.
+    assert_eq!((s.new_chunks, s.delta_chunks), (4, 2), "{s:?}");
+    assert!(s.new_bytes < 64 << 10, "{s:?}");
     assert_eq!(
         get(&repo, "day0").await.unwrap(),
         flat(&multiplexed(&file1, &blocks(448, 72)))
@@ -1075,6 +1076,104 @@ async fn a_lane_that_grows_at_its_end_costs_its_last_granule_not_its_tail() {
         get(&repo, "day1").await.unwrap(),
         flat(&multiplexed(&grown, &file2))
     );
+}
+
+/// A source that grows at its end every day (a datafile's newly formatted blocks, RMAN's
+/// piece trailer after them) keeps its last chunk a delta on that chunk's last version:
+/// each day stores its new blocks and its changed one, not the whole tail again, through
+/// the depth limit (day 9 rebuilds on the first full tail, shorter by all the growth
+/// since) and on both write paths. Every version reads back and verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_that_grows_every_day_is_a_delta_on_its_last_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, store) = local_repo(dir.path()).await;
+    // Two whole chunks and a tail of 80 blocks, then a block more a day and one block of
+    // the tail rewritten; the trailer is RMAN's: it moves to the new end.
+    let trailer = b"piece trailer".repeat(100);
+    let mut data = blocks(2 * 128 + 100, 91);
+    let piece = |blocks: usize, data: &[u8]| [&data[..blocks * 8192], &trailer[..]].concat();
+    let first = put_parts(
+        &repo,
+        "day0",
+        piece(336, &data),
+        Default::default(),
+        256 << 10,
+        true,
+    )
+    .await;
+    let mut lineage = first.lineage;
+    let mut versions = vec![piece(336, &data)];
+    let mut cost = vec![0];
+    for day in 1..=11usize {
+        let rewritten = 256 + day;
+        for byte in &mut data[rewritten * 8192 + 64..rewritten * 8192 + 2048] {
+            *byte = byte.wrapping_add(day as u8);
+        }
+        let v = piece(336 + day, &data);
+        let w = put_parts(
+            &repo,
+            &format!("day{day}"),
+            v.clone(),
+            lineage,
+            256 << 10,
+            day % 2 == 0,
+        )
+        .await;
+        let s = w.manifest.header.meta.stats.clone().unwrap();
+        assert_eq!(
+            (s.chunks, s.cache_hits, s.new_chunks, s.delta_chunks),
+            (3, 2, 1, 1),
+            "day {day}: the tail is a delta: {s:?}"
+        );
+        cost.push(s.new_bytes);
+        lineage = w.lineage;
+        versions.push(v);
+    }
+    eprintln!("bytes stored per day: {cost:?}");
+    // A day's delta: the new block, the rewritten one, the one the trailer was in (about
+    // 10 KB compressed); the tail stored whole would be twenty times that.
+    for day in (1..=8).chain(10..=11) {
+        assert!(cost[day] < 24 << 10, "day {day}: {cost:?}");
+    }
+    assert!(
+        cost[9] < 100 << 10,
+        "day 9 rebuilds on day 0's tail: {cost:?}"
+    );
+
+    // A tail that more than doubles (40 blocks, then 100): its new blocks outnumber the
+    // units it keeps, yet only those it keeps decide between a delta and a whole chunk.
+    let short = put_parts(
+        &repo,
+        "short",
+        piece(296, &data),
+        Default::default(),
+        1 << 20,
+        true,
+    )
+    .await;
+    data[257 * 8192 + 100] ^= 0x33;
+    let long = piece(356, &data);
+    let w = put_parts(&repo, "long", long.clone(), short.lineage, 1 << 20, true).await;
+    let s = w.manifest.header.meta.stats.clone().unwrap();
+    assert_eq!(
+        (s.new_chunks, s.delta_chunks, s.anchor_reads),
+        (1, 1, 0),
+        "{s:?}"
+    );
+    versions.push(long);
+    for (day, v) in versions.iter().enumerate() {
+        let name = if day == 12 {
+            "long".to_string()
+        } else {
+            format!("day{day}")
+        };
+        assert_eq!(&get(&repo, &name).await.unwrap(), v, "{name}");
+    }
+    let report = store
+        .verify(Some(repo.codec().clone()), None)
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
 }
 
 fn flat(parts: &[(Option<u32>, Vec<u8>)]) -> Vec<u8> {
