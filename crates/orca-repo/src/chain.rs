@@ -20,6 +20,12 @@ use crate::id::ChunkId;
 /// chunk costs nine fetches, of which eight are small.
 pub const MAX_DELTA_DEPTH: u8 = 8;
 
+/// A delta's base has no recorded length: only the largest fixed chunk bounds it
+/// ([`crate::ChunkerSpec::validate`]; deltas are made of fixed-size chunks only). A chunk
+/// grows at its end and shrinks there too (docs/design.md, "Deltas"), so the chunk built on
+/// a base says nothing of its length; a base's buffer is sized from its own frame.
+pub(crate) const MAX_BASE_LEN: usize = 16 << 20;
+
 /// [`plaintexts`] with the chunks fetched from `backend`.
 pub(crate) async fn plaintexts_from(
     backend: &Arc<dyn Backend>,
@@ -34,9 +40,8 @@ pub(crate) async fn plaintexts_from(
     .await
 }
 
-/// The plaintexts of `wanted` (ids and bounds of their lengths: a delta's base is at most
-/// as long as the delta),
-/// whether each is a full chunk or a delta whose chain ends in one. `fetch` returns the
+/// The plaintexts of `wanted` (ids and bounds of their lengths: [`MAX_BASE_LEN`] for a
+/// delta's base), whether each is a full chunk or a delta whose chain ends in one. `fetch` returns the
 /// payloads of the ids it is given, in order; it is called once per level of the chains.
 pub(crate) async fn plaintexts<F, Fut>(
     codec: &Arc<Codec>,
@@ -50,9 +55,8 @@ where
 {
     let wanted_ids: HashSet<ChunkId> = wanted.iter().map(|(id, _)| *id).collect();
     let mut plain: HashMap<ChunkId, Bytes> = HashMap::new();
-    // A delta's base has no recorded length, only a bound: the chunk built on it
-    // (lengths only grow along a chain, when a chunk grew at its end). So every length
-    // here is a bound; a delta's own comes from its body, and the fingerprint check
+    // A delta's base has no recorded length, only a bound ([`MAX_BASE_LEN`]). So every
+    // length here is a bound; a delta's own comes from its body, and the fingerprint check
     // covers each.
     let mut pending: Vec<(ChunkId, ChunkId, Vec<u8>)> = Vec::new();
     let mut asked: HashSet<ChunkId> = HashSet::new();
@@ -71,20 +75,20 @@ where
             level
                 .into_par_iter()
                 .zip(payloads.into_par_iter())
-                .map(|((id, len), p)| Ok((id, len, c.open_base(&id, &p, len, &loc)?)))
+                .map(|((id, len), p)| Ok((id, c.open_base(&id, &p, len, &loc)?)))
                 .collect::<Result<Vec<_>>>()
         })
         .await
         .map_err(RepoError::task("delta chain decoding"))??;
         level = Vec::new();
-        for (id, len, o) in opened {
+        for (id, o) in opened {
             match o {
                 Opened::Full(p) => {
                     plain.insert(id, codec.plain_bytes(p));
                 }
                 Opened::Delta { base, body } => {
                     if asked.insert(base) {
-                        level.push((base, len));
+                        level.push((base, MAX_BASE_LEN));
                     }
                     pending.push((id, base, body));
                 }

@@ -403,11 +403,20 @@ impl Codec {
             v
         };
         let plain = if flags & FLAG_ZSTD != 0 {
-            let mut plain = output(limit);
             // The decrypted body is only read by the decompressor: a per-thread buffer.
-            BODY.with(|body| -> Result<()> {
+            BODY.with(|body| -> Result<Vec<u8>> {
                 let mut body = body.borrow_mut();
                 let body_len = decrypt(&mut body)?;
+                // A base's length is only bounded, by the largest chunk: the buffer takes the
+                // size the frame states (the compressor always writes it), within the bound.
+                let size = match zstd::zstd_safe::get_frame_content_size(&body[..body_len]) {
+                    Ok(Some(n)) => usize::try_from(n)
+                        .ok()
+                        .filter(|&n| n <= limit)
+                        .ok_or_else(|| corrupt("decompressed size beyond the chunk's bound"))?,
+                    _ => limit,
+                };
+                let mut plain = output(size);
                 DECOMPRESSOR.with(|cell| -> Result<()> {
                     let mut slot = cell.borrow_mut();
                     if slot.is_none() {
@@ -422,9 +431,9 @@ impl Codec {
                     d.decompress_to_buffer(&body[..body_len], &mut plain)
                         .map_err(|e| corrupt(&format!("decompression failed: {e}")))?;
                     Ok(())
-                })
-            })?;
-            plain
+                })?;
+                Ok(plain)
+            })?
         } else {
             let mut body = output(rest.len());
             let body_len = decrypt(&mut body)?;
@@ -480,10 +489,6 @@ impl Codec {
         object: &str,
     ) -> Result<Vec<u8>> {
         let corrupt = |reason: &str| corrupt_chunk(id, object, reason);
-        // A chunk that grew at its end builds on its shorter last version.
-        if base.len() > raw_len {
-            return Err(corrupt("delta base is longer than the chunk"));
-        }
         let damaged = |_: Truncated| corrupt("delta header damaged");
         let mut r = LeReader::new(body);
         let shift = r.u8().map(u32::from).map_err(damaged)?;
@@ -497,9 +502,20 @@ impl Codec {
             return Err(corrupt("delta header damaged"));
         }
         let bitmap = r.take(units.div_ceil(8)).map_err(damaged)?;
+        // A chunk that grew at its end builds on its shorter last version, one that lost
+        // bytes at its end on its longer one: then it carries its last unit, whose length
+        // is the chunk's end ([`Codec::delta_len`]).
+        let last_set = units
+            .checked_sub(1)
+            .is_some_and(|l| bitmap[l / 8] & (1 << (l % 8)) != 0);
+        if base.len() > raw_len && !last_set {
+            return Err(corrupt(
+                "delta on a longer base does not carry its last unit",
+            ));
+        }
         let mut out = self.plain.take(raw_len);
         out.clear();
-        out.extend_from_slice(base);
+        out.extend_from_slice(&base[..base.len().min(raw_len)]);
         out.resize(raw_len, 0);
         for (i, start) in (0..raw_len).step_by(unit).enumerate() {
             let range = start..(start + unit).min(raw_len);
@@ -772,13 +788,67 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("past its base"), "{err}");
-        // The chunk is not a delta on a longer version of itself.
+        // On a longer base the delta must carry its last unit: this one leaves it out.
         let longer = [new.clone(), vec![0; 10]].concat();
+        let same = open(&c.encode_delta(&id, &new, &base_id, &[2]).unwrap());
         let err = c
-            .apply_delta(&id, &longer, &body, new.len(), "t")
+            .apply_delta(&id, &longer, &same, new.len(), "t")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("longer than the chunk"), "{err}");
+        assert!(err.contains("does not carry its last unit"), "{err}");
+    }
+
+    /// A chunk that lost bytes at its end (a region of a datafile whose trailing RMAN bytes
+    /// moved to the next region) is a delta on its longer last version, carrying its last
+    /// unit so that a link of a chain knows its length; a wrong unit fails the fingerprint.
+    #[test]
+    fn a_shrunk_chunk_is_a_delta_on_its_longer_last_version() {
+        let c = codec(Cipher::Aes256Gcm);
+        let base: Vec<u8> = (0..16 * UNIT).map(|i| (i % 251).to_le_bytes()[0]).collect();
+        for len in [12 * UNIT, 12 * UNIT + 300] {
+            let mut new = base[..len].to_vec();
+            new[3 * UNIT + 5] ^= 0x40;
+            let (base_id, id) = (c.chunk_id(&base), c.chunk_id(&new));
+            let last = len.div_ceil(UNIT) - 1;
+            let enc = c.encode_delta(&id, &new, &base_id, &[3, last]).unwrap();
+            let Opened::Delta { body, .. } = c.open(&id, &enc, new.len(), "t").unwrap() else {
+                panic!("expected a delta");
+            };
+            assert_eq!(Codec::delta_len(&body, base.len()), Some(len));
+            assert_eq!(c.apply_delta(&id, &base, &body, len, "t").unwrap(), new);
+            // The base's unit 3 in place of the chunk's: the fingerprint refuses it.
+            let enc = c
+                .encode_delta(&id, &base[..len], &base_id, &[last])
+                .unwrap();
+            let Opened::Delta { body, .. } = c.open(&id, &enc, len, "t").unwrap() else {
+                panic!("expected a delta");
+            };
+            let err = c
+                .apply_delta(&id, &base, &body, len, "t")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("fingerprint"), "{err}");
+        }
+    }
+
+    /// A full chunk opened as a base has only a bound on its length: the buffer is the size
+    /// its frame states, and a frame stating more than the bound is refused.
+    #[test]
+    fn a_base_is_sized_by_its_frame_within_the_bound() {
+        let c = codec(Cipher::Aes256Gcm);
+        let data: Vec<u8> = (0..5 * UNIT).map(|i| (i % 9).to_le_bytes()[0]).collect();
+        let id = c.chunk_id(&data);
+        let enc = c.encode(&id, &data).unwrap();
+        let Opened::Full(p) = c.open_base(&id, &enc, 16 << 20, "t").unwrap() else {
+            panic!("expected a full chunk");
+        };
+        assert_eq!(p, data);
+        assert!(p.capacity() < 2 * data.len(), "{}", p.capacity());
+        let err = c
+            .open_base(&id, &enc, data.len() - 1, "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("beyond the chunk's bound"), "{err}");
     }
 
     proptest! {

@@ -80,6 +80,16 @@ impl Lineage {
         self.entries.len()
     }
 
+    /// Bytes the positions held at the last backup, as their anchors tell: a level 1 piece,
+    /// which carries only changed blocks, covers few even when it touches every position.
+    pub fn bytes(&self) -> u64 {
+        self.entries
+            .values()
+            .filter_map(|e| e.anchor.as_ref())
+            .map(|a| u64::from(a.len))
+            .sum()
+    }
+
     /// Chunk ids the repository held at the last backup.
     pub fn known(&self) -> HashSet<ChunkId> {
         self.entries.values().map(|e| e.chunk).collect()

@@ -510,10 +510,6 @@ async fn fetch_group(
         location.clone(),
     );
     let r2 = range.clone();
-    let lens: Vec<usize> = range
-        .iter()
-        .map(|&i| manifest.chunks[i].len as usize)
-        .collect();
     let opened: Vec<Opened> = tokio::task::spawn_blocking(move || {
         r2.into_par_iter()
             .zip(payloads.into_par_iter())
@@ -530,9 +526,8 @@ async fn fetch_group(
     // Deltas need their bases' plaintexts: one more request per level of their chains.
     let bases: Vec<(ChunkId, usize)> = opened
         .iter()
-        .zip(lens)
-        .filter_map(|(o, len)| match o {
-            Opened::Delta { base, .. } => Some((*base, len)),
+        .filter_map(|o| match o {
+            Opened::Delta { base, .. } => Some((*base, crate::chain::MAX_BASE_LEN)),
             Opened::Full(_) => None,
         })
         .collect();

@@ -347,7 +347,7 @@ impl Store {
         let fetch = |ids: Vec<ChunkId>| async move { self.get_chunks_inner(&ids).await };
         let wanted: Vec<(ChunkId, usize)> = deltas
             .iter()
-            .map(|(e, b, _)| (*b, e.raw_len as usize))
+            .map(|(_, b, _)| (*b, crate::chain::MAX_BASE_LEN))
             .collect();
         let bases = match crate::chain::plaintexts(&codec, object, &wanted, fetch).await {
             Ok(b) => b,

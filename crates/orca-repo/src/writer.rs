@@ -192,7 +192,8 @@ pub struct PieceWriter {
     fill: Option<(usize, Vec<u8>)>,
     /// Set with [`WriteOptions::hash_in_caller`] and fixed-size chunking.
     in_place: Option<InPlace>,
-    /// Stream offset of the first byte in `pending`.
+    /// Lineage position of the next chunk (the first byte in `pending`): its stream offset,
+    /// unless the caller moved the positions on ([`Self::realign`]).
     chunked: u64,
     batch: Vec<Item>,
     batch_len: usize,
@@ -223,6 +224,9 @@ const LITERAL_MAX: usize = 64 << 10;
 pub(crate) const OP_LITERAL: u8 = 1;
 pub(crate) const OP_TAKE: u8 = 2;
 
+/// A region's positions ([`PieceWriter::realign`]) sit above a stream of 1 TiB.
+const REGION_SHIFT: u32 = 40;
+
 fn lane_position(lane: u32, offset: u64) -> u64 {
     ((u64::from(lane) + 1) << LANE_SHIFT) | offset
 }
@@ -237,12 +241,19 @@ fn tail_granule(chunk_size: usize) -> usize {
     (chunk_size / 8).max(64 << 10).min(chunk_size)
 }
 
-/// The bytes of one lane not yet cut into a chunk, and the lane's length before them.
+/// The bytes of one lane not yet cut into a chunk, and the lineage position (in the lane)
+/// of the first of them: the lane's length before them, unless the lane is written by
+/// regions ([`PieceWriter::realign_lane`]).
 #[derive(Default)]
 struct LaneBuf {
     buf: Vec<u8>,
     done: u64,
+    /// Chunks end where regions do, or are full; never cut in granules.
+    by_region: bool,
 }
+
+/// A lane region's positions sit at multiples of 16 MiB of the lane's 40 bits of offset.
+const LANE_REGION_SHIFT: u32 = 24;
 
 /// The layout operation being gathered.
 enum Op {
@@ -556,6 +567,40 @@ impl PieceWriter {
         self.cut_layout(false)
     }
 
+    /// End lane `lane`'s current chunk here and give its next chunks the positions of
+    /// `region` (from 1, increasing in each lane, below 65536): as [`Self::realign`] for a
+    /// plain piece, so that a caller that knows the block numbers in a lane keys each run
+    /// of them alone. A lane written by regions is never cut in granules.
+    pub fn realign_lane(&mut self, lane: u32, region: u64) -> Result<()> {
+        if lane > MAX_LANE {
+            return Err(RepoError::InvalidArgument(format!(
+                "lane {lane} is beyond the highest, {MAX_LANE}"
+            )));
+        }
+        if region == 0 || region >= 1 << (LANE_SHIFT - LANE_REGION_SHIFT) {
+            return Err(RepoError::InvalidArgument(format!(
+                "lane region {region} is out of range: 1 to {}",
+                (1u64 << (LANE_SHIFT - LANE_REGION_SHIFT)) - 1
+            )));
+        }
+        self.lanes()?.data.entry(lane).or_default().by_region = true;
+        self.cut_lane(Some(lane))?;
+        let position = region << LANE_REGION_SHIFT;
+        let name = self.name.clone();
+        let b = self
+            .lanes
+            .as_mut()
+            .and_then(|l| l.data.get_mut(&lane))
+            .expect("the lane above");
+        if position <= b.done {
+            return Err(RepoError::InvalidArgument(format!(
+                "piece {name:?}: region {region} of lane {lane} does not follow the last position"
+            )));
+        }
+        b.done = position;
+        Ok(())
+    }
+
     /// Append `data` to the piece as it is, kept in the layout lane (the bytes between
     /// lanes' runs: headers, padding). Starts a demultiplexed piece like [`Self::write_lane`].
     pub fn write_literal(&mut self, data: &[u8]) -> Result<()> {
@@ -622,7 +667,9 @@ impl PieceWriter {
         }
         let buf = std::mem::take(&mut b.buf);
         let pos = lane_position(lane, b.done);
-        let granule = if buf.len() < size || self.granulated_at(pos, size) {
+        let granule = if b.by_region {
+            size
+        } else if buf.len() < size || self.granulated_at(pos, size) {
             tail_granule(size)
         } else {
             size
@@ -786,6 +833,37 @@ impl PieceWriter {
             let chunk = self.pending.split().freeze();
             self.push(chunk)?;
         }
+        Ok(())
+    }
+
+    /// End the current chunk here and give the next chunks the lineage positions of `region`
+    /// (`region << 40` on; regions increase through a piece, from 1). A caller that knows where
+    /// its source's structure lies in the stream (an Oracle datafile's block numbers) keys
+    /// each stretch by that instead of by its stream offset: a block that appears or vanishes
+    /// in one stretch then moves no other stretch's chunks, and they keep their ids and their
+    /// anchors (docs/design.md, "Positions").
+    pub fn realign(&mut self, region: u64) -> Result<()> {
+        if self.lanes.is_some() {
+            return Err(RepoError::InvalidArgument(format!(
+                "piece {:?} is written lane by lane: it has no stream positions to move",
+                self.name
+            )));
+        }
+        if region == 0 || region >= 1 << (64 - REGION_SHIFT) {
+            return Err(RepoError::InvalidArgument(format!(
+                "region {region} is out of range: 1 to {}",
+                (1u64 << (64 - REGION_SHIFT)) - 1
+            )));
+        }
+        let position = region << REGION_SHIFT;
+        self.boundary()?;
+        if position <= self.chunked {
+            return Err(RepoError::InvalidArgument(format!(
+                "piece {:?}: region {region} does not follow the last position",
+                self.name
+            )));
+        }
+        self.chunked = position;
         Ok(())
     }
 
@@ -1304,8 +1382,8 @@ fn unit_same(st: &InPlace, unit: usize, node: &Node) -> bool {
 }
 
 /// How a changed chunk of `len` bytes with unit values `cvs` is stored against its last
-/// version's anchor `a` (as long or shorter), or `None` to store it whole (more than half
-/// the base's units differ). Below the chain's depth limit it is a delta on `a` of the
+/// version's anchor `a`, or `None` to store it whole (more than half the units they share
+/// differ). Below the chain's depth limit it is a delta on `a` of the
 /// units changed since; at the limit, a delta on the chain's full chunk of every unit that
 /// differs from that, which starts the chain again one deep.
 ///
@@ -1313,25 +1391,38 @@ fn unit_same(st: &InPlace, unit: usize, node: &Node) -> bool {
 /// stored whole or not, so only the units `a` has count towards the half. They join
 /// `dirty` too, so a delta on the chain's full chunk (shorter still, if the chunk grew
 /// since it) carries every unit past that chunk's end.
+///
+/// A chunk that lost bytes at its end (a datafile region whose trailing RMAN bytes moved
+/// on to the next region) carries its last unit, whose length tells a reader where the
+/// chunk ends on its longer base ([`Codec::delta_len`]); so does a delta on the chain's full
+/// chunk, whose length nothing records.
 fn plan_delta(a: &Anchor, len: usize, cvs: &[UnitCv], missing: &HashSet<ChunkId>) -> Option<Delta> {
     let mut changed = crate::hash::changed_units(&a.cvs, cvs);
     let anchor_len = a.len as usize;
+    let last = cvs.len().checked_sub(1)?;
     if anchor_len < len {
         changed.extend(anchor_len / UNIT..cvs.len());
-        changed.sort_unstable();
-        changed.dedup();
     }
+    if anchor_len > len {
+        changed.push(last);
+    }
+    changed.sort_unstable();
+    changed.dedup();
     let mut dirty: Vec<u16> = a.dirty.iter().copied().collect();
     dirty.extend(changed.iter().filter_map(|&u| u16::try_from(u).ok()));
+    dirty.retain(|&u| usize::from(u) < cvs.len());
     dirty.sort_unstable();
     dirty.dedup();
-    // The chain's full chunk may be shorter than `a`, by a length nothing records: there
-    // every unit counts.
+    // The chain's full chunk may be shorter or longer than `a`, by a length nothing
+    // records: there every unit counts.
     let (base, changed, depth, base_units) = if a.depth < MAX_DELTA_DEPTH {
-        (a.id, changed, a.depth + 1, a.cvs.len())
+        (a.id, changed, a.depth + 1, a.cvs.len().min(cvs.len()))
     } else {
         let root = a.root.filter(|r| !missing.contains(r))?;
-        let all = dirty.iter().map(|&u| usize::from(u)).collect();
+        let mut all: Vec<usize> = dirty.iter().map(|&u| usize::from(u)).collect();
+        all.push(last);
+        all.sort_unstable();
+        all.dedup();
         (root, all, 1, cvs.len())
     };
     let differ = changed.iter().filter(|&&u| u < base_units).count();
@@ -1472,9 +1563,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
         let Item { offset, data, .. } = &batch[i];
         previous(*offset)
             .and_then(|e| e.anchor.as_ref())
-            .filter(|a| {
-                a.len as usize <= data.len() && a.id != hashes[i].0 && hashes[i].1.is_some()
-            })
+            .filter(|a| a.id != hashes[i].0 && hashes[i].1.is_some() && !data.is_empty())
     };
     let mut to_probe = Vec::new();
     let mut hits = vec![false; batch.len()];
@@ -1525,15 +1614,16 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
             .and_then(|a| plan_delta(a, batch[i].data.len(), cvs.as_ref()?, &missing));
         plan.push((i, delta));
     }
-    // A chunk hashed in place that is stored whole (or on another base)
-    // needs the units it skipped: they are the anchor's.
+    // A chunk hashed in place that is stored whole (or on another base, or carrying a unit
+    // it skipped: its last, when it shrank) needs the units it skipped: they are the anchor's.
     let incomplete: Vec<usize> = plan
         .iter()
         .filter(|(i, d)| {
-            batch[*i]
-                .sparse
-                .as_ref()
-                .is_some_and(|s| d.as_ref().is_none_or(|d| d.base != s.anchor))
+            batch[*i].sparse.as_ref().is_some_and(|s| {
+                d.as_ref().is_none_or(|d| {
+                    d.base != s.anchor || d.changed.iter().any(|u| s.absent.contains(u))
+                })
+            })
         })
         .map(|(i, _)| *i)
         .collect();

@@ -1179,3 +1179,223 @@ async fn a_tail_that_grows_every_day_is_a_delta_on_its_last_version() {
 fn flat(parts: &[(Option<u32>, Vec<u8>)]) -> Vec<u8> {
     parts.iter().flat_map(|(_, d)| d.iter().copied()).collect()
 }
+
+/// A datafile as RMAN streams it: a header that differs per backup, then the formatted blocks
+/// of `blocks` (8 KiB each) with the never-formatted ones (`holes`) left out. With
+/// `by_block`, each run of 128 block numbers is a region of its own ([`PieceWriter::realign`]),
+/// as the SBT library writes a datafile.
+async fn put_datafile(
+    repo: &Repository,
+    name: &str,
+    blocks: &[u8],
+    holes: &[usize],
+    lineage: orca_repo::Lineage,
+    by_block: bool,
+    hash_in_caller: bool,
+) -> (orca_repo::Committed, Vec<u8>) {
+    let (repo, name) = (repo.clone(), name.to_string());
+    let mut stream = format!("RMAN piece header of {name}").into_bytes();
+    stream.resize(16 << 10, 0x5a);
+    let mut parts = vec![(0u64, stream.clone())];
+    for (no, block) in blocks.chunks(8192).enumerate() {
+        if holes.contains(&no) {
+            continue;
+        }
+        let region = no as u64 / 128 + 1;
+        if parts.last().unwrap().0 != region {
+            parts.push((region, Vec::new()));
+        }
+        parts.last_mut().unwrap().1.extend_from_slice(block);
+        stream.extend_from_slice(block);
+    }
+    let committed = tokio::task::spawn_blocking(move || {
+        let mut w = repo
+            .writer(
+                &name,
+                PieceMeta::default(),
+                &WriteOptions {
+                    batch_bytes: 4 << 20,
+                    hash_in_caller,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        w.set_lineage(lineage);
+        for (region, bytes) in &parts {
+            if by_block && *region > 0 {
+                w.realign(*region).unwrap();
+            }
+            for p in bytes.chunks(256 << 10) {
+                w.write(p).unwrap();
+            }
+        }
+        w.finish().unwrap()
+    })
+    .await
+    .unwrap();
+    (committed, stream)
+}
+
+/// RMAN leaves never-formatted blocks out of a backup: when one in the middle of a datafile is
+/// formatted, every later block moves up in the stream. Keyed by stream offset, every later
+/// chunk is new (the negative control); keyed by block number, only the chunk that holds the
+/// block is stored, on both write paths, and so when a block leaves the stream again. Every
+/// version reads back as its stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_formatted_mid_file_costs_its_own_chunk_not_the_rest_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, store) = local_repo(dir.path()).await;
+    let chunks_of = |c: &orca_repo::Committed| c.manifest.header.meta.stats.clone().unwrap();
+    for (seed, by_block, hash_in_caller) in [(31, true, true), (32, true, false), (33, false, true)]
+    {
+        // Data of its own per case: the repository is shared.
+        let data = blocks(1024, seed);
+        let tag = format!("{by_block}-{hash_in_caller}");
+        let (v1, s1) = put_datafile(
+            &repo,
+            &format!("v1-{tag}"),
+            &data,
+            &[300, 301],
+            Default::default(),
+            by_block,
+            hash_in_caller,
+        )
+        .await;
+        let (v2, s2) = put_datafile(
+            &repo,
+            &format!("v2-{tag}"),
+            &data,
+            &[301],
+            v1.lineage.clone(),
+            by_block,
+            hash_in_caller,
+        )
+        .await;
+        let st = chunks_of(&v2);
+        eprintln!("{tag}: block 300 formatted: {st:?}");
+        if by_block {
+            // The header's chunk and the one of blocks 256-383, which holds more than half
+            // of its blocks past the new one, so is stored whole: at most one chunk's bytes.
+            assert_eq!(st.new_chunks, 2, "{tag}: {st:?}");
+            assert!(st.new_bytes < 1 << 20, "{tag}: {st:?}");
+        } else {
+            assert!(st.new_chunks >= 6, "{tag}: {st:?}");
+        }
+        let (v3, s3) = put_datafile(
+            &repo,
+            &format!("v3-{tag}"),
+            &data,
+            &[301, 700],
+            v2.lineage.clone(),
+            by_block,
+            hash_in_caller,
+        )
+        .await;
+        let st = chunks_of(&v3);
+        eprintln!("{tag}: block 700 left out: {st:?}");
+        if by_block {
+            assert_eq!(st.new_chunks, 2, "{tag}: {st:?}");
+        }
+        for (v, s) in [("v1", s1), ("v2", s2), ("v3", s3)] {
+            assert_eq!(
+                get(&repo, &format!("{v}-{tag}")).await.unwrap(),
+                s,
+                "{v} {tag}"
+            );
+        }
+    }
+    let report = store
+        .verify(Some(repo.codec().clone()), None)
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+}
+
+/// Regions only go forward and start at 1, in a plain piece or a lane; a demultiplexed
+/// piece has no plain regions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regions_must_increase() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, _store) = local_repo(dir.path()).await;
+    tokio::task::spawn_blocking(move || {
+        let mut w = repo
+            .writer("r", PieceMeta::default(), &WriteOptions::default())
+            .unwrap();
+        assert!(w.realign(0).is_err());
+        w.realign(2).unwrap();
+        w.write(b"blocks").unwrap();
+        let e = w.realign(1).unwrap_err().to_string();
+        assert!(e.contains("does not follow"), "{e}");
+        assert!(
+            w.realign(1 << 24)
+                .unwrap_err()
+                .to_string()
+                .contains("out of range")
+        );
+        w.realign(3).unwrap();
+        w.abort();
+        let mut w = repo
+            .writer("l", PieceMeta::default(), &WriteOptions::default())
+            .unwrap();
+        w.write_lane(1, b"lane").unwrap();
+        assert!(w.realign(1).is_err());
+        w.realign_lane(1, 2).unwrap();
+        w.write_lane(1, b"region 2").unwrap();
+        let e = w.realign_lane(1, 2).unwrap_err().to_string();
+        assert!(e.contains("does not follow"), "{e}");
+        assert!(w.realign_lane(1, 1 << 16).is_err());
+        assert!(w.realign_lane(1, 0).is_err());
+        w.abort();
+    })
+    .await
+    .unwrap();
+}
+
+/// A chunk that loses bytes at its end (a datafile region whose trailing RMAN bytes moved on
+/// to the next region, or blocks freed at a file's end) is a delta on its longer last
+/// version, and a chain of such versions, shrinking and growing across the depth limit's
+/// re-root, reads back whole on both write paths; verify rebuilds every chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_that_shrinks_and_grows_is_a_delta_on_its_last_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, store) = local_repo(dir.path()).await;
+    let all = blocks(300, 57);
+    let mut lineage = orca_repo::Lineage::default();
+    let mut versions = Vec::new();
+    for day in 0..12usize {
+        // 1 MiB, then a tail of 100 blocks on even days and 60 on odd ones, one block of it
+        // changed each day.
+        let tail = if day % 2 == 0 { 100 } else { 60 };
+        let mut data = all[..(128 + tail) * 8192].to_vec();
+        data[(130 + day) * 8192 + 99] ^= day as u8 + 1;
+        let w = put_parts(
+            &repo,
+            &format!("day{day}"),
+            data.clone(),
+            lineage,
+            256 << 10,
+            day % 3 != 0,
+        )
+        .await;
+        let s = w.manifest.header.meta.stats.clone().unwrap();
+        eprintln!("day {day}: {s:?}");
+        if day > 0 && day % 2 == 1 {
+            assert_eq!((s.delta_chunks, s.new_chunks), (1, 1), "day {day}: {s:?}");
+            assert!(s.new_bytes < 64 << 10, "day {day}: {s:?}");
+        }
+        lineage = w.lineage;
+        versions.push(data);
+    }
+    for (day, v) in versions.iter().enumerate() {
+        assert_eq!(
+            &get(&repo, &format!("day{day}")).await.unwrap(),
+            v,
+            "day {day}"
+        );
+    }
+    let report = store
+        .verify(Some(repo.codec().clone()), None)
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+}

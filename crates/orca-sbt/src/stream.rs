@@ -40,8 +40,32 @@ pub struct Seen {
     first: Option<Rdba>,
     /// Blocks of more than one file were seen.
     mixed: bool,
+    /// Each file's valid blocks (the first [`MAX_RUNS`] files): how many, the lowest and
+    /// highest block numbers, and their size.
+    runs: Vec<Run>,
     pub oracle_blocks: u64,
     pub null_blocks: u64,
+}
+
+/// Files whose blocks are tallied in [`Seen`]: a piece's lanes are at most as many.
+const MAX_RUNS: usize = 64;
+
+/// The blocks of one file of a piece, as far as they were seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub rfile: u32,
+    pub block_size: usize,
+    pub count: u64,
+    pub lowest: u32,
+    pub highest: u32,
+}
+
+impl Run {
+    /// Whether the blocks seen are most of those their numbers span: a full backup's, with
+    /// a few never-formatted blocks left out, rather than a level 1's changed blocks.
+    pub fn dense(&self) -> bool {
+        self.count * 2 > u64::from(self.highest - self.lowest) + 1
+    }
 }
 
 impl StreamScan {
@@ -103,10 +127,15 @@ impl Seen {
                     && check_block(block, None).is_ok()
                 {
                     self.first = Some(rdba);
+                    self.tally(rdba, block.len());
                 }
             }
             Some(first) => {
-                self.mixed |= plausible(block).is_some_and(|r| r.rfile() != first.rfile());
+                let rdba = plausible(block);
+                self.mixed |= rdba.is_some_and(|r| r.rfile() != first.rfile());
+                if let Some(r) = rdba {
+                    self.tally(r, block.len());
+                }
             }
         }
         if looks_like_header(block)
@@ -126,6 +155,41 @@ impl Seen {
     /// Blocks of more than one datafile were seen: a multiplexed piece.
     pub fn multiplexed(&self) -> bool {
         self.mixed || self.headers > 1
+    }
+
+    fn tally(&mut self, rdba: Rdba, block_size: usize) {
+        if let Some(run) = self.runs.iter_mut().find(|r| r.rfile == rdba.rfile()) {
+            if run.block_size == block_size {
+                run.count += 1;
+                run.lowest = run.lowest.min(rdba.block());
+                run.highest = run.highest.max(rdba.block());
+            }
+        } else if self.runs.len() < MAX_RUNS {
+            self.runs.push(Run {
+                rfile: rdba.rfile(),
+                block_size,
+                count: 1,
+                lowest: rdba.block(),
+                highest: rdba.block(),
+            });
+        }
+    }
+
+    /// The blocks of the first datafile seen.
+    pub fn run(&self) -> Option<Run> {
+        self.runs.first().copied()
+    }
+
+    /// Whether the blocks seen, file by file, are most of those their numbers span: a full
+    /// backup's (see [`Run::dense`]), multiplexed or not.
+    pub fn dense(&self) -> bool {
+        let count: u64 = self.runs.iter().map(|r| r.count).sum();
+        let span: u64 = self
+            .runs
+            .iter()
+            .map(|r| u64::from(r.highest - r.lowest) + 1)
+            .sum();
+        !self.runs.is_empty() && count * 2 > span
     }
 
     /// The DBID of the first datafile header block seen.

@@ -565,3 +565,82 @@ fn backup_and_restore_through_the_vault() {
     assert!(out.contains("ORA-19511"), "{out}");
     assert!(out.contains("is not in the ORCA repository"), "{out}");
 }
+
+/// A full with two formatted blocks a third into the last datafile left out (zeroed: never
+/// formatted, so RMAN skips them; the simulator's RMAN then starts a new run of blocks, with
+/// a record header the size of a block, so the stream loses one block's length), then those
+/// blocks formatted and a second full, FILESPERSET `fps`; with `ORCA_SBT_BY_BLOCK` set as
+/// `by_block` says. The two fulls' pieces.
+fn fill_a_hole(env: &Env, by_block: bool, fps: u32) -> (Vec<PieceStats>, Vec<PieceStats>) {
+    let file = env.db.datafiles().into_iter().last().unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let bs = 8192;
+    let third = bytes.len() / bs / 3;
+    let formatted = |b: usize| bytes[b * bs..(b + 1) * bs].iter().any(|&x| x != 0);
+    let block = (third..bytes.len() / bs - 1)
+        .find(|&b| formatted(b) && formatted(b + 1))
+        .expect("a formatted block");
+    let hole = block * bs..(block + 2) * bs;
+    let saved = bytes[hole.clone()].to_vec();
+    let full = |env: &Env| {
+        let before = env.stats().len();
+        let p = env.parms();
+        let (ok, out) = env.db.rman(
+            &sbt_run(&[&p, &p], &format!("backup database filesperset {fps};")),
+            &[("ORCA_SBT_BY_BLOCK", if by_block { "1" } else { "0" })],
+        );
+        assert!(ok, "{out}");
+        env.stats()[before..].to_vec()
+    };
+    bytes[hole.clone()].fill(0);
+    std::fs::write(&file, &bytes).unwrap();
+    let first = full(env);
+    bytes[hole].copy_from_slice(&saved);
+    std::fs::write(&file, &bytes).unwrap();
+    let second = full(env);
+    eprintln!(
+        "block {block} of {} formatted, FILESPERSET {fps}, by block {by_block}: full {} B, next full {} B: {second:?}",
+        file.display(),
+        new_bytes(&first),
+        new_bytes(&second)
+    );
+    (first, second)
+}
+
+/// RMAN leaves never-formatted blocks out of a backup piece. When one in the middle of a
+/// datafile is formatted, every later block of the file moves up in the stream (or in its
+/// lane, multiplexed): keyed by block number, the next full stores the chunk holding it (and
+/// RMAN's headers), not the rest of the file, which it does keyed by stream offset (the
+/// negative control, in a repository of its own). The restore is the database.
+#[test]
+fn a_block_formatted_mid_file_costs_one_chunk_not_the_rest_of_the_file() {
+    for fps in [1, 4] {
+        let env = Env::new(16);
+        let size = env.db.datafile_bytes();
+        let (_, second) = fill_a_hole(&env, true, fps);
+        // One chunk of blocks at most (1 MiB, compressed), and RMAN's own bytes.
+        assert!(
+            new_bytes(&second) <= (1 << 20) + (256 << 10),
+            "FILESPERSET {fps}: a block formatted mid-file stored {} of {size}: {second:?}",
+            new_bytes(&second)
+        );
+        assert!(all_hits(&second, 4), "FILESPERSET {fps}: {second:?}");
+
+        let control = Env::new(16);
+        let (_, shifted) = fill_a_hole(&control, false, fps);
+        assert!(
+            new_bytes(&shifted) > new_bytes(&second) * 5,
+            "FILESPERSET {fps}: keyed by stream offset the same change stored {} B, by block {} B",
+            new_bytes(&shifted),
+            new_bytes(&second)
+        );
+
+        let p = env.parms();
+        let out = env.db.lose_restore_verify(&sbt_run(
+            &[&p, &p],
+            "restore database;
+recover database;",
+        ));
+        assert!(out.contains("media recovery complete"), "{out}");
+    }
+}
