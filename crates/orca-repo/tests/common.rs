@@ -90,6 +90,15 @@ pub async fn put(repo: &Repository, name: &str, data: Vec<u8>) -> Result<Committ
     .await
 }
 
+/// Verify of the whole repository, with the key: every chunk read back and rebuilt.
+pub async fn verify_clean(repo: &Repository, store: &Store) {
+    let report = store
+        .verify(Some(repo.codec().clone()), None)
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+}
+
 pub async fn get(repo: &Repository, name: &str) -> Result<Vec<u8>> {
     let mut reader = repo
         .reader(

@@ -28,14 +28,6 @@ async fn pack_bytes(store: &Store) -> u64 {
     store.stats().await.unwrap().pack_bytes
 }
 
-async fn verify_clean(repo: &Repository, store: &Store) {
-    let report = store
-        .verify(Some(repo.codec().clone()), None)
-        .await
-        .unwrap();
-    assert!(report.is_clean(), "{:?}", report.problems);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_pieces_space_is_reclaimed_and_the_rest_restores() {
     let dir = tempfile::tempdir().unwrap();

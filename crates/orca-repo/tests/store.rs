@@ -444,6 +444,28 @@ async fn put_lineage(
     put_parts(repo, name, data, lineage, 256 << 10, false).await
 }
 
+/// A writer with 4 MiB batches, `lineage` set, hashing in the caller's buffers or not.
+fn lineage_writer(
+    repo: &Repository,
+    name: &str,
+    lineage: orca_repo::Lineage,
+    hash_in_caller: bool,
+) -> orca_repo::PieceWriter {
+    let mut w = repo
+        .writer(
+            name,
+            PieceMeta::default(),
+            &WriteOptions {
+                batch_bytes: 4 << 20,
+                hash_in_caller,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    w.set_lineage(lineage);
+    w
+}
+
 /// Writes `data` in parts of `part` bytes from one buffer that is
 /// overwritten after every call, as RMAN does.
 async fn put_parts(
@@ -457,18 +479,7 @@ async fn put_parts(
     let repo = repo.clone();
     let name = name.to_string();
     tokio::task::spawn_blocking(move || {
-        let mut w = repo
-            .writer(
-                &name,
-                PieceMeta::default(),
-                &WriteOptions {
-                    batch_bytes: 4 << 20,
-                    hash_in_caller,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-        w.set_lineage(lineage);
+        let mut w = lineage_writer(&repo, &name, lineage, hash_in_caller);
         let mut buf = vec![0u8; part];
         for p in data.chunks(part) {
             buf[..p.len()].copy_from_slice(p);
@@ -1209,18 +1220,7 @@ async fn put_datafile(
         stream.extend_from_slice(block);
     }
     let committed = tokio::task::spawn_blocking(move || {
-        let mut w = repo
-            .writer(
-                &name,
-                PieceMeta::default(),
-                &WriteOptions {
-                    batch_bytes: 4 << 20,
-                    hash_in_caller,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-        w.set_lineage(lineage);
+        let mut w = lineage_writer(&repo, &name, lineage, hash_in_caller);
         for (region, bytes) in &parts {
             if by_block && *region > 0 {
                 w.realign(*region).unwrap();
@@ -1251,64 +1251,49 @@ async fn a_block_formatted_mid_file_costs_its_own_chunk_not_the_rest_of_the_file
         // Data of its own per case: the repository is shared.
         let data = blocks(1024, seed);
         let tag = format!("{by_block}-{hash_in_caller}");
-        let (v1, s1) = put_datafile(
-            &repo,
-            &format!("v1-{tag}"),
-            &data,
-            &[300, 301],
-            Default::default(),
-            by_block,
-            hash_in_caller,
-        )
-        .await;
-        let (v2, s2) = put_datafile(
-            &repo,
-            &format!("v2-{tag}"),
-            &data,
-            &[301],
-            v1.lineage.clone(),
-            by_block,
-            hash_in_caller,
-        )
-        .await;
-        let st = chunks_of(&v2);
-        eprintln!("{tag}: block 300 formatted: {st:?}");
-        if by_block {
-            // The header's chunk and the one of blocks 256-383, which holds more than half
-            // of its blocks past the new one, so is stored whole: at most one chunk's bytes.
-            assert_eq!(st.new_chunks, 2, "{tag}: {st:?}");
-            assert!(st.new_bytes < 1 << 20, "{tag}: {st:?}");
-        } else {
-            assert!(st.new_chunks >= 6, "{tag}: {st:?}");
+        // Blocks 300 and 301 never formatted; then 300 is; then 700 is freed.
+        let mut lineage = orca_repo::Lineage::default();
+        let mut streams = Vec::new();
+        for (v, holes) in [&[300, 301][..], &[301], &[301, 700]]
+            .into_iter()
+            .enumerate()
+        {
+            let (c, stream) = put_datafile(
+                &repo,
+                &format!("v{v}-{tag}"),
+                &data,
+                holes,
+                lineage,
+                by_block,
+                hash_in_caller,
+            )
+            .await;
+            let st = chunks_of(&c);
+            eprintln!("{tag} v{v}, blocks {holes:?} left out: {st:?}");
+            match (v, by_block) {
+                // The header's chunk and the one of blocks 256-383, which holds more than
+                // half of its blocks past the new one, so is stored whole: at most one
+                // chunk's bytes.
+                (1, true) => {
+                    assert_eq!(st.new_chunks, 2, "{tag}: {st:?}");
+                    assert!(st.new_bytes < 1 << 20, "{tag}: {st:?}");
+                }
+                (1, false) => assert!(st.new_chunks >= 6, "{tag}: {st:?}"),
+                (2, true) => assert_eq!(st.new_chunks, 2, "{tag}: {st:?}"),
+                _ => {}
+            }
+            lineage = c.lineage;
+            streams.push(stream);
         }
-        let (v3, s3) = put_datafile(
-            &repo,
-            &format!("v3-{tag}"),
-            &data,
-            &[301, 700],
-            v2.lineage.clone(),
-            by_block,
-            hash_in_caller,
-        )
-        .await;
-        let st = chunks_of(&v3);
-        eprintln!("{tag}: block 700 left out: {st:?}");
-        if by_block {
-            assert_eq!(st.new_chunks, 2, "{tag}: {st:?}");
-        }
-        for (v, s) in [("v1", s1), ("v2", s2), ("v3", s3)] {
+        for (v, s) in streams.into_iter().enumerate() {
             assert_eq!(
-                get(&repo, &format!("{v}-{tag}")).await.unwrap(),
+                get(&repo, &format!("v{v}-{tag}")).await.unwrap(),
                 s,
-                "{v} {tag}"
+                "v{v} {tag}"
             );
         }
     }
-    let report = store
-        .verify(Some(repo.codec().clone()), None)
-        .await
-        .unwrap();
-    assert!(report.is_clean(), "{:?}", report.problems);
+    verify_clean(&repo, &store).await;
 }
 
 /// Regions only go forward and start at 1, in a plain piece or a lane; a demultiplexed
@@ -1393,9 +1378,5 @@ async fn a_tail_that_shrinks_and_grows_is_a_delta_on_its_last_version() {
             "day {day}"
         );
     }
-    let report = store
-        .verify(Some(repo.codec().clone()), None)
-        .await
-        .unwrap();
-    assert!(report.is_clean(), "{:?}", report.problems);
+    verify_clean(&repo, &store).await;
 }
