@@ -241,7 +241,8 @@ enum ByBlock {
 /// Where chunks are keyed by block number: `ORCA_SBT_BY_BLOCK=0` nowhere, `1` in single-file
 /// pieces too, by default in the lanes of multiplexed pieces only. A single-file piece keyed
 /// by block raised a channel's peak RSS by 4-5 MiB in `memory_bound` (57-63 MiB against
-/// 51-58, the bound 64), for a cause not found yet: until it is, it is asked for.
+/// 51-58, the bound 64), with chunk ends inside RMAN's buffers, for a cause not found yet
+/// (docs/design.md, "Positions"): until it is, it is asked for.
 fn by_block() -> ByBlock {
     match std::env::var("ORCA_SBT_BY_BLOCK").as_deref() {
         Ok("0") => ByBlock::Never,
