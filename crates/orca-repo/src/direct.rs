@@ -31,6 +31,8 @@ use crate::pool::BufferPool;
 /// `O_DIRECT` wants buffer addresses, lengths and file offsets aligned to the
 /// device's logical block size; 4 KiB covers every disk in use.
 const ALIGN: usize = 4096;
+/// Staging buffers are made in steps of this size ([`write_direct`]).
+const STAGING_STEP: usize = 1 << 20;
 
 /// Prefix of the objects written with `O_DIRECT`.
 const DIRECT_PREFIX: &str = "packs/";
@@ -112,7 +114,9 @@ fn write_direct(tmp: &FsPath, payload: &PutPayload, staging: &BufferPool) -> std
         .create_new(true)
         .custom_flags(libc::O_DIRECT)
         .open(tmp)?;
-    let mut buf = staging.take(padded + ALIGN);
+    // Packs differ in length by a chunk or so: a buffer made for one must fit the next, or
+    // the pool keeps idle buffers too short beside a new one for every longer pack.
+    let mut buf = staging.take((padded + ALIGN).next_multiple_of(STAGING_STEP));
     buf.resize(padded + ALIGN, 0);
     let start = buf.as_ptr().align_offset(ALIGN);
     let region = &mut buf[start..start + padded];

@@ -23,7 +23,7 @@
 //! | `ORCA_SBT_READ_AHEAD` | 4 | restore: requests in flight |
 //! | `ORCA_SBT_READ_AHEAD_MB` | 4 | restore: decoded bytes held ahead of RMAN in all, the requests in flight included |
 //! | `ORCA_SBT_HASH_IN_CHANNEL` | 1 | backup: `0` fingerprints on the pool instead of in RMAN's buffers |
-//! | `ORCA_SBT_BY_BLOCK` | lanes | backup: where a datafile's chunks are keyed by block number rather than stream offset (docs/design.md, "Positions"): by default in multiplexed pieces' lanes, `1` in single-file pieces too, `0` nowhere |
+//! | `ORCA_SBT_BY_BLOCK` | 1 | backup: `0` keys a datafile's chunks by stream offset instead of by block number (docs/design.md, "Positions") |
 //! | `ORCA_SBT_DEMUX` | auto | backup: `1` stores single-file pieces demultiplexed too, `0` never demultiplexes |
 //!
 //! Besides: up to 16 MiB of a piece's start is held back until its datafile is known, before

@@ -182,11 +182,11 @@ struct Regions {
 }
 
 impl Regions {
-    /// For a piece whose head shows a full backup of one datafile, with
-    /// `ORCA_SBT_BY_BLOCK=1` ([`by_block`]); `None` for a level 1 (sparse changed blocks
-    /// would make a chunk of every few) or chunks smaller than a block.
+    /// For a piece whose head shows a full backup of one datafile; `None` for a level 1
+    /// (sparse changed blocks would make a chunk of every few), chunks smaller than a block,
+    /// or with `ORCA_SBT_BY_BLOCK=0` ([`by_block`]).
     fn new(scan: &StreamScan, chunk_size: usize) -> Option<Regions> {
-        if by_block() != ByBlock::All {
+        if !by_block() {
             return None;
         }
         let run = scan.seen().run().filter(|r| r.dense())?;
@@ -231,24 +231,10 @@ impl Regions {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ByBlock {
-    Never,
-    Lanes,
-    All,
-}
-
-/// Where chunks are keyed by block number: `ORCA_SBT_BY_BLOCK=0` nowhere, `1` in single-file
-/// pieces too, by default in the lanes of multiplexed pieces only. A single-file piece keyed
-/// by block raised a channel's peak RSS by 4-5 MiB in `memory_bound` (57-63 MiB against
-/// 51-58, the bound 64), with chunk ends inside RMAN's buffers, for a cause not found yet
-/// (docs/design.md, "Positions"): until it is, it is asked for.
-fn by_block() -> ByBlock {
-    match std::env::var("ORCA_SBT_BY_BLOCK").as_deref() {
-        Ok("0") => ByBlock::Never,
-        Ok("1") => ByBlock::All,
-        _ => ByBlock::Lanes,
-    }
+/// Whether datafile chunks are keyed by block number (single-file pieces and lanes alike):
+/// `ORCA_SBT_BY_BLOCK=0` keys them by stream offset, as before.
+fn by_block() -> bool {
+    std::env::var("ORCA_SBT_BY_BLOCK").as_deref() != Ok("0")
 }
 
 /// Whether a piece is stored demultiplexed: `ORCA_SBT_DEMUX=0` never, `1` whenever it holds
@@ -700,7 +686,7 @@ impl Session {
                 1,
                 &format!("piece {name}: blocks of several datafiles, stored demultiplexed"),
             );
-            let by_block = (w.scan.seen().dense() && by_block() != ByBlock::Never)
+            let by_block = (w.scan.seen().dense() && by_block())
                 .then_some(chunk_size)
                 .filter(|&s| s > 0);
             let d = w.demux.insert(Demuxing {
