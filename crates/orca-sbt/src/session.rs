@@ -76,7 +76,6 @@ struct Writing {
     buffers: std::sync::Arc<orca_repo::BufferPool>,
     writer: Option<PieceWriter>,
     lineage_key: Option<String>,
-    /// Positions the cache entry of `lineage_key` held when the piece began.
     /// Bytes the cache entry of `lineage_key` covered when the piece began.
     known: u64,
     scan: StreamScan,
@@ -153,16 +152,25 @@ impl Demuxing {
         {
             let per = u32::try_from(size / bytes.len()).unwrap_or(0);
             let next = self.next.entry(file).or_insert(0);
-            if per > 0 && rdba.block() >= *next {
-                let region = rdba.block() / per;
-                if region < MAX_LANE_REGION {
-                    writer.realign_lane(file, u64::from(region) + 1)?;
-                }
-                *next = (region + 1).saturating_mul(per);
+            if let Some(region) = region_begun(next, per, rdba.block())
+                && region < MAX_LANE_REGION
+            {
+                writer.realign_lane(file, u64::from(region) + 1)?;
             }
         }
         writer.write_lane(file, bytes)
     }
+}
+
+/// The region (of `per` block numbers) that `block` begins, when it reaches `next`, the first
+/// block number of the next region, which then moves past it.
+fn region_begun(next: &mut u32, per: u32, block: u32) -> Option<u32> {
+    if per == 0 || block < *next {
+        return None;
+    }
+    let region = block / per;
+    *next = (region + 1).saturating_mul(per);
+    Some(region)
 }
 
 /// Keys a single datafile's chunks by block number rather than stream offset: each run of
@@ -214,13 +222,11 @@ impl Regions {
             if let Some(rdba) = plausible(&buf[at..at + bs])
                 && rdba.rfile() == self.rfile
             {
-                if rdba.block() >= self.next {
-                    let region = rdba.block() / self.per;
+                if let Some(region) = region_begun(&mut self.next, self.per, rdba.block()) {
                     let cut = after_block.filter(|&e| e >= from).unwrap_or(at);
                     writer.write(&buf[from..cut])?;
                     writer.realign(u64::from(region) + 1)?;
                     from = cut;
-                    self.next = (region + 1).saturating_mul(self.per);
                 }
                 after_block = Some(at + bs);
             }
