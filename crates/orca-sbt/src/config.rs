@@ -29,8 +29,8 @@
 //! Besides: up to 16 MiB of a piece's start is held back until its datafile is known, before
 //! the pipeline starts; the library's allocator does not ask for transparent huge pages, so
 //! the RSS is what is used rather than whole 2 MiB pages, and it returns freed memory after
-//! 10 ms rather than its default second (`MIMALLOC_PURGE_DELAY`, in milliseconds, overrides
-//! it). A restore decodes into reused buffers, and a channel turning from backups to restores
+//! 10 ms while backing up and at once while restoring, rather than its default second
+//! (`MIMALLOC_PURGE_DELAY`, in milliseconds, overrides both). A restore decodes into reused buffers, and a channel turning from backups to restores
 //! (or back) frees the buffers the other kept idle.
 
 use std::path::PathBuf;
