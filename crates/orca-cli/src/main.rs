@@ -45,7 +45,8 @@ enum Command {
     Repo(cmd::repo::RepoCmd),
     /// Store a file, or standard input, as a named piece.
     Put(cmd::put::PutArgs),
-    /// Restore a piece to a file or standard output, verifying every chunk.
+    /// Restore a piece to a file or standard output, or several into a directory at once,
+    /// verifying every chunk.
     Get(cmd::get::GetArgs),
     /// List pieces, by name, database and time.
     Ls(cmd::ls::LsArgs),

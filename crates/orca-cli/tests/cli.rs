@@ -314,6 +314,103 @@ fn a_flipped_byte_fails_get_and_verify_naming_piece_and_chunk() {
     assert!(!report["problems"].as_array().unwrap().is_empty());
 }
 
+/// `orca get --output-dir`: several pieces at once, each checked against what was put; a
+/// piece whose pack was damaged fails alone and is named, the others land whole.
+#[test]
+fn several_pieces_restore_into_a_directory_and_a_damaged_one_is_named() {
+    let f = Fixture::new();
+    let data: Vec<Vec<u8>> = (0..3).map(|k| oracle_blocks(768, 10 + k)).collect();
+    let names = ["db/ORCL/df1", "db/ORCL/df2", "df3"];
+    let mut packs_of = Vec::new();
+    for (k, name) in names.iter().enumerate() {
+        let before = files_under(&f.repo.join("packs"));
+        f.put(name, &f.file(&format!("src{k}"), &data[k]), &[]);
+        let after = files_under(&f.repo.join("packs"));
+        packs_of.push(
+            after
+                .into_iter()
+                .filter(|p| !before.contains(p))
+                .collect::<Vec<_>>(),
+        );
+    }
+    let get = |dir: &Path, extra: &[&str]| {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut args = vec!["get", "--repo", f.repo()];
+        args.extend(names);
+        args.extend(["--output-dir", dir.to_str().unwrap()]);
+        args.extend(extra);
+        f.run(&args)
+    };
+
+    let all = f.root.join("all");
+    let got = get(&all, &["--parallel", "2", "--json"]);
+    assert!(
+        got.status.success(),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&got.stdout).unwrap();
+    assert_eq!(report["pieces"].as_array().unwrap().len(), 3, "{report}");
+    for (k, file) in ["df1", "df2", "df3"].iter().enumerate() {
+        assert!(
+            std::fs::read(all.join(file)).unwrap() == data[k],
+            "{file} restored differently"
+        );
+    }
+
+    // Refusals change nothing: files there already, two pieces onto one file, several
+    // pieces with no directory.
+    let again = get(&all, &[]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    let clash = f.run(&[
+        "get",
+        "--repo",
+        f.repo(),
+        "db/ORCL/df1",
+        "x/df1",
+        "--output-dir",
+        all.to_str().unwrap(),
+        "--force",
+    ]);
+    assert!(!clash.status.success());
+    assert!(
+        String::from_utf8_lossy(&clash.stderr).contains("both"),
+        "{}",
+        String::from_utf8_lossy(&clash.stderr)
+    );
+    let nodir = f.run(&["get", "--repo", f.repo(), "db/ORCL/df1", "df3"]);
+    assert!(!nodir.status.success());
+    assert!(String::from_utf8_lossy(&nodir.stderr).contains("--output-dir"));
+    assert!(std::fs::read(all.join("df1")).unwrap() == data[0]);
+
+    // The negative control: one byte of df2's pack flipped.
+    assert!(!packs_of[1].is_empty(), "df2 wrote packs of its own");
+    flip_byte(&packs_of[1][0], 0x08);
+    let some = f.root.join("some");
+    let got = get(&some, &[]);
+    assert!(!got.status.success(), "a damaged piece fails the command");
+    let msg = String::from_utf8_lossy(&got.stderr);
+    assert!(
+        msg.contains("db/ORCL/df2") && msg.contains("1 of 3"),
+        "{msg}"
+    );
+    assert!(!some.join("df2").exists(), "no damaged file left behind");
+    assert!(std::fs::read(some.join("df1")).unwrap() == data[0]);
+    assert!(std::fs::read(some.join("df3")).unwrap() == data[2]);
+    let partial = std::fs::read_dir(&some)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".orca-partial")
+        })
+        .count();
+    assert_eq!(partial, 0, "no partial file left behind");
+}
+
 #[test]
 fn kill_9_during_put_leaves_a_clean_repository_and_loses_no_work() {
     let f = Fixture::new();

@@ -1,37 +1,51 @@
 //! `orca get`: restore a piece to a file or standard output.
 
 use std::io::Write;
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use futures::StreamExt;
 use orca_repo::ReadOptions;
 use serde_json::json;
 
 use crate::common::{self, RepoArgs, human_bytes, mb_per_s, print_json};
 
 #[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("to_file").args(["output", "output_dir"]))]
 pub struct GetArgs {
     #[command(flatten)]
     repo: RepoArgs,
-    /// Name of the piece.
-    name: String,
+    /// Name of the piece; several with --output-dir.
+    #[arg(required = true, value_name = "NAME")]
+    names: Vec<String>,
     /// Write here instead of standard output. The file appears only once the
     /// whole piece was restored and verified.
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", conflicts_with = "output_dir")]
     output: Option<PathBuf>,
+    /// Restore each named piece into this directory, as a file named by the last
+    /// `/`-separated part of the piece's name, several pieces at once (--parallel): a
+    /// restore keeps the disk busy while another one syncs. Each file appears only once its
+    /// piece was restored and verified; a piece that fails does not stop the others, and
+    /// the command then fails naming it.
+    #[arg(long, value_name = "DIR")]
+    output_dir: Option<PathBuf>,
+    /// Pieces restored at once with --output-dir.
+    #[arg(long, default_value_t = 2, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=64), requires = "output_dir")]
+    parallel: u16,
     /// Replace the output file if it exists.
     #[arg(long)]
     force: bool,
-    /// Print a JSON summary (needs --output).
-    #[arg(long, requires = "output")]
+    /// Print a JSON summary (needs --output or --output-dir).
+    #[arg(long, requires = "to_file")]
     json: bool,
     /// Write every byte of the output file, zeros too. By default runs of zeros (a datafile's
     /// unformatted space) are left as holes that read back as zeros: the restore writes and
     /// syncs only the data. Use this where the file must own all its space at once, as a
     /// datafile that Oracle will extend into on a nearly full disk.
-    #[arg(long, requires = "output")]
+    #[arg(long, requires = "to_file")]
     no_sparse: bool,
 }
 
@@ -126,25 +140,156 @@ impl Sink {
     }
 }
 
-pub async fn run(a: GetArgs) -> Result<()> {
-    let (repo, _store) = a.repo.open().await?;
-    if let Some(out) = &a.output
-        && out.exists()
-        && !a.force
-    {
-        bail!("{} exists; pass --force to replace it", out.display());
+/// Where each piece goes: one file, standard output, or a file each in a directory.
+fn targets(a: &GetArgs) -> Result<Vec<(String, Option<PathBuf>)>> {
+    let Some(dir) = &a.output_dir else {
+        if a.names.len() > 1 {
+            bail!(
+                "{} pieces named: restoring several needs --output-dir DIR (one file each)",
+                a.names.len()
+            );
+        }
+        return Ok(vec![(a.names[0].clone(), a.output.clone())]);
+    };
+    if !dir.is_dir() {
+        bail!(
+            "{} is not a directory: create it first, or name another with --output-dir",
+            dir.display()
+        );
     }
-    let mut reader = repo.reader(&a.name, &ReadOptions::default()).await?;
-    let size = reader.size();
+    let mut by_file: std::collections::HashMap<String, &str> = Default::default();
+    let mut out = Vec::new();
+    for name in &a.names {
+        let file = name.rsplit('/').next().unwrap_or_default();
+        if file.is_empty() || file == "." || file == ".." {
+            bail!(
+                "piece {name:?} gives no file name (its last `/`-separated part is {file:?}): \
+                 restore it alone with -o FILE"
+            );
+        }
+        if let Some(other) = by_file.insert(file.to_string(), name) {
+            bail!(
+                "pieces {other:?} and {name:?} would both be restored to {}: restore one of \
+                 them alone with -o FILE",
+                dir.join(file).display()
+            );
+        }
+        out.push((name.clone(), Some(dir.join(file))));
+    }
+    Ok(out)
+}
+
+/// A piece, where it went, and its size and restore time or why it failed.
+type Outcome = (String, Option<PathBuf>, Result<(u64, Duration)>);
+
+pub async fn run(a: GetArgs) -> Result<()> {
+    let targets = targets(&a)?;
+    if !a.force {
+        for (_, out) in &targets {
+            if let Some(out) = out.as_ref().filter(|o| o.exists()) {
+                bail!("{} exists; pass --force to replace it", out.display());
+            }
+        }
+    }
+    let (repo, _store) = a.repo.open().await?;
     let started = Instant::now();
-    let bar = if a.output.is_some() {
-        common::byte_bar(size, "restoring")
+    let bar = if a.output.is_some() || a.output_dir.is_some() {
+        common::byte_bar(0, "restoring")
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let output = a.output.clone();
-    let no_sparse = a.no_sparse;
-    let bar2 = bar.clone();
+    let many = a.output_dir.is_some();
+    let parallel = if many { usize::from(a.parallel) } else { 1 };
+    let results: Vec<Outcome> = futures::stream::iter(targets)
+        .map(|(name, out)| {
+            let (repo, bar) = (&repo, bar.clone());
+            async move {
+                let r = restore_one(repo, &name, out.clone(), a.no_sparse, bar).await;
+                (name, out, r)
+            }
+        })
+        .buffered(parallel)
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    let elapsed = started.elapsed();
+    let mut failed = Vec::new();
+    let mut done = Vec::new();
+    for (name, out, r) in results {
+        match r {
+            Ok((size, took)) => done.push((name, out, size, took)),
+            Err(e) => {
+                if many {
+                    eprintln!("cannot restore {name:?}: {e:#}");
+                }
+                failed.push((name, e));
+            }
+        }
+    }
+    if !many && let Some((_, e)) = failed.pop() {
+        return Err(e);
+    }
+    let summary = |name: &str, out: &Path, size: u64, took: Duration| {
+        json!({
+            "name": name, "output": out, "size": size,
+            "elapsed_ms": u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            "mb_per_s": mb_per_s(size, took),
+        })
+    };
+    if a.json {
+        if many {
+            let total: u64 = done.iter().map(|d| d.2).sum();
+            print_json(&json!({
+                "pieces": done.iter().map(|(n, o, s, t)| summary(n, o.as_deref().unwrap_or(Path::new("")), *s, *t)).collect::<Vec<_>>(),
+                "failed": failed.iter().map(|(n, e)| json!({"name": n, "error": format!("{e:#}")})).collect::<Vec<_>>(),
+                "size": total,
+                "elapsed_ms": u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+                "mb_per_s": mb_per_s(total, elapsed),
+            }))?;
+        } else if let Some((n, Some(o), s, t)) = done.first() {
+            print_json(&summary(n, o, *s, *t))?;
+        }
+    } else {
+        for (name, out, size, took) in &done {
+            if let Some(out) = out {
+                eprintln!(
+                    "restored {name:?} to {}: {} verified, {:.0} MB/s",
+                    out.display(),
+                    human_bytes(*size),
+                    mb_per_s(*size, *took)
+                );
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} pieces not restored: {}; the others are in place, verified",
+            failed.len(),
+            failed.len() + done.len(),
+            failed
+                .iter()
+                .map(|(n, _)| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Restores piece `name` to `output` (standard output when `None`): written beside it as a
+/// partial file, verified chunk by chunk, synced, then renamed into place. Its size and how
+/// long it took.
+async fn restore_one(
+    repo: &orca_repo::Repository,
+    name: &str,
+    output: Option<PathBuf>,
+    no_sparse: bool,
+    bar: indicatif::ProgressBar,
+) -> Result<(u64, Duration)> {
+    let mut reader = repo.reader(name, &ReadOptions::default()).await?;
+    let size = reader.size();
+    bar.inc_length(size);
+    let started = Instant::now();
     tokio::task::spawn_blocking(move || -> Result<()> {
         let (mut sink, tmp) = match &output {
             Some(path) => {
@@ -163,7 +308,7 @@ pub async fn run(a: GetArgs) -> Result<()> {
         let result = (|| -> Result<()> {
             while let Some(chunk) = reader.next_chunk()? {
                 sink.write(&chunk).context("cannot write the output")?;
-                bar2.inc(chunk.len() as u64);
+                bar.inc(chunk.len() as u64);
             }
             sink.finish().context("cannot write the output")?;
             Ok(())
@@ -191,25 +336,7 @@ pub async fn run(a: GetArgs) -> Result<()> {
         }
     })
     .await??;
-    bar.finish_and_clear();
-    let elapsed = started.elapsed();
-    if let Some(out) = &a.output {
-        if a.json {
-            print_json(&json!({
-                "name": a.name, "output": out, "size": size,
-                "elapsed_ms": u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX), "mb_per_s": mb_per_s(size, elapsed),
-            }))?;
-        } else {
-            eprintln!(
-                "restored {:?} to {}: {} verified, {:.0} MB/s",
-                a.name,
-                out.display(),
-                human_bytes(size),
-                mb_per_s(size, elapsed)
-            );
-        }
-    }
-    Ok(())
+    Ok((size, started.elapsed()))
 }
 
 fn partial_name(path: &std::path::Path) -> PathBuf {
