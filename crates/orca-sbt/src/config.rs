@@ -30,8 +30,9 @@
 //! the pipeline starts; the library's allocator does not ask for transparent huge pages, so
 //! the RSS is what is used rather than whole 2 MiB pages, and it returns freed memory after
 //! 10 ms while backing up and at once while restoring, rather than its default second
-//! (`MIMALLOC_PURGE_DELAY`, in milliseconds, overrides both). A restore decodes into reused buffers, and a channel turning from backups to restores
-//! (or back) frees the buffers the other kept idle.
+//! (`MIMALLOC_PURGE_DELAY`, in milliseconds, overrides both). A restore decodes into reused
+//! buffers, and a channel turning from backups to restores (or back) frees the buffers the
+//! other kept idle.
 
 use std::path::PathBuf;
 

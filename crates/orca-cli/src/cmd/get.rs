@@ -239,9 +239,17 @@ pub async fn run(a: GetArgs) -> Result<()> {
     if a.json {
         if many {
             let total: u64 = done.iter().map(|d| d.2).sum();
+            let pieces: Vec<_> = done
+                .iter()
+                .map(|(n, o, s, t)| summary(n, o.as_deref().unwrap_or(Path::new("")), *s, *t))
+                .collect();
+            let failed: Vec<_> = failed
+                .iter()
+                .map(|(n, e)| json!({"name": n, "error": format!("{e:#}")}))
+                .collect();
             print_json(&json!({
-                "pieces": done.iter().map(|(n, o, s, t)| summary(n, o.as_deref().unwrap_or(Path::new("")), *s, *t)).collect::<Vec<_>>(),
-                "failed": failed.iter().map(|(n, e)| json!({"name": n, "error": format!("{e:#}")})).collect::<Vec<_>>(),
+                "pieces": pieces,
+                "failed": failed,
                 "size": total,
                 "elapsed_ms": u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
                 "mb_per_s": mb_per_s(total, elapsed),
