@@ -204,7 +204,22 @@ pub async fn run(a: GetArgs) -> Result<()> {
         .map(|(name, out)| {
             let (repo, bar) = (&repo, bar.clone());
             async move {
-                let r = restore_one(repo, &name, out.clone(), a.no_sparse, bar).await;
+                let r = restore_one(repo, &name, out.clone(), a.no_sparse, bar.clone()).await;
+                // Each piece is told as it lands: a set of large datafiles takes a while.
+                match (&r, &out) {
+                    (Ok((size, took)), Some(out)) if !a.json => bar.suspend(|| {
+                        eprintln!(
+                            "restored {name:?} to {}: {} verified, {:.0} MB/s",
+                            out.display(),
+                            human_bytes(*size),
+                            mb_per_s(*size, *took)
+                        )
+                    }),
+                    (Err(e), _) if many => {
+                        bar.suspend(|| eprintln!("cannot restore {name:?}: {e:#}"))
+                    }
+                    _ => {}
+                }
                 (name, out, r)
             }
         })
@@ -218,12 +233,7 @@ pub async fn run(a: GetArgs) -> Result<()> {
     for (name, out, r) in results {
         match r {
             Ok((size, took)) => done.push((name, out, size, took)),
-            Err(e) => {
-                if many {
-                    eprintln!("cannot restore {name:?}: {e:#}");
-                }
-                failed.push((name, e));
-            }
+            Err(e) => failed.push((name, e)),
         }
     }
     if !many && let Some((_, e)) = failed.pop() {
@@ -256,17 +266,6 @@ pub async fn run(a: GetArgs) -> Result<()> {
             }))?;
         } else if let Some((n, Some(o), s, t)) = done.first() {
             print_json(&summary(n, o, *s, *t))?;
-        }
-    } else {
-        for (name, out, size, took) in &done {
-            if let Some(out) = out {
-                eprintln!(
-                    "restored {name:?} to {}: {} verified, {:.0} MB/s",
-                    out.display(),
-                    human_bytes(*size),
-                    mb_per_s(*size, *took)
-                );
-            }
         }
     }
     if !failed.is_empty() {
