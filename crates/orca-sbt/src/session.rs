@@ -309,7 +309,6 @@ pub struct Session {
 
 impl Session {
     pub fn new(trace: Trace) -> Session {
-        crate::ffi::tune_allocator(crate::ffi::Phase::Backup);
         Session {
             trace,
             overrides: Default::default(),

@@ -193,13 +193,12 @@ pub async fn run(a: GetArgs) -> Result<()> {
     }
     let (repo, _store) = a.repo.open().await?;
     let started = Instant::now();
-    let bar = if a.output.is_some() || a.output_dir.is_some() {
+    let bar = if targets.iter().all(|(_, out)| out.is_some()) {
         common::byte_bar(0, "restoring")
     } else {
         indicatif::ProgressBar::hidden()
     };
     let many = a.output_dir.is_some();
-    let parallel = if many { usize::from(a.parallel) } else { 1 };
     let results: Vec<Outcome> = futures::stream::iter(targets)
         .map(|(name, out)| {
             let (repo, bar) = (&repo, bar.clone());
@@ -223,7 +222,8 @@ pub async fn run(a: GetArgs) -> Result<()> {
                 (name, out, r)
             }
         })
-        .buffered(parallel)
+        // One target unless --output-dir, which --parallel requires.
+        .buffered(usize::from(a.parallel))
         .collect()
         .await;
     bar.finish_and_clear();
