@@ -352,6 +352,31 @@ impl LineageCache {
         })
     }
 
+    /// Record that `key`'s lineage was backed up again unchanged, by a session that began at
+    /// `since`: its entries stay as they are, only their age and session time move, so an
+    /// unchanged source costs one row rather than a rewrite of every position. Returns
+    /// whether the cache held the source (when not, [`Self::store`] is the call to make).
+    pub fn touch(&self, key: &str, since: i64) -> Result<bool> {
+        let now = crate::now_unix();
+        self.with("touch", |c| {
+            let n = c.execute(
+                "UPDATE sources SET updated = ?2, since = ?3 WHERE key = ?1",
+                params![key, now, since],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Keep what a committed piece learnt of `key`: [`Self::touch`] when the writer found
+    /// the lineage `unchanged` ([`crate::Committed::lineage_unchanged`]) and the cache still
+    /// holds it, else [`Self::store`].
+    pub fn update(&self, key: &str, lineage: &Lineage, unchanged: bool) -> Result<()> {
+        if unchanged && self.touch(key, lineage.since)? {
+            return Ok(());
+        }
+        self.store(key, lineage)
+    }
+
     /// Forget a source (e.g. after a commit found its cached chunks missing).
     pub fn forget(&self, key: &str) -> Result<()> {
         self.with("forget", |c| {
@@ -411,6 +436,26 @@ mod tests {
         expired.store("c", &l).unwrap();
         std::thread::sleep(Duration::from_millis(1100));
         assert!(expired.load("c").unwrap().is_empty());
+    }
+
+    /// A touched source keeps its entries and takes the new session time; a source the
+    /// cache does not hold is reported so, and not created.
+    #[test]
+    fn touch_moves_the_session_time_and_keeps_the_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = LineageCache::open(dir.path(), "r1").unwrap();
+        let mut l = Lineage {
+            since: 100,
+            ..Lineage::default()
+        };
+        l.entries.insert(0, entry(1, true));
+        cache.store("k", &l).unwrap();
+        assert!(cache.touch("k", 250).unwrap());
+        let back = cache.load("k").unwrap();
+        assert_eq!(back.since, 250);
+        assert_eq!(back.entries, l.entries);
+        assert!(!cache.touch("absent", 250).unwrap());
+        assert!(cache.load("absent").unwrap().is_empty());
     }
 }
 

@@ -72,6 +72,11 @@ pub struct Committed {
     pub lineage: Lineage,
     /// For a demultiplexed piece, the same per lane, positions being offsets in the lane.
     pub lanes: std::collections::BTreeMap<u32, Lineage>,
+    /// `lineage` holds exactly the entries of the lineage the writer was given: the cache
+    /// need only be told the new session time ([`crate::LineageCache::touch`]).
+    pub lineage_unchanged: bool,
+    /// The lanes whose lineage is likewise unchanged.
+    pub lanes_unchanged: std::collections::BTreeSet<u32>,
 }
 
 /// What the pipeline produced for one chunk.
@@ -229,6 +234,28 @@ const REGION_SHIFT: u32 = 40;
 
 fn lane_position(lane: u32, offset: u64) -> u64 {
     ((u64::from(lane) + 1) << LANE_SHIFT) | offset
+}
+
+/// The lanes of `lanes` whose entries are exactly those `known` (lanes merged by
+/// [`lane_position`]) holds for them.
+fn unchanged_lanes(
+    known: &Lineage,
+    lanes: &std::collections::BTreeMap<u32, Lineage>,
+) -> std::collections::BTreeSet<u32> {
+    let mut counts = std::collections::BTreeMap::<u64, usize>::new();
+    for pos in known.entries.keys() {
+        *counts.entry(pos >> LANE_SHIFT).or_default() += 1;
+    }
+    lanes
+        .iter()
+        .filter(|(lane, l)| {
+            counts.get(&(u64::from(**lane) + 1)) == Some(&l.entries.len())
+                && l.entries
+                    .iter()
+                    .all(|(off, e)| known.entries.get(&lane_position(**lane, *off)) == Some(e))
+        })
+        .map(|(lane, _)| *lane)
+        .collect()
 }
 
 /// The size of the parts a lane's last, partial chunk is cut into: 1/8 of a chunk, at least
@@ -1264,11 +1291,27 @@ impl PieceWriter {
                     .insert(o.offset & ((1 << LANE_SHIFT) - 1), o.lineage);
             }
         }
+        let known = self
+            .ctx
+            .lineage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let lineage_unchanged = !demuxed
+            && known
+                .as_ref()
+                .is_some_and(|k| k.lineage.entries == lineage.entries);
+        let lanes_unchanged = match &known {
+            Some(k) if demuxed => unchanged_lanes(&k.lineage, &lanes),
+            _ => Default::default(),
+        };
         Ok(Committed {
             info,
             manifest,
             lineage,
             lanes,
+            lineage_unchanged,
+            lanes_unchanged,
         })
     }
 

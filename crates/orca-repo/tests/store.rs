@@ -538,9 +538,13 @@ async fn scattered_block_changes_are_stored_as_deltas() {
         .unwrap();
     assert!(report.is_clean(), "{:?}", report.problems);
     // An unchanged re-run probes nothing at all.
-    let again = put_lineage(&repo, "v4", third, t.lineage).await;
+    let again = put_lineage(&repo, "v4", third, t.lineage.clone()).await;
     let s4 = again.manifest.header.meta.stats.unwrap();
     assert_eq!((s4.probes, s4.new_chunks), (0, 0));
+    // ... and says its lineage is the one it was given, which a changed version does not.
+    assert!(again.lineage_unchanged);
+    assert_eq!(again.lineage.entries, t.lineage.entries);
+    assert!(!t.lineage_unchanged && !second.lineage_unchanged && !first.lineage_unchanged);
 }
 
 /// Daily versions of a 4 MiB source, each changing 2 new blocks (units) in each 1 MiB chunk:
@@ -1086,6 +1090,25 @@ async fn a_lane_that_grows_at_its_end_costs_its_last_granule_not_its_tail() {
     assert_eq!(
         get(&repo, "day1").await.unwrap(),
         flat(&multiplexed(&grown, &file2))
+    );
+    assert!(day1.lanes_unchanged.is_empty(), "both lanes changed");
+
+    // Day 2 changes one block of file 2 only: file 1's lane is reported unchanged (its
+    // cache entry need only be touched), file 2's is not.
+    file2[5 * 8192 + 9] ^= 0x11;
+    let day2 = put_lanes(
+        &repo,
+        "day2",
+        multiplexed(&grown, &file2),
+        day1.lanes.clone(),
+    )
+    .await;
+    assert_eq!(day2.lanes_unchanged, [1].into());
+    assert_eq!(day2.lanes[&1].entries, day1.lanes[&1].entries);
+    assert_ne!(day2.lanes[&2].entries, day1.lanes[&2].entries);
+    assert!(
+        !day2.lineage_unchanged,
+        "a demultiplexed piece has no whole lineage"
     );
 }
 

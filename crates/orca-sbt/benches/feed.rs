@@ -3,7 +3,9 @@
 //! the figure is the library's own speed without the database side. Used by
 //! `scripts/bench-sbt`:
 //!   cargo bench -p orca-sbt --bench feed -- PIECE_DIR REPO KEY_FILE CACHE_DIR ROUNDS
-//! Prints one JSON line per round: bytes, seconds, MB/s.
+//! Prints one JSON line per round: bytes, seconds, MB/s, and the CPU seconds the process
+//! spent (user and system): on a shared machine the CPU a round costs varies less than its
+//! wall time, so A/B comparisons read that.
 #![allow(unsafe_code)]
 
 use std::ffi::{CString, c_char, c_ulong, c_void};
@@ -94,6 +96,18 @@ fn channel(pieces: &mut [(String, Vec<u8>)], suffix: &str) {
     }
 }
 
+/// User and system CPU seconds of the whole process so far.
+fn cpu_seconds() -> (f64, f64) {
+    let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF cannot fail.
+    let u = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr());
+        u.assume_init()
+    };
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (s(u.ru_utime), s(u.ru_stime))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -128,15 +142,19 @@ fn main() {
     for round in 0..rounds {
         let suffix = format!(".{}.r{round}", std::process::id());
         let started = Instant::now();
+        let cpu0 = cpu_seconds();
         let (first, second) = pieces.split_at_mut(half);
         std::thread::scope(|s| {
             s.spawn(|| channel(first, &suffix));
             s.spawn(|| channel(second, &suffix));
         });
         let secs = started.elapsed().as_secs_f64();
+        let (user, sys) = cpu_seconds();
         println!(
-            "{{\"round\": {round}, \"bytes\": {bytes}, \"seconds\": {secs:.3}, \"mb_per_s\": {:.0}}}",
-            bytes as f64 / 1e6 / secs
+            "{{\"round\": {round}, \"bytes\": {bytes}, \"seconds\": {secs:.3}, \"mb_per_s\": {:.0}, \"user_seconds\": {:.3}, \"system_seconds\": {:.3}}}",
+            bytes as f64 / 1e6 / secs,
+            user - cpu0.0,
+            sys - cpu0.1,
         );
     }
 }

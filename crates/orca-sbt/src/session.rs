@@ -792,12 +792,14 @@ impl Session {
                     .clone()
                     .unwrap_or_default();
                 if let Some(k) = &w.lineage_key {
-                    self.remember(k, &committed.lineage, w.known);
+                    self.remember(k, &committed.lineage, w.known, committed.lineage_unchanged);
                 }
                 if let Some(d) = &w.demux {
                     for (lane, lineage) in &committed.lanes {
                         if let Some(k) = d.key(*lane) {
-                            self.remember(&k, lineage, d.lanes.get(lane).copied().unwrap_or(0));
+                            let known = d.lanes.get(lane).copied().unwrap_or(0);
+                            let same = committed.lanes_unchanged.contains(lane);
+                            self.remember(&k, lineage, known, same);
                         }
                     }
                 }
@@ -825,11 +827,13 @@ impl Session {
     /// Keep a piece's (or a lane's) lineage for the next backup of its source, unless it
     /// covers far fewer bytes than the entry it would replace (`known`): a level 1 piece
     /// carries only the changed blocks, and the next full finds its chunks from the last
-    /// full's lineage.
-    fn remember(&self, k: &str, lineage: &orca_repo::Lineage, known: u64) {
+    /// full's lineage. An entry the piece left `unchanged` is only told the new session time:
+    /// rewriting every position of an unchanged datafile would cost more than hashing it.
+    fn remember(&self, k: &str, lineage: &orca_repo::Lineage, known: u64, unchanged: bool) {
         let Some(cache) = self.repo.as_ref().and_then(|r| r.cache.as_ref()) else {
             return;
         };
+
         if lineage.bytes() * 2 < known {
             self.trace.line(
                 0,
@@ -840,7 +844,7 @@ impl Session {
             );
             return;
         }
-        if let Err(e) = cache.store(k, lineage) {
+        if let Err(e) = cache.update(k, lineage, unchanged) {
             let msg = format!("could not update the fingerprint cache entry {k}: {e}");
             self.trace.line(0, &msg);
         }

@@ -520,7 +520,10 @@ impl Appliance {
             what: "ingest",
             source,
         })??;
-        if let Err(e) = self.local_cache.store(&key, &committed.lineage) {
+        if let Err(e) =
+            self.local_cache
+                .update(&key, &committed.lineage, committed.lineage_unchanged)
+        {
             tracing::warn!(error = %e, "cannot update the local fingerprint cache");
         }
         Ok(())

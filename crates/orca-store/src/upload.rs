@@ -340,7 +340,10 @@ impl Appliance {
             what: "upload",
             source,
         })??;
-        if let Err(e) = open.cache.store(key, &committed.lineage) {
+        if let Err(e) = open
+            .cache
+            .update(key, &committed.lineage, committed.lineage_unchanged)
+        {
             tracing::warn!(error = %e, "cannot update the vault fingerprint cache");
         }
         Ok(())

@@ -158,7 +158,7 @@ pub async fn run(a: PutArgs) -> Result<()> {
     bar.finish_and_clear();
     let elapsed = started.elapsed();
     if let (Some(c), Some(k)) = (&cache, &lineage_key)
-        && let Err(e) = c.store(k, &committed.lineage)
+        && let Err(e) = c.update(k, &committed.lineage, committed.lineage_unchanged)
     {
         tracing::warn!(error = %e, "could not update the lineage cache");
     }
