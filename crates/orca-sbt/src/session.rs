@@ -467,10 +467,12 @@ impl Session {
         let repo = &self.repo()?.repo;
         repo.codec().clear_idle();
         let buffers = repo.chunk_buffers();
-        // The pipeline's batches and a spare: the head's segments beyond them are freed once
-        // written rather than kept idle for the rest of the piece.
+        // The pipeline's batches and a spare, or a whole held-back head if more: every piece
+        // holds one, and a channel that freed part of it would fault the same memory in
+        // again for its next piece (the peak is the head's either way).
         let opts = write_options();
-        buffers.set_keep(opts.batch_bytes * (opts.concurrency + 2) / HEAD_SEGMENT + 2);
+        let pipeline = opts.batch_bytes * (opts.concurrency + 2) / HEAD_SEGMENT + 2;
+        buffers.set_keep(pipeline.max(SNIFF_MAX / HEAD_SEGMENT));
         self.open = Open::Write(Box::new(Writing {
             name: name.to_string(),
             block_size,
