@@ -356,7 +356,7 @@ impl LineageCache {
     /// `since`: its entries stay as they are, only their age and session time move, so an
     /// unchanged source costs one row rather than a rewrite of every position. Returns
     /// whether the cache held the source (when not, [`Self::store`] is the call to make).
-    pub fn touch(&self, key: &str, since: i64) -> Result<bool> {
+    fn touch(&self, key: &str, since: i64) -> Result<bool> {
         let now = crate::now_unix();
         self.with("touch", |c| {
             let n = c.execute(
@@ -367,9 +367,9 @@ impl LineageCache {
         })
     }
 
-    /// Keep what a committed piece learnt of `key`: [`Self::touch`] when the writer found
-    /// the lineage `unchanged` ([`crate::Committed::lineage_unchanged`]) and the cache still
-    /// holds it, else [`Self::store`].
+    /// Keep what a committed piece learnt of `key`: when the writer found the lineage
+    /// `unchanged` ([`crate::Committed::lineage_unchanged`]) and the cache still holds it,
+    /// only the source's age and session time move; else [`Self::store`].
     pub fn update(&self, key: &str, lineage: &Lineage, unchanged: bool) -> Result<()> {
         if unchanged && self.touch(key, lineage.since)? {
             return Ok(());

@@ -73,7 +73,7 @@ pub struct Committed {
     /// For a demultiplexed piece, the same per lane, positions being offsets in the lane.
     pub lanes: std::collections::BTreeMap<u32, Lineage>,
     /// `lineage` holds exactly the entries of the lineage the writer was given: the cache
-    /// need only be told the new session time ([`crate::LineageCache::touch`]).
+    /// need only be told the new session time ([`crate::LineageCache::update`]).
     pub lineage_unchanged: bool,
     /// The lanes whose lineage is likewise unchanged.
     pub lanes_unchanged: std::collections::BTreeSet<u32>,

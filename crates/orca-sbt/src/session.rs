@@ -835,7 +835,6 @@ impl Session {
         let Some(cache) = self.repo.as_ref().and_then(|r| r.cache.as_ref()) else {
             return;
         };
-
         if lineage.bytes() * 2 < known {
             self.trace.line(
                 0,
