@@ -1070,12 +1070,13 @@ impl PieceWriter {
     /// thread that read it while the bytes are still in its cache: reading
     /// costs as much CPU as hashing, so a single reading thread would halve
     /// the speed on already-stored data. Other chunkers read it as a stream.
+    /// Call it from a plain thread (`spawn_blocking`), not from a rayon task: it waits for
+    /// the chunks it hands to the pool.
     pub fn write_file(
         &mut self,
         file: &std::fs::File,
         mut progress: impl FnMut(u64),
     ) -> Result<u64> {
-        use std::os::unix::fs::FileExt;
         let size = match self.spec {
             ChunkerSpec::Fixed { size } => size as usize,
             _ => return self.write_from(&mut std::io::BufReader::new(file), progress),
@@ -1085,101 +1086,77 @@ impl PieceWriter {
         if partial || !self.chunked.is_multiple_of(size as u64) {
             return self.write_from(&mut std::io::BufReader::new(file), progress);
         }
-        let pools = self.ctx.pools.clone();
-        let per_batch = (self.batch_target / size).max(1);
-        let codec = self.ctx.codec.clone();
-        let with_units = self.ctx.with_units;
-        let mut at = 0u64;
-        loop {
-            let anchors: Vec<Option<Arc<Vec<UnitCv>>>> = {
-                let lineage = self.ctx.lineage.lock().unwrap_or_else(|p| p.into_inner());
-                (0..per_batch)
-                    .map(|i| {
-                        let entries = &lineage.as_ref()?.lineage.entries;
-                        let a = entries
-                            .get(&(self.chunked + (i * size) as u64))?
-                            .anchor
-                            .as_ref()?;
-                        Some(a.cvs.clone())
-                    })
-                    .collect()
+        let ctx = self.ctx.clone();
+        // Chunks read ahead of the one being handed on: a batch's worth, as many as the
+        // pipeline takes at once.
+        let window = (self.batch_target / size).max(1) as u64;
+        let base = self.chunked;
+        let anchor_at = |i: u64| -> Option<Arc<Vec<UnitCv>>> {
+            let lineage = ctx.lineage.lock().unwrap_or_else(|p| p.into_inner());
+            let entries = &lineage.as_ref()?.lineage.entries;
+            Some(
+                entries
+                    .get(&(base + i * size as u64))?
+                    .anchor
+                    .as_ref()?
+                    .cvs
+                    .clone(),
+            )
+        };
+        // One rayon task per chunk, at most `window` of them ahead of the one handed on, and
+        // handed on in order as they come: no batch waits for its slowest chunk while the
+        // other core idles. Tasks never block, so the pipeline's own encoding on the same
+        // pool always gets a thread.
+        rayon::in_place_scope(|scope| -> Result<u64> {
+            let (tx, rx) = std::sync::mpsc::channel::<(u64, Result<Option<(Bytes, Hashed)>>)>();
+            let spawn = |i: u64| {
+                let (tx, ctx, anchor) = (tx.clone(), &ctx, anchor_at(i));
+                scope.spawn(move |_| {
+                    let anchor = anchor.as_deref().map(Vec::as_slice);
+                    // A panic would leave the chunk's slot empty forever: hand it on as an error.
+                    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        read_chunk(file, i * size as u64, size, ctx, anchor)
+                    }))
+                    .unwrap_or(Err(RepoError::PipelineStopped { stage: "file read" }));
+                    // The receiver is gone only once the file's end or an error was handed on.
+                    let _ = tx.send((i, read));
+                });
             };
-            let chunks: Vec<Option<(Bytes, Hashed)>> = (0..per_batch)
-                .into_par_iter()
-                .map(|i| -> Result<Option<(Bytes, Hashed)>> {
-                    let anchor = anchors[i].as_deref().map(Vec::as_slice);
-                    let start = at + (i * size) as u64;
-                    let mut buf = pools.chunks.take(size);
-                    buf.resize(size, 0);
-                    let key = codec.keys().id_key();
-                    let mut nodes = Vec::with_capacity(size.div_ceil(UNIT));
-                    let mut got = 0;
-                    let mut hashed = 0;
-                    // Read a part, hash it while it is in the cache, go on.
-                    while got < size {
-                        let end = (got + READ_PART).min(size);
-                        let n = match file.read_at(&mut buf[got..end], start + got as u64) {
-                            Ok(n) => n,
-                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                            Err(e) => return Err(RepoError::io("cannot read the input file", e)),
-                        };
-                        got += n;
-                        if with_units && (got == end || n == 0) {
-                            let whole = if n == 0 { got } else { got - got % UNIT };
-                            crate::hash::hash_units(
-                                key,
-                                &buf[hashed..whole],
-                                hashed,
-                                anchor,
-                                &mut nodes,
-                            );
-                            hashed = whole;
-                        }
-                        if n == 0 {
-                            break;
-                        }
+            let mut ready: std::collections::BTreeMap<u64, Result<Option<(Bytes, Hashed)>>> =
+                std::collections::BTreeMap::new();
+            for i in 0..window {
+                spawn(i);
+            }
+            let mut next = 0u64;
+            let mut at = 0u64;
+            loop {
+                let read = match ready.remove(&next) {
+                    Some(r) => r,
+                    None => {
+                        let (i, r) = rx
+                            .recv()
+                            .map_err(|_| RepoError::PipelineStopped { stage: "file read" })?;
+                        ready.insert(i, r);
+                        continue;
                     }
-                    if got == 0 {
-                        pools.chunks.give(buf);
-                        return Ok(None);
-                    }
-                    buf.truncate(got);
-                    let hash = if with_units {
-                        if hashed < got {
-                            crate::hash::hash_units(
-                                key,
-                                &buf[hashed..got],
-                                hashed,
-                                anchor,
-                                &mut nodes,
-                            );
-                        }
-                        crate::hash::from_nodes(key, &buf, &nodes)
-                    } else {
-                        codec.keys().chunk_hash(&buf, false)
-                    };
-                    Ok(Some((pools.chunks.bytes(buf), hash)))
-                })
-                .collect::<Result<_>>()?;
-            let mut eof = false;
-            for c in chunks {
+                };
                 // A short chunk is the file's end; anything read after it
                 // (a file growing while we read) belongs to no consistent view.
-                let Some((data, hash)) = c.filter(|_| !eof) else {
-                    eof = true;
-                    continue;
+                let Some((data, hash)) = read? else {
+                    return Ok(at);
                 };
-                eof = data.len() < size;
                 let n = data.len() as u64;
                 at += n;
                 self.size += n;
                 progress(n);
                 self.push_hashed(data, Some(hash))?;
+                if n < size as u64 {
+                    return Ok(at);
+                }
+                spawn(next + window);
+                next += 1;
             }
-            if eof {
-                return Ok(at);
-            }
-        }
+        })
     }
 
     fn send_batch(&mut self) -> Result<()> {
@@ -1550,6 +1527,55 @@ async fn run(
         stats.anchor_reads += s.anchor_reads;
     }
     Ok((refs, stats))
+}
+
+/// Read the fixed-size chunk at `start` of `file` and fingerprint it, each part hashed while
+/// it is still in the core's cache; `None` past the file's end.
+fn read_chunk(
+    file: &std::fs::File,
+    start: u64,
+    size: usize,
+    ctx: &Ctx,
+    anchor: Option<&[UnitCv]>,
+) -> Result<Option<(Bytes, Hashed)>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = ctx.pools.chunks.take(size);
+    buf.resize(size, 0);
+    let key = ctx.codec.keys().id_key();
+    let mut nodes = Vec::with_capacity(size.div_ceil(UNIT));
+    let mut got = 0;
+    let mut hashed = 0;
+    while got < size {
+        let end = (got + READ_PART).min(size);
+        let n = match file.read_at(&mut buf[got..end], start + got as u64) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(RepoError::io("cannot read the input file", e)),
+        };
+        got += n;
+        if ctx.with_units && (got == end || n == 0) {
+            let whole = if n == 0 { got } else { got - got % UNIT };
+            crate::hash::hash_units(key, &buf[hashed..whole], hashed, anchor, &mut nodes);
+            hashed = whole;
+        }
+        if n == 0 {
+            break;
+        }
+    }
+    if got == 0 {
+        ctx.pools.chunks.give(buf);
+        return Ok(None);
+    }
+    buf.truncate(got);
+    let hash = if ctx.with_units {
+        if hashed < got {
+            crate::hash::hash_units(key, &buf[hashed..got], hashed, anchor, &mut nodes);
+        }
+        crate::hash::from_nodes(key, &buf, &nodes)
+    } else {
+        ctx.codec.keys().chunk_hash(&buf, false)
+    };
+    Ok(Some((ctx.pools.chunks.bytes(buf), hash)))
 }
 
 async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, WriteStats)> {

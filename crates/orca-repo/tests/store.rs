@@ -731,6 +731,63 @@ async fn files_read_in_parallel_chunk_like_streams() {
     }
 }
 
+/// A file many read-ahead windows long (2 chunks each) keeps its chunks in order, and its
+/// repeat finds each position's last version: unchanged chunks are cache hits, the two
+/// changed ones deltas on the chunk at their own position, not a neighbour's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_read_ahead_keep_each_chunk_at_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, _store) = local_repo(dir.path()).await;
+    let mut data = blocks(1216, 51);
+    let path = dir.path().join("datafile");
+    let store = |name: &'static str, data: Vec<u8>, lineage: Option<orca_repo::Lineage>| {
+        let (r, path) = (repo.clone(), path.clone());
+        async move {
+            std::fs::write(&path, &data).unwrap();
+            tokio::task::spawn_blocking(move || {
+                let mut w = r
+                    .writer(
+                        name,
+                        PieceMeta::default(),
+                        &WriteOptions {
+                            batch_bytes: 2 << 20,
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap();
+                if let Some(l) = lineage {
+                    w.set_lineage(l);
+                }
+                let f = std::fs::File::open(&path).unwrap();
+                assert_eq!(w.write_file(&f, |_| {}).unwrap(), data.len() as u64);
+                w.finish().unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let first = store("day1", data.clone(), None).await;
+    assert_eq!(first.manifest.chunks.len(), 10);
+    for chunk in [1usize, 6] {
+        data[(chunk << 20) + 8192 * 3 + 100] ^= 0x5a;
+    }
+    let second = store("day2", data.clone(), Some(first.lineage.clone())).await;
+    let stats = second.manifest.header.meta.stats.clone().unwrap();
+    assert_eq!(stats.cache_hits, 8);
+    assert_eq!(stats.delta_chunks, 2);
+    for (i, (a, b)) in first
+        .manifest
+        .chunks
+        .iter()
+        .zip(&second.manifest.chunks)
+        .enumerate()
+    {
+        assert_eq!(a.id == b.id, i != 1 && i != 6, "chunk {i}");
+    }
+    assert_eq!(get(&repo, "day2").await.unwrap(), data);
+    assert_ne!(get(&repo, "day1").await.unwrap(), data);
+}
+
 /// A piece that ends inside the first chunk of the last one (a level 1 after a level 0 of the
 /// same datafile) with units equal to that chunk's and others changed: the short chunk is
 /// stored whole, its skipped units read back from the longer anchor.
