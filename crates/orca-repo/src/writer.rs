@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use crate::backend::{Backend, EncodedChunk};
 use crate::chain::MAX_DELTA_DEPTH;
 use crate::chunker::{Chunker, ChunkerSpec};
-use crate::codec::Codec;
+use crate::codec::{Codec, UnitValues};
 use crate::error::{RepoError, Result};
 use crate::hash::{Node, PAIR, UNIT, UnitCv};
 use crate::id::ChunkId;
@@ -1529,6 +1529,19 @@ async fn run(
     Ok((refs, stats))
 }
 
+/// The values of a delta's `changed` units, as its payload carries them.
+fn changed_values(cvs: &[UnitCv], changed: &[usize]) -> Option<UnitValues> {
+    let mut carried = changed
+        .iter()
+        .map(|&u| Some((u16::try_from(u).ok()?, *cvs.get(u)?)))
+        .collect::<Option<Vec<_>>>()?;
+    carried.sort_unstable_by_key(|(u, _)| *u);
+    Some(UnitValues::Changed {
+        units: u16::try_from(cvs.len()).ok()?,
+        changed: carried,
+    })
+}
+
 /// Read the fixed-size chunk at `start` of `file` and fingerprint it, each part hashed while
 /// it is still in the core's cache; `None` past the file's end.
 fn read_chunk(
@@ -1722,9 +1735,24 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
             .map(|(i, delta)| {
                 let (id, data) = (&hashes[*i].0, &batch[*i].data);
                 let out = pools.payloads.take(Codec::max_payload(data.len()));
-                let payload = match delta {
-                    Some(d) => codec.encode_delta_in(out, id, data, &d.base, &d.changed)?,
-                    None => codec.encode_in(out, id, data)?,
+                // The chunk's unit values travel with it, so that its next version can find
+                // which units changed without a local copy: all of them for a chunk stored
+                // whole, the delta's own for a delta.
+                let cvs = hashes[*i].1.as_deref();
+                let payload = match (delta, cvs) {
+                    (Some(d), Some(cvs)) => match changed_values(cvs, &d.changed) {
+                        Some(v) => codec
+                            .encode_delta_with_values_in(out, id, data, &d.base, &d.changed, &v)?,
+                        None => codec.encode_delta_in(out, id, data, &d.base, &d.changed)?,
+                    },
+                    (Some(d), None) => codec.encode_delta_in(out, id, data, &d.base, &d.changed)?,
+                    (None, Some(cvs)) => codec.encode_with_values_in(
+                        out,
+                        id,
+                        data,
+                        &UnitValues::Every(cvs.to_vec()),
+                    )?,
+                    (None, None) => codec.encode_in(out, id, data)?,
                 };
                 Ok(EncodedChunk {
                     id: *id,
