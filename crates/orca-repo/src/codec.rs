@@ -56,8 +56,12 @@ const MAX_UNIT_SHIFT: u32 = 16;
 
 const FLAG_ZSTD: u8 = 0x01;
 const FLAG_DELTA: u8 = 0x02;
-const FLAG_VALUES: u8 = 0x04;
-const FLAG_UNKNOWN: u8 = 0x08;
+/// Flag bits no layout uses (yet): a payload with one set is of a newer format.
+const FLAG_UNKNOWN: u8 = 0x0c;
+/// Added to the cipher code of a payload that carries unit values ahead of its body. Builds
+/// before ignored flag bits 2-3, so a flag would have let them read such a payload as
+/// damaged; an unknown cipher code they refuse by name.
+const VALUES_CODE: u8 = 2;
 /// Bound into a values section's associated data, after the chunk id (and base), so that
 /// a section can never pass for a body nor a body for a section.
 const VALUES_DOMAIN: &[u8] = b"orca unit values";
@@ -174,6 +178,15 @@ impl Cipher {
             1 => Some(Cipher::Aes256Gcm),
             2 => Some(Cipher::ChaCha20Poly1305),
             _ => None,
+        }
+    }
+
+    /// The cipher of a flags byte, and whether its payload carries unit values.
+    fn of_flags(flags: u8) -> Option<(Self, bool)> {
+        let code = flags >> 4;
+        match code.checked_sub(VALUES_CODE).and_then(Cipher::from_code) {
+            Some(c) => Some((c, true)),
+            None => Cipher::from_code(code).map(|c| (c, false)),
         }
     }
 }
@@ -431,13 +444,14 @@ impl Codec {
             flags |= FLAG_DELTA;
             out[1..33].copy_from_slice(b.as_bytes());
         }
+        let mut code = self.cipher.code();
         if let Some(section) = &section {
-            flags |= FLAG_VALUES;
+            code += VALUES_CODE;
             let len = u32::try_from(section.len()).expect("at most 4096 units of 24 bytes");
             out[at..at + 4].copy_from_slice(&len.to_le_bytes());
             out[at + 4..at + 4 + section.len()].copy_from_slice(section);
         }
-        let flags = flags | (self.cipher.code() << 4);
+        let flags = flags | (code << 4);
         out[0] = flags;
         let nonce: [u8; NONCE_LEN] = random_array()?;
         out[head - NONCE_LEN..head].copy_from_slice(&nonce);
@@ -482,7 +496,7 @@ impl Codec {
     pub fn values_prefix_len(payload: &[u8]) -> Option<usize> {
         let mut r = LeReader::new(payload);
         let flags = r.u8().ok()?;
-        if flags & FLAG_VALUES == 0 {
+        if !Cipher::of_flags(flags)?.1 {
             return None;
         }
         let at = 1 + if flags & FLAG_DELTA != 0 { 32 } else { 0 };
@@ -504,8 +518,14 @@ impl Codec {
         let flags = r
             .u8()
             .map_err(|_| corrupt("payload shorter than its header"))?;
-        if flags & FLAG_VALUES == 0 {
-            return Ok(None);
+        match Cipher::of_flags(flags) {
+            Some((cipher, values)) if cipher == self.cipher => {
+                if !values {
+                    return Ok(None);
+                }
+            }
+            Some(_) => return Err(corrupt("payload cipher differs from the repository's")),
+            None => return Err(corrupt("unknown cipher code")),
         }
         let base = if flags & FLAG_DELTA != 0 {
             Some(ChunkId(r.array().map_err(|_| {
@@ -583,7 +603,8 @@ impl Codec {
                 "payload of a newer format: upgrade ORCA to read it",
             ));
         }
-        let cipher = Cipher::from_code(flags >> 4).ok_or_else(|| corrupt("unknown cipher code"))?;
+        let (cipher, values) =
+            Cipher::of_flags(flags).ok_or_else(|| corrupt("unknown cipher code"))?;
         if cipher != self.cipher {
             return Err(corrupt("payload cipher differs from the repository's"));
         }
@@ -595,7 +616,7 @@ impl Codec {
         } else {
             None
         };
-        if flags & FLAG_VALUES != 0 {
+        if values {
             r.u32()
                 .ok()
                 .and_then(|n| r.take(n as usize).ok())
@@ -867,6 +888,8 @@ mod tests {
                 panic!("a whole chunk")
             };
             assert_eq!(back, plain);
+            // What a build from before reads of the flags byte: a cipher it does not know.
+            assert_eq!(Cipher::from_code(enc[0] >> 4), None);
             let prefix = Codec::values_prefix_len(&enc[..37]).unwrap();
             assert!(prefix < enc.len() && prefix == 1 + 4 + NONCE_LEN + 1 + 2 + 3 * 24 + TAG_LEN);
             assert_eq!(
@@ -948,10 +971,10 @@ mod tests {
         );
 
         let mut unflagged = ea.clone();
-        unflagged[0] &= !FLAG_VALUES;
+        unflagged[0] -= VALUES_CODE << 4;
         assert!(c.open(&ia, &unflagged, a.len(), "t").is_err());
         let mut newer = ea.clone();
-        newer[0] |= FLAG_UNKNOWN;
+        newer[0] |= 0x04;
         let e = c.open(&ia, &newer, a.len(), "t").unwrap_err();
         assert!(e.to_string().contains("newer format"), "{e}");
         assert!(
