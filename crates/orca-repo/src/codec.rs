@@ -398,9 +398,13 @@ impl Codec {
         base: Option<&ChunkId>,
         values: Option<&UnitValues>,
     ) -> Result<Vec<u8>> {
-        let section = values.map(|v| self.seal_values(id, base, v)).transpose()?;
+        // Every payload this build writes has the section, empty for a chunk whose values
+        // are not known (content-defined chunks), so that a repository's payloads are of
+        // one layout.
+        let none = UnitValues::Every(Vec::new());
+        let section = self.seal_values(id, base, values.unwrap_or(&none))?;
         let at = 1 + if base.is_some() { 32 } else { 0 };
-        let head = at + section.as_ref().map_or(0, |s| 4 + s.len()) + NONCE_LEN;
+        let head = at + 4 + section.len() + NONCE_LEN;
         let bound = zstd::zstd_safe::compress_bound(plaintext.len());
         // Compress straight into the output after the header, without
         // zero-filling a megabyte per chunk first.
@@ -444,14 +448,10 @@ impl Codec {
             flags |= FLAG_DELTA;
             out[1..33].copy_from_slice(b.as_bytes());
         }
-        let mut code = self.cipher.code();
-        if let Some(section) = &section {
-            code += VALUES_CODE;
-            let len = u32::try_from(section.len()).expect("at most 4096 units of 24 bytes");
-            out[at..at + 4].copy_from_slice(&len.to_le_bytes());
-            out[at + 4..at + 4 + section.len()].copy_from_slice(section);
-        }
-        let flags = flags | (code << 4);
+        let len = u32::try_from(section.len()).expect("at most 65535 values of 24 bytes");
+        out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        out[at + 4..at + 4 + section.len()].copy_from_slice(&section);
+        let flags = flags | ((self.cipher.code() + VALUES_CODE) << 4);
         out[0] = flags;
         let nonce: [u8; NONCE_LEN] = random_array()?;
         out[head - NONCE_LEN..head].copy_from_slice(&nonce);
@@ -617,6 +617,8 @@ impl Codec {
             None
         };
         if values {
+            // Every byte of a payload is authenticated on read, the values too (a few KiB).
+            self.open_values(id, payload, object)?;
             r.u32()
                 .ok()
                 .and_then(|n| r.take(n as usize).ok())
@@ -929,9 +931,12 @@ mod tests {
                 Some(vec![cv(1), cv(9), cv(3)])
             );
 
-            let plain_only = c.encode(&id, &plain).unwrap();
-            assert_eq!(Codec::values_prefix_len(&plain_only), None);
-            assert_eq!(c.open_values(&id, &plain_only, "t").unwrap(), None);
+            let unknown = c.encode(&id, &plain).unwrap();
+            let prefix = Codec::values_prefix_len(&unknown).unwrap();
+            assert_eq!(
+                c.open_values(&id, &unknown[..prefix], "t").unwrap(),
+                Some(UnitValues::Every(Vec::new()))
+            );
         }
     }
 
@@ -1055,6 +1060,10 @@ mod tests {
             };
             assert_eq!(opened(&raw_id, raw, 20), plain[..20], "{cipher} raw");
             assert_eq!(opened(&id, zstd, plain.len()), plain, "{cipher} zstd");
+            // Written before unit values: none to read, and no prefix to ask for.
+            let old = hex::decode(zstd).unwrap();
+            assert_eq!(Codec::values_prefix_len(&old), None);
+            assert_eq!(c.open_values(&id, &old, "kat").unwrap(), None);
         }
     }
 
