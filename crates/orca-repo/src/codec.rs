@@ -963,6 +963,7 @@ mod tests {
                 e.to_string().contains("unit values failed authentication"),
                 "{e}"
             );
+            assert!(c.open(&ia, &bad, a.len(), "t").is_err(), "a read of the body too");
         }
         let mut moved = eb.clone();
         moved[..prefix].copy_from_slice(&ea[..prefix]);
