@@ -104,7 +104,7 @@ pub use writer::{Committed, MAX_LANE, PieceWriter, WriteOptions};
 
 // Reading a piece, and the formats it is read from.
 pub use aead::{Aead, Unauthentic};
-pub use codec::{Cipher, Codec, Opened};
+pub use codec::{Cipher, Codec, Opened, UnitValues};
 pub use manifest::{
     ChunkRef, Demux, Manifest, ManifestHeader, VERSION as MANIFEST_VERSION,
     object_key as manifest_key,

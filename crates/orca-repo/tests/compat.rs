@@ -760,18 +760,43 @@ fn read_set(n: u32, set: &Path) {
         Codec::payload_base(payload(&v2.chunks[0].id)),
         Some(v1.chunks[0].id)
     );
+    // From set 5 on, payloads carry their unit values ahead of the body: cipher code 3 is
+    // AES-256-GCM with values.
+    let values = if n >= 5 { 0x20 } else { 0 };
     assert_eq!(
         payload(&v2.chunks[0].id)[0],
-        0x13,
+        0x13 + values,
         "zstd | delta | AES-256-GCM"
     );
-    assert_eq!(payload(&v1.chunks[0].id)[0], 0x11, "zstd | AES-256-GCM");
-    let tail = payload(&v1.chunks[2].id);
     assert_eq!(
-        (tail[0], tail.len()),
-        (0x10, 1 + 12 + 4096 + 16),
+        payload(&v1.chunks[0].id)[0],
+        0x11 + values,
+        "zstd | AES-256-GCM"
+    );
+    let tail = payload(&v1.chunks[2].id);
+    let head = Codec::values_prefix_len(tail).unwrap_or(1);
+    assert_eq!(head > 1, n >= 5, "fixtures/v{n}: unit values ahead of the body");
+    assert_eq!(
+        (tail[0], tail.len() - head),
+        (0x10 + values, 12 + 4096 + 16),
         "stored tail"
     );
+    if n >= 5 {
+        // A 32 KiB chunk stored whole carries its 4 units' values; the delta on it its one
+        // rewritten unit's; a chunk of one unit or less has none (its id is its only value).
+        let values_of = |id: &ChunkId| {
+            let p = payload(id);
+            let prefix = Codec::values_prefix_len(p).expect("a values section");
+            by_file.codec().open_values(id, &p[..prefix], "fixture").unwrap()
+        };
+        use orca_repo::UnitValues::{Changed, Every};
+        assert!(matches!(values_of(&v1.chunks[0].id), Some(Every(v)) if v.len() == 4));
+        assert!(matches!(
+            values_of(&v2.chunks[0].id),
+            Some(Changed { units: 4, changed }) if changed.len() == 1
+        ));
+        assert_eq!(values_of(&v1.chunks[2].id), Some(Every(Vec::new())));
+    }
 
     let report = rt
         .block_on(store.verify(Some(by_file.codec().clone()), None))
