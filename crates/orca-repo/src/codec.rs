@@ -303,9 +303,11 @@ impl Codec {
         self.seal(out, id, plaintext, None, Some(values))
     }
 
-    /// The largest payload a plaintext of `len` bytes can encode to (values aside).
+    /// The largest payload a plaintext of `len` bytes can encode to, its unit values included
+    /// (at most 26 bytes a unit, a delta's with their index).
     pub fn max_payload(len: usize) -> usize {
-        1 + 32 + NONCE_LEN + zstd::zstd_safe::compress_bound(len).max(len) + TAG_LEN
+        let values = 4 + NONCE_LEN + 5 + len.div_ceil(UNIT) * 26 + TAG_LEN;
+        1 + 32 + values + NONCE_LEN + zstd::zstd_safe::compress_bound(len).max(len) + TAG_LEN
     }
 
     /// Encode `plaintext` as the units (indexes `changed`, `UNIT` bytes
