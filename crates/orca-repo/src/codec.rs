@@ -888,6 +888,7 @@ mod tests {
             let enc = c
                 .encode_with_values_in(Vec::new(), &id, &plain, &every)
                 .unwrap();
+            assert!(enc.len() <= Codec::max_payload(plain.len()));
             let Opened::Full(back) = c.open(&id, &enc, plain.len(), "t").unwrap() else {
                 panic!("a whole chunk")
             };
@@ -965,7 +966,10 @@ mod tests {
                 e.to_string().contains("unit values failed authentication"),
                 "{e}"
             );
-            assert!(c.open(&ia, &bad, a.len(), "t").is_err(), "a read of the body too");
+            assert!(
+                c.open(&ia, &bad, a.len(), "t").is_err(),
+                "a read of the body too"
+            );
         }
         let mut moved = eb.clone();
         moved[..prefix].copy_from_slice(&ea[..prefix]);

@@ -775,7 +775,11 @@ fn read_set(n: u32, set: &Path) {
     );
     let tail = payload(&v1.chunks[2].id);
     let head = Codec::values_prefix_len(tail).unwrap_or(1);
-    assert_eq!(head > 1, n >= 5, "fixtures/v{n}: unit values ahead of the body");
+    assert_eq!(
+        head > 1,
+        n >= 5,
+        "fixtures/v{n}: unit values ahead of the body"
+    );
     assert_eq!(
         (tail[0], tail.len() - head),
         (0x10 + values, 12 + 4096 + 16),
@@ -787,7 +791,10 @@ fn read_set(n: u32, set: &Path) {
         let values_of = |id: &ChunkId| {
             let p = payload(id);
             let prefix = Codec::values_prefix_len(p).expect("a values section");
-            by_file.codec().open_values(id, &p[..prefix], "fixture").unwrap()
+            by_file
+                .codec()
+                .open_values(id, &p[..prefix], "fixture")
+                .unwrap()
         };
         use orca_repo::UnitValues::{Changed, Every};
         assert!(matches!(values_of(&v1.chunks[0].id), Some(Every(v)) if v.len() == 4));
