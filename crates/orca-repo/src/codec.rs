@@ -75,7 +75,9 @@ pub enum UnitValues {
     /// A version of `units` units whose values are its base's but for the `changed` ones
     /// (unit index, value): a delta.
     Changed {
+        /// Units of this version (it may be longer or shorter than its base).
         units: u16,
+        /// (unit index, value) of each unit the delta carries, in increasing order.
         changed: Vec<(u16, UnitCv)>,
     },
 }
