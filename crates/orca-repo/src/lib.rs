@@ -98,7 +98,7 @@ pub use repository::{InitOptions, NewKey, Repository};
 pub use chain::MAX_DELTA_DEPTH;
 pub use chunker::ChunkerSpec;
 pub use hash::changed_units;
-pub use lineage::{Anchor, Lineage, LineageCache, LineageEntry};
+pub use lineage::{Anchor, AnchorRef, Lineage, LineageCache, LineageEntry};
 pub use manifest::{FileType, PieceMeta, WriteStats};
 pub use writer::{Committed, MAX_LANE, PieceWriter, WriteOptions};
 
