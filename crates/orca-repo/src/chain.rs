@@ -214,21 +214,19 @@ pub(crate) async fn anchors_from(
         .filter_map(|(id, len)| {
             let c = compose(id, &links, &mut composed, 0)?;
             // A chunk of one unit or less has no values, so nothing builds on it.
-            (c.cvs.len() > 1 && c.cvs.len() == (len as usize).div_ceil(crate::hash::UNIT)).then(
-                || {
-                    (
-                        id,
-                        Anchor {
-                            id,
-                            len,
-                            cvs: c.cvs,
-                            depth: c.depth,
-                            root: c.root,
-                            dirty: c.dirty,
-                        },
-                    )
+            let whole =
+                c.cvs.len() > 1 && c.cvs.len() == (len as usize).div_ceil(crate::hash::UNIT);
+            whole.then_some((
+                id,
+                Anchor {
+                    id,
+                    len,
+                    cvs: c.cvs,
+                    depth: c.depth,
+                    root: c.root,
+                    dirty: c.dirty,
                 },
-            )
+            ))
         })
         .collect()
 }

@@ -449,7 +449,8 @@ mod tests {
     fn a_position_anchored_on_its_chunk_costs_45_bytes() {
         let mut l = Lineage::default();
         for i in 0..1000u64 {
-            l.entries.insert(i << 20, entry(i as u8, 1));
+            l.entries
+                .insert(i << 20, entry(u8::try_from(i % 256).unwrap(), 1));
         }
         assert_eq!(encode_positions(&l.entries).len(), 45 * 1000);
     }

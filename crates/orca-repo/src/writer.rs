@@ -467,7 +467,9 @@ impl PieceWriter {
     /// The store is asked first whether the lineage is still trustworthy (no
     /// garbage collection since it was recorded could have swept its chunks);
     /// when it is not, it is ignored and this piece is probed chunk by chunk.
-    /// Returns whether the lineage is used.
+    /// Then the unit values of its anchors are read from the repository, one request per
+    /// level of their delta chains (a position whose anchor's values cannot be read stores
+    /// its next version whole). Returns whether the lineage is used.
     pub fn set_lineage(&mut self, lineage: Lineage) -> bool {
         if lineage.is_empty() || !self.trust(lineage.since) {
             return false;
@@ -498,7 +500,7 @@ impl PieceWriter {
             piece = %self.name,
             positions = lineage.len(),
             anchors = anchors.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "read the unit values of the last backup's chunks"
         );
         anchors
