@@ -701,6 +701,17 @@ impl Store {
         }
     }
 
+    /// A chunk asked for by id that the index does not hold.
+    fn not_stored(&self, id: ChunkId) -> RepoError {
+        RepoError::CorruptChunk {
+            piece: None,
+            index: None,
+            id,
+            object: self.location.clone(),
+            reason: "chunk is not in the repository (lost or never stored)".into(),
+        }
+    }
+
     /// [`Backend::get_values`] by ranged reads: each blob's header and the first
     /// [`VALUES_READ`] bytes of its payload, and again for the few whose values are longer.
     async fn values_of(&self, ids: &[ChunkId]) -> Result<Vec<Option<Bytes>>> {
@@ -710,13 +721,7 @@ impl Store {
         let mut want: Vec<(usize, String, PackEntry, u64)> = Vec::new();
         for (pos, loc) in locs.into_iter().enumerate() {
             let Some(Location { pack, entry }) = loc else {
-                return Err(RepoError::CorruptChunk {
-                    piece: None,
-                    index: None,
-                    id: ids[pos],
-                    object: self.location.clone(),
-                    reason: "chunk is not in the repository (lost or never stored)".into(),
-                });
+                return Err(self.not_stored(ids[pos]));
             };
             let len = u64::from(entry.payload_len).min(VALUES_READ);
             want.push((pos, pack, entry, len));
@@ -792,15 +797,7 @@ impl Store {
                 Some(Location { pack, entry }) => {
                     by_pack.entry(pack).or_default().push((pos, entry))
                 }
-                None => {
-                    return Err(RepoError::CorruptChunk {
-                        piece: None,
-                        index: None,
-                        id: ids[pos],
-                        object: self.location.clone(),
-                        reason: "chunk is not in the repository (lost or never stored)".into(),
-                    });
-                }
+                None => return Err(self.not_stored(ids[pos])),
             }
         }
         let objects = self.objects.clone();
