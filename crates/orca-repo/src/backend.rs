@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::codec::Codec;
 use crate::config::RepoConfig;
 use crate::error::Result;
 use crate::id::ChunkId;
@@ -81,6 +82,24 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
 
     /// Codec payloads of `ids`, in order.
     async fn get_chunks(&self, ids: &[ChunkId]) -> Result<Vec<Bytes>>;
+
+    /// The first bytes of each payload of `ids` that hold its unit values
+    /// ([`Codec::values_prefix_len`]), in order; `None` for a payload written without them.
+    /// What a writer reads to learn an anchor's values without its body. The bytes are
+    /// checked by [`Codec::open_values`] (authenticated), not here. This default reads whole
+    /// payloads; a backend that can read part of one overrides it.
+    async fn get_values(&self, ids: &[ChunkId]) -> Result<Vec<Option<Bytes>>> {
+        Ok(self
+            .get_chunks(ids)
+            .await?
+            .into_iter()
+            .map(|p| {
+                Codec::values_prefix_len(&p)
+                    .filter(|&n| n <= p.len())
+                    .map(|n| p.slice(..n))
+            })
+            .collect())
+    }
 
     /// Announce a writer: until it ends or stops renewing (10 minutes), the
     /// garbage collector keeps every chunk referenced since the session

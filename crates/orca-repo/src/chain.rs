@@ -11,9 +11,11 @@ use bytes::Bytes;
 use rayon::prelude::*;
 
 use crate::backend::Backend;
-use crate::codec::{Codec, Opened};
+use crate::codec::{Codec, Opened, UnitValues};
 use crate::error::{RepoError, Result};
+use crate::hash::UnitCv;
 use crate::id::ChunkId;
+use crate::lineage::{Anchor, AnchorRef};
 
 /// The most deltas between a chunk and the full chunk its chain ends in. Eight covers a
 /// week of daily versions, each storing only that day's changes; a read of the deepest
@@ -158,4 +160,168 @@ where
         plain.retain(|id, _| wanted_ids.contains(id) || needed.contains(id));
     }
     Ok(plain)
+}
+
+/// The [`Anchor`]s of `refs` as their payloads' unit values tell ([`UnitValues`]): a full
+/// chunk's own, a delta's those of its chain's full chunk with each delta's changed ones
+/// applied in order. Reads one level of every chain per request ([`Backend::get_values`],
+/// the payloads' first bytes only), so a source's positions cost as many requests as its
+/// deepest chain has links.
+///
+/// An anchor comes back only when its whole chain carries values that add up to its length:
+/// one written before payloads carried values, one whose values do not open (damaged, or
+/// of another key) or one no longer held is left out, and the next version of its position
+/// is stored whole, never wrongly.
+pub(crate) async fn anchors_from(
+    backend: &dyn Backend,
+    codec: &Codec,
+    location: &str,
+    refs: impl IntoIterator<Item = AnchorRef>,
+) -> HashMap<ChunkId, Anchor> {
+    let refs: HashMap<ChunkId, u32> = refs.into_iter().map(|a| (a.id, a.len)).collect();
+    let mut links: HashMap<ChunkId, Option<Link>> = HashMap::new();
+    let mut level: Vec<ChunkId> = refs.keys().copied().collect();
+    // One level more than the deepest chain: a chain deeper than that is left unresolved.
+    for _ in 0..=MAX_DELTA_DEPTH {
+        if level.is_empty() {
+            break;
+        }
+        let prefixes = values_of(backend, &level).await;
+        let mut next = Vec::new();
+        for (id, prefix) in level.into_iter().zip(prefixes) {
+            let link = prefix.and_then(|p| match codec.open_values(&id, &p, location) {
+                Ok(values) => Some(Link {
+                    base: Codec::payload_base(&p),
+                    values: values?,
+                }),
+                Err(e) => {
+                    tracing::warn!(chunk = %id, error = %e, "unit values do not open; the next version of this chunk is stored whole");
+                    None
+                }
+            });
+            if let Some(base) = link.as_ref().and_then(|l| l.base)
+                && !links.contains_key(&base)
+                && !next.contains(&base)
+            {
+                next.push(base);
+            }
+            links.insert(id, link);
+        }
+        level = next;
+    }
+    let mut composed: HashMap<ChunkId, Option<Composed>> = HashMap::new();
+    refs.into_iter()
+        .filter_map(|(id, len)| {
+            let c = compose(id, &links, &mut composed, 0)?;
+            // A chunk of one unit or less has no values, so nothing builds on it.
+            let whole =
+                c.cvs.len() > 1 && c.cvs.len() == (len as usize).div_ceil(crate::hash::UNIT);
+            whole.then_some((
+                id,
+                Anchor {
+                    id,
+                    len,
+                    cvs: c.cvs,
+                    depth: c.depth,
+                    root: c.root,
+                    dirty: c.dirty,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// What one payload's values section says: its base (a delta's) and its values.
+struct Link {
+    base: Option<ChunkId>,
+    values: UnitValues,
+}
+
+/// A chunk's values with its chain's applied, and its place in the chain.
+#[derive(Clone)]
+struct Composed {
+    cvs: Arc<Vec<UnitCv>>,
+    depth: u8,
+    root: Option<ChunkId>,
+    dirty: Arc<Vec<u16>>,
+}
+
+fn compose(
+    id: ChunkId,
+    links: &HashMap<ChunkId, Option<Link>>,
+    done: &mut HashMap<ChunkId, Option<Composed>>,
+    above: u8,
+) -> Option<Composed> {
+    if let Some(c) = done.get(&id) {
+        return c.clone();
+    }
+    // Bounds the recursion whatever the links say (a chain that loops back on itself).
+    if above > MAX_DELTA_DEPTH {
+        return None;
+    }
+    let link = links.get(&id)?.as_ref()?;
+    let c = match (&link.values, link.base) {
+        (UnitValues::Every(cvs), None) => Some(Composed {
+            cvs: Arc::new(cvs.clone()),
+            depth: 0,
+            root: None,
+            dirty: Arc::new(Vec::new()),
+        }),
+        (UnitValues::Changed { changed, .. }, Some(base)) => compose(base, links, done, above + 1)
+            .and_then(|b| {
+                let cvs = link.values.resolve(Some(&b.cvs))?;
+                let depth = b.depth + 1;
+                let mut dirty: Vec<u16> = b.dirty.iter().copied().collect();
+                dirty.extend(changed.iter().map(|(u, _)| *u));
+                dirty.retain(|&u| usize::from(u) < cvs.len());
+                dirty.sort_unstable();
+                dirty.dedup();
+                (depth <= MAX_DELTA_DEPTH).then(|| Composed {
+                    cvs: Arc::new(cvs),
+                    depth,
+                    root: Some(b.root.unwrap_or(base)),
+                    dirty: Arc::new(dirty),
+                })
+            }),
+        // A full chunk's values are all of them, a delta's its changed ones: any other
+        // pairing is not what a writer stores.
+        _ => None,
+    };
+    done.insert(id, c.clone());
+    c
+}
+
+/// [`Backend::get_values`] of `ids`, `None` for each it cannot give. One id the backend no
+/// longer holds fails the whole request; those are then asked about and left out.
+async fn values_of(backend: &dyn Backend, ids: &[ChunkId]) -> Vec<Option<Bytes>> {
+    let first = match backend.get_values(ids).await {
+        Ok(v) if v.len() == ids.len() => return v,
+        Ok(_) => return vec![None; ids.len()],
+        Err(e) => e,
+    };
+    let missing: HashSet<ChunkId> = match backend.missing(ids).await {
+        Ok(m) if !m.is_empty() => m.into_iter().collect(),
+        _ => {
+            tracing::warn!(error = %first, "cannot read the unit values of the last backup's chunks; changed chunks are stored whole");
+            return vec![None; ids.len()];
+        }
+    };
+    let held: Vec<ChunkId> = ids
+        .iter()
+        .filter(|id| !missing.contains(id))
+        .copied()
+        .collect();
+    let mut got = match backend.get_values(&held).await {
+        Ok(v) if v.len() == held.len() => v.into_iter(),
+        _ => return vec![None; ids.len()],
+    };
+    ids.iter()
+        .map(|id| {
+            if missing.contains(id) {
+                None
+            } else {
+                got.next().flatten()
+            }
+        })
+        .collect()
 }

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aead::Aead;
 use crate::error::{RepoError, Result};
-use crate::hash::UNIT;
+use crate::hash::{UNIT, UnitCv};
 use crate::id::ChunkId;
 use crate::keys::{Keys, random_array};
 use crate::pool::BufferPool;
@@ -56,6 +56,104 @@ const MAX_UNIT_SHIFT: u32 = 16;
 
 const FLAG_ZSTD: u8 = 0x01;
 const FLAG_DELTA: u8 = 0x02;
+/// Flag bits no layout uses (yet): a payload with one set is of a newer format.
+const FLAG_UNKNOWN: u8 = 0x0c;
+/// Added to the cipher code of a payload that carries unit values ahead of its body. Builds
+/// before ignored flag bits 2-3, so a flag would have let them read such a payload as
+/// damaged; an unknown cipher code they refuse by name.
+const VALUES_CODE: u8 = 2;
+/// Bound into a values section's associated data, after the chunk id (and base), so that
+/// a section can never pass for a body nor a body for a section.
+const VALUES_DOMAIN: &[u8] = b"orca unit values";
+
+/// The unit values (see [`crate::hash`]) a payload carries ahead of its body, so that the
+/// next version of the chunk can find which units changed without a local copy of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UnitValues {
+    /// Every unit's value: a chunk stored whole.
+    Every(Vec<UnitCv>),
+    /// A version of `units` units whose values are its base's but for the `changed` ones
+    /// (unit index, value): a delta.
+    Changed {
+        /// Units of this version (it may be longer or shorter than its base).
+        units: u16,
+        /// (unit index, value) of each unit the delta carries, in increasing order.
+        changed: Vec<(u16, UnitCv)>,
+    },
+}
+
+impl UnitValues {
+    const EVERY: u8 = 0;
+    const CHANGED: u8 = 1;
+
+    /// `u8:kind` then, every unit: `u16:count UnitCv[count]`; changed units:
+    /// `u16:units u16:count (u16:unit UnitCv)[count]`, units in increasing order.
+    /// `None` past 65535 values (a chunk has at most 4096 units).
+    fn encode(&self) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        match self {
+            UnitValues::Every(cvs) => {
+                out.push(Self::EVERY);
+                out.extend_from_slice(&u16::try_from(cvs.len()).ok()?.to_le_bytes());
+                cvs.iter().for_each(|cv| out.extend_from_slice(cv));
+            }
+            UnitValues::Changed { units, changed } => {
+                out.push(Self::CHANGED);
+                out.extend_from_slice(&units.to_le_bytes());
+                out.extend_from_slice(&u16::try_from(changed.len()).ok()?.to_le_bytes());
+                for (i, cv) in changed {
+                    out.extend_from_slice(&i.to_le_bytes());
+                    out.extend_from_slice(cv);
+                }
+            }
+        }
+        Some(out)
+    }
+
+    fn decode(bytes: &[u8]) -> Option<UnitValues> {
+        let mut r = LeReader::new(bytes);
+        let v = match r.u8().ok()? {
+            Self::EVERY => {
+                let n = r.u16().ok()?;
+                UnitValues::Every((0..n).map(|_| r.array()).collect::<Result<_, _>>().ok()?)
+            }
+            Self::CHANGED => {
+                let units = r.u16().ok()?;
+                let n = r.u16().ok()?;
+                let changed: Vec<(u16, UnitCv)> = (0..n)
+                    .map(|_| Ok::<_, Truncated>((r.u16()?, r.array()?)))
+                    .collect::<Result<_, _>>()
+                    .ok()?;
+                let ordered = changed.windows(2).all(|w| w[0].0 < w[1].0);
+                let inside = changed.last().is_none_or(|(i, _)| *i < units);
+                if !ordered || !inside {
+                    return None;
+                }
+                UnitValues::Changed { units, changed }
+            }
+            _ => return None,
+        };
+        (r.remaining() == 0).then_some(v)
+    }
+
+    /// The values of this version, given its base's (`None` for a chunk stored whole). A
+    /// version longer than its base must carry every unit past the base's.
+    pub fn resolve(&self, base: Option<&[UnitCv]>) -> Option<Vec<UnitCv>> {
+        match (self, base) {
+            (UnitValues::Every(cvs), _) => Some(cvs.clone()),
+            (UnitValues::Changed { .. }, None) => None,
+            (UnitValues::Changed { units, changed }, Some(base)) => {
+                let units = usize::from(*units);
+                let mut cvs: Vec<Option<UnitCv>> =
+                    (0..units).map(|i| base.get(i).copied()).collect();
+                for (i, cv) in changed {
+                    cvs[usize::from(*i)] = Some(*cv);
+                }
+                cvs.into_iter().collect()
+            }
+        }
+    }
+}
 
 /// The AEAD a repository uses for chunk payloads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -82,6 +180,15 @@ impl Cipher {
             1 => Some(Cipher::Aes256Gcm),
             2 => Some(Cipher::ChaCha20Poly1305),
             _ => None,
+        }
+    }
+
+    /// The cipher of a flags byte, and whether its payload carries unit values.
+    fn of_flags(flags: u8) -> Option<(Self, bool)> {
+        let code = flags >> 4;
+        match code.checked_sub(VALUES_CODE).and_then(Cipher::from_code) {
+            Some(c) => Some((c, true)),
+            None => Cipher::from_code(code).map(|c| (c, false)),
         }
     }
 }
@@ -179,17 +286,30 @@ impl Codec {
 
     /// Compress (when it pays) and encrypt one chunk.
     pub fn encode(&self, id: &ChunkId, plaintext: &[u8]) -> Result<Vec<u8>> {
-        self.seal(Vec::new(), id, plaintext, None)
+        self.seal(Vec::new(), id, plaintext, None, None)
     }
 
     /// [`Codec::encode`] into `out` (a reused buffer; its contents are replaced).
     pub fn encode_in(&self, out: Vec<u8>, id: &ChunkId, plaintext: &[u8]) -> Result<Vec<u8>> {
-        self.seal(out, id, plaintext, None)
+        self.seal(out, id, plaintext, None, None)
     }
 
-    /// The largest payload a plaintext of `len` bytes can encode to.
+    /// [`Codec::encode_in`] with the chunk's unit values ahead of its body.
+    pub fn encode_with_values_in(
+        &self,
+        out: Vec<u8>,
+        id: &ChunkId,
+        plaintext: &[u8],
+        values: &UnitValues,
+    ) -> Result<Vec<u8>> {
+        self.seal(out, id, plaintext, None, Some(values))
+    }
+
+    /// The largest payload a plaintext of `len` bytes can encode to, its unit values included
+    /// (at most 26 bytes a unit, a delta's with their index).
     pub fn max_payload(len: usize) -> usize {
-        1 + 32 + NONCE_LEN + zstd::zstd_safe::compress_bound(len).max(len) + TAG_LEN
+        let values = 4 + NONCE_LEN + 5 + len.div_ceil(UNIT) * 26 + TAG_LEN;
+        1 + 32 + values + NONCE_LEN + zstd::zstd_safe::compress_bound(len).max(len) + TAG_LEN
     }
 
     /// Encode `plaintext` as the units (indexes `changed`, `UNIT` bytes
@@ -213,6 +333,32 @@ impl Codec {
         plaintext: &[u8],
         base: &ChunkId,
         changed: &[usize],
+    ) -> Result<Vec<u8>> {
+        self.delta_in(out, id, plaintext, base, changed, None)
+    }
+
+    /// [`Codec::encode_delta_in`] with the values of the units the delta carries ahead of
+    /// its body.
+    pub fn encode_delta_with_values_in(
+        &self,
+        out: Vec<u8>,
+        id: &ChunkId,
+        plaintext: &[u8],
+        base: &ChunkId,
+        changed: &[usize],
+        values: &UnitValues,
+    ) -> Result<Vec<u8>> {
+        self.delta_in(out, id, plaintext, base, changed, Some(values))
+    }
+
+    fn delta_in(
+        &self,
+        out: Vec<u8>,
+        id: &ChunkId,
+        plaintext: &[u8],
+        base: &ChunkId,
+        changed: &[usize],
+        values: Option<&UnitValues>,
     ) -> Result<Vec<u8>> {
         let units = plaintext.len().div_ceil(UNIT);
         let mut body = Vec::with_capacity(DELTA_HEAD + units.div_ceil(8) + changed.len() * UNIT);
@@ -239,7 +385,7 @@ impl Codec {
                 body.extend_from_slice(&plaintext[i * UNIT..((i + 1) * UNIT).min(plaintext.len())]);
             }
         }
-        self.seal(out, id, &body, Some(base))
+        self.seal(out, id, &body, Some(base), values)
     }
 
     /// A delta's units are a few scattered blocks, a fraction of a full's bytes: a stronger
@@ -254,8 +400,15 @@ impl Codec {
         id: &ChunkId,
         plaintext: &[u8],
         base: Option<&ChunkId>,
+        values: Option<&UnitValues>,
     ) -> Result<Vec<u8>> {
-        let head = 1 + if base.is_some() { 32 } else { 0 } + NONCE_LEN;
+        // Every payload this build writes has the section, empty for a chunk whose values
+        // are not known (content-defined chunks), so that a repository's payloads are of
+        // one layout.
+        let none = UnitValues::Every(Vec::new());
+        let section = self.seal_values(id, base, values.unwrap_or(&none))?;
+        let at = 1 + if base.is_some() { 32 } else { 0 };
+        let head = at + 4 + section.len() + NONCE_LEN;
         let bound = zstd::zstd_safe::compress_bound(plaintext.len());
         // Compress straight into the output after the header, without
         // zero-filling a megabyte per chunk first.
@@ -299,7 +452,10 @@ impl Codec {
             flags |= FLAG_DELTA;
             out[1..33].copy_from_slice(b.as_bytes());
         }
-        let flags = flags | (self.cipher.code() << 4);
+        let len = u32::try_from(section.len()).expect("at most 65535 values of 24 bytes");
+        out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        out[at + 4..at + 4 + section.len()].copy_from_slice(&section);
+        let flags = flags | ((self.cipher.code() + VALUES_CODE) << 4);
         out[0] = flags;
         let nonce: [u8; NONCE_LEN] = random_array()?;
         out[head - NONCE_LEN..head].copy_from_slice(&nonce);
@@ -314,6 +470,89 @@ impl Codec {
             })?;
         out.extend_from_slice(&tag);
         Ok(out)
+    }
+
+    /// `nonce | ciphertext | tag` of `values`, bound to the chunk (and its base).
+    fn seal_values(
+        &self,
+        id: &ChunkId,
+        base: Option<&ChunkId>,
+        values: &UnitValues,
+    ) -> Result<Vec<u8>> {
+        let nonce: [u8; NONCE_LEN] = random_array()?;
+        let mut section = nonce.to_vec();
+        section.extend_from_slice(&values.encode().ok_or_else(|| {
+            RepoError::InvalidArgument("more unit values than a chunk has units".into())
+        })?);
+        let tag = self
+            .aead
+            .seal(nonce, &values_aad(id, base), &mut section[NONCE_LEN..])
+            .map_err(|_| RepoError::Crypto {
+                what: "encrypting unit values",
+            })?;
+        section.extend_from_slice(&tag);
+        Ok(section)
+    }
+
+    /// How many bytes from a payload's start hold its unit values (header and section),
+    /// from at least its first 37 bytes (no key needed); `None` when it carries none or
+    /// the bytes are too few to tell.
+    pub fn values_prefix_len(payload: &[u8]) -> Option<usize> {
+        let mut r = LeReader::new(payload);
+        let flags = r.u8().ok()?;
+        if !Cipher::of_flags(flags)?.1 {
+            return None;
+        }
+        let at = 1 + if flags & FLAG_DELTA != 0 { 32 } else { 0 };
+        r.take(at - 1).ok()?;
+        Some(at + 4 + r.u32().ok()? as usize)
+    }
+
+    /// The unit values a payload carries: `Ok(None)` for a payload written without them. Only
+    /// [`Codec::values_prefix_len`] bytes of the payload are needed. A section moved from
+    /// another chunk, damaged or tampered with fails.
+    pub fn open_values(
+        &self,
+        id: &ChunkId,
+        payload: &[u8],
+        object: &str,
+    ) -> Result<Option<UnitValues>> {
+        let corrupt = |reason: &str| corrupt_chunk(id, object, reason);
+        let mut r = LeReader::new(payload);
+        let flags = r
+            .u8()
+            .map_err(|_| corrupt("payload shorter than its header"))?;
+        match Cipher::of_flags(flags) {
+            Some((cipher, values)) if cipher == self.cipher => {
+                if !values {
+                    return Ok(None);
+                }
+            }
+            Some(_) => return Err(corrupt("payload cipher differs from the repository's")),
+            None => return Err(corrupt("unknown cipher code")),
+        }
+        let base = if flags & FLAG_DELTA != 0 {
+            Some(ChunkId(r.array().map_err(|_| {
+                corrupt("delta payload shorter than its header")
+            })?))
+        } else {
+            None
+        };
+        let section = r
+            .u32()
+            .ok()
+            .and_then(|n| r.take(n as usize).ok())
+            .filter(|s| s.len() >= NONCE_LEN + TAG_LEN)
+            .ok_or_else(|| corrupt("unit values shorter than their header"))?;
+        let nonce: [u8; NONCE_LEN] = section[..NONCE_LEN].try_into().expect("checked above");
+        let mut sealed = section[NONCE_LEN..].to_vec();
+        let n = self
+            .aead
+            .open(nonce, &values_aad(id, base.as_ref()), &mut sealed)
+            .map_err(|_| corrupt("unit values failed authentication (damaged or tampered with)"))?;
+        UnitValues::decode(&sealed[..n])
+            .map(Some)
+            .ok_or_else(|| corrupt("unit values malformed"))
     }
 
     /// The base a delta payload needs, read from its header (no key needed).
@@ -363,7 +602,13 @@ impl Codec {
         let short = |_: Truncated| corrupt("payload shorter than its header");
         let mut r = LeReader::new(payload);
         let flags = r.u8().map_err(short)?;
-        let cipher = Cipher::from_code(flags >> 4).ok_or_else(|| corrupt("unknown cipher code"))?;
+        if flags & FLAG_UNKNOWN != 0 {
+            return Err(corrupt(
+                "payload of a newer format: upgrade ORCA to read it",
+            ));
+        }
+        let (cipher, values) =
+            Cipher::of_flags(flags).ok_or_else(|| corrupt("unknown cipher code"))?;
         if cipher != self.cipher {
             return Err(corrupt("payload cipher differs from the repository's"));
         }
@@ -375,6 +620,14 @@ impl Codec {
         } else {
             None
         };
+        if values {
+            // Every byte of a payload is authenticated on read, the values too (a few KiB).
+            self.open_values(id, payload, object)?;
+            r.u32()
+                .ok()
+                .and_then(|n| r.take(n as usize).ok())
+                .ok_or_else(|| corrupt("unit values shorter than their header"))?;
+        }
         let nonce: [u8; NONCE_LEN] = r.array().map_err(short)?;
         if r.remaining() < TAG_LEN {
             return Err(corrupt("payload shorter than its header"));
@@ -592,6 +845,16 @@ fn corrupt_chunk(id: &ChunkId, object: &str, reason: &str) -> RepoError {
     }
 }
 
+fn values_aad(id: &ChunkId, base: Option<&ChunkId>) -> Vec<u8> {
+    let mut a = Vec::with_capacity(64 + VALUES_DOMAIN.len());
+    a.extend_from_slice(id.as_bytes());
+    if let Some(b) = base {
+        a.extend_from_slice(b.as_bytes());
+    }
+    a.extend_from_slice(VALUES_DOMAIN);
+    a
+}
+
 fn aad(id: &ChunkId, flags: u8, base: Option<&ChunkId>) -> Vec<u8> {
     let mut a = Vec::with_capacity(65);
     a.extend_from_slice(id.as_bytes());
@@ -609,6 +872,162 @@ mod tests {
 
     fn codec(cipher: Cipher) -> Codec {
         Codec::new(Keys::from_master([9u8; 32]), cipher, 1)
+    }
+
+    fn cv(n: u8) -> UnitCv {
+        [n; 24]
+    }
+
+    /// Unit values travel ahead of the body: the body opens as before, and the values are read
+    /// from the payload's first bytes alone, whole chunk and delta alike.
+    #[test]
+    fn unit_values_ride_ahead_of_the_body_and_read_alone() {
+        for cipher in [Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305] {
+            let c = codec(cipher);
+            let plain: Vec<u8> = (0..3 * UNIT).map(|i| (i % 251).to_le_bytes()[0]).collect();
+            let id = c.chunk_id(&plain);
+            let every = UnitValues::Every(vec![cv(1), cv(2), cv(3)]);
+            let enc = c
+                .encode_with_values_in(Vec::new(), &id, &plain, &every)
+                .unwrap();
+            assert!(enc.len() <= Codec::max_payload(plain.len()));
+            let Opened::Full(back) = c.open(&id, &enc, plain.len(), "t").unwrap() else {
+                panic!("a whole chunk")
+            };
+            assert_eq!(back, plain);
+            // What a build from before reads of the flags byte: a cipher it does not know.
+            assert_eq!(Cipher::from_code(enc[0] >> 4), None);
+            let prefix = Codec::values_prefix_len(&enc[..37]).unwrap();
+            assert!(prefix < enc.len() && prefix == 1 + 4 + NONCE_LEN + 1 + 2 + 3 * 24 + TAG_LEN);
+            assert_eq!(
+                c.open_values(&id, &enc[..prefix], "t").unwrap(),
+                Some(every.clone())
+            );
+
+            let mut next = plain.clone();
+            next[UNIT + 7] ^= 1;
+            let next_id = c.chunk_id(&next);
+            let changed = UnitValues::Changed {
+                units: 3,
+                changed: vec![(1, cv(9))],
+            };
+            let enc = c
+                .encode_delta_with_values_in(Vec::new(), &next_id, &next, &id, &[1], &changed)
+                .unwrap();
+            assert_eq!(Codec::payload_base(&enc), Some(id));
+            let Opened::Delta { base, body } = c.open(&next_id, &enc, next.len(), "t").unwrap()
+            else {
+                panic!("a delta")
+            };
+            assert_eq!(base, id);
+            assert_eq!(
+                c.apply_delta(&next_id, &plain, &body, next.len(), "t")
+                    .unwrap(),
+                next
+            );
+            let prefix = Codec::values_prefix_len(&enc).unwrap();
+            let got = c
+                .open_values(&next_id, &enc[..prefix], "t")
+                .unwrap()
+                .unwrap();
+            assert_eq!(got, changed);
+            assert_eq!(
+                got.resolve(Some(&[cv(1), cv(2), cv(3)])),
+                Some(vec![cv(1), cv(9), cv(3)])
+            );
+
+            let unknown = c.encode(&id, &plain).unwrap();
+            let prefix = Codec::values_prefix_len(&unknown).unwrap();
+            assert_eq!(
+                c.open_values(&id, &unknown[..prefix], "t").unwrap(),
+                Some(UnitValues::Every(Vec::new()))
+            );
+        }
+    }
+
+    /// Negative controls: a flipped byte of the values, values moved onto another chunk's
+    /// payload, a cleared values flag and an unknown flag all fail; none reads wrong values.
+    #[test]
+    fn unit_values_damaged_moved_or_unflagged_fail() {
+        let c = codec(Cipher::Aes256Gcm);
+        let a: Vec<u8> = (0..2 * UNIT).map(|i| (i % 13).to_le_bytes()[0]).collect();
+        let b: Vec<u8> = (0..2 * UNIT).map(|i| (i % 17).to_le_bytes()[0]).collect();
+        let (ia, ib) = (c.chunk_id(&a), c.chunk_id(&b));
+        let va = UnitValues::Every(vec![cv(1), cv(2)]);
+        let vb = UnitValues::Every(vec![cv(3), cv(4)]);
+        let ea = c.encode_with_values_in(Vec::new(), &ia, &a, &va).unwrap();
+        let eb = c.encode_with_values_in(Vec::new(), &ib, &b, &vb).unwrap();
+        let prefix = Codec::values_prefix_len(&ea).unwrap();
+        assert_eq!(prefix, Codec::values_prefix_len(&eb).unwrap());
+
+        for at in [5 + 3, 5 + NONCE_LEN + 4, prefix - 1] {
+            let mut bad = ea.clone();
+            bad[at] ^= 0x10;
+            let e = c.open_values(&ia, &bad, "t").unwrap_err();
+            assert!(
+                e.to_string().contains("unit values failed authentication"),
+                "{e}"
+            );
+            assert!(
+                c.open(&ia, &bad, a.len(), "t").is_err(),
+                "a read of the body too"
+            );
+        }
+        let mut moved = eb.clone();
+        moved[..prefix].copy_from_slice(&ea[..prefix]);
+        assert!(
+            c.open_values(&ib, &moved, "t").is_err(),
+            "values of chunk a pass for b's"
+        );
+        assert!(
+            c.open_values(&ib, &ea, "t").is_err(),
+            "payload read under another id"
+        );
+
+        let mut unflagged = ea.clone();
+        unflagged[0] -= VALUES_CODE << 4;
+        assert!(c.open(&ia, &unflagged, a.len(), "t").is_err());
+        let mut newer = ea.clone();
+        newer[0] |= 0x04;
+        let e = c.open(&ia, &newer, a.len(), "t").unwrap_err();
+        assert!(e.to_string().contains("newer format"), "{e}");
+        assert!(
+            c.open(&ia, &ea[..prefix + 3], a.len(), "t").is_err(),
+            "a truncated body"
+        );
+    }
+
+    #[test]
+    fn values_of_a_grown_version_must_carry_its_new_units() {
+        let grown = UnitValues::Changed {
+            units: 3,
+            changed: vec![(0, cv(7))],
+        };
+        assert_eq!(grown.resolve(Some(&[cv(1), cv(2)])), None);
+        let carried = UnitValues::Changed {
+            units: 3,
+            changed: vec![(2, cv(7))],
+        };
+        assert_eq!(
+            carried.resolve(Some(&[cv(1), cv(2)])),
+            Some(vec![cv(1), cv(2), cv(7)])
+        );
+        let shrunk = UnitValues::Changed {
+            units: 1,
+            changed: vec![],
+        };
+        assert_eq!(shrunk.resolve(Some(&[cv(1), cv(2)])), Some(vec![cv(1)]));
+        assert_eq!(shrunk.resolve(None), None);
+        assert_eq!(
+            UnitValues::decode(&[1, 1, 0, 2, 0, 1, 0]),
+            None,
+            "truncated"
+        );
+        let mut out_of_order = vec![1u8, 4, 0, 2, 0, 2, 0];
+        out_of_order.extend_from_slice(&cv(1));
+        out_of_order.extend_from_slice(&[1, 0]);
+        out_of_order.extend_from_slice(&cv(2));
+        assert_eq!(UnitValues::decode(&out_of_order), None);
     }
 
     /// Payloads written before the AEAD library changed (RustCrypto's `aes-gcm` and
@@ -650,6 +1069,10 @@ mod tests {
             };
             assert_eq!(opened(&raw_id, raw, 20), plain[..20], "{cipher} raw");
             assert_eq!(opened(&id, zstd, plain.len()), plain, "{cipher} zstd");
+            // Written before unit values: none to read, and no prefix to ask for.
+            let old = hex::decode(zstd).unwrap();
+            assert_eq!(Codec::values_prefix_len(&old), None);
+            assert_eq!(c.open_values(&id, &old, "kat").unwrap(), None);
         }
     }
 
@@ -852,6 +1275,17 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn unit_values_round_trip(
+            every in proptest::collection::vec(any::<[u8; 24]>(), 0..200),
+            changed in proptest::collection::btree_map(0u16..300, any::<[u8; 24]>(), 0..40),
+        ) {
+            let every = UnitValues::Every(every);
+            prop_assert_eq!(UnitValues::decode(&every.encode().unwrap()), Some(every));
+            let changed = UnitValues::Changed { units: 300, changed: changed.into_iter().collect() };
+            prop_assert_eq!(UnitValues::decode(&changed.encode().unwrap()), Some(changed));
+        }
+
         #[test]
         fn round_trip(data in proptest::collection::vec(any::<u8>(), 0..20_000), level in 1i32..4) {
             let c = Codec::new(Keys::from_master([3u8; 32]), Cipher::Aes256Gcm, level);

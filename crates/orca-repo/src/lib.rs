@@ -98,13 +98,13 @@ pub use repository::{InitOptions, NewKey, Repository};
 pub use chain::MAX_DELTA_DEPTH;
 pub use chunker::ChunkerSpec;
 pub use hash::changed_units;
-pub use lineage::{Anchor, Lineage, LineageCache, LineageEntry};
+pub use lineage::{Anchor, AnchorRef, Lineage, LineageCache, LineageEntry};
 pub use manifest::{FileType, PieceMeta, WriteStats};
 pub use writer::{Committed, MAX_LANE, PieceWriter, WriteOptions};
 
 // Reading a piece, and the formats it is read from.
 pub use aead::{Aead, Unauthentic};
-pub use codec::{Cipher, Codec, Opened};
+pub use codec::{Cipher, Codec, Opened, UnitValues};
 pub use manifest::{
     ChunkRef, Demux, Manifest, ManifestHeader, VERSION as MANIFEST_VERSION,
     object_key as manifest_key,

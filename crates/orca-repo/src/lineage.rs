@@ -28,11 +28,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::error::{RepoError, Result};
 use crate::hash::UnitCv;
 
-const UNIT_CV: usize = std::mem::size_of::<UnitCv>();
 use crate::id::ChunkId;
 
 /// The chunk a later version of the same position can be stored against: a full chunk, or
-/// a delta short enough that one more stays within [`crate::MAX_DELTA_DEPTH`].
+/// a delta short enough that one more stays within [`crate::MAX_DELTA_DEPTH`]. What the cache
+/// keeps of it is its [`AnchorRef`]; the rest a writer reads from the chunk's payload and its
+/// chain's ([`crate::codec::UnitValues`]), so the cache holds no per-unit values.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Anchor {
     /// The chunk.
@@ -49,13 +50,23 @@ pub struct Anchor {
     pub dirty: Arc<Vec<u16>>,
 }
 
+/// An [`Anchor`] as a lineage names it: the chunk and its length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnchorRef {
+    /// The chunk.
+    pub id: ChunkId,
+    /// Its plaintext length.
+    pub len: u32,
+}
+
 /// One chunk position of a source.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LineageEntry {
     /// The chunk last backed up at this position.
     pub chunk: ChunkId,
-    /// The full chunk to store a changed version of this position against, if any.
-    pub anchor: Option<Anchor>,
+    /// The chunk to store a changed version of this position against, if any: usually
+    /// `chunk` itself, an older one when `chunk` was not stored by this position's writer.
+    pub anchor: Option<AnchorRef>,
 }
 
 /// Chunk positions (byte offset in the stream) of one source.
@@ -85,7 +96,7 @@ impl Lineage {
     pub fn bytes(&self) -> u64 {
         self.entries
             .values()
-            .filter_map(|e| e.anchor.as_ref())
+            .filter_map(|e| e.anchor)
             .map(|a| u64::from(a.len))
             .sum()
     }
@@ -104,25 +115,85 @@ pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
 /// Version of the tables below: 2 = 16 KiB unit values and the store's
 /// session time per source; 3 = the anchor's place in its delta chain (depth, the
 /// chain's full chunk, the units that differ from it); 4 = 8 KiB units; 5 = unit values
-/// with their pair's (24 bytes, `hash::UnitCv`). Older caches are dropped (losing a cache costs probes, never data).
-const LAYOUT: &str = "5";
+/// with their pair's (24 bytes, `hash::UnitCv`); 6 = chunk ids only, a source's positions
+/// in one blob (the unit values are read from the chunks' payloads). Older caches are
+/// dropped (losing a cache costs probes, never data).
+const LAYOUT: &str = "6";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS sources (key TEXT PRIMARY KEY, updated INTEGER NOT NULL, since INTEGER NOT NULL, bytes INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS entries (
-    key TEXT NOT NULL,
-    offset INTEGER NOT NULL,
-    chunk BLOB NOT NULL,
-    anchor BLOB,
-    anchor_len INTEGER,
-    cvs BLOB,
-    anchor_depth INTEGER NOT NULL DEFAULT 0,
-    anchor_root BLOB,
-    anchor_dirty BLOB,
-    PRIMARY KEY (key, offset)
-) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sources (key TEXT PRIMARY KEY, updated INTEGER NOT NULL, since INTEGER NOT NULL, bytes INTEGER NOT NULL, positions BLOB NOT NULL);
 ";
+
+/// SQLite pages of a new cache: a source's positions are one blob, so small pages waste
+/// little at its end, and an empty cache is 4 pages (4 KiB) rather than 16 KiB.
+const CACHE_PAGE: u32 = 1024;
+
+/// `positions` anchor kinds: none, the position's chunk itself, another chunk.
+const NO_ANCHOR: u8 = 0;
+const SELF_ANCHOR: u8 = 1;
+const OTHER_ANCHOR: u8 = 2;
+
+/// A source's positions as the cache keeps them, in offset order (docs/design.md, "Lineage
+/// cache"): `u64 offset | chunk id (32) | u8 kind | anchor id (32, kind 2) | u32 anchor
+/// length (kinds 1, 2)`, little-endian; 45 bytes a position whose anchor is its chunk.
+fn encode_positions(entries: &HashMap<u64, LineageEntry>) -> Vec<u8> {
+    let mut offsets: Vec<u64> = entries.keys().copied().collect();
+    offsets.sort_unstable();
+    let mut out = Vec::with_capacity(offsets.len() * 45);
+    for off in offsets {
+        let e = &entries[&off];
+        out.extend_from_slice(&off.to_le_bytes());
+        out.extend_from_slice(e.chunk.as_bytes());
+        match e.anchor {
+            None => out.push(NO_ANCHOR),
+            Some(a) if a.id == e.chunk => {
+                out.push(SELF_ANCHOR);
+                out.extend_from_slice(&a.len.to_le_bytes());
+            }
+            Some(a) => {
+                out.push(OTHER_ANCHOR);
+                out.extend_from_slice(a.id.as_bytes());
+                out.extend_from_slice(&a.len.to_le_bytes());
+            }
+        }
+    }
+    out
+}
+
+/// [`encode_positions`] read back; `None` for bytes it did not write (a damaged cache).
+fn decode_positions(mut b: &[u8]) -> Option<HashMap<u64, LineageEntry>> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = b.split_at_checked(n)?;
+        *b = rest;
+        Some(head)
+    }
+    let mut entries = HashMap::new();
+    while !b.is_empty() {
+        let off = u64::from_le_bytes(take(&mut b, 8)?.try_into().ok()?);
+        let chunk = ChunkId::from_slice(take(&mut b, 32)?)?;
+        let id = match take(&mut b, 1)?[0] {
+            NO_ANCHOR => None,
+            SELF_ANCHOR => Some(chunk),
+            OTHER_ANCHOR => Some(ChunkId::from_slice(take(&mut b, 32)?)?),
+            _ => return None,
+        };
+        let anchor = match id {
+            Some(id) => Some(AnchorRef {
+                id,
+                len: u32::from_le_bytes(take(&mut b, 4)?.try_into().ok()?),
+            }),
+            None => None,
+        };
+        if entries
+            .insert(off, LineageEntry { chunk, anchor })
+            .is_some()
+        {
+            return None;
+        }
+    }
+    Some(entries)
+}
 
 /// The local fingerprint cache of one repository: a SQLite file holding a
 /// [`Lineage`] per source key (a file, an RMAN datafile identity). It only saves
@@ -148,8 +219,8 @@ impl LineageCache {
         })?;
         let path = dir.join(format!("lineage-{repo_id}.sqlite"));
         let ctx = |what: &str| format!("{}: {what}", path.display());
-        let mut conn =
-            crate::index::open_wal(&path).map_err(|e| RepoError::cache(ctx("open"), e))?;
+        let mut conn = crate::index::open_wal(&path, Some(CACHE_PAGE))
+            .map_err(|e| RepoError::cache(ctx("open"), e))?;
         // Channels open the cache at the same moment: the layout is read and
         // reset in the transaction that writes it, or a late opener would drop
         // what an earlier one had stored.
@@ -204,131 +275,41 @@ impl LineageCache {
         f(&mut c).map_err(|e| RepoError::cache(format!("{}: {what}", self.path.display()), e))
     }
 
-    /// The lineage of `key`, empty when unknown or expired.
+    /// The lineage of `key`, empty when unknown, expired or unreadable.
     pub fn load(&self, key: &str) -> Result<Lineage> {
         // Saturating: an age beyond i64 seconds means "keep everything".
         let max_age = i64::try_from(self.max_age.as_secs()).unwrap_or(i64::MAX);
         let oldest = crate::now_unix().saturating_sub(max_age);
-        self.with("load", |c| {
-            let tx = c.transaction()?;
-            let source: Option<(i64, i64)> = tx
-                .query_row(
-                    "SELECT updated, since FROM sources WHERE key = ?1",
-                    [key],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let mut lineage = Lineage::default();
-            if let Some((_, since)) = source.filter(|(updated, _)| *updated >= oldest) {
-                lineage.since = since;
-                let mut st = tx.prepare(
-                    "SELECT offset, chunk, anchor, anchor_len, cvs, anchor_depth, anchor_root, anchor_dirty FROM entries WHERE key = ?1",
-                )?;
-                let rows = st.query_map([key], |r| {
-                    Ok((
-                        r.get::<_, u64>(0)?,
-                        r.get::<_, Vec<u8>>(1)?,
-                        r.get::<_, Option<Vec<u8>>>(2)?,
-                        r.get::<_, Option<u32>>(3)?,
-                        r.get::<_, Option<Vec<u8>>>(4)?,
-                        r.get::<_, u8>(5)?,
-                        r.get::<_, Option<Vec<u8>>>(6)?,
-                        r.get::<_, Option<Vec<u8>>>(7)?,
-                    ))
-                })?;
-                for row in rows {
-                    let (offset, chunk, anchor, anchor_len, cvs, depth, root, dirty) = row?;
-                    let Some(chunk) = ChunkId::from_slice(&chunk) else {
-                        continue;
-                    };
-                    let anchor = match (
-                        anchor.and_then(|a| ChunkId::from_slice(&a)),
-                        anchor_len,
-                        cvs,
-                    ) {
-                        (Some(id), Some(len), Some(cvs)) if cvs.len() % UNIT_CV == 0 => Some(Anchor {
-                            id,
-                            len,
-                            cvs: Arc::new(cvs.as_chunks::<UNIT_CV>().0.to_vec()),
-                            depth,
-                            root: root.and_then(|r| ChunkId::from_slice(&r)),
-                            dirty: Arc::new(
-                                dirty
-                                    .unwrap_or_default()
-                                    .as_chunks::<2>()
-                                    .0
-                                    .iter()
-                                    .map(|u| u16::from_le_bytes(*u))
-                                    .collect(),
-                            ),
-                        }),
-                        _ => None,
-                    };
-                    lineage
-                        .entries
-                        .insert(offset, LineageEntry { chunk, anchor });
-                }
+        let source: Option<(i64, Vec<u8>)> = self.with("load", |c| {
+            c.query_row(
+                "SELECT since, positions FROM sources WHERE key = ?1 AND updated >= ?2",
+                params![key, oldest],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })?;
+        let Some((since, positions)) = source else {
+            return Ok(Lineage::default());
+        };
+        match decode_positions(&positions) {
+            Some(entries) => Ok(Lineage { entries, since }),
+            None => {
+                tracing::warn!(cache = %self.path.display(), source = key, "fingerprint cache entry is damaged; probing instead");
+                Ok(Lineage::default())
             }
-            drop(tx);
-            Ok(lineage)
-        })
+        }
     }
 
     /// Replace the lineage of `key`, then keep the cache within its size.
     pub fn store(&self, key: &str, lineage: &Lineage) -> Result<()> {
         let now = crate::now_unix();
-        let bytes: u64 = lineage
-            .entries
-            .values()
-            .map(|e| {
-                64 + e.anchor.as_ref().map_or(0, |a| {
-                    72 + (a.cvs.len() * UNIT_CV) as u64 + a.dirty.len() as u64 * 2
-                })
-            })
-            .sum();
+        let positions = encode_positions(&lineage.entries);
+        let bytes = positions.len() as u64 + key.len() as u64;
         self.with("store", |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            tx.execute("DELETE FROM entries WHERE key = ?1", [key])?;
-            {
-                let mut st = tx.prepare(
-                    "INSERT INTO entries(key, offset, chunk, anchor, anchor_len, cvs, anchor_depth, anchor_root, anchor_dirty) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )?;
-                for (off, e) in &lineage.entries {
-                    let (a, l, cvs) = match &e.anchor {
-                        Some(a) => (
-                            Some(a.id.as_bytes().to_vec()),
-                            Some(a.len),
-                            Some(a.cvs.iter().flatten().copied().collect::<Vec<u8>>()),
-                        ),
-                        None => (None, None, None),
-                    };
-                    let depth = e.anchor.as_ref().map_or(0, |a| a.depth);
-                    let root = e
-                        .anchor
-                        .as_ref()
-                        .and_then(|a| a.root)
-                        .map(|r| r.as_bytes().to_vec());
-                    let dirty: Option<Vec<u8>> = e
-                        .anchor
-                        .as_ref()
-                        .filter(|a| !a.dirty.is_empty())
-                        .map(|a| a.dirty.iter().flat_map(|u| u.to_le_bytes()).collect());
-                    st.execute(params![
-                        key,
-                        *off,
-                        e.chunk.as_bytes().as_slice(),
-                        a,
-                        l,
-                        cvs,
-                        depth,
-                        root,
-                        dirty
-                    ])?;
-                }
-            }
             tx.execute(
-                "INSERT OR REPLACE INTO sources(key, updated, since, bytes) VALUES (?1, ?2, ?3, ?4)",
-                params![key, now, lineage.since, bytes],
+                "INSERT OR REPLACE INTO sources(key, updated, since, bytes, positions) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![key, now, lineage.since, bytes, positions],
             )?;
             // Evict the least recently used sources beyond the size bound.
             let total: u64 = tx.query_row("SELECT coalesce(sum(bytes), 0) FROM sources", [], |r| r.get(0))?;
@@ -343,7 +324,6 @@ impl LineageCache {
                     if excess == 0 {
                         break;
                     }
-                    tx.execute("DELETE FROM entries WHERE key = ?1", [&victim])?;
                     tx.execute("DELETE FROM sources WHERE key = ?1", [&victim])?;
                     excess = excess.saturating_sub(b);
                 }
@@ -380,7 +360,6 @@ impl LineageCache {
     /// Forget a source (e.g. after a commit found its cached chunks missing).
     pub fn forget(&self, key: &str) -> Result<()> {
         self.with("forget", |c| {
-            c.execute("DELETE FROM entries WHERE key = ?1", [key])?;
             c.execute("DELETE FROM sources WHERE key = ?1", [key])?;
             Ok(())
         })
@@ -391,17 +370,22 @@ impl LineageCache {
 mod tests {
     use super::*;
 
-    fn entry(n: u8, with_anchor: bool) -> LineageEntry {
+    /// Positions of each kind: no anchor, anchored on its own chunk, on another.
+    fn entry(n: u8, anchor: u8) -> LineageEntry {
+        let chunk = ChunkId([n; 32]);
         LineageEntry {
-            chunk: ChunkId([n; 32]),
-            anchor: with_anchor.then(|| Anchor {
-                id: ChunkId([n.wrapping_add(1); 32]),
-                len: 1 << 20,
-                cvs: Arc::new(vec![[n; UNIT_CV]; 128]),
-                depth: n % 3,
-                root: (!n.is_multiple_of(3)).then_some(ChunkId([n.wrapping_add(2); 32])),
-                dirty: Arc::new(vec![1, u16::from(n), 300]),
-            }),
+            chunk,
+            anchor: match anchor {
+                0 => None,
+                1 => Some(AnchorRef {
+                    id: chunk,
+                    len: 1 << 20,
+                }),
+                _ => Some(AnchorRef {
+                    id: ChunkId([n.wrapping_add(1); 32]),
+                    len: 4096 + u32::from(n),
+                }),
+            },
         }
     }
 
@@ -410,8 +394,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = LineageCache::open(dir.path(), "r1").unwrap();
         let mut l = Lineage::default();
-        l.entries.insert(0, entry(1, false));
-        l.entries.insert(1 << 20, entry(2, true));
+        l.entries.insert(0, entry(1, 0));
+        l.entries.insert(1 << 20, entry(2, 1));
+        l.entries.insert(2 << 20, entry(3, 2));
         cache.store("dbid:1:file:5", &l).unwrap();
         assert_eq!(cache.load("dbid:1:file:5").unwrap(), l);
         assert!(cache.load("other").unwrap().is_empty());
@@ -420,7 +405,7 @@ mod tests {
 
         let small = LineageCache::open(dir.path(), "r1")
             .unwrap()
-            .with_limits(DEFAULT_MAX_AGE, 3000);
+            .with_limits(DEFAULT_MAX_AGE, 200);
         small.store("a", &l).unwrap();
         std::thread::sleep(Duration::from_millis(1100));
         small.store("b", &l).unwrap();
@@ -448,7 +433,7 @@ mod tests {
             since: 100,
             ..Lineage::default()
         };
-        l.entries.insert(0, entry(1, true));
+        l.entries.insert(0, entry(1, 2));
         cache.store("k", &l).unwrap();
         assert!(cache.touch("k", 250).unwrap());
         let back = cache.load("k").unwrap();
@@ -456,6 +441,69 @@ mod tests {
         assert_eq!(back.entries, l.entries);
         assert!(!cache.touch("absent", 250).unwrap());
         assert!(cache.load("absent").unwrap().is_empty());
+    }
+
+    /// A position costs 45 bytes when its anchor is its own chunk: ~45 MiB for a TiB of
+    /// 1 MiB chunks, within issue 25's 64.
+    #[test]
+    fn a_position_anchored_on_its_chunk_costs_45_bytes() {
+        let mut l = Lineage::default();
+        for i in 0..1000u64 {
+            l.entries
+                .insert(i << 20, entry(u8::try_from(i % 256).unwrap(), 1));
+        }
+        assert_eq!(encode_positions(&l.entries).len(), 45 * 1000);
+    }
+
+    /// A damaged entry (cut short, an unknown anchor kind, a position twice) is read as no
+    /// lineage, never as other chunks.
+    #[test]
+    fn damaged_positions_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = LineageCache::open(dir.path(), "r1").unwrap();
+        let mut l = Lineage::default();
+        l.entries.insert(0, entry(1, 1));
+        l.entries.insert(1 << 20, entry(2, 2));
+        let good = encode_positions(&l.entries);
+        assert_eq!(decode_positions(&good), Some(l.entries.clone()));
+        let mut unknown_kind = good.clone();
+        unknown_kind[40] = 7;
+        let twice = [&good[..45], &good[..45]].concat();
+        for bad in [&good[..good.len() - 1], &unknown_kind[..], &twice[..]] {
+            assert_eq!(decode_positions(bad), None);
+            cache.store("k", &l).unwrap();
+            cache
+                .with("damage", |c| {
+                    c.execute("UPDATE sources SET positions = ?1 WHERE key = 'k'", [bad])
+                })
+                .unwrap();
+            assert!(cache.load("k").unwrap().is_empty());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn positions_round_trip(
+            positions in proptest::collection::hash_map(
+                proptest::num::u64::ANY,
+                (proptest::array::uniform32(proptest::num::u8::ANY), 0u8..3, proptest::num::u32::ANY),
+                0..50,
+            )
+        ) {
+            let entries: HashMap<u64, LineageEntry> = positions
+                .into_iter()
+                .map(|(off, (id, kind, len))| {
+                    let chunk = ChunkId(id);
+                    let anchor = match kind {
+                        0 => None,
+                        1 => Some(AnchorRef { id: chunk, len }),
+                        _ => Some(AnchorRef { id: ChunkId(blake3::hash(&id).into()), len }),
+                    };
+                    (off, LineageEntry { chunk, anchor })
+                })
+                .collect();
+            proptest::prop_assert_eq!(decode_positions(&encode_positions(&entries)), Some(entries));
+        }
     }
 }
 

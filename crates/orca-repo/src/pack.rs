@@ -198,30 +198,60 @@ impl BlobHeader {
     }
 }
 
+/// The blob header at the start of `blob` (a blob or its first bytes) and where its payload
+/// starts, once its magic and chunk id are checked.
+fn checked_header(blob: &[u8], expected: &ChunkId, object: &str) -> Result<(BlobHeader, usize)> {
+    let mut r = LeReader::new(blob);
+    let h = BlobHeader::read(&mut r)
+        .map_err(|t| corrupt_blob(expected, object, &format!("blob header {t}")))?;
+    if &h.magic != BLOB_MAGIC {
+        return Err(corrupt_blob(expected, object, "blob header magic damaged"));
+    }
+    if h.id != *expected {
+        return Err(corrupt_blob(
+            expected,
+            object,
+            "blob header names another chunk",
+        ));
+    }
+    Ok((h, r.position()))
+}
+
+fn corrupt_blob(id: &ChunkId, object: &str, reason: &str) -> RepoError {
+    RepoError::CorruptChunk {
+        piece: None,
+        index: None,
+        id: *id,
+        object: object.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Where the payload starts in `blob`, the first bytes of a blob (a ranged read of its
+/// header and the payload's start), once the header's magic and chunk id are checked; the
+/// payload's checksum needs the whole payload.
+pub fn blob_head(blob: &[u8], expected: &ChunkId, object: &str) -> Result<usize> {
+    checked_header(blob, expected, object).map(|(_, at)| at)
+}
+
 /// Check one blob read back from a pack (header and payload) and return its
 /// payload. `expected` is the id the index promised at this offset.
 pub fn open_blob(blob: Bytes, expected: &ChunkId, object: &str) -> Result<Bytes> {
-    let corrupt = |reason: &str| RepoError::CorruptChunk {
-        piece: None,
-        index: None,
-        id: *expected,
-        object: object.to_string(),
-        reason: reason.to_string(),
-    };
-    let mut r = LeReader::new(&blob);
-    let h = BlobHeader::read(&mut r).map_err(|t| corrupt(&format!("blob header {t}")))?;
-    if &h.magic != BLOB_MAGIC {
-        return Err(corrupt("blob header magic damaged"));
+    let (h, at) = checked_header(&blob, expected, object)?;
+    if usize::try_from(h.payload_len).ok() != Some(blob.len() - at) {
+        return Err(corrupt_blob(
+            expected,
+            object,
+            "blob length differs from the index",
+        ));
     }
-    if h.id != *expected {
-        return Err(corrupt("blob header names another chunk"));
-    }
-    if usize::try_from(h.payload_len).ok() != Some(r.remaining()) {
-        return Err(corrupt("blob length differs from the index"));
-    }
-    let payload = blob.slice(r.position()..);
+    let payload = blob.slice(at..);
     if blob_crc(&h.id, h.payload_len, h.raw_len, &payload) != h.crc {
-        return Err(corrupt("checksum mismatch (bit rot or tampering)"));
+        return Err(corrupt_blob(
+            expected,
+            object,
+            "checksum mismatch (bit rot or tampering)",
+        ));
     }
     Ok(payload)
 }

@@ -32,7 +32,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, EncodedChunk};
 use crate::chain::MAX_DELTA_DEPTH;
-use crate::codec::OVERHEAD;
+use crate::codec::{Codec, OVERHEAD};
+
+/// Bytes of a payload a values read takes at first: a 1 MiB chunk's 128 values and a
+/// delta's base fit.
+const VALUES_READ: u64 = 4 << 10;
 use crate::config::{CONFIG_KEY, RepoConfig};
 use crate::error::{RepoError, Result};
 use crate::id::ChunkId;
@@ -697,6 +701,93 @@ impl Store {
         }
     }
 
+    /// A chunk asked for by id that the index does not hold.
+    fn not_stored(&self, id: ChunkId) -> RepoError {
+        RepoError::CorruptChunk {
+            piece: None,
+            index: None,
+            id,
+            object: self.location.clone(),
+            reason: "chunk is not in the repository (lost or never stored)".into(),
+        }
+    }
+
+    /// [`Backend::get_values`] by ranged reads: each blob's header and the first
+    /// [`VALUES_READ`] bytes of its payload, and again for the few whose values are longer.
+    async fn values_of(&self, ids: &[ChunkId]) -> Result<Vec<Option<Bytes>>> {
+        let list = ids.to_vec();
+        let locs = self.blocking(move |i| i.locate(&list)).await?;
+        let mut out: Vec<Option<Bytes>> = vec![None; ids.len()];
+        let mut want: Vec<(usize, String, PackEntry, u64)> = Vec::new();
+        for (pos, loc) in locs.into_iter().enumerate() {
+            let Some(Location { pack, entry }) = loc else {
+                return Err(self.not_stored(ids[pos]));
+            };
+            let len = u64::from(entry.payload_len).min(VALUES_READ);
+            want.push((pos, pack, entry, len));
+        }
+        // At most two rounds: the first read tells each section's length.
+        for _ in 0..2 {
+            let mut by_pack: HashMap<String, Vec<(usize, PackEntry, u64)>> = HashMap::new();
+            for (pos, pack, entry, len) in want.drain(..) {
+                by_pack.entry(pack).or_default().push((pos, entry, len));
+            }
+            let objects = self.objects.clone();
+            let read: Vec<Vec<(usize, String, PackEntry, Bytes)>> =
+                futures::stream::iter(by_pack.into_iter().map(|(pack, items)| {
+                    let objects = objects.clone();
+                    async move {
+                        let key = pack_key(&pack);
+                        let ranges: Vec<std::ops::Range<u64>> = items
+                            .iter()
+                            .map(|(_, e, len)| {
+                                let start = u64::from(e.offset);
+                                start..start + pack::BLOB_HEADER_LEN as u64 + len
+                            })
+                            .collect();
+                        let got = objects
+                            .get_ranges(&obj(&key), &ranges)
+                            .await
+                            .map_err(|e| RepoError::storage(key.clone(), e))?;
+                        Ok::<_, RepoError>(
+                            items
+                                .into_iter()
+                                .zip(got)
+                                .map(|((pos, e, _), b)| (pos, pack.clone(), e, b))
+                                .collect(),
+                        )
+                    }
+                }))
+                .buffer_unordered(4)
+                .try_collect()
+                .await?;
+            for (pos, pack, entry, blob) in read.into_iter().flatten() {
+                let head = pack::blob_head(&blob, &entry.id, &pack_key(&pack))?;
+                let prefix = blob.slice(head..);
+                match Codec::values_prefix_len(&prefix) {
+                    Some(n) if n <= prefix.len() => out[pos] = Some(prefix.slice(..n)),
+                    Some(n) if (n as u64) <= u64::from(entry.payload_len) => {
+                        want.push((pos, pack, entry, n as u64));
+                    }
+                    Some(_) => {
+                        return Err(RepoError::CorruptChunk {
+                            piece: None,
+                            index: None,
+                            id: entry.id,
+                            object: pack_key(&pack),
+                            reason: "unit values longer than their payload".into(),
+                        });
+                    }
+                    None => {}
+                }
+            }
+            if want.is_empty() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     async fn fetch_chunks(&self, ids: &[ChunkId]) -> Result<Vec<Bytes>> {
         let list = ids.to_vec();
         let locs = self.blocking(move |i| i.locate(&list)).await?;
@@ -706,15 +797,7 @@ impl Store {
                 Some(Location { pack, entry }) => {
                     by_pack.entry(pack).or_default().push((pos, entry))
                 }
-                None => {
-                    return Err(RepoError::CorruptChunk {
-                        piece: None,
-                        index: None,
-                        id: ids[pos],
-                        object: self.location.clone(),
-                        reason: "chunk is not in the repository (lost or never stored)".into(),
-                    });
-                }
+                None => return Err(self.not_stored(ids[pos])),
             }
         }
         let objects = self.objects.clone();
@@ -892,6 +975,10 @@ impl Backend for Store {
 
     async fn get_chunks(&self, ids: &[ChunkId]) -> Result<Vec<Bytes>> {
         self.get_chunks_inner(ids).await
+    }
+
+    async fn get_values(&self, ids: &[ChunkId]) -> Result<Vec<Option<Bytes>>> {
+        self.values_of(ids).await
     }
 
     async fn begin_session(

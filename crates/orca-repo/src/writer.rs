@@ -21,12 +21,12 @@ use tokio::task::JoinHandle;
 use crate::backend::{Backend, EncodedChunk};
 use crate::chain::MAX_DELTA_DEPTH;
 use crate::chunker::{Chunker, ChunkerSpec};
-use crate::codec::Codec;
+use crate::codec::{Codec, UnitValues};
 use crate::error::{RepoError, Result};
 use crate::hash::{Node, PAIR, UNIT, UnitCv};
 use crate::id::ChunkId;
 use crate::index::{PieceInfo, SessionGrant};
-use crate::lineage::{Anchor, Lineage, LineageEntry};
+use crate::lineage::{Anchor, AnchorRef, Lineage, LineageEntry};
 use crate::manifest::{self, ChunkRef, Manifest, ManifestHeader, PieceMeta, WriteStats};
 use crate::pool::Pools;
 use crate::repository::Repository;
@@ -113,10 +113,19 @@ struct Ctx {
     seen: Mutex<HashSet<ChunkId>>,
 }
 
-/// A lineage and the chunk ids it vouches for.
+/// A lineage, the chunk ids it vouches for, and its anchors with their unit values.
 struct Known {
     lineage: Lineage,
     ids: HashSet<ChunkId>,
+    anchors: HashMap<ChunkId, Anchor>,
+}
+
+impl Known {
+    /// The anchor of position `pos`, when its values could be read.
+    fn anchor(&self, pos: u64) -> Option<&Anchor> {
+        self.anchors
+            .get(&self.lineage.entries.get(&pos)?.anchor?.id)
+    }
 }
 
 /// A chunk's fingerprint and, with fixed chunking, its unit chaining values.
@@ -174,11 +183,6 @@ type Pipeline = JoinHandle<Result<(Vec<Outcome>, WriteStats)>>;
 struct Delta {
     base: ChunkId,
     changed: Vec<usize>,
-    /// The new chunk's place in its chain.
-    depth: u8,
-    root: ChunkId,
-    /// Its units that differ from `root`.
-    dirty: Vec<u16>,
 }
 
 /// A piece being written ([`crate::Repository::writer`]). Blocking: push bytes with
@@ -463,15 +467,43 @@ impl PieceWriter {
     /// The store is asked first whether the lineage is still trustworthy (no
     /// garbage collection since it was recorded could have swept its chunks);
     /// when it is not, it is ignored and this piece is probed chunk by chunk.
-    /// Returns whether the lineage is used.
+    /// Then the unit values of its anchors are read from the repository, one request per
+    /// level of their delta chains (a position whose anchor's values cannot be read stores
+    /// its next version whole). Returns whether the lineage is used.
     pub fn set_lineage(&mut self, lineage: Lineage) -> bool {
         if lineage.is_empty() || !self.trust(lineage.since) {
             return false;
         }
         let ids = lineage.known();
-        *self.ctx.lineage.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(Arc::new(Known { lineage, ids }));
+        let anchors = self.anchors_of(&lineage);
+        *self.ctx.lineage.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Known {
+            lineage,
+            ids,
+            anchors,
+        }));
         true
+    }
+
+    /// The anchors `lineage` names, read from the repository: a writer needs every
+    /// position's before the stream reaches it ([`WriteOptions::hash_in_caller`] decides
+    /// while the caller's buffer is still its own whether to copy each unit).
+    fn anchors_of(&self, lineage: &Lineage) -> HashMap<ChunkId, Anchor> {
+        let started = std::time::Instant::now();
+        let refs: Vec<AnchorRef> = lineage.entries.values().filter_map(|e| e.anchor).collect();
+        let anchors = self.rt.block_on(crate::chain::anchors_from(
+            &*self.ctx.backend,
+            &self.ctx.codec,
+            &self.name,
+            refs.iter().copied(),
+        ));
+        tracing::debug!(
+            piece = %self.name,
+            positions = lineage.len(),
+            anchors = anchors.len(),
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "read the unit values of the last backup's chunks"
+        );
+        anchors
     }
 
     /// [`Self::set_lineage`] for one lane of a demultiplexed piece
@@ -481,8 +513,11 @@ impl PieceWriter {
         if lane > MAX_LANE || lineage.is_empty() || !self.trust(lineage.since) {
             return false;
         }
+        let found = self.anchors_of(&lineage);
         let mut slot = self.ctx.lineage.lock().unwrap_or_else(|p| p.into_inner());
         let mut merged = slot.as_ref().map(|k| k.lineage.clone()).unwrap_or_default();
+        let mut anchors = slot.as_ref().map(|k| k.anchors.clone()).unwrap_or_default();
+        anchors.extend(found);
         merged.since = if merged.is_empty() {
             lineage.since
         } else {
@@ -495,6 +530,7 @@ impl PieceWriter {
         *slot = Some(Arc::new(Known {
             lineage: merged,
             ids,
+            anchors,
         }));
         true
     }
@@ -737,8 +773,7 @@ impl PieceWriter {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .as_ref()
-                .and_then(|k| k.lineage.entries.get(&pos))
-                .and_then(|e| e.anchor.as_ref())
+                .and_then(|k| k.lineage.entries.get(&pos)?.anchor)
                 .is_some_and(|a| a.len as usize == granule)
     }
 
@@ -954,8 +989,7 @@ impl PieceWriter {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .as_ref()
-                    .and_then(|k| k.lineage.entries.get(&self.chunked))
-                    .and_then(|e| e.anchor.clone())
+                    .and_then(|k| k.anchor(self.chunked).cloned())
                     .filter(|a| a.len as usize <= size);
             }
             let n = (size - st.filled).min(data.len());
@@ -1093,12 +1127,10 @@ impl PieceWriter {
         let base = self.chunked;
         let anchor_at = |i: u64| -> Option<Arc<Vec<UnitCv>>> {
             let lineage = ctx.lineage.lock().unwrap_or_else(|p| p.into_inner());
-            let entries = &lineage.as_ref()?.lineage.entries;
             Some(
-                entries
-                    .get(&(base + i * size as u64))?
-                    .anchor
+                lineage
                     .as_ref()?
+                    .anchor(base + i * size as u64)?
                     .cvs
                     .clone(),
             )
@@ -1428,31 +1460,22 @@ fn plan_delta(a: &Anchor, len: usize, cvs: &[UnitCv], missing: &HashSet<ChunkId>
     }
     changed.sort_unstable();
     changed.dedup();
-    let mut dirty: Vec<u16> = a.dirty.iter().copied().collect();
-    dirty.extend(changed.iter().filter_map(|&u| u16::try_from(u).ok()));
-    dirty.retain(|&u| usize::from(u) < cvs.len());
-    dirty.sort_unstable();
-    dirty.dedup();
     // The chain's full chunk may be shorter or longer than `a`, by a length nothing
     // records: there every unit counts.
-    let (base, changed, depth, base_units) = if a.depth < MAX_DELTA_DEPTH {
-        (a.id, changed, a.depth + 1, a.cvs.len().min(cvs.len()))
+    let (base, changed, base_units) = if a.depth < MAX_DELTA_DEPTH {
+        (a.id, changed, a.cvs.len().min(cvs.len()))
     } else {
         let root = a.root.filter(|r| !missing.contains(r))?;
-        let mut all: Vec<usize> = dirty.iter().map(|&u| usize::from(u)).collect();
+        let mut all: Vec<usize> = a.dirty.iter().map(|&u| usize::from(u)).collect();
+        all.extend_from_slice(&changed);
+        all.retain(|&u| u < cvs.len());
         all.push(last);
         all.sort_unstable();
         all.dedup();
-        (root, all, 1, cvs.len())
+        (root, all, cvs.len())
     };
     let differ = changed.iter().filter(|&&u| u < base_units).count();
-    (differ * 2 <= base_units).then(|| Delta {
-        base,
-        changed,
-        depth,
-        root: a.root.unwrap_or(a.id),
-        dirty,
-    })
+    (differ * 2 <= base_units).then_some(Delta { base, changed })
 }
 
 /// Fill in the units that in-place hashing skipped in the chunks at
@@ -1529,6 +1552,19 @@ async fn run(
     Ok((refs, stats))
 }
 
+/// The values of a delta's `changed` units, as its payload carries them.
+fn changed_values(cvs: &[UnitCv], changed: &[usize]) -> Option<UnitValues> {
+    let mut carried = changed
+        .iter()
+        .map(|&u| Some((u16::try_from(u).ok()?, *cvs.get(u)?)))
+        .collect::<Option<Vec<_>>>()?;
+    carried.sort_unstable_by_key(|(u, _)| *u);
+    Some(UnitValues::Changed {
+        units: u16::try_from(cvs.len()).ok()?,
+        changed: carried,
+    })
+}
+
 /// Read the fixed-size chunk at `start` of `file` and fingerprint it, each part hashed while
 /// it is still in the core's cache; `None` past the file's end.
 fn read_chunk(
@@ -1596,9 +1632,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
                 .par_iter_mut()
                 .map(|it| {
                     it.hash.take().unwrap_or_else(|| {
-                        let anchor = lineage
-                            .as_ref()
-                            .and_then(|l| l.lineage.entries.get(&it.offset)?.anchor.as_ref());
+                        let anchor = lineage.as_ref().and_then(|l| l.anchor(it.offset));
                         let key = codec.keys().id_key();
                         crate::hash::chunk_hash(
                             key,
@@ -1630,8 +1664,9 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
     // chunk the repository still holds.
     let anchor_of = |i: usize| -> Option<&Anchor> {
         let Item { offset, data, .. } = &batch[i];
-        previous(*offset)
-            .and_then(|e| e.anchor.as_ref())
+        lineage
+            .as_ref()
+            .and_then(|l| l.anchor(*offset))
             .filter(|a| a.id != hashes[i].0 && hashes[i].1.is_some() && !data.is_empty())
     };
     let mut to_probe = Vec::new();
@@ -1722,9 +1757,24 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
             .map(|(i, delta)| {
                 let (id, data) = (&hashes[*i].0, &batch[*i].data);
                 let out = pools.payloads.take(Codec::max_payload(data.len()));
-                let payload = match delta {
-                    Some(d) => codec.encode_delta_in(out, id, data, &d.base, &d.changed)?,
-                    None => codec.encode_in(out, id, data)?,
+                // The chunk's unit values travel with it, so that its next version can find
+                // which units changed without a local copy: all of them for a chunk stored
+                // whole, the delta's own for a delta.
+                let cvs = hashes[*i].1.as_deref();
+                let payload = match (delta, cvs) {
+                    (Some(d), Some(cvs)) => match changed_values(cvs, &d.changed) {
+                        Some(v) => codec
+                            .encode_delta_with_values_in(out, id, data, &d.base, &d.changed, &v)?,
+                        None => codec.encode_delta_in(out, id, data, &d.base, &d.changed)?,
+                    },
+                    (Some(d), None) => codec.encode_delta_in(out, id, data, &d.base, &d.changed)?,
+                    (None, Some(cvs)) => codec.encode_with_values_in(
+                        out,
+                        id,
+                        data,
+                        &UnitValues::Every(cvs.to_vec()),
+                    )?,
+                    (None, None) => codec.encode_in(out, id, data)?,
                 };
                 Ok(EncodedChunk {
                     id: *id,
@@ -1749,38 +1799,23 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
         .unwrap_or_else(|p| p.into_inner())
         .extend(hashes.iter().map(|(id, _)| *id));
 
-    // The anchor each position will offer the next backup: the version just stored, so that
-    // the next one stores only what changes after it.
-    let mut new_anchor: HashMap<ChunkId, Anchor> = HashMap::new();
-    for (i, delta) in plan {
-        let (id, cvs) = &hashes[i];
-        let (depth, root, dirty) = match delta {
-            Some(d) => (d.depth, Some(d.root), d.dirty),
-            None => (0, None, Vec::new()),
-        };
-        let anchor = cvs.as_ref().map(|c| Anchor {
-            id: *id,
-            len: chunk_len(&batch[i].data),
-            cvs: Arc::new(c.clone()),
-            depth,
-            root,
-            dirty: Arc::new(dirty),
-        });
-        if let Some(a) = anchor {
-            new_anchor.insert(*id, a);
-        }
-    }
+    // The anchor each position offers the next backup: the version just written, so that the
+    // next one stores only what changes after it, whether it was stored now, before, or by
+    // another source (its values are in its payload, its place in a chain is read with
+    // them). Only a chunk with unit values is one: they are what its next version is
+    // compared with.
     let outcomes = batch
         .iter()
         .zip(hashes)
-        .map(|(Item { offset, data, .. }, (id, _))| {
-            let anchor = new_anchor
-                .get(&id)
-                .cloned()
-                .or_else(|| previous(*offset).and_then(|e| e.anchor.clone()));
+        .map(|(Item { offset, data, .. }, (id, cvs))| {
+            let len = chunk_len(data);
+            let anchor = match cvs {
+                Some(_) => Some(AnchorRef { id, len }),
+                None => previous(*offset).and_then(|e| e.anchor),
+            };
             Outcome {
                 id,
-                len: chunk_len(data),
+                len,
                 offset: *offset,
                 lineage: LineageEntry { chunk: id, anchor },
             }

@@ -760,18 +760,50 @@ fn read_set(n: u32, set: &Path) {
         Codec::payload_base(payload(&v2.chunks[0].id)),
         Some(v1.chunks[0].id)
     );
+    // From set 5 on, payloads carry their unit values ahead of the body: cipher code 3 is
+    // AES-256-GCM with values.
+    let values = if n >= 5 { 0x20 } else { 0 };
     assert_eq!(
         payload(&v2.chunks[0].id)[0],
-        0x13,
+        0x13 + values,
         "zstd | delta | AES-256-GCM"
     );
-    assert_eq!(payload(&v1.chunks[0].id)[0], 0x11, "zstd | AES-256-GCM");
-    let tail = payload(&v1.chunks[2].id);
     assert_eq!(
-        (tail[0], tail.len()),
-        (0x10, 1 + 12 + 4096 + 16),
+        payload(&v1.chunks[0].id)[0],
+        0x11 + values,
+        "zstd | AES-256-GCM"
+    );
+    let tail = payload(&v1.chunks[2].id);
+    let head = Codec::values_prefix_len(tail).unwrap_or(1);
+    assert_eq!(
+        head > 1,
+        n >= 5,
+        "fixtures/v{n}: unit values ahead of the body"
+    );
+    assert_eq!(
+        (tail[0], tail.len() - head),
+        (0x10 + values, 12 + 4096 + 16),
         "stored tail"
     );
+    if n >= 5 {
+        // A 32 KiB chunk stored whole carries its 4 units' values; the delta on it its one
+        // rewritten unit's; a chunk of one unit or less has none (its id is its only value).
+        let values_of = |id: &ChunkId| {
+            let p = payload(id);
+            let prefix = Codec::values_prefix_len(p).expect("a values section");
+            by_file
+                .codec()
+                .open_values(id, &p[..prefix], "fixture")
+                .unwrap()
+        };
+        use orca_repo::UnitValues::{Changed, Every};
+        assert!(matches!(values_of(&v1.chunks[0].id), Some(Every(v)) if v.len() == 4));
+        assert!(matches!(
+            values_of(&v2.chunks[0].id),
+            Some(Changed { units: 4, changed }) if changed.len() == 1
+        ));
+        assert_eq!(values_of(&v1.chunks[2].id), Some(Every(Vec::new())));
+    }
 
     let report = rt
         .block_on(store.verify(Some(by_file.codec().clone()), None))
@@ -842,10 +874,9 @@ fn read_piece(rt: &tokio::runtime::Runtime, repo: &Repository, name: &str) -> Ve
     out
 }
 
-/// After v2: each position names v2's chunk. Its anchor is v2's chunk where v2 changed it
-/// (a delta on v1's, one deep in the chain v1's full chunk starts, with v2's unit chaining
-/// values and the units that differ from v1's), else v1's full chunk with v1's; the 4 KiB
-/// tail has none.
+/// After v2: each position names v2's chunk. Its anchor is v2's chunk where v2 changed it,
+/// else v1's: a chunk of more than one unit (the 4 KiB tail has none), with the length of
+/// that position.
 fn expected_lineage(keys: &Keys, v1: &Manifest, v2: &Manifest, since: i64) -> Lineage {
     let (data1, data2) = (input("ORCL/df1_v1"), input("ORCL/df1_v2"));
     let mut offset = 0u64;
@@ -855,28 +886,12 @@ fn expected_lineage(keys: &Keys, v1: &Manifest, v2: &Manifest, since: i64) -> Li
         let (id1, cvs1) = keys.chunk_hash(&data1[range.clone()], true);
         let (id2, cvs2) = keys.chunk_hash(&data2[range], true);
         assert_eq!((id1, id2), (old.id, new.id));
-        // A chunk of one unit or less has no unit values, so no delta can build on it.
         let anchor = if old.id == new.id {
-            cvs1.map(|cvs| (old.id, cvs, 0, None, Vec::new()))
+            cvs1.map(|_| old.id)
         } else {
-            let dirty = (cvs1.as_ref().zip(cvs2.as_ref()))
-                .map(|(a, b)| {
-                    orca_repo::changed_units(a, b)
-                        .into_iter()
-                        .map(|u| u16::try_from(u).unwrap())
-                        .collect()
-                })
-                .unwrap_or_default();
-            cvs2.map(|cvs| (new.id, cvs, 1, Some(old.id), dirty))
+            cvs2.map(|_| new.id)
         }
-        .map(|(id, cvs, depth, root, dirty)| orca_repo::Anchor {
-            id,
-            len: old.len,
-            cvs: Arc::new(cvs),
-            depth,
-            root,
-            dirty: Arc::new(dirty),
-        });
+        .map(|id| orca_repo::AnchorRef { id, len: old.len });
         entries.insert(
             offset,
             orca_repo::LineageEntry {
@@ -1261,8 +1276,7 @@ const INDEX_ROWS: &[&str] = &[
 
 const LINEAGE_ROWS: &[&str] = &[
     "SELECT k, v FROM meta ORDER BY k",
-    "SELECT key, typeof(updated), typeof(since), bytes FROM sources ORDER BY key",
-    "SELECT key, offset, hex(chunk), hex(anchor), anchor_len, hex(cvs) FROM entries ORDER BY key, offset",
+    "SELECT key, typeof(updated), typeof(since), bytes, hex(positions) FROM sources ORDER BY key",
 ];
 
 /// A SQLite format: the same schema (`sqlite_master`) and the same rows.

@@ -208,6 +208,7 @@ conformance!(memory, dir, s3, s3_pg, vault; [
     the_index_rebuilt_from_the_objects_loses_nothing,
     writer_sessions_begin_renew_and_end,
     gc_fence_refuses_a_lineage_older_than_a_collection,
+    unit_values_read_without_the_body,
 ]);
 
 /// Create-only: a second init on the same objects fails, it does not overwrite.
@@ -240,6 +241,40 @@ async fn a_piece_reads_back_as_written(t: Target) {
     assert!(out == changed, "restored bytes differ");
     let out = get(&repo, "db/df1").await.unwrap();
     assert!(out == data, "restored bytes differ");
+}
+
+/// A chunk's unit values come back from the first bytes of its payload: the same bytes as
+/// the whole payload's prefix, opening to one value per 8 KiB unit (a 1 MiB chunk: 128), the
+/// short last chunk's too; an id the repository does not hold is an error, not `None`.
+async fn unit_values_read_without_the_body(t: Target) {
+    let (repo, _) = t.init().await;
+    let data = blocks(300, 9);
+    let len = data.len();
+    let c = put(&repo, "db/df1", data).await.unwrap();
+    let ids: Vec<_> = c.manifest.chunks.iter().map(|r| r.id).collect();
+    let backend = repo.backend();
+    let values = backend.get_values(&ids).await.unwrap();
+    let payloads = backend.get_chunks(&ids).await.unwrap();
+    assert_eq!(ids.len(), 3);
+    for (i, ((id, v), p)) in ids.iter().zip(&values).zip(&payloads).enumerate() {
+        let v = v
+            .as_ref()
+            .expect("a chunk written today carries its values");
+        assert!(
+            v.len() < p.len() && p.starts_with(v),
+            "a prefix of the payload"
+        );
+        let opened = repo.codec().open_values(id, v, "t").unwrap();
+        let Some(orca_repo::UnitValues::Every(cvs)) = opened else {
+            panic!("a whole chunk's values: {opened:?}")
+        };
+        let chunk = (len - i * (1 << 20)).min(1 << 20);
+        assert_eq!(cvs.len(), chunk.div_ceil(8192), "chunk {i}");
+    }
+    let mut forged = ids[0].as_bytes().to_owned();
+    forged[0] ^= 1;
+    let forged = orca_repo::ChunkId::from_slice(&forged).unwrap();
+    assert!(backend.get_values(&[forged]).await.is_err());
 }
 
 async fn the_same_data_twice_stores_nothing_new(t: Target) {

@@ -690,6 +690,94 @@ async fn daily_versions_chain_their_deltas_and_each_day_costs_its_own_changes() 
     assert!(!report.is_clean(), "verify missed a damaged link");
 }
 
+/// An anchor's unit values come from the repository (the cache keeps chunk ids only): one
+/// whose values do not open (a flipped byte) or that the repository does not hold (a
+/// forged id) costs its position a whole chunk, never a wrong delta, and the other
+/// positions stay deltas; every version reads back equal to what was written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anchor_whose_values_cannot_be_read_costs_a_whole_chunk_not_a_wrong_delta() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, store) = local_repo(dir.path()).await;
+    let mut data = blocks(4 * 128, 45);
+    let change = |data: &mut Vec<u8>, day: usize| {
+        for c in 0..4 {
+            let block = c * 128 + day * 3;
+            data[block * 8192 + 100] ^= 0x5a;
+        }
+    };
+    let v1 = put_parts(&repo, "v1", data.clone(), Default::default(), 1 << 20, true).await;
+    change(&mut data, 1);
+    let v2 = put_parts(&repo, "v2", data.clone(), v1.lineage, 256 << 10, true).await;
+    let s = v2.manifest.header.meta.stats.clone().unwrap();
+    assert_eq!((s.new_chunks, s.delta_chunks), (4, 4), "{s:?}");
+
+    // Position 0's anchor (v2's delta): a byte of its values flipped in the pack.
+    let damaged = v2.manifest.chunks[0].id;
+    let at = store.index().locate(&[damaged]).unwrap()[0]
+        .clone()
+        .unwrap();
+    let pack = dir.path().join("packs").join(&at.pack[..2]).join(&at.pack);
+    let mut bytes = std::fs::read(&pack).unwrap();
+    // blob header (48) | flags | base id (32) | u32 values_len | nonce (12) | values …
+    bytes[at.entry.offset as usize + 48 + 1 + 32 + 4 + 12 + 3] ^= 0x01;
+    std::fs::write(&pack, &bytes).unwrap();
+    // Position 1's anchor: an id the repository never held.
+    let mut lineage = v2.lineage.clone();
+    let at1 = v2.manifest.chunks[0].len as u64;
+    lineage.entries.get_mut(&at1).unwrap().anchor = Some(orca_repo::AnchorRef {
+        id: ChunkId([9; 32]),
+        len: 1 << 20,
+    });
+
+    // Both write paths: hashing in the caller's buffer (the SBT library's) and in chunks.
+    for (day, hash_in_caller) in [(2, true), (3, false)] {
+        let mut next = data.clone();
+        change(&mut next, day);
+        let name = format!("v3-{hash_in_caller}");
+        let v3 = put_parts(
+            &repo,
+            &name,
+            next.clone(),
+            lineage.clone(),
+            256 << 10,
+            hash_in_caller,
+        )
+        .await;
+        let s = v3.manifest.header.meta.stats.clone().unwrap();
+        assert_eq!((s.new_chunks, s.delta_chunks), (4, 2), "{s:?}");
+        assert_eq!(get(&repo, &name).await.unwrap(), next);
+    }
+}
+
+/// A backup without a lineage (a lost cache, a new host) finds its unchanged chunks by probing;
+/// they still become the positions' anchors, their values being in their payloads, so the
+/// next change is stored as deltas, not whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_found_by_probing_anchor_the_next_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, _store) = local_repo(dir.path()).await;
+    let mut data = blocks(4 * 128, 46);
+    put_parts(&repo, "v1", data.clone(), Default::default(), 1 << 20, true).await;
+    let again = put_parts(
+        &repo,
+        "v1-again",
+        data.clone(),
+        Default::default(),
+        1 << 20,
+        true,
+    )
+    .await;
+    let s = again.manifest.header.meta.stats.clone().unwrap();
+    assert_eq!((s.new_chunks, s.cache_hits), (0, 0), "{s:?}");
+    for c in 0..4 {
+        data[(c * 128 + 7) * 8192 + 100] ^= 0x5a;
+    }
+    let v2 = put_parts(&repo, "v2", data.clone(), again.lineage, 256 << 10, true).await;
+    let s = v2.manifest.header.meta.stats.clone().unwrap();
+    assert_eq!((s.new_chunks, s.delta_chunks), (4, 4), "{s:?}");
+    assert_eq!(get(&repo, "v2").await.unwrap(), data);
+}
+
 /// Reading a file in parallel parts gives the same chunks as streaming it,
 /// at every awkward length.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

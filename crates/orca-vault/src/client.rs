@@ -835,6 +835,19 @@ impl Backend for VaultClient {
         Ok(payloads)
     }
 
+    async fn get_values(&self, ids: &[ChunkId]) -> Result<Vec<Option<Bytes>>> {
+        let path = format!("{}/chunks/values", wire::API);
+        let mut out = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(wire::MAX_READ_IDS) {
+            let body = Payload::json(&Ids::of(batch));
+            let b = self.call(Method::POST, &path, body).await?;
+            let prefixes =
+                wire::decode_payloads(b, batch.len()).map_err(|e| self.bad_answer(&path, e))?;
+            out.extend(prefixes.into_iter().map(|p| (!p.is_empty()).then_some(p)));
+        }
+        Ok(out)
+    }
+
     async fn begin_session(
         &self,
         holder: &str,

@@ -412,6 +412,7 @@ const POLICY: &[(&str, &str)] = &[
     ("POST /api/v1/chunks/missing", "BAb"),
     ("PUT /api/v1/chunks", "BAb"),
     ("POST /api/v1/chunks/read", "BRAbr"),
+    ("POST /api/v1/chunks/values", "BRAbr"),
     ("POST /api/v1/flush", "BAb"),
     ("POST /api/v1/pieces", "BA"),
     ("GET /api/v1/pieces", "BRA"),
@@ -563,7 +564,7 @@ fn matrix_request(f: &Fixture, method: &str, path: &str) -> (String, Vec<u8>) {
             frame(&mut batch, UPLOADED, 100, &full_payload(200, 4));
             ("", batch)
         }
-        ("POST", "/chunks/read") => ("", ids_body(&[STORED])),
+        ("POST", "/chunks/read" | "/chunks/values") => ("", ids_body(&[STORED])),
         ("POST", "/pieces") => ("", f.manifest.clone()),
         ("GET", "/pieces" | "/recovery-points" | "/jobs") => ("?database=ORCL", vec![]),
         ("DELETE", "/pieces") | ("GET", "/pieces/info" | "/pieces/manifest") => {

@@ -98,6 +98,7 @@ fn the_document_describes_every_route_the_vault_serves() {
         "POST /api/v1/chunks/missing",
         "PUT /api/v1/chunks",
         "POST /api/v1/chunks/read",
+        "POST /api/v1/chunks/values",
         "POST /api/v1/flush",
         "POST /api/v1/pieces",
         "GET /api/v1/pieces",

@@ -73,11 +73,15 @@ CREATE TABLE IF NOT EXISTS pack_checks (
 
 /// Open a SQLite database in WAL mode, as several processes may at once.
 /// Switching a new file to WAL takes a lock that SQLite does not wait for
-/// (the busy timeout does not apply), so a concurrent opener retries.
-pub(crate) fn open_wal(path: &Path) -> rusqlite::Result<Connection> {
+/// (the busy timeout does not apply), so a concurrent opener retries. `page_size` applies
+/// to a file this call creates (SQLite's default, 4 KiB, when `None`).
+pub(crate) fn open_wal(path: &Path, page_size: Option<u32>) -> rusqlite::Result<Connection> {
     const WAIT: Duration = Duration::from_secs(60);
     let conn = Connection::open(path)?;
     conn.busy_timeout(WAIT)?;
+    if let Some(size) = page_size {
+        conn.pragma_update(None, "page_size", size)?;
+    }
     let started = std::time::Instant::now();
     loop {
         match conn.pragma_update(None, "journal_mode", "WAL") {
@@ -106,7 +110,7 @@ impl SqliteIndex {
     /// index and whether it was created empty (the caller then rebuilds it).
     pub fn open(path: &Path, repo_id: &str) -> Result<(SqliteIndex, bool)> {
         let ctx = |what: &str| format!("{what} {}", path.display());
-        let conn = open_wal(path).map_err(|e| RepoError::index(ctx("cannot open"), e))?;
+        let conn = open_wal(path, None).map_err(|e| RepoError::index(ctx("cannot open"), e))?;
         conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
             .map_err(|e| RepoError::index(ctx("cannot create schema in"), e))?;
         let stored: Option<String> = conn

@@ -10,6 +10,7 @@
 //! | `POST /api/v1/chunks/missing` | backup | which ids are not stored (touches the others) |
 //! | `PUT /api/v1/chunks` | backup | idempotent upload of encoded chunks |
 //! | `POST /api/v1/chunks/read` | read | chunk payloads, in order |
+//! | `POST /api/v1/chunks/values` | read | the first bytes of each payload, holding its unit values |
 //! | `POST /api/v1/flush` | backup | make uploads durable |
 //! | `POST /api/v1/pieces` | backup | atomic commit of a manifest (409 + missing ids) |
 //! | `GET /api/v1/pieces` | read | list the token's database's pieces |
@@ -613,6 +614,7 @@ fn api() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(pieces::upload))
         .routes(routes!(pieces::transfer))
         .routes(routes!(pieces::read))
+        .routes(routes!(pieces::values))
         .routes(routes!(pieces::flush))
         .routes(routes!(pieces::commit, pieces::list, pieces::delete))
         .routes(routes!(pieces::info))
@@ -752,6 +754,11 @@ fn limits_of(method: &str, path: &str, has_body: bool) -> Option<String> {
              an id asked twice counts twice): ask for fewer ids beyond; {json}",
             wire::MAX_READ_IDS,
             mib(wire::MAX_READ_BYTES)
+        ),
+        ("POST", "/chunks/values") => format!(
+            "at most {} ids; an answer of at most a few KiB per id (a chunk's unit values); \
+             {json}",
+            wire::MAX_READ_IDS
         ),
         ("PUT", "/chunks") => format!(
             "at most {} chunks and {} per batch. A batch is checked whole (sizes, delta bases) \

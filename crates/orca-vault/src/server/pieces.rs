@@ -295,6 +295,27 @@ pub(super) async fn read(
     Ok(Body::from_stream(stream).into_response())
 }
 
+#[utoipa::path(post, path = "/chunks/values", tag = "chunks",
+    request_body = Ids,
+    responses(
+        (status = 200, description = "repeat { len u32 LE | the first len bytes of the payload, \
+            which hold its unit values (0: a payload written without them) }, in the order asked",
+            content(("application/octet-stream"))),
+        (status = 404, description = "a chunk is not stored", body = ErrorBody)))]
+pub(super) async fn values(
+    State(s): St,
+    c: Caller,
+    JsonBody(body): JsonBody<Ids>,
+) -> ApiResult<Response> {
+    c.may(READ)?;
+    let ids = ids(body, wire::MAX_READ_IDS)?;
+    let got = s.store.get_values(&ids).await?;
+    let prefixes: Vec<Bytes> = got.into_iter().map(Option::unwrap_or_default).collect();
+    let answer = wire::encode_payloads(&prefixes);
+    s.metrics.chunk_read(ids.len(), answer.len() as u64);
+    Ok(answer.into_response())
+}
+
 #[utoipa::path(post, path = "/flush", tag = "chunks",
     responses((status = 204, description = "every chunk accepted so far is durable")))]
 pub(super) async fn flush(State(s): St, c: Caller) -> ApiResult<StatusCode> {
