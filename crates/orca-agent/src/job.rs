@@ -321,7 +321,6 @@ impl Runner {
             .unwrap_or(0);
         self.progress(job, 0, Some(estimate)).await;
         let mut st = self.state.load()?;
-        let now = self.db_now().await?;
         let mut resumed = false;
         let pending = match st.pending_full.take() {
             Some(p) => match self.chain_gap(&p.start_time).await? {
@@ -345,11 +344,11 @@ impl Runner {
                     if !cleaned.is_empty() {
                         out.details.insert("cleaned_up".into(), cleaned.join(","));
                     }
-                    Some(self.new_full(job, &now))
+                    Some(self.new_full(job).await?)
                 }
             },
             None if kind == JobKind::Full || !self.has_full().await? => {
-                Some(self.new_full(job, &now))
+                Some(self.new_full(job).await?)
             }
             None => None,
         };
@@ -484,13 +483,44 @@ impl Runner {
         ))
     }
 
-    fn new_full(&self, job: &Job, now: &str) -> PendingFull {
-        PendingFull {
-            tag: format!("ORCA_L0_{}", compact(now)),
+    async fn new_full(&self, job: &Job) -> Result<PendingFull, AgentError> {
+        let (tag, now) = self.unused_tag("ORCA_L0").await?;
+        Ok(PendingFull {
+            tag,
             command_id: format!("orca-{}", job.id),
-            start_time: now.to_string(),
+            start_time: now,
             attempts: Vec::new(),
+        })
+    }
+
+    /// A tag `<prefix>_<database time>` no backup piece carries yet, and that time. A backup
+    /// that ends within the second it began (a small database) would otherwise give the next
+    /// one its tag: that one's recovery point would list both backups' pieces, and a clean-up
+    /// of a failed full by its tag would delete the other's. Waits for the database's clock
+    /// to move on, at most a few seconds.
+    async fn unused_tag(&self, prefix: &str) -> Result<(String, String), AgentError> {
+        const TRIES: usize = 25;
+        for _ in 0..TRIES {
+            let now = self.db_now().await?;
+            let tag = format!("{prefix}_{}", compact(&now));
+            let taken = self
+                .oracle
+                .query(&format!(
+                    "select count(*) n from v$backup_piece_details where tag = {}",
+                    sql_str(&tag)
+                ))
+                .await?
+                .first()
+                .is_some_and(|r| num(r, "N") > 0);
+            if !taken {
+                return Ok((tag, now));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
+        Err(AgentError::Job(format!(
+            "every {prefix} tag of the last {} seconds is taken by backup pieces: is the database's clock stopped (select sysdate from dual)?",
+            TRIES / 5
+        )))
     }
 
     /// A level 1 or archived-log backup: one RMAN run, one recovery point (nothing to resume).
@@ -502,7 +532,6 @@ impl Runner {
         instances: &[String],
         out: &mut Outcome,
     ) -> Result<String, AgentError> {
-        let now = self.db_now().await?;
         let (prefix, what, name) = if kind == RecoveryPointKind::Archivelog {
             ("ORCA_ARC", BackupWhat::Archivelog, "archived log backup")
         } else {
@@ -513,7 +542,7 @@ impl Runner {
             };
             ("ORCA_L1", what, "incremental backup")
         };
-        let tag = format!("{prefix}_{}", compact(&now));
+        let (tag, now) = self.unused_tag(prefix).await?;
         let command_id = format!("orca-{}", job.id);
         out.details.insert("tag".into(), tag.clone());
         out.details.insert("command_id".into(), command_id.clone());

@@ -306,13 +306,44 @@ fn full_then_incrementals_then_archived_logs_and_a_restore_of_the_latest() {
     assert!(detail_u64(&j, "bytes_read") > 0, "{j:#}");
     assert!(j["progress"]["bytes_estimated"].as_u64().unwrap() > 0);
 
+    let mut tags = Vec::new();
     for i in 0..2 {
         site.db.workload("2", 1);
         let (id, ok, out) = site.backup(None);
         assert!(ok, "incremental {i}: {out}");
         let j = site.job(&id);
         assert_eq!(detail(&j, "level"), "1", "{j:#}");
+        tags.push(detail(&j, "tag").to_string());
     }
+    // Backups of a small database end within the second they began: the next one still
+    // gets a tag of its own, so each recovery point holds its own pieces only.
+    assert_ne!(tags[0], tags[1]);
+    let pieces: Vec<Vec<String>> = site
+        .recovery_points()
+        .iter()
+        .filter(|rp| rp["kind"] == "incremental")
+        .map(|rp| {
+            let listed: Vec<String> = rp["pieces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap().to_string())
+                .collect();
+            // The vault names a piece by its handle after the database's namespace.
+            for own in site.rman_pieces(rp["labels"]["tag"].as_str()) {
+                assert!(
+                    listed.iter().any(|l| l.ends_with(&own)),
+                    "{own} not in {rp:#}"
+                );
+            }
+            listed
+        })
+        .collect();
+    assert_eq!(pieces.len(), 2);
+    assert!(
+        pieces[0].iter().all(|p| !pieces[1].contains(p)),
+        "two recovery points share pieces: {pieces:?}"
+    );
     site.db.workload("1", 2);
     let (id, ok, out) = site.backup(Some("archivelog"));
     assert!(ok, "{out}");
