@@ -181,6 +181,8 @@ pub(crate) async fn anchors_from(
     let refs: HashMap<ChunkId, u32> = refs.into_iter().map(|a| (a.id, a.len)).collect();
     let mut links: HashMap<ChunkId, Option<Link>> = HashMap::new();
     let mut level: Vec<ChunkId> = refs.keys().copied().collect();
+    // Every id asked for once: chains share their full chunks and older links.
+    let mut asked: HashSet<ChunkId> = level.iter().copied().collect();
     // One level more than the deepest chain: a chain deeper than that is left unresolved.
     for _ in 0..=MAX_DELTA_DEPTH {
         if level.is_empty() {
@@ -200,8 +202,7 @@ pub(crate) async fn anchors_from(
                 }
             });
             if let Some(base) = link.as_ref().and_then(|l| l.base)
-                && !links.contains_key(&base)
-                && !next.contains(&base)
+                && asked.insert(base)
             {
                 next.push(base);
             }
