@@ -294,15 +294,16 @@ impl Codec {
         self.seal(out, id, plaintext, None, None)
     }
 
-    /// [`Codec::encode_in`] with the chunk's unit values ahead of its body.
+    /// [`Codec::encode_in`] with the chunk's unit values ahead of its body (`None`: not
+    /// known, an empty section).
     pub fn encode_with_values_in(
         &self,
         out: Vec<u8>,
         id: &ChunkId,
         plaintext: &[u8],
-        values: &UnitValues,
+        values: Option<&UnitValues>,
     ) -> Result<Vec<u8>> {
-        self.seal(out, id, plaintext, None, Some(values))
+        self.seal(out, id, plaintext, None, values)
     }
 
     /// The largest payload a plaintext of `len` bytes can encode to, its unit values included
@@ -334,24 +335,12 @@ impl Codec {
         base: &ChunkId,
         changed: &[usize],
     ) -> Result<Vec<u8>> {
-        self.delta_in(out, id, plaintext, base, changed, None)
+        self.encode_delta_with_values_in(out, id, plaintext, base, changed, None)
     }
 
     /// [`Codec::encode_delta_in`] with the values of the units the delta carries ahead of
-    /// its body.
+    /// its body (`None`: not known, an empty section).
     pub fn encode_delta_with_values_in(
-        &self,
-        out: Vec<u8>,
-        id: &ChunkId,
-        plaintext: &[u8],
-        base: &ChunkId,
-        changed: &[usize],
-        values: &UnitValues,
-    ) -> Result<Vec<u8>> {
-        self.delta_in(out, id, plaintext, base, changed, Some(values))
-    }
-
-    fn delta_in(
         &self,
         out: Vec<u8>,
         id: &ChunkId,
@@ -888,7 +877,7 @@ mod tests {
             let id = c.chunk_id(&plain);
             let every = UnitValues::Every(vec![cv(1), cv(2), cv(3)]);
             let enc = c
-                .encode_with_values_in(Vec::new(), &id, &plain, &every)
+                .encode_with_values_in(Vec::new(), &id, &plain, Some(&every))
                 .unwrap();
             assert!(enc.len() <= Codec::max_payload(plain.len()));
             let Opened::Full(back) = c.open(&id, &enc, plain.len(), "t").unwrap() else {
@@ -912,7 +901,7 @@ mod tests {
                 changed: vec![(1, cv(9))],
             };
             let enc = c
-                .encode_delta_with_values_in(Vec::new(), &next_id, &next, &id, &[1], &changed)
+                .encode_delta_with_values_in(Vec::new(), &next_id, &next, &id, &[1], Some(&changed))
                 .unwrap();
             assert_eq!(Codec::payload_base(&enc), Some(id));
             let Opened::Delta { base, body } = c.open(&next_id, &enc, next.len(), "t").unwrap()
@@ -955,8 +944,12 @@ mod tests {
         let (ia, ib) = (c.chunk_id(&a), c.chunk_id(&b));
         let va = UnitValues::Every(vec![cv(1), cv(2)]);
         let vb = UnitValues::Every(vec![cv(3), cv(4)]);
-        let ea = c.encode_with_values_in(Vec::new(), &ia, &a, &va).unwrap();
-        let eb = c.encode_with_values_in(Vec::new(), &ib, &b, &vb).unwrap();
+        let ea = c
+            .encode_with_values_in(Vec::new(), &ia, &a, Some(&va))
+            .unwrap();
+        let eb = c
+            .encode_with_values_in(Vec::new(), &ib, &b, Some(&vb))
+            .unwrap();
         let prefix = Codec::values_prefix_len(&ea).unwrap();
         assert_eq!(prefix, Codec::values_prefix_len(&eb).unwrap());
 

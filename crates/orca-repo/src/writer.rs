@@ -1761,20 +1761,23 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
                 // which units changed without a local copy: all of them for a chunk stored
                 // whole, the delta's own for a delta.
                 let cvs = hashes[*i].1.as_deref();
-                let payload = match (delta, cvs) {
-                    (Some(d), Some(cvs)) => match changed_values(cvs, &d.changed) {
-                        Some(v) => codec
-                            .encode_delta_with_values_in(out, id, data, &d.base, &d.changed, &v)?,
-                        None => codec.encode_delta_in(out, id, data, &d.base, &d.changed)?,
-                    },
-                    (Some(d), None) => codec.encode_delta_in(out, id, data, &d.base, &d.changed)?,
-                    (None, Some(cvs)) => codec.encode_with_values_in(
-                        out,
-                        id,
-                        data,
-                        &UnitValues::Every(cvs.to_vec()),
-                    )?,
-                    (None, None) => codec.encode_in(out, id, data)?,
+                let payload = match delta {
+                    Some(d) => {
+                        let values = cvs.and_then(|c| changed_values(c, &d.changed));
+                        let (base, changed) = (&d.base, &d.changed);
+                        codec.encode_delta_with_values_in(
+                            out,
+                            id,
+                            data,
+                            base,
+                            changed,
+                            values.as_ref(),
+                        )?
+                    }
+                    None => {
+                        let values = cvs.map(|c| UnitValues::Every(c.to_vec()));
+                        codec.encode_with_values_in(out, id, data, values.as_ref())?
+                    }
                 };
                 Ok(EncodedChunk {
                     id: *id,
