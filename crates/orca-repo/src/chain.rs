@@ -176,6 +176,7 @@ pub(crate) async fn anchors_from(
     backend: &dyn Backend,
     codec: &Codec,
     location: &str,
+    unit: usize,
     refs: impl IntoIterator<Item = AnchorRef>,
 ) -> HashMap<ChunkId, Anchor> {
     let refs: HashMap<ChunkId, u32> = refs.into_iter().map(|a| (a.id, a.len)).collect();
@@ -214,9 +215,9 @@ pub(crate) async fn anchors_from(
     refs.into_iter()
         .filter_map(|(id, len)| {
             let c = compose(id, &links, &mut composed, 0)?;
-            // A chunk of one unit or less has no values, so nothing builds on it.
-            let whole =
-                c.cvs.len() > 1 && c.cvs.len() == (len as usize).div_ceil(crate::hash::UNIT);
+            // A chunk of one unit or less has no values, so nothing builds on it; values of
+            // another unit size (a writer of another block size) are not this writer's.
+            let whole = c.cvs.len() > 1 && c.cvs.len() == (len as usize).div_ceil(unit);
             whole.then_some((
                 id,
                 Anchor {

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aead::Aead;
 use crate::error::{RepoError, Result};
-use crate::hash::{UNIT, UnitCv};
+use crate::hash::{MIN_UNIT, UNIT, UnitCv};
 use crate::id::ChunkId;
 use crate::keys::{Keys, random_array};
 use crate::pool::BufferPool;
@@ -43,15 +43,13 @@ pub const TAG_LEN: usize = 16;
 /// Bytes an encoded payload adds around the (possibly compressed) data.
 pub const OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
 
-/// log2 of the unit a delta uses (a power of two; its log2 fits a byte).
-#[allow(clippy::cast_possible_truncation)]
-const UNIT_SHIFT: u8 = UNIT.trailing_zeros() as u8;
 /// Delta body header: unit shift and unit count.
 const DELTA_HEAD: usize = 5;
 /// The lowest zstd level a delta's units are compressed at ([`Codec::delta_level`]).
 const DELTA_MIN_LEVEL: i32 = 3;
-/// Unit sizes a delta may declare: 4 KiB to 64 KiB.
-const MIN_UNIT_SHIFT: u32 = 12;
+/// Unit sizes a delta may declare: 2 KiB to 64 KiB (4 KiB before units followed
+/// the block size).
+const MIN_UNIT_SHIFT: u32 = 11;
 const MAX_UNIT_SHIFT: u32 = 16;
 
 const FLAG_ZSTD: u8 = 0x01;
@@ -309,11 +307,11 @@ impl Codec {
     /// The largest payload a plaintext of `len` bytes can encode to, its unit values included
     /// (at most 26 bytes a unit, a delta's with their index).
     pub fn max_payload(len: usize) -> usize {
-        let values = 4 + NONCE_LEN + 5 + len.div_ceil(UNIT) * 26 + TAG_LEN;
+        let values = 4 + NONCE_LEN + 5 + len.div_ceil(MIN_UNIT) * 26 + TAG_LEN;
         1 + 32 + values + NONCE_LEN + zstd::zstd_safe::compress_bound(len).max(len) + TAG_LEN
     }
 
-    /// Encode `plaintext` as the units (indexes `changed`, `UNIT` bytes
+    /// Encode `plaintext` as the units (indexes `changed`, [`UNIT`] bytes
     /// each) that differ from the chunk `base`, of the same length or shorter:
     /// `changed` must then name every unit not wholly inside the base.
     pub fn encode_delta(
@@ -335,23 +333,34 @@ impl Codec {
         base: &ChunkId,
         changed: &[usize],
     ) -> Result<Vec<u8>> {
-        self.encode_delta_with_values_in(out, id, plaintext, base, changed, None)
+        self.encode_delta_with_values_in(out, id, plaintext, UNIT, base, changed, None)
     }
 
-    /// [`Codec::encode_delta_in`] with the values of the units the delta carries ahead of
-    /// its body (`None`: not known, an empty section).
+    /// [`Codec::encode_delta_in`] in units of `unit` bytes (a power of two from
+    /// [`MIN_UNIT`] to 64 KiB), with the values of the units the delta carries ahead of its
+    /// body (`None`: not known, an empty section).
+    #[allow(clippy::too_many_arguments)]
     pub fn encode_delta_with_values_in(
         &self,
         out: Vec<u8>,
         id: &ChunkId,
         plaintext: &[u8],
+        unit: usize,
         base: &ChunkId,
         changed: &[usize],
         values: Option<&UnitValues>,
     ) -> Result<Vec<u8>> {
-        let units = plaintext.len().div_ceil(UNIT);
-        let mut body = Vec::with_capacity(DELTA_HEAD + units.div_ceil(8) + changed.len() * UNIT);
-        body.push(UNIT_SHIFT);
+        let shift = unit.trailing_zeros();
+        if !unit.is_power_of_two() || !(MIN_UNIT_SHIFT..=MAX_UNIT_SHIFT).contains(&shift) {
+            return Err(RepoError::InvalidArgument(format!(
+                "a delta in units of {unit} bytes: units are a power of two from 2 to 64 KiB"
+            )));
+        }
+        let units = plaintext.len().div_ceil(unit);
+        let mut body = Vec::with_capacity(DELTA_HEAD + units.div_ceil(8) + changed.len() * unit);
+        // The shift is at most MAX_UNIT_SHIFT, checked above.
+        #[allow(clippy::cast_possible_truncation)]
+        body.push(shift as u8);
         let stated = u32::try_from(units).map_err(|_| {
             RepoError::InvalidArgument(format!(
                 "a chunk of {} bytes is too large for a delta",
@@ -371,7 +380,7 @@ impl Codec {
         body.extend_from_slice(&bitmap);
         for i in 0..units {
             if bitmap[i / 8] & (1 << (i % 8)) != 0 {
-                body.extend_from_slice(&plaintext[i * UNIT..((i + 1) * UNIT).min(plaintext.len())]);
+                body.extend_from_slice(&plaintext[i * unit..((i + 1) * unit).min(plaintext.len())]);
             }
         }
         self.seal(out, id, &body, Some(base), values)
@@ -901,7 +910,15 @@ mod tests {
                 changed: vec![(1, cv(9))],
             };
             let enc = c
-                .encode_delta_with_values_in(Vec::new(), &next_id, &next, &id, &[1], Some(&changed))
+                .encode_delta_with_values_in(
+                    Vec::new(),
+                    &next_id,
+                    &next,
+                    UNIT,
+                    &id,
+                    &[1],
+                    Some(&changed),
+                )
                 .unwrap();
             assert_eq!(Codec::payload_base(&enc), Some(id));
             let Opened::Delta { base, body } = c.open(&next_id, &enc, next.len(), "t").unwrap()
@@ -1212,6 +1229,72 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("does not carry its last unit"), "{err}");
+    }
+
+    /// Deltas in units of a small block's size: only the changed units travel, the chunk
+    /// rebuilds from its base, `delta_len` reads the last unit's length at that unit; a
+    /// unit outside 2-64 KiB, or not a power of two, is refused when encoding.
+    #[test]
+    fn deltas_in_units_of_2_and_4_kib() {
+        let c = codec(Cipher::Aes256Gcm);
+        let base: Vec<u8> = (0..64 * 1024 + 100)
+            .map(|i: usize| (i.wrapping_mul(2_654_435_761) >> 13).to_le_bytes()[0])
+            .collect();
+        let base_id = c.chunk_id(&base);
+        for unit in [MIN_UNIT, 4096] {
+            let mut new = base.clone();
+            new[3 * unit + 5] ^= 0x40;
+            let last = new.len().div_ceil(unit) - 1;
+            new[last * unit + 1] ^= 0x01;
+            let id = c.chunk_id(&new);
+            let enc = c
+                .encode_delta_with_values_in(
+                    Vec::new(),
+                    &id,
+                    &new,
+                    unit,
+                    &base_id,
+                    &[3, last],
+                    None,
+                )
+                .unwrap();
+            assert!(
+                enc.len() < 2 * unit + 200,
+                "unit {unit}: {} bytes",
+                enc.len()
+            );
+            let Opened::Delta { body, .. } = c.open(&id, &enc, new.len(), "t").unwrap() else {
+                panic!("expected a delta");
+            };
+            assert_eq!(Codec::delta_len(&body, base.len()), Some(new.len()));
+            assert_eq!(
+                c.apply_delta(&id, &base, &body, new.len(), "t").unwrap(),
+                new
+            );
+            // Unit 3 left out: the base's bytes there fail the fingerprint.
+            let enc = c
+                .encode_delta_with_values_in(Vec::new(), &id, &new, unit, &base_id, &[last], None)
+                .unwrap();
+            let Opened::Delta { body, .. } = c.open(&id, &enc, new.len(), "t").unwrap() else {
+                panic!("expected a delta");
+            };
+            assert!(c.apply_delta(&id, &base, &body, new.len(), "t").is_err());
+        }
+        for unit in [1024, 3072, 128 << 10] {
+            let err = c
+                .encode_delta_with_values_in(
+                    Vec::new(),
+                    &base_id,
+                    &base,
+                    unit,
+                    &base_id,
+                    &[0],
+                    None,
+                )
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("power of two from 2 to 64 KiB"), "{err}");
+        }
     }
 
     /// A chunk that lost bytes at its end (a region of a datafile whose trailing RMAN bytes

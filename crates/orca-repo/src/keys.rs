@@ -176,13 +176,13 @@ impl Keys {
         ChunkId(*blake3::keyed_hash(&self.id_key, plaintext).as_bytes())
     }
 
-    /// Keyed fingerprint plus unit chaining values (module `hash`).
+    /// Keyed fingerprint plus the values of its 8 KiB units (module `hash`).
     pub fn chunk_hash(
         &self,
         plaintext: &[u8],
         with_units: bool,
     ) -> (ChunkId, Option<Vec<crate::hash::UnitCv>>) {
-        crate::hash::chunk_hash(&self.id_key, plaintext, with_units, None)
+        crate::hash::chunk_hash(&self.id_key, plaintext, crate::hash::UNIT, with_units, None)
     }
 
     /// The key of chunk ids, for hashing a chunk part by part (see

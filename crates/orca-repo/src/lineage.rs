@@ -40,7 +40,7 @@ pub struct Anchor {
     pub id: ChunkId,
     /// Its plaintext length.
     pub len: u32,
-    /// Chaining values of its units ([`crate::hash::UNIT`]): a new version stores only the units whose values differ.
+    /// Values of its units (of its writer's [`crate::WriteOptions::unit`]): a new version stores only the units whose values differ.
     pub cvs: Arc<Vec<UnitCv>>,
     /// Deltas between it and the full chunk its chain ends in (0: it is a full chunk).
     pub depth: u8,

@@ -23,7 +23,7 @@ use crate::chain::MAX_DELTA_DEPTH;
 use crate::chunker::{Chunker, ChunkerSpec};
 use crate::codec::{Codec, UnitValues};
 use crate::error::{RepoError, Result};
-use crate::hash::{Node, PAIR, UNIT, UnitCv};
+use crate::hash::{GROUP, Node, UnitCv};
 use crate::id::ChunkId;
 use crate::index::{PieceInfo, SessionGrant};
 use crate::lineage::{Anchor, AnchorRef, Lineage, LineageEntry};
@@ -47,6 +47,12 @@ pub struct WriteOptions {
     /// after every call (an SBT channel): an unchanged backup then costs a
     /// hash of the stream and no copy of it.
     pub hash_in_caller: bool,
+    /// Bytes of change detection and of deltas with fixed-size chunking: a power of two from
+    /// [`crate::hash::MIN_UNIT`] to [`crate::hash::UNIT`] (the default). A stream of Oracle
+    /// blocks smaller than 8 KiB takes its block size ([`crate::hash::unit_for_block`]), so
+    /// that a changed block costs itself and not its neighbours. A chunk's unit values are
+    /// of its writer's unit: an anchor written with another is stored against whole once.
+    pub unit: usize,
 }
 
 impl Default for WriteOptions {
@@ -56,6 +62,7 @@ impl Default for WriteOptions {
             batch_bytes: 8 << 20,
             concurrency: 2,
             hash_in_caller: false,
+            unit: crate::hash::UNIT,
         }
     }
 }
@@ -109,6 +116,8 @@ struct Ctx {
     pools: Arc<Pools>,
     /// Unit chaining values are computed (for deltas) with fixed chunking.
     with_units: bool,
+    /// Their unit ([`WriteOptions::unit`]).
+    unit: usize,
     lineage: Mutex<Option<Arc<Known>>>,
     seen: Mutex<HashSet<ChunkId>>,
 }
@@ -159,6 +168,8 @@ struct Sparse {
 /// The chunk being filled with [`WriteOptions::hash_in_caller`].
 #[derive(Default)]
 struct InPlace {
+    /// The writer's unit ([`WriteOptions::unit`]).
+    unit: usize,
     /// Bytes of the chunk received so far.
     filled: usize,
     /// Its completed units' share of its tree, in order.
@@ -355,6 +366,14 @@ impl PieceWriter {
         opts: &WriteOptions,
     ) -> Result<Self> {
         manifest::validate_name(name)?;
+        if !crate::hash::valid_unit(opts.unit) {
+            return Err(RepoError::InvalidArgument(format!(
+                "a unit of {} bytes: units are a power of two from {} to {} bytes",
+                opts.unit,
+                crate::hash::MIN_UNIT,
+                crate::hash::UNIT
+            )));
+        }
         let spec = opts.chunker.unwrap_or(repo.config().chunker);
         let chunker = spec.build(repo.cdc_seed())?;
         let rt = repo.runtime().clone();
@@ -364,6 +383,7 @@ impl PieceWriter {
             codec: repo.codec().clone(),
             pools: repo.pools().clone(),
             with_units: matches!(spec, ChunkerSpec::Fixed { .. }),
+            unit: opts.unit,
             lineage: Mutex::new(None),
             seen: Mutex::new(HashSet::new()),
         });
@@ -380,8 +400,12 @@ impl PieceWriter {
                 ChunkerSpec::Fixed { size } => Some((size as usize, Vec::new())),
                 _ => None,
             },
-            in_place: (opts.hash_in_caller && matches!(spec, ChunkerSpec::Fixed { .. }))
-                .then(InPlace::default),
+            in_place: (opts.hash_in_caller && matches!(spec, ChunkerSpec::Fixed { .. })).then(
+                || InPlace {
+                    unit: opts.unit,
+                    ..InPlace::default()
+                },
+            ),
             chunked: 0,
             chunker,
             batch: Vec::new(),
@@ -494,6 +518,7 @@ impl PieceWriter {
             &*self.ctx.backend,
             &self.ctx.codec,
             &self.name,
+            self.ctx.unit,
             refs.iter().copied(),
         ));
         tracing::debug!(
@@ -1013,14 +1038,15 @@ impl PieceWriter {
             return Ok(());
         }
         let key = self.ctx.codec.keys().id_key();
-        let hashed = st.nodes.len() * UNIT;
+        let unit = st.unit;
+        let hashed = st.nodes.len() * unit;
         if hashed < filled {
-            crate::hash::unit_cvs(key, &buf[hashed..filled], hashed, &mut st.nodes);
+            crate::hash::unit_cvs(key, &buf[hashed..filled], hashed, unit, &mut st.nodes);
         }
         buf.truncate(filled);
-        let hash = crate::hash::from_nodes(key, buf, &st.nodes);
+        let hash = crate::hash::from_nodes(key, buf, unit, &st.nodes);
         st.nodes.clear();
-        let units = filled.div_ceil(UNIT);
+        let units = filled.div_ceil(unit);
         let matching = std::mem::take(&mut st.matching);
         st.copy_all = st.anchor.is_some() && matching * 2 < units;
         let absent = std::mem::take(&mut st.absent);
@@ -1353,46 +1379,48 @@ impl Drop for PieceWriter {
 
 /// Hash `part`, the next bytes of the chunk in `buf`: whole units straight
 /// from the caller's buffer (copied only when they differ from the anchor's),
-/// split units once gathered in `buf`. With an anchor, a whole pair is first
+/// split units once gathered in `buf`. With an anchor, a whole group is first
 /// hashed at once and its units hashed apart only when it differs from the
-/// anchor's pair. Unit 0 is always copied and hashed on its own: a chunk that
+/// anchor's group. Unit 0 is always copied and hashed on its own: a chunk that
 /// ends up one unit long is hashed from its bytes, one of two units from
 /// their values.
 fn place_units(key: &[u8; 32], st: &mut InPlace, buf: &mut [u8], part: &[u8]) {
+    let size = st.unit;
     let mut pos = 0;
     while pos < part.len() {
         let at = st.filled;
-        let unit = at / UNIT;
-        if at.is_multiple_of(PAIR)
-            && unit > 0
-            && at + PAIR <= buf.len()
-            && part.len() - pos >= PAIR
+        let unit = at / size;
+        if at.is_multiple_of(GROUP)
+            && at > 0
+            && at + GROUP <= buf.len()
+            && part.len() - pos >= GROUP
             && let Some(a) = st.anchor.as_ref()
-            && at + PAIR <= a.len as usize
+            && at + GROUP <= a.len as usize
         {
-            let bytes = &part[pos..pos + PAIR];
-            let cv = crate::hash::pair_cv(key, bytes, at);
-            if crate::hash::pair_value(&a.cvs, unit / 2).is_some_and(|v| v[..] == cv[..16]) {
+            let bytes = &part[pos..pos + GROUP];
+            let cv = crate::hash::group_cv(key, bytes, at);
+            if crate::hash::group_value(&a.cvs, size, at / GROUP).is_some_and(|v| v[..] == cv[..16])
+            {
+                let per = GROUP / size;
                 st.nodes
-                    .push(Node::Pair(cv, [a.cvs[unit], a.cvs[unit + 1]]));
-                st.nodes.push(Node::Covered);
-                st.matching += 2;
+                    .extend(crate::hash::group_nodes(cv, &a.cvs, unit, size));
+                st.matching += per;
                 if st.copy_all {
-                    buf[at..at + PAIR].copy_from_slice(bytes);
+                    buf[at..at + GROUP].copy_from_slice(bytes);
                 } else {
-                    st.absent.extend([unit, unit + 1]);
+                    st.absent.extend(unit..unit + per);
                 }
-                st.filled += PAIR;
-                pos += PAIR;
+                st.filled += GROUP;
+                pos += GROUP;
                 continue;
             }
         }
-        let unit_end = ((unit + 1) * UNIT).min(buf.len());
+        let unit_end = ((unit + 1) * size).min(buf.len());
         let take = (unit_end - at).min(part.len() - pos);
         let bytes = &part[pos..pos + take];
-        if at == unit * UNIT && at + take == unit_end && unit > 0 {
+        if at == unit * size && at + take == unit_end && unit > 0 {
             let mut node = Vec::with_capacity(1);
-            crate::hash::unit_cvs(key, bytes, at, &mut node);
+            crate::hash::unit_cvs(key, bytes, at, size, &mut node);
             let same = unit_same(st, unit, &node[0]);
             if same {
                 st.matching += 1;
@@ -1406,9 +1434,9 @@ fn place_units(key: &[u8; 32], st: &mut InPlace, buf: &mut [u8], part: &[u8]) {
         } else {
             buf[at..at + take].copy_from_slice(bytes);
             if at + take == unit_end {
-                let start = unit * UNIT;
+                let start = unit * size;
                 let before = st.nodes.len();
-                crate::hash::unit_cvs(key, &buf[start..unit_end], start, &mut st.nodes);
+                crate::hash::unit_cvs(key, &buf[start..unit_end], start, size, &mut st.nodes);
                 if unit_same(st, unit, &st.nodes[before]) {
                     st.matching += 1;
                 }
@@ -1426,7 +1454,7 @@ fn unit_same(st: &InPlace, unit: usize, node: &Node) -> bool {
     };
     // The anchor's short last unit is never this whole one.
     st.anchor.as_ref().is_some_and(|a| {
-        (unit + 1) * UNIT <= a.len as usize
+        (unit + 1) * st.unit <= a.len as usize
             && a.cvs
                 .get(unit)
                 .is_some_and(|v| crate::hash::unit_matches(v, cv))
@@ -1448,12 +1476,18 @@ fn unit_same(st: &InPlace, unit: usize, node: &Node) -> bool {
 /// on to the next region) carries its last unit, whose length tells a reader where the
 /// chunk ends on its longer base ([`Codec::delta_len`]); so does a delta on the chain's full
 /// chunk, whose length nothing records.
-fn plan_delta(a: &Anchor, len: usize, cvs: &[UnitCv], missing: &HashSet<ChunkId>) -> Option<Delta> {
+fn plan_delta(
+    a: &Anchor,
+    len: usize,
+    unit: usize,
+    cvs: &[UnitCv],
+    missing: &HashSet<ChunkId>,
+) -> Option<Delta> {
     let mut changed = crate::hash::changed_units(&a.cvs, cvs);
     let anchor_len = a.len as usize;
     let last = cvs.len().checked_sub(1)?;
     if anchor_len < len {
-        changed.extend(anchor_len / UNIT..cvs.len());
+        changed.extend(anchor_len / unit..cvs.len());
     }
     if anchor_len > len {
         changed.push(last);
@@ -1510,7 +1544,7 @@ async fn complete_sparse(
         full.clear();
         full.extend_from_slice(&item.data);
         for u in sparse.absent {
-            let r = u * UNIT..((u + 1) * UNIT).min(len);
+            let r = u * ctx.unit..((u + 1) * ctx.unit).min(len);
             full[r.clone()].copy_from_slice(&base[r]);
         }
         if ctx.codec.keys().chunk_id(&full) != hashes[i].0 {
@@ -1578,7 +1612,8 @@ fn read_chunk(
     let mut buf = ctx.pools.chunks.take(size);
     buf.resize(size, 0);
     let key = ctx.codec.keys().id_key();
-    let mut nodes = Vec::with_capacity(size.div_ceil(UNIT));
+    let unit = ctx.unit;
+    let mut nodes = Vec::with_capacity(size.div_ceil(unit));
     let mut got = 0;
     let mut hashed = 0;
     while got < size {
@@ -1590,8 +1625,8 @@ fn read_chunk(
         };
         got += n;
         if ctx.with_units && (got == end || n == 0) {
-            let whole = if n == 0 { got } else { got - got % UNIT };
-            crate::hash::hash_units(key, &buf[hashed..whole], hashed, anchor, &mut nodes);
+            let whole = if n == 0 { got } else { got - got % unit };
+            crate::hash::hash_units(key, &buf[hashed..whole], hashed, unit, anchor, &mut nodes);
             hashed = whole;
         }
         if n == 0 {
@@ -1605,9 +1640,9 @@ fn read_chunk(
     buf.truncate(got);
     let hash = if ctx.with_units {
         if hashed < got {
-            crate::hash::hash_units(key, &buf[hashed..got], hashed, anchor, &mut nodes);
+            crate::hash::hash_units(key, &buf[hashed..got], hashed, unit, anchor, &mut nodes);
         }
-        crate::hash::from_nodes(key, &buf, &nodes)
+        crate::hash::from_nodes(key, &buf, unit, &nodes)
     } else {
         ctx.codec.keys().chunk_hash(&buf, false)
     };
@@ -1616,7 +1651,7 @@ fn read_chunk(
 
 async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, WriteStats)> {
     let codec = ctx.codec.clone();
-    let with_units = ctx.with_units;
+    let (with_units, unit) = (ctx.with_units, ctx.unit);
     let mut batch = batch;
     let lineage = ctx
         .lineage
@@ -1637,6 +1672,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
                         crate::hash::chunk_hash(
                             key,
                             &it.data,
+                            unit,
                             with_units,
                             anchor.map(|a| &a.cvs[..]),
                         )
@@ -1715,7 +1751,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
         }
         let delta = anchor_of(i)
             .filter(|a| !missing.contains(&a.id))
-            .and_then(|a| plan_delta(a, batch[i].data.len(), cvs.as_ref()?, &missing));
+            .and_then(|a| plan_delta(a, batch[i].data.len(), ctx.unit, cvs.as_ref()?, &missing));
         plan.push((i, delta));
     }
     // A chunk hashed in place that is stored whole (or on another base, or carrying a unit
@@ -1769,6 +1805,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
                             out,
                             id,
                             data,
+                            unit,
                             base,
                             changed,
                             values.as_ref(),

@@ -450,6 +450,7 @@ fn lineage_writer(
     name: &str,
     lineage: orca_repo::Lineage,
     hash_in_caller: bool,
+    unit: usize,
 ) -> orca_repo::PieceWriter {
     let mut w = repo
         .writer(
@@ -458,6 +459,7 @@ fn lineage_writer(
             &WriteOptions {
                 batch_bytes: 4 << 20,
                 hash_in_caller,
+                unit,
                 ..Default::default()
             },
         )
@@ -476,10 +478,32 @@ async fn put_parts(
     part: usize,
     hash_in_caller: bool,
 ) -> orca_repo::Committed {
+    put_units(
+        repo,
+        name,
+        data,
+        lineage,
+        part,
+        hash_in_caller,
+        orca_repo::UNIT,
+    )
+    .await
+}
+
+/// [`put_parts`] with changes detected in units of `unit` bytes.
+async fn put_units(
+    repo: &Repository,
+    name: &str,
+    data: Vec<u8>,
+    lineage: orca_repo::Lineage,
+    part: usize,
+    hash_in_caller: bool,
+    unit: usize,
+) -> orca_repo::Committed {
     let repo = repo.clone();
     let name = name.to_string();
     tokio::task::spawn_blocking(move || {
-        let mut w = lineage_writer(&repo, &name, lineage, hash_in_caller);
+        let mut w = lineage_writer(&repo, &name, lineage, hash_in_caller, unit);
         let mut buf = vec![0u8; part];
         for p in data.chunks(part) {
             buf[..p.len()].copy_from_slice(p);
@@ -746,6 +770,93 @@ async fn an_anchor_whose_values_cannot_be_read_costs_a_whole_chunk_not_a_wrong_d
         let s = v3.manifest.header.meta.stats.clone().unwrap();
         assert_eq!((s.new_chunks, s.delta_chunks), (4, 2), "{s:?}");
         assert_eq!(get(&repo, &name).await.unwrap(), next);
+    }
+}
+
+/// Blocks of 2 and 4 KiB: with units of the block size, a changed block costs itself in a
+/// delta, where 8 KiB units store the blocks around it too (the negative control, at the
+/// default unit). A lineage written with another unit is no anchor: the next version is
+/// stored whole, not as a delta in the wrong units. Every version reads back equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_blocks_are_changed_units_of_their_own() {
+    for block in [2048usize, 4096] {
+        let mut stored = Vec::new();
+        for unit in [block, orca_repo::UNIT] {
+            for hash_in_caller in [true, false] {
+                let dir = tempfile::tempdir().unwrap();
+                let (repo, store) = local_repo(dir.path()).await;
+                let mut x = block as u64 | 1;
+                let mut data: Vec<u8> = (0..4 << 20)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x.to_le_bytes()[3]
+                    })
+                    .collect();
+                let put = |name: &'static str, data: &[u8], lineage, part, unit| {
+                    put_units(
+                        &repo,
+                        name,
+                        data.to_vec(),
+                        lineage,
+                        part,
+                        hash_in_caller,
+                        unit,
+                    )
+                };
+                let stored_as = |c: &orca_repo::Committed| {
+                    let s = c.manifest.header.meta.stats.clone().unwrap();
+                    (s.new_chunks, s.delta_chunks, s.new_bytes)
+                };
+                let v1 = put("v1", &data, Default::default(), 1 << 20, unit).await;
+                // 64 blocks, 16 a chunk, none beside another: each in a unit of 8 KiB of its own.
+                for b in 0..64 {
+                    data[(b * ((4 << 20) / block / 64) + 5) * block + 100] ^= 0x5a;
+                }
+                let v2 = put("v2", &data, v1.lineage.clone(), 256 << 10, unit).await;
+                let (new, deltas, bytes) = stored_as(&v2);
+                assert_eq!((new, deltas), (4, 4), "block {block} unit {unit}");
+                assert_eq!(get(&repo, "v2").await.unwrap(), data);
+                stored.push((unit, hash_in_caller, bytes));
+
+                // v2's lineage, to a writer of the other unit: the changed chunk whole.
+                let other = if unit == block {
+                    orca_repo::UNIT
+                } else {
+                    block
+                };
+                data[7 * block] ^= 1;
+                let v3 = put("v3", &data, v2.lineage, 256 << 10, other).await;
+                let (new, deltas, _) = stored_as(&v3);
+                assert_eq!(
+                    (new, deltas),
+                    (1, 0),
+                    "block {block} unit {other} on {unit}"
+                );
+                assert_eq!(get(&repo, "v3").await.unwrap(), data);
+                let report = store
+                    .verify(Some(repo.codec().clone()), None)
+                    .await
+                    .unwrap();
+                assert!(report.is_clean(), "{:?}", report.problems);
+            }
+        }
+        eprintln!("blocks of {block} B, 64 changed: stored {stored:?}");
+        // 64 changed blocks of random bytes cost about 64 blocks, where 8 KiB units cost
+        // 64 × 8 KiB.
+        for &(unit, _, bytes) in &stored {
+            let blocks = 64
+                * if unit == block {
+                    block
+                } else {
+                    orca_repo::UNIT
+                } as u64;
+            assert!(
+                bytes >= blocks && bytes < blocks + blocks / 4 + (16 << 10),
+                "block {block} unit {unit}: {stored:?}"
+            );
+        }
     }
 }
 
@@ -1388,7 +1499,7 @@ async fn put_datafile(
         stream.extend_from_slice(block);
     }
     let committed = tokio::task::spawn_blocking(move || {
-        let mut w = lineage_writer(&repo, &name, lineage, hash_in_caller);
+        let mut w = lineage_writer(&repo, &name, lineage, hash_in_caller, orca_repo::UNIT);
         for (region, bytes) in &parts {
             if by_block && *region > 0 {
                 w.realign(*region).unwrap();

@@ -470,7 +470,7 @@ impl Session {
         // The pipeline's batches and a spare, or a whole held-back head if more: every piece
         // holds one, and a channel that freed part of it would fault the same memory in
         // again for its next piece (the peak is the head's either way).
-        let opts = write_options();
+        let opts = write_options(None);
         let pipeline = opts.batch_bytes * (opts.concurrency + 2) / HEAD_SEGMENT + 2;
         buffers.set_keep(pipeline.max(SNIFF_MAX / HEAD_SEGMENT));
         self.open = Open::Write(Box::new(Writing {
@@ -603,6 +603,7 @@ impl Session {
             .or_else(|| w.scan.seen().dbid().map(u64::from));
         let object = w.object.clone();
         let name = w.name.clone();
+        let block_size = w.scan.seen().block_size();
         let file_type = match (object.file_type, &identity) {
             (_, Some(Identity::Datafile { .. } | Identity::Section { .. })) => FileType::Datafile,
             (Some(1), _) => FileType::Datafile,
@@ -657,7 +658,7 @@ impl Session {
         };
         let mut writer = repo
             .repo
-            .writer(&repo.key(&name), meta, &write_options())
+            .writer(&repo.key(&name), meta, &write_options(block_size))
             .map_err(|e| SbtFailure::mm(format!("cannot start backup piece {name}: {e}")))?;
         let mut known = 0;
         if let (Some(c), Some(k)) = (&repo.cache, &lineage_key) {
@@ -1003,8 +1004,14 @@ fn env_number(k: &str) -> Option<usize> {
 }
 
 /// Pipeline tuning; the knobs are listed in [`crate::config`].
-fn write_options() -> WriteOptions {
+/// Backup tuning for a piece of datafile blocks of `block_size` bytes (the smallest seen);
+/// the knobs are listed in [`crate::config`].
+fn write_options(block_size: Option<usize>) -> WriteOptions {
     WriteOptions {
+        // A changed 2 or 4 KiB block then costs itself in a delta, not the 8 KiB around it.
+        unit: block_size
+            .filter(|_| std::env::var("ORCA_SBT_UNIT_BY_BLOCK").as_deref() != Ok("0"))
+            .map_or(orca_repo::UNIT, orca_repo::unit_for_block),
         batch_bytes: env_number("ORCA_SBT_BATCH_MB").unwrap_or(WRITE_BATCH_MB) << 20,
         concurrency: env_number("ORCA_SBT_BATCHES").unwrap_or(WRITE_BATCHES),
         // RMAN reuses its buffer after each sbtwrite2: fingerprinting it in

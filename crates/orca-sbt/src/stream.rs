@@ -180,6 +180,16 @@ impl Seen {
         self.runs.first().copied()
     }
 
+    /// The smallest datafile block size seen (2 KiB or more), the one a piece's units
+    /// follow ([`orca_repo::unit_for_block`]).
+    pub fn block_size(&self) -> Option<usize> {
+        self.runs
+            .iter()
+            .map(|r| r.block_size)
+            .filter(|&b| b >= orca_repo::MIN_UNIT)
+            .min()
+    }
+
     /// Whether the blocks seen, file by file, are most of those their numbers span: a full
     /// backup's (see [`Run::dense`]), multiplexed or not.
     pub fn dense(&self) -> bool {

@@ -399,6 +399,61 @@ fn sixteen_kib_blocks_get_cache_hits_and_deltas() {
     assert!(all_hits(&repeat4, 3), "{repeat4:?}");
 }
 
+/// Datafiles of 2 and 4 KiB blocks: their pieces detect changes in units of their block
+/// size, so a day of 1% changed blocks stores those blocks, not the 8 KiB around each (the
+/// negative control, `ORCA_SBT_UNIT_BY_BLOCK=0`, in a repository of its own, stores about
+/// twice and four times as much). The restore is the database.
+#[test]
+fn small_blocks_cost_themselves_not_eight_kib() {
+    let day = |by_block: bool| -> (Env, Vec<PieceStats>) {
+        let env = Env::with(&DbSpec {
+            block_sizes: vec![2, 4],
+            ..DbSpec::sized(1, 8)
+        });
+        let flag = [("ORCA_SBT_UNIT_BY_BLOCK", if by_block { "1" } else { "0" })];
+        let full = |env: &Env| {
+            let before = env.stats().len();
+            let p = env.parms();
+            let (ok, out) = env
+                .db
+                .rman(&sbt_run(&[&p, &p], "backup database filesperset 1;"), &flag);
+            assert!(ok, "{out}");
+            env.stats()[before..].to_vec()
+        };
+        full(&env);
+        env.db.sim(&["workload", "--change-pct", "1"]);
+        let changed = full(&env);
+        (env, changed)
+    };
+    // A piece of the datafile of `kib` KiB blocks.
+    let of = |pieces: &[PieceStats], kib: u64| -> PieceStats {
+        pieces
+            .iter()
+            .find(|s| s.oracle_blocks > 0 && (s.bytes_in / s.oracle_blocks) >> 10 == kib)
+            .cloned()
+            .unwrap_or_else(|| panic!("no piece of {kib} KiB blocks: {pieces:?}"))
+    };
+    let (env, by_block) = day(true);
+    let (_control, by_8k) = day(false);
+    for kib in [2, 4] {
+        let (small, eight) = (of(&by_block, kib), of(&by_8k, kib));
+        eprintln!(
+            "{kib} KiB blocks, 1% changed: {} B by block, {} B in 8 KiB units",
+            small.new_bytes, eight.new_bytes
+        );
+        assert!(small.delta_chunks > 0, "{small:?}");
+        assert!(
+            small.new_bytes * 10 < eight.new_bytes * 7,
+            "{kib} KiB blocks: {small:?} by block against {eight:?} in 8 KiB units"
+        );
+    }
+    let p = env.parms();
+    let out = env
+        .db
+        .lose_restore_verify(&sbt_run(&[&p, &p], "restore database;\nrecover database;"));
+    assert!(out.contains("media recovery complete"), "{out}");
+}
+
 #[test]
 fn archived_logs_and_autobackups_go_through_sbt_and_crosscheck_finds_deleted_pieces() {
     let env = Env::new(4);
