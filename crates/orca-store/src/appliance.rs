@@ -499,16 +499,20 @@ impl Appliance {
             created,
             ..PieceMeta::default()
         };
-        let mut writer = self.local.writer(piece, meta, &WriteOptions::default())?;
+        let (local, piece) = (self.local.clone(), piece.to_string());
         let committed = tokio::task::spawn_blocking(move || {
-            writer.set_lineage(lineage);
-            let f = match open_under(&under, &file) {
-                Ok(f) => f,
-                Err(e) => {
-                    writer.abort();
-                    return Err(StoreError::io(&under.join(&file), e));
-                }
+            let f = open_under(&under, &file).map_err(|e| StoreError::io(&under.join(&file), e))?;
+            let mut head = [0u8; orca_oracle::block::BLOCK0_LEN];
+            let head = match std::os::unix::fs::FileExt::read_at(&f, &mut head, 0) {
+                Ok(n) => &head[..n],
+                Err(e) => return Err(StoreError::io(&under.join(&file), e)),
             };
+            let opts = WriteOptions {
+                unit: unit_of(head),
+                ..WriteOptions::default()
+            };
+            let mut writer = local.writer(&piece, meta, &opts)?;
+            writer.set_lineage(lineage);
             if let Err(e) = writer.write_file(&f, |_| {}) {
                 writer.abort();
                 return Err(StoreError::Repo(e));
@@ -1000,6 +1004,18 @@ fn partial_dir(target: &Path) -> PathBuf {
     let mut name = target.file_name().unwrap_or_default().to_os_string();
     name.push(".partial");
     target.with_file_name(name)
+}
+
+/// The unit a file's changes are found in ([`WriteOptions::unit`]): its block size when
+/// its first bytes (`head`) are block 0 of a datafile of 2 or 4 KiB blocks (an image copy),
+/// so that a changed block costs itself; else 8 KiB.
+pub(crate) fn unit_of(head: &[u8]) -> usize {
+    match orca_oracle::FileHeaderBlock::parse(head) {
+        Ok(b) if b.kind() == orca_oracle::block::FileKind::Datafile => {
+            orca_repo::unit_for_block(b.block_size as usize)
+        }
+        _ => orca_repo::UNIT,
+    }
 }
 
 /// What kind of Oracle file a name in the mount holds, for listings in the vault.

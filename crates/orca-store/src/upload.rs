@@ -303,16 +303,28 @@ impl Appliance {
         meta: PieceMeta,
     ) -> Result<(), StoreError> {
         let mut reader = self.local.reader(local, &ReadOptions::default()).await?;
-        let mut writer = open.repo.writer(name, meta, &WriteOptions::default())?;
         let lineage = open.cache.load(key)?;
         let limit = self.config.upload_limit_mb_per_s * 1e6;
         let counter = self.progress_bytes.clone();
         let started = Instant::now();
+        let (repo, name) = (open.repo.clone(), name.to_string());
         let committed = tokio::task::spawn_blocking(move || {
+            // The piece's first chunk tells its unit (an image copy's block 0), so the
+            // writer starts once it is read.
+            let mut first = reader.next_chunk()?;
+            let opts = WriteOptions {
+                unit: crate::appliance::unit_of(first.as_deref().unwrap_or_default()),
+                ..WriteOptions::default()
+            };
+            let mut writer = repo.writer(&name, meta, &opts)?;
             writer.set_lineage(lineage);
             let mut sent = 0u64;
             loop {
-                let chunk = match reader.next_chunk() {
+                let next = match first.take() {
+                    Some(c) => Ok(Some(c)),
+                    None => reader.next_chunk(),
+                };
+                let chunk = match next {
                     Ok(Some(c)) => c,
                     Ok(None) => break,
                     Err(e) => {
