@@ -456,5 +456,37 @@ mod tests {
             let (id, _) = chunk_hash(&key, &data, UNITS[shift], true, None);
             prop_assert_eq!(id.0, *blake3::keyed_hash(&key, &data).as_bytes());
         }
+
+        /// A writer with the last version's values, the chunk arriving in parts of any
+        /// unit-aligned size: the id and values are those of the chunk hashed unit by unit,
+        /// and exactly the changed units differ from the last version's.
+        #[test]
+        fn hashing_with_an_anchor_agrees(
+            len in 1usize..300_000,
+            shift in 0usize..3,
+            parts in 1usize..40,
+            changes in proptest::collection::vec(any::<usize>(), 0..6),
+        ) {
+            let (key, unit) = ([3u8; 32], UNITS[shift]);
+            let old: Vec<u8> = (0..len).map(|i| (i * 131 % 251).to_le_bytes()[0]).collect();
+            let mut new = old.clone();
+            for &c in &changes {
+                new[c % len] ^= 0x11;
+            }
+            let (_, was) = chunk_hash(&key, &old, unit, true, None);
+            let (id, values) = chunk_hash(&key, &new, unit, true, None);
+            prop_assert_eq!(id.0, *blake3::keyed_hash(&key, &new).as_bytes());
+            if let (Some(was), Some(values)) = (was, values.as_ref()) {
+                let got = with_groups(&key, &new, unit, &was, parts * unit).0;
+                prop_assert_eq!(&got, &(id, Some(values.clone())));
+                let expected: Vec<usize> = (0..len.div_ceil(unit))
+                    .filter(|u| {
+                        let r = u * unit..((u + 1) * unit).min(len);
+                        old[r.clone()] != new[r]
+                    })
+                    .collect();
+                prop_assert_eq!(changed_units(&was, values), expected);
+            }
+        }
     }
 }
