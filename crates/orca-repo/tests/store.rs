@@ -785,15 +785,7 @@ async fn small_blocks_are_changed_units_of_their_own() {
             for hash_in_caller in [true, false] {
                 let dir = tempfile::tempdir().unwrap();
                 let (repo, store) = local_repo(dir.path()).await;
-                let mut x = block as u64 | 1;
-                let mut data: Vec<u8> = (0..4 << 20)
-                    .map(|_| {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
-                        x.to_le_bytes()[3]
-                    })
-                    .collect();
+                let mut data = orca_testing::data::noise(4 << 20, block as u64);
                 let put = |name: &'static str, data: &[u8], lineage, part, unit| {
                     put_units(
                         &repo,

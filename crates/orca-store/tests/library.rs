@@ -14,7 +14,7 @@ use orca_store::{DATA_DIR, META_DIR, StoreError};
 use orca_store::{PointStatus, RecoveryPoint, Restore, RestoreStatus, State};
 use orca_store::{Retention, keep};
 use orca_store::{SnapshotMode, StoreConfig};
-use orca_testing::data::oracle_blocks;
+use orca_testing::data::{noise, oracle_blocks};
 use orca_testing::fs::{files_under, flip_byte};
 
 /// What the DBAs' template script uploads: RMAN's log of the run.
@@ -200,15 +200,7 @@ async fn an_image_copy_of_small_blocks_stores_its_changed_blocks() {
         let dir = tempfile::tempdir().unwrap();
         let app = open(dir.path(), 5).await;
         app.create_mount("m").unwrap();
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut file: Vec<u8> = (0..(blocks as usize + 1) * bs)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x.to_le_bytes()[2]
-            })
-            .collect();
+        let mut file = noise((blocks as usize + 1) * bs, 0x9e37_79b9_7f4a_7c15);
         if datafile {
             orca_oracle::FileHeaderBlock::datafile(bs, blocks)
                 .unwrap()

@@ -40,3 +40,17 @@ pub fn pattern(len: u32, seed: u32) -> Vec<u8> {
         .map(|i| ((i * 7 + seed) / 13).to_le_bytes()[0])
         .collect()
 }
+
+/// `len` incompressible bytes (a xorshift stream from `seed`): data whose stored size is
+/// its length, so that a test can count what a change costs in bytes.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[3]
+        })
+        .collect()
+}
