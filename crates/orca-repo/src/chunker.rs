@@ -224,19 +224,8 @@ impl Chunker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use orca_testing::data::noise;
     use proptest::prelude::*;
-
-    fn pseudo(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x.to_le_bytes()[3]
-            })
-            .collect()
-    }
 
     fn small_cdc() -> ChunkerSpec {
         ChunkerSpec::Cdc {
@@ -257,7 +246,7 @@ mod tests {
     #[test]
     fn cdc_resynchronises_after_insert() {
         let c = small_cdc().build(42).unwrap();
-        let data = pseudo(400_000, 7);
+        let data = noise(400_000, 7);
         let mut shifted = data[..1000].to_vec();
         shifted.extend_from_slice(b"inserted bytes");
         shifted.extend_from_slice(&data[1000..]);
@@ -282,7 +271,7 @@ mod tests {
 
     #[test]
     fn seed_changes_boundaries() {
-        let data = pseudo(300_000, 3);
+        let data = noise(300_000, 3);
         let a = small_cdc().build(1).unwrap().split(&data);
         let b = small_cdc().build(2).unwrap().split(&data);
         assert_ne!(a, b);
@@ -307,7 +296,7 @@ mod tests {
     proptest! {
         #[test]
         fn concatenation_equals_input(len in 0usize..200_000, seed in any::<u64>(), fixed in any::<bool>()) {
-            let data = pseudo(len, seed);
+            let data = noise(len, seed);
             let spec = if fixed { ChunkerSpec::Fixed { size: 8192 } } else { small_cdc() };
             let c = spec.build(seed).unwrap();
             let lens = c.split(&data);
@@ -317,7 +306,7 @@ mod tests {
 
         #[test]
         fn boundaries_are_deterministic_and_streaming_agrees(len in 1usize..150_000, seed in any::<u64>(), step in 1usize..50_000) {
-            let data = pseudo(len, seed);
+            let data = noise(len, seed);
             let c = small_cdc().build(seed).unwrap();
             let whole = c.split(&data);
             prop_assert_eq!(&whole, &c.split(&data));
