@@ -1003,7 +1003,6 @@ fn env_number(k: &str) -> Option<usize> {
         .filter(|&n| n > 0)
 }
 
-/// Pipeline tuning; the knobs are listed in [`crate::config`].
 /// Backup tuning for a piece of datafile blocks of `block_size` bytes (the smallest seen);
 /// the knobs are listed in [`crate::config`].
 fn write_options(block_size: Option<usize>) -> WriteOptions {
