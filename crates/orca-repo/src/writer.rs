@@ -168,8 +168,6 @@ struct Sparse {
 /// The chunk being filled with [`WriteOptions::hash_in_caller`].
 #[derive(Default)]
 struct InPlace {
-    /// The writer's unit ([`WriteOptions::unit`]).
-    unit: usize,
     /// Bytes of the chunk received so far.
     filled: usize,
     /// Its completed units' share of its tree, in order.
@@ -400,12 +398,8 @@ impl PieceWriter {
                 ChunkerSpec::Fixed { size } => Some((size as usize, Vec::new())),
                 _ => None,
             },
-            in_place: (opts.hash_in_caller && matches!(spec, ChunkerSpec::Fixed { .. })).then(
-                || InPlace {
-                    unit: opts.unit,
-                    ..InPlace::default()
-                },
-            ),
+            in_place: (opts.hash_in_caller && matches!(spec, ChunkerSpec::Fixed { .. }))
+                .then(InPlace::default),
             chunked: 0,
             chunker,
             batch: Vec::new(),
@@ -1019,7 +1013,7 @@ impl PieceWriter {
             }
             let n = (size - st.filled).min(data.len());
             let (part, rest) = data.split_at(n);
-            place_units(&key, st, buf, part);
+            place_units(&key, self.ctx.unit, st, buf, part);
             data = rest;
             if st.filled == size {
                 self.push_in_place()?;
@@ -1038,7 +1032,7 @@ impl PieceWriter {
             return Ok(());
         }
         let key = self.ctx.codec.keys().id_key();
-        let unit = st.unit;
+        let unit = self.ctx.unit;
         let hashed = st.nodes.len() * unit;
         if hashed < filled {
             crate::hash::unit_cvs(key, &buf[hashed..filled], hashed, unit, &mut st.nodes);
@@ -1377,15 +1371,14 @@ impl Drop for PieceWriter {
     }
 }
 
-/// Hash `part`, the next bytes of the chunk in `buf`: whole units straight
+/// Hash `part`, the next bytes of the chunk in `buf`: whole units (of `size` bytes) straight
 /// from the caller's buffer (copied only when they differ from the anchor's),
 /// split units once gathered in `buf`. With an anchor, a whole group is first
 /// hashed at once and its units hashed apart only when it differs from the
 /// anchor's group. Unit 0 is always copied and hashed on its own: a chunk that
 /// ends up one unit long is hashed from its bytes, one of two units from
 /// their values.
-fn place_units(key: &[u8; 32], st: &mut InPlace, buf: &mut [u8], part: &[u8]) {
-    let size = st.unit;
+fn place_units(key: &[u8; 32], size: usize, st: &mut InPlace, buf: &mut [u8], part: &[u8]) {
     let mut pos = 0;
     while pos < part.len() {
         let at = st.filled;
@@ -1421,7 +1414,7 @@ fn place_units(key: &[u8; 32], st: &mut InPlace, buf: &mut [u8], part: &[u8]) {
         if at == unit * size && at + take == unit_end && unit > 0 {
             let mut node = Vec::with_capacity(1);
             crate::hash::unit_cvs(key, bytes, at, size, &mut node);
-            let same = unit_same(st, unit, &node[0]);
+            let same = unit_same(st, size, unit, &node[0]);
             if same {
                 st.matching += 1;
             }
@@ -1437,7 +1430,7 @@ fn place_units(key: &[u8; 32], st: &mut InPlace, buf: &mut [u8], part: &[u8]) {
                 let start = unit * size;
                 let before = st.nodes.len();
                 crate::hash::unit_cvs(key, &buf[start..unit_end], start, size, &mut st.nodes);
-                if unit_same(st, unit, &st.nodes[before]) {
+                if unit_same(st, size, unit, &st.nodes[before]) {
                     st.matching += 1;
                 }
             }
@@ -1447,14 +1440,14 @@ fn place_units(key: &[u8; 32], st: &mut InPlace, buf: &mut [u8], part: &[u8]) {
     }
 }
 
-/// Whether unit `unit`, hashed on its own, equals the anchor's unit there.
-fn unit_same(st: &InPlace, unit: usize, node: &Node) -> bool {
+/// Whether unit `unit` (of `size` bytes), hashed on its own, equals the anchor's unit there.
+fn unit_same(st: &InPlace, size: usize, unit: usize, node: &Node) -> bool {
     let Node::Unit(cv) = node else {
         return false;
     };
     // The anchor's short last unit is never this whole one.
     st.anchor.as_ref().is_some_and(|a| {
-        (unit + 1) * st.unit <= a.len as usize
+        (unit + 1) * size <= a.len as usize
             && a.cvs
                 .get(unit)
                 .is_some_and(|v| crate::hash::unit_matches(v, cv))
@@ -1751,7 +1744,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
         }
         let delta = anchor_of(i)
             .filter(|a| !missing.contains(&a.id))
-            .and_then(|a| plan_delta(a, batch[i].data.len(), ctx.unit, cvs.as_ref()?, &missing));
+            .and_then(|a| plan_delta(a, batch[i].data.len(), unit, cvs.as_ref()?, &missing));
         plan.push((i, delta));
     }
     // A chunk hashed in place that is stored whole (or on another base, or carrying a unit
@@ -1800,14 +1793,13 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
                 let payload = match delta {
                     Some(d) => {
                         let values = cvs.and_then(|c| changed_values(c, &d.changed));
-                        let (base, changed) = (&d.base, &d.changed);
                         codec.encode_delta_with_values_in(
                             out,
                             id,
                             data,
                             unit,
-                            base,
-                            changed,
+                            &d.base,
+                            &d.changed,
                             values.as_ref(),
                         )?
                     }
