@@ -130,10 +130,14 @@ struct Known {
 }
 
 impl Known {
-    /// The anchor of position `pos`, when its values could be read.
-    fn anchor(&self, pos: u64) -> Option<&Anchor> {
+    /// The anchor of position `pos` in units of `unit`, when its values could be read.
+    /// Lanes of a piece may have units of their own, and one chunk may anchor positions of
+    /// several: its values count its length in one unit only (more than one value, so the
+    /// count tells the unit), and a chunk in another unit finds no anchor.
+    fn anchor(&self, pos: u64, unit: usize) -> Option<&Anchor> {
         self.anchors
             .get(&self.lineage.entries.get(&pos)?.anchor?.id)
+            .filter(|a| a.cvs.len() == (a.len as usize).div_ceil(unit))
     }
 }
 
@@ -152,6 +156,8 @@ fn chunk_len(data: &[u8]) -> u32 {
 struct Item {
     offset: u64,
     data: Bytes,
+    /// The unit its values are computed in: the writer's, or its lane's.
+    unit: usize,
     hash: Option<Hashed>,
     sparse: Option<Sparse>,
 }
@@ -290,6 +296,8 @@ struct LaneBuf {
     done: u64,
     /// Chunks end where regions do, or are full; never cut in granules.
     by_region: bool,
+    /// The lane's unit ([`PieceWriter::set_lane_unit`]); the writer's when none was set.
+    unit: Option<usize>,
 }
 
 /// A lane region's positions sit at multiples of 16 MiB of the lane's 40 bits of offset.
@@ -493,7 +501,7 @@ impl PieceWriter {
             return false;
         }
         let ids = lineage.known();
-        let anchors = self.anchors_of(&lineage);
+        let anchors = self.anchors_of(&lineage, self.ctx.unit);
         *self.ctx.lineage.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Known {
             lineage,
             ids,
@@ -505,14 +513,14 @@ impl PieceWriter {
     /// The anchors `lineage` names, read from the repository: a writer needs every
     /// position's before the stream reaches it ([`WriteOptions::hash_in_caller`] decides
     /// while the caller's buffer is still its own whether to copy each unit).
-    fn anchors_of(&self, lineage: &Lineage) -> HashMap<ChunkId, Anchor> {
+    fn anchors_of(&self, lineage: &Lineage, unit: usize) -> HashMap<ChunkId, Anchor> {
         let started = std::time::Instant::now();
         let refs: Vec<AnchorRef> = lineage.entries.values().filter_map(|e| e.anchor).collect();
         let anchors = self.rt.block_on(crate::chain::anchors_from(
             &*self.ctx.backend,
             &self.ctx.codec,
             &self.name,
-            self.ctx.unit,
+            unit,
             refs.iter().copied(),
         ));
         tracing::debug!(
@@ -532,7 +540,7 @@ impl PieceWriter {
         if lane > MAX_LANE || lineage.is_empty() || !self.trust(lineage.since) {
             return false;
         }
-        let found = self.anchors_of(&lineage);
+        let found = self.anchors_of(&lineage, self.lane_unit(lane));
         let mut slot = self.ctx.lineage.lock().unwrap_or_else(|p| p.into_inner());
         let mut merged = slot.as_ref().map(|k| k.lineage.clone()).unwrap_or_default();
         let mut anchors = slot.as_ref().map(|k| k.anchors.clone()).unwrap_or_default();
@@ -605,6 +613,43 @@ impl PieceWriter {
             ChunkerSpec::Fixed { size } => size as usize,
             _ => self.chunker.max_chunk(),
         }
+    }
+
+    /// Give lane `lane`'s chunks unit values in units of `unit` (as [`WriteOptions::unit`],
+    /// which the lanes otherwise take): a multiplexed piece interleaves files of several
+    /// block sizes, and each file's changed blocks then cost themselves in deltas, not the
+    /// smallest block size's values over every file. Call before the lane's first bytes and
+    /// before [`Self::set_lane_lineage`], whose anchors are read in the lane's unit.
+    pub fn set_lane_unit(&mut self, lane: u32, unit: usize) -> Result<()> {
+        if lane > MAX_LANE {
+            return Err(RepoError::InvalidArgument(format!(
+                "lane {lane} is beyond the highest, {MAX_LANE}"
+            )));
+        }
+        if !crate::hash::valid_unit(unit) {
+            return Err(RepoError::InvalidArgument(format!(
+                "unit {unit} is not a power of two from {} to {}",
+                crate::hash::MIN_UNIT,
+                crate::hash::UNIT
+            )));
+        }
+        let name = self.name.clone();
+        let b = self.lanes()?.data.entry(lane).or_default();
+        if b.done > 0 || !b.buf.is_empty() {
+            return Err(RepoError::InvalidArgument(format!(
+                "piece {name:?}: lane {lane} already has bytes, its unit cannot change"
+            )));
+        }
+        b.unit = Some(unit);
+        Ok(())
+    }
+
+    /// The unit of lane `lane`'s chunks.
+    fn lane_unit(&self, lane: u32) -> usize {
+        self.lanes
+            .as_ref()
+            .and_then(|l| l.data.get(&lane)?.unit)
+            .unwrap_or(self.ctx.unit)
     }
 
     /// Append the next `data` of the piece, taken from lane `lane` (≤ [`MAX_LANE`]): the
@@ -729,7 +774,7 @@ impl PieceWriter {
             l.stored += n as u64;
             l.note(None);
             let data = self.ctx.pools.chunks.bytes(chunk);
-            self.enqueue(pos, data, None, None)?;
+            self.enqueue(pos, data, self.ctx.unit, None, None)?;
         }
     }
 
@@ -767,6 +812,7 @@ impl PieceWriter {
                 parts.push(chunk);
             }
         }
+        let unit = self.lane_unit(lane);
         for chunk in parts {
             let l = self.lanes.as_mut().expect("started");
             let b = l.data.get_mut(&lane).expect("the lane above");
@@ -775,7 +821,7 @@ impl PieceWriter {
             l.stored += chunk.len() as u64;
             l.note(Some(lane));
             let data = self.ctx.pools.chunks.bytes(chunk);
-            self.enqueue(pos, data, None, None)?;
+            self.enqueue(pos, data, unit, None, None)?;
         }
         Ok(())
     }
@@ -1008,7 +1054,7 @@ impl PieceWriter {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .as_ref()
-                    .and_then(|k| k.anchor(self.chunked).cloned())
+                    .and_then(|k| k.anchor(self.chunked, self.ctx.unit).cloned())
                     .filter(|a| a.len as usize <= size);
             }
             let n = (size - st.filled).min(data.len());
@@ -1095,7 +1141,7 @@ impl PieceWriter {
     ) -> Result<()> {
         let offset = self.chunked;
         self.chunked += data.len() as u64;
-        self.enqueue(offset, data, hash, sparse)
+        self.enqueue(offset, data, self.ctx.unit, hash, sparse)
     }
 
     /// Add a chunk at lineage position `offset` to the batch being gathered.
@@ -1103,6 +1149,7 @@ impl PieceWriter {
         &mut self,
         offset: u64,
         data: Bytes,
+        unit: usize,
         hash: Option<Hashed>,
         sparse: Option<Sparse>,
     ) -> Result<()> {
@@ -1110,6 +1157,7 @@ impl PieceWriter {
         self.batch.push(Item {
             offset,
             data,
+            unit,
             hash,
             sparse,
         });
@@ -1150,7 +1198,7 @@ impl PieceWriter {
             Some(
                 lineage
                     .as_ref()?
-                    .anchor(base + i * size as u64)?
+                    .anchor(base + i * size as u64, ctx.unit)?
                     .cvs
                     .clone(),
             )
@@ -1537,7 +1585,7 @@ async fn complete_sparse(
         full.clear();
         full.extend_from_slice(&item.data);
         for u in sparse.absent {
-            let r = u * ctx.unit..((u + 1) * ctx.unit).min(len);
+            let r = u * item.unit..((u + 1) * item.unit).min(len);
             full[r.clone()].copy_from_slice(&base[r]);
         }
         if ctx.codec.keys().chunk_id(&full) != hashes[i].0 {
@@ -1644,7 +1692,7 @@ fn read_chunk(
 
 async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, WriteStats)> {
     let codec = ctx.codec.clone();
-    let (with_units, unit) = (ctx.with_units, ctx.unit);
+    let with_units = ctx.with_units;
     let mut batch = batch;
     let lineage = ctx
         .lineage
@@ -1660,12 +1708,12 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
                 .par_iter_mut()
                 .map(|it| {
                     it.hash.take().unwrap_or_else(|| {
-                        let anchor = lineage.as_ref().and_then(|l| l.anchor(it.offset));
+                        let anchor = lineage.as_ref().and_then(|l| l.anchor(it.offset, it.unit));
                         let key = codec.keys().id_key();
                         crate::hash::chunk_hash(
                             key,
                             &it.data,
-                            unit,
+                            it.unit,
                             with_units,
                             anchor.map(|a| &a.cvs[..]),
                         )
@@ -1692,10 +1740,12 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
     // A changed chunk's anchor is probed with it: a delta may only build on a
     // chunk the repository still holds.
     let anchor_of = |i: usize| -> Option<&Anchor> {
-        let Item { offset, data, .. } = &batch[i];
+        let Item {
+            offset, data, unit, ..
+        } = &batch[i];
         lineage
             .as_ref()
-            .and_then(|l| l.anchor(*offset))
+            .and_then(|l| l.anchor(*offset, *unit))
             .filter(|a| a.id != hashes[i].0 && hashes[i].1.is_some() && !data.is_empty())
     };
     let mut to_probe = Vec::new();
@@ -1744,7 +1794,10 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
         }
         let delta = anchor_of(i)
             .filter(|a| !missing.contains(&a.id))
-            .and_then(|a| plan_delta(a, batch[i].data.len(), unit, cvs.as_ref()?, &missing));
+            .and_then(|a| {
+                let Item { data, unit, .. } = &batch[i];
+                plan_delta(a, data.len(), *unit, cvs.as_ref()?, &missing)
+            });
         plan.push((i, delta));
     }
     // A chunk hashed in place that is stored whole (or on another base, or carrying a unit
@@ -1784,7 +1837,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
         let encoded: Result<Vec<EncodedChunk>> = plan
             .par_iter()
             .map(|(i, delta)| {
-                let (id, data) = (&hashes[*i].0, &batch[*i].data);
+                let (id, Item { data, unit, .. }) = (&hashes[*i].0, &batch[*i]);
                 let out = pools.payloads.take(Codec::max_payload(data.len()));
                 // The chunk's unit values travel with it, so that its next version can find
                 // which units changed without a local copy: all of them for a chunk stored
@@ -1797,7 +1850,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
                             out,
                             id,
                             data,
-                            unit,
+                            *unit,
                             &d.base,
                             &d.changed,
                             values.as_ref(),

@@ -1240,19 +1240,28 @@ async fn a_read_that_misses_a_manifest_leaves_a_concurrent_commit_listed() {
 }
 
 /// Writes a demultiplexed piece: each part is a literal (`None`) or a run of a lane, and
-/// each lane starts from `lanes`' lineage of it.
+/// each lane starts from `lanes`' lineage of it, in the unit `units` gives it (`None`: the
+/// writer's, the layout's and that of lanes not given one; 8 KiB by default).
 async fn put_lanes(
     repo: &Repository,
     name: &str,
     parts: Vec<(Option<u32>, Vec<u8>)>,
     lanes: std::collections::BTreeMap<u32, orca_repo::Lineage>,
+    units: &[(Option<u32>, usize)],
 ) -> orca_repo::Committed {
     let repo = repo.clone();
     let name = name.to_string();
+    let mut units: std::collections::BTreeMap<_, _> = units.iter().copied().collect();
+    let unit = units.remove(&None).unwrap_or(orca_repo::UNIT);
     tokio::task::spawn_blocking(move || {
-        let mut w = repo
-            .writer(&name, PieceMeta::default(), &WriteOptions::default())
-            .unwrap();
+        let wopts = WriteOptions {
+            unit,
+            ..Default::default()
+        };
+        let mut w = repo.writer(&name, PieceMeta::default(), &wopts).unwrap();
+        for (lane, unit) in units.into_iter().filter_map(|(l, u)| Some((l?, u))) {
+            w.set_lane_unit(lane, unit).unwrap();
+        }
         for (lane, lineage) in lanes {
             w.set_lane_lineage(lane, lineage);
         }
@@ -1283,6 +1292,130 @@ fn multiplexed(file1: &[u8], file2: &[u8]) -> Vec<(Option<u32>, Vec<u8>)> {
     parts
 }
 
+/// A multiplexed piece of a file of 8 KiB blocks (lane 1) and one of 2 KiB blocks (lane 2),
+/// in a writer whose unit is the smallest block size, as the SBT library's: each lane set
+/// to its file's block size carries one value a block, where the 8 KiB file in 2 KiB units
+/// carries four (the negative control: no lane units). Changed blocks of both files are
+/// deltas on their lane's last version either way. A lane lineage recorded in 2 KiB units
+/// is no anchor for the lane now in 8 KiB units: its changed chunks go whole once, never as
+/// a delta in the wrong units. Every version reads back equal and the repository verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_lane_takes_the_unit_of_its_blocks() {
+    let by_lane = [(None, 2048), (Some(1), 8192), (Some(2), 2048)];
+    let file1 = blocks(4 * 128, 81);
+    let file2 = orca_testing::data::noise(1 << 20, 82);
+    // Blocks changed as DML changes them: header, a row, tail.
+    let change = |f1: &mut Vec<u8>, f2: &mut Vec<u8>, day: usize| {
+        for b in 0..16 {
+            let at = (b * 32 + day) * 8192;
+            for o in [20, 3000 + day, 8190] {
+                f1[at + o] ^= 0x5a;
+            }
+            f2[(b * 32 + day) * 2048 + 100] ^= 0x5a;
+        }
+    };
+    let mut stored = Vec::new();
+    for units in [&by_lane[..], &by_lane[..1]] {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, store) = local_repo(dir.path()).await;
+        let (mut f1, mut f2) = (file1.clone(), file2.clone());
+        let day0 = put_lanes(
+            &repo,
+            "day0",
+            multiplexed(&f1, &f2),
+            Default::default(),
+            units,
+        )
+        .await;
+        change(&mut f1, &mut f2, 1);
+        let day1 = put_lanes(
+            &repo,
+            "day1",
+            multiplexed(&f1, &f2),
+            day0.lanes.clone(),
+            units,
+        )
+        .await;
+        let s = day1.manifest.header.meta.stats.clone().unwrap();
+        assert_eq!((s.new_chunks, s.delta_chunks), (5, 5), "{units:?}: {s:?}");
+        assert_eq!(
+            get(&repo, "day1").await.unwrap(),
+            flat(&multiplexed(&f1, &f2))
+        );
+        let full = day0.manifest.header.meta.stats.unwrap().new_bytes;
+        stored.push((full, s.new_bytes));
+
+        // The next day in lane units, on a lineage in the writer's unit (or in its own).
+        change(&mut f1, &mut f2, 2);
+        let day2 = put_lanes(
+            &repo,
+            "day2",
+            multiplexed(&f1, &f2),
+            day1.lanes.clone(),
+            &by_lane,
+        )
+        .await;
+        let s = day2.manifest.header.meta.stats.clone().unwrap();
+        let deltas = if units.len() == 1 { 1 } else { 5 };
+        assert_eq!(
+            (s.new_chunks, s.delta_chunks),
+            (5, deltas),
+            "{units:?}: {s:?}"
+        );
+        assert_eq!(
+            get(&repo, "day2").await.unwrap(),
+            flat(&multiplexed(&f1, &f2))
+        );
+        assert_eq!(
+            get(&repo, "day0").await.unwrap(),
+            flat(&multiplexed(&file1, &file2))
+        );
+        let report = store
+            .verify(Some(repo.codec().clone()), None)
+            .await
+            .unwrap();
+        assert!(report.is_clean(), "{:?}", report.problems);
+    }
+    eprintln!("(full, day 1) stored, by lane and in 2 KiB units: {stored:?}");
+    // 512 blocks of 8 KiB: 512 values of 24 bytes, not 2048.
+    let values = (2048 - 512) * 24;
+    assert!(
+        stored[0].0 + values * 9 / 10 <= stored[1].0,
+        "the 8 KiB lane's values: {stored:?}"
+    );
+    // 16 changed 8 KiB blocks (compressed) and 16 of 2 KiB (not), with their heads.
+    assert!(stored[0].1 < 16 * (8192 + 2048), "{stored:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_unit_is_set_before_its_bytes_and_is_a_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, _store) = local_repo(dir.path()).await;
+    let r = repo.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut w = r
+            .writer("p", PieceMeta::default(), &WriteOptions::default())
+            .unwrap();
+        for bad in [1024, 3072, 16384] {
+            let e = w.set_lane_unit(1, bad).unwrap_err().to_string();
+            assert!(e.contains(&format!("unit {bad} is not")), "{e}");
+        }
+        w.set_lane_unit(1, 2048).unwrap();
+        w.write_lane(1, &[7; 4096]).unwrap();
+        let e = w.set_lane_unit(1, 4096).unwrap_err().to_string();
+        assert!(e.contains("lane 1 already has bytes"), "{e}");
+        w.set_lane_unit(2, 4096).unwrap();
+        w.write_lane(2, &[8; 4096]).unwrap();
+        w.finish().unwrap();
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        get(&repo, "p").await.unwrap(),
+        [[7u8; 4096], [8u8; 4096]].concat()
+    );
+}
+
 /// A datafile that grows at its end (blocks newly formatted join the next full) lengthens
 /// its lane's last chunk; that chunk goes as granules at fixed lane offsets, so the next
 /// full stores the grown granule and not the whole tail, and a tail region that fills up
@@ -1300,6 +1433,7 @@ async fn a_lane_that_grows_at_its_end_costs_its_last_granule_not_its_tail() {
         "day0",
         multiplexed(&file1, &file2),
         Default::default(),
+        &[],
     )
     .await;
     let chunks = &day0.manifest.chunks;
@@ -1323,6 +1457,7 @@ async fn a_lane_that_grows_at_its_end_costs_its_last_granule_not_its_tail() {
         "day1",
         multiplexed(&grown, &file2),
         day0.lanes.clone(),
+        &[],
     )
     .await;
     let s = day1.manifest.header.meta.stats.clone().unwrap();
@@ -1349,6 +1484,7 @@ async fn a_lane_that_grows_at_its_end_costs_its_last_granule_not_its_tail() {
         "day2",
         multiplexed(&grown, &file2),
         day1.lanes.clone(),
+        &[],
     )
     .await;
     assert_eq!(day2.lanes_unchanged, [1].into());

@@ -129,6 +129,10 @@ impl Demuxing {
             if self.lanes.len() >= MAX_LANES || file > orca_repo::MAX_LANE {
                 return writer.write_literal(bytes);
             }
+            // A lane's unit is its own file's, not the piece's (the smallest block size in
+            // the set): else it would change with the files RMAN puts beside it, and a lane
+            // whose unit changed finds no anchor and is stored whole.
+            writer.set_lane_unit(file, unit_for(Some(bytes.len())))?;
             let mut known = 0;
             if let (Some(c), Some(k)) = (cache, self.key(file)) {
                 match c.load(&k) {
@@ -241,6 +245,15 @@ impl Regions {
 /// `ORCA_SBT_BY_BLOCK=0` keys them by stream offset, as before.
 fn by_block() -> bool {
     std::env::var("ORCA_SBT_BY_BLOCK").as_deref() != Ok("0")
+}
+
+/// The unit a datafile's chunks are fingerprinted in, for blocks of `block_size` bytes:
+/// one block when blocks are 2 or 4 KiB (`ORCA_SBT_UNIT_BY_BLOCK=0`: 8 KiB whatever the
+/// block size), so that a changed block costs itself in a delta, not the 8 KiB around it.
+fn unit_for(block_size: Option<usize>) -> usize {
+    block_size
+        .filter(|_| std::env::var("ORCA_SBT_UNIT_BY_BLOCK").as_deref() != Ok("0"))
+        .map_or(orca_repo::UNIT, orca_repo::unit_for_block)
 }
 
 /// Whether a piece is stored demultiplexed: `ORCA_SBT_DEMUX=0` never, `1` whenever it holds
@@ -1003,14 +1016,11 @@ fn env_number(k: &str) -> Option<usize> {
         .filter(|&n| n > 0)
 }
 
-/// Backup tuning for a piece of datafile blocks of `block_size` bytes (the smallest seen);
-/// the knobs are listed in [`crate::config`].
+/// Backup tuning for a piece of datafile blocks of `block_size` bytes (the smallest seen; a
+/// multiplexed piece's lanes take their own); the knobs are listed in [`crate::config`].
 fn write_options(block_size: Option<usize>) -> WriteOptions {
     WriteOptions {
-        // A changed 2 or 4 KiB block then costs itself in a delta, not the 8 KiB around it.
-        unit: block_size
-            .filter(|_| std::env::var("ORCA_SBT_UNIT_BY_BLOCK").as_deref() != Ok("0"))
-            .map_or(orca_repo::UNIT, orca_repo::unit_for_block),
+        unit: unit_for(block_size),
         batch_bytes: env_number("ORCA_SBT_BATCH_MB").unwrap_or(WRITE_BATCH_MB) << 20,
         concurrency: env_number("ORCA_SBT_BATCHES").unwrap_or(WRITE_BATCHES),
         // RMAN reuses its buffer after each sbtwrite2: fingerprinting it in

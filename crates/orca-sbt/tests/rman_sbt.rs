@@ -454,6 +454,41 @@ fn small_blocks_cost_themselves_not_eight_kib() {
     assert!(out.contains("media recovery complete"), "{out}");
 }
 
+/// A multiplexed set of two 8 KiB datafiles and one of 2 KiB blocks: each lane's chunks are
+/// in its own file's unit. So when the 8 KiB files are next backed up in a set without the
+/// 2 KiB one, their lanes find their last versions and a 1% change is stored as deltas.
+/// With one unit per piece, the smallest block size's, those lanes had 2 KiB values and the
+/// next set, in 8 KiB units, stored them whole. The restore is the database.
+#[test]
+fn a_lane_keeps_its_files_unit_whatever_set_it_is_in() {
+    let env = Env::with(&DbSpec {
+        block_sizes: vec![2],
+        ..DbSpec::sized(2, 8)
+    });
+    let p = env.parms();
+    env.rman_ok(&sbt_run(&[&p], "backup database filesperset 4;"));
+    env.db.sim(&["workload", "--change-pct", "1"]);
+    let before = env.stats().len();
+    env.rman_ok(&sbt_run(&[&p], "backup datafile 1, 2 filesperset 4;"));
+    let day1 = env.stats()[before..].to_vec();
+    let set = day1
+        .iter()
+        .find(|s| s.oracle_blocks > 0)
+        .unwrap_or_else(|| panic!("no piece of datafile blocks: {day1:?}"));
+    eprintln!("the 8 KiB files without the 2 KiB one, after a 1% change: {set:?}");
+    assert!(set.delta_chunks > 0, "{set:?}");
+    assert!(
+        set.new_bytes * 20 <= set.bytes_in,
+        "a 1% change stored {} of {}: {set:?}",
+        set.new_bytes,
+        set.bytes_in
+    );
+    let out = env
+        .db
+        .lose_restore_verify(&sbt_run(&[&p], "restore database;\nrecover database;"));
+    assert!(out.contains("media recovery complete"), "{out}");
+}
+
 #[test]
 fn archived_logs_and_autobackups_go_through_sbt_and_crosscheck_finds_deleted_pieces() {
     let env = Env::new(4);
