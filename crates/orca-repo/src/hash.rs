@@ -45,6 +45,18 @@ pub fn unit_for_block(block_size: usize) -> usize {
     }
 }
 
+/// The unit for a file whose first bytes are `head`: its block size when they are block 0
+/// of a datafile of 2 or 4 KiB blocks (an image copy, a datafile stored as a file), so that
+/// a changed block costs itself; else [`UNIT`]. 32 bytes of head are enough.
+pub fn unit_for_file(head: &[u8]) -> usize {
+    match orca_oracle::FileHeaderBlock::parse(head) {
+        Ok(b) if b.kind() == orca_oracle::block::FileKind::Datafile => {
+            unit_for_block(b.block_size as usize)
+        }
+        _ => UNIT,
+    }
+}
+
 /// Whether `unit` is a unit this module hashes by.
 pub fn valid_unit(unit: usize) -> bool {
     unit.is_power_of_two() && (MIN_UNIT..=UNIT).contains(&unit)

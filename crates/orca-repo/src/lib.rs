@@ -97,7 +97,7 @@ pub use repository::{InitOptions, NewKey, Repository};
 // Writing a piece.
 pub use chain::MAX_DELTA_DEPTH;
 pub use chunker::ChunkerSpec;
-pub use hash::{MIN_UNIT, UNIT, changed_units, unit_for_block};
+pub use hash::{MIN_UNIT, UNIT, changed_units, unit_for_block, unit_for_file};
 pub use lineage::{Anchor, AnchorRef, Lineage, LineageCache, LineageEntry};
 pub use manifest::{FileType, PieceMeta, WriteStats};
 pub use writer::{Committed, MAX_LANE, PieceWriter, WriteOptions};

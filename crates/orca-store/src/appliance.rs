@@ -508,7 +508,7 @@ impl Appliance {
                 Err(e) => return Err(StoreError::io(&under.join(&file), e)),
             };
             let opts = WriteOptions {
-                unit: unit_of(head),
+                unit: orca_repo::unit_for_file(head),
                 ..WriteOptions::default()
             };
             let mut writer = local.writer(&piece, meta, &opts)?;
@@ -1004,18 +1004,6 @@ fn partial_dir(target: &Path) -> PathBuf {
     let mut name = target.file_name().unwrap_or_default().to_os_string();
     name.push(".partial");
     target.with_file_name(name)
-}
-
-/// The unit a file's changes are found in ([`WriteOptions::unit`]): its block size when
-/// its first bytes (`head`) are block 0 of a datafile of 2 or 4 KiB blocks (an image copy),
-/// so that a changed block costs itself; else 8 KiB.
-pub(crate) fn unit_of(head: &[u8]) -> usize {
-    match orca_oracle::FileHeaderBlock::parse(head) {
-        Ok(b) if b.kind() == orca_oracle::block::FileKind::Datafile => {
-            orca_repo::unit_for_block(b.block_size as usize)
-        }
-        _ => orca_repo::UNIT,
-    }
 }
 
 /// What kind of Oracle file a name in the mount holds, for listings in the vault.

@@ -313,7 +313,7 @@ impl Appliance {
             // writer starts once it is read.
             let mut first = reader.next_chunk()?;
             let opts = WriteOptions {
-                unit: crate::appliance::unit_of(first.as_deref().unwrap_or_default()),
+                unit: orca_repo::unit_for_file(first.as_deref().unwrap_or_default()),
                 ..WriteOptions::default()
             };
             let mut writer = repo.writer(&name, meta, &opts)?;

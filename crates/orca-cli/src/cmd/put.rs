@@ -28,7 +28,8 @@ pub struct PutArgs {
     /// Name of the new piece (must not exist yet).
     #[arg(long)]
     name: String,
-    /// File to store, or `-` for standard input.
+    /// File to store, or `-` for standard input. A datafile of 2 or 4 KiB blocks (its block 0
+    /// says so) has its changes found block by block; anything else in 8 KiB units.
     file: String,
     /// Database the piece belongs to (for listings).
     #[arg(long)]
@@ -86,6 +87,21 @@ pub fn ingest(
     Ok(writer.finish()?)
 }
 
+/// The first bytes of a stream, read ahead (as many as come, up to `n`), and the stream
+/// again from its start.
+fn peek(mut s: Box<dyn Read + Send>, n: usize) -> Result<(Vec<u8>, Input)> {
+    let mut head = Vec::with_capacity(n);
+    s.by_ref()
+        .take(n as u64)
+        .read_to_end(&mut head)
+        .context("cannot read the input")?;
+    let again = std::io::Cursor::new(head.clone()).chain(s);
+    Ok((head, Input::Stream(Box::new(again))))
+}
+
+/// Enough of a file's start to tell a datafile's block size ([`orca_repo::unit_for_file`]).
+const HEAD: usize = 32;
+
 pub async fn run(a: PutArgs) -> Result<()> {
     let (repo, _store) = a.repo.open().await?;
     let (input, size, lineage_key): (Input, Option<u64>, Option<String>) = if a.file == "-" {
@@ -110,6 +126,17 @@ pub async fn run(a: PutArgs) -> Result<()> {
                 .map(|p| format!("file:{}", p.display()))
         });
         (f, len, key)
+    };
+    // A datafile of 2 or 4 KiB blocks has its changes found block by block.
+    let (head, input) = match input {
+        Input::File(f) => {
+            use std::os::unix::fs::FileExt;
+            let mut head = vec![0u8; HEAD];
+            let n = f.read_at(&mut head, 0).context("cannot read the input")?;
+            head.truncate(n);
+            (head, Input::File(f))
+        }
+        Input::Stream(s) => peek(s, HEAD)?,
     };
     let lineage_key = lineage_key.filter(|_| !a.no_lineage);
     let cache = match &lineage_key {
@@ -138,6 +165,7 @@ pub async fn run(a: PutArgs) -> Result<()> {
             ChunkerKind::Fixed => repo.config().chunker,
             ChunkerKind::Cdc => ChunkerSpec::default_cdc(),
         }),
+        unit: orca_repo::unit_for_file(&head),
         ..Default::default()
     };
     let mut writer = repo.writer(&a.name, meta, &opts)?;
