@@ -556,11 +556,7 @@ async fn scattered_block_changes_are_stored_as_deltas() {
     assert!(t.manifest.header.meta.stats.unwrap().new_bytes < 64 * 1024);
     assert_eq!(get(&repo, "v3").await.unwrap(), third);
 
-    let report = store
-        .verify(Some(repo.codec().clone()), None)
-        .await
-        .unwrap();
-    assert!(report.is_clean(), "{:?}", report.problems);
+    verify_clean(&repo, &store).await;
     // An unchanged re-run probes nothing at all.
     let again = put_lineage(&repo, "v4", third, t.lineage.clone()).await;
     let s4 = again.manifest.header.meta.stats.unwrap();
@@ -639,11 +635,7 @@ async fn daily_versions_chain_their_deltas_and_each_day_costs_its_own_changes() 
             "day {day}"
         );
     }
-    let report = store
-        .verify(Some(repo.codec().clone()), None)
-        .await
-        .unwrap();
-    assert!(report.is_clean(), "{:?}", report.problems);
+    verify_clean(&repo, &store).await;
 
     // Rewriting most of chunk 0 stores it whole: the units the caller's buffer did not copy
     // are read back through its anchor's chain.
@@ -676,11 +668,7 @@ async fn daily_versions_chain_their_deltas_and_each_day_costs_its_own_changes() 
     assert!(gc.swept_chunks > 0, "{gc:?}");
     assert_eq!(get(&repo, "day12").await.unwrap(), versions[12]);
     assert_eq!(get(&repo, "day13").await.unwrap(), data);
-    let report = store
-        .verify(Some(repo.codec().clone()), None)
-        .await
-        .unwrap();
-    assert!(report.is_clean(), "{:?}", report.problems);
+    verify_clean(&repo, &store).await;
 
     // Negative control: one byte of day 10's delta of chunk 1 (a link of day 12's chain)
     // flipped in its pack fails day 12's read and verify, naming the damaged chunk.
@@ -827,11 +815,7 @@ async fn small_blocks_are_changed_units_of_their_own() {
                     "block {block} unit {other} on {unit}"
                 );
                 assert_eq!(get(&repo, "v3").await.unwrap(), data);
-                let report = store
-                    .verify(Some(repo.codec().clone()), None)
-                    .await
-                    .unwrap();
-                assert!(report.is_clean(), "{:?}", report.problems);
+                verify_clean(&repo, &store).await;
             }
         }
         eprintln!("blocks of {block} B, 64 changed: stored {stored:?}");
@@ -1107,11 +1091,7 @@ async fn hashing_in_the_callers_buffers_stores_what_copying_stores() {
     assert!(t.manifest.header.meta.stats.unwrap().new_bytes < 2 << 20);
     assert_eq!(get(&repo, "v4").await.unwrap(), third);
 
-    let report = store
-        .verify(Some(repo.codec().clone()), None)
-        .await
-        .unwrap();
-    assert!(report.is_clean(), "{:?}", report.problems);
+    verify_clean(&repo, &store).await;
 }
 
 /// An object store that, once armed, holds the first manifest read that finds nothing until
@@ -1370,11 +1350,7 @@ async fn each_lane_takes_the_unit_of_its_blocks() {
             get(&repo, "day0").await.unwrap(),
             flat(&multiplexed(&file1, &file2))
         );
-        let report = store
-            .verify(Some(repo.codec().clone()), None)
-            .await
-            .unwrap();
-        assert!(report.is_clean(), "{:?}", report.problems);
+        verify_clean(&repo, &store).await;
     }
     eprintln!("(full, day 1) stored, by lane and in 2 KiB units: {stored:?}");
     // 512 blocks of 8 KiB: 512 values of 24 bytes, not 2048.
@@ -1587,11 +1563,7 @@ async fn a_tail_that_grows_every_day_is_a_delta_on_its_last_version() {
         };
         assert_eq!(&get(&repo, &name).await.unwrap(), v, "{name}");
     }
-    let report = store
-        .verify(Some(repo.codec().clone()), None)
-        .await
-        .unwrap();
-    assert!(report.is_clean(), "{:?}", report.problems);
+    verify_clean(&repo, &store).await;
 }
 
 fn flat(parts: &[(Option<u32>, Vec<u8>)]) -> Vec<u8> {
