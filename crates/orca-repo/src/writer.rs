@@ -616,10 +616,11 @@ impl PieceWriter {
     }
 
     /// Give lane `lane`'s chunks unit values in units of `unit` (as [`WriteOptions::unit`],
-    /// which the lanes otherwise take): a multiplexed piece interleaves files of several
-    /// block sizes, and each file's changed blocks then cost themselves in deltas, not the
-    /// smallest block size's values over every file. Call before the lane's first bytes and
-    /// before [`Self::set_lane_lineage`], whose anchors are read in the lane's unit.
+    /// which the lanes otherwise take). A multiplexed piece interleaves files of several
+    /// block sizes: each lane then keeps its own file's unit whatever files share the piece,
+    /// and with it its anchors (values of another unit are none). Call before the lane's
+    /// first bytes and before [`Self::set_lane_lineage`], whose anchors are read in the
+    /// lane's unit.
     pub fn set_lane_unit(&mut self, lane: u32, unit: usize) -> Result<()> {
         if lane > MAX_LANE {
             return Err(RepoError::InvalidArgument(format!(
