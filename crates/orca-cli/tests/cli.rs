@@ -230,12 +230,12 @@ fn a_datafile_of_small_blocks_is_put_block_by_block() {
                 .unwrap();
         }
         let put = |name: &str, data: &[u8]| -> serde_json::Value {
-            let out = if stdin {
-                f.put_stdin(name, data, &["--lineage", "df_2k", "--json"])
+            if stdin {
+                let out = f.put_stdin(name, data, &["--lineage", "df_2k", "--json"]);
+                serde_json::from_str(&out).unwrap()
             } else {
-                return f.put_json(name, &f.file("df_2k.dbf", data), &[]);
-            };
-            serde_json::from_str(&out).unwrap()
+                f.put_json(name, &f.file("df_2k.dbf", data), &[])
+            }
         };
         put("v1", &data);
         for b in 0..64 {
