@@ -111,16 +111,22 @@ impl PieceStats {
     }
 }
 
+/// Lose every datafile, restore and recover the database through one SBT channel per
+/// entry of `parms`, and prove it is its snapshot from before the loss.
+fn lose_restore_recover(env: &Env, parms: &[&str]) {
+    let out = env
+        .db
+        .lose_restore_verify(&sbt_run(parms, "restore database;\nrecover database;"));
+    assert!(out.contains("media recovery complete"), "{out}");
+}
+
 #[test]
 fn backup_lose_datafiles_restore_recover_verifies() {
     let env = Env::new(16);
     env.backup();
     env.db.workload("2", 2);
     let p = env.parms();
-    let out = env
-        .db
-        .lose_restore_verify(&sbt_run(&[&p, &p], "restore database;\nrecover database;"));
-    assert!(out.contains("media recovery complete"), "{out}");
+    lose_restore_recover(&env, &[&p, &p]);
 }
 
 #[test]
@@ -351,10 +357,7 @@ fn multiplexed_pieces_through_the_vault() {
         "an unchanged repeat through the vault stored {} of {size}: {repeat:?}",
         new_bytes(&repeat)
     );
-    let out = env
-        .db
-        .lose_restore_verify(&sbt_run(&[&p], "restore database;\nrecover database;"));
-    assert!(out.contains("media recovery complete"), "{out}");
+    lose_restore_recover(&env, &[&p]);
 }
 
 /// A database of 16 KiB blocks beside the 8 KiB ones: its pieces are known by their
@@ -448,10 +451,7 @@ fn small_blocks_cost_themselves_not_eight_kib() {
         );
     }
     let p = env.parms();
-    let out = env
-        .db
-        .lose_restore_verify(&sbt_run(&[&p, &p], "restore database;\nrecover database;"));
-    assert!(out.contains("media recovery complete"), "{out}");
+    lose_restore_recover(&env, &[&p, &p]);
 }
 
 /// A multiplexed set of two 8 KiB datafiles and one of 2 KiB blocks: each lane's chunks are
@@ -483,10 +483,7 @@ fn a_lane_keeps_its_files_unit_whatever_set_it_is_in() {
         set.new_bytes,
         set.bytes_in
     );
-    let out = env
-        .db
-        .lose_restore_verify(&sbt_run(&[&p], "restore database;\nrecover database;"));
-    assert!(out.contains("media recovery complete"), "{out}");
+    lose_restore_recover(&env, &[&p]);
 }
 
 #[test]
@@ -635,8 +632,7 @@ fn backup_and_restore_through_the_vault() {
         "{probes_second} probes for an unchanged database"
     );
 
-    env.db
-        .lose_restore_verify(&sbt_run(&[&p], "restore database;\nrecover database;"));
+    lose_restore_recover(&env, &[&p]);
 
     // A token of another database cannot read this database's pieces.
     let other = tokens
