@@ -294,6 +294,7 @@ impl Channel {
                 env: &ch.parms.env,
                 trace_name: Some(&sbt_ctx.trace_name),
                 trace_level: spec.opts.trace.unwrap_or(0),
+                shared_buffers: SpawnOptions::shared_by_default(),
             })
             .map_err(|err| ChannelError::Sbt {
                 err,

@@ -1,6 +1,9 @@
 //! `rman`'s side of an SBT channel: spawns the channel server and forwards calls to it.
 
+use std::fs::File;
 use std::io::{BufReader, BufWriter};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -23,6 +26,16 @@ pub struct SpawnOptions<'a> {
     pub trace_name: Option<&'a str>,
     /// `SBTINIT2_TRACE_LEVEL`.
     pub trace_level: u64,
+    /// Buffers cross in a shared in-memory file ([`super::protocol`]); `false`, or a server
+    /// that cannot open it, keeps them in the pipe.
+    pub shared_buffers: bool,
+}
+
+impl SpawnOptions<'_> {
+    /// What `rman` uses: a shared file unless `ORACLESIM_SBT_SHARED=0`.
+    pub fn shared_by_default() -> bool {
+        std::env::var("ORACLESIM_SBT_SHARED").as_deref() != Ok("0")
+    }
 }
 
 /// A live SBT channel: a server process with an initialised session.
@@ -33,7 +46,17 @@ pub struct SbtChannel {
     r: BufReader<ChildStdout>,
     info: InitInfo,
     data: Vec<u8>,
+    /// The file the buffers cross in ([`super::protocol`]), once the server opened it.
+    shared: Option<File>,
     ended: bool,
+}
+
+/// A fresh in-memory file for a channel's buffers; none where memfd is missing (the pipe
+/// then carries them).
+fn shared_file() -> Option<File> {
+    rustix::fs::memfd_create("oraclesim-sbt", rustix::fs::MemfdFlags::CLOEXEC)
+        .ok()
+        .map(File::from)
 }
 
 fn lost(e: impl std::fmt::Display) -> SbtError {
@@ -68,19 +91,25 @@ impl SbtChannel {
                 proxy: false,
             },
             data: Vec::new(),
+            shared: None,
             ended: false,
         };
+        let shared = opts.shared_buffers.then(shared_file).flatten();
         let resp = ch.call(
             &Request::Init {
                 library: opts.library.to_string(),
                 trace_name: opts.trace_name.map(str::to_string),
                 trace_level: opts.trace_level,
+                shared: shared
+                    .as_ref()
+                    .map(|f| format!("/proc/{}/fd/{}", std::process::id(), f.as_raw_fd())),
             },
             &[],
         );
         match resp {
-            Ok(Response::Inited(info)) => {
+            Ok(Response::Inited { info, shared: open }) => {
                 ch.info = info;
+                ch.shared = shared.filter(|_| open);
                 Ok(ch)
             }
             Ok(Response::Err(e)) | Err(e) => {
@@ -109,6 +138,11 @@ impl SbtChannel {
     /// Process id of the channel server.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether buffers cross in the shared file rather than the pipe.
+    pub fn shares_buffers(&self) -> bool {
+        self.shared.is_some()
     }
 
     fn call(&mut self, req: &Request, data: &[u8]) -> Result<Response, SbtError> {
@@ -154,7 +188,19 @@ impl SbtChannel {
 
     /// sbtwrite2 of one full buffer made of `head` then `tail` (the server joins them).
     pub fn write_parts(&mut self, head: &[u8], tail: &[u8]) -> Result<(), SbtError> {
-        write_frame_parts(&mut self.w, &Request::Write, head, tail).map_err(lost)?;
+        match &self.shared {
+            Some(f) => {
+                f.write_all_at(head, 0)
+                    .and_then(|()| f.write_all_at(tail, head.len() as u64))
+                    .map_err(lost)?;
+                let req = Request::Write {
+                    shared: Some(head.len() + tail.len()),
+                };
+                write_frame(&mut self.w, &req, &[])
+            }
+            None => write_frame_parts(&mut self.w, &Request::Write { shared: None }, head, tail),
+        }
+        .map_err(lost)?;
         match read_frame(&mut self.r, &mut self.data).map_err(lost)? {
             Response::Ok => Ok(()),
             Response::Err(e) => Err(e),
@@ -192,8 +238,8 @@ impl SbtChannel {
         )
     }
 
-    /// sbtread2 into `buf` (its length is the block size given to sbtrestore). The buffer
-    /// that came off the pipe is swapped in, not copied.
+    /// sbtread2 into `buf` (its length is the block size given to sbtrestore). A buffer that
+    /// came off the pipe is swapped in, not copied.
     pub fn read(&mut self, buf: &mut Vec<u8>) -> Result<ReadOutcome, SbtError> {
         match self.call(
             &Request::Read {
@@ -205,6 +251,13 @@ impl SbtChannel {
                 std::mem::swap(buf, &mut self.data);
                 Ok(ReadOutcome::Data)
             }
+            Response::SharedData => match &self.shared {
+                Some(f) => {
+                    f.read_exact_at(buf, 0).map_err(lost)?;
+                    Ok(ReadOutcome::Data)
+                }
+                None => Err(lost("answered through a shared file it was not given")),
+            },
             Response::Eof => Ok(ReadOutcome::Eof),
             Response::Err(e) => Err(e),
             other => Err(lost(format!("unexpected answer {other:?}"))),

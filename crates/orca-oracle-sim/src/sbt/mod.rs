@@ -8,7 +8,8 @@
 //!   sbtrestore, sbtread2, sbtremove2, sbtcommand, sbtend, with `sbterror` after every -1.
 //! - [`server`] / [`client`]: each SBT channel runs in its own child process (the simulator
 //!   binary re-executed as `rman --oraclesim-channel-server`) whose environment carries the
-//!   channel's `ENV=(...)`; `rman` talks to it over pipes ([`protocol`]). A library crash kills
+//!   channel's `ENV=(...)`; `rman` talks to it over pipes, the sbtwrite2/sbtread2 buffers
+//!   crossing in an in-memory file both open ([`protocol`]). A library crash kills
 //!   only that channel, and killing the process models a dying Oracle server process.
 //! - [`parms`]: the PARMS string (`SBT_LIBRARY=`, `ENV=(...)`, `SBT_PARMS=(...)`, `BLKSIZE=`).
 //! - [`error`]: failures and the ORA- lines RMAN prints for them (ORA-19511 with the library's

@@ -11,12 +11,13 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::os::fd::FromRawFd;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::ExitCode;
 
 use super::error::{SbtCall, SbtError};
 use super::library::{ReadOutcome, SbtLibrary, SbtSession};
-use super::protocol::{Request, Response, read_frame, write_frame};
+use super::protocol::{MAX_PART, Request, Response, read_frame, write_frame};
 
 /// argv[1] that turns `rman` into a channel server.
 pub const CHANNEL_SERVER_ARG: &str = "--oraclesim-channel-server";
@@ -61,6 +62,8 @@ pub fn run() -> ExitCode {
     let mut w = BufWriter::new(out);
     let mut r = BufReader::new(std::io::stdin().lock());
     let mut session: Option<SbtSession> = None;
+    // rman's shared file, once sbtinit succeeded and it could be opened.
+    let mut shared: Option<File> = None;
     let mut data = Vec::new();
     let mut buf = Vec::new();
     loop {
@@ -80,13 +83,25 @@ pub fn run() -> ExitCode {
                 library,
                 trace_name,
                 trace_level,
+                shared: path,
             } => match SbtLibrary::load(Path::new(&library), trace_name.as_deref())
                 .and_then(|lib| SbtSession::start(lib, trace_level))
             {
                 Ok(s) => {
                     let info = s.library().info().clone();
                     session = Some(s);
-                    Response::Inited(info)
+                    // A file that cannot be opened leaves the buffers in the frames.
+                    shared = path.and_then(|p| {
+                        std::fs::OpenOptions::new()
+                            .read(true)
+                            .write(true)
+                            .open(p)
+                            .ok()
+                    });
+                    Response::Inited {
+                        info,
+                        shared: shared.is_some(),
+                    }
                 }
                 Err(e) => Response::Err(e),
             },
@@ -118,7 +133,24 @@ pub fn run() -> ExitCode {
                         copy_number,
                         media_pool,
                     )),
-                    Request::Write => ok(s.write(&data)),
+                    Request::Write { shared: None } => ok(s.write(&data)),
+                    Request::Write { shared: Some(len) } => match &shared {
+                        Some(_) if len > MAX_PART => Response::Err(SbtError::Protocol(format!(
+                            "sbtwrite2 buffer of {len} bytes exceeds {MAX_PART}"
+                        ))),
+                        Some(f) => {
+                            data.resize(len, 0);
+                            match f.read_exact_at(&mut data, 0) {
+                                Ok(()) => ok(s.write(&data)),
+                                Err(e) => Response::Err(SbtError::Protocol(format!(
+                                    "cannot read the sbtwrite2 buffer from the shared file: {e}"
+                                ))),
+                            }
+                        }
+                        None => Response::Err(SbtError::Protocol(
+                            "sbtwrite2 buffer in a shared file this channel has not opened".into(),
+                        )),
+                    },
                     Request::Close { abort } => ok(s.close(abort)),
                     Request::Info { names } => {
                         s.info(&names).map_or_else(Response::Err, Response::Info)
@@ -127,10 +159,13 @@ pub fn run() -> ExitCode {
                     Request::Read { block_size } => {
                         buf.resize(block_size, 0);
                         match s.read(&mut buf) {
-                            Ok(ReadOutcome::Data) => {
-                                reply_data = &buf;
-                                Response::Data
-                            }
+                            Ok(ReadOutcome::Data) => match &shared {
+                                Some(f) if f.write_all_at(&buf, 0).is_ok() => Response::SharedData,
+                                _ => {
+                                    reply_data = &buf;
+                                    Response::Data
+                                }
+                            },
                             Ok(ReadOutcome::Eof) => Response::Eof,
                             Err(e) => Response::Err(e),
                         }
