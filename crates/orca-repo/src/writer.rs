@@ -122,22 +122,147 @@ struct Ctx {
     seen: Mutex<HashSet<ChunkId>>,
 }
 
-/// A lineage, the chunk ids it vouches for, and its anchors with their unit values.
+/// A lineage, the chunk ids it vouches for, and its anchors' unit values, read from the
+/// repository a window of positions at a time as the stream reaches them.
 struct Known {
     lineage: Lineage,
     ids: HashSet<ChunkId>,
+    /// The positions that have an anchor, in order.
+    anchored: Vec<u64>,
+    /// Per lane, the windows read last.
+    windows: Mutex<HashMap<u64, Windows>>,
+    /// Whether positions are lanes' ([`PieceWriter::write_lane`]: a lane is a position's
+    /// bits above [`LANE_SHIFT`]) or one stream's (where those bits are regions, in order).
+    lanes: bool,
+    /// Anchored positions per window.
+    window: usize,
+    reader: AnchorReader,
+}
+
+/// Positions whose anchors are read at once, at the least. All of a piece's at once made a
+/// channel's memory grow with the datafile (3 KiB of values per 1 MiB chunk and the chains'
+/// links while they are composed): 87 MiB at the peak of an unchanged repeat of two 4 GiB
+/// datafiles, 58 a window at a time. 256 positions are 0.8 MiB of values with 1 MiB chunks.
+const ANCHOR_WINDOW: usize = 256;
+
+/// What reads anchors: the writer's repository and runtime, and how far ahead of the
+/// chunks handed on the writer looks chunks up.
+struct AnchorReader {
+    backend: Arc<dyn Backend>,
+    codec: Arc<Codec>,
+    piece: String,
+    rt: Handle,
+    ahead: usize,
+}
+
+/// The window a lane's stream is in, and the one before: a chunk is looked up when it is read
+/// and again when it is handed on (up to a batch later), so the stream may still be in the
+/// window before when the next one is read. A window is at least twice that lag long.
+#[derive(Default)]
+struct Windows {
+    current: Option<Window>,
+    previous: Option<Window>,
+}
+
+struct Window {
+    /// Positions `from..to` of one lane.
+    from: u64,
+    to: u64,
     anchors: HashMap<ChunkId, Anchor>,
 }
 
 impl Known {
+    fn new(lineage: Lineage, reader: AnchorReader, lanes: bool) -> Known {
+        let mut anchored: Vec<u64> = lineage
+            .entries
+            .iter()
+            .filter_map(|(p, e)| e.anchor.map(|_| *p))
+            .collect();
+        anchored.sort_unstable();
+        Known {
+            ids: lineage.known(),
+            anchored,
+            lineage,
+            windows: Mutex::new(HashMap::new()),
+            lanes,
+            window: ANCHOR_WINDOW.max(reader.ahead.saturating_mul(2)),
+            reader,
+        }
+    }
+
     /// The anchor of position `pos` in units of `unit`, when its values could be read.
     /// Lanes of a piece may have units of their own, and one chunk may anchor positions of
     /// several: its values count its length in one unit only (more than one value, so the
-    /// count tells the unit), and a chunk in another unit finds no anchor.
-    fn anchor(&self, pos: u64, unit: usize) -> Option<&Anchor> {
-        self.anchors
-            .get(&self.lineage.entries.get(&pos)?.anchor?.id)
+    /// count tells the unit), and a chunk in another unit finds no anchor. A position past
+    /// the windows held reads the next one; call it from the writer's thread, not the
+    /// runtime's.
+    fn anchor(&self, pos: u64, unit: usize) -> Option<Anchor> {
+        let id = self.lineage.entries.get(&pos)?.anchor?.id;
+        let mut all = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let w = all.entry(self.lane_of(pos)).or_default();
+        let holds = |x: &Option<Window>| x.as_ref().is_some_and(|x| x.from <= pos && pos < x.to);
+        if !holds(&w.current) && !holds(&w.previous) {
+            w.previous = w.current.replace(self.read_window(pos, unit));
+        }
+        let window = if holds(&w.current) {
+            &w.current
+        } else {
+            &w.previous
+        };
+        window
+            .as_ref()?
+            .anchors
+            .get(&id)
             .filter(|a| a.cvs.len() == (a.len as usize).div_ceil(unit))
+            .cloned()
+    }
+
+    fn lane_of(&self, pos: u64) -> u64 {
+        if self.lanes { pos >> LANE_SHIFT } else { 0 }
+    }
+
+    /// The anchors of the next `window` anchored positions of `pos`'s lane from `pos` on.
+    fn read_window(&self, pos: u64, unit: usize) -> Window {
+        let started = Instant::now();
+        let lane_end = if self.lanes {
+            ((pos >> LANE_SHIFT) + 1).saturating_mul(1 << LANE_SHIFT)
+        } else {
+            u64::MAX
+        };
+        let first = self.anchored.partition_point(|&p| p < pos);
+        let taken: Vec<u64> = self.anchored[first..]
+            .iter()
+            .take_while(|&&p| p < lane_end)
+            .take(self.window)
+            .copied()
+            .collect();
+        let to = match taken.last() {
+            Some(last) if taken.len() == self.window => last + 1,
+            _ => lane_end,
+        };
+        let r = &self.reader;
+        let anchors = r.rt.block_on(crate::chain::anchors_from(
+            &*r.backend,
+            &r.codec,
+            &r.piece,
+            unit,
+            taken
+                .iter()
+                .filter_map(|p| self.lineage.entries.get(p).and_then(|e| e.anchor)),
+        ));
+        tracing::debug!(
+            piece = %r.piece,
+            from = pos,
+            positions = taken.len(),
+            anchors = anchors.len(),
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "read the unit values of the last backup's chunks"
+        );
+        Window {
+            from: pos,
+            to,
+            anchors,
+        }
     }
 }
 
@@ -158,6 +283,8 @@ struct Item {
     data: Bytes,
     /// The unit its values are computed in: the writer's, or its lane's.
     unit: usize,
+    /// The last version at its position, looked up when it was handed on.
+    anchor: Option<Anchor>,
     hash: Option<Hashed>,
     sparse: Option<Sparse>,
 }
@@ -500,37 +627,25 @@ impl PieceWriter {
         if lineage.is_empty() || !self.trust(lineage.since) {
             return false;
         }
-        let ids = lineage.known();
-        let anchors = self.anchors_of(&lineage, self.ctx.unit);
-        *self.ctx.lineage.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Known {
-            lineage,
-            ids,
-            anchors,
-        }));
+        let known = Known::new(lineage, self.anchor_reader(), false);
+        *self.ctx.lineage.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(known));
         true
     }
 
-    /// The anchors `lineage` names, read from the repository: a writer needs every
-    /// position's before the stream reaches it ([`WriteOptions::hash_in_caller`] decides
-    /// while the caller's buffer is still its own whether to copy each unit).
-    fn anchors_of(&self, lineage: &Lineage, unit: usize) -> HashMap<ChunkId, Anchor> {
-        let started = std::time::Instant::now();
-        let refs: Vec<AnchorRef> = lineage.entries.values().filter_map(|e| e.anchor).collect();
-        let anchors = self.rt.block_on(crate::chain::anchors_from(
-            &*self.ctx.backend,
-            &self.ctx.codec,
-            &self.name,
-            unit,
-            refs.iter().copied(),
-        ));
-        tracing::debug!(
-            piece = %self.name,
-            positions = lineage.len(),
-            anchors = anchors.len(),
-            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            "read the unit values of the last backup's chunks"
-        );
-        anchors
+    /// Reads anchors for a [`Known`] of this piece: ahead of the stream, since
+    /// [`WriteOptions::hash_in_caller`] decides while the caller's buffer is still its own
+    /// whether to copy each unit.
+    fn anchor_reader(&self) -> AnchorReader {
+        AnchorReader {
+            backend: self.ctx.backend.clone(),
+            codec: self.ctx.codec.clone(),
+            piece: self.name.clone(),
+            rt: self.rt.clone(),
+            ahead: match self.spec {
+                ChunkerSpec::Fixed { size } => (self.batch_target / size as usize).max(1),
+                ChunkerSpec::Cdc { .. } => 1,
+            },
+        }
     }
 
     /// [`Self::set_lineage`] for one lane of a demultiplexed piece
@@ -540,11 +655,9 @@ impl PieceWriter {
         if lane > MAX_LANE || lineage.is_empty() || !self.trust(lineage.since) {
             return false;
         }
-        let found = self.anchors_of(&lineage, self.lane_unit(lane));
+        let reader = self.anchor_reader();
         let mut slot = self.ctx.lineage.lock().unwrap_or_else(|p| p.into_inner());
         let mut merged = slot.as_ref().map(|k| k.lineage.clone()).unwrap_or_default();
-        let mut anchors = slot.as_ref().map(|k| k.anchors.clone()).unwrap_or_default();
-        anchors.extend(found);
         merged.since = if merged.is_empty() {
             lineage.since
         } else {
@@ -553,12 +666,7 @@ impl PieceWriter {
         for (off, e) in lineage.entries {
             merged.entries.insert(lane_position(lane, off), e);
         }
-        let ids = merged.known();
-        *slot = Some(Arc::new(Known {
-            lineage: merged,
-            ids,
-            anchors,
-        }));
+        *slot = Some(Arc::new(Known::new(merged, reader, true)));
         true
     }
 
@@ -1049,13 +1157,8 @@ impl PieceWriter {
                 // Units are written at their places; a reused buffer is
                 // already this long, so nothing is zero-filled.
                 buf.resize(size, 0);
-                st.anchor = self
-                    .ctx
-                    .lineage
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .as_ref()
-                    .and_then(|k| k.anchor(self.chunked, self.ctx.unit).cloned())
+                st.anchor = known(&self.ctx)
+                    .and_then(|k| k.anchor(self.chunked, self.ctx.unit))
                     .filter(|a| a.len as usize <= size);
             }
             let n = (size - st.filled).min(data.len());
@@ -1155,10 +1258,12 @@ impl PieceWriter {
         sparse: Option<Sparse>,
     ) -> Result<()> {
         self.batch_len += data.len();
+        let anchor = known(&self.ctx).and_then(|k| k.anchor(offset, unit));
         self.batch.push(Item {
             offset,
             data,
             unit,
+            anchor,
             hash,
             sparse,
         });
@@ -1195,14 +1300,7 @@ impl PieceWriter {
         let window = (self.batch_target / size).max(1) as u64;
         let base = self.chunked;
         let anchor_at = |i: u64| -> Option<Arc<Vec<UnitCv>>> {
-            let lineage = ctx.lineage.lock().unwrap_or_else(|p| p.into_inner());
-            Some(
-                lineage
-                    .as_ref()?
-                    .anchor(base + i * size as u64, ctx.unit)?
-                    .cvs
-                    .clone(),
-            )
+            Some(known(&ctx)?.anchor(base + i * size as u64, ctx.unit)?.cvs)
         };
         // One rayon task per chunk, at most `window` of them ahead of the one handed on, and
         // handed on in order as they come: no batch waits for its slowest chunk while the
@@ -1641,6 +1739,14 @@ fn changed_values(cvs: &[UnitCv], changed: &[usize]) -> Option<UnitValues> {
     })
 }
 
+/// The writer's lineage, if it has one, out of its lock (reading anchors may take a while).
+fn known(ctx: &Ctx) -> Option<Arc<Known>> {
+    ctx.lineage
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+}
+
 /// Read the fixed-size chunk at `start` of `file` and fingerprint it, each part hashed while
 /// it is still in the core's cache; `None` past the file's end.
 fn read_chunk(
@@ -1695,21 +1801,16 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
     let codec = ctx.codec.clone();
     let with_units = ctx.with_units;
     let mut batch = batch;
-    let lineage = ctx
-        .lineage
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let lineage = known(&ctx);
     let hashes: Vec<Hashed> = if batch.iter().all(|it| it.hash.is_some()) {
         batch.iter_mut().filter_map(|it| it.hash.take()).collect()
     } else {
-        let lineage = lineage.clone();
         let (b, hashes) = tokio::task::spawn_blocking(move || {
             let hashes: Vec<Hashed> = batch
                 .par_iter_mut()
                 .map(|it| {
                     it.hash.take().unwrap_or_else(|| {
-                        let anchor = lineage.as_ref().and_then(|l| l.anchor(it.offset, it.unit));
+                        let anchor = it.anchor.as_ref();
                         let key = codec.keys().id_key();
                         crate::hash::chunk_hash(
                             key,
@@ -1741,12 +1842,9 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
     // A changed chunk's anchor is probed with it: a delta may only build on a
     // chunk the repository still holds.
     let anchor_of = |i: usize| -> Option<&Anchor> {
-        let Item {
-            offset, data, unit, ..
-        } = &batch[i];
-        lineage
+        let Item { data, anchor, .. } = &batch[i];
+        anchor
             .as_ref()
-            .and_then(|l| l.anchor(*offset, *unit))
             .filter(|a| a.id != hashes[i].0 && hashes[i].1.is_some() && !data.is_empty())
     };
     let mut to_probe = Vec::new();

@@ -1759,3 +1759,69 @@ async fn a_tail_that_shrinks_and_grows_is_a_delta_on_its_last_version() {
     }
     verify_clean(&repo, &store).await;
 }
+
+/// A piece far longer than the window of anchors a writer reads at once (256 positions, or
+/// twice the chunks it reads ahead of the one it hands on) finds each position's anchor as
+/// its stream reaches it: every changed chunk is a delta, on each write path (copying,
+/// hashing in the caller's buffers, a file read ahead in parallel), and reads back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anchors_read_a_window_at_a_time_reach_the_end_of_a_long_piece() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, store) = local_repo(dir.path()).await;
+    let chunk = 16384usize;
+    let n = 1100; // chunks of 2 units: more than four windows of 256, two of 512
+    let opts = |hash_in_caller| WriteOptions {
+        chunker: Some(ChunkerSpec::Fixed { size: chunk as u32 }),
+        batch_bytes: 4 << 20,
+        hash_in_caller,
+        ..Default::default()
+    };
+    let write = |name: String, data: Vec<u8>, lineage: orca_repo::Lineage, mode: usize| {
+        let (repo, opts, file) = (repo.clone(), opts(mode == 1), dir.path().join(&name));
+        tokio::task::spawn_blocking(move || {
+            let mut w = repo.writer(&name, PieceMeta::default(), &opts).unwrap();
+            w.set_lineage(lineage);
+            if mode == 2 {
+                std::fs::write(&file, &data).unwrap();
+                w.write_file(&std::fs::File::open(&file).unwrap(), |_| {})
+                    .unwrap();
+            } else {
+                let mut buf = vec![0u8; 256 << 10];
+                for p in data.chunks(buf.len()) {
+                    buf[..p.len()].copy_from_slice(p);
+                    w.write(&buf[..p.len()]).unwrap();
+                    buf.fill(0xEE);
+                }
+            }
+            w.finish().unwrap()
+        })
+    };
+    let data = blocks(n * 2, 5);
+    let first = write("v1".into(), data.clone(), Default::default(), 0)
+        .await
+        .unwrap();
+    for mode in 0..3 {
+        // One block of every third chunk, changed otherwise on each path so that no path
+        // finds what another stored.
+        let mut changed = data.clone();
+        let mut count = 0;
+        for c in (mode..n).step_by(3) {
+            for byte in &mut changed[c * chunk + 64..c * chunk + 2048] {
+                *byte = byte.wrapping_add(mode as u8 + 1);
+            }
+            count += 1;
+        }
+        let name = format!("v2-{mode}");
+        let w = write(name.clone(), changed.clone(), first.lineage.clone(), mode)
+            .await
+            .unwrap();
+        let s = w.manifest.header.meta.stats.clone().unwrap();
+        assert_eq!(
+            (s.new_chunks, s.delta_chunks),
+            (count, count),
+            "path {mode}: every changed chunk a delta on its anchor: {s:?}"
+        );
+        assert!(get(&repo, &name).await.unwrap() == changed, "path {mode}");
+    }
+    verify_clean(&repo, &store).await;
+}
