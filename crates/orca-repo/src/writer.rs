@@ -641,10 +641,16 @@ impl PieceWriter {
             codec: self.ctx.codec.clone(),
             piece: self.name.clone(),
             rt: self.rt.clone(),
-            ahead: match self.spec {
-                ChunkerSpec::Fixed { size } => (self.batch_target / size as usize).max(1),
-                ChunkerSpec::Cdc { .. } => 1,
-            },
+            ahead: self.chunks_ahead(),
+        }
+    }
+
+    /// Chunks [`Self::write_file`] reads ahead of the one it hands on: a batch's worth, as
+    /// many as the pipeline takes at once (one with content-defined chunks, read as a stream).
+    fn chunks_ahead(&self) -> usize {
+        match self.spec {
+            ChunkerSpec::Fixed { size } => (self.batch_target / size as usize).max(1),
+            ChunkerSpec::Cdc { .. } => 1,
         }
     }
 
@@ -1295,9 +1301,7 @@ impl PieceWriter {
             return self.write_from(&mut std::io::BufReader::new(file), progress);
         }
         let ctx = self.ctx.clone();
-        // Chunks read ahead of the one being handed on: a batch's worth, as many as the
-        // pipeline takes at once.
-        let window = (self.batch_target / size).max(1) as u64;
+        let window = self.chunks_ahead() as u64;
         let base = self.chunked;
         let anchor_at = |i: u64| -> Option<Arc<Vec<UnitCv>>> {
             Some(known(&ctx)?.anchor(base + i * size as u64, ctx.unit)?.cvs)
