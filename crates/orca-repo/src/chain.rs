@@ -73,15 +73,14 @@ where
         }
         let payloads = fetch(level.iter().map(|(id, _)| *id).collect()).await?;
         let (c, loc) = (codec.clone(), location.to_string());
-        let opened = tokio::task::spawn_blocking(move || {
+        let opened = crate::pool::on_cpu_pool("delta chain decoding", move || {
             level
                 .into_par_iter()
                 .zip(payloads.into_par_iter())
                 .map(|((id, len), p)| Ok((id, c.open_base(&id, &p, len, &loc)?)))
                 .collect::<Result<Vec<_>>>()
         })
-        .await
-        .map_err(RepoError::task("delta chain decoding"))??;
+        .await??;
         level = Vec::new();
         for (id, o) in opened {
             match o {
@@ -130,7 +129,7 @@ where
             .map(|(_, base, _)| plain[base].clone())
             .collect();
         let (c, loc) = (codec.clone(), location.to_string());
-        let done = tokio::task::spawn_blocking(move || {
+        let done = crate::pool::on_cpu_pool("delta chain decoding", move || {
             ready
                 .into_par_iter()
                 .zip(bases.into_par_iter())
@@ -151,8 +150,7 @@ where
                 })
                 .collect::<Result<Vec<_>>>()
         })
-        .await
-        .map_err(RepoError::task("delta chain decoding"))??;
+        .await??;
         plain.extend(done);
         // A level below what is wanted goes once nothing pending builds on it: a restore
         // holds two levels of each chain at a time, not all nine.

@@ -13,6 +13,36 @@ use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
 
+/// Runs `f` on rayon's pool and awaits it: the CPU work of the async paths (hashing,
+/// encoding, decoding chunks) stays on the pool's threads, one per core. Run on Tokio's
+/// blocking threads instead, it spread over as many threads as calls overlapped (25 in a
+/// channel backing up a 4 GiB datafile), each keeping zstd contexts and allocator caches of
+/// its own: a third of that channel's memory. `f` must not block.
+pub(crate) async fn on_cpu_pool<T: Send + 'static>(
+    stage: &'static str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> crate::error::Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rayon::spawn(move || {
+        // A panic on a rayon task aborts the process: it becomes this call's error.
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        if let Err(p) = &out {
+            let why = p
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(stage, panic = %why, "a task on the CPU pool panicked");
+        }
+        // The caller may have given up waiting (its future dropped): nothing to do then.
+        let _ = tx.send(out.ok());
+    });
+    rx.await
+        .ok()
+        .flatten()
+        .ok_or(crate::error::RepoError::PipelineStopped { stage })
+}
+
 /// The pools a repository's writers share.
 #[derive(Debug)]
 pub struct Pools {
@@ -120,6 +150,30 @@ impl Drop for Pooled {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn cpu_pool_work_runs_on_the_pool_and_a_panic_is_an_error_not_an_abort() {
+        let on = on_cpu_pool("test", || rayon::current_thread_index().is_some())
+            .await
+            .unwrap();
+        assert!(on, "the closure ran outside rayon's pool");
+        let sum = on_cpu_pool("test", || {
+            use rayon::prelude::*;
+            (1..=1000u64).into_par_iter().sum::<u64>()
+        })
+        .await
+        .unwrap();
+        assert_eq!(sum, 500_500);
+        let e = on_cpu_pool("test stage", || -> u32 { panic!("deliberate") })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, crate::error::RepoError::PipelineStopped { stage: "test stage" }),
+            "{e}"
+        );
+        // The pool survived the panic.
+        assert_eq!(on_cpu_pool("test", || 7).await.unwrap(), 7);
+    }
 
     #[test]
     fn buffers_come_back_when_their_last_bytes_drop_and_the_pool_is_bounded() {

@@ -510,7 +510,7 @@ async fn fetch_group(
         location.clone(),
     );
     let r2 = range.clone();
-    let opened: Vec<Opened> = tokio::task::spawn_blocking(move || {
+    let opened: Vec<Opened> = crate::pool::on_cpu_pool("chunk decoding", move || {
         r2.into_par_iter()
             .zip(payloads.into_par_iter())
             .map(|(i, p)| {
@@ -520,8 +520,7 @@ async fn fetch_group(
             })
             .collect::<Result<Vec<Opened>>>()
     })
-    .await
-    .map_err(RepoError::task("chunk decoding"))??;
+    .await??;
 
     // Deltas need their bases' plaintexts: one more request per level of their chains.
     let bases: Vec<(ChunkId, usize)> = opened
@@ -538,7 +537,7 @@ async fn fetch_group(
             .await
             .map_err(|e| e.in_piece(&name, range_start))?
     };
-    tokio::task::spawn_blocking(move || {
+    crate::pool::on_cpu_pool("chunk decoding", move || {
         let work: Vec<Opening> = opened
             .into_iter()
             .enumerate()
@@ -570,6 +569,5 @@ async fn fetch_group(
             })
             .collect::<Result<Vec<Bytes>>>()
     })
-    .await
-    .map_err(RepoError::task("chunk decoding"))?
+    .await?
 }

@@ -511,6 +511,10 @@ impl Store {
         let mut p = self.lock();
         p.target = (bytes / 3).clamp(1 << 20, self.config.pack_size as usize);
         p.max_inflight = 0;
+        if p.open.is_empty() {
+            // The pack opened with the store was sized for the repository's pack size.
+            p.open = PackBuilder::new(p.target);
+        }
     }
 
     /// Makes the chunks of `ids` this store buffers or is writing durable (their packs

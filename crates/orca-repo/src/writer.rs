@@ -1809,7 +1809,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
     let hashes: Vec<Hashed> = if batch.iter().all(|it| it.hash.is_some()) {
         batch.iter_mut().filter_map(|it| it.hash.take()).collect()
     } else {
-        let (b, hashes) = tokio::task::spawn_blocking(move || {
+        let (b, hashes) = crate::pool::on_cpu_pool("chunk hashing", move || {
             let hashes: Vec<Hashed> = batch
                 .par_iter_mut()
                 .map(|it| {
@@ -1828,8 +1828,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
                 .collect();
             (batch, hashes)
         })
-        .await
-        .map_err(RepoError::task("chunk hashing"))?;
+        .await?;
         batch = b;
         hashes
     };
@@ -1936,7 +1935,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
     }
     let codec = ctx.codec.clone();
     let pools = ctx.pools.clone();
-    let (batch, hashes, plan, encoded) = tokio::task::spawn_blocking(move || {
+    let (batch, hashes, plan, encoded) = crate::pool::on_cpu_pool("chunk encoding", move || {
         let encoded: Result<Vec<EncodedChunk>> = plan
             .par_iter()
             .map(|(i, delta)| {
@@ -1973,8 +1972,7 @@ async fn process(batch: Vec<Item>, ctx: Arc<Ctx>) -> Result<(Vec<Outcome>, Write
             .collect();
         (batch, hashes, plan, encoded)
     })
-    .await
-    .map_err(RepoError::task("chunk encoding"))?;
+    .await?;
     let encoded = encoded?;
     stats.new_chunks = encoded.len() as u64;
     stats.new_bytes = encoded.iter().map(|c| c.payload.len() as u64).sum();

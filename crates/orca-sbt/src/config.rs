@@ -25,6 +25,7 @@
 //! | `ORCA_SBT_HASH_IN_CHANNEL` | 1 | backup: `0` fingerprints on the pool instead of in RMAN's buffers |
 //! | `ORCA_SBT_UNIT_BY_BLOCK` | 1 | backup: `0` detects changes in 8 KiB units in datafiles of 2 and 4 KiB blocks too, instead of one unit a block (docs/design.md, "Chunks and their ids") |
 //! | `ORCA_SBT_BY_BLOCK` | 1 | backup: `0` keys a datafile's chunks by stream offset instead of by block number (docs/design.md, "Positions") |
+//! | `ORCA_SBT_IO_THREADS` | 4 | threads for blocking calls (index queries, pack reads and writes); hashing and compression run on one thread per core |
 //! | `ORCA_SBT_DEMUX` | auto | backup: `1` stores single-file pieces demultiplexed too, `0` never demultiplexes |
 //!
 //! Besides: up to 16 MiB of a piece's start is held back until its datafile is known, before
