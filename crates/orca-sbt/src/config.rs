@@ -29,12 +29,11 @@
 //! | `ORCA_SBT_DEMUX` | auto | backup: `1` stores single-file pieces demultiplexed too, `0` never demultiplexes |
 //!
 //! Besides: up to 16 MiB of a piece's start is held back until its datafile is known, before
-//! the pipeline starts; the library's allocator does not ask for transparent huge pages, so
-//! the RSS is what is used rather than whole 2 MiB pages, and it returns freed memory after
-//! 10 ms while backing up and at once while restoring, rather than its default second
-//! (`MIMALLOC_PURGE_DELAY`, in milliseconds, overrides both). A restore decodes into reused
-//! buffers, and a channel turning from backups to restores (or back) frees the buffers the
-//! other kept idle.
+//! the pipeline starts. The library allocates with the process's allocator (glibc under
+//! Oracle on Linux), whose memory the SQLite and zstd code shares: a second allocator
+//! (mimalloc, until 2026-12-08) kept 15-20 MiB more per channel resident at the same speed
+//! (docs/bench/README.md). A restore decodes into reused buffers, and a channel turning from
+//! backups to restores (or back) frees the buffers the other kept idle.
 
 use std::path::PathBuf;
 

@@ -17,9 +17,3 @@ pub mod ffi;
 pub mod session;
 pub mod stream;
 pub mod trace;
-
-/// Chunk buffers of 1-2 MiB are allocated and freed at stream speed; glibc returns them to the
-/// kernel and faults them in again (a quarter of the CPU time of a repeat backup), mimalloc
-/// keeps them. Only this library's own allocations are affected, not RMAN's.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -481,7 +481,6 @@ impl Session {
             1,
             &format!("sbtbackup {name} block_size={block_size} object={object:?}"),
         );
-        crate::ffi::tune_allocator(crate::ffi::Phase::Backup);
         let repo = &self.repo()?.repo;
         repo.codec().clear_idle();
         let buffers = repo.chunk_buffers();
@@ -881,7 +880,6 @@ impl Session {
         if block_size == 0 {
             return Err(SbtFailure::mm("sbtrestore: the block size is 0"));
         }
-        crate::ffi::tune_allocator(crate::ffi::Phase::Restore);
         let repo = self.repo()?;
         // A channel restores after it backed up (a resumed job, a test): the buffers kept for
         // the next piece would only add to its memory now.

@@ -146,9 +146,6 @@ fn measure(ballast_mib: u64) -> u64 {
         ])
         .env("ORCA_MEM_TEST_DIR", tmp.path())
         .env("ORCA_MEM_TEST_BALLAST_MB", ballast_mib.to_string())
-        // Whole 2 MiB pages where the machine's policy is THP "always" would make the figure
-        // the kernel's; the allocator turns them off for the child.
-        .env("MIMALLOC_ALLOW_THP", "0")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
