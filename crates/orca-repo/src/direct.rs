@@ -31,8 +31,9 @@ use crate::pool::BufferPool;
 /// `O_DIRECT` wants buffer addresses, lengths and file offsets aligned to the
 /// device's logical block size; 4 KiB covers every disk in use.
 const ALIGN: usize = 4096;
-/// Staging buffers are made in steps of this size ([`write_direct`]).
-const STAGING_STEP: usize = 1 << 20;
+/// A pack goes through an aligned staging buffer of this size, a part at a time: a copy of
+/// the whole pack cost an SBT channel as much memory again as the pack (3-4 MiB).
+const STAGING: usize = 1 << 20;
 
 /// Prefix of the objects written with `O_DIRECT`.
 const DIRECT_PREFIX: &str = "packs/";
@@ -108,25 +109,15 @@ fn write_atomic(path: &FsPath, payload: &PutPayload, staging: &BufferPool) -> st
 
 fn write_direct(tmp: &FsPath, payload: &PutPayload, staging: &BufferPool) -> std::io::Result<()> {
     let len = payload.content_length();
-    let padded = len.next_multiple_of(ALIGN);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .custom_flags(libc::O_DIRECT)
         .open(tmp)?;
-    // Packs differ in length by a chunk or so: a buffer made for one must fit the next, or
-    // the pool keeps idle buffers too short beside a new one for every longer pack.
-    let mut buf = staging.take((padded + ALIGN).next_multiple_of(STAGING_STEP));
-    buf.resize(padded + ALIGN, 0);
+    let mut buf = staging.take(STAGING + ALIGN);
+    buf.resize(STAGING + ALIGN, 0);
     let start = buf.as_ptr().align_offset(ALIGN);
-    let region = &mut buf[start..start + padded];
-    let mut at = 0;
-    for part in payload.iter() {
-        region[at..at + part.len()].copy_from_slice(part);
-        at += part.len();
-    }
-    region[len..].fill(0);
-    let written = f.write_all(region);
+    let written = stage_and_write(&mut f, payload, &mut buf[start..start + STAGING]);
     staging.give(buf);
     if let Err(e) = written {
         drop(f);
@@ -135,6 +126,35 @@ fn write_direct(tmp: &FsPath, payload: &PutPayload, staging: &BufferPool) -> std
     }
     f.set_len(len as u64)?;
     f.sync_all()
+}
+
+/// Writes `payload` through `region` (aligned, [`STAGING`] long) a region at a time; the
+/// last write is padded to the alignment with zeros, which the caller truncates away.
+fn stage_and_write(
+    f: &mut std::fs::File,
+    payload: &PutPayload,
+    region: &mut [u8],
+) -> std::io::Result<()> {
+    let mut filled = 0;
+    for part in payload.iter() {
+        let mut rest = &part[..];
+        while !rest.is_empty() {
+            let n = (region.len() - filled).min(rest.len());
+            region[filled..filled + n].copy_from_slice(&rest[..n]);
+            filled += n;
+            rest = &rest[n..];
+            if filled == region.len() {
+                f.write_all(region)?;
+                filled = 0;
+            }
+        }
+    }
+    if filled > 0 {
+        let padded = filled.next_multiple_of(ALIGN);
+        region[filled..padded].fill(0);
+        f.write_all(&region[..padded])?;
+    }
+    Ok(())
 }
 
 fn write_buffered(tmp: &FsPath, payload: &PutPayload) -> std::io::Result<()> {
@@ -230,7 +250,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fs = LocalFileSystem::new_with_prefix(dir.path()).unwrap();
         let store = DirectLocal::new(fs, dir.path());
-        for len in [0usize, 1, 4095, 4096, 4097, (1 << 20) + 17] {
+        for len in [
+            0usize,
+            1,
+            4095,
+            4096,
+            4097,
+            (1 << 20) + 17,
+            2 << 20,
+            (3 << 20) + 4099,
+        ] {
             let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251).to_le_bytes()[0]).collect();
             let key = Path::from(format!("packs/ab/p{len}"));
             store
@@ -240,6 +269,16 @@ mod tests {
             let back = store.get(&key).await.unwrap().bytes().await.unwrap();
             assert_eq!(back.as_ref(), data.as_slice(), "length {len}");
         }
+        // A payload in parts that straddle the staging buffer's end.
+        let parts: Vec<Bytes> = [(1u8, 700_000usize), (2, 400_000), (3, 1 << 20), (4, 5)]
+            .iter()
+            .map(|&(byte, n)| Bytes::from(vec![byte; n]))
+            .collect();
+        let whole: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+        let key = Path::from("packs/ab/parts");
+        store.put(&key, parts.into_iter().collect()).await.unwrap();
+        let back = store.get(&key).await.unwrap().bytes().await.unwrap();
+        assert_eq!(back.as_ref(), whole.as_slice(), "a payload in parts");
         // No temporary files are left behind.
         let names: Vec<_> = std::fs::read_dir(dir.path().join("packs/ab"))
             .unwrap()

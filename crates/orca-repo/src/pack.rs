@@ -78,10 +78,12 @@ impl PackBuilder {
         Self::with_buffer(Vec::with_capacity(Self::capacity_for(target)))
     }
 
-    /// The buffer a pack of about `target` bytes wants (room for one more
-    /// large chunk).
+    /// The buffer a pack of about `target` bytes wants: room for the chunk that takes it past
+    /// `target` (a pack is sealed once it reaches it), up to 4 MiB. An SBT channel's 3 MiB
+    /// packs held 7 MiB buffers each with 4 MiB of room always; a longer chunk grows the
+    /// buffer.
     pub fn capacity_for(target: usize) -> usize {
-        target + (4 << 20)
+        target + (target / 2).min(4 << 20)
     }
 
     /// A pack built in `buf` (a reused buffer; its contents are replaced).

@@ -15,9 +15,9 @@ use bytes::Bytes;
 
 /// Runs `f` on rayon's pool and awaits it: the CPU work of the async paths (hashing,
 /// encoding, decoding chunks) stays on the pool's threads, one per core. Run on Tokio's
-/// blocking threads instead, it spread over as many threads as calls overlapped (25 in a
-/// channel backing up a 4 GiB datafile), each keeping zstd contexts and allocator caches of
-/// its own: a third of that channel's memory. `f` must not block.
+/// blocking threads instead, it spread over as many threads as calls overlapped (20-36 in an
+/// SBT channel backing up a 4 GiB datafile), each keeping zstd contexts and allocator caches
+/// of its own. `f` must not block.
 pub(crate) async fn on_cpu_pool<T: Send + 'static>(
     stage: &'static str,
     f: impl FnOnce() -> T + Send + 'static,
@@ -168,7 +168,12 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(e, crate::error::RepoError::PipelineStopped { stage: "test stage" }),
+            matches!(
+                e,
+                crate::error::RepoError::PipelineStopped {
+                    stage: "test stage"
+                }
+            ),
             "{e}"
         );
         // The pool survived the panic.
