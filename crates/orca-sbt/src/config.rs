@@ -32,7 +32,9 @@
 //! the pipeline starts. The library allocates with the process's allocator (glibc under
 //! Oracle on Linux), whose memory the SQLite and zstd code shares: a second allocator
 //! (mimalloc, until 2026-12-08) kept 15-20 MiB more per channel resident at the same speed
-//! (docs/bench/README.md). A restore decodes into reused buffers, and a channel turning from
+//! (docs/bench/README.md). A channel that is a process of its own limits glibc to one malloc
+//! arena (`MALLOC_ARENA_MAX`, or `glibc.malloc.arena_max` in `GLIBC_TUNABLES`, overrides it).
+//! A restore decodes into reused buffers, and a channel turning from
 //! backups to restores (or back) frees the buffers the other kept idle.
 
 use std::path::PathBuf;
