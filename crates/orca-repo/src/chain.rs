@@ -209,14 +209,13 @@ pub(crate) async fn anchors_from(
         }
         level = next;
     }
-    let mut composed: HashMap<ChunkId, Option<Composed>> = HashMap::new();
     refs.into_iter()
         .filter_map(|(id, len)| {
-            // A chain's older versions are its own (deltas build on their position's last
-            // version): kept for the whole window, their values (3 KiB a version) made 5 MiB
-            // of a channel's peak with chains eight deep.
-            composed.clear();
-            let c = compose(id, &links, &mut composed, 0)?;
+            // Each anchor's chain is composed on its own and its older versions dropped: a
+            // chain's versions are its own (deltas build on their position's last version),
+            // and kept for the whole window their values (3 KiB a version) made 5 MiB of a
+            // channel's peak with chains eight deep.
+            let c = compose(id, &links, 0)?;
             // A chunk of one unit or less has no values, so nothing builds on it; values of
             // another unit size (a writer of another block size) are not this writer's.
             let whole = c.cvs.len() > 1 && c.cvs.len() == (len as usize).div_ceil(unit);
@@ -250,28 +249,20 @@ struct Composed {
     dirty: Arc<Vec<u16>>,
 }
 
-fn compose(
-    id: ChunkId,
-    links: &HashMap<ChunkId, Option<Link>>,
-    done: &mut HashMap<ChunkId, Option<Composed>>,
-    above: u8,
-) -> Option<Composed> {
-    if let Some(c) = done.get(&id) {
-        return c.clone();
-    }
+fn compose(id: ChunkId, links: &HashMap<ChunkId, Option<Link>>, above: u8) -> Option<Composed> {
     // Bounds the recursion whatever the links say (a chain that loops back on itself).
     if above > MAX_DELTA_DEPTH {
         return None;
     }
     let link = links.get(&id)?.as_ref()?;
-    let c = match (&link.values, link.base) {
+    match (&link.values, link.base) {
         (UnitValues::Every(cvs), None) => Some(Composed {
             cvs: Arc::new(cvs.clone()),
             depth: 0,
             root: None,
             dirty: Arc::new(Vec::new()),
         }),
-        (UnitValues::Changed { changed, .. }, Some(base)) => compose(base, links, done, above + 1)
+        (UnitValues::Changed { changed, .. }, Some(base)) => compose(base, links, above + 1)
             .and_then(|b| {
                 let cvs = link.values.resolve(Some(&b.cvs))?;
                 let depth = b.depth + 1;
@@ -290,9 +281,7 @@ fn compose(
         // A full chunk's values are all of them, a delta's its changed ones: any other
         // pairing is not what a writer stores.
         _ => None,
-    };
-    done.insert(id, c.clone());
-    c
+    }
 }
 
 /// [`Backend::get_values`] of `ids`, `None` for each it cannot give. One id the backend no
